@@ -1,0 +1,77 @@
+/**
+ * Local EVM chains for development and tests: anvil from the npm package `@foundry-rs/anvil`,
+ * started on 127.0.0.1 in its own process group.
+ */
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { defineChain, type Chain } from 'viem'
+import { freePort, startProcess, waitFor, type ManagedProcess } from '../core/process.ts'
+
+const require = createRequire(import.meta.url)
+
+/** The accounts anvil funds by default (`test test … junk`). */
+export const ANVIL_MNEMONIC = 'test test test test test test test test test test test junk'
+
+export type StartAnvilParameters = {
+  /** Port on 127.0.0.1; a free one by default. */
+  port?: number
+  chainId?: number
+  /** Seconds between blocks; automine (a block per transaction) by default. */
+  blockTime?: number
+  /** Print anvil's output. */
+  echo?: boolean
+}
+
+export type AnvilInstance = {
+  rpcUrl: string
+  port: number
+  chain: Chain
+  process: ManagedProcess
+  stop(): Promise<void>
+}
+
+export class AnvilNotFoundError extends Error {
+  override readonly name = 'AnvilNotFoundError'
+  readonly retryable = false
+}
+
+/** The anvil binary shipped by `@foundry-rs/anvil`'s platform package. */
+export function anvilBinary(): string {
+  const arch = process.arch === 'x64' ? 'amd64' : process.arch
+  const pkg = `@foundry-rs/anvil-${process.platform}-${arch}`
+  try {
+    return join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
+  } catch {
+    throw new AnvilNotFoundError(`anvil not found: ${pkg} is not installed. Run \`npm ci\` (it is an optional dependency of @foundry-rs/anvil).`)
+  }
+}
+
+/** Starts anvil and waits until it answers RPC. */
+export async function startAnvil(params: StartAnvilParameters = {}): Promise<AnvilInstance> {
+  const port = params.port ?? (await freePort())
+  const chainId = params.chainId ?? 31337
+  const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)]
+  if (params.blockTime !== undefined) args.push('--block-time', String(params.blockTime))
+  const proc = startProcess({ name: `anvil:${port}`, command: anvilBinary(), args, echo: params.echo ?? false })
+  const rpcUrl = `http://127.0.0.1:${port}`
+  try {
+    await waitFor(`anvil on ${rpcUrl}`, async () => {
+      const res = await fetch(rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+      })
+      return res.ok
+    })
+  } catch (err) {
+    await proc.stop()
+    throw new Error(`${String(err)}\nanvil output:\n${proc.output()}`)
+  }
+  const chain = defineChain({
+    id: chainId,
+    name: `anvil-${port}`,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [rpcUrl] } },
+  })
+  return { rpcUrl, port, chain, process: proc, stop: () => proc.stop() }
+}

@@ -1,0 +1,26 @@
+/** viem clients for an EVM chain, one wallet client per account, extended with public actions. */
+import {
+  createWalletClient,
+  http,
+  publicActions,
+  type Account,
+  type Chain,
+  type HttpTransport,
+  type PublicActions,
+  type WalletClient,
+} from 'viem'
+import { mnemonicToAccount } from 'viem/accounts'
+import { ANVIL_MNEMONIC } from '../anvil.ts'
+
+export type SertnClient = WalletClient<HttpTransport, Chain, Account> & PublicActions<HttpTransport, Chain, Account>
+
+/** A wallet client (with public actions) for `account` on `chain`. */
+export function createSertnClient(chain: Chain, account: Account, rpcUrl?: string): SertnClient {
+  const url = rpcUrl ?? chain.rpcUrls.default.http[0]
+  return createWalletClient({ chain, account, transport: http(url, { retryCount: 0 }) }).extend(publicActions)
+}
+
+/** The i-th account of anvil's default mnemonic (funded with 10,000 ETH on a fresh anvil). */
+export function anvilAccount(index: number): Account {
+  return mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index })
+}

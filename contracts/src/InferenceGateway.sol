@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {
+    IInferenceGateway,
+    InferenceErrorCode,
+    RequestStatus,
+    CallbackStatus
+} from "./interfaces/IInferenceGateway.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
+import {ISertnConsumer} from "./interfaces/ISertnConsumer.sol";
+import {FieldEncoding} from "./libraries/FieldEncoding.sol";
+import {Owned} from "./utils/Owned.sol";
+
+/// @title InferenceGateway
+/// @notice Contracts request ML inference here and receive results that this chain has verified
+///         against their very request.
+/// @dev A result is accepted only if the model's verifier, called with the verifying-key artifact
+///      that the registry pins for the model, accepts the proof for public instances that the
+///      gateway builds itself from the request's input and the delivered output. Each request is
+///      settled at most once: fulfilled (node paid, requester called back), failed or refunded
+///      (requester refunded and called back). Callbacks run with the requester's gas limit and are
+///      isolated: a reverting, gas-hungry or return-data-bombing requester cannot undo the settlement.
+contract InferenceGateway is IInferenceGateway, Owned {
+    // ─────────────────────────────── Constants ────────────────────────────
+
+    /// @notice The most input elements any request may carry.
+    uint256 public constant MAX_INPUT_LENGTH = 1024;
+    /// @notice The longest error reason a node may send.
+    uint256 public constant MAX_REASON_LENGTH = 256;
+    /// @dev Gas kept back, beyond the callback's limit and the 1/64 the EVM withholds, so that the
+    ///      callback is sure to get its full limit.
+    uint256 private constant CALLBACK_GAS_RESERVE = 10_000;
+    /// @dev Gas forwarded with pushed payments; a payee that needs more withdraws instead.
+    uint256 private constant PAYMENT_GAS = 10_000;
+
+    // ─────────────────────────────── State ────────────────────────────────
+
+    /// @notice The registry that pins each model's circuit.
+    IModelRegistry public immutable registry;
+
+    Config private _config;
+    uint256 private _lastRequestId;
+    mapping(uint256 requestId => Request) private _requests;
+    mapping(address node => bool) private _nodes;
+    mapping(address account => uint256) private _owed;
+    bool private transient _entered;
+
+    /// @param initialOwner Who configures the gateway and authorises nodes.
+    /// @param registry_ The model registry.
+    /// @param config_ The initial configuration.
+    constructor(address initialOwner, IModelRegistry registry_, Config memory config_) Owned(initialOwner) {
+        registry = registry_;
+        _setConfig(config_);
+    }
+
+    modifier nonReentrant() {
+        if (_entered) revert GatewayReentrantCall();
+        _entered = true;
+        _;
+        _entered = false;
+    }
+
+    modifier onlyNode() {
+        if (!_nodes[msg.sender]) revert GatewayUnauthorizedNode(msg.sender);
+        _;
+    }
+
+    // ─────────────────────────────── Requesters ───────────────────────────
+
+    /// @inheritdoc IInferenceGateway
+    function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
+        IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
+        if (terms.version == 0) revert GatewayUnknownModel(modelId);
+        return _quote(terms.fee, callbackGasLimit, _config);
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function requestInference(bytes32 modelId, int256[] calldata input, uint32 callbackGasLimit)
+        external
+        payable
+        nonReentrant
+        returns (uint256 requestId)
+    {
+        if (input.length > MAX_INPUT_LENGTH) revert GatewayInputTooLarge(input.length, MAX_INPUT_LENGTH);
+        IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
+        if (terms.version == 0) revert GatewayUnknownModel(modelId);
+        if (!terms.active) revert GatewayModelInactive(modelId);
+        if (input.length != terms.inputLength) revert GatewayInputShapeMismatch(terms.inputLength, input.length);
+        int256 bound = int256(uint256(terms.maxAbsInput));
+        for (uint256 i; i < input.length; ++i) {
+            int256 v = input[i];
+            if (v > bound || v < -bound) revert GatewayInputOutOfRange(i, v, uint256(bound));
+        }
+        Config memory cfg = _config;
+        if (callbackGasLimit > cfg.maxCallbackGasLimit) {
+            revert GatewayCallbackGasLimitTooHigh(callbackGasLimit, cfg.maxCallbackGasLimit);
+        }
+        uint256 price = _quote(terms.fee, callbackGasLimit, cfg);
+        if (msg.value < price || msg.value > type(uint96).max) revert GatewayInsufficientPayment(price, msg.value);
+
+        requestId = ++_lastRequestId;
+        uint40 deadline = uint40(block.timestamp + cfg.requestTimeout);
+        _requests[requestId] = Request({
+            requester: msg.sender,
+            callbackGasLimit: callbackGasLimit,
+            deadline: deadline,
+            status: RequestStatus.Pending,
+            modelId: modelId,
+            escrow: uint96(msg.value),
+            modelVersion: terms.version,
+            inputHash: keccak256(abi.encodePacked(input))
+        });
+        emit InferenceRequested(
+            requestId, modelId, msg.sender, input, terms.version, callbackGasLimit, uint96(msg.value), deadline
+        );
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function refund(uint256 requestId) external nonReentrant {
+        Request storage r = _pending(requestId);
+        uint256 deadline = r.deadline;
+        if (block.timestamp <= deadline) revert GatewayRequestNotExpired(requestId, deadline);
+        r.status = RequestStatus.Refunded;
+        address requester = r.requester;
+        _pay(requester, r.escrow);
+        CallbackStatus cs = _callbackError(r, requestId, InferenceErrorCode.Timeout, "deadline passed");
+        emit InferenceRefunded(requestId, msg.sender, cs);
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function withdraw() external nonReentrant {
+        uint256 amount = _owed[msg.sender];
+        if (amount == 0) revert GatewayNothingToWithdraw(msg.sender);
+        delete _owed[msg.sender];
+        (bool ok, ) = msg.sender.call{value: amount}("");
+        if (!ok) revert GatewayWithdrawFailed(msg.sender, amount);
+        emit Withdrawn(msg.sender, amount);
+    }
+
+    // ─────────────────────────────── Nodes ────────────────────────────────
+
+    /// @inheritdoc IInferenceGateway
+    function fulfill(uint256 requestId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        external
+        nonReentrant
+        onlyNode
+    {
+        Request storage r = _pending(requestId);
+        _checkResult(requestId, r, input, output, proof);
+
+        r.status = RequestStatus.Fulfilled;
+        _pay(msg.sender, r.escrow);
+        (CallbackStatus cs, uint256 gasUsed) = _callback(
+            r.requester,
+            r.callbackGasLimit,
+            abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
+        );
+        emit InferenceFulfilled(requestId, msg.sender, output, cs, gasUsed);
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function fail(uint256 requestId, InferenceErrorCode code, string calldata reason)
+        external
+        nonReentrant
+        onlyNode
+    {
+        if (bytes(reason).length > MAX_REASON_LENGTH) revert GatewayReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
+        Request storage r = _pending(requestId);
+        r.status = RequestStatus.Failed;
+        _pay(r.requester, r.escrow);
+        CallbackStatus cs = _callbackError(r, requestId, code, reason);
+        emit InferenceFailed(requestId, msg.sender, code, reason, cs);
+    }
+
+    // ─────────────────────────────── Owner ────────────────────────────────
+
+    /// @notice Authorises or deauthorises a node to fulfil and fail requests.
+    function setNode(address node, bool authorized) external onlyOwner {
+        _nodes[node] = authorized;
+        emit NodeSet(node, authorized);
+    }
+
+    /// @notice Replaces the configuration; pending requests keep their deadline and escrow.
+    function setConfig(Config calldata config_) external onlyOwner {
+        _setConfig(config_);
+    }
+
+    // ─────────────────────────────── Views ────────────────────────────────
+
+    /// @inheritdoc IInferenceGateway
+    function getRequest(uint256 requestId) external view returns (Request memory) {
+        return _requests[requestId];
+    }
+
+    /// @notice The gateway's configuration.
+    function config() external view returns (Config memory) {
+        return _config;
+    }
+
+    /// @notice Whether `account` is an authorised node.
+    function isNode(address account) external view returns (bool) {
+        return _nodes[account];
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function owed(address account) external view returns (uint256) {
+        return _owed[account];
+    }
+
+    /// @notice The id of the most recent request (ids start at 1).
+    function lastRequestId() external view returns (uint256) {
+        return _lastRequestId;
+    }
+
+    // ─────────────────────────────── Internals ────────────────────────────
+
+    function _pending(uint256 requestId) private view returns (Request storage r) {
+        r = _requests[requestId];
+        RequestStatus status = r.status;
+        if (status != RequestStatus.Pending) revert GatewayRequestNotPending(requestId, status);
+    }
+
+    function _quote(uint96 fee, uint32 callbackGasLimit, Config memory cfg) private pure returns (uint256) {
+        return uint256(fee) + (uint256(cfg.fulfillGasOverhead) + callbackGasLimit) * cfg.gasPrice;
+    }
+
+    /// @dev Reverts unless `proof` proves that the model the request pins maps the request's input
+    ///      to `output`.
+    function _checkResult(
+        uint256 requestId,
+        Request storage r,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof
+    ) private {
+        uint256 deadline = r.deadline;
+        if (block.timestamp > deadline) revert GatewayRequestExpired(requestId, deadline);
+        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert GatewayInputMismatch(requestId);
+
+        IModelRegistry.VerificationTerms memory terms = registry.tryGetVerificationTerms(r.modelId);
+        uint32 version = r.modelVersion;
+        if (terms.version != version) revert GatewayModelVersionChanged(requestId, version, terms.version);
+        if (output.length != terms.outputLength) revert GatewayOutputShapeMismatch(terms.outputLength, output.length);
+
+        // The public instances are built here, never taken from the caller: the request's input,
+        // then the delivered output, in the circuit's field encoding.
+        uint256[] memory instances = new uint256[](input.length + output.length);
+        FieldEncoding.writeFelts(instances, 0, input);
+        FieldEncoding.writeFelts(instances, input.length, output);
+        if (!_verify(terms.verifier, terms.vka, proof, instances)) revert GatewayInvalidProof(requestId);
+    }
+
+    /// @dev The verifier reverts on an invalid proof; any failure counts as a rejection.
+    function _verify(address verifier, address vka, bytes calldata proof, uint256[] memory instances)
+        private
+        returns (bool)
+    {
+        try IHalo2Verifier(verifier).verifyProof(vka, proof, instances) returns (bool ok) {
+            return ok;
+        } catch {
+            return false;
+        }
+    }
+
+    function _callbackError(Request storage r, uint256 requestId, InferenceErrorCode code, string memory reason)
+        private
+        returns (CallbackStatus cs)
+    {
+        (cs, ) = _callback(
+            r.requester,
+            r.callbackGasLimit,
+            abi.encodeCall(ISertnConsumer.rawOnInferenceError, (requestId, code, reason))
+        );
+    }
+
+    /// @dev Calls `target` with exactly `gasLimit` gas (or reverts if the caller sent too little to
+    ///      guarantee it), copying no return data, so the callee can neither starve nor bomb us.
+    function _callback(address target, uint256 gasLimit, bytes memory data)
+        private
+        returns (CallbackStatus, uint256 gasUsed)
+    {
+        if (target.code.length == 0) return (CallbackStatus.Skipped, 0);
+        uint256 required = gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE;
+        if (gasleft() < required) revert GatewayInsufficientGasForCallback(gasleft(), required);
+        bool ok;
+        assembly ("memory-safe") {
+            let before := gas()
+            ok := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
+            gasUsed := sub(before, gas())
+        }
+        return (ok ? CallbackStatus.Succeeded : CallbackStatus.Failed, gasUsed);
+    }
+
+    /// @dev Pushes `amount` to `to` with bounded gas and no return data; if that fails the amount
+    ///      is held for `to` to {withdraw}.
+    function _pay(address to, uint256 amount) private {
+        if (amount == 0) return;
+        bool ok;
+        assembly ("memory-safe") {
+            ok := call(PAYMENT_GAS, to, amount, 0, 0, 0, 0)
+        }
+        if (!ok) {
+            _owed[to] += amount;
+            emit PaymentDeferred(to, amount);
+        }
+    }
+
+    function _setConfig(Config memory config_) private {
+        if (config_.requestTimeout == 0 || config_.maxCallbackGasLimit > 10_000_000) revert GatewayInvalidConfig();
+        _config = config_;
+        emit ConfigSet(config_);
+    }
+}

@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @notice Why a request ended without a result.
+enum InferenceErrorCode {
+    /// @notice Unspecified.
+    Unknown,
+    /// @notice The input was rejected by the model or the circuit.
+    InvalidInput,
+    /// @notice Running the model failed.
+    ModelFailed,
+    /// @notice Proving failed.
+    ProvingFailed,
+    /// @notice The model's circuit changed or it can no longer be served.
+    ModelUnavailable,
+    /// @notice The deadline passed without a result.
+    Timeout
+}
+
+/// @notice A request's lifecycle: Pending, then exactly one of Fulfilled, Failed or Refunded.
+enum RequestStatus {
+    /// @notice No such request.
+    None,
+    /// @notice Accepted; its fee is in escrow.
+    Pending,
+    /// @notice A verified result was delivered and the node was paid.
+    Fulfilled,
+    /// @notice The node reported that it cannot serve it; the requester was refunded.
+    Failed,
+    /// @notice The deadline passed; the requester was refunded.
+    Refunded
+}
+
+/// @notice What happened when the gateway called the requester back.
+enum CallbackStatus {
+    /// @notice The callback returned normally.
+    Succeeded,
+    /// @notice The callback reverted or ran out of gas; the request is settled regardless.
+    Failed,
+    /// @notice The requester has no code (an EOA), so nothing was called.
+    Skipped
+}
+
+/// @title IInferenceGateway
+/// @notice Where contracts request ML inference and receive results proven in zero knowledge and
+///         verified on this chain.
+interface IInferenceGateway {
+    // ─────────────────────────────── Types ────────────────────────────────
+
+    /// @notice A request as stored.
+    struct Request {
+        /// @notice Who requested and is called back (and refunded).
+        address requester;
+        /// @notice Gas the callback gets.
+        uint32 callbackGasLimit;
+        /// @notice After this timestamp the request can no longer be fulfilled, only refunded.
+        uint40 deadline;
+        /// @notice The lifecycle state.
+        RequestStatus status;
+        /// @notice The model.
+        bytes32 modelId;
+        /// @notice Wei held in escrow: paid to the node on fulfilment, refunded otherwise.
+        uint96 escrow;
+        /// @notice The model version the request was made against.
+        uint32 modelVersion;
+        /// @notice keccak256(abi.encodePacked(input)).
+        bytes32 inputHash;
+    }
+
+    /// @notice Gateway settings.
+    struct Config {
+        /// @notice Seconds a node has to fulfil a request.
+        uint32 requestTimeout;
+        /// @notice The most gas a requester may ask for its callback.
+        uint32 maxCallbackGasLimit;
+        /// @notice Gas the node spends on `fulfill` beyond the callback (verification included),
+        ///         charged to the requester at `gasPrice`.
+        uint32 fulfillGasOverhead;
+        /// @notice Wei per gas charged for the node's fulfilment gas.
+        uint96 gasPrice;
+    }
+
+    // ─────────────────────────────── Errors ───────────────────────────────
+
+    /// @notice The registry has no such model.
+    error GatewayUnknownModel(bytes32 modelId);
+    /// @notice The model does not accept new requests.
+    error GatewayModelInactive(bytes32 modelId);
+    /// @notice The input has more elements than any model accepts.
+    error GatewayInputTooLarge(uint256 length, uint256 maxLength);
+    /// @notice The input does not have the model's number of elements.
+    error GatewayInputShapeMismatch(uint256 expected, uint256 actual);
+    /// @notice An input element exceeds the model's bound.
+    error GatewayInputOutOfRange(uint256 index, int256 value, uint256 maxAbs);
+    /// @notice The payment does not cover the quote.
+    error GatewayInsufficientPayment(uint256 required, uint256 paid);
+    /// @notice The callback gas limit exceeds the gateway's maximum.
+    error GatewayCallbackGasLimitTooHigh(uint256 requested, uint256 max);
+    /// @notice Only authorised nodes may fulfil or fail requests.
+    error GatewayUnauthorizedNode(address caller);
+    /// @notice The request is not pending (unknown, or already settled).
+    error GatewayRequestNotPending(uint256 requestId, RequestStatus status);
+    /// @notice The request's deadline has passed: it can only be refunded.
+    error GatewayRequestExpired(uint256 requestId, uint256 deadline);
+    /// @notice The deadline has not passed yet.
+    error GatewayRequestNotExpired(uint256 requestId, uint256 deadline);
+    /// @notice The input sent with the result is not the request's input.
+    error GatewayInputMismatch(uint256 requestId);
+    /// @notice The output does not have the model's number of elements.
+    error GatewayOutputShapeMismatch(uint256 expected, uint256 actual);
+    /// @notice The model's circuit changed since the request was made.
+    error GatewayModelVersionChanged(uint256 requestId, uint32 requested, uint32 current);
+    /// @notice The verifier rejected the proof for the request's input and the claimed output.
+    error GatewayInvalidProof(uint256 requestId);
+    /// @notice Too little gas was sent to give the callback its full gas limit.
+    error GatewayInsufficientGasForCallback(uint256 available, uint256 required);
+    /// @notice The error reason is too long.
+    error GatewayReasonTooLong(uint256 length, uint256 maxLength);
+    /// @notice Nothing is owed to the account.
+    error GatewayNothingToWithdraw(address account);
+    /// @notice Sending owed funds failed.
+    error GatewayWithdrawFailed(address account, uint256 amount);
+    /// @notice A configuration value is out of range.
+    error GatewayInvalidConfig();
+    /// @notice A function was re-entered.
+    error GatewayReentrantCall();
+
+    // ─────────────────────────────── Events ───────────────────────────────
+
+    /// @notice A request was accepted and its payment escrowed.
+    /// @param requestId The request's id on this gateway.
+    /// @param modelId The model.
+    /// @param requester Who is called back.
+    /// @param input The input at the model's input scale.
+    /// @param modelVersion The model version it was made against.
+    /// @param callbackGasLimit Gas the callback gets.
+    /// @param escrow Wei in escrow.
+    /// @param deadline The fulfilment deadline (unix seconds).
+    event InferenceRequested(
+        uint256 indexed requestId,
+        bytes32 indexed modelId,
+        address indexed requester,
+        int256[] input,
+        uint32 modelVersion,
+        uint32 callbackGasLimit,
+        uint96 escrow,
+        uint40 deadline
+    );
+
+    /// @notice A verified result was delivered and the node paid.
+    /// @param requestId The request.
+    /// @param node The node that delivered and was paid.
+    /// @param output The verified output at the model's output scale.
+    /// @param callbackStatus How the requester's callback went.
+    /// @param callbackGasUsed Gas the callback used.
+    event InferenceFulfilled(
+        uint256 indexed requestId,
+        address indexed node,
+        int256[] output,
+        CallbackStatus callbackStatus,
+        uint256 callbackGasUsed
+    );
+
+    /// @notice A node reported that it cannot serve the request; the requester was refunded.
+    event InferenceFailed(
+        uint256 indexed requestId,
+        address indexed node,
+        InferenceErrorCode code,
+        string reason,
+        CallbackStatus callbackStatus
+    );
+
+    /// @notice The deadline passed and the requester was refunded.
+    event InferenceRefunded(uint256 indexed requestId, address indexed caller, CallbackStatus callbackStatus);
+
+    /// @notice A payment could not be pushed and is held for `account` to withdraw.
+    event PaymentDeferred(address indexed account, uint256 amount);
+
+    /// @notice Owed funds were withdrawn.
+    event Withdrawn(address indexed account, uint256 amount);
+
+    /// @notice A node was authorised or deauthorised.
+    event NodeSet(address indexed node, bool authorized);
+
+    /// @notice The configuration changed.
+    event ConfigSet(Config config);
+
+    // ─────────────────────────────── Functions ────────────────────────────
+
+    /// @notice What `requestInference` costs: the model's fee plus the node's fulfilment gas.
+    function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256);
+
+    /// @notice Requests an inference of `modelId` on `input`; pays at least `quote`.
+    /// @param modelId The model.
+    /// @param input The input at the model's input scale (round(x * 2^inputScale)), flattened.
+    /// @param callbackGasLimit Gas for the result callback.
+    /// @return requestId The request's id on this gateway.
+    function requestInference(bytes32 modelId, int256[] calldata input, uint32 callbackGasLimit)
+        external
+        payable
+        returns (uint256 requestId);
+
+    /// @notice Delivers a result with its proof; authorised nodes only.
+    /// @param requestId The request.
+    /// @param input The request's input (checked against the stored commitment).
+    /// @param output The claimed output at the model's output scale.
+    /// @param proof The proof whose public instances must be the input and the output.
+    function fulfill(uint256 requestId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
+        external;
+
+    /// @notice Ends a request that cannot be served: error callback and full refund; nodes only.
+    function fail(uint256 requestId, InferenceErrorCode code, string calldata reason) external;
+
+    /// @notice Refunds a request whose deadline passed; anyone may call it.
+    function refund(uint256 requestId) external;
+
+    /// @notice Withdraws payments that could not be pushed to the caller.
+    function withdraw() external;
+
+    /// @notice Funds held for `account` after a pushed payment failed.
+    function owed(address account) external view returns (uint256);
+
+    /// @notice A request by id.
+    function getRequest(uint256 requestId) external view returns (Request memory);
+}

@@ -1,0 +1,132 @@
+/**
+ * Child processes that are always cleaned up: each runs in its own process group (so that wrappers
+ * and their children die together), is stopped on `stop()`, and is killed if this process exits
+ * without stopping it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+
+export type ManagedProcess = {
+  /** A short name for logs and errors. */
+  readonly name: string
+  readonly pid: number
+  /** The last lines the process printed (stdout and stderr), for error messages. */
+  output(): string
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<number | null>
+  /** SIGTERM to the group, then SIGKILL after `graceMs`; resolves once it has exited. */
+  stop(graceMs?: number): Promise<void>
+}
+
+export type StartProcessParameters = {
+  name: string
+  command: string
+  args: string[]
+  env?: NodeJS.ProcessEnv
+  cwd?: string
+  /** Print the process's output with a `[name]` prefix. */
+  echo?: boolean
+}
+
+export class ProcessStartError extends Error {
+  override readonly name = 'ProcessStartError'
+  readonly retryable = true
+}
+
+const live = new Set<ChildProcess>()
+let hooked = false
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return
+  try {
+    process.kill(-child.pid, signal)
+  } catch {
+    // already gone
+  }
+}
+
+function hookExit(): void {
+  if (hooked) return
+  hooked = true
+  process.once('exit', () => {
+    for (const child of live) killGroup(child, 'SIGKILL')
+  })
+}
+
+/** Starts `command` in a new process group. */
+export function startProcess(params: StartProcessParameters): ManagedProcess {
+  hookExit()
+  const child = spawn(params.command, params.args, {
+    cwd: params.cwd,
+    env: params.env ?? process.env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  if (child.pid === undefined) throw new ProcessStartError(`${params.name}: could not spawn ${params.command}`)
+  live.add(child)
+  const tail: string[] = []
+  const onData = (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (line.length === 0) continue
+      tail.push(line)
+      if (tail.length > 50) tail.shift()
+      if (params.echo) console.log(`[${params.name}] ${line}`)
+    }
+  }
+  child.stdout?.on('data', onData)
+  child.stderr?.on('data', onData)
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      live.delete(child)
+      resolve(code)
+    })
+    child.once('error', (err) => {
+      tail.push(String(err))
+      live.delete(child)
+      resolve(null)
+    })
+  })
+  const pid = child.pid
+  return {
+    name: params.name,
+    pid,
+    exited,
+    output: () => tail.join('\n'),
+    async stop(graceMs = 3000) {
+      if (!live.has(child)) return
+      killGroup(child, 'SIGTERM')
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), graceMs)
+      await exited
+      clearTimeout(timer)
+      killGroup(child, 'SIGKILL') // anything left in the group
+    },
+  }
+}
+
+/** A TCP port on 127.0.0.1 that is free right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address()
+      const port = typeof addr === 'object' && addr ? addr.port : 0
+      srv.close(() => resolve(port))
+    })
+  })
+}
+
+/** Polls `check` every `intervalMs` until it returns true, at most `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  { timeoutMs = 15_000, intervalMs = 100 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await check().catch(() => false)) return
+    if (Date.now() > deadline) throw new ProcessStartError(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}

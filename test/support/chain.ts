@@ -1,0 +1,75 @@
+/**
+ * A fresh anvil with Sertn deployed, for integration tests: clients for the roles a test needs,
+ * revert decoding, and time travel.
+ */
+import { BaseError, ContractFunctionRevertedError, type Address, type Hex } from 'viem'
+import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
+import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { deployCore, registerModel, type CoreDeployment, type DeployCoreParameters, type RegisteredModel } from '../../chains/evm/deploy.ts'
+
+export type TestChain = {
+  anvil: AnvilInstance
+  /** Deploys and owns the contracts; registers models. */
+  owner: SertnClient
+  /** The authorised node. */
+  node: SertnClient
+  /** A dApp user. */
+  user: SertnClient
+  /** An account with no role. */
+  stranger: SertnClient
+  core: CoreDeployment
+  demo: RegisteredModel
+  stop(): Promise<void>
+}
+
+/** Starts anvil, deploys the core contracts with `node` authorised, and registers the demo model. */
+export async function startTestChain(params: DeployCoreParameters = {}): Promise<TestChain> {
+  const anvil = await startAnvil()
+  try {
+    const [owner, node, user, stranger] = [0, 1, 2, 3].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
+      SertnClient,
+      SertnClient,
+      SertnClient,
+      SertnClient,
+    ]
+    const core = await deployCore(owner, { nodes: [node.account.address], ...params })
+    const demo = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: 'sertn-mlp-demo' })
+    return { anvil, owner, node, user, stranger, core, demo, stop: () => anvil.stop() }
+  } catch (err) {
+    await anvil.stop()
+    throw err
+  }
+}
+
+/** The custom error a failed contract call reverted with: its name and arguments. */
+export function revertOf(err: unknown): { errorName: string; args: readonly unknown[] } | undefined {
+  if (!(err instanceof BaseError)) return undefined
+  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError)
+  if (!(reverted instanceof ContractFunctionRevertedError) || !reverted.data) return undefined
+  return { errorName: reverted.data.errorName, args: reverted.data.args ?? [] }
+}
+
+/** Awaits `p`, expecting a revert; returns the custom error (throws if `p` succeeded or failed otherwise). */
+export async function expectRevert(p: Promise<unknown>): Promise<{ errorName: string; args: readonly unknown[] }> {
+  let result: unknown
+  try {
+    result = await p
+  } catch (err) {
+    const r = revertOf(err)
+    if (r) return r
+    throw err
+  }
+  throw new Error(`expected a revert, got ${String(result)}`)
+}
+
+/** Moves the chain's clock forward and mines a block. */
+export async function increaseTime(client: SertnClient, seconds: number): Promise<void> {
+  await client.request({ method: 'evm_increaseTime' as never, params: [seconds] as never })
+  await client.request({ method: 'evm_mine' as never, params: [] as never })
+}
+
+export async function balanceOf(client: SertnClient, address: Address): Promise<bigint> {
+  return client.getBalance({ address })
+}
+
+export type { Address, Hex }
