@@ -14,10 +14,18 @@ import { ANVIL_MNEMONIC } from '../anvil.ts'
 
 export type SertnClient = WalletClient<HttpTransport, Chain, Account> & PublicActions<HttpTransport, Chain, Account>
 
-/** A wallet client (with public actions) for `account` on `chain`. */
-export function createSertnClient(chain: Chain, account: Account, rpcUrl?: string): SertnClient {
+/**
+ * A wallet client (with public actions) for `account` on `chain`.
+ * `pollingInterval` (ms) paces receipt and log polling: short for local chains, about a block time
+ * for real ones.
+ */
+export function createSertnClient(
+  chain: Chain,
+  account: Account,
+  { rpcUrl, pollingInterval = 50 }: { rpcUrl?: string; pollingInterval?: number } = {},
+): SertnClient {
   const url = rpcUrl ?? chain.rpcUrls.default.http[0]
-  return createWalletClient({ chain, account, transport: http(url, { retryCount: 0 }) }).extend(publicActions)
+  return createWalletClient({ chain, account, pollingInterval, transport: http(url, { retryCount: 0 }) }).extend(publicActions)
 }
 
 /** The i-th account of anvil's default mnemonic (funded with 10,000 ETH on a fresh anvil). */

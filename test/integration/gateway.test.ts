@@ -139,16 +139,16 @@ describe('fulfilment', () => {
     expect((await requestOf(id)).status).toBe(FULFILLED)
 
     const c = await t.user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classification', args: [id] })
-    expect(c.status).toBe(2) // Done
-    expect(c.scores).toEqual(proofA.output)
     const argmax = proofA.output.reduce((best, v, i, a) => (v > a[best]! ? i : best), 0)
-    expect(c.label).toBe(argmax)
+    expect(c).toEqual({ status: 2 /* Done */, label: argmax, score: proofA.output[argmax] })
+    const [classified] = parseEventLogs({ abi: ExampleClassifier.abi, logs: receipt.logs, eventName: 'Classified' })
+    expect(classified!.args).toEqual({ requestId: id, label: argmax, scores: proofA.output })
 
     // The verified output is the model's output: onnxruntime on the same input agrees within the
     // circuit's fixed-point error.
     const ort = await runtime.run(demo, inputA.map((q) => dequantize(q, demo.manifest.inputScale)))
     const tolerance = 2 * demo.manifest.fidelity.maxAbsError + 2 ** -demo.manifest.outputScale
-    ort.output.forEach((x, i) => expect(Math.abs(dequantize(c.scores[i]!, demo.manifest.outputScale) - x)).toBeLessThanOrEqual(tolerance))
+    ort.output.forEach((x, i) => expect(Math.abs(dequantize(event.args.output[i]!, demo.manifest.outputScale) - x)).toBeLessThanOrEqual(tolerance))
   })
 
   test('behavior: an EOA requester is settled without a callback', async () => {

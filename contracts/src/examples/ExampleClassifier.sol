@@ -8,6 +8,8 @@ import {IInferenceGateway, InferenceErrorCode} from "../interfaces/IInferenceGat
 /// @notice A dApp that classifies a 4-feature record with a verified ML model and keeps the label.
 ///         Features are fixed-point at the model's input scale: x is passed as round(x * 2^12) for
 ///         the demo model. The label is the index of the highest output score.
+/// @dev The callback keeps one storage slot per classification (label and winning score) and puts
+///      all scores in an event: callback gas is paid by the requester, so store only what is read.
 contract ExampleClassifier is SertnConsumer {
     /// @notice A classification's state.
     enum Status {
@@ -17,16 +19,14 @@ contract ExampleClassifier is SertnConsumer {
         Failed
     }
 
-    /// @notice One classification.
+    /// @notice One classification (one storage slot).
     struct Classification {
         /// @notice Its state.
         Status status;
         /// @notice The winning class (valid when Done).
         uint8 label;
-        /// @notice The verified scores at the model's output scale (valid when Done).
-        int256[] scores;
-        /// @notice Why it failed (valid when Failed).
-        string error;
+        /// @notice The winning class's verified score at the model's output scale (valid when Done).
+        int128 score;
     }
 
     /// @notice The features must be four values.
@@ -73,10 +73,7 @@ contract ExampleClassifier is SertnConsumer {
         for (uint8 i = 1; i < output.length; ++i) {
             if (output[i] > output[best]) best = i;
         }
-        Classification storage c = _classifications[requestId];
-        c.status = Status.Done;
-        c.label = best;
-        c.scores = output;
+        _classifications[requestId] = Classification({status: Status.Done, label: best, score: int128(output[best])});
         emit Classified(requestId, best, output);
     }
 
@@ -84,9 +81,7 @@ contract ExampleClassifier is SertnConsumer {
         internal
         override
     {
-        Classification storage c = _classifications[requestId];
-        c.status = Status.Failed;
-        c.error = reason;
+        _classifications[requestId].status = Status.Failed;
         emit ClassificationFailed(requestId, code, reason);
     }
 }

@@ -1,0 +1,56 @@
+/**
+ * The `sertn` command line.
+ *
+ *   sertn demo [--model NAME] [--features x1,x2,x3,x4]   run a verified inference end to end on a local anvil
+ *   sertn help
+ */
+import { parseArgs } from 'node:util'
+import { runDemo } from './demo.ts'
+
+const HELP = `sertn — verified ML inference for smart contracts
+
+Usage:
+  sertn demo [--model NAME] [--features x1,x2,x3,x4]
+      Start a local anvil, deploy the contracts, and serve one request from the example dApp:
+      inference, witness, proof, on-chain verification and the dApp's callback.
+  sertn help
+
+Options:
+  --model      model directory under circuits/ (default: sertn-mlp-demo)
+  --features   comma-separated real inputs (default: 0.5,-1.25,2,0.75)
+`
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv
+  switch (command) {
+    case 'demo': {
+      const { values } = parseArgs({
+        args: rest,
+        options: { model: { type: 'string', default: 'sertn-mlp-demo' }, features: { type: 'string', default: '0.5,-1.25,2,0.75' } },
+      })
+      const features = values.features.split(',').map(Number)
+      if (features.some((x) => !Number.isFinite(x))) {
+        console.error(`error: --features must be comma-separated numbers, got "${values.features}"`)
+        return 2
+      }
+      await runDemo({ model: values.model, features })
+      return 0
+    }
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(HELP)
+      return 0
+    default:
+      console.error(`error: unknown command "${command}"\n\n${HELP}`)
+      return 2
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`)
+    process.exit(1)
+  },
+)

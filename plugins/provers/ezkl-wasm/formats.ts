@@ -1,0 +1,86 @@
+/**
+ * The engine's JSON formats: the input file it reads, and the witness and proof files it writes.
+ *
+ * - input: `{"input_data": [[x, …]]}`, one flat row-major array per model input, each x a float
+ *   that the engine quantises as round(x · 2^inputScale). We send x = q / 2^inputScale, which is
+ *   exact in binary floating point, so the engine recovers exactly q.
+ * - witness: `inputs` and `outputs` are arrays (one per tensor) of 32-byte little-endian hex felts.
+ * - proof: `instances` is one array of little-endian hex felts, inputs row-major then outputs; `proof`
+ *   is the raw proof bytes as an array of numbers. `hex_proof` repeats them as 0x-hex but the engine's
+ *   verifier ignores it: `proof` is the source of truth.
+ */
+import { feltFromLeHex, fromFelt } from '../../../core/field.ts'
+import type { ModelManifest } from '../../../core/manifest.ts'
+import { ProverError } from './errors.ts'
+
+/** The decoded parts of a witness file. */
+export interface DecodedWitness {
+  /** Inputs as signed integers at the input scale, flattened. */
+  readonly inputs: bigint[]
+  /** Outputs as signed integers at the output scale, flattened. */
+  readonly outputs: bigint[]
+}
+
+/** The decoded parts of a proof file. */
+export interface DecodedProof {
+  /** Raw proof bytes, as passed to an on-chain verifier. */
+  readonly proof: `0x${string}`
+  /** Public instances as field elements (inputs then outputs), as passed on chain as uint256. */
+  readonly instances: bigint[]
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** The engine's input file for a quantised input (already validated against the manifest). */
+export function encodeInputJson(manifest: ModelManifest, inputQ: readonly bigint[]): Uint8Array {
+  const denom = 2 ** manifest.inputScale
+  return encoder.encode(JSON.stringify({ input_data: [inputQ.map((q) => Number(q) / denom)] }))
+}
+
+/** Reads the inputs and outputs of a witness file. */
+export function decodeWitness(bytes: Uint8Array): DecodedWitness {
+  const json = parse(bytes, 'witness')
+  return {
+    inputs: feltRows(json.inputs, 'witness', 'inputs').map(fromFelt),
+    outputs: feltRows(json.outputs, 'witness', 'outputs').map(fromFelt),
+  }
+}
+
+/** Reads the proof bytes and public instances of a proof file. */
+export function decodeProof(bytes: Uint8Array): DecodedProof {
+  const json = parse(bytes, 'proof')
+  const proof = json.proof
+  if (!Array.isArray(proof) || proof.length === 0 || !proof.every((b) => Number.isInteger(b) && b >= 0 && b <= 255))
+    throw malformed('proof', '"proof" is not an array of bytes')
+  return {
+    proof: `0x${Buffer.from(proof as number[]).toString('hex')}`,
+    instances: feltRows(json.instances, 'proof', 'instances'),
+  }
+}
+
+function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let json: unknown
+  try {
+    json = JSON.parse(decoder.decode(bytes))
+  } catch (e) {
+    throw malformed(what, `not JSON (${e instanceof Error ? e.message : String(e)})`)
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw malformed(what, 'not a JSON object')
+  return json as Record<string, unknown>
+}
+
+/** Flattens an array of arrays of little-endian hex felts. */
+function feltRows(rows: unknown, what: string, field: string): bigint[] {
+  if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((h) => typeof h === 'string')))
+    throw malformed(what, `"${field}" is not an array of arrays of hex strings`)
+  try {
+    return (rows as string[][]).flat().map(feltFromLeHex)
+  } catch (e) {
+    throw malformed(what, `"${field}": ${e instanceof Error ? e.message : String(e)}`)
+  }
+}
+
+function malformed(what: string, detail: string): ProverError {
+  return new ProverError(`the engine returned a malformed ${what}: ${detail}`)
+}

@@ -1,0 +1,108 @@
+/**
+ * `npm run bench`: proving times with @ezkljs/engine and on-chain gas for the demo model.
+ *
+ * Ends by printing one JSON line:
+ * {"model","logrows","ms":{"witness","prove","verify"},"proofBytes","gas":{"requestInference","fulfill","verifier","callback"}}
+ * Engine timings are medians over BENCH_RUNS runs (default 5); gas comes from receipts: `verifier` is
+ * a transaction calling the verifier alone with the same proof and instances, `callback` the gas
+ * the consumer's callback used (from the InferenceFulfilled event).
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseEventLogs } from 'viem'
+import { startAnvil } from '../../chains/anvil.ts'
+import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
+import { confirm, deployContract, deployCore, registerModel } from '../../chains/evm/deploy.ts'
+import { ExampleClassifier, Halo2VerifierReusable, InferenceGateway } from '../../contracts/artifacts/index.ts'
+import { quantize, toFelt } from '../../core/field.ts'
+import { loadModelArtifacts, modelDir } from '../../core/manifest.ts'
+import { createEzklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
+
+const MODEL = 'sertn-mlp-demo'
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const log = (msg: string) => console.error(`[bench] ${msg}`)
+
+async function main() {
+  const artifacts = await loadModelArtifacts(modelDir(MODEL))
+  const sample = JSON.parse(readFileSync(join(modelDir(MODEL), 'input.json'), 'utf8')) as { input_data: number[][] }
+  const input = sample.input_data[0]!.map((x) => quantize(x, artifacts.manifest.inputScale))
+
+  const prover = createEzklWasmProver()
+  const anvil = await startAnvil()
+  try {
+    log(`warming up the WASM engine (${MODEL}, logrows ${artifacts.manifest.logrows})`)
+    await prover.proveInference(artifacts, input)
+    const times = { witness: [] as number[], prove: [] as number[], verify: [] as number[] }
+    let last = await prover.proveInference(artifacts, input)
+    for (let i = 0; i < RUNS; i++) {
+      last = await prover.proveInference(artifacts, input)
+      times.witness.push(last.witnessMs)
+      times.prove.push(last.proveMs)
+      times.verify.push(last.verifyMs)
+      log(`run ${i + 1}/${RUNS}: witness ${last.witnessMs.toFixed(0)} ms, prove ${last.proveMs.toFixed(0)} ms, verify ${last.verifyMs.toFixed(0)} ms`)
+    }
+
+    const [owner, node, user] = [0, 1, 2].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
+      ReturnType<typeof createSertnClient>,
+      ReturnType<typeof createSertnClient>,
+      ReturnType<typeof createSertnClient>,
+    ]
+    const core = await deployCore(owner, { nodes: [node.account.address] })
+    const model = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: MODEL })
+    const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])
+
+    // requestInference, as the gateway's own cost (an EOA requester).
+    const value = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [model.modelId, 200_000] })
+    const direct = await confirm(
+      user,
+      await user.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [model.modelId, input, 200_000], value }),
+    )
+
+    // The dApp path: the example consumer requests, the node fulfils, the consumer is called back.
+    const price = await user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'price' })
+    const { request, result: id } = await user.simulateContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
+    await confirm(user, await user.writeContract(request))
+    const fulfilled = await confirm(
+      node,
+      await node.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [id, input, last.output, last.proof] }),
+    )
+    const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: fulfilled.logs, eventName: 'InferenceFulfilled' })
+    if (!event || event.args.callbackStatus !== 0) throw new Error('the consumer callback did not succeed')
+
+    // The verifier alone, with the same proof and instances the gateway built.
+    const instances = [...input, ...last.output].map(toFelt)
+    const verified = await confirm(
+      node,
+      await node.writeContract({ address: core.verifier, abi: Halo2VerifierReusable.abi, functionName: 'verifyProof', args: [model.vka, last.proof, instances] }),
+    )
+
+    const gas = {
+      requestInference: Number(direct.gasUsed),
+      fulfill: Number(fulfilled.gasUsed),
+      verifier: Number(verified.gasUsed),
+      callback: Number(event.args.callbackGasUsed),
+    }
+    log(`gas: fulfill ${gas.fulfill} = verifier ${gas.verifier} + callback ${gas.callback} + gateway ${gas.fulfill - gas.verifier - gas.callback}`)
+    const result = {
+      model: MODEL,
+      logrows: artifacts.manifest.logrows,
+      ms: { witness: Math.round(median(times.witness)), prove: Math.round(median(times.prove)), verify: Math.round(median(times.verify)) },
+      proofBytes: (last.proof.length - 2) / 2,
+      gas,
+    }
+    console.log(JSON.stringify(result))
+  } finally {
+    await prover.dispose()
+    await anvil.stop()
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})

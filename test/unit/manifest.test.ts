@@ -1,0 +1,127 @@
+import { createHash } from 'node:crypto'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  ArtifactHashMismatchError,
+  ArtifactMissingError,
+  loadModelArtifacts,
+  ManifestError,
+  modelDir,
+} from '../../core/manifest.ts'
+
+const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+/** A copy of circuits/<model> and circuits/srs, laid out as in the repository (the SRS path is relative). */
+async function copyModel(root: string, name: string): Promise<string> {
+  await cp(modelDir(name), join(root, 'circuits', name), { recursive: true })
+  await cp(join(modelDir(name), '..', 'srs'), join(root, 'circuits', 'srs'), { recursive: true })
+  return join(root, 'circuits', name)
+}
+
+describe('core/manifest', () => {
+  let tmp: string
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'sertn-manifest-'))
+  })
+
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true })
+  })
+
+  it('default: loads the demo model and every byte matches its pin', async () => {
+    const a = await loadModelArtifacts(modelDir('sertn-mlp-demo'))
+    expect(a.manifest.name).toBe('sertn-mlp-demo')
+    expect(a.dir).toBe(modelDir('sertn-mlp-demo'))
+    expect(sha256(a.pk)).toBe(a.manifest.files['pk.key'])
+    expect(sha256(a.vk)).toBe(a.manifest.files['vk.key'])
+    expect(sha256(a.compiled)).toBe(a.manifest.files['model.compiled'])
+    expect(sha256(a.settings)).toBe(a.manifest.files['settings.json'])
+    expect(sha256(a.onnx)).toBe(a.manifest.files['network.onnx'])
+    expect(sha256(a.srs)).toBe(a.manifest.srs.sha256)
+    expect(a.contentHash).toMatch(/^[0-9a-f]{64}$/)
+    expect(a.manifest.inputShape).toEqual([1, 4])
+    expect(a.manifest.maxAbsInput).toBe(a.manifest.inputBound * 2 ** a.manifest.inputScale)
+  })
+
+  it('behavior: contentHash is stable per model and differs between models', async () => {
+    const [demo, demoAgain, twin] = await Promise.all([
+      loadModelArtifacts(modelDir('sertn-mlp-demo')),
+      loadModelArtifacts(modelDir('sertn-mlp-demo')),
+      loadModelArtifacts(modelDir('sertn-mlp-twin')),
+    ])
+    expect(demoAgain.contentHash).toBe(demo.contentHash)
+    expect(twin.contentHash).not.toBe(demo.contentHash)
+  })
+
+  it('behavior: modelDir does not depend on the working directory', () => {
+    const before = process.cwd()
+    const expected = modelDir('sertn-mlp-demo')
+    try {
+      process.chdir(tmpdir())
+      expect(modelDir('sertn-mlp-demo')).toBe(expected)
+    } finally {
+      process.chdir(before)
+    }
+    expect(expected).toMatch(/circuits[/\\]sertn-mlp-demo$/)
+  })
+
+  it('error: a flipped byte in pk.key fails with ArtifactHashMismatchError naming the file', async () => {
+    const dir = await copyModel(join(tmp, 'tampered'), 'sertn-mlp-demo')
+    const pkPath = join(dir, 'pk.key')
+    const pk = await readFile(pkPath)
+    const expected = sha256(pk)
+    pk[1234] = (pk[1234] as number) ^ 0x01
+    await writeFile(pkPath, pk)
+
+    const err = await loadModelArtifacts(dir).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ArtifactHashMismatchError)
+    const mismatch = err as ArtifactHashMismatchError
+    expect(mismatch.name).toBe('ArtifactHashMismatchError')
+    expect(mismatch.retryable).toBe(false)
+    expect(mismatch.file).toBe('pk.key')
+    expect(mismatch.expected).toBe(expected)
+    expect(mismatch.actual).toBe(sha256(pk))
+    expect(mismatch.message).toContain('pk.key')
+    expect(mismatch.message).toContain(expected)
+    expect(mismatch.message).toContain(sha256(pk))
+    expect(mismatch.message).toContain('npm run circuits:build')
+  })
+
+  it('behavior: an untampered copy loads', async () => {
+    const dir = await copyModel(join(tmp, 'copy'), 'sertn-mlp-twin')
+    const a = await loadModelArtifacts(dir)
+    expect(a.manifest.name).toBe('sertn-mlp-twin')
+  })
+
+  it('error: a tampered SRS fails with ArtifactHashMismatchError', async () => {
+    const dir = await copyModel(join(tmp, 'srs'), 'sertn-mlp-demo')
+    const srsPath = join(dir, '..', 'srs', 'kzg-local-k10.srs')
+    const srs = await readFile(srsPath)
+    srs[srs.length - 1] = (srs[srs.length - 1] as number) ^ 0x80
+    await writeFile(srsPath, srs)
+    await expect(loadModelArtifacts(dir)).rejects.toMatchObject({ name: 'ArtifactHashMismatchError', file: '../srs/kzg-local-k10.srs' })
+  })
+
+  it('error: a missing pinned file fails with ArtifactMissingError', async () => {
+    const dir = await copyModel(join(tmp, 'missing'), 'sertn-mlp-demo')
+    await rm(join(dir, 'vk.key'))
+    await expect(loadModelArtifacts(dir)).rejects.toBeInstanceOf(ArtifactMissingError)
+  })
+
+  it('error: a malformed manifest fails with ManifestError', async () => {
+    const dir = await copyModel(join(tmp, 'malformed'), 'sertn-mlp-demo')
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>
+    delete (manifest.files as Record<string, string>)['pk.key']
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest))
+    await expect(loadModelArtifacts(dir)).rejects.toBeInstanceOf(ManifestError)
+    await expect(loadModelArtifacts(join(tmp, 'nowhere'))).rejects.toBeInstanceOf(ManifestError)
+  })
+
+  it('error: modelDir refuses names that are not a single path segment', () => {
+    expect(() => modelDir('../etc')).toThrow(ManifestError)
+    expect(() => modelDir('a/b')).toThrow(ManifestError)
+  })
+})
