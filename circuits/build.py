@@ -141,6 +141,15 @@ def build_model(spec: dict, cfg: dict) -> dict:
             t("calibration.json"), p("network.onnx"), p("settings.json"), "resources", scales=[in_scale]
         )
     )
+    # Make a rebuild byte-identical: calibration stamps the settings with the time and lists the
+    # range checks in hash-set order, and the settings are compiled into the circuit, so both reach
+    # the keys and the VKA.
+    with open(p("settings.json")) as f:
+        settings = json.load(f)
+    settings["timestamp"] = 0
+    settings["required_range_checks"] = sorted(settings["required_range_checks"])
+    with open(p("settings.json"), "w") as f:
+        json.dump(settings, f)
     log(f"{name}: compile_circuit")
     assert ezkl.compile_circuit(p("network.onnx"), p("model.compiled"), p("settings.json"))
     with open(p("settings.json")) as f:

@@ -130,6 +130,23 @@ export class ArtifactHashMismatchError extends Error {
   }
 }
 
+/** The manifest's SRS was generated locally (its secret was not destroyed) and this caller did not allow that. */
+export class InsecureSrsError extends Error {
+  override readonly name = 'InsecureSrsError'
+  readonly retryable = false
+  constructor(readonly model: string, srsFile: string) {
+    super(
+      `${model}: its SRS (${srsFile}) was generated locally and is insecure: anyone holding its secret can forge proofs. ` +
+        'It is accepted only in development and tests (pass allowInsecureSrs: true); for production, rebuild the circuit with a ceremony SRS.',
+    )
+  }
+}
+
+export type LoadModelArtifactsOptions = {
+  /** Accept a manifest whose SRS is marked insecure (local dev chains and tests only). Default false. */
+  allowInsecureSrs?: boolean
+}
+
 /** Absolute path of `circuits/<name>` in this repository, whatever the working directory. */
 export function modelDir(name: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name) || name.includes('..'))
@@ -149,11 +166,13 @@ export function sha256Hex(bytes: Uint8Array): string {
  * @throws {ManifestError} when manifest.json is missing or malformed
  * @throws {ArtifactMissingError} when a pinned file cannot be read
  * @throws {ArtifactHashMismatchError} when a file differs from its pin
+ * @throws {InsecureSrsError} when the SRS is marked insecure and `allowInsecureSrs` is not set
  */
-export async function loadModelArtifacts(dir: string): Promise<ModelArtifacts> {
+export async function loadModelArtifacts(dir: string, options: LoadModelArtifactsOptions = {}): Promise<ModelArtifacts> {
   const absDir = resolve(dir)
   const manifestPath = join(absDir, 'manifest.json')
   const manifest = await readManifest(manifestPath)
+  assertSrsAllowed(manifest, options)
 
   const pinned = Object.entries(manifest.files)
   const srsPath = resolveIn(absDir, manifest.srs.file)
@@ -175,6 +194,11 @@ export async function loadModelArtifacts(dir: string): Promise<ModelArtifacts> {
     srs,
     onnx: get('network.onnx'),
   }
+}
+
+/** Throws {@link InsecureSrsError} unless the manifest's SRS is secure or the caller allows an insecure one. */
+export function assertSrsAllowed(manifest: ModelManifest, options: LoadModelArtifactsOptions = {}): void {
+  if (manifest.srs.insecure && options.allowInsecureSrs !== true) throw new InsecureSrsError(manifest.name, manifest.srs.file)
 }
 
 /** sha256 over the sorted `name:sha256` lines of the pinned files and the SRS. */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { getAddress, keccak256, parseEther, parseGwei, toHex, type Abi, type Address, type Hex } from 'viem'
 import { Halo2VerifierReusable, InferenceGateway, ModelRegistry, vkas } from '../../contracts/artifacts/index.ts'
-import { modelDir, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
+import { assertSrsAllowed, modelDir, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
 import type { SertnClient } from './clients.ts'
 
 export type GatewayConfig = {
@@ -107,11 +107,14 @@ export type RegisterModelParameters = {
   modelId?: Hex
   /** Use this VKA instead of deploying the model's own. */
   vka?: Address
+  /** Register a circuit set up with a locally generated SRS: local dev chains and tests only. */
+  allowInsecureSrs?: boolean
 }
 
 /** Deploys the model's VKA (unless given) and registers the model, paying the registration fee. */
 export async function registerModel(client: SertnClient, params: RegisterModelParameters): Promise<RegisteredModel> {
   const { manifest, artifactsHash } = readManifest(params.name)
+  assertSrsAllowed(manifest, { allowInsecureSrs: params.allowInsecureSrs ?? false })
   const vkaArtifact = (vkas as Record<string, { bytecode: string }>)[params.name]
   if (!params.vka && !vkaArtifact) throw new Error(`no compiled VKA for ${params.name}: run \`npm run build:contracts\``)
   const vka = params.vka ?? (await deployContract(client, { abi: [], bytecode: vkaArtifact!.bytecode }))

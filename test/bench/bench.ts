@@ -28,7 +28,7 @@ const median = (xs: number[]) => {
 const log = (msg: string) => console.error(`[bench] ${msg}`)
 
 async function main() {
-  const artifacts = await loadModelArtifacts(modelDir(MODEL))
+  const artifacts = await loadModelArtifacts(modelDir(MODEL), { allowInsecureSrs: true /* local anvil only */ })
   const sample = JSON.parse(readFileSync(join(modelDir(MODEL), 'input.json'), 'utf8')) as { input_data: number[][] }
   const input = sample.input_data[0]!.map((x) => quantize(x, artifacts.manifest.inputScale))
 
@@ -53,7 +53,7 @@ async function main() {
       ReturnType<typeof createSertnClient>,
     ]
     const core = await deployCore(owner, { nodes: [node.account.address] })
-    const model = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: MODEL })
+    const model = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: MODEL, allowInsecureSrs: true })
     const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])
 
     // requestInference, as the gateway's own cost (an EOA requester).

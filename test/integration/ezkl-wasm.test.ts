@@ -13,7 +13,7 @@ import {
   type WitnessResult,
 } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { WorkerPool } from '../../plugins/provers/ezkl-wasm/pool.ts'
-import { sampleInputQ, tamperProofByte } from '../support/artifacts.ts'
+import { sampleInputQ, tamperProofByte, DEV_ONLY } from '../support/artifacts.ts'
 
 /** Two WASM proofs in this file: the demo's sample input, and the twin's. Every test reuses them. */
 describe('plugins/provers/ezkl-wasm', () => {
@@ -27,8 +27,8 @@ describe('plugins/provers/ezkl-wasm', () => {
 
   beforeAll(async () => {
     ;[demo, twin] = await Promise.all([
-      loadModelArtifacts(modelDir('sertn-mlp-demo')),
-      loadModelArtifacts(modelDir('sertn-mlp-twin')),
+      loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY),
+      loadModelArtifacts(modelDir('sertn-mlp-twin'), DEV_ONLY),
     ])
     prover = createEzklWasmProver()
     inputQ = await sampleInputQ(demo)

@@ -4,7 +4,7 @@ import { dequantize } from '../../core/field.ts'
 import { loadModelArtifacts, type ModelArtifacts, modelDir } from '../../core/manifest.ts'
 import { createEzklWasmProver, type EzklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { createOnnxRuntime, type OnnxRuntime } from '../../plugins/runtimes/onnx/index.ts'
-import { sampleInputQ } from '../support/artifacts.ts'
+import { sampleInputQ, DEV_ONLY } from '../support/artifacts.ts'
 
 /**
  * The circuit computes the float model: its dequantised outputs stay within twice the build's
@@ -17,7 +17,7 @@ describe.each(['sertn-mlp-demo', 'sertn-mlp-twin'])('fidelity of %s: circuit vs 
   let onnx: OnnxRuntime
 
   beforeAll(async () => {
-    artifacts = await loadModelArtifacts(modelDir(model))
+    artifacts = await loadModelArtifacts(modelDir(model), DEV_ONLY)
     prover = createEzklWasmProver()
     onnx = createOnnxRuntime()
   })

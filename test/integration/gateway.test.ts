@@ -3,6 +3,7 @@
  * fulfilled only with a proof for its own input and the delivered output, through the model's
  * pinned verifying key, at most once, by an authorised node; consumers cannot harm settlement.
  */
+import { DEV_ONLY } from '../support/artifacts.ts'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseEventLogs, type Address, type Hex } from 'viem'
@@ -47,8 +48,8 @@ let recording: Address
 beforeAll(async () => {
   ;[t, demo, twin] = await Promise.all([
     startTestChain(),
-    loadModelArtifacts(modelDir('sertn-mlp-demo')),
-    loadModelArtifacts(modelDir('sertn-mlp-twin')),
+    loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY),
+    loadModelArtifacts(modelDir('sertn-mlp-twin'), DEV_ONLY),
   ])
   prover = createEzklWasmProver()
   runtime = createOnnxRuntime()
@@ -291,6 +292,7 @@ describe('bad requests are refused', () => {
       name: 'sertn-mlp-demo',
       modelId: modelIdOf('sertn-mlp-demo/inactive'),
       vka: t.demo.vka,
+      allowInsecureSrs: true,
     })
     await confirm(t.owner, await t.owner.writeContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'setActive', args: [reg.modelId, false] }))
     expect(await refused({ modelId: reg.modelId })).toEqual({ errorName: 'GatewayModelInactive', args: [reg.modelId] })
@@ -389,6 +391,7 @@ describe('the registry pins the circuit', () => {
       verifier: t.core.verifier,
       name: 'sertn-mlp-demo',
       modelId: modelIdOf('sertn-mlp-demo/versioned'),
+      allowInsecureSrs: true,
     })
   })
 

@@ -19,3 +19,6 @@ export function tamperProofByte(proofJson: Uint8Array, index: number): Uint8Arra
   if (json.hex_proof !== undefined) json.hex_proof = `0x${Buffer.from(json.proof).toString('hex')}`
   return new TextEncoder().encode(JSON.stringify(json))
 }
+
+/** The committed circuits use a locally generated (insecure) SRS: tests accept it explicitly. */
+export const DEV_ONLY = { allowInsecureSrs: true } as const

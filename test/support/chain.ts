@@ -33,7 +33,7 @@ export async function startTestChain(params: DeployCoreParameters = {}): Promise
       SertnClient,
     ]
     const core = await deployCore(owner, { nodes: [node.account.address], ...params })
-    const demo = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: 'sertn-mlp-demo' })
+    const demo = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: 'sertn-mlp-demo', allowInsecureSrs: true })
     return { anvil, owner, node, user, stranger, core, demo, stop: () => anvil.stop() }
   } catch (err) {
     await anvil.stop()

@@ -6,10 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   ArtifactHashMismatchError,
   ArtifactMissingError,
+  InsecureSrsError,
   loadModelArtifacts,
   ManifestError,
   modelDir,
 } from '../../core/manifest.ts'
+import { DEV_ONLY } from '../support/artifacts.ts'
 
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
@@ -32,7 +34,7 @@ describe('core/manifest', () => {
   })
 
   it('default: loads the demo model and every byte matches its pin', async () => {
-    const a = await loadModelArtifacts(modelDir('sertn-mlp-demo'))
+    const a = await loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY)
     expect(a.manifest.name).toBe('sertn-mlp-demo')
     expect(a.dir).toBe(modelDir('sertn-mlp-demo'))
     expect(sha256(a.pk)).toBe(a.manifest.files['pk.key'])
@@ -46,11 +48,17 @@ describe('core/manifest', () => {
     expect(a.manifest.maxAbsInput).toBe(a.manifest.inputBound * 2 ** a.manifest.inputScale)
   })
 
+  it('error: a locally generated SRS is refused unless the caller allows it (dev and tests only)', async () => {
+    const err = await loadModelArtifacts(modelDir('sertn-mlp-demo')).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(InsecureSrsError)
+    expect((err as Error).message).toMatchInlineSnapshot(`"sertn-mlp-demo: its SRS (../srs/kzg-local-k10.srs) was generated locally and is insecure: anyone holding its secret can forge proofs. It is accepted only in development and tests (pass allowInsecureSrs: true); for production, rebuild the circuit with a ceremony SRS."`)
+  })
+
   it('behavior: contentHash is stable per model and differs between models', async () => {
     const [demo, demoAgain, twin] = await Promise.all([
-      loadModelArtifacts(modelDir('sertn-mlp-demo')),
-      loadModelArtifacts(modelDir('sertn-mlp-demo')),
-      loadModelArtifacts(modelDir('sertn-mlp-twin')),
+      loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY),
+      loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY),
+      loadModelArtifacts(modelDir('sertn-mlp-twin'), DEV_ONLY),
     ])
     expect(demoAgain.contentHash).toBe(demo.contentHash)
     expect(twin.contentHash).not.toBe(demo.contentHash)
@@ -76,7 +84,7 @@ describe('core/manifest', () => {
     pk[1234] = (pk[1234] as number) ^ 0x01
     await writeFile(pkPath, pk)
 
-    const err = await loadModelArtifacts(dir).catch((e: unknown) => e)
+    const err = await loadModelArtifacts(dir, DEV_ONLY).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(ArtifactHashMismatchError)
     const mismatch = err as ArtifactHashMismatchError
     expect(mismatch.name).toBe('ArtifactHashMismatchError')
@@ -92,7 +100,7 @@ describe('core/manifest', () => {
 
   it('behavior: an untampered copy loads', async () => {
     const dir = await copyModel(join(tmp, 'copy'), 'sertn-mlp-twin')
-    const a = await loadModelArtifacts(dir)
+    const a = await loadModelArtifacts(dir, DEV_ONLY)
     expect(a.manifest.name).toBe('sertn-mlp-twin')
   })
 
@@ -102,13 +110,13 @@ describe('core/manifest', () => {
     const srs = await readFile(srsPath)
     srs[srs.length - 1] = (srs[srs.length - 1] as number) ^ 0x80
     await writeFile(srsPath, srs)
-    await expect(loadModelArtifacts(dir)).rejects.toMatchObject({ name: 'ArtifactHashMismatchError', file: '../srs/kzg-local-k10.srs' })
+    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toMatchObject({ name: 'ArtifactHashMismatchError', file: '../srs/kzg-local-k10.srs' })
   })
 
   it('error: a missing pinned file fails with ArtifactMissingError', async () => {
     const dir = await copyModel(join(tmp, 'missing'), 'sertn-mlp-demo')
     await rm(join(dir, 'vk.key'))
-    await expect(loadModelArtifacts(dir)).rejects.toBeInstanceOf(ArtifactMissingError)
+    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toBeInstanceOf(ArtifactMissingError)
   })
 
   it('error: a malformed manifest fails with ManifestError', async () => {
@@ -116,8 +124,8 @@ describe('core/manifest', () => {
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>
     delete (manifest.files as Record<string, string>)['pk.key']
     await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest))
-    await expect(loadModelArtifacts(dir)).rejects.toBeInstanceOf(ManifestError)
-    await expect(loadModelArtifacts(join(tmp, 'nowhere'))).rejects.toBeInstanceOf(ManifestError)
+    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toBeInstanceOf(ManifestError)
+    await expect(loadModelArtifacts(join(tmp, 'nowhere'), DEV_ONLY)).rejects.toBeInstanceOf(ManifestError)
   })
 
   it('error: modelDir refuses names that are not a single path segment', () => {
