@@ -1,0 +1,192 @@
+/**
+ * Plugin contracts: one interface per kind with a required core, capability `flags` and `dispose`.
+ * A plugin is made by a factory over documented options (`defineProverPlugin(options => …)`), so
+ * composition roots choose implementations by configuration and tests run one conformance suite
+ * against every implementation of a kind.
+ */
+import type { ModelArtifacts } from './manifest.ts'
+import type {
+  Address,
+  ChainId,
+  ChainPosition,
+  Hex,
+  InferenceErrorCode,
+  InferenceRequest,
+  ProvenResult,
+  RequestId,
+  RequestStatus,
+  StoredArtifact,
+} from './types.ts'
+
+export type PluginKind = 'runtime' | 'prover' | 'storage' | 'chain'
+
+/** What every plugin has. */
+export interface PluginBase<K extends PluginKind, F extends Record<string, boolean>> {
+  readonly kind: K
+  /** Unique within its kind, e.g. `ezkl-wasm`. */
+  readonly name: string
+  /** What this implementation can do. */
+  readonly flags: Readonly<F>
+  /** Releases workers, processes, sockets. Later calls fail with a PluginError. */
+  dispose(): Promise<void>
+}
+
+// ─────────────────────────────── runtime ───────────────────────────────
+
+export interface RuntimeRunResult {
+  /** The model's outputs, flattened. */
+  readonly output: number[]
+  readonly ms: number
+}
+
+/** Runs a model on real-valued inputs (no proof). */
+export interface RuntimePlugin extends PluginBase<'runtime', { gpu: boolean }> {
+  run(model: ModelArtifacts, input: readonly number[]): Promise<RuntimeRunResult>
+}
+
+// ─────────────────────────────── prover ────────────────────────────────
+
+export interface WitnessResult {
+  /** The witness file as the engine wrote it; the input to {@link ProverPlugin.prove}. */
+  readonly witness: Uint8Array
+  /** The circuit's outputs as signed integers at the model's output scale, flattened. */
+  readonly output: bigint[]
+  readonly ms: number
+}
+
+export interface ProveResult {
+  /** Raw proof bytes, for an on-chain verifier. */
+  readonly proof: Hex
+  /** Public instances as field elements: the inputs (row-major), then the outputs. */
+  readonly instances: bigint[]
+  /** The proof file as the engine wrote it; the input to {@link ProverPlugin.verify}. */
+  readonly proofJson: Uint8Array
+  readonly ms: number
+}
+
+export interface VerifyResult {
+  readonly ok: boolean
+  /** Why verification failed, in the engine's words; absent when ok. */
+  readonly reason?: string
+  readonly ms: number
+}
+
+export interface InferenceProof {
+  readonly output: bigint[]
+  readonly proof: Hex
+  readonly instances: bigint[]
+  readonly proofJson: Uint8Array
+  readonly witnessMs: number
+  readonly proveMs: number
+  readonly verifyMs: number
+}
+
+/** Progress of a long proving step, for heartbeats and progress bars. */
+export interface ProveProgress {
+  readonly stage: 'witness' | 'prove' | 'verify'
+  readonly elapsedMs: number
+  /** 0..1 when the engine can tell; absent otherwise. */
+  readonly fraction?: number
+}
+
+export interface ProveOptions {
+  /** Called at least once a second while proving. */
+  onProgress?: (p: ProveProgress) => void
+}
+
+/** Makes and checks proofs for a model's circuit. */
+export interface ProverPlugin extends PluginBase<'prover', { gpu: boolean; multiThreaded: boolean; outOfProcess: boolean }> {
+  witness(model: ModelArtifacts, inputQ: readonly bigint[]): Promise<WitnessResult>
+  prove(model: ModelArtifacts, witness: Uint8Array, options?: ProveOptions): Promise<ProveResult>
+  /** An invalid proof yields ok: false; only a failure of the prover itself throws. */
+  verify(model: ModelArtifacts, proofJson: Uint8Array): Promise<VerifyResult>
+  /** witness, prove and verify, checking that the instances are exactly the input and the output. */
+  proveInference(model: ModelArtifacts, inputQ: readonly bigint[], options?: ProveOptions): Promise<InferenceProof>
+}
+
+// ─────────────────────────────── storage ───────────────────────────────
+
+export interface PutOptions {
+  contentType: string
+  /** Searchable tags, e.g. { 'Sertn-Request': key, 'Sertn-Kind': 'proof' }. */
+  tags: Record<string, string>
+}
+
+/** Keeps large artifacts (outputs, proofs) and returns them checked against their hash. */
+export interface StoragePlugin extends PluginBase<'storage', { persistent: boolean; searchable: boolean }> {
+  put(data: Uint8Array, options: PutOptions): Promise<StoredArtifact>
+  /** Reads an artifact back; throws IntegrityError if its bytes do not hash to `ref.sha256`. */
+  get(ref: StoredArtifact): Promise<Uint8Array>
+  /** Artifacts carrying all of `tags` (searchable plugins only): lets a retried put find its earlier write. */
+  find?(tags: Record<string, string>): Promise<StoredArtifact[]>
+}
+
+// ─────────────────────────────── chain ─────────────────────────────────
+
+/** How far a watcher got: the last fully processed block and the hashes of recent blocks (reorg detection). */
+export interface WatchCursor {
+  readonly blockNumber: string
+  readonly recentHashes: readonly { number: string; hash: Hex }[]
+}
+
+export interface WatchOptions {
+  /** Called for every request in a block with enough confirmations, at least once (dedupe by key). */
+  onRequest: (request: InferenceRequest) => Promise<void>
+  /** Stops the loop. */
+  signal: AbortSignal
+  /** Where to start when no cursor was saved (default: the latest block). */
+  fromBlock?: bigint
+}
+
+export interface RequestState {
+  readonly status: RequestStatus
+  readonly requester: Address
+  readonly deadline: number
+}
+
+export interface TxOutcome {
+  /** The transaction that settled it; absent when it was already settled before we sent. */
+  readonly transactionHash?: Hex
+  readonly gasUsed?: string
+  readonly blockNumber?: string
+  /** The request's status after the call. */
+  readonly status: RequestStatus
+  /** True when someone (a retry of ours, another node) had settled it already. */
+  readonly alreadySettled: boolean
+}
+
+/** One connected chain: its gateway's requests in, results and failures out. */
+export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }> {
+  /** The configured name of the chain (a key of the `chains` config). */
+  readonly chainName: string
+  readonly chainId: ChainId
+  readonly gateway: Address
+  /**
+   * Watches `InferenceRequested` until `signal` aborts, calling `onRequest` for requests whose block
+   * has the configured confirmations, persisting its cursor, resuming from it after a restart, and
+   * rescanning after a reorg.
+   */
+  watchRequests(options: WatchOptions): Promise<void>
+  /** The request as the gateway stores it now. */
+  getRequestState(requestId: RequestId): Promise<RequestState>
+  /**
+   * Delivers a result. Idempotent: a request already fulfilled (by this node's earlier try) is a
+   * success with `alreadySettled`; a rejected proof throws a non-retryable error.
+   */
+  fulfill(request: InferenceRequest, result: ProvenResult): Promise<TxOutcome>
+  /** Ends a request that cannot be served (error callback, refund). Idempotent like {@link fulfill}. */
+  fail(request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<TxOutcome>
+  /** Where the chain is now. */
+  head(): Promise<{ blockNumber: bigint; position?: ChainPosition }>
+}
+
+// ─────────────────────────────── define* helpers ───────────────────────
+
+/** Declares a runtime plugin factory: `defineRuntimePlugin((options: O) => plugin)`. */
+export const defineRuntimePlugin = <O = void>(factory: (options: O) => RuntimePlugin) => factory
+/** Declares a prover plugin factory. */
+export const defineProverPlugin = <O = void>(factory: (options: O) => ProverPlugin) => factory
+/** Declares a storage plugin factory. */
+export const defineStoragePlugin = <O = void>(factory: (options: O) => StoragePlugin) => factory
+/** Declares a chain plugin factory. */
+export const defineChainPlugin = <O = void>(factory: (options: O) => ChainPlugin) => factory
