@@ -1,0 +1,137 @@
+/**
+ * Configuration: one JSON file (default `sertn.config.json`) plus environment overrides, checked
+ * by a zod schema whose errors name the field.
+ *
+ * Environment overrides use `SERTN__` and `__` between path segments, segments in SCREAMING_SNAKE
+ * case: `SERTN__TEMPORAL__ADDRESS=127.0.0.1:7233`, `SERTN__CHAINS__LOCAL__RPC_URL=…`,
+ * `SERTN__PROVER__PLUGIN=ezkl-native`. Values that parse as JSON (numbers, booleans, arrays) are
+ * taken as such.
+ */
+import { readFileSync } from 'node:fs'
+import { z } from 'zod'
+import { ConfigError } from './errors.ts'
+
+const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
+const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected a 0x-prefixed 32-byte private key')
+
+export const chainConfigSchema = z.object({
+  chainId: z.number().int().positive(),
+  rpcUrl: z.url(),
+  gateway: address,
+  registry: address.optional(),
+  /** Blocks on top of a request's block before it is served. */
+  confirmations: z.number().int().min(0).default(1),
+  pollingIntervalMs: z.number().int().positive().default(1000),
+  /** Where a watcher with no saved cursor starts (default: the current block). */
+  startBlock: z.number().int().min(0).optional(),
+})
+
+export const configSchema = z.object({
+  /** Cursors, the Temporal database, arlocal data. */
+  dataDir: z.string().default('.data'),
+  node: z.object({
+    /** The node's account: fulfils requests and pays their gas. */
+    privateKey,
+  }),
+  chains: z.record(z.string().regex(/^[a-z][a-z0-9]*$/, 'chain names are lowercase letters and digits'), chainConfigSchema).refine(
+    (c) => Object.keys(c).length > 0,
+    'configure at least one chain',
+  ),
+  temporal: z
+    .object({
+      address: z.string().default('127.0.0.1:7233'),
+      namespace: z.string().default('default'),
+      taskQueues: z
+        .object({
+          chainIo: z.string().default('sertn-chain-io'),
+          inference: z.string().default('sertn-inference'),
+          prover: z.string().default('sertn-prover'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  runtime: z.object({ plugin: z.enum(['onnx']).default('onnx') }).prefault({}),
+  prover: z
+    .object({
+      plugin: z.enum(['ezkl-wasm', 'ezkl-native']).default('ezkl-wasm'),
+      /** Concurrent proofs per prover worker. */
+      poolSize: z.number().int().min(1).default(1),
+    })
+    .prefault({}),
+  storage: z
+    .object({
+      plugin: z.enum(['arweave']).default('arweave'),
+      arweave: z
+        .object({
+          url: z.url().default('http://127.0.0.1:1984'),
+          /** A JWK wallet file; on a local arlocal a funded one is made when absent. */
+          walletFile: z.string().optional(),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  models: z
+    .object({
+      /** Directory holding one folder per model (manifest.json and artifacts). */
+      dir: z.string().default('circuits'),
+      /** Accept circuits set up with a locally generated SRS (local chains and tests only). */
+      allowInsecureSrs: z.boolean().default(false),
+    })
+    .prefault({}),
+})
+
+export type SertnConfig = z.infer<typeof configSchema>
+export type ChainConfig = z.infer<typeof chainConfigSchema>
+export type SertnConfigInput = z.input<typeof configSchema>
+
+const ENV_PREFIX = 'SERTN__'
+
+/** SCREAMING_SNAKE → camelCase, for one path segment. */
+function camel(segment: string): string {
+  return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())
+}
+
+function parseValue(raw: string): unknown {
+  try {
+    return JSON.parse(raw)
+  } catch {
+    return raw
+  }
+}
+
+/** Applies `SERTN__A__B_C=value` overrides onto `base` (a plain object), returning a new object. */
+export function applyEnvOverrides(base: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const out = structuredClone(base)
+  for (const [key, raw] of Object.entries(env)) {
+    if (!key.startsWith(ENV_PREFIX) || raw === undefined) continue
+    const path = key.slice(ENV_PREFIX.length).split('__').map(camel)
+    let node: Record<string, unknown> = out
+    for (const seg of path.slice(0, -1)) {
+      const next = node[seg]
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) node[seg] = {}
+      node = node[seg] as Record<string, unknown>
+    }
+    node[path[path.length - 1]!] = parseValue(raw)
+  }
+  return out
+}
+
+/** Checks a configuration object, throwing a ConfigError that names every bad field. */
+export function parseConfig(input: unknown, source = 'configuration'): SertnConfig {
+  const result = configSchema.safeParse(input)
+  if (result.success) return result.data
+  const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+  throw new ConfigError(`invalid ${source}`, { details: `\n${lines.join('\n')}` })
+}
+
+/** Reads `file` (if it exists), applies environment overrides, and checks the result. */
+export function loadConfig(file = process.env.SERTN_CONFIG ?? 'sertn.config.json', env: NodeJS.ProcessEnv = process.env): SertnConfig {
+  let base: Record<string, unknown> = {}
+  try {
+    base = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'ENOENT') throw new ConfigError(`cannot read ${file}`, { cause: err, details: String(err) })
+  }
+  return parseConfig(applyEnvOverrides(base, env), `${file} (with SERTN__* overrides)`)
+}

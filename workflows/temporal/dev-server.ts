@@ -1,0 +1,71 @@
+/** The Temporal dev server on 127.0.0.1, persisted to a SQLite file, in its own process group. */
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { Connection } from '@temporalio/client'
+import { freePort, startProcess, waitFor, type ManagedProcess } from '../../core/process.ts'
+import { ensureTemporalCli } from './cli.ts'
+
+export type StartTemporalParameters = {
+  /** gRPC port (default: a free one). */
+  port?: number
+  /** Web UI port; omit for a headless server. */
+  uiPort?: number
+  /** SQLite file to persist to (default: in memory). */
+  dbFile?: string
+  namespace?: string
+  echo?: boolean
+}
+
+export type TemporalDevServer = {
+  /** host:port for clients and workers. */
+  address: string
+  port: number
+  uiUrl: string | undefined
+  namespace: string
+  process: ManagedProcess
+  stop(): Promise<void>
+}
+
+/** Starts `temporal server start-dev` and waits until it answers. */
+export async function startTemporalDevServer(params: StartTemporalParameters = {}): Promise<TemporalDevServer> {
+  const cli = await ensureTemporalCli()
+  const port = params.port ?? (await freePort())
+  const namespace = params.namespace ?? 'default'
+  const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'warn']
+  if (params.uiPort !== undefined) args.push('--ui-port', String(params.uiPort), '--ui-ip', '127.0.0.1')
+  else args.push('--headless')
+  if (params.dbFile) {
+    mkdirSync(dirname(params.dbFile), { recursive: true })
+    args.push('--db-filename', params.dbFile)
+  }
+  // The dev server also opens a metrics port and, with the UI, a UI port: keep them on loopback and free.
+  args.push('--metrics-port', String(await freePort()))
+  const proc = startProcess({ name: `temporal:${port}`, command: cli, args, echo: params.echo ?? false })
+  const address = `127.0.0.1:${port}`
+  try {
+    await waitFor(
+      `the Temporal dev server on ${address}`,
+      async () => {
+        const conn = await Connection.connect({ address, connectTimeout: 1000 })
+        try {
+          await conn.workflowService.describeNamespace({ namespace })
+          return true
+        } finally {
+          await conn.close()
+        }
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    )
+  } catch (err) {
+    await proc.stop()
+    throw new Error(`${String(err)}\ntemporal output:\n${proc.output()}`)
+  }
+  return {
+    address,
+    port,
+    namespace,
+    uiUrl: params.uiPort !== undefined ? `http://127.0.0.1:${params.uiPort}` : undefined,
+    process: proc,
+    stop: () => proc.stop(10_000),
+  }
+}
