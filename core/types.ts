@@ -68,6 +68,8 @@ export type ProvenResult = {
   proof: Hex
   /** Public instances as decimal strings: the inputs, then the outputs. */
   instances: string[]
+  /** Where the output and the proof were stored, when they were (their ids go on-chain with the result). */
+  storage?: { output: StoredArtifact; proof: StoredArtifact }
 }
 
 /** Where an artifact was stored and how to check it. */

@@ -5,9 +5,10 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { getAddress, keccak256, parseEther, parseGwei, toHex, type Abi, type Address, type Hex } from 'viem'
+import { getAddress, keccak256, parseEther, parseGwei, type Abi, type Address, type Hex } from 'viem'
 import { Halo2VerifierReusable, InferenceGateway, ModelRegistry, vkas } from '../../contracts/artifacts/index.ts'
 import { assertSrsAllowed, modelDir, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
+import { modelIdOf } from '../../core/models.ts'
 import type { SertnClient } from './clients.ts'
 
 export type GatewayConfig = {
@@ -26,10 +27,7 @@ export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
 
 export const DEFAULT_REGISTRATION_FEE = parseEther('0.01')
 
-/** The on-chain id of a model: keccak256 of its name. */
-export function modelIdOf(name: string): Hex {
-  return keccak256(toHex(name))
-}
+export { modelIdOf }
 
 /** Deploys a contract and waits for its receipt; returns its address. */
 export async function deployContract(

@@ -3,17 +3,20 @@
  *
  * @example
  * const artifacts = await loadModelArtifacts(modelDir('sertn-mlp-demo'))
- * const prover = createEzklWasmProver()
- * const { output, proof, instances } = await prover.proveInference(artifacts, inputQ)
+ * const prover = ezklWasmProver()
+ * const { output, proof, instances } = await prover.proveInference(artifacts, inputQ, { onProgress })
  * await prover.dispose()
  */
-export { InputOutOfRangeError, InputShapeError, ProverDisposedError, ProverError } from './errors.ts'
+export { InputOutOfRangeError, InputShapeError, PLUGIN_NAME, ProverDisposedError, ProverError } from './errors.ts'
 export type { PoolStats } from './pool.ts'
 export {
   createEzklWasmProver,
   type EzklWasmProver,
   type EzklWasmProverOptions,
+  ezklWasmProver,
   type InferenceProof,
+  type ProveOptions,
+  type ProveProgress,
   type ProveResult,
   type VerifyResult,
   type WitnessResult,

@@ -8,8 +8,11 @@
  */
 import { Worker } from 'node:worker_threads'
 import type { ModelArtifacts } from '../../../core/manifest.ts'
-import { ProverDisposedError, ProverError } from './errors.ts'
+import type { JobResult } from '../ezkl-common/prover.ts'
+import { PLUGIN_NAME, ProverDisposedError, ProverError } from './errors.ts'
 import type { EngineOp, WorkerFailure, WorkerRequest, WorkerResponse } from './protocol.ts'
+
+export type { JobResult }
 
 export interface WorkerPoolOptions {
   /** Number of worker threads (default 1). */
@@ -19,14 +22,6 @@ export interface WorkerPoolOptions {
   /** Kill a worker whose job runs longer than this, failing the job as retryable (default: no limit). */
   readonly jobTimeoutMs?: number
 }
-
-/**
- * What a job produced: the engine's output and the time spent inside it, or why the engine refused
- * the job (it threw, or trapped). Failures of the worker itself reject the job's promise instead.
- */
-export type JobResult =
-  | { readonly ok: true; readonly value: Uint8Array | boolean; readonly ms: number }
-  | { readonly ok: false; readonly kind: 'engine' | 'trap'; readonly message: string; readonly ms: number }
 
 /** Counters for tests and diagnostics. */
 export interface PoolStats {
@@ -78,7 +73,7 @@ export class WorkerPool {
 
   /** Runs one engine call against a model, on the first suitable idle worker. */
   run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array): Promise<JobResult> {
-    if (this.#disposed) return Promise.reject(new ProverDisposedError())
+    if (this.#disposed) return Promise.reject(new ProverDisposedError(PLUGIN_NAME))
     return new Promise<JobResult>((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, op, artifacts, payload, resolve, reject })
       this.#dispatch()
@@ -93,11 +88,11 @@ export class WorkerPool {
   async dispose(): Promise<void> {
     if (this.#disposed) return
     this.#disposed = true
-    for (const job of this.#queue.splice(0)) job.reject(new ProverDisposedError())
+    for (const job of this.#queue.splice(0)) job.reject(new ProverDisposedError(PLUGIN_NAME))
     await Promise.all(
       this.#slots.map(async (slot) => {
         const worker = slot.worker
-        this.#finish(slot)?.reject(new ProverDisposedError())
+        this.#finish(slot)?.reject(new ProverDisposedError(PLUGIN_NAME))
         slot.worker = null
         slot.loaded = []
         if (worker) await worker.terminate()
@@ -145,14 +140,14 @@ export class WorkerPool {
       const payload = job.payload.slice()
       post(worker, { type: 'job', id: job.id, op: job.op, key, payload }, [payload])
     } catch (e) {
-      this.#finish(slot)?.reject(new ProverError(`cannot post to the prover worker: ${describe(e)}`, { retryable: true, cause: e }))
+      this.#finish(slot)?.reject(new ProverError(PLUGIN_NAME, `cannot post to the prover worker: ${describe(e)}`, { retryable: true, cause: e }))
       this.#discard(slot)
       return
     }
     if (this.#jobTimeoutMs !== undefined) {
       const ms = this.#jobTimeoutMs
       slot.timer = setTimeout(() => {
-        this.#finish(slot)?.reject(new ProverError(`${job.op} took longer than ${ms} ms; its worker was stopped`, { retryable: true }))
+        this.#finish(slot)?.reject(new ProverError(PLUGIN_NAME, `${job.op} took longer than ${ms} ms; its worker was stopped`, { retryable: true }))
         this.#discard(slot)
         this.#dispatch()
       }, ms)
@@ -186,7 +181,7 @@ export class WorkerPool {
     worker.on('exit', (code) => {
       if (slot.worker !== worker) return
       const reason = lastError ? `: ${lastError.message}` : ''
-      this.#finish(slot)?.reject(new ProverError(`the prover worker exited with code ${code}${reason}`, { retryable: true, cause: lastError ?? undefined }))
+      this.#finish(slot)?.reject(new ProverError(PLUGIN_NAME, `the prover worker exited with code ${code}${reason}`, { retryable: true, cause: lastError ?? undefined }))
       slot.worker = null
       slot.loaded = []
       this.#dispatch()
@@ -219,7 +214,7 @@ function post(worker: Worker, msg: WorkerRequest, transfer: Uint8Array[] = []): 
 }
 
 function protocolError(op: EngineOp, error: WorkerFailure): ProverError {
-  return new ProverError(`the prover worker refused ${op}: ${error.message}`, { retryable: true })
+  return new ProverError(PLUGIN_NAME, `the prover worker refused ${op}: ${error.message}`, { retryable: true })
 }
 
 function describe(e: unknown): string {

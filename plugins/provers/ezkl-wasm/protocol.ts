@@ -6,8 +6,10 @@
  * so a `load` posted before a `job` is always applied first.
  */
 
+import type { EngineOp } from '../ezkl-common/prover.ts'
+
 /** The engine calls a worker runs. */
-export type EngineOp = 'witness' | 'prove' | 'verify'
+export type { EngineOp }
 
 /** The artifact bytes a worker keeps per model (everything but network.onnx). */
 export interface ArtifactBundle {

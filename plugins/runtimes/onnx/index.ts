@@ -6,6 +6,7 @@ import ort from 'onnxruntime-node'
 import { checkRealInput, shapeSize } from '../../../core/input.ts'
 import type { ModelArtifacts } from '../../../core/manifest.ts'
 
+import { defineRuntimePlugin, type RuntimePlugin } from '../../../core/plugins.ts'
 export { InputOutOfRangeError, InputShapeError } from '../../../core/input.ts'
 
 /** onnxruntime failed to load the model or to run it. */
@@ -33,7 +34,7 @@ export interface OnnxRunResult {
   readonly ms: number
 }
 
-export interface OnnxRuntime {
+export interface OnnxRuntime extends RuntimePlugin {
   /**
    * Runs the model on a real-valued input, flattened row-major (float32 precision).
    *
@@ -99,8 +100,11 @@ export function createOnnxRuntime(): OnnxRuntime {
     await Promise.all(all.map(async (s) => (await s.catch(() => null))?.release()))
   }
 
-  return { run, dispose }
+  return { kind: 'runtime', name: 'onnx', flags: { gpu: false }, run, dispose }
 }
+
+/** The onnxruntime-node (CPU) runtime as a plugin. */
+export const onnxRuntime = defineRuntimePlugin(() => createOnnxRuntime())
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e)

@@ -1,5 +1,7 @@
 /**
- * The engine's JSON formats: the input file it reads, and the witness and proof files it writes.
+ * ezkl 21's JSON formats, shared by the WASM engine and the native (Python) build, which read and
+ * write the same files (byte for byte, but for metadata such as `version` and `timestamp`): the input
+ * file it reads, and the witness and proof files it writes.
  *
  * - input: `{"input_data": [[x, …]]}`, one flat row-major array per model input, each x a float
  *   that the engine quantises as round(x · 2^inputScale). We send x = q / 2^inputScale, which is
@@ -38,49 +40,49 @@ export function encodeInputJson(manifest: ModelManifest, inputQ: readonly bigint
   return encoder.encode(JSON.stringify({ input_data: [inputQ.map((q) => Number(q) / denom)] }))
 }
 
-/** Reads the inputs and outputs of a witness file. */
-export function decodeWitness(bytes: Uint8Array): DecodedWitness {
-  const json = parse(bytes, 'witness')
+/** Reads the inputs and outputs of a witness file; `plugin` names the prover in errors. */
+export function decodeWitness(bytes: Uint8Array, plugin: string): DecodedWitness {
+  const json = parse(bytes, plugin, 'witness')
   return {
-    inputs: feltRows(json.inputs, 'witness', 'inputs').map(fromFelt),
-    outputs: feltRows(json.outputs, 'witness', 'outputs').map(fromFelt),
+    inputs: feltRows(json.inputs, plugin, 'witness', 'inputs').map(fromFelt),
+    outputs: feltRows(json.outputs, plugin, 'witness', 'outputs').map(fromFelt),
   }
 }
 
-/** Reads the proof bytes and public instances of a proof file. */
-export function decodeProof(bytes: Uint8Array): DecodedProof {
-  const json = parse(bytes, 'proof')
+/** Reads the proof bytes and public instances of a proof file; `plugin` names the prover in errors. */
+export function decodeProof(bytes: Uint8Array, plugin: string): DecodedProof {
+  const json = parse(bytes, plugin, 'proof')
   const proof = json.proof
   if (!Array.isArray(proof) || proof.length === 0 || !proof.every((b) => Number.isInteger(b) && b >= 0 && b <= 255))
-    throw malformed('proof', '"proof" is not an array of bytes')
+    throw malformed(plugin, 'proof', '"proof" is not an array of bytes')
   return {
     proof: `0x${Buffer.from(proof as number[]).toString('hex')}`,
-    instances: feltRows(json.instances, 'proof', 'instances'),
+    instances: feltRows(json.instances, plugin, 'proof', 'instances'),
   }
 }
 
-function parse(bytes: Uint8Array, what: string): Record<string, unknown> {
+function parse(bytes: Uint8Array, plugin: string, what: string): Record<string, unknown> {
   let json: unknown
   try {
     json = JSON.parse(decoder.decode(bytes))
   } catch (e) {
-    throw malformed(what, `not JSON (${e instanceof Error ? e.message : String(e)})`)
+    throw malformed(plugin, what, `not JSON (${e instanceof Error ? e.message : String(e)})`)
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw malformed(what, 'not a JSON object')
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw malformed(plugin, what, 'not a JSON object')
   return json as Record<string, unknown>
 }
 
 /** Flattens an array of arrays of little-endian hex felts. */
-function feltRows(rows: unknown, what: string, field: string): bigint[] {
+function feltRows(rows: unknown, plugin: string, what: string, field: string): bigint[] {
   if (!Array.isArray(rows) || !rows.every((r) => Array.isArray(r) && r.every((h) => typeof h === 'string')))
-    throw malformed(what, `"${field}" is not an array of arrays of hex strings`)
+    throw malformed(plugin, what, `"${field}" is not an array of arrays of hex strings`)
   try {
     return (rows as string[][]).flat().map(feltFromLeHex)
   } catch (e) {
-    throw malformed(what, `"${field}": ${e instanceof Error ? e.message : String(e)}`)
+    throw malformed(plugin, what, `"${field}": ${e instanceof Error ? e.message : String(e)}`)
   }
 }
 
-function malformed(what: string, detail: string): ProverError {
-  return new ProverError(`the engine returned a malformed ${what}: ${detail}`)
+function malformed(plugin: string, what: string, detail: string): ProverError {
+  return new ProverError(plugin, `the engine returned a malformed ${what}: ${detail}`)
 }

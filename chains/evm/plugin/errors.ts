@@ -1,0 +1,98 @@
+/**
+ * Errors of the EVM chain plugin. A gateway revert that retrying cannot fix is a
+ * {@link GatewayRejectedError} (non-retryable, with the decoded custom error); RPC and network
+ * failures are {@link ChainTransientError}s (retryable).
+ */
+import { BaseError, ContractFunctionRevertedError } from 'viem'
+import { ChainTransientError, SertnError, type SertnErrorOptions } from '../../../core/errors.ts'
+import type { RequestStatus } from '../../../core/types.ts'
+
+export { ChainTransientError }
+
+/** A gateway custom error as decoded from revert data. */
+export type DecodedRevert = { errorName: string; args: readonly unknown[] }
+
+function formatArgs(args: readonly unknown[]): string {
+  return args.map((a) => (typeof a === 'bigint' ? a.toString() : typeof a === 'string' ? a : JSON.stringify(a))).join(', ')
+}
+
+/** The gateway refused the call for a reason that retrying will not change. */
+export class GatewayRejectedError extends SertnError {
+  override name = 'GatewayRejectedError'
+  readonly errorName: string
+  readonly args: readonly unknown[]
+  constructor(what: string, revert: DecodedRevert, options: SertnErrorOptions = {}) {
+    super(`${what}: the gateway reverted with ${revert.errorName}(${formatArgs(revert.args)})`, { ...options, retryable: false })
+    this.errorName = revert.errorName
+    this.args = revert.args
+  }
+}
+
+/** The verifier rejected the proof for the request's input and the claimed output. */
+export class InvalidProofError extends GatewayRejectedError {
+  override name = 'InvalidProofError'
+}
+
+/** The delivered input or output does not fit the request (input mismatch, output shape). */
+export class InvalidResultError extends GatewayRejectedError {
+  override name = 'InvalidResultError'
+}
+
+/** The model's circuit changed after the request was made: it can no longer be fulfilled. */
+export class ModelVersionChangedError extends GatewayRejectedError {
+  override name = 'ModelVersionChangedError'
+}
+
+/** The request's deadline passed: it can only be refunded. */
+export class RequestExpiredError extends GatewayRejectedError {
+  override name = 'RequestExpiredError'
+}
+
+/** The request was settled in a way that conflicts with this call (e.g. fulfil after a refund). */
+export class RequestSettledError extends GatewayRejectedError {
+  override name = 'RequestSettledError'
+  constructor(
+    what: string,
+    revert: DecodedRevert,
+    readonly status: RequestStatus,
+    options: SertnErrorOptions = {},
+  ) {
+    super(`${what} (the request is ${status})`, revert, options)
+  }
+}
+
+/** This node's account is not authorised on the gateway. */
+export class UnauthorizedNodeError extends GatewayRejectedError {
+  override name = 'UnauthorizedNodeError'
+}
+
+/** Every error class name this plugin throws that retrying cannot fix (for Temporal retry policies). */
+export const EVM_NON_RETRYABLE_ERROR_TYPES = [
+  'GatewayRejectedError',
+  'InvalidProofError',
+  'InvalidResultError',
+  'ModelVersionChangedError',
+  'RequestExpiredError',
+  'RequestSettledError',
+  'UnauthorizedNodeError',
+] as const
+
+/** The custom error a failed contract call reverted with, if it was a revert with decodable data. */
+export function decodedRevertOf(err: unknown): DecodedRevert | undefined {
+  if (!(err instanceof BaseError)) return undefined
+  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError)
+  if (!(reverted instanceof ContractFunctionRevertedError) || !reverted.data) return undefined
+  return { errorName: reverted.data.errorName, args: reverted.data.args ?? [] }
+}
+
+/** Whether `err` is a contract revert at all (decodable or not: panics, empty reverts, reason strings). */
+export function isRevert(err: unknown): boolean {
+  return err instanceof BaseError && err.walk((e) => e instanceof ContractFunctionRevertedError) instanceof ContractFunctionRevertedError
+}
+
+/** Wraps anything that is not already a SertnError as a retryable chain error. */
+export function transient(what: string, err: unknown): SertnError {
+  if (err instanceof SertnError) return err
+  const short = err instanceof BaseError ? err.shortMessage : err instanceof Error ? err.message : String(err)
+  return new ChainTransientError(`${what}: ${short}`, { cause: err })
+}

@@ -1,0 +1,400 @@
+/**
+ * The EVM chain plugin: watches a gateway's `InferenceRequested` events (confirmations, a durable
+ * cursor, reorg rewinds) and settles requests (`fulfill`, `fail`) from one node account with
+ * process-wide nonce management and idempotent retries.
+ *
+ * @example
+ * const chain = evmChain({
+ *   chainName: 'local', chainId: 31337, rpcUrl: anvil.rpcUrl, gateway, account,
+ *   cursorStore: new FileCursorStore('.data/cursors'),
+ * })
+ * const stop = new AbortController()
+ * void chain.watchRequests({ signal: stop.signal, onRequest: async (r) => startWorkflow(r.key, r) })
+ * await chain.fulfill(request, result) // { transactionHash, status: 'Fulfilled', alreadySettled: false }
+ *
+ * Settling (`fulfill`, `fail`): simulate (eth_call); estimate gas and add room for the callback
+ * ({@link settleGasLimit}); sign and submit in the account's queue; await the receipt outside it.
+ * - Already done → `{ status, alreadySettled: true }` and nothing is sent: Fulfilled for `fulfill`;
+ *   Failed or Refunded for `fail` (the requester has its refund either way).
+ * - Settled the other way (`fulfill` of a Failed/Refunded request, `fail` of a Fulfilled one) →
+ *   {@link RequestSettledError}; a rejected result → {@link InvalidProofError},
+ *   {@link InvalidResultError}, {@link ModelVersionChangedError}, {@link RequestExpiredError};
+ *   all non-retryable, with the decoded gateway error in the message.
+ * - Unknown request (status None: an RPC behind the watcher's, or a reorg), RPC and network
+ *   failures, receipt timeouts → {@link ChainTransientError} (retryable).
+ * - Our transaction reverted because another transaction settled the request first → the status is
+ *   re-read and reported as `alreadySettled`.
+ * Concurrent calls for the same request and operation share one attempt (one transaction).
+ * `fail` truncates its reason to the gateway's 256 bytes.
+ */
+import {
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  encodeFunctionData,
+  getAddress,
+  http,
+  isAddress,
+  type Account,
+  type Address,
+} from 'viem'
+import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
+import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
+import { defineChainPlugin, type ChainPlugin, type RequestState, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
+import {
+  chainId as toChainId,
+  INFERENCE_ERROR_CODES,
+  REQUEST_STATUSES,
+  type InferenceErrorCode,
+  type InferenceRequest,
+  type ProvenResult,
+  type RequestId,
+  type RequestStatus,
+} from '../../../core/types.ts'
+import type { CursorStore } from './cursor-store.ts'
+import {
+  decodedRevertOf,
+  GatewayRejectedError,
+  InvalidProofError,
+  InvalidResultError,
+  isRevert,
+  ModelVersionChangedError,
+  RequestExpiredError,
+  RequestSettledError,
+  transient,
+  UnauthorizedNodeError,
+} from './errors.ts'
+import { AccountSender, accountSender } from './sender.ts'
+import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
+
+export type EvmChainOptions = {
+  /** The configured name of the chain (a key of the `chains` config). */
+  chainName: string
+  /** The chain id the RPC must report; checked before the first watch or send. */
+  chainId: number
+  rpcUrl: string
+  /** The InferenceGateway's address. */
+  gateway: Address
+  /** The node account that fulfils and fails requests (a local account signs in-process). */
+  account: Account
+  /**
+   * Blocks that must be mined on top of a request's block before it is delivered: a request in
+   * block B is delivered once the head is at least B + confirmations (its own block does not count;
+   * 0 delivers from the head block). Default 1 (suits local chains; use the chain's reorg depth, e.g.
+   * 12 or more, on public ones). On an automining anvil without other traffic, a request with
+   * confirmations ≥ 1 waits until some later transaction or `anvil_mine` makes a new block.
+   */
+  confirmations?: number
+  /** Milliseconds between polls of the chain (watcher and receipts). Default 250. */
+  pollingIntervalMs?: number
+  /** Keeps the watcher's cursor. Use a {@link FileCursorStore} for a node that must resume after a restart. */
+  cursorStore: CursorStore
+  /** The most blocks one `eth_getLogs` call spans. Default 2000. */
+  maxBlockRange?: number
+  /** How many recent block hashes the cursor remembers (the deepest reorg that rewinds exactly). Default 64. */
+  reorgDepth?: number
+  /** The cursor's key in the store. Default `evm-<chainId>-<gateway lowercase>`. */
+  watcherKey?: string
+  /** Transient watcher failures that the loop retries with backoff. Default: console.warn. */
+  onWatchError?: (err: unknown) => void
+  /** Called when the watcher rewinds its cursor after a reorg. */
+  onReorg?: (info: ReorgInfo) => void
+  /** How long `fulfill`/`fail` wait for their receipt before a retryable error. Default 120 000 ms. */
+  receiptTimeoutMs?: number
+  /** Blocks on top of a settling transaction's block to wait for before reporting success. Default 0. */
+  settleConfirmations?: number
+}
+
+/** The longest `fail` reason the gateway accepts, in bytes (longer reasons are truncated). */
+export const MAX_REASON_BYTES = 256
+/** Gas the gateway keeps back beyond a callback's limit (CALLBACK_GAS_RESERVE). */
+const CALLBACK_GAS_RESERVE = 10_000n
+
+/** `reason` cut to at most `max` UTF-8 bytes on a character boundary (with an ellipsis when cut). */
+export function truncateReason(reason: string, max = MAX_REASON_BYTES): string {
+  const enc = new TextEncoder()
+  if (enc.encode(reason).length <= max) return reason
+  let out = ''
+  let bytes = 0
+  const budget = max - 3 // '…' is 3 bytes
+  for (const ch of reason) {
+    const n = enc.encode(ch).length
+    if (bytes + n > budget) break
+    out += ch
+    bytes += n
+  }
+  return `${out}…`
+}
+
+/**
+ * The gas limit for a settling call: the estimate plus a fifth, plus the callback's own gas and the
+ * 1/63 and reserve the gateway insists on being available (so that a callback whose gas use varies
+ * between estimation and execution cannot make the gateway revert GatewayInsufficientGasForCallback).
+ */
+export function settleGasLimit(estimate: bigint, callbackGasLimit: number): bigint {
+  const cb = BigInt(callbackGasLimit)
+  return estimate + estimate / 5n + cb + cb / 63n + CALLBACK_GAS_RESERVE
+}
+
+function checkOptions(o: EvmChainOptions) {
+  const int = (name: string, v: number | undefined, min: number) => {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new ConfigError(`evm chain ${o.chainName}: ${name} must be an integer ≥ ${min} (got ${v})`)
+  }
+  if (!o.chainName) throw new ConfigError('evm chain: chainName is required')
+  int('chainId', o.chainId, 1)
+  if (!o.rpcUrl) throw new ConfigError(`evm chain ${o.chainName}: rpcUrl is required`)
+  if (!isAddress(o.gateway, { strict: false })) throw new ConfigError(`evm chain ${o.chainName}: gateway ${o.gateway} is not an address`)
+  if (!o.account) throw new ConfigError(`evm chain ${o.chainName}: account is required`)
+  if (!o.cursorStore) throw new ConfigError(`evm chain ${o.chainName}: cursorStore is required`)
+  int('confirmations', o.confirmations, 0)
+  int('pollingIntervalMs', o.pollingIntervalMs, 1)
+  int('maxBlockRange', o.maxBlockRange, 1)
+  int('reorgDepth', o.reorgDepth, 1)
+  int('receiptTimeoutMs', o.receiptTimeoutMs, 1)
+  int('settleConfirmations', o.settleConfirmations, 0)
+}
+
+/** An EVM chain with an InferenceGateway. */
+export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugin => {
+  checkOptions(options)
+  const name = 'evm'
+  const pluginId = `evm:${options.chainName}`
+  const id = toChainId(options.chainId)
+  const gateway = getAddress(options.gateway)
+  const pollingIntervalMs = options.pollingIntervalMs ?? 250
+  const chain = defineChain({
+    id: options.chainId,
+    name: options.chainName,
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [options.rpcUrl] } },
+  })
+  const transport = http(options.rpcUrl)
+  const publicClient = createPublicClient({ chain, transport, pollingInterval: pollingIntervalMs })
+  const walletClient = createWalletClient({ chain, transport, account: options.account, pollingInterval: pollingIntervalMs })
+  const sender = accountSender(
+    { chainId: options.chainId, rpcUrl: options.rpcUrl, address: options.account.address },
+    () => new AccountSender(publicClient, walletClient),
+  )
+  const watcherKey = options.watcherKey ?? `evm-${options.chainId}-${gateway.toLowerCase()}`
+
+  let disposed = false
+  const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
+  const inflight = new Map<string, Promise<TxOutcome>>()
+
+  const live = () => {
+    if (disposed) throw new PluginError(pluginId, 'used after dispose()')
+  }
+
+  let chainChecked: Promise<void> | undefined
+  const assertChain = () => {
+    chainChecked ??= (async () => {
+      let actual: number
+      try {
+        actual = await publicClient.getChainId()
+      } catch (err) {
+        chainChecked = undefined
+        throw transient(`${pluginId}: reading the chain id from ${options.rpcUrl}`, err)
+      }
+      if (actual !== options.chainId) {
+        throw new ConfigError(`${pluginId}: ${options.rpcUrl} serves chain ${actual}, not the configured ${options.chainId}`)
+      }
+    })()
+    return chainChecked
+  }
+
+  async function getRequestState(requestId: RequestId | string | bigint): Promise<RequestState> {
+    live()
+    try {
+      const r = await publicClient.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [BigInt(requestId)] })
+      return { status: REQUEST_STATUSES[r.status] ?? 'None', requester: getAddress(r.requester), deadline: Number(r.deadline) }
+    } catch (err) {
+      throw transient(`${pluginId}: reading request ${String(requestId)}`, err)
+    }
+  }
+
+  type Op = 'fulfill' | 'fail'
+  /** The statuses in which `op` has nothing left to do (it counts as done). */
+  const doneStatuses: Record<Op, readonly RequestStatus[]> = { fulfill: ['Fulfilled'], fail: ['Failed', 'Refunded'] }
+
+  /** Maps a revert (or any failure) of `op` to an outcome or the right error. */
+  function settledOrThrow(op: Op, what: string, err: unknown): TxOutcome {
+    const revert = decodedRevertOf(err)
+    if (!revert) {
+      if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
+      throw transient(what, err)
+    }
+    switch (revert.errorName) {
+      case 'GatewayRequestNotPending': {
+        const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
+        if (status === 'None') {
+          throw new ChainTransientError(`${what}: the gateway has no such request (not yet visible to this RPC, or removed by a reorg)`, { cause: err })
+        }
+        if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
+        throw new RequestSettledError(what, revert, status, { cause: err })
+      }
+      case 'GatewayInvalidProof':
+        throw new InvalidProofError(what, revert, { cause: err })
+      case 'GatewayInputMismatch':
+      case 'GatewayOutputShapeMismatch':
+        throw new InvalidResultError(what, revert, { cause: err })
+      case 'GatewayModelVersionChanged':
+        throw new ModelVersionChangedError(what, revert, { cause: err })
+      case 'GatewayRequestExpired':
+        throw new RequestExpiredError(what, revert, { cause: err })
+      case 'GatewayUnauthorizedNode':
+        throw new UnauthorizedNodeError(what, revert, { cause: err })
+      case 'GatewayInsufficientGasForCallback':
+        throw new ChainTransientError(`${what}: too little gas for the callback (${String(revert.args[0])} < ${String(revert.args[1])})`, { cause: err })
+      default:
+        throw new GatewayRejectedError(what, revert, { cause: err })
+    }
+  }
+
+  async function settle(op: Op, request: InferenceRequest, args: readonly unknown[]): Promise<TxOutcome> {
+    live()
+    if (request.chainId !== id || request.gateway.toLowerCase() !== gateway.toLowerCase()) {
+      throw new PluginError(pluginId, `${op}: request ${request.key} belongs to chain ${request.chainId} gateway ${request.gateway}, not this plugin's`)
+    }
+    const what = `${op} ${request.key}`
+    await assertChain()
+    const call = { address: gateway, abi: InferenceGateway.abi, functionName: op, args, account: options.account } as const
+    const simulate = () => publicClient.simulateContract(call as never)
+
+    // 1. Simulate: a request already settled (our earlier try) or a rejected result sends nothing.
+    try {
+      await simulate()
+    } catch (err) {
+      return settledOrThrow(op, what, err)
+    }
+    // 2. An explicit gas limit with room for the callback.
+    let gas: bigint
+    try {
+      gas = settleGasLimit(await publicClient.estimateContractGas(call as never), request.callbackGasLimit)
+    } catch (err) {
+      return settledOrThrow(op, what, err)
+    }
+    // 3. Send in this account's turn; 4. await the receipt outside the queue.
+    let hash: `0x${string}`
+    try {
+      hash = await sender.send({ to: gateway, data: encodeFunctionData(call as never), gas })
+    } catch (err) {
+      throw transient(`${what}: sending`, err)
+    }
+    let receipt
+    try {
+      receipt = await publicClient.waitForTransactionReceipt({
+        hash,
+        confirmations: (options.settleConfirmations ?? 0) + 1,
+        pollingInterval: pollingIntervalMs,
+        timeout: options.receiptTimeoutMs ?? 120_000,
+      })
+    } catch (err) {
+      throw transient(`${what}: waiting for transaction ${hash}`, err)
+    }
+    const done: TxOutcome = {
+      transactionHash: hash,
+      gasUsed: receipt.gasUsed.toString(),
+      blockNumber: receipt.blockNumber.toString(),
+      status: op === 'fulfill' ? 'Fulfilled' : 'Failed',
+      alreadySettled: false,
+    }
+    if (receipt.status === 'success') return done
+    // Reverted: most likely someone settled it between our simulation and our transaction.
+    const state = await getRequestState(request.requestId)
+    if (doneStatuses[op].includes(state.status)) return { status: state.status, alreadySettled: true }
+    try {
+      await simulate()
+    } catch (err) {
+      return settledOrThrow(op, `${what} (transaction ${hash} reverted)`, err)
+    }
+    throw new ChainTransientError(`${what}: transaction ${hash} reverted with gas limit ${gas} (used ${receipt.gasUsed}) although the call passes now`)
+  }
+
+  /** Joins a call already in flight for the same request and operation. */
+  function once(op: Op, request: InferenceRequest, run: () => Promise<TxOutcome>): Promise<TxOutcome> {
+    const k = `${op}:${request.key}`
+    const running = inflight.get(k)
+    if (running) return running
+    const p = run().finally(() => inflight.delete(k))
+    inflight.set(k, p)
+    return p
+  }
+
+  const plugin: ChainPlugin = {
+    kind: 'chain',
+    name,
+    flags: { reorgSafe: true },
+    chainName: options.chainName,
+    chainId: id,
+    gateway,
+
+    async watchRequests(watch: WatchOptions): Promise<void> {
+      live()
+      const controller = new AbortController()
+      const onAbort = () => controller.abort()
+      if (watch.signal.aborted) return
+      watch.signal.addEventListener('abort', onAbort, { once: true })
+      let settleDone!: () => void
+      const entry = { controller, done: new Promise<void>((r) => (settleDone = r)) }
+      watchers.add(entry)
+      try {
+        await withWatchKey(pluginId, options.cursorStore, watcherKey, () =>
+          runWatcher(
+            {
+              client: publicClient,
+              chainId: id,
+              gateway,
+              confirmations: BigInt(options.confirmations ?? 1),
+              pollingIntervalMs,
+              maxBlockRange: BigInt(options.maxBlockRange ?? 2000),
+              reorgDepth: options.reorgDepth ?? 64,
+              store: options.cursorStore,
+              key: watcherKey,
+              onError: options.onWatchError ?? ((err) => console.warn(`[${pluginId}] watcher: ${err instanceof Error ? err.message : String(err)}`)),
+              onReorg: options.onReorg ?? (() => undefined),
+              assertChain,
+            },
+            { ...watch, signal: controller.signal },
+          ),
+        )
+      } finally {
+        watch.signal.removeEventListener('abort', onAbort)
+        watchers.delete(entry)
+        settleDone()
+      }
+    },
+
+    getRequestState: (requestId) => getRequestState(requestId),
+
+    async fulfill(request: InferenceRequest, result: ProvenResult): Promise<TxOutcome> {
+      live()
+      return once('fulfill', request, () =>
+        settle('fulfill', request, [BigInt(request.requestId), request.input.map(BigInt), result.output.map(BigInt), result.proof]),
+      )
+    },
+
+    async fail(request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<TxOutcome> {
+      live()
+      const index = INFERENCE_ERROR_CODES.indexOf(code)
+      if (index < 0) throw new PluginError(pluginId, `fail: unknown error code ${code}`)
+      return once('fail', request, () => settle('fail', request, [BigInt(request.requestId), index, truncateReason(reason)]))
+    },
+
+    async head() {
+      live()
+      try {
+        return { blockNumber: await publicClient.getBlockNumber({ cacheTime: 0 }) }
+      } catch (err) {
+        throw transient(`${pluginId}: reading the head`, err)
+      }
+    },
+
+    async dispose() {
+      if (disposed) return
+      disposed = true
+      for (const w of watchers) w.controller.abort()
+      await Promise.all([...watchers].map((w) => w.done))
+    },
+  }
+  return plugin
+})

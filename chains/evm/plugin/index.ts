@@ -1,0 +1,16 @@
+/** The EVM chain plugin (`evmChain`), its cursor stores and its errors. */
+export { evmChain, MAX_REASON_BYTES, settleGasLimit, truncateReason, type EvmChainOptions } from './evm-chain.ts'
+export { FileCursorStore, MemoryCursorStore, cursorFileName, parseCursor, type CursorStore } from './cursor-store.ts'
+export {
+  ChainTransientError,
+  EVM_NON_RETRYABLE_ERROR_TYPES,
+  GatewayRejectedError,
+  InvalidProofError,
+  InvalidResultError,
+  ModelVersionChangedError,
+  RequestExpiredError,
+  RequestSettledError,
+  UnauthorizedNodeError,
+} from './errors.ts'
+export { AccountSender, isNonceError } from './sender.ts'
+export type { ReorgInfo } from './watcher.ts'

@@ -1,0 +1,64 @@
+/**
+ * Starting request workflows and reading their status. The workflow id is the request key, and a
+ * key whose workflow completed (fulfilled or failed on-chain) is never started again: a duplicate
+ * event starts nothing.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client'
+import type { InferenceRequest } from '../core/types.ts'
+import { statusQuery, type RequestOutcome, type RequestStatusView, type TaskQueues } from './messages.ts'
+import type { requestWorkflow } from './request.workflow.ts'
+
+export type StartResult = 'started' | 'duplicate'
+
+/** Starts the request's workflow unless one with its key ran or runs already. */
+export async function startRequestWorkflow(client: Client, request: InferenceRequest, queues: TaskQueues): Promise<StartResult> {
+  try {
+    await client.workflow.start<typeof requestWorkflow>('requestWorkflow', {
+      workflowId: request.key,
+      taskQueue: queues.chainIo,
+      args: [{ request, queues }],
+      // A failed run (a bug, an outage past every retry) may be started again by a later event;
+      // a completed one never.
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
+    })
+    return 'started'
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return 'duplicate'
+    throw err
+  }
+}
+
+/** The status of the request with key `key`, with the prover's last heartbeat when it is proving. */
+export async function getRequestStatus(
+  client: Client,
+  key: string,
+): Promise<RequestStatusView & { running: boolean; heartbeat?: unknown }> {
+  const handle = client.workflow.getHandle(key)
+  const [status, description] = await Promise.all([handle.query(statusQuery), handle.describe()])
+  const raw = await client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId: key } })
+  const pending = raw.pendingActivities?.find((a) => a.activityType?.name === 'proveInference')
+  let heartbeat: unknown
+  const payload = pending?.heartbeatDetails?.payloads?.[0]
+  if (payload) heartbeat = client.options.loadedDataConverter.payloadConverter.fromPayload(payload)
+  return { ...status, running: description.status.name === 'RUNNING', ...(heartbeat ? { heartbeat } : {}) }
+}
+
+/** Waits (at most `timeoutMs`) until a workflow with id `key` exists. */
+export async function waitForWorkflow(client: Client, key: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await client.workflow.getHandle(key).describe()
+      return
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError) || Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
+}
+
+/** Waits for the request's workflow to start (at most `startTimeoutMs`) and end; returns its outcome. */
+export async function waitForOutcome(client: Client, key: string, startTimeoutMs = 60_000): Promise<RequestOutcome> {
+  await waitForWorkflow(client, key, startTimeoutMs)
+  return client.workflow.getHandle<typeof requestWorkflow>(key).result()
+}

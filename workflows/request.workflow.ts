@@ -1,0 +1,148 @@
+/**
+ * The request workflow: one per on-chain request, with the request key as workflow id.
+ *
+ * inference (onnxruntime, `inference` queue) → witness + proof (`prover` queue, heartbeating) →
+ * store output and proof (`chain-io` queue) → fulfil on the gateway (`chain-io` queue). A request
+ * that cannot be served (unknown model, input the model rejects, a proof that cannot be made)
+ * ends with `fail` on the gateway: the requester's error callback and a full refund.
+ *
+ * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
+ */
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
+import type { InferenceErrorCode } from '../core/types.ts'
+import type { Activities } from './activities/index.ts'
+import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestWorkflowInput, type StageTiming } from './messages.ts'
+
+/**
+ * Error types that retrying cannot fix (class names of thrown errors). Activities also mark such
+ * errors non-retryable themselves; this list is the policy's own guard.
+ */
+const NON_RETRYABLE = [
+  'ConfigError',
+  'BadRequestError',
+  'IntegrityError',
+  'InputShapeError',
+  'InputOutOfRangeError',
+  'ManifestError',
+  'ArtifactHashMismatchError',
+  'InsecureSrsError',
+  'UnknownModelError',
+  'UnknownChainError',
+  'GatewayRejectedError',
+  'InvalidProofError',
+  'InvalidResultError',
+  'ModelVersionChangedError',
+  'RequestExpiredError',
+  'RequestSettledError',
+  'UnauthorizedNodeError',
+]
+
+/** Which error code a failure maps to on the gateway. */
+const ERROR_CODES: Record<string, InferenceErrorCode> = {
+  UnknownModelError: 'ModelUnavailable',
+  ManifestError: 'ModelUnavailable',
+  ArtifactHashMismatchError: 'ModelUnavailable',
+  InsecureSrsError: 'ModelUnavailable',
+  ModelVersionChangedError: 'ModelUnavailable',
+  InputShapeError: 'InvalidInput',
+  InputOutOfRangeError: 'InvalidInput',
+  BadRequestError: 'InvalidInput',
+  InvalidProofError: 'ProvingFailed',
+  InvalidResultError: 'ProvingFailed',
+  RequestExpiredError: 'Timeout',
+}
+
+/** The code for a failure that retries could not fix, by the stage it stopped. */
+const STAGE_CODES: Partial<Record<RequestStatusView['stage'], InferenceErrorCode>> = {
+  inference: 'ModelFailed',
+  proving: 'ProvingFailed',
+}
+
+const retry = { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE }
+
+export async function requestWorkflow({ request, queues }: RequestWorkflowInput): Promise<RequestOutcome> {
+  const { runInference } = proxyActivities<Activities>({
+    taskQueue: queues.inference,
+    startToCloseTimeout: '2 minutes',
+    retry: { ...retry, maximumAttempts: 5 },
+  })
+  const { proveInference } = proxyActivities<Activities>({
+    taskQueue: queues.prover,
+    startToCloseTimeout: '15 minutes',
+    heartbeatTimeout: '20 seconds',
+    retry: { ...retry, maximumAttempts: 5 },
+  })
+  const { storeResult, fulfillRequest, failRequest } = proxyActivities<Activities>({
+    taskQueue: queues.chainIo,
+    startToCloseTimeout: '2 minutes',
+    retry: { ...retry, maximumAttempts: 30 },
+  })
+
+  const status: RequestStatusView = { key: request.key, stage: 'received', startedAt: workflowInfo().startTime.getTime(), timings: {} }
+  setHandler(statusQuery, () => status)
+
+  async function timed<T extends { attempt: number; ms?: number }>(
+    name: keyof RequestStatusView['timings'],
+    run: () => Promise<T>,
+  ): Promise<T> {
+    const t0 = Date.now()
+    const r = await run()
+    const timing: StageTiming = { ms: Date.now() - t0, attempts: r.attempt }
+    if (r.ms !== undefined) timing.workMs = r.ms
+    status.timings[name] = timing
+    return r
+  }
+
+  try {
+    status.stage = 'inference'
+    await timed('inference', () => runInference(request))
+
+    status.stage = 'proving'
+    const t0 = Date.now()
+    const proven = await proveInference(request)
+    const proveWall = Date.now() - t0
+    status.timings.witness = { ms: proven.witnessMs, workMs: proven.witnessMs, attempts: proven.attempt }
+    status.timings.prove = { ms: proveWall, workMs: proven.proveMs, attempts: proven.attempt }
+    status.timings.verify = { ms: proven.verifyMs, workMs: proven.verifyMs, attempts: proven.attempt }
+    status.output = proven.result.output
+
+    status.stage = 'storing'
+    const stored = await timed('store', () => storeResult(request, proven.result))
+    status.storage = { output: stored.output, proof: stored.proof }
+
+    status.stage = 'fulfilling'
+    const tx = await timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!))
+    if (tx.transactionHash) status.transactionHash = tx.transactionHash
+    status.stage = tx.status === 'Fulfilled' ? 'fulfilled' : 'settled-elsewhere'
+    return status as RequestOutcome
+  } catch (err) {
+    const failure = failureOf(err)
+    if (!failure) throw err
+    if (failure.type === 'RequestSettledError') {
+      // Someone else settled it (a refund after the deadline, say): nothing is left to do.
+      status.stage = 'settled-elsewhere'
+      status.error = { code: 'Unknown', reason: failure.message }
+      return status as RequestOutcome
+    }
+    const code = ERROR_CODES[failure.type] ?? STAGE_CODES[status.stage] ?? 'Unknown'
+    const reason = `${failure.type}: ${failure.message}`.slice(0, 256)
+    status.error = { code, reason }
+    status.stage = 'failing'
+    const tx = await timed('fail', () => failRequest(request, code, reason))
+    if (tx.transactionHash) status.transactionHash = tx.transactionHash
+    status.stage = tx.status === 'Failed' ? 'failed' : 'settled-elsewhere'
+    return status as RequestOutcome
+  }
+}
+
+/**
+ * The failure behind an activity failure: a non-retryable error, or the last error once retries
+ * ran out (then the request cannot be served in time either).
+ */
+function failureOf(err: unknown): { type: string; message: string } | undefined {
+  if (!(err instanceof ActivityFailure)) return undefined
+  const cause = err.cause
+  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Error', message: cause.message }
+  if (cause instanceof TimeoutFailure) return { type: 'Timeout', message: `${err.activityType} timed out (${cause.timeoutType})` }
+  return undefined
+}

@@ -1,0 +1,124 @@
+/**
+ * The composition root's container: plugins chosen by configuration, built lazily (a prover worker
+ * never opens an RPC connection; a chain-io worker never loads the prover), one instance each.
+ */
+import 'reflect-metadata'
+import { join, resolve } from 'node:path'
+import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
+import { privateKeyToAccount } from 'viem/accounts'
+import { evmChain, FileCursorStore } from '../../chains/evm/plugin/index.ts'
+import type { SertnConfig } from '../../core/config.ts'
+import { TOKENS } from '../../core/di.ts'
+import { createModelStore, type ModelStore } from '../../core/models.ts'
+import type { ChainPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
+import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
+import { ezklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
+import { onnxRuntime } from '../../plugins/runtimes/onnx/index.ts'
+import { arweaveStorage } from '../../plugins/storage/arweave/index.ts'
+import type { ActivityDeps } from '../activities/index.ts'
+
+/** Prover plugins by configured name. */
+const PROVERS: Record<SertnConfig['prover']['plugin'], (c: SertnConfig) => ProverPlugin> = {
+  'ezkl-wasm': (c) => ezklWasmProver({ poolSize: c.prover.poolSize }),
+  'ezkl-native': (c) => ezklNativeProver({ poolSize: c.prover.poolSize }),
+}
+
+/** Runtime plugins by configured name. */
+const RUNTIMES: Record<SertnConfig['runtime']['plugin'], (c: SertnConfig) => RuntimePlugin> = {
+  onnx: () => onnxRuntime(),
+}
+
+/** Storage plugins by configured name. */
+const STORAGES: Record<SertnConfig['storage']['plugin'], (c: SertnConfig) => StoragePlugin> = {
+  arweave: (c) => {
+    const url = new URL(c.storage.arweave.url)
+    const wallet = c.storage.arweave.walletFile ?? join(resolve(c.dataDir), 'arweave-wallet.json')
+    return arweaveStorage({
+      host: url.hostname,
+      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+      protocol: url.protocol === 'https:' ? 'https' : 'http',
+      wallet,
+    })
+  },
+}
+
+export type ContainerOverrides = Partial<{
+  runtime: RuntimePlugin
+  prover: ProverPlugin
+  storage: StoragePlugin
+  chains: ChainPlugin[]
+  models: ModelStore
+}>
+
+export type SertnContainer = {
+  container: DependencyContainer
+  /** Disposes every plugin the container built (not the overrides, which belong to the caller). */
+  dispose(): Promise<void>
+}
+
+/** A child container holding the config and lazily built plugins (or the given overrides). */
+export function buildContainer(config: SertnConfig, overrides: ContainerOverrides = {}): SertnContainer {
+  const c = rootContainer.createChildContainer()
+  const built: { dispose(): Promise<void> }[] = []
+  c.register(TOKENS.Config, { useValue: config })
+  const lazy = <T>(token: symbol, given: T | undefined, make: () => T) => {
+    if (given !== undefined) {
+      c.register<T>(token, { useValue: given })
+      return
+    }
+    c.register<T>(token, {
+      useFactory: instanceCachingFactory<T>(() => {
+        const made = make()
+        for (const p of Array.isArray(made) ? made : [made]) if (p && typeof p === 'object' && 'dispose' in p) built.push(p as never)
+        return made
+      }),
+    })
+  }
+  lazy(TOKENS.Models, overrides.models, () => createModelStore({ dir: config.models.dir, allowInsecureSrs: config.models.allowInsecureSrs }))
+  lazy(TOKENS.Runtime, overrides.runtime, () => RUNTIMES[config.runtime.plugin](config))
+  lazy(TOKENS.Prover, overrides.prover, () => PROVERS[config.prover.plugin](config))
+  lazy(TOKENS.Storage, overrides.storage, () => STORAGES[config.storage.plugin](config))
+  lazy(TOKENS.Chains, overrides.chains, () => {
+    const account = privateKeyToAccount(config.node.privateKey as `0x${string}`)
+    const cursors = new FileCursorStore(join(resolve(config.dataDir), 'cursors'))
+    return Object.entries(config.chains).map(([chainName, ch]) =>
+      evmChain({
+        chainName,
+        chainId: ch.chainId,
+        rpcUrl: ch.rpcUrl,
+        gateway: ch.gateway as `0x${string}`,
+        account,
+        confirmations: ch.confirmations,
+        pollingIntervalMs: ch.pollingIntervalMs,
+        cursorStore: cursors,
+      }),
+    )
+  })
+  return {
+    container: c,
+    async dispose() {
+      await Promise.allSettled(built.splice(0).map((p) => p.dispose()))
+    },
+  }
+}
+
+/** Activity dependencies that resolve from the container on first use. */
+export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
+  return {
+    get chains() {
+      return c.resolve<ChainPlugin[]>(TOKENS.Chains)
+    },
+    get runtime() {
+      return c.resolve<RuntimePlugin>(TOKENS.Runtime)
+    },
+    get prover() {
+      return c.resolve<ProverPlugin>(TOKENS.Prover)
+    },
+    get storage() {
+      return c.resolve<StoragePlugin>(TOKENS.Storage)
+    },
+    get models() {
+      return c.resolve<ModelStore>(TOKENS.Models)
+    },
+  }
+}

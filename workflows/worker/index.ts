@@ -1,0 +1,102 @@
+/**
+ * Worker entry: Temporal workers for the configured roles (task queues) and, with `chain-io`, the
+ * chain watchers that turn confirmed `InferenceRequested` events into request workflows.
+ */
+import { fileURLToPath } from 'node:url'
+import { Client, Connection } from '@temporalio/client'
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker'
+import type { SertnConfig } from '../../core/config.ts'
+import { TOKENS } from '../../core/di.ts'
+import type { ChainPlugin } from '../../core/plugins.ts'
+import { createActivities } from '../activities/index.ts'
+import { startRequestWorkflow } from '../client.ts'
+import type { TaskQueues } from '../messages.ts'
+import { buildContainer, lazyActivityDeps, type ContainerOverrides } from './container.ts'
+
+export const WORKER_ROLES = ['chain-io', 'inference', 'prover'] as const
+export type WorkerRole = (typeof WORKER_ROLES)[number]
+
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../request.workflow.ts', import.meta.url))
+
+export type RunWorkersParameters = {
+  config: SertnConfig
+  roles: readonly WorkerRole[]
+  /** Stops the workers and watchers (graceful: running activities finish or are cancelled). */
+  signal: AbortSignal
+  overrides?: ContainerOverrides
+  /** A prebuilt workflow bundle (tests build it once); otherwise the workflow file is bundled. */
+  workflowBundle?: WorkerOptions['workflowBundle']
+  log?: (line: string) => void
+}
+
+export function taskQueuesOf(config: SertnConfig): TaskQueues {
+  return { ...config.temporal.taskQueues }
+}
+
+/** Runs until `signal` aborts; resolves when every worker and watcher has stopped. */
+export async function runWorkers(params: RunWorkersParameters): Promise<void> {
+  const { config, roles, signal } = params
+  const log = params.log ?? ((l: string) => console.error(l))
+  const queues = taskQueuesOf(config)
+  const sertn = buildContainer(config, params.overrides)
+  const connection = await NativeConnection.connect({ address: config.temporal.address })
+  const activities = createActivities(lazyActivityDeps(sertn.container))
+  const workers: Worker[] = []
+  try {
+    for (const role of roles) {
+      const taskQueue = role === 'chain-io' ? queues.chainIo : role === 'inference' ? queues.inference : queues.prover
+      workers.push(
+        await Worker.create({
+          connection,
+          namespace: config.temporal.namespace,
+          taskQueue,
+          activities,
+          ...(role === 'chain-io'
+            ? params.workflowBundle
+              ? { workflowBundle: params.workflowBundle }
+              : { workflowsPath: WORKFLOWS_PATH }
+            : {}),
+          maxConcurrentActivityTaskExecutions: role === 'prover' ? config.prover.poolSize : 16,
+          // A killed worker's activities are retried elsewhere once their heartbeat times out.
+          shutdownGraceTime: '5 seconds',
+        }),
+      )
+      log(`[worker] ${role} polling ${taskQueue}`)
+    }
+    const running = workers.map((w) => w.run())
+    const watchers: Promise<void>[] = []
+    if (roles.includes('chain-io')) {
+      const clientConnection = await Connection.connect({ address: config.temporal.address })
+      const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace })
+      const chains = sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains)
+      for (const chain of chains) {
+        watchers.push(
+          chain
+            .watchRequests({
+              signal,
+              onRequest: async (request) => {
+                const r = await startRequestWorkflow(client, request, queues)
+                log(`[watcher] ${chain.chainName}: request ${request.requestId} → ${r === 'started' ? `workflow ${request.key}` : 'already seen'}`)
+              },
+              ...(config.chains[chain.chainName]?.startBlock !== undefined
+                ? { fromBlock: BigInt(config.chains[chain.chainName]!.startBlock!) }
+                : {}),
+            })
+            .catch((err: unknown) => {
+              if (!signal.aborted) log(`[watcher] ${chain.chainName} stopped: ${String(err)}`)
+            }),
+        )
+      }
+      watchers.push(new Promise<void>((res) => signal.addEventListener('abort', () => res(), { once: true })).then(() => clientConnection.close()))
+    }
+    const stop = () => {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown()
+    }
+    if (signal.aborted) stop()
+    else signal.addEventListener('abort', stop, { once: true })
+    await Promise.all([...running, ...watchers])
+  } finally {
+    await sertn.dispose()
+    await connection.close()
+  }
+}
