@@ -13,6 +13,7 @@ import { anvilAccount, createSertnClient } from '../chains/evm/clients.ts'
 import { confirm, deployContract, deployCore, registerModel } from '../chains/evm/deploy.ts'
 import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
 import { dequantize, quantize } from '../core/field.ts'
+import { NO_STORAGE_REF } from '../core/storage-ref.ts'
 import { loadModelArtifacts, modelDir } from '../core/manifest.ts'
 import { createEzklWasmProver } from '../plugins/provers/ezkl-wasm/index.ts'
 import { createOnnxRuntime } from '../plugins/runtimes/onnx/index.ts'
@@ -76,7 +77,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       return v
     })
     const fulfilled = await stage('fulfil: verify on-chain + callback', async () => {
-      const { request } = await node.simulateContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [requested.id, requestInput, witness.output, proof.proof as Hex] })
+      const { request } = await node.simulateContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [requested.id, requestInput, witness.output, proof.proof as Hex, { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }] })
       const receipt = await confirm(node, await node.writeContract(request))
       const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' })
       return { gas: receipt.gasUsed, callback: event!.args.callbackStatus }

@@ -1,11 +1,13 @@
 /**
  * The `sertn` command line.
  *
- *   sertn demo [--model NAME] [--features x1,x2,x3,x4]   run a verified inference end to end on a local anvil
+ *   sertn demo [--model NAME] [--features x1,x2,x3,x4]   one verified inference on a local anvil, in one process
+ *   sertn worker [--role ROLES] [--config FILE]          Temporal workers (chain-io, inference, prover)
  *   sertn help
  */
 import { parseArgs } from 'node:util'
 import { runDemo } from './demo.ts'
+import { workerCommand } from './worker.ts'
 
 const HELP = `sertn — verified ML inference for smart contracts
 
@@ -13,6 +15,10 @@ Usage:
   sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Start a local anvil, deploy the contracts, and serve one request from the example dApp:
       inference, witness, proof, on-chain verification and the dApp's callback.
+  sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level warn]
+      Run Temporal workers for the given task-queue roles (all by default); with chain-io, also the
+      chain watchers that start a workflow per confirmed request. Configuration: the file (default
+      sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides.
   sertn help
 
 Options:
@@ -35,6 +41,17 @@ async function main(argv: string[]): Promise<number> {
       }
       await runDemo({ model: values.model, features })
       return 0
+    }
+    case 'worker': {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          role: { type: 'string', default: 'chain-io,inference,prover' },
+          config: { type: 'string' },
+          'log-level': { type: 'string', default: 'warn' },
+        },
+      })
+      return workerCommand({ roles: values.role, logLevel: values['log-level'], ...(values.config ? { config: values.config } : {}) })
     }
     case 'help':
     case '--help':

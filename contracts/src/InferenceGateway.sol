@@ -142,11 +142,13 @@ contract InferenceGateway is IInferenceGateway, Owned {
     // ─────────────────────────────── Nodes ────────────────────────────────
 
     /// @inheritdoc IInferenceGateway
-    function fulfill(uint256 requestId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
-        external
-        nonReentrant
-        onlyNode
-    {
+    function fulfill(
+        uint256 requestId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof,
+        StorageRefs calldata artifacts
+    ) external nonReentrant onlyNode {
         Request storage r = _pending(requestId);
         _checkResult(requestId, r, input, output, proof);
 
@@ -157,7 +159,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
             r.callbackGasLimit,
             abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
         );
-        emit InferenceFulfilled(requestId, msg.sender, output, cs, gasUsed);
+        emit InferenceFulfilled(requestId, msg.sender, output, artifacts, cs, gasUsed);
     }
 
     /// @inheritdoc IInferenceGateway

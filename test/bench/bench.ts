@@ -9,7 +9,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseEventLogs } from 'viem'
+import { keccak256, parseEventLogs, toHex } from 'viem'
 import { startAnvil } from '../../chains/anvil.ts'
 import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract, deployCore, registerModel } from '../../chains/evm/deploy.ts'
@@ -63,13 +63,15 @@ async function main() {
       await user.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [model.modelId, input, 200_000], value }),
     )
 
+    // Storage ids as a node records them (non-zero, so their calldata costs what it will).
+    const refs = { output: keccak256(toHex('bench-output')), proof: keccak256(toHex('bench-proof')) }
     // The dApp path: the example consumer requests, the node fulfils, the consumer is called back.
     const price = await user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'price' })
     const { request, result: id } = await user.simulateContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
     await confirm(user, await user.writeContract(request))
     const fulfilled = await confirm(
       node,
-      await node.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [id, input, last.output, last.proof] }),
+      await node.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [id, input, last.output, last.proof, refs] }),
     )
     const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: fulfilled.logs, eventName: 'InferenceFulfilled' })
     if (!event || event.args.callbackStatus !== 0) throw new Error('the consumer callback did not succeed')

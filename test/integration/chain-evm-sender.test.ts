@@ -4,6 +4,7 @@
  * errors for rejected results, enough gas for the largest callbacks, and a race lost to another
  * node reported as already settled.
  */
+import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { DEV_ONLY } from '../support/artifacts.ts'
 import { parseEventLogs, parseGwei, toHex, type Address, type Hex } from 'viem'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
@@ -261,7 +262,7 @@ describe('rejections', () => {
       address: t.core.gateway,
       abi: InferenceGateway.abi,
       functionName: 'fulfill',
-      args: [BigInt(r.requestId), input, result.output.map(BigInt), result.proof],
+      args: [BigInt(r.requestId), input, result.output.map(BigInt), result.proof, { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }],
       gas: 3_000_000n,
       maxPriorityFeePerGas: parseGwei('50'),
       maxFeePerGas: parseGwei('100'),

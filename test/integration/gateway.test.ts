@@ -21,6 +21,7 @@ import {
 import { confirm, deployContract, modelIdOf, registerModel, type RegisteredModel } from '../../chains/evm/deploy.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { dequantize, quantize } from '../../core/field.ts'
+import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { loadModelArtifacts, modelDir, type ModelArtifacts } from '../../core/manifest.ts'
 import { createEzklWasmProver, type EzklWasmProver, type InferenceProof } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { createOnnxRuntime, type OnnxRuntime } from '../../plugins/runtimes/onnx/index.ts'
@@ -32,6 +33,7 @@ const FAILED = 3
 const REFUNDED = 4
 const CALLBACK = { Succeeded: 0, Failed: 1, Skipped: 2 } as const
 const GAS = 200_000
+const NO_REFS = { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }
 
 let t: TestChain
 let demo: ModelArtifacts
@@ -95,7 +97,7 @@ function simulateFulfil(client: SertnClient, id: bigint, input: bigint[], output
     address: t.core.gateway,
     abi: InferenceGateway.abi,
     functionName: 'fulfill',
-    args: [id, input, output, proof],
+    args: [id, input, output, proof, NO_REFS],
     ...(gas ? { gas } : {}),
   })
 }

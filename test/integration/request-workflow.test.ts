@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { quantize } from '../../core/field.ts'
+import { base64UrlIdOf, storageRefOf } from '../../core/storage-ref.ts'
 import { requestKey } from '../../core/types.ts'
 import { arweaveStorage } from '../../plugins/storage/arweave/index.ts'
 import { getRequestStatus, waitForOutcome } from '../../workflows/client.ts'
@@ -71,6 +72,17 @@ describe('request workflow', () => {
     } finally {
       await storage.dispose()
     }
+
+    // The storage ids are recorded on-chain with the result.
+    const [fulfilled] = await stack.chain.user.getContractEvents({
+      address: stack.chain.core.gateway,
+      abi: InferenceGateway.abi,
+      eventName: 'InferenceFulfilled',
+      args: { requestId: id },
+      fromBlock: 0n,
+    })
+    expect(fulfilled!.args.artifacts).toEqual({ output: storageRefOf(outcome.storage!.output), proof: storageRefOf(outcome.storage!.proof) })
+    expect(base64UrlIdOf(fulfilled!.args.artifacts!.proof)).toBe(outcome.storage!.proof.id)
 
     const status = await getRequestStatus(stack.client, key)
     expect(status.running).toBe(false)

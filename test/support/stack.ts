@@ -29,6 +29,8 @@ export type TestStack = {
   dbFile: string
   /** Restarts the Temporal server on the same port and database. */
   restartTemporal(): Promise<void>
+  /** The process groups of the stack's child processes (anvil, Temporal, arlocal), for a last-resort kill. */
+  processGroups(): number[]
   stop(): Promise<void>
 }
 
@@ -90,6 +92,7 @@ export async function startTestStack(options: { confirmations?: number } = {}): 
         await temporal.stop()
         temporal = await startTemporalDevServer({ dbFile, port: temporal.port })
       },
+      processGroups: () => [chain.anvil.process.pid, temporal.process.pid, arlocal.process.pid],
       stop: stopAll,
     }
   } catch (err) {

@@ -40,6 +40,7 @@ import {
 } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
+import { storageRefOf } from '../../../core/storage-ref.ts'
 import { defineChainPlugin, type ChainPlugin, type RequestState, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
 import {
   chainId as toChainId,
@@ -369,7 +370,13 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     async fulfill(request: InferenceRequest, result: ProvenResult): Promise<TxOutcome> {
       live()
       return once('fulfill', request, () =>
-        settle('fulfill', request, [BigInt(request.requestId), request.input.map(BigInt), result.output.map(BigInt), result.proof]),
+        settle('fulfill', request, [
+          BigInt(request.requestId),
+          request.input.map(BigInt),
+          result.output.map(BigInt),
+          result.proof,
+          { output: storageRefOf(result.storage?.output), proof: storageRefOf(result.storage?.proof) },
+        ]),
       )
     },
 

@@ -67,6 +67,14 @@ interface IInferenceGateway {
         bytes32 inputHash;
     }
 
+    /// @notice Where a node stored a result's artifacts, for anyone to fetch and re-verify.
+    struct StorageRefs {
+        /// @notice The stored output document (32-byte id, e.g. an Arweave transaction id).
+        bytes32 output;
+        /// @notice The stored proof.
+        bytes32 proof;
+    }
+
     /// @notice Gateway settings.
     struct Config {
         /// @notice Seconds a node has to fulfil a request.
@@ -151,12 +159,14 @@ interface IInferenceGateway {
     /// @param requestId The request.
     /// @param node The node that delivered and was paid.
     /// @param output The verified output at the model's output scale.
+    /// @param artifacts Where the node stored the output and the proof (e.g. Arweave transaction ids).
     /// @param callbackStatus How the requester's callback went.
     /// @param callbackGasUsed Gas the callback used.
     event InferenceFulfilled(
         uint256 indexed requestId,
         address indexed node,
         int256[] output,
+        StorageRefs artifacts,
         CallbackStatus callbackStatus,
         uint256 callbackGasUsed
     );
@@ -205,8 +215,14 @@ interface IInferenceGateway {
     /// @param input The request's input (checked against the stored commitment).
     /// @param output The claimed output at the model's output scale.
     /// @param proof The proof whose public instances must be the input and the output.
-    function fulfill(uint256 requestId, int256[] calldata input, int256[] calldata output, bytes calldata proof)
-        external;
+    /// @param artifacts Where the output and the proof are stored (recorded in the event; zero if not stored).
+    function fulfill(
+        uint256 requestId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof,
+        StorageRefs calldata artifacts
+    ) external;
 
     /// @notice Ends a request that cannot be served: error callback and full refund; nodes only.
     function fail(uint256 requestId, InferenceErrorCode code, string calldata reason) external;
