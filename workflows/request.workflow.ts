@@ -1,14 +1,14 @@
 /**
  * The request workflow: one per on-chain request, with the request key as workflow id.
  *
- * inference (onnxruntime, `inference` queue) → witness + proof (`prover` queue, heartbeating) →
- * store output and proof (`chain-io` queue) → fulfil on the gateway (`chain-io` queue). A request
+ * inference (onnxruntime, `inference` queue) beside witness + proof (`prover` queue, heartbeating)
+ * → store output and proof (`chain-io` queue) → fulfil on the gateway (`chain-io` queue). A request
  * that cannot be served (unknown model, input the model rejects, a proof that cannot be made)
  * ends with `fail` on the gateway: the requester's error callback and a full refund.
  *
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
-import { ActivityFailure, ApplicationFailure, TimeoutFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
+import { ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
 import type { InferenceErrorCode } from '../core/types.ts'
 import type { Activities } from './activities/index.ts'
 import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestWorkflowInput, type StageTiming } from './messages.ts'
@@ -54,7 +54,6 @@ const ERROR_CODES: Record<string, InferenceErrorCode> = {
 
 /** The code for a failure that retries could not fix, by the stage it stopped. */
 const STAGE_CODES: Partial<Record<RequestStatusView['stage'], InferenceErrorCode>> = {
-  inference: 'ModelFailed',
   proving: 'ProvingFailed',
 }
 
@@ -94,16 +93,29 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   }
 
   try {
-    status.stage = 'inference'
-    await timed('inference', () => runInference(request))
-
+    // The model run (a cross-check, and the first to reject a bad input) and the proof need only
+    // the input: run them side by side, and cancel the other if one fails.
     status.stage = 'proving'
-    const t0 = Date.now()
-    const proven = await proveInference(request)
-    const proveWall = Date.now() - t0
-    status.timings.witness = { ms: proven.witnessMs, workMs: proven.witnessMs, attempts: proven.attempt }
-    status.timings.prove = { ms: proveWall, workMs: proven.proveMs, attempts: proven.attempt }
-    status.timings.verify = { ms: proven.verifyMs, workMs: proven.verifyMs, attempts: proven.attempt }
+    const both = new CancellationScope()
+    let proven: Awaited<ReturnType<typeof proveInference>>
+    try {
+      ;[, proven] = await both.run(() =>
+        Promise.all([
+          timed('inference', () => runInference(request)),
+          (async () => {
+            const t0 = Date.now()
+            const p = await proveInference(request)
+            status.timings.witness = { ms: p.witnessMs, workMs: p.witnessMs, attempts: p.attempt }
+            status.timings.prove = { ms: Date.now() - t0, workMs: p.proveMs, attempts: p.attempt }
+            status.timings.verify = { ms: p.verifyMs, workMs: p.verifyMs, attempts: p.attempt }
+            return p
+          })(),
+        ]),
+      )
+    } catch (err) {
+      both.cancel()
+      throw err
+    }
     status.output = proven.result.output
 
     status.stage = 'storing'

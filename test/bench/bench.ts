@@ -1,110 +1,38 @@
 /**
- * `npm run bench`: proving times with @ezkljs/engine and on-chain gas for the demo model.
+ * `npm run bench`: engine timings and gas (part 1), the durable spine's stage latencies over
+ * sequential requests (part 2), and both provers side by side (part 3). Progress goes to stderr;
+ * the last line on stdout is one JSON object:
  *
- * Ends by printing one JSON line:
- * {"model","logrows","ms":{"witness","prove","verify"},"proofBytes","gas":{"requestInference","fulfill","verifier","callback"}}
- * Engine timings are medians over BENCH_RUNS runs (default 5); gas comes from receipts: `verifier` is
- * a transaction calling the verifier alone with the same proof and instances, `callback` the gas
- * the consumer's callback used (from the InferenceFulfilled event).
+ * {"model","logrows","ms":{"witness","prove","verify"},"proofBytes",
+ *  "gas":{"requestInference","fulfill","verifier","callback"},
+ *  "stages":{"<stage>":{"p50","p95"}},"e2eMs":{"p50","p95"},"overheadMs":{"p50","p95"},
+ *  "provers":{"ezkl-wasm":{"proveMs"},"ezkl-native":{"proveMs"}}}
+ *
+ * BENCH_RUNS (default 5): engine and prover runs; BENCH_REQUESTS (default 20): spine requests;
+ * BENCH_PROVER (default ezkl-native): the spine's prover.
  */
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { keccak256, parseEventLogs, toHex } from 'viem'
-import { startAnvil } from '../../chains/anvil.ts'
-import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
-import { confirm, deployContract, deployCore, registerModel } from '../../chains/evm/deploy.ts'
-import { ExampleClassifier, Halo2VerifierReusable, InferenceGateway } from '../../contracts/artifacts/index.ts'
-import { quantize, toFelt } from '../../core/field.ts'
-import { loadModelArtifacts, modelDir } from '../../core/manifest.ts'
-import { createEzklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
+import { benchEngineAndGas } from './engine.ts'
+import { benchProvers } from './provers.ts'
+import { benchSpine } from './spine.ts'
+import { log } from './stats.ts'
 
-const MODEL = 'sertn-mlp-demo'
-const RUNS = Number(process.env.BENCH_RUNS ?? 5)
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
-}
-const log = (msg: string) => console.error(`[bench] ${msg}`)
+const runs = Number(process.env.BENCH_RUNS ?? 5)
+const requests = Number(process.env.BENCH_REQUESTS ?? 20)
+const prover = (process.env.BENCH_PROVER ?? 'ezkl-native') as 'ezkl-wasm' | 'ezkl-native'
 
 async function main() {
-  const artifacts = await loadModelArtifacts(modelDir(MODEL), { allowInsecureSrs: true /* local anvil only */ })
-  const sample = JSON.parse(readFileSync(join(modelDir(MODEL), 'input.json'), 'utf8')) as { input_data: number[][] }
-  const input = sample.input_data[0]!.map((x) => quantize(x, artifacts.manifest.inputScale))
-
-  const prover = createEzklWasmProver()
-  const anvil = await startAnvil()
-  try {
-    log(`warming up the WASM engine (${MODEL}, logrows ${artifacts.manifest.logrows})`)
-    await prover.proveInference(artifacts, input)
-    const times = { witness: [] as number[], prove: [] as number[], verify: [] as number[] }
-    let last = await prover.proveInference(artifacts, input)
-    for (let i = 0; i < RUNS; i++) {
-      last = await prover.proveInference(artifacts, input)
-      times.witness.push(last.witnessMs)
-      times.prove.push(last.proveMs)
-      times.verify.push(last.verifyMs)
-      log(`run ${i + 1}/${RUNS}: witness ${last.witnessMs.toFixed(0)} ms, prove ${last.proveMs.toFixed(0)} ms, verify ${last.verifyMs.toFixed(0)} ms`)
-    }
-
-    const [owner, node, user] = [0, 1, 2].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
-      ReturnType<typeof createSertnClient>,
-      ReturnType<typeof createSertnClient>,
-      ReturnType<typeof createSertnClient>,
-    ]
-    const core = await deployCore(owner, { nodes: [node.account.address] })
-    const model = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: MODEL, allowInsecureSrs: true })
-    const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])
-
-    // requestInference, as the gateway's own cost (an EOA requester).
-    const value = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [model.modelId, 200_000] })
-    const direct = await confirm(
-      user,
-      await user.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [model.modelId, input, 200_000], value }),
-    )
-
-    // Storage ids as a node records them (non-zero, so their calldata costs what it will).
-    const refs = { output: keccak256(toHex('bench-output')), proof: keccak256(toHex('bench-proof')) }
-    // The dApp path: the example consumer requests, the node fulfils, the consumer is called back.
-    const price = await user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'price' })
-    const { request, result: id } = await user.simulateContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
-    await confirm(user, await user.writeContract(request))
-    const fulfilled = await confirm(
-      node,
-      await node.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [id, input, last.output, last.proof, refs] }),
-    )
-    const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: fulfilled.logs, eventName: 'InferenceFulfilled' })
-    if (!event || event.args.callbackStatus !== 0) throw new Error('the consumer callback did not succeed')
-
-    // The verifier alone, with the same proof and instances the gateway built.
-    const instances = [...input, ...last.output].map(toFelt)
-    const verified = await confirm(
-      node,
-      await node.writeContract({ address: core.verifier, abi: Halo2VerifierReusable.abi, functionName: 'verifyProof', args: [model.vka, last.proof, instances] }),
-    )
-
-    const gas = {
-      requestInference: Number(direct.gasUsed),
-      fulfill: Number(fulfilled.gasUsed),
-      verifier: Number(verified.gasUsed),
-      callback: Number(event.args.callbackGasUsed),
-    }
-    log(`gas: fulfill ${gas.fulfill} = verifier ${gas.verifier} + callback ${gas.callback} + gateway ${gas.fulfill - gas.verifier - gas.callback}`)
-    const result = {
-      model: MODEL,
-      logrows: artifacts.manifest.logrows,
-      ms: { witness: Math.round(median(times.witness)), prove: Math.round(median(times.prove)), verify: Math.round(median(times.verify)) },
-      proofBytes: (last.proof.length - 2) / 2,
-      gas,
-    }
-    console.log(JSON.stringify(result))
-  } finally {
-    await prover.dispose()
-    await anvil.stop()
-  }
+  const engine = await benchEngineAndGas(runs)
+  log(`gas: gateway's own cost ${engine.gas.fulfill - engine.gas.verifier - engine.gas.callback}`)
+  const provers = await benchProvers(runs)
+  log(`native is ${(provers['ezkl-wasm'].proveMs / provers['ezkl-native'].proveMs).toFixed(1)}× faster than WASM`)
+  const spine = await benchSpine({ requests, prover })
+  console.log(JSON.stringify({ ...engine, ...spine, provers }))
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

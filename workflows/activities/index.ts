@@ -100,7 +100,8 @@ function activitiesOf(deps: ActivityDeps) {
       const t0 = performance.now()
       const put = async (kind: 'output' | 'proof', data: Uint8Array, contentType: string) => {
         const tags = { 'Sertn-Request': request.key, 'Sertn-Kind': kind }
-        if (deps.storage.flags.searchable && deps.storage.find) {
+        // A retry may find its earlier write; a first attempt has none to find.
+        if (attempt() > 1 && deps.storage.flags.searchable && deps.storage.find) {
           const [existing] = await deps.storage.find(tags)
           if (existing) return existing
         }

@@ -181,6 +181,8 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   let disposed = false
   const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
   const inflight = new Map<string, Promise<TxOutcome>>()
+  /** Gas estimates of fulfil/fail per model version (see settle). */
+  const gasEstimates = new Map<string, bigint>()
 
   const live = () => {
     if (disposed) throw new PluginError(pluginId, 'used after dispose()')
@@ -267,13 +269,20 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     } catch (err) {
       return settledOrThrow(op, what, err)
     }
-    // 2. An explicit gas limit with room for the callback.
-    let gas: bigint
-    try {
-      gas = settleGasLimit(await publicClient.estimateContractGas(call as never), request.callbackGasLimit)
-    } catch (err) {
-      return settledOrThrow(op, what, err)
+    // 2. An explicit gas limit with room for the callback. Verification costs the same for every
+    //    request of a model version, so the estimate (a dozen executions of the verifier on the
+    //    node) is made once per model version and operation; the callback's own limit is added on top.
+    const estimateKey = `${op}:${request.modelId}:${request.modelVersion}`
+    let estimate = gasEstimates.get(estimateKey)
+    if (estimate === undefined) {
+      try {
+        estimate = await publicClient.estimateContractGas(call as never)
+      } catch (err) {
+        return settledOrThrow(op, what, err)
+      }
+      gasEstimates.set(estimateKey, estimate)
     }
+    const gas = settleGasLimit(estimate, request.callbackGasLimit)
     // 3. Send in this account's turn; 4. await the receipt outside the queue.
     let hash: `0x${string}`
     try {
@@ -283,7 +292,9 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     }
     let receipt
     try {
-      receipt = await publicClient.waitForTransactionReceipt({
+      // Chains that mine at once (anvil, some L2 sequencers) have it already; else poll.
+      const mined = (options.settleConfirmations ?? 0) === 0 ? await publicClient.getTransactionReceipt({ hash }).catch(() => undefined) : undefined
+      receipt = mined ?? await publicClient.waitForTransactionReceipt({
         hash,
         confirmations: (options.settleConfirmations ?? 0) + 1,
         pollingInterval: pollingIntervalMs,
