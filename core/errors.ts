@@ -59,8 +59,12 @@ export class IntegrityError extends SertnError {
   override name = 'IntegrityError'
 }
 
-/** Names of error classes that retrying cannot fix, for Temporal retry policies. */
+/**
+ * Names of error classes that retrying cannot fix, across core and the bundled plugins, for Temporal
+ * retry policies (the workflow imports this list; activities also mark such errors non-retryable).
+ */
 export const NON_RETRYABLE_ERROR_TYPES = [
+  // core
   'ConfigError',
   'BadRequestError',
   'IntegrityError',
@@ -69,6 +73,16 @@ export const NON_RETRYABLE_ERROR_TYPES = [
   'ManifestError',
   'ArtifactHashMismatchError',
   'InsecureSrsError',
+  'UnknownModelError',
+  'UnknownChainError',
+  // chains/evm: the gateway refused for good
+  'GatewayRejectedError',
+  'InvalidProofError',
+  'InvalidResultError',
+  'ModelVersionChangedError',
+  'RequestExpiredError',
+  'RequestSettledError',
+  'UnauthorizedNodeError',
 ] as const
 
 /** Whether `err` says it may pass on retry. */

@@ -9,33 +9,13 @@
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
+import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.ts'
 import type { InferenceErrorCode } from '../core/types.ts'
 import type { Activities } from './activities/index.ts'
 import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestWorkflowInput, type StageTiming } from './messages.ts'
 
-/**
- * Error types that retrying cannot fix (class names of thrown errors). Activities also mark such
- * errors non-retryable themselves; this list is the policy's own guard.
- */
-const NON_RETRYABLE = [
-  'ConfigError',
-  'BadRequestError',
-  'IntegrityError',
-  'InputShapeError',
-  'InputOutOfRangeError',
-  'ManifestError',
-  'ArtifactHashMismatchError',
-  'InsecureSrsError',
-  'UnknownModelError',
-  'UnknownChainError',
-  'GatewayRejectedError',
-  'InvalidProofError',
-  'InvalidResultError',
-  'ModelVersionChangedError',
-  'RequestExpiredError',
-  'RequestSettledError',
-  'UnauthorizedNodeError',
-]
+/** Error types that retrying cannot fix; activities also mark such errors non-retryable themselves. */
+const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
 
 /** Which error code a failure maps to on the gateway. */
 const ERROR_CODES: Record<string, InferenceErrorCode> = {

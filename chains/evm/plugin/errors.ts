@@ -66,16 +66,6 @@ export class UnauthorizedNodeError extends GatewayRejectedError {
   override name = 'UnauthorizedNodeError'
 }
 
-/** Every error class name this plugin throws that retrying cannot fix (for Temporal retry policies). */
-export const EVM_NON_RETRYABLE_ERROR_TYPES = [
-  'GatewayRejectedError',
-  'InvalidProofError',
-  'InvalidResultError',
-  'ModelVersionChangedError',
-  'RequestExpiredError',
-  'RequestSettledError',
-  'UnauthorizedNodeError',
-] as const
 
 /** The custom error a failed contract call reverted with, if it was a revert with decodable data. */
 export function decodedRevertOf(err: unknown): DecodedRevert | undefined {

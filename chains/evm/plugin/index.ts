@@ -3,7 +3,6 @@ export { evmChain, MAX_REASON_BYTES, settleGasLimit, truncateReason, type EvmCha
 export { FileCursorStore, MemoryCursorStore, cursorFileName, parseCursor, type CursorStore } from './cursor-store.ts'
 export {
   ChainTransientError,
-  EVM_NON_RETRYABLE_ERROR_TYPES,
   GatewayRejectedError,
   InvalidProofError,
   InvalidResultError,
