@@ -53,6 +53,19 @@ function hookExit(): void {
   })
 }
 
+/**
+ * Kills the child's process group if this process dies without stopping it (SIGKILL, a test
+ * runner killing its worker): a detached shell polls both every second and exits once either is gone.
+ */
+function watchdog(childPid: number): void {
+  const script = `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${childPid} 2>/dev/null; do sleep 1; done; kill -0 ${childPid} 2>/dev/null && kill -KILL -${childPid} 2>/dev/null; exit 0`
+  try {
+    spawn('sh', ['-c', script], { detached: true, stdio: 'ignore' }).unref()
+  } catch {
+    // best effort: the exit hook still covers normal exits
+  }
+}
+
 /** Starts `command` in a new process group. */
 export function startProcess(params: StartProcessParameters): ManagedProcess {
   hookExit()
@@ -64,6 +77,7 @@ export function startProcess(params: StartProcessParameters): ManagedProcess {
   })
   if (child.pid === undefined) throw new ProcessStartError(`${params.name}: could not spawn ${params.command}`)
   live.add(child)
+  watchdog(child.pid)
   const tail: string[] = []
   const onData = (chunk: Buffer) => {
     for (const line of chunk.toString().split('\n')) {

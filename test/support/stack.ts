@@ -3,18 +3,24 @@
  * (persisted to a file), arlocal with a funded wallet, and a node configuration pointing at them.
  * Every process is stopped by `stop()`, in reverse order.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Client, Connection } from '@temporalio/client'
+import { Client, Connection, WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client'
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker'
-import { toHex } from 'viem'
+import { parseEventLogs, toHex, type Address, type Hex } from 'viem'
 import { anvilAccount } from '../../chains/evm/clients.ts'
+import { cursorFileName } from '../../chains/evm/plugin/cursor-store.ts'
+import { confirm } from '../../chains/evm/deploy.ts'
+import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../../core/config.ts'
+import { quantize } from '../../core/field.ts'
+import { waitFor } from '../../core/process.ts'
+import { requestKey, type RequestKey } from '../../core/types.ts'
 import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/temporal/dev-server.ts'
-import { WORKFLOWS_PATH } from '../../workflows/worker/index.ts'
+import { runWorkers, WORKFLOWS_PATH, type WorkerRole } from '../../workflows/worker/index.ts'
 import { startTestChain, type TestChain } from './chain.ts'
 
 const CIRCUITS = resolve(fileURLToPath(new URL('../../circuits', import.meta.url)))
@@ -70,7 +76,7 @@ export async function startTestStack(options: { confirmations?: number } = {}): 
           gateway: chain.core.gateway,
           registry: chain.core.registry,
           confirmations: options.confirmations ?? 1,
-          pollingIntervalMs: 100,
+          pollingIntervalMs: 50,
           startBlock: 0,
         },
       },
@@ -110,3 +116,171 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 
 const noop = () => {}
 const quietLogger = { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop }
+
+// ─────────────── helpers for the spine tests (test/integration/spine-*.test.ts) ───────────────
+
+/** SIGKILLs each process group (one that is gone already is skipped). */
+export function killProcessGroups(pids: readonly number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(-pid, 'SIGKILL')
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/**
+ * Teardown that cannot hang or throw: runs `steps` in order within `timeoutMs` in all; when time
+ * runs out the remaining steps are abandoned and `processGroups()` are SIGKILLed.
+ */
+export async function boundedTeardown(
+  steps: readonly (() => Promise<unknown> | unknown)[],
+  { timeoutMs = 45_000, processGroups = () => [] }: { timeoutMs?: number; processGroups?: () => readonly number[] } = {},
+): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)))
+  const run = (async () => {
+    for (const step of steps) {
+      try {
+        await step()
+      } catch (err) {
+        console.warn(`[teardown] ${String(err)}`)
+      }
+    }
+  })()
+  const how = await Promise.race([run.then(() => 'done' as const), timedOut])
+  clearTimeout(timer)
+  if (how === 'timeout') {
+    console.warn(`[teardown] still running after ${timeoutMs} ms: killing the process groups`)
+    killProcessGroups(processGroups())
+  }
+}
+
+export type InProcessWorkers = {
+  /** Everything the workers and watchers logged. */
+  logs: string[]
+  /** Settles when the workers and watchers have stopped. */
+  done: Promise<void>
+  /** Stops them (graceful), waiting at most `timeoutMs`. */
+  stop(timeoutMs?: number): Promise<void>
+}
+
+/** Runs `runWorkers` for `roles` in this process with the bundled request workflow. */
+export async function startWorkers(
+  stack: Pick<TestStack, 'config'>,
+  roles: readonly WorkerRole[],
+  { config = stack.config }: { config?: SertnConfig } = {},
+): Promise<InProcessWorkers> {
+  const abort = new AbortController()
+  const logs: string[] = []
+  const done = runWorkers({ config, roles, signal: abort.signal, workflowBundle: await workflowBundle(), log: (l) => void logs.push(l) })
+  done.catch((err: unknown) => logs.push(`[runWorkers] ${String(err)}`))
+  return {
+    logs,
+    done,
+    async stop(timeoutMs = 15_000) {
+      abort.abort()
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([done.catch(() => {}), new Promise((r) => (timer = setTimeout(r, timeoutMs)))])
+      clearTimeout(timer)
+    },
+  }
+}
+
+export const CALLBACK_GAS = 200_000
+
+export type MadeRequest = { id: bigint; key: RequestKey; hash: Hex; block: bigint; escrow: bigint }
+
+/**
+ * Requests an inference from `consumer` (a RecordingConsumer) paying the quote; returns once the
+ * transaction is mined (no confirmation blocks are mined: the caller decides).
+ */
+export async function requestFromConsumer(
+  stack: Pick<TestStack, 'chain'>,
+  consumer: Address,
+  { modelId = stack.chain.demo.modelId, input = DEMO_INPUT, gas = CALLBACK_GAS }: { modelId?: Hex; input?: readonly bigint[]; gas?: number } = {},
+): Promise<MadeRequest> {
+  const { user, core, anvil } = stack.chain
+  const value = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [modelId, gas] })
+  const { request } = await user.simulateContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'request', args: [modelId, [...input], gas], value })
+  const receipt = await confirm(user, await user.writeContract(request))
+  const [log] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
+  if (!log) throw new Error(`no InferenceRequested in ${receipt.transactionHash}`)
+  const id = log.args.requestId
+  return { id, key: requestKey(anvil.chain.id, core.gateway, id), hash: receipt.transactionHash, block: receipt.blockNumber, escrow: log.args.escrow }
+}
+
+/** A valid input for the demo models (4 features at scale 12). */
+export const DEMO_INPUT: readonly bigint[] = [0.5, -1.25, 2, 0.75].map((x) => quantize(x, 12))
+
+/** Mines `n` empty blocks. */
+export async function mine(stack: Pick<TestStack, 'chain'>, n = 1): Promise<void> {
+  await stack.chain.owner.request({ method: 'anvil_mine' as never, params: [toHex(n)] as never })
+}
+
+/** The gateway's InferenceFulfilled events for request `id`, on the whole chain. */
+export async function fulfilledEventsOf(stack: Pick<TestStack, 'chain'>, id: bigint) {
+  return stack.chain.user.getContractEvents({ address: stack.chain.core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', args: { requestId: id }, fromBlock: 0n })
+}
+
+/** The gateway's InferenceFailed events for request `id`, on the whole chain. */
+export async function failedEventsOf(stack: Pick<TestStack, 'chain'>, id: bigint) {
+  return stack.chain.user.getContractEvents({ address: stack.chain.core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceFailed', args: { requestId: id }, fromBlock: 0n })
+}
+
+/** Every execution (run) with workflow id `key`, from the visibility store (eventually consistent). */
+export async function executionsOf(client: Client, key: string): Promise<WorkflowExecutionInfo[]> {
+  const runs: WorkflowExecutionInfo[] = []
+  for await (const w of client.workflow.list({ query: `WorkflowId = '${key}'` })) runs.push(w)
+  return runs
+}
+
+/**
+ * The executions of `key` once visibility shows it closed (at most `timeoutMs`): visibility lags
+ * behind the workflow, so count runs only after the closed one is listed.
+ */
+export async function closedExecutionsOf(client: Client, key: string, timeoutMs = 15_000): Promise<WorkflowExecutionInfo[]> {
+  let runs: WorkflowExecutionInfo[] = []
+  await waitFor(`visibility to list ${key} closed`, async () => {
+    runs = await executionsOf(client, key)
+    return runs.length > 0 && runs.every((r) => r.status.name !== 'RUNNING')
+  }, { timeoutMs, intervalMs: 200 })
+  return runs
+}
+
+/** Whether a workflow with id `key` exists (any run). */
+export async function workflowExists(client: Client, key: string): Promise<boolean> {
+  try {
+    await client.workflow.getHandle(key).describe()
+    return true
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false
+    throw err
+  }
+}
+
+/** `p`, or a rejection naming `what` after `ms`. */
+export async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The file holding the node's watcher cursor for the stack's gateway (see FileCursorStore). */
+export function watcherCursorFile(stack: Pick<TestStack, 'chain' | 'dataDir'>): string {
+  return join(stack.dataDir, 'cursors', cursorFileName(`evm-${stack.chain.anvil.chain.id}-${stack.chain.core.gateway.toLowerCase()}`))
+}
+
+/** The block the node's watcher has scanned up to (-1 when it has saved no cursor yet). */
+export async function watcherCursorBlock(stack: Pick<TestStack, 'chain' | 'dataDir'>): Promise<bigint> {
+  try {
+    const { blockNumber } = JSON.parse(await readFile(watcherCursorFile(stack), 'utf8')) as { blockNumber: string }
+    return BigInt(blockNumber)
+  } catch {
+    return -1n
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Records request workflow histories for the replay test (test/replay/request-workflow.replay.test.ts):
+ * starts the local stack (anvil, Temporal dev server, arlocal), runs the workers in this process,
+ * drives one request that ends fulfilled and one for a model the node has no artifacts for (ends
+ * failed: ModelUnavailable, refunded), and writes each history as the JSON that Temporal's tools and
+ * `Worker.runReplayHistory` read to test/fixtures/histories/<name>.json.
+ *
+ *   npx tsx test/replay/record.ts
+ *
+ * Run it again (and commit the new fixtures) only when the request workflow changes on purpose in a
+ * way that running workflows cannot replay (then old histories need a patch or a new workflow
+ * version, not just new fixtures).
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js'
+import { DefaultLogger, Runtime } from '@temporalio/worker'
+import { deployContract, modelIdOf, registerModel } from '../../chains/evm/deploy.ts'
+import { RecordingConsumer } from '../../contracts/artifacts/index.ts'
+import type { RequestOutcome } from '../../workflows/messages.ts'
+import { waitForOutcome } from '../../workflows/client.ts'
+import { boundedTeardown, mine, requestFromConsumer, startTestStack, startWorkers, within, type InProcessWorkers, type TestStack } from '../support/stack.ts'
+
+const HISTORIES_DIR = fileURLToPath(new URL('../fixtures/histories', import.meta.url))
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') })
+  let stack: TestStack | undefined
+  let workers: InProcessWorkers | undefined
+  try {
+    stack = await startTestStack()
+    workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'])
+    const s = stack
+    const consumer = await deployContract(s.chain.user, RecordingConsumer, [s.chain.core.gateway])
+    const unknown = await registerModel(s.chain.owner, {
+      registry: s.chain.core.registry,
+      verifier: s.chain.core.verifier,
+      name: 'sertn-mlp-demo',
+      modelId: modelIdOf('no-such-model'),
+      vka: s.chain.demo.vka,
+      allowInsecureSrs: true,
+    })
+
+    const cases: { name: string; modelId: `0x${string}`; expect: (o: RequestOutcome) => boolean }[] = [
+      { name: 'request-fulfilled', modelId: s.chain.demo.modelId, expect: (o) => o.stage === 'fulfilled' },
+      { name: 'request-failed-unknown-model', modelId: unknown.modelId, expect: (o) => o.stage === 'failed' && o.error?.code === 'ModelUnavailable' },
+    ]
+    await mkdir(HISTORIES_DIR, { recursive: true })
+    for (const c of cases) {
+      const r = await requestFromConsumer(s, consumer, { modelId: c.modelId })
+      await mine(s, 1)
+      const outcome = await within(90_000, `${c.name}: the outcome`, waitForOutcome(s.client, r.key, 30_000))
+      if (!c.expect(outcome)) throw new Error(`${c.name}: unexpected outcome ${JSON.stringify(outcome)}`)
+      const history = await s.client.workflow.getHandle(r.key).fetchHistory()
+      const file = join(HISTORIES_DIR, `${c.name}.json`)
+      await writeFile(file, `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`)
+      console.log(`${c.name}: ${outcome.stage}, ${history.events?.length ?? 0} events → ${file}`)
+    }
+  } finally {
+    await boundedTeardown([() => workers?.stop(), () => stack?.stop()], { processGroups: () => stack?.processGroups() ?? [] })
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,56 @@
+/**
+ * Replay: the request workflow as it is now must replay the histories recorded from real runs
+ * (test/fixtures/histories/*.json, written by `npx tsx test/replay/record.ts`) without a
+ * DeterminismViolationError. A change to the workflow that would break workflows already running
+ * on a node (activities reordered, added or removed without `patched()`) fails here.
+ *
+ * The histories are the JSON that Temporal's tools write (`historyToJSON`); reading it back needs
+ * protobufjs ≥ 8 (a root dependency). No server is needed: the replay worker runs the bundled
+ * workflow against each history alone.
+ */
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker'
+import { DeterminismViolationError } from '@temporalio/workflow'
+import { beforeAll, describe, expect, test } from 'vitest'
+import { workflowBundle } from '../support/stack.ts'
+
+Runtime.install({ logger: new DefaultLogger('WARN') })
+
+const DIR = fileURLToPath(new URL('../fixtures/histories', import.meta.url))
+const FILES = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
+
+type JsonEvent = { eventType: string } & Record<string, { activityType?: { name: string } } | string>
+type JsonHistory = { events: JsonEvent[] }
+
+const read = (file: string): JsonHistory => JSON.parse(readFileSync(join(DIR, file), 'utf8')) as JsonHistory
+const scheduledActivities = (h: JsonHistory) =>
+  h.events.filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').map((e) => (e.activityTaskScheduledEventAttributes as { activityType: { name: string } }).activityType.name)
+
+let bundle: Awaited<ReturnType<typeof workflowBundle>>
+beforeAll(async () => {
+  bundle = await workflowBundle()
+})
+
+describe('request workflow replay', () => {
+  test('default: the recorded histories are there: one fulfilled request, one failed for an unknown model', () => {
+    expect(FILES).toEqual(expect.arrayContaining(['request-fulfilled.json', 'request-failed-unknown-model.json']))
+    expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(expect.arrayContaining(['runInference', 'proveInference', 'storeResult', 'fulfillRequest']))
+    expect(scheduledActivities(read('request-failed-unknown-model.json'))).toContain('failRequest')
+    for (const f of FILES) expect(read(f).events.at(-1)?.eventType, f).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED')
+  })
+
+  test.each(FILES)('behavior: %s replays deterministically with the current workflow code', async (file) => {
+    await Worker.runReplayHistory({ workflowBundle: bundle }, read(file), file)
+  })
+
+  test('error: the check has teeth: a history whose first two activities are swapped fails with a DeterminismViolationError', async () => {
+    const history = read('request-fulfilled.json')
+    const scheduled = history.events.filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED')
+    const [a, b] = scheduled.map((e) => e.activityTaskScheduledEventAttributes as { activityType: { name: string } })
+    expect(a!.activityType.name).not.toBe(b!.activityType.name)
+    ;[a!.activityType.name, b!.activityType.name] = [b!.activityType.name, a!.activityType.name]
+    await expect(Worker.runReplayHistory({ workflowBundle: bundle }, history, 'swapped')).rejects.toBeInstanceOf(DeterminismViolationError)
+  })
+})
