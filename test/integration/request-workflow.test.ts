@@ -13,7 +13,7 @@ import { requestKey } from '../../core/types.ts'
 import { arweaveStorage } from '../../plugins/storage/arweave/index.ts'
 import { getRequestStatus, waitForOutcome } from '../../workflows/client.ts'
 import { runWorkers } from '../../workflows/worker/index.ts'
-import { startTestStack, workflowBundle, type TestStack } from '../support/stack.ts'
+import { boundedTeardown, startTestStack, workflowBundle, type TestStack } from '../support/stack.ts'
 
 Runtime.install({ logger: new DefaultLogger('WARN') })
 
@@ -35,9 +35,14 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  stop.abort()
-  await workers?.catch(() => {})
-  await stack?.stop()
+  await boundedTeardown(
+    [
+      () => stop.abort(),
+      () => workers?.catch(() => {}),
+      () => stack?.stop(),
+    ],
+    { processGroups: () => stack?.processGroups() ?? [] },
+  )
 })
 
 async function request(input: bigint[]): Promise<bigint> {
