@@ -2,8 +2,9 @@
  * Local EVM chains for development and tests: anvil from the npm package `@foundry-rs/anvil`,
  * started on 127.0.0.1 in its own process group.
  */
+import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { defineChain, type Chain } from 'viem'
 import { freePort, startProcess, waitFor, type ManagedProcess } from '../core/process.ts'
 
@@ -18,6 +19,14 @@ export type StartAnvilParameters = {
   chainId?: number
   /** Seconds between blocks; automine (a block per transaction) by default. */
   blockTime?: number
+  /**
+   * Persist the chain to this JSON file (anvil `--state`): loaded at start when it exists, written
+   * when anvil exits on SIGTERM or SIGINT (and every `stateIntervalSeconds`). `stop()` sends SIGTERM
+   * first and waits for the dump. A file anvil cannot load makes the start fail with its output.
+   */
+  stateFile?: string
+  /** Also write `stateFile` every this many seconds (anvil `--state-interval`), so a crash loses less. */
+  stateIntervalSeconds?: number
   /** Print anvil's output. */
   echo?: boolean
 }
@@ -52,10 +61,19 @@ export async function startAnvil(params: StartAnvilParameters = {}): Promise<Anv
   const chainId = params.chainId ?? 31337
   const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)]
   if (params.blockTime !== undefined) args.push('--block-time', String(params.blockTime))
+  if (params.stateFile !== undefined) {
+    const file = resolve(params.stateFile)
+    mkdirSync(dirname(file), { recursive: true })
+    args.push('--state', file)
+    if (params.stateIntervalSeconds !== undefined) args.push('--state-interval', String(params.stateIntervalSeconds))
+  }
   const proc = startProcess({ name: `anvil:${port}`, command: anvilBinary(), args, echo: params.echo ?? false })
   const rpcUrl = `http://127.0.0.1:${port}`
+  let exitCode: number | null | undefined
+  void proc.exited.then((code) => (exitCode = code))
   try {
     await waitFor(`anvil on ${rpcUrl}`, async () => {
+      if (exitCode !== undefined) return true // stop waiting; reported below
       const res = await fetch(rpcUrl, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -63,9 +81,10 @@ export async function startAnvil(params: StartAnvilParameters = {}): Promise<Anv
       })
       return res.ok
     })
+    if (exitCode !== undefined) throw new Error(`anvil exited (code ${String(exitCode)}) before answering on ${rpcUrl}`)
   } catch (err) {
     await proc.stop()
-    throw new Error(`${String(err)}\nanvil output:\n${proc.output()}`)
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nanvil output:\n${proc.output()}`)
   }
   const chain = defineChain({
     id: chainId,
@@ -73,5 +92,6 @@ export async function startAnvil(params: StartAnvilParameters = {}): Promise<Anv
     nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
     rpcUrls: { default: { http: [rpcUrl] } },
   })
-  return { rpcUrl, port, chain, process: proc, stop: () => proc.stop() }
+  // With a state file, anvil writes it on SIGTERM: give it time before the SIGKILL.
+  return { rpcUrl, port, chain, process: proc, stop: () => proc.stop(params.stateFile !== undefined ? 15_000 : 3000) }
 }

@@ -1,73 +1,201 @@
 /**
  * The `sertn` command line.
  *
- *   sertn demo [--model NAME] [--features x1,x2,x3,x4]   one verified inference on a local anvil, in one process
- *   sertn worker [--role ROLES] [--config FILE]          Temporal workers (chain-io, inference, prover)
- *   sertn help
+ *   sertn start [--once] [--prover ezkl-wasm|ezkl-native] …   the local stack, persisted in .data, and a demo request
+ *   sertn request --features x1,x2,x3,x4 [--model NAME] [--wait] a request from the example dApp on the running stack
+ *   sertn status <request-key|requestId> [--json]               a request's workflow status
+ *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
+ *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
+ *   sertn help [COMMAND]
  */
-import { parseArgs } from 'node:util'
-import { runDemo } from './demo.ts'
-import { workerCommand } from './worker.ts'
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { SertnError } from '../core/errors.ts'
+import { DEFAULT_DATA_DIR, DEMO_FEATURES, DEMO_MODEL, parseFeatures, parsePort, UsageError } from './common.ts'
+import type { ProverName } from './stack.ts'
+
+/**
+ * Commands are loaded when run: they import the generated contract artifacts, which a fresh
+ * checkout does not have until `npm run build:contracts`.
+ */
+async function load<T>(importer: () => Promise<T>): Promise<T> {
+  try {
+    return await importer()
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && /contracts[\\/]artifacts/.test(e.message))
+      throw new SertnError('the contract artifacts are not built', { details: 'Run `npm run build:contracts` (npm start and npm test do it first).' })
+    throw err
+  }
+}
+
+const USAGE: Record<string, string> = {
+  start: `sertn start [--once] [--prover ezkl-wasm|ezkl-native] [--data-dir .data] [--reset]
+            [--features x1,x2,x3,x4] [--model NAME] [--verbose]
+            [--anvil-port 8545] [--temporal-port 7233] [--ui-port 8233] [--arlocal-port 1984]
+      The local stack in one command, persisted in the data directory: anvil (chain state in
+      anvil-state.json, contracts reused from deployment.json), the Temporal dev server with its UI
+      (temporal.db), arlocal (arlocal/, funded wallet arweave-wallet.json) and the three workers as
+      child processes (configuration sertn.config.json). Then a demo request from the example dApp,
+      followed stage by stage (watch, inference, witness, prove, verify, store, fulfil, callback) to
+      the verified result. Keeps running until Ctrl-C, which stops everything it started; with
+      --once, stops after the demo (exit 0 when the result was verified). The first start builds the
+      Temporal CLI with Go into .tools/bin (about 5 minutes); later starts reuse everything.
+      --prover     ezkl-wasm (default) or ezkl-native (Python venv in .tools/venv, set up on first use)
+      --reset      delete the stack's files in the data directory first (a new chain and history)
+      --verbose    print the child processes' output
+      ports        0 means any free port; the UI port defaults to the Temporal port + 1000
+      Requests are served after 1 confirmation: anvil automines, and the stack mines one empty
+      block on top of any block that holds a request.`,
+  request: `sertn request --features x1,x2,x3,x4 [--model NAME] [--wait] [--data-dir .data | --config FILE]
+      Sends a classification request from the example dApp (ExampleClassifier) on the running local
+      stack (addresses from <data-dir>/deployment.json) and prints its request key on stdout. With
+      --wait, follows it stage by stage to the verified result (exit 1 if it is not fulfilled).`,
+  status: `sertn status <request-key|requestId> [--json] [--chain NAME] [--data-dir .data | --config FILE]
+      Prints a request's workflow status: stage, timings and attempts, output, storage ids,
+      transaction, error. Reads the Temporal address from the configuration (default
+      <data-dir>/sertn.config.json); a bare request id is taken on the configured gateway.
+      --json prints the status as JSON.`,
+  worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level warn]
+      Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
+      chain watchers that start a workflow per confirmed request. Configuration: the file (default
+      sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides.`,
+  demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
+      Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
+      stage by stage.`,
+}
 
 const HELP = `sertn — verified ML inference for smart contracts
 
 Usage:
-  sertn demo [--model NAME] [--features x1,x2,x3,x4]
-      Start a local anvil, deploy the contracts, and serve one request from the example dApp:
-      inference, witness, proof, on-chain verification and the dApp's callback.
-  sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level warn]
-      Run Temporal workers for the given task-queue roles (all by default); with chain-io, also the
-      chain watchers that start a workflow per confirmed request. Configuration: the file (default
-      sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides.
-  sertn help
+  ${Object.values(USAGE).join('\n\n  ')}
 
-Options:
-  --model      model directory under circuits/ (default: sertn-mlp-demo)
-  --features   comma-separated real inputs (default: 0.5,-1.25,2,0.75)
+  sertn help [COMMAND]
+
+Common options:
+  --model      model directory under circuits/ (default: ${DEMO_MODEL})
+  --features   comma-separated real inputs (default: ${DEMO_FEATURES})
+  --data-dir   where \`start\` keeps the local stack's state (default: ${DEFAULT_DATA_DIR})
+
+Examples:
+  npm start                                        # = sertn start: the stack and a demo request, until Ctrl-C
+  npx tsx cli/sertn.ts start --once                # start, serve the demo request, stop
+  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait
+  npx tsx cli/sertn.ts status 2 --json
 `
+
+/** parseArgs with errors that name the command's usage. */
+function args<O extends NonNullable<ParseArgsConfig['options']>>(command: string, argv: string[], options: O, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true })
+  } catch (err) {
+    throw new UsageError(`${err instanceof Error ? err.message : String(err)}`, { details: `usage: ${USAGE[command]?.split('\n')[0] ?? command}` })
+  }
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command = 'help', ...rest] = argv
   switch (command) {
-    case 'demo': {
-      const { values } = parseArgs({
-        args: rest,
-        options: { model: { type: 'string', default: 'sertn-mlp-demo' }, features: { type: 'string', default: '0.5,-1.25,2,0.75' } },
+    case 'start': {
+      const { values } = args('start', rest, {
+        once: { type: 'boolean', default: false },
+        prover: { type: 'string', default: 'ezkl-wasm' },
+        'data-dir': { type: 'string', default: DEFAULT_DATA_DIR },
+        reset: { type: 'boolean', default: false },
+        model: { type: 'string', default: DEMO_MODEL },
+        features: { type: 'string', default: DEMO_FEATURES },
+        verbose: { type: 'boolean', default: false },
+        'anvil-port': { type: 'string' },
+        'temporal-port': { type: 'string' },
+        'ui-port': { type: 'string' },
+        'arlocal-port': { type: 'string' },
       })
-      const features = values.features.split(',').map(Number)
-      if (features.some((x) => !Number.isFinite(x))) {
-        console.error(`error: --features must be comma-separated numbers, got "${values.features}"`)
-        return 2
-      }
-      await runDemo({ model: values.model, features })
+      if (values.prover !== 'ezkl-wasm' && values.prover !== 'ezkl-native')
+        throw new UsageError(`--prover must be ezkl-wasm or ezkl-native, got "${values.prover}"`)
+      const temporal = parsePort(values['temporal-port'], '--temporal-port', 7233)
+      const { startCommand } = await load(() => import('./stack.ts'))
+      return startCommand({
+        dataDir: values['data-dir'],
+        once: values.once,
+        prover: values.prover as ProverName,
+        model: values.model,
+        features: parseFeatures(values.features),
+        reset: values.reset,
+        verbose: values.verbose,
+        ports: {
+          anvil: parsePort(values['anvil-port'], '--anvil-port', 8545),
+          temporal,
+          ui: parsePort(values['ui-port'], '--ui-port', temporal === 0 ? 0 : temporal + 1000),
+          arlocal: parsePort(values['arlocal-port'], '--arlocal-port', 1984),
+        },
+      })
+    }
+    case 'request': {
+      const { values } = args('request', rest, {
+        features: { type: 'string' },
+        model: { type: 'string', default: DEMO_MODEL },
+        wait: { type: 'boolean', default: false },
+        'data-dir': { type: 'string' },
+        config: { type: 'string' },
+      })
+      if (values.features === undefined) throw new UsageError(`sertn request needs --features, like --features ${DEMO_FEATURES}`)
+      const { requestCommand } = await load(() => import('./request.ts'))
+      return requestCommand({ features: parseFeatures(values.features), model: values.model, wait: values.wait, dataDir: values['data-dir'], config: values.config })
+    }
+    case 'status': {
+      const { values, positionals } = args(
+        'status',
+        rest,
+        { json: { type: 'boolean', default: false }, chain: { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' } },
+        true,
+      )
+      if (positionals.length > 1) throw new UsageError(`sertn status takes one request key or id, got ${positionals.length}`)
+      const { statusCommand } = await load(() => import('./status.ts'))
+      return statusCommand({ target: positionals[0], json: values.json, chain: values.chain, dataDir: values['data-dir'], config: values.config })
+    }
+    case 'demo': {
+      const { values } = args('demo', rest, { model: { type: 'string', default: DEMO_MODEL }, features: { type: 'string', default: DEMO_FEATURES } })
+      const { runDemo } = await load(() => import('./demo.ts'))
+      await runDemo({ model: values.model, features: parseFeatures(values.features) })
       return 0
     }
     case 'worker': {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          role: { type: 'string', default: 'chain-io,inference,prover' },
-          config: { type: 'string' },
-          'log-level': { type: 'string', default: 'warn' },
-        },
+      const { values } = args('worker', rest, {
+        role: { type: 'string', default: 'chain-io,inference,prover' },
+        config: { type: 'string' },
+        'log-level': { type: 'string', default: 'warn' },
       })
+      const { workerCommand } = await load(() => import('./worker.ts'))
       return workerCommand({ roles: values.role, logLevel: values['log-level'], ...(values.config ? { config: values.config } : {}) })
     }
     case 'help':
     case '--help':
-    case '-h':
-      console.log(HELP)
+    case '-h': {
+      const topic = rest[0]
+      console.log(topic && USAGE[topic] ? `usage: ${USAGE[topic]}` : HELP)
       return 0
+    }
     default:
-      console.error(`error: unknown command "${command}"\n\n${HELP}`)
-      return 2
+      throw new UsageError(`unknown command "${command}"`, { details: `commands: ${Object.keys(USAGE).join(', ')}, help` })
   }
+}
+
+// A closed pipe (`sertn start | head`) must not crash the stack before it has stopped its processes.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+  })
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    console.error(`\nerror: ${err instanceof Error ? err.message : String(err)}`)
+    if (err instanceof UsageError) {
+      console.error(`error: ${err.message}\n(see \`sertn help\`)`)
+      process.exit(2)
+    }
+    const message = err instanceof Error ? err.message : String(err)
+    console.error(`\nerror: ${message}`)
+    if (!(err instanceof SertnError) && process.env.SERTN_DEBUG && err instanceof Error) console.error(err.stack)
     process.exit(1)
   },
 )

@@ -7,6 +7,7 @@ export const bold = c(1)
 export const green = c(32)
 export const red = c(31)
 export const cyan = c(36)
+export const yellow = c(33)
 
 export function fmtMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`
@@ -42,3 +43,8 @@ export async function stage<T>(name: string, fn: () => Promise<T>, describe?: (r
     throw err
   }
 }
+
+/** The same styles for what goes to stdout (results, status): plain when stdout is not a terminal. */
+const ttyOut = process.stdout.isTTY === true
+const o = (code: number) => (s: string) => (ttyOut ? `\x1b[${code}m${s}\x1b[0m` : s)
+export const out = { dim: o(2), bold: o(1), green: o(32), red: o(31), cyan: o(36) }

@@ -59,6 +59,8 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
           maxConcurrentActivityTaskExecutions: role === 'prover' ? config.prover.poolSize : 16,
           // A killed worker's activities are retried elsewhere once their heartbeat times out.
           shutdownGraceTime: '5 seconds',
+          // Send the prover's progress at least every second (status queries and the CLI show it).
+          maxHeartbeatThrottleInterval: '1 second',
         }),
       )
       log(`[worker] ${role} polling ${taskQueue}`)

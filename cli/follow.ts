@@ -1,0 +1,219 @@
+/**
+ * Following a request's workflow as it runs: polls its status query about every 100 ms and prints
+ * each stage when it ends, with its duration: watch → inference → witness → prove → verify →
+ * store → fulfil (or fail). On a terminal the running stage has a live line (spinner, elapsed time,
+ * the prover's last heartbeat while proving).
+ */
+import { WorkflowNotFoundError, type Client } from '@temporalio/client'
+import type { RequestStatusView, StageTiming } from '../workflows/messages.ts'
+import { getRequestStatus } from '../workflows/client.ts'
+import { SertnError } from '../core/errors.ts'
+import type { Progress, Step } from './progress.ts'
+import { fmtMs } from './ui.ts'
+
+export type RequestStatus = Awaited<ReturnType<typeof getRequestStatus>>
+
+export type FollowOptions = {
+  client: Client
+  key: string
+  progress: Progress
+  /** Unix ms when the request's transaction was mined. */
+  requestedAt: number
+  /** Blocks the watcher waits for on top of the request's block. */
+  confirmations: number
+  /** The prover plugin's name, for labels. */
+  prover: string
+  /** How long the node may take to start the workflow (default 60 s). */
+  startTimeoutMs?: number
+  /** How long the whole request may take (default 15 min). */
+  timeoutMs?: number
+  pollMs?: number
+  signal?: AbortSignal
+}
+
+const TIMED = ['inference', 'witness', 'prove', 'verify', 'store', 'fulfil', 'fail'] as const
+type Timed = (typeof TIMED)[number]
+
+const isNotFound = (err: unknown) => err instanceof WorkflowNotFoundError || (err as { code?: unknown })?.code === 5
+
+/** Parts of a timing worth showing besides its duration. */
+function timingNotes(t: StageTiming, showWork: boolean): string[] {
+  const notes: string[] = []
+  if (showWork && t.workMs !== undefined && Math.abs(t.ms - t.workMs) >= 5) notes.push(`work ${fmtMs(t.workMs)}`)
+  if (t.attempts > 1) notes.push(`attempt ${t.attempts}`)
+  return notes
+}
+
+const short = (s: string, keep = 10) => (s.length > 2 * keep + 1 ? `${s.slice(0, keep)}…${s.slice(-6)}` : s)
+
+/** What the running workflow's pending activities say: attempts, last failures, heartbeat times. */
+type PendingActivity = { type: string; attempt: number; lastFailure?: string; lastHeartbeatAt?: number; startedAt?: number }
+
+const tsMs = (t: { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined) =>
+  t?.seconds != null ? Number(t.seconds.toString()) * 1000 + Math.round((t.nanos ?? 0) / 1e6) : undefined
+
+async function pendingActivities(client: Client, key: string): Promise<PendingActivity[]> {
+  const raw = await client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId: key } })
+  return (raw.pendingActivities ?? []).map((a) => {
+    const at = tsMs(a.lastHeartbeatTime as never)
+    const started = tsMs(a.lastStartedTime as never)
+    return {
+      ...(started ? { startedAt: started } : {}),
+      type: a.activityType?.name ?? '?',
+      attempt: a.attempt ?? 1,
+      ...(a.lastFailure?.message ? { lastFailure: a.lastFailure.message.split('\n')[0]!.slice(0, 120) } : {}),
+      ...(at ? { lastHeartbeatAt: at } : {}),
+    }
+  })
+}
+
+/** A heartbeat from proveInference (ProveProgress), if it looks like one. */
+function heartbeatOf(status: RequestStatus): { stage: string; elapsedMs: number; fraction?: number } | undefined {
+  const hb = status.heartbeat as { stage?: unknown; elapsedMs?: unknown; fraction?: unknown } | undefined
+  if (!hb || typeof hb.stage !== 'string' || typeof hb.elapsedMs !== 'number') return undefined
+  return { stage: hb.stage, elapsedMs: hb.elapsedMs, ...(typeof hb.fraction === 'number' ? { fraction: hb.fraction } : {}) }
+}
+
+/**
+ * Prints the request's stages until its workflow ends; returns its last status. Throws when the
+ * workflow does not start within `startTimeoutMs` or does not end within `timeoutMs`.
+ */
+export async function followRequest(opts: FollowOptions): Promise<RequestStatus> {
+  const { client, key, progress, prover } = opts
+  const pollMs = opts.pollMs ?? 100
+  const perfOf = (unixMs: number) => performance.now() - (Date.now() - unixMs)
+  const labels: Record<Timed, string> = {
+    inference: 'inference (onnxruntime)',
+    witness: `witness (${prover})`,
+    prove: `prove (${prover})`,
+    verify: 'verify (off-chain)',
+    store: 'store (arweave)',
+    fulfil: 'fulfil (verify on-chain)',
+    fail: 'fail (refund on-chain)',
+  }
+  const watchLabel = `watch (${opts.confirmations} confirmation${opts.confirmations === 1 ? '' : 's'})`
+  let watch: Step | undefined = progress.begin(watchLabel, { started: perfOf(opts.requestedAt) })
+  watch.note('waiting for the node to see the request')
+  const printed = new Set<Timed>()
+  let live: { stage: string; step: Step } | undefined
+  const startDeadline = Date.now() + (opts.startTimeoutMs ?? 60_000)
+  const deadline = Date.now() + (opts.timeoutMs ?? 15 * 60_000)
+  let errorSince: number | undefined
+
+  const endLive = () => {
+    live?.step.cancel()
+    live = undefined
+  }
+
+  try {
+    for (;;) {
+      if (opts.signal?.aborted) throw new SertnError('interrupted')
+      let status: RequestStatus
+      try {
+        status = await getRequestStatus(client, key)
+        errorSince = undefined
+      } catch (err) {
+        if (watch && isNotFound(err)) {
+          if (Date.now() > startDeadline)
+            throw new SertnError(`the node did not pick up ${key} within ${Math.round((opts.startTimeoutMs ?? 60_000) / 1000)} s`, {
+              details:
+                `Its workflow was not started. Is the chain-io worker running and watching this gateway? ` +
+                `It serves a request once ${opts.confirmations} block(s) are mined on top of it. Check with \`sertn status ${key}\`.`,
+            })
+        } else {
+          // A query can fail for a moment (a worker restarting): keep trying for a while.
+          errorSince ??= Date.now()
+          if (Date.now() - errorSince > 30_000)
+            throw new SertnError(`cannot read the status of ${key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+          ;(live?.step ?? watch)?.note(`status unavailable: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`)
+        }
+        await new Promise((r) => setTimeout(r, pollMs))
+        continue
+      }
+      if (watch) {
+        watch.done(`→ workflow ${key}`, Math.max(0, status.startedAt - opts.requestedAt))
+        watch = undefined
+        // A query is answered once the workflow's first task has run: on a busy or cold worker
+        // (the workflow sandbox loads on its first task) that can take a while; say so.
+        const firstAnswer = Date.now() - status.startedAt
+        if (firstAnswer > 1000) progress.done('workflow task (first)', firstAnswer, 'until the workflow first answered its status query')
+      }
+      // Stages that ended since the last poll, in order.
+      for (const name of TIMED) {
+        const t = status.timings[name]
+        if (!t || printed.has(name)) continue
+        if (name === 'witness' || name === 'prove' || name === 'verify') endLive()
+        else if (live?.stage === name) endLive()
+        printed.add(name)
+        const notes: string[] = []
+        if (name === 'inference') notes.push(...timingNotes(t, true))
+        if (name === 'witness' && status.output) notes.push(`output [${status.output.join(', ')}]`)
+        if (name === 'prove') notes.push(`activity ${fmtMs(t.ms)} with witness and verify`, ...timingNotes(t, false))
+        if (name === 'store' && status.storage)
+          notes.push(`output ${short(status.storage.output.id)}, proof ${short(status.storage.proof.id)} (${status.storage.proof.bytes} bytes)`, ...timingNotes(t, false))
+        if (name === 'fulfil' || name === 'fail') {
+          if (status.transactionHash) notes.push(`tx ${short(status.transactionHash)}`)
+          notes.push(...timingNotes(t, false))
+        }
+        if (name === 'fail' && status.error) notes.push(`${status.error.code}: ${status.error.reason}`)
+        // witness, prove and verify report their own work time; the others the activity's.
+        progress.done(labels[name], name === 'prove' ? (t.workMs ?? t.ms) : t.ms, notes.join(' · '))
+      }
+      if (!status.running) {
+        endLive()
+        return status
+      }
+      // The stage running now, with a live line.
+      // (The workflow may run the model and the prover side by side: both are in `proving` then.)
+      const running = liveStage(status)
+      const label = running === 'proving' ? (status.timings.inference ? labels.prove : `inference ‖ ${labels.prove}`) : running && labels[running]
+      if (running && live?.stage !== running) {
+        endLive()
+        live = { stage: running, step: progress.begin(label!, { announce: running === 'proving' }) }
+      } else if (live && label) live.step.rename(label)
+      if (live) {
+        const pending = progress.tty ? await pendingActivities(client, key).catch(() => []) : []
+        const notes: string[] = []
+        if (live.stage === 'proving') {
+          // The timer runs from the start of the proof activity's current attempt, as Temporal saw it.
+          const prove = pending.find((a) => a.type === 'proveInference')
+          if (prove?.startedAt) live.step.since(perfOf(prove.startedAt))
+          const hb = heartbeatOf(status)
+          const at = prove?.lastHeartbeatAt
+          notes.push(
+            hb
+              ? `last heartbeat${at ? ` ${fmtMs(Math.max(0, Date.now() - at))} ago` : ''}: ${hb.stage} at ${fmtMs(hb.elapsedMs)}${hb.fraction !== undefined ? ` (${Math.round(hb.fraction * 100)}%)` : ''}`
+              : prove?.startedAt ? 'proving' : 'waiting for a prover worker',
+          )
+        }
+        for (const a of pending) if (a.attempt > 1) notes.push(`${a.type} attempt ${a.attempt}${a.lastFailure ? ` (last failure: ${a.lastFailure})` : ''}`)
+        live.step.note(notes.join(' · ') || undefined)
+      }
+      if (Date.now() > deadline) throw new SertnError(`${key} is still ${status.stage} after ${Math.round((opts.timeoutMs ?? 15 * 60_000) / 1000)} s`, { details: `Check it with \`sertn status ${key}\`.` })
+      await new Promise((r) => setTimeout(r, pollMs))
+    }
+  } catch (err) {
+    watch?.fail()
+    live?.step.fail()
+    throw err
+  }
+}
+
+/** The timed stage a status is in, or undefined between stages. */
+function liveStage(status: RequestStatusView): Timed | 'proving' | undefined {
+  switch (status.stage) {
+    case 'received':
+    case 'inference':
+      return 'inference'
+    case 'proving':
+      return 'proving'
+    case 'storing':
+      return 'store'
+    case 'fulfilling':
+      return 'fulfil'
+    case 'failing':
+      return 'fail'
+    default:
+      return undefined
+  }
+}

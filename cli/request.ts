@@ -1,0 +1,231 @@
+/**
+ * Requests from the example dApp (ExampleClassifier) on the local stack: `sertn request`, and the
+ * demo request of `sertn start`. A request is followed stage by stage (see follow.ts) and ends with
+ * the verified result read back from the dApp.
+ */
+import type { Client } from '@temporalio/client'
+import { defineChain, formatEther, parseEventLogs, type Address, type Hex } from 'viem'
+import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
+import { confirm, readManifest } from '../chains/evm/deploy.ts'
+import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
+import { SertnError } from '../core/errors.ts'
+import { dequantize, quantize } from '../core/field.ts'
+import { checkQuantizedInput } from '../core/input.ts'
+import { requestKey } from '../core/types.ts'
+import { connectTemporal, LOCAL_CHAIN, openStack, UsageError, type Deployment } from './common.ts'
+import { ensureDapp } from './deployment.ts'
+import { followRequest, type RequestStatus } from './follow.ts'
+import { Progress } from './progress.ts'
+import { dim, fmtMs, out } from './ui.ts'
+
+/** anvil's account 2: the dApp's user on the local stack (0 deploys and owns, 1 is the node). */
+export const USER_ACCOUNT = 2
+
+export type SentRequest = {
+  requestId: bigint
+  key: string
+  dapp: Address
+  txHash: Hex
+  block: bigint
+  price: bigint
+  /** Unix ms when the request's transaction was mined. */
+  requestedAt: number
+  model: string
+}
+
+/** The model's features at its input scale, checked against its input shape and range. */
+export function quantizeFeatures(model: string, features: number[]): bigint[] {
+  const { manifest } = readManifest(model)
+  const input = features.map((x) => quantize(x, manifest.inputScale))
+  try {
+    checkQuantizedInput(manifest, input)
+  } catch (err) {
+    const bound = manifest.maxAbsInput / 2 ** manifest.inputScale
+    throw new UsageError(`--features: ${err instanceof Error ? err.message : String(err)}`, {
+      details: `${model} takes ${manifest.inputShape.reduce((a, b) => a * b, 1)} features, each within ±${bound} (quantised at scale ${manifest.inputScale}).`,
+    })
+  }
+  return input
+}
+
+/**
+ * Sends `classify(features)` from the dApp, paying its price, and waits for the receipt. With
+ * `mine`, mines one empty block on top so that the watcher (1 confirmation) sees it at once on an
+ * automining anvil.
+ */
+export async function sendClassifyRequest(
+  progress: Progress,
+  params: { user: SertnClient; deployment: Deployment; dapp: Address; model: string; features: number[]; mine: boolean },
+): Promise<SentRequest> {
+  const { user, dapp } = params
+  const input = quantizeFeatures(params.model, params.features)
+  return progress.step(
+    'request (ExampleClassifier)',
+    async () => {
+      const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
+      const { request, result } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
+      const txHash = await user.writeContract(request)
+      const receipt = await confirm(user, txHash)
+      const requestedAt = Date.now()
+      if (params.mine) await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
+      return {
+        requestId: result,
+        key: requestKey(user.chain.id, params.deployment.gateway, result),
+        dapp,
+        txHash,
+        block: receipt.blockNumber,
+        price,
+        requestedAt,
+        model: params.model,
+      }
+    },
+    (r) => `#${r.requestId}, input [${input.join(', ')}], paid ${formatEther(r.price)} ETH, block ${r.block}${params.mine ? ' (+1 mined on top)' : ''}`,
+  )
+}
+
+export type FollowedResult = { ok: boolean; status: RequestStatus }
+
+/**
+ * Follows a sent request to its end and prints the verified result read back from the dApp, the
+ * Arweave ids, the fulfil transaction and the workflow in the Temporal UI. `ok` is true when the
+ * request was fulfilled and the dApp's callback succeeded.
+ */
+export async function followClassification(
+  progress: Progress,
+  params: {
+    client: Client
+    user: SertnClient
+    sent: SentRequest
+    confirmations: number
+    prover: string
+    arlocalUrl?: string | undefined
+    temporalUi?: string | undefined
+    namespace: string
+    signal?: AbortSignal
+  },
+): Promise<FollowedResult> {
+  const { sent, user } = params
+  const status = await followRequest({
+    client: params.client,
+    key: sent.key,
+    progress,
+    requestedAt: sent.requestedAt,
+    confirmations: params.confirmations,
+    prover: params.prover,
+    ...(params.signal ? { signal: params.signal } : {}),
+  })
+  const { bold, dim, red } = out
+  const uiLink = params.temporalUi ? `${params.temporalUi}/namespaces/${params.namespace}/workflows/${encodeURIComponent(sent.key)}` : undefined
+  if (status.stage !== 'fulfilled') {
+    progress.pause()
+    console.log(
+      `\n${red(bold(`request ${sent.key} ${status.stage}`))}` +
+        (status.error ? `: ${status.error.code}: ${status.error.reason}` : '') +
+        (status.transactionHash ? `\n  tx        ${status.transactionHash}` : '') +
+        (uiLink ? `\n  workflow  ${uiLink}` : ''),
+    )
+    return { ok: false, status }
+  }
+
+  const { manifest } = readManifest(sent.model)
+  const callback = await progress.step(
+    'callback (ExampleClassifier)',
+    async () => {
+      const receipt = await user.getTransactionReceipt({ hash: status.transactionHash as Hex })
+      const [fulfilled] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' })
+      const classified = parseEventLogs({ abi: ExampleClassifier.abi, logs: receipt.logs, eventName: 'Classified' }).find((l) => l.args.requestId === sent.requestId)
+      const result = await user.readContract({ address: sent.dapp, abi: ExampleClassifier.abi, functionName: 'classification', args: [sent.requestId] })
+      return {
+        status: fulfilled ? (['succeeded', 'failed', 'skipped'][fulfilled.args.callbackStatus] ?? '?') : 'not found',
+        gas: fulfilled?.args.callbackGasUsed,
+        fulfilGas: receipt.gasUsed,
+        label: result.label,
+        score: result.score,
+        done: result.status === 2,
+        scores: classified?.args.scores ?? status.output?.map(BigInt) ?? [],
+      }
+    },
+    (c) => `callback ${c.status}${c.gas !== undefined ? `, ${c.gas} gas` : ''} (fulfil tx ${c.fulfilGas} gas) · label ${c.label}`,
+  )
+  const scores = callback.scores.map((q) => dequantize(q, manifest.outputScale))
+  const lines = [
+    `\n${bold('verified result')}: label ${callback.label}, score ${dequantize(callback.score, manifest.outputScale).toFixed(4)}  ` +
+      dim(`(scores [${scores.map((s) => s.toFixed(4)).join(', ')}], read back from ExampleClassifier ${sent.dapp})`),
+    `  request   #${sent.requestId}  ${sent.key}`,
+  ]
+  if (status.storage) {
+    const link = (id: string) => (params.arlocalUrl ? `  ${dim(`${params.arlocalUrl}/${id}`)}` : '')
+    lines.push(`  arweave   output ${status.storage.output.id}${link(status.storage.output.id)}`)
+    lines.push(`            proof  ${status.storage.proof.id}${link(status.storage.proof.id)}`)
+  }
+  lines.push(`  fulfil    tx ${status.transactionHash}`)
+  if (uiLink) lines.push(`  workflow  ${uiLink}`)
+  lines.push(dim(`  ${fmtMs(Date.now() - sent.requestedAt)} from the request's block to the verified result`))
+  progress.pause()
+  console.log(lines.join('\n'))
+  const ok = callback.status === 'succeeded' && callback.done
+  if (!ok) console.log(red(`the dApp's callback did not record the result (callback ${callback.status})`))
+  return { ok, status }
+}
+
+/** `sertn request`: one classification from the example dApp on the running local stack. */
+export async function requestCommand(opts: {
+  features: number[]
+  model: string
+  wait: boolean
+  dataDir?: string | undefined
+  config?: string | undefined
+}): Promise<number> {
+  quantizeFeatures(opts.model, opts.features) // bad features fail before anything else
+  const stack = openStack(opts)
+  const chainCfg = stack.config.chains[LOCAL_CHAIN] ?? Object.values(stack.config.chains)[0]!
+  const deployment = stack.deployment
+  if (!deployment)
+    throw new SertnError(`no deployment recorded in ${stack.paths.deployment}`, { details: 'Start the local stack first: `npm start` (or `npx tsx cli/sertn.ts start`).' })
+  if (deployment.gateway.toLowerCase() !== chainCfg.gateway.toLowerCase())
+    throw new SertnError(`the configuration's gateway ${chainCfg.gateway} is not the deployed one (${deployment.gateway})`, {
+      details: `${stack.configFile} and ${stack.paths.deployment} disagree: restart the stack with \`sertn start\` so that it writes both again.`,
+    })
+  const chain = defineChain({
+    id: chainCfg.chainId,
+    name: 'sertn-local',
+    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+    rpcUrls: { default: { http: [chainCfg.rpcUrl] } },
+  })
+  const user = createSertnClient(chain, anvilAccount(USER_ACCOUNT))
+  try {
+    const id = await user.getChainId()
+    if (id !== chainCfg.chainId) throw new SertnError(`the chain at ${chainCfg.rpcUrl} has id ${id}, the configuration says ${chainCfg.chainId}`)
+  } catch (err) {
+    if (err instanceof SertnError) throw err
+    throw new SertnError(`cannot reach the chain at ${chainCfg.rpcUrl}`, {
+      details: 'Is the local stack running? Start it with `npm start` (or `npx tsx cli/sertn.ts start`) and try again.',
+    })
+  }
+  const progress = new Progress()
+  const dapp = await ensureDapp(stack.paths.deployment, deployment, user, opts.model)
+  // The watcher waits for a block on top of the request; anvil mines only on transactions.
+  const sent = await sendClassifyRequest(progress, { user, deployment, dapp, model: opts.model, features: opts.features, mine: true })
+  progress.pause()
+  console.log(sent.key)
+  if (!opts.wait) {
+    progress.line(dim(`follow it: sertn status ${sent.key}   (or sertn request … --wait)`))
+    return 0
+  }
+  const client = await connectTemporal(stack.config.temporal.address, stack.config.temporal.namespace)
+  try {
+    const r = await followClassification(progress, {
+      client,
+      user,
+      sent,
+      confirmations: chainCfg.confirmations,
+      prover: stack.config.prover.plugin,
+      arlocalUrl: stack.config.storage.arweave.url,
+      temporalUi: stack.info?.temporalUi,
+      namespace: stack.config.temporal.namespace,
+    })
+    return r.ok ? 0 : 1
+  } finally {
+    await client.connection.close()
+  }
+}

@@ -1,0 +1,88 @@
+/** `sertn status <request-key|requestId>`: a request's workflow status from Temporal. */
+import { WorkflowNotFoundError } from '@temporalio/client'
+import { parseRequestKey, requestKey, type RequestKey } from '../core/types.ts'
+import { SertnError } from '../core/errors.ts'
+import { getRequestStatus } from '../workflows/client.ts'
+import { connectTemporal, LOCAL_CHAIN, openStack, UsageError } from './common.ts'
+import { dim, fmtMs, out } from './ui.ts'
+
+export async function statusCommand(opts: {
+  target: string | undefined
+  json: boolean
+  chain?: string | undefined
+  dataDir?: string | undefined
+  config?: string | undefined
+}): Promise<number> {
+  if (!opts.target) throw new UsageError('sertn status needs a request key (req:<chainId>:<gateway>:<id>) or a request id')
+  const stack = openStack(opts)
+  let key: RequestKey
+  if (/^\d+$/.test(opts.target)) {
+    const names = Object.keys(stack.config.chains)
+    const name = opts.chain ?? (names.includes(LOCAL_CHAIN) ? LOCAL_CHAIN : names[0]!)
+    const chain = stack.config.chains[name]
+    if (!chain) throw new UsageError(`--chain ${name}: no such chain in ${stack.configFile} (chains: ${names.join(', ')})`)
+    key = requestKey(chain.chainId, chain.gateway as `0x${string}`, opts.target)
+  } else {
+    try {
+      parseRequestKey(opts.target)
+    } catch (err) {
+      throw new UsageError(err instanceof Error ? err.message : String(err), { details: 'Pass a request key (as `sertn request` prints it) or a request id on the configured gateway.' })
+    }
+    key = opts.target as RequestKey
+  }
+  const client = await connectTemporal(stack.config.temporal.address, stack.config.temporal.namespace)
+  try {
+    let status: Awaited<ReturnType<typeof getRequestStatus>>
+    try {
+      status = await getRequestStatus(client, key)
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError || (err as { code?: unknown }).code === 5) {
+        if (opts.json) console.log(JSON.stringify({ key, found: false }))
+        else
+          console.error(
+            `no workflow for ${key} on ${stack.config.temporal.address}: the node has not seen this request (yet).\n` +
+              dim('It is served once its block has the configured confirmations; check the request id and the gateway.'),
+          )
+        return 1
+      }
+      throw new SertnError(`cannot read the status of ${key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+    }
+    if (opts.json) {
+      console.log(JSON.stringify({ found: true, ...status }, null, 2))
+      return 0
+    }
+    printStatus(status, stack.info?.temporalUi, stack.config.temporal.namespace)
+    return 0
+  } finally {
+    await client.connection.close()
+  }
+}
+
+function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: string | undefined, namespace: string): void {
+  const { bold, dim, green, red } = out
+  const stageColour = status.stage === 'fulfilled' ? green : status.stage === 'failed' || status.stage === 'settled-elsewhere' ? red : (s: string) => s
+  const lines = [
+    `${bold('request')}   ${status.key}`,
+    `${bold('stage')}     ${stageColour(status.stage)}${status.running ? ' (running)' : ''}`,
+    `${bold('started')}   ${new Date(status.startedAt).toISOString()} ${dim(`(${fmtMs(Date.now() - status.startedAt)} ago)`)}`,
+  ]
+  const timings = Object.entries(status.timings)
+  if (timings.length) {
+    lines.push(`${bold('timings')}`)
+    for (const [name, t] of timings) {
+      const work = t.workMs !== undefined && Math.abs(t.workMs - t.ms) >= 5 ? dim(`  work ${fmtMs(t.workMs)}`) : ''
+      lines.push(`  ${name.padEnd(10)} ${fmtMs(t.ms).padStart(9)}  attempts ${t.attempts}${work}`)
+    }
+  }
+  const hb = status.heartbeat as { stage?: string; elapsedMs?: number } | undefined
+  if (status.running && hb?.stage) lines.push(`${bold('prover')}    last heartbeat: ${hb.stage}${hb.elapsedMs !== undefined ? `, ${fmtMs(hb.elapsedMs)}` : ''}`)
+  if (status.output) lines.push(`${bold('output')}    [${status.output.join(', ')}]`)
+  if (status.storage) {
+    lines.push(`${bold('storage')}   output ${status.storage.output.storage}:${status.storage.output.id} (${status.storage.output.bytes} bytes, sha256 ${status.storage.output.sha256.slice(0, 16)}…)`)
+    lines.push(`          proof  ${status.storage.proof.storage}:${status.storage.proof.id} (${status.storage.proof.bytes} bytes, sha256 ${status.storage.proof.sha256.slice(0, 16)}…)`)
+  }
+  if (status.transactionHash) lines.push(`${bold('tx')}        ${status.transactionHash}`)
+  if (status.error) lines.push(`${bold('error')}     ${red(status.error.code)}: ${status.error.reason}`)
+  if (ui) lines.push(`${bold('workflow')}  ${ui}/namespaces/${namespace}/workflows/${encodeURIComponent(status.key)}`)
+  console.log(lines.join('\n'))
+}
