@@ -6,7 +6,7 @@
  */
 import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
 import { ensureSqlite3Binding } from '../plugins/storage/arweave/index.ts'
-import { ensureTemporalCli } from '../workflows/temporal/cli.ts'
+import { ensureTemporalCli } from '../workflows/worker/temporal-cli.ts'
 
 async function step<T>(name: string, run: () => Promise<T>, describe: (r: T) => string): Promise<void> {
   const t0 = performance.now()

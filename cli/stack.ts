@@ -33,8 +33,8 @@ import { SertnError } from '../core/errors.ts'
 import { freePort, startProcess, type ManagedProcess } from '../core/process.ts'
 import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
 import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
-import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/temporal/cli.ts'
-import { startTemporalDevServer, type TemporalDevServer } from '../workflows/temporal/dev-server.ts'
+import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
+import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
 import {
   DEMO_MODEL,

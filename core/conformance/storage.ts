@@ -117,7 +117,7 @@ export function testStoragePlugin(options: StorageConformanceOptions): void {
       for (const [i, ref] of refs.entries()) expect(Buffer.from(await storage.get(ref)).equals(datas[i] as Buffer)).toBe(true)
     })
 
-    it('behavior: find returns exactly the artifacts carrying all the tags', async (ctx) => {
+    it('behavior: find returns exactly the artifacts carrying all the tags (skipped for plugins not flagged searchable)', async (ctx) => {
       if (!storage.flags.searchable || !storage.find) return ctx.skip()
       const find = storage.find.bind(storage)
       const search = randomUUID()
@@ -133,7 +133,7 @@ export function testStoragePlugin(options: StorageConformanceOptions): void {
       expect(await ids({ [KIND_TAG]: 'b', 'Sertn-Conformance-Extra': '1' })).toEqual([])
     })
 
-    it('behavior: found artifacts have the sha256 and size of the put, and read back', async (ctx) => {
+    it('behavior: found artifacts have the sha256 and size of the put, and read back (skipped for plugins not flagged searchable)', async (ctx) => {
       if (!storage.flags.searchable || !storage.find) return ctx.skip()
       const data = randomBytes(333)
       const request = randomUUID()
@@ -143,7 +143,7 @@ export function testStoragePlugin(options: StorageConformanceOptions): void {
       expect(Buffer.from(await storage.get(found[0] as StoredArtifact)).equals(data)).toBe(true)
     })
 
-    it("behavior: a persistent store serves one instance's writes to a fresh instance", async (ctx) => {
+    it("behavior: a persistent store serves one instance's writes to a fresh instance (skipped for plugins not flagged persistent)", async (ctx) => {
       if (!storage.flags.persistent) return ctx.skip()
       const data = randomBytes(100)
       const ref = await put(data)

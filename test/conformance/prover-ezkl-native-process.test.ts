@@ -172,7 +172,7 @@ describe('plugins/provers/ezkl-native: processes', () => {
     }
   })
 
-  it.skipIf(!existsSync('/usr/bin/python3'))('config: a python without ezkl fails with a ConfigError naming the setup script', async () => {
+  it.skipIf(!existsSync('/usr/bin/python3'))('config: a python without ezkl fails with a ConfigError naming the setup script (skipped where /usr/bin/python3 is absent)', async () => {
     const p = ezklNativeProver({ python: '/usr/bin/python3' })
     try {
       const err = await p.witness(demo, inputQ).catch((e: unknown) => e)

@@ -19,7 +19,7 @@ import { quantize } from '../../core/field.ts'
 import { waitFor } from '../../core/process.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
 import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
-import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/temporal/dev-server.ts'
+import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
 import { runWorkers, WORKFLOWS_PATH, type WorkerRole } from '../../workflows/worker/index.ts'
 import { startTestChain, type TestChain } from './chain.ts'
 

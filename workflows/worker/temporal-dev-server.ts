@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { Connection } from '@temporalio/client'
 import { freePort, startProcess, waitFor, type ManagedProcess } from '../../core/process.ts'
-import { ensureTemporalCli } from './cli.ts'
+import { ensureTemporalCli } from './temporal-cli.ts'
 
 export type StartTemporalParameters = {
   /** gRPC port (default: a free one). */
