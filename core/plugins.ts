@@ -112,9 +112,24 @@ export interface PutOptions {
   tags: Record<string, string>
 }
 
-/** Keeps large artifacts (outputs, proofs) and returns them checked against their hash. */
-export interface StoragePlugin extends PluginBase<'storage', { persistent: boolean; searchable: boolean }> {
+/** An artifact whose id is fixed (signed) but that is not uploaded yet; JSON, so it can cross Temporal. */
+export interface PreparedArtifact {
+  readonly artifact: StoredArtifact
+  /** What {@link StoragePlugin.upload} sends (e.g. a signed transaction), serialized. */
+  readonly payload: string
+}
+
+/**
+ * Keeps large artifacts (outputs, proofs) and returns them checked against their hash. Plugins
+ * flagged `presigned` can fix an artifact's id before uploading it (`prepare`, then `upload`), so a
+ * result can be delivered with its storage ids while the upload runs.
+ */
+export interface StoragePlugin extends PluginBase<'storage', { persistent: boolean; searchable: boolean; presigned?: boolean }> {
   put(data: Uint8Array, options: PutOptions): Promise<StoredArtifact>
+  /** Fixes the artifact's id without uploading it (presigned plugins only). */
+  prepare?(data: Uint8Array, options: PutOptions): Promise<PreparedArtifact>
+  /** Uploads a prepared artifact; uploading it again is a success (presigned plugins only). */
+  upload?(prepared: PreparedArtifact): Promise<StoredArtifact>
   /** Reads an artifact back; throws IntegrityError if its bytes do not hash to `ref.sha256`. */
   get(ref: StoredArtifact): Promise<Uint8Array>
   /** Artifacts carrying all of `tags` (searchable plugins only): lets a retried put find its earlier write. */
@@ -153,6 +168,8 @@ export interface TxOutcome {
   readonly status: RequestStatus
   /** True when someone (a retry of ours, another node) had settled it already. */
   readonly alreadySettled: boolean
+  /** Milliseconds from submitting the transaction to its receipt: the chain's inclusion wait. */
+  readonly inclusionMs?: number
 }
 
 /** One connected chain: its gateway's requests in, results and failures out. */

@@ -11,12 +11,19 @@ import type { requestWorkflow } from './request.workflow.ts'
 export type StartResult = 'started' | 'duplicate'
 
 /** Starts the request's workflow unless one with its key ran or runs already. */
-export async function startRequestWorkflow(client: Client, request: InferenceRequest, queues: TaskQueues): Promise<StartResult> {
+export async function startRequestWorkflow(
+  client: Client,
+  request: InferenceRequest,
+  queues: TaskQueues,
+  { eager = false }: { eager?: boolean } = {},
+): Promise<StartResult> {
   try {
     await client.workflow.start<typeof requestWorkflow>('requestWorkflow', {
       workflowId: request.key,
       taskQueue: queues.chainIo,
       args: [{ request, queues }],
+      // With a client on a worker's own connection, the first workflow task skips matching.
+      requestEagerStart: eager,
       // A failed run (a bug, an outage past every retry) may be started again by a later event;
       // a completed one never.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',

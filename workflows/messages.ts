@@ -27,6 +27,8 @@ export type StageTiming = {
   ms: number
   /** What the activity measured for its work alone (absent when it did not say). */
   workMs?: number
+  /** For transactions: the chain's inclusion wait (submitted → receipt), part of workMs. */
+  inclusionMs?: number
   attempts: number
 }
 
@@ -35,7 +37,7 @@ export type RequestStatusView = {
   stage: Stage
   /** Unix ms when the workflow started. */
   startedAt: number
-  timings: Partial<Record<'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'fulfil' | 'fail', StageTiming>>
+  timings: Partial<Record<'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail', StageTiming>>
   output?: string[]
   storage?: { output: StoredArtifact; proof: StoredArtifact }
   transactionHash?: string

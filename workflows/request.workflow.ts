@@ -2,7 +2,8 @@
  * The request workflow: one per on-chain request, with the request key as workflow id.
  *
  * inference (onnxruntime, `inference` queue) beside witness + proof (`prover` queue, heartbeating)
- * → store output and proof (`chain-io` queue) → fulfil on the gateway (`chain-io` queue). A request
+ * → fix the output's and the proof's storage ids (`chain-io` queue) → fulfil on the gateway with
+ * those ids, beside their upload (`chain-io` queue). A request
  * that cannot be served (unknown model, input the model rejects, a proof that cannot be made)
  * ends with `fail` on the gateway: the requester's error callback and a full refund.
  *
@@ -51,7 +52,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     heartbeatTimeout: '20 seconds',
     retry: { ...retry, maximumAttempts: 5 },
   })
-  const { storeResult, fulfillRequest, failRequest } = proxyActivities<Activities>({
+  const { prepareResult, uploadResult, fulfillRequest, failRequest } = proxyActivities<Activities>({
     taskQueue: queues.chainIo,
     startToCloseTimeout: '2 minutes',
     retry: { ...retry, maximumAttempts: 30 },
@@ -60,7 +61,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   const status: RequestStatusView = { key: request.key, stage: 'received', startedAt: workflowInfo().startTime.getTime(), timings: {} }
   setHandler(statusQuery, () => status)
 
-  async function timed<T extends { attempt: number; ms?: number }>(
+  async function timed<T extends { attempt: number; ms?: number; inclusionMs?: number }>(
     name: keyof RequestStatusView['timings'],
     run: () => Promise<T>,
   ): Promise<T> {
@@ -68,6 +69,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     const r = await run()
     const timing: StageTiming = { ms: Date.now() - t0, attempts: r.attempt }
     if (r.ms !== undefined) timing.workMs = r.ms
+    if (r.inclusionMs !== undefined) timing.inclusionMs = r.inclusionMs
     status.timings[name] = timing
     return r
   }
@@ -98,12 +100,17 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     }
     status.output = proven.result.output
 
+    // Storage ids first (signed, not yet uploaded, where the storage allows), then the upload beside
+    // the fulfilment that records those ids on-chain.
     status.stage = 'storing'
-    const stored = await timed('store', () => storeResult(request, proven.result))
-    status.storage = { output: stored.output, proof: stored.proof }
+    const prepared = await timed('store', () => prepareResult(request, proven.result))
+    status.storage = { output: prepared.output.artifact, proof: prepared.proof.artifact }
 
     status.stage = 'fulfilling'
-    const tx = await timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!))
+    const [tx] = await Promise.all([
+      timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!)),
+      prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared)),
+    ])
     if (tx.transactionHash) status.transactionHash = tx.transactionHash
     status.stage = tx.status === 'Fulfilled' ? 'fulfilled' : 'settled-elsewhere'
     return status as RequestOutcome

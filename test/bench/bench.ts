@@ -9,7 +9,7 @@
  *  "provers":{"ezkl-wasm":{"proveMs"},"ezkl-native":{"proveMs"}}}
  *
  * BENCH_RUNS (default 5): engine and prover runs; BENCH_REQUESTS (default 20): spine requests;
- * BENCH_PROVER (default ezkl-native): the spine's prover.
+ * BENCH_PROVER (default ezkl-native): the spine's prover; BENCH_ONLY=spine runs part 2 alone.
  */
 import { benchEngineAndGas } from './engine.ts'
 import { benchProvers } from './provers.ts'
@@ -20,7 +20,13 @@ const runs = Number(process.env.BENCH_RUNS ?? 5)
 const requests = Number(process.env.BENCH_REQUESTS ?? 20)
 const prover = (process.env.BENCH_PROVER ?? 'ezkl-native') as 'ezkl-wasm' | 'ezkl-native'
 
+const only = process.env.BENCH_ONLY // 'spine' to run part 2 alone (for tuning)
+
 async function main() {
+  if (only === 'spine') {
+    console.log(JSON.stringify(await benchSpine({ requests, prover })))
+    return
+  }
   const engine = await benchEngineAndGas(runs)
   log(`gas: gateway's own cost ${engine.gas.fulfill - engine.gas.verifier - engine.gas.callback}`)
   const provers = await benchProvers(runs)

@@ -45,6 +45,25 @@ describe('arweave specifics', () => {
     await Promise.allSettled(opened.map((s) => s.dispose()))
   })
 
+  test('behavior: prepare fixes the id before anything is sent; upload makes it readable, and again is a success', async () => {
+    const s = storage()
+    const data = randomBytes(3072)
+    const prepared = await s.prepare!(data, { ...bin, tags: { 'Sertn-Request': randomUUID() } })
+    expect(prepared.artifact).toMatchObject({ storage: 'arweave', bytes: 3072 })
+    expect(prepared.artifact.id).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    await expect(s.get(prepared.artifact)).rejects.toMatchObject({ name: 'PluginError', retryable: true })
+    expect(await s.upload!(prepared)).toEqual(prepared.artifact)
+    expect(Buffer.from(await s.get(prepared.artifact)).equals(data)).toBe(true)
+    expect(await s.upload!(prepared)).toEqual(prepared.artifact)
+  })
+
+  test('error: upload refuses a payload that is not the prepared artifact', async () => {
+    const s = storage()
+    const a = await s.prepare!(randomBytes(10), { ...bin, tags: {} })
+    const b = await s.prepare!(randomBytes(10), { ...bin, tags: {} })
+    await expect(s.upload!({ artifact: a.artifact, payload: b.payload })).rejects.toThrow(/not /)
+  })
+
   test('behavior: data over maxInlineBytes goes up in 256 KiB chunks and reads back', async () => {
     const s = storage({ maxInlineBytes: 64 * 1024 })
     const data = randomBytes(700_000)

@@ -36,7 +36,7 @@ beforeAll(async () => {
 describe('request workflow replay', () => {
   test('default: the recorded histories are there: one fulfilled request, one failed for an unknown model', () => {
     expect(FILES).toEqual(expect.arrayContaining(['request-fulfilled.json', 'request-failed-unknown-model.json']))
-    expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(expect.arrayContaining(['runInference', 'proveInference', 'storeResult', 'fulfillRequest']))
+    expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(expect.arrayContaining(['runInference', 'proveInference', 'prepareResult', 'uploadResult', 'fulfillRequest']))
     expect(scheduledActivities(read('request-failed-unknown-model.json'))).toContain('failRequest')
     for (const f of FILES) expect(read(f).events.at(-1)?.eventType, f).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED')
   })

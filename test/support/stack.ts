@@ -46,7 +46,7 @@ export function nodePrivateKey(): `0x${string}` {
   return toHex(account.getHdKey().privateKey!)
 }
 
-export async function startTestStack(options: { confirmations?: number } = {}): Promise<TestStack> {
+export async function startTestStack(options: { confirmations?: number; pollingIntervalMs?: number } = {}): Promise<TestStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sertn-stack-'))
   const dbFile = join(dataDir, 'temporal.db')
   const stops: (() => Promise<void>)[] = []
@@ -76,7 +76,7 @@ export async function startTestStack(options: { confirmations?: number } = {}): 
           gateway: chain.core.gateway,
           registry: chain.core.registry,
           confirmations: options.confirmations ?? 1,
-          pollingIntervalMs: 50,
+          pollingIntervalMs: options.pollingIntervalMs ?? 50,
           startBlock: 0,
         },
       },

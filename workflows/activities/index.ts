@@ -7,7 +7,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity'
 import { dequantize, toFelt } from '../../core/field.ts'
 import { checkQuantizedInput } from '../../core/input.ts'
 import type { ModelStore } from '../../core/models.ts'
-import type { ChainPlugin, ProverPlugin, RuntimePlugin, StoragePlugin, TxOutcome } from '../../core/plugins.ts'
+import type { ChainPlugin, PreparedArtifact, ProverPlugin, RuntimePlugin, StoragePlugin, TxOutcome } from '../../core/plugins.ts'
 import { SertnError } from '../../core/errors.ts'
 import type { InferenceErrorCode, InferenceRequest, ProvenResult, StoredArtifact } from '../../core/types.ts'
 
@@ -25,6 +25,12 @@ export class UnknownChainError extends SertnError {
 }
 
 export type StoredResult = { output: StoredArtifact; proof: StoredArtifact }
+
+/** The output and the proof with their storage ids fixed; `uploaded` says whether they are stored yet. */
+export type PreparedResult = {
+  output: PreparedArtifact & { uploaded: boolean }
+  proof: PreparedArtifact & { uploaded: boolean }
+}
 
 const attempt = () => Context.current().info.attempt
 
@@ -95,24 +101,45 @@ function activitiesOf(deps: ActivityDeps) {
       }
     },
 
-    /** Stores the output and the proof, tagged with the request key; a retry reuses earlier writes. */
-    async storeResult(request: InferenceRequest, result: ProvenResult): Promise<StoredResult & { ms: number; attempt: number }> {
+    /**
+     * Fixes where the output and the proof will be stored, tagged with the request key: with a
+     * presigned storage (Arweave) their ids are known before the upload, which then runs beside
+     * the fulfilment; other storages upload here (a retry finds its earlier writes).
+     */
+    async prepareResult(request: InferenceRequest, result: ProvenResult): Promise<PreparedResult & { ms: number; attempt: number }> {
       const t0 = performance.now()
-      const put = async (kind: 'output' | 'proof', data: Uint8Array, contentType: string) => {
+      const storage = deps.storage
+      const one = async (kind: 'output' | 'proof', data: Uint8Array, contentType: string): Promise<PreparedArtifact & { uploaded: boolean }> => {
         const tags = { 'Sertn-Request': request.key, 'Sertn-Kind': kind }
-        // A retry may find its earlier write; a first attempt has none to find.
-        if (attempt() > 1 && deps.storage.flags.searchable && deps.storage.find) {
-          const [existing] = await deps.storage.find(tags)
-          if (existing) return existing
+        if (storage.flags.presigned && storage.prepare && storage.upload) {
+          return { ...(await storage.prepare(data, { contentType, tags })), uploaded: false }
         }
-        return deps.storage.put(data, { contentType, tags })
+        // A retry may find its earlier write; a first attempt has none to find.
+        if (attempt() > 1 && storage.flags.searchable && storage.find) {
+          const [existing] = await storage.find(tags)
+          if (existing) return { artifact: existing, payload: '', uploaded: true }
+        }
+        return { artifact: await storage.put(data, { contentType, tags }), payload: '', uploaded: true }
       }
       const outputDoc = JSON.stringify({ key: request.key, modelId: request.modelId, input: request.input, output: result.output, instances: result.instances })
       const [output, proof] = await Promise.all([
-        put('output', new TextEncoder().encode(outputDoc), 'application/json'),
-        put('proof', Buffer.from(result.proof.slice(2), 'hex'), 'application/octet-stream'),
+        one('output', new TextEncoder().encode(outputDoc), 'application/json'),
+        one('proof', Buffer.from(result.proof.slice(2), 'hex'), 'application/octet-stream'),
       ])
       return { output, proof, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /** Uploads prepared artifacts (idempotent: an artifact already uploaded is a success). */
+    async uploadResult(prepared: PreparedResult): Promise<{ ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const upload = deps.storage.upload?.bind(deps.storage)
+      await Promise.all(
+        [prepared.output, prepared.proof].filter((p) => !p.uploaded).map((p) => {
+          if (!upload) throw new SertnError(`storage ${deps.storage.name} cannot upload a prepared artifact`)
+          return upload(p)
+        }),
+      )
+      return { ms: performance.now() - t0, attempt: attempt() }
     },
 
     /** Delivers the result on the request's gateway (idempotent). */

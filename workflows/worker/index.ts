@@ -3,7 +3,7 @@
  * chain watchers that turn confirmed `InferenceRequested` events into request workflows.
  */
 import { fileURLToPath } from 'node:url'
-import { Client, Connection } from '@temporalio/client'
+import { Client } from '@temporalio/client'
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker'
 import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
@@ -68,8 +68,9 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     const running = workers.map((w) => w.run())
     const watchers: Promise<void>[] = []
     if (roles.includes('chain-io')) {
-      const clientConnection = await Connection.connect({ address: config.temporal.address })
-      const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace })
+      // The watcher's client shares the workers' connection, so that the server can hand a new
+      // workflow's first task straight to this worker (eager start) instead of through matching.
+      const client = new Client({ connection, namespace: config.temporal.namespace })
       const chains = sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains)
       for (const chain of chains) {
         watchers.push(
@@ -77,7 +78,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
             .watchRequests({
               signal,
               onRequest: async (request) => {
-                const r = await startRequestWorkflow(client, request, queues)
+                const r = await startRequestWorkflow(client, request, queues, { eager: true })
                 log(`[watcher] ${chain.chainName}: request ${request.requestId} → ${r === 'started' ? `workflow ${request.key}` : 'already seen'}`)
               },
               ...(config.chains[chain.chainName]?.startBlock !== undefined
@@ -89,7 +90,6 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
             }),
         )
       }
-      watchers.push(new Promise<void>((res) => signal.addEventListener('abort', () => res(), { once: true })).then(() => clientConnection.close()))
     }
     const stop = () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown()

@@ -284,6 +284,8 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     }
     const gas = settleGasLimit(estimate, request.callbackGasLimit)
     // 3. Send in this account's turn; 4. await the receipt outside the queue.
+    // From here to the receipt the chain includes the transaction (anvil mines inside the send).
+    const submittedAt = performance.now()
     let hash: `0x${string}`
     try {
       hash = await sender.send({ to: gateway, data: encodeFunctionData(call as never), gas })
@@ -309,6 +311,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       blockNumber: receipt.blockNumber.toString(),
       status: op === 'fulfill' ? 'Fulfilled' : 'Failed',
       alreadySettled: false,
+      inclusionMs: performance.now() - submittedAt,
     }
     if (receipt.status === 'success') return done
     // Reverted: most likely someone settled it between our simulation and our transaction.

@@ -59,8 +59,24 @@ export class AccountSender {
     return this.walletClient.account.address
   }
 
-  /** Fees for a transaction sent now (read outside the queue). */
-  private async fees(): Promise<Fees> {
+  private cachedFees: { at: number; fees: Promise<Fees> } | undefined
+
+  /**
+   * Fees for a transaction sent now (read outside the queue), reused for a second: viem's estimate
+   * leaves twice the base fee as headroom, so a second-old estimate still lands.
+   */
+  private fees(): Promise<Fees> {
+    const now = Date.now()
+    if (this.cachedFees && now - this.cachedFees.at < 1000) return this.cachedFees.fees
+    const fees = this.readFees()
+    this.cachedFees = { at: now, fees }
+    fees.catch(() => {
+      if (this.cachedFees?.fees === fees) this.cachedFees = undefined
+    })
+    return fees
+  }
+
+  private async readFees(): Promise<Fees> {
     try {
       const { maxFeePerGas, maxPriorityFeePerGas } = await this.publicClient.estimateFeesPerGas({ type: 'eip1559' })
       return { type: 'eip1559', maxFeePerGas, maxPriorityFeePerGas }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import Arweave from 'arweave'
 import { IntegrityError, PluginError } from '../../../core/errors.ts'
-import { defineStoragePlugin, type PutOptions, type StoragePlugin } from '../../../core/plugins.ts'
+import { defineStoragePlugin, type PreparedArtifact, type PutOptions, type StoragePlugin } from '../../../core/plugins.ts'
 import type { StoredArtifact } from '../../../core/types.ts'
 import { findTransactions } from './graphql.ts'
 import { disposedError, Gateway } from './http.ts'
@@ -100,13 +100,27 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
     if (lifetime.signal.aborted) throw disposedError(PLUGIN_NAME)
   }
 
-  async function put(data: Uint8Array, putOptions: PutOptions): Promise<StoredArtifact> {
+  // The anchor stays valid for 50 blocks and prices move slowly: reuse both for a few seconds
+  // instead of asking before every write.
+  const recent = new Map<string, { at: number; value: Promise<string> }>()
+  const cached = (path: string, what: string): Promise<string> => {
+    const hit = recent.get(path)
+    if (hit && Date.now() - hit.at < 5_000) return hit.value
+    const value = gateway.text(path, what)
+    recent.set(path, { at: Date.now(), value })
+    value.catch(() => recent.delete(path))
+    if (recent.size > 256) recent.delete(recent.keys().next().value!)
+    return value
+  }
+
+  /** A signed transaction for `data`: its id is fixed before anything is sent. */
+  async function sign(data: Uint8Array, putOptions: PutOptions) {
     live()
     const tags = checkTags(putOptions)
     const sha256 = sha256Hex(data)
     const [anchor, reward] = await Promise.all([
-      gateway.text('/tx_anchor', 'get a transaction anchor'),
-      gateway.text(`/price/${data.byteLength}`, 'get the price of a write'),
+      cached('/tx_anchor', 'get a transaction anchor'),
+      cached(`/price/${data.byteLength}`, 'get the price of a write'),
     ])
     live()
     const tx = await arweave.createTransaction({ data, last_tx: anchor.trim(), reward: reward.trim() }, jwk)
@@ -116,18 +130,51 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
     for (const [name, value] of tags) tx.addTag(name, value)
     await arweave.transactions.sign(tx, jwk)
     live()
+    return { tx, artifact: { storage: PLUGIN_NAME, id: tx.id, sha256, bytes: data.byteLength } satisfies StoredArtifact }
+  }
+
+  /** Posts a signed inline transaction. */
+  async function postInline(json: object, id: string, bytes: number): Promise<void> {
+    await gateway.request('/tx', { method: 'POST', json, what: `post transaction ${id} (${bytes} bytes)` })
+    if (options.mineAfterPost) await gateway.request('/mine', { what: `mine ${id} (arlocal)` })
+  }
+
+  async function put(data: Uint8Array, putOptions: PutOptions): Promise<StoredArtifact> {
+    const { tx, artifact } = await sign(data, putOptions)
     const what = `post transaction ${tx.id} (${data.byteLength} bytes)`
     if (data.byteLength <= maxInlineBytes) {
-      await gateway.request('/tx', { method: 'POST', json: tx.toJSON(), what })
-    } else {
-      await gateway.request('/tx', { method: 'POST', json: { ...tx.toJSON(), data: '' }, what })
-      const chunkCount = tx.chunks?.chunks.length ?? 0
-      for (let i = 0; i < chunkCount; i++) {
-        await gateway.request('/chunk', { method: 'POST', json: tx.getChunk(i, data), what: `upload chunk ${i + 1}/${chunkCount} of ${tx.id}` })
-      }
+      await postInline(tx.toJSON(), tx.id, data.byteLength)
+      return artifact
+    }
+    await gateway.request('/tx', { method: 'POST', json: { ...tx.toJSON(), data: '' }, what })
+    const chunkCount = tx.chunks?.chunks.length ?? 0
+    for (let i = 0; i < chunkCount; i++) {
+      await gateway.request('/chunk', { method: 'POST', json: tx.getChunk(i, data), what: `upload chunk ${i + 1}/${chunkCount} of ${tx.id}` })
     }
     if (options.mineAfterPost) await gateway.request('/mine', { what: `mine ${tx.id} (arlocal)` })
-    return { storage: PLUGIN_NAME, id: tx.id, sha256, bytes: data.byteLength }
+    return artifact
+  }
+
+  async function prepare(data: Uint8Array, putOptions: PutOptions): Promise<PreparedArtifact> {
+    if (data.byteLength > maxInlineBytes)
+      throw new PluginError(PLUGIN_NAME, `prepare: ${data.byteLength} bytes is more than the ${maxInlineBytes} posted inline; use put`)
+    const { tx, artifact } = await sign(data, putOptions)
+    return { artifact, payload: JSON.stringify(tx.toJSON()) }
+  }
+
+  async function upload(prepared: PreparedArtifact): Promise<StoredArtifact> {
+    live()
+    if (prepared.artifact.storage !== PLUGIN_NAME) throw new PluginError(PLUGIN_NAME, `cannot upload an artifact of storage '${prepared.artifact.storage}'`)
+    const json = JSON.parse(prepared.payload) as { id?: string }
+    if (json.id !== prepared.artifact.id) throw new PluginError(PLUGIN_NAME, `upload: the payload is transaction ${String(json.id)}, not ${prepared.artifact.id}`)
+    try {
+      await postInline(json, prepared.artifact.id, prepared.artifact.bytes)
+    } catch (err) {
+      // Posting a transaction the gateway already has is refused by some (arlocal: 404): then it is there.
+      const known = await gateway.request(`/tx/${prepared.artifact.id}`, { what: `look up ${prepared.artifact.id}`, accept: [404] }).catch(() => undefined)
+      if (known?.status !== 200) throw err
+    }
+    return prepared.artifact
   }
 
   async function get(ref: StoredArtifact): Promise<Uint8Array> {
@@ -179,10 +226,12 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
   return {
     kind: 'storage',
     name: PLUGIN_NAME,
-    flags: { persistent: true, searchable: true },
+    flags: { persistent: true, searchable: true, presigned: true },
     address,
     url,
     put,
+    prepare,
+    upload,
     get,
     find,
     async dispose() {
