@@ -170,6 +170,8 @@ export interface TxOutcome {
   readonly alreadySettled: boolean
   /** Milliseconds from submitting the transaction to its receipt: the chain's inclusion wait. */
   readonly inclusionMs?: number
+  /** Unix ms when the receipt was read (the requester's callback has run by then). */
+  readonly receiptAt?: number
 }
 
 /** One connected chain: its gateway's requests in, results and failures out. */

@@ -29,6 +29,8 @@ export type StageTiming = {
   workMs?: number
   /** For transactions: the chain's inclusion wait (submitted → receipt), part of workMs. */
   inclusionMs?: number
+  /** For transactions: unix ms when the receipt was read. */
+  receiptAt?: number
   attempts: number
 }
 

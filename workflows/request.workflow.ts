@@ -61,7 +61,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   const status: RequestStatusView = { key: request.key, stage: 'received', startedAt: workflowInfo().startTime.getTime(), timings: {} }
   setHandler(statusQuery, () => status)
 
-  async function timed<T extends { attempt: number; ms?: number; inclusionMs?: number }>(
+  async function timed<T extends { attempt: number; ms?: number; inclusionMs?: number; receiptAt?: number }>(
     name: keyof RequestStatusView['timings'],
     run: () => Promise<T>,
   ): Promise<T> {
@@ -70,6 +70,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     const timing: StageTiming = { ms: Date.now() - t0, attempts: r.attempt }
     if (r.ms !== undefined) timing.workMs = r.ms
     if (r.inclusionMs !== undefined) timing.inclusionMs = r.inclusionMs
+    if (r.receiptAt !== undefined) timing.receiptAt = r.receiptAt
     status.timings[name] = timing
     return r
   }

@@ -6,7 +6,8 @@
  * - watch: the confirmation block is mined → the request's workflow has started;
  * - inference, witness, prove, store, fulfil: the workflow's stage timings (work as measured by the
  *   activity for inference/witness/prove; scheduling included for store and fulfil);
- * - callback: the fulfil activity completed → the dApp's stored result is readable (polled every 5 ms);
+ * - callback: the node read the fulfil receipt (the callback ran inside that transaction) → the dApp's
+ *   stored result is seen by its own poll (every 5 ms); 0 when the dApp saw it no later than the node;
  * - e2e: the request transaction's receipt → the dApp's result is readable;
  * - overhead: e2e − (inference + witness + prove + block waits), block waits being the time to mine
  *   the confirmation block and the fulfil transaction's inclusion (submitted → receipt).
@@ -65,11 +66,9 @@ export async function benchSpine({ requests, prover }: { requests: number; prove
       const tDone = Date.now()
       const outcome = await waitForOutcome(stack.client, key)
       if (outcome.stage !== 'fulfilled') throw new Error(`request ${key} ended ${outcome.stage}: ${JSON.stringify(outcome.error)}`)
-      // When the fulfil activity finished, by the server's clock (same machine).
-      const history = await stack.client.workflow.getHandle(key).fetchHistory()
-      const completed = history.events?.filter((e) => e.activityTaskCompletedEventAttributes).at(-1)?.eventTime
-      const fulfilledAt = completed ? Number(completed.seconds) * 1000 + Math.round((completed.nanos ?? 0) / 1e6) : tDone
       const t = outcome.timings
+      // The node read the fulfil receipt (the callback had run) at receiptAt, on this machine's clock.
+      const fulfilledAt = t.fulfil!.receiptAt ?? tDone
       const stage = {
         watch: outcome.startedAt - tMined,
         inference: t.inference?.workMs ?? t.inference!.ms,

@@ -312,6 +312,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       status: op === 'fulfill' ? 'Fulfilled' : 'Failed',
       alreadySettled: false,
       inclusionMs: performance.now() - submittedAt,
+      receiptAt: Date.now(),
     }
     if (receipt.status === 'success') return done
     // Reverted: most likely someone settled it between our simulation and our transaction.
