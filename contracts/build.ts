@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { createRequire } from 'node:module'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { writeHyperlaneArtifacts } from '../plugins/messengers/hyperlane/build-artifacts.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const outDir = join(root, 'contracts', 'artifacts')
@@ -120,3 +121,5 @@ function main(): void {
 }
 
 main()
+// After main(): a recompile clears contracts/artifacts, hyperlane/ included.
+writeHyperlaneArtifacts()

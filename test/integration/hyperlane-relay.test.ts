@@ -1,0 +1,287 @@
+/**
+ * Real Hyperlane v3 core contracts (bytecode from @hyperlane-xyz/core) on two anvils, with the
+ * local validator and relayer agents standing in for the off-chain ones: A → B delivery, replay
+ * and wrong-signer rejections by the contracts themselves, a relayer killed between signing and
+ * delivery, a 2-of-3 validator set, and a validator resuming from its file store.
+ */
+import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeFunctionData, keccak256, parseEventLogs, size, toHex, type Address, type Hex, type LocalAccount } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { HyperlaneTestRecipient } from '../../contracts/artifacts/index.ts'
+import { Mailbox, MerkleTreeHook } from '../../contracts/artifacts/hyperlane/index.ts'
+import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
+import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import {
+  addressToBytes32,
+  createLocalRelayer,
+  createLocalValidator,
+  deployHyperlaneCore,
+  deployMessageIdMultisigIsm,
+  encodeMessageIdMultisigMetadata,
+  FileCheckpointStore,
+  FileRelayerCursorStore,
+  IncrementalMerkleTree,
+  MemoryCheckpointStore,
+  MemoryRelayerCursorStore,
+  parseMessage,
+  revertReason,
+  signCheckpoint,
+  type CheckpointStore,
+  type HyperlaneCoreDeployment,
+  type LocalValidator,
+  type RelayerCursorStore,
+} from '../../plugins/messengers/hyperlane/index.ts'
+
+const DOMAIN_A = 1_000_001
+const DOMAIN_B = 1_000_002
+const key = (label: string) => keccak256(toHex(`sertn hyperlane test ${label}`))
+const [v1, v2, v3] = [1, 2, 3].map((i) => privateKeyToAccount(key(`validator ${i}`))) as [LocalAccount, LocalAccount, LocalAccount]
+const outsider = privateKeyToAccount(key('outsider'))
+
+let anvilA: AnvilInstance | undefined
+let anvilB: AnvilInstance | undefined
+let userA: SertnClient // dispatches on A
+let relayerB: SertnClient // pays for process on B
+let coreA: HyperlaneCoreDeployment
+let coreB: HyperlaneCoreDeployment
+let recipient: Address // on B, default ISM (v1, 1-of-1)
+let recipient2of3: Address // on B, its own ISM (v1, v2, v3; 2-of-3)
+let tmp: string
+const store1 = new MemoryCheckpointStore(v1.address)
+let validator1: LocalValidator
+const gas = { dispatch: [] as bigint[], process: [] as bigint[] }
+
+async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/** Dispatches `body` from A's user to `to` on B, paying the quoted fee. */
+async function dispatch(to: Address, body: Hex) {
+  const args = [DOMAIN_B, addressToBytes32(to), body] as const
+  const fee = await userA.readContract({ address: coreA.mailbox, abi: Mailbox.abi, functionName: 'quoteDispatch', args })
+  const receipt = await confirm(
+    userA,
+    await userA.writeContract({ address: coreA.mailbox, abi: Mailbox.abi, functionName: 'dispatch', args, value: fee }),
+  )
+  gas.dispatch.push(receipt.gasUsed)
+  const [dispatched] = parseEventLogs({ abi: Mailbox.abi, eventName: 'Dispatch', logs: receipt.logs })
+  const [inserted] = parseEventLogs({ abi: MerkleTreeHook.abi, eventName: 'InsertedIntoTree', logs: receipt.logs })
+  if (!dispatched || !inserted) throw new Error('no Dispatch / InsertedIntoTree log')
+  const message = dispatched.args.message
+  return { message, id: keccak256(message), index: inserted.args.index, fee, receipt }
+}
+
+/** The next block on A: a relayer started from it sees only what the test dispatches next. */
+const nextBlockA = async () => (await userA.getBlockNumber({ cacheTime: 0 })) + 1n
+const deliveries = (r: Address) => relayerB.readContract({ address: r, abi: HyperlaneTestRecipient.abi, functionName: 'deliveries' })
+const isDelivered = (id: Hex) => relayerB.readContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
+
+function relayer(stores: CheckpointStore[], cursorStore: RelayerCursorStore, fromBlock: bigint) {
+  return createLocalRelayer({
+    origin: { client: userA, mailbox: coreA.mailbox, merkleTreeHook: coreA.merkleTreeHook, domain: DOMAIN_A },
+    destination: { client: relayerB, mailbox: coreB.mailbox, domain: DOMAIN_B },
+    checkpointStores: stores,
+    cursorStore,
+    fromBlock,
+    pollingIntervalMs: 50,
+    onDelivered: (d) => gas.process.push(d.gasUsed),
+  })
+}
+
+/** Simulates `process(metadata, message)` on B and returns the revert reason (or 'ok'). */
+async function simulateProcess(metadata: Hex, message: Hex): Promise<string> {
+  try {
+    await relayerB.simulateContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'process', args: [metadata, message] })
+    return 'ok'
+  } catch (err) {
+    return revertReason(err) ?? `undecoded: ${String(err)}`
+  }
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'sertn-hyperlane-'))
+  // allSettled: if one start fails, the other anvil is still assigned and stopped in afterAll.
+  const started = await Promise.allSettled([startAnvil({ chainId: 31337 }), startAnvil({ chainId: 31338 })])
+  anvilA = started[0].status === 'fulfilled' ? started[0].value : undefined
+  anvilB = started[1].status === 'fulfilled' ? started[1].value : undefined
+  for (const s of started) if (s.status === 'rejected') throw s.reason
+  if (!anvilA || !anvilB) throw new Error('anvil did not start')
+  const deployerA = createSertnClient(anvilA.chain, anvilAccount(0))
+  const deployerB = createSertnClient(anvilB.chain, anvilAccount(0))
+  userA = createSertnClient(anvilA.chain, anvilAccount(2))
+  relayerB = createSertnClient(anvilB.chain, anvilAccount(1))
+  // A charges a protocol fee so that quoteDispatch is not trivially 0.
+  ;[coreA, coreB] = await Promise.all([
+    deployHyperlaneCore(deployerA, { domain: DOMAIN_A, validators: [v1.address], threshold: 1, protocolFee: 1000n }),
+    deployHyperlaneCore(deployerB, { domain: DOMAIN_B, validators: [v1.address], threshold: 1 }),
+  ])
+  recipient = await deployContract(deployerB, HyperlaneTestRecipient, [coreB.mailbox])
+  recipient2of3 = await deployContract(deployerB, HyperlaneTestRecipient, [coreB.mailbox])
+  const ism2of3 = await deployMessageIdMultisigIsm(deployerB, coreB.ismFactory, [v1.address, v2.address, v3.address], 2)
+  await confirm(
+    deployerB,
+    await deployerB.writeContract({ address: recipient2of3, abi: HyperlaneTestRecipient.abi, functionName: 'setInterchainSecurityModule', args: [ism2of3] }),
+  )
+  validator1 = createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v1, store: store1, pollingIntervalMs: 50 })
+  validator1.start()
+})
+
+afterAll(async () => {
+  await validator1?.stop()
+  await Promise.allSettled([anvilA?.stop(), anvilB?.stop()])
+  if (tmp) await rm(tmp, { recursive: true, force: true })
+  if (gas.dispatch.length > 0)
+    console.log(`[hyperlane] gas: dispatch ${gas.dispatch.join(', ')}; process ${gas.process.join(', ')}`)
+})
+
+describe('hyperlane A → B with local agents', () => {
+  let first: Awaited<ReturnType<typeof dispatch>>
+
+  test('a dispatched message is signed by the validator and delivered once by the relayer', async () => {
+    const from = await nextBlockA()
+    const r = relayer([store1], new MemoryRelayerCursorStore(), from)
+    r.start()
+    try {
+      const body = toHex('hello from A')
+      first = await dispatch(recipient, body)
+      expect(first.fee).toBe(1000n)
+      const m = parseMessage(first.message)
+      expect(m).toMatchObject({ version: 3, origin: DOMAIN_A, destination: DOMAIN_B, sender: addressToBytes32(userA.account.address), recipient: addressToBytes32(recipient), body })
+
+      await waitUntil('delivery', async () => (await deliveries(recipient)) === 1n)
+      const signed = await store1.get(first.index)
+      expect(signed).toMatchObject({ index: first.index, messageId: first.id, origin: DOMAIN_A, validator: v1.address })
+      // The validator's mirrored tree agrees with the hook.
+      const [root, index] = await userA.readContract({ address: coreA.merkleTreeHook, abi: MerkleTreeHook.abi, functionName: 'latestCheckpoint' })
+      expect(index).toBe(first.index)
+      expect(signed!.root).toBe(root)
+      const rec = (fn: 'lastBody' | 'lastOrigin' | 'lastSender') => relayerB.readContract({ address: recipient, abi: HyperlaneTestRecipient.abi, functionName: fn })
+      expect(await rec('lastBody')).toBe(body)
+      expect(await rec('lastOrigin')).toBe(DOMAIN_A)
+      expect(await rec('lastSender')).toBe(addressToBytes32(userA.account.address))
+      expect(await isDelivered(first.id)).toBe(true)
+    } finally {
+      await r.stop()
+    }
+    // More polls deliver nothing more.
+    const again = await r.poll()
+    expect(again.delivered).toEqual([])
+    expect(again.pending).toBe(0)
+    expect(await deliveries(recipient)).toBe(1n)
+  })
+
+  test('replaying process reverts with "already delivered"', async () => {
+    const signed = (await store1.get(first.index))!
+    const metadata = encodeMessageIdMultisigMetadata(signed, [signed.signature])
+    expect(await simulateProcess(metadata, first.message)).toBe('Mailbox: already delivered')
+    // A real transaction reverts too (sent with a fixed gas limit to skip estimation).
+    const hash = await relayerB.writeContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'process', args: [metadata, first.message], gas: 500_000n })
+    expect((await relayerB.waitForTransactionReceipt({ hash })).status).toBe('reverted')
+    expect(await deliveries(recipient)).toBe(1n)
+  })
+
+  test('metadata signed by a key outside the validator set reverts with "!threshold"', async () => {
+    const from = await nextBlockA()
+    const sent = await dispatch(recipient, toHex('forged?'))
+    const signed = await waitUntil('validator 1 signature', () => store1.get(sent.index))
+    const forged = await signCheckpoint(outsider, { origin: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, root: signed.root, index: sent.index, messageId: sent.id })
+    expect(await simulateProcess(encodeMessageIdMultisigMetadata(forged, [forged.signature]), sent.message)).toBe('!threshold')
+    // A right signer over the wrong message id fails the same way.
+    const wrongId = await signCheckpoint(v1, { ...signed, messageId: keccak256('0x01') })
+    expect(await simulateProcess(encodeMessageIdMultisigMetadata(wrongId, [wrongId.signature]), sent.message)).toBe('!threshold')
+    // The genuine metadata is accepted, and the relayer then delivers the message.
+    expect(await simulateProcess(encodeMessageIdMultisigMetadata(signed, [signed.signature]), sent.message)).toBe('ok')
+    const r = relayer([store1], new MemoryRelayerCursorStore(), from)
+    const res = await r.poll()
+    expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
+    expect(await deliveries(recipient)).toBe(2n)
+    await r[Symbol.asyncDispose]()
+  })
+
+  test('a relayer killed after signing but before delivery is replaced by one that delivers exactly once', async () => {
+    const from = await nextBlockA()
+    const cursorDir = join(tmp, 'relayer')
+    const cursors = new FileRelayerCursorStore(cursorDir)
+    const before = await deliveries(recipient)
+    const r1 = relayer([store1], cursors, from)
+    const sent = await dispatch(recipient, toHex('survives a relayer crash'))
+    expect(await r1.scan()).toBe(1) // r1 has seen the message and saved it as pending …
+    await waitUntil('validator 1 signature', () => store1.get(sent.index)) // … the validator signed it …
+    await r1[Symbol.asyncDispose]() // … and r1 dies before delivering.
+    await expect(r1.poll()).rejects.toThrow(/disposed/)
+    expect(await isDelivered(sent.id)).toBe(false)
+    expect((await cursors.load())?.pending.map((p) => p.messageId)).toEqual([sent.id])
+    await copyFile(join(cursorDir, cursors.name), join(cursorDir, 'snapshot.json'))
+
+    const r2 = relayer([store1], new FileRelayerCursorStore(cursorDir), from)
+    const res = await r2.poll()
+    expect(res.seen).toBe(0) // nothing rescanned: the cursor was past the dispatch block
+    expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
+    expect((await r2.poll()).delivered).toEqual([])
+    expect(await deliveries(recipient)).toBe(before + 1n)
+    await r2[Symbol.asyncDispose]()
+
+    // A relayer that crashed after sending `process` but before saving its cursor finds the
+    // message delivered and sends nothing.
+    const r3 = relayer([store1], new FileRelayerCursorStore(cursorDir, 'snapshot.json'), from)
+    const res3 = await r3.poll()
+    expect(res3.delivered).toEqual([])
+    expect(res3.alreadyDelivered).toEqual([sent.id])
+    expect(await deliveries(recipient)).toBe(before + 1n)
+    await r3[Symbol.asyncDispose]()
+  })
+
+  test('a 2-of-3 validator set delivers with only two validators signing', async () => {
+    const from = await nextBlockA()
+    const store2 = new MemoryCheckpointStore(v2.address)
+    const store3 = new MemoryCheckpointStore(v3.address) // v3 never runs
+    const validator2 = createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v2, store: store2 })
+    const r = relayer([store1, store2, store3], new MemoryRelayerCursorStore(), from)
+    const sent = await dispatch(recipient2of3, toHex('two of three'))
+    await waitUntil('validator 1 signature', () => store1.get(sent.index))
+    // One signature is not enough: the relayer waits.
+    const waiting = await r.poll()
+    expect(waiting).toMatchObject({ seen: 1, delivered: [], pending: 1 })
+    expect(await isDelivered(sent.id)).toBe(false)
+
+    const signed = await validator2.poll()
+    expect(signed.map((c) => c.index)).toContain(sent.index)
+    const res = await r.poll()
+    expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
+    expect(await deliveries(recipient2of3)).toBe(1n)
+    const tx = await relayerB.getTransaction({ hash: res.delivered[0]!.transactionHash })
+    const { args } = decodeFunctionData({ abi: Mailbox.abi, data: tx.input })
+    expect(size(args![0] as Hex)).toBe(68 + 2 * 65) // hook ‖ root ‖ index ‖ two signatures
+    expect(await store3.latestIndex()).toBeUndefined()
+    await r[Symbol.asyncDispose]()
+    await validator2[Symbol.asyncDispose]()
+  })
+
+  test('a validator resumes from its file store after a restart', async () => {
+    const dir = join(tmp, 'checkpoints')
+    const make = () =>
+      createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v3, store: new FileCheckpointStore(dir, v3.address) })
+    const count = await userA.readContract({ address: coreA.merkleTreeHook, abi: MerkleTreeHook.abi, functionName: 'count' })
+    const a = make()
+    expect((await a.poll()).map((c) => c.index)).toEqual([...Array(count).keys()])
+    await a[Symbol.asyncDispose]()
+    const sent = await dispatch(recipient, toHex('after restart'))
+    const b = make()
+    expect((await b.poll()).map((c) => c.index)).toEqual([sent.index]) // only the new insertion
+    const state = await new FileCheckpointStore(dir, v3.address).loadState()
+    const root = await userA.readContract({ address: coreA.merkleTreeHook, abi: MerkleTreeHook.abi, functionName: 'root' })
+    expect(new IncrementalMerkleTree(state!.tree).root()).toBe(root)
+    expect(await new FileCheckpointStore(dir, v3.address).latestIndex()).toBe(sent.index)
+    await b[Symbol.asyncDispose]()
+  })
+})
