@@ -148,18 +148,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         int256[] calldata output,
         bytes calldata proof,
         StorageRefs calldata artifacts
-    ) external nonReentrant onlyNode {
-        Request storage r = _pending(requestId);
-        _checkResult(requestId, r, input, output, proof);
-
-        r.status = RequestStatus.Fulfilled;
-        _pay(msg.sender, r.escrow);
-        (CallbackStatus cs, uint256 gasUsed) = _callback(
-            r.requester,
-            r.callbackGasLimit,
-            abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
-        );
-        emit InferenceFulfilled(requestId, msg.sender, output, artifacts, cs, gasUsed);
+    ) external virtual nonReentrant onlyNode {
+        _fulfill(requestId, input, output, proof, artifacts, msg.sender);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -217,6 +207,32 @@ contract InferenceGateway is IInferenceGateway, Owned {
     }
 
     // ─────────────────────────────── Internals ────────────────────────────
+
+    /// @dev Settles `requestId` with a verified result and pays `payee`: the one path by which any
+    ///      entry point (a local node's {fulfill}, a messenger's authenticated delivery) fulfils a
+    ///      request. Reverts, changing nothing, unless the request is pending, unexpired, and the
+    ///      proof verifies for the request's input and `output`. The caller holds the reentrancy
+    ///      lock and has authenticated the delivery.
+    function _fulfill(
+        uint256 requestId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof,
+        StorageRefs calldata artifacts,
+        address payee
+    ) internal {
+        Request storage r = _pending(requestId);
+        _checkResult(requestId, r, input, output, proof);
+
+        r.status = RequestStatus.Fulfilled;
+        _pay(payee, r.escrow);
+        (CallbackStatus cs, uint256 gasUsed) = _callback(
+            r.requester,
+            r.callbackGasLimit,
+            abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
+        );
+        emit InferenceFulfilled(requestId, payee, output, artifacts, cs, gasUsed);
+    }
 
     function _pending(uint256 requestId) private view returns (Request storage r) {
         r = _requests[requestId];
