@@ -3,10 +3,10 @@
  * writes atomically (temp file, fsync, rename), so a crash leaves either the old or the new cursor,
  * never a torn one.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../../../core/errors.ts'
+import { writeJsonAtomic } from '../../../core/files.ts'
 import type { WatchCursor } from '../../../core/plugins.ts'
 
 /** Loads and saves watcher cursors by key. */
@@ -91,33 +91,6 @@ export class FileCursorStore implements CursorStore {
   }
 
   async save(key: string, cursor: WatchCursor): Promise<void> {
-    await mkdir(this.dir, { recursive: true })
-    const path = this.pathOf(key)
-    const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-    const body = `${JSON.stringify({ blockNumber: cursor.blockNumber, recentHashes: cursor.recentHashes }, null, 2)}\n`
-    try {
-      const fh = await open(tmp, 'w')
-      try {
-        await fh.writeFile(body, 'utf8')
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await rename(tmp, path)
-    } catch (err) {
-      await rm(tmp, { force: true })
-      throw err
-    }
-    // Make the rename itself durable (best effort: not every platform can fsync a directory).
-    try {
-      const dh = await open(this.dir, 'r')
-      try {
-        await dh.sync()
-      } finally {
-        await dh.close()
-      }
-    } catch {
-      // ignore
-    }
+    await writeJsonAtomic(this.pathOf(key), { blockNumber: cursor.blockNumber, recentHashes: cursor.recentHashes })
   }
 }

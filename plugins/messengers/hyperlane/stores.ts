@@ -4,10 +4,10 @@
  * memory flavour (tests) and a file flavour (JSON documents written atomically: temp file, fsync,
  * rename), loosely after the real agents' local checkpoint syncer (`<index>_with_id.json`).
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getAddress, type Address, type Hex } from 'viem'
+import { writeJsonAtomic } from '../../../core/files.ts'
 import type { SignedCheckpoint } from './message.ts'
 
 /** Where a validator resumes: its copy of the merkle tree and the next origin block to scan. */
@@ -81,23 +81,8 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
-async function writeJsonAtomic(dir: string, name: string, value: unknown): Promise<void> {
-  await mkdir(dir, { recursive: true })
-  const path = join(dir, name)
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
-  try {
-    const fh = await open(tmp, 'w')
-    try {
-      await fh.writeFile(`${JSON.stringify(value, null, 2)}\n`, 'utf8')
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
+function writeJson(dir: string, name: string, value: unknown): Promise<void> {
+  return writeJsonAtomic(join(dir, name), value)
 }
 
 /** `<dir>/<validator>/<index>_with_id.json`, `index.json` (latest index) and `state.json`. */
@@ -113,9 +98,9 @@ export class FileCheckpointStore implements CheckpointStore {
     return readJson<SignedCheckpoint>(join(this.dir, `${index}_with_id.json`))
   }
   async put(c: SignedCheckpoint) {
-    await writeJsonAtomic(this.dir, `${c.index}_with_id.json`, c)
+    await writeJson(this.dir, `${c.index}_with_id.json`, c)
     const latest = await this.latestIndex()
-    if (latest === undefined || c.index > latest) await writeJsonAtomic(this.dir, 'index.json', c.index)
+    if (latest === undefined || c.index > latest) await writeJson(this.dir, 'index.json', c.index)
   }
   async latestIndex() {
     return readJson<number>(join(this.dir, 'index.json'))
@@ -124,7 +109,7 @@ export class FileCheckpointStore implements CheckpointStore {
     return readJson<ValidatorState>(join(this.dir, 'state.json'))
   }
   async saveState(s: ValidatorState) {
-    await writeJsonAtomic(this.dir, 'state.json', s)
+    await writeJson(this.dir, 'state.json', s)
   }
 }
 
@@ -151,6 +136,6 @@ export class FileRelayerCursorStore implements RelayerCursorStore {
     return readJson<RelayerCursor>(join(this.dir, this.name))
   }
   async save(c: RelayerCursor) {
-    await writeJsonAtomic(this.dir, this.name, c)
+    await writeJson(this.dir, this.name, c)
   }
 }
