@@ -3,8 +3,7 @@
  * timeout, pool, dispose), its server's answers to bad requests, and its setup errors.
  */
 import { spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -172,8 +171,12 @@ describe('plugins/provers/ezkl-native: processes', () => {
     }
   })
 
-  it.skipIf(!existsSync('/usr/bin/python3'))('config: a python without ezkl fails with a ConfigError naming the setup script (skipped where /usr/bin/python3 is absent)', async () => {
-    const p = ezklNativeProver({ python: '/usr/bin/python3' })
+  it('config: a python without ezkl fails with a ConfigError naming the setup script', async () => {
+    // The venv's own interpreter with its site-packages switched off (-S -s): a Python that has no ezkl.
+    const dir = await mkdtemp(join(tmpdir(), 'sertn-bare-python-'))
+    const bare = join(dir, 'python')
+    await writeFile(bare, `#!/bin/sh\nexec "${DEFAULT_PYTHON}" -S -s "$@"\n`, { mode: 0o755 })
+    const p = ezklNativeProver({ python: bare })
     try {
       const err = await p.witness(demo, inputQ).catch((e: unknown) => e)
       // Either it cannot import ezkl (the usual case) or it has some other version of it.
@@ -181,6 +184,7 @@ describe('plugins/provers/ezkl-native: processes', () => {
       expect((err as Error).message).toMatch(/bash circuits\/setup-python\.sh/)
     } finally {
       await p.dispose()
+      await rm(dir, { recursive: true, force: true })
     }
   })
 })

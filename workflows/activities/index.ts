@@ -4,7 +4,7 @@
  * boundary is JSON: big integers as decimal strings.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity'
-import { dequantize, toFelt } from '../../core/field.ts'
+import { dequantize } from '../../core/field.ts'
 import { checkQuantizedInput } from '../../core/input.ts'
 import type { ModelStore } from '../../core/models.ts'
 import type { ChainPlugin, PreparedArtifact, ProverPlugin, RuntimePlugin, StoragePlugin, TxOutcome } from '../../core/plugins.ts'
@@ -89,9 +89,8 @@ function activitiesOf(deps: ActivityDeps) {
       const inputQ = request.input.map(BigInt)
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
       const p = await deps.prover.proveInference(model, inputQ, { onProgress: (progress) => ctx.heartbeat(progress) })
-      const expected = [...inputQ, ...p.output].map(toFelt)
-      if (expected.length !== p.instances.length || expected.some((f, i) => f !== p.instances[i]))
-        throw new SertnError('the proof’s public instances are not the request’s input and the output')
+      // The prover plugin has checked that the instances are the input and the output (its
+      // contract, held by the conformance suite); the gateway rebuilds them on-chain anyway.
       return {
         result: { output: p.output.map(String), proof: p.proof, instances: p.instances.map(String) },
         witnessMs: p.witnessMs,
