@@ -2,7 +2,9 @@
  * Real Hyperlane v3 core contracts (bytecode from @hyperlane-xyz/core) on two anvils, with the
  * local validator and relayer agents standing in for the off-chain ones: A → B delivery, replay
  * and wrong-signer rejections by the contracts themselves, a relayer killed between signing and
- * delivery, a 2-of-3 validator set, and a validator resuming from its file store.
+ * delivery, a 2-of-3 validator set, a validator resuming from its file store, and messages the
+ * recipient rejects (bounded retries with backoff, then kept as rejected). The relayer delivers
+ * through `@hyperlane-xyz/sdk`'s `HyperlaneRelayer` (ethers v5) with checkpoints from the stores.
  */
 import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -10,9 +12,10 @@ import { join } from 'node:path'
 import { decodeFunctionData, keccak256, parseEventLogs, size, toHex, type Address, type Hex, type LocalAccount } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { HyperlaneTestRecipient } from '../../contracts/artifacts/index.ts'
+import { HyperlaneRejectingRecipient, HyperlaneTestRecipient } from '../../contracts/artifacts/index.ts'
 import { Mailbox, MerkleTreeHook } from '../../contracts/artifacts/hyperlane/index.ts'
 import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
+import { freePort } from '../../core/process.ts'
 import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import {
@@ -32,7 +35,9 @@ import {
   signCheckpoint,
   type CheckpointStore,
   type HyperlaneCoreDeployment,
+  type LocalRelayerConfig,
   type LocalValidator,
+  type RejectedMessage,
   type RelayerCursorStore,
 } from '../../plugins/messengers/hyperlane/index.ts'
 
@@ -46,6 +51,7 @@ let anvilA: AnvilInstance | undefined
 let anvilB: AnvilInstance | undefined
 let userA: SertnClient // dispatches on A
 let relayerB: SertnClient // pays for process on B
+let deployerB: SertnClient
 let coreA: HyperlaneCoreDeployment
 let coreB: HyperlaneCoreDeployment
 let recipient: Address // on B, default ISM (v1, 1-of-1)
@@ -86,7 +92,7 @@ const nextBlockA = async () => (await userA.getBlockNumber({ cacheTime: 0 })) + 
 const deliveries = (r: Address) => relayerB.readContract({ address: r, abi: HyperlaneTestRecipient.abi, functionName: 'deliveries' })
 const isDelivered = (id: Hex) => relayerB.readContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
 
-function relayer(stores: CheckpointStore[], cursorStore: RelayerCursorStore, fromBlock: bigint) {
+function relayer(stores: CheckpointStore[], cursorStore: RelayerCursorStore, fromBlock: bigint, more: Partial<LocalRelayerConfig> = {}) {
   return createLocalRelayer({
     origin: { client: userA, mailbox: coreA.mailbox, merkleTreeHook: coreA.merkleTreeHook, domain: DOMAIN_A },
     destination: { client: relayerB, mailbox: coreB.mailbox, domain: DOMAIN_B },
@@ -95,6 +101,7 @@ function relayer(stores: CheckpointStore[], cursorStore: RelayerCursorStore, fro
     fromBlock,
     pollingIntervalMs: 50,
     onDelivered: (d) => gas.process.push(d.gasUsed),
+    ...more,
   })
 }
 
@@ -117,7 +124,7 @@ beforeAll(async () => {
   for (const s of started) if (s.status === 'rejected') throw s.reason
   if (!anvilA || !anvilB) throw new Error('anvil did not start')
   const deployerA = createSertnClient(anvilA.chain, anvilAccount(0))
-  const deployerB = createSertnClient(anvilB.chain, anvilAccount(0))
+  deployerB = createSertnClient(anvilB.chain, anvilAccount(0))
   userA = createSertnClient(anvilA.chain, anvilAccount(2))
   relayerB = createSertnClient(anvilB.chain, anvilAccount(1))
   // A charges a protocol fee so that quoteDispatch is not trivially 0.
@@ -246,12 +253,15 @@ describe('hyperlane A → B with local agents', () => {
     const store2 = new MemoryCheckpointStore(v2.address)
     const store3 = new MemoryCheckpointStore(v3.address) // v3 never runs
     const validator2 = createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v2, store: store2 })
-    const r = relayer([store1, store2, store3], new MemoryRelayerCursorStore(), from)
+    const cursor = new MemoryRelayerCursorStore()
+    const r = relayer([store1, store2, store3], cursor, from)
     const sent = await dispatch(recipient2of3, toHex('two of three'))
     await waitUntil('validator 1 signature', () => store1.get(sent.index))
-    // One signature is not enough: the relayer waits.
+    // One signature is not enough: the relayer waits, and waiting is not a failed attempt.
     const waiting = await r.poll()
-    expect(waiting).toMatchObject({ seen: 1, delivered: [], pending: 1 })
+    expect(waiting).toMatchObject({ seen: 1, delivered: [], pending: 1, rejected: [] })
+    expect(await r.poll()).toMatchObject({ delivered: [], pending: 1 })
+    expect(cursor.peek()?.pending).toEqual([expect.not.objectContaining({ attempts: expect.anything() })])
     expect(await isDelivered(sent.id)).toBe(false)
 
     const signed = await validator2.poll()
@@ -283,5 +293,127 @@ describe('hyperlane A → B with local agents', () => {
     expect(new IncrementalMerkleTree(state!.tree).root()).toBe(root)
     expect(await new FileCheckpointStore(dir, v3.address).latestIndex()).toBe(sent.index)
     await b[Symbol.asyncDispose]()
+  })
+
+  test('a message the recipient keeps rejecting is retried with backoff, then rejected and kept in the cursor', async () => {
+    const rejecting = await deployContract(deployerB, HyperlaneRejectingRecipient, [coreB.mailbox])
+    const from = await nextBlockA()
+    const cursorDir = join(tmp, 'rejecting')
+    let t = 1_000_000
+    const errors: unknown[] = []
+    const rejectedSeen: RejectedMessage[] = []
+    const make = () =>
+      relayer([store1], new FileRelayerCursorStore(cursorDir), from, {
+        maxAttempts: 3,
+        retryBackoffMs: 1_000,
+        maxRetryBackoffMs: 1_500,
+        now: () => t,
+        onError: (e) => errors.push(e),
+        onRejected: (r) => rejectedSeen.push(r),
+      })
+    const pendingOf = async () => (await new FileRelayerCursorStore(cursorDir).load())!.pending
+    const sent = await dispatch(rejecting, toHex('nobody here knows this route'))
+    await waitUntil('validator 1 signature', () => store1.get(sent.index))
+
+    const r1 = make()
+    // Attempt 1: `process` reverts in the SDK's delivery (ethers gas estimation); backoff 1 s.
+    expect(await r1.poll()).toMatchObject({ seen: 1, delivered: [], alreadyDelivered: [], rejected: [], pending: 1 })
+    expect(await pendingOf()).toEqual([
+      expect.objectContaining({ messageId: sent.id, attempts: 1, nextAttemptAt: t + 1_000, lastError: 'rejected: unknown route', dispatchTx: sent.receipt.transactionHash }),
+    ])
+    expect(String(errors.at(-1))).toMatch(/attempt 1 of 3\): rejected: unknown route; retrying in 1000 ms/)
+    // Not due yet: no attempt.
+    const errorCount = errors.length
+    t += 999
+    expect(await r1.poll()).toMatchObject({ delivered: [], rejected: [], pending: 1 })
+    expect(errors.length).toBe(errorCount)
+    expect((await pendingOf())[0]?.attempts).toBe(1)
+    await r1[Symbol.asyncDispose]()
+
+    // A restarted relayer keeps the count. Attempt 2: backoff 2 s, capped at 1.5 s.
+    const r2 = make()
+    t += 1
+    expect(await r2.poll()).toMatchObject({ seen: 0, delivered: [], rejected: [], pending: 1 })
+    expect(await pendingOf()).toEqual([expect.objectContaining({ attempts: 2, nextAttemptAt: t + 1_500 })])
+    // Attempt 3 is the last: the message moves to `rejected`, with its reason.
+    t += 1_500
+    const res = await r2.poll()
+    const rejectedEntry = { messageId: sent.id, index: sent.index, message: sent.message, attempts: 3, lastError: 'rejected: unknown route', rejectedAt: t }
+    expect(res).toMatchObject({ delivered: [], pending: 0, rejected: [expect.objectContaining(rejectedEntry)] })
+    expect(rejectedSeen).toEqual([expect.objectContaining(rejectedEntry)])
+    expect(await pendingOf()).toEqual([])
+    expect(await r2.rejected()).toEqual([expect.objectContaining(rejectedEntry)])
+    expect(String(errors.at(-1))).toMatch(/rejected after 3 failed attempts: rejected: unknown route/)
+    // … and is never tried again, not even when the same cursor rescans the dispatch block.
+    t += 3_600_000
+    const before = errors.length
+    expect(await r2.poll()).toMatchObject({ delivered: [], rejected: [], pending: 0 })
+    await r2[Symbol.asyncDispose]()
+    const saved = (await new FileRelayerCursorStore(cursorDir).load())!
+    await new FileRelayerCursorStore(cursorDir).save({ ...saved, nextBlock: from.toString() })
+    const r3 = make()
+    expect(await r3.poll()).toMatchObject({ seen: 0, delivered: [], rejected: [], pending: 0 })
+    await r3[Symbol.asyncDispose]()
+    expect(errors.length).toBe(before)
+    expect(await relayerB.readContract({ address: rejecting, abi: HyperlaneRejectingRecipient.abi, functionName: 'deliveries' })).toBe(0n)
+    expect(await isDelivered(sent.id)).toBe(false)
+    expect(rejectedSeen).toHaveLength(1)
+  })
+
+  test('a message rejected once is delivered on a later attempt once the recipient accepts it', async () => {
+    const rejecting = await deployContract(deployerB, HyperlaneRejectingRecipient, [coreB.mailbox])
+    const from = await nextBlockA()
+    let t = 5_000_000
+    const cursor = new MemoryRelayerCursorStore()
+    const r = relayer([store1], cursor, from, { retryBackoffMs: 10_000, now: () => t, onError: () => {} })
+    const sent = await dispatch(rejecting, toHex('try again later'))
+    await waitUntil('validator 1 signature', () => store1.get(sent.index))
+    expect(await r.poll()).toMatchObject({ delivered: [], pending: 1 })
+    expect(cursor.peek()?.pending[0]).toMatchObject({ attempts: 1, nextAttemptAt: t + 10_000 })
+    await confirm(deployerB, await deployerB.writeContract({ address: rejecting, abi: HyperlaneRejectingRecipient.abi, functionName: 'setRejecting', args: [false] }))
+    t += 10_000
+    const res = await r.poll()
+    expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
+    expect(res).toMatchObject({ pending: 0, rejected: [] })
+    expect(cursor.peek()).toMatchObject({ pending: [], rejected: [] })
+    expect(await relayerB.readContract({ address: rejecting, abi: HyperlaneRejectingRecipient.abi, functionName: 'deliveries' })).toBe(1n)
+    await r[Symbol.asyncDispose]()
+  })
+
+  test('an unreachable destination RPC is not counted as a failed attempt', async () => {
+    const from = await nextBlockA()
+    const sent = await dispatch(recipient, toHex('while the node is down'))
+    await waitUntil('validator 1 signature', () => store1.get(sent.index))
+    const dead = `http://127.0.0.1:${await freePort()}`
+    for (const destination of [
+      // viem's `delivered` check fails …
+      { client: createSertnClient(anvilB!.chain, anvilAccount(1), { rpcUrl: dead }), mailbox: coreB.mailbox, domain: DOMAIN_B },
+      // … or the SDK's ethers provider does.
+      { client: relayerB, mailbox: coreB.mailbox, domain: DOMAIN_B, rpcUrl: dead },
+    ]) {
+      const errors: unknown[] = []
+      const cursor = new MemoryRelayerCursorStore()
+      const r = relayer([store1], cursor, from, { destination, maxAttempts: 1, onError: (e) => errors.push(e) })
+      expect(await r.poll()).toMatchObject({ seen: 1, delivered: [], rejected: [], pending: 1 })
+      expect(cursor.peek()?.pending).toEqual([expect.not.objectContaining({ attempts: expect.anything() })])
+      expect(String(errors.at(-1))).toMatch(/not counted as an attempt/)
+      await r[Symbol.asyncDispose]()
+    }
+    // With the node back, the same message goes through.
+    const r = relayer([store1], new MemoryRelayerCursorStore(), from)
+    expect((await r.poll()).delivered.map((d) => d.messageId)).toEqual([sent.id])
+    await r[Symbol.asyncDispose]()
+  })
+
+  test('a cursor saved before dispatch tx hashes were recorded still delivers (the SDK finds the dispatch tx)', async () => {
+    const from = await nextBlockA()
+    const sent = await dispatch(recipient, toHex('old cursor'))
+    await waitUntil('validator 1 signature', () => store1.get(sent.index))
+    const cursor = new MemoryRelayerCursorStore()
+    const next = (await userA.getBlockNumber({ cacheTime: 0 })) + 1n
+    await cursor.save({ nextBlock: next.toString(), pending: [{ message: sent.message, messageId: sent.id, index: sent.index, blockNumber: sent.receipt.blockNumber.toString() }] })
+    const r = relayer([store1], cursor, from)
+    expect((await r.poll()).delivered.map((d) => d.messageId)).toEqual([sent.id])
+    await r[Symbol.asyncDispose]()
   })
 })

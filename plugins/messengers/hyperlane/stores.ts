@@ -26,10 +26,40 @@ export interface CheckpointStore {
 }
 
 /** A message the relayer has seen on the origin and not yet seen delivered. */
-export type PendingMessage = { message: Hex; messageId: Hex; index: number; blockNumber: string }
+export type PendingMessage = {
+  message: Hex
+  messageId: Hex
+  index: number
+  blockNumber: string
+  /** The origin transaction that dispatched it (absent in cursors saved before it was recorded). */
+  dispatchTx?: Hex
+  /** Failed delivery attempts so far (waiting for signatures is not an attempt). */
+  attempts?: number
+  /** Not retried before this time (ms since the epoch), after a failed attempt. */
+  nextAttemptAt?: number
+  /** Why the last attempt failed (the revert reason when the destination rejected it). */
+  lastError?: string
+}
 
-/** The relayer's resume point: the next origin block to scan and the messages still to deliver. */
-export type RelayerCursor = { nextBlock: string; pending: PendingMessage[] }
+/** A message the relayer gave up on after `maxAttempts` failed attempts; kept for an operator. */
+export type RejectedMessage = {
+  message: Hex
+  messageId: Hex
+  index: number
+  blockNumber: string
+  dispatchTx?: Hex
+  attempts: number
+  /** The last attempt's error (the revert reason when the destination rejected it). */
+  lastError: string
+  /** When it was rejected (ms since the epoch). */
+  rejectedAt: number
+}
+
+/**
+ * The relayer's resume point: the next origin block to scan, the messages still to deliver, and
+ * the messages given up on (`rejected`, absent in cursors saved before it existed).
+ */
+export type RelayerCursor = { nextBlock: string; pending: PendingMessage[]; rejected?: RejectedMessage[] }
 
 export interface RelayerCursorStore {
   load(): Promise<RelayerCursor | undefined>
