@@ -39,7 +39,7 @@ import {
   type DerivedIsmConfig,
   type DispatchedMessage,
 } from '@hyperlane-xyz/sdk'
-import { BaseValidator, LogFormat, addressToBytes32 as sdkAddressToBytes32, createHyperlanePinoLogger, type S3CheckpointWithId } from '@hyperlane-xyz/utils'
+import { BaseValidator, LogFormat, ProtocolType, addressToBytes32 as sdkAddressToBytes32, createHyperlanePinoLogger, type S3CheckpointWithId } from '@hyperlane-xyz/utils'
 import { ethers } from 'ethers'
 import { getAddress, type Account, type Address, type Hex, type TransactionSerializable } from 'viem'
 import type { CheckpointStore, PendingMessage } from './stores.ts'
@@ -151,7 +151,7 @@ export function createSdkRelay(cfg: SdkRelayConfig): SdkRelay {
     name,
     chainId: c.chainId,
     domainId: c.domain,
-    protocol: 'ethereum' as ChainMetadata['protocol'],
+    protocol: ProtocolType.Ethereum,
     rpcUrls: [{ http: c.rpcUrl }],
     blocks: { confirmations: 1, reorgPeriod: 0, estimateBlockTime: 1 },
   })
