@@ -43,6 +43,11 @@ export class ModelVersionChangedError extends GatewayRejectedError {
   override name = 'ModelVersionChangedError'
 }
 
+/** The model is unknown to the hub, or its current circuit is not recorded as deployed on the requesting chain. */
+export class ModelNotDeployedError extends GatewayRejectedError {
+  override name = 'ModelNotDeployedError'
+}
+
 /** The request's deadline passed: it can only be refunded. */
 export class RequestExpiredError extends GatewayRejectedError {
   override name = 'RequestExpiredError'

@@ -28,6 +28,7 @@
  * `fail` truncates its reason to the gateway's 256 bytes.
  */
 import {
+  getAbiItem,
   createPublicClient,
   createWalletClient,
   defineChain,
@@ -41,7 +42,7 @@ import {
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
-import { defineChainPlugin, type ChainPlugin, type RequestState, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
+import { defineChainPlugin, type ChainPlugin, type RequestState, type Settlement, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
 import {
   chainId as toChainId,
   INFERENCE_ERROR_CODES,
@@ -51,6 +52,7 @@ import {
   type ProvenResult,
   type RequestId,
   type RequestStatus,
+  type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
 import {
@@ -104,7 +106,18 @@ export type EvmChainOptions = {
   receiptTimeoutMs?: number
   /** Blocks on top of a settling transaction's block to wait for before reporting success. Default 0. */
   settleConfirmations?: number
+  /**
+   * Set when the gateway is a SpokeGateway: its requests are served by this hub market (they are
+   * reported with this `route`), and results arrive through the messenger, not from this plugin.
+   */
+  route?: SpokeRoute
 }
+
+const SETTLEMENT_EVENTS = {
+  Fulfilled: getAbiItem({ abi: InferenceGateway.abi, name: 'InferenceFulfilled' }),
+  Failed: getAbiItem({ abi: InferenceGateway.abi, name: 'InferenceFailed' }),
+  Refunded: getAbiItem({ abi: InferenceGateway.abi, name: 'InferenceRefunded' }),
+} as const
 
 /** The longest `fail` reason the gateway accepts, in bytes (longer reasons are truncated). */
 export const MAX_REASON_BYTES = 256
@@ -181,6 +194,8 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   let disposed = false
   const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
   const inflight = new Map<string, Promise<TxOutcome>>()
+  /** Settlements read so far (immutable once made). */
+  const settlements = new Map<string, Settlement>()
   /** Gas estimates of fulfil/fail per model version (see settle). */
   const gasEstimates = new Map<string, bigint>()
 
@@ -353,6 +368,8 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       let settleDone!: () => void
       const entry = { controller, done: new Promise<void>((r) => (settleDone = r)) }
       watchers.add(entry)
+      const route = options.route
+      const onRequest = route ? (r: InferenceRequest) => watch.onRequest({ ...r, route }) : watch.onRequest
       try {
         await withWatchKey(pluginId, options.cursorStore, watcherKey, () =>
           runWatcher(
@@ -370,7 +387,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
               onReorg: options.onReorg ?? (() => undefined),
               assertChain,
             },
-            { ...watch, signal: controller.signal },
+            { ...watch, onRequest, signal: controller.signal },
           ),
         )
       } finally {
@@ -381,6 +398,35 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     },
 
     getRequestState: (requestId) => getRequestState(requestId),
+
+    async findSettlement(requestId, fromBlock) {
+      live()
+      const known = settlements.get(requestId)
+      if (known) return known
+      const state = await getRequestState(requestId)
+      if (state.status === 'None' || state.status === 'Pending') return undefined
+      try {
+        const args = { requestId: BigInt(requestId) }
+        const range = { address: gateway, args, fromBlock: fromBlock ? BigInt(fromBlock) : 0n, toBlock: 'latest' as const, strict: true as const }
+        const event = SETTLEMENT_EVENTS[state.status]
+        const [log] = await publicClient.getLogs({ ...range, event })
+        if (!log) throw new Error(`request ${requestId} is ${state.status} but no ${event.name} log was found from block ${range.fromBlock}`)
+        const receipt = await publicClient.getTransactionReceipt({ hash: log.transactionHash })
+        const a = log.args as { node?: Address }
+        const s: Settlement = {
+          status: state.status,
+          transactionHash: log.transactionHash,
+          blockNumber: log.blockNumber.toString(),
+          gasUsed: receipt.gasUsed.toString(),
+          ...(a.node ? { node: getAddress(a.node) } : {}),
+          observedAt: Date.now(),
+        }
+        settlements.set(requestId, s)
+        return s
+      } catch (err) {
+        throw transient(`${pluginId}: reading the settlement of request ${requestId}`, err)
+      }
+    },
 
     async fulfill(request: InferenceRequest, result: ProvenResult): Promise<TxOutcome> {
       live()
