@@ -22,7 +22,7 @@ export class GatewayRejectedError extends SertnError {
   readonly errorName: string
   readonly args: readonly unknown[]
   constructor(what: string, revert: DecodedRevert, options: SertnErrorOptions = {}) {
-    super(`${what}: the gateway reverted with ${revert.errorName}(${formatArgs(revert.args)})`, { ...options, retryable: false })
+    super(`${what}: the contract reverted with ${revert.errorName}(${formatArgs(revert.args)})`, { ...options, retryable: false })
     this.errorName = revert.errorName
     this.args = revert.args
   }

@@ -4,8 +4,11 @@
  * stores under `dir` (or in memory) so that a restarted set resumes where it stopped.
  */
 import { join } from 'node:path'
-import type { LocalAccount } from 'viem'
-import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { defineChain, type Hex, type LocalAccount } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
+import { createSertnClient, type SertnClient } from '../../../chains/evm/clients.ts'
+import type { SertnConfig } from '../../../core/config.ts'
+import { ConfigError } from '../../../core/errors.ts'
 import { createLocalRelayer, type Delivery, type LocalRelayer } from './relayer.ts'
 import {
   FileCheckpointStore,
@@ -105,4 +108,44 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
     [Symbol.asyncDispose]: () => agents.stop(),
   }
   return agents
+}
+
+/**
+ * The agents for every configured chain that has a Hyperlane core (`chains.<name>.hyperlane`), from
+ * the node's configuration: the validator signs with `relay.validatorKey`, relayers pay with
+ * `relay.relayerKey` (default: the node's key).
+ */
+export function startAgentsFromConfig(config: SertnConfig, options: { dir: string; log?: (line: string) => void }): LocalAgents {
+  const validatorKey = config.relay.validatorKey
+  if (!validatorKey) throw new ConfigError('relay.validatorKey is not set: the local validator needs a signing key (SERTN__RELAY__VALIDATOR_KEY)')
+  const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
+  const chains: AgentChain[] = []
+  for (const [name, c] of Object.entries(config.chains)) {
+    if (!c.hyperlane) continue
+    const chain = defineChain({
+      id: c.chainId,
+      name,
+      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+      rpcUrls: { default: { http: [c.rpcUrl] } },
+    })
+    chains.push({
+      name,
+      domain: c.hyperlane.domain,
+      client: createSertnClient(chain, payer, { pollingInterval: config.relay.pollingIntervalMs }),
+      mailbox: c.hyperlane.mailbox as Hex,
+      merkleTreeHook: c.hyperlane.merkleTreeHook as Hex,
+      fromBlock: BigInt(c.hyperlane.deployBlock),
+    })
+  }
+  if (chains.length < 2) throw new ConfigError(`the relay needs at least two chains with a hyperlane section, found ${chains.length}`)
+  const log = options.log ?? ((l: string) => console.error(l))
+  return startLocalAgents({
+    chains,
+    validator: privateKeyToAccount(validatorKey as Hex),
+    dir: options.dir,
+    pollingIntervalMs: config.relay.pollingIntervalMs,
+    confirmations: config.relay.confirmations,
+    onError: (who, err) => log(`[relay] ${who}: ${err instanceof Error ? err.message : String(err)}`),
+    onDelivered: (route, d) => log(`[relay] ${route.from}→${route.to}: message ${d.messageId} (index ${d.index}) delivered in ${d.transactionHash}, gas ${d.gasUsed}`),
+  })
 }
