@@ -262,6 +262,11 @@ contract InferenceGateway is IInferenceGateway, Owned {
     ///      Failed (with the reporting node) or Refunded (no node).
     function _afterSettle(uint256 requestId, RequestStatus status, address node) internal virtual {}
 
+    /// @dev The stored request (all zero if unknown).
+    function _requestOf(uint256 requestId) internal view returns (Request storage) {
+        return _requests[requestId];
+    }
+
     function _pending(uint256 requestId) private view returns (Request storage r) {
         r = _requests[requestId];
         RequestStatus status = r.status;
@@ -341,7 +346,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @dev Pushes `amount` to `to` with bounded gas and no return data; if that fails the amount
     ///      is held for `to` to {withdraw}.
-    function _pay(address to, uint256 amount) private {
+    function _pay(address to, uint256 amount) internal {
         if (amount == 0) return;
         bool ok;
         assembly ("memory-safe") {

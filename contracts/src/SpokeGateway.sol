@@ -77,8 +77,13 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
 
     // ─────────────────────────────── Owner ────────────────────────────────
 
-    /// @notice Points the gateway at the hub market and enrolls it as the route results come from.
+    /// @notice Points the gateway at the hub market and enrolls it as the route results come from;
+    ///         the previous hub's route is removed (its undelivered messages will be rejected).
     function setHub(uint32 domain, bytes32 market) external onlyOwner {
+        bytes32 previous = hubMarket;
+        if (previous != bytes32(0) && (previous != market || hubDomain != domain)) {
+            _unenrollRoute(hubDomain, previous);
+        }
         _enrollRoute(domain, market);
         hubDomain = domain;
         hubMarket = market;
@@ -130,18 +135,25 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
 
     // ─────────────────────────────── Receipts ─────────────────────────────
 
-    /// @notice Sends a deferred settlement receipt to the hub; anyone may call it and top up the fee.
+    /// @notice Sends a deferred settlement receipt to the hub; anyone may call it, topping up the
+    ///         fee beyond the request's reserve. The reserve pays first; what is left of it goes to
+    ///         the requester, what is left of `msg.value` back to the caller.
     function sendReceipt(uint256 requestId) external payable nonReentrant {
         PendingReceipt memory p = _pendingReceipts[requestId];
         if (p.status == RequestStatus.None) revert SpokeNoPendingReceipt(requestId);
         delete _pendingReceipts[requestId];
         bytes memory body = SertnMessages.encodeReceipt(requestId, p.status, p.node);
-        uint256 funds = uint256(p.reserve) + msg.value;
+        uint256 reserve = p.reserve;
         uint256 fee = _quoteMessage(hubDomain, hubMarket, body);
-        if (funds < fee) revert MessengerInsufficientFee(fee, funds);
+        if (reserve + msg.value < fee) revert MessengerInsufficientFee(fee, reserve + msg.value);
         bytes32 id = _sendMessage(hubDomain, hubMarket, body, fee);
         emit ReceiptSent(requestId, p.status, id);
-        if (funds > fee) _refundSurplus(msg.sender, funds - fee);
+        if (fee <= reserve) {
+            _pay(_requestOf(requestId).requester, reserve - fee);
+            if (msg.value > 0) _refundSurplus(msg.sender, msg.value);
+        } else if (reserve + msg.value > fee) {
+            _refundSurplus(msg.sender, reserve + msg.value - fee);
+        }
     }
 
     /// @notice The receipt waiting to be sent for `requestId` (status None if none).
@@ -196,16 +208,18 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         emit RequestSentToHub(requestId, id);
     }
 
-    /// @dev Sends the receipt from the request's reserve; if the messenger refuses, the settlement
-    ///      stands and the receipt is kept for {sendReceipt}.
+    /// @dev Sends the receipt from the request's reserve (what the messenger does not charge goes
+    ///      to the requester); if the messenger refuses, the settlement stands and the receipt is
+    ///      kept for {sendReceipt}.
     function _afterSettle(uint256 requestId, RequestStatus status, address node) internal override {
         uint96 reserve = _receiptReserve[requestId];
         delete _receiptReserve[requestId];
         bytes memory body = SertnMessages.encodeReceipt(requestId, status, node);
         uint32 domain = hubDomain;
         bytes32 market = hubMarket;
-        try this.sendOwnMessage(domain, market, body, reserve) returns (bytes32 id) {
+        try this.sendOwnMessage(domain, market, body, reserve) returns (bytes32 id, uint256 fee) {
             emit ReceiptSent(requestId, status, id);
+            if (reserve > fee) _pay(_requestOf(requestId).requester, reserve - fee);
         } catch {
             _pendingReceipts[requestId] = PendingReceipt({status: status, node: node, reserve: reserve});
             emit ReceiptDeferred(requestId, status, reserve);
@@ -214,14 +228,16 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
 
     /// @notice Sends a message from this contract's balance; only this contract calls it (so that
     ///         {_afterSettle} can catch a messenger's refusal without undoing the settlement).
+    /// @return messageId The messenger's id for the message.
+    /// @return paid The fee paid (at most `fee`).
     function sendOwnMessage(uint32 destination, bytes32 recipient, bytes calldata body, uint256 fee)
         external
-        returns (bytes32)
+        returns (bytes32 messageId, uint256 paid)
     {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
-        uint256 required = _quoteMessage(destination, recipient, body);
-        if (fee < required) revert MessengerInsufficientFee(required, fee);
-        return _sendMessage(destination, recipient, body, required);
+        paid = _quoteMessage(destination, recipient, body);
+        if (fee < paid) revert MessengerInsufficientFee(paid, fee);
+        messageId = _sendMessage(destination, recipient, body, paid);
     }
 
     function _refundSurplus(address to, uint256 amount) private {

@@ -17,7 +17,7 @@ import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../../core/config.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
-import { deploySertnNetwork, networkChainsConfig, startAgentsFromConfig, type LocalAgents, type SertnNetwork } from '../../plugins/messengers/hyperlane/index.ts'
+import { deploySertnNetwork, networkChainsConfig, startAgentsFromConfig, type LocalAgents, type LocalAgentsConfig, type SertnNetwork } from '../../plugins/messengers/hyperlane/index.ts'
 import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
 import { CALLBACK_GAS, DEMO_INPUT, nodePrivateKey } from './stack.ts'
@@ -47,7 +47,16 @@ export type CrossChainStack = {
   stop(): Promise<void>
 }
 
-export async function startCrossChainStack(options: { pollingIntervalMs?: number; agentLog?: (line: string) => void } = {}): Promise<CrossChainStack> {
+export type CrossChainStackOptions = {
+  /** Node watchers' and agents' polling interval (ms). */
+  pollingIntervalMs?: number
+  /** Seconds between blocks on both anvils; automine by default. */
+  blockTime?: number
+  agentLog?: (line: string) => void
+  onDelivered?: LocalAgentsConfig['onDelivered']
+}
+
+export async function startCrossChainStack(options: CrossChainStackOptions = {}): Promise<CrossChainStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sertn-xstack-'))
   const stops: (() => Promise<void>)[] = []
   let agents: LocalAgents | undefined
@@ -57,9 +66,9 @@ export async function startCrossChainStack(options: { pollingIntervalMs?: number
     await rm(dataDir, { recursive: true, force: true })
   }
   try {
-    const hubAnvil = await startAnvil({ chainId: 31337 })
+    const hubAnvil = await startAnvil({ chainId: 31337, ...(options.blockTime ? { blockTime: options.blockTime } : {}) })
     stops.push(() => hubAnvil.stop())
-    const spokeAnvil = await startAnvil({ chainId: 31338 })
+    const spokeAnvil = await startAnvil({ chainId: 31338, ...(options.blockTime ? { blockTime: options.blockTime } : {}) })
     stops.push(() => spokeAnvil.stop())
     const clients = (a: AnvilInstance) => ({ owner: createSertnClient(a.chain, anvilAccount(0)), user: createSertnClient(a.chain, anvilAccount(2)) })
     const hub = { anvil: hubAnvil, ...clients(hubAnvil) }
@@ -92,7 +101,7 @@ export async function startCrossChainStack(options: { pollingIntervalMs?: number
       models: { dir: CIRCUITS, allowInsecureSrs: true },
     })
     const startAgents = () => {
-      agents = startAgentsFromConfig(config, { dir: join(dataDir, 'hyperlane'), log: options.agentLog ?? (() => {}) })
+      agents = startAgentsFromConfig(config, { dir: join(dataDir, 'hyperlane'), log: options.agentLog ?? (() => {}), onDelivered: options.onDelivered })
     }
     startAgents()
     return {

@@ -40,8 +40,7 @@ abstract contract MessengerApp is Owned {
 
     /// @notice Removes a route; messages from it that are not yet delivered will be rejected.
     function unenrollRoute(uint32 originDomain, bytes32 sender) external onlyOwner {
-        delete _routes[originDomain][sender];
-        emit RouteUnenrolled(originDomain, sender);
+        _unenrollRoute(originDomain, sender);
     }
 
     /// @notice Whether `sender` on `originDomain` is enrolled.
@@ -53,6 +52,11 @@ abstract contract MessengerApp is Owned {
         if (sender == bytes32(0)) revert MessengerInvalidRoute();
         _routes[originDomain][sender] = true;
         emit RouteEnrolled(originDomain, sender);
+    }
+
+    function _unenrollRoute(uint32 originDomain, bytes32 sender) internal {
+        delete _routes[originDomain][sender];
+        emit RouteUnenrolled(originDomain, sender);
     }
 
     /// @dev Reverts unless (`originDomain`, `sender`) is enrolled.

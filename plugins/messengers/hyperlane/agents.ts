@@ -115,7 +115,10 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
  * the node's configuration: the validator signs with `relay.validatorKey`, relayers pay with
  * `relay.relayerKey` (default: the node's key).
  */
-export function startAgentsFromConfig(config: SertnConfig, options: { dir: string; log?: (line: string) => void }): LocalAgents {
+export function startAgentsFromConfig(
+  config: SertnConfig,
+  options: { dir: string; log?: (line: string) => void; onDelivered?: LocalAgentsConfig['onDelivered'] },
+): LocalAgents {
   const validatorKey = config.relay.validatorKey
   if (!validatorKey) throw new ConfigError('relay.validatorKey is not set: the local validator needs a signing key (SERTN__RELAY__VALIDATOR_KEY)')
   const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
@@ -146,6 +149,9 @@ export function startAgentsFromConfig(config: SertnConfig, options: { dir: strin
     pollingIntervalMs: config.relay.pollingIntervalMs,
     confirmations: config.relay.confirmations,
     onError: (who, err) => log(`[relay] ${who}: ${err instanceof Error ? err.message : String(err)}`),
-    onDelivered: (route, d) => log(`[relay] ${route.from}→${route.to}: message ${d.messageId} (index ${d.index}) delivered in ${d.transactionHash}, gas ${d.gasUsed}`),
+    onDelivered: (route, d) => {
+      log(`[relay] ${route.from}→${route.to}: message ${d.messageId} (index ${d.index}) delivered in ${d.transactionHash}, gas ${d.gasUsed}`)
+      options.onDelivered?.(route, d)
+    },
   })
 }

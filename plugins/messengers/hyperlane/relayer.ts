@@ -59,7 +59,14 @@ export type LocalRelayerConfig = {
   onDelivered?: (d: Delivery) => void
 }
 
-export type Delivery = { messageId: Hex; index: number; transactionHash: Hex; gasUsed: bigint }
+export type Delivery = {
+  messageId: Hex
+  index: number
+  transactionHash: Hex
+  gasUsed: bigint
+  /** Milliseconds from submitting `process` to its receipt: the destination chain's inclusion wait. */
+  inclusionMs: number
+}
 
 export type RelayerPollResult = {
   /** Messages newly seen for the destination in this poll. */
@@ -230,11 +237,13 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
           }
           throw err
         }
+        const submittedAt = performance.now()
         const hash = await dest.client.writeContract(request)
         const receipt = await dest.client.waitForTransactionReceipt({ hash })
+        const inclusionMs = performance.now() - submittedAt
         if (receipt.status !== 'success') throw new Error(`process reverted on chain (${hash})`)
         done.add(p.messageId)
-        const d = { messageId: p.messageId, index: p.index, transactionHash: hash, gasUsed: receipt.gasUsed }
+        const d = { messageId: p.messageId, index: p.index, transactionHash: hash, gasUsed: receipt.gasUsed, inclusionMs }
         delivered.push(d)
         await save()
         cfg.onDelivered?.(d)
