@@ -29,12 +29,8 @@
  */
 import {
   getAbiItem,
-  createPublicClient,
-  createWalletClient,
-  defineChain,
   encodeFunctionData,
   getAddress,
-  http,
   isAddress,
   type Account,
   type Address,
@@ -67,7 +63,7 @@ import {
   transient,
   UnauthorizedNodeError,
 } from './errors.ts'
-import { AccountSender, accountSender } from './sender.ts'
+import { connectEvm, joinInflight } from './connection.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
 
 export type EvmChainOptions = {
@@ -176,24 +172,12 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const id = toChainId(options.chainId)
   const gateway = getAddress(options.gateway)
   const pollingIntervalMs = options.pollingIntervalMs ?? 250
-  const chain = defineChain({
-    id: options.chainId,
-    name: options.chainName,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [options.rpcUrl] } },
-  })
-  const transport = http(options.rpcUrl)
-  const publicClient = createPublicClient({ chain, transport, pollingInterval: pollingIntervalMs })
-  const walletClient = createWalletClient({ chain, transport, account: options.account, pollingInterval: pollingIntervalMs })
-  const sender = accountSender(
-    { chainId: options.chainId, rpcUrl: options.rpcUrl, address: options.account.address },
-    () => new AccountSender(publicClient, walletClient),
-  )
+  const { publicClient, sender } = connectEvm({ ...options, pollingIntervalMs })
   const watcherKey = options.watcherKey ?? `evm-${options.chainId}-${gateway.toLowerCase()}`
 
   let disposed = false
   const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
-  const inflight = new Map<string, Promise<TxOutcome>>()
+  const join = joinInflight<TxOutcome>()
   /** Settlements read so far (immutable once made). */
   const settlements = new Map<string, Settlement>()
   /** Gas estimates of fulfil/fail per model version (see settle). */
@@ -343,12 +327,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
 
   /** Joins a call already in flight for the same request and operation. */
   function once(op: Op, request: InferenceRequest, run: () => Promise<TxOutcome>): Promise<TxOutcome> {
-    const k = `${op}:${request.key}`
-    const running = inflight.get(k)
-    if (running) return running
-    const p = run().finally(() => inflight.delete(k))
-    inflight.set(k, p)
-    return p
+    return join(`${op}:${request.key}`, run)
   }
 
   const plugin: ChainPlugin = {

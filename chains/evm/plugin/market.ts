@@ -9,18 +9,7 @@
  * the spoke is a {@link RequestSettledError}; rejections (invalid proof, wrong input, a model not
  * deployed on the spoke, an expired request) are non-retryable errors; RPC trouble is retryable.
  */
-import {
-  createPublicClient,
-  createWalletClient,
-  defineChain,
-  encodeFunctionData,
-  getAbiItem,
-  getAddress,
-  http,
-  type Account,
-  type Address,
-  type Hex,
-} from 'viem'
+import { encodeFunctionData, getAbiItem, getAddress, type Account, type Address, type Hex } from 'viem'
 import { InferenceMarket } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, PluginError } from '../../../core/errors.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
@@ -47,7 +36,7 @@ import {
   transient,
   UnauthorizedNodeError,
 } from './errors.ts'
-import { AccountSender, accountSender } from './sender.ts'
+import { connectEvm, joinInflight } from './connection.ts'
 import { truncateReason } from './evm-chain.ts'
 
 export type EvmMarketOptions = {
@@ -72,22 +61,10 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   const pluginId = `evm-market:${options.chainName}`
   const market = getAddress(options.market)
   const pollingInterval = options.pollingIntervalMs ?? 250
-  const chain = defineChain({
-    id: options.chainId,
-    name: options.chainName,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [options.rpcUrl] } },
-  })
-  const transport = http(options.rpcUrl)
-  const publicClient = createPublicClient({ chain, transport, pollingInterval })
-  const walletClient = createWalletClient({ chain, transport, account: options.account, pollingInterval })
-  const sender = accountSender(
-    { chainId: options.chainId, rpcUrl: options.rpcUrl, address: options.account.address },
-    () => new AccountSender(publicClient, walletClient),
-  )
+  const { publicClient, sender } = connectEvm({ ...options, pollingIntervalMs: pollingInterval })
   const events = new Map<string, MarketEvent>()
   const gasEstimates = new Map<string, bigint>()
-  const inflight = new Map<string, Promise<MarketTxOutcome>>()
+  const join = joinInflight<MarketTxOutcome>()
   let disposed = false
   const live = () => {
     if (disposed) throw new PluginError(pluginId, 'used after dispose()')
@@ -229,12 +206,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   }
 
   function once(op: Op, marketRequestId: string, run: () => Promise<MarketTxOutcome>) {
-    const k = `${op}:${marketRequestId}`
-    const running = inflight.get(k)
-    if (running) return running
-    const p = run().finally(() => inflight.delete(k))
-    inflight.set(k, p)
-    return p
+    return join(`${op}:${marketRequestId}`, run)
   }
 
   const read = <T>(functionName: 'quoteResult' | 'quoteFailure', args: readonly unknown[]) =>
