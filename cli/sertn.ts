@@ -5,6 +5,7 @@
  *   sertn request --features x1,x2,x3,x4 [--model NAME] [--wait] a request from the example dApp on the running stack
  *   sertn status <request-key|requestId> [--json]               a request's workflow status
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
+ *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
  *   sertn help [COMMAND]
  */
@@ -59,6 +60,12 @@ const USAGE: Record<string, string> = {
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
       sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides.`,
+  relay: `sertn relay [--config sertn.config.json]
+      Runs the local Hyperlane agents between the configured chains that have a \`hyperlane\`
+      section: a validator signing each chain's merkle-tree checkpoints (relay.validatorKey) and a
+      relayer per direction that builds the ISM metadata and calls \`process\` (paid by
+      relay.relayerKey, default the node's key). They keep their checkpoints and cursors in
+      <dataDir>/hyperlane and resume from them after a restart.`,
   demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
       stage by stage.`,
@@ -166,6 +173,11 @@ async function main(argv: string[]): Promise<number> {
       })
       const { workerCommand } = await load(() => import('./worker.ts'))
       return workerCommand({ roles: values.role, logLevel: values['log-level'], ...(values.config ? { config: values.config } : {}) })
+    }
+    case 'relay': {
+      const { values } = args('relay', rest, { config: { type: 'string' } })
+      const { relayCommand } = await load(() => import('./relay.ts'))
+      return relayCommand(values.config ? { config: values.config } : {})
     }
     case 'help':
     case '--help':

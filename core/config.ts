@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { z } from 'zod'
 import { ConfigError } from './errors.ts'
+import { chainId, type Address, type SpokeRoute } from './types.ts'
 
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
 const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected a 0x-prefixed 32-byte private key')
@@ -24,6 +25,20 @@ export const chainConfigSchema = z.object({
   pollingIntervalMs: z.number().int().positive().default(1000),
   /** Where a watcher with no saved cursor starts (default: the current block). */
   startBlock: z.number().int().min(0).optional(),
+  /** On the hub: its InferenceMarket, which serves the spokes' requests. */
+  market: address.optional(),
+  /** On a spoke: the name of the hub chain (`gateway` is then a SpokeGateway). */
+  hub: z.string().optional(),
+  /** This chain's Hyperlane core (for the messenger agents, and the spoke's domain at the hub). */
+  hyperlane: z
+    .object({
+      domain: z.number().int().min(0).max(0xffffffff),
+      mailbox: address,
+      merkleTreeHook: address,
+      /** Where agents with no saved state start scanning (the mailbox's deployment block). */
+      deployBlock: z.number().int().min(0).default(0),
+    })
+    .optional(),
 })
 
 export const configSchema = z.object({
@@ -33,10 +48,29 @@ export const configSchema = z.object({
     /** The node's account: fulfils requests and pays their gas. */
     privateKey,
   }),
-  chains: z.record(z.string().regex(/^[a-z][a-z0-9]*$/, 'chain names are lowercase letters and digits'), chainConfigSchema).refine(
-    (c) => Object.keys(c).length > 0,
-    'configure at least one chain',
-  ),
+  chains: z
+    .record(z.string().regex(/^[a-z][a-z0-9]*$/, 'chain names are lowercase letters and digits'), chainConfigSchema)
+    .refine((c) => Object.keys(c).length > 0, 'configure at least one chain')
+    .superRefine((chains, ctx) => {
+      for (const [name, c] of Object.entries(chains)) {
+        if (c.hub === undefined) continue
+        const hub = chains[c.hub]
+        if (!hub) ctx.addIssue({ code: 'custom', path: [name, 'hub'], message: `no chain named ${c.hub} is configured` })
+        else if (!hub.market) ctx.addIssue({ code: 'custom', path: [c.hub, 'market'], message: `the hub of ${name} needs its market address` })
+        if (!c.hyperlane) ctx.addIssue({ code: 'custom', path: [name, 'hyperlane'], message: 'a spoke needs its hyperlane domain (and mailbox, merkleTreeHook)' })
+      }
+    }),
+  /** The local messenger agents (`sertn relay`): a validator signing every chain's checkpoints, and relayers. */
+  relay: z
+    .object({
+      /** The validator's signing key (the chains' ISMs list its address). */
+      validatorKey: privateKey.optional(),
+      /** The account that pays for delivering messages (default: the node's). */
+      relayerKey: privateKey.optional(),
+      pollingIntervalMs: z.number().int().positive().default(100),
+      confirmations: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
   temporal: z
     .object({
       address: z.string().default('127.0.0.1:7233'),
@@ -82,6 +116,14 @@ export const configSchema = z.object({
 
 export type SertnConfig = z.infer<typeof configSchema>
 export type ChainConfig = z.infer<typeof chainConfigSchema>
+
+/** The route of requests made on spoke chain `name` (undefined for a chain that is not a spoke). */
+export function spokeRouteOf(config: SertnConfig, name: string): SpokeRoute | undefined {
+  const c = config.chains[name]
+  if (!c?.hub) return undefined
+  const hub = config.chains[c.hub]!
+  return { hubChain: c.hub, hubChainId: chainId(hub.chainId), market: hub.market as Address, originDomain: c.hyperlane!.domain }
+}
 export type SertnConfigInput = z.input<typeof configSchema>
 
 const ENV_PREFIX = 'SERTN__'

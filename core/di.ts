@@ -9,4 +9,5 @@ export const TOKENS = {
   Prover: Symbol.for('sertn.Prover'),
   Storage: Symbol.for('sertn.Storage'),
   Chains: Symbol.for('sertn.Chains'),
+  Markets: Symbol.for('sertn.Markets'),
 } as const

@@ -12,13 +12,15 @@ import type {
   Hex,
   InferenceErrorCode,
   InferenceRequest,
+  MarketStatus,
   ProvenResult,
   RequestId,
   RequestStatus,
+  SpokeRoute,
   StoredArtifact,
 } from './types.ts'
 
-export type PluginKind = 'runtime' | 'prover' | 'storage' | 'chain'
+export type PluginKind = 'runtime' | 'prover' | 'storage' | 'chain' | 'market'
 
 /** What every plugin has. */
 export interface PluginBase<K extends PluginKind, F extends Record<string, boolean>> {
@@ -197,7 +199,70 @@ export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>
   fail(request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<TxOutcome>
   /** Where the chain is now. */
   head(): Promise<{ blockNumber: bigint; position?: ChainPosition }>
+  /**
+   * How a settled request was settled: the gateway's settlement event (undefined while the request
+   * is pending). For a spoke gateway this is where a result delivered from the hub shows.
+   */
+  findSettlement(requestId: RequestId, fromBlock?: string): Promise<Settlement | undefined>
 }
+
+/** A request's settlement on its gateway. */
+export interface Settlement {
+  readonly status: Exclude<RequestStatus, 'None' | 'Pending'>
+  readonly transactionHash: Hex
+  readonly blockNumber: string
+  /** Gas of the whole settling transaction (for a spoke: the messenger's `process`). */
+  readonly gasUsed: string
+  /** The node that was paid (Fulfilled) or reported the failure (Failed). */
+  readonly node?: Address
+  /** Unix ms when this plugin first read it. */
+  readonly observedAt: number
+}
+
+// ─────────────────────────────── market (hub) ──────────────────────────
+
+/** A spoke request as the hub market recorded it. */
+export interface MarketRecord {
+  readonly marketRequestId: string
+  readonly status: MarketStatus
+  /** How the spoke settled it, once `status` is Settled. */
+  readonly settlement: RequestStatus
+  readonly node?: Address
+}
+
+/** Where the market recorded something (the messenger's `process` on the hub). */
+export interface MarketEvent {
+  readonly transactionHash: Hex
+  readonly blockNumber: string
+  readonly gasUsed: string
+  /** Unix ms when this plugin first read it. */
+  readonly observedAt: number
+}
+
+/**
+ * The hub market on one chain: where spoke requests are recorded, results and failures are
+ * submitted (and sent on to the spoke), and spokes' settlement receipts close requests.
+ */
+export interface MarketPlugin extends PluginBase<'market', Record<string, never>> {
+  readonly chainName: string
+  readonly chainId: ChainId
+  readonly market: Address
+  /** The market's record of a spoke request, or undefined until its request message arrives. */
+  findRequest(route: SpokeRoute, gateway: Address, spokeRequestId: RequestId): Promise<(MarketRecord & { recorded: MarketEvent }) | undefined>
+  getRequest(marketRequestId: string): Promise<MarketRecord>
+  /** When the spoke's receipt closed the request (undefined until it did). */
+  findSettlement(marketRequestId: string): Promise<(MarketRecord & { settled: MarketEvent }) | undefined>
+  /**
+   * Submits a result (verified on the hub, then sent to the spoke). Idempotent: a result already
+   * sent (by an earlier try) is `{ status: 'ResultSent', alreadySettled: true }`; a rejected proof
+   * throws a non-retryable error.
+   */
+  submitResult(marketRequestId: string, request: InferenceRequest, result: ProvenResult): Promise<MarketTxOutcome>
+  /** Reports a failure (the spoke refunds the request). Idempotent like {@link submitResult}. */
+  fail(marketRequestId: string, request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<MarketTxOutcome>
+}
+
+export type MarketTxOutcome = Omit<TxOutcome, 'status'> & { readonly status: MarketStatus }
 
 // ─────────────────────────────── define* helpers ───────────────────────
 
@@ -209,3 +274,5 @@ export const defineProverPlugin = <O = void>(factory: (options: O) => ProverPlug
 export const defineStoragePlugin = <O = void>(factory: (options: O) => StoragePlugin) => factory
 /** Declares a chain plugin factory. */
 export const defineChainPlugin = <O = void>(factory: (options: O) => ChainPlugin) => factory
+/** Declares a market plugin factory. */
+export const defineMarketPlugin = <O = void>(factory: (options: O) => MarketPlugin) => factory

@@ -59,7 +59,24 @@ export type InferenceRequest = {
   /** Unix seconds. */
   deadline: number
   seenAt: ChainPosition
+  /** Set for a request made on a spoke chain: the hub market that serves it. */
+  route?: SpokeRoute
 }
+
+/** How a spoke chain's request reaches its hub: the market it is sent to, and the spoke's domain there. */
+export type SpokeRoute = {
+  /** The hub chain's configured name. */
+  hubChain: string
+  hubChainId: ChainId
+  /** The hub's InferenceMarket. */
+  market: Address
+  /** The spoke's messenger domain (the market records the request under it). */
+  originDomain: number
+}
+
+/** Where a spoke request stands in the hub market; the contract's order. */
+export const MARKET_STATUSES = ['None', 'Open', 'ResultSent', 'FailureSent', 'Settled'] as const
+export type MarketStatus = (typeof MARKET_STATUSES)[number]
 
 /** A proven inference, ready to deliver. */
 export type ProvenResult = {

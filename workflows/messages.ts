@@ -17,8 +17,28 @@ export type RequestWorkflowInput = {
   queues: TaskQueues
 }
 
-/** The stages a request goes through, in order; it ends in `fulfilled`, `failed` or `settled-elsewhere`. */
-export const STAGES = ['received', 'inference', 'proving', 'storing', 'fulfilling', 'failing', 'fulfilled', 'failed', 'settled-elsewhere'] as const
+/**
+ * The stages a request goes through, in order; it ends in `fulfilled`, `failed` or
+ * `settled-elsewhere`. A spoke chain's request adds the hops: `awaiting-hub` (its request message
+ * on the way to the hub market, when the proof is ready first), `submitting` (the result to the
+ * market), `delivering` (the result message on the way back to the spoke, verified there) and
+ * `settling` (the spoke's receipt on the way to the market).
+ */
+export const STAGES = [
+  'received',
+  'inference',
+  'proving',
+  'storing',
+  'awaiting-hub',
+  'submitting',
+  'fulfilling',
+  'delivering',
+  'failing',
+  'settling',
+  'fulfilled',
+  'failed',
+  'settled-elsewhere',
+] as const
 export type Stage = (typeof STAGES)[number]
 
 /** Timings of one stage: workflow-clock milliseconds, and the activity's own measurement. */
@@ -31,15 +51,25 @@ export type StageTiming = {
   inclusionMs?: number
   /** For transactions: unix ms when the receipt was read. */
   receiptAt?: number
+  /** For hops and transactions: the transaction (on the chain the hop ends on). */
+  transactionHash?: string
+  gasUsed?: string
+  /** For hops: unix ms when the activity first saw the hop's event. */
+  observedAt?: number
   attempts: number
 }
+
+/** A spoke request's hops: its record on the hub, the submission there, the spoke's settlement, the hub's. */
+export type HopName = 'hubRecord' | 'submit' | 'spokeSettle' | 'hubSettle'
 
 export type RequestStatusView = {
   key: RequestKey
   stage: Stage
   /** Unix ms when the workflow started. */
   startedAt: number
-  timings: Partial<Record<'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail', StageTiming>>
+  timings: Partial<Record<'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName, StageTiming>>
+  /** For a spoke chain's request: the hub market serving it, and how it stands there. */
+  hub?: { chainId: number; market: string; marketRequestId?: string; status?: string; settlement?: string }
   output?: string[]
   storage?: { output: StoredArtifact; proof: StoredArtifact }
   transactionHash?: string

@@ -7,6 +7,14 @@
  * that cannot be served (unknown model, input the model rejects, a proof that cannot be made)
  * ends with `fail` on the gateway: the requester's error callback and a full refund.
  *
+ * A request made on a spoke chain (`request.route`) is served through the hub market instead:
+ * the proof is made while the request message travels to the hub (`awaitHubRecord`), the result
+ * is submitted to the market (`submitToHub`: verified on the hub, sent to the spoke), and the
+ * workflow follows it back: the spoke's settlement (`awaitSpokeSettlement`: the result verified
+ * on the spoke, the requester called back) and the spoke's receipt closing the request in the market
+ * (`awaitHubSettlement`). A spoke request that cannot be served is failed on the hub
+ * (`failOnHub`), which refunds it on the spoke. The status query shows every hop.
+ *
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
@@ -31,6 +39,8 @@ const ERROR_CODES: Record<string, InferenceErrorCode> = {
   InvalidProofError: 'ProvingFailed',
   InvalidResultError: 'ProvingFailed',
   RequestExpiredError: 'Timeout',
+  ModelNotDeployedError: 'ModelUnavailable',
+  UnknownMarketError: 'ModelUnavailable',
 }
 
 /** The code for a failure that retries could not fix, by the stage it stopped. */
@@ -52,16 +62,26 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     heartbeatTimeout: '20 seconds',
     retry: { ...retry, maximumAttempts: 5 },
   })
-  const { prepareResult, uploadResult, fulfillRequest, failRequest } = proxyActivities<Activities>({
+  const { prepareResult, uploadResult, fulfillRequest, failRequest, submitToHub, failOnHub } = proxyActivities<Activities>({
     taskQueue: queues.chainIo,
     startToCloseTimeout: '2 minutes',
     retry: { ...retry, maximumAttempts: 30 },
+  })
+  // Hops wait for another chain (and the messenger's agents): long-running, heartbeating, bounded
+  // by the request's deadline inside the activity.
+  const { awaitHubRecord, awaitSpokeSettlement, awaitHubSettlement } = proxyActivities<Activities>({
+    taskQueue: queues.chainIo,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '30 seconds',
+    retry: { ...retry, maximumAttempts: 100 },
   })
 
   const status: RequestStatusView = { key: request.key, stage: 'received', startedAt: workflowInfo().startTime.getTime(), timings: {} }
   setHandler(statusQuery, () => status)
 
-  async function timed<T extends { attempt: number; ms?: number; inclusionMs?: number; receiptAt?: number }>(
+  async function timed<
+    T extends { attempt: number; ms?: number; inclusionMs?: number; receiptAt?: number; transactionHash?: string; gasUsed?: string; observedAt?: number },
+  >(
     name: keyof RequestStatusView['timings'],
     run: () => Promise<T>,
   ): Promise<T> {
@@ -71,18 +91,22 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     if (r.ms !== undefined) timing.workMs = r.ms
     if (r.inclusionMs !== undefined) timing.inclusionMs = r.inclusionMs
     if (r.receiptAt !== undefined) timing.receiptAt = r.receiptAt
+    if (r.transactionHash !== undefined) timing.transactionHash = r.transactionHash
+    if (r.gasUsed !== undefined) timing.gasUsed = r.gasUsed
+    if (r.observedAt !== undefined) timing.observedAt = r.observedAt
     status.timings[name] = timing
     return r
   }
 
-  try {
-    // The model run (a cross-check, and the first to reject a bad input) and the proof need only
-    // the input: run them side by side, and cancel the other if one fails.
+  /**
+   * The model run (a cross-check, and the first to reject a bad input) and the proof need only
+   * the input: run them side by side, and cancel the other if one fails.
+   */
+  async function prove(): Promise<Awaited<ReturnType<typeof proveInference>>> {
     status.stage = 'proving'
     const both = new CancellationScope()
-    let proven: Awaited<ReturnType<typeof proveInference>>
     try {
-      ;[, proven] = await both.run(() =>
+      const [, proven] = await both.run(() =>
         Promise.all([
           timed('inference', () => runInference(request)),
           (async () => {
@@ -95,10 +119,17 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
           })(),
         ]),
       )
+      return proven
     } catch (err) {
       both.cancel()
       throw err
     }
+  }
+
+  if (request.route) return spokeRequest()
+
+  try {
+    const proven = await prove()
     status.output = proven.result.output
 
     // Storage ids first (signed, not yet uploaded, where the storage allows), then the upload beside
@@ -131,6 +162,71 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     const tx = await timed('fail', () => failRequest(request, code, reason))
     if (tx.transactionHash) status.transactionHash = tx.transactionHash
     status.stage = tx.status === 'Failed' ? 'failed' : 'settled-elsewhere'
+    return status as RequestOutcome
+  }
+
+  /** A spoke chain's request, served through the hub market (see the file comment). */
+  async function spokeRequest(): Promise<RequestOutcome> {
+    const route = request.route!
+    const hub: NonNullable<RequestStatusView['hub']> = { chainId: route.hubChainId, market: route.market }
+    status.hub = hub
+    // The request message travels to the hub while the proof is made.
+    const recorded = timed('hubRecord', () => awaitHubRecord(request)).then((r) => {
+      hub.marketRequestId = r.marketRequestId
+      hub.status = 'Open'
+      return r
+    })
+    recorded.catch(() => undefined) // awaited below; keeps an early rejection from going unhandled
+    let marketRequestId: string | undefined
+    try {
+      const proven = await prove()
+      status.output = proven.result.output
+      status.stage = 'storing'
+      const prepared = await timed('store', () => prepareResult(request, proven.result))
+      status.storage = { output: prepared.output.artifact, proof: prepared.proof.artifact }
+      status.stage = 'awaiting-hub'
+      marketRequestId = (await recorded).marketRequestId
+      status.stage = 'submitting'
+      const [tx] = await Promise.all([
+        timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)),
+        prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared)),
+      ])
+      hub.status = tx.status
+      if (tx.transactionHash) status.transactionHash = tx.transactionHash
+    } catch (err) {
+      const failure = failureOf(err)
+      if (!failure) throw err
+      if (failure.type === 'RequestSettledError' || failure.type === 'RelayTimeoutError') {
+        status.stage = 'settled-elsewhere'
+        status.error = { code: failure.type === 'RelayTimeoutError' ? 'Timeout' : 'Unknown', reason: failure.message }
+        return status as RequestOutcome
+      }
+      const code = ERROR_CODES[failure.type] ?? STAGE_CODES[status.stage] ?? 'Unknown'
+      status.error = { code, reason: `${failure.type}: ${failure.message}`.slice(0, 256) }
+      status.stage = 'failing'
+      try {
+        marketRequestId ??= (await recorded).marketRequestId
+        const tx = await timed('fail', () => failOnHub(request, marketRequestId!, code, status.error!.reason))
+        hub.status = tx.status
+        if (tx.transactionHash) status.transactionHash = tx.transactionHash
+      } catch (failErr) {
+        const f = failureOf(failErr)
+        if (!f) throw failErr
+        // Not recorded in time, or settled meanwhile: the spoke refunds it after its deadline.
+        status.stage = 'settled-elsewhere'
+        status.error = { code, reason: `${f.type}: ${f.message}`.slice(0, 256) }
+        return status as RequestOutcome
+      }
+    }
+    // Back to the spoke, verified there; then the spoke's receipt to the hub.
+    status.stage = 'delivering'
+    const settled = await timed('spokeSettle', () => awaitSpokeSettlement(request))
+    status.stage = 'settling'
+    const closed = await timed('hubSettle', () => awaitHubSettlement(request, marketRequestId!))
+    hub.status = closed.status
+    hub.settlement = closed.settlement
+    status.stage =
+      settled.status === 'Fulfilled' && status.error === undefined ? 'fulfilled' : settled.status === 'Failed' && status.error ? 'failed' : 'settled-elsewhere'
     return status as RequestOutcome
   }
 }

@@ -73,7 +73,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
     function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
         if (terms.version == 0) revert GatewayUnknownModel(modelId);
-        return _quote(terms.fee, callbackGasLimit, _config);
+        return _quote(terms.fee, callbackGasLimit, _config) + _messagingFee();
     }
 
     /// @inheritdoc IInferenceGateway
@@ -97,7 +97,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         if (callbackGasLimit > cfg.maxCallbackGasLimit) {
             revert GatewayCallbackGasLimitTooHigh(callbackGasLimit, cfg.maxCallbackGasLimit);
         }
-        uint256 price = _quote(terms.fee, callbackGasLimit, cfg);
+        uint256 messaging = _messagingFee();
+        uint256 price = _quote(terms.fee, callbackGasLimit, cfg) + messaging;
         if (msg.value < price || msg.value > type(uint96).max) revert GatewayInsufficientPayment(price, msg.value);
 
         requestId = ++_lastRequestId;
@@ -108,13 +109,14 @@ contract InferenceGateway is IInferenceGateway, Owned {
             deadline: deadline,
             status: RequestStatus.Pending,
             modelId: modelId,
-            escrow: uint96(msg.value),
+            escrow: uint96(msg.value - messaging),
             modelVersion: terms.version,
             inputHash: keccak256(abi.encodePacked(input))
         });
         emit InferenceRequested(
-            requestId, modelId, msg.sender, input, terms.version, callbackGasLimit, uint96(msg.value), deadline
+            requestId, modelId, msg.sender, input, terms.version, callbackGasLimit, uint96(msg.value - messaging), deadline
         );
+        _afterRequest(requestId, _requests[requestId], input, messaging);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -127,6 +129,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         _pay(requester, r.escrow);
         CallbackStatus cs = _callbackError(r, requestId, InferenceErrorCode.Timeout, "deadline passed");
         emit InferenceRefunded(requestId, msg.sender, cs);
+        _afterSettle(requestId, RequestStatus.Refunded, address(0));
     }
 
     /// @inheritdoc IInferenceGateway
@@ -155,15 +158,11 @@ contract InferenceGateway is IInferenceGateway, Owned {
     /// @inheritdoc IInferenceGateway
     function fail(uint256 requestId, InferenceErrorCode code, string calldata reason)
         external
+        virtual
         nonReentrant
         onlyNode
     {
-        if (bytes(reason).length > MAX_REASON_LENGTH) revert GatewayReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
-        Request storage r = _pending(requestId);
-        r.status = RequestStatus.Failed;
-        _pay(r.requester, r.escrow);
-        CallbackStatus cs = _callbackError(r, requestId, code, reason);
-        emit InferenceFailed(requestId, msg.sender, code, reason, cs);
+        _fail(requestId, code, reason, msg.sender);
     }
 
     // ─────────────────────────────── Owner ────────────────────────────────
@@ -232,6 +231,40 @@ contract InferenceGateway is IInferenceGateway, Owned {
             abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
         );
         emit InferenceFulfilled(requestId, payee, output, artifacts, cs, gasUsed);
+        _afterSettle(requestId, RequestStatus.Fulfilled, payee);
+    }
+
+    /// @dev Fails `requestId` for `node`: refunds the escrow and calls the requester back with the
+    ///      error. The caller holds the reentrancy lock and has authenticated `node`.
+    function _fail(uint256 requestId, InferenceErrorCode code, string calldata reason, address node) internal {
+        if (bytes(reason).length > MAX_REASON_LENGTH) revert GatewayReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
+        Request storage r = _pending(requestId);
+        r.status = RequestStatus.Failed;
+        _pay(r.requester, r.escrow);
+        CallbackStatus cs = _callbackError(r, requestId, code, reason);
+        emit InferenceFailed(requestId, node, code, reason, cs);
+        _afterSettle(requestId, RequestStatus.Failed, node);
+    }
+
+    /// @dev Wei a request pays on top of the quote for cross-chain messages (none here). It is
+    ///      not escrowed: {_afterRequest} spends it.
+    function _messagingFee() internal view virtual returns (uint256) {
+        return 0;
+    }
+
+    /// @dev Called once a request is stored and announced, with the messaging fee it paid.
+    function _afterRequest(uint256 requestId, Request storage r, int256[] calldata input, uint256 messagingFee)
+        internal
+        virtual
+    {}
+
+    /// @dev Called once a request is settled (after its callback): Fulfilled (with the paid node),
+    ///      Failed (with the reporting node) or Refunded (no node).
+    function _afterSettle(uint256 requestId, RequestStatus status, address node) internal virtual {}
+
+    /// @dev The stored request (all zero if unknown).
+    function _requestOf(uint256 requestId) internal view returns (Request storage) {
+        return _requests[requestId];
     }
 
     function _pending(uint256 requestId) private view returns (Request storage r) {
@@ -313,7 +346,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @dev Pushes `amount` to `to` with bounded gas and no return data; if that fails the amount
     ///      is held for `to` to {withdraw}.
-    function _pay(address to, uint256 amount) private {
+    function _pay(address to, uint256 amount) internal {
         if (amount == 0) return;
         bool ok;
         assembly ("memory-safe") {

@@ -21,6 +21,7 @@ contract ModelRegistry is IModelRegistry, Owned {
     mapping(bytes32 modelId => Model) private _models;
     mapping(bytes32 modelId => uint32[]) private _inputShapes;
     mapping(bytes32 modelId => uint32[]) private _outputShapes;
+    mapping(bytes32 modelId => mapping(uint32 domain => ChainDeployment)) private _chainDeployments;
     uint256 private _registrationFee;
 
     /// @param initialOwner The registry owner, who sets the registration fee and collects it.
@@ -53,6 +54,24 @@ contract ModelRegistry is IModelRegistry, Owned {
         uint32 version = m.version + 1;
         _writeCircuit(modelId, m, circuit, version);
         emit ModelCircuitUpdated(modelId, version, circuit.vka, circuit.artifactsHash);
+    }
+
+    /// @notice Records where the model's current circuit is deployed on the connected chain with
+    ///         messenger domain `domain`. The VKA there must be the same contract code as the one
+    ///         pinned here (a VKA's code is its verifying key), which the caller attests with
+    ///         `vkaCodeHash`; relayers and nodes check it against that chain before serving it.
+    /// @dev A remote chain's code cannot be read from here: the attested hash must equal the pinned
+    ///      one, and the deployment is stamped with the current version, so a circuit update makes
+    ///      every recorded deployment stale until it is recorded again.
+    function setChainDeployment(bytes32 modelId, uint32 domain, address verifier, address vka, bytes32 vkaCodeHash)
+        external
+    {
+        Model storage m = _ownedModel(modelId);
+        if (verifier == address(0) || vka == address(0)) revert ModelRegistryInvalidChainDeployment();
+        if (vkaCodeHash != m.vkaCodeHash) revert ModelRegistryVkaCodeHashMismatch(vka, m.vkaCodeHash, vkaCodeHash);
+        uint32 version = m.version;
+        _chainDeployments[modelId][domain] = ChainDeployment({verifier: verifier, vka: vka, version: version});
+        emit ModelChainDeploymentSet(modelId, domain, version, verifier, vka);
     }
 
     /// @notice Sets the model's fee and compute units; pending requests keep the fee they escrowed.
@@ -133,6 +152,11 @@ contract ModelRegistry is IModelRegistry, Owned {
     function tryGetVerificationTerms(bytes32 modelId) external view returns (VerificationTerms memory terms) {
         Model storage m = _models[modelId];
         terms = VerificationTerms({version: m.version, outputLength: m.outputLength, verifier: m.verifier, vka: m.vka});
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory) {
+        return _chainDeployments[modelId][domain];
     }
 
     // ─────────────────────────────── Internals ────────────────────────────

@@ -2,32 +2,69 @@
 pragma solidity ^0.8.24;
 
 import {InferenceGateway} from "./InferenceGateway.sol";
+import {InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
-import {HyperlaneReceiver} from "./messaging/HyperlaneReceiver.sol";
+import {HyperlaneMessenger} from "./messaging/HyperlaneMessenger.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
 
 /// @title SpokeGateway
-/// @notice An inference gateway on a spoke chain: contracts request here as on the hub, and
-///         results arrive from the hub market through an enrolled messenger route. Each result is
+/// @notice An inference gateway on a spoke chain. Contracts request here exactly as on the hub;
+///         each request is escrowed here and sent to the hub market, and its result (or failure)
+///         comes back from the hub market through the enrolled messenger route. A result is
 ///         verified here exactly as {InferenceGateway.fulfill} verifies it (registry-pinned VKA,
 ///         instances built from the request's input commitment and the output) before the node is
-///         paid and the requester called back.
+///         paid and the requester called back. Every settlement (fulfilled, failed, refunded) is
+///         reported back to the hub in a receipt.
 /// @dev Inheritance, not composition: the messenger entry point must reach the gateway's internal
-///      `_fulfill` (and its reentrancy lock) without a second contract, a second authorisation
-///      hop, or a second copy of the request state. The messenger adapter is a separate abstract
-///      base ({HyperlaneReceiver} over {MessengerRecipient}), so adding LayerZero is a new adapter
-///      base and one more parent here; {_handleMessage} and the gateway stay as they are.
+///      `_fulfill` / `_fail` (and its reentrancy lock) without a second contract, a second
+///      authorisation hop, or a second copy of the request state. The messenger adapter is a
+///      separate abstract base ({HyperlaneMessenger} over {MessengerApp}), so adding LayerZero is
+///      a new adapter base and one more parent here; {_handleMessage} and the gateway stay as
+///      they are.
 ///
-///      Local nodes cannot {fulfill} on a spoke: every result must come from the hub market, whose
-///      node set and (later) stake decide who serves. `fail` stays with the spoke's authorised
-///      nodes until failure messages from the hub exist.
+///      Local nodes can neither {fulfill} nor {fail} on a spoke: every outcome comes from the hub
+///      market, whose node set decides who serves. Anyone may {refund} after the deadline.
 ///
 ///      A message for an unknown, settled or expired request, or with an invalid proof, reverts with
 ///      the gateway's custom error; the mailbox's `process` reverts with it, so nothing is half
 ///      applied and the message stays undelivered for the relayer to report.
-contract SpokeGateway is InferenceGateway, HyperlaneReceiver {
+///
+///      Messaging fees: a request pays, on top of the quote, twice the messenger's fee for a message
+///      to the hub: one for the request message (spent at once) and one kept for the receipt. If the
+///      receipt cannot be sent when the request settles (the messenger's fee rose, say), the
+///      settlement stands and the receipt waits for anyone to {sendReceipt} with the difference.
+contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
     /// @notice Results reach a spoke only from the hub, through the messenger.
     error SpokeLocalFulfillDisabled();
+    /// @notice Failures reach a spoke only from the hub, through the messenger.
+    error SpokeLocalFailDisabled();
+    /// @notice No hub is configured: requests cannot be taken.
+    error SpokeHubNotSet();
+    /// @notice No receipt is waiting to be sent for `requestId`.
+    error SpokeNoPendingReceipt(uint256 requestId);
+
+    /// @notice The hub market this spoke sends requests to and takes results from.
+    event HubSet(uint32 indexed domain, bytes32 indexed market);
+    /// @notice The request's message to the hub left (`messageId` is the messenger's id).
+    event RequestSentToHub(uint256 indexed requestId, bytes32 indexed messageId);
+    /// @notice The settlement receipt for `requestId` left for the hub.
+    event ReceiptSent(uint256 indexed requestId, RequestStatus status, bytes32 indexed messageId);
+    /// @notice The receipt could not be sent now (held funds: `reserve`); {sendReceipt} retries.
+    event ReceiptDeferred(uint256 indexed requestId, RequestStatus status, uint256 reserve);
+
+    struct PendingReceipt {
+        RequestStatus status;
+        address node;
+        uint96 reserve;
+    }
+
+    /// @notice The hub's messenger domain.
+    uint32 public hubDomain;
+    /// @notice The hub market (left-padded address).
+    bytes32 public hubMarket;
+
+    mapping(uint256 requestId => uint96) private _receiptReserve;
+    mapping(uint256 requestId => PendingReceipt) private _pendingReceipts;
 
     /// @param initialOwner Who configures the gateway and enrolls routes.
     /// @param registry_ The spoke's model registry.
@@ -35,8 +72,25 @@ contract SpokeGateway is InferenceGateway, HyperlaneReceiver {
     /// @param mailbox_ The Hyperlane mailbox on this chain.
     constructor(address initialOwner, IModelRegistry registry_, Config memory config_, address mailbox_)
         InferenceGateway(initialOwner, registry_, config_)
-        HyperlaneReceiver(mailbox_)
+        HyperlaneMessenger(mailbox_)
     {}
+
+    // ─────────────────────────────── Owner ────────────────────────────────
+
+    /// @notice Points the gateway at the hub market and enrolls it as the route results come from;
+    ///         the previous hub's route is removed (its undelivered messages will be rejected).
+    function setHub(uint32 domain, bytes32 market) external onlyOwner {
+        bytes32 previous = hubMarket;
+        if (previous != bytes32(0) && (previous != market || hubDomain != domain)) {
+            _unenrollRoute(hubDomain, previous);
+        }
+        _enrollRoute(domain, market);
+        hubDomain = domain;
+        hubMarket = market;
+        emit HubSet(domain, market);
+    }
+
+    // ─────────────────────────────── Disabled locally ─────────────────────
 
     /// @notice Disabled on a spoke: results arrive through {handle}.
     function fulfill(uint256, int256[] calldata, int256[] calldata, bytes calldata, StorageRefs calldata)
@@ -46,6 +100,13 @@ contract SpokeGateway is InferenceGateway, HyperlaneReceiver {
     {
         revert SpokeLocalFulfillDisabled();
     }
+
+    /// @notice Disabled on a spoke: failures arrive through {handle}.
+    function fail(uint256, InferenceErrorCode, string calldata) external virtual override {
+        revert SpokeLocalFailDisabled();
+    }
+
+    // ─────────────────────────────── Messages from the hub ────────────────
 
     /// @notice Settles a request with a result from an authenticated hub message; only this
     ///         contract calls it (from {_handleMessage}), so that the payload is decoded as calldata.
@@ -62,18 +123,125 @@ contract SpokeGateway is InferenceGateway, HyperlaneReceiver {
         _fulfill(requestId, input, output, proof, refs, node);
     }
 
-    /// @dev Dispatches by message kind. The Result payload is the exact argument encoding of
-    ///      {deliverResult}, which decodes and bounds-checks it as calldata; its revert data is
-    ///      re-thrown unchanged.
+    /// @notice Fails a request (refund and error callback) on an authenticated hub message; only
+    ///         this contract calls it (from {_handleMessage}).
+    function deliverFailure(uint256 requestId, InferenceErrorCode code, string calldata reason, address node)
+        external
+        nonReentrant
+    {
+        if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
+        _fail(requestId, code, reason, node);
+    }
+
+    // ─────────────────────────────── Receipts ─────────────────────────────
+
+    /// @notice Sends a deferred settlement receipt to the hub; anyone may call it, topping up the
+    ///         fee beyond the request's reserve. The reserve pays first; what is left of it goes to
+    ///         the requester, what is left of `msg.value` back to the caller.
+    function sendReceipt(uint256 requestId) external payable nonReentrant {
+        PendingReceipt memory p = _pendingReceipts[requestId];
+        if (p.status == RequestStatus.None) revert SpokeNoPendingReceipt(requestId);
+        delete _pendingReceipts[requestId];
+        bytes memory body = SertnMessages.encodeReceipt(requestId, p.status, p.node);
+        uint256 reserve = p.reserve;
+        uint256 fee = _quoteMessage(hubDomain, hubMarket, body);
+        if (reserve + msg.value < fee) revert MessengerInsufficientFee(fee, reserve + msg.value);
+        bytes32 id = _sendMessage(hubDomain, hubMarket, body, fee);
+        emit ReceiptSent(requestId, p.status, id);
+        if (fee <= reserve) {
+            _pay(_requestOf(requestId).requester, reserve - fee);
+            if (msg.value > 0) _refundSurplus(msg.sender, msg.value);
+        } else if (reserve + msg.value > fee) {
+            _refundSurplus(msg.sender, reserve + msg.value - fee);
+        }
+    }
+
+    /// @notice The receipt waiting to be sent for `requestId` (status None if none).
+    function pendingReceipt(uint256 requestId) external view returns (PendingReceipt memory) {
+        return _pendingReceipts[requestId];
+    }
+
+    // ─────────────────────────────── Hooks ────────────────────────────────
+
+    /// @dev Dispatches by message kind; payloads are the exact argument encoding of the entry
+    ///      point, which decodes and bounds-checks them as calldata. Revert data is re-thrown as is.
     function _handleMessage(uint32, bytes32, bytes calldata body) internal override {
         uint8 kind = SertnMessages.kind(body);
-        if (kind != SertnMessages.RESULT) revert SertnMessages.SertnMessagesUnknownKind(kind);
-        (bool ok, bytes memory ret) =
-            address(this).call(bytes.concat(this.deliverResult.selector, SertnMessages.payload(body)));
+        bytes4 selector;
+        if (kind == SertnMessages.RESULT) selector = this.deliverResult.selector;
+        else if (kind == SertnMessages.FAILURE) selector = this.deliverFailure.selector;
+        else revert SertnMessages.SertnMessagesUnknownKind(kind);
+        (bool ok, bytes memory ret) = address(this).call(bytes.concat(selector, SertnMessages.payload(body)));
         if (!ok) {
             assembly ("memory-safe") {
                 revert(add(ret, 0x20), mload(ret))
             }
         }
+    }
+
+    /// @dev Twice the fee of a message to the hub: the request, and the receipt kept in reserve.
+    function _messagingFee() internal view override returns (uint256) {
+        bytes32 market = hubMarket;
+        if (market == bytes32(0)) revert SpokeHubNotSet();
+        return 2 * _quoteMessage(hubDomain, market, "");
+    }
+
+    function _afterRequest(uint256 requestId, Request storage r, int256[] calldata input, uint256 messagingFee)
+        internal
+        override
+    {
+        bytes memory body = SertnMessages.encodeRequest(
+            SertnMessages.SpokeRequest({
+                requestId: requestId,
+                modelId: r.modelId,
+                modelVersion: r.modelVersion,
+                input: input,
+                requester: r.requester,
+                callbackGasLimit: r.callbackGasLimit,
+                escrow: r.escrow,
+                deadline: r.deadline
+            })
+        );
+        uint256 fee = messagingFee / 2;
+        bytes32 id = _sendMessage(hubDomain, hubMarket, body, fee);
+        _receiptReserve[requestId] = uint96(messagingFee - fee);
+        emit RequestSentToHub(requestId, id);
+    }
+
+    /// @dev Sends the receipt from the request's reserve (what the messenger does not charge goes
+    ///      to the requester); if the messenger refuses, the settlement stands and the receipt is
+    ///      kept for {sendReceipt}.
+    function _afterSettle(uint256 requestId, RequestStatus status, address node) internal override {
+        uint96 reserve = _receiptReserve[requestId];
+        delete _receiptReserve[requestId];
+        bytes memory body = SertnMessages.encodeReceipt(requestId, status, node);
+        uint32 domain = hubDomain;
+        bytes32 market = hubMarket;
+        try this.sendOwnMessage(domain, market, body, reserve) returns (bytes32 id, uint256 fee) {
+            emit ReceiptSent(requestId, status, id);
+            if (reserve > fee) _pay(_requestOf(requestId).requester, reserve - fee);
+        } catch {
+            _pendingReceipts[requestId] = PendingReceipt({status: status, node: node, reserve: reserve});
+            emit ReceiptDeferred(requestId, status, reserve);
+        }
+    }
+
+    /// @notice Sends a message from this contract's balance; only this contract calls it (so that
+    ///         {_afterSettle} can catch a messenger's refusal without undoing the settlement).
+    /// @return messageId The messenger's id for the message.
+    /// @return paid The fee paid (at most `fee`).
+    function sendOwnMessage(uint32 destination, bytes32 recipient, bytes calldata body, uint256 fee)
+        external
+        returns (bytes32 messageId, uint256 paid)
+    {
+        if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
+        paid = _quoteMessage(destination, recipient, body);
+        if (fee < paid) revert MessengerInsufficientFee(paid, fee);
+        messageId = _sendMessage(destination, recipient, body, paid);
+    }
+
+    function _refundSurplus(address to, uint256 amount) private {
+        (bool ok, ) = to.call{value: amount}("");
+        if (!ok) revert GatewayWithdrawFailed(to, amount);
     }
 }

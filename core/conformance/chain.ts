@@ -175,10 +175,17 @@ export function testChainPlugin(options: ChainConformanceOptions): void {
       await w.stop()
       const req = w.seen.find((r) => r.requestId === requestId)!
       expect((await p.getRequestState(requestId)).status).toBe('Pending')
+      expect(await p.findSettlement(requestId, req.seenAt.blockNumber)).toBeUndefined()
       const out = await p.fulfill(req, h.result)
       expect(out).toMatchObject({ status: 'Fulfilled', alreadySettled: false })
       expect(out.transactionHash).toBeDefined()
       expect((await p.getRequestState(requestId)).status).toBe('Fulfilled')
+      // The settlement reads back as the transaction that made it.
+      expect(await p.findSettlement(requestId, req.seenAt.blockNumber)).toMatchObject({
+        status: 'Fulfilled',
+        transactionHash: out.transactionHash,
+        gasUsed: out.gasUsed,
+      })
       const sent = await h.sentCount()
       expect(await p.fulfill(req, h.result)).toMatchObject({ status: 'Fulfilled', alreadySettled: true })
       expect(await h.sentCount()).toBe(sent)
@@ -197,7 +204,9 @@ export function testChainPlugin(options: ChainConformanceOptions): void {
       await until('the request', () => w.seen.some((r) => r.requestId === requestId))
       await w.stop()
       const req = w.seen.find((r) => r.requestId === requestId)!
-      expect(await p.fail(req, 'ModelFailed', 'conformance')).toMatchObject({ status: 'Failed', alreadySettled: false })
+      const failed = await p.fail(req, 'ModelFailed', 'conformance')
+      expect(failed).toMatchObject({ status: 'Failed', alreadySettled: false })
+      expect(await p.findSettlement(requestId)).toMatchObject({ status: 'Failed', transactionHash: failed.transactionHash })
       const sent = await h.sentCount()
       expect(await p.fail(req, 'ModelFailed', 'conformance')).toMatchObject({ status: 'Failed', alreadySettled: true })
       const err = await p.fulfill(req, h.result).then(() => undefined, (e: unknown) => e)

@@ -6,11 +6,16 @@
  * {"model","logrows","ms":{"witness","prove","verify"},"proofBytes",
  *  "gas":{"requestInference","fulfill","verifier","callback"},
  *  "stages":{"<stage>":{"p50","p95"}},"e2eMs":{"p50","p95"},"overheadMs":{"p50","p95"},
- *  "provers":{"ezkl-wasm":{"proveMs"},"ezkl-native":{"proveMs"}}}
+ *  "provers":{"ezkl-wasm":{"proveMs"},"ezkl-native":{"proveMs"}},
+ *  "relayMs":{"spokeToHub":{"p50","p95"},"hubToSpoke":{"p50","p95"}},"relayOverheadMs":{…},"blockTimeMs",
+ *  "crossChainE2eMs":{"p50","p95"},"gasByChain":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}}
  *
  * BENCH_RUNS (default 5): engine and prover runs; BENCH_REQUESTS (default 20): spine requests;
- * BENCH_PROVER (default ezkl-native): the spine's prover; BENCH_ONLY=spine runs part 2 alone.
+ * BENCH_PROVER (default ezkl-native): the spine's prover; BENCH_ONLY=spine runs part 2 alone,
+ * BENCH_ONLY=crosschain part 4 alone; BENCH_XCHAIN_REQUESTS (default 10) and BENCH_BLOCK_TIME
+ * (seconds, default 1): part 4's requests and the anvils' block time.
  */
+import { benchCrossChain } from './crosschain.ts'
 import { benchEngineAndGas } from './engine.ts'
 import { benchProvers } from './provers.ts'
 import { benchSpine } from './spine.ts'
@@ -20,11 +25,17 @@ const runs = Number(process.env.BENCH_RUNS ?? 5)
 const requests = Number(process.env.BENCH_REQUESTS ?? 20)
 const prover = (process.env.BENCH_PROVER ?? 'ezkl-native') as 'ezkl-wasm' | 'ezkl-native'
 
-const only = process.env.BENCH_ONLY // 'spine' to run part 2 alone (for tuning)
+const xchainRequests = Number(process.env.BENCH_XCHAIN_REQUESTS ?? 10)
+const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
+const only = process.env.BENCH_ONLY // 'spine' or 'crosschain' to run that part alone (for tuning)
 
 async function main() {
   if (only === 'spine') {
     console.log(JSON.stringify(await benchSpine({ requests, prover })))
+    return
+  }
+  if (only === 'crosschain') {
+    console.log(JSON.stringify(await benchCrossChain({ requests: xchainRequests, prover, blockTime })))
     return
   }
   const engine = await benchEngineAndGas(runs)
@@ -32,7 +43,8 @@ async function main() {
   const provers = await benchProvers(runs)
   log(`native is ${(provers['ezkl-wasm'].proveMs / provers['ezkl-native'].proveMs).toFixed(1)}× faster than WASM`)
   const spine = await benchSpine({ requests, prover })
-  console.log(JSON.stringify({ ...engine, ...spine, provers }))
+  const crossChain = await benchCrossChain({ requests: xchainRequests, prover, blockTime })
+  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain }))
 }
 
 main().then(

@@ -139,11 +139,9 @@ describe('sending', () => {
     // Blocks every second, so that receipts take a while: sends must not wait for each other's receipts.
     await rpc('evm_setAutomine', [false])
     await rpc('evm_setIntervalMining', [1])
-    const started = Date.now()
     const outcomes = await Promise.all(
       requests.map((r, i) => (i < 10 ? chain.fulfill(r, result) : chain.fail(r, 'ModelFailed', `attempt ${i} failed`))),
     )
-    const elapsed = Date.now() - started
     for (const [i, o] of outcomes.entries()) {
       expect(o).toMatchObject({ status: i < 10 ? 'Fulfilled' : 'Failed', alreadySettled: false })
       expect(o.transactionHash).toMatch(/^0x[0-9a-f]{64}$/)
@@ -152,9 +150,9 @@ describe('sending', () => {
     const txs = await Promise.all(outcomes.map((o) => t.node.getTransaction({ hash: o.transactionHash! })))
     expect(txs.map((tx) => tx.nonce).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => before.pending + i))
     expect(await nonces()).toEqual({ latest: before.latest + 15, pending: before.pending + 15 })
-    // Receipts were awaited outside the send queue: 15 transactions in at most 3 one-second blocks.
-    expect(new Set(outcomes.map((o) => o.blockNumber)).size).toBeLessThanOrEqual(3)
-    expect(elapsed).toBeLessThan(6_000)
+    // Receipts were awaited outside the send queue: 15 transactions share a few one-second blocks
+    // (a queue that waited for each receipt would need 15). A loaded machine may spread them more.
+    expect(new Set(outcomes.map((o) => o.blockNumber)).size).toBeLessThanOrEqual(5)
     for (const [i, r] of requests.entries()) {
       expect((await chain.getRequestState(r.requestId)).status).toBe(i < 10 ? 'Fulfilled' : 'Failed')
     }

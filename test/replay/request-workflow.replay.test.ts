@@ -34,8 +34,14 @@ beforeAll(async () => {
 })
 
 describe('request workflow replay', () => {
-  test('default: the recorded histories are there: one fulfilled request, one failed for an unknown model', () => {
-    expect(FILES).toEqual(expect.arrayContaining(['request-fulfilled.json', 'request-failed-unknown-model.json']))
+  test('default: the recorded histories are there: fulfilled and failed requests, on the hub and from a spoke', () => {
+    expect(FILES).toEqual(
+      expect.arrayContaining(['request-fulfilled.json', 'request-failed-unknown-model.json', 'spoke-request-fulfilled.json', 'spoke-request-failed-on-hub.json']),
+    )
+    expect(scheduledActivities(read('spoke-request-fulfilled.json'))).toEqual(
+      expect.arrayContaining(['awaitHubRecord', 'proveInference', 'submitToHub', 'awaitSpokeSettlement', 'awaitHubSettlement']),
+    )
+    expect(scheduledActivities(read('spoke-request-failed-on-hub.json'))).toContain('failOnHub')
     expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(expect.arrayContaining(['runInference', 'proveInference', 'prepareResult', 'uploadResult', 'fulfillRequest']))
     expect(scheduledActivities(read('request-failed-unknown-model.json'))).toContain('failRequest')
     for (const f of FILES) expect(read(f).events.at(-1)?.eventType, f).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED')

@@ -7,12 +7,25 @@ import { ApplicationFailure, Context } from '@temporalio/activity'
 import { dequantize } from '../../core/field.ts'
 import { checkQuantizedInput } from '../../core/input.ts'
 import type { ModelStore } from '../../core/models.ts'
-import type { ChainPlugin, PreparedArtifact, ProverPlugin, RuntimePlugin, StoragePlugin, TxOutcome } from '../../core/plugins.ts'
+import type {
+  ChainPlugin,
+  MarketEvent,
+  MarketPlugin,
+  MarketTxOutcome,
+  PreparedArtifact,
+  ProverPlugin,
+  RuntimePlugin,
+  Settlement,
+  StoragePlugin,
+  TxOutcome,
+} from '../../core/plugins.ts'
 import { SertnError } from '../../core/errors.ts'
-import type { InferenceErrorCode, InferenceRequest, ProvenResult, StoredArtifact } from '../../core/types.ts'
+import type { InferenceErrorCode, InferenceRequest, MarketStatus, ProvenResult, RequestStatus, StoredArtifact } from '../../core/types.ts'
 
 export type ActivityDeps = {
   chains: readonly ChainPlugin[]
+  /** Hub markets (for requests made on spoke chains). */
+  markets?: readonly MarketPlugin[]
   runtime: RuntimePlugin
   prover: ProverPlugin
   storage: StoragePlugin
@@ -23,6 +36,27 @@ export type ActivityDeps = {
 export class UnknownChainError extends SertnError {
   override name = 'UnknownChainError'
 }
+
+/** A spoke request has no route, or no market plugin serves its hub (a configuration problem). */
+export class UnknownMarketError extends SertnError {
+  override name = 'UnknownMarketError'
+  constructor(message: string) {
+    super(message, { retryable: false })
+  }
+}
+
+/** A cross-chain hop did not happen before the request's deadline (the spoke refunds it). */
+export class RelayTimeoutError extends SertnError {
+  override name = 'RelayTimeoutError'
+  constructor(message: string) {
+    super(message, { retryable: false })
+  }
+}
+
+/** How often the hop activities look for the next hop's event. */
+export const HOP_POLL_MS = 50
+/** How long past a request's deadline a hop is still waited for (clocks of two chains differ). */
+const DEADLINE_GRACE_S = 120
 
 export type StoredResult = { output: StoredArtifact; proof: StoredArtifact }
 
@@ -66,7 +100,82 @@ function activitiesOf(deps: ActivityDeps) {
     return chain
   }
 
+  function marketOf(request: InferenceRequest): MarketPlugin {
+    const route = request.route
+    if (!route) throw new UnknownMarketError(`request ${request.key} was not made on a spoke chain`)
+    const m = deps.markets?.find((x) => x.chainId === route.hubChainId && x.market.toLowerCase() === route.market.toLowerCase())
+    if (!m) throw new UnknownMarketError(`no market plugin for hub chain ${route.hubChainId}, market ${route.market}`)
+    return m
+  }
+
+  /** Polls `look` until it yields, heartbeating; gives up once the request's deadline (plus grace) passed. */
+  async function awaitHop<T>(request: InferenceRequest, what: string, look: () => Promise<T | undefined>): Promise<T> {
+    const ctx = Context.current()
+    const t0 = performance.now()
+    for (;;) {
+      const found = await look()
+      if (found !== undefined) return found
+      if (Date.now() / 1000 > request.deadline + DEADLINE_GRACE_S) {
+        throw new RelayTimeoutError(`${what}: still waiting ${DEADLINE_GRACE_S} s after request ${request.key}'s deadline`)
+      }
+      ctx.heartbeat({ waiting: what, elapsedMs: Math.round(performance.now() - t0) })
+      await ctx.sleep(HOP_POLL_MS)
+    }
+  }
+
   return {
+    /** Waits until the hub market has recorded a spoke request (its request message was relayed). */
+    async awaitHubRecord(request: InferenceRequest): Promise<MarketEvent & { marketRequestId: string; ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const market = marketOf(request)
+      const route = request.route!
+      const r = await awaitHop(request, `the hub's record of ${request.key}`, () => market.findRequest(route, request.gateway, request.requestId))
+      return { ...r.recorded, marketRequestId: r.marketRequestId, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /** Submits the result to the hub market, which verifies it and sends it to the spoke (idempotent). */
+    async submitToHub(
+      request: InferenceRequest,
+      marketRequestId: string,
+      result: ProvenResult,
+      storage: StoredResult,
+    ): Promise<MarketTxOutcome & { ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const outcome = await marketOf(request).submitResult(marketRequestId, request, { ...result, storage })
+      return { ...outcome, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /** Reports to the hub market that the request cannot be served; the spoke refunds it (idempotent). */
+    async failOnHub(
+      request: InferenceRequest,
+      marketRequestId: string,
+      code: InferenceErrorCode,
+      reason: string,
+    ): Promise<MarketTxOutcome & { ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const outcome = await marketOf(request).fail(marketRequestId, request, code, reason)
+      return { ...outcome, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /** Waits until the spoke gateway settled the request (a result or failure from the hub, or a refund). */
+    async awaitSpokeSettlement(request: InferenceRequest): Promise<Settlement & { ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const chain = chainOf(request)
+      const s = await awaitHop(request, `the spoke's settlement of ${request.key}`, () => chain.findSettlement(request.requestId, request.seenAt.blockNumber))
+      return { ...s, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /** Waits until the spoke's settlement receipt closed the request in the hub market. */
+    async awaitHubSettlement(
+      request: InferenceRequest,
+      marketRequestId: string,
+    ): Promise<MarketEvent & { status: MarketStatus; settlement: RequestStatus; ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const market = marketOf(request)
+      const s = await awaitHop(request, `the hub's settlement of ${request.key}`, () => market.findSettlement(marketRequestId))
+      return { ...s.settled, status: s.status, settlement: s.settlement, ms: performance.now() - t0, attempt: attempt() }
+    },
+
     /** Runs the model on the request's input with the runtime plugin (no proof). */
     async runInference(request: InferenceRequest): Promise<{ output: number[]; ms: number; attempt: number }> {
       const model = await deps.models.get(request.modelId)

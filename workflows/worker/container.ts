@@ -6,11 +6,11 @@ import 'reflect-metadata'
 import { join, resolve } from 'node:path'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { privateKeyToAccount } from 'viem/accounts'
-import { evmChain, FileCursorStore } from '../../chains/evm/plugin/index.ts'
-import type { SertnConfig } from '../../core/config.ts'
+import { evmChain, evmMarket, FileCursorStore } from '../../chains/evm/plugin/index.ts'
+import { spokeRouteOf, type SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { createModelStore, type ModelStore } from '../../core/models.ts'
-import type { ChainPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
+import type { ChainPlugin, MarketPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
 import { ezklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { onnxRuntime } from '../../plugins/runtimes/onnx/index.ts'
@@ -47,6 +47,7 @@ export type ContainerOverrides = Partial<{
   prover: ProverPlugin
   storage: StoragePlugin
   chains: ChainPlugin[]
+  markets: MarketPlugin[]
   models: ModelStore
 }>
 
@@ -91,8 +92,17 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
         confirmations: ch.confirmations,
         pollingIntervalMs: ch.pollingIntervalMs,
         cursorStore: cursors,
+        route: spokeRouteOf(config, chainName),
       }),
     )
+  })
+  lazy(TOKENS.Markets, overrides.markets, () => {
+    const account = privateKeyToAccount(config.node.privateKey as `0x${string}`)
+    return Object.entries(config.chains)
+      .filter(([, ch]) => ch.market)
+      .map(([chainName, ch]) =>
+        evmMarket({ chainName, chainId: ch.chainId, rpcUrl: ch.rpcUrl, market: ch.market as `0x${string}`, account, pollingIntervalMs: ch.pollingIntervalMs }),
+      )
   })
   return {
     container: c,
@@ -107,6 +117,9 @@ export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
   return {
     get chains() {
       return c.resolve<ChainPlugin[]>(TOKENS.Chains)
+    },
+    get markets() {
+      return c.resolve<MarketPlugin[]>(TOKENS.Markets)
     },
     get runtime() {
       return c.resolve<RuntimePlugin>(TOKENS.Runtime)

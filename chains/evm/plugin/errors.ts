@@ -22,7 +22,7 @@ export class GatewayRejectedError extends SertnError {
   readonly errorName: string
   readonly args: readonly unknown[]
   constructor(what: string, revert: DecodedRevert, options: SertnErrorOptions = {}) {
-    super(`${what}: the gateway reverted with ${revert.errorName}(${formatArgs(revert.args)})`, { ...options, retryable: false })
+    super(`${what}: the contract reverted with ${revert.errorName}(${formatArgs(revert.args)})`, { ...options, retryable: false })
     this.errorName = revert.errorName
     this.args = revert.args
   }
@@ -41,6 +41,11 @@ export class InvalidResultError extends GatewayRejectedError {
 /** The model's circuit changed after the request was made: it can no longer be fulfilled. */
 export class ModelVersionChangedError extends GatewayRejectedError {
   override name = 'ModelVersionChangedError'
+}
+
+/** The model is unknown to the hub, or its current circuit is not recorded as deployed on the requesting chain. */
+export class ModelNotDeployedError extends GatewayRejectedError {
+  override name = 'ModelNotDeployedError'
 }
 
 /** The request's deadline passed: it can only be refunded. */

@@ -28,12 +28,9 @@
  * `fail` truncates its reason to the gateway's 256 bytes.
  */
 import {
-  createPublicClient,
-  createWalletClient,
-  defineChain,
+  getAbiItem,
   encodeFunctionData,
   getAddress,
-  http,
   isAddress,
   type Account,
   type Address,
@@ -41,7 +38,7 @@ import {
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
-import { defineChainPlugin, type ChainPlugin, type RequestState, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
+import { defineChainPlugin, type ChainPlugin, type RequestState, type Settlement, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
 import {
   chainId as toChainId,
   INFERENCE_ERROR_CODES,
@@ -51,6 +48,7 @@ import {
   type ProvenResult,
   type RequestId,
   type RequestStatus,
+  type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
 import {
@@ -65,7 +63,7 @@ import {
   transient,
   UnauthorizedNodeError,
 } from './errors.ts'
-import { AccountSender, accountSender } from './sender.ts'
+import { connectEvm, joinInflight } from './connection.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
 
 export type EvmChainOptions = {
@@ -104,7 +102,18 @@ export type EvmChainOptions = {
   receiptTimeoutMs?: number
   /** Blocks on top of a settling transaction's block to wait for before reporting success. Default 0. */
   settleConfirmations?: number
+  /**
+   * Set when the gateway is a SpokeGateway: its requests are served by this hub market (they are
+   * reported with this `route`), and results arrive through the messenger, not from this plugin.
+   */
+  route?: SpokeRoute
 }
+
+const SETTLEMENT_EVENTS = {
+  Fulfilled: getAbiItem({ abi: InferenceGateway.abi, name: 'InferenceFulfilled' }),
+  Failed: getAbiItem({ abi: InferenceGateway.abi, name: 'InferenceFailed' }),
+  Refunded: getAbiItem({ abi: InferenceGateway.abi, name: 'InferenceRefunded' }),
+} as const
 
 /** The longest `fail` reason the gateway accepts, in bytes (longer reasons are truncated). */
 export const MAX_REASON_BYTES = 256
@@ -163,24 +172,14 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const id = toChainId(options.chainId)
   const gateway = getAddress(options.gateway)
   const pollingIntervalMs = options.pollingIntervalMs ?? 250
-  const chain = defineChain({
-    id: options.chainId,
-    name: options.chainName,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [options.rpcUrl] } },
-  })
-  const transport = http(options.rpcUrl)
-  const publicClient = createPublicClient({ chain, transport, pollingInterval: pollingIntervalMs })
-  const walletClient = createWalletClient({ chain, transport, account: options.account, pollingInterval: pollingIntervalMs })
-  const sender = accountSender(
-    { chainId: options.chainId, rpcUrl: options.rpcUrl, address: options.account.address },
-    () => new AccountSender(publicClient, walletClient),
-  )
+  const { publicClient, sender } = connectEvm({ ...options, pollingIntervalMs })
   const watcherKey = options.watcherKey ?? `evm-${options.chainId}-${gateway.toLowerCase()}`
 
   let disposed = false
   const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
-  const inflight = new Map<string, Promise<TxOutcome>>()
+  const join = joinInflight<TxOutcome>()
+  /** Settlements read so far (immutable once made). */
+  const settlements = new Map<string, Settlement>()
   /** Gas estimates of fulfil/fail per model version (see settle). */
   const gasEstimates = new Map<string, bigint>()
 
@@ -328,12 +327,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
 
   /** Joins a call already in flight for the same request and operation. */
   function once(op: Op, request: InferenceRequest, run: () => Promise<TxOutcome>): Promise<TxOutcome> {
-    const k = `${op}:${request.key}`
-    const running = inflight.get(k)
-    if (running) return running
-    const p = run().finally(() => inflight.delete(k))
-    inflight.set(k, p)
-    return p
+    return join(`${op}:${request.key}`, run)
   }
 
   const plugin: ChainPlugin = {
@@ -353,6 +347,8 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       let settleDone!: () => void
       const entry = { controller, done: new Promise<void>((r) => (settleDone = r)) }
       watchers.add(entry)
+      const route = options.route
+      const onRequest = route ? (r: InferenceRequest) => watch.onRequest({ ...r, route }) : watch.onRequest
       try {
         await withWatchKey(pluginId, options.cursorStore, watcherKey, () =>
           runWatcher(
@@ -370,7 +366,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
               onReorg: options.onReorg ?? (() => undefined),
               assertChain,
             },
-            { ...watch, signal: controller.signal },
+            { ...watch, onRequest, signal: controller.signal },
           ),
         )
       } finally {
@@ -381,6 +377,35 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     },
 
     getRequestState: (requestId) => getRequestState(requestId),
+
+    async findSettlement(requestId, fromBlock) {
+      live()
+      const known = settlements.get(requestId)
+      if (known) return known
+      const state = await getRequestState(requestId)
+      if (state.status === 'None' || state.status === 'Pending') return undefined
+      try {
+        const args = { requestId: BigInt(requestId) }
+        const range = { address: gateway, args, fromBlock: fromBlock ? BigInt(fromBlock) : 0n, toBlock: 'latest' as const, strict: true as const }
+        const event = SETTLEMENT_EVENTS[state.status]
+        const [log] = await publicClient.getLogs({ ...range, event })
+        if (!log) throw new Error(`request ${requestId} is ${state.status} but no ${event.name} log was found from block ${range.fromBlock}`)
+        const receipt = await publicClient.getTransactionReceipt({ hash: log.transactionHash })
+        const a = log.args as { node?: Address }
+        const s: Settlement = {
+          status: state.status,
+          transactionHash: log.transactionHash,
+          blockNumber: log.blockNumber.toString(),
+          gasUsed: receipt.gasUsed.toString(),
+          ...(a.node ? { node: getAddress(a.node) } : {}),
+          observedAt: Date.now(),
+        }
+        settlements.set(requestId, s)
+        return s
+      } catch (err) {
+        throw transient(`${pluginId}: reading the settlement of request ${requestId}`, err)
+      }
+    },
 
     async fulfill(request: InferenceRequest, result: ProvenResult): Promise<TxOutcome> {
       live()

@@ -1,11 +1,13 @@
 /** The EVM chain plugin (`evmChain`), its cursor stores and its errors. */
 export { evmChain, MAX_REASON_BYTES, settleGasLimit, truncateReason, type EvmChainOptions } from './evm-chain.ts'
+export { evmMarket, type EvmMarketOptions } from './market.ts'
 export { FileCursorStore, MemoryCursorStore, cursorFileName, parseCursor, type CursorStore } from './cursor-store.ts'
 export {
   ChainTransientError,
   GatewayRejectedError,
   InvalidProofError,
   InvalidResultError,
+  ModelNotDeployedError,
   ModelVersionChangedError,
   RequestExpiredError,
   RequestSettledError,

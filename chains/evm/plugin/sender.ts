@@ -22,7 +22,7 @@ import {
   type WalletClient,
 } from 'viem'
 
-export type TxRequest = { to: Address; data: Hex; gas: bigint }
+export type TxRequest = { to: Address; data: Hex; gas: bigint; value?: bigint }
 
 type Fees = { type: 'eip1559'; maxFeePerGas: bigint; maxPriorityFeePerGas: bigint } | { type: 'legacy'; gasPrice: bigint }
 
@@ -118,8 +118,8 @@ export class AccountSender {
     if (account.type === 'local') {
       const serialized = await account.signTransaction(
         fees.type === 'eip1559'
-          ? { chainId: chain.id, type: 'eip1559', to: tx.to, data: tx.data, gas: tx.gas, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }
-          : { chainId: chain.id, type: 'legacy', to: tx.to, data: tx.data, gas: tx.gas, nonce, gasPrice: fees.gasPrice },
+          ? { chainId: chain.id, type: 'eip1559', to: tx.to, data: tx.data, gas: tx.gas, value: tx.value, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }
+          : { chainId: chain.id, type: 'legacy', to: tx.to, data: tx.data, gas: tx.gas, value: tx.value, nonce, gasPrice: fees.gasPrice },
       )
       const hash = keccak256(serialized)
       try {
@@ -129,7 +129,7 @@ export class AccountSender {
         throw err
       }
     }
-    return this.walletClient.sendTransaction({ account, chain, to: tx.to, data: tx.data, gas: tx.gas, nonce, ...fees })
+    return this.walletClient.sendTransaction({ account, chain, to: tx.to, data: tx.data, gas: tx.gas, value: tx.value, nonce, ...fees })
   }
 }
 

@@ -99,6 +99,17 @@ interface IModelRegistry {
         address vka;
     }
 
+    /// @notice Where a model's circuit is deployed on another connected chain (by messenger
+    ///         domain), as recorded on the hub: that chain's gateway verifies with these.
+    struct ChainDeployment {
+        /// @notice The reusable Halo2 verifier on that chain.
+        address verifier;
+        /// @notice The model's VKA on that chain; its code hash equals the model's pinned one.
+        address vka;
+        /// @notice The model version this deployment was recorded for (stale if below the current).
+        uint32 version;
+    }
+
     // ─────────────────────────────── Errors ───────────────────────────────
 
     /// @notice No model is registered under `modelId`.
@@ -121,6 +132,8 @@ interface IModelRegistry {
     error ModelRegistryInvalidInputBound();
     /// @notice A model cannot be owned by the zero address.
     error ModelRegistryZeroOwner();
+    /// @notice A chain deployment needs a non-zero verifier and VKA.
+    error ModelRegistryInvalidChainDeployment();
     /// @notice Sending collected fees failed.
     error ModelRegistryWithdrawFailed(address to, uint256 amount);
 
@@ -136,6 +149,8 @@ interface IModelRegistry {
     event ModelActiveSet(bytes32 indexed modelId, bool active);
     /// @notice A model changed hands.
     event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
+    /// @notice The model's verifier and VKA on the chain with messenger domain `domain` were recorded.
+    event ModelChainDeploymentSet(bytes32 indexed modelId, uint32 indexed domain, uint32 version, address verifier, address vka);
     /// @notice The registry owner changed the registration fee.
     event RegistrationFeeSet(uint256 fee);
     /// @notice Collected registration fees were withdrawn.
@@ -151,4 +166,6 @@ interface IModelRegistry {
     function tryGetRequestTerms(bytes32 modelId) external view returns (RequestTerms memory);
     /// @notice What a gateway verifies a result with; all zero (version 0) if unknown.
     function tryGetVerificationTerms(bytes32 modelId) external view returns (VerificationTerms memory);
+    /// @notice The model's deployment on the chain with messenger domain `domain`; all zero if none.
+    function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory);
 }

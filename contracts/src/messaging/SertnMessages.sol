@@ -1,20 +1,46 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {IInferenceGateway} from "../interfaces/IInferenceGateway.sol";
+import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interfaces/IInferenceGateway.sol";
 
 /// @title SertnMessages
-/// @notice Versioned codec for hub → spoke messages: `kind (1 byte) ‖ abi.encode(payload)`.
+/// @notice Versioned codec for the messages between spoke gateways and the hub market:
+///         `kind (1 byte) ‖ abi.encode(payload)`.
 /// @dev The first byte is the message kind; a new payload layout gets a new kind, never a changed
-///      one. Kind 1, Result: `abi.encode(uint256 requestId, int256[] input, int256[] output,
-///      bytes proof, StorageRefs refs, address node)` — exactly the argument encoding of
-///      `SpokeGateway.deliverResult`, so the spoke can forward it without re-encoding.
+///      one. Hub → spoke payloads are exactly the argument encoding of the spoke's entry point for
+///      them (`SpokeGateway.deliverResult` / `deliverFailure`), so the spoke forwards them without
+///      re-encoding and decodes them as bounds-checked calldata.
+///      - RESULT (hub → spoke): `(uint256 requestId, int256[] input, int256[] output, bytes proof,
+///        StorageRefs refs, address node)`.
+///      - FAILURE (hub → spoke): `(uint256 requestId, InferenceErrorCode code, string reason, address node)`.
+///      - REQUEST (spoke → hub): `(uint256 requestId, bytes32 modelId, uint32 modelVersion,
+///        int256[] input, address requester, uint32 callbackGasLimit, uint96 escrow, uint40 deadline)`.
+///      - RECEIPT (spoke → hub): `(uint256 requestId, RequestStatus status, address node)`: the
+///        spoke settled the request (Fulfilled, Failed or Refunded).
 library SertnMessages {
-    /// @notice A verified-by-the-spoke inference result for a spoke request.
+    /// @notice A result for a spoke request, to be verified by the spoke.
     uint8 internal constant RESULT = 1;
+    /// @notice The hub's node cannot serve a spoke request: refund it.
+    uint8 internal constant FAILURE = 2;
+    /// @notice A new spoke request, for the hub market to record.
+    uint8 internal constant REQUEST = 3;
+    /// @notice How the spoke settled one of its requests.
+    uint8 internal constant RECEIPT = 4;
 
     /// @notice The message's kind is not one this recipient understands.
     error SertnMessagesUnknownKind(uint8 kind);
+
+    /// @notice A spoke request as the hub learns it.
+    struct SpokeRequest {
+        uint256 requestId;
+        bytes32 modelId;
+        uint32 modelVersion;
+        int256[] input;
+        address requester;
+        uint32 callbackGasLimit;
+        uint96 escrow;
+        uint40 deadline;
+    }
 
     function encodeResult(
         uint256 requestId,
@@ -25,6 +51,40 @@ library SertnMessages {
         address node
     ) internal pure returns (bytes memory) {
         return abi.encodePacked(RESULT, abi.encode(requestId, input, output, proof, refs, node));
+    }
+
+    function encodeFailure(uint256 requestId, InferenceErrorCode code, string memory reason, address node)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodePacked(FAILURE, abi.encode(requestId, code, reason, node));
+    }
+
+    function encodeRequest(SpokeRequest memory r) internal pure returns (bytes memory) {
+        return abi.encodePacked(
+            REQUEST,
+            abi.encode(
+                r.requestId, r.modelId, r.modelVersion, r.input, r.requester, r.callbackGasLimit, r.escrow, r.deadline
+            )
+        );
+    }
+
+    function decodeRequest(bytes calldata body) internal pure returns (SpokeRequest memory r) {
+        (r.requestId, r.modelId, r.modelVersion, r.input, r.requester, r.callbackGasLimit, r.escrow, r.deadline) =
+            abi.decode(body[1:], (uint256, bytes32, uint32, int256[], address, uint32, uint96, uint40));
+    }
+
+    function encodeReceipt(uint256 requestId, RequestStatus status, address node) internal pure returns (bytes memory) {
+        return abi.encodePacked(RECEIPT, abi.encode(requestId, status, node));
+    }
+
+    function decodeReceipt(bytes calldata body)
+        internal
+        pure
+        returns (uint256 requestId, RequestStatus status, address node)
+    {
+        return abi.decode(body[1:], (uint256, RequestStatus, address));
     }
 
     /// @notice The message's kind (0 if it is empty).

@@ -103,7 +103,14 @@ export type LocalRelayerConfig = {
   onRejected?: (r: RejectedMessage) => void
 }
 
-export type Delivery = { messageId: Hex; index: number; transactionHash: Hex; gasUsed: bigint }
+export type Delivery = {
+  messageId: Hex
+  index: number
+  transactionHash: Hex
+  gasUsed: bigint
+  /** Milliseconds from submitting `process` to its receipt: the destination chain's inclusion wait. */
+  inclusionMs: number
+}
 
 export type RelayerPollResult = {
   /** Messages newly seen for the destination in this poll. */
@@ -344,7 +351,7 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
           continue
         }
         done.add(p.messageId)
-        const d = { messageId: p.messageId, index: p.index, transactionHash: outcome.transactionHash, gasUsed: outcome.gasUsed }
+        const d = { messageId: p.messageId, index: p.index, transactionHash: outcome.transactionHash, gasUsed: outcome.gasUsed, inclusionMs: outcome.inclusionMs }
         delivered.push(d)
         await save()
         cfg.onDelivered?.(d)

@@ -68,7 +68,7 @@ export type SdkRelayConfig = {
 }
 
 export type SdkRelayOutcome =
-  | { kind: 'delivered'; transactionHash: Hex; gasUsed: bigint }
+  | { kind: 'delivered'; transactionHash: Hex; gasUsed: bigint; inclusionMs: number }
   | { kind: 'already-delivered' }
   | { kind: 'awaiting-signatures'; found: number; threshold: number }
 
@@ -95,6 +95,8 @@ export class ViemAccountSigner extends ethers.Signer {
   constructor(
     readonly account: Account,
     override readonly provider?: ethers.providers.JsonRpcProvider,
+    /** When this signer (or one connected from it) last had a transaction accepted by the node (performance.now()). */
+    readonly sent: { at?: number } = {},
   ) {
     super()
   }
@@ -127,12 +129,13 @@ export class ViemAccountSigner extends ethers.Signer {
   }
   override async sendTransaction(request: ethers.utils.Deferrable<ethers.providers.TransactionRequest>): Promise<ethers.providers.TransactionResponse> {
     // A json-rpc account (unlocked on the node) sends through the node itself.
-    if (this.account.type !== 'local') return this.jsonRpc().sendTransaction(request)
-    return super.sendTransaction(request)
+    const response = this.account.type !== 'local' ? await this.jsonRpc().sendTransaction(request) : await super.sendTransaction(request)
+    this.sent.at = performance.now()
+    return response
   }
   override connect(provider: ethers.providers.Provider): ViemAccountSigner {
     if (!(provider instanceof ethers.providers.JsonRpcProvider)) throw new Error('ViemAccountSigner needs a JSON-RPC provider')
-    return new ViemAccountSigner(this.account, provider)
+    return new ViemAccountSigner(this.account, provider, this.sent)
   }
   private jsonRpc(): ethers.providers.JsonRpcSigner {
     if (!this.provider) throw new Error('ViemAccountSigner is not connected to a provider')
@@ -268,6 +271,7 @@ export function createSdkRelay(cfg: SdkRelayConfig): SdkRelay {
         : await core.getDispatchTx(origin, message.id, Number(p.blockNumber))
       if (!dispatchReceipt) throw new Error(`dispatch transaction ${p.dispatchTx} of message ${p.messageId} not found on ${origin}`)
       let receipt: ethers.ContractReceipt
+      signer.sent.at = undefined
       try {
         receipt = await relayer.relayMessage(dispatchReceipt, undefined, message)
       } catch (err) {
@@ -276,7 +280,9 @@ export function createSdkRelay(cfg: SdkRelayConfig): SdkRelay {
       }
       // relayMessage returns the earlier `process` receipt when the message was already delivered.
       if (getAddress(receipt.from) !== signerAddress) return { kind: 'already-delivered' }
-      return { kind: 'delivered', transactionHash: receipt.transactionHash as Hex, gasUsed: receipt.gasUsed.toBigInt() }
+      // The destination chain's inclusion wait: our `process` accepted by the node → its receipt.
+      const inclusionMs = signer.sent.at === undefined ? 0 : performance.now() - signer.sent.at
+      return { kind: 'delivered', transactionHash: receipt.transactionHash as Hex, gasUsed: receipt.gasUsed.toBigInt(), inclusionMs }
     },
     close() {
       for (const p of [originProvider, destProvider]) {

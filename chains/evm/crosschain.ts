@@ -1,0 +1,88 @@
+/**
+ * Deploys and connects Sertn's cross-chain contracts: the hub's InferenceMarket (beside the hub's
+ * own registry and gateway) and spoke chains' SpokeGateways, each spoke joined to the hub by routes
+ * enrolled in both directions and by the hub registry's record of where each model's circuit is
+ * deployed on the spoke.
+ */
+import { getAddress, keccak256, type Address, type Hex } from 'viem'
+import { InferenceMarket, ModelRegistry, SpokeGateway, Halo2VerifierReusable } from '../../contracts/artifacts/index.ts'
+import type { SertnClient } from './clients.ts'
+import { confirm, DEFAULT_GATEWAY_CONFIG, DEFAULT_REGISTRATION_FEE, deployContract, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+
+/** A 20-byte address as the 32-byte sender/recipient messengers use. */
+export const addressAsBytes32 = (a: Address): Hex => `0x${getAddress(a).slice(2).toLowerCase().padStart(64, '0')}`
+
+export type SpokeDeployment = { verifier: Address; registry: Address; gateway: Address }
+
+/** Deploys the hub market over the hub registry and mailbox and registers `nodes` on it. */
+export async function deployMarket(
+  client: SertnClient,
+  params: { registry: Address; mailbox: Address; nodes?: readonly Address[] },
+): Promise<Address> {
+  const market = await deployContract(client, InferenceMarket, [client.account.address, params.registry, params.mailbox])
+  for (const node of params.nodes ?? []) {
+    await confirm(client, await client.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'setNode', args: [node, true] }))
+  }
+  return market
+}
+
+/** Deploys a spoke: the verifier, the spoke's registry and its SpokeGateway on `mailbox`. */
+export async function deploySpoke(
+  client: SertnClient,
+  params: { mailbox: Address; registrationFee?: bigint; gatewayConfig?: Partial<GatewayConfig> },
+): Promise<SpokeDeployment> {
+  const owner = client.account.address
+  const verifier = await deployContract(client, Halo2VerifierReusable)
+  const registry = await deployContract(client, ModelRegistry, [owner, params.registrationFee ?? DEFAULT_REGISTRATION_FEE])
+  const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
+  const gateway = await deployContract(client, SpokeGateway, [owner, registry, config, params.mailbox])
+  return { verifier, registry, gateway }
+}
+
+export type ConnectSpokeParameters = {
+  hub: { client: SertnClient; domain: number; market: Address; registry: Address }
+  spoke: { client: SertnClient; domain: number; gateway: Address; verifier: Address }
+  /** Models registered on the spoke's registry, to record on the hub as deployed there. */
+  models: readonly RegisteredModel[]
+}
+
+/**
+ * Joins a spoke to the hub: the market accepts the spoke gateway's messages, the gateway sends to
+ * and accepts from the market, and the hub registry records each model's verifier and VKA on the
+ * spoke (after checking that the spoke's VKA has the code the hub pins). Idempotent.
+ */
+export async function connectSpoke({ hub, spoke, models }: ConnectSpokeParameters): Promise<void> {
+  const gatewayId = addressAsBytes32(spoke.gateway)
+  const marketId = addressAsBytes32(hub.market)
+  const enrolled = await hub.client.readContract({ address: hub.market, abi: InferenceMarket.abi, functionName: 'isRoute', args: [spoke.domain, gatewayId] })
+  if (!enrolled) {
+    await confirm(hub.client, await hub.client.writeContract({ address: hub.market, abi: InferenceMarket.abi, functionName: 'enrollRoute', args: [spoke.domain, gatewayId] }))
+  }
+  const [domain, market] = await Promise.all([
+    spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubDomain' }),
+    spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubMarket' }),
+  ])
+  if (domain !== hub.domain || market.toLowerCase() !== marketId) {
+    await confirm(spoke.client, await spoke.client.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'setHub', args: [hub.domain, marketId] }))
+  }
+  for (const model of models) {
+    const code = await spoke.client.getCode({ address: model.vka })
+    if (!code) throw new Error(`no VKA code at ${model.vka} on the spoke (domain ${spoke.domain})`)
+    const pinned = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [model.modelId] })
+    const codeHash = keccak256(code)
+    if (codeHash !== pinned.vkaCodeHash) {
+      throw new Error(`model ${model.name}: the spoke's VKA ${model.vka} has code hash ${codeHash}, the hub pins ${pinned.vkaCodeHash}`)
+    }
+    const current = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'getChainDeployment', args: [model.modelId, spoke.domain] })
+    if (current.version === pinned.version && getAddress(current.vka) === getAddress(model.vka) && getAddress(current.verifier) === getAddress(spoke.verifier)) continue
+    await confirm(
+      hub.client,
+      await hub.client.writeContract({
+        address: hub.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'setChainDeployment',
+        args: [model.modelId, spoke.domain, spoke.verifier, model.vka, codeHash],
+      }),
+    )
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * The EVM market plugin: the hub's InferenceMarket as the node sees it. It finds spoke requests the
+ * market recorded, submits results (verified by the market on the hub, then sent to the spoke) and
+ * failures, and reads when the spoke's receipt settled a request. Transactions go through the same
+ * per-account send queue as the chain plugin's (one nonce sequence per account and chain).
+ *
+ * Submitting is idempotent like the gateway's `fulfill`: simulate first; a request this node
+ * answered already (an earlier try) is `alreadySettled`; one answered the other way or settled by
+ * the spoke is a {@link RequestSettledError}; rejections (invalid proof, wrong input, a model not
+ * deployed on the spoke, an expired request) are non-retryable errors; RPC trouble is retryable.
+ */
+import { encodeFunctionData, getAbiItem, getAddress, type Account, type Address, type Hex } from 'viem'
+import { InferenceMarket } from '../../../contracts/artifacts/index.ts'
+import { ChainTransientError, PluginError } from '../../../core/errors.ts'
+import { storageRefOf } from '../../../core/storage-ref.ts'
+import { defineMarketPlugin, type MarketEvent, type MarketPlugin, type MarketRecord, type MarketTxOutcome } from '../../../core/plugins.ts'
+import {
+  chainId as toChainId,
+  INFERENCE_ERROR_CODES,
+  MARKET_STATUSES,
+  REQUEST_STATUSES,
+  type InferenceErrorCode,
+  type InferenceRequest,
+  type MarketStatus,
+} from '../../../core/types.ts'
+import { addressAsBytes32 } from '../crosschain.ts'
+import {
+  decodedRevertOf,
+  GatewayRejectedError,
+  InvalidProofError,
+  InvalidResultError,
+  isRevert,
+  ModelNotDeployedError,
+  RequestExpiredError,
+  RequestSettledError,
+  transient,
+  UnauthorizedNodeError,
+} from './errors.ts'
+import { connectEvm, joinInflight } from './connection.ts'
+import { truncateReason } from './evm-chain.ts'
+
+export type EvmMarketOptions = {
+  /** The configured name of the hub chain. */
+  chainName: string
+  chainId: number
+  rpcUrl: string
+  market: Address
+  /** The node account registered on the market. */
+  account: Account
+  /** Milliseconds between receipt polls. Default 250. */
+  pollingIntervalMs?: number
+  /** How long a submission waits for its receipt before a retryable error. Default 120 000 ms. */
+  receiptTimeoutMs?: number
+}
+
+const RECORDED = getAbiItem({ abi: InferenceMarket.abi, name: 'RequestRecorded' })
+const SETTLED = getAbiItem({ abi: InferenceMarket.abi, name: 'RequestSettled' })
+
+/** An InferenceMarket on an EVM hub chain. */
+export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketPlugin => {
+  const pluginId = `evm-market:${options.chainName}`
+  const market = getAddress(options.market)
+  const pollingInterval = options.pollingIntervalMs ?? 250
+  const { publicClient, sender } = connectEvm({ ...options, pollingIntervalMs: pollingInterval })
+  const events = new Map<string, MarketEvent>()
+  const gasEstimates = new Map<string, bigint>()
+  const join = joinInflight<MarketTxOutcome>()
+  let disposed = false
+  const live = () => {
+    if (disposed) throw new PluginError(pluginId, 'used after dispose()')
+  }
+
+  async function getRequest(marketRequestId: string): Promise<MarketRecord> {
+    live()
+    try {
+      const r = await publicClient.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'getRequest', args: [BigInt(marketRequestId)] })
+      const node = getAddress(r.node)
+      return {
+        marketRequestId,
+        status: MARKET_STATUSES[r.status] ?? 'None',
+        settlement: REQUEST_STATUSES[r.settlement] ?? 'None',
+        ...(BigInt(node) === 0n ? {} : { node }),
+      }
+    } catch (err) {
+      throw transient(`${pluginId}: reading market request ${marketRequestId}`, err)
+    }
+  }
+
+  /** The (cached) transaction that emitted `event` for the request. */
+  async function eventOf(kind: 'recorded' | 'settled', marketRequestId: string): Promise<MarketEvent> {
+    const key = `${kind}:${marketRequestId}`
+    const known = events.get(key)
+    if (known) return known
+    try {
+      const [log] = await publicClient.getLogs({
+        address: market,
+        event: kind === 'recorded' ? RECORDED : SETTLED,
+        args: { marketRequestId: BigInt(marketRequestId) },
+        fromBlock: 0n,
+        toBlock: 'latest',
+        strict: true,
+      })
+      if (!log) throw new ChainTransientError(`${pluginId}: no ${kind} log yet for market request ${marketRequestId}`)
+      const receipt = await publicClient.getTransactionReceipt({ hash: log.transactionHash })
+      const e: MarketEvent = { transactionHash: log.transactionHash, blockNumber: log.blockNumber.toString(), gasUsed: receipt.gasUsed.toString(), observedAt: Date.now() }
+      events.set(key, e)
+      return e
+    } catch (err) {
+      throw transient(`${pluginId}: reading the ${kind} event of market request ${marketRequestId}`, err)
+    }
+  }
+
+  type Op = 'submitResult' | 'failRequest'
+  const doneStatuses: Record<Op, readonly MarketStatus[]> = { submitResult: ['ResultSent'], failRequest: ['FailureSent'] }
+
+  function outcomeOrThrow(op: Op, what: string, err: unknown): MarketTxOutcome {
+    const revert = decodedRevertOf(err)
+    if (!revert) {
+      if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
+      throw transient(what, err)
+    }
+    switch (revert.errorName) {
+      case 'MarketRequestNotOpen': {
+        const status = MARKET_STATUSES[Number(revert.args[1])] ?? 'None'
+        if (status === 'None') throw new ChainTransientError(`${what}: the market has no such request (not yet visible to this RPC)`, { cause: err })
+        if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
+        throw new RequestSettledError(what, revert, status === 'Settled' ? 'Refunded' : 'Failed', { cause: err })
+      }
+      case 'MarketInvalidProof':
+        throw new InvalidProofError(what, revert, { cause: err })
+      case 'MarketInputMismatch':
+      case 'MarketOutputShapeMismatch':
+        throw new InvalidResultError(what, revert, { cause: err })
+      case 'MarketUnknownModel':
+      case 'MarketModelNotDeployed':
+        throw new ModelNotDeployedError(what, revert, { cause: err })
+      case 'MarketRequestExpired':
+        throw new RequestExpiredError(what, revert, { cause: err })
+      case 'MarketUnauthorizedNode':
+        throw new UnauthorizedNodeError(what, revert, { cause: err })
+      default:
+        throw new GatewayRejectedError(what, revert, { cause: err })
+    }
+  }
+
+  async function send(op: Op, marketRequestId: string, request: InferenceRequest, args: readonly unknown[], quote: () => Promise<bigint>): Promise<MarketTxOutcome> {
+    live()
+    const what = `${op} ${request.key} (market request ${marketRequestId})`
+    let value: bigint
+    try {
+      value = await quote()
+    } catch (err) {
+      throw transient(`${what}: quoting the messenger fee`, err)
+    }
+    const call = { address: market, abi: InferenceMarket.abi, functionName: op, args, value, account: options.account } as const
+    const simulate = () => publicClient.simulateContract(call as never)
+    try {
+      await simulate()
+    } catch (err) {
+      return outcomeOrThrow(op, what, err)
+    }
+    const estimateKey = `${op}:${request.modelId}`
+    let estimate = gasEstimates.get(estimateKey)
+    if (estimate === undefined) {
+      try {
+        estimate = await publicClient.estimateContractGas(call as never)
+      } catch (err) {
+        return outcomeOrThrow(op, what, err)
+      }
+      gasEstimates.set(estimateKey, estimate)
+    }
+    const submittedAt = performance.now()
+    let hash: Hex
+    try {
+      hash = await sender.send({ to: market, data: encodeFunctionData(call as never), gas: estimate + estimate / 4n, value })
+    } catch (err) {
+      throw transient(`${what}: sending`, err)
+    }
+    let receipt
+    try {
+      receipt =
+        (await publicClient.getTransactionReceipt({ hash }).catch(() => undefined)) ??
+        (await publicClient.waitForTransactionReceipt({ hash, pollingInterval, timeout: options.receiptTimeoutMs ?? 120_000 }))
+    } catch (err) {
+      throw transient(`${what}: waiting for transaction ${hash}`, err)
+    }
+    if (receipt.status === 'success') {
+      return {
+        transactionHash: hash,
+        gasUsed: receipt.gasUsed.toString(),
+        blockNumber: receipt.blockNumber.toString(),
+        status: doneStatuses[op][0]!,
+        alreadySettled: false,
+        inclusionMs: performance.now() - submittedAt,
+        receiptAt: Date.now(),
+      }
+    }
+    const now = await getRequest(marketRequestId)
+    if (doneStatuses[op].includes(now.status)) return { status: now.status, alreadySettled: true }
+    try {
+      await simulate()
+    } catch (err) {
+      return outcomeOrThrow(op, `${what} (transaction ${hash} reverted)`, err)
+    }
+    throw new ChainTransientError(`${what}: transaction ${hash} reverted although the call passes now`)
+  }
+
+  function once(op: Op, marketRequestId: string, run: () => Promise<MarketTxOutcome>) {
+    return join(`${op}:${marketRequestId}`, run)
+  }
+
+  const read = <T>(functionName: 'quoteResult' | 'quoteFailure', args: readonly unknown[]) =>
+    publicClient.readContract({ address: market, abi: InferenceMarket.abi, functionName, args, account: options.account } as never) as Promise<T>
+
+  return {
+    kind: 'market',
+    name: 'evm-market',
+    flags: {},
+    chainName: options.chainName,
+    chainId: toChainId(options.chainId),
+    market,
+
+    async findRequest(route, gateway, spokeRequestId) {
+      live()
+      let id: bigint
+      try {
+        id = await publicClient.readContract({
+          address: market,
+          abi: InferenceMarket.abi,
+          functionName: 'marketRequestIdOf',
+          args: [route.originDomain, addressAsBytes32(gateway), BigInt(spokeRequestId)],
+        })
+      } catch (err) {
+        throw transient(`${pluginId}: looking up spoke request ${spokeRequestId}`, err)
+      }
+      if (id === 0n) return undefined
+      const [record, recorded] = await Promise.all([getRequest(id.toString()), eventOf('recorded', id.toString())])
+      return { ...record, recorded }
+    },
+
+    getRequest,
+
+    async findSettlement(marketRequestId) {
+      const record = await getRequest(marketRequestId)
+      if (record.status !== 'Settled') return undefined
+      return { ...record, settled: await eventOf('settled', marketRequestId) }
+    },
+
+    submitResult(marketRequestId, request, result) {
+      const args = [
+        BigInt(marketRequestId),
+        request.input.map(BigInt),
+        result.output.map(BigInt),
+        result.proof,
+        { output: storageRefOf(result.storage?.output), proof: storageRefOf(result.storage?.proof) },
+      ] as const
+      return once('submitResult', marketRequestId, () => send('submitResult', marketRequestId, request, args, () => read<bigint>('quoteResult', args)))
+    },
+
+    fail(marketRequestId, request, code: InferenceErrorCode, reason) {
+      const index = INFERENCE_ERROR_CODES.indexOf(code)
+      if (index < 0) throw new PluginError(pluginId, `fail: unknown error code ${code}`)
+      const args = [BigInt(marketRequestId), index, truncateReason(reason)] as const
+      return once('failRequest', marketRequestId, () => send('failRequest', marketRequestId, request, args, () => read<bigint>('quoteFailure', args)))
+    },
+
+    async dispose() {
+      disposed = true
+    },
+  }
+})

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
+import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
+import {FieldEncoding} from "./libraries/FieldEncoding.sol";
+import {HyperlaneMessenger} from "./messaging/HyperlaneMessenger.sol";
+import {SertnMessages} from "./messaging/SertnMessages.sol";
+import {Owned} from "./utils/Owned.sol";
+
+/// @title InferenceMarket
+/// @notice The hub's book of requests from every spoke chain. A spoke gateway's request message
+///         is recorded here; the registered node submits its result (or its failure) here, the
+///         market checks it against the hub's registry and sends it to the requesting chain through
+///         that chain's route, and the spoke's settlement receipt (Fulfilled, Failed, Refunded)
+///         closes the request here.
+/// @dev The market verifies each result on the hub before dispatching it (same rules as the
+///      gateways: instances built here from the recorded input commitment and the output, VKA
+///      pinned by the registry), so no invalid result is ever relayed; the spoke verifies again
+///      with its own verifier before it pays or calls back, and it alone decides the outcome.
+///      A result goes back only to the (domain, gateway) its request came from, and a request
+///      can be answered once: a second submission reverts. Messages arrive only through enrolled
+///      routes (one per spoke gateway).
+contract InferenceMarket is HyperlaneMessenger {
+    /// @notice Where a spoke request stands on the hub.
+    enum MarketStatus {
+        /// @notice No such request.
+        None,
+        /// @notice Recorded; waiting for the node.
+        Open,
+        /// @notice The node's verified result is on its way to the spoke.
+        ResultSent,
+        /// @notice The node's failure report is on its way to the spoke.
+        FailureSent,
+        /// @notice The spoke reported the request settled (see {MarketRequest.settlement}).
+        Settled
+    }
+
+    /// @notice A spoke request as recorded on the hub.
+    struct MarketRequest {
+        /// @notice The requesting chain's messenger domain.
+        uint32 origin;
+        /// @notice The spoke request's deadline (the spoke's clock).
+        uint40 deadline;
+        /// @notice Where it stands here.
+        MarketStatus status;
+        /// @notice How the spoke settled it (once `status` is Settled).
+        RequestStatus settlement;
+        /// @notice The model version on the spoke when it was requested.
+        uint32 modelVersion;
+        /// @notice The node that answered (or that the spoke paid).
+        address node;
+        /// @notice The spoke gateway (left-padded address): the only place its answer goes.
+        bytes32 gateway;
+        /// @notice The request's id on the spoke gateway.
+        uint256 spokeRequestId;
+        /// @notice The model.
+        bytes32 modelId;
+        /// @notice keccak256(abi.encodePacked(input)), as on the spoke.
+        bytes32 inputHash;
+    }
+
+    /// @notice Only registered nodes may answer requests.
+    error MarketUnauthorizedNode(address caller);
+    /// @notice The request is not open (unknown, answered, or settled).
+    error MarketRequestNotOpen(uint256 marketRequestId, MarketStatus status);
+    /// @notice The spoke request's deadline has passed; the spoke will refund it.
+    error MarketRequestExpired(uint256 marketRequestId, uint256 deadline);
+    /// @notice The input sent with the result is not the request's input.
+    error MarketInputMismatch(uint256 marketRequestId);
+    /// @notice The hub's registry has no such model.
+    error MarketUnknownModel(bytes32 modelId);
+    /// @notice The model's current circuit is not recorded as deployed on the requesting chain.
+    error MarketModelNotDeployed(bytes32 modelId, uint32 domain, uint32 recordedVersion, uint32 currentVersion);
+    /// @notice The output does not have the model's number of elements.
+    error MarketOutputShapeMismatch(uint256 expected, uint256 actual);
+    /// @notice The hub's verifier rejected the proof for the recorded input and the claimed output.
+    error MarketInvalidProof(uint256 marketRequestId);
+    /// @notice The error reason is too long.
+    error MarketReasonTooLong(uint256 length, uint256 maxLength);
+    /// @notice The same spoke request was recorded before.
+    error MarketDuplicateRequest(uint32 origin, bytes32 gateway, uint256 spokeRequestId);
+    /// @notice A receipt names a spoke request the market never recorded.
+    error MarketUnknownSpokeRequest(uint32 origin, bytes32 gateway, uint256 spokeRequestId);
+    /// @notice A receipt is not a settlement, or the request was settled already.
+    error MarketInvalidReceipt(uint256 marketRequestId, RequestStatus settlement);
+    /// @notice Refunding surplus fee failed.
+    error MarketRefundFailed(address to, uint256 amount);
+    /// @notice A function was re-entered.
+    error MarketReentrantCall();
+
+    /// @notice A spoke request was recorded under `marketRequestId`.
+    event RequestRecorded(
+        uint256 indexed marketRequestId,
+        uint32 indexed origin,
+        uint256 indexed spokeRequestId,
+        bytes32 gateway,
+        SertnMessages.SpokeRequest request
+    );
+    /// @notice A verified result left for the requesting chain.
+    event ResultDispatched(
+        uint256 indexed marketRequestId,
+        address indexed node,
+        bytes32 indexed messageId,
+        int256[] output,
+        IInferenceGateway.StorageRefs artifacts
+    );
+    /// @notice A failure report left for the requesting chain.
+    event FailureDispatched(
+        uint256 indexed marketRequestId,
+        address indexed node,
+        bytes32 indexed messageId,
+        InferenceErrorCode code,
+        string reason
+    );
+    /// @notice The spoke settled the request (Fulfilled, Failed or Refunded).
+    event RequestSettled(uint256 indexed marketRequestId, RequestStatus settlement, address node);
+    /// @notice A node was registered or unregistered.
+    event NodeSet(address indexed node, bool authorized);
+
+    /// @notice The longest error reason a node may send.
+    uint256 public constant MAX_REASON_LENGTH = 256;
+
+    /// @notice The hub's model registry (pins each model's circuit and records its spoke deployments).
+    IModelRegistry public immutable registry;
+
+    uint256 private _lastRequestId;
+    mapping(uint256 marketRequestId => MarketRequest) private _requests;
+    mapping(bytes32 spokeKey => uint256 marketRequestId) private _idBySpokeKey;
+    mapping(address node => bool) private _nodes;
+    bool private transient _entered;
+
+    /// @param initialOwner Who registers nodes and enrolls spoke routes.
+    /// @param registry_ The hub's model registry.
+    /// @param mailbox_ The Hyperlane mailbox on the hub.
+    constructor(address initialOwner, IModelRegistry registry_, address mailbox_)
+        Owned(initialOwner)
+        HyperlaneMessenger(mailbox_)
+    {
+        registry = registry_;
+    }
+
+    modifier nonReentrant() {
+        if (_entered) revert MarketReentrantCall();
+        _entered = true;
+        _;
+        _entered = false;
+    }
+
+    modifier onlyNode() {
+        if (!_nodes[msg.sender]) revert MarketUnauthorizedNode(msg.sender);
+        _;
+    }
+
+    // ─────────────────────────────── Nodes ────────────────────────────────
+
+    /// @notice Submits the result of an open request; once verified here it is sent to the
+    ///         requesting gateway, paying the messenger's fee from `msg.value` (surplus refunded).
+    /// @param input The request's input (checked against the recorded commitment).
+    /// @param artifacts Where the node stored the output and the proof.
+    function submitResult(
+        uint256 marketRequestId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts
+    ) external payable nonReentrant onlyNode returns (bytes32 messageId) {
+        MarketRequest storage r = _open(marketRequestId);
+        _checkResult(marketRequestId, r, input, output, proof);
+        r.status = MarketStatus.ResultSent;
+        r.node = msg.sender;
+        bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
+        messageId = _dispatch(r.origin, r.gateway, body);
+        emit ResultDispatched(marketRequestId, msg.sender, messageId, output, artifacts);
+    }
+
+    /// @notice Reports that the node cannot serve an open request; the spoke refunds it.
+    function failRequest(uint256 marketRequestId, InferenceErrorCode code, string calldata reason)
+        external
+        payable
+        nonReentrant
+        onlyNode
+        returns (bytes32 messageId)
+    {
+        if (bytes(reason).length > MAX_REASON_LENGTH) revert MarketReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
+        MarketRequest storage r = _open(marketRequestId);
+        r.status = MarketStatus.FailureSent;
+        r.node = msg.sender;
+        bytes memory body = SertnMessages.encodeFailure(r.spokeRequestId, code, reason, msg.sender);
+        messageId = _dispatch(r.origin, r.gateway, body);
+        emit FailureDispatched(marketRequestId, msg.sender, messageId, code, reason);
+    }
+
+    // ─────────────────────────────── Owner ────────────────────────────────
+
+    /// @notice Registers or unregisters a node.
+    function setNode(address node, bool authorized) external onlyOwner {
+        _nodes[node] = authorized;
+        emit NodeSet(node, authorized);
+    }
+
+    // ─────────────────────────────── Views ────────────────────────────────
+
+    /// @notice The request recorded under `marketRequestId` (status None if unknown).
+    function getRequest(uint256 marketRequestId) external view returns (MarketRequest memory) {
+        return _requests[marketRequestId];
+    }
+
+    /// @notice The market id of the spoke request `spokeRequestId` of `gateway` on `origin` (0 if
+    ///         not recorded yet).
+    function marketRequestIdOf(uint32 origin, bytes32 gateway, uint256 spokeRequestId) external view returns (uint256) {
+        return _idBySpokeKey[_spokeKey(origin, gateway, spokeRequestId)];
+    }
+
+    /// @notice The id of the most recently recorded request (ids start at 1).
+    function lastRequestId() external view returns (uint256) {
+        return _lastRequestId;
+    }
+
+    /// @notice Whether `account` is a registered node.
+    function isNode(address account) external view returns (bool) {
+        return _nodes[account];
+    }
+
+    /// @notice The messenger fee for sending this result now (what {submitResult} needs).
+    function quoteResult(
+        uint256 marketRequestId,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts
+    ) external view returns (uint256) {
+        MarketRequest storage r = _requests[marketRequestId];
+        bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
+        return _quoteMessage(r.origin, r.gateway, body);
+    }
+
+    /// @notice The messenger fee for sending this failure report now (what {failRequest} needs).
+    function quoteFailure(uint256 marketRequestId, InferenceErrorCode code, string calldata reason)
+        external
+        view
+        returns (uint256)
+    {
+        MarketRequest storage r = _requests[marketRequestId];
+        return _quoteMessage(r.origin, r.gateway, SertnMessages.encodeFailure(r.spokeRequestId, code, reason, msg.sender));
+    }
+
+    // ─────────────────────────────── Messages from spokes ─────────────────
+
+    function _handleMessage(uint32 origin, bytes32 sender, bytes calldata body) internal override {
+        uint8 kind = SertnMessages.kind(body);
+        if (kind == SertnMessages.REQUEST) _record(origin, sender, SertnMessages.decodeRequest(body));
+        else if (kind == SertnMessages.RECEIPT) _settle(origin, sender, body);
+        else revert SertnMessages.SertnMessagesUnknownKind(kind);
+    }
+
+    function _record(uint32 origin, bytes32 gateway, SertnMessages.SpokeRequest memory q) private {
+        bytes32 key = _spokeKey(origin, gateway, q.requestId);
+        if (_idBySpokeKey[key] != 0) revert MarketDuplicateRequest(origin, gateway, q.requestId);
+        uint256 id = ++_lastRequestId;
+        _idBySpokeKey[key] = id;
+        _requests[id] = MarketRequest({
+            origin: origin,
+            deadline: q.deadline,
+            status: MarketStatus.Open,
+            settlement: RequestStatus.Pending,
+            modelVersion: q.modelVersion,
+            node: address(0),
+            gateway: gateway,
+            spokeRequestId: q.requestId,
+            modelId: q.modelId,
+            inputHash: keccak256(abi.encodePacked(q.input))
+        });
+        emit RequestRecorded(id, origin, q.requestId, gateway, q);
+    }
+
+    /// @dev The spoke is the authority on its requests: whatever settlement it reports is recorded.
+    function _settle(uint32 origin, bytes32 gateway, bytes calldata body) private {
+        (uint256 spokeRequestId, RequestStatus settlement, address node) = SertnMessages.decodeReceipt(body);
+        uint256 id = _idBySpokeKey[_spokeKey(origin, gateway, spokeRequestId)];
+        if (id == 0) revert MarketUnknownSpokeRequest(origin, gateway, spokeRequestId);
+        MarketRequest storage r = _requests[id];
+        if (
+            r.status == MarketStatus.Settled
+                || (settlement != RequestStatus.Fulfilled && settlement != RequestStatus.Failed
+                    && settlement != RequestStatus.Refunded)
+        ) revert MarketInvalidReceipt(id, settlement);
+        r.status = MarketStatus.Settled;
+        r.settlement = settlement;
+        if (node != address(0)) r.node = node;
+        emit RequestSettled(id, settlement, node);
+    }
+
+    // ─────────────────────────────── Internals ────────────────────────────
+
+    function _open(uint256 marketRequestId) private view returns (MarketRequest storage r) {
+        r = _requests[marketRequestId];
+        if (r.status != MarketStatus.Open) revert MarketRequestNotOpen(marketRequestId, r.status);
+    }
+
+    function _checkResult(
+        uint256 marketRequestId,
+        MarketRequest storage r,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof
+    ) private {
+        uint256 deadline = r.deadline;
+        if (block.timestamp > deadline) revert MarketRequestExpired(marketRequestId, deadline);
+        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert MarketInputMismatch(marketRequestId);
+        bytes32 modelId = r.modelId;
+        IModelRegistry.VerificationTerms memory terms = registry.tryGetVerificationTerms(modelId);
+        if (terms.version == 0) revert MarketUnknownModel(modelId);
+        IModelRegistry.ChainDeployment memory dep = registry.getChainDeployment(modelId, r.origin);
+        if (dep.version != terms.version) revert MarketModelNotDeployed(modelId, r.origin, dep.version, terms.version);
+        if (output.length != terms.outputLength) revert MarketOutputShapeMismatch(terms.outputLength, output.length);
+        uint256[] memory instances = new uint256[](input.length + output.length);
+        FieldEncoding.writeFelts(instances, 0, input);
+        FieldEncoding.writeFelts(instances, input.length, output);
+        bool ok;
+        try IHalo2Verifier(terms.verifier).verifyProof(terms.vka, proof, instances) returns (bool v) {
+            ok = v;
+        } catch {}
+        if (!ok) revert MarketInvalidProof(marketRequestId);
+    }
+
+    /// @dev Sends `body` to the request's own gateway, paying the quote from `msg.value` and
+    ///      refunding the rest to the caller.
+    function _dispatch(uint32 destination, bytes32 gateway, bytes memory body) private returns (bytes32 messageId) {
+        uint256 fee = _quoteMessage(destination, gateway, body);
+        if (msg.value < fee) revert MessengerInsufficientFee(fee, msg.value);
+        messageId = _sendMessage(destination, gateway, body, fee);
+        uint256 surplus = msg.value - fee;
+        if (surplus > 0) {
+            (bool ok, ) = msg.sender.call{value: surplus}("");
+            if (!ok) revert MarketRefundFailed(msg.sender, surplus);
+        }
+    }
+
+    function _spokeKey(uint32 origin, bytes32 gateway, uint256 spokeRequestId) private pure returns (bytes32) {
+        return keccak256(abi.encode(origin, gateway, spokeRequestId));
+    }
+}
