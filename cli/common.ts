@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client, Connection } from '@temporalio/client'
 import type { Address, Hex } from 'viem'
-import { loadConfig, type SertnConfig } from '../core/config.ts'
+import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -15,8 +15,17 @@ export const SERTN_CLI = join(REPO_ROOT, 'cli', 'sertn.ts')
 export const DEFAULT_DATA_DIR = '.data'
 export const DEMO_MODEL = 'sertn-mlp-demo'
 export const DEMO_FEATURES = '0.5,-1.25,2,0.75'
-/** The name of the local chain in the stack's configuration. */
-export const LOCAL_CHAIN = 'local'
+/**
+ * The local stack's chains, by their names in the node's configuration: the hub (the market that
+ * serves every chain's requests, and its own gateway) and one spoke (a SpokeGateway whose requests
+ * travel to the hub and whose results come back verified).
+ */
+export const STACK_CHAINS = ['hub', 'spoke'] as const
+export type StackChain = (typeof STACK_CHAINS)[number]
+/** Chain ids of the local anvils; they are also the chains' Hyperlane domains. */
+export const STACK_CHAIN_IDS: Record<StackChain, number> = { hub: 31337, spoke: 31338 }
+/** Where `sertn request` and `sertn status <id>` go without --chain. */
+export const DEFAULT_REQUEST_CHAIN: StackChain = 'spoke'
 
 /** A command-line mistake: printed with the command's usage, exit code 2. */
 export class UsageError extends SertnError {
@@ -26,8 +35,10 @@ export class UsageError extends SertnError {
 /** The files of a local stack, all under one data directory. */
 export type StackPaths = {
   dataDir: string
-  /** anvil's `--state` file: the chain, loaded at start and written on exit. */
-  anvilState: string
+  /** Each anvil's `--state` file: the chain, loaded at start and written on exit. */
+  chainState: Record<StackChain, string>
+  /** The single chain's state file of stacks from before the hub and the spoke (no longer used). */
+  legacyAnvilState: string
   /** Addresses of the deployed contracts and the fingerprint of their code. */
   deployment: string
   /** The node configuration the workers read (and `request`/`status`). */
@@ -40,6 +51,8 @@ export type StackPaths = {
   arweaveWallet: string
   /** The chain watchers' cursors. */
   cursors: string
+  /** The Hyperlane validator's checkpoints and the relayers' cursors (`sertn relay`). */
+  hyperlane: string
   /** Who runs the stack now (pid, endpoints); removed on a clean stop. */
   stack: string
 }
@@ -48,13 +61,15 @@ export function stackPaths(dataDir: string): StackPaths {
   const d = resolve(dataDir)
   return {
     dataDir: d,
-    anvilState: join(d, 'anvil-state.json'),
+    chainState: { hub: join(d, 'anvil-hub-state.json'), spoke: join(d, 'anvil-spoke-state.json') },
+    legacyAnvilState: join(d, 'anvil-state.json'),
     deployment: join(d, 'deployment.json'),
     config: join(d, 'sertn.config.json'),
     temporalDb: join(d, 'temporal.db'),
     arlocal: join(d, 'arlocal'),
     arweaveWallet: join(d, 'arweave-wallet.json'),
     cursors: join(d, 'cursors'),
+    hyperlane: join(d, 'hyperlane'),
     stack: join(d, 'stack.json'),
   }
 }
@@ -69,29 +84,64 @@ export function shown(path: string): string {
 export type StackInfo = {
   pid: number
   startedAt: string
-  rpcUrl: string
+  rpcUrls: Record<StackChain, string>
   temporal: string
   temporalUi: string
   arlocal: string
   namespace: string
 }
 
-/** The contracts of a local stack (`deployment.json`). */
-export type Deployment = {
+/** The record format of `deployment.json`; records of other versions are deployed afresh. */
+export const DEPLOYMENT_VERSION = 2
+
+/** The Hyperlane core on one chain (see plugins/messengers/hyperlane/deploy.ts). */
+export type HyperlaneRecord = {
+  mailbox: Address
+  merkleTreeHook: Address
+  protocolFee: Address
+  ismFactory: Address
+  /** The mailbox's default ISM: a MessageIdMultisigIsm over the local validator. */
+  ism: Address
+  validatorAnnounce: Address
+  /** The block the agents start scanning from without saved state. */
+  deployBlock: number
+}
+
+/** What is deployed on one chain of the local stack. */
+export type ChainDeployment = {
   chainId: number
-  /** A hash of the verifier's, the registry's and the gateway's bytecode: they are redeployed when it changes. */
-  fingerprint: string
-  /** The block of the first deployment transaction (where a new watcher starts). */
+  /** The chain's Hyperlane domain (its chain id). */
+  domain: number
+  /** The block of the chain's first deployment transaction (where a new watcher starts). */
   deployedAtBlock: number
-  owner: Address
-  node: Address
   verifier: Address
   registry: Address
+  /** The hub's InferenceGateway, or the spoke's SpokeGateway. */
   gateway: Address
-  /** Registered models by name, with a hash of their VKA and manifest. */
-  models: Record<string, { modelId: Hex; vka: Address; fingerprint: string }>
-  /** An ExampleClassifier per model name, and a hash of the ExampleClassifier bytecode they run. */
+  hyperlane: HyperlaneRecord
+  /** Each registered model's verifying-key artifact on this chain. */
+  vkas: Record<string, Address>
+  /** An ExampleClassifier per model name, requesting through this chain's gateway. */
   dapps: Record<string, Address>
+}
+
+/** The contracts of a local stack (`deployment.json`): a hub and a spoke joined over Hyperlane. */
+export type Deployment = {
+  version: typeof DEPLOYMENT_VERSION
+  /**
+   * A hash of the code of every contract of the network (verifier, registry, gateway, market,
+   * spoke gateway, the Hyperlane core): the network is deployed afresh when it changes.
+   */
+  fingerprint: string
+  owner: Address
+  node: Address
+  /** The local validator the chains' ISMs trust. */
+  validator: Address
+  hub: ChainDeployment & { market: Address }
+  spoke: ChainDeployment
+  /** Registered models (on both chains) by name, with a hash of their VKA and manifest. */
+  models: Record<string, { modelId: Hex; fingerprint: string }>
+  /** A hash of the ExampleClassifier bytecode the dApps run. */
   dappFingerprint: string
 }
 
@@ -123,6 +173,13 @@ export function parsePort(raw: string | undefined, flag: string, fallback: numbe
   return n
 }
 
+/** A `--chain` value, or a UsageError that lists the choices. */
+export function parseStackChain(raw: string | undefined, flag = '--chain'): StackChain {
+  if (raw === undefined) return DEFAULT_REQUEST_CHAIN
+  if ((STACK_CHAINS as readonly string[]).includes(raw)) return raw as StackChain
+  throw new UsageError(`${flag} must be ${STACK_CHAINS.join(' or ')}, got "${raw}"`)
+}
+
 /** The local stack's configuration and deployment for `request` and `status`. */
 export type RunningStack = {
   paths: StackPaths
@@ -145,6 +202,26 @@ export function openStack(opts: { dataDir?: string | undefined; config?: string 
   }
   const config = loadConfig(configFile)
   return { paths, config, configFile, deployment: readJson<Deployment>(paths.deployment), info: readJson<StackInfo>(paths.stack) }
+}
+
+/** The configuration of the stack's chain `name`, or an error that says how to get one that has it. */
+export function stackChainConfig(stack: RunningStack, name: StackChain): ChainConfig {
+  const chain = stack.config.chains[name]
+  if (chain) return chain
+  throw new SertnError(`no chain named ${name} in ${shown(stack.configFile)} (chains: ${Object.keys(stack.config.chains).join(', ')})`, {
+    details:
+      'The local stack names its chains hub and spoke; a configuration with other names was written by an older `sertn start` ' +
+      'or by hand. Start the stack again with `npm start` (it writes both chains), or pass --chain with one of the names above.',
+  })
+}
+
+/** The stack's deployment record, or an error that says to start the stack (again). */
+export function stackDeployment(stack: RunningStack): Deployment {
+  const d = stack.deployment
+  if (d?.version === DEPLOYMENT_VERSION) return d
+  throw new SertnError(d ? `${shown(stack.paths.deployment)} is from an older local stack (one chain)` : `no deployment recorded in ${shown(stack.paths.deployment)}`, {
+    details: 'Start the local stack (again): `npm start` (or `npx tsx cli/sertn.ts start`) deploys the hub and the spoke and records them.',
+  })
 }
 
 /** A Temporal client, or an error that says the stack does not seem to be running. */

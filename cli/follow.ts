@@ -1,15 +1,25 @@
 /**
  * Following a request's workflow as it runs: polls its status query about every 100 ms and prints
  * each stage when it ends, with its duration: watch → inference → witness → prove → verify →
- * store → fulfil (or fail). On a terminal the running stage has a live line (spinner, elapsed time,
- * the prover's last heartbeat while proving).
+ * store → fulfil (or fail). A spoke chain's request prints its hops too:
+ *
+ *   spoke → hub  request relayed      the request message relayed and recorded by the hub market
+ *                                     (timed from the request's block to the node seeing the record)
+ *   hub  result verified and sent     the result submitted to the market: verified on the hub and
+ *                                     dispatched to the spoke (one hub transaction)
+ *   hub → spoke  result delivered     the result message relayed, verified on the spoke, callback
+ *   spoke → hub  receipt settled      the spoke's receipt relayed back: settled on the hub
+ *
+ * (the relayed request travels while the proof is made, so its line may come before or after the
+ * proof's). On a terminal the running stage has a live line (spinner, elapsed time, the prover's
+ * last heartbeat while proving).
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client'
-import type { RequestStatusView, StageTiming } from '../workflows/messages.ts'
+import type { HopName, RequestStatusView, StageTiming } from '../workflows/messages.ts'
 import { getRequestStatus } from '../workflows/client.ts'
 import { SertnError } from '../core/errors.ts'
 import type { Progress, Step } from './progress.ts'
-import { fmtMs } from './ui.ts'
+import { fmtGas, fmtMs } from './ui.ts'
 
 export type RequestStatus = Awaited<ReturnType<typeof getRequestStatus>>
 
@@ -31,8 +41,21 @@ export type FollowOptions = {
   signal?: AbortSignal
 }
 
-const TIMED = ['inference', 'witness', 'prove', 'verify', 'store', 'fulfil', 'fail'] as const
+/** Timed stages and hops, in the order they are printed when several end between two polls. */
+const TIMED = ['hubRecord', 'inference', 'witness', 'prove', 'verify', 'store', 'submit', 'fulfil', 'fail', 'spokeSettle', 'hubSettle'] as const
 type Timed = (typeof TIMED)[number]
+/** Stages that run one after another: a live line each (proving has its own, with inference beside it). */
+const LIVE: Partial<Record<RequestStatusView['stage'], Timed>> = {
+  received: 'inference',
+  inference: 'inference',
+  storing: 'store',
+  'awaiting-hub': 'hubRecord',
+  submitting: 'submit',
+  fulfilling: 'fulfil',
+  delivering: 'spokeSettle',
+  failing: 'fail',
+  settling: 'hubSettle',
+}
 
 const isNotFound = (err: unknown) => err instanceof WorkflowNotFoundError || (err as { code?: unknown })?.code === 5
 
@@ -83,6 +106,7 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
   const pollMs = opts.pollMs ?? 100
   const perfOf = (unixMs: number) => performance.now() - (Date.now() - unixMs)
   const labels: Record<Timed, string> = {
+    ...HOP_LABELS,
     inference: 'inference (onnxruntime)',
     witness: `witness (${prover})`,
     prove: `prove (${prover})`,
@@ -91,6 +115,9 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
     fulfil: 'fulfil (verify on-chain)',
     fail: 'fail (refund on-chain)',
   }
+  /** Labels that depend on the request: a spoke's failure is sent from the hub. */
+  const labelOf = (name: Timed, status: RequestStatusView) =>
+    status.hub && name === 'fail' ? HOP_LABELS.failOnHub : name === 'spokeSettle' && status.error ? HOP_LABELS.failureDelivered : labels[name]
   const watchLabel = `watch (${opts.confirmations} confirmation${opts.confirmations === 1 ? '' : 's'})`
   let watch: Step | undefined = progress.begin(watchLabel, { started: perfOf(opts.requestedAt) })
   watch.note('waiting for the node to see the request')
@@ -156,8 +183,8 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
           notes.push(...timingNotes(t, false))
         }
         if (name === 'fail' && status.error) notes.push(`${status.error.code}: ${status.error.reason}`)
-        // witness, prove and verify report their own work time; the others the activity's.
-        progress.done(labels[name], name === 'prove' ? (t.workMs ?? t.ms) : t.ms, notes.join(' · '))
+        if (isHop(name)) notes.push(...hopNotes(name, t, status), ...timingNotes(t, false))
+        progress.done(labelOf(name, status), durationOf(name, t, opts.requestedAt), notes.join(' · '))
       }
       if (!status.running) {
         endLive()
@@ -165,11 +192,13 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
       }
       // The stage running now, with a live line.
       // (The workflow may run the model and the prover side by side: both are in `proving` then.)
-      const running = liveStage(status)
-      const label = running === 'proving' ? (status.timings.inference ? labels.prove : `inference ‖ ${labels.prove}`) : running && labels[running]
+      const running = status.stage === 'proving' ? 'proving' : LIVE[status.stage]
+      const label = running === 'proving' ? (status.timings.inference ? labels.prove : `inference ‖ ${labels.prove}`) : running && labelOf(running, status)
       if (running && live?.stage !== running) {
         endLive()
-        live = { stage: running, step: progress.begin(label!, { announce: running === 'proving' }) }
+        // The relayed request is timed from the request's block, as its line is (see durationOf).
+        const started = running === 'hubRecord' ? perfOf(opts.requestedAt) : undefined
+        live = { stage: running, step: progress.begin(label!, { announce: running === 'proving', ...(started !== undefined ? { started } : {}) }) }
       } else if (live && label) live.step.rename(label)
       if (live) {
         const pending = progress.tty ? await pendingActivities(client, key).catch(() => []) : []
@@ -199,21 +228,44 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
   }
 }
 
-/** The timed stage a status is in, or undefined between stages. */
-function liveStage(status: RequestStatusView): Timed | 'proving' | undefined {
-  switch (status.stage) {
-    case 'received':
-    case 'inference':
-      return 'inference'
-    case 'proving':
-      return 'proving'
-    case 'storing':
-      return 'store'
-    case 'fulfilling':
-      return 'fulfil'
-    case 'failing':
-      return 'fail'
-    default:
-      return undefined
+/** The hops' line labels (`sertn status` prints them too). */
+export const HOP_LABELS = {
+  hubRecord: 'spoke → hub  request relayed',
+  submit: 'hub  result verified and sent',
+  spokeSettle: 'hub → spoke  result delivered',
+  hubSettle: 'spoke → hub  receipt settled',
+  failOnHub: 'hub  failure sent',
+  failureDelivered: 'hub → spoke  failure delivered',
+} as const
+
+/** A spoke's request's hops, in order. */
+export const HOPS = ['hubRecord', 'submit', 'spokeSettle', 'hubSettle'] as const satisfies readonly HopName[]
+type Hop = (typeof HOPS)[number]
+const isHop = (name: Timed): name is Hop => (HOPS as readonly string[]).includes(name)
+
+/**
+ * How long a stage took, as printed: witness, prove and verify report their own work time; the
+ * relayed request, from the request's block to the node seeing the market's record (it travels
+ * while the workflow starts); the others, the workflow's time for their activity.
+ */
+function durationOf(name: Timed, t: StageTiming, requestedAt: number): number {
+  if (name === 'prove') return t.workMs ?? t.ms
+  if (name === 'hubRecord' && t.observedAt !== undefined) return Math.max(0, t.observedAt - requestedAt)
+  return t.ms
+}
+
+/** What a hop's line says after its duration: what happened, where, and its transaction. */
+export function hopNotes(name: Hop, t: StageTiming, status: RequestStatusView): string[] {
+  const tx = t.transactionHash ? `tx ${short(t.transactionHash)}${t.gasUsed ? `, ${fmtGas(t.gasUsed)}` : ''}` : undefined
+  const hub = status.hub
+  switch (name) {
+    case 'hubRecord':
+      return [`recorded by the hub market as #${hub?.marketRequestId ?? '?'}`, ...(tx ? [tx] : [])]
+    case 'submit':
+      return [`verified on the hub, sent to the spoke`, ...(tx ? [tx] : []), ...(t.inclusionMs !== undefined ? [`inclusion ${fmtMs(t.inclusionMs)}`] : [])]
+    case 'spokeSettle':
+      return [status.error ? 'refunded on the spoke, error callback' : 'verified on the spoke, callback', ...(tx ? [tx] : [])]
+    case 'hubSettle':
+      return [`settled on the hub${hub?.settlement ? ` (${hub.settlement})` : ''}`, ...(tx ? [tx] : [])]
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Requests from the example dApp (ExampleClassifier) on the local stack: `sertn request`, and the
- * demo request of `sertn start`. A request is followed stage by stage (see follow.ts) and ends with
- * the verified result read back from the dApp.
+ * Requests from the example dApp (ExampleClassifier) on the local stack's spoke or hub: `sertn
+ * request`, and the demo request of `sertn start` (on the spoke). A request is followed stage by
+ * stage, hop by hop for a spoke's (see follow.ts), and ends with the verified result read back from
+ * the dApp on the chain it was made on.
  */
 import type { Client } from '@temporalio/client'
 import { defineChain, formatEther, parseEventLogs, type Address, type Hex } from 'viem'
@@ -12,16 +13,17 @@ import { SertnError } from '../core/errors.ts'
 import { dequantize, quantize } from '../core/field.ts'
 import { checkQuantizedInput } from '../core/input.ts'
 import { requestKey } from '../core/types.ts'
-import { connectTemporal, LOCAL_CHAIN, openStack, UsageError, type Deployment } from './common.ts'
+import { USER_ACCOUNT } from './accounts.ts'
+import { connectTemporal, openStack, stackChainConfig, stackDeployment, UsageError, type StackChain } from './common.ts'
 import { ensureDapp } from './deployment.ts'
 import { followRequest, type RequestStatus } from './follow.ts'
 import { Progress } from './progress.ts'
-import { dim, fmtMs, out } from './ui.ts'
-
-/** anvil's account 2: the dApp's user on the local stack (0 deploys and owns, 1 is the node). */
-export const USER_ACCOUNT = 2
+import { dim, fmtGas, fmtMs, out } from './ui.ts'
 
 export type SentRequest = {
+  /** The chain it was made on. */
+  chain: StackChain
+  gateway: Address
   requestId: bigint
   key: string
   dapp: Address
@@ -49,18 +51,18 @@ export function quantizeFeatures(model: string, features: number[]): bigint[] {
 }
 
 /**
- * Sends `classify(features)` from the dApp, paying its price, and waits for the receipt. With
- * `mine`, mines one empty block on top so that the watcher (1 confirmation) sees it at once on an
- * automining anvil.
+ * Sends `classify(features)` from the dApp on `chain` (whose gateway is `gateway`), paying its
+ * price (on a spoke it includes the messaging fees), and waits for the receipt. With `mine`, mines
+ * one empty block on top so that the watcher (1 confirmation) sees it at once on an automining anvil.
  */
 export async function sendClassifyRequest(
   progress: Progress,
-  params: { user: SertnClient; deployment: Deployment; dapp: Address; model: string; features: number[]; mine: boolean },
+  params: { chain: StackChain; user: SertnClient; gateway: Address; dapp: Address; model: string; features: number[]; mine: boolean },
 ): Promise<SentRequest> {
   const { user, dapp } = params
   const input = quantizeFeatures(params.model, params.features)
   return progress.step(
-    'request (ExampleClassifier)',
+    `request on the ${params.chain}`,
     async () => {
       const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
       const { request, result } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
@@ -69,8 +71,10 @@ export async function sendClassifyRequest(
       const requestedAt = Date.now()
       if (params.mine) await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
       return {
+        chain: params.chain,
+        gateway: params.gateway,
         requestId: result,
-        key: requestKey(user.chain.id, params.deployment.gateway, result),
+        key: requestKey(user.chain.id, params.gateway, result),
         dapp,
         txHash,
         block: receipt.blockNumber,
@@ -79,7 +83,8 @@ export async function sendClassifyRequest(
         model: params.model,
       }
     },
-    (r) => `#${r.requestId}, input [${input.join(', ')}], paid ${formatEther(r.price)} ETH, block ${r.block}${params.mine ? ' (+1 mined on top)' : ''}`,
+    (r) =>
+      `ExampleClassifier #${r.requestId}, input [${input.join(', ')}], paid ${formatEther(r.price)} ETH, block ${r.block}${params.mine ? ' (+1 mined on top)' : ''}`,
   )
 }
 
@@ -87,8 +92,9 @@ export type FollowedResult = { ok: boolean; status: RequestStatus }
 
 /**
  * Follows a sent request to its end and prints the verified result read back from the dApp, the
- * Arweave ids, the fulfil transaction and the workflow in the Temporal UI. `ok` is true when the
- * request was fulfilled and the dApp's callback succeeded.
+ * Arweave ids, the transactions and the workflow in the Temporal UI. For a spoke's request the
+ * result is the one the hub's message delivered to the spoke (verified there before the callback).
+ * `ok` is true when the request was fulfilled and the dApp's callback succeeded.
  */
 export async function followClassification(
   progress: Progress,
@@ -116,12 +122,16 @@ export async function followClassification(
   })
   const { bold, dim, red } = out
   const uiLink = params.temporalUi ? `${params.temporalUi}/namespaces/${params.namespace}/workflows/${encodeURIComponent(sent.key)}` : undefined
-  if (status.stage !== 'fulfilled') {
+  const viaHub = status.hub !== undefined
+  // Where the result reached the dApp: the fulfil transaction, or the hub's message processed on the spoke.
+  const settleTx = (viaHub ? status.timings.spokeSettle?.transactionHash : status.transactionHash) as Hex | undefined
+  if (status.stage !== 'fulfilled' || !settleTx) {
     progress.pause()
     console.log(
       `\n${red(bold(`request ${sent.key} ${status.stage}`))}` +
         (status.error ? `: ${status.error.code}: ${status.error.reason}` : '') +
-        (status.transactionHash ? `\n  tx        ${status.transactionHash}` : '') +
+        (status.transactionHash ? `\n  ${viaHub ? 'hub tx' : 'tx'}     ${status.transactionHash}` : '') +
+        (viaHub && status.timings.spokeSettle?.transactionHash ? `\n  spoke tx  ${status.timings.spokeSettle.transactionHash}` : '') +
         (uiLink ? `\n  workflow  ${uiLink}` : ''),
     )
     return { ok: false, status }
@@ -131,26 +141,27 @@ export async function followClassification(
   const callback = await progress.step(
     'callback (ExampleClassifier)',
     async () => {
-      const receipt = await user.getTransactionReceipt({ hash: status.transactionHash as Hex })
-      const [fulfilled] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' })
+      const receipt = await user.getTransactionReceipt({ hash: settleTx })
+      const [fulfilled] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' }).filter((l) => l.args.requestId === sent.requestId)
       const classified = parseEventLogs({ abi: ExampleClassifier.abi, logs: receipt.logs, eventName: 'Classified' }).find((l) => l.args.requestId === sent.requestId)
       const result = await user.readContract({ address: sent.dapp, abi: ExampleClassifier.abi, functionName: 'classification', args: [sent.requestId] })
       return {
         status: fulfilled ? (['succeeded', 'failed', 'skipped'][fulfilled.args.callbackStatus] ?? '?') : 'not found',
         gas: fulfilled?.args.callbackGasUsed,
-        fulfilGas: receipt.gasUsed,
+        settleGas: receipt.gasUsed,
         label: result.label,
         score: result.score,
         done: result.status === 2,
         scores: classified?.args.scores ?? status.output?.map(BigInt) ?? [],
       }
     },
-    (c) => `callback ${c.status}${c.gas !== undefined ? `, ${c.gas} gas` : ''} (fulfil tx ${c.fulfilGas} gas) · label ${c.label}`,
+    (c) =>
+      `callback ${c.status}${c.gas !== undefined ? `, ${c.gas} gas` : ''} (${viaHub ? 'delivery' : 'fulfil'} tx ${c.settleGas} gas) · label ${c.label}`,
   )
   const scores = callback.scores.map((q) => dequantize(q, manifest.outputScale))
   const lines = [
     `\n${bold('verified result')}: label ${callback.label}, score ${dequantize(callback.score, manifest.outputScale).toFixed(4)}  ` +
-      dim(`(scores [${scores.map((s) => s.toFixed(4)).join(', ')}], read back from ExampleClassifier ${sent.dapp})`),
+      dim(`(scores [${scores.map((s) => s.toFixed(4)).join(', ')}], read back from ExampleClassifier ${sent.dapp} on the ${sent.chain})`),
     `  request   #${sent.requestId}  ${sent.key}`,
   ]
   if (status.storage) {
@@ -158,9 +169,19 @@ export async function followClassification(
     lines.push(`  arweave   output ${status.storage.output.id}${link(status.storage.output.id)}`)
     lines.push(`            proof  ${status.storage.proof.id}${link(status.storage.proof.id)}`)
   }
-  lines.push(`  fulfil    tx ${status.transactionHash}`)
+  if (viaHub) {
+    const submit = status.timings.submit
+    const hub = status.hub!
+    lines.push(
+      `  hub       market request #${hub.marketRequestId ?? '?'} (${hub.status ?? '?'}${hub.settlement ? `: ${hub.settlement}` : ''}), ` +
+        `result tx ${status.transactionHash ?? '?'}${submit?.gasUsed ? dim(` (${fmtGas(submit.gasUsed)})`) : ''}`,
+    )
+    lines.push(`  spoke     delivery tx ${settleTx}${dim(` (${fmtGas(callback.settleGas)}: verified on the spoke, callback)`)}`)
+  } else {
+    lines.push(`  fulfil    tx ${settleTx}`)
+  }
   if (uiLink) lines.push(`  workflow  ${uiLink}`)
-  lines.push(dim(`  ${fmtMs(Date.now() - sent.requestedAt)} from the request's block to the verified result`))
+  lines.push(dim(`  ${totalLine(status, sent)}`))
   progress.pause()
   console.log(lines.join('\n'))
   const ok = callback.status === 'succeeded' && callback.done
@@ -168,44 +189,55 @@ export async function followClassification(
   return { ok, status }
 }
 
-/** `sertn request`: one classification from the example dApp on the running local stack. */
+/** The time from the request's block to the verified result on its chain (and, for a spoke's, on to the hub's settlement). */
+function totalLine(status: RequestStatus, sent: SentRequest): string {
+  const spoke = status.timings.spokeSettle?.observedAt
+  if (status.hub === undefined || spoke === undefined) return `${fmtMs(Date.now() - sent.requestedAt)} from the request's block to the verified result`
+  const hub = status.timings.hubSettle?.observedAt
+  return (
+    `${fmtMs(spoke - sent.requestedAt)} from the request's block to the verified result on the spoke` +
+    (hub !== undefined ? `; settled on the hub ${fmtMs(Math.max(0, hub - spoke))} later` : '')
+  )
+}
+
+/** `sertn request`: one classification from the example dApp on the running local stack's spoke (or hub). */
 export async function requestCommand(opts: {
   features: number[]
   model: string
   wait: boolean
+  chain: StackChain
   dataDir?: string | undefined
   config?: string | undefined
 }): Promise<number> {
   quantizeFeatures(opts.model, opts.features) // bad features fail before anything else
   const stack = openStack(opts)
-  const chainCfg = stack.config.chains[LOCAL_CHAIN] ?? Object.values(stack.config.chains)[0]!
-  const deployment = stack.deployment
-  if (!deployment)
-    throw new SertnError(`no deployment recorded in ${stack.paths.deployment}`, { details: 'Start the local stack first: `npm start` (or `npx tsx cli/sertn.ts start`).' })
-  if (deployment.gateway.toLowerCase() !== chainCfg.gateway.toLowerCase())
-    throw new SertnError(`the configuration's gateway ${chainCfg.gateway} is not the deployed one (${deployment.gateway})`, {
+  const chainCfg = stackChainConfig(stack, opts.chain)
+  const deployment = stackDeployment(stack)
+  const onChain = deployment[opts.chain]
+  if (onChain.gateway.toLowerCase() !== chainCfg.gateway.toLowerCase())
+    throw new SertnError(`the configuration's ${opts.chain} gateway ${chainCfg.gateway} is not the deployed one (${onChain.gateway})`, {
       details: `${stack.configFile} and ${stack.paths.deployment} disagree: restart the stack with \`sertn start\` so that it writes both again.`,
     })
   const chain = defineChain({
     id: chainCfg.chainId,
-    name: 'sertn-local',
+    name: `sertn-${opts.chain}`,
     nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
     rpcUrls: { default: { http: [chainCfg.rpcUrl] } },
   })
   const user = createSertnClient(chain, anvilAccount(USER_ACCOUNT))
   try {
     const id = await user.getChainId()
-    if (id !== chainCfg.chainId) throw new SertnError(`the chain at ${chainCfg.rpcUrl} has id ${id}, the configuration says ${chainCfg.chainId}`)
+    if (id !== chainCfg.chainId) throw new SertnError(`the ${opts.chain} chain at ${chainCfg.rpcUrl} has id ${id}, the configuration says ${chainCfg.chainId}`)
   } catch (err) {
     if (err instanceof SertnError) throw err
-    throw new SertnError(`cannot reach the chain at ${chainCfg.rpcUrl}`, {
+    throw new SertnError(`cannot reach the ${opts.chain} chain at ${chainCfg.rpcUrl}`, {
       details: 'Is the local stack running? Start it with `npm start` (or `npx tsx cli/sertn.ts start`) and try again.',
     })
   }
   const progress = new Progress()
-  const dapp = await ensureDapp(stack.paths.deployment, deployment, user, opts.model)
+  const dapp = await ensureDapp(stack.paths.deployment, deployment, opts.chain, user, opts.model)
   // The watcher waits for a block on top of the request; anvil mines only on transactions.
-  const sent = await sendClassifyRequest(progress, { user, deployment, dapp, model: opts.model, features: opts.features, mine: true })
+  const sent = await sendClassifyRequest(progress, { chain: opts.chain, user, gateway: onChain.gateway, dapp, model: opts.model, features: opts.features, mine: true })
   progress.pause()
   console.log(sent.key)
   if (!opts.wait) {

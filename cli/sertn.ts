@@ -1,9 +1,9 @@
 /**
  * The `sertn` command line.
  *
- *   sertn start [--once] [--prover ezkl-wasm|ezkl-native] …   the local stack, persisted in .data, and a demo request
- *   sertn request --features x1,x2,x3,x4 [--model NAME] [--wait] a request from the example dApp on the running stack
- *   sertn status <request-key|requestId> [--json]               a request's workflow status
+ *   sertn start [--once] [--prover ezkl-wasm|ezkl-native] …   the local hub and spoke, persisted in .data, and a demo request
+ *   sertn request --features x1,x2,x3,x4 [--chain spoke|hub] …  a request from the example dApp on the running stack
+ *   sertn status <request-key|requestId> [--json]               a request's workflow status (and hops)
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
@@ -11,7 +11,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { SertnError } from '../core/errors.ts'
-import { DEFAULT_DATA_DIR, DEMO_FEATURES, DEMO_MODEL, parseFeatures, parsePort, UsageError } from './common.ts'
+import { DEFAULT_DATA_DIR, DEMO_FEATURES, DEMO_MODEL, parseFeatures, parsePort, parseStackChain, UsageError } from './common.ts'
 import type { ProverName } from './stack.ts'
 
 /**
@@ -32,30 +32,40 @@ async function load<T>(importer: () => Promise<T>): Promise<T> {
 const USAGE: Record<string, string> = {
   start: `sertn start [--once] [--prover ezkl-wasm|ezkl-native] [--data-dir .data] [--reset]
             [--features x1,x2,x3,x4] [--model NAME] [--verbose]
-            [--anvil-port 8545] [--temporal-port 7233] [--ui-port 8233] [--arlocal-port 1984]
-      The local stack in one command, persisted in the data directory: anvil (chain state in
-      anvil-state.json, contracts reused from deployment.json), the Temporal dev server with its UI
-      (temporal.db), arlocal (arlocal/, funded wallet arweave-wallet.json) and the three workers as
-      child processes (configuration sertn.config.json). Then a demo request from the example dApp,
-      followed stage by stage (watch, inference, witness, prove, verify, store, fulfil, callback) to
-      the verified result. Keeps running until Ctrl-C, which stops everything it started; with
-      --once, stops after the demo (exit 0 when the result was verified). The first start builds the
-      Temporal CLI with Go into .tools/bin (about 5 minutes); later starts reuse everything.
+            [--hub-port 8545] [--spoke-port 8546] [--temporal-port 7233] [--ui-port 8233] [--arlocal-port 1984]
+      The local stack in one command, persisted in the data directory: two anvils, the hub (chain
+      31337: the market and its own gateway; state anvil-hub-state.json) and a spoke (chain 31338:
+      a SpokeGateway; state anvil-spoke-state.json), joined over Hyperlane (domains = chain ids;
+      contracts reused from deployment.json while both chains have them), the Temporal dev server
+      with its UI (temporal.db), arlocal (arlocal/, funded wallet arweave-wallet.json), and as child
+      processes the three workers and the relay (\`sertn relay\`: the local validator and relayers,
+      state in hyperlane/), all reading sertn.config.json. Then a demo request from the example dApp
+      on the spoke, followed hop by hop: watch, spoke → hub (the request relayed and recorded by the
+      market), inference, witness, prove, verify, store, hub (the result verified and sent), hub →
+      spoke (delivered, verified on the spoke, callback), spoke → hub (the receipt settled on the
+      hub), to the verified result. Keeps running until Ctrl-C, which stops everything it started;
+      with --once, stops after the demo (exit 0 when the result was verified). The first start builds
+      the Temporal CLI with Go into .tools/bin (about 5 minutes); later starts reuse everything.
       --prover     ezkl-wasm (default) or ezkl-native (Python venv in .tools/venv, set up on first use)
-      --reset      delete the stack's files in the data directory first (a new chain and history)
-      --verbose    print the child processes' output
-      ports        0 means any free port; the UI port defaults to the Temporal port + 1000
-      Requests are served after 1 confirmation: anvil automines, and the stack mines one empty
-      block on top of any block that holds a request.`,
-  request: `sertn request --features x1,x2,x3,x4 [--model NAME] [--wait] [--data-dir .data | --config FILE]
+      --reset      delete the stack's files in the data directory first (new chains and history)
+      --verbose    print the child processes' output (the relay's deliveries among it)
+      ports        0 means any free port; the UI port defaults to the Temporal port + 1000;
+                   --anvil-port is the old name of --hub-port
+      Keys are anvil's well-known accounts (0 owner, 1 node, 2 user, 3 relayer) and a validator key
+      derived from a public label: local and insecure by design. Requests are served after 1
+      confirmation: anvil automines, and the stack mines one empty block on top of any block that
+      holds a request, on either chain.`,
+  request: `sertn request --features x1,x2,x3,x4 [--chain spoke|hub] [--model NAME] [--wait] [--data-dir .data | --config FILE]
       Sends a classification request from the example dApp (ExampleClassifier) on the running local
-      stack (addresses from <data-dir>/deployment.json) and prints its request key on stdout. With
-      --wait, follows it stage by stage to the verified result (exit 1 if it is not fulfilled).`,
+      stack's spoke (default; served through the hub) or hub (--chain hub: the hub's own gateway),
+      addresses from <data-dir>/deployment.json, and prints its request key on stdout. With --wait,
+      follows it stage by stage (and hop by hop) to the verified result (exit 1 if it is not fulfilled).`,
   status: `sertn status <request-key|requestId> [--json] [--chain NAME] [--data-dir .data | --config FILE]
       Prints a request's workflow status: stage, timings and attempts, output, storage ids,
-      transaction, error. Reads the Temporal address from the configuration (default
-      <data-dir>/sertn.config.json); a bare request id is taken on the configured gateway.
-      --json prints the status as JSON.`,
+      transactions, error; for a spoke's request also its market request on the hub and its hops
+      (spoke → hub, hub, hub → spoke, spoke → hub). Reads the Temporal address from the configuration
+      (default <data-dir>/sertn.config.json); a bare request id is taken on the gateway of --chain
+      (default spoke). --json prints the status as JSON.`,
   worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level warn]
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
@@ -84,10 +94,11 @@ Common options:
   --data-dir   where \`start\` keeps the local stack's state (default: ${DEFAULT_DATA_DIR})
 
 Examples:
-  npm start                                        # = sertn start: the stack and a demo request, until Ctrl-C
-  npx tsx cli/sertn.ts start --once                # start, serve the demo request, stop
-  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait
-  npx tsx cli/sertn.ts status 2 --json
+  npm start                                        # = sertn start: hub, spoke and a demo request, until Ctrl-C
+  npx tsx cli/sertn.ts start --once                # start, serve the demo request (spoke → hub → spoke), stop
+  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait              # on the spoke
+  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait --chain hub  # on the hub's own gateway
+  npx tsx cli/sertn.ts status 2 --json             # request 2 on the spoke
 `
 
 /** parseArgs with errors that name the command's usage. */
@@ -111,7 +122,9 @@ async function main(argv: string[]): Promise<number> {
         model: { type: 'string', default: DEMO_MODEL },
         features: { type: 'string', default: DEMO_FEATURES },
         verbose: { type: 'boolean', default: false },
+        'hub-port': { type: 'string' },
         'anvil-port': { type: 'string' },
+        'spoke-port': { type: 'string' },
         'temporal-port': { type: 'string' },
         'ui-port': { type: 'string' },
         'arlocal-port': { type: 'string' },
@@ -119,6 +132,9 @@ async function main(argv: string[]): Promise<number> {
       if (values.prover !== 'ezkl-wasm' && values.prover !== 'ezkl-native')
         throw new UsageError(`--prover must be ezkl-wasm or ezkl-native, got "${values.prover}"`)
       const temporal = parsePort(values['temporal-port'], '--temporal-port', 7233)
+      if (values['hub-port'] !== undefined && values['anvil-port'] !== undefined)
+        throw new UsageError('--anvil-port is the old name of --hub-port: pass one of them')
+      const hubFlag = values['anvil-port'] !== undefined ? '--anvil-port' : '--hub-port'
       const { startCommand } = await load(() => import('./stack.ts'))
       return startCommand({
         dataDir: values['data-dir'],
@@ -129,7 +145,8 @@ async function main(argv: string[]): Promise<number> {
         reset: values.reset,
         verbose: values.verbose,
         ports: {
-          anvil: parsePort(values['anvil-port'], '--anvil-port', 8545),
+          hub: parsePort(values['hub-port'] ?? values['anvil-port'], hubFlag, 8545),
+          spoke: parsePort(values['spoke-port'], '--spoke-port', 8546),
           temporal,
           ui: parsePort(values['ui-port'], '--ui-port', temporal === 0 ? 0 : temporal + 1000),
           arlocal: parsePort(values['arlocal-port'], '--arlocal-port', 1984),
@@ -141,12 +158,14 @@ async function main(argv: string[]): Promise<number> {
         features: { type: 'string' },
         model: { type: 'string', default: DEMO_MODEL },
         wait: { type: 'boolean', default: false },
+        chain: { type: 'string' },
         'data-dir': { type: 'string' },
         config: { type: 'string' },
       })
       if (values.features === undefined) throw new UsageError(`sertn request needs --features, like --features ${DEMO_FEATURES}`)
+      const chain = parseStackChain(values.chain)
       const { requestCommand } = await load(() => import('./request.ts'))
-      return requestCommand({ features: parseFeatures(values.features), model: values.model, wait: values.wait, dataDir: values['data-dir'], config: values.config })
+      return requestCommand({ features: parseFeatures(values.features), model: values.model, wait: values.wait, chain, dataDir: values['data-dir'], config: values.config })
     }
     case 'status': {
       const { values, positionals } = args(

@@ -1,29 +1,38 @@
 /**
  * `sertn start`: the whole local stack in one command, persisted under one data directory
- * (default `.data`), then one demo request followed stage by stage.
+ * (default `.data`), then one demo request from the spoke followed hop by hop through the hub.
  *
- *   anvil            --state .data/anvil-state.json (loaded at start, written on exit and every 10 s)
- *   contracts        reused from .data/deployment.json when the chain has them, else deployed
+ *   hub anvil        chain 31337 on port 8545, --state .data/anvil-hub-state.json (loaded at start,
+ *                    written on exit and every 10 s): the market, the hub's own gateway
+ *   spoke anvil      chain 31338 on port 8546, --state .data/anvil-spoke-state.json: a SpokeGateway
+ *   contracts        the network (both chains, Hyperlane cores with domains = chain ids, routes),
+ *                    reused from .data/deployment.json when both chains have it, else deployed;
+ *                    an ExampleClassifier on each chain
  *   Temporal         dev server with its UI, SQLite in .data/temporal.db
  *   arlocal          data in .data/arlocal, a funded wallet in .data/arweave-wallet.json
- *   workers          chain-io, inference, prover: `sertn worker --role R --config .data/sertn.config.json`,
- *                    one child process each, in its own process group
+ *   workers          chain-io, inference, prover: `sertn worker --role R --config .data/sertn.config.json`
+ *   relay            `sertn relay --config .data/sertn.config.json`: the local Hyperlane validator
+ *                    and the relayers both ways, state in .data/hyperlane
+ *
+ * Workers and the relay run as child processes, each in its own process group, and are started
+ * again when they die. The keys are local dev keys (see accounts.ts): insecure by design.
  *
  * Confirmations: the node's watcher serves a request once one block is mined on top of it. anvil
  * automines (a block per transaction), so deployments and requests are instant, and the stack mines
  * the confirming block itself: `request` and the demo mine one empty block after theirs, and while
- * the stack runs it mines one whenever the newest block holds a request (from any sender). Interval
- * mining (`--block-time 1`) would do it too, but costs up to a second per transaction and grows the
- * chain (and its state file) by a block a second forever.
+ * the stack runs it mines one on a chain whenever that chain's newest block holds a request (from any
+ * sender). Interval mining (`--block-time 1`) would do it too, but costs up to a second per
+ * transaction and grows the chains (and their state files) by a block a second forever.
  *
- * Ctrl-C (SIGINT) or SIGTERM stops everything it started, in order: workers, arlocal, Temporal,
- * then anvil (SIGTERM, so that it writes its state). A second Ctrl-C kills at once.
+ * Ctrl-C (SIGINT) or SIGTERM stops everything it started, in order: the workers and the relay,
+ * arlocal and Temporal, then both anvils (SIGTERM, so that they write their state). So does a
+ * failure at any step. A second Ctrl-C kills at once.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Client, Connection } from '@temporalio/client'
-import { toHex, type Address } from 'viem'
+import type { Address } from 'viem'
 import { startAnvil, type AnvilInstance } from '../chains/anvil.ts'
 import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
 import { FileCursorStore } from '../chains/evm/plugin/index.ts'
@@ -31,27 +40,31 @@ import { InferenceGateway } from '../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
 import { freePort, startProcess, type ManagedProcess } from '../core/process.ts'
+import { networkChainsConfig } from '../plugins/messengers/hyperlane/index.ts'
 import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
 import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
 import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
+import { anvilPrivateKey, LOCAL_VALIDATOR, LOCAL_VALIDATOR_KEY, NODE_ACCOUNT, OWNER_ACCOUNT, RELAYER_ACCOUNT, USER_ACCOUNT } from './accounts.ts'
 import {
   DEMO_MODEL,
   isSertnProcess,
-  LOCAL_CHAIN,
   readJson,
   REPO_ROOT,
   SERTN_CLI,
   shown,
+  STACK_CHAIN_IDS,
+  STACK_CHAINS,
   stackPaths,
   type Deployment,
+  type StackChain,
   type StackInfo,
   type StackPaths,
 } from './common.ts'
-import { ensureDeployment } from './deployment.ts'
+import { ensureDeployment, networkOf, type StackClients } from './deployment.ts'
 import { Progress } from './progress.ts'
-import { followClassification, sendClassifyRequest, USER_ACCOUNT } from './request.ts'
+import { followClassification, sendClassifyRequest } from './request.ts'
 import { dim, fmtMs, out } from './ui.ts'
 
 export type ProverName = SertnConfig['prover']['plugin']
@@ -65,29 +78,27 @@ export type StartOptions = {
   model: string
   features: number[]
   /** 0 = any free port. */
-  ports: { anvil: number; arlocal: number; temporal: number; ui: number }
+  ports: { hub: number; spoke: number; arlocal: number; temporal: number; ui: number }
   /** Delete the data directory's stack files first. */
   reset: boolean
   /** Print the child processes' output. */
   verbose: boolean
 }
 
-/** anvil's accounts: 0 deploys and owns the contracts, 1 is the node, 2 the dApp's user. */
-const OWNER_ACCOUNT = 0
-const NODE_ACCOUNT = 1
 const CONFIRMATIONS = 1
-const MAX_WORKER_RESTARTS = 5
+/** How often the watchers, the market plugin and the relay poll the local chains. */
+const POLLING_MS = 100
+const MAX_RESTARTS = 5
 const CIRCUITS = join(REPO_ROOT, 'circuits')
-
-function nodePrivateKey(): `0x${string}` {
-  const account = anvilAccount(NODE_ACCOUNT) as ReturnType<typeof anvilAccount> & { getHdKey(): { privateKey: Uint8Array | null } }
-  return toHex(account.getHdKey().privateKey!)
-}
+/** The chain the demo request is made on (its result comes back from the hub). */
+const DEMO_CHAIN: StackChain = 'spoke'
 
 /** Stopped by SIGINT/SIGTERM, or by a child process that died. */
 class Interrupted extends SertnError {
   override name = 'Interrupted'
 }
+
+type Child = { name: string; proc: ManagedProcess; stop: () => Promise<void> }
 
 export async function startCommand(opts: StartOptions): Promise<number> {
   const paths = stackPaths(opts.dataDir)
@@ -96,9 +107,9 @@ export async function startCommand(opts: StartOptions): Promise<number> {
   acquireLock(paths)
   const t0 = performance.now()
 
-  // Every process started (stopped by stopAll: workers, then arlocal and Temporal, then anvil).
-  const children: { name: string; proc: ManagedProcess; stop: () => Promise<void> }[] = []
-  let anvil: AnvilInstance | undefined
+  // Every process started (stopped by stopAll: workers and relay, then arlocal and Temporal, then the anvils).
+  const children: Child[] = []
+  const anvils: Partial<Record<StackChain, AnvilInstance>> = {}
   const shutdown = new AbortController()
   let crashed: string | undefined
   let stopping = false
@@ -109,7 +120,7 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       progress.line(`\n${sig}: stopping the stack (again to kill at once)`)
       shutdown.abort(new Interrupted(sig))
     } else {
-      progress.line(`${sig} again: killing every process now (anvil's state since its last save is lost)`)
+      progress.line(`${sig} again: killing every process now (the chains' state since their last save is lost)`)
       process.exit(130) // core/process.ts SIGKILLs every child's group on exit
     }
   }
@@ -117,9 +128,14 @@ export async function startCommand(opts: StartOptions): Promise<number> {
   process.on('SIGTERM', onSignal)
   const exitText = (name: string, code: number | null, proc: ManagedProcess) =>
     `${name} exited unexpectedly (${code === null ? 'killed by a signal' : `code ${code}`})${proc.output() ? `; its last output:\n${proc.output()}` : ''}`
-  /** anvil, Temporal or arlocal exiting on its own stops the stack. */
+  /** Records a started process; one that starts after the stop began is stopped at once. */
+  const adopt = (child: Child) => {
+    children.push(child)
+    if (stopping) void child.stop()
+  }
+  /** An anvil, Temporal or arlocal exiting on its own stops the stack. */
   const watchChild = (name: string, proc: ManagedProcess, stop: () => Promise<void> = () => proc.stop()) => {
-    children.push({ name, proc, stop })
+    adopt({ name, proc, stop })
     void proc.exited.then((code) => {
       if (stopping || shutdown.signal.aborted) return
       crashed = exitText(name, code, proc)
@@ -127,27 +143,28 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     })
   }
   /**
-   * A worker that exits on its own is started again (Temporal retries what it was running, once its
-   * heartbeat or start-to-close timeout passes); after MAX_WORKER_RESTARTS the stack stops.
+   * A worker or the relay that exits on its own is started again (Temporal retries what a worker was
+   * running once its heartbeat or start-to-close timeout passes; the relay resumes from its stores);
+   * after MAX_RESTARTS restarts in all the stack stops.
    */
-  let workerRestarts = 0
-  const superviseWorker = (role: WorkerRole, configFile: string): ManagedProcess => {
-    const entry = { name: `worker ${role}`, proc: startWorker(role, configFile, opts.verbose), stop: () => entry.proc.stop(10_000) }
-    children.push(entry)
+  let restarts = 0
+  const supervise = (name: string, start: () => ManagedProcess, resumes: string): Child => {
+    const entry: Child = { name, proc: start(), stop: () => entry.proc.stop(10_000) }
+    adopt(entry)
     const watch = (proc: ManagedProcess) =>
       void proc.exited.then((code) => {
         if (stopping || shutdown.signal.aborted) return
-        if (++workerRestarts > MAX_WORKER_RESTARTS) {
-          crashed = `${exitText(entry.name, code, proc)}\n(${MAX_WORKER_RESTARTS} worker restarts already: giving up)`
-          shutdown.abort(new Interrupted(`${entry.name} exited`))
+        if (++restarts > MAX_RESTARTS) {
+          crashed = `${exitText(name, code, proc)}\n(${MAX_RESTARTS} restarts of workers and the relay already: giving up; run with --verbose to see their output)`
+          shutdown.abort(new Interrupted(`${name} exited`))
           return
         }
-        entry.proc = startWorker(role, configFile, opts.verbose)
-        progress.warn(`${exitText(entry.name, code, proc).split(';')[0]}; restarted it (pid ${entry.proc.pid}); Temporal retries what it was running`)
+        entry.proc = start()
+        progress.warn(`${exitText(name, code, proc).split(';')[0]}; restarted it (pid ${entry.proc.pid}); ${resumes}`)
         watch(entry.proc)
       })
     watch(entry.proc)
-    return entry.proc
+    return entry
   }
   /** Rejects when the stack is stopping, so that a long step does not keep it waiting. */
   const interruptible = <T>(p: Promise<T>): Promise<T> =>
@@ -157,11 +174,24 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       shutdown.signal.addEventListener('abort', onAbort, { once: true })
       p.then(resolve, reject).finally(() => shutdown.signal.removeEventListener('abort', onAbort))
     })
+  /** Steps running side by side: the stop waits (a while) for them to settle, so that none starts a process after it. */
+  const branches: Promise<unknown>[] = []
+  const branch = <T>(p: Promise<T>): Promise<T> => {
+    branches.push(p.catch(() => undefined))
+    return p
+  }
+  /** Between the steps of a branch: stop there once the stack is stopping (interrupted, or another step failed). */
+  const goOn = () => {
+    if (shutdown.signal.aborted) throw shutdown.signal.reason
+    if (stopping) throw new Interrupted('stopping')
+  }
 
   let temporalClient: Client | undefined
   let exitCode = 0
   try {
     if (opts.reset) reset(paths, progress)
+    if (existsSync(paths.legacyAnvilState))
+      progress.warn(`${shown(paths.legacyAnvilState)} is the chain of an older, single-chain stack and is not used (the hub and the spoke have their own state files); remove it, or start with --reset`)
     const ports = await resolvePorts(opts.ports)
 
     // The Temporal CLI: found, or built with Go into .tools/bin once.
@@ -174,68 +204,93 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       progress.done('Temporal CLI (built)', performance.now() - started, shown(path))
     }
 
-    // anvil, the contracts and Temporal ‖ arlocal and its wallet ‖ the native prover's venv.
-    const chainAndTemporal = (async () => {
-      const hadState = existsSync(paths.anvilState)
-      anvil = await progress.step('anvil', () => startChain(paths, ports.anvil, opts.verbose, progress), (a) =>
-        `${a.rpcUrl}, chain ${a.chain.id}, ${hadState && existsSync(paths.anvilState) ? `state loaded from ${shown(paths.anvilState)}` : `new chain (saved to ${shown(paths.anvilState)})`}`,
-      )
-      watchChild('anvil', anvil.process, () => anvil!.stop())
-      const clients = {
-        owner: createSertnClient(anvil.chain, anvilAccount(OWNER_ACCOUNT)),
-        node: createSertnClient(anvil.chain, anvilAccount(NODE_ACCOUNT)),
-        user: createSertnClient(anvil.chain, anvilAccount(USER_ACCOUNT)),
-      }
-      const models = [...new Set([DEMO_MODEL, opts.model])]
-      const ensured = await progress.step(
-        'contracts',
-        () => ensureDeployment(paths.deployment, clients, { models, dappModel: opts.model }),
-        (r) =>
-          `${r.action === 'reused' ? 'reused' : r.action === 'deployed' ? 'deployed' : 'reused, updated'}: gateway ${r.deployment.gateway}` +
-          (r.notes.length ? ` (${r.notes.join('; ')})` : ''),
-      )
-      const history = await checkNodeHistory(paths, clients.owner, ensured.deployment)
-      if (history) {
-        progress.warn(`${history}: clearing the node's history (the Temporal database and the watcher cursors)`)
-        clearNodeHistory(paths)
-      }
-      const temporal = await progress.step(
-        'Temporal dev server',
-        () => startTemporalDevServer({ port: ports.temporal, uiPort: ports.ui, dbFile: paths.temporalDb, echo: opts.verbose }),
-        (t) => `${t.address}, UI ${t.uiUrl}`,
-      )
-      watchChild('Temporal', temporal.process, () => temporal.stop())
-      return { clients, deployment: ensured.deployment, temporal }
-    })()
-    const storage = (async () => {
-      const arlocal = await progress.step('arlocal', () => startArlocal({ port: ports.arlocal, persistDir: paths.arlocal, echo: opts.verbose }), (a) => `${a.url}, data ${shown(a.dataDir)}`)
-      watchChild('arlocal', arlocal.process, () => arlocal.stop())
-      const wallet = await progress.step('arweave wallet', () => loadOrCreateLocalWallet(arlocal.url, paths.arweaveWallet), (w) =>
-        `${w.address.slice(0, 12)}… ${w.created ? 'created and funded' : 'reused'} (${shown(paths.arweaveWallet)})`,
-      )
-      return { arlocal, wallet }
-    })()
-    const native = opts.prover === 'ezkl-native' ? progress.step('native ezkl (.tools/venv)', () => ensureNativeEzkl(), (p) => shown(p), { announce: true }) : Promise.resolve(undefined)
-    const [{ clients, deployment, temporal }, { arlocal }] = await interruptible(Promise.all([chainAndTemporal, storage, native]))
+    // The anvils, the contracts and Temporal ‖ arlocal and its wallet ‖ the native prover's venv.
+    const chainsAndTemporal = branch(
+      (async () => {
+        await settledAll(
+          STACK_CHAINS.map(async (name) => {
+            const file = paths.chainState[name]
+            const hadState = existsSync(file)
+            const anvil = await progress.step(`${name} anvil`, () => startChain(name, file, ports[name], opts.verbose, progress), (a) =>
+              `${a.rpcUrl}, chain ${a.chain.id}, ${hadState && existsSync(file) ? `state loaded from ${shown(file)}` : `new chain (saved to ${shown(file)})`}`,
+            )
+            anvils[name] = anvil
+            watchChild(`${name} anvil`, anvil.process, () => anvil.stop())
+          }),
+        )
+        goOn()
+        const clients = clientsOf(anvils as Record<StackChain, AnvilInstance>)
+        const models = [...new Set([DEMO_MODEL, opts.model])]
+        const ensured = await progress.step(
+          'contracts',
+          (step) => ensureDeployment(paths.deployment, clients, { models, dappModel: opts.model, validator: LOCAL_VALIDATOR, log: (l) => step.note(l) }),
+          (r) =>
+            `${r.action === 'reused' ? 'reused' : r.action === 'deployed' ? 'deployed' : 'reused, updated'}: ` +
+            `hub gateway ${r.deployment.hub.gateway}, market ${r.deployment.hub.market} · spoke gateway ${r.deployment.spoke.gateway}` +
+            (r.notes.length ? ` (${r.notes.join('; ')})` : ''),
+        )
+        if (ensured.action === 'deployed' && existsSync(paths.hyperlane)) {
+          rmSync(paths.hyperlane, { recursive: true, force: true })
+          progress.line(dim(`  cleared the relay's state of the previous contracts (${shown(paths.hyperlane)})`))
+        }
+        await checkHistories(paths, clients, ensured.deployment, progress)
+        goOn()
+        const temporal = await progress.step(
+          'Temporal dev server',
+          () => startTemporalDevServer({ port: ports.temporal, uiPort: ports.ui, dbFile: paths.temporalDb, echo: opts.verbose }),
+          (t) => `${t.address}, UI ${t.uiUrl}`,
+        )
+        watchChild('Temporal', temporal.process, () => temporal.stop())
+        return { clients, deployment: ensured.deployment, temporal }
+      })(),
+    )
+    const storage = branch(
+      (async () => {
+        const arlocal = await progress.step('arlocal', () => startArlocal({ port: ports.arlocal, persistDir: paths.arlocal, echo: opts.verbose }), (a) => `${a.url}, data ${shown(a.dataDir)}`)
+        watchChild('arlocal', arlocal.process, () => arlocal.stop())
+        goOn()
+        const wallet = await progress.step('arweave wallet', () => loadOrCreateLocalWallet(arlocal.url, paths.arweaveWallet), (w) =>
+          `${w.address.slice(0, 12)}… ${w.created ? 'created and funded' : 'reused'} (${shown(paths.arweaveWallet)})`,
+        )
+        return { arlocal, wallet }
+      })(),
+    )
+    const native = opts.prover === 'ezkl-native' ? branch(progress.step('native ezkl (.tools/venv)', () => ensureNativeEzkl(), (p) => shown(p), { announce: true })) : Promise.resolve(undefined)
+    const [{ clients, deployment, temporal }, { arlocal }] = await interruptible(Promise.all([chainsAndTemporal, storage, native]))
+    const chains = anvils as Record<StackChain, AnvilInstance>
     progress.line(dim(`  Temporal UI: ${temporal.uiUrl}`))
     temporalClient = new Client({ connection: await Connection.connect({ address: temporal.address }), namespace: temporal.namespace })
 
-    // The node: its configuration and three workers.
-    const config = writeNodeConfig(paths, { anvil: anvil!, deployment, temporal, arlocal, prover: opts.prover })
-    const workers = await progress.step(
-      'workers',
-      async (step) => {
-        const procs = WORKER_ROLES.map((role) => ({ role, proc: superviseWorker(role, paths.config) }))
-        await interruptible(waitForWorkers(temporalClient!, config, step))
-        return procs
-      },
-      (ws) => `${ws.map((w) => `${w.role} (pid ${w.proc.pid})`).join(', ')} polling; prover ${opts.prover}`,
-      { announce: true },
-    )
+    // The node: its configuration, three workers and the relay between the chains.
+    const config = writeNodeConfig(paths, { anvils: chains, deployment, temporal, arlocal, prover: opts.prover })
+    const [workers, relay] = await Promise.all([
+      progress.step(
+        'workers',
+        async (step) => {
+          const entries = WORKER_ROLES.map((role) => ({
+            role,
+            entry: supervise(`worker ${role}`, () => startWorker(role, paths.config, opts.verbose), 'Temporal retries what it was running'),
+          }))
+          await interruptible(waitForWorkers(temporalClient!, config, step))
+          return entries
+        },
+        (ws) => `${ws.map((w) => `${w.role} (pid ${w.entry.proc.pid})`).join(', ')} polling; prover ${opts.prover}`,
+        { announce: true },
+      ),
+      progress.step(
+        'relay',
+        async () => {
+          const entry = supervise('relay', () => startRelay(paths.config, opts.verbose), 'it resumes from its checkpoints and cursors')
+          await interruptible(waitForRelay(entry))
+          return entry
+        },
+        (r) => `hub ⇄ spoke, validator ${LOCAL_VALIDATOR} (local dev key), state ${shown(paths.hyperlane)} (pid ${r.proc.pid})`,
+      ),
+    ])
     const info: StackInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),
-      rpcUrl: anvil!.rpcUrl,
+      rpcUrls: { hub: chains.hub.rpcUrl, spoke: chains.spoke.rpcUrl },
       temporal: temporal.address,
       temporalUi: temporal.uiUrl!,
       arlocal: arlocal.url,
@@ -244,13 +299,16 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     writeFileSync(paths.stack, `${JSON.stringify(info, null, 2)}\n`)
     progress.line(dim(`  stack ready in ${fmtMs(performance.now() - t0)}`))
 
-    // The demo request, followed stage by stage.
-    const dapp = deployment.dapps[opts.model]!
-    const sent = await interruptible(sendClassifyRequest(progress, { user: clients.user, deployment, dapp, model: opts.model, features: opts.features, mine: true }))
+    // The demo request on the spoke, followed hop by hop through the hub and back.
+    const on = deployment[DEMO_CHAIN]
+    const user = clients[DEMO_CHAIN].user
+    const sent = await interruptible(
+      sendClassifyRequest(progress, { chain: DEMO_CHAIN, user, gateway: on.gateway, dapp: on.dapps[opts.model]!, model: opts.model, features: opts.features, mine: true }),
+    )
     const result = await interruptible(
       followClassification(progress, {
         client: temporalClient,
-        user: clients.user,
+        user,
         sent,
         confirmations: CONFIRMATIONS,
         prover: opts.prover,
@@ -264,15 +322,15 @@ export async function startCommand(opts: StartOptions): Promise<number> {
 
     if (!opts.once) {
       progress.pause()
-      console.log(endpoints(paths, info, deployment, workers))
+      console.log(endpoints(paths, info, deployment, [...workers.map((w) => ({ name: w.role, proc: w.entry.proc })), { name: 'relay', proc: relay.proc }]))
       console.log(
         `\n${out.bold('stack running; Ctrl-C to stop')}\n` +
-          out.dim(`  another request:  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait\n`) +
-          out.dim(`  a request's state: npx tsx cli/sertn.ts status <request-key | id>`),
+          out.dim(`  another request:  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait   (--chain hub for the hub's own gateway)\n`) +
+          out.dim(`  a request's state: npx tsx cli/sertn.ts status <request-key | id [--chain hub]>`),
       )
-      const chainLog = watchGateway(clients.owner, deployment.gateway, progress, shutdown.signal)
+      const logs = STACK_CHAINS.map((name) => watchGateway(name, clients[name].owner, deployment[name].gateway, progress, shutdown.signal))
       await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }))
-      await chainLog
+      await Promise.all(logs)
       exitCode = crashed ? 1 : 0
     }
   } catch (err) {
@@ -280,61 +338,141 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     exitCode = crashed ? 1 : 130
   } finally {
     stopping = true
+    // Let steps still running (an anvil or arlocal starting) settle, so that nothing they start outlives the stop.
+    await Promise.race([Promise.allSettled(branches), new Promise((r) => setTimeout(r, 30_000).unref())])
     await temporalClient?.connection.close().catch(() => {})
-    await stopAll(children, progress, paths, anvil !== undefined)
+    await stopAll(children, progress, paths)
     rmSync(paths.stack, { force: true })
     if (crashed) progress.line(`error: ${crashed}`)
   }
   return exitCode
 }
 
-/** Starts anvil on the persisted state; an unreadable state file is moved aside (a new chain). */
-async function startChain(paths: StackPaths, port: number, verbose: boolean, progress: Progress): Promise<AnvilInstance> {
-  const start = () => startAnvil({ port, stateFile: paths.anvilState, stateIntervalSeconds: 10, echo: verbose })
+/** Like Promise.all, but waits for every promise to settle before it rejects with the first failure. */
+async function settledAll<T>(promises: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(promises)
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+  if (failed) throw failed.reason
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value)
+}
+
+/** Clients on each chain: the owner (deploys), the node, the dApps' user. */
+function clientsOf(anvils: Record<StackChain, AnvilInstance>): StackClients {
+  const on = (a: AnvilInstance) => ({
+    owner: createSertnClient(a.chain, anvilAccount(OWNER_ACCOUNT)),
+    node: createSertnClient(a.chain, anvilAccount(NODE_ACCOUNT)),
+    user: createSertnClient(a.chain, anvilAccount(USER_ACCOUNT)),
+  })
+  return { hub: on(anvils.hub), spoke: on(anvils.spoke) }
+}
+
+/** Starts a chain's anvil on its persisted state; an unreadable state file is moved aside (a new chain). */
+async function startChain(name: StackChain, stateFile: string, port: number, verbose: boolean, progress: Progress): Promise<AnvilInstance> {
+  const start = () => startAnvil({ port, chainId: STACK_CHAIN_IDS[name], stateFile, stateIntervalSeconds: 10, echo: verbose })
   try {
     return await start()
   } catch (err) {
-    if (!existsSync(paths.anvilState)) throw err
-    const aside = `${paths.anvilState}.unreadable-${new Date().toISOString().replace(/[:.]/g, '-')}`
-    renameSync(paths.anvilState, aside)
-    progress.warn(`anvil could not load ${shown(paths.anvilState)}; moved it to ${shown(aside)} and starting a new chain`)
+    if (!existsSync(stateFile)) throw err
+    const aside = `${stateFile}.unreadable-${new Date().toISOString().replace(/[:.]/g, '-')}`
+    renameSync(stateFile, aside)
+    progress.warn(`the ${name} anvil could not load ${shown(stateFile)}; moved it to ${shown(aside)} and starting a new ${name} chain`)
     return start()
   }
 }
 
 /**
- * Why the node's history (Temporal workflows, watcher cursors) no longer matches the chain, if it
+ * Clears what the node and the relay remember when a chain no longer matches it: the node's history
+ * (Temporal workflows, watcher cursors, the relay's state) when a chain lost blocks its watcher had
+ * seen, or only the relay's state when a chain lost blocks the relay had scanned.
+ */
+async function checkHistories(paths: StackPaths, clients: StackClients, deployment: Deployment, progress: Progress): Promise<void> {
+  for (const name of STACK_CHAINS) {
+    const why = await checkNodeHistory(paths, clients[name].owner, deployment[name].gateway)
+    if (why) {
+      progress.warn(`the ${name} chain: ${why}: clearing the node's history (the Temporal database, the watcher cursors, the relay's state)`)
+      clearNodeHistory(paths)
+      return
+    }
+  }
+  const heads = new Map<number, bigint>()
+  for (const name of STACK_CHAINS) heads.set(deployment[name].domain, await clients[name].owner.getBlockNumber({ cacheTime: 0 }))
+  const stale = staleRelayState(paths, heads)
+  if (stale) {
+    progress.warn(`${stale}: clearing the relay's state (${shown(paths.hyperlane)}); it rescans from the mailboxes' deployment`)
+    rmSync(paths.hyperlane, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Why the node's history (Temporal workflows, watcher cursors) no longer matches a chain, if it
  * does not: the chain lost blocks the watcher had seen (anvil was killed before saving its state,
  * or the state file was removed), so request ids would be reused and their workflows taken as done.
  */
-async function checkNodeHistory(paths: StackPaths, client: SertnClient, deployment: Deployment): Promise<string | undefined> {
-  const cursor = await new FileCursorStore(paths.cursors).load(`evm-${deployment.chainId}-${deployment.gateway.toLowerCase()}`).catch(() => undefined)
+async function checkNodeHistory(paths: StackPaths, client: SertnClient, gateway: Address): Promise<string | undefined> {
+  const cursor = await new FileCursorStore(paths.cursors).load(`evm-${client.chain.id}-${gateway.toLowerCase()}`).catch(() => undefined)
   if (!cursor) return undefined
   const last = cursor.recentHashes.at(-1)
-  const head = await client.getBlockNumber()
+  const head = await client.getBlockNumber({ cacheTime: 0 })
   if (!last) return BigInt(cursor.blockNumber) > head ? 'the chain is behind what the node had seen' : undefined
   if (BigInt(last.number) > head) return `the chain is at block ${head}, the node had seen block ${last.number}`
   const block = await client.getBlock({ blockNumber: BigInt(last.number) })
   return block.hash === last.hash ? undefined : `block ${last.number} is not the one the node had seen (a new chain)`
 }
 
+/**
+ * Whether the relay's saved state (the validator's next block per origin, the relayers' cursors)
+ * is ahead of its chain (by domain): then it would skip the chain's new messages.
+ */
+function staleRelayState(paths: StackPaths, heads: Map<number, bigint>): string | undefined {
+  if (!existsSync(paths.hyperlane)) return undefined
+  const ahead = (domain: number, file: string): string | undefined => {
+    const head = heads.get(domain)
+    if (head === undefined || !existsSync(file)) return undefined
+    try {
+      const next = BigInt((JSON.parse(readFileSync(file, 'utf8')) as { nextBlock: string }).nextBlock)
+      return next > head + 1n ? `the relay's ${shown(file)} is at block ${next}, chain ${domain} at ${head}` : undefined
+    } catch {
+      return `the relay's ${shown(file)} is unreadable`
+    }
+  }
+  for (const entry of readdirSync(paths.hyperlane)) {
+    const relayer = /^relayer-(\d+)-\d+\.json$/.exec(entry)
+    if (relayer) {
+      const why = ahead(Number(relayer[1]), join(paths.hyperlane, entry))
+      if (why) return why
+    }
+    const checkpoints = /^checkpoints-(\d+)$/.exec(entry)
+    if (checkpoints) {
+      const dir = join(paths.hyperlane, entry)
+      for (const validator of readdirSync(dir)) {
+        const why = ahead(Number(checkpoints[1]), join(dir, validator, 'state.json'))
+        if (why) return why
+      }
+    }
+  }
+  return undefined
+}
+
 function clearNodeHistory(paths: StackPaths): void {
   rmSync(paths.cursors, { recursive: true, force: true })
+  rmSync(paths.hyperlane, { recursive: true, force: true })
   for (const f of readdirSync(paths.dataDir)) if (f === 'temporal.db' || f.startsWith('temporal.db-')) rmSync(join(paths.dataDir, f), { force: true })
 }
 
 function reset(paths: StackPaths, progress: Progress): void {
   const removed: string[] = []
-  for (const p of [paths.anvilState, paths.deployment, paths.config, paths.arlocal, paths.arweaveWallet, paths.cursors]) {
+  const stateFiles = [...Object.values(paths.chainState), paths.legacyAnvilState]
+  for (const p of [...stateFiles, paths.deployment, paths.config, paths.arlocal, paths.arweaveWallet, paths.cursors, paths.hyperlane]) {
     if (existsSync(p)) {
       rmSync(p, { recursive: true, force: true })
       removed.push(shown(p))
     }
   }
   for (const f of readdirSync(paths.dataDir)) {
-    if (f === 'temporal.db' || f.startsWith('temporal.db-') || f.startsWith('anvil-state.json.')) {
-      rmSync(join(paths.dataDir, f), { force: true })
-      removed.push(shown(join(paths.dataDir, f)))
+    const path = join(paths.dataDir, f)
+    if (f === 'temporal.db' || f.startsWith('temporal.db-') || stateFiles.some((s) => path.startsWith(`${s}.`))) {
+      rmSync(path, { force: true })
+      removed.push(shown(path))
     }
   }
   progress.line(dim(`reset: ${removed.length ? `removed ${removed.join(', ')}` : 'nothing to remove'}`))
@@ -352,7 +490,8 @@ function acquireLock(paths: StackPaths): void {
 }
 
 const PORT_FLAGS = {
-  anvil: ['--anvil-port', 'anvil (JSON-RPC)'],
+  hub: ['--hub-port', 'the hub anvil (JSON-RPC)'],
+  spoke: ['--spoke-port', 'the spoke anvil (JSON-RPC)'],
   arlocal: ['--arlocal-port', 'arlocal (Arweave)'],
   temporal: ['--temporal-port', 'the Temporal server (gRPC)'],
   ui: ['--ui-port', 'the Temporal UI'],
@@ -360,21 +499,32 @@ const PORT_FLAGS = {
 
 async function resolvePorts(ports: StartOptions['ports']): Promise<StartOptions['ports']> {
   const resolved = { ...ports }
-  const taken: string[] = []
-  for (const k of Object.keys(PORT_FLAGS) as (keyof typeof PORT_FLAGS)[]) {
-    if (resolved[k] === 0) {
-      resolved[k] = await freePort()
-      continue
-    }
-    if (!(await portIsFree(resolved[k]))) {
+  const keys = Object.keys(PORT_FLAGS) as (keyof typeof PORT_FLAGS)[]
+  const problems: string[] = []
+  const chosen = new Map<number, keyof typeof PORT_FLAGS>()
+  for (const k of keys) {
+    const p = resolved[k]
+    if (p === 0) continue
+    const other = chosen.get(p)
+    if (other) problems.push(`${PORT_FLAGS[k][0]} and ${PORT_FLAGS[other][0]} are both ${p}; give each its own port`)
+    else if (!(await portIsFree(p))) {
       const [flag, what] = PORT_FLAGS[k]
-      taken.push(`port ${resolved[k]} for ${what} is in use; pick another with ${flag} ${resolved[k] + 1} (or ${flag} 0 for any free port)`)
+      problems.push(`port ${p} for ${what} is in use; pick another with ${flag} ${p + 1} (or ${flag} 0 for any free port)`)
     }
+    chosen.set(p, k)
   }
-  if (taken.length) {
-    throw new SertnError(taken.length === 1 ? taken[0]! : `ports in use:\n  ${taken.join('\n  ')}`, {
+  if (problems.length) {
+    throw new SertnError(problems.length === 1 ? problems[0]! : `ports in use:\n  ${problems.join('\n  ')}`, {
       details: 'Is another `sertn start`, Temporal server, anvil or arlocal running? Stop it, or choose other ports.',
     })
+  }
+  // Free ports for the 0s, distinct from each other and from the chosen ones.
+  for (const k of keys) {
+    if (resolved[k] !== 0) continue
+    let p = await freePort()
+    while (chosen.has(p)) p = await freePort()
+    resolved[k] = p
+    chosen.set(p, k)
   }
   return resolved
 }
@@ -387,30 +537,31 @@ function portIsFree(port: number): Promise<boolean> {
   })
 }
 
-/** Writes the node configuration the workers read (all values parsed, defaults filled in). */
+/**
+ * Writes the node configuration the workers and the relay read (all values parsed, defaults filled
+ * in): both chains from the deployment (`networkChainsConfig`: the hub with its market, the spoke
+ * with its hub, each with its Hyperlane core) and the relay's local dev keys.
+ */
 function writeNodeConfig(
   paths: StackPaths,
-  s: { anvil: AnvilInstance; deployment: Deployment; temporal: TemporalDevServer; arlocal: ArlocalInstance; prover: ProverName },
+  s: { anvils: Record<StackChain, AnvilInstance>; deployment: Deployment; temporal: TemporalDevServer; arlocal: ArlocalInstance; prover: ProverName },
 ): SertnConfig {
+  const chains = networkChainsConfig(
+    networkOf(s.deployment),
+    { hub: s.anvils.hub.rpcUrl, spoke: s.anvils.spoke.rpcUrl },
+    { confirmations: CONFIRMATIONS, pollingIntervalMs: POLLING_MS },
+  )
+  for (const name of STACK_CHAINS) chains[name]!.startBlock = s.deployment[name].deployedAtBlock
   const config = parseConfig(
     {
       dataDir: paths.dataDir,
-      node: { privateKey: nodePrivateKey() },
-      chains: {
-        [LOCAL_CHAIN]: {
-          chainId: s.anvil.chain.id,
-          rpcUrl: s.anvil.rpcUrl,
-          gateway: s.deployment.gateway,
-          registry: s.deployment.registry,
-          confirmations: CONFIRMATIONS,
-          pollingIntervalMs: 100,
-          startBlock: s.deployment.deployedAtBlock,
-        },
-      },
+      node: { privateKey: anvilPrivateKey(NODE_ACCOUNT) },
+      chains,
+      relay: { validatorKey: LOCAL_VALIDATOR_KEY, relayerKey: anvilPrivateKey(RELAYER_ACCOUNT), pollingIntervalMs: POLLING_MS },
       temporal: { address: s.temporal.address, namespace: s.temporal.namespace },
       prover: { plugin: s.prover },
       storage: { arweave: { url: s.arlocal.url, walletFile: paths.arweaveWallet } },
-      models: { dir: CIRCUITS, allowInsecureSrs: true /* a local anvil */ },
+      models: { dir: CIRCUITS, allowInsecureSrs: true /* local anvils */ },
     },
     'the local stack configuration',
   )
@@ -427,6 +578,29 @@ function startWorker(role: WorkerRole, configFile: string, echo: boolean): Manag
     cwd: REPO_ROOT,
     echo,
   })
+}
+
+/** `sertn relay --config FILE` in its own process group. */
+function startRelay(configFile: string, echo: boolean): ManagedProcess {
+  return startProcess({
+    name: 'relay',
+    command: process.execPath,
+    args: ['--import', 'tsx', SERTN_CLI, 'relay', '--config', configFile],
+    cwd: REPO_ROOT,
+    echo,
+  })
+}
+
+/** Waits until the (current) relay process says its agents run (its `[relay] pid …` line). */
+async function waitForRelay(entry: Child): Promise<void> {
+  const deadline = Date.now() + 60_000
+  while (!/\[relay\] pid \d+/.test(entry.proc.output())) {
+    if (Date.now() > deadline)
+      throw new SertnError('the relay did not start within 60 s', {
+        details: `${entry.proc.output() ? `Its last output:\n${entry.proc.output()}\n` : ''}Run with --verbose to see its output.`,
+      })
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 /** Waits until every role's task queue has a poller (workflow tasks for chain-io, activities otherwise). */
@@ -453,27 +627,32 @@ async function waitForWorkers(client: Client, config: SertnConfig, step: { note(
 }
 
 /**
- * While the stack runs: prints the gateway's events, and mines a block on top of any block that
+ * While the stack runs: prints a chain's gateway events, and mines a block on top of any block that
  * holds a request (the watcher's one confirmation) so that requests from any sender are served.
  */
-async function watchGateway(client: SertnClient, gateway: Address, progress: Progress, signal: AbortSignal): Promise<void> {
-  let next = (await client.getBlockNumber().catch(() => 0n)) + 1n
-  const say = (s: string) => progress.line(`${dim(new Date().toISOString().slice(11, 19))} ${s}`)
+async function watchGateway(chain: StackChain, client: SertnClient, gateway: Address, progress: Progress, signal: AbortSignal): Promise<void> {
+  let next = (await client.getBlockNumber({ cacheTime: 0 }).catch(() => 0n)) + 1n
+  const say = (s: string) => progress.line(`${dim(new Date().toISOString().slice(11, 19))} ${chain.padEnd(5)}  ${s}`)
+  const status = (id: unknown) => `sertn status ${String(id)}${chain === 'hub' ? ' --chain hub' : ''}`
   while (!signal.aborted) {
     await new Promise((r) => setTimeout(r, 250))
     if (signal.aborted) break
     try {
-      const head = await client.getBlockNumber()
+      const head = await client.getBlockNumber({ cacheTime: 0 })
       if (head < next) continue
+      // The spoke's SpokeGateway emits the same request and settlement events (IInferenceGateway's).
       const logs = await client.getContractEvents({ address: gateway, abi: InferenceGateway.abi, fromBlock: next, toBlock: head })
       let requestInHead = false
       for (const log of logs) {
         const a = log.args as Record<string, unknown>
         if (log.eventName === 'InferenceRequested') {
-          say(`request #${String(a.requestId)} in block ${log.blockNumber} from ${String(a.requester)} → sertn status ${String(a.requestId)}`)
+          say(`request #${String(a.requestId)} in block ${log.blockNumber} from ${String(a.requester)} → ${status(a.requestId)}`)
           if (log.blockNumber === head) requestInHead = true
         } else if (log.eventName === 'InferenceFulfilled') {
-          say(`request #${String(a.requestId)} fulfilled (callback ${['succeeded', 'failed', 'skipped'][Number(a.callbackStatus)] ?? '?'}), tx ${log.transactionHash}`)
+          say(
+            `request #${String(a.requestId)} fulfilled${chain === 'spoke' ? ' (result from the hub, verified here)' : ''} ` +
+              `(callback ${['succeeded', 'failed', 'skipped'][Number(a.callbackStatus)] ?? '?'}), tx ${log.transactionHash}`,
+          )
         } else if (log.eventName === 'InferenceFailed') {
           say(`request #${String(a.requestId)} failed: ${String(a.reason ?? a.code)}`)
         } else if (log.eventName === 'InferenceRefunded') {
@@ -488,23 +667,27 @@ async function watchGateway(client: SertnClient, gateway: Address, progress: Pro
   }
 }
 
-function endpoints(paths: StackPaths, info: StackInfo, deployment: Deployment, workers: { role: string; proc: ManagedProcess }[]): string {
+function endpoints(paths: StackPaths, info: StackInfo, d: Deployment, processes: { name: string; proc: ManagedProcess }[]): string {
   const { bold, dim } = out
-  const dapps = Object.entries(deployment.dapps).map(([m, a]) => `${a} (${m})`).join(', ')
+  const dapps = (on: Record<string, Address>) => Object.entries(on).map(([m, a]) => `${a} (${m})`).join(', ')
   return [
-    `\n${bold('local stack')} ${dim(`(data in ${shown(paths.dataDir)})`)}`,
-    `  chain        ${info.rpcUrl}  ${dim(`anvil, chain id ${deployment.chainId}, state ${shown(paths.anvilState)}`)}`,
-    `  gateway      ${deployment.gateway}  ${dim(`registry ${deployment.registry}`)}`,
-    `  dApp         ${dapps}  ${dim('ExampleClassifier')}`,
+    `\n${bold('local stack')} ${dim(`(data in ${shown(paths.dataDir)}; local dev keys, insecure)`)}`,
+    `  hub          ${info.rpcUrls.hub}  ${dim(`anvil, chain id ${d.hub.chainId} = Hyperlane domain, state ${shown(paths.chainState.hub)}`)}`,
+    `    market     ${d.hub.market}  ${dim(`serves the spoke's requests`)}`,
+    `    gateway    ${d.hub.gateway}  ${dim(`registry ${d.hub.registry}, mailbox ${d.hub.hyperlane.mailbox}`)}`,
+    `    dApp       ${dapps(d.hub.dapps)}  ${dim('ExampleClassifier (sertn request --chain hub)')}`,
+    `  spoke        ${info.rpcUrls.spoke}  ${dim(`anvil, chain id ${d.spoke.chainId} = Hyperlane domain, state ${shown(paths.chainState.spoke)}`)}`,
+    `    gateway    ${d.spoke.gateway}  ${dim(`SpokeGateway, registry ${d.spoke.registry}, mailbox ${d.spoke.hyperlane.mailbox}`)}`,
+    `    dApp       ${dapps(d.spoke.dapps)}  ${dim('ExampleClassifier (sertn request)')}`,
     `  Temporal     ${info.temporal}  ${dim(`namespace ${info.namespace}, database ${shown(paths.temporalDb)}`)}`,
     `  Temporal UI  ${info.temporalUi}`,
     `  arweave      ${info.arlocal}  ${dim(`arlocal, data ${shown(paths.arlocal)}`)}`,
-    `  workers      ${workers.map((w) => `${w.role} (pid ${w.proc.pid})`).join(', ')}  ${dim(`config ${shown(paths.config)}`)}`,
+    `  processes    ${processes.map((p) => `${p.name} (pid ${p.proc.pid})`).join(', ')}  ${dim(`config ${shown(paths.config)}`)}`,
   ].join('\n')
 }
 
-/** Stops the workers, then arlocal and Temporal, then anvil (which writes its state on SIGTERM). */
-async function stopAll(children: { name: string; proc: ManagedProcess; stop: () => Promise<void> }[], progress: Progress, paths: StackPaths, hadAnvil: boolean): Promise<void> {
+/** Stops the workers and the relay, then arlocal and Temporal, then the anvils (which write their state on SIGTERM). */
+async function stopAll(children: Child[], progress: Progress, paths: StackPaths): Promise<void> {
   if (children.length === 0) return
   const t0 = performance.now()
   const step = progress.begin('stop', { announce: true })
@@ -516,8 +699,9 @@ async function stopAll(children: { name: string; proc: ManagedProcess; stop: () 
     await Promise.allSettled(chosen.map((c) => c.stop()))
     stopped.push(...chosen.map((c) => c.name))
   }
-  await group((n) => n.startsWith('worker'))
+  await group((n) => n.startsWith('worker') || n === 'relay')
   await group((n) => n === 'arlocal' || n === 'Temporal')
-  await group((n) => n === 'anvil')
-  step.done(`${stopped.join(', ')}${hadAnvil && existsSync(paths.anvilState) ? `; chain saved to ${shown(paths.anvilState)}` : ''}`, performance.now() - t0)
+  await group((n) => n.endsWith('anvil'))
+  const saved = STACK_CHAINS.filter((c) => stopped.includes(`${c} anvil`) && existsSync(paths.chainState[c])).map((c) => shown(paths.chainState[c]))
+  step.done(`${stopped.join(', ')}${saved.length ? `; chains saved to ${saved.join(', ')}` : ''}`, performance.now() - t0)
 }

@@ -1,9 +1,13 @@
-/** `sertn status <request-key|requestId>`: a request's workflow status from Temporal. */
+/**
+ * `sertn status <request-key|requestId>`: a request's workflow status from Temporal; for a spoke
+ * chain's request, its hops between the spoke and the hub too.
+ */
 import { WorkflowNotFoundError } from '@temporalio/client'
 import { parseRequestKey, requestKey, type RequestKey } from '../core/types.ts'
 import { SertnError } from '../core/errors.ts'
 import { getRequestStatus } from '../workflows/client.ts'
-import { connectTemporal, LOCAL_CHAIN, openStack, UsageError } from './common.ts'
+import { connectTemporal, DEFAULT_REQUEST_CHAIN, openStack, UsageError } from './common.ts'
+import { HOP_LABELS, hopNotes, HOPS } from './follow.ts'
 import { dim, fmtMs, out } from './ui.ts'
 
 export async function statusCommand(opts: {
@@ -18,7 +22,7 @@ export async function statusCommand(opts: {
   let key: RequestKey
   if (/^\d+$/.test(opts.target)) {
     const names = Object.keys(stack.config.chains)
-    const name = opts.chain ?? (names.includes(LOCAL_CHAIN) ? LOCAL_CHAIN : names[0]!)
+    const name = opts.chain ?? (names.includes(DEFAULT_REQUEST_CHAIN) ? DEFAULT_REQUEST_CHAIN : names[0]!)
     const chain = stack.config.chains[name]
     if (!chain) throw new UsageError(`--chain ${name}: no such chain in ${stack.configFile} (chains: ${names.join(', ')})`)
     key = requestKey(chain.chainId, chain.gateway as `0x${string}`, opts.target)
@@ -66,12 +70,29 @@ function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: s
     `${bold('stage')}     ${stageColour(status.stage)}${status.running ? ' (running)' : ''}`,
     `${bold('started')}   ${new Date(status.startedAt).toISOString()} ${dim(`(${fmtMs(Date.now() - status.startedAt)} ago)`)}`,
   ]
-  const timings = Object.entries(status.timings)
+  // A spoke's request: its hops in their own section, the other stages under timings.
+  const hops = status.hub ? HOPS.filter((h) => status.timings[h]) : []
+  const timings = Object.entries(status.timings).filter(([name]) => !(hops as string[]).includes(name))
   if (timings.length) {
     lines.push(`${bold('timings')}`)
     for (const [name, t] of timings) {
       const work = t.workMs !== undefined && Math.abs(t.workMs - t.ms) >= 5 ? dim(`  work ${fmtMs(t.workMs)}`) : ''
       lines.push(`  ${name.padEnd(10)} ${fmtMs(t.ms).padStart(9)}  attempts ${t.attempts}${work}`)
+    }
+  }
+  if (status.hub) {
+    const h = status.hub
+    lines.push(
+      `${bold('hub')}       chain ${h.chainId}, market ${h.market}` +
+        (h.marketRequestId ? `, market request #${h.marketRequestId}: ${h.status ?? '?'}${h.settlement ? ` (${h.settlement})` : ''}` : dim(', not recorded there yet')),
+    )
+  }
+  if (hops.length) {
+    lines.push(`${bold('hops')}`)
+    for (const hop of hops) {
+      const t = status.timings[hop]!
+      const label = hop === 'spokeSettle' && status.error ? HOP_LABELS.failureDelivered : HOP_LABELS[hop]
+      lines.push(`  ${label.padEnd(30)} ${fmtMs(t.ms).padStart(9)}  ${dim([...hopNotes(hop, t, status), `attempts ${t.attempts}`].join(' · '))}`)
     }
   }
   const hb = status.heartbeat as { stage?: string; elapsedMs?: number } | undefined
@@ -81,7 +102,11 @@ function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: s
     lines.push(`${bold('storage')}   output ${status.storage.output.storage}:${status.storage.output.id} (${status.storage.output.bytes} bytes, sha256 ${status.storage.output.sha256.slice(0, 16)}…)`)
     lines.push(`          proof  ${status.storage.proof.storage}:${status.storage.proof.id} (${status.storage.proof.bytes} bytes, sha256 ${status.storage.proof.sha256.slice(0, 16)}…)`)
   }
-  if (status.transactionHash) lines.push(`${bold('tx')}        ${status.transactionHash}`)
+  // A spoke's request: the hub's transaction (the result or the failure sent), and the spoke's delivery.
+  const txLabel = status.hub ? 'hub tx' : 'tx'
+  if (status.transactionHash) lines.push(`${bold(txLabel)}${' '.repeat(10 - txLabel.length)}${status.transactionHash}`)
+  const delivered = status.hub && status.timings.spokeSettle?.transactionHash
+  if (delivered) lines.push(`${bold('spoke tx')}  ${delivered}  ${dim('(the hub message processed on the spoke)')}`)
   if (status.error) lines.push(`${bold('error')}     ${red(status.error.code)}: ${status.error.reason}`)
   if (ui) lines.push(`${bold('workflow')}  ${ui}/namespaces/${namespace}/workflows/${encodeURIComponent(status.key)}`)
   console.log(lines.join('\n'))

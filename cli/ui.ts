@@ -13,6 +13,12 @@ export function fmtMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`
 }
 
+/** Gas for humans: `690k gas` (exact below 10,000). */
+export function fmtGas(gas: bigint | string | number): string {
+  const n = Number(gas)
+  return n < 10_000 ? `${n} gas` : `${Math.round(n / 1000)}k gas`
+}
+
 /**
  * Runs `fn` as a named stage: prints it when it starts (with a ticking timer on a terminal) and
  * when it ends, with its duration and an optional detail line from `describe`.

@@ -1,8 +1,10 @@
 /**
- * `sertn start --once` end to end, as a user runs it: a child process that starts anvil, the
- * Temporal dev server, arlocal and three worker processes in a temporary data directory (any free
- * ports), serves the demo request to a verified result, stops everything and exits 0. A second run
- * on the same directory reuses the persisted chain and contracts and serves a new request.
+ * `sertn start --once` end to end, as a user runs it: a child process that starts two anvils (the
+ * hub and a spoke), deploys the network over Hyperlane, starts the Temporal dev server, arlocal,
+ * three worker processes and the relay in a temporary data directory (any free ports), serves the
+ * demo request from the spoke through the hub and back to a verified result, printing every hop,
+ * stops everything and exits 0. A second run on the same directory reuses both persisted chains and
+ * the contracts and serves a new request.
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -13,14 +15,14 @@ import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 
 const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)))
-const RUN_TIMEOUT_MS = 150_000
+const RUN_TIMEOUT_MS = 180_000
 
 type Run = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 let dataDir: string
 const running = new Set<number>()
 
-/** Processes whose command line mentions `dir` (anvil --state, temporal --db-filename, arlocal --db, workers --config). */
+/** Processes whose command line mentions `dir` (anvil --state, temporal --db-filename, arlocal --db, workers and relay --config). */
 function processesUsing(dir: string): { pid: number; cmd: string }[] {
   if (!existsSync('/proc')) return []
   const found: { pid: number; cmd: string }[] = []
@@ -76,7 +78,7 @@ function sertn(args: string[], timeoutMs = RUN_TIMEOUT_MS): Promise<Run> {
   })
 }
 
-const ANY_PORTS = ['--anvil-port', '0', '--temporal-port', '0', '--ui-port', '0', '--arlocal-port', '0']
+const ANY_PORTS = ['--hub-port', '0', '--spoke-port', '0', '--temporal-port', '0', '--ui-port', '0', '--arlocal-port', '0']
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'sertn-cli-start-'))
@@ -101,35 +103,71 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true })
 })
 
+/** The hops of a spoke's request, as the progress prints them (label, then what happened). */
+const HOPS = [
+  /✔ spoke → hub {2}request relayed +\d[\d.]* m?s {2}recorded by the hub market as #\d+ · tx 0x/,
+  /✔ hub {2}result verified and sent +\d[\d.]* m?s {2}verified on the hub, sent to the spoke · tx 0x[0-9a-f…]+, \d+k gas/,
+  /✔ hub → spoke {2}result delivered +\d[\d.]* m?s {2}verified on the spoke, callback · tx 0x[0-9a-f…]+, \d+k gas/,
+  /✔ spoke → hub {2}receipt settled +\d[\d.]* m?s {2}settled on the hub \(Fulfilled\)/,
+]
+
+type DeploymentRecord = { hub: { gateway: string; market: string; dapps: Record<string, string> }; spoke: { gateway: string; dapps: Record<string, string> } }
+
 describe('sertn start --once', () => {
-  test('starts the stack, serves the demo request to a verified result, stops everything, exits 0', async () => {
+  test('starts the hub and the spoke, serves the demo request spoke → hub → spoke to a verified result, stops everything, exits 0', async () => {
     const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
     const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
     expect(r.code, output).toBe(0)
-    expect(r.stdout, output).toMatch(/verified result: label [0-2], score -?\d+\.\d{4}/)
-    expect(r.stdout).toMatch(/request +#1 +req:31337:0x[0-9a-f]{40}:1/)
+    expect(r.stdout, output).toMatch(/verified result: label [0-2], score -?\d+\.\d{4} .*on the spoke\)/)
+    expect(r.stdout).toMatch(/request +#1 +req:31338:0x[0-9a-f]{40}:1/)
     expect(r.stdout).toMatch(/arweave +output \S+/)
-    expect(r.stdout).toMatch(/fulfil +tx 0x[0-9a-f]{64}/)
-    for (const stage of ['anvil', 'contracts', 'Temporal dev server', 'arlocal', 'workers', 'watch', 'inference', 'witness', 'prove', 'verify', 'store', 'fulfil', 'callback', 'stop'])
+    expect(r.stdout).toMatch(/hub +market request #1 \(Settled: Fulfilled\), result tx 0x[0-9a-f]{64}/)
+    expect(r.stdout).toMatch(/spoke +delivery tx 0x[0-9a-f]{64}/)
+    expect(r.stdout).toMatch(/\d[\d.]* m?s from the request's block to the verified result on the spoke; settled on the hub/)
+    for (const stage of ['hub anvil', 'spoke anvil', 'contracts', 'Temporal dev server', 'arlocal', 'workers', 'relay', 'request on the spoke', 'watch', 'inference', 'witness', 'prove', 'verify', 'store', 'callback', 'stop'])
       expect(r.stderr, `stage ${stage}\n${output}`).toMatch(new RegExp(`✔ ${stage}`))
-    expect(r.stderr).toMatch(/contracts .* deployed: gateway/)
+    for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
+    expect(r.stderr).toMatch(/hub anvil .* chain 31337, new chain/)
+    expect(r.stderr).toMatch(/spoke anvil .* chain 31338, new chain/)
+    expect(r.stderr).toMatch(/contracts .* deployed: hub gateway 0x[0-9a-fA-F]{40}, market 0x[0-9a-fA-F]{40} · spoke gateway 0x[0-9a-fA-F]{40} \(no deployment recorded yet\)/)
+    expect(r.stderr).toMatch(/stop .*relay.*hub anvil, spoke anvil; chains saved/)
+
+    // The node's configuration has both chains and the relay.
+    const config = JSON.parse(readFileSync(join(dataDir, 'sertn.config.json'), 'utf8')) as {
+      chains: Record<string, { chainId: number; market?: string; hub?: string; hyperlane?: { domain: number } }>
+      relay: { validatorKey?: string; relayerKey?: string }
+    }
+    expect(config.chains.hub).toMatchObject({ chainId: 31337, hyperlane: { domain: 31337 } })
+    expect(config.chains.hub!.market).toMatch(/^0x/)
+    expect(config.chains.spoke).toMatchObject({ chainId: 31338, hub: 'hub', hyperlane: { domain: 31338 } })
+    expect(config.relay.validatorKey).toMatch(/^0x[0-9a-f]{64}$/)
+    expect(config.relay.relayerKey).toMatch(/^0x[0-9a-f]{64}$/)
 
     // Persisted for the next start; nothing left running.
-    for (const f of ['anvil-state.json', 'deployment.json', 'sertn.config.json', 'temporal.db', 'arweave-wallet.json'])
+    for (const f of ['anvil-hub-state.json', 'anvil-spoke-state.json', 'deployment.json', 'sertn.config.json', 'temporal.db', 'arweave-wallet.json', 'hyperlane'])
       expect(existsSync(join(dataDir, f)), f).toBe(true)
+    const deployment = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
+    expect(Object.keys(deployment.hub.dapps)).toEqual(['sertn-mlp-demo'])
+    expect(Object.keys(deployment.spoke.dapps)).toEqual(['sertn-mlp-demo'])
     expect(existsSync(join(dataDir, 'stack.json'))).toBe(false)
     expect(processesUsing(dataDir)).toEqual([])
   }, RUN_TIMEOUT_MS + 30_000)
 
-  test('a second start reuses the persisted chain and contracts and serves a new request', async () => {
-    const first = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as { gateway: string }
+  test('a second start reuses both persisted chains and the contracts and serves a new request', async () => {
+    const first = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
     const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
     const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
     expect(r.code, output).toBe(0)
-    expect(r.stderr, output).toMatch(new RegExp(`contracts .* reused: gateway ${first.gateway}`))
+    expect(r.stderr, output).toMatch(/hub anvil .* state loaded from /)
+    expect(r.stderr).toMatch(/spoke anvil .* state loaded from /)
+    expect(r.stderr).toMatch(new RegExp(`contracts .* reused: hub gateway ${first.hub.gateway}, market ${first.hub.market} · spoke gateway ${first.spoke.gateway}\n`))
     expect(r.stderr).toMatch(/arweave wallet .* reused/)
-    expect(r.stdout).toMatch(/request +#2 +req:31337:/)
+    expect(r.stderr).not.toMatch(/clearing/)
+    for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
+    expect(r.stdout).toMatch(/request +#2 +req:31338:/)
+    expect(r.stdout).toMatch(/hub +market request #2 /)
     expect(r.stdout).toMatch(/verified result: label [0-2]/)
+    expect(JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8'))).toEqual(first)
     expect(processesUsing(dataDir)).toEqual([])
   }, RUN_TIMEOUT_MS + 30_000)
 })
