@@ -102,7 +102,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
    * The model run (a cross-check, and the first to reject a bad input) and the proof need only
    * the input: run them side by side, and cancel the other if one fails.
    */
-  async function prove(): Promise<Awaited<ReturnType<typeof proveInference>>> {
+  async function prove(): Promise<Proven> {
     status.stage = 'proving'
     const both = new CancellationScope()
     try {
@@ -126,23 +126,31 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     }
   }
 
+  type Proven = Awaited<ReturnType<typeof proveInference>>
+  type Prepared = Awaited<ReturnType<typeof prepareResult>>
+
+  /** Fixes the storage ids of the output and the proof (signed, not yet uploaded, where the storage allows). */
+  async function store(proven: Proven): Promise<Prepared> {
+    status.output = proven.result.output
+    status.stage = 'storing'
+    const prepared = await timed('store', () => prepareResult(request, proven.result))
+    status.storage = { output: prepared.output.artifact, proof: prepared.proof.artifact }
+    return prepared
+  }
+
+  /** Runs `deliver` (the transaction that records the storage ids on-chain) beside the upload. */
+  async function deliverWhileUploading<T>(prepared: Prepared, deliver: () => Promise<T>): Promise<T> {
+    const [tx] = await Promise.all([deliver(), prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared))])
+    return tx
+  }
+
   if (request.route) return spokeRequest()
 
   try {
     const proven = await prove()
-    status.output = proven.result.output
-
-    // Storage ids first (signed, not yet uploaded, where the storage allows), then the upload beside
-    // the fulfilment that records those ids on-chain.
-    status.stage = 'storing'
-    const prepared = await timed('store', () => prepareResult(request, proven.result))
-    status.storage = { output: prepared.output.artifact, proof: prepared.proof.artifact }
-
+    const prepared = await store(proven)
     status.stage = 'fulfilling'
-    const [tx] = await Promise.all([
-      timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!)),
-      prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared)),
-    ])
+    const tx = await deliverWhileUploading(prepared, () => timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!)))
     if (tx.transactionHash) status.transactionHash = tx.transactionHash
     status.stage = tx.status === 'Fulfilled' ? 'fulfilled' : 'settled-elsewhere'
     return status as RequestOutcome
@@ -180,17 +188,11 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     let marketRequestId: string | undefined
     try {
       const proven = await prove()
-      status.output = proven.result.output
-      status.stage = 'storing'
-      const prepared = await timed('store', () => prepareResult(request, proven.result))
-      status.storage = { output: prepared.output.artifact, proof: prepared.proof.artifact }
+      const prepared = await store(proven)
       status.stage = 'awaiting-hub'
       marketRequestId = (await recorded).marketRequestId
       status.stage = 'submitting'
-      const [tx] = await Promise.all([
-        timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)),
-        prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared)),
-      ])
+      const tx = await deliverWhileUploading(prepared, () => timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)))
       hub.status = tx.status
       if (tx.transactionHash) status.transactionHash = tx.transactionHash
     } catch (err) {

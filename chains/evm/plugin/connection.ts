@@ -1,6 +1,19 @@
 /** What the EVM plugins share: one chain's clients and the account's send queue, and call joining. */
-import { createPublicClient, createWalletClient, defineChain, http, type Account, type Chain, type HttpTransport, type PublicClient, type WalletClient } from 'viem'
-import { AccountSender, accountSender } from './sender.ts'
+import {
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  http,
+  type Account,
+  type Chain,
+  type Hex,
+  type HttpTransport,
+  type PublicClient,
+  type TransactionReceipt,
+  type WalletClient,
+} from 'viem'
+import { transient } from './errors.ts'
+import { AccountSender, accountSender, type TxRequest } from './sender.ts'
 
 export type EvmConnection = {
   chain: Chain
@@ -34,5 +47,55 @@ export function joinInflight<T>(): (key: string, run: () => Promise<T>) => Promi
     const p = run().finally(() => inflight.delete(key))
     inflight.set(key, p)
     return p
+  }
+}
+
+/** What a sent transaction came to: its hash, receipt, and the chain's inclusion wait. */
+export type SentTransaction = { hash: Hex; receipt: TransactionReceipt; inclusionMs: number; receiptAt: number }
+
+/**
+ * Sends `tx` in the account's turn and awaits its receipt outside the queue (a chain that mines at
+ * once has it already; else it is polled). `what` names the call in errors: RPC and timeout
+ * failures become retryable {@link ChainTransientError}s. The receipt may say reverted.
+ */
+export async function sendAndWait(
+  conn: EvmConnection,
+  tx: TxRequest,
+  o: { what: string; confirmations?: number; pollingIntervalMs: number; receiptTimeoutMs?: number },
+): Promise<SentTransaction> {
+  // From here to the receipt the chain includes the transaction (anvil mines inside the send).
+  const submittedAt = performance.now()
+  let hash: Hex
+  try {
+    hash = await conn.sender.send(tx)
+  } catch (err) {
+    throw transient(`${o.what}: sending`, err)
+  }
+  try {
+    const confirmations = o.confirmations ?? 0
+    const mined = confirmations === 0 ? await conn.publicClient.getTransactionReceipt({ hash }).catch(() => undefined) : undefined
+    const receipt =
+      mined ??
+      (await conn.publicClient.waitForTransactionReceipt({
+        hash,
+        confirmations: confirmations + 1,
+        pollingInterval: o.pollingIntervalMs,
+        timeout: o.receiptTimeoutMs ?? 120_000,
+      }))
+    return { hash, receipt, inclusionMs: performance.now() - submittedAt, receiptAt: Date.now() }
+  } catch (err) {
+    throw transient(`${o.what}: waiting for transaction ${hash}`, err)
+  }
+}
+
+/** A gas estimate made once per `key` (e.g. per model version: verification costs the same each time). */
+export function estimateOnce(conn: EvmConnection): (key: string, call: unknown) => Promise<bigint> {
+  const estimates = new Map<string, bigint>()
+  return async (key, call) => {
+    const known = estimates.get(key)
+    if (known !== undefined) return known
+    const estimate = await conn.publicClient.estimateContractGas(call as never)
+    estimates.set(key, estimate)
+    return estimate
   }
 }

@@ -63,7 +63,7 @@ import {
   transient,
   UnauthorizedNodeError,
 } from './errors.ts'
-import { connectEvm, joinInflight } from './connection.ts'
+import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
 
 export type EvmChainOptions = {
@@ -172,7 +172,9 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const id = toChainId(options.chainId)
   const gateway = getAddress(options.gateway)
   const pollingIntervalMs = options.pollingIntervalMs ?? 250
-  const { publicClient, sender } = connectEvm({ ...options, pollingIntervalMs })
+  const conn = connectEvm({ ...options, pollingIntervalMs })
+  const { publicClient } = conn
+  const estimate = estimateOnce(conn)
   const watcherKey = options.watcherKey ?? `evm-${options.chainId}-${gateway.toLowerCase()}`
 
   let disposed = false
@@ -180,8 +182,6 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const join = joinInflight<TxOutcome>()
   /** Settlements read so far (immutable once made). */
   const settlements = new Map<string, Settlement>()
-  /** Gas estimates of fulfil/fail per model version (see settle). */
-  const gasEstimates = new Map<string, bigint>()
 
   const live = () => {
     if (disposed) throw new PluginError(pluginId, 'used after dispose()')
@@ -271,47 +271,28 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     // 2. An explicit gas limit with room for the callback. Verification costs the same for every
     //    request of a model version, so the estimate (a dozen executions of the verifier on the
     //    node) is made once per model version and operation; the callback's own limit is added on top.
-    const estimateKey = `${op}:${request.modelId}:${request.modelVersion}`
-    let estimate = gasEstimates.get(estimateKey)
-    if (estimate === undefined) {
-      try {
-        estimate = await publicClient.estimateContractGas(call as never)
-      } catch (err) {
-        return settledOrThrow(op, what, err)
-      }
-      gasEstimates.set(estimateKey, estimate)
+    let gasEstimate: bigint
+    try {
+      gasEstimate = await estimate(`${op}:${request.modelId}:${request.modelVersion}`, call)
+    } catch (err) {
+      return settledOrThrow(op, what, err)
     }
-    const gas = settleGasLimit(estimate, request.callbackGasLimit)
+    const gas = settleGasLimit(gasEstimate, request.callbackGasLimit)
     // 3. Send in this account's turn; 4. await the receipt outside the queue.
-    // From here to the receipt the chain includes the transaction (anvil mines inside the send).
-    const submittedAt = performance.now()
-    let hash: `0x${string}`
-    try {
-      hash = await sender.send({ to: gateway, data: encodeFunctionData(call as never), gas })
-    } catch (err) {
-      throw transient(`${what}: sending`, err)
-    }
-    let receipt
-    try {
-      // Chains that mine at once (anvil, some L2 sequencers) have it already; else poll.
-      const mined = (options.settleConfirmations ?? 0) === 0 ? await publicClient.getTransactionReceipt({ hash }).catch(() => undefined) : undefined
-      receipt = mined ?? await publicClient.waitForTransactionReceipt({
-        hash,
-        confirmations: (options.settleConfirmations ?? 0) + 1,
-        pollingInterval: pollingIntervalMs,
-        timeout: options.receiptTimeoutMs ?? 120_000,
-      })
-    } catch (err) {
-      throw transient(`${what}: waiting for transaction ${hash}`, err)
-    }
+    const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(conn, { to: gateway, data: encodeFunctionData(call as never), gas }, {
+      what,
+      confirmations: options.settleConfirmations ?? 0,
+      pollingIntervalMs,
+      receiptTimeoutMs: options.receiptTimeoutMs,
+    })
     const done: TxOutcome = {
       transactionHash: hash,
       gasUsed: receipt.gasUsed.toString(),
       blockNumber: receipt.blockNumber.toString(),
       status: op === 'fulfill' ? 'Fulfilled' : 'Failed',
       alreadySettled: false,
-      inclusionMs: performance.now() - submittedAt,
-      receiptAt: Date.now(),
+      inclusionMs,
+      receiptAt,
     }
     if (receipt.status === 'success') return done
     // Reverted: most likely someone settled it between our simulation and our transaction.

@@ -9,7 +9,7 @@
  * the spoke is a {@link RequestSettledError}; rejections (invalid proof, wrong input, a model not
  * deployed on the spoke, an expired request) are non-retryable errors; RPC trouble is retryable.
  */
-import { encodeFunctionData, getAbiItem, getAddress, type Account, type Address, type Hex } from 'viem'
+import { encodeFunctionData, getAbiItem, getAddress, type Account, type Address } from 'viem'
 import { InferenceMarket } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, PluginError } from '../../../core/errors.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
@@ -36,7 +36,7 @@ import {
   transient,
   UnauthorizedNodeError,
 } from './errors.ts'
-import { connectEvm, joinInflight } from './connection.ts'
+import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { truncateReason } from './evm-chain.ts'
 
 export type EvmMarketOptions = {
@@ -61,9 +61,10 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   const pluginId = `evm-market:${options.chainName}`
   const market = getAddress(options.market)
   const pollingInterval = options.pollingIntervalMs ?? 250
-  const { publicClient, sender } = connectEvm({ ...options, pollingIntervalMs: pollingInterval })
+  const conn = connectEvm({ ...options, pollingIntervalMs: pollingInterval })
+  const { publicClient } = conn
+  const estimate = estimateOnce(conn)
   const events = new Map<string, MarketEvent>()
-  const gasEstimates = new Map<string, bigint>()
   const join = joinInflight<MarketTxOutcome>()
   let disposed = false
   const live = () => {
@@ -159,31 +160,18 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     } catch (err) {
       return outcomeOrThrow(op, what, err)
     }
-    const estimateKey = `${op}:${request.modelId}`
-    let estimate = gasEstimates.get(estimateKey)
-    if (estimate === undefined) {
-      try {
-        estimate = await publicClient.estimateContractGas(call as never)
-      } catch (err) {
-        return outcomeOrThrow(op, what, err)
-      }
-      gasEstimates.set(estimateKey, estimate)
-    }
-    const submittedAt = performance.now()
-    let hash: Hex
+    // Verification costs the same for every request of a model: one estimate per model and operation.
+    let gas: bigint
     try {
-      hash = await sender.send({ to: market, data: encodeFunctionData(call as never), gas: estimate + estimate / 4n, value })
+      gas = await estimate(`${op}:${request.modelId}`, call)
     } catch (err) {
-      throw transient(`${what}: sending`, err)
+      return outcomeOrThrow(op, what, err)
     }
-    let receipt
-    try {
-      receipt =
-        (await publicClient.getTransactionReceipt({ hash }).catch(() => undefined)) ??
-        (await publicClient.waitForTransactionReceipt({ hash, pollingInterval, timeout: options.receiptTimeoutMs ?? 120_000 }))
-    } catch (err) {
-      throw transient(`${what}: waiting for transaction ${hash}`, err)
-    }
+    const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(
+      conn,
+      { to: market, data: encodeFunctionData(call as never), gas: gas + gas / 4n, value },
+      { what, pollingIntervalMs: pollingInterval, receiptTimeoutMs: options.receiptTimeoutMs },
+    )
     if (receipt.status === 'success') {
       return {
         transactionHash: hash,
@@ -191,8 +179,8 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         blockNumber: receipt.blockNumber.toString(),
         status: doneStatuses[op][0]!,
         alreadySettled: false,
-        inclusionMs: performance.now() - submittedAt,
-        receiptAt: Date.now(),
+        inclusionMs,
+        receiptAt,
       }
     }
     const now = await getRequest(marketRequestId)
