@@ -26,6 +26,8 @@ export type ActivityDeps = {
   chains: readonly ChainPlugin[]
   /** Hub markets (for requests made on spoke chains). */
   markets?: readonly MarketPlugin[]
+  /** How often the hop activities look for the next hop's event (default {@link HOP_POLL_MS}); about a block time on real chains. */
+  hopPollMs?: number
   runtime: RuntimePlugin
   prover: ProverPlugin
   storage: StoragePlugin
@@ -53,8 +55,8 @@ export class RelayTimeoutError extends SertnError {
   }
 }
 
-/** How often the hop activities look for the next hop's event. */
-export const HOP_POLL_MS = 50
+/** How often the hop activities look for the next hop's event, by default. */
+export const HOP_POLL_MS = 250
 /** How long past a request's deadline a hop is still waited for (clocks of two chains differ). */
 const DEADLINE_GRACE_S = 120
 
@@ -119,7 +121,7 @@ function activitiesOf(deps: ActivityDeps) {
         throw new RelayTimeoutError(`${what}: still waiting ${DEADLINE_GRACE_S} s after request ${request.key}'s deadline`)
       }
       ctx.heartbeat({ waiting: what, elapsedMs: Math.round(performance.now() - t0) })
-      await ctx.sleep(HOP_POLL_MS)
+      await ctx.sleep(deps.hopPollMs ?? HOP_POLL_MS)
     }
   }
 

@@ -101,7 +101,15 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
     return Object.entries(config.chains)
       .filter(([, ch]) => ch.market)
       .map(([chainName, ch]) =>
-        evmMarket({ chainName, chainId: ch.chainId, rpcUrl: ch.rpcUrl, market: ch.market as `0x${string}`, account, pollingIntervalMs: ch.pollingIntervalMs }),
+        evmMarket({
+          chainName,
+          chainId: ch.chainId,
+          rpcUrl: ch.rpcUrl,
+          market: ch.market as `0x${string}`,
+          account,
+          pollingIntervalMs: ch.pollingIntervalMs,
+          fromBlock: BigInt(ch.hyperlane?.deployBlock ?? ch.startBlock ?? 0),
+        }),
       )
   })
   return {
@@ -120,6 +128,11 @@ export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
     },
     get markets() {
       return c.resolve<MarketPlugin[]>(TOKENS.Markets)
+    },
+    /** Hops are looked for as often as the chains are polled. */
+    get hopPollMs() {
+      const chains = Object.values(c.resolve<SertnConfig>(TOKENS.Config).chains)
+      return Math.min(...chains.map((ch) => ch.pollingIntervalMs))
     },
     get runtime() {
       return c.resolve<RuntimePlugin>(TOKENS.Runtime)

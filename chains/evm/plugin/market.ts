@@ -51,6 +51,8 @@ export type EvmMarketOptions = {
   pollingIntervalMs?: number
   /** How long a submission waits for its receipt before a retryable error. Default 120 000 ms. */
   receiptTimeoutMs?: number
+  /** The first block to search for the market's events (its deployment block). Default 0. */
+  fromBlock?: bigint
 }
 
 const RECORDED = getAbiItem({ abi: InferenceMarket.abi, name: 'RequestRecorded' })
@@ -97,7 +99,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         address: market,
         event: kind === 'recorded' ? RECORDED : SETTLED,
         args: { marketRequestId: BigInt(marketRequestId) },
-        fromBlock: 0n,
+        fromBlock: options.fromBlock ?? 0n,
         toBlock: 'latest',
         strict: true,
       })
