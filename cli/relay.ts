@@ -7,6 +7,8 @@ export async function relayCommand(opts: { config?: string }): Promise<number> {
   const config = loadConfig(opts.config)
   const dir = join(resolve(config.dataDir), 'hyperlane')
   const agents = startAgentsFromConfig(config, { dir })
+  // The SDK loads in seconds: load it before saying the relay runs, not on the first message.
+  await agents.ready
   console.error(`[relay] pid ${process.pid}: validator and relayers for ${[...agents.validators.keys()].join(', ')} (state in ${dir})`)
   await new Promise<void>((done) => {
     const stop = (sig: string) => {

@@ -44,6 +44,8 @@ export type LocalAgentsConfig = {
 }
 
 export type LocalAgents = {
+  /** Settles once every relayer has loaded the SDK (failures are reported to `onError` and retried on delivery). */
+  ready: Promise<void>
   validators: ReadonlyMap<string, LocalValidator>
   /** By route, `from→to`. */
   relayers: ReadonlyMap<string, LocalRelayer>
@@ -99,7 +101,11 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
   }
   for (const v of validators.values()) v.start()
   for (const r of relayers.values()) r.start()
+  const ready = Promise.all(
+    [...relayers].map(([route, r]) => r.prepare().catch((err: unknown) => onError(`relayer ${route}`, err))),
+  ).then(() => undefined)
   const agents: LocalAgents = {
+    ready,
     validators,
     relayers,
     async stop() {

@@ -133,6 +133,11 @@ export type LocalRelayer = {
   poll(): Promise<RelayerPollResult>
   /** The messages given up on so far (from the cursor). */
   rejected(): Promise<RejectedMessage[]>
+  /**
+   * Loads and builds the SDK relay now instead of on the first delivery (importing the SDK takes
+   * seconds): a long-lived relayer calls it at start so that its first message is not delayed.
+   */
+  prepare(): Promise<void>
   start(signal?: AbortSignal): void
   stop(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
@@ -399,6 +404,9 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
       return { seen, ...(await relayer.deliver()) }
     },
     rejected: () => serial(async () => (await loadCursor()).rejected ?? []),
+    prepare: async () => {
+      await relay()
+    },
     start(signal) {
       if (controller) throw new Error('relayer already started')
       controller = new AbortController()
