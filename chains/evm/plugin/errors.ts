@@ -72,6 +72,43 @@ export class UnauthorizedNodeError extends GatewayRejectedError {
 }
 
 
+/**
+ * What a Sertn contract's custom error means for the node, by error name: the gateway's and the
+ * market's rejections of a result share their classes (and so their retry verdicts and the
+ * workflow's error codes). Names not listed are {@link GatewayRejectedError}s.
+ */
+const REJECTIONS: Record<string, new (what: string, revert: DecodedRevert, options?: SertnErrorOptions) => GatewayRejectedError> = {
+  GatewayInvalidProof: InvalidProofError,
+  MarketInvalidProof: InvalidProofError,
+  GatewayInputMismatch: InvalidResultError,
+  GatewayOutputShapeMismatch: InvalidResultError,
+  MarketInputMismatch: InvalidResultError,
+  MarketOutputShapeMismatch: InvalidResultError,
+  GatewayModelVersionChanged: ModelVersionChangedError,
+  MarketUnknownModel: ModelNotDeployedError,
+  MarketModelNotDeployed: ModelNotDeployedError,
+  GatewayRequestExpired: RequestExpiredError,
+  MarketRequestExpired: RequestExpiredError,
+  GatewayUnauthorizedNode: UnauthorizedNodeError,
+  MarketUnauthorizedNode: UnauthorizedNodeError,
+}
+
+/** The non-retryable error for a contract's rejection `revert` of the call `what`. */
+export function rejectionOf(what: string, revert: DecodedRevert, cause: unknown): GatewayRejectedError {
+  return new (REJECTIONS[revert.errorName] ?? GatewayRejectedError)(what, revert, { cause })
+}
+
+/**
+ * The custom error a failed call reverted with; throws when there is none: a non-retryable error
+ * for an undecodable revert (a panic, a reason string), a retryable one for anything else.
+ */
+export function revertOrThrow(what: string, err: unknown): DecodedRevert {
+  const revert = decodedRevertOf(err)
+  if (revert) return revert
+  if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
+  throw transient(what, err)
+}
+
 /** The custom error a failed contract call reverted with, if it was a revert with decodable data. */
 export function decodedRevertOf(err: unknown): DecodedRevert | undefined {
   if (!(err instanceof BaseError)) return undefined

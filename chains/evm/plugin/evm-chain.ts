@@ -51,18 +51,7 @@ import {
   type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
-import {
-  decodedRevertOf,
-  GatewayRejectedError,
-  InvalidProofError,
-  InvalidResultError,
-  isRevert,
-  ModelVersionChangedError,
-  RequestExpiredError,
-  RequestSettledError,
-  transient,
-  UnauthorizedNodeError,
-} from './errors.ts'
+import { rejectionOf, RequestSettledError, revertOrThrow, transient } from './errors.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
 
@@ -220,11 +209,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
 
   /** Maps a revert (or any failure) of `op` to an outcome or the right error. */
   function settledOrThrow(op: Op, what: string, err: unknown): TxOutcome {
-    const revert = decodedRevertOf(err)
-    if (!revert) {
-      if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
-      throw transient(what, err)
-    }
+    const revert = revertOrThrow(what, err)
     switch (revert.errorName) {
       case 'GatewayRequestNotPending': {
         const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
@@ -234,21 +219,10 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
         if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
         throw new RequestSettledError(what, revert, status, { cause: err })
       }
-      case 'GatewayInvalidProof':
-        throw new InvalidProofError(what, revert, { cause: err })
-      case 'GatewayInputMismatch':
-      case 'GatewayOutputShapeMismatch':
-        throw new InvalidResultError(what, revert, { cause: err })
-      case 'GatewayModelVersionChanged':
-        throw new ModelVersionChangedError(what, revert, { cause: err })
-      case 'GatewayRequestExpired':
-        throw new RequestExpiredError(what, revert, { cause: err })
-      case 'GatewayUnauthorizedNode':
-        throw new UnauthorizedNodeError(what, revert, { cause: err })
       case 'GatewayInsufficientGasForCallback':
         throw new ChainTransientError(`${what}: too little gas for the callback (${String(revert.args[0])} < ${String(revert.args[1])})`, { cause: err })
       default:
-        throw new GatewayRejectedError(what, revert, { cause: err })
+        throw rejectionOf(what, revert, err)
     }
   }
 

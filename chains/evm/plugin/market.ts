@@ -24,18 +24,7 @@ import {
   type MarketStatus,
 } from '../../../core/types.ts'
 import { addressAsBytes32 } from '../crosschain.ts'
-import {
-  decodedRevertOf,
-  GatewayRejectedError,
-  InvalidProofError,
-  InvalidResultError,
-  isRevert,
-  ModelNotDeployedError,
-  RequestExpiredError,
-  RequestSettledError,
-  transient,
-  UnauthorizedNodeError,
-} from './errors.ts'
+import { rejectionOf, RequestSettledError, revertOrThrow, transient } from './errors.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { truncateReason } from './evm-chain.ts'
 
@@ -116,34 +105,16 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   type Op = 'submitResult' | 'failRequest'
   const doneStatuses: Record<Op, readonly MarketStatus[]> = { submitResult: ['ResultSent'], failRequest: ['FailureSent'] }
 
-  function outcomeOrThrow(op: Op, what: string, err: unknown): MarketTxOutcome {
-    const revert = decodedRevertOf(err)
-    if (!revert) {
-      if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
-      throw transient(what, err)
-    }
-    switch (revert.errorName) {
-      case 'MarketRequestNotOpen': {
-        const status = MARKET_STATUSES[Number(revert.args[1])] ?? 'None'
-        if (status === 'None') throw new ChainTransientError(`${what}: the market has no such request (not yet visible to this RPC)`, { cause: err })
-        if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
-        throw new RequestSettledError(what, revert, status === 'Settled' ? 'Refunded' : 'Failed', { cause: err })
-      }
-      case 'MarketInvalidProof':
-        throw new InvalidProofError(what, revert, { cause: err })
-      case 'MarketInputMismatch':
-      case 'MarketOutputShapeMismatch':
-        throw new InvalidResultError(what, revert, { cause: err })
-      case 'MarketUnknownModel':
-      case 'MarketModelNotDeployed':
-        throw new ModelNotDeployedError(what, revert, { cause: err })
-      case 'MarketRequestExpired':
-        throw new RequestExpiredError(what, revert, { cause: err })
-      case 'MarketUnauthorizedNode':
-        throw new UnauthorizedNodeError(what, revert, { cause: err })
-      default:
-        throw new GatewayRejectedError(what, revert, { cause: err })
-    }
+  /** Maps a revert (or any failure) of `op` to an outcome or the right error. */
+  async function outcomeOrThrow(op: Op, marketRequestId: string, what: string, err: unknown): Promise<MarketTxOutcome> {
+    const revert = revertOrThrow(what, err)
+    if (revert.errorName !== 'MarketRequestNotOpen') throw rejectionOf(what, revert, err)
+    const status = MARKET_STATUSES[Number(revert.args[1])] ?? 'None'
+    if (status === 'None') throw new ChainTransientError(`${what}: the market has no such request (not yet visible to this RPC)`, { cause: err })
+    if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
+    // Answered the other way, or settled by the spoke (a refund after the deadline, say).
+    const settlement = status === 'Settled' ? (await getRequest(marketRequestId)).settlement : status === 'ResultSent' ? 'Fulfilled' : 'Failed'
+    throw new RequestSettledError(what, revert, settlement, { cause: err })
   }
 
   async function send(op: Op, marketRequestId: string, request: InferenceRequest, args: readonly unknown[], quote: () => Promise<bigint>): Promise<MarketTxOutcome> {
@@ -160,14 +131,14 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     try {
       await simulate()
     } catch (err) {
-      return outcomeOrThrow(op, what, err)
+      return outcomeOrThrow(op, marketRequestId, what, err)
     }
     // Verification costs the same for every request of a model: one estimate per model and operation.
     let gas: bigint
     try {
       gas = await estimate(`${op}:${request.modelId}`, call)
     } catch (err) {
-      return outcomeOrThrow(op, what, err)
+      return outcomeOrThrow(op, marketRequestId, what, err)
     }
     const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(
       conn,
@@ -190,7 +161,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     try {
       await simulate()
     } catch (err) {
-      return outcomeOrThrow(op, `${what} (transaction ${hash} reverted)`, err)
+      return outcomeOrThrow(op, marketRequestId, `${what} (transaction ${hash} reverted)`, err)
     }
     throw new ChainTransientError(`${what}: transaction ${hash} reverted although the call passes now`)
   }
