@@ -8,9 +8,8 @@ import {
     CallbackStatus
 } from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
-import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
 import {ISertnConsumer} from "./interfaces/ISertnConsumer.sol";
-import {FieldEncoding} from "./libraries/FieldEncoding.sol";
+import {ResultProof} from "./libraries/ResultProof.sol";
 import {Owned} from "./utils/Owned.sol";
 
 /// @title InferenceGateway
@@ -295,24 +294,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         if (terms.version != version) revert GatewayModelVersionChanged(requestId, version, terms.version);
         if (output.length != terms.outputLength) revert GatewayOutputShapeMismatch(terms.outputLength, output.length);
 
-        // The public instances are built here, never taken from the caller: the request's input,
-        // then the delivered output, in the circuit's field encoding.
-        uint256[] memory instances = new uint256[](input.length + output.length);
-        FieldEncoding.writeFelts(instances, 0, input);
-        FieldEncoding.writeFelts(instances, input.length, output);
-        if (!_verify(terms.verifier, terms.vka, proof, instances)) revert GatewayInvalidProof(requestId);
-    }
-
-    /// @dev The verifier reverts on an invalid proof; any failure counts as a rejection.
-    function _verify(address verifier, address vka, bytes calldata proof, uint256[] memory instances)
-        private
-        returns (bool)
-    {
-        try IHalo2Verifier(verifier).verifyProof(vka, proof, instances) returns (bool ok) {
-            return ok;
-        } catch {
-            return false;
-        }
+        // The instances are the request's input (checked against its commitment above) and the output.
+        if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert GatewayInvalidProof(requestId);
     }
 
     function _callbackError(Request storage r, uint256 requestId, InferenceErrorCode code, string memory reason)

@@ -3,8 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
-import {IHalo2Verifier} from "./interfaces/IHalo2Verifier.sol";
-import {FieldEncoding} from "./libraries/FieldEncoding.sol";
+import {ResultProof} from "./libraries/ResultProof.sol";
 import {HyperlaneMessenger} from "./messaging/HyperlaneMessenger.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
 import {Owned} from "./utils/Owned.sol";
@@ -315,14 +314,7 @@ contract InferenceMarket is HyperlaneMessenger {
         IModelRegistry.ChainDeployment memory dep = registry.getChainDeployment(modelId, r.origin);
         if (dep.version != terms.version) revert MarketModelNotDeployed(modelId, r.origin, dep.version, terms.version);
         if (output.length != terms.outputLength) revert MarketOutputShapeMismatch(terms.outputLength, output.length);
-        uint256[] memory instances = new uint256[](input.length + output.length);
-        FieldEncoding.writeFelts(instances, 0, input);
-        FieldEncoding.writeFelts(instances, input.length, output);
-        bool ok;
-        try IHalo2Verifier(terms.verifier).verifyProof(terms.vka, proof, instances) returns (bool v) {
-            ok = v;
-        } catch {}
-        if (!ok) revert MarketInvalidProof(marketRequestId);
+        if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert MarketInvalidProof(marketRequestId);
     }
 
     /// @dev Sends `body` to the request's own gateway, paying the quote from `msg.value` and
