@@ -5,7 +5,8 @@
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
-import { defineChain, type Chain } from 'viem'
+import type { Chain } from 'viem'
+import { evmChainOf } from './evm/chain.ts'
 import { freePort, startProcess, waitFor, type ManagedProcess } from '../core/process.ts'
 
 const require = createRequire(import.meta.url)
@@ -86,12 +87,7 @@ export async function startAnvil(params: StartAnvilParameters = {}): Promise<Anv
     await proc.stop()
     throw new Error(`${err instanceof Error ? err.message : String(err)}\nanvil output:\n${proc.output()}`)
   }
-  const chain = defineChain({
-    id: chainId,
-    name: `anvil-${port}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [rpcUrl] } },
-  })
+  const chain = evmChainOf(chainId, `anvil-${port}`, rpcUrl)
   // With a state file, anvil writes it on SIGTERM: give it time before the SIGKILL.
   return { rpcUrl, port, chain, process: proc, stop: () => proc.stop(params.stateFile !== undefined ? 15_000 : 3000) }
 }

@@ -12,7 +12,6 @@
  */
 import { keccak256, toHex, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import { anvilAccount } from '../chains/evm/clients.ts'
 
 export const OWNER_ACCOUNT = 0
 export const NODE_ACCOUNT = 1
@@ -25,8 +24,4 @@ export const LOCAL_VALIDATOR_LABEL = 'sertn local stack validator (insecure, loc
 export const LOCAL_VALIDATOR_KEY: Hex = keccak256(toHex(LOCAL_VALIDATOR_LABEL))
 export const LOCAL_VALIDATOR: Address = privateKeyToAccount(LOCAL_VALIDATOR_KEY).address
 
-/** The private key of anvil account `index` (for configuration files read by child processes). */
-export function anvilPrivateKey(index: number): Hex {
-  const account = anvilAccount(index) as ReturnType<typeof anvilAccount> & { getHdKey(): { privateKey: Uint8Array | null } }
-  return toHex(account.getHdKey().privateKey!)
-}
+export { anvilPrivateKey } from '../chains/evm/clients.ts'

@@ -9,6 +9,7 @@ import { Client, Connection } from '@temporalio/client'
 import type { Address, Hex } from 'viem'
 import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
+import type { HyperlaneCoreDeployment } from '../plugins/messengers/hyperlane/deploy.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const SERTN_CLI = join(REPO_ROOT, 'cli', 'sertn.ts')
@@ -95,15 +96,8 @@ export type StackInfo = {
 export const DEPLOYMENT_VERSION = 2
 
 /** The Hyperlane core on one chain (see plugins/messengers/hyperlane/deploy.ts). */
-export type HyperlaneRecord = {
-  mailbox: Address
-  merkleTreeHook: Address
-  protocolFee: Address
-  ismFactory: Address
-  /** The mailbox's default ISM: a MessageIdMultisigIsm over the local validator. */
-  ism: Address
-  validatorAnnounce: Address
-  /** The block the agents start scanning from without saved state. */
+export type HyperlaneRecord = Omit<HyperlaneCoreDeployment, 'domain' | 'deployBlock'> & {
+  /** The block the agents start scanning from without saved state (JSON: a number). */
   deployBlock: number
 }
 

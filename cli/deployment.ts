@@ -106,14 +106,9 @@ async function whyRedeploy(
   return gone.length ? gone.join('; ') : undefined
 }
 
-const hyperlaneRecord = (h: HyperlaneCoreDeployment): HyperlaneRecord => ({
-  mailbox: h.mailbox,
-  merkleTreeHook: h.merkleTreeHook,
-  protocolFee: h.protocolFee,
-  ismFactory: h.ismFactory,
-  ism: h.ism,
-  validatorAnnounce: h.validatorAnnounce,
-  deployBlock: Number(h.deployBlock),
+const hyperlaneRecord = ({ domain: _domain, deployBlock, ...addresses }: HyperlaneCoreDeployment): HyperlaneRecord => ({
+  ...addresses,
+  deployBlock: Number(deployBlock),
 })
 
 /** The record of a freshly deployed network. */

@@ -5,7 +5,8 @@
  * the dApp on the chain it was made on.
  */
 import type { Client } from '@temporalio/client'
-import { defineChain, formatEther, parseEventLogs, type Address, type Hex } from 'viem'
+import { evmChainOf } from '../chains/evm/chain.ts'
+import { formatEther, parseEventLogs, type Address, type Hex } from 'viem'
 import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
 import { confirm, readManifest } from '../chains/evm/deploy.ts'
 import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
@@ -218,12 +219,7 @@ export async function requestCommand(opts: {
     throw new SertnError(`the configuration's ${opts.chain} gateway ${chainCfg.gateway} is not the deployed one (${onChain.gateway})`, {
       details: `${stack.configFile} and ${stack.paths.deployment} disagree: restart the stack with \`sertn start\` so that it writes both again.`,
     })
-  const chain = defineChain({
-    id: chainCfg.chainId,
-    name: `sertn-${opts.chain}`,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [chainCfg.rpcUrl] } },
-  })
+  const chain = evmChainOf(chainCfg.chainId, `sertn-${opts.chain}`, chainCfg.rpcUrl)
   const user = createSertnClient(chain, anvilAccount(USER_ACCOUNT))
   try {
     const id = await user.getChainId()

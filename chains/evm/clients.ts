@@ -4,7 +4,9 @@ import {
   http,
   publicActions,
   type Account,
+  toHex,
   type Chain,
+  type Hex,
   type HttpTransport,
   type PublicActions,
   type WalletClient,
@@ -31,4 +33,9 @@ export function createSertnClient(
 /** The i-th account of anvil's default mnemonic (funded with 10,000 ETH on a fresh anvil). */
 export function anvilAccount(index: number): Account {
   return mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index })
+}
+
+/** The private key of anvil account `index` (for configuration files read by other processes). */
+export function anvilPrivateKey(index: number): Hex {
+  return toHex(mnemonicToAccount(ANVIL_MNEMONIC, { addressIndex: index }).getHdKey().privateKey!)
 }

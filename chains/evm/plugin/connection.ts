@@ -2,7 +2,6 @@
 import {
   createPublicClient,
   createWalletClient,
-  defineChain,
   http,
   type Account,
   type Chain,
@@ -12,6 +11,7 @@ import {
   type TransactionReceipt,
   type WalletClient,
 } from 'viem'
+import { evmChainOf } from '../chain.ts'
 import { transient } from './errors.ts'
 import { AccountSender, accountSender, type TxRequest } from './sender.ts'
 
@@ -25,12 +25,7 @@ export type EvmConnection = {
 
 /** Clients for `rpcUrl` (chain `chainId`, named `chainName`) acting as `account`. */
 export function connectEvm(o: { chainName: string; chainId: number; rpcUrl: string; account: Account; pollingIntervalMs: number }): EvmConnection {
-  const chain = defineChain({
-    id: o.chainId,
-    name: o.chainName,
-    nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-    rpcUrls: { default: { http: [o.rpcUrl] } },
-  })
+  const chain = evmChainOf(o.chainId, o.chainName, o.rpcUrl)
   const transport = http(o.rpcUrl)
   const publicClient = createPublicClient({ chain, transport, pollingInterval: o.pollingIntervalMs })
   const walletClient = createWalletClient({ chain, transport, account: o.account, pollingInterval: o.pollingIntervalMs })

@@ -4,7 +4,8 @@
  * stores under `dir` (or in memory) so that a restarted set resumes where it stopped.
  */
 import { join } from 'node:path'
-import { defineChain, type Hex, type LocalAccount } from 'viem'
+import type { Hex, LocalAccount } from 'viem'
+import { evmChainOf } from '../../../chains/evm/chain.ts'
 import { privateKeyToAccount } from 'viem/accounts'
 import { createSertnClient, type SertnClient } from '../../../chains/evm/clients.ts'
 import type { SertnConfig } from '../../../core/config.ts'
@@ -131,12 +132,7 @@ export function startAgentsFromConfig(
   const chains: AgentChain[] = []
   for (const [name, c] of Object.entries(config.chains)) {
     if (!c.hyperlane) continue
-    const chain = defineChain({
-      id: c.chainId,
-      name,
-      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
-      rpcUrls: { default: { http: [c.rpcUrl] } },
-    })
+    const chain = evmChainOf(c.chainId, name, c.rpcUrl)
     chains.push({
       name,
       domain: c.hyperlane.domain,
