@@ -20,7 +20,7 @@ import { anvilAccount } from '../../chains/evm/clients.ts'
 import { evmChain, FileCursorStore, MemoryCursorStore, type CursorStore, type EvmChainOptions, type ReorgInfo } from '../../chains/evm/plugin/index.ts'
 import type { ChainPlugin, WatchCursor } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
-import { startTestChain, type TestChain } from '../support/chain.ts'
+import { startTestChain, type TestChain, waitUntil } from '../support/chain.ts'
 
 const GAS = 100_000
 
@@ -53,13 +53,6 @@ const rawTx = (hash: Hex) => rpc<Hex>('eth_getRawTransactionByHash', [hash])
 const reorg = (depth: number, replay: [Hex, number][] = []) => rpc('anvil_reorg', [depth, replay])
 const blockHash = async (n: bigint) => (await t.owner.getBlock({ blockNumber: n })).hash
 
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 const settle = () => new Promise((r) => setTimeout(r, 200))
 
 function plugin(o: Partial<EvmChainOptions> & { cursorStore: CursorStore; watcherKey: string }) {

@@ -24,7 +24,7 @@ import { loadModelArtifacts, modelDir } from '../../core/manifest.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import { requestKey, type ChainId, type InferenceRequest, type ModelId, type ProvenResult, type RequestId } from '../../core/types.ts'
 import { createEzklWasmProver, type EzklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
-import { increaseTime, startTestChain, type TestChain } from '../support/chain.ts'
+import { increaseTime, startTestChain, type TestChain, waitUntil } from '../support/chain.ts'
 import { sampleInputQ } from '../support/artifacts.ts'
 
 const GAS = 200_000
@@ -119,14 +119,6 @@ async function expectRejected<E>(p: Promise<unknown>, type: new (...args: never[
   expect(err).toBeInstanceOf(type)
   expect(isRetryable(err)).toBe(false)
   return err as E
-}
-
-async function waitUntil(what: string, cond: () => Promise<boolean>, timeoutMs = 10_000) {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 // ─────────────────────────────── tests ─────────────────────────────────

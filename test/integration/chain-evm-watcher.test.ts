@@ -13,7 +13,7 @@ import { evmChain, FileCursorStore, MemoryCursorStore, type CursorStore, type Ev
 import { PluginError } from '../../core/errors.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import { requestKey, type InferenceRequest } from '../../core/types.ts'
-import { startTestChain, type TestChain } from '../support/chain.ts'
+import { startTestChain, type TestChain, waitUntil } from '../support/chain.ts'
 
 const GAS = 100_000
 const INPUT = [1n, -2n, 3n, -4n]
@@ -46,14 +46,6 @@ const setAutomine = async (on: boolean) => {
   if (t) await rpc('evm_setAutomine', [on])
 }
 const head = () => t.owner.getBlockNumber({ cacheTime: 0 })
-
-async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 function plugin(o: Partial<EvmChainOptions> & { cursorStore: CursorStore }): ChainPlugin {
   const p = evmChain({

@@ -60,7 +60,7 @@ import {
   type LocalValidator,
 } from '../../plugins/messengers/hyperlane/index.ts'
 import { DEV_ONLY, sampleInputQ } from '../support/artifacts.ts'
-import { expectRevert, increaseTime } from '../support/chain.ts'
+import { expectRevert, increaseTime, waitUntil } from '../support/chain.ts'
 
 const HUB = 1_000_001 // chain A: hub registry, gateway and InferenceMarket
 const SPOKE = 1_000_002 // chain B: the SpokeGateway
@@ -125,16 +125,6 @@ const hubProcessAbi = processAbi(InferenceMarket)
 const spokeProcessAbi = processAbi(SpokeGateway)
 /** The consumer's ABI plus the gateway's errors, which its calls bubble up. */
 const consumerAbi = [...RecordingConsumer.abi, ...SpokeGateway.abi.filter((x) => x.type === 'error')] as Abi
-
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 // ─────────────────────────────── Hyperlane plumbing ───────────────────────
 

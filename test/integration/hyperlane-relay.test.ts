@@ -40,6 +40,7 @@ import {
   type RejectedMessage,
   type RelayerCursorStore,
 } from '../../plugins/messengers/hyperlane/index.ts'
+import { waitUntil } from '../support/chain.ts'
 
 const DOMAIN_A = 1_000_001
 const DOMAIN_B = 1_000_002
@@ -60,16 +61,6 @@ let tmp: string
 const store1 = new MemoryCheckpointStore(v1.address)
 let validator1: LocalValidator
 const gas = { dispatch: [] as bigint[], process: [] as bigint[] }
-
-async function waitUntil<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await fn()
-    if (v !== undefined && v !== false) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
 
 /** Dispatches `body` from A's user to `to` on B, paying the quoted fee. */
 async function dispatch(to: Address, body: Hex) {

@@ -73,3 +73,22 @@ export async function balanceOf(client: SertnClient, address: Address): Promise<
 }
 
 export type { Address, Hex }
+
+/**
+ * Polls `fn` every `intervalMs` until it yields something other than `undefined` or `false`, and
+ * returns that; fails naming `what` after `timeoutMs`.
+ */
+export async function waitUntil<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 20,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const v = await fn()
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}

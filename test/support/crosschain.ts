@@ -6,23 +6,20 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Client, Connection } from '@temporalio/client'
+import { join } from 'node:path'
+import { Client } from '@temporalio/client'
 import { keccak256, parseEventLogs, toHex, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
-import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { anvilAccount, anvilPrivateKey, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../../core/config.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
 import { deploySertnNetwork, networkChainsConfig, startAgentsFromConfig, type LocalAgents, type LocalAgentsConfig, type SertnNetwork } from '../../plugins/messengers/hyperlane/index.ts'
-import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
-import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
-import { CALLBACK_GAS, DEMO_INPUT, nodePrivateKey } from './stack.ts'
-
-const CIRCUITS = resolve(fileURLToPath(new URL('../../circuits', import.meta.url)))
+import type { ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
+import type { TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
+import { CALLBACK_GAS, DEMO_INPUT, nodePrivateKey, servicesConfig, startTestServices } from './stack.ts'
 
 export const HUB_DOMAIN = 1_000_001
 export const SPOKE_DOMAIN = 1_000_002
@@ -83,22 +80,14 @@ export async function startCrossChainStack(options: CrossChainStackOptions = {})
       nodes: [node],
       allowInsecureSrs: true,
     })
-    const temporal = await startTemporalDevServer({ dbFile: join(dataDir, 'temporal.db') })
-    stops.push(() => temporal.stop())
-    const arlocal = await startArlocal({ persistDir: join(dataDir, 'arlocal') })
-    stops.push(() => arlocal.stop())
-    const walletFile = join(dataDir, 'arweave-wallet.json')
-    await loadOrCreateLocalWallet(arlocal.url, walletFile)
-    const connection = await Connection.connect({ address: temporal.address })
-    stops.push(() => connection.close())
+    const services = await startTestServices(dataDir, stops)
+    const { temporal, arlocal, connection } = services
     const config = parseConfig({
       dataDir,
       node: { privateKey: nodePrivateKey() },
       chains: networkChainsConfig(network, { hub: hubAnvil.rpcUrl, spoke: spokeAnvil.rpcUrl }, { confirmations: 1, pollingIntervalMs: options.pollingIntervalMs ?? 50, startBlock: 0 }),
-      relay: { validatorKey: VALIDATOR_KEY, relayerKey: toHex((anvilAccount(5) as unknown as { getHdKey(): { privateKey: Uint8Array } }).getHdKey().privateKey), pollingIntervalMs: options.pollingIntervalMs ?? 50 },
-      temporal: { address: temporal.address },
-      storage: { arweave: { url: arlocal.url, walletFile } },
-      models: { dir: CIRCUITS, allowInsecureSrs: true },
+      relay: { validatorKey: VALIDATOR_KEY, relayerKey: anvilPrivateKey(5), pollingIntervalMs: options.pollingIntervalMs ?? 50 },
+      ...servicesConfig(services),
     })
     const startAgents = () => {
       agents = startAgentsFromConfig(config, { dir: join(dataDir, 'hyperlane'), log: options.agentLog ?? (() => {}), onDelivered: options.onDelivered })

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { Client, Connection, WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client'
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker'
 import { parseEventLogs, toHex, type Address, type Hex } from 'viem'
-import { anvilAccount } from '../../chains/evm/clients.ts'
+import { anvilPrivateKey } from '../../chains/evm/clients.ts'
 import { cursorFileName } from '../../chains/evm/plugin/cursor-store.ts'
 import { confirm } from '../../chains/evm/deploy.ts'
 import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
@@ -42,13 +42,46 @@ export type TestStack = {
 
 /** The node's private key: anvil account 1 (authorised on the test gateway). */
 export function nodePrivateKey(): `0x${string}` {
-  const account = anvilAccount(1) as ReturnType<typeof anvilAccount> & { getHdKey(): { privateKey: Uint8Array | null } }
-  return toHex(account.getHdKey().privateKey!)
+  return anvilPrivateKey(1)
+}
+
+/** The node's off-chain services for a test: the Temporal dev server, arlocal with a funded wallet, a Temporal connection. */
+export type TestServices = {
+  /** The Temporal server's database (a restart reuses it). */
+  dbFile: string
+  /** The running Temporal server; a restart replaces it (and the stop follows it). */
+  temporal: TemporalDevServer
+  arlocal: ArlocalInstance
+  walletFile: string
+  connection: Connection
+}
+
+/** Starts the services under `dataDir`, pushing their stops onto `stops` (to run in reverse). */
+export async function startTestServices(dataDir: string, stops: (() => Promise<void>)[]): Promise<TestServices> {
+  const dbFile = join(dataDir, 'temporal.db')
+  const temporal = await startTemporalDevServer({ dbFile })
+  const services: Partial<TestServices> & Pick<TestServices, 'dbFile' | 'temporal'> = { dbFile, temporal }
+  stops.push(() => services.temporal.stop())
+  const arlocal = await startArlocal({ persistDir: join(dataDir, 'arlocal') })
+  stops.push(() => arlocal.stop())
+  const walletFile = join(dataDir, 'arweave-wallet.json')
+  await loadOrCreateLocalWallet(arlocal.url, walletFile)
+  const connection = await Connection.connect({ address: temporal.address })
+  stops.push(() => connection.close())
+  return Object.assign(services, { arlocal, walletFile, connection })
+}
+
+/** The configuration sections that point a node at the test services and the repository's circuits. */
+export function servicesConfig(s: TestServices) {
+  return {
+    temporal: { address: s.temporal.address },
+    storage: { arweave: { url: s.arlocal.url, walletFile: s.walletFile } },
+    models: { dir: CIRCUITS, allowInsecureSrs: true },
+  }
 }
 
 export async function startTestStack(options: { confirmations?: number; pollingIntervalMs?: number } = {}): Promise<TestStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sertn-stack-'))
-  const dbFile = join(dataDir, 'temporal.db')
   const stops: (() => Promise<void>)[] = []
   const stopAll = async () => {
     for (const s of stops.reverse()) await s().catch(() => {})
@@ -57,15 +90,8 @@ export async function startTestStack(options: { confirmations?: number; pollingI
   try {
     const chain = await startTestChain()
     stops.push(() => chain.stop())
-    let temporal = await startTemporalDevServer({ dbFile })
-    stops.push(() => temporal.stop())
-    const arlocal = await startArlocal({ persistDir: join(dataDir, 'arlocal') })
-    stops.push(() => arlocal.stop())
-    const walletFile = join(dataDir, 'arweave-wallet.json')
-    await loadOrCreateLocalWallet(arlocal.url, walletFile)
-    const connection = await Connection.connect({ address: temporal.address })
-    stops.push(() => connection.close())
-    const client = new Client({ connection })
+    const services = await startTestServices(dataDir, stops)
+    const client = new Client({ connection: services.connection })
     const config = parseConfig({
       dataDir,
       node: { privateKey: nodePrivateKey() },
@@ -80,25 +106,23 @@ export async function startTestStack(options: { confirmations?: number; pollingI
           startBlock: 0,
         },
       },
-      temporal: { address: temporal.address },
-      storage: { arweave: { url: arlocal.url, walletFile } },
-      models: { dir: CIRCUITS, allowInsecureSrs: true },
+      ...servicesConfig(services),
     })
     return {
       chain,
       get temporal() {
-        return temporal
+        return services.temporal
       },
-      arlocal,
+      arlocal: services.arlocal,
       client,
       config,
       dataDir,
-      dbFile,
+      dbFile: services.dbFile,
       async restartTemporal() {
-        await temporal.stop()
-        temporal = await startTemporalDevServer({ dbFile, port: temporal.port })
+        await services.temporal.stop()
+        services.temporal = await startTemporalDevServer({ dbFile: services.dbFile, port: services.temporal.port })
       },
-      processGroups: () => [chain.anvil.process.pid, temporal.process.pid, arlocal.process.pid],
+      processGroups: () => [chain.anvil.process.pid, services.temporal.process.pid, services.arlocal.process.pid],
       stop: stopAll,
     }
   } catch (err) {
