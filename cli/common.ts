@@ -9,6 +9,7 @@ import { Client, Connection } from '@temporalio/client'
 import type { Address, Hex } from 'viem'
 import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
+import type { ArtifactRefs } from '../core/artifacts.ts'
 import type { HyperlaneCoreDeployment } from '../plugins/messengers/hyperlane/deploy.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -93,7 +94,7 @@ export type StackInfo = {
 }
 
 /** The record format of `deployment.json`; records of other versions are deployed afresh. */
-export const DEPLOYMENT_VERSION = 2
+export const DEPLOYMENT_VERSION = 3
 
 /** The Hyperlane core on one chain (see plugins/messengers/hyperlane/deploy.ts). */
 export type HyperlaneRecord = Omit<HyperlaneCoreDeployment, 'domain' | 'deployBlock'> & {
@@ -134,7 +135,8 @@ export type Deployment = {
   hub: ChainDeployment & { market: Address }
   spoke: ChainDeployment
   /** Registered models (on both chains) by name, with a hash of their VKA and manifest. */
-  models: Record<string, { modelId: Hex; fingerprint: string }>
+  /** Registered models by name: id (from the owner and the name), fingerprint, and where their artifacts are stored. */
+  models: Record<string, { modelId: Hex; fingerprint: string; artifacts: ArtifactRefs }>
   /** A hash of the ExampleClassifier bytecode the dApps run. */
   dappFingerprint: string
 }

@@ -48,8 +48,8 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
     const artifacts = await stage('load model artifacts', () => loadModelArtifacts(modelDir(opts.model), { allowInsecureSrs: true /* a local anvil */ }), (a) =>
       `${a.manifest.name}: logrows ${a.manifest.logrows}, hashes checked${a.manifest.srs.insecure ? ', SRS is local (dev only)' : ''}`,
     )
-    const core = await stage('deploy verifier, registry, gateway', () => deployCore(owner, { nodes: [node.account.address] }), (d) => `gateway ${d.gateway}`)
-    const model = await stage('register model (pinned VKA)', () => registerModel(owner, { registry: core.registry, verifier: core.verifier, name: opts.model, allowInsecureSrs: true }), (m) => `id ${m.modelId.slice(0, 10)}…, VKA ${m.vka}`)
+    const core = await stage('deploy verifier, registry, gateway', () => deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true }), (d) => `gateway ${d.gateway}`)
+    const model = await stage('register model (pinned VKA)', () => registerModel(owner, { registry: core.registry, model: opts.model, allowInsecureSrs: true }), (m) => `id ${m.modelId.slice(0, 10)}…, VKA ${m.vka}`)
     const dapp = await stage('deploy dApp (ExampleClassifier)', () => deployContract(user, ExampleClassifier, [core.gateway, model.modelId]), (a) => a)
 
     const input = opts.features.map((x) => quantize(x, artifacts.manifest.inputScale))

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
 import { getAddress, type Address } from 'viem'
-import { confirm, deployContract, readManifest, registerModel, type RegisteredModel } from '../chains/evm/deploy.ts'
+import { confirm, deployContract, readManifest, registerModel, vkaBytecode, type RegisteredModel } from '../chains/evm/deploy.ts'
 import type { SertnClient } from '../chains/evm/clients.ts'
 import { connectSpoke } from '../chains/evm/crosschain.ts'
 import {
@@ -18,9 +18,9 @@ import {
   InferenceMarket,
   ModelRegistry,
   SpokeGateway,
-  vkas,
 } from '../contracts/artifacts/index.ts'
 import { Mailbox, MerkleTreeHook, ProtocolFee, StaticMessageIdMultisigIsm, StaticMessageIdMultisigIsmFactory, ValidatorAnnounce } from '../contracts/artifacts/hyperlane/index.ts'
+import type { ArtifactRefs } from '../core/artifacts.ts'
 import { modelIdOf } from '../core/models.ts'
 import { SertnError } from '../core/errors.ts'
 import { deploySertnNetwork, type HyperlaneCoreDeployment, type SertnNetwork } from '../plugins/messengers/hyperlane/index.ts'
@@ -42,7 +42,7 @@ export const networkFingerprint = () =>
     ...[Mailbox, MerkleTreeHook, ProtocolFee, StaticMessageIdMultisigIsmFactory, StaticMessageIdMultisigIsm, ValidatorAnnounce].map((a) => a.bytecode),
   )
 /** A model's circuit: its VKA and its manifest. */
-export const modelFingerprint = (name: string) => hash((vkas as Record<string, { bytecode: string }>)[name]?.bytecode ?? '', readManifest(name).artifactsHash)
+export const modelFingerprint = (name: string) => hash(vkaBytecode(name), readManifest(name).artifactsHash)
 export const dappFingerprint = () => hash(ExampleClassifier.bytecode)
 
 /** Clients on one chain: 0 owns, 1 is the node, 2 the dApps' user. */
@@ -138,7 +138,7 @@ function recordOf(network: SertnNetwork, startBlocks: Record<StackChain, number>
       vkas: vkasOf(spoke.models),
       dapps: {},
     },
-    models: Object.fromEntries(network.hub.models.map((m) => [m.name, { modelId: m.modelId, fingerprint: modelFingerprint(m.name) }])),
+    models: Object.fromEntries(network.hub.models.map((m) => [m.name, { modelId: m.modelId, fingerprint: modelFingerprint(m.name), artifacts: m.artifacts }])),
     dappFingerprint: dappFingerprint(),
   }
 }
@@ -147,7 +147,13 @@ function recordOf(network: SertnNetwork, startBlocks: Record<StackChain, number>
 export function networkOf(d: Deployment): SertnNetwork {
   const hyperlane = (c: ChainDeployment): HyperlaneCoreDeployment => ({ domain: c.domain, ...c.hyperlane, deployBlock: BigInt(c.hyperlane.deployBlock) })
   const models = (c: ChainDeployment): RegisteredModel[] =>
-    Object.entries(c.vkas).map(([name, vka]) => ({ name, vka, modelId: d.models[name]!.modelId, manifest: readManifest(name).manifest }))
+    Object.entries(c.vkas).map(([name, vka]) => ({
+      name,
+      vka,
+      modelId: d.models[name]!.modelId,
+      manifest: readManifest(name).manifest,
+      artifacts: d.models[name]!.artifacts,
+    }))
   return {
     hub: {
       name: 'hub',
@@ -183,7 +189,14 @@ export function networkOf(d: Deployment): SertnNetwork {
 export async function ensureDeployment(
   file: string,
   clients: StackClients,
-  opts: { models: readonly string[]; dappModel: string; validator: Address; log?: (line: string) => void },
+  opts: {
+    models: readonly string[]
+    dappModel: string
+    validator: Address
+    /** Uploads a model's artifacts to the stack's storage (they are registered with their storage ids). */
+    publish: (model: string) => Promise<ArtifactRefs>
+    log?: (line: string) => void
+  },
 ): Promise<EnsureDeploymentResult> {
   const { hub, spoke } = clients
   const recorded = readJson<Partial<Deployment>>(file)
@@ -194,7 +207,7 @@ export async function ensureDeployment(
   if (reason === undefined) {
     deployment = structuredClone(recorded as Deployment)
     notes.push(...(await authoriseNode(deployment, clients)))
-    for (const name of opts.models) if (!deployment.models[name]) notes.push(await registerOnBoth(file, deployment, clients, name))
+    for (const name of opts.models) if (!deployment.models[name]) notes.push(await registerOnBoth(file, deployment, clients, name, await opts.publish(name)))
     // Idempotent: re-enrols the routes and the spoke's model deployments on the hub if either is missing.
     await connectSpoke({
       hub: { client: hub.owner, domain: deployment.hub.domain, market: deployment.hub.market, registry: deployment.hub.registry },
@@ -206,12 +219,18 @@ export async function ensureDeployment(
       hub: Number(await hub.owner.getBlockNumber({ cacheTime: 0 })) + 1,
       spoke: Number(await spoke.owner.getBlockNumber({ cacheTime: 0 })) + 1,
     }
+    const artifacts: Record<string, ArtifactRefs> = {}
+    for (const name of opts.models) {
+      opts.log?.(`${name}: uploading its artifacts`)
+      artifacts[name] = await opts.publish(name)
+    }
     const network = await deploySertnNetwork({
       hub: { name: 'hub', client: hub.owner, domain: hub.owner.chain.id },
       spokes: [{ name: 'spoke', client: spoke.owner, domain: spoke.owner.chain.id }],
       validators: [opts.validator],
       threshold: 1,
       models: opts.models,
+      artifacts,
       nodes: [hub.node.account.address],
       allowInsecureSrs: true, // local anvils
       ...(opts.log ? { log: opts.log } : {}),
@@ -247,8 +266,8 @@ async function authoriseNode(d: Deployment, clients: StackClients): Promise<stri
 }
 
 /** Registers `name` on the hub's and the spoke's registries and records the spoke's deployment on the hub. */
-async function registerOnBoth(file: string, d: Deployment, clients: StackClients, name: string): Promise<string> {
-  const modelId = modelIdOf(name)
+async function registerOnBoth(file: string, d: Deployment, clients: StackClients, name: string, artifacts: ArtifactRefs): Promise<string> {
+  const modelId = modelIdOf(clients.hub.owner.account.address, name)
   for (const chain of STACK_CHAINS) {
     const exists = await clients[chain].owner.readContract({ address: d[chain].registry, abi: ModelRegistry.abi, functionName: 'exists', args: [modelId] })
     if (exists)
@@ -258,7 +277,7 @@ async function registerOnBoth(file: string, d: Deployment, clients: StackClients
   }
   const registered: Partial<Record<StackChain, RegisteredModel>> = {}
   for (const chain of STACK_CHAINS) {
-    const m = await registerModel(clients[chain].owner, { registry: d[chain].registry, verifier: d[chain].verifier, name, allowInsecureSrs: true /* local anvils */ })
+    const m = await registerModel(clients[chain].owner, { registry: d[chain].registry, model: name, artifacts, allowInsecureSrs: true /* local anvils */ })
     d[chain].vkas[name] = m.vka
     registered[chain] = m
   }
@@ -267,7 +286,7 @@ async function registerOnBoth(file: string, d: Deployment, clients: StackClients
     spoke: { client: clients.spoke.owner, domain: d.spoke.domain, gateway: d.spoke.gateway, verifier: d.spoke.verifier },
     models: [registered.spoke!],
   })
-  d.models[name] = { modelId, fingerprint: modelFingerprint(name) }
+  d.models[name] = { modelId, fingerprint: modelFingerprint(name), artifacts }
   saveDeployment(file, d)
   return `registered ${name} on both chains`
 }
@@ -284,7 +303,7 @@ export async function ensureDapp(file: string, deployment: Deployment, chain: St
   const on = deployment[chain]
   const known = on.dapps[model]
   if (known && (await hasCode(user, known))) return known
-  const modelId = modelIdOf(model)
+  const modelId = deployment.models[model]?.modelId ?? modelIdOf(deployment.owner, model)
   const exists = await user.readContract({ address: on.registry, abi: ModelRegistry.abi, functionName: 'exists', args: [modelId] })
   if (!exists) {
     throw new SertnError(`model ${model} is not registered on the local stack's ${chain} registry`, {

@@ -7,6 +7,8 @@
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
+ *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
+ *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
  *   sertn help [COMMAND]
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
@@ -76,6 +78,50 @@ const USAGE: Record<string, string> = {
       relayer per direction that builds the ISM metadata and calls \`process\` (paid by
       relay.relayerKey, default the node's key). They keep their checkpoints and cursors in
       <dataDir>/hyperlane and resume from them after a restart.`,
+  model: `sertn model build <network.onnx> --input <samples.json> [--name NAME] [--out DIR] [--tolerance 0.01]
+            [--target resources|accuracy] [--input-visibility public|hashed] [--output-visibility public|hashed]
+            [--input-bound X] [--var name=N,…] [--description TEXT] [--max-logrows N] [--columns 1,2] [--scales 4,6,…]
+            [--no-wasm] [--json]
+      Turns an ONNX model into a Sertn model directory (default circuits/<name>) with the pinned
+      native ezkl 21.0.0: weights fixed in the circuit, input and output public (or Poseidon-hashed),
+      calibrated on the samples ({"input_data": [[…]]}, one flat list per model input holding the
+      samples one after another; the corners ±bound are added). The circuit is sized by a search over
+      scales and layouts (range-check decomposition, inner columns, lookup margin) that keeps the
+      smallest logrows whose output error against onnxruntime stays within --tolerance (--target
+      accuracy: the smallest error). --columns widens the inner columns tried (default 1,2: every
+      column past 2 costs about 290k verify gas per request; 8 does not verify on-chain). Then keys, the verifying-key artifact (VKA), a sample proof
+      verified natively, by the WASM engine and on anvil, and a report: logrows, rows and columns,
+      pk/vk/proof sizes, witness/prove/verify times (native and WASM), verify gas, and the output
+      error on every sample (also in <out>/.build/report.json; --json prints it on stdout). The
+      proving key is not kept: provers derive it from the compiled circuit and the SRS. An SRS is
+      reused from circuits/srs or generated there (insecure: dev and tests only). An unsupported
+      operator, a dynamic dimension or a circuit too large for this machine ends in one line naming it.
+
+  sertn model register <dir> [--name NAME] [--fee ETH] [--compute-units N] [--data-dir .data | --config FILE]
+            [--private-key 0x… | SERTN_MODEL_OWNER_KEY] [--json]
+      Uploads the model's artifacts (manifest, compiled circuit, settings, vk, VKA, ONNX graph,
+      samples and SRS, then an index of them) to the configured storage, and registers the model on
+      every configured chain's registry: its VKA deployed, its schema, scales, bound, visibility,
+      compute units (from the circuit's size), fee and the artifacts' storage index and content
+      hashes, paying each registry's registration fee; each spoke's VKA is recorded on the hub. The
+      model id is derived from the creator's account and the name. On a local stack the dev owner
+      key is used when no key is given. Re-running it finishes an interrupted registration.
+
+  sertn model show <name|id> [--owner ADDRESS] [--data-dir .data | --config FILE] [--json]
+      The model's registration on every configured chain (version, owner, verifier, VKA, artifacts
+      hash, visibility, insecure-SRS flag), its usage there (requests, served, distinct and repeat
+      requesters: one call to the gateway's modelUsage) and its published backtests. A name is
+      looked up under --owner (default: the local stack's dev owner).
+
+  sertn model backtest publish <dir> [--input samples.json] [--name NAME] [--private-key 0x…] [--json]
+      Proves the model's samples (default <dir>/samples.json) with the configured prover, stores the
+      proven input/output pairs as one document, and records its storage id, sha256 and size on
+      every chain's registry (ModelRegistry.publishBacktests).
+  sertn model backtest verify <name|id> [--chain NAME] [--owner ADDRESS] [--json]
+      Fetches the published pairs (checked against the recorded sha256) and the registered
+      artifacts, and checks every pair: its proof's instances are its input and output (or their
+      commitments), the proof verifies off-chain against the registered vk and on-chain with the
+      registry's verifier and the model's VKA. Exit 1 unless every pair is valid.`,
   demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
       stage by stage.`,
@@ -184,6 +230,159 @@ async function main(argv: string[]): Promise<number> {
       await runDemo({ model: values.model, features: parseFeatures(values.features) })
       return 0
     }
+    case 'model': {
+      const [sub, ...more] = rest
+      if (sub === 'register') {
+        const { values, positionals } = args(
+          'model',
+          more,
+          {
+            name: { type: 'string' },
+            fee: { type: 'string' },
+            'compute-units': { type: 'string' },
+            'data-dir': { type: 'string' },
+            config: { type: 'string' },
+            'private-key': { type: 'string' },
+            json: { type: 'boolean', default: false },
+          },
+          true,
+        )
+        if (positionals.length !== 1) throw new UsageError('sertn model register takes one model directory (what `sertn model build` wrote)')
+        const { parseEther } = await import('viem')
+        let fee: bigint | undefined
+        if (values.fee !== undefined) {
+          try {
+            fee = parseEther(values.fee)
+          } catch {
+            throw new UsageError(`--fee is in ether, like --fee 0.001; got "${values.fee}"`)
+          }
+        }
+        const cu = values['compute-units'] === undefined ? undefined : Number(values['compute-units'])
+        if (cu !== undefined && !(Number.isSafeInteger(cu) && cu > 0)) throw new UsageError(`--compute-units must be a positive integer, got "${values['compute-units']}"`)
+        const key = values['private-key']
+        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+        const { modelRegisterCommand } = await load(() => import('./model.ts'))
+        return modelRegisterCommand({
+          dir: positionals[0]!,
+          json: values.json,
+          ...(values.name !== undefined ? { name: values.name } : {}),
+          ...(fee !== undefined ? { fee } : {}),
+          ...(cu !== undefined ? { computeUnits: cu } : {}),
+          ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
+          ...(values.config !== undefined ? { config: values.config } : {}),
+          ...(key !== undefined ? { privateKey: key as `0x${string}` } : {}),
+        })
+      }
+      if (sub === 'backtest' || sub === 'show') {
+        const [action, ...tail] = sub === 'backtest' ? more : ['show', ...more]
+        if (action !== 'publish' && action !== 'verify' && action !== 'show')
+          throw new UsageError(`sertn model backtest takes publish or verify, got "${action ?? ''}"`)
+        const { values, positionals } = args(
+          'model',
+          tail,
+          {
+            input: { type: 'string' },
+            name: { type: 'string' },
+            owner: { type: 'string' },
+            chain: { type: 'string' },
+            'data-dir': { type: 'string' },
+            config: { type: 'string' },
+            'private-key': { type: 'string' },
+            json: { type: 'boolean', default: false },
+          },
+          true,
+        )
+        if (positionals.length !== 1)
+          throw new UsageError(action === 'publish' ? 'sertn model backtest publish takes one model directory' : `sertn model ${sub === 'show' ? 'show' : 'backtest verify'} takes one model name or id`)
+        if (values.owner !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.owner)) throw new UsageError('--owner must be the address that registered the model')
+        const key = values['private-key']
+        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+        const common = {
+          json: values.json,
+          ...(values.owner !== undefined ? { owner: values.owner as `0x${string}` } : {}),
+          ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
+          ...(values.config !== undefined ? { config: values.config } : {}),
+        }
+        const m = await load(() => import('./model.ts'))
+        if (action === 'show') return m.modelShowCommand({ target: positionals[0]!, ...common })
+        return m.modelBacktestCommand({
+          action,
+          target: positionals[0]!,
+          ...common,
+          ...(values.input !== undefined ? { samples: values.input } : {}),
+          ...(values.name !== undefined ? { name: values.name } : {}),
+          ...(values.chain !== undefined ? { chain: values.chain } : {}),
+          ...(key !== undefined ? { privateKey: key as `0x${string}` } : {}),
+        })
+      }
+      if (sub !== 'build') throw new UsageError(`unknown model command "${sub ?? ''}"`, { details: `usage: ${USAGE.model!.split('\n')[0]}` })
+      const { values, positionals } = args(
+        'model',
+        more,
+        {
+          input: { type: 'string' },
+          name: { type: 'string' },
+          out: { type: 'string' },
+          tolerance: { type: 'string' },
+          target: { type: 'string' },
+          'input-visibility': { type: 'string' },
+          'output-visibility': { type: 'string' },
+          'input-bound': { type: 'string' },
+          var: { type: 'string' },
+          description: { type: 'string' },
+          'max-logrows': { type: 'string' },
+          columns: { type: 'string' },
+          scales: { type: 'string' },
+          'no-wasm': { type: 'boolean', default: false },
+          json: { type: 'boolean', default: false },
+        },
+        true,
+      )
+      if (positionals.length !== 1) throw new UsageError('sertn model build takes one ONNX file', { details: `usage: ${USAGE.model!.split('\n')[0]}` })
+      if (!values.input) throw new UsageError('sertn model build needs --input <samples.json> (EZKL\'s {"input_data": [[…]]})')
+      const { modelBuildCommand, parseVariables } = await load(() => import('./model.ts'))
+      const num = (v: string | undefined, flag: string) => {
+        if (v === undefined) return undefined
+        const n = Number(v)
+        if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got "${v}"`)
+        return n
+      }
+      const choice = <T extends string>(v: string | undefined, flag: string, allowed: readonly T[]): T | undefined => {
+        if (v === undefined) return undefined
+        if (!allowed.includes(v as T)) throw new UsageError(`${flag} must be ${allowed.join(' or ')}, got "${v}"`)
+        return v as T
+      }
+      const input = choice(values['input-visibility'], '--input-visibility', ['public', 'hashed'] as const)
+      const output = choice(values['output-visibility'], '--output-visibility', ['public', 'hashed'] as const)
+      const target = choice(values.target, '--target', ['resources', 'accuracy'] as const)
+      const tolerance = num(values.tolerance, '--tolerance')
+      const inputBound = num(values['input-bound'], '--input-bound')
+      const maxLogrows = num(values['max-logrows'], '--max-logrows')
+      const ints = (v: string | undefined, flag: string) => {
+        if (v === undefined) return undefined
+        const list = v.split(',').map((x) => Number(x.trim()))
+        if (!list.length || !list.every((n) => Number.isSafeInteger(n) && n > 0)) throw new UsageError(`${flag} takes positive integers separated by commas, got "${v}"`)
+        return list
+      }
+      const columns = ints(values.columns, '--columns')
+      const scales = ints(values.scales, '--scales')
+      return modelBuildCommand({
+        onnx: positionals[0]!,
+        samples: values.input,
+        variables: parseVariables(values.var),
+        wasm: !values['no-wasm'],
+        json: values.json,
+        visibility: { ...(input ? { input } : {}), ...(output ? { output } : {}) },
+        ...(values.name !== undefined ? { name: values.name } : {}),
+        ...(values.out !== undefined ? { outDir: values.out } : {}),
+        ...(values.description !== undefined ? { description: values.description } : {}),
+        ...(target ? { target } : {}),
+        ...(tolerance !== undefined ? { tolerance } : {}),
+        ...(inputBound !== undefined ? { inputBound } : {}),
+        ...(maxLogrows !== undefined ? { maxLogrows } : {}),
+        ...(columns || scales ? { search: { ...(columns ? { columns } : {}), ...(scales ? { scales } : {}) } } : {}),
+      })
+    }
     case 'worker': {
       const { values } = args('worker', rest, {
         role: { type: 'string', default: 'chain-io,inference,prover' },
@@ -226,7 +425,10 @@ main(process.argv.slice(2)).then(
     }
     const message = err instanceof Error ? err.message : String(err)
     console.error(`\nerror: ${message}`)
-    if (!(err instanceof SertnError) && process.env.SERTN_DEBUG && err instanceof Error) console.error(err.stack)
+    if (process.env.SERTN_DEBUG && err instanceof Error) {
+      if (!(err instanceof SertnError)) console.error(err.stack)
+      else if (err.cause instanceof Error) console.error(`cause: ${err.cause.message}`)
+    } else if (err instanceof SertnError && err.cause instanceof Error) console.error('(SERTN_DEBUG=1 shows the cause)')
     process.exit(1)
   },
 )

@@ -38,11 +38,13 @@ import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm
 import { FileCursorStore } from '../chains/evm/plugin/index.ts'
 import { InferenceGateway } from '../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../core/config.ts'
+import { publishModelArtifacts } from '../core/artifacts.ts'
 import { SertnError } from '../core/errors.ts'
+import { modelDir } from '../core/manifest.ts'
 import { freePort, startProcess, type ManagedProcess } from '../core/process.ts'
 import { networkChainsConfig } from '../plugins/messengers/hyperlane/index.ts'
 import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
-import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
+import { arweaveStorage, loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
 import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
@@ -204,7 +206,18 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       progress.done('Temporal CLI (built)', performance.now() - started, shown(path))
     }
 
-    // The anvils, the contracts and Temporal ‖ arlocal and its wallet ‖ the native prover's venv.
+    // The anvils, the contracts (once arlocal has a wallet: artifacts are uploaded) and Temporal ‖ arlocal and its wallet ‖ the native prover's venv.
+    const storage = branch(
+      (async () => {
+        const arlocal = await progress.step('arlocal', () => startArlocal({ port: ports.arlocal, persistDir: paths.arlocal, echo: opts.verbose }), (a) => `${a.url}, data ${shown(a.dataDir)}`)
+        watchChild('arlocal', arlocal.process, () => arlocal.stop())
+        goOn()
+        const wallet = await progress.step('arweave wallet', () => loadOrCreateLocalWallet(arlocal.url, paths.arweaveWallet), (w) =>
+          `${w.address.slice(0, 12)}… ${w.created ? 'created and funded' : 'reused'} (${shown(paths.arweaveWallet)})`,
+        )
+        return { arlocal, wallet }
+      })(),
+    )
     const chainsAndTemporal = branch(
       (async () => {
         await settledAll(
@@ -221,14 +234,26 @@ export async function startCommand(opts: StartOptions): Promise<number> {
         goOn()
         const clients = clientsOf(anvils as Record<StackChain, AnvilInstance>)
         const models = [...new Set([DEMO_MODEL, opts.model])]
-        const ensured = await progress.step(
-          'contracts',
-          (step) => ensureDeployment(paths.deployment, clients, { models, dappModel: opts.model, validator: LOCAL_VALIDATOR, log: (l) => step.note(l) }),
+        // Models are registered with their artifacts in storage, as operators fetch them.
+        const { arlocal } = await storage
+        const publisher = arweaveStorage({ host: '127.0.0.1', port: Number(new URL(arlocal.url).port), protocol: 'http', wallet: paths.arweaveWallet })
+        const ensured = await progress
+          .step(
+            'contracts',
+            (step) =>
+              ensureDeployment(paths.deployment, clients, {
+                models,
+                dappModel: opts.model,
+                validator: LOCAL_VALIDATOR,
+                publish: async (model) => (await publishModelArtifacts(publisher, modelDir(model))).refs,
+                log: (l) => step.note(l),
+              }),
           (r) =>
             `${r.action === 'reused' ? 'reused' : r.action === 'deployed' ? 'deployed' : 'reused, updated'}: ` +
             `hub gateway ${r.deployment.hub.gateway}, market ${r.deployment.hub.market} · spoke gateway ${r.deployment.spoke.gateway}` +
             (r.notes.length ? ` (${r.notes.join('; ')})` : ''),
-        )
+          )
+          .finally(() => publisher.dispose())
         if (ensured.action === 'deployed' && existsSync(paths.hyperlane)) {
           rmSync(paths.hyperlane, { recursive: true, force: true })
           progress.line(dim(`  cleared the relay's state of the previous contracts (${shown(paths.hyperlane)})`))
@@ -242,17 +267,6 @@ export async function startCommand(opts: StartOptions): Promise<number> {
         )
         watchChild('Temporal', temporal.process, () => temporal.stop())
         return { clients, deployment: ensured.deployment, temporal }
-      })(),
-    )
-    const storage = branch(
-      (async () => {
-        const arlocal = await progress.step('arlocal', () => startArlocal({ port: ports.arlocal, persistDir: paths.arlocal, echo: opts.verbose }), (a) => `${a.url}, data ${shown(a.dataDir)}`)
-        watchChild('arlocal', arlocal.process, () => arlocal.stop())
-        goOn()
-        const wallet = await progress.step('arweave wallet', () => loadOrCreateLocalWallet(arlocal.url, paths.arweaveWallet), (w) =>
-          `${w.address.slice(0, 12)}… ${w.created ? 'created and funded' : 'reused'} (${shown(paths.arweaveWallet)})`,
-        )
-        return { arlocal, wallet }
       })(),
     )
     const native = opts.prover === 'ezkl-native' ? branch(progress.step('native ezkl (.tools/venv)', () => ensureNativeEzkl(), (p) => shown(p), { announce: true })) : Promise.resolve(undefined)

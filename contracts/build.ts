@@ -1,34 +1,20 @@
 /**
  * Compiles the Solidity sources offline with solc-js and writes typed artifacts for viem:
- * `contracts/artifacts/<Contract>.ts` exporting `{ abi, bytecode } as const`, plus `vkas.ts` with
- * each model's verifying-key artifact from `circuits/<model>/vka.sol`.
+ * `contracts/artifacts/<Contract>.ts` exporting `{ abi, bytecode, deployedBytecode } as const`. (Each model's
+ * verifying-key artifact is compiled by `sertn model build` into the model's `vka.json`.)
  *
  * Usage: `npm run build:contracts` (skips work when sources, compiler and settings are unchanged).
  */
 import { createHash } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { SertnError } from '../core/errors.ts'
 import { writeHyperlaneArtifacts } from '../plugins/messengers/hyperlane/build-artifacts.ts'
+import { compileSolidity, SOLC_SETTINGS, solcCompiler } from './solc.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 const outDir = join(root, 'contracts', 'artifacts')
-const require = createRequire(import.meta.url)
-
-type SolcOutput = {
-  errors?: { severity: 'error' | 'warning' | 'info'; formattedMessage: string; sourceLocation?: { file: string } }[]
-  contracts?: Record<
-    string,
-    Record<string, { abi: unknown[]; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>
-  >
-}
-
-const settings = {
-  optimizer: { enabled: true, runs: 200 },
-  evmVersion: 'cancun',
-  outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
-}
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -36,28 +22,16 @@ function walk(dir: string): string[] {
   )
 }
 
-/** The models whose verifying-key artifacts are compiled: every `circuits/<model>/` with a manifest. */
-function modelDirs(): string[] {
-  const dir = join(root, 'circuits')
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, 'manifest.json')))
-    .map((e) => e.name)
-    .sort()
-}
-
 function main(): void {
-  const files = [
-    ...walk(join(root, 'contracts', 'src')),
-    join(root, 'circuits', 'verifier', 'Halo2VerifierReusable.sol'),
-    ...modelDirs().map((m) => join(root, 'circuits', m, 'vka.sol')),
-  ].sort()
+  const files = [...walk(join(root, 'contracts', 'src')), join(root, 'circuits', 'verifier', 'Halo2VerifierReusable.sol')].sort()
   const sources: Record<string, { content: string }> = {}
   for (const f of files) sources[relative(root, f)] = { content: readFileSync(f, 'utf8') }
 
-  const solc = require('solc') as { version(): string; compile(input: string, opts?: unknown): string }
+  const solc = solcCompiler()
   const key = createHash('sha256')
     .update(solc.version())
-    .update(JSON.stringify(settings))
+    .update(JSON.stringify(SOLC_SETTINGS))
+    .update('artifacts: abi, bytecode, deployedBytecode')
     .update(JSON.stringify(sources))
     .digest('hex')
   const keyFile = join(outDir, '.build-key')
@@ -68,56 +42,35 @@ function main(): void {
 
   const started = performance.now()
   console.log(`[contracts] compiling ${files.length} sources with solc-js ${solc.version()} …`)
-  const output = JSON.parse(
-    solc.compile(JSON.stringify({ language: 'Solidity', sources, settings }), {
-      import: (path: string) => {
-        const full = join(root, path)
-        return existsSync(full) ? { contents: readFileSync(full, 'utf8') } : { error: `not found: ${path}` }
-      },
-    }),
-  ) as SolcOutput
-  const errors = (output.errors ?? []).filter((e) => e.severity === 'error')
-  const warnings = (output.errors ?? []).filter(
-    (e) => e.severity === 'warning' && e.sourceLocation?.file.startsWith('contracts/'),
-  )
-  for (const w of warnings) console.warn(w.formattedMessage)
-  if (errors.length > 0) {
-    for (const e of errors) console.error(e.formattedMessage)
-    console.error(`[contracts] compilation failed with ${errors.length} error(s)`)
+  let compiled: ReturnType<typeof compileSolidity>
+  try {
+    compiled = compileSolidity(sources, root)
+  } catch (e) {
+    console.error(e instanceof SertnError ? e.message : String(e))
     process.exit(1)
   }
+  for (const w of compiled.warnings) if (w.file?.startsWith('contracts/')) console.warn(w.message)
 
   rmSync(outDir, { recursive: true, force: true })
   mkdirSync(outDir, { recursive: true })
   const names: string[] = []
-  const vkas: Record<string, { bytecode: string; deployedBytecode: string }> = {}
-  for (const [file, contracts] of Object.entries(output.contracts ?? {})) {
+  for (const [file, contracts] of Object.entries(compiled.contracts)) {
     for (const [name, c] of Object.entries(contracts)) {
-      const bytecode = `0x${c.evm.bytecode.object}`
-      if (file.startsWith('circuits/') && file.endsWith('/vka.sol')) {
-        const model = file.split('/')[1]!
-        vkas[model] = { bytecode, deployedBytecode: `0x${c.evm.deployedBytecode.object}` }
-        continue
-      }
-      if (c.evm.bytecode.object.length === 0) continue // interfaces, abstract contracts, libraries
+      if (c.bytecode === '0x') continue // interfaces, abstract contracts, libraries
       if (names.includes(name)) throw new Error(`two contracts are named ${name}`)
       names.push(name)
-      const body = JSON.stringify({ contractName: name, sourceName: file, abi: c.abi, bytecode }, null, 2)
+      const body = JSON.stringify({ contractName: name, sourceName: file, abi: c.abi, bytecode: c.bytecode, deployedBytecode: c.deployedBytecode }, null, 2)
       writeFileSync(join(outDir, `${name}.ts`), `// Generated by contracts/build.ts. Do not edit.\nexport const ${name} = ${body} as const\n`)
     }
   }
   names.sort()
   writeFileSync(
-    join(outDir, 'vkas.ts'),
-    `// Generated by contracts/build.ts. Do not edit.\n/** Verifying-key artifact bytecode per model (circuits/<model>/vka.sol). */\nexport const vkas = ${JSON.stringify(vkas, null, 2)} as const\n`,
-  )
-  writeFileSync(
     join(outDir, 'index.ts'),
-    `// Generated by contracts/build.ts. Do not edit.\n${names.map((n) => `export { ${n} } from './${n}.ts'`).join('\n')}\nexport { vkas } from './vkas.ts'\n`,
+    `// Generated by contracts/build.ts. Do not edit.\n${names.map((n) => `export { ${n} } from './${n}.ts'`).join('\n')}\n`,
   )
   writeFileSync(keyFile, key)
   const ms = Math.round(performance.now() - started)
-  console.log(`[contracts] wrote ${names.length} contracts and ${Object.keys(vkas).length} VKAs to contracts/artifacts in ${ms} ms`)
+  console.log(`[contracts] wrote ${names.length} contracts to contracts/artifacts in ${ms} ms`)
 }
 
 main()

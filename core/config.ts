@@ -106,8 +106,13 @@ export const configSchema = z.object({
     .prefault({}),
   models: z
     .object({
-      /** Directory holding one folder per model (manifest.json and artifacts). */
+      /**
+       * Directory holding one folder per model (manifest.json and artifacts): a model whose
+       * manifest hashes to the registered artifacts hash is served from here.
+       */
       dir: z.string().default('circuits'),
+      /** Where models fetched from storage are kept (default: <dataDir>/models). */
+      cacheDir: z.string().optional(),
       /** Accept circuits set up with a locally generated SRS (local chains and tests only). */
       allowInsecureSrs: z.boolean().default(false),
     })

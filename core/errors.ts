@@ -16,11 +16,14 @@ export class SertnError extends Error {
   override name = 'SertnError'
   readonly retryable: boolean
   readonly details: string | undefined
+  /** The message without its details: one line for users. */
+  readonly shortMessage: string
 
   constructor(shortMessage: string, options: SertnErrorOptions = {}) {
     super(options.details ? `${shortMessage}\n\nDetails: ${options.details}` : shortMessage, { cause: options.cause })
     this.retryable = options.retryable ?? false
     this.details = options.details
+    this.shortMessage = shortMessage
   }
 }
 
@@ -75,6 +78,12 @@ export const NON_RETRYABLE_ERROR_TYPES = [
   'InsecureSrsError',
   'UnknownModelError',
   'UnknownChainError',
+  'ModelNotResolvedError',
+  'ModelVersionMismatchError',
+  'CircuitMismatchError',
+  'VerifyingKeyMismatchError',
+  'ArtifactIndexError',
+  'InputCommitmentError',
   // chains/evm: the gateway refused for good
   'GatewayRejectedError',
   'InvalidProofError',

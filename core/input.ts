@@ -5,12 +5,12 @@
  * a witness and a valid proof, of an output the float model never produces (intermediate sums wrap
  * past the lookup range). Every input is therefore checked against the manifest's `maxAbsInput`.
  */
+import { SertnError } from './errors.ts'
 import type { ModelManifest } from './manifest.ts'
 
 /** The input has the wrong number of elements for the model's input shape. */
-export class InputShapeError extends Error {
-  override readonly name = 'InputShapeError'
-  readonly retryable: boolean = false
+export class InputShapeError extends SertnError {
+  override name = 'InputShapeError'
   constructor(
     readonly expected: number,
     readonly actual: number,
@@ -21,9 +21,8 @@ export class InputShapeError extends Error {
 }
 
 /** An input element lies outside the range the circuit was built for. */
-export class InputOutOfRangeError extends Error {
-  override readonly name = 'InputOutOfRangeError'
-  readonly retryable: boolean = false
+export class InputOutOfRangeError extends SertnError {
+  override name = 'InputOutOfRangeError'
   constructor(
     readonly index: number,
     readonly value: bigint | number,

@@ -1,68 +1,113 @@
 /**
- * A model's circuit artifacts, as built by `circuits/build.py`, and their integrity check.
+ * A model's circuit artifacts, as `sertn model build` writes them, and their integrity check.
  *
- * Each `circuits/<model>/manifest.json` pins the sha256 of every file the build produced and of the
+ * Each model directory's `manifest.json` pins the sha256 of every file the build produced and of the
  * SRS it was set up with. {@link loadModelArtifacts} reads them all and refuses to hand out bytes
- * that differ from the pins: a proving key from one build and a verifying key from another would
- * produce proofs that never verify, and an edited network would silently prove something else.
+ * that differ from the pins: a verifying key from one build and a compiled circuit from another
+ * would produce proofs that never verify, and an edited network would silently prove something
+ * else. The proving key is not an artifact: provers derive it from the compiled circuit and the SRS
+ * and check that the verifying key they derive with it is the pinned one (see ezkl-common/keys.ts).
  */
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { SertnError } from './errors.ts'
 
 /** The repository root: this file lives in `<root>/core/`. */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
-/** `circuits/<model>/manifest.json`, schema 1. */
+/** The manifest format this code reads and `sertn model build` writes. */
+export const MANIFEST_SCHEMA = 2
+
+/** How a tensor appears among the proof's public instances. */
+export type Visibility = 'public' | 'hashed'
+
+/** A model input or output tensor, flattened row-major in requests and results. */
+export interface TensorSpec {
+  readonly name: string
+  readonly shape: readonly number[]
+}
+
+/** `<model>/manifest.json`, schema 2. */
 export interface ModelManifest {
-  readonly schema: 1
+  readonly schema: 2
   readonly name: string
   readonly description: string
   /** The ezkl version that built the artifacts. */
   readonly ezkl: string
-  readonly architecture: {
-    readonly kind: string
-    readonly dims: readonly number[]
-    readonly activation: string
-    readonly seed: number
+  /** The ONNX graph the circuit was compiled from. */
+  readonly source: {
+    /** Operator type → how many nodes use it. */
+    readonly operators: Readonly<Record<string, number>>
+    /** Number of weights (all fixed in the circuit). */
+    readonly parameters: number
   }
-  /** log2 of the circuit's row count; the SRS must have at least this many. */
-  readonly logrows: number
+  /** The graph's inputs and outputs, in order; a request's input is their concatenation, and so is a result's output. */
+  readonly inputs: readonly TensorSpec[]
+  readonly outputs: readonly TensorSpec[]
+  /** The shape of the whole input: the input's own shape, or [n] for several inputs of n elements in all. */
+  readonly inputShape: readonly number[]
+  /** The shape of the whole output, likewise. */
+  readonly outputShape: readonly number[]
   /** Inputs are quantised as round(x · 2^inputScale). */
   readonly inputScale: number
   readonly paramScale: number
   /** Outputs are integers at this scale: x = q / 2^outputScale. */
   readonly outputScale: number
-  readonly inputShape: readonly number[]
-  readonly outputShape: readonly number[]
+  /** log2 of the circuit's row count; the SRS must have at least this many. */
+  readonly logrows: number
+  /** The run arguments the sizing search chose. */
+  readonly runArgs: {
+    readonly inputScale: number
+    readonly paramScale: number
+    readonly decompBase: number
+    readonly decompLegs: number
+    readonly numInnerCols: number
+    readonly lookupSafetyMargin: number
+    readonly lookupRange: readonly [number, number]
+  }
+  /** What the circuit takes: rows used, inner columns, advice cells. */
+  readonly circuit: {
+    readonly rows: number
+    readonly columns: number
+    readonly totalAssignments: number
+  }
+  /** Weights are always fixed (bound to the verifying key); input and output are public or hashed (Poseidon). */
+  readonly visibility: { readonly input: Visibility; readonly output: Visibility; readonly params: 'fixed' }
+  /**
+   * How many public instances stand for the input and the output: their element counts when
+   * public, 1 (the Poseidon hash) when hashed. The instances are the input part, then the output part.
+   */
+  readonly instances: { readonly input: number; readonly output: number }
   /** The real-valued bound |x| ≤ inputBound the circuit was calibrated for. */
   readonly inputBound: number
   /** inputBound at the input scale: every quantised input must satisfy |q| ≤ maxAbsInput. */
   readonly maxAbsInput: number
-  readonly visibility: {
-    readonly input: string
-    readonly output: string
-    readonly params: string
-  }
-  /** How far the circuit's dequantised outputs strayed from the float model on sample inputs. */
+  /** What one inference costs a node, from the circuit's size (1 unit ≈ a 2-column circuit of 2^10 rows). */
+  readonly computeUnits: number
+  /** How far the circuit's dequantised outputs strayed from onnxruntime's on the build's samples. */
   readonly fidelity: {
     readonly samples: number
+    readonly tolerance: number
     readonly maxAbsError: number
+    readonly meanAbsError: number
   }
   readonly srs: {
-    /** Relative to the model's directory. */
+    /** Relative to the model's directory (or absolute). */
     readonly file: string
+    readonly logrows: number
+    /** `local`: made by ezkl.gen_srs on the build machine; otherwise the ceremony's name. */
     readonly source: string
+    /** Always present: a manifest that does not say whether its SRS is secure is refused. */
     readonly insecure: boolean
     readonly note?: string
     readonly sha256: string
   }
-  readonly verifier: {
-    /** Relative to the model's directory. */
-    readonly file: string
-    readonly sha256: string
-  }
+  /** The reusable verifier this circuit's VKA works with (the same contract for every model). */
+  readonly verifier: { readonly sha256: string }
+  /** The verifying-key artifact contract: keccak256 of its runtime code (what registries pin). */
+  readonly vka: { readonly codeHash: `0x${string}` }
   /** File name (in the model's directory) → sha256 hex. */
   readonly files: Readonly<Record<string, string>>
 }
@@ -76,27 +121,26 @@ export interface ModelArtifacts {
   readonly contentHash: string
   /** model.compiled */
   readonly compiled: Uint8Array
-  /** pk.key */
-  readonly pk: Uint8Array
   /** vk.key */
   readonly vk: Uint8Array
   /** settings.json */
   readonly settings: Uint8Array
-  /** The structured reference string the keys were generated with. */
+  /** The structured reference string the keys are derived with. */
   readonly srs: Uint8Array
+  /** Where the SRS was read from (absolute). */
+  readonly srsPath: string
   /** network.onnx, the float model the circuit was compiled from. */
   readonly onnx: Uint8Array
 }
 
 /** The files every model directory must pin. */
-export const REQUIRED_ARTIFACT_FILES = ['model.compiled', 'pk.key', 'vk.key', 'settings.json', 'network.onnx'] as const
+export const REQUIRED_ARTIFACT_FILES = ['model.compiled', 'vk.key', 'settings.json', 'network.onnx', 'vka.json'] as const
 
-const REBUILD_HINT = 'rebuild the circuits with `npm run circuits:build`, or restore the file from version control'
+const REBUILD_HINT = 'rebuild the model with `sertn model build`, or restore the file from version control or storage'
 
 /** manifest.json is missing, unreadable or not the expected shape. */
-export class ManifestError extends Error {
-  override readonly name = 'ManifestError'
-  readonly retryable: boolean = false
+export class ManifestError extends SertnError {
+  override name = 'ManifestError'
   constructor(
     readonly path: string,
     detail: string,
@@ -106,9 +150,8 @@ export class ManifestError extends Error {
 }
 
 /** A file the manifest pins cannot be read. */
-export class ArtifactMissingError extends Error {
-  override readonly name = 'ArtifactMissingError'
-  readonly retryable: boolean = false
+export class ArtifactMissingError extends SertnError {
+  override name = 'ArtifactMissingError'
   constructor(
     readonly file: string,
     cause: unknown,
@@ -117,24 +160,26 @@ export class ArtifactMissingError extends Error {
   }
 }
 
-/** A file's bytes do not hash to what the manifest pins. */
-export class ArtifactHashMismatchError extends Error {
-  override readonly name = 'ArtifactHashMismatchError'
-  readonly retryable: boolean = false
+/** A file's bytes do not hash to what the manifest (or the registry) pins. */
+export class ArtifactHashMismatchError extends SertnError {
+  override name = 'ArtifactHashMismatchError'
   constructor(
     readonly file: string,
     readonly expected: string,
     readonly actual: string,
+    readonly model?: string,
   ) {
-    super(`model artifact ${file} has sha256 ${actual} but its manifest pins ${expected}: ${REBUILD_HINT}`)
+    super(`${model ? `model ${model}: ` : ''}artifact ${file} has sha256 ${actual} but ${expected} is pinned: ${REBUILD_HINT}`)
   }
 }
 
 /** The manifest's SRS was generated locally (its secret was not destroyed) and this caller did not allow that. */
-export class InsecureSrsError extends Error {
-  override readonly name = 'InsecureSrsError'
-  readonly retryable = false
-  constructor(readonly model: string, srsFile: string) {
+export class InsecureSrsError extends SertnError {
+  override name = 'InsecureSrsError'
+  constructor(
+    readonly model: string,
+    srsFile: string,
+  ) {
     super(
       `${model}: its SRS (${srsFile}) was generated locally and is insecure: anyone holding its secret can forge proofs. ` +
         'It is accepted only in development and tests (pass allowInsecureSrs: true); for production, rebuild the circuit with a ceremony SRS.',
@@ -145,6 +190,8 @@ export class InsecureSrsError extends Error {
 export type LoadModelArtifactsOptions = {
   /** Accept a manifest whose SRS is marked insecure (local dev chains and tests only). Default false. */
   allowInsecureSrs?: boolean
+  /** Read the SRS from here instead of the manifest's `srs.file` (a model fetched into a cache). */
+  srsPath?: string
 }
 
 /** Absolute path of `circuits/<name>` in this repository, whatever the working directory. */
@@ -170,15 +217,14 @@ export function sha256Hex(bytes: Uint8Array): string {
  */
 export async function loadModelArtifacts(dir: string, options: LoadModelArtifactsOptions = {}): Promise<ModelArtifacts> {
   const absDir = resolve(dir)
-  const manifestPath = join(absDir, 'manifest.json')
-  const manifest = await readManifest(manifestPath)
+  const manifest = await readManifestFile(join(absDir, 'manifest.json'))
   assertSrsAllowed(manifest, options)
 
+  const srsPath = options.srsPath ?? resolveIn(absDir, manifest.srs.file)
   const pinned = Object.entries(manifest.files)
-  const srsPath = resolveIn(absDir, manifest.srs.file)
   const [fileBytes, srs] = await Promise.all([
-    Promise.all(pinned.map(([file, hash]) => readPinned(join(absDir, file), file, hash))),
-    readPinned(srsPath, manifest.srs.file, manifest.srs.sha256),
+    Promise.all(pinned.map(([file, hash]) => readPinned(join(absDir, file), file, hash, manifest.name))),
+    readPinned(srsPath, manifest.srs.file, manifest.srs.sha256, manifest.name),
   ])
   const byName = new Map(pinned.map(([file], i) => [file, fileBytes[i] as Uint8Array]))
   const get = (file: (typeof REQUIRED_ARTIFACT_FILES)[number]): Uint8Array => byName.get(file) as Uint8Array
@@ -188,10 +234,10 @@ export async function loadModelArtifacts(dir: string, options: LoadModelArtifact
     dir: absDir,
     contentHash: contentHashOf(manifest),
     compiled: get('model.compiled'),
-    pk: get('pk.key'),
     vk: get('vk.key'),
     settings: get('settings.json'),
     srs,
+    srsPath,
     onnx: get('network.onnx'),
   }
 }
@@ -202,7 +248,7 @@ export function assertSrsAllowed(manifest: ModelManifest, options: LoadModelArti
 }
 
 /** sha256 over the sorted `name:sha256` lines of the pinned files and the SRS. */
-function contentHashOf(manifest: ModelManifest): string {
+export function contentHashOf(manifest: Pick<ModelManifest, 'files' | 'srs'>): string {
   const lines = Object.entries(manifest.files)
     .map(([file, hash]) => `${file}:${hash.toLowerCase()}`)
     .sort()
@@ -210,7 +256,28 @@ function contentHashOf(manifest: ModelManifest): string {
   return createHash('sha256').update(lines.join('\n')).digest('hex')
 }
 
-async function readPinned(path: string, label: string, expected: string): Promise<Uint8Array> {
+/** The manifest of a model directory (checked), and the sha256 of its bytes: what registries record as the model's artifacts hash. */
+export async function readModelManifest(dir: string): Promise<{ manifest: ModelManifest; bytes: Uint8Array; sha256: string }> {
+  const path = join(resolve(dir), 'manifest.json')
+  const bytes = await readFile(path).catch((e: unknown) => {
+    throw new ManifestError(path, `cannot be read (${describe(e)})`)
+  })
+  return { manifest: parseManifest(path, bytes), bytes, sha256: sha256Hex(bytes) }
+}
+
+/** Parses and checks manifest bytes; `path` names them in errors. */
+export function parseManifest(path: string, bytes: Uint8Array): ModelManifest {
+  let value: unknown
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes))
+  } catch (e) {
+    throw new ManifestError(path, `not JSON (${describe(e)})`)
+  }
+  checkManifest(path, value)
+  return value
+}
+
+async function readPinned(path: string, label: string, expected: string, model: string): Promise<Uint8Array> {
   let bytes: Buffer
   try {
     bytes = await readFile(path)
@@ -218,7 +285,7 @@ async function readPinned(path: string, label: string, expected: string): Promis
     throw new ArtifactMissingError(label, e)
   }
   const actual = sha256Hex(bytes)
-  if (actual !== expected.toLowerCase()) throw new ArtifactHashMismatchError(label, expected, actual)
+  if (actual !== expected.toLowerCase()) throw new ArtifactHashMismatchError(label, expected, actual, model)
   // A plain Uint8Array view: callers need not know it came from a Buffer.
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
@@ -227,24 +294,19 @@ function resolveIn(dir: string, file: string): string {
   return isAbsolute(file) ? file : resolve(dir, file)
 }
 
-async function readManifest(path: string): Promise<ModelManifest> {
-  let text: string
+async function readManifestFile(path: string): Promise<ModelManifest> {
+  let bytes: Buffer
   try {
-    text = await readFile(path, 'utf8')
+    bytes = await readFile(path)
   } catch (e) {
     throw new ManifestError(path, `cannot be read (${describe(e)})`)
   }
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch (e) {
-    throw new ManifestError(path, `not JSON (${describe(e)})`)
-  }
-  checkManifest(path, value)
-  return value
+  return parseManifest(path, bytes)
 }
 
 const SHA256 = /^[0-9a-fA-F]{64}$/
+const shapeOk = (shape: unknown): boolean =>
+  Array.isArray(shape) && shape.length > 0 && shape.every((d) => Number.isSafeInteger(d) && d > 0)
 
 /** Checks the fields code relies on; the rest is passed through as documented. */
 function checkManifest(path: string, v: unknown): asserts v is ModelManifest {
@@ -252,18 +314,28 @@ function checkManifest(path: string, v: unknown): asserts v is ModelManifest {
     throw new ManifestError(path, detail)
   }
   if (!isRecord(v)) return fail('not an object')
-  if (v.schema !== 1) fail(`unsupported schema ${String(v.schema)} (expected 1)`)
+  if (v.schema !== MANIFEST_SCHEMA)
+    fail(`unsupported schema ${String(v.schema)} (this node reads schema ${MANIFEST_SCHEMA}): rebuild the model with \`sertn model build\``)
   if (typeof v.name !== 'string') fail('"name" must be a string')
-  for (const key of ['logrows', 'inputScale', 'outputScale', 'maxAbsInput'] as const)
+  for (const key of ['logrows', 'inputScale', 'outputScale', 'maxAbsInput', 'computeUnits'] as const)
     if (!Number.isSafeInteger(v[key]) || (v[key] as number) < 0) fail(`"${key}" must be a non-negative integer`)
-  for (const key of ['inputShape', 'outputShape'] as const) {
-    const shape = v[key]
-    if (!Array.isArray(shape) || shape.length === 0 || !shape.every((d) => Number.isSafeInteger(d) && d > 0))
-      fail(`"${key}" must be a non-empty array of positive integers`)
+  for (const key of ['inputShape', 'outputShape'] as const) if (!shapeOk(v[key])) fail(`"${key}" must be a non-empty array of positive integers`)
+  for (const key of ['inputs', 'outputs'] as const) {
+    const list = v[key]
+    if (!Array.isArray(list) || list.length === 0 || !list.every((t) => isRecord(t) && typeof t.name === 'string' && shapeOk(t.shape)))
+      fail(`"${key}" must list the tensors with their name and shape`)
   }
+  const vis = v.visibility
+  if (!isRecord(vis) || !['public', 'hashed'].includes(vis.input as string) || !['public', 'hashed'].includes(vis.output as string) || vis.params !== 'fixed')
+    fail('"visibility" must be { input: public|hashed, output: public|hashed, params: fixed }')
+  if (!isRecord(v.instances) || !Number.isSafeInteger(v.instances.input) || !Number.isSafeInteger(v.instances.output))
+    fail('"instances" must count the input and output instances')
   if (!isRecord(v.fidelity) || typeof v.fidelity.maxAbsError !== 'number') fail('"fidelity.maxAbsError" must be a number')
   if (!isRecord(v.srs) || typeof v.srs.file !== 'string' || typeof v.srs.sha256 !== 'string' || !SHA256.test(v.srs.sha256))
     fail('"srs" must name a file and its sha256')
+  // Fail closed: a manifest that does not say whether its SRS is secure is treated as a forgery risk.
+  if (typeof (v.srs as Record<string, unknown>).insecure !== 'boolean') fail('"srs.insecure" must say (true or false) whether the SRS is secure')
+  if (!isRecord(v.vka) || typeof v.vka.codeHash !== 'string' || !/^0x[0-9a-f]{64}$/.test(v.vka.codeHash)) fail('"vka.codeHash" must be a keccak256 hash')
   if (!isRecord(v.files)) return fail('"files" must map file names to sha256')
   for (const [file, hash] of Object.entries(v.files)) {
     if (typeof hash !== 'string' || !SHA256.test(hash)) fail(`"files.${file}" is not a sha256`)

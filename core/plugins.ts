@@ -5,6 +5,7 @@
  * against every implementation of a kind.
  */
 import type { ModelArtifacts } from './manifest.ts'
+import type { RegisteredCircuit } from './registered.ts'
 import type {
   Address,
   ChainId,
@@ -75,6 +76,10 @@ export interface VerifyResult {
 
 export interface InferenceProof {
   readonly output: bigint[]
+  /** The Poseidon hash of the input (the first instance), for a model whose input is hashed. */
+  readonly inputCommitment?: bigint
+  /** The Poseidon hash of the output (the last instance), for a model whose output is hashed. */
+  readonly outputCommitment?: bigint
   readonly proof: Hex
   readonly instances: bigint[]
   readonly proofJson: Uint8Array
@@ -102,8 +107,16 @@ export interface ProverPlugin extends PluginBase<'prover', { gpu: boolean; multi
   prove(model: ModelArtifacts, witness: Uint8Array, options?: ProveOptions): Promise<ProveResult>
   /** An invalid proof yields ok: false; only a failure of the prover itself throws. */
   verify(model: ModelArtifacts, proofJson: Uint8Array): Promise<VerifyResult>
-  /** witness, prove and verify, checking that the instances are exactly the input and the output. */
+  /**
+   * witness, prove and verify, checking that the instances are exactly the input (or its hash) and
+   * the output (or its hash).
+   */
   proveInference(model: ModelArtifacts, inputQ: readonly bigint[], options?: ProveOptions): Promise<InferenceProof>
+  /**
+   * Gets the model ready to prove: derives its proving key (or finds it cached) and checks that the
+   * verifying key derived with it is the pinned one. proveInference does it on first use.
+   */
+  prepare?(model: ModelArtifacts): Promise<void>
 }
 
 // ─────────────────────────────── storage ───────────────────────────────
@@ -134,6 +147,12 @@ export interface StoragePlugin extends PluginBase<'storage', { persistent: boole
   upload?(prepared: PreparedArtifact): Promise<StoredArtifact>
   /** Reads an artifact back; throws IntegrityError if its bytes do not hash to `ref.sha256`. */
   get(ref: StoredArtifact): Promise<Uint8Array>
+  /**
+   * Reads an artifact known by its id alone (a request's hashed input, a model's artifact index):
+   * no recorded hash to check, so the caller checks the content (against a commitment, or the
+   * hashes a registry pins). Fails when it holds more than `maxBytes`.
+   */
+  getById?(id: string, options: { maxBytes: number }): Promise<Uint8Array>
   /** Artifacts carrying all of `tags` (searchable plugins only): lets a retried put find its earlier write. */
   find?(tags: Record<string, string>): Promise<StoredArtifact[]>
 }
@@ -190,6 +209,10 @@ export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>
   watchRequests(options: WatchOptions): Promise<void>
   /** The request as the gateway stores it now. */
   getRequestState(requestId: RequestId): Promise<RequestState>
+  /** The model as the gateway's registry records it now (undefined when it is not registered). */
+  getModel(modelId: Hex): Promise<RegisteredCircuit | undefined>
+  /** keccak256 of the runtime code of the one verifier this plugin trusts (the audited reusable verifier). */
+  readonly trustedVerifierCodeHash: Hex
   /**
    * Delivers a result. Idempotent: a request already fulfilled (by this node's earlier try) is a
    * success with `alreadySettled`; a rejected proof throws a non-retryable error.
@@ -247,6 +270,10 @@ export interface MarketPlugin extends PluginBase<'market', Record<string, never>
   readonly chainName: string
   readonly chainId: ChainId
   readonly market: Address
+  /** The model as the hub's registry records it now (undefined when it is not registered). */
+  getModel(modelId: Hex): Promise<RegisteredCircuit | undefined>
+  /** keccak256 of the runtime code of the one verifier this plugin trusts. */
+  readonly trustedVerifierCodeHash: Hex
   /** The market's record of a spoke request, or undefined until its request message arrives. */
   findRequest(route: SpokeRoute, gateway: Address, spokeRequestId: RequestId): Promise<(MarketRecord & { recorded: MarketEvent }) | undefined>
   getRequest(marketRequestId: string): Promise<MarketRecord>

@@ -14,6 +14,8 @@ export type ManagedProcess = {
   output(): string
   /** Resolves when the process has exited. */
   readonly exited: Promise<number | null>
+  /** Resolves once the process has exited and its output has been read to the end (every line seen). */
+  readonly closed: Promise<number | null>
   /** SIGTERM to the group, then SIGKILL after `graceMs`; resolves once it has exited. */
   stop(graceMs?: number): Promise<void>
 }
@@ -26,6 +28,8 @@ export type StartProcessParameters = {
   cwd?: string
   /** Print the process's output with a `[name]` prefix. */
   echo?: boolean
+  /** Called with every line the process prints, as it prints it. */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void
 }
 
 export class ProcessStartError extends Error {
@@ -79,16 +83,24 @@ export function startProcess(params: StartProcessParameters): ManagedProcess {
   live.add(child)
   watchdog(child.pid)
   const tail: string[] = []
-  const onData = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      if (line.length === 0) continue
+  const read = (readable: NodeJS.ReadableStream | null, stream: 'stdout' | 'stderr') => {
+    let partial = ''
+    const take = (line: string) => {
+      if (line.length === 0) return
       tail.push(line)
       if (tail.length > 50) tail.shift()
       if (params.echo) console.log(`[${params.name}] ${line}`)
+      params.onLine?.(line, stream)
     }
+    readable?.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n')
+      partial = lines.pop() ?? ''
+      lines.forEach(take)
+    })
+    readable?.on('end', () => take(partial))
   }
-  child.stdout?.on('data', onData)
-  child.stderr?.on('data', onData)
+  read(child.stdout, 'stdout')
+  read(child.stderr, 'stderr')
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {
       live.delete(child)
@@ -100,11 +112,16 @@ export function startProcess(params: StartProcessParameters): ManagedProcess {
       resolve(null)
     })
   })
+  const closed = new Promise<number | null>((resolve) => {
+    child.once('close', (code) => resolve(code))
+    child.once('error', () => resolve(null))
+  })
   const pid = child.pid
   return {
     name: params.name,
     pid,
     exited,
+    closed,
     output: () => tail.join('\n'),
     async stop(graceMs = 3000) {
       if (!live.has(child)) return

@@ -51,8 +51,10 @@ export type InferenceRequest = {
   modelId: ModelId
   modelVersion: number
   requester: Address
-  /** Input elements at the model's input scale, decimal strings. */
+  /** Input elements at the model's input scale, decimal strings; for a hashed input, its one commitment (signed encoding). */
   input: string[]
+  /** For a hashed input: where the input document is stored (bytes32 storage ref). */
+  inputRef?: Hex
   callbackGasLimit: number
   /** Wei in escrow, decimal string. */
   escrow: string
@@ -80,8 +82,10 @@ export type MarketStatus = (typeof MARKET_STATUSES)[number]
 
 /** A proven inference, ready to deliver. */
 export type ProvenResult = {
-  /** Output elements at the model's output scale, decimal strings. */
+  /** Output elements at the model's output scale, decimal strings; for a hashed output, its one commitment (signed encoding). */
   output: string[]
+  /** For a hashed output: the output's elements (stored, not sent on-chain). */
+  plainOutput?: string[]
   proof: Hex
   /** Public instances as decimal strings: the inputs, then the outputs. */
   instances: string[]

@@ -18,7 +18,9 @@ export type RequestWorkflowInput = {
 }
 
 /**
- * The stages a request goes through, in order; it ends in `fulfilled`, `failed` or
+ * The stages a request goes through, in order (`resolving`: the model read from the registry and its
+ * artifacts loaded and checked; `loading-input`: a hashed input fetched from storage and checked
+ * against its commitment); it ends in `fulfilled`, `failed` or
  * `settled-elsewhere`. A spoke chain's request adds the hops: `awaiting-hub` (its request message
  * on the way to the hub market, when the proof is ready first), `submitting` (the result to the
  * market), `delivering` (the result message on the way back to the spoke, verified there) and
@@ -26,6 +28,8 @@ export type RequestWorkflowInput = {
  */
 export const STAGES = [
   'received',
+  'resolving',
+  'loading-input',
   'inference',
   'proving',
   'storing',
@@ -67,7 +71,9 @@ export type RequestStatusView = {
   stage: Stage
   /** Unix ms when the workflow started. */
   startedAt: number
-  timings: Partial<Record<'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName, StageTiming>>
+  timings: Partial<Record<'resolve' | 'input' | 'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName, StageTiming>>
+  /** The model as the registry records it (once resolved). */
+  model?: { name: string; version: number; artifactsHash: string }
   /** For a spoke chain's request: the hub market serving it, and how it stands there. */
   hub?: { chainId: number; market: string; marketRequestId?: string; status?: string; settlement?: string }
   output?: string[]

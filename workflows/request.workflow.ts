@@ -17,7 +17,8 @@
  *
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
+import { ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
+import type { ModelRef } from '../core/artifacts.ts'
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.ts'
 import type { InferenceErrorCode } from '../core/types.ts'
 import type { Activities } from './activities/index.ts'
@@ -29,6 +30,12 @@ const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
 /** Which error code a failure maps to on the gateway. */
 const ERROR_CODES: Record<string, InferenceErrorCode> = {
   UnknownModelError: 'ModelUnavailable',
+  ModelNotResolvedError: 'ModelUnavailable',
+  ModelVersionMismatchError: 'ModelUnavailable',
+  CircuitMismatchError: 'ModelUnavailable',
+  VerifyingKeyMismatchError: 'ModelUnavailable',
+  ArtifactIndexError: 'ModelUnavailable',
+  InputCommitmentError: 'InvalidInput',
   ManifestError: 'ModelUnavailable',
   ArtifactHashMismatchError: 'ModelUnavailable',
   InsecureSrsError: 'ModelUnavailable',
@@ -45,6 +52,8 @@ const ERROR_CODES: Record<string, InferenceErrorCode> = {
 
 /** The code for a failure that retries could not fix, by the stage it stopped. */
 const STAGE_CODES: Partial<Record<RequestStatusView['stage'], InferenceErrorCode>> = {
+  resolving: 'ModelUnavailable',
+  'loading-input': 'InvalidInput',
   proving: 'ProvingFailed',
 }
 
@@ -66,6 +75,19 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     taskQueue: queues.chainIo,
     startToCloseTimeout: '2 minutes',
     retry: { ...retry, maximumAttempts: 30 },
+  })
+  // Resolving the model may fetch its artifacts from storage (minutes for a large circuit; a
+  // registration uploads them first, so artifacts still missing after a few tries are missing).
+  // Likewise a hashed request's input that storage does not have after a few tries fails the request.
+  const { resolveModel } = proxyActivities<Activities>({
+    taskQueue: queues.chainIo,
+    startToCloseTimeout: '10 minutes',
+    retry: { ...retry, maximumInterval: '5 seconds', maximumAttempts: 5 },
+  })
+  const { loadInput } = proxyActivities<Activities>({
+    taskQueue: queues.chainIo,
+    startToCloseTimeout: '2 minutes',
+    retry: { ...retry, maximumInterval: '10 seconds', maximumAttempts: 8 },
   })
   // Hops wait for another chain (and the messenger's agents): long-running, heartbeating, bounded
   // by the request's deadline inside the activity.
@@ -103,15 +125,29 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
    * the input: run them side by side, and cancel the other if one fails.
    */
   async function prove(): Promise<Proven> {
+    // Workflows started before model resolution existed resolve nothing here (their activities
+    // then fail the request with a refund); replaying their histories must not schedule more.
+    let model: ModelRef | undefined
+    let input: string[] | undefined
+    if (patched('resolve-model')) {
+      status.stage = 'resolving'
+      model = (await timed('resolve', () => resolveModel(request))).model
+      status.model = { name: model.name, version: model.version, artifactsHash: model.artifacts.manifestHash }
+      if (model.inputVisibility === 'hashed') {
+        status.stage = 'loading-input'
+        const m = model
+        input = (await timed('input', () => loadInput(request, m))).input
+      }
+    }
     status.stage = 'proving'
     const both = new CancellationScope()
     try {
       const [, proven] = await both.run(() =>
         Promise.all([
-          timed('inference', () => runInference(request)),
+          timed('inference', () => (model ? runInference(request, model, input) : runInference(request))),
           (async () => {
             const t0 = Date.now()
-            const p = await proveInference(request)
+            const p = await (model ? proveInference(request, model, input) : proveInference(request))
             status.timings.witness = { ms: p.witnessMs, workMs: p.witnessMs, attempts: p.attempt }
             status.timings.prove = { ms: Date.now() - t0, workMs: p.proveMs, attempts: p.attempt }
             status.timings.verify = { ms: p.verifyMs, workMs: p.verifyMs, attempts: p.attempt }

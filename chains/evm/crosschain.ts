@@ -5,9 +5,9 @@
  * deployed on the spoke.
  */
 import { getAddress, keccak256, type Address, type Hex } from 'viem'
-import { InferenceMarket, ModelRegistry, SpokeGateway, Halo2VerifierReusable } from '../../contracts/artifacts/index.ts'
+import { InferenceMarket, ModelRegistry, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import type { SertnClient } from './clients.ts'
-import { confirm, DEFAULT_GATEWAY_CONFIG, DEFAULT_REGISTRATION_FEE, deployContract, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+import { confirm, DEFAULT_GATEWAY_CONFIG, deployContract, deployRegistry, type GatewayConfig, type RegisteredModel } from './deploy.ts'
 
 /** A 20-byte address as the 32-byte sender/recipient messengers use. */
 export const addressAsBytes32 = (a: Address): Hex => `0x${getAddress(a).slice(2).toLowerCase().padStart(64, '0')}`
@@ -29,11 +29,10 @@ export async function deployMarket(
 /** Deploys a spoke: the verifier, the spoke's registry and its SpokeGateway on `mailbox`. */
 export async function deploySpoke(
   client: SertnClient,
-  params: { mailbox: Address; registrationFee?: bigint; gatewayConfig?: Partial<GatewayConfig> },
+  params: { mailbox: Address; registrationFee?: bigint; gatewayConfig?: Partial<GatewayConfig>; allowInsecureSrs?: boolean },
 ): Promise<SpokeDeployment> {
   const owner = client.account.address
-  const verifier = await deployContract(client, Halo2VerifierReusable)
-  const registry = await deployContract(client, ModelRegistry, [owner, params.registrationFee ?? DEFAULT_REGISTRATION_FEE])
+  const { verifier, registry } = await deployRegistry(client, params)
   const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
   const gateway = await deployContract(client, SpokeGateway, [owner, registry, config, params.mailbox])
   return { verifier, registry, gateway }
@@ -48,8 +47,8 @@ export type ConnectSpokeParameters = {
 
 /**
  * Joins a spoke to the hub: the market accepts the spoke gateway's messages, the gateway sends to
- * and accepts from the market, and the hub registry records each model's verifier and VKA on the
- * spoke (after checking that the spoke's VKA has the code the hub pins). Idempotent.
+ * and accepts from the market, the hub registry records the spoke's verifier (the protocol's), and
+ * each model's VKA on the spoke (see {@link recordChainDeployments}). Idempotent.
  */
 export async function connectSpoke({ hub, spoke, models }: ConnectSpokeParameters): Promise<void> {
   const gatewayId = addressAsBytes32(spoke.gateway)
@@ -65,6 +64,30 @@ export async function connectSpoke({ hub, spoke, models }: ConnectSpokeParameter
   if (domain !== hub.domain || market.toLowerCase() !== marketId) {
     await confirm(spoke.client, await spoke.client.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'setHub', args: [hub.domain, marketId] }))
   }
+  const recorded = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'chainVerifier', args: [spoke.domain] })
+  if (getAddress(recorded) !== getAddress(spoke.verifier)) {
+    await confirm(
+      hub.client,
+      await hub.client.writeContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'setChainVerifier', args: [spoke.domain, spoke.verifier] }),
+    )
+  }
+  await recordChainDeployments({ hub, spoke, models })
+}
+
+/**
+ * Records on the hub registry where each model's circuit is deployed on a spoke (its VKA there),
+ * after checking that the spoke's VKA has the code the hub pins. Sent by the models' owner.
+ * Idempotent.
+ */
+export async function recordChainDeployments({
+  hub,
+  spoke,
+  models,
+}: {
+  hub: { client: SertnClient; registry: Address }
+  spoke: { client: SertnClient; domain: number }
+  models: readonly Pick<RegisteredModel, 'name' | 'modelId' | 'vka'>[]
+}): Promise<void> {
   for (const model of models) {
     const code = await spoke.client.getCode({ address: model.vka })
     if (!code) throw new Error(`no VKA code at ${model.vka} on the spoke (domain ${spoke.domain})`)
@@ -74,14 +97,14 @@ export async function connectSpoke({ hub, spoke, models }: ConnectSpokeParameter
       throw new Error(`model ${model.name}: the spoke's VKA ${model.vka} has code hash ${codeHash}, the hub pins ${pinned.vkaCodeHash}`)
     }
     const current = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'getChainDeployment', args: [model.modelId, spoke.domain] })
-    if (current.version === pinned.version && getAddress(current.vka) === getAddress(model.vka) && getAddress(current.verifier) === getAddress(spoke.verifier)) continue
+    if (current.version === pinned.version && getAddress(current.vka) === getAddress(model.vka)) continue
     await confirm(
       hub.client,
       await hub.client.writeContract({
         address: hub.registry,
         abi: ModelRegistry.abi,
         functionName: 'setChainDeployment',
-        args: [model.modelId, spoke.domain, spoke.verifier, model.vka, codeHash],
+        args: [model.modelId, spoke.domain, model.vka, codeHash],
       }),
     )
   }

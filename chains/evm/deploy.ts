@@ -4,10 +4,11 @@
  * the InferenceGateway.
  */
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { getAddress, keccak256, parseEther, parseGwei, type Abi, type Address, type Hex } from 'viem'
-import { Halo2VerifierReusable, InferenceGateway, ModelRegistry, vkas } from '../../contracts/artifacts/index.ts'
+import { Halo2VerifierReusable, InferenceGateway, ModelRegistry } from '../../contracts/artifacts/index.ts'
 import { assertSrsAllowed, modelDir, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
+import { localArtifactRefs, type ArtifactRefs } from '../../core/artifacts.ts'
 import { modelIdOf } from '../../core/models.ts'
 import type { SertnClient } from './clients.ts'
 
@@ -63,13 +64,29 @@ export type DeployCoreParameters = {
   gatewayConfig?: Partial<GatewayConfig>
   /** Accounts authorised to fulfil and fail requests. */
   nodes?: Address[]
+  /** Let the registry accept circuits set up with a locally generated SRS (local chains and tests only). */
+  allowInsecureSrs?: boolean
+}
+
+/** Deploys the verifier and a registry pinning it (owned by the client's account, the protocol). */
+export async function deployRegistry(
+  client: SertnClient,
+  params: Pick<DeployCoreParameters, 'registrationFee' | 'allowInsecureSrs'> = {},
+): Promise<{ verifier: Address; registry: Address }> {
+  const verifier = await deployContract(client, Halo2VerifierReusable)
+  const registry = await deployContract(client, ModelRegistry, [
+    client.account.address,
+    params.registrationFee ?? DEFAULT_REGISTRATION_FEE,
+    verifier,
+    params.allowInsecureSrs ?? false,
+  ])
+  return { verifier, registry }
 }
 
 /** Deploys the verifier, the registry and the gateway (owned by the client's account). */
 export async function deployCore(client: SertnClient, params: DeployCoreParameters = {}): Promise<CoreDeployment> {
   const owner = client.account.address
-  const verifier = await deployContract(client, Halo2VerifierReusable)
-  const registry = await deployContract(client, ModelRegistry, [owner, params.registrationFee ?? DEFAULT_REGISTRATION_FEE])
+  const { verifier, registry } = await deployRegistry(client, params)
   const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
   const gateway = await deployContract(client, InferenceGateway, [owner, registry, config])
   for (const node of params.nodes ?? []) {
@@ -81,44 +98,71 @@ export async function deployCore(client: SertnClient, params: DeployCoreParamete
   return { verifier, registry, gateway }
 }
 
-/** Reads `circuits/<name>/manifest.json` and its content hash (sha256 of the file, as bytes32). */
-export function readManifest(name: string): { manifest: ModelManifest; artifactsHash: Hex } {
-  const bytes = readFileSync(join(modelDir(name), 'manifest.json'))
+/** The creation bytecode of a model's verifying-key artifact (`<dir>/vka.json`, written by `sertn model build`; a bare name: `circuits/<name>`). */
+export function vkaBytecode(nameOrDir: string): Hex {
+  return (JSON.parse(readFileSync(join(modelDirOf(nameOrDir), 'vka.json'), 'utf8')) as { bytecode: Hex }).bytecode
+}
+
+/** A model directory: `circuits/<name>` for a bare name, else the path itself. */
+export function modelDirOf(nameOrDir: string): string {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(nameOrDir) ? modelDir(nameOrDir) : resolve(nameOrDir)
+}
+
+/** Reads `<dir>/manifest.json` (a bare name: `circuits/<name>`) and its content hash (sha256 of the file, as bytes32). */
+export function readManifest(nameOrDir: string): { manifest: ModelManifest; artifactsHash: Hex } {
+  const bytes = readFileSync(join(modelDirOf(nameOrDir), 'manifest.json'))
   return { manifest: JSON.parse(bytes.toString('utf8')) as ModelManifest, artifactsHash: `0x${sha256Hex(bytes)}` }
 }
 
 export type RegisteredModel = {
+  /** The registry's name for it. */
   name: string
   modelId: Hex
   vka: Address
   manifest: ModelManifest
+  artifacts: ArtifactRefs
 }
 
 export type RegisterModelParameters = {
   registry: Address
-  verifier: Address
-  /** The model's directory name under circuits/. */
-  name: string
+  /** The model directory, or a bare name for `circuits/<name>`. */
+  model: string
+  /** The registry name (default: the manifest's name). The id is derived from it and the registering account. */
+  name?: string
+  /** Where the artifacts are stored (from `publishModelArtifacts`); default: not uploaded ({@link localArtifactRefs}). */
+  artifacts?: ArtifactRefs
+  /** Wei per inference, beyond gas (default 0.001 ether). */
   fee?: bigint
+  /** Default: the manifest's, derived from the circuit's size. */
   computeUnits?: number
-  /** Register under this id instead of {@link modelIdOf}(name). */
-  modelId?: Hex
   /** Use this VKA instead of deploying the model's own. */
   vka?: Address
   /** Register a circuit set up with a locally generated SRS: local dev chains and tests only. */
   allowInsecureSrs?: boolean
 }
 
-/** Deploys the model's VKA (unless given) and registers the model, paying the registration fee. */
+const VISIBILITY = { public: 0, hashed: 1 } as const
+
+/**
+ * Deploys the model's VKA (unless given) and registers the model under
+ * `modelIdOf(account, name)`, paying the registration fee. Idempotent for a model already
+ * registered by this account with the same artifacts (its record is returned).
+ */
 export async function registerModel(client: SertnClient, params: RegisterModelParameters): Promise<RegisteredModel> {
-  const { manifest, artifactsHash } = readManifest(params.name)
+  const dir = modelDirOf(params.model)
+  const { manifest } = readManifest(dir)
   assertSrsAllowed(manifest, { allowInsecureSrs: params.allowInsecureSrs ?? false })
-  const vkaArtifact = (vkas as Record<string, { bytecode: string }>)[params.name]
-  if (!params.vka && !vkaArtifact) throw new Error(`no compiled VKA for ${params.name}: run \`npm run build:contracts\``)
-  const vka = params.vka ?? (await deployContract(client, { abi: [], bytecode: vkaArtifact!.bytecode }))
+  const name = params.name ?? manifest.name
+  const artifacts = params.artifacts ?? (await localArtifactRefs(dir))
+  const modelId = modelIdOf(client.account.address, name)
+  const existing = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [modelId] })
+  if (existing.version !== 0 && existing.artifactsHash.toLowerCase() === artifacts.manifestHash.toLowerCase()) {
+    const m = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] })
+    return { name, modelId, vka: m.vka, manifest, artifacts }
+  }
+  const vka = params.vka ?? (await deployContract(client, { abi: [], bytecode: vkaBytecode(dir) }))
   const code = await client.getCode({ address: vka })
   if (!code) throw new Error(`no code at VKA ${vka}`)
-  const modelId = params.modelId ?? modelIdOf(params.name)
   const registrationFee = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'registrationFee' })
   await confirm(
     client,
@@ -127,25 +171,25 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
       abi: ModelRegistry.abi,
       functionName: 'registerModel',
       value: registrationFee,
-      args: [
-        modelId,
-        {
-          circuit: {
-            verifier: params.verifier,
-            vka,
-            vkaCodeHash: keccak256(code),
-            artifactsHash,
-            inputShape: manifest.inputShape.map(Number),
-            outputShape: manifest.outputShape.map(Number),
-            inputScale: manifest.inputScale,
-            outputScale: manifest.outputScale,
-            maxAbsInput: BigInt(manifest.maxAbsInput),
-          },
-          computeUnits: params.computeUnits ?? 1,
-          fee: params.fee ?? parseEther('0.001'),
-        },
-      ],
+      args: [name, { circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code)), computeUnits: params.computeUnits ?? manifest.computeUnits, fee: params.fee ?? parseEther('0.001') }],
     }),
   )
-  return { name: params.name, modelId, vka, manifest }
+  return { name, modelId, vka, manifest, artifacts }
+}
+
+/** A manifest as the registry's `CircuitParams`. */
+export function circuitParamsOf(manifest: ModelManifest, artifacts: ArtifactRefs, vka: Address, vkaCodeHash: Hex) {
+  return {
+    vka,
+    vkaCodeHash,
+    artifacts,
+    inputShape: manifest.inputShape.map(Number),
+    outputShape: manifest.outputShape.map(Number),
+    inputScale: manifest.inputScale,
+    outputScale: manifest.outputScale,
+    maxAbsInput: BigInt(manifest.maxAbsInput),
+    inputVisibility: VISIBILITY[manifest.visibility.input],
+    outputVisibility: VISIBILITY[manifest.visibility.output],
+    insecureSrs: manifest.srs.insecure,
+  }
 }

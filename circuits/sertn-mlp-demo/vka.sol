@@ -5,7 +5,7 @@ pragma solidity ^0.8.0;
 contract Halo2VerifyingArtifact {
     constructor() {
         assembly {
-            mstore(0x0000, 0x1bb987d0ac85908db7f220d1dc44a67a923c452eb844a087d39a0f26e33603c1) // vk_digest
+            mstore(0x0000, 0x167197ce586432e202dff60ff4c2c33829783b5a9856c6cb7dac2976a097f8b8) // vk_digest
             mstore(0x0020, 0x00000000000000000000000000000000000000000000000000000000000005a0) // vk_mptr
             mstore(0x0040, 0x0000000000000000000000000000000000000000000000000000000000001380) // vk_len
             mstore(0x0060, 0x0000000000000000000000000000000000000000000000000000000000000007) // num_instances
@@ -39,46 +39,46 @@ contract Halo2VerifyingArtifact {
             mstore(0x03e0, 0x0000000000000000000000000000000000000000000000000000000000000e40) // lookup_computations_len_offset
             mstore(0x0400, 0x0000000000000000000000000000000000000000000000000000000000001020) // pcs_computations_len_offset
             mstore(0x0420, 0x0000000000000000000000000000000000000000000000000000000000000006) // num_neg_lagranges
-            mstore(0x0440, 0x065c1aa548b37f0fac113f057d2dc7a67ebef183a747ce91fd864f3182ca237d) // fixed_comms[0].x
-            mstore(0x0460, 0x07d656eddb562db62aa46c8aa6573de06ff065de4ede8aafc8d9599662e2d8b8) // fixed_comms[0].y
+            mstore(0x0440, 0x0e251f2b292fa64dd04a421e4810cf409f8d411f6e33b6bbbcaf4f502a737f6f) // fixed_comms[0].x
+            mstore(0x0460, 0x1729eaba2fffae965be896c1fab1d42dd83c922c179785eb3b80edd815f29f0a) // fixed_comms[0].y
             mstore(0x0480, 0x0c5abeb058cc8280f38c42f6ed77aebd2a581974d4460911635f0a69640aae9a) // fixed_comms[1].x
             mstore(0x04a0, 0x1d43bfea6fefc39261e5d175f263b25d40c6c3784898b05ce3840addc5b000b2) // fixed_comms[1].y
-            mstore(0x04c0, 0x1db9dd35a795d94ab95ae07130efc817a573d6f60a395f5477a7c0d6a308a14a) // fixed_comms[2].x
-            mstore(0x04e0, 0x1e163c8da620db9bd1f1fc428861c7c303bd3d10c98ca0f9f889144279eb3059) // fixed_comms[2].y
-            mstore(0x0500, 0x00c03c2af9171ea23c9ef854e9d52e9e1a296032d190f07d7a9d0993872ac833) // fixed_comms[3].x
-            mstore(0x0520, 0x01e4a9cbc13b0dc65a4956d272fcc86497990444556af93794a7239d9fba3883) // fixed_comms[3].y
-            mstore(0x0540, 0x2246efc4cc844926e2c3be690a57507ba5366a47ad6bf6eca5badf1b5e46b98d) // fixed_comms[4].x
-            mstore(0x0560, 0x14c995b385571c98a1b28ca6ddd24c8de92f2740df63528d3bdb319fcf6cfa11) // fixed_comms[4].y
-            mstore(0x0580, 0x1b45853f7723aa9276c92fda4f5d82f8f1b1ccedab74ccf67e6f3619ff5536e8) // fixed_comms[5].x
-            mstore(0x05a0, 0x15de9338e81891804a6e1beda7e172a3c3992d27031a99c99a080a6b1e5dcaa0) // fixed_comms[5].y
-            mstore(0x05c0, 0x22fe1777fc01136845ef868379762231afccdc413994c42b3be70db5868a6dcb) // fixed_comms[6].x
-            mstore(0x05e0, 0x2a90db7caad05eafd2dc6a0cfbf83056a4e4f77889bf9fe9b636455250484933) // fixed_comms[6].y
-            mstore(0x0600, 0x0eeb609b8554204a1208e31a35e3f62fed3626990f3c05b003e32acd14a340d6) // fixed_comms[7].x
-            mstore(0x0620, 0x25fd0d460e6dfe39165b42419bcf9760cedaa8bad550a65e0492741f14b2cd0b) // fixed_comms[7].y
-            mstore(0x0640, 0x2c6303fda8ee59bc656d0fdaf17ffb072e048fb00b2361bcfd2575eaee9594dd) // fixed_comms[8].x
-            mstore(0x0660, 0x0ce8c4e19a31b3b6e94e93206cfcdc1923c92331192ffddf2daed411a99732ff) // fixed_comms[8].y
-            mstore(0x0680, 0x067619f7c8c7feb0d2cd8af9e7ebf37a21255305cd947a33203d0edd7a219cf9) // fixed_comms[9].x
-            mstore(0x06a0, 0x00d055f10a2ace7d57151d306b170a5e50cc90ea763bf8f7f1217f21b3b4b90f) // fixed_comms[9].y
+            mstore(0x04c0, 0x03a8cb493956884a92732eb8be26453c9c673e4d458382b19d118bfc4b9c603b) // fixed_comms[2].x
+            mstore(0x04e0, 0x1305b9c5a7b5e134e905703beb0b12504ed9710135b9b1fd70b7c42e87cdd798) // fixed_comms[2].y
+            mstore(0x0500, 0x1ce9eac68b718dd738c2272404be0eaadeab0425da56ac4dda7035e68cc8ee41) // fixed_comms[3].x
+            mstore(0x0520, 0x2b0a56877f698e63e558d32f9065bb6b9bba31a6434cade0c0ee5c000adac367) // fixed_comms[3].y
+            mstore(0x0540, 0x0118dde4b8ce328494e9029710eef96827c4a22b8ffd8f326a1fdeddb8f9de13) // fixed_comms[4].x
+            mstore(0x0560, 0x00ea5770ab4a9426eceb91badb8a009d991e261dab7c5e3b8646af9f2018745f) // fixed_comms[4].y
+            mstore(0x0580, 0x0b52060d703d8e85409ab5f08bd78598674ef73748673e6bb02c46396e3b598d) // fixed_comms[5].x
+            mstore(0x05a0, 0x0694bfd264d4a0900d96a4a4e391ce4331fd73b345eac5bf4d0377ab5b6bacf5) // fixed_comms[5].y
+            mstore(0x05c0, 0x29e4cf1cb8b67a3a80e866a832f430dd4dc2a99337eadec7d8fe42b007639a61) // fixed_comms[6].x
+            mstore(0x05e0, 0x2e41a642c886cd5aecea256e4feda757a69a9b575fa09dd1f401c85307f2db9a) // fixed_comms[6].y
+            mstore(0x0600, 0x0535146be798c83ea8b2de87828c7c6e02f538170907bbe790b56c75a895a05c) // fixed_comms[7].x
+            mstore(0x0620, 0x06089f1517374e064299be6d37fd79758fdcaf8f937de5139a98300b15910b20) // fixed_comms[7].y
+            mstore(0x0640, 0x303c010d36792b32588225d1fb1eaf39c78eb561be0e9d86296df4e18c173133) // fixed_comms[8].x
+            mstore(0x0660, 0x09bd696f01dbae43826f1534faf19b80c92a383873b65d6b176eecf34062b50d) // fixed_comms[8].y
+            mstore(0x0680, 0x2efcdf8bdaa33d0dfa4f60950bcae8e836a902682bcaed9c60185e9431955538) // fixed_comms[9].x
+            mstore(0x06a0, 0x187532c4034164d7fe1472b4b4d4057b67f9b95897698e31aca7dfbc4415d40c) // fixed_comms[9].y
             mstore(0x06c0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[10].x
             mstore(0x06e0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[10].y
             mstore(0x0700, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[11].x
             mstore(0x0720, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[11].y
-            mstore(0x0740, 0x0ac5890ae371610388b7027a50ebf63b7d570755aac134862b2313b1a87d626f) // permutation_comms[0].x
-            mstore(0x0760, 0x083eefb86664cb97bb5d77969957289ea9db0dc86b346d622935b9330c0baab1) // permutation_comms[0].y
-            mstore(0x0780, 0x0541886699dac035b7b2a66668f0badafd7b189f114a2d4ab202dd4a5458db19) // permutation_comms[1].x
-            mstore(0x07a0, 0x2592bed0ff8e72a06240703bc550207b668c7e279cf2ac6218307a0a9c7e3686) // permutation_comms[1].y
-            mstore(0x07c0, 0x0141800407105a3408385ba142ece141984f67ce491c7d316db27cccdb0be5dd) // permutation_comms[2].x
-            mstore(0x07e0, 0x0b4218909b8af3cf772a8b6fa4450636bcf197e19da17f2e0fe41b5dbc0ba8be) // permutation_comms[2].y
-            mstore(0x0800, 0x24fd60b4fa3dd4a71a4ea33c5423cbf50121987a19e5945d42c81e4ea98b565f) // permutation_comms[3].x
-            mstore(0x0820, 0x23a3591c173e9f266c37e68db262f4d73ae55874a61b684a96722aa3d0e70bbe) // permutation_comms[3].y
-            mstore(0x0840, 0x0e56c3c33ddf27942cb697a0b62c12670953c69bbb6a5244a8f93be1bab2382c) // permutation_comms[4].x
-            mstore(0x0860, 0x019147368d26bccb25cf27af93897d190934ad115e11472ea5d39629b6f837ae) // permutation_comms[4].y
-            mstore(0x0880, 0x159e22f1a0415909ce5b26206ae54b95b71087d9811800aa0a12c4a2258bd2fa) // permutation_comms[5].x
-            mstore(0x08a0, 0x2b03e3724b821492ffa37f0952a7ba582f02068d59b65199d93094136133faec) // permutation_comms[5].y
-            mstore(0x08c0, 0x2ee7b5b92c05d8a5b4653a5b5b6025d10f5d87d8b6c0f5fb3112a691615622d2) // permutation_comms[6].x
-            mstore(0x08e0, 0x20f915298c06999ac253f80f4651ae5ec0a54df3e497f10e499c7afed30009e7) // permutation_comms[6].y
-            mstore(0x0900, 0x1e0baef9466f045532777e5862df37c1b0eee8cec527b6fa7b73c59b9c0695a0) // permutation_comms[7].x
-            mstore(0x0920, 0x1191f0bd0e60e9615b84fb6fb3066ea771000282287bfab494cdc3483fc596b4) // permutation_comms[7].y
+            mstore(0x0740, 0x0dfdcae5924e0a199756025ce46c970c7ce336f8e556576f0896585d87f1fdb4) // permutation_comms[0].x
+            mstore(0x0760, 0x24e372f85c129a983e711808a4f8079aa69583a94bd1dbcc905f689e666c813d) // permutation_comms[0].y
+            mstore(0x0780, 0x1d163e4b6dcdd9a8fd9ddaf6a4b83cddec7309afa6d5cdeac4d30be5a71e828d) // permutation_comms[1].x
+            mstore(0x07a0, 0x00bc01e5a3f9282ba48858389f321ca711ccf778a7816d62738ec4fa9364803e) // permutation_comms[1].y
+            mstore(0x07c0, 0x2e8a34557caf03675ac0d547b5c5d202adfa84a47f04459497d5b39a3f2d042e) // permutation_comms[2].x
+            mstore(0x07e0, 0x23644831891f97de9f93f4c2956799c15d894725131afcff3ef4405e5511315b) // permutation_comms[2].y
+            mstore(0x0800, 0x1fc7381cc785f13a01df21fe15d072c895071c6044286714329ec12a32ae0756) // permutation_comms[3].x
+            mstore(0x0820, 0x1b9a2285d921f6c1a671cae971248a577d0f4ce5105b2a0239cfe4ce263cd3d7) // permutation_comms[3].y
+            mstore(0x0840, 0x22b0218cf38569b04c1ad0fe3846a554578f3d951d39b77917bd5e2dc430ac6a) // permutation_comms[4].x
+            mstore(0x0860, 0x224826a0e9a8eb6968a1b9ab3ff889bd4312bca23b6e4409972bf07d3fdafd8c) // permutation_comms[4].y
+            mstore(0x0880, 0x22789d0d36d03ba8f6c9bd158a72a19744dd61f1d76ebd5690820f8f210cacdc) // permutation_comms[5].x
+            mstore(0x08a0, 0x0885c804af55174a66800b1a661865d4dc4ef0ca74247de1da32bde449166893) // permutation_comms[5].y
+            mstore(0x08c0, 0x2075654b98217c4a7fa5c29c56297495918b221c7685b1b2a25502a29a857fc4) // permutation_comms[6].x
+            mstore(0x08e0, 0x081c315c5a19ba7184715b044df7d9066d8c10164f52866c6049082b98793e8d) // permutation_comms[6].y
+            mstore(0x0900, 0x175c55a4fbe5700d9dd60c391e4e1ada5855d15492a0c07f7fe7a8a9398b3d51) // permutation_comms[7].x
+            mstore(0x0920, 0x14beb5666600e14af97864e2f949c2036d1e4cb004a471176cbcaebf4ae6f304) // permutation_comms[7].y
             mstore(0x0940, 0x0000000000000000000000000000000000000000000000000000000000000002) // const_expressions[0]
             mstore(0x0960, 0x0000000000000000000000000000000000000000000000000000000000000003) // const_expressions[1]
             mstore(0x0980, 0x0000000000000000000000000000000000000000000000000000000000000001) // const_expressions[2]

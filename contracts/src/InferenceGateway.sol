@@ -7,8 +7,9 @@ import {
     RequestStatus,
     CallbackStatus
 } from "./interfaces/IInferenceGateway.sol";
-import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IModelRegistry, Visibility} from "./interfaces/IModelRegistry.sol";
 import {ISertnConsumer} from "./interfaces/ISertnConsumer.sol";
+import {FieldEncoding} from "./libraries/FieldEncoding.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
 import {Owned} from "./utils/Owned.sol";
 
@@ -17,7 +18,8 @@ import {Owned} from "./utils/Owned.sol";
 ///         against their very request.
 /// @dev A result is accepted only if the model's verifier, called with the verifying-key artifact
 ///      that the registry pins for the model, accepts the proof for public instances that the
-///      gateway builds itself from the request's input and the delivered output. Each request is
+///      gateway builds itself from the request's input and the delivered output (or their Poseidon
+///      commitments, for a model whose input or output is hashed). Each request is
 ///      settled at most once: fulfilled (node paid, requester called back), failed or refunded
 ///      (requester refunded and called back). Callbacks run with the requester's gas limit and are
 ///      isolated: a reverting, gas-hungry or return-data-bombing requester cannot undo the settlement.
@@ -44,6 +46,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
     mapping(uint256 requestId => Request) private _requests;
     mapping(address node => bool) private _nodes;
     mapping(address account => uint256) private _owed;
+    mapping(bytes32 modelId => ModelUsage) private _usage;
+    mapping(bytes32 modelId => mapping(address requester => uint256)) private _requestsBy;
     bool private transient _entered;
 
     /// @param initialOwner Who configures the gateway and authorises nodes.
@@ -82,40 +86,12 @@ contract InferenceGateway is IInferenceGateway, Owned {
         nonReentrant
         returns (uint256 requestId)
     {
-        if (input.length > MAX_INPUT_LENGTH) revert GatewayInputTooLarge(input.length, MAX_INPUT_LENGTH);
-        IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
-        if (terms.version == 0) revert GatewayUnknownModel(modelId);
-        if (!terms.active) revert GatewayModelInactive(modelId);
-        if (input.length != terms.inputLength) revert GatewayInputShapeMismatch(terms.inputLength, input.length);
-        int256 bound = int256(uint256(terms.maxAbsInput));
-        for (uint256 i; i < input.length; ++i) {
-            int256 v = input[i];
-            if (v > bound || v < -bound) revert GatewayInputOutOfRange(i, v, uint256(bound));
-        }
-        Config memory cfg = _config;
-        if (callbackGasLimit > cfg.maxCallbackGasLimit) {
-            revert GatewayCallbackGasLimitTooHigh(callbackGasLimit, cfg.maxCallbackGasLimit);
-        }
-        uint256 messaging = _messagingFee();
-        uint256 price = _quote(terms.fee, callbackGasLimit, cfg) + messaging;
-        if (msg.value < price || msg.value > type(uint96).max) revert GatewayInsufficientPayment(price, msg.value);
+        return _request(modelId, input, bytes32(0), callbackGasLimit, 0, bytes32(0));
+    }
 
-        requestId = ++_lastRequestId;
-        uint40 deadline = uint40(block.timestamp + cfg.requestTimeout);
-        _requests[requestId] = Request({
-            requester: msg.sender,
-            callbackGasLimit: callbackGasLimit,
-            deadline: deadline,
-            status: RequestStatus.Pending,
-            modelId: modelId,
-            escrow: uint96(msg.value - messaging),
-            modelVersion: terms.version,
-            inputHash: keccak256(abi.encodePacked(input))
-        });
-        emit InferenceRequested(
-            requestId, modelId, msg.sender, input, terms.version, callbackGasLimit, uint96(msg.value - messaging), deadline
-        );
-        _afterRequest(requestId, _requests[requestId], input, messaging);
+    /// @inheritdoc IInferenceGateway
+    function requestInferenceWith(RequestParams calldata p) external payable nonReentrant returns (uint256 requestId) {
+        return _request(p.modelId, p.input, p.inputRef, p.callbackGasLimit, p.modelVersion, p.artifactsHash);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -199,12 +175,94 @@ contract InferenceGateway is IInferenceGateway, Owned {
         return _owed[account];
     }
 
+    /// @inheritdoc IInferenceGateway
+    function modelUsage(bytes32 modelId) external view returns (ModelUsage memory) {
+        return _usage[modelId];
+    }
+
     /// @notice The id of the most recent request (ids start at 1).
     function lastRequestId() external view returns (uint256) {
         return _lastRequestId;
     }
 
     // ─────────────────────────────── Internals ────────────────────────────
+
+    /// @dev Checks and escrows a request; `pinnedVersion` / `pinnedArtifacts` zero mean "any".
+    function _request(
+        bytes32 modelId,
+        int256[] calldata input,
+        bytes32 inputRef,
+        uint32 callbackGasLimit,
+        uint32 pinnedVersion,
+        bytes32 pinnedArtifacts
+    ) private returns (uint256 requestId) {
+        if (input.length > MAX_INPUT_LENGTH) revert GatewayInputTooLarge(input.length, MAX_INPUT_LENGTH);
+        IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
+        if (terms.version == 0) revert GatewayUnknownModel(modelId);
+        if (!terms.active) revert GatewayModelInactive(modelId);
+        if (pinnedVersion != 0 && pinnedVersion != terms.version) revert GatewayModelVersionMismatch(pinnedVersion, terms.version);
+        if (pinnedArtifacts != bytes32(0) && pinnedArtifacts != terms.artifactsHash) {
+            revert GatewayModelArtifactsMismatch(pinnedArtifacts, terms.artifactsHash);
+        }
+        if (input.length != terms.inputLength) revert GatewayInputShapeMismatch(terms.inputLength, input.length);
+        _checkInput(input, inputRef, terms);
+        Config memory cfg = _config;
+        if (callbackGasLimit > cfg.maxCallbackGasLimit) {
+            revert GatewayCallbackGasLimitTooHigh(callbackGasLimit, cfg.maxCallbackGasLimit);
+        }
+        uint256 messaging = _messagingFee();
+        uint256 price = _quote(terms.fee, callbackGasLimit, cfg) + messaging;
+        if (msg.value < price || msg.value > type(uint96).max) revert GatewayInsufficientPayment(price, msg.value);
+
+        requestId = ++_lastRequestId;
+        Request storage r = _requests[requestId];
+        r.requester = msg.sender;
+        r.callbackGasLimit = callbackGasLimit;
+        r.deadline = uint40(block.timestamp + cfg.requestTimeout);
+        r.status = RequestStatus.Pending;
+        r.modelId = modelId;
+        r.escrow = uint96(msg.value - messaging);
+        r.modelVersion = terms.version;
+        r.inputHash = keccak256(abi.encodePacked(input));
+        _countRequest(modelId, msg.sender);
+        _announce(requestId, r, input, inputRef);
+        _afterRequest(requestId, r, input, inputRef, messaging);
+    }
+
+    function _announce(uint256 requestId, Request storage r, int256[] calldata input, bytes32 inputRef) private {
+        emit InferenceRequested(
+            requestId, r.modelId, r.requester, input, inputRef, r.modelVersion, r.callbackGasLimit, r.escrow, r.deadline
+        );
+    }
+
+    /// @dev A public input's elements must be within the model's bound; a hashed input is one
+    ///      commitment (a field element in the signed encoding) with a storage reference.
+    function _checkInput(int256[] calldata input, bytes32 inputRef, IModelRegistry.RequestTerms memory terms)
+        private
+        pure
+    {
+        if (terms.inputVisibility == Visibility.Hashed) {
+            int256 c = input[0];
+            int256 max = int256(FieldEncoding.MAX_ABS_VALUE);
+            if (c > max || c < -max) revert GatewayInvalidInputCommitment(c);
+            if (inputRef == bytes32(0)) revert GatewayMissingInputRef();
+            return;
+        }
+        int256 bound = int256(uint256(terms.maxAbsInput));
+        for (uint256 i; i < input.length; ++i) {
+            int256 v = input[i];
+            if (v > bound || v < -bound) revert GatewayInputOutOfRange(i, v, uint256(bound));
+        }
+    }
+
+    /// @dev Counts a request of `requester` for `modelId` (the model's usage record).
+    function _countRequest(bytes32 modelId, address requester) private {
+        ModelUsage storage u = _usage[modelId];
+        uint256 n = ++_requestsBy[modelId][requester];
+        if (n == 1) ++u.requesters;
+        else if (n == 2) ++u.repeatRequesters;
+        ++u.requests;
+    }
 
     /// @dev Settles `requestId` with a verified result and pays `payee`: the one path by which any
     ///      entry point (a local node's {fulfill}, a messenger's authenticated delivery) fulfils a
@@ -220,14 +278,20 @@ contract InferenceGateway is IInferenceGateway, Owned {
         address payee
     ) internal {
         Request storage r = _pending(requestId);
-        _checkResult(requestId, r, input, output, proof);
+        Visibility outputVisibility = _checkResult(requestId, r, input, output, proof);
 
         r.status = RequestStatus.Fulfilled;
+        ++_usage[r.modelId].served;
         _pay(payee, r.escrow);
         (CallbackStatus cs, uint256 gasUsed) = _callback(
             r.requester,
             r.callbackGasLimit,
-            abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
+            outputVisibility == Visibility.Hashed
+                ? abi.encodeCall(
+                    ISertnConsumer.rawOnHashedInferenceResult,
+                    (requestId, FieldEncoding.toFelt(output[0]), artifacts.output)
+                )
+                : abi.encodeCall(ISertnConsumer.rawOnInferenceResult, (requestId, output))
         );
         emit InferenceFulfilled(requestId, payee, output, artifacts, cs, gasUsed);
         _afterSettle(requestId, RequestStatus.Fulfilled, payee);
@@ -252,10 +316,13 @@ contract InferenceGateway is IInferenceGateway, Owned {
     }
 
     /// @dev Called once a request is stored and announced, with the messaging fee it paid.
-    function _afterRequest(uint256 requestId, Request storage r, int256[] calldata input, uint256 messagingFee)
-        internal
-        virtual
-    {}
+    function _afterRequest(
+        uint256 requestId,
+        Request storage r,
+        int256[] calldata input,
+        bytes32 inputRef,
+        uint256 messagingFee
+    ) internal virtual {}
 
     /// @dev Called once a request is settled (after its callback): Fulfilled (with the paid node),
     ///      Failed (with the reporting node) or Refunded (no node).
@@ -277,14 +344,14 @@ contract InferenceGateway is IInferenceGateway, Owned {
     }
 
     /// @dev Reverts unless `proof` proves that the model the request pins maps the request's input
-    ///      to `output`.
+    ///      (or its commitment) to `output` (or its commitment); returns the output's visibility.
     function _checkResult(
         uint256 requestId,
         Request storage r,
         int256[] calldata input,
         int256[] calldata output,
         bytes calldata proof
-    ) private {
+    ) private returns (Visibility) {
         uint256 deadline = r.deadline;
         if (block.timestamp > deadline) revert GatewayRequestExpired(requestId, deadline);
         if (keccak256(abi.encodePacked(input)) != r.inputHash) revert GatewayInputMismatch(requestId);
@@ -294,8 +361,9 @@ contract InferenceGateway is IInferenceGateway, Owned {
         if (terms.version != version) revert GatewayModelVersionChanged(requestId, version, terms.version);
         if (output.length != terms.outputLength) revert GatewayOutputShapeMismatch(terms.outputLength, output.length);
 
-        // The instances are the request's input (checked against its commitment above) and the output.
+        // The instances are the request's input (checked against its hash above) and the output.
         if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert GatewayInvalidProof(requestId);
+        return terms.outputVisibility;
     }
 
     function _callbackError(Request storage r, uint256 requestId, InferenceErrorCode code, string memory reason)

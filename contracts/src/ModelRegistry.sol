@@ -1,50 +1,80 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IModelRegistry, Visibility} from "./interfaces/IModelRegistry.sol";
 import {Owned} from "./utils/Owned.sol";
 
 /// @title ModelRegistry
-/// @notice Registers the models that Sertn gateways serve. Each model pins its circuit: the reusable
-///         verifier, the verifying-key artifact (by address and code hash) and the hash of its
-///         artifacts. Weights are fixed in the circuit, so the VKA identifies the model, weights
+/// @notice Registers the models that Sertn gateways serve. Each model pins its circuit: the
+///         verifying-key artifact (by address and code hash), checked by the one verifier the
+///         protocol sets for this chain, and the content hashes of its artifacts with where they are
+///         stored. Weights are fixed in the circuit, so the VKA identifies the model, weights
 ///         included. Registration costs a non-zero fee (an anti-spam measure) collected by the
 ///         registry owner; only a model's owner can change it.
+/// @dev The registry owner is the protocol: it sets the verifier (one audited reusable verifier per
+///      chain, the same for every model, so a model owner cannot pair a genuine VKA with a verifier
+///      that accepts anything), the verifiers of the other chains (for the hub's records of where
+///      each model is deployed), whether insecure-SRS circuits are accepted, and the fee. A model
+///      id is keccak256(abi.encode(owner, name)), so names cannot be squatted.
 contract ModelRegistry is IModelRegistry, Owned {
     // ─────────────────────────────── Constants ────────────────────────────
 
-    /// @notice The most elements an input or output tensor may have.
+    /// @notice The most elements a public input or output tensor may have.
     uint256 public constant MAX_TENSOR_ELEMENTS = 1024;
+    /// @notice The most elements a hashed tensor may have (its data lives in storage).
+    uint256 public constant MAX_HASHED_ELEMENTS = 1 << 24;
+    /// @notice The longest model name.
+    uint256 public constant MAX_NAME_LENGTH = 64;
 
     // ─────────────────────────────── State ────────────────────────────────
 
     mapping(bytes32 modelId => Model) private _models;
+    mapping(bytes32 modelId => string) private _names;
     mapping(bytes32 modelId => uint32[]) private _inputShapes;
     mapping(bytes32 modelId => uint32[]) private _outputShapes;
+    mapping(bytes32 modelId => ArtifactRefs) private _artifacts;
+    mapping(bytes32 modelId => Backtests) private _backtests;
     mapping(bytes32 modelId => mapping(uint32 domain => ChainDeployment)) private _chainDeployments;
+    mapping(uint32 domain => address) private _chainVerifiers;
+    address private _verifier;
+    bool private _allowInsecureSrs;
     uint256 private _registrationFee;
 
-    /// @param initialOwner The registry owner, who sets the registration fee and collects it.
+    /// @param initialOwner The registry owner (the protocol), who sets verifiers and the fee.
     /// @param registrationFee_ The fee (wei, non-zero) for registering a model.
-    constructor(address initialOwner, uint256 registrationFee_) Owned(initialOwner) {
+    /// @param verifier_ The reusable verifier every model on this chain is verified with.
+    /// @param allowInsecureSrs_ Whether circuits set up with a locally generated SRS are accepted
+    ///        (local chains and tests only).
+    constructor(address initialOwner, uint256 registrationFee_, address verifier_, bool allowInsecureSrs_)
+        Owned(initialOwner)
+    {
         _setRegistrationFee(registrationFee_);
+        _setVerifier(verifier_);
+        _allowInsecureSrs = allowInsecureSrs_;
+        emit InsecureSrsAllowed(allowInsecureSrs_);
     }
 
     // ─────────────────────────────── Model owners ─────────────────────────
 
-    /// @notice Registers a model under `modelId`, owned by the caller. Pays the registration fee.
-    /// @dev Checks that the verifier and the VKA are contracts and that the VKA's code hashes to
-    ///      `params.circuit.vkaCodeHash`.
-    function registerModel(bytes32 modelId, ModelParams calldata params) external payable {
+    /// @notice Registers model `name`, owned by the caller, under {modelIdOf}(caller, name). Pays
+    ///         the registration fee.
+    /// @dev Checks that the VKA is a contract whose code hashes to `params.circuit.vkaCodeHash`.
+    function registerModel(string calldata name, ModelParams calldata params) external payable returns (bytes32 modelId) {
         if (msg.value != _registrationFee) revert ModelRegistryWrongRegistrationFee(_registrationFee, msg.value);
+        uint256 length = bytes(name).length;
+        if (length == 0 || length > MAX_NAME_LENGTH) revert ModelRegistryInvalidName();
+        modelId = _idOf(msg.sender, name);
         Model storage m = _models[modelId];
         if (m.version != 0) revert ModelRegistryModelExists(modelId);
         m.owner = msg.sender;
         m.active = true;
         m.computeUnits = params.computeUnits;
         m.fee = params.fee;
+        _names[modelId] = name;
         _writeCircuit(modelId, m, params.circuit, 1);
-        emit ModelRegistered(modelId, msg.sender, params.circuit.vka, params.circuit.artifactsHash);
+        emit ModelRegistered(
+            modelId, msg.sender, name, params.circuit.vka, params.circuit.artifacts.manifestHash, params.circuit.insecureSrs
+        );
     }
 
     /// @notice Replaces the model's circuit (new weights, keys or schema) and bumps its version.
@@ -53,25 +83,37 @@ contract ModelRegistry is IModelRegistry, Owned {
         Model storage m = _ownedModel(modelId);
         uint32 version = m.version + 1;
         _writeCircuit(modelId, m, circuit, version);
-        emit ModelCircuitUpdated(modelId, version, circuit.vka, circuit.artifactsHash);
+        emit ModelCircuitUpdated(modelId, version, circuit.vka, circuit.artifacts.manifestHash, circuit.insecureSrs);
     }
 
     /// @notice Records where the model's current circuit is deployed on the connected chain with
-    ///         messenger domain `domain`. The VKA there must be the same contract code as the one
-    ///         pinned here (a VKA's code is its verifying key), which the caller attests with
-    ///         `vkaCodeHash`; relayers and nodes check it against that chain before serving it.
+    ///         messenger domain `domain`: its VKA there, verified by the verifier the protocol
+    ///         recorded for that chain. The VKA must be the same contract code as the one pinned
+    ///         here (a VKA's code is its verifying key), which the caller attests with
+    ///         `vkaCodeHash`; nodes check it against that chain before serving it.
     /// @dev A remote chain's code cannot be read from here: the attested hash must equal the pinned
     ///      one, and the deployment is stamped with the current version, so a circuit update makes
     ///      every recorded deployment stale until it is recorded again.
-    function setChainDeployment(bytes32 modelId, uint32 domain, address verifier, address vka, bytes32 vkaCodeHash)
-        external
-    {
+    function setChainDeployment(bytes32 modelId, uint32 domain, address vka, bytes32 vkaCodeHash) external {
         Model storage m = _ownedModel(modelId);
-        if (verifier == address(0) || vka == address(0)) revert ModelRegistryInvalidChainDeployment();
+        if (vka == address(0)) revert ModelRegistryInvalidChainDeployment();
+        address verifierThere = _chainVerifiers[domain];
+        if (verifierThere == address(0)) revert ModelRegistryNoChainVerifier(domain);
         if (vkaCodeHash != m.vkaCodeHash) revert ModelRegistryVkaCodeHashMismatch(vka, m.vkaCodeHash, vkaCodeHash);
         uint32 version = m.version;
-        _chainDeployments[modelId][domain] = ChainDeployment({verifier: verifier, vka: vka, version: version});
-        emit ModelChainDeploymentSet(modelId, domain, version, verifier, vka);
+        _chainDeployments[modelId][domain] = ChainDeployment({verifier: verifierThere, vka: vka, version: version});
+        emit ModelChainDeploymentSet(modelId, domain, version, verifierThere, vka);
+    }
+
+    /// @notice Publishes proven input/output pairs for the model's current version: a document in
+    ///         storage (`ref`) whose sha256 is `contentHash`, holding `pairs` proofs that anyone can
+    ///         check against the registered circuit (`sertn model backtest verify`).
+    function publishBacktests(bytes32 modelId, bytes32 ref, bytes32 contentHash, uint32 pairs) external {
+        Model storage m = _ownedModel(modelId);
+        if (ref == bytes32(0) || contentHash == bytes32(0) || pairs == 0) revert ModelRegistryInvalidBacktests();
+        uint32 version = m.version;
+        _backtests[modelId] = Backtests({ref: ref, contentHash: contentHash, pairs: pairs, version: version});
+        emit BacktestsPublished(modelId, version, ref, contentHash, pairs);
     }
 
     /// @notice Sets the model's fee and compute units; pending requests keep the fee they escrowed.
@@ -89,7 +131,7 @@ contract ModelRegistry is IModelRegistry, Owned {
         emit ModelActiveSet(modelId, active);
     }
 
-    /// @notice Hands the model to `newOwner`.
+    /// @notice Hands the model to `newOwner` (its id does not change).
     function transferModelOwnership(bytes32 modelId, address newOwner) external {
         if (newOwner == address(0)) revert ModelRegistryZeroOwner();
         Model storage m = _ownedModel(modelId);
@@ -99,6 +141,26 @@ contract ModelRegistry is IModelRegistry, Owned {
     }
 
     // ─────────────────────────────── Registry owner ───────────────────────
+
+    /// @notice Sets the verifier every model on this chain is verified with.
+    function setVerifier(address verifier_) external onlyOwner {
+        _setVerifier(verifier_);
+    }
+
+    /// @notice Records the verifier of the chain with messenger domain `domain` (on the hub: the
+    ///         verifier each spoke's gateway verifies with).
+    function setChainVerifier(uint32 domain, address verifier_) external onlyOwner {
+        if (verifier_ == address(0)) revert ModelRegistryInvalidChainDeployment();
+        _chainVerifiers[domain] = verifier_;
+        emit ChainVerifierSet(domain, verifier_);
+    }
+
+    /// @notice Accepts (local chains, tests) or refuses circuits set up with an insecure SRS.
+    ///         Models already registered keep their flag, visible in {getModel}.
+    function setAllowInsecureSrs(bool allowed) external onlyOwner {
+        _allowInsecureSrs = allowed;
+        emit InsecureSrsAllowed(allowed);
+    }
 
     /// @notice Sets the registration fee (non-zero).
     function setRegistrationFee(uint256 fee) external onlyOwner {
@@ -115,9 +177,29 @@ contract ModelRegistry is IModelRegistry, Owned {
 
     // ─────────────────────────────── Views ────────────────────────────────
 
+    /// @inheritdoc IModelRegistry
+    function modelIdOf(address owner_, string calldata name) external pure returns (bytes32) {
+        return _idOf(owner_, name);
+    }
+
     /// @notice The fee (wei) for registering a model.
     function registrationFee() external view returns (uint256) {
         return _registrationFee;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function verifier() external view returns (address) {
+        return _verifier;
+    }
+
+    /// @notice The verifier recorded for the chain with messenger domain `domain` (zero if none).
+    function chainVerifier(uint32 domain) external view returns (address) {
+        return _chainVerifiers[domain];
+    }
+
+    /// @notice Whether circuits set up with an insecure SRS are accepted.
+    function allowInsecureSrs() external view returns (bool) {
+        return _allowInsecureSrs;
     }
 
     /// @notice Whether a model is registered under `modelId`.
@@ -131,9 +213,27 @@ contract ModelRegistry is IModelRegistry, Owned {
     }
 
     /// @inheritdoc IModelRegistry
+    function nameOf(bytes32 modelId) external view returns (string memory) {
+        _knownModel(modelId);
+        return _names[modelId];
+    }
+
+    /// @inheritdoc IModelRegistry
     function getShapes(bytes32 modelId) external view returns (uint32[] memory, uint32[] memory) {
         _knownModel(modelId);
         return (_inputShapes[modelId], _outputShapes[modelId]);
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getArtifacts(bytes32 modelId) external view returns (ArtifactRefs memory) {
+        _knownModel(modelId);
+        return _artifacts[modelId];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getBacktests(bytes32 modelId) external view returns (Backtests memory) {
+        _knownModel(modelId);
+        return _backtests[modelId];
     }
 
     /// @inheritdoc IModelRegistry
@@ -143,15 +243,23 @@ contract ModelRegistry is IModelRegistry, Owned {
             active: m.active,
             version: m.version,
             inputLength: m.inputLength,
+            inputVisibility: m.inputVisibility,
             maxAbsInput: m.maxAbsInput,
-            fee: m.fee
+            fee: m.fee,
+            artifactsHash: m.artifactsHash
         });
     }
 
     /// @inheritdoc IModelRegistry
     function tryGetVerificationTerms(bytes32 modelId) external view returns (VerificationTerms memory terms) {
         Model storage m = _models[modelId];
-        terms = VerificationTerms({version: m.version, outputLength: m.outputLength, verifier: m.verifier, vka: m.vka});
+        terms = VerificationTerms({
+            version: m.version,
+            outputLength: m.outputLength,
+            outputVisibility: m.outputVisibility,
+            verifier: _verifier,
+            vka: m.vka
+        });
     }
 
     /// @inheritdoc IModelRegistry
@@ -160,6 +268,10 @@ contract ModelRegistry is IModelRegistry, Owned {
     }
 
     // ─────────────────────────────── Internals ────────────────────────────
+
+    function _idOf(address owner_, string calldata name) private pure returns (bytes32) {
+        return keccak256(abi.encode(owner_, name));
+    }
 
     function _knownModel(bytes32 modelId) private view returns (Model storage m) {
         m = _models[modelId];
@@ -172,29 +284,45 @@ contract ModelRegistry is IModelRegistry, Owned {
     }
 
     function _writeCircuit(bytes32 modelId, Model storage m, CircuitParams calldata c, uint32 version) private {
-        if (c.verifier.code.length == 0) revert ModelRegistryNotAContract(c.verifier);
         if (c.vka.code.length == 0) revert ModelRegistryNotAContract(c.vka);
         if (c.vka.codehash != c.vkaCodeHash) revert ModelRegistryVkaCodeHashMismatch(c.vka, c.vkaCodeHash, c.vka.codehash);
         if (c.maxAbsInput == 0) revert ModelRegistryInvalidInputBound();
-        m.verifier = c.verifier;
+        if (c.insecureSrs && !_allowInsecureSrs) revert ModelRegistryInsecureSrs();
+        ArtifactRefs calldata a = c.artifacts;
+        if (
+            a.manifestHash == bytes32(0) || a.index == bytes32(0) || a.compiledHash == bytes32(0)
+                || a.vkHash == bytes32(0) || a.settingsHash == bytes32(0) || a.srsHash == bytes32(0)
+        ) revert ModelRegistryMissingArtifacts();
         m.vka = c.vka;
         m.vkaCodeHash = c.vkaCodeHash;
-        m.artifactsHash = c.artifactsHash;
-        m.inputLength = _elements(c.inputShape);
-        m.outputLength = _elements(c.outputShape);
+        m.artifactsHash = a.manifestHash;
+        m.inputLength = _instances(c.inputShape, c.inputVisibility);
+        m.outputLength = _instances(c.outputShape, c.outputVisibility);
+        m.inputVisibility = c.inputVisibility;
+        m.outputVisibility = c.outputVisibility;
         m.inputScale = c.inputScale;
         m.outputScale = c.outputScale;
         m.maxAbsInput = c.maxAbsInput;
+        m.insecureSrs = c.insecureSrs;
         m.version = version;
+        _artifacts[modelId] = a;
         _inputShapes[modelId] = c.inputShape;
         _outputShapes[modelId] = c.outputShape;
     }
 
-    function _elements(uint32[] calldata shape) private pure returns (uint32) {
+    /// @dev The public instances a tensor of `shape` takes: its elements, or 1 (its hash).
+    function _instances(uint32[] calldata shape, Visibility visibility) private pure returns (uint32) {
+        uint256 max = visibility == Visibility.Hashed ? MAX_HASHED_ELEMENTS : MAX_TENSOR_ELEMENTS;
         uint256 n = shape.length == 0 ? 0 : 1;
-        for (uint256 i; i < shape.length && n <= MAX_TENSOR_ELEMENTS; ++i) n *= shape[i];
-        if (n == 0 || n > MAX_TENSOR_ELEMENTS) revert ModelRegistryInvalidShape(n, MAX_TENSOR_ELEMENTS);
-        return uint32(n);
+        for (uint256 i; i < shape.length && n <= max; ++i) n *= shape[i];
+        if (n == 0 || n > max) revert ModelRegistryInvalidShape(n, max);
+        return visibility == Visibility.Hashed ? 1 : uint32(n);
+    }
+
+    function _setVerifier(address verifier_) private {
+        if (verifier_.code.length == 0) revert ModelRegistryNotAContract(verifier_);
+        _verifier = verifier_;
+        emit VerifierSet(verifier_, verifier_.codehash);
     }
 
     function _setRegistrationFee(uint256 fee) private {

@@ -13,6 +13,8 @@ abstract contract SertnConsumer is ISertnConsumer {
     /// @notice A callback came from someone other than the gateway.
     /// @param caller The caller.
     error SertnConsumerOnlyGateway(address caller);
+    /// @notice A hashed result arrived but this consumer does not handle hashed outputs.
+    error SertnConsumerHashedResultUnhandled(uint256 requestId);
 
     /// @notice The gateway this consumer uses.
     IInferenceGateway public immutable gateway;
@@ -28,6 +30,12 @@ abstract contract SertnConsumer is ISertnConsumer {
     }
 
     /// @inheritdoc ISertnConsumer
+    function rawOnHashedInferenceResult(uint256 requestId, uint256 outputCommitment, bytes32 outputRef) external {
+        if (msg.sender != address(gateway)) revert SertnConsumerOnlyGateway(msg.sender);
+        _onHashedInferenceResult(requestId, outputCommitment, outputRef);
+    }
+
+    /// @inheritdoc ISertnConsumer
     function rawOnInferenceError(uint256 requestId, InferenceErrorCode code, string calldata reason) external {
         if (msg.sender != address(gateway)) revert SertnConsumerOnlyGateway(msg.sender);
         _onInferenceError(requestId, code, reason);
@@ -35,6 +43,15 @@ abstract contract SertnConsumer is ISertnConsumer {
 
     /// @notice Refunds from the gateway arrive here.
     receive() external payable virtual {}
+
+    /// @notice Requests an inference with every option (a hashed input's commitment and storage
+    ///         reference; the model version or artifacts hash you expect), paying `payment`.
+    function _requestInferenceWith(IInferenceGateway.RequestParams memory params, uint256 payment)
+        internal
+        returns (uint256 requestId)
+    {
+        return gateway.requestInferenceWith{value: payment}(params);
+    }
 
     /// @notice Requests an inference, paying `payment` (at least `gateway.quote(modelId, callbackGasLimit)`).
     /// @param modelId The model.
@@ -50,6 +67,13 @@ abstract contract SertnConsumer is ISertnConsumer {
 
     /// @notice Receives a verified result (the output at the model's output scale).
     function _onInferenceResult(uint256 requestId, int256[] calldata output) internal virtual;
+
+    /// @notice Receives a verified result of a model whose output is hashed: the output's Poseidon
+    ///         commitment and where its values are stored. Override it to use such models; by
+    ///         default it reverts (the request is settled regardless, with a failed callback).
+    function _onHashedInferenceResult(uint256 requestId, uint256, bytes32) internal virtual {
+        revert SertnConsumerHashedResultUnhandled(requestId);
+    }
 
     /// @notice Learns that a request will not be served; its payment was refunded to this contract.
     function _onInferenceError(uint256 requestId, InferenceErrorCode code, string calldata reason) internal virtual;

@@ -186,16 +186,20 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         return 2 * _quoteMessage(hubDomain, market, "");
     }
 
-    function _afterRequest(uint256 requestId, Request storage r, int256[] calldata input, uint256 messagingFee)
-        internal
-        override
-    {
+    function _afterRequest(
+        uint256 requestId,
+        Request storage r,
+        int256[] calldata input,
+        bytes32 inputRef,
+        uint256 messagingFee
+    ) internal override {
         bytes memory body = SertnMessages.encodeRequest(
             SertnMessages.SpokeRequest({
                 requestId: requestId,
                 modelId: r.modelId,
                 modelVersion: r.modelVersion,
                 input: input,
+                inputRef: inputRef,
                 requester: r.requester,
                 callbackGasLimit: r.callbackGasLimit,
                 escrow: r.escrow,

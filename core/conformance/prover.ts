@@ -9,8 +9,9 @@
  *
  * Proofs made: two by the prover under test (demo and twin), one per cross-checked prover.
  */
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PluginError } from '../errors.ts'
 import { feltToLeHex, fromFelt, quantize, toFelt } from '../field.ts'
@@ -230,6 +231,30 @@ export function testProverPlugin(options: ProverConformanceOptions): void {
       await expect(prover.proveInference(demo, withAt(0, -max - 1n))).rejects.toMatchObject({ name: 'InputOutOfRangeError', retryable: false })
       // The bounds themselves are in range.
       expect((await prover.witness(demo, withAt(2, max))).output).toHaveLength(proved.output.length)
+    })
+
+    it("keys: a model whose pinned vk is not the one its compiled circuit and SRS derive is refused (VerifyingKeyMismatchError), before any proof", async () => {
+      // The demo's circuit with the twin's verifying key pinned: its proofs would never verify
+      // against the registered VKA, so the prover must not prove with a key derived for it.
+      const dir = await mkdtemp(join(tmpdir(), 'sertn-vk-mismatch-'))
+      let err: unknown
+      try {
+        await cp(demo.dir, dir, { recursive: true })
+        await writeFile(join(dir, 'vk.key'), twin.vk)
+        const manifest = {
+          ...demo.manifest,
+          name: 'demo-with-twin-vk',
+          files: { ...demo.manifest.files, 'vk.key': twin.manifest.files['vk.key'] as string },
+          srs: { ...demo.manifest.srs, file: resolve(demo.dir, demo.manifest.srs.file) },
+        }
+        await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest))
+        const mismatched = await loadModelArtifacts(dir, { allowInsecureSrs: true })
+        err = await prover.proveInference(mismatched, inputQ).catch((e: unknown) => e)
+      } finally {
+        await rm(dir, { recursive: true, force: true })
+      }
+      expect(err).toMatchObject({ name: 'VerifyingKeyMismatchError', retryable: false })
+      expect((err as Error).message).toMatch(/model demo-with-twin-vk: the verifying key derived from model\.compiled and the SRS has sha256 [0-9a-f]{64}, but vk\.key pins/)
     })
 
     it('dispose: later calls fail with a PluginError; dispose is idempotent', async () => {

@@ -143,6 +143,15 @@ export function testStoragePlugin(options: StorageConformanceOptions): void {
       expect(Buffer.from(await storage.get(found[0] as StoredArtifact)).equals(data)).toBe(true)
     })
 
+    it('behavior: getById reads an artifact by its id alone; an unknown id rejects retryably, a larger one than maxBytes rejects (skipped for plugins without getById)', async (ctx) => {
+      if (!storage.getById) return ctx.skip()
+      const data = randomBytes(700)
+      const ref = await put(data)
+      expect(Buffer.from(await storage.getById(ref.id, { maxBytes: 700 })).equals(data)).toBe(true)
+      await expect(storage.getById(ref.id, { maxBytes: 699 })).rejects.toThrow(/699/)
+      await expect(storage.getById(unknownRef(ref).id, { maxBytes: 1000 })).rejects.toMatchObject({ retryable: true })
+    })
+
     it("behavior: a persistent store serves one instance's writes to a fresh instance (skipped for plugins not flagged persistent)", async (ctx) => {
       if (!storage.flags.persistent) return ctx.skip()
       const data = randomBytes(100)

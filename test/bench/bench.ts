@@ -10,6 +10,8 @@
  *  "relayMs":{"spokeToHub":{"p50","p95"},"hubToSpoke":{"p50","p95"}},"relayOverheadMs":{…},"blockTimeMs",
  *  "crossChainE2eMs":{"p50","p95"},"gasByChain":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}}
  *
+ * `npm run bench -- models <dir>` builds and measures a folder of models instead (see models.ts).
+ *
  * BENCH_RUNS (default 5): engine and prover runs; BENCH_REQUESTS (default 20): spine requests;
  * BENCH_PROVER (default ezkl-native): the spine's prover; BENCH_ONLY=spine runs part 2 alone,
  * BENCH_ONLY=crosschain part 4 alone; BENCH_XCHAIN_REQUESTS (default 10) and BENCH_BLOCK_TIME
@@ -17,6 +19,7 @@
  */
 import { benchCrossChain } from './crosschain.ts'
 import { benchEngineAndGas } from './engine.ts'
+import { benchModels, modelsTable } from './models.ts'
 import { benchProvers } from './provers.ts'
 import { benchSpine } from './spine.ts'
 import { log } from './stats.ts'
@@ -30,6 +33,15 @@ const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
 const only = process.env.BENCH_ONLY // 'spine' or 'crosschain' to run that part alone (for tuning)
 
 async function main() {
+  const [part, ...args] = process.argv.slice(2)
+  if (part === 'models') {
+    if (args.length !== 1) throw new Error('usage: npm run bench -- models <dir>   (a folder of <name>/network.onnx + <name>/input.json)')
+    const rows = await benchModels(args[0]!, runs)
+    console.log(modelsTable(rows))
+    console.log(JSON.stringify({ models: rows }))
+    return
+  }
+  if (part !== undefined) throw new Error(`unknown bench part "${part}" (npm run bench, or npm run bench -- models <dir>)`)
   if (only === 'spine') {
     console.log(JSON.stringify(await benchSpine({ requests, prover })))
     return

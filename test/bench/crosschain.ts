@@ -29,7 +29,7 @@ import type { Delivery } from '../../plugins/messengers/hyperlane/index.ts'
 import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
 import { startCrossChainStack } from '../support/crosschain.ts'
-import { startWorkers } from '../support/stack.ts'
+import { DEMO_INPUT_SCALE, startWorkers } from '../support/stack.ts'
 import { log, median, p50p95 } from './stats.ts'
 
 export type CrossChainBench = {
@@ -72,7 +72,7 @@ export async function benchCrossChain({ requests, prover, blockTime }: { request
     }
 
     const one = async (i: number) => {
-      const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, 12))
+      const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, DEMO_INPUT_SCALE))
       const { request, result: id } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [features], value: price })
       const receipt = await confirm(user, await user.writeContract(request))
       const tRequest = Date.now()

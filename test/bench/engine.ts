@@ -53,8 +53,8 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
       ReturnType<typeof createSertnClient>,
       ReturnType<typeof createSertnClient>,
     ]
-    const core = await deployCore(owner, { nodes: [node.account.address] })
-    const model = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: MODEL, allowInsecureSrs: true })
+    const core = await deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true })
+    const model = await registerModel(owner, { registry: core.registry, model: MODEL, allowInsecureSrs: true })
     const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])
 
     // requestInference, as the gateway's own cost (an EOA requester).

@@ -87,6 +87,7 @@ describe('plugins/provers/ezkl-native: processes', () => {
   it('error: a process killed mid-job fails the job as retryable and is replaced', async () => {
     const p = createEzklNativeProver()
     try {
+      await p.prepare!(demo) // the proving key is at hand: prove goes straight to the process
       const w = await p.witness(demo, inputQ)
       const [pid] = p.pids() as [number]
       const proving = p.prove(demo, w.witness).catch((e: unknown) => e)
@@ -280,7 +281,6 @@ describe('plugins/provers/ezkl-native: server.py answers bad requests', () => {
     const pin = (f: string) => demo.manifest.files[f] as string
     const files = {
       compiled: { path: join(d, 'model.compiled'), sha256: pin('model.compiled') },
-      pk: { path: join(d, 'pk.key'), sha256: pin('pk.key') },
       vk: { path: join(d, 'vk.key'), sha256: pin('vk.key') },
       settings: { path: join(d, 'settings.json'), sha256: pin('settings.json') },
       srs: { path: srs, sha256: demo.manifest.srs.sha256 },
@@ -292,8 +292,14 @@ describe('plugins/provers/ezkl-native: server.py answers bad requests', () => {
       error: { kind: 'protocol' },
     })
     const garbage = Buffer.from([0xff, 0xfe, 0x00, 0x7b]).toString('base64')
-    for (const op of ['witness', 'prove', 'verify'])
+    for (const op of ['witness', 'verify'])
       expect(await ask(JSON.stringify({ id: 12, op, key: demo.contentHash, payload: garbage }))).toMatchObject({ id: 12, ok: false, error: { kind: 'engine' } })
+    // Loaded without its proving key: nothing to prove with.
+    expect(await ask(JSON.stringify({ id: 12, op: 'prove', key: demo.contentHash, payload: garbage }))).toMatchObject({
+      id: 12,
+      ok: false,
+      error: { kind: 'protocol', message: expect.stringMatching(/no proving key/) },
+    })
     const input = { input_data: [inputQ.map((q) => Number(q) / 2 ** demo.manifest.inputScale)] }
     const r = await ask(JSON.stringify({ id: 13, op: 'witness', key: demo.contentHash, payload: Buffer.from(JSON.stringify(input)).toString('base64') }))
     expect(r).toMatchObject({ id: 13, ok: true })

@@ -88,15 +88,15 @@ describe('cross-chain request workflow', () => {
   })
 
   test('failure: a model the hub has no deployment of on the spoke ends failed on the hub, refunded and called back on the spoke', async () => {
-    // The twin is registered on the spoke's registry only: the hub market refuses its results.
+    // The twin is registered on the spoke's registry only: the node refuses to serve it (the hub market would refuse its result).
     const s = stack.network.spokes[0]!
-    const twin = await registerModel(stack.spoke.owner, { registry: s.spoke.registry, verifier: s.spoke.verifier, name: 'sertn-mlp-twin', allowInsecureSrs: true })
+    const twin = await registerModel(stack.spoke.owner, { registry: s.spoke.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
     const before = await stack.spoke.user.getBalance({ address: consumer })
     const req = await requestOnSpoke(stack, consumer, { modelId: twin.modelId })
     const outcome = await waitForOutcome(stack.client, req.key)
     expect(outcome.stage).toBe('failed')
     expect(outcome.error?.code).toBe('ModelUnavailable')
-    expect(outcome.error?.reason).toMatch(/MarketUnknownModel/)
+    expect(outcome.error?.reason).toMatch(/^UnknownModelError: .*not registered on the hub/)
     const onSpoke = await stack.spoke.user.readContract({ address: s.spoke.gateway, abi: SpokeGateway.abi, functionName: 'getRequest', args: [req.id] })
     expect(onSpoke.status).toBe(FAILED)
     // The error callback ran (code ModelUnavailable = 4) and the escrow came back.

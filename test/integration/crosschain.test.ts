@@ -390,15 +390,15 @@ beforeAll(async () => {
 
   const deployHub = async () => {
     coreA = await deployHyperlaneCore(hubOwner, { domain: HUB, validators: [validatorKey.address], threshold: 1, protocolFee: HUB_PROTOCOL_FEE })
-    hubCore = await deployCore(hubOwner)
-    hubDemo = await registerModel(hubOwner, { registry: hubCore.registry, verifier: hubCore.verifier, name: 'sertn-mlp-demo', ...DEV_ONLY })
+    hubCore = await deployCore(hubOwner, DEV_ONLY)
+    hubDemo = await registerModel(hubOwner, { registry: hubCore.registry, model: 'sertn-mlp-demo', ...DEV_ONLY })
     marketNonce = await hubOwner.getTransactionCount({ address: hubOwner.account.address, blockTag: 'pending' })
     market = await deployMarket(hubOwner, { registry: hubCore.registry, mailbox: coreA.mailbox, nodes: [node.account.address] })
   }
   const deploySpokeChain = async () => {
     coreB = await deployHyperlaneCore(spokeOwner, { domain: SPOKE, validators: [validatorKey.address], threshold: 1, protocolFee: SPOKE_PROTOCOL_FEE })
-    spoke = await deploySpoke(spokeOwner, { mailbox: coreB.mailbox })
-    spokeDemo = await registerModel(spokeOwner, { registry: spoke.registry, verifier: spoke.verifier, name: 'sertn-mlp-demo', ...DEV_ONLY })
+    spoke = await deploySpoke(spokeOwner, { mailbox: coreB.mailbox, ...DEV_ONLY })
+    spokeDemo = await registerModel(spokeOwner, { registry: spoke.registry, model: 'sertn-mlp-demo', ...DEV_ONLY })
     consumer = await deployContract(user, RecordingConsumer, [spoke.gateway])
   }
   await Promise.all([deployHub(), deploySpokeChain()])
@@ -407,12 +407,13 @@ beforeAll(async () => {
     spoke: { client: spokeOwner, domain: SPOKE, gateway: spoke.gateway, verifier: spoke.verifier },
     models: [spokeDemo],
   })
-  // The same circuit under a second id, registered on both chains but never recorded as deployed on the spoke.
-  undeployedModel = keccak256(toHex('sertn-mlp-demo, not deployed on the spoke'))
-  await Promise.all([
-    registerModel(hubOwner, { registry: hubCore.registry, verifier: hubCore.verifier, name: 'sertn-mlp-demo', modelId: undeployedModel, vka: hubDemo.vka, ...DEV_ONLY }),
-    registerModel(spokeOwner, { registry: spoke.registry, verifier: spoke.verifier, name: 'sertn-mlp-demo', modelId: undeployedModel, vka: spokeDemo.vka, ...DEV_ONLY }),
+  // The same circuit under a second name, registered on both chains but never recorded as deployed on the spoke.
+  const [undeployedHub, undeployedSpoke] = await Promise.all([
+    registerModel(hubOwner, { registry: hubCore.registry, model: 'sertn-mlp-demo', name: 'sertn-mlp-demo/undeployed', vka: hubDemo.vka, ...DEV_ONLY }),
+    registerModel(spokeOwner, { registry: spoke.registry, model: 'sertn-mlp-demo', name: 'sertn-mlp-demo/undeployed', vka: spokeDemo.vka, ...DEV_ONLY }),
   ])
+  if (undeployedHub.modelId !== undeployedSpoke.modelId) throw new Error('the hub and the spoke owners differ: model ids differ')
+  undeployedModel = undeployedHub.modelId
 
   const { x, p } = await proving
   input = x
@@ -464,6 +465,7 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
         modelId: spokeDemo.modelId,
         modelVersion: 1,
         input,
+        inputRef: `0x${'00'.repeat(32)}`,
         requester: consumer,
         callbackGasLimit: CALLBACK_GAS,
         escrow: req.escrow,

@@ -85,10 +85,11 @@ describe('plugins/provers/ezkl-wasm', () => {
     expect((await prover.verify(twin, twinProof.proofJson)).ok).toBe(true)
   })
 
-  it("behavior: each model's artifacts reach the worker once", () => {
+  it("behavior: each model's artifacts reach the worker once, and once more with the proving key when it is derived after a bare witness", () => {
+    // demo: witness (artifacts), then prove (the derived proving key joins them); twin: proveInference (both at once).
     const stats = prover.stats()
     expect(stats.workersStarted).toBe(1)
-    expect(stats.artifactLoads).toBe(2)
+    expect(stats.artifactLoads).toBe(3)
   })
 
   it('behavior: the witness is deterministic', async () => {
@@ -167,7 +168,7 @@ describe('plugins/provers/ezkl-wasm', () => {
       const r = await pool.run('witness', demo, new TextEncoder().encode('{"input_data":[]}'))
       expect(r).toMatchObject({ ok: false, kind: 'trap' })
       if (!r.ok) expect(r.message).toMatch(/unreachable.*panicked at .*index out of bounds/)
-      const again = await pool.run('witness', demo, new TextEncoder().encode(JSON.stringify({ input_data: [inputQ.map((q) => Number(q) / 4096)] })))
+      const again = await pool.run('witness', demo, new TextEncoder().encode(JSON.stringify({ input_data: [inputQ.map((q) => Number(q) / 2 ** demo.manifest.inputScale)] })))
       expect(again.ok).toBe(true)
       expect(pool.stats()).toMatchObject({ workersStarted: 2, artifactLoads: 2 })
     } finally {

@@ -6,7 +6,7 @@
 import { DEV_ONLY } from '../support/artifacts.ts'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parseEventLogs, type Address, type Hex } from 'viem'
+import { keccak256, parseEventLogs, type Address, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import {
   EthRefusingConsumer,
@@ -18,7 +18,8 @@ import {
   ReturnBombConsumer,
   RevertingConsumer,
 } from '../../contracts/artifacts/index.ts'
-import { confirm, deployContract, modelIdOf, registerModel, type RegisteredModel } from '../../chains/evm/deploy.ts'
+import { circuitParamsOf, confirm, deployContract, modelIdOf, registerModel, vkaBytecode, type RegisteredModel } from '../../chains/evm/deploy.ts'
+import { localArtifactRefs } from '../../core/artifacts.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { dequantize, quantize } from '../../core/field.ts'
 import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
@@ -257,7 +258,7 @@ describe('bad requests are refused', () => {
   }
 
   test('error: an unknown model', async () => {
-    const unknown = modelIdOf('no-such-model')
+    const unknown = modelIdOf(t.owner.account.address, 'no-such-model')
     expect(await refused({ modelId: unknown })).toEqual({ errorName: 'GatewayUnknownModel', args: [unknown] })
     expect((await expectRevert(quote(unknown))).errorName).toBe('GatewayUnknownModel')
   })
@@ -290,9 +291,8 @@ describe('bad requests are refused', () => {
   test('error: a deactivated model', async () => {
     const reg = await registerModel(t.owner, {
       registry: t.core.registry,
-      verifier: t.core.verifier,
-      name: 'sertn-mlp-demo',
-      modelId: modelIdOf('sertn-mlp-demo/inactive'),
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/inactive',
       vka: t.demo.vka,
       allowInsecureSrs: true,
     })
@@ -390,40 +390,24 @@ describe('the registry pins the circuit', () => {
   beforeAll(async () => {
     model = await registerModel(t.owner, {
       registry: t.core.registry,
-      verifier: t.core.verifier,
-      name: 'sertn-mlp-demo',
-      modelId: modelIdOf('sertn-mlp-demo/versioned'),
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/versioned',
       allowInsecureSrs: true,
     })
   })
 
   test('behavior: a request made before a circuit update cannot be fulfilled after it', async () => {
     const id = await request(recording, inputA, { modelId: model.modelId })
-    const twinVka = await deployContract(t.owner, { abi: [], bytecode: (await import('../../contracts/artifacts/vkas.ts')).vkas['sertn-mlp-twin'].bytecode })
-    const current = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [model.modelId] })
-    const [inputShape, outputShape] = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getShapes', args: [model.modelId] })
+    const twinDir = modelDir('sertn-mlp-twin')
+    const twinVka = await deployContract(t.owner, { abi: [], bytecode: vkaBytecode(twinDir) })
     const code = await t.owner.getCode({ address: twinVka })
-    const { keccak256 } = await import('viem')
     await confirm(
       t.owner,
       await t.owner.writeContract({
         address: t.core.registry,
         abi: ModelRegistry.abi,
         functionName: 'updateCircuit',
-        args: [
-          model.modelId,
-          {
-            verifier: current.verifier,
-            vka: twinVka,
-            vkaCodeHash: keccak256(code!),
-            artifactsHash: current.artifactsHash,
-            inputShape: [...inputShape],
-            outputShape: [...outputShape],
-            inputScale: current.inputScale,
-            outputScale: current.outputScale,
-            maxAbsInput: current.maxAbsInput,
-          },
-        ],
+        args: [model.modelId, circuitParamsOf(twin.manifest, await localArtifactRefs(twinDir), twinVka, keccak256(code!))],
       }),
     )
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, proofA.output, proofA.proof))
@@ -438,32 +422,98 @@ describe('the registry pins the circuit', () => {
     expect(err).toEqual({ errorName: 'ModelRegistryNotModelOwner', args: [model.modelId, t.stranger.account.address] })
   })
 
-  test('error: registration needs the fee, a fresh id and the VKA code hash', async () => {
+  test('error: registration needs the fee, a name not taken by the same account, and the VKA code hash', async () => {
     const fee = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'registrationFee' })
     expect(fee).toBeGreaterThan(0n)
     const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [t.demo.modelId] })
-    const params = (vkaCodeHash: Hex) => ({
-      circuit: {
-        verifier: m.verifier,
-        vka: m.vka,
-        vkaCodeHash,
-        artifactsHash: m.artifactsHash,
-        inputShape: [1, 4],
-        outputShape: [1, 3],
-        inputScale: 12,
-        outputScale: 12,
-        maxAbsInput: 16384n,
-      },
-      computeUnits: 1,
-      fee: 1n,
+    const artifacts = await localArtifactRefs(modelDir('sertn-mlp-demo'))
+    const params = (vkaCodeHash: Hex) => ({ circuit: circuitParamsOf(demo.manifest, artifacts, m.vka, vkaCodeHash), computeUnits: 1, fee: 1n })
+    const register = (who: SertnClient, name: string, value: bigint, vkaCodeHash: Hex = m.vkaCodeHash) =>
+      who.simulateContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'registerModel', args: [name, params(vkaCodeHash)], value })
+    expect(await expectRevert(register(t.stranger, 'fresh', 0n))).toEqual({ errorName: 'ModelRegistryWrongRegistrationFee', args: [fee, 0n] })
+    expect(await expectRevert(register(t.owner, 'sertn-mlp-demo', fee))).toEqual({ errorName: 'ModelRegistryModelExists', args: [t.demo.modelId] })
+    expect((await expectRevert(register(t.stranger, 'fresh', fee, `0x${'11'.repeat(32)}`))).errorName).toBe('ModelRegistryVkaCodeHashMismatch')
+    // Another account's model of the same name is another model: names cannot be squatted.
+    const { result } = await register(t.stranger, 'sertn-mlp-demo', fee)
+    expect(result).toBe(modelIdOf(t.stranger.account.address, 'sertn-mlp-demo'))
+    expect(result).not.toBe(t.demo.modelId)
+  })
+})
+
+describe('requests with every option: pins, hashed inputs, usage', () => {
+  const ZERO: Hex = `0x${'00'.repeat(32)}`
+  const paramsFor = (over: Partial<{ modelId: Hex; input: bigint[]; inputRef: Hex; modelVersion: number; artifactsHash: Hex }> = {}) => ({
+    modelId: t.demo.modelId,
+    input: inputA,
+    inputRef: ZERO,
+    callbackGasLimit: GAS,
+    modelVersion: 0,
+    artifactsHash: ZERO,
+    ...over,
+  })
+  const requestWith = async (params: ReturnType<typeof paramsFor>, who: SertnClient = t.user) =>
+    who.simulateContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'requestInferenceWith', args: [params], value: await quote(params.modelId) })
+
+  test('behavior: a request pinning the current version and artifacts hash is accepted; the pins are checked', async () => {
+    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [t.demo.modelId] })
+    const { request } = await requestWith(paramsFor({ modelVersion: m.version, artifactsHash: m.artifactsHash }))
+    const receipt = await confirm(t.user, await t.user.writeContract(request))
+    const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
+    expect(event?.args).toMatchObject({ modelId: t.demo.modelId, modelVersion: m.version, inputRef: ZERO, input: inputA })
+  })
+
+  test('error: a request pinning another version or other artifacts reverts (GatewayModelVersionMismatch, GatewayModelArtifactsMismatch)', async () => {
+    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [t.demo.modelId] })
+    expect(await expectRevert(requestWith(paramsFor({ modelVersion: m.version + 1 })))).toEqual({
+      errorName: 'GatewayModelVersionMismatch',
+      args: [m.version + 1, m.version],
     })
-    const register = (id: Hex, value: bigint, vkaCodeHash: Hex = m.vkaCodeHash) =>
-      t.stranger.simulateContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'registerModel', args: [id, params(vkaCodeHash)], value })
-    const fresh = modelIdOf('fresh')
-    expect(await expectRevert(register(fresh, 0n))).toEqual({ errorName: 'ModelRegistryWrongRegistrationFee', args: [fee, 0n] })
-    expect((await expectRevert(register(t.demo.modelId, fee))).errorName).toBe('ModelRegistryModelExists')
-    expect((await expectRevert(register(fresh, fee, `0x${'11'.repeat(32)}`))).errorName).toBe('ModelRegistryVkaCodeHashMismatch')
-    await register(fresh, fee) // and the right one passes
+    const other: Hex = `0x${'12'.repeat(32)}`
+    expect(await expectRevert(requestWith(paramsFor({ artifactsHash: other })))).toEqual({
+      errorName: 'GatewayModelArtifactsMismatch',
+      args: [other, m.artifactsHash],
+    })
+  })
+
+  test('error: a hashed-input request needs a storage reference and a commitment in the field (GatewayMissingInputRef, GatewayInvalidInputCommitment); a public-input model takes its elements', async () => {
+    // The conv model takes its input hashed: one commitment instead of 64 elements.
+    const conv = await registerModel(t.owner, { registry: t.core.registry, model: 'sertn-conv', allowInsecureSrs: true })
+    const ref: Hex = `0x${'cd'.repeat(32)}`
+    expect((await expectRevert(requestWith(paramsFor({ modelId: conv.modelId, input: [5n] })))).errorName).toBe('GatewayMissingInputRef')
+    const max = (21888242871839275222246405745257275088548364400416034343698204186575808495617n - 1n) / 2n
+    expect(await expectRevert(requestWith(paramsFor({ modelId: conv.modelId, input: [max + 1n], inputRef: ref })))).toEqual({
+      errorName: 'GatewayInvalidInputCommitment',
+      args: [max + 1n],
+    })
+    expect(await expectRevert(requestWith(paramsFor({ modelId: conv.modelId, input: [1n, 2n], inputRef: ref })))).toEqual({
+      errorName: 'GatewayInputShapeMismatch',
+      args: [1n, 2n],
+    })
+    const { request } = await requestWith(paramsFor({ modelId: conv.modelId, input: [-max], inputRef: ref }))
+    const receipt = await confirm(t.user, await t.user.writeContract(request))
+    const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
+    expect(event?.args).toMatchObject({ input: [-max], inputRef: ref })
+    // The registry records the model as hashed-input: one instance for 64 elements.
+    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [conv.modelId] })
+    expect(m).toMatchObject({ inputLength: 1, inputVisibility: 1, outputVisibility: 0, insecureSrs: true })
+  })
+
+  test('behavior: the gateway counts each model’s requests, served requests, distinct and repeat requesters in one call', async () => {
+    const fresh = await registerModel(t.owner, { registry: t.core.registry, model: 'sertn-mlp-demo', name: 'sertn-mlp-demo/usage', vka: t.demo.vka, allowInsecureSrs: true })
+    const usage = () => t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [fresh.modelId] })
+    expect(await usage()).toEqual({ requests: 0n, served: 0n, requesters: 0, repeatRequesters: 0 })
+    const send = async (who: SertnClient) => {
+      const { request, result } = await requestWith(paramsFor({ modelId: fresh.modelId }), who)
+      await confirm(who, await who.writeContract(request))
+      return result
+    }
+    const first = await send(t.user)
+    await send(t.user)
+    await send(t.user)
+    await send(t.stranger)
+    expect(await usage()).toEqual({ requests: 4n, served: 0n, requesters: 2, repeatRequesters: 1 })
+    await fulfil(first, inputA, proofA)
+    expect(await usage()).toMatchObject({ requests: 4n, served: 1n })
   })
 })
 

@@ -7,13 +7,12 @@ import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
-import { quantize } from '../../core/field.ts'
 import { base64UrlIdOf, storageRefOf } from '../../core/storage-ref.ts'
 import { requestKey } from '../../core/types.ts'
 import { arweaveStorage } from '../../plugins/storage/arweave/index.ts'
 import { getRequestStatus, waitForOutcome } from '../../workflows/client.ts'
 import { runWorkers } from '../../workflows/worker/index.ts'
-import { boundedTeardown, startTestStack, workflowBundle, type TestStack } from '../support/stack.ts'
+import { boundedTeardown, DEMO_INPUT, startTestStack, workflowBundle, type TestStack } from '../support/stack.ts'
 
 Runtime.install({ logger: new DefaultLogger('WARN') })
 
@@ -56,7 +55,7 @@ async function request(input: bigint[]): Promise<bigint> {
 
 describe('request workflow', () => {
   test('default: a request ends fulfilled on-chain, with its output and proof stored', async () => {
-    const input = [0.5, -1.25, 2, 0.75].map((x) => quantize(x, 12))
+    const input = [...DEMO_INPUT]
     const id = await request(input)
     const key = requestKey(stack.chain.anvil.chain.id, stack.chain.core.gateway, id)
 

@@ -13,9 +13,11 @@
  *   `InferenceRequested` is emitted, so they never reach a workflow — checked here once end to end.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import { encodeFunctionData, keccak256, type Address, type Hex } from 'viem'
+import { encodeFunctionData, keccak256, toHex, type Address, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { confirm, deployContract, modelIdOf, registerModel } from '../../chains/evm/deploy.ts'
+import { circuitParamsOf, confirm, deployContract, readManifest, registerModel } from '../../chains/evm/deploy.ts'
+import { localArtifactRefs } from '../../core/artifacts.ts'
+import { modelDir } from '../../core/manifest.ts'
 import { InferenceGateway, ModelRegistry, RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { waitFor } from '../../core/process.ts'
 import { INFERENCE_ERROR_CODES } from '../../core/types.ts'
@@ -76,11 +78,13 @@ async function expectFailedWithRefund(r: MadeRequest, consumerBefore: bigint) {
 
 describe('requests the node cannot serve end in the error callback with a refund', () => {
   test('error: a model registered on-chain that the node has no artifacts for → failed with ModelUnavailable, refunded', async () => {
+    // The demo's circuit, registered with artifacts that no model directory and no storage holds.
+    const refs = await localArtifactRefs(modelDir('sertn-mlp-demo'))
     const unknown = await registerModel(stack.chain.owner, {
       registry: stack.chain.core.registry,
-      verifier: stack.chain.core.verifier,
-      name: 'sertn-mlp-demo', // its manifest and VKA, under an id no model directory hashes to
-      modelId: modelIdOf('no-such-model'),
+      model: 'sertn-mlp-demo',
+      name: 'no-such-model',
+      artifacts: { ...refs, manifestHash: keccak256(toHex('no such manifest')) },
       vka: stack.chain.demo.vka,
       allowInsecureSrs: true,
     })
@@ -93,14 +97,14 @@ describe('requests the node cannot serve end in the error callback with a refund
     const outcome = await within(60_000, 'the outcome', waitForOutcome(stack.client, r.key, 20_000))
     expect(outcome.stage).toBe('failed')
     expect(outcome.error?.code).toBe('ModelUnavailable')
-    expect(outcome.error?.reason).toMatch(/^UnknownModelError: /)
+    expect(outcome.error?.reason).toMatch(/^PluginError: .*not found/)
     await expectFailedWithRefund(r, before)
   })
 
   test('error: the model’s circuit changes after the request, before the node proves → fulfil rejected (ModelVersionChanged) → failed with ModelUnavailable, refunded', async () => {
     const { owner, core, demo } = stack.chain
     // The twin (same architecture, other weights) under its own id: the node has its artifacts.
-    const twin = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: 'sertn-mlp-twin', allowInsecureSrs: true })
+    const twin = await registerModel(owner, { registry: core.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
 
     await prover!.stop() // hold the proof back until the circuit has changed
     prover = undefined
@@ -164,8 +168,7 @@ async function pendingActivity(key: string, type: string): Promise<boolean> {
 /** The model owner points `modelId` at another VKA (the rest of the circuit unchanged). */
 async function updateCircuit(modelId: Hex, vka: Address) {
   const { owner, core } = stack.chain
-  const current = await owner.readContract({ address: core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] })
-  const [inputShape, outputShape] = await owner.readContract({ address: core.registry, abi: ModelRegistry.abi, functionName: 'getShapes', args: [modelId] })
+  const artifacts = await owner.readContract({ address: core.registry, abi: ModelRegistry.abi, functionName: 'getArtifacts', args: [modelId] })
   const code = await owner.getCode({ address: vka })
   await confirm(
     owner,
@@ -173,20 +176,7 @@ async function updateCircuit(modelId: Hex, vka: Address) {
       address: core.registry,
       abi: ModelRegistry.abi,
       functionName: 'updateCircuit',
-      args: [
-        modelId,
-        {
-          verifier: current.verifier,
-          vka,
-          vkaCodeHash: keccak256(code!),
-          artifactsHash: current.artifactsHash,
-          inputShape: [...inputShape],
-          outputShape: [...outputShape],
-          inputScale: current.inputScale,
-          outputScale: current.outputScale,
-          maxAbsInput: current.maxAbsInput,
-        },
-      ],
+      args: [modelId, circuitParamsOf(readManifest('sertn-mlp-twin').manifest, artifacts, vka, keccak256(code!))],
     }),
   )
 }

@@ -18,7 +18,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import { deployContract, modelIdOf, registerModel } from '../../chains/evm/deploy.ts'
+import { keccak256, toHex } from 'viem'
+import { deployContract, registerModel } from '../../chains/evm/deploy.ts'
+import { localArtifactRefs } from '../../core/artifacts.ts'
+import { modelDir } from '../../core/manifest.ts'
 import { RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import type { RequestOutcome } from '../../workflows/messages.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
@@ -44,7 +47,7 @@ async function recordCrossChain(): Promise<void> {
     const s = stack
     const consumer = await deploySpokeConsumer(s)
     const spoke = s.network.spokes[0]!
-    const twin = await registerModel(s.spoke.owner, { registry: spoke.spoke.registry, verifier: spoke.spoke.verifier, name: 'sertn-mlp-twin', allowInsecureSrs: true })
+    const twin = await registerModel(s.spoke.owner, { registry: spoke.spoke.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
     const cases: { name: string; modelId: `0x${string}`; expect: (o: RequestOutcome) => boolean }[] = [
       { name: 'spoke-request-fulfilled', modelId: spoke.models[0]!.modelId, expect: (o) => o.stage === 'fulfilled' && o.hub?.settlement === 'Fulfilled' },
       { name: 'spoke-request-failed-on-hub', modelId: twin.modelId, expect: (o) => o.stage === 'failed' && o.hub?.settlement === 'Failed' },
@@ -70,11 +73,13 @@ async function main(): Promise<void> {
     workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'])
     const s = stack
     const consumer = await deployContract(s.chain.user, RecordingConsumer, [s.chain.core.gateway])
+    // The demo's circuit, registered with artifacts that no model directory and no storage holds.
+    const refs = await localArtifactRefs(modelDir('sertn-mlp-demo'))
     const unknown = await registerModel(s.chain.owner, {
       registry: s.chain.core.registry,
-      verifier: s.chain.core.verifier,
-      name: 'sertn-mlp-demo',
-      modelId: modelIdOf('no-such-model'),
+      model: 'sertn-mlp-demo',
+      name: 'no-such-model',
+      artifacts: { ...refs, manifestHash: keccak256(toHex('no such manifest')) },
       vka: s.chain.demo.vka,
       allowInsecureSrs: true,
     })

@@ -32,8 +32,8 @@ export async function startTestChain(params: DeployCoreParameters = {}): Promise
       SertnClient,
       SertnClient,
     ]
-    const core = await deployCore(owner, { nodes: [node.account.address], ...params })
-    const demo = await registerModel(owner, { registry: core.registry, verifier: core.verifier, name: 'sertn-mlp-demo', allowInsecureSrs: true })
+    const core = await deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true, ...params })
+    const demo = await registerModel(owner, { registry: core.registry, model: 'sertn-mlp-demo', allowInsecureSrs: true })
     return { anvil, owner, node, user, stranger, core, demo, stop: () => anvil.stop() }
   } catch (err) {
     await anvil.stop()

@@ -12,7 +12,7 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 import { parseEventLogs, toHex, type Address, type Hex } from 'viem'
 import { anvilPrivateKey } from '../../chains/evm/clients.ts'
 import { cursorFileName } from '../../chains/evm/plugin/cursor-store.ts'
-import { confirm } from '../../chains/evm/deploy.ts'
+import { confirm, readManifest } from '../../chains/evm/deploy.ts'
 import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../../core/config.ts'
 import { quantize } from '../../core/field.ts'
@@ -235,8 +235,10 @@ export async function requestFromConsumer(
   return { id, key: requestKey(anvil.chain.id, core.gateway, id), hash: receipt.transactionHash, block: receipt.blockNumber, escrow: log.args.escrow }
 }
 
-/** A valid input for the demo models (4 features at scale 12). */
-export const DEMO_INPUT: readonly bigint[] = [0.5, -1.25, 2, 0.75].map((x) => quantize(x, 12))
+/** The demo models' input scale (from the demo's manifest). */
+export const DEMO_INPUT_SCALE = readManifest('sertn-mlp-demo').manifest.inputScale
+/** A valid input for the demo models (4 features at their input scale). */
+export const DEMO_INPUT: readonly bigint[] = [0.5, -1.25, 2, 0.75].map((x) => quantize(x, DEMO_INPUT_SCALE))
 
 /** Mines `n` empty blocks. */
 export async function mine(stack: Pick<TestStack, 'chain'>, n = 1): Promise<void> {

@@ -37,7 +37,7 @@ describe('core/manifest', () => {
     const a = await loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY)
     expect(a.manifest.name).toBe('sertn-mlp-demo')
     expect(a.dir).toBe(modelDir('sertn-mlp-demo'))
-    expect(sha256(a.pk)).toBe(a.manifest.files['pk.key'])
+    expect(a.manifest.files['pk.key']).toBeUndefined() // provers derive it
     expect(sha256(a.vk)).toBe(a.manifest.files['vk.key'])
     expect(sha256(a.compiled)).toBe(a.manifest.files['model.compiled'])
     expect(sha256(a.settings)).toBe(a.manifest.files['settings.json'])
@@ -76,9 +76,9 @@ describe('core/manifest', () => {
     expect(expected).toMatch(/circuits[/\\]sertn-mlp-demo$/)
   })
 
-  it('error: a flipped byte in pk.key fails with ArtifactHashMismatchError naming the file', async () => {
+  it('error: a flipped byte in model.compiled fails with ArtifactHashMismatchError naming the file and the model', async () => {
     const dir = await copyModel(join(tmp, 'tampered'), 'sertn-mlp-demo')
-    const pkPath = join(dir, 'pk.key')
+    const pkPath = join(dir, 'model.compiled')
     const pk = await readFile(pkPath)
     const expected = sha256(pk)
     pk[1234] = (pk[1234] as number) ^ 0x01
@@ -89,13 +89,13 @@ describe('core/manifest', () => {
     const mismatch = err as ArtifactHashMismatchError
     expect(mismatch.name).toBe('ArtifactHashMismatchError')
     expect(mismatch.retryable).toBe(false)
-    expect(mismatch.file).toBe('pk.key')
+    expect(mismatch.file).toBe('model.compiled')
     expect(mismatch.expected).toBe(expected)
     expect(mismatch.actual).toBe(sha256(pk))
-    expect(mismatch.message).toContain('pk.key')
+    expect(mismatch.message).toContain('model sertn-mlp-demo: artifact model.compiled')
     expect(mismatch.message).toContain(expected)
     expect(mismatch.message).toContain(sha256(pk))
-    expect(mismatch.message).toContain('npm run circuits:build')
+    expect(mismatch.message).toContain('sertn model build')
   })
 
   it('behavior: an untampered copy loads', async () => {
@@ -122,10 +122,27 @@ describe('core/manifest', () => {
   it('error: a malformed manifest fails with ManifestError', async () => {
     const dir = await copyModel(join(tmp, 'malformed'), 'sertn-mlp-demo')
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>
-    delete (manifest.files as Record<string, string>)['pk.key']
+    delete (manifest.files as Record<string, string>)['vk.key']
     await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest))
     await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toBeInstanceOf(ManifestError)
     await expect(loadModelArtifacts(join(tmp, 'nowhere'), DEV_ONLY)).rejects.toBeInstanceOf(ManifestError)
+  })
+
+  it('error: a manifest that does not say whether its SRS is insecure is refused (fail closed)', async () => {
+    const dir = await copyModel(join(tmp, 'no-srs-flag'), 'sertn-mlp-demo')
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { srs: Record<string, unknown> }
+    delete manifest.srs.insecure
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify(manifest))
+    const err = await loadModelArtifacts(dir, DEV_ONLY).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(ManifestError)
+    expect((err as Error).message).toContain('"srs.insecure" must say (true or false) whether the SRS is secure')
+  })
+
+  it('error: a manifest of the previous format (schema 1) is refused with what to do', async () => {
+    const dir = await copyModel(join(tmp, 'schema-1'), 'sertn-mlp-demo')
+    const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>
+    await writeFile(join(dir, 'manifest.json'), JSON.stringify({ ...manifest, schema: 1 }))
+    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toThrow(/unsupported schema 1 .*sertn model build/)
   })
 
   it('error: modelDir refuses names that are not a single path segment', () => {

@@ -4,9 +4,13 @@
  * boundary is JSON: big integers as decimal strings.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity'
-import { dequantize } from '../../core/field.ts'
+import type { ModelRef } from '../../core/artifacts.ts'
+import { openInputDocument } from '../../core/commitment.ts'
+import { dequantize, fromFelt } from '../../core/field.ts'
 import { checkQuantizedInput } from '../../core/input.ts'
-import type { ModelStore } from '../../core/models.ts'
+import { UnknownModelError, type ModelStore } from '../../core/models.ts'
+import { checkRegisteredCircuit, modelRefOf } from '../../core/registered.ts'
+import { base64UrlIdOf } from '../../core/storage-ref.ts'
 import type {
   ChainPlugin,
   MarketEvent,
@@ -19,7 +23,7 @@ import type {
   StoragePlugin,
   TxOutcome,
 } from '../../core/plugins.ts'
-import { SertnError } from '../../core/errors.ts'
+import { BadRequestError, SertnError } from '../../core/errors.ts'
 import type { InferenceErrorCode, InferenceRequest, MarketStatus, ProvenResult, RequestStatus, StoredArtifact } from '../../core/types.ts'
 
 export type ActivityDeps = {
@@ -32,6 +36,21 @@ export type ActivityDeps = {
   prover: ProverPlugin
   storage: StoragePlugin
   models: ModelStore
+  /** Serve circuits set up with an insecure SRS (local chains and tests only). */
+  allowInsecureSrs?: boolean
+}
+
+/** The largest stored input a node reads for a hashed-input request. */
+export const MAX_INPUT_DOCUMENT_BYTES = 16 << 20
+
+/** A request reached an activity without the model its workflow resolved (a workflow from before model resolution). */
+export class ModelNotResolvedError extends SertnError {
+  override name = 'ModelNotResolvedError'
+}
+
+/** The request's model version is not the registered one any more. */
+export class ModelVersionMismatchError extends SertnError {
+  override name = 'ModelVersionMismatchError'
 }
 
 /** No chain plugin serves the request's chain and gateway (a configuration problem). */
@@ -178,17 +197,65 @@ function activitiesOf(deps: ActivityDeps) {
       return { ...s.settled, status: s.status, settlement: s.settlement, ms: performance.now() - t0, attempt: attempt() }
     },
 
-    /** Runs the model on the request's input with the runtime plugin (no proof). */
-    async runInference(request: InferenceRequest): Promise<{ output: number[]; ms: number; attempt: number }> {
-      const model = await deps.models.get(request.modelId)
-      const inputQ = request.input.map(BigInt)
+    /**
+     * Reads the model from the registry of the request's chain (and the hub's, for a spoke
+     * request), loads its artifacts (local copy, cache, or storage, every file checked against the
+     * registered hashes), and compares the on-chain circuit with the manifest: the trusted verifier,
+     * the VKA, the bound, scales, shapes, visibility and SRS flag. A node serves nothing else.
+     */
+    async resolveModel(request: InferenceRequest): Promise<{ model: ModelRef; ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const chain = chainOf(request)
+      const onChain = await chain.getModel(request.modelId)
+      if (!onChain) throw new UnknownModelError(`model ${request.modelId} is not registered on chain ${request.chainId}`)
+      if (onChain.version !== request.modelVersion)
+        throw new ModelVersionMismatchError(`model ${onChain.name} is at version ${onChain.version}; request ${request.key} was made against version ${request.modelVersion}`)
+      const ref = modelRefOf(onChain)
+      const model = await deps.models.get(ref)
+      const allowInsecureSrs = deps.allowInsecureSrs ?? false
+      checkRegisteredCircuit(onChain, model.manifest, { trustedVerifierCodeHash: chain.trustedVerifierCodeHash, allowInsecureSrs, where: `chain ${request.chainId}` })
+      if (request.route) {
+        const market = marketOf(request)
+        const atHub = await market.getModel(request.modelId)
+        if (!atHub) throw new UnknownModelError(`model ${onChain.name} (${request.modelId}) is not registered on the hub (chain ${market.chainId})`)
+        checkRegisteredCircuit(atHub, model.manifest, { trustedVerifierCodeHash: market.trustedVerifierCodeHash, allowInsecureSrs, where: `the hub (chain ${market.chainId})` })
+        if (atHub.artifacts.manifestHash.toLowerCase() !== ref.artifacts.manifestHash.toLowerCase())
+          throw new UnknownModelError(`model ${onChain.name}: the hub registers artifacts ${atHub.artifacts.manifestHash}, chain ${request.chainId} ${ref.artifacts.manifestHash}`)
+      }
+      return { model: ref, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /**
+     * For a model whose input is hashed: fetches the input document the request names, checks that
+     * it hashes to the request's commitment and fits the model, and returns the input.
+     */
+    async loadInput(request: InferenceRequest, ref: ModelRef): Promise<{ input: string[]; ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const storage = deps.storage
+      if (!request.inputRef) throw new BadRequestError(`request ${request.key} is for a hashed-input model but names no stored input`)
+      if (!storage.getById) throw new SertnError(`storage ${storage.name} cannot read an input by its id`)
+      const bytes = await storage.getById(base64UrlIdOf(request.inputRef), { maxBytes: MAX_INPUT_DOCUMENT_BYTES })
+      const inputQ = openInputDocument(bytes, BigInt(request.input[0] ?? '0'))
+      checkQuantizedInput((await deps.models.get(ref)).manifest, inputQ)
+      return { input: inputQ.map(String), ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /** Runs the model on the request's input (or the loaded input of a hashed request) with the runtime plugin (no proof). */
+    async runInference(request: InferenceRequest, ref?: ModelRef, input?: string[]): Promise<{ output: number[]; ms: number; attempt: number }> {
+      if (!ref) throw new ModelNotResolvedError(`request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`)
+      const model = await deps.models.get(ref)
+      const inputQ = (input ?? request.input).map(BigInt)
       checkQuantizedInput(model.manifest, inputQ)
       const r = await deps.runtime.run(model, inputQ.map((q) => dequantize(q, model.manifest.inputScale)))
       return { output: r.output, ms: r.ms, attempt: attempt() }
     },
 
     /** Witness, proof and an off-chain verification, heartbeating while the prover works. */
-    async proveInference(request: InferenceRequest): Promise<{
+    async proveInference(
+      request: InferenceRequest,
+      ref?: ModelRef,
+      input?: string[],
+    ): Promise<{
       result: ProvenResult
       witnessMs: number
       proveMs: number
@@ -196,14 +263,24 @@ function activitiesOf(deps: ActivityDeps) {
       attempt: number
     }> {
       const ctx = Context.current()
-      const model = await deps.models.get(request.modelId)
-      const inputQ = request.input.map(BigInt)
+      if (!ref) throw new ModelNotResolvedError(`request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`)
+      const model = await deps.models.get(ref)
+      const inputQ = (input ?? request.input).map(BigInt)
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
       const p = await deps.prover.proveInference(model, inputQ, { onProgress: (progress) => ctx.heartbeat(progress) })
-      // The prover plugin has checked that the instances are the input and the output (its
-      // contract, held by the conformance suite); the gateway rebuilds them on-chain anyway.
+      // The prover plugin has checked that the instances are the input (or its commitment) and the
+      // output (or its commitment): its contract, held by the conformance suite. The gateway
+      // rebuilds them on-chain anyway.
+      if (p.inputCommitment !== undefined && fromFelt(p.inputCommitment) !== BigInt(request.input[0] ?? '0'))
+        throw new BadRequestError(`request ${request.key}: the proven input's commitment differs from the request's`)
+      const output = p.outputCommitment !== undefined ? [fromFelt(p.outputCommitment).toString()] : p.output.map(String)
       return {
-        result: { output: p.output.map(String), proof: p.proof, instances: p.instances.map(String) },
+        result: {
+          output,
+          ...(p.outputCommitment !== undefined ? { plainOutput: p.output.map(String) } : {}),
+          proof: p.proof,
+          instances: p.instances.map(String),
+        },
         witnessMs: p.witnessMs,
         proveMs: p.proveMs,
         verifyMs: p.verifyMs,
@@ -231,7 +308,15 @@ function activitiesOf(deps: ActivityDeps) {
         }
         return { artifact: await storage.put(data, { contentType, tags }), payload: '', uploaded: true }
       }
-      const outputDoc = JSON.stringify({ key: request.key, modelId: request.modelId, input: request.input, output: result.output, instances: result.instances })
+      const outputDoc = JSON.stringify({
+        key: request.key,
+        modelId: request.modelId,
+        input: request.input,
+        ...(request.inputRef ? { inputRef: request.inputRef } : {}),
+        output: result.plainOutput ?? result.output,
+        ...(result.plainOutput ? { outputCommitment: result.output[0] } : {}),
+        instances: result.instances,
+      })
       const [output, proof] = await Promise.all([
         one('output', new TextEncoder().encode(outputDoc), 'application/json'),
         one('proof', Buffer.from(result.proof.slice(2), 'hex'), 'application/octet-stream'),

@@ -75,7 +75,14 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
       }),
     })
   }
-  lazy(TOKENS.Models, overrides.models, () => createModelStore({ dir: config.models.dir, allowInsecureSrs: config.models.allowInsecureSrs }))
+  lazy(TOKENS.Models, overrides.models, () =>
+    createModelStore({
+      dirs: [config.models.dir],
+      cacheDir: config.models.cacheDir ?? join(resolve(config.dataDir), 'models'),
+      storage: () => c.resolve<StoragePlugin>(TOKENS.Storage),
+      allowInsecureSrs: config.models.allowInsecureSrs,
+    }),
+  )
   lazy(TOKENS.Runtime, overrides.runtime, () => RUNTIMES[config.runtime.plugin](config))
   lazy(TOKENS.Prover, overrides.prover, () => PROVERS[config.prover.plugin](config))
   lazy(TOKENS.Storage, overrides.storage, () => STORAGES[config.storage.plugin](config))
@@ -145,6 +152,9 @@ export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
     },
     get models() {
       return c.resolve<ModelStore>(TOKENS.Models)
+    },
+    get allowInsecureSrs() {
+      return c.resolve<SertnConfig>(TOKENS.Config).models.allowInsecureSrs
     },
   }
 }

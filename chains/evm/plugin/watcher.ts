@@ -165,6 +165,7 @@ export async function runWatcher(cfg: WatcherConfig, options: WatchOptions): Pro
       modelVersion: Number(a.modelVersion),
       requester: getAddress(a.requester),
       input: a.input.map((x) => x.toString()),
+      ...(BigInt(a.inputRef) !== 0n ? { inputRef: a.inputRef } : {}),
       callbackGasLimit: Number(a.callbackGasLimit),
       escrow: a.escrow.toString(),
       deadline: Number(a.deadline),
@@ -332,6 +333,7 @@ type Log = {
     modelId: Hex
     requester: Address
     input: readonly bigint[]
+    inputRef: Hex
     modelVersion: number
     callbackGasLimit: number
     escrow: bigint

@@ -67,6 +67,39 @@ interface IInferenceGateway {
         bytes32 inputHash;
     }
 
+    /// @notice A request with every option (see {requestInferenceWith}).
+    struct RequestParams {
+        /// @notice The model.
+        bytes32 modelId;
+        /// @notice The input at the model's input scale, flattened; for a model whose input is
+        ///         hashed, the one element is the input's Poseidon commitment, in the circuit's
+        ///         signed encoding (a field element h above (R - 1) / 2 is passed as h - R).
+        int256[] input;
+        /// @notice For a model whose input is hashed: where the input is stored (e.g. an Arweave
+        ///         transaction id). The node fetches it, checks it against the commitment, and
+        ///         fails the request with a refund if it is missing or does not match. Zero otherwise.
+        bytes32 inputRef;
+        /// @notice Gas for the result callback.
+        uint32 callbackGasLimit;
+        /// @notice The model version the requester expects (0: whichever is current).
+        uint32 modelVersion;
+        /// @notice The artifacts hash (sha256 of the model's manifest) the requester expects
+        ///         (zero: whichever is current).
+        bytes32 artifactsHash;
+    }
+
+    /// @notice How a model is used through this gateway (its vetting record).
+    struct ModelUsage {
+        /// @notice Requests accepted.
+        uint64 requests;
+        /// @notice Requests fulfilled with a verified result.
+        uint64 served;
+        /// @notice Distinct requesting accounts.
+        uint32 requesters;
+        /// @notice Accounts that requested more than once.
+        uint32 repeatRequesters;
+    }
+
     /// @notice Where a node stored a result's artifacts, for anyone to fetch and re-verify.
     struct StorageRefs {
         /// @notice The stored output document (32-byte id, e.g. an Arweave transaction id).
@@ -132,6 +165,14 @@ interface IInferenceGateway {
     error GatewayInvalidConfig();
     /// @notice A function was re-entered.
     error GatewayReentrantCall();
+    /// @notice The request pinned a model version that is not the current one.
+    error GatewayModelVersionMismatch(uint32 pinned, uint32 current);
+    /// @notice The request pinned an artifacts hash that is not the model's current one.
+    error GatewayModelArtifactsMismatch(bytes32 pinned, bytes32 current);
+    /// @notice A hashed input's commitment is not a field element in the signed encoding.
+    error GatewayInvalidInputCommitment(int256 commitment);
+    /// @notice A request for a model whose input is hashed must say where the input is stored.
+    error GatewayMissingInputRef();
 
     // ─────────────────────────────── Events ───────────────────────────────
 
@@ -139,7 +180,8 @@ interface IInferenceGateway {
     /// @param requestId The request's id on this gateway.
     /// @param modelId The model.
     /// @param requester Who is called back.
-    /// @param input The input at the model's input scale.
+    /// @param input The input at the model's input scale (its commitment, for a hashed input).
+    /// @param inputRef Where a hashed input is stored (zero for a public input).
     /// @param modelVersion The model version it was made against.
     /// @param callbackGasLimit Gas the callback gets.
     /// @param escrow Wei in escrow.
@@ -149,6 +191,7 @@ interface IInferenceGateway {
         bytes32 indexed modelId,
         address indexed requester,
         int256[] input,
+        bytes32 inputRef,
         uint32 modelVersion,
         uint32 callbackGasLimit,
         uint96 escrow,
@@ -158,7 +201,8 @@ interface IInferenceGateway {
     /// @notice A verified result was delivered and the node paid.
     /// @param requestId The request.
     /// @param node The node that delivered and was paid.
-    /// @param output The verified output at the model's output scale.
+    /// @param output The verified output at the model's output scale (its commitment, for a
+    ///        hashed output, whose values are in the stored output document `artifacts.output`).
     /// @param artifacts Where the node stored the output and the proof (e.g. Arweave transaction ids).
     /// @param callbackStatus How the requester's callback went.
     /// @param callbackGasUsed Gas the callback used.
@@ -210,10 +254,19 @@ interface IInferenceGateway {
         payable
         returns (uint256 requestId);
 
+    /// @notice Requests an inference with every option: a hashed input (its commitment and where it
+    ///         is stored), and the model version or artifacts hash the requester expects.
+    /// @return requestId The request's id on this gateway.
+    function requestInferenceWith(RequestParams calldata params) external payable returns (uint256 requestId);
+
+    /// @notice How `modelId` is used through this gateway: requests, served, distinct and repeat
+    ///         requesters.
+    function modelUsage(bytes32 modelId) external view returns (ModelUsage memory);
+
     /// @notice Delivers a result with its proof; authorised nodes only.
     /// @param requestId The request.
-    /// @param input The request's input (checked against the stored commitment).
-    /// @param output The claimed output at the model's output scale.
+    /// @param input The request's input (checked against the stored hash), or its commitment.
+    /// @param output The claimed output at the model's output scale, or its commitment.
     /// @param proof The proof whose public instances must be the input and the output.
     /// @param artifacts Where the output and the proof are stored (recorded in the event; zero if not stored).
     function fulfill(

@@ -1,24 +1,54 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+/// @notice How a tensor appears among a proof's public instances.
+enum Visibility {
+    /// @notice Every element is a public instance.
+    Public,
+    /// @notice One public instance: the Poseidon hash of the elements (as EZKL computes it).
+    Hashed
+}
+
 /// @title IModelRegistry
-/// @notice Models that gateways serve: their circuit (verifier, pinned verifying-key artifact),
-///         input/output schema, price and owner.
+/// @notice Models that gateways serve: their circuit (the verifying-key artifact, checked against the
+///         one verifier the protocol pins on this chain), input/output schema and visibility, where
+///         their artifacts are stored and what they hash to, price, owner, and published backtests.
+/// @dev Model ids are derived from the registering account and the model's name
+///      ({modelIdOf}): nobody can take a name another account uses, and the same creator gets the
+///      same id on every chain.
 interface IModelRegistry {
     // ─────────────────────────────── Types ────────────────────────────────
+
+    /// @notice Where a model's artifacts are stored and their content hashes (sha256). Nodes fetch
+    ///         the files from storage and refuse any whose hash differs from the one recorded here.
+    struct ArtifactRefs {
+        /// @notice sha256 of the model's manifest.json, which pins every artifact file: the model's
+        ///         artifacts hash, which a consumer may pin in its request.
+        bytes32 manifestHash;
+        /// @notice Storage id (e.g. an Arweave transaction id) of the artifact index: the manifest
+        ///         and the storage id of every file.
+        bytes32 index;
+        /// @notice sha256 of the compiled circuit (model.compiled).
+        bytes32 compiledHash;
+        /// @notice sha256 of the verifying key (vk.key); provers check that the key they derive
+        ///         from the compiled circuit and the SRS hashes to it.
+        bytes32 vkHash;
+        /// @notice sha256 of the circuit settings (settings.json).
+        bytes32 settingsHash;
+        /// @notice sha256 of the structured reference string the keys are derived with.
+        bytes32 srsHash;
+    }
 
     /// @notice The parts of a model that define its circuit. Changing any of them bumps the model's
     ///         version, and requests made against an older version can no longer be fulfilled.
     struct CircuitParams {
-        /// @notice The reusable Halo2 verifier on this chain.
-        address verifier;
-        /// @notice The model's verifying-key artifact (VKA) contract.
+        /// @notice The model's verifying-key artifact (VKA) contract on this chain.
         address vka;
         /// @notice keccak256 of the VKA's runtime code; registration fails unless it matches.
         bytes32 vkaCodeHash;
-        /// @notice Content hash of the model's artifact manifest (ONNX, compiled circuit, keys).
-        bytes32 artifactsHash;
-        /// @notice Input tensor shape, e.g. [1, 4]; the input has the product of its dims elements.
+        /// @notice Where the artifacts are stored and what they hash to.
+        ArtifactRefs artifacts;
+        /// @notice Input tensor shape, e.g. [1, 4].
         uint32[] inputShape;
         /// @notice Output tensor shape, e.g. [1, 3].
         uint32[] outputShape;
@@ -28,13 +58,22 @@ interface IModelRegistry {
         uint8 outputScale;
         /// @notice The largest |input element| (at the input scale) the circuit is sized for.
         uint64 maxAbsInput;
+        /// @notice Public: a request carries the input. Hashed: it carries the input's Poseidon
+        ///         commitment and a storage reference to the input.
+        Visibility inputVisibility;
+        /// @notice Public: the result carries the output. Hashed: its Poseidon commitment (the
+        ///         output itself is in storage).
+        Visibility outputVisibility;
+        /// @notice Whether the circuit's SRS was generated locally (its secret not destroyed):
+        ///         anyone holding it can forge proofs. Only registries that allow it accept it.
+        bool insecureSrs;
     }
 
     /// @notice Everything a model registration sets.
     struct ModelParams {
         /// @notice The circuit and schema.
         CircuitParams circuit;
-        /// @notice Compute units one inference costs a node.
+        /// @notice Compute units one inference costs a node (derived from the circuit's size).
         uint32 computeUnits;
         /// @notice The fee (wei) a requester pays the node for one inference, beyond gas.
         uint96 fee;
@@ -42,7 +81,7 @@ interface IModelRegistry {
 
     /// @notice A registered model as stored (fields ordered to pack the hot ones into few slots).
     struct Model {
-        /// @notice The account that may update the model.
+        /// @notice The account that registered the model and may update it.
         address owner;
         /// @notice Compute units one inference costs a node.
         uint32 computeUnits;
@@ -52,47 +91,58 @@ interface IModelRegistry {
         uint8 inputScale;
         /// @notice Fixed-point scale of the outputs.
         uint8 outputScale;
-        /// @notice The reusable Halo2 verifier on this chain.
-        address verifier;
-        /// @notice Bumped by every circuit change; starts at 1. Zero means "not registered".
-        uint32 version;
-        /// @notice Number of input elements (the product of the input shape).
-        uint32 inputLength;
-        /// @notice Number of output elements (the product of the output shape).
-        uint32 outputLength;
+        /// @notice Whether the circuit's SRS is insecure (generated locally).
+        bool insecureSrs;
         /// @notice The model's verifying-key artifact.
         address vka;
+        /// @notice Bumped by every circuit change; starts at 1. Zero means "not registered".
+        uint32 version;
+        /// @notice Elements a request's input carries: the input's size when public, 1 (the
+        ///         commitment) when hashed.
+        uint32 inputLength;
+        /// @notice Elements a result's output carries: the output's size when public, 1 when hashed.
+        uint32 outputLength;
         /// @notice The fee (wei) per inference, beyond gas.
         uint96 fee;
-        /// @notice keccak256 of the VKA's runtime code, checked at registration.
-        bytes32 vkaCodeHash;
-        /// @notice Content hash of the artifact manifest.
-        bytes32 artifactsHash;
         /// @notice The largest |input element| at the input scale.
         uint64 maxAbsInput;
+        /// @notice Input visibility.
+        Visibility inputVisibility;
+        /// @notice Output visibility.
+        Visibility outputVisibility;
+        /// @notice keccak256 of the VKA's runtime code, checked at registration.
+        bytes32 vkaCodeHash;
+        /// @notice sha256 of the artifact manifest (see {ArtifactRefs.manifestHash}).
+        bytes32 artifactsHash;
     }
 
     /// @notice What a gateway needs to accept a request.
     struct RequestTerms {
         /// @notice Whether new requests are accepted.
         bool active;
-        /// @notice The model's current version.
+        /// @notice The model's current version (0: no such model).
         uint32 version;
-        /// @notice Number of input elements.
+        /// @notice Elements the request's input carries.
         uint32 inputLength;
+        /// @notice Input visibility.
+        Visibility inputVisibility;
         /// @notice The largest |input element| at the input scale.
         uint64 maxAbsInput;
         /// @notice The fee (wei) per inference, beyond gas.
         uint96 fee;
+        /// @notice The model's artifacts hash (what a request may pin).
+        bytes32 artifactsHash;
     }
 
     /// @notice What a gateway needs to verify a result.
     struct VerificationTerms {
-        /// @notice The model's current version.
+        /// @notice The model's current version (0: no such model).
         uint32 version;
-        /// @notice Number of output elements.
+        /// @notice Elements the result's output carries.
         uint32 outputLength;
-        /// @notice The reusable verifier.
+        /// @notice Output visibility.
+        Visibility outputVisibility;
+        /// @notice The protocol's verifier on this chain (the same for every model).
         address verifier;
         /// @notice The pinned verifying-key artifact (its code hash was checked at registration,
         ///         and a VKA has no way to change its code).
@@ -102,7 +152,7 @@ interface IModelRegistry {
     /// @notice Where a model's circuit is deployed on another connected chain (by messenger
     ///         domain), as recorded on the hub: that chain's gateway verifies with these.
     struct ChainDeployment {
-        /// @notice The reusable Halo2 verifier on that chain.
+        /// @notice The protocol's verifier on that chain.
         address verifier;
         /// @notice The model's VKA on that chain; its code hash equals the model's pinned one.
         address vka;
@@ -110,11 +160,23 @@ interface IModelRegistry {
         uint32 version;
     }
 
+    /// @notice Proven input/output pairs a model's creator published, for anyone to re-verify.
+    struct Backtests {
+        /// @notice Storage id of the backtest document.
+        bytes32 ref;
+        /// @notice sha256 of the document.
+        bytes32 contentHash;
+        /// @notice How many proven pairs it holds.
+        uint32 pairs;
+        /// @notice The model version the pairs were proven against.
+        uint32 version;
+    }
+
     // ─────────────────────────────── Errors ───────────────────────────────
 
     /// @notice No model is registered under `modelId`.
     error ModelRegistryUnknownModel(bytes32 modelId);
-    /// @notice A model is already registered under `modelId`.
+    /// @notice The caller already registered a model under this name.
     error ModelRegistryModelExists(bytes32 modelId);
     /// @notice Only the model's owner may do this.
     error ModelRegistryNotModelOwner(bytes32 modelId, address caller);
@@ -122,7 +184,7 @@ interface IModelRegistry {
     error ModelRegistryWrongRegistrationFee(uint256 required, uint256 paid);
     /// @notice The registration fee must be non-zero.
     error ModelRegistryZeroRegistrationFee();
-    /// @notice `account` has no code (verifier and VKA must be deployed contracts).
+    /// @notice `account` has no code (verifiers and VKAs must be deployed contracts).
     error ModelRegistryNotAContract(address account);
     /// @notice The VKA's runtime code does not hash to the pinned value.
     error ModelRegistryVkaCodeHashMismatch(address vka, bytes32 expected, bytes32 actual);
@@ -130,27 +192,47 @@ interface IModelRegistry {
     error ModelRegistryInvalidShape(uint256 elements, uint256 maxElements);
     /// @notice `maxAbsInput` must be non-zero.
     error ModelRegistryInvalidInputBound();
+    /// @notice A model name is 1 to 64 bytes.
+    error ModelRegistryInvalidName();
+    /// @notice An artifact hash or the artifact index is missing.
+    error ModelRegistryMissingArtifacts();
+    /// @notice This registry does not accept circuits set up with an insecure SRS.
+    error ModelRegistryInsecureSrs();
     /// @notice A model cannot be owned by the zero address.
     error ModelRegistryZeroOwner();
-    /// @notice A chain deployment needs a non-zero verifier and VKA.
+    /// @notice No verifier is recorded for the chain with messenger domain `domain`.
+    error ModelRegistryNoChainVerifier(uint32 domain);
+    /// @notice A chain deployment needs a non-zero VKA.
     error ModelRegistryInvalidChainDeployment();
+    /// @notice Backtests need a storage reference, a content hash and at least one pair.
+    error ModelRegistryInvalidBacktests();
     /// @notice Sending collected fees failed.
     error ModelRegistryWithdrawFailed(address to, uint256 amount);
 
     // ─────────────────────────────── Events ───────────────────────────────
 
     /// @notice A model was registered.
-    event ModelRegistered(bytes32 indexed modelId, address indexed owner, address vka, bytes32 artifactsHash);
+    event ModelRegistered(
+        bytes32 indexed modelId, address indexed owner, string name, address vka, bytes32 artifactsHash, bool insecureSrs
+    );
     /// @notice A model's circuit changed; its version is now `version`.
-    event ModelCircuitUpdated(bytes32 indexed modelId, uint32 version, address vka, bytes32 artifactsHash);
+    event ModelCircuitUpdated(bytes32 indexed modelId, uint32 version, address vka, bytes32 artifactsHash, bool insecureSrs);
     /// @notice A model's price or compute units changed.
     event ModelPricingUpdated(bytes32 indexed modelId, uint96 fee, uint32 computeUnits);
     /// @notice A model was (de)activated.
     event ModelActiveSet(bytes32 indexed modelId, bool active);
     /// @notice A model changed hands.
     event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
-    /// @notice The model's verifier and VKA on the chain with messenger domain `domain` were recorded.
+    /// @notice The model's VKA on the chain with messenger domain `domain` was recorded.
     event ModelChainDeploymentSet(bytes32 indexed modelId, uint32 indexed domain, uint32 version, address verifier, address vka);
+    /// @notice The model's creator published backtests for its current version.
+    event BacktestsPublished(bytes32 indexed modelId, uint32 version, bytes32 ref, bytes32 contentHash, uint32 pairs);
+    /// @notice The protocol set the verifier every model on this chain is verified with.
+    event VerifierSet(address verifier, bytes32 codeHash);
+    /// @notice The protocol recorded the verifier of the chain with messenger domain `domain`.
+    event ChainVerifierSet(uint32 indexed domain, address verifier);
+    /// @notice The registry owner allowed or refused circuits with an insecure SRS.
+    event InsecureSrsAllowed(bool allowed);
     /// @notice The registry owner changed the registration fee.
     event RegistrationFeeSet(uint256 fee);
     /// @notice Collected registration fees were withdrawn.
@@ -158,14 +240,24 @@ interface IModelRegistry {
 
     // ─────────────────────────────── Functions ────────────────────────────
 
+    /// @notice The id of model `name` registered by `owner`.
+    function modelIdOf(address owner, string calldata name) external pure returns (bytes32);
     /// @notice The model registered under `modelId`; reverts if unknown.
     function getModel(bytes32 modelId) external view returns (Model memory);
+    /// @notice The model's name; reverts if unknown.
+    function nameOf(bytes32 modelId) external view returns (string memory);
     /// @notice The model's input and output shapes; reverts if unknown.
     function getShapes(bytes32 modelId) external view returns (uint32[] memory inputShape, uint32[] memory outputShape);
+    /// @notice Where the model's artifacts are stored and their hashes; reverts if unknown.
+    function getArtifacts(bytes32 modelId) external view returns (ArtifactRefs memory);
+    /// @notice The model's published backtests (all zero if none); reverts if unknown.
+    function getBacktests(bytes32 modelId) external view returns (Backtests memory);
     /// @notice What a gateway checks a new request against; all zero (version 0) if unknown.
     function tryGetRequestTerms(bytes32 modelId) external view returns (RequestTerms memory);
     /// @notice What a gateway verifies a result with; all zero (version 0) if unknown.
     function tryGetVerificationTerms(bytes32 modelId) external view returns (VerificationTerms memory);
     /// @notice The model's deployment on the chain with messenger domain `domain`; all zero if none.
     function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory);
+    /// @notice The verifier every model on this chain is verified with (set by the protocol).
+    function verifier() external view returns (address);
 }

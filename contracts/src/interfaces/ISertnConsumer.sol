@@ -14,6 +14,14 @@ interface ISertnConsumer {
     /// @param output The model's output at the model's output scale, proven and verified on-chain.
     function rawOnInferenceResult(uint256 requestId, int256[] calldata output) external;
 
+    /// @notice Delivers a verified result of a model whose output is hashed: the output's Poseidon
+    ///         commitment (a field element) and where the output document is stored (its values,
+    ///         which hash to the commitment). Called only by the gateway.
+    /// @param requestId The request.
+    /// @param outputCommitment The Poseidon hash of the output, proven and verified on-chain.
+    /// @param outputRef The stored output document (e.g. an Arweave transaction id).
+    function rawOnHashedInferenceResult(uint256 requestId, uint256 outputCommitment, bytes32 outputRef) external;
+
     /// @notice Reports that the request will not be served; its escrow has been refunded.
     /// @param requestId The request.
     /// @param code Why.

@@ -13,8 +13,10 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interface
 ///      - RESULT (hub → spoke): `(uint256 requestId, int256[] input, int256[] output, bytes proof,
 ///        StorageRefs refs, address node)`.
 ///      - FAILURE (hub → spoke): `(uint256 requestId, InferenceErrorCode code, string reason, address node)`.
-///      - REQUEST (spoke → hub): `(uint256 requestId, bytes32 modelId, uint32 modelVersion,
-///        int256[] input, address requester, uint32 callbackGasLimit, uint96 escrow, uint40 deadline)`.
+///      - REQUEST (spoke → hub): `abi.encode(SpokeRequest)`: `(uint256 requestId, bytes32 modelId,
+///        uint32 modelVersion, int256[] input, bytes32 inputRef, address requester,
+///        uint32 callbackGasLimit, uint96 escrow, uint40 deadline)` as one tuple. (Kind 3 was the
+///        request without `inputRef`, encoded field by field; it is retired.)
 ///      - RECEIPT (spoke → hub): `(uint256 requestId, RequestStatus status, address node)`: the
 ///        spoke settled the request (Fulfilled, Failed or Refunded).
 library SertnMessages {
@@ -23,7 +25,7 @@ library SertnMessages {
     /// @notice The hub's node cannot serve a spoke request: refund it.
     uint8 internal constant FAILURE = 2;
     /// @notice A new spoke request, for the hub market to record.
-    uint8 internal constant REQUEST = 3;
+    uint8 internal constant REQUEST = 5;
     /// @notice How the spoke settled one of its requests.
     uint8 internal constant RECEIPT = 4;
 
@@ -36,6 +38,7 @@ library SertnMessages {
         bytes32 modelId;
         uint32 modelVersion;
         int256[] input;
+        bytes32 inputRef;
         address requester;
         uint32 callbackGasLimit;
         uint96 escrow;
@@ -62,17 +65,11 @@ library SertnMessages {
     }
 
     function encodeRequest(SpokeRequest memory r) internal pure returns (bytes memory) {
-        return abi.encodePacked(
-            REQUEST,
-            abi.encode(
-                r.requestId, r.modelId, r.modelVersion, r.input, r.requester, r.callbackGasLimit, r.escrow, r.deadline
-            )
-        );
+        return abi.encodePacked(REQUEST, abi.encode(r));
     }
 
     function decodeRequest(bytes calldata body) internal pure returns (SpokeRequest memory r) {
-        (r.requestId, r.modelId, r.modelVersion, r.input, r.requester, r.callbackGasLimit, r.escrow, r.deadline) =
-            abi.decode(body[1:], (uint256, bytes32, uint32, int256[], address, uint32, uint96, uint40));
+        r = abi.decode(body[1:], (SpokeRequest));
     }
 
     function encodeReceipt(uint256 requestId, RequestStatus status, address node) internal pure returns (bytes memory) {

@@ -22,6 +22,12 @@ abstract contract TestConsumerBase is SertnConsumer {
         return lastRequestId;
     }
 
+    /// @notice Requests with every option (a hashed input's commitment and reference, pins).
+    function requestWith(IInferenceGateway.RequestParams calldata params) external payable returns (uint256) {
+        lastRequestId = _requestInferenceWith(params, msg.value);
+        return lastRequestId;
+    }
+
     function _onInferenceError(uint256, InferenceErrorCode, string calldata) internal virtual override {}
 }
 
@@ -31,11 +37,27 @@ contract RecordingConsumer is TestConsumerBase {
     mapping(uint256 => int256[]) private _outputs;
     /// @notice Error codes received, by request id (plus one; zero means none).
     mapping(uint256 => uint256) public errorCodePlusOne;
+    /// @notice Hashed results received, by request id.
+    mapping(uint256 => HashedResult) private _hashed;
+
+    /// @notice A hashed result as delivered: the output's commitment and where the output is stored.
+    struct HashedResult {
+        uint256 commitment;
+        bytes32 outputRef;
+    }
 
     constructor(IInferenceGateway gateway_) TestConsumerBase(gateway_) {}
 
     function outputOf(uint256 requestId) external view returns (int256[] memory) {
         return _outputs[requestId];
+    }
+
+    function hashedResultOf(uint256 requestId) external view returns (HashedResult memory) {
+        return _hashed[requestId];
+    }
+
+    function _onHashedInferenceResult(uint256 requestId, uint256 commitment, bytes32 outputRef) internal override {
+        _hashed[requestId] = HashedResult({commitment: commitment, outputRef: outputRef});
     }
 
     function _onInferenceResult(uint256 requestId, int256[] calldata output) internal override {

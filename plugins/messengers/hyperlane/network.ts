@@ -9,6 +9,7 @@ import type { Address } from 'viem'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
 import { connectSpoke, deployMarket, deploySpoke, type SpokeDeployment } from '../../../chains/evm/crosschain.ts'
 import { deployCore, registerModel, type CoreDeployment, type GatewayConfig, type RegisteredModel } from '../../../chains/evm/deploy.ts'
+import type { ArtifactRefs } from '../../../core/artifacts.ts'
 import type { ChainConfig } from '../../../core/config.ts'
 import { deployHyperlaneCore, type HyperlaneCoreDeployment } from './deploy.ts'
 
@@ -27,8 +28,10 @@ export type DeploySertnNetworkParameters = {
   /** The default ISM's validators on every chain, and their threshold. */
   validators: readonly Address[]
   threshold: number
-  /** Models (folders under circuits/) to register on every chain. */
+  /** Models (folders under circuits/, or directories) to register on every chain. */
   models: readonly string[]
+  /** Where each model's artifacts are stored, by entry of `models` (from `publishModelArtifacts`); default: not uploaded. */
+  artifacts?: Readonly<Record<string, ArtifactRefs>>
   /** Node accounts: authorised on the hub's gateway and registered on the market. */
   nodes: readonly Address[]
   allowInsecureSrs?: boolean
@@ -65,17 +68,20 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
   const log = p.log ?? (() => undefined)
   const hyperlane = (c: NetworkChainInput) =>
     deployHyperlaneCore(c.client, { domain: c.domain, validators: p.validators, threshold: p.threshold, protocolFee: p.protocolFee ?? 0n })
-  const register = async (client: SertnClient, registry: Address, verifier: Address) => {
+  const register = async (client: SertnClient, registry: Address) => {
     const out: RegisteredModel[] = []
-    for (const name of p.models) out.push(await registerModel(client, { registry, verifier, name, allowInsecureSrs: p.allowInsecureSrs ?? false }))
+    for (const model of p.models) {
+      const artifacts = p.artifacts?.[model]
+      out.push(await registerModel(client, { registry, model, allowInsecureSrs: p.allowInsecureSrs ?? false, ...(artifacts ? { artifacts } : {}) }))
+    }
     return out
   }
 
   log(`hub ${p.hub.name}: Hyperlane core (domain ${p.hub.domain})`)
   const hubHyperlane = await hyperlane(p.hub)
   log(`hub ${p.hub.name}: verifier, registry, gateway, market`)
-  const core = await deployCore(p.hub.client, { nodes: [...p.nodes], gatewayConfig: p.gatewayConfig })
-  const hubModels = await register(p.hub.client, core.registry, core.verifier)
+  const core = await deployCore(p.hub.client, { nodes: [...p.nodes], gatewayConfig: p.gatewayConfig, allowInsecureSrs: p.allowInsecureSrs ?? false })
+  const hubModels = await register(p.hub.client, core.registry)
   const market = await deployMarket(p.hub.client, { registry: core.registry, mailbox: hubHyperlane.mailbox, nodes: p.nodes })
   const hub: NetworkHub = {
     name: p.hub.name,
@@ -91,8 +97,8 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
   for (const s of p.spokes) {
     log(`spoke ${s.name}: Hyperlane core (domain ${s.domain}), verifier, registry, spoke gateway`)
     const spokeHyperlane = await hyperlane(s)
-    const spoke = await deploySpoke(s.client, { mailbox: spokeHyperlane.mailbox, gatewayConfig: p.gatewayConfig })
-    const models = await register(s.client, spoke.registry, spoke.verifier)
+    const spoke = await deploySpoke(s.client, { mailbox: spokeHyperlane.mailbox, gatewayConfig: p.gatewayConfig, allowInsecureSrs: p.allowInsecureSrs ?? false })
+    const models = await register(s.client, spoke.registry)
     log(`spoke ${s.name}: routes to and from the hub market, model deployments recorded on the hub`)
     await connectSpoke({
       hub: { client: p.hub.client, domain: p.hub.domain, market, registry: core.registry },

@@ -21,6 +21,10 @@ export interface DecodedWitness {
   readonly inputs: bigint[]
   /** Outputs as signed integers at the output scale, flattened. */
   readonly outputs: bigint[]
+  /** The Poseidon hash of the inputs (a field element), when the circuit hashes them. */
+  readonly inputHash?: bigint
+  /** The Poseidon hash of the outputs, when the circuit hashes them. */
+  readonly outputHash?: bigint
 }
 
 /** The decoded parts of a proof file. */
@@ -43,9 +47,27 @@ export function encodeInputJson(manifest: ModelManifest, inputQ: readonly bigint
 /** Reads the inputs and outputs of a witness file; `plugin` names the prover in errors. */
 export function decodeWitness(bytes: Uint8Array, plugin: string): DecodedWitness {
   const json = parse(bytes, plugin, 'witness')
+  const inputHash = poseidonOf(json.processed_inputs, plugin, 'processed_inputs')
+  const outputHash = poseidonOf(json.processed_outputs, plugin, 'processed_outputs')
   return {
     inputs: feltRows(json.inputs, plugin, 'witness', 'inputs').map(fromFelt),
     outputs: feltRows(json.outputs, plugin, 'witness', 'outputs').map(fromFelt),
+    ...(inputHash !== undefined ? { inputHash } : {}),
+    ...(outputHash !== undefined ? { outputHash } : {}),
+  }
+}
+
+/** The one Poseidon hash in a witness's `processed_inputs` / `processed_outputs`, if there is one. */
+function poseidonOf(processed: unknown, plugin: string, field: string): bigint | undefined {
+  if (typeof processed !== 'object' || processed === null) return undefined
+  const hashes = (processed as { poseidon_hash?: unknown }).poseidon_hash
+  if (hashes === undefined || hashes === null) return undefined
+  if (!Array.isArray(hashes) || hashes.length !== 1 || typeof hashes[0] !== 'string')
+    throw malformed(plugin, 'witness', `"${field}.poseidon_hash" is not one hex felt`)
+  try {
+    return feltFromLeHex(hashes[0])
+  } catch (e) {
+    throw malformed(plugin, 'witness', `"${field}.poseidon_hash": ${e instanceof Error ? e.message : String(e)}`)
   }
 }
 

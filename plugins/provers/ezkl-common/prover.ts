@@ -1,7 +1,9 @@
 /**
  * The part of a ProverPlugin that is the same for every ezkl 21 engine: input checks, decoding the
- * engine's files, the instance check of proveInference, progress ticks and the disposed state. An
- * engine (WASM workers, native processes) only runs one call at a time on the model's artifacts.
+ * engine's files, the instance check of proveInference, proving keys (derived by the engine on first
+ * use, checked against the pinned verifying key, cached by the key store), progress ticks and the
+ * disposed state. An engine (WASM workers, native processes) only runs one call at a time on the
+ * model's artifacts.
  */
 import { toFelt } from '../../../core/field.ts'
 import { checkQuantizedInput } from '../../../core/input.ts'
@@ -17,6 +19,7 @@ import type {
 } from '../../../core/plugins.ts'
 import { ProverDisposedError, ProverError } from './errors.ts'
 import { decodeProof, decodeWitness, encodeInputJson } from './formats.ts'
+import type { ProvingKeyFile, ProvingKeyStore } from './keys.ts'
 
 /** The engine calls. */
 export type EngineOp = 'witness' | 'prove' | 'verify'
@@ -34,9 +37,14 @@ export type JobResult =
 export interface EzklEngine {
   /**
    * One engine call on a model. payload: the input JSON (witness), the witness JSON (prove) or the
-   * proof JSON (verify).
+   * proof JSON (verify). `pk` is required to prove; other calls take it when the caller has it.
    */
-  run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array): Promise<JobResult>
+  run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array, pk?: ProvingKeyFile): Promise<JobResult>
+  /**
+   * Derives the model's keys from its compiled circuit and SRS, writing the proving key to `pkPath`;
+   * resolves to the derived verifying key (the caller compares it with the pinned one).
+   */
+  setup(artifacts: ModelArtifacts, pkPath: string): Promise<{ vk: Uint8Array; ms: number }>
   /** Fails queued and running calls with ProverDisposedError and releases the engine. */
   dispose(): Promise<void>
 }
@@ -49,8 +57,8 @@ export interface EzklProverDescription {
 /** How often onProgress is called while a stage runs. */
 export const PROGRESS_INTERVAL_MS = 250
 
-/** A ProverPlugin over an engine. */
-export function createEzklProver(description: EzklProverDescription, engine: EzklEngine): ProverPlugin {
+/** A ProverPlugin over an engine, keeping its proving keys in `keys`. */
+export function createEzklProver(description: EzklProverDescription, engine: EzklEngine, keys: ProvingKeyStore): ProverPlugin {
   const { name } = description
   let disposed = false
 
@@ -58,19 +66,28 @@ export function createEzklProver(description: EzklProverDescription, engine: Ezk
     if (disposed) throw new ProverDisposedError(name)
   }
 
-  async function witness(model: ModelArtifacts, inputQ: readonly bigint[]): Promise<WitnessResult> {
+  /** The model's proving key, derived by this engine on first use (and checked against the pinned vk). */
+  const provingKey = (model: ModelArtifacts): Promise<ProvingKeyFile> => keys.get(model, (m, path) => engine.setup(m, path))
+
+  async function witnessWith(model: ModelArtifacts, inputQ: readonly bigint[], pk?: ProvingKeyFile) {
     assertLive()
     checkQuantizedInput(model.manifest, inputQ)
-    const { bytes, ms } = bytesOf(name, 'witness', await engine.run('witness', model, encodeInputJson(model.manifest, inputQ)))
+    const { bytes, ms } = bytesOf(name, 'witness', await engine.run('witness', model, encodeInputJson(model.manifest, inputQ), pk))
     const decoded = decodeWitness(bytes, name)
     if (!sameBigints(decoded.inputs, inputQ))
       throw new ProverError(name, `the witness's inputs [${decoded.inputs.join(', ')}] differ from the input [${inputQ.join(', ')}]`)
-    return { witness: bytes, output: decoded.outputs, ms }
+    return { witness: bytes, decoded, ms }
+  }
+
+  async function witness(model: ModelArtifacts, inputQ: readonly bigint[]): Promise<WitnessResult> {
+    const w = await witnessWith(model, inputQ)
+    return { witness: w.witness, output: w.decoded.outputs, ms: w.ms }
   }
 
   async function prove(model: ModelArtifacts, witnessBytes: Uint8Array, options: ProveOptions = {}): Promise<ProveResult> {
     assertLive()
-    const r = await withProgress('prove', options, () => engine.run('prove', model, witnessBytes))
+    const pk = await provingKey(model)
+    const r = await withProgress('prove', options, () => engine.run('prove', model, witnessBytes, pk))
     const { bytes, ms } = bytesOf(name, 'prove', r)
     const { proof, instances } = decodeProof(bytes, name)
     return { proof, instances, proofJson: bytes, ms }
@@ -87,15 +104,22 @@ export function createEzklProver(description: EzklProverDescription, engine: Ezk
   async function proveInference(model: ModelArtifacts, inputQ: readonly bigint[], options: ProveOptions = {}): Promise<InferenceProof> {
     assertLive()
     checkQuantizedInput(model.manifest, inputQ)
-    const w = await withProgress('witness', options, () => witness(model, inputQ))
+    const pk = await provingKey(model)
+    const w = await withProgress('witness', options, () => witnessWith(model, inputQ, pk))
     const p = await prove(model, w.witness, options)
-    const expected = [...inputQ, ...w.output].map(toFelt)
+    const { visibility } = model.manifest
+    const { inputHash, outputHash } = w.decoded
+    if ((visibility.input === 'hashed') !== (inputHash !== undefined) || (visibility.output === 'hashed') !== (outputHash !== undefined))
+      throw new ProverError(name, `the witness's commitments do not match the model's visibility (input ${visibility.input}, output ${visibility.output})`)
+    const expected = [...(inputHash !== undefined ? [inputHash] : inputQ.map(toFelt)), ...(outputHash !== undefined ? [outputHash] : w.decoded.outputs.map(toFelt))]
     if (!sameBigints(p.instances, expected))
-      throw new ProverError(name, "the proof's public instances are not the input followed by the witness's output")
+      throw new ProverError(name, "the proof's public instances are not the input (or its hash) followed by the witness's output (or its hash)")
     const v = await withProgress('verify', options, () => verify(model, p.proofJson))
     if (!v.ok) throw new ProverError(name, `the engine's own proof does not verify: ${v.reason ?? 'rejected'}`)
     return {
-      output: w.output,
+      output: w.decoded.outputs,
+      ...(inputHash !== undefined ? { inputCommitment: inputHash } : {}),
+      ...(outputHash !== undefined ? { outputCommitment: outputHash } : {}),
       proof: p.proof,
       instances: p.instances,
       proofJson: p.proofJson,
@@ -113,6 +137,10 @@ export function createEzklProver(description: EzklProverDescription, engine: Ezk
     prove,
     verify,
     proveInference,
+    async prepare(model) {
+      assertLive()
+      await provingKey(model)
+    },
     async dispose() {
       disposed = true
       await engine.dispose()
@@ -145,7 +173,7 @@ export async function withProgress<T>(stage: ProveProgress['stage'], options: Pr
   }
 }
 
-function bytesOf(plugin: string, op: 'witness' | 'prove', r: JobResult): { bytes: Uint8Array; ms: number } {
+function bytesOf(plugin: string, op: EngineOp, r: JobResult): { bytes: Uint8Array; ms: number } {
   if (!r.ok) throw new ProverError(plugin, `ezkl ${op} failed: ${r.message}`)
   if (!(r.value instanceof Uint8Array)) throw new ProverError(plugin, `ezkl ${op} returned no bytes`)
   return { bytes: r.value, ms: r.ms }

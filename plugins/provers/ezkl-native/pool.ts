@@ -8,13 +8,15 @@
  * jobs it held fail as retryable.
  */
 import { createHash } from 'node:crypto'
+import { readFile, rm } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { SertnError } from '../../../core/errors.ts'
 import type { ModelArtifacts } from '../../../core/manifest.ts'
 import { ProverDisposedError, ProverError } from '../ezkl-common/errors.ts'
+import type { ProvingKeyFile } from '../ezkl-common/keys.ts'
 import type { EngineOp, EzklEngine, JobResult } from '../ezkl-common/prover.ts'
 import { PLUGIN_NAME, ServerConnection, type StartOptions } from './connection.ts'
-import type { ArtifactFile, ArtifactName, ServerReply } from './protocol.ts'
+import type { ArtifactFile, ArtifactName, ServerOp, ServerReply } from './protocol.ts'
 
 export interface ProcessPoolOptions extends StartOptions {
   /** Number of server processes (default 1). */
@@ -36,9 +38,11 @@ export interface ProcessPoolStats {
 }
 
 interface Job {
-  readonly op: EngineOp
+  readonly op: ServerOp
   readonly artifacts: ModelArtifacts
   readonly payload: Uint8Array
+  /** The proving key, when the caller has it (required to prove). */
+  readonly pk?: ProvingKeyFile
   readonly resolve: (r: JobResult) => void
   readonly reject: (e: Error) => void
 }
@@ -48,33 +52,35 @@ interface Slot {
   starting: Promise<ServerConnection> | null
   /** Bumped whenever the slot's server is discarded: a start that finishes for an older generation is stopped. */
   generation: number
-  /** contentHashes loaded in the server, least recently used first. */
+  /** Cache keys of the models loaded in the server (contentHash, `-pk` appended when the proving key is in), least recently used first. */
   loaded: string[]
   job: Job | null
   timer: NodeJS.Timeout | null
 }
 
 /** The files a server loads, with the sha256 of the bytes this process holds (so it proves with exactly those). */
-const filesCache = new WeakMap<ModelArtifacts, Record<ArtifactName, ArtifactFile>>()
+const filesCache = new WeakMap<ModelArtifacts, Record<Exclude<ArtifactName, 'pk'>, ArtifactFile>>()
 
-function artifactFiles(a: ModelArtifacts): Record<ArtifactName, ArtifactFile> {
+function artifactFiles(a: ModelArtifacts, pk?: ProvingKeyFile): Partial<Record<ArtifactName, ArtifactFile>> {
   let files = filesCache.get(a)
   if (!files) {
-    const file = (name: string, bytes: Uint8Array): ArtifactFile => ({
-      path: resolve(a.dir, name),
+    const file = (name: string, bytes: Uint8Array, path = resolve(a.dir, name)): ArtifactFile => ({
+      path,
       sha256: createHash('sha256').update(bytes).digest('hex'),
     })
     files = {
       compiled: file('model.compiled', a.compiled),
-      pk: file('pk.key', a.pk),
       vk: file('vk.key', a.vk),
       settings: file('settings.json', a.settings),
-      srs: file(a.manifest.srs.file, a.srs),
+      srs: file(a.manifest.srs.file, a.srs, a.srsPath),
     }
     filesCache.set(a, files)
   }
-  return files
+  return pk ? { ...files, pk: { path: pk.path, sha256: pk.sha256 } } : files
 }
+
+/** The cache key of a model in a server: with the proving key, or without. */
+const cacheKey = (a: ModelArtifacts, withPk: boolean) => (withPk ? `${a.contentHash}-pk` : a.contentHash)
 
 export class ProcessPool implements EzklEngine {
   readonly #slots: Slot[]
@@ -95,10 +101,27 @@ export class ProcessPool implements EzklEngine {
     this.#slots = Array.from({ length: size }, () => ({ conn: null, starting: null, generation: 0, loaded: [], job: null, timer: null }))
   }
 
-  run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array): Promise<JobResult> {
+  run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array, pk?: ProvingKeyFile): Promise<JobResult> {
+    if (op === 'prove' && !pk) return Promise.reject(new ProverError(PLUGIN_NAME, `prove needs ${artifacts.manifest.name}'s proving key`))
+    return this.#enqueue(op, artifacts, payload, pk)
+  }
+
+  /** Derives the model's keys with ezkl.setup in a server, which writes the proving key to `pkPath`. */
+  async setup(artifacts: ModelArtifacts, pkPath: string): Promise<{ vk: Uint8Array; ms: number }> {
+    const vkPath = `${pkPath}.vk`
+    try {
+      const r = await this.#enqueue('setup', artifacts, new TextEncoder().encode(JSON.stringify({ vk: vkPath, pk: pkPath })))
+      if (!r.ok) throw new ProverError(PLUGIN_NAME, `cannot derive ${artifacts.manifest.name}'s keys: ${r.message}`)
+      return { vk: new Uint8Array(await readFile(vkPath)), ms: r.ms }
+    } finally {
+      await rm(vkPath, { force: true })
+    }
+  }
+
+  #enqueue(op: ServerOp, artifacts: ModelArtifacts, payload: Uint8Array, pk?: ProvingKeyFile): Promise<JobResult> {
     if (this.#disposed) return Promise.reject(new ProverDisposedError(PLUGIN_NAME))
     return new Promise<JobResult>((resolve, reject) => {
-      this.#queue.push({ op, artifacts, payload, resolve, reject })
+      this.#queue.push({ op, artifacts, payload, ...(pk ? { pk } : {}), resolve, reject })
       this.#dispatch()
     })
   }
@@ -133,8 +156,9 @@ export class ProcessPool implements EzklEngine {
       const idle = this.#slots.filter((s) => s.job === null)
       if (idle.length === 0) return
       const job = this.#queue.shift() as Job
-      const key = job.artifacts.contentHash
-      const slot = idle.find((s) => s.conn !== null && s.loaded.includes(key)) ?? idle.find((s) => s.conn !== null) ?? (idle[0] as Slot)
+      const withPk = cacheKey(job.artifacts, true)
+      const holds = (s: Slot) => s.loaded.includes(withPk) || (!job.pk && s.loaded.includes(cacheKey(job.artifacts, false)))
+      const slot = idle.find((s) => s.conn !== null && holds(s)) ?? idle.find((s) => s.conn !== null) ?? (idle[0] as Slot)
       slot.job = job
       const ms = this.#options.jobTimeoutMs
       if (ms !== undefined) {
@@ -155,15 +179,22 @@ export class ProcessPool implements EzklEngine {
     try {
       const conn = await this.#connection(slot)
       if (!current()) return
-      const key = job.artifacts.contentHash
+      const withPk = cacheKey(job.artifacts, true)
+      const key = slot.loaded.includes(withPk) ? withPk : cacheKey(job.artifacts, job.pk !== undefined)
       if (slot.loaded.includes(key)) {
         slot.loaded = [...slot.loaded.filter((k) => k !== key), key]
       } else {
+        // The same model without its proving key is superseded.
+        const without = cacheKey(job.artifacts, false)
+        if (slot.loaded.includes(without)) {
+          slot.loaded = slot.loaded.filter((k) => k !== without)
+          await conn.request({ op: 'evict', key: without })
+        }
         while (slot.loaded.length >= this.#cacheSize) {
           const evicted = slot.loaded.shift() as string
           await conn.request({ op: 'evict', key: evicted })
         }
-        const r = await conn.request({ op: 'load', key, files: artifactFiles(job.artifacts) })
+        const r = await conn.request({ op: 'load', key, files: artifactFiles(job.artifacts, job.pk) })
         if (!current()) return
         if (!r.ok) throw loadError(job.artifacts, r)
         slot.loaded.push(key)
@@ -174,6 +205,7 @@ export class ProcessPool implements EzklEngine {
       this.#finish(slot)
       if (r.ok) {
         if (job.op === 'verify') job.resolve({ ok: true, value: r.value === true, ms: r.ms })
+        else if (job.op === 'setup') job.resolve({ ok: true, value: true, ms: r.ms })
         else if (typeof r.value === 'string') job.resolve({ ok: true, value: new Uint8Array(Buffer.from(r.value, 'base64')), ms: r.ms })
         else job.resolve({ ok: false, kind: 'engine', message: `ezkl ${job.op} returned no output`, ms: r.ms })
         return

@@ -6,8 +6,11 @@
  */
 import type { EngineOp } from '../ezkl-common/prover.ts'
 
-/** The artifacts a server loads per model, by the name it knows them under. */
+/** The artifacts a server loads per model, by the name it knows them under (pk once derived). */
 export type ArtifactName = 'compiled' | 'pk' | 'vk' | 'settings' | 'srs'
+
+/** The engine calls a server runs: the prover's, and `setup` (derive the keys with ezkl.setup). */
+export type ServerOp = EngineOp | 'setup'
 
 /** A file the server reads once, checked against a sha256 (of the bytes the plugin holds). */
 export interface ArtifactFile {
@@ -18,11 +21,11 @@ export interface ArtifactFile {
 
 export type ServerRequest =
   /** Read, check and copy a model's artifacts, kept under `key` (the artifacts' contentHash). */
-  | { readonly id: number; readonly op: 'load'; readonly key: string; readonly files: Readonly<Record<ArtifactName, ArtifactFile>> }
+  | { readonly id: number; readonly op: 'load'; readonly key: string; readonly files: Readonly<Partial<Record<ArtifactName, ArtifactFile>>> }
   /** Forget a model. */
   | { readonly id: number; readonly op: 'evict'; readonly key: string }
-  /** One engine call on a loaded model; payload is base64 (input, witness or proof JSON). */
-  | { readonly id: number; readonly op: EngineOp; readonly key: string; readonly payload: string }
+  /** One engine call on a loaded model; payload is base64 (input, witness or proof JSON; setup's target paths). */
+  | { readonly id: number; readonly op: ServerOp; readonly key: string; readonly payload: string }
 
 /** How a request failed. */
 export interface ServerFailure {

@@ -6,6 +6,7 @@
  */
 import { ConfigError } from '../../../core/errors.ts'
 import { defineProverPlugin, type ProverPlugin } from '../../../core/plugins.ts'
+import { createProvingKeyStore, type ProvingKeyStore } from '../ezkl-common/keys.ts'
 import { createEzklProver } from '../ezkl-common/prover.ts'
 import { PLUGIN_NAME } from './connection.ts'
 import { ProcessPool, type ProcessPoolStats } from './pool.ts'
@@ -30,6 +31,8 @@ export interface EzklNativeProverOptions {
    * CPU-only (default false, and ENABLE_ICICLE_GPU is then removed from the environment).
    */
   gpu?: boolean
+  /** The proving-key cache (default: a store in `.tools/keys`); keys are derived with ezkl.setup on first use. */
+  keys?: ProvingKeyStore
 }
 
 /** The ezkl-native ProverPlugin, plus the counters of its process pool. */
@@ -62,7 +65,7 @@ export function createEzklNativeProver(options: EzklNativeProverOptions = {}): E
     cacheSize: options.cacheSize ?? 4,
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
   })
-  const plugin = createEzklProver({ name: PLUGIN_NAME, flags: { gpu, multiThreaded: true, outOfProcess: true } }, pool)
+  const plugin = createEzklProver({ name: PLUGIN_NAME, flags: { gpu, multiThreaded: true, outOfProcess: true } }, pool, options.keys ?? createProvingKeyStore())
   return Object.assign(plugin, { stats: () => pool.stats(), pids: () => pool.pids() })
 }
 

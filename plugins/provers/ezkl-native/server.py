@@ -9,12 +9,15 @@ copies and job files live there.
 
 Requests:
   {"id": n, "op": "load", "key": K, "files": {NAME: {"path": ABS, "sha256": HEX}, ...}}
-      NAME in compiled, pk, vk, settings, srs. Reads each file, checks it against the sha256 it was
-      given (and nothing else), and keeps a private copy under WORKDIR, so that the files proven with
-      are exactly the ones checked even if the originals change later.
+      NAME in compiled, vk, settings, srs, and pk once the plugin has the proving key. Reads each
+      file, checks it against the sha256 it was given (and nothing else), and keeps a private copy
+      under WORKDIR, so that the files proven with are exactly the ones checked even if the
+      originals change later.
   {"id": n, "op": "evict", "key": K}
-  {"id": n, "op": "witness" | "prove" | "verify", "key": K, "payload": BASE64}
-      payload: the input JSON (witness), the witness JSON (prove) or the proof JSON (verify).
+  {"id": n, "op": "witness" | "prove" | "verify" | "setup", "key": K, "payload": BASE64}
+      payload: the input JSON (witness), the witness JSON (prove), the proof JSON (verify), or for
+      setup {"vk": ABS, "pk": ABS}: where ezkl.setup writes the keys it derives from the compiled
+      circuit and the SRS.
 Replies:
   {"id": n, "ok": true, "value": BASE64 | true | false | null, "ms": float}
   {"id": n, "ok": false, "error": {"kind": KIND, "message": str}, "ms": float}
@@ -41,7 +44,8 @@ import sys
 import time
 import traceback
 
-ARTIFACTS = ("compiled", "pk", "vk", "settings", "srs")
+ARTIFACTS = ("compiled", "vk", "settings", "srs")
+OPTIONAL_ARTIFACTS = ("pk",)
 KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
@@ -100,7 +104,7 @@ class Server:
         if op == "evict":
             self.evict(self.key(req))
             return None
-        if op in ("witness", "prove", "verify"):
+        if op in ("witness", "prove", "verify", "setup"):
             paths = self.models.get(self.key(req))
             if paths is None:
                 raise Failure("protocol", f"model {req.get('key')} is not loaded")
@@ -125,13 +129,13 @@ class Server:
     def load(self, req: dict):
         key = self.key(req)
         files = req.get("files")
-        if not isinstance(files, dict) or set(files) != set(ARTIFACTS):
-            raise Failure("protocol", f'"files" must name exactly {", ".join(ARTIFACTS)}')
+        if not isinstance(files, dict) or not set(ARTIFACTS) <= set(files) <= set(ARTIFACTS + OPTIONAL_ARTIFACTS):
+            raise Failure("protocol", f'"files" must name {", ".join(ARTIFACTS)} (and optionally {", ".join(OPTIONAL_ARTIFACTS)})')
         target = os.path.join(self.workdir, "models", key)
         shutil.rmtree(target, ignore_errors=True)
         os.makedirs(target)
         paths = {}
-        for name in ARTIFACTS:
+        for name in sorted(files):
             spec = files[name]
             if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not isinstance(spec.get("sha256"), str):
                 raise Failure("protocol", f'"files.{name}" must be {{"path": str, "sha256": str}}')
@@ -185,6 +189,8 @@ class Server:
         return self.read_output(out, "witness")
 
     def prove(self, m: dict, data: bytes):
+        if "pk" not in m:
+            raise Failure("protocol", "no proving key loaded for this model")
         wit, out = self.job_file("witness.json", data), self.job_file("proof.json")
         self.ezkl.prove(wit, m["compiled"], m["pk"], out, "single", m["srs"])
         return self.read_output(out, "prove")
@@ -192,6 +198,18 @@ class Server:
     def verify(self, m: dict, data: bytes):
         proof = self.job_file("verify.json", data)
         return self.ezkl.verify(proof, m["settings"], m["vk"], m["srs"]) is True
+
+    def setup(self, m: dict, data: bytes):
+        try:
+            target = json.loads(data)
+            vk, pk = target["vk"], target["pk"]
+        except (ValueError, KeyError, TypeError):
+            raise Failure("protocol", 'setup\'s payload must be {"vk": path, "pk": path}') from None
+        if not (isinstance(vk, str) and isinstance(pk, str) and os.path.isabs(vk) and os.path.isabs(pk)):
+            raise Failure("protocol", "setup's paths must be absolute")
+        if self.ezkl.setup(m["compiled"], vk, pk, m["srs"]) is not True:
+            raise Failure("engine", "ezkl setup failed")
+        return None
 
 
 def send(sock: socket.socket, msg: dict) -> None:

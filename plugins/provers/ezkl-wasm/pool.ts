@@ -6,11 +6,13 @@
  * goes to an idle worker that already holds its model when there is one. Idle workers do not keep
  * the process alive.
  */
+import { readFile, writeFile } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
 import type { ModelArtifacts } from '../../../core/manifest.ts'
-import type { JobResult } from '../ezkl-common/prover.ts'
+import type { ProvingKeyFile } from '../ezkl-common/keys.ts'
+import type { EzklEngine, JobResult } from '../ezkl-common/prover.ts'
 import { PLUGIN_NAME, ProverDisposedError, ProverError } from './errors.ts'
-import type { EngineOp, WorkerFailure, WorkerRequest, WorkerResponse } from './protocol.ts'
+import type { EngineOp, WorkerFailure, WorkerOp, WorkerRequest, WorkerResponse } from './protocol.ts'
 
 export type { JobResult }
 
@@ -33,18 +35,23 @@ export interface PoolStats {
   readonly jobsDone: number
 }
 
+/** What a worker's job resolves to: the prover's results, or both keys for setup. */
+type WorkerJobResult = JobResult | { readonly ok: true; readonly value: { readonly vk: Uint8Array; readonly pk: Uint8Array }; readonly ms: number }
+
 interface Job {
   readonly id: number
-  readonly op: EngineOp
+  readonly op: WorkerOp
   readonly artifacts: ModelArtifacts
   readonly payload: Uint8Array
-  readonly resolve: (r: JobResult) => void
+  /** The proving key's bytes, when the caller has it (required to prove). */
+  readonly pk?: Uint8Array
+  readonly resolve: (r: WorkerJobResult) => void
   readonly reject: (e: Error) => void
 }
 
 interface Slot {
   worker: Worker | null
-  /** contentHashes cached in the worker, least recently used first. */
+  /** Cache keys of the models in the worker (contentHash, `-pk` appended when the proving key is in), least recently used first. */
   loaded: string[]
   job: Job | null
   timer: NodeJS.Timeout | null
@@ -52,7 +59,10 @@ interface Slot {
 
 const WORKER_URL = new URL('./worker.mjs', import.meta.url)
 
-export class WorkerPool {
+/** The cache key of a model in a worker: with the proving key, or without. */
+const cacheKey = (a: ModelArtifacts, withPk: boolean) => (withPk ? `${a.contentHash}-pk` : a.contentHash)
+
+export class WorkerPool implements EzklEngine {
   readonly #slots: Slot[]
   readonly #queue: Job[] = []
   readonly #cacheSize: number
@@ -72,10 +82,39 @@ export class WorkerPool {
   }
 
   /** Runs one engine call against a model, on the first suitable idle worker. */
-  run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array): Promise<JobResult> {
+  async run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array, pk?: ProvingKeyFile): Promise<JobResult> {
+    if (op === 'prove' && !pk) throw new ProverError(PLUGIN_NAME, `prove needs ${artifacts.manifest.name}'s proving key`)
+    const pkBytes = pk ? await this.#pkBytes(pk) : undefined
+    return (await this.#enqueue(op, artifacts, payload, pkBytes)) as JobResult
+  }
+
+  /** Derives the model's keys in a worker (genVk, genPk) and writes the proving key to `pkPath`. */
+  async setup(artifacts: ModelArtifacts, pkPath: string): Promise<{ vk: Uint8Array; ms: number }> {
+    const r = await this.#enqueue('setup', artifacts, new Uint8Array(0))
+    if (!r.ok) throw new ProverError(PLUGIN_NAME, `cannot derive ${artifacts.manifest.name}'s keys: ${r.message}`)
+    if (typeof r.value !== 'object' || r.value instanceof Uint8Array) throw new ProverError(PLUGIN_NAME, 'setup returned no keys')
+    await writeFile(pkPath, r.value.pk)
+    return { vk: r.value.vk, ms: r.ms }
+  }
+
+  /** The last proving keys read, by sha256 (a worker needs the bytes once per model it loads). */
+  readonly #pks = new Map<string, Promise<Uint8Array>>()
+
+  #pkBytes(pk: ProvingKeyFile): Promise<Uint8Array> {
+    let p = this.#pks.get(pk.sha256)
+    if (!p) {
+      p = readFile(pk.path).then((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength))
+      p.catch(() => this.#pks.delete(pk.sha256))
+      this.#pks.set(pk.sha256, p)
+      while (this.#pks.size > this.#cacheSize) this.#pks.delete(this.#pks.keys().next().value as string)
+    }
+    return p
+  }
+
+  #enqueue(op: WorkerOp, artifacts: ModelArtifacts, payload: Uint8Array, pk?: Uint8Array): Promise<WorkerJobResult> {
     if (this.#disposed) return Promise.reject(new ProverDisposedError(PLUGIN_NAME))
-    return new Promise<JobResult>((resolve, reject) => {
-      this.#queue.push({ id: this.#nextId++, op, artifacts, payload, resolve, reject })
+    return new Promise<WorkerJobResult>((resolve, reject) => {
+      this.#queue.push({ id: this.#nextId++, op, artifacts, payload, ...(pk ? { pk } : {}), resolve, reject })
       this.#dispatch()
     })
   }
@@ -105,21 +144,29 @@ export class WorkerPool {
       const idle = this.#slots.filter((s) => s.job === null)
       if (idle.length === 0) return
       const job = this.#queue.shift() as Job
-      const key = job.artifacts.contentHash
-      const slot = idle.find((s) => s.worker !== null && s.loaded.includes(key)) ?? idle.find((s) => s.worker !== null) ?? (idle[0] as Slot)
+      const withPk = cacheKey(job.artifacts, true)
+      const holds = (s: Slot) => s.loaded.includes(withPk) || (!job.pk && s.loaded.includes(cacheKey(job.artifacts, false)))
+      const slot = idle.find((s) => s.worker !== null && holds(s)) ?? idle.find((s) => s.worker !== null) ?? (idle[0] as Slot)
       this.#start(slot, job)
     }
   }
 
   #start(slot: Slot, job: Job): void {
     const worker = slot.worker ?? this.#spawn(slot)
-    const key = job.artifacts.contentHash
+    const withPk = cacheKey(job.artifacts, true)
+    const key = slot.loaded.includes(withPk) ? withPk : cacheKey(job.artifacts, job.pk !== undefined)
     slot.job = job
     worker.ref()
     try {
       if (slot.loaded.includes(key)) {
         slot.loaded = [...slot.loaded.filter((k) => k !== key), key]
       } else {
+        // The same model without its proving key is superseded.
+        const without = cacheKey(job.artifacts, false)
+        if (slot.loaded.includes(without)) {
+          post(worker, { type: 'evict', key: without })
+          slot.loaded = slot.loaded.filter((k) => k !== without)
+        }
         while (slot.loaded.length >= this.#cacheSize) {
           const evicted = slot.loaded.shift() as string
           post(worker, { type: 'evict', key: evicted })
@@ -128,7 +175,7 @@ export class WorkerPool {
         const a = job.artifacts
         const artifacts = {
           compiled: a.compiled.slice(),
-          pk: a.pk.slice(),
+          ...(job.pk ? { pk: job.pk.slice() } : {}),
           vk: a.vk.slice(),
           settings: a.settings.slice(),
           srs: a.srs.slice(),
@@ -162,7 +209,7 @@ export class WorkerPool {
     worker.on('message', (msg: WorkerResponse) => {
       if (slot.worker !== worker || slot.job?.id !== msg.id) return
       const job = this.#finish(slot) as Job
-      if (msg.ok) job.resolve({ ok: true, value: msg.value, ms: msg.ms })
+      if (msg.ok) job.resolve({ ok: true, value: msg.value, ms: msg.ms } as WorkerJobResult)
       else if (msg.error.kind === 'protocol') {
         // The pool and the worker disagree about what is cached: start over with a fresh worker.
         this.#discard(slot)
@@ -213,7 +260,7 @@ function post(worker: Worker, msg: WorkerRequest, transfer: Uint8Array[] = []): 
   worker.postMessage(msg, transfer.map((b) => b.buffer as ArrayBuffer))
 }
 
-function protocolError(op: EngineOp, error: WorkerFailure): ProverError {
+function protocolError(op: WorkerOp, error: WorkerFailure): ProverError {
   return new ProverError(PLUGIN_NAME, `the prover worker refused ${op}: ${error.message}`, { retryable: true })
 }
 

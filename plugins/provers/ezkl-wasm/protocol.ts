@@ -8,13 +8,14 @@
 
 import type { EngineOp } from '../ezkl-common/prover.ts'
 
-/** The engine calls a worker runs. */
+/** The engine calls a worker runs: the prover's, and `setup` (derive the keys). */
+export type WorkerOp = EngineOp | 'setup'
 export type { EngineOp }
 
-/** The artifact bytes a worker keeps per model (everything but network.onnx). */
+/** The artifact bytes a worker keeps per model (everything but network.onnx); the proving key once derived. */
 export interface ArtifactBundle {
   readonly compiled: Uint8Array
-  readonly pk: Uint8Array
+  readonly pk?: Uint8Array
   readonly vk: Uint8Array
   readonly settings: Uint8Array
   readonly srs: Uint8Array
@@ -29,7 +30,7 @@ export type WorkerRequest =
    * Run one engine call against a cached model. payload: the input JSON (witness), the witness
    * JSON (prove) or the proof JSON (verify).
    */
-  | { readonly type: 'job'; readonly id: number; readonly op: EngineOp; readonly key: string; readonly payload: Uint8Array }
+  | { readonly type: 'job'; readonly id: number; readonly op: WorkerOp; readonly key: string; readonly payload: Uint8Array }
 
 /** How a job failed. */
 export interface WorkerFailure {
@@ -47,8 +48,8 @@ export type WorkerResponse =
       readonly type: 'result'
       readonly id: number
       readonly ok: true
-      /** Output bytes for witness and prove, the engine's verdict for verify. */
-      readonly value: Uint8Array | boolean
+      /** Output bytes for witness and prove, the engine's verdict for verify, both keys for setup. */
+      readonly value: Uint8Array | boolean | { readonly vk: Uint8Array; readonly pk: Uint8Array }
       /** Time spent inside the engine call, in milliseconds. */
       readonly ms: number
     }

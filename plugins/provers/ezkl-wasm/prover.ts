@@ -3,6 +3,7 @@
  * generation, KZG proving and verification for a model built by `circuits/build.py`.
  */
 import { defineProverPlugin, type ProverPlugin } from '../../../core/plugins.ts'
+import { createProvingKeyStore, type ProvingKeyStore } from '../ezkl-common/keys.ts'
 import { createEzklProver } from '../ezkl-common/prover.ts'
 import { PLUGIN_NAME } from './errors.ts'
 import { type PoolStats, WorkerPool, type WorkerPoolOptions } from './pool.ts'
@@ -21,10 +22,13 @@ export type {
  * - `poolSize` (or `size`): worker threads (default 1); each runs one job at a time, single-threaded
  * - `cacheSize`: models each worker keeps loaded (default 4)
  * - `jobTimeoutMs`: a job running longer fails as retryable and its worker is replaced (default: no limit)
+ * - `keys`: where proving keys are derived into and cached (default: `.tools/keys`)
  */
 export type EzklWasmProverOptions = WorkerPoolOptions & {
   /** Worker threads, as the config's `prover.poolSize` and ezkl-native's option; wins over `size`. */
   readonly poolSize?: number
+  /** The proving-key cache (default: a store in `.tools/keys`). */
+  readonly keys?: ProvingKeyStore
 }
 
 /**
@@ -44,9 +48,9 @@ export interface EzklWasmProver extends ProverPlugin {
 
 /** Creates a prover with its own pool of worker threads (one by default), started on first use. */
 export function createEzklWasmProver(options: EzklWasmProverOptions = {}): EzklWasmProver {
-  const { poolSize, ...rest } = options
+  const { poolSize, keys, ...rest } = options
   const pool = new WorkerPool(poolSize === undefined ? rest : { ...rest, size: poolSize })
-  const plugin = createEzklProver({ name: PLUGIN_NAME, flags: { gpu: false, multiThreaded: false, outOfProcess: false } }, pool)
+  const plugin = createEzklProver({ name: PLUGIN_NAME, flags: { gpu: false, multiThreaded: false, outOfProcess: false } }, pool, keys ?? createProvingKeyStore())
   return Object.assign(plugin, { stats: () => pool.stats() })
 }
 

@@ -3,8 +3,9 @@
  * single-threaded. Plain JavaScript on purpose: it loads unchanged under vitest, tsx and node.
  *
  * Protocol (see protocol.ts for the types): the pool posts `load` (cache a model's artifacts under
- * its contentHash), `evict`, and `job` (one engine call against a cached model); each job gets one
- * `result`. After a WebAssembly trap the instance's state is undefined, so the worker replies and
+ * a key: its contentHash, with the proving key or without), `evict`, and `job` (one engine call
+ * against a cached model: witness, prove, verify, or setup, which derives the verifying and proving
+ * keys from the compiled circuit and the SRS); each job gets one `result`. After a WebAssembly trap the instance's state is undefined, so the worker replies and
  * exits; the pool starts a fresh one.
  */
 import { createRequire } from 'node:module'
@@ -14,15 +15,17 @@ import { parentPort } from 'node:worker_threads'
 const require = createRequire(import.meta.url)
 
 /**
- * @typedef {{ compiled: Uint8Array, pk: Uint8Array, vk: Uint8Array, settings: Uint8Array, srs: Uint8Array }} ArtifactBundle
- * @typedef {{ compiled: Uint8ClampedArray, pk: Uint8ClampedArray, vk: Uint8ClampedArray, settings: Uint8ClampedArray, srs: Uint8ClampedArray }} EngineArtifacts
+ * @typedef {{ compiled: Uint8Array, pk?: Uint8Array, vk: Uint8Array, settings: Uint8Array, srs: Uint8Array }} ArtifactBundle
+ * @typedef {{ compiled: Uint8ClampedArray, pk?: Uint8ClampedArray, vk: Uint8ClampedArray, settings: Uint8ClampedArray, srs: Uint8ClampedArray }} EngineArtifacts
  * @typedef {{ genWitness(compiled: Uint8ClampedArray, input: Uint8ClampedArray): Uint8Array,
  *             prove(witness: Uint8ClampedArray, pk: Uint8ClampedArray, compiled: Uint8ClampedArray, srs: Uint8ClampedArray): Uint8Array,
  *             verify(proof: Uint8ClampedArray, vk: Uint8ClampedArray, settings: Uint8ClampedArray, srs: Uint8ClampedArray): boolean,
+ *             genVk(compiled: Uint8ClampedArray, srs: Uint8ClampedArray, compressSelectors: boolean): Uint8Array,
+ *             genPk(vk: Uint8ClampedArray, compiled: Uint8ClampedArray, srs: Uint8ClampedArray): Uint8Array,
  *             init_panic_hook(): void }} Engine
  * @typedef {{ type: 'load', key: string, artifacts: ArtifactBundle }
  *         | { type: 'evict', key: string }
- *         | { type: 'job', id: number, op: 'witness' | 'prove' | 'verify', key: string, payload: Uint8Array }} WorkerRequest
+ *         | { type: 'job', id: number, op: 'witness' | 'prove' | 'verify' | 'setup', key: string, payload: Uint8Array }} WorkerRequest
  */
 
 if (!parentPort) throw new Error('worker.mjs must run in a worker thread')
@@ -57,7 +60,7 @@ port.on('message', (/** @type {WorkerRequest} */ msg) => {
     const a = msg.artifacts
     cache.set(msg.key, {
       compiled: clamped(a.compiled),
-      pk: clamped(a.pk),
+      ...(a.pk ? { pk: clamped(a.pk) } : {}),
       vk: clamped(a.vk),
       settings: clamped(a.settings),
       srs: clamped(a.srs),
@@ -77,7 +80,7 @@ port.on('message', (/** @type {WorkerRequest} */ msg) => {
 
 /**
  * @param {number} id
- * @param {'witness' | 'prove' | 'verify'} op
+ * @param {'witness' | 'prove' | 'verify' | 'setup'} op
  * @param {string} key
  * @param {Uint8Array} payload
  */
@@ -91,17 +94,26 @@ function runJob(id, op, key, payload) {
   lastPanic = ''
   const t0 = performance.now()
   try {
-    /** @type {Uint8Array | boolean} */
+    /** @type {Uint8Array | boolean | { vk: Uint8Array, pk: Uint8Array }} */
     let value
     if (op === 'witness') value = engine.genWitness(a.compiled, input)
-    else if (op === 'prove') value = engine.prove(input, a.pk, a.compiled, a.srs)
-    else if (op === 'verify') value = engine.verify(input, a.vk, a.settings, a.srs)
-    else {
+    else if (op === 'prove') {
+      if (!a.pk) {
+        port.postMessage({ type: 'result', id, ok: false, error: { kind: 'protocol', message: `no proving key loaded for ${key}` }, ms: 0 })
+        return
+      }
+      value = engine.prove(input, a.pk, a.compiled, a.srs)
+    } else if (op === 'verify') value = engine.verify(input, a.vk, a.settings, a.srs)
+    else if (op === 'setup') {
+      const vk = engine.genVk(a.compiled, a.srs, true)
+      value = { vk, pk: engine.genPk(clamped(vk), a.compiled, a.srs) }
+    } else {
       port.postMessage({ type: 'result', id, ok: false, error: { kind: 'protocol', message: `unknown op ${String(op)}` }, ms: 0 })
       return
     }
     const ms = performance.now() - t0
-    const transfer = value instanceof Uint8Array && value.buffer instanceof ArrayBuffer ? [value.buffer] : []
+    const buffers = value instanceof Uint8Array ? [value] : typeof value === 'object' ? [value.vk, value.pk] : []
+    const transfer = buffers.filter((b) => b.buffer instanceof ArrayBuffer).map((b) => b.buffer)
     port.postMessage({ type: 'result', id, ok: true, value, ms }, transfer)
   } catch (e) {
     const ms = performance.now() - t0

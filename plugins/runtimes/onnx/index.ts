@@ -3,25 +3,24 @@
  * circuit's quantised outputs are compared against.
  */
 import ort from 'onnxruntime-node'
+import { SertnError } from '../../../core/errors.ts'
 import { checkRealInput, shapeSize } from '../../../core/input.ts'
-import type { ModelArtifacts } from '../../../core/manifest.ts'
+import type { ModelArtifacts, TensorSpec } from '../../../core/manifest.ts'
 
 import { defineRuntimePlugin, type RuntimePlugin } from '../../../core/plugins.ts'
 export { InputOutOfRangeError, InputShapeError } from '../../../core/input.ts'
 
 /** onnxruntime failed to load the model or to run it. */
-export class OnnxRuntimeError extends Error {
-  override readonly name = 'OnnxRuntimeError'
-  readonly retryable: boolean = false
+export class OnnxRuntimeError extends SertnError {
+  override name = 'OnnxRuntimeError'
   constructor(message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause })
+    super(message, cause === undefined ? {} : { cause })
   }
 }
 
 /** The runtime was disposed; it accepts no more calls. */
-export class OnnxRuntimeDisposedError extends Error {
-  override readonly name = 'OnnxRuntimeDisposedError'
-  readonly retryable: boolean = false
+export class OnnxRuntimeDisposedError extends SertnError {
+  override name = 'OnnxRuntimeDisposedError'
   constructor() {
     super('the onnx runtime has been disposed')
   }
@@ -68,28 +67,11 @@ export function createOnnxRuntime(): OnnxRuntime {
     if (disposed) throw new OnnxRuntimeDisposedError()
     const { manifest } = artifacts
     checkRealInput(manifest, input)
-    const s = await session(artifacts)
-    const [inputName] = s.inputNames
-    const [outputName] = s.outputNames
-    if (inputName === undefined || outputName === undefined || s.inputNames.length !== 1)
-      throw new OnnxRuntimeError(`${manifest.name}/network.onnx must have exactly one input and an output`)
-    const tensor = new ort.Tensor('float32', Float32Array.from(input), [...manifest.inputShape])
-    const t0 = performance.now()
-    let result: ort.InferenceSession.ReturnType
-    try {
-      result = await s.run({ [inputName]: tensor })
-    } catch (e) {
-      throw new OnnxRuntimeError(`onnxruntime failed on ${manifest.name}: ${describe(e)}`, e)
-    }
-    const ms = performance.now() - t0
-    const out = result[outputName]
-    if (!out || !(out.data instanceof Float32Array))
-      throw new OnnxRuntimeError(`${manifest.name}/network.onnx did not return a float32 "${outputName}"`)
-    const output = Array.from(out.data)
+    const r = await evaluate(await session(artifacts), manifest.name, manifest.inputs, input)
     const expected = shapeSize(manifest.outputShape)
-    if (output.length !== expected)
-      throw new OnnxRuntimeError(`${manifest.name}/network.onnx returned ${output.length} outputs, the manifest says ${expected}`)
-    return { output, ms }
+    if (r.output.length !== expected)
+      throw new OnnxRuntimeError(`${manifest.name}/network.onnx returned ${r.output.length} outputs, the manifest says ${expected}`)
+    return r
   }
 
   async function dispose(): Promise<void> {
@@ -101,6 +83,59 @@ export function createOnnxRuntime(): OnnxRuntime {
   }
 
   return { kind: 'runtime', name: 'onnx', flags: { gpu: false }, run, dispose }
+}
+
+/**
+ * Runs a graph once: `input` is its inputs' elements concatenated (each tensor flattened row-major),
+ * split by `inputs`' shapes; the result is its outputs' elements concatenated, in graph order.
+ */
+async function evaluate(s: ort.InferenceSession, label: string, inputs: readonly TensorSpec[], input: readonly number[]): Promise<OnnxRunResult> {
+  if (s.inputNames.length !== inputs.length)
+    throw new OnnxRuntimeError(`${label}: the graph has ${s.inputNames.length} inputs, ${inputs.length} were described`)
+  const feeds: Record<string, ort.Tensor> = {}
+  let at = 0
+  inputs.forEach((spec, i) => {
+    const n = shapeSize(spec.shape)
+    feeds[s.inputNames[i] as string] = new ort.Tensor('float32', Float32Array.from(input.slice(at, at + n)), [...spec.shape])
+    at += n
+  })
+  if (at !== input.length) throw new OnnxRuntimeError(`${label}: the input has ${input.length} elements, the graph's inputs ${at}`)
+  const t0 = performance.now()
+  let result: ort.InferenceSession.ReturnType
+  try {
+    result = await s.run(feeds)
+  } catch (e) {
+    throw new OnnxRuntimeError(`onnxruntime failed on ${label}: ${describe(e)}`, e)
+  }
+  const ms = performance.now() - t0
+  const output: number[] = []
+  for (const name of s.outputNames) {
+    const out = result[name]
+    if (!out) throw new OnnxRuntimeError(`${label} did not return its output "${name}"`)
+    // Labels come out as integers (argmax, casts); the circuit gives them as numbers alike.
+    output.push(...Array.from(out.data as ArrayLike<number | bigint>, Number))
+  }
+  return { output, ms }
+}
+
+/**
+ * Runs an ONNX graph (not yet a built model) on each of `samples` with onnxruntime: the reference
+ * outputs `sertn model build` measures the circuit against.
+ */
+export async function runOnnxGraph(onnx: Uint8Array, inputs: readonly TensorSpec[], samples: readonly (readonly number[])[]): Promise<number[][]> {
+  let s: ort.InferenceSession
+  try {
+    s = await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'] })
+  } catch (e) {
+    throw new OnnxRuntimeError(`onnxruntime cannot load the model: ${describe(e)}`, e)
+  }
+  try {
+    const out: number[][] = []
+    for (const sample of samples) out.push((await evaluate(s, 'the model', inputs, sample)).output)
+    return out
+  } finally {
+    await s.release()
+  }
 }
 
 /** The onnxruntime-node (CPU) runtime as a plugin. */

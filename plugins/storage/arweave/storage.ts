@@ -203,6 +203,18 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
     return data
   }
 
+  async function getById(id: string, options: { maxBytes: number }): Promise<Uint8Array> {
+    live()
+    if (!TX_ID.test(id)) throw new PluginError(PLUGIN_NAME, `not an Arweave transaction id: ${JSON.stringify(id)}`)
+    const { status, body } = await gateway.request(`/${id}`, { what: `read artifact ${id}`, accept: [404] })
+    if (status === 404) throw new PluginError(PLUGIN_NAME, `artifact ${id} not found (yet)`, { details: `GET ${gateway.baseUrl}/${id} answered 404`, retryable: true })
+    if (status === 204) return new Uint8Array(0)
+    if (status !== 200) throw new PluginError(PLUGIN_NAME, `artifact ${id} is not available yet (HTTP ${status})`, { retryable: true })
+    if (body.byteLength > options.maxBytes)
+      throw new PluginError(PLUGIN_NAME, `artifact ${id} holds ${body.byteLength} bytes, more than the ${options.maxBytes} expected`)
+    return body
+  }
+
   async function find(tags: Record<string, string>): Promise<StoredArtifact[]> {
     live()
     for (const [name, value] of Object.entries(tags))
@@ -228,6 +240,7 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
     name: PLUGIN_NAME,
     flags: { persistent: true, searchable: true, presigned: true },
     address,
+    getById,
     url,
     put,
     prepare,

@@ -1,0 +1,81 @@
+/**
+ * Reads a model's registration from a chain's ModelRegistry, with the code hashes of its verifier
+ * and VKA as they are on the chain now: what a node compares with its manifest before it serves a
+ * request (`checkRegisteredCircuit`).
+ */
+import { getAddress, keccak256, type Address, type PublicClient } from 'viem'
+import { Halo2VerifierReusable, ModelRegistry } from '../../../contracts/artifacts/index.ts'
+import type { RegisteredCircuit } from '../../../core/registered.ts'
+import type { Hex } from '../../../core/types.ts'
+import { transient } from './errors.ts'
+
+/** keccak256 of the reusable verifier's runtime code: the one verifier a node trusts. */
+export const TRUSTED_VERIFIER_CODE_HASH: Hex = keccak256(Halo2VerifierReusable.deployedBytecode as Hex)
+
+const VISIBILITIES = ['public', 'hashed'] as const
+const EMPTY_CODE_HASH = keccak256('0x')
+
+/** What reading a registration needs: contract reads and code (a public client, or a wallet client with public actions). */
+export type RegistryReader = Pick<PublicClient, 'readContract' | 'getCode'>
+
+/** keccak256 of the code at `address` (of empty code when there is none). */
+async function codeHashAt(client: RegistryReader, address: Address): Promise<Hex> {
+  const code = await client.getCode({ address })
+  return code ? keccak256(code) : EMPTY_CODE_HASH
+}
+
+/**
+ * The model `modelId` as `registry` records it, or undefined when it is not registered there.
+ * @throws {ChainTransientError} on RPC failures
+ */
+export async function readRegisteredCircuit(client: RegistryReader, registry: Address, modelId: Hex, what: string): Promise<RegisteredCircuit | undefined> {
+  try {
+    const call = <F extends 'tryGetRequestTerms' | 'getModel' | 'getArtifacts' | 'getShapes' | 'nameOf'>(functionName: F) =>
+      client.readContract({ address: registry, abi: ModelRegistry.abi, functionName, args: [modelId] } as never)
+    const terms = (await call('tryGetRequestTerms')) as { version: number }
+    if (terms.version === 0) return undefined
+    const [m, artifacts, shapes, name, verifier] = await Promise.all([
+      call('getModel') as Promise<{
+        owner: Address
+        version: number
+        active: boolean
+        vka: Address
+        vkaCodeHash: Hex
+        inputScale: number
+        outputScale: number
+        maxAbsInput: bigint
+        inputVisibility: number
+        outputVisibility: number
+        insecureSrs: boolean
+      }>,
+      call('getArtifacts') as Promise<RegisteredCircuit['artifacts']>,
+      call('getShapes') as Promise<readonly [readonly number[], readonly number[]]>,
+      call('nameOf') as Promise<string>,
+      client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'verifier' }),
+    ])
+    const [verifierCodeHash, vkaCodeHashOnChain] = await Promise.all([codeHashAt(client, verifier), codeHashAt(client, m.vka)])
+    return {
+      modelId,
+      name,
+      owner: getAddress(m.owner),
+      version: m.version,
+      active: m.active,
+      verifier: getAddress(verifier),
+      verifierCodeHash,
+      vka: getAddress(m.vka),
+      vkaCodeHash: m.vkaCodeHash,
+      vkaCodeHashOnChain,
+      artifacts: { ...artifacts },
+      inputShape: [...shapes[0]],
+      outputShape: [...shapes[1]],
+      inputScale: m.inputScale,
+      outputScale: m.outputScale,
+      maxAbsInput: m.maxAbsInput.toString(),
+      inputVisibility: VISIBILITIES[m.inputVisibility] ?? 'public',
+      outputVisibility: VISIBILITIES[m.outputVisibility] ?? 'public',
+      insecureSrs: m.insecureSrs,
+    }
+  } catch (err) {
+    throw transient(`${what}: reading model ${modelId} from registry ${registry}`, err)
+  }
+}

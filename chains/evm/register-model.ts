@@ -1,0 +1,122 @@
+/**
+ * Registers a built model on a whole network, as `sertn model register` does: its artifacts
+ * uploaded to storage (and read back by id, so that nodes will find them), its VKA deployed and the
+ * model registered on every chain's registry (the same id everywhere: it is derived from the
+ * creator's account and the name), and each spoke's deployment recorded on the hub. Idempotent: a
+ * chain that already has this build registered is left as it is, uploads found by tag are reused.
+ */
+import { type Address } from 'viem'
+import { ModelRegistry } from '../../contracts/artifacts/index.ts'
+import { publishModelArtifacts, type ArtifactRefs } from '../../core/artifacts.ts'
+import { SertnError } from '../../core/errors.ts'
+import { modelIdOf } from '../../core/models.ts'
+import type { StoragePlugin } from '../../core/plugins.ts'
+import { base64UrlIdOf } from '../../core/storage-ref.ts'
+import type { Hex } from '../../core/types.ts'
+import type { SertnClient } from './clients.ts'
+import { recordChainDeployments } from './crosschain.ts'
+import { modelDirOf, readManifest, registerModel, type RegisteredModel } from './deploy.ts'
+
+/** One chain of the network, as the model's creator reaches it. */
+export type RegistrationChain = {
+  /** The chain's name in the configuration. */
+  name: string
+  /** A client with the creator's account on the chain. */
+  client: SertnClient
+  /** The chain's ModelRegistry. */
+  registry: Address
+  /** The chain's messenger domain (spokes), recorded on the hub. */
+  domain?: number
+  /** Whether this is the hub (where spokes' deployments are recorded). */
+  hub?: boolean
+}
+
+export type RegisterModelOnNetworkParameters = {
+  /** The model directory (`sertn model build` output), or a bare name for `circuits/<name>`. */
+  model: string
+  /** The registry name (default: the manifest's name). */
+  name?: string
+  chains: readonly RegistrationChain[]
+  /** Where the artifacts go; nodes fetch them from there. */
+  storage: StoragePlugin
+  /** Wei per inference, beyond gas (default 0.001 ether). */
+  fee?: bigint
+  /** Default: the manifest's, derived from the circuit's size. */
+  computeUnits?: number
+  /** Register a circuit set up with a locally generated SRS (the registries must accept it too). */
+  allowInsecureSrs?: boolean
+  onProgress?: (step: 'upload' | 'register' | 'record', detail: string) => void
+}
+
+export type NetworkRegistration = {
+  name: string
+  modelId: Hex
+  artifacts: ArtifactRefs
+  /** Storage id of the artifact index. */
+  index: string
+  uploaded: number
+  reused: number
+  /** Per chain name. */
+  chains: Record<string, RegisteredModel>
+}
+
+/** The model is too large for a registry, or registered already with other artifacts. */
+export class ModelRegistrationError extends SertnError {
+  override name = 'ModelRegistrationError'
+}
+
+export async function registerModelOnNetwork(p: RegisterModelOnNetworkParameters): Promise<NetworkRegistration> {
+  const dir = modelDirOf(p.model)
+  const { manifest, artifactsHash } = readManifest(dir)
+  const name = p.name ?? manifest.name
+  const owners = new Set(p.chains.map((c) => c.client.account.address.toLowerCase()))
+  if (owners.size !== 1) throw new ModelRegistrationError('register a model with one account on every chain: its id is derived from the account and the name')
+  const hubs = p.chains.filter((c) => c.hub)
+  if (hubs.length > 1) throw new ModelRegistrationError(`one hub per network, got ${hubs.map((c) => c.name).join(', ')}`)
+  const modelId = modelIdOf(p.chains[0]!.client.account.address, name)
+
+  // Refuse before spending anything: a chain that has this name with another build.
+  for (const c of p.chains) {
+    const terms = await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [modelId] })
+    if (terms.version !== 0 && terms.artifactsHash.toLowerCase() !== artifactsHash.toLowerCase())
+      throw new ModelRegistrationError(`${name} is registered on ${c.name} with other artifacts (${terms.artifactsHash}, version ${terms.version})`, {
+        details: 'A model id names one circuit at a time: register this build under another --name (or update the circuit on every chain).',
+      })
+  }
+
+  p.onProgress?.('upload', `${Object.keys(manifest.files).length + 2} files to ${p.storage.name}`)
+  const published = await publishModelArtifacts(p.storage, dir, (file, done, total) => p.onProgress?.('upload', `${file} (${done + 1}/${total + 1})`))
+  // Nodes find the model by the index id alone: make sure it can be read back before registering.
+  if (p.storage.getById) await p.storage.getById(published.index.id, { maxBytes: 1 << 20 })
+
+  const chains: Record<string, RegisteredModel> = {}
+  for (const c of p.chains) {
+    p.onProgress?.('register', `${c.name}: VKA and registration`)
+    chains[c.name] = await registerModel(c.client, {
+      registry: c.registry,
+      model: dir,
+      name,
+      artifacts: published.refs,
+      allowInsecureSrs: p.allowInsecureSrs ?? false,
+      ...(p.fee !== undefined ? { fee: p.fee } : {}),
+      ...(p.computeUnits !== undefined ? { computeUnits: p.computeUnits } : {}),
+    })
+  }
+  const hub = hubs[0]
+  if (hub) {
+    for (const spoke of p.chains.filter((c) => !c.hub)) {
+      if (spoke.domain === undefined) throw new ModelRegistrationError(`spoke ${spoke.name} has no messenger domain to record it under on the hub`)
+      p.onProgress?.('record', `${spoke.name}'s VKA on the hub (domain ${spoke.domain})`)
+      await recordChainDeployments({ hub: { client: hub.client, registry: hub.registry }, spoke: { client: spoke.client, domain: spoke.domain }, models: [chains[spoke.name]!] })
+    }
+  }
+  return {
+    name,
+    modelId,
+    artifacts: published.refs,
+    index: base64UrlIdOf(published.refs.index),
+    uploaded: published.uploaded,
+    reused: published.reused,
+    chains,
+  }
+}

@@ -1,0 +1,394 @@
+/**
+ * `sertn model …`: what a model creator runs.
+ *
+ *   sertn model build <network.onnx> --input <samples.json> [--name] [--tolerance] [--target] …
+ *   sertn model register <dir> [--name] [--fee ETH] [--compute-units N] [--data-dir | --config]
+ *
+ * The build prints each step as it finishes (the sizing search's candidates among them), then a
+ * report: the circuit's size, key and proof sizes, timings (native and WASM), the verify gas on
+ * anvil and the output error against onnxruntime on every sample. `--json` prints the report as
+ * JSON on stdout instead. The report is also written to `<out>/.build/report.json`.
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { basename, dirname, join, relative, resolve } from 'node:path'
+import type { BuildEvent, BuildModelParameters, BuildReport, Candidate, Target } from '../circuits/pipeline/build.ts'
+import type { Address, Hex } from 'viem'
+import type { Visibility } from '../core/manifest.ts'
+import type { StoragePlugin } from '../core/plugins.ts'
+import { Progress, type Step } from './progress.ts'
+import { dim, fmtMs, green, out, red } from './ui.ts'
+import { UsageError } from './common.ts'
+
+export type ModelBuildCommandParameters = {
+  onnx: string
+  samples: string
+  name?: string
+  outDir?: string
+  description?: string
+  tolerance?: number
+  target?: Target
+  visibility?: { input?: Visibility; output?: Visibility }
+  inputBound?: number
+  variables?: Record<string, number>
+  maxLogrows?: number
+  /** Where locally generated SRS files are kept (default circuits/srs). */
+  srsDir?: string
+  /** Narrows or widens the sizing search. */
+  search?: BuildModelParameters['search']
+  wasm?: boolean
+  json?: boolean
+}
+
+/** The model name a file suggests: its folder for `…/<name>/network.onnx`, its stem otherwise. */
+export function defaultModelName(onnx: string): string {
+  const stem = basename(onnx).replace(/\.onnx$/i, '')
+  return stem === 'network' || stem === 'model' ? basename(dirname(resolve(onnx))) : stem
+}
+
+/** `--var batch_size=1,seq=16` → { batch_size: 1, seq: 16 }. */
+export function parseVariables(text: string | undefined): Record<string, number> {
+  if (!text) return {}
+  const vars: Record<string, number> = {}
+  for (const part of text.split(',')) {
+    const m = /^\s*([A-Za-z_][\w.]*)\s*=\s*(\d+)\s*$/.exec(part)
+    if (!m) throw new UsageError(`--var takes name=size pairs separated by commas, like batch_size=1; got "${part}"`)
+    vars[m[1]!] = Number(m[2])
+  }
+  return vars
+}
+
+const shortMs = (ms: number) => fmtMs(ms)
+const kb = (bytes: number) => (bytes < 1024 ? `${bytes} B` : bytes < 1 << 20 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`)
+
+function candidateLine(c: Candidate): string {
+  const what =
+    c.stage === 'scale'
+      ? `scale ${c.scale}`
+      : `scale ${c.scale}, decomp ${c.decompBase}^${c.decompLegs}, ${c.columns} col${c.columns === 1 ? '' : 's'}, margin ${c.lookupMargin}`
+  const result = c.ok
+    ? `${c.logrows !== undefined ? `logrows ${c.logrows} (${c.rows} rows), ` : ''}error ${c.maxAbsError?.toPrecision(3)}`
+    : `rejected: ${c.reason ?? `error ${c.maxAbsError?.toPrecision(3)}`}`
+  return `    ${c.ok ? green('·') : red('·')} ${what.padEnd(46)} ${dim(result)}  ${dim(shortMs(c.ms))}`
+}
+
+/** The human report: what a creator needs before registering. */
+export function formatReport(r: BuildReport, cwd = process.cwd()): string {
+  const m = r.manifest
+  const rows: [string, string][] = [
+    ['model', `${r.name} → ${relative(cwd, r.dir) || '.'}`],
+    ['graph', `${Object.entries(m.source.operators).map(([op, n]) => `${op}×${n}`).join(' ')} · ${m.source.parameters} weights (fixed)`],
+    ['tensors', `in ${m.inputs.map((t) => `${t.name}[${t.shape.join('×')}]`).join(' ')} (${m.visibility.input}) → out ${m.outputs.map((t) => `${t.name}[${t.shape.join('×')}]`).join(' ')} (${m.visibility.output})`],
+    ['chosen', `scale ${r.chosen.inputScale}, decomp ${r.chosen.decompBase}^${r.chosen.decompLegs}, ${r.chosen.numInnerCols} inner column(s), lookup margin ${r.chosen.lookupSafetyMargin} (${r.candidates.length} candidates tried)`],
+    ['circuit', `logrows ${r.layout.logrows}, ${r.layout.rows} rows used, ${r.layout.columns} inner column(s), ${r.layout.totalAssignments} advice cells; ${m.computeUnits} compute unit(s)`],
+    ['sizes', `pk ${kb(r.sizes.pk)} (derived by provers, not shipped), vk ${kb(r.sizes.vk)}, proof ${kb(r.sizes.proof)}, compiled ${kb(r.sizes.compiled)}, SRS ${kb(r.sizes.srs)}, VKA ${kb(r.sizes.vkaRuntime)}`],
+    ['native', `setup ${shortMs(r.native.setupMs)}, witness ${shortMs(r.native.witnessMs)}, prove ${shortMs(r.native.proveMs)}, verify ${shortMs(r.native.verifyMs)}`],
+    ['wasm', r.wasm ? `witness ${shortMs(r.wasm.witnessMs)}, prove ${shortMs(r.wasm.proveMs)}, verify ${shortMs(r.wasm.verifyMs)}; verifies the native proof: ${r.wasm.verifiesNativeProof ? 'yes' : 'no'}` : 'not measured (--no-wasm)'],
+    ['verify gas', `${r.verifyGas.toLocaleString('en-US')} (reusable verifier + VKA, anvil)`],
+    ['output error', `max ${r.fidelity.maxAbsError.toPrecision(3)}, mean ${r.fidelity.meanAbsError.toPrecision(3)} over ${r.fidelity.samples} samples against ${r.fidelity.reference} (tolerance ${r.fidelity.tolerance})`],
+    ['per sample', r.fidelity.perSample.map((e) => e.toPrecision(2)).join(' ')],
+    ['SRS', `${r.srs.file} (logrows ${r.srs.logrows}${r.srs.generated ? ', generated now' : ''}; ${m.srs.insecure ? 'INSECURE: generated locally, dev and tests only' : m.srs.source})`],
+    ['artifacts', `${r.artifactsHash} (sha256 of manifest.json)`],
+    ['registrable', r.registrable.ok ? 'yes' : `no: ${r.registrable.reason}`],
+    ['machine', `${r.machine.cpus} cores, ${kb(r.machine.memoryBytes)}; ezkl peak RSS ${kb(r.peakRssBytes)}; ${shortMs(r.totalMs)} in all`],
+  ]
+  return rows.map(([k, v]) => `  ${k.padEnd(13)}${v}`).join('\n')
+}
+
+export async function modelBuildCommand(p: ModelBuildCommandParameters): Promise<number> {
+  const { buildModel } = await import('../circuits/pipeline/build.ts')
+  const name = p.name ?? defaultModelName(p.onnx)
+  const outDir = p.outDir ?? join('circuits', name)
+  const progress = new Progress()
+  let step: Step | undefined
+  let stepLabel = ''
+  const onEvent = (e: BuildEvent) => {
+    if (e.type === 'candidate') {
+      const { type: _, ...c } = e
+      progress.line(candidateLine(c))
+    } else if (e.type === 'progress') {
+      if (!step || stepLabel !== e.step) {
+        step?.cancel()
+        step = progress.begin(e.step, { announce: true })
+        stepLabel = e.step
+      }
+      step.note(e.total ? `${e.message} (${(e.index ?? 0) + 1}/${e.total})` : e.message)
+    } else {
+      step?.cancel()
+      step = undefined
+      progress.done(e.step, e.ms, e.detail)
+    }
+  }
+  const params: BuildModelParameters = {
+    onnx: p.onnx,
+    samples: p.samples,
+    name,
+    outDir,
+    onEvent,
+    ...(p.description !== undefined ? { description: p.description } : {}),
+    ...(p.tolerance !== undefined ? { tolerance: p.tolerance } : {}),
+    ...(p.target !== undefined ? { target: p.target } : {}),
+    ...(p.visibility ? { visibility: p.visibility } : {}),
+    ...(p.inputBound !== undefined ? { inputBound: p.inputBound } : {}),
+    ...(p.variables ? { variables: p.variables } : {}),
+    ...(p.maxLogrows !== undefined ? { maxLogrows: p.maxLogrows } : {}),
+    ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),
+    ...(p.search ? { search: p.search } : {}),
+    measure: { wasm: p.wasm ?? true },
+  }
+  progress.line(`building ${name} from ${p.onnx} with samples ${p.samples} (native ezkl 21.0.0)`)
+  let report: BuildReport
+  try {
+    report = await buildModel(params)
+  } finally {
+    step?.cancel()
+    progress.pause()
+  }
+  await mkdir(join(report.dir, '.build'), { recursive: true })
+  await writeFile(join(report.dir, '.build', 'report.json'), `${JSON.stringify(report, null, 2)}\n`)
+  if (p.json) console.log(JSON.stringify(report))
+  else console.log(`\n${out.bold(`${report.name}: built`)}\n${formatReport(report)}`)
+  return 0
+}
+
+export type ModelRegisterCommandParameters = {
+  /** The model directory (`sertn model build` output). */
+  dir: string
+  name?: string
+  /** Wei per inference, beyond gas. */
+  fee?: bigint
+  computeUnits?: number
+  dataDir?: string
+  config?: string
+  /** The creator's key (default: SERTN_MODEL_OWNER_KEY, or the local stack's dev owner on a local stack). */
+  privateKey?: Hex
+  json?: boolean
+}
+
+/**
+ * `sertn model register <dir>`: uploads the model's artifacts to the configured storage, and
+ * registers it on every configured chain's registry (hub and spokes), recording each spoke's VKA on
+ * the hub.
+ */
+export async function modelRegisterCommand(p: ModelRegisterCommandParameters): Promise<number> {
+  const [{ privateKeyToAccount }, { evmChainOf }, { createSertnClient }, { registerModelOnNetwork }, { buildContainer }, { TOKENS }, { readModelManifest }, common, accounts] =
+    await Promise.all([
+      import('viem/accounts'),
+      import('../chains/evm/chain.ts'),
+      import('../chains/evm/clients.ts'),
+      import('../chains/evm/register-model.ts'),
+      import('../workflows/worker/container.ts'),
+      import('../core/di.ts'),
+      import('../core/manifest.ts'),
+      import('./common.ts'),
+      import('./accounts.ts'),
+    ])
+  const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
+  const { manifest } = await readModelManifest(p.dir)
+  const progress = new Progress()
+  let key = p.privateKey ?? (process.env.SERTN_MODEL_OWNER_KEY as Hex | undefined)
+  if (!key) {
+    if (!Object.values(stack.config.chains).every((c) => /^https?:\/\/(127\.0\.0\.1|localhost)(:|\/|$)/.test(c.rpcUrl)))
+      throw new UsageError('sertn model register needs the creator\'s key: --private-key 0x… or SERTN_MODEL_OWNER_KEY')
+    key = accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)
+    progress.warn(`registering with the local stack's dev owner key (anvil account ${accounts.OWNER_ACCOUNT}): local chains only`)
+  }
+  const account = privateKeyToAccount(key)
+  const chains = Object.entries(stack.config.chains).map(([name, c]) => {
+    if (!c.registry) throw new common.UsageError(`chain ${name} has no registry address in ${common.shown(stack.configFile)}`)
+    return {
+      name,
+      client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, { pollingInterval: Math.min(c.pollingIntervalMs, 250) }),
+      registry: c.registry as Address,
+      ...(c.hyperlane ? { domain: c.hyperlane.domain } : {}),
+      hub: c.market !== undefined,
+    }
+  })
+  const { container, dispose } = buildContainer(stack.config)
+  try {
+    const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
+    let step: Step | undefined
+    let stepName = ''
+    const r = await registerModelOnNetwork({
+      model: p.dir,
+      ...(p.name !== undefined ? { name: p.name } : {}),
+      chains,
+      storage,
+      allowInsecureSrs: stack.config.models.allowInsecureSrs,
+      ...(p.fee !== undefined ? { fee: p.fee } : {}),
+      ...(p.computeUnits !== undefined ? { computeUnits: p.computeUnits } : {}),
+      onProgress: (s, detail) => {
+        if (stepName !== s) {
+          step?.done()
+          step = progress.begin(s, { announce: true })
+          stepName = s
+        }
+        step!.note(detail)
+      },
+    })
+    step?.done()
+    progress.pause()
+    if (p.json) console.log(JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
+    else {
+      const lines: [string, string][] = [
+        ['model', `${r.name} (${manifest.description || 'no description'})`],
+        ['id', `${r.modelId} (from ${account.address} and the name)`],
+        ['artifacts', `${r.artifacts.manifestHash} · index ${r.index} on ${storage.name} (${r.uploaded} uploaded, ${r.reused} reused)`],
+        ...Object.entries(r.chains).map(([name, m]) => [name, `VKA ${m.vka}, registered`] as [string, string]),
+        ['circuit', `logrows ${manifest.logrows}, ${manifest.computeUnits} compute unit(s); input ${manifest.visibility.input}, output ${manifest.visibility.output}${manifest.srs.insecure ? '; INSECURE SRS (local chains only)' : ''}`],
+      ]
+      console.log(`\n${out.bold(`${r.name}: registered`)}\n${lines.map(([k, v]) => `  ${k.padEnd(11)}${v}`).join('\n')}`)
+    }
+    return 0
+  } finally {
+    await dispose()
+  }
+}
+
+/** A model id from `0x…` (itself) or a name (with the registering account: --owner, else the local stack's dev owner). */
+async function modelIdFrom(arg: string, owner: Address | undefined): Promise<Hex> {
+  if (/^0x[0-9a-fA-F]{64}$/.test(arg)) return arg as Hex
+  const [{ modelIdOf }, accounts, { privateKeyToAccount }] = await Promise.all([import('../core/models.ts'), import('./accounts.ts'), import('viem/accounts')])
+  return modelIdOf(owner ?? privateKeyToAccount(accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)).address, arg)
+}
+
+/** The configured chains as the creator (or a reader) reaches them. */
+async function networkClients(stack: Awaited<ReturnType<typeof import('./common.ts')['openStack']>>, key: Hex | undefined) {
+  const [{ privateKeyToAccount }, { evmChainOf }, { createSertnClient }, accounts] = await Promise.all([
+    import('viem/accounts'),
+    import('../chains/evm/chain.ts'),
+    import('../chains/evm/clients.ts'),
+    import('./accounts.ts'),
+  ])
+  const account = privateKeyToAccount(key ?? accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT))
+  return Object.entries(stack.config.chains).map(([name, c]) => {
+    if (!c.registry) throw new UsageError(`chain ${name} has no registry address in the configuration`)
+    return {
+      name,
+      client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, { pollingInterval: Math.min(c.pollingIntervalMs, 250) }),
+      registry: c.registry as Address,
+      hub: c.market !== undefined,
+    }
+  })
+}
+
+export type ModelBacktestCommandParameters = {
+  action: 'publish' | 'verify'
+  /** publish: the model directory; verify: a model name or id. */
+  target: string
+  /** publish: a samples file ({"input_data": …}); default <dir>/samples.json. */
+  samples?: string
+  name?: string
+  owner?: Address
+  chain?: string
+  dataDir?: string
+  config?: string
+  privateKey?: Hex
+  json?: boolean
+}
+
+/**
+ * `sertn model backtest publish <dir>` proves the model's samples and publishes the proven pairs;
+ * `sertn model backtest verify <model>` checks every published pair against the registered circuit.
+ */
+export async function modelBacktestCommand(p: ModelBacktestCommandParameters): Promise<number> {
+  const [common, { buildContainer }, { TOKENS }, bt, { readModelManifest, loadModelArtifacts }, { quantize }, { splitSamples }] = await Promise.all([
+    import('./common.ts'),
+    import('../workflows/worker/container.ts'),
+    import('../core/di.ts'),
+    import('../chains/evm/backtests.ts'),
+    import('../core/manifest.ts'),
+    import('../core/field.ts'),
+    import('../circuits/pipeline/build.ts'),
+  ])
+  const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
+  const progress = new Progress()
+  const chains = await networkClients(stack, p.privateKey ?? (process.env.SERTN_MODEL_OWNER_KEY as Hex | undefined))
+  const { container, dispose } = buildContainer(stack.config)
+  try {
+    const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
+    const prover = container.resolve<import('../core/plugins.ts').ProverPlugin>(TOKENS.Prover)
+    if (p.action === 'publish') {
+      const { manifest } = await readModelManifest(p.target)
+      const model = await loadModelArtifacts(p.target, { allowInsecureSrs: stack.config.models.allowInsecureSrs })
+      const samplesFile = p.samples ?? join(p.target, 'samples.json')
+      const { readFile } = await import('node:fs/promises')
+      const samples = splitSamples(JSON.parse(await readFile(samplesFile, 'utf8')), manifest.inputs)
+      const inputs = samples.map((s) => s.flat().map((x) => quantize(x, manifest.inputScale)))
+      const modelId = await modelIdFrom(p.name ?? manifest.name, chains[0]!.client.account.address)
+      const step = progress.begin(`prove ${inputs.length} samples (${prover.name})`, { announce: true })
+      const r = await bt.publishBacktests({ model, inputs, prover, storage, chains, modelId, onProgress: (done, total) => step.note(`${done}/${total}`) })
+      step.done(`${r.pairs} proven pairs stored as ${r.id} (sha256 ${r.sha256.slice(0, 18)}…), recorded on ${chains.map((c) => c.name).join(', ')}`)
+      progress.pause()
+      if (p.json) console.log(JSON.stringify(r))
+      return 0
+    }
+    const chain = (p.chain ? chains.find((c) => c.name === p.chain) : (chains.find((c) => c.hub) ?? chains[0])) ?? undefined
+    if (!chain) throw new UsageError(`no chain named ${p.chain} in the configuration (chains: ${chains.map((c) => c.name).join(', ')})`)
+    const modelId = await modelIdFrom(p.target, p.owner)
+    const models = container.resolve<import('../core/models.ts').ModelStore>(TOKENS.Models)
+    const report = await progress.step(`verify backtests on ${chain.name}`, () =>
+      bt.verifyBacktests({ client: chain.client, registry: chain.registry, modelId, storage, models, prover, where: chain.name }),
+      (r) => `${r.valid}/${r.pairs.length} pairs valid`,
+      { announce: true },
+    )
+    progress.pause()
+    if (p.json) console.log(JSON.stringify(report))
+    else {
+      console.log(`\n${out.bold(`${report.model}: ${report.valid}/${report.pairs.length} backtest pairs verified`)} (document ${report.ref}, proven against version ${report.provenVersion}, registered version ${report.version})`)
+      for (const v of report.pairs)
+        console.log(`  #${String(v.index).padEnd(3)} ${v.bound && v.offChain && v.onChain ? green('valid') : red('INVALID')}  instances bound: ${v.bound ? 'yes' : 'no'}, off-chain: ${v.offChain ? 'yes' : 'no'}, on-chain: ${v.onChain ? 'yes' : 'no'}${v.reason ? dim(`  ${v.reason}`) : ''}`)
+    }
+    return report.valid === report.pairs.length ? 0 : 1
+  } finally {
+    await dispose()
+  }
+}
+
+export type ModelShowCommandParameters = { target: string; owner?: Address; dataDir?: string; config?: string; json?: boolean }
+
+/** `sertn model show <model>`: the registration on every chain, its usage and its backtests, one line each. */
+export async function modelShowCommand(p: ModelShowCommandParameters): Promise<number> {
+  const [common, { readRegisteredCircuit }, { ModelRegistry, InferenceGateway }] = await Promise.all([
+    import('./common.ts'),
+    import('../chains/evm/plugin/registry.ts'),
+    import('../contracts/artifacts/index.ts'),
+  ])
+  const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
+  const modelId = await modelIdFrom(p.target, p.owner)
+  const chains = await networkClients(stack, undefined)
+  const rows: Record<string, unknown>[] = []
+  for (const c of chains) {
+    const r = await readRegisteredCircuit(c.client, c.registry, modelId, c.name)
+    if (!r) {
+      rows.push({ chain: c.name, registered: false })
+      continue
+    }
+    const gateway = stack.config.chains[c.name]!.gateway as Address
+    const [usage, backtests] = await Promise.all([
+      c.client.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [modelId] }),
+      c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getBacktests', args: [modelId] }),
+    ])
+    rows.push({ chain: c.name, registered: true, ...r, usage, backtests })
+  }
+  if (p.json) console.log(JSON.stringify({ modelId, chains: rows }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
+  else {
+    console.log(out.bold(`model ${modelId}`))
+    for (const r of rows) {
+      if (!r.registered) {
+        console.log(`  ${String(r.chain).padEnd(8)} not registered`)
+        continue
+      }
+      const x = r as unknown as import('../core/registered.ts').RegisteredCircuit & {
+        chain: string
+        usage: { requests: bigint; served: bigint; requesters: number; repeatRequesters: number }
+        backtests: { pairs: number; version: number }
+      }
+      console.log(
+        `  ${x.chain.padEnd(8)} ${x.name} v${x.version}${x.active ? '' : ' (inactive)'}, owner ${x.owner}; verifier ${x.verifier}, VKA ${x.vka}; artifacts ${x.artifacts.manifestHash.slice(0, 18)}…; ` +
+          `input ${x.inputVisibility}, output ${x.outputVisibility}${x.insecureSrs ? ', INSECURE SRS' : ''}\n           usage: ${x.usage.requests} requests, ${x.usage.served} served, ${x.usage.requesters} requesters (${x.usage.repeatRequesters} repeat); ` +
+          `backtests: ${x.backtests.pairs ? `${x.backtests.pairs} pairs (version ${x.backtests.version})` : 'none'}`,
+      )
+    }
+  }
+  return 0
+}

@@ -1,0 +1,128 @@
+/**
+ * `sertn model build` as a creator runs it (the CLI, in a child process, with the pinned native
+ * ezkl): a model the repository ships is built from its sources into a scratch folder and comes out
+ * the same circuit as the committed one, with its report; models EZKL cannot prove end in one line
+ * that names the operator, the dimension or the limit, never a Python traceback.
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import type { BuildReport } from '../../circuits/pipeline/build.ts'
+import { modelDir, parseManifest } from '../../core/manifest.ts'
+import { startProcess } from '../../core/process.ts'
+import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
+import { REPO_ROOT, SERTN_CLI } from '../../cli/common.ts'
+
+let tmp: string
+let python: string
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'sertn-model-build-'))
+  python = await ensureNativeEzkl()
+})
+
+afterAll(async () => {
+  if (tmp) await rm(tmp, { recursive: true, force: true })
+})
+
+/** Runs `sertn model build …`; resolves to its exit code and output. */
+async function build(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const proc = startProcess({
+    name: 'sertn-model-build',
+    command: process.execPath,
+    args: ['--import', 'tsx', SERTN_CLI, 'model', 'build', ...args],
+    cwd: REPO_ROOT,
+    onLine: (line, stream) => {
+      if (stream === 'stdout') stdout += `${line}\n`
+      else stderr += `${line}\n`
+    },
+  })
+  const code = await proc.closed
+  return { code, stdout, stderr }
+}
+
+/** Writes an ONNX graph made with onnx.helper (Python) from `body`, which builds `graph` from `x`. */
+function onnxOf(file: string, body: string, inputShape = "[1, 4]") {
+  const script = [
+    'import onnx, sys',
+    'from onnx import helper, TensorProto',
+    `x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ${inputShape})`,
+    'y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)',
+    body,
+    'g = helper.make_graph(nodes, "g", [x], [y])',
+    'm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]); m.ir_version = 8',
+    'onnx.save(m, sys.argv[1])',
+  ].join('\n')
+  const r = spawnSync(python, ['-c', script, file], { encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(r.stderr)
+}
+
+describe('sertn model build', () => {
+  test('default: builds a shipped model from its sources into the committed circuit, with a report of every figure', async () => {
+    const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
+    const out = join(tmp, 'sertn-linreg')
+    const r = await build([join(src, 'network.onnx'), '--input', join(src, 'input.json'), '--name', 'sertn-linreg', '--out', out, '--input-bound', '2', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as BuildReport
+    // Progress on stderr: the steps, and the candidates the search tried.
+    expect(r.stderr).toMatch(/✔ inspect .*MatMul/)
+    expect(r.stderr).toMatch(/· scale \d+, decomp \d+\^\d+, [12] cols?, margin 2 +logrows \d+/)
+    expect(report.candidates.length).toBeGreaterThan(4)
+    expect(report.candidates.some((c) => !c.ok)).toBe(true) // the search rejected some scale
+    // Every figure of the report.
+    expect(report.layout.logrows).toBeGreaterThan(0)
+    expect(report.layout.rows).toBeLessThan(2 ** report.layout.logrows)
+    expect(report.sizes).toMatchObject({ pk: expect.any(Number), vk: expect.any(Number), proof: expect.any(Number) })
+    expect(report.native.proveMs).toBeGreaterThan(0)
+    expect(report.wasm?.verifiesNativeProof).toBe(true)
+    expect(report.verifyGas).toBeGreaterThan(400_000)
+    expect(report.fidelity.reference).toBe('onnxruntime')
+    expect(report.fidelity.perSample).toHaveLength(report.fidelity.samples)
+    expect(report.fidelity.maxAbsError).toBeLessThanOrEqual(report.fidelity.tolerance)
+    expect(report.registrable).toEqual({ ok: true })
+    // The committed circuit, byte for byte: the same run arguments, files and VKA.
+    const committed = parseManifest('committed', await readFile(join(modelDir('sertn-linreg'), 'manifest.json')))
+    const built = parseManifest('built', await readFile(join(out, 'manifest.json')))
+    expect(built.runArgs).toEqual(committed.runArgs)
+    expect(built.files).toEqual(committed.files)
+    expect(built.vka).toEqual(committed.vka)
+    expect(built.files['pk.key']).toBeUndefined()
+    expect(JSON.parse(await readFile(join(out, '.build', 'report.json'), 'utf8'))).toMatchObject({ name: 'sertn-linreg', verifyGas: report.verifyGas })
+  })
+
+  test('error: an operator EZKL 21 cannot prove ends in one line that names it and its node', async () => {
+    const file = join(tmp, 'isnan.onnx')
+    onnxOf(file, 'nodes = [helper.make_node("IsNaN", ["x"], ["isnan_out"], name="nan_check"), helper.make_node("Cast", ["isnan_out"], ["y"], to=1)]')
+    const r = await build([file, '--input', join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'), '--out', join(tmp, 'isnan')])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^error: unsupported operator IsNaN \(node "nan_check"\): EZKL 21 cannot prove it$/m)
+    expect(r.stderr).not.toMatch(/Traceback/)
+  })
+
+  test('error: an operator of a custom domain ends in one line that names it', async () => {
+    const file = join(tmp, 'custom.onnx')
+    onnxOf(file, 'nodes = [helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", name="trees")]\nimport onnx as _o')
+    const r = await build([file, '--input', join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'), '--out', join(tmp, 'custom')])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^error: unsupported operator TreeEnsembleRegressor \(domain ai\.onnx\.ml, node "trees"\): EZKL 21 proves standard ONNX tensor operators only/m)
+  })
+
+  test('error: a dynamic dimension ends in one line that names the input, the axis and the dimension', async () => {
+    const file = join(tmp, 'dynamic.onnx')
+    onnxOf(file, 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[1, "seq"]')
+    const r = await build([file, '--input', join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'), '--out', join(tmp, 'dynamic')])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^error: input "x" has a dynamic dimension "seq" \(axis 1\): give it a size with --var seq=N$/m)
+  })
+
+  test('error: a circuit larger than the limit ends in one line naming the limit', async () => {
+    const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-trees')
+    const r = await build([join(src, 'network.onnx'), '--input', join(src, 'input.json'), '--out', join(tmp, 'too-large'), '--max-logrows', '9', '--no-wasm'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^error: no layout of the circuit fits in 2\^9 rows, the most this machine sets up \(or --max-logrows\)/m)
+  })
+})
