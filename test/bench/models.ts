@@ -10,7 +10,7 @@
  *   "verifyGas","maxAbsError","input","paperMs","speedup"} | {"error"}}}
  *
  * A model whose input has more elements than a registry takes in public is built with its input
- * hashed, as a creator would register it. BENCH_TOLERANCE (default 0.01) is the output error the
+ * hashed, as a creator would register it (BENCH_INPUT_VISIBILITY=public|hashed forces one). BENCH_TOLERANCE (default 0.01) is the output error the
  * sizing search keeps within; BENCH_COLUMNS (default 1,2,4) the inner columns it may use (more
  * columns prove faster on more rows, at more verify gas); BENCH_RUNS (default 5).
  *
@@ -73,7 +73,8 @@ export async function benchModels(dir: string, runs: number): Promise<Record<str
       try {
         const inspected = await inspectModel(onnx)
         const inputElements = inspected.inputs.reduce((n, t) => n + shapeSize(t.shape), 0)
-        const input = inputElements > MAX_PUBLIC_ELEMENTS ? 'hashed' : 'public'
+        const forced = process.env.BENCH_INPUT_VISIBILITY
+        const input = forced === 'public' || forced === 'hashed' ? forced : inputElements > MAX_PUBLIC_ELEMENTS ? 'hashed' : 'public'
         const t0 = performance.now()
         const report: BuildReport = await buildModel({
           onnx,
@@ -108,7 +109,7 @@ export async function benchModels(dir: string, runs: number): Promise<Record<str
           verifyGas: report.verifyGas,
           maxAbsError: Number(report.fidelity.maxAbsError.toPrecision(3)),
           input,
-          ...(paper ? { paperMs: paper.ms, speedup: Number((paper.ms / native).toFixed(2)) } : {}),
+          ...(paper ? { paperMs: paper.ms, speedup: Number((paper.ms / native).toPrecision(2)) } : {}),
         }
         log(`models: ${name}: built in ${Math.round(performance.now() - t0)} ms; native prove ${ms.map(Math.round).join(', ')} ms (median ${native})`)
       } catch (err) {

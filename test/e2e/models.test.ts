@@ -8,7 +8,7 @@
  * stored input that does not match its commitment, an artifact altered in storage, an unregistered
  * model, and a registry whose verifier is not the pinned one.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
@@ -32,6 +32,8 @@ import type { ProverPlugin, StoragePlugin } from '../../core/plugins.ts'
 import { createEzklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { publishBacktests, verifyBacktests } from '../../chains/evm/backtests.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
+import { REPO_ROOT, SERTN_CLI } from '../../cli/common.ts'
+import { startProcess } from '../../core/process.ts'
 import { expectRevert } from '../support/chain.ts'
 import { deploySpokeConsumer, SPOKE_DOMAIN, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
 import { boundedTeardown, CALLBACK_GAS, startWorkers, within, type InProcessWorkers } from '../support/stack.ts'
@@ -327,5 +329,59 @@ describe('verified backtests', () => {
       stack.hub.user.simulateContract({ address: chains[0]!.registry, abi: ModelRegistry.abi, functionName: 'publishBacktests', args: [reg.modelId, `0x${'01'.repeat(32)}`, `0x${'02'.repeat(32)}`, 1] }),
     )
     expect(err).toEqual({ errorName: 'ModelRegistryNotModelOwner', args: [reg.modelId, stack.hub.user.account.address] })
+  })
+})
+
+describe('the sertn model commands on this network', () => {
+  /** Runs `sertn model …` with the stack's configuration; resolves to its exit code and output. */
+  async function sertn(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const configFile = join(stack.dataDir, 'cli.config.json')
+    await writeFile(configFile, JSON.stringify(stack.config))
+    let stdout = ''
+    let stderr = ''
+    const proc = startProcess({
+      name: 'sertn-model',
+      command: process.execPath,
+      args: ['--import', 'tsx', SERTN_CLI, 'model', ...args, '--config', configFile],
+      cwd: REPO_ROOT,
+      onLine: (line, stream) => {
+        if (stream === 'stdout') stdout += `${line}\n`
+        else stderr += `${line}\n`
+      },
+    })
+    const code = await proc.closed
+    return { code, stdout, stderr }
+  }
+
+  test('default: sertn model register puts a build on every chain (reusing its uploads); sertn model show reads it back with its usage', async () => {
+    const r = await sertn(['register', 'circuits/sertn-svm', '--name', 'sertn-svm/cli', '--fee', '0.002', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/local stack's dev owner key/)
+    const reg = JSON.parse(r.stdout.trim().split('\n').pop()!) as { modelId: Hex; uploaded: number; reused: number; chains: Record<string, { vka: Address }> }
+    expect(reg.modelId).toBe(modelIdOf(stack.hub.owner.account.address, 'sertn-svm/cli'))
+    expect(reg.uploaded).toBe(0) // the same build's files were uploaded before: found by tag
+    expect(Object.keys(reg.chains).sort()).toEqual(['hub', 'spoke'])
+    const show = await sertn(['show', 'sertn-svm/cli', '--json'])
+    expect(show.code, show.stderr).toBe(0)
+    const shown = JSON.parse(show.stdout.trim().split('\n').pop()!) as { chains: { chain: string; registered: boolean; name: string; version: number; usage: { requests: string } }[] }
+    expect(shown.chains.map((c) => [c.chain, c.registered, c.name, c.version, c.usage.requests])).toEqual([
+      ['hub', true, 'sertn-svm/cli', 1, '0'],
+      ['spoke', true, 'sertn-svm/cli', 1, '0'],
+    ])
+    const fee = await stack.spoke.user.readContract({ address: spokeRegistry(), abi: ModelRegistry.abi, functionName: 'getModel', args: [reg.modelId] })
+    expect(fee.fee).toBe(2_000_000_000_000_000n)
+  })
+
+  test('default: sertn model backtest verify checks the published pairs and exits 0 when all are valid', async () => {
+    const r = await sertn(['backtest', 'verify', 'sertn-svm', '--json'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toMatchObject({ model: 'sertn-svm', valid: 4 })
+  })
+
+  test('error: sertn model backtest verify exits 1 when a pair is invalid', async () => {
+    const r = await sertn(['backtest', 'verify', 'sertn-linreg'])
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/sertn-linreg: 1\/2 backtest pairs verified/)
+    expect(r.stdout).toMatch(/#1 +INVALID/)
   })
 })

@@ -9,6 +9,10 @@
  *
  *   npx tsx test/replay/record.ts [crosschain]
  *
+ * Histories are named `resolved-*.json` since the workflow resolves each request's model from the
+ * registry first (`patched('resolve-model')`); the histories recorded before that (`request-*.json`,
+ * `spoke-request-*.json`) are kept, because workflows started before the change must still replay.
+ *
  * Run it again (and commit the new fixtures) only when the request workflow changes on purpose in a
  * way that running workflows cannot replay (then old histories need a patch or a new workflow
  * version, not just new fixtures).
@@ -49,8 +53,8 @@ async function recordCrossChain(): Promise<void> {
     const spoke = s.network.spokes[0]!
     const twin = await registerModel(s.spoke.owner, { registry: spoke.spoke.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
     const cases: { name: string; modelId: `0x${string}`; expect: (o: RequestOutcome) => boolean }[] = [
-      { name: 'spoke-request-fulfilled', modelId: spoke.models[0]!.modelId, expect: (o) => o.stage === 'fulfilled' && o.hub?.settlement === 'Fulfilled' },
-      { name: 'spoke-request-failed-on-hub', modelId: twin.modelId, expect: (o) => o.stage === 'failed' && o.hub?.settlement === 'Failed' },
+      { name: 'resolved-spoke-request-fulfilled', modelId: spoke.models[0]!.modelId, expect: (o) => o.stage === 'fulfilled' && o.hub?.settlement === 'Fulfilled' },
+      { name: 'resolved-spoke-request-failed-on-hub', modelId: twin.modelId, expect: (o) => o.stage === 'failed' && o.hub?.settlement === 'Failed' },
     ]
     for (const c of cases) {
       const r = await requestOnSpoke(s, consumer, { modelId: c.modelId })
@@ -85,8 +89,8 @@ async function main(): Promise<void> {
     })
 
     const cases: { name: string; modelId: `0x${string}`; expect: (o: RequestOutcome) => boolean }[] = [
-      { name: 'request-fulfilled', modelId: s.chain.demo.modelId, expect: (o) => o.stage === 'fulfilled' },
-      { name: 'request-failed-unknown-model', modelId: unknown.modelId, expect: (o) => o.stage === 'failed' && o.error?.code === 'ModelUnavailable' },
+      { name: 'resolved-request-fulfilled', modelId: s.chain.demo.modelId, expect: (o) => o.stage === 'fulfilled' },
+      { name: 'resolved-request-failed-unknown-model', modelId: unknown.modelId, expect: (o) => o.stage === 'failed' && o.error?.code === 'ModelUnavailable' },
     ]
     await mkdir(HISTORIES_DIR, { recursive: true })
     for (const c of cases) {

@@ -34,7 +34,7 @@ beforeAll(async () => {
 })
 
 describe('request workflow replay', () => {
-  test('default: the recorded histories are there: fulfilled and failed requests, on the hub and from a spoke', () => {
+  test('default: the recorded histories are there: fulfilled and failed requests, on the hub and from a spoke, before and since model resolution', () => {
     expect(FILES).toEqual(
       expect.arrayContaining(['request-fulfilled.json', 'request-failed-unknown-model.json', 'spoke-request-fulfilled.json', 'spoke-request-failed-on-hub.json']),
     )
@@ -44,6 +44,17 @@ describe('request workflow replay', () => {
     expect(scheduledActivities(read('spoke-request-failed-on-hub.json'))).toContain('failOnHub')
     expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(expect.arrayContaining(['runInference', 'proveInference', 'prepareResult', 'uploadResult', 'fulfillRequest']))
     expect(scheduledActivities(read('request-failed-unknown-model.json'))).toContain('failRequest')
+    // Since model resolution (patched 'resolve-model'): the registry is read first, on every path.
+    expect(FILES).toEqual(
+      expect.arrayContaining([
+        'resolved-request-fulfilled.json',
+        'resolved-request-failed-unknown-model.json',
+        'resolved-spoke-request-fulfilled.json',
+        'resolved-spoke-request-failed-on-hub.json',
+      ]),
+    )
+    for (const f of FILES.filter((x) => x.startsWith('resolved-'))) expect(scheduledActivities(read(f)), f).toContain('resolveModel')
+    for (const f of FILES.filter((x) => !x.startsWith('resolved-'))) expect(scheduledActivities(read(f)), f).not.toContain('resolveModel')
     for (const f of FILES) expect(read(f).events.at(-1)?.eventType, f).toBe('EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED')
   })
 

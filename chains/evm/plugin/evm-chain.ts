@@ -53,7 +53,7 @@ import {
 import type { CursorStore } from './cursor-store.ts'
 import { rejectionOf, RequestSettledError, revertOrThrow, transient } from './errors.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
-import { readRegisteredCircuit, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
+import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
 
 export type EvmChainOptions = {
@@ -168,8 +168,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const watcherKey = options.watcherKey ?? `evm-${options.chainId}-${gateway.toLowerCase()}`
 
   let disposed = false
-  /** The gateway's registry (immutable), read once. */
-  let registry: Promise<Address> | undefined
+  const models = registeredModels(publicClient, { address: gateway, abi: InferenceGateway.abi, what: 'gateway' }, pluginId)
   const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
   const join = joinInflight<TxOutcome>()
   /** Settlements read so far (immutable once made). */
@@ -340,11 +339,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
 
     async getModel(modelId) {
       live()
-      registry ??= publicClient.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'registry' }).catch((err: unknown) => {
-        registry = undefined
-        throw transient(`${pluginId}: reading the gateway's registry`, err)
-      })
-      return readRegisteredCircuit(publicClient, await registry, modelId, pluginId)
+      return models(modelId)
     },
 
     async findSettlement(requestId, fromBlock) {

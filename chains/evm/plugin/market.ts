@@ -27,7 +27,7 @@ import { addressAsBytes32 } from '../crosschain.ts'
 import { rejectionOf, RequestSettledError, revertOrThrow, transient } from './errors.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { truncateReason } from './evm-chain.ts'
-import { readRegisteredCircuit, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
+import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 
 export type EvmMarketOptions = {
   /** The configured name of the hub chain. */
@@ -174,8 +174,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   const read = <T>(functionName: 'quoteResult' | 'quoteFailure', args: readonly unknown[]) =>
     publicClient.readContract({ address: market, abi: InferenceMarket.abi, functionName, args, account: options.account } as never) as Promise<T>
 
-  /** The market's registry (immutable), read once. */
-  let registry: Promise<Address> | undefined
+  const models = registeredModels(publicClient, { address: market, abi: InferenceMarket.abi, what: 'market' }, pluginId)
 
   return {
     kind: 'market',
@@ -188,11 +187,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
 
     async getModel(modelId) {
       live()
-      registry ??= publicClient.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'registry' }).catch((err: unknown) => {
-        registry = undefined
-        throw transient(`${pluginId}: reading the market's registry`, err)
-      })
-      return readRegisteredCircuit(publicClient, await registry, modelId, pluginId)
+      return models(modelId)
     },
 
     async findRequest(route, gateway, spokeRequestId) {

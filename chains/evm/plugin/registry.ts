@@ -79,3 +79,22 @@ export async function readRegisteredCircuit(client: RegistryReader, registry: Ad
     throw transient(`${what}: reading model ${modelId} from registry ${registry}`, err)
   }
 }
+
+/**
+ * `getModel` for a plugin whose contract (a gateway, the market) names its registry in an immutable
+ * `registry()`: the address is read once (again after a failure), then each call reads the model.
+ */
+export function registeredModels(
+  client: RegistryReader,
+  holder: { address: Address; abi: readonly unknown[]; what: string },
+  pluginId: string,
+): (modelId: Hex) => Promise<RegisteredCircuit | undefined> {
+  let registry: Promise<Address> | undefined
+  return async (modelId) => {
+    registry ??= (client.readContract({ address: holder.address, abi: holder.abi as never, functionName: 'registry' } as never) as Promise<Address>).catch((err: unknown) => {
+      registry = undefined
+      throw transient(`${pluginId}: reading the ${holder.what}'s registry`, err)
+    })
+    return readRegisteredCircuit(client, await registry, modelId, pluginId)
+  }
+}
