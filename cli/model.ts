@@ -170,39 +170,18 @@ export type ModelRegisterCommandParameters = {
  * the hub.
  */
 export async function modelRegisterCommand(p: ModelRegisterCommandParameters): Promise<number> {
-  const [{ privateKeyToAccount }, { evmChainOf }, { createSertnClient }, { registerModelOnNetwork }, { buildContainer }, { TOKENS }, { readModelManifest }, common, accounts] =
-    await Promise.all([
-      import('viem/accounts'),
-      import('../chains/evm/chain.ts'),
-      import('../chains/evm/clients.ts'),
-      import('../chains/evm/register-model.ts'),
-      import('../workflows/worker/container.ts'),
-      import('../core/di.ts'),
-      import('../core/manifest.ts'),
-      import('./common.ts'),
-      import('./accounts.ts'),
-    ])
+  const [{ registerModelOnNetwork }, { buildContainer }, { TOKENS }, { readModelManifest }, common] = await Promise.all([
+    import('../chains/evm/register-model.ts'),
+    import('../workflows/worker/container.ts'),
+    import('../core/di.ts'),
+    import('../core/manifest.ts'),
+    import('./common.ts'),
+  ])
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const { manifest } = await readModelManifest(p.dir)
   const progress = new Progress()
-  let key = p.privateKey ?? (process.env.SERTN_MODEL_OWNER_KEY as Hex | undefined)
-  if (!key) {
-    if (!Object.values(stack.config.chains).every((c) => /^https?:\/\/(127\.0\.0\.1|localhost)(:|\/|$)/.test(c.rpcUrl)))
-      throw new UsageError('sertn model register needs the creator\'s key: --private-key 0x… or SERTN_MODEL_OWNER_KEY')
-    key = accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)
-    progress.warn(`registering with the local stack's dev owner key (anvil account ${accounts.OWNER_ACCOUNT}): local chains only`)
-  }
-  const account = privateKeyToAccount(key)
-  const chains = Object.entries(stack.config.chains).map(([name, c]) => {
-    if (!c.registry) throw new common.UsageError(`chain ${name} has no registry address in ${common.shown(stack.configFile)}`)
-    return {
-      name,
-      client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, { pollingInterval: Math.min(c.pollingIntervalMs, 250) }),
-      registry: c.registry as Address,
-      ...(c.hyperlane ? { domain: c.hyperlane.domain } : {}),
-      hub: c.market !== undefined,
-    }
-  })
+  const chains = await creatorClients(stack, p.privateKey, progress)
+  const account = chains[0]!.client.account
   const { container, dispose } = buildContainer(stack.config)
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
@@ -251,21 +230,37 @@ async function modelIdFrom(arg: string, owner: Address | undefined): Promise<Hex
   return modelIdOf(owner ?? privateKeyToAccount(accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)).address, arg)
 }
 
-/** The configured chains as the creator (or a reader) reaches them. */
-async function networkClients(stack: Awaited<ReturnType<typeof import('./common.ts')['openStack']>>, key: Hex | undefined) {
+type OpenStack = ReturnType<(typeof import('./common.ts'))['openStack']>
+
+/**
+ * The configured chains as the model's creator reaches them: with `key`, else SERTN_MODEL_OWNER_KEY,
+ * else (on local chains only, with a warning) the local stack's dev owner. Without `progress`, the
+ * clients only read, and the dev owner's account serves as the default.
+ */
+async function creatorClients(stack: OpenStack, key: Hex | undefined, progress?: Progress) {
   const [{ privateKeyToAccount }, { evmChainOf }, { createSertnClient }, accounts] = await Promise.all([
     import('viem/accounts'),
     import('../chains/evm/chain.ts'),
     import('../chains/evm/clients.ts'),
     import('./accounts.ts'),
   ])
-  const account = privateKeyToAccount(key ?? accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT))
+  let k = key ?? (process.env.SERTN_MODEL_OWNER_KEY as Hex | undefined)
+  if (!k) {
+    if (progress) {
+      if (!Object.values(stack.config.chains).every((c) => /^https?:\/\/(127\.0\.0\.1|localhost)(:|\/|$)/.test(c.rpcUrl)))
+        throw new UsageError("this command needs the model creator's key: --private-key 0x… or SERTN_MODEL_OWNER_KEY")
+      progress.warn(`using the local stack's dev owner key (anvil account ${accounts.OWNER_ACCOUNT}): local chains only`)
+    }
+    k = accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)
+  }
+  const account = privateKeyToAccount(k)
   return Object.entries(stack.config.chains).map(([name, c]) => {
     if (!c.registry) throw new UsageError(`chain ${name} has no registry address in the configuration`)
     return {
       name,
       client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, { pollingInterval: Math.min(c.pollingIntervalMs, 250) }),
       registry: c.registry as Address,
+      ...(c.hyperlane ? { domain: c.hyperlane.domain } : {}),
       hub: c.market !== undefined,
     }
   })
@@ -302,7 +297,7 @@ export async function modelBacktestCommand(p: ModelBacktestCommandParameters): P
   ])
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const progress = new Progress()
-  const chains = await networkClients(stack, p.privateKey ?? (process.env.SERTN_MODEL_OWNER_KEY as Hex | undefined))
+  const chains = await creatorClients(stack, p.privateKey, p.action === 'publish' ? progress : undefined)
   const { container, dispose } = buildContainer(stack.config)
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
@@ -355,7 +350,7 @@ export async function modelShowCommand(p: ModelShowCommandParameters): Promise<n
   ])
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const modelId = await modelIdFrom(p.target, p.owner)
-  const chains = await networkClients(stack, undefined)
+  const chains = await creatorClients(stack, undefined)
   const rows: Record<string, unknown>[] = []
   for (const c of chains) {
     const r = await readRegisteredCircuit(c.client, c.registry, modelId, c.name)

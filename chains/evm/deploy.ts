@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { getAddress, keccak256, parseEther, parseGwei, type Abi, type Address, type Hex } from 'viem'
 import { Halo2VerifierReusable, InferenceGateway, ModelRegistry } from '../../contracts/artifacts/index.ts'
-import { assertSrsAllowed, modelDir, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
+import { assertSrsAllowed, modelDir, parseManifest, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
 import { localArtifactRefs, type ArtifactRefs } from '../../core/artifacts.ts'
 import { modelIdOf } from '../../core/models.ts'
 import type { SertnClient } from './clients.ts'
@@ -110,8 +110,9 @@ export function modelDirOf(nameOrDir: string): string {
 
 /** Reads `<dir>/manifest.json` (a bare name: `circuits/<name>`) and its content hash (sha256 of the file, as bytes32). */
 export function readManifest(nameOrDir: string): { manifest: ModelManifest; artifactsHash: Hex } {
-  const bytes = readFileSync(join(modelDirOf(nameOrDir), 'manifest.json'))
-  return { manifest: JSON.parse(bytes.toString('utf8')) as ModelManifest, artifactsHash: `0x${sha256Hex(bytes)}` }
+  const path = join(modelDirOf(nameOrDir), 'manifest.json')
+  const bytes = readFileSync(path)
+  return { manifest: parseManifest(path, bytes), artifactsHash: `0x${sha256Hex(bytes)}` }
 }
 
 export type RegisteredModel = {
