@@ -52,7 +52,9 @@ export function anvilBinary(): string {
   try {
     return join(dirname(require.resolve(`${pkg}/package.json`)), 'bin', 'anvil')
   } catch {
-    throw new AnvilNotFoundError(`anvil not found: ${pkg} is not installed. Run \`npm ci\` (it is an optional dependency of @foundry-rs/anvil).`)
+    throw new AnvilNotFoundError(
+      `anvil not found: ${pkg} is not installed. Run \`npm ci\` (it is an optional dependency of @foundry-rs/anvil).`,
+    )
   }
 }
 

@@ -215,9 +215,15 @@ export function stackChainConfig(stack: RunningStack, name: StackChain): ChainCo
 export function stackDeployment(stack: RunningStack): Deployment {
   const d = stack.deployment
   if (d?.version === DEPLOYMENT_VERSION) return d
-  throw new SertnError(d ? `${shown(stack.paths.deployment)} is from an older local stack (one chain)` : `no deployment recorded in ${shown(stack.paths.deployment)}`, {
-    details: 'Start the local stack (again): `npm start` (or `npx tsx cli/sertn.ts start`) deploys the hub and the spoke and records them.',
-  })
+  throw new SertnError(
+    d
+      ? `${shown(stack.paths.deployment)} is from an older local stack (one chain)`
+      : `no deployment recorded in ${shown(stack.paths.deployment)}`,
+    {
+      details:
+        'Start the local stack (again): `npm start` (or `npx tsx cli/sertn.ts start`) deploys the hub and the spoke and records them.',
+    },
+  )
 }
 
 /** A Temporal client, or an error that says the stack does not seem to be running. */

@@ -29,7 +29,11 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const started = performance.now()
   const prover = createEzklWasmProver()
   const runtime = createOnnxRuntime()
-  const anvil = await stage('start anvil', () => startAnvil(), (a) => a.rpcUrl)
+  const anvil = await stage(
+    'start anvil',
+    () => startAnvil(),
+    (a) => a.rpcUrl,
+  )
   const stop = async () => {
     await Promise.allSettled([prover.dispose(), runtime.dispose(), anvil.stop()])
   }
@@ -45,46 +49,108 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
       ReturnType<typeof createSertnClient>,
       ReturnType<typeof createSertnClient>,
     ]
-    const artifacts = await stage('load model artifacts', () => loadModelArtifacts(modelDir(opts.model), { allowInsecureSrs: true /* a local anvil */ }), (a) =>
-      `${a.manifest.name}: logrows ${a.manifest.logrows}, hashes checked${a.manifest.srs.insecure ? ', SRS is local (dev only)' : ''}`,
+    const artifacts = await stage(
+      'load model artifacts',
+      () => loadModelArtifacts(modelDir(opts.model), { allowInsecureSrs: true /* a local anvil */ }),
+      (a) =>
+        `${a.manifest.name}: logrows ${a.manifest.logrows}, hashes checked${a.manifest.srs.insecure ? ', SRS is local (dev only)' : ''}`,
     )
-    const core = await stage('deploy verifier, registry, gateway', () => deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true }), (d) => `gateway ${d.gateway}`)
-    const model = await stage('register model (pinned VKA)', () => registerModel(owner, { registry: core.registry, model: opts.model, allowInsecureSrs: true }), (m) => `id ${m.modelId.slice(0, 10)}…, VKA ${m.vka}`)
-    const dapp = await stage('deploy dApp (ExampleClassifier)', () => deployContract(user, ExampleClassifier, [core.gateway, model.modelId]), (a) => a)
+    const core = await stage(
+      'deploy verifier, registry, gateway',
+      () => deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true }),
+      (d) => `gateway ${d.gateway}`,
+    )
+    const model = await stage(
+      'register model (pinned VKA)',
+      () => registerModel(owner, { registry: core.registry, model: opts.model, allowInsecureSrs: true }),
+      (m) => `id ${m.modelId.slice(0, 10)}…, VKA ${m.vka}`,
+    )
+    const dapp = await stage(
+      'deploy dApp (ExampleClassifier)',
+      () => deployContract(user, ExampleClassifier, [core.gateway, model.modelId]),
+      (a) => a,
+    )
 
     const input = opts.features.map((x) => quantize(x, artifacts.manifest.inputScale))
-    const requested = await stage('dApp requests inference', async () => {
-      const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
-      const { request, result } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
-      const receipt = await confirm(user, await user.writeContract(request))
-      return { id: result, price, gas: receipt.gasUsed, block: receipt.blockNumber }
-    }, (r) => `request #${r.id}, paid ${formatEther(r.price)} ETH, ${r.gas} gas`)
+    const requested = await stage(
+      'dApp requests inference',
+      async () => {
+        const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
+        const { request, result } = await user.simulateContract({
+          address: dapp,
+          abi: ExampleClassifier.abi,
+          functionName: 'classify',
+          args: [input],
+          value: price,
+        })
+        const receipt = await confirm(user, await user.writeContract(request))
+        return { id: result, price, gas: receipt.gasUsed, block: receipt.blockNumber }
+      },
+      (r) => `request #${r.id}, paid ${formatEther(r.price)} ETH, ${r.gas} gas`,
+    )
 
-    const seen = await stage('node sees InferenceRequested', async () => {
-      const logs = await node.getContractEvents({ address: core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceRequested', fromBlock: requested.block, toBlock: requested.block })
-      const log = logs.find((l) => l.args.requestId === requested.id)
-      if (!log?.args.input) throw new Error(`request ${requested.id} not found in block ${requested.block}`)
-      return log.args
-    }, (a) => `input [${a.input!.join(', ')}] at scale ${artifacts.manifest.inputScale}`)
+    const seen = await stage(
+      'node sees InferenceRequested',
+      async () => {
+        const logs = await node.getContractEvents({
+          address: core.gateway,
+          abi: InferenceGateway.abi,
+          eventName: 'InferenceRequested',
+          fromBlock: requested.block,
+          toBlock: requested.block,
+        })
+        const log = logs.find((l) => l.args.requestId === requested.id)
+        if (!log?.args.input) throw new Error(`request ${requested.id} not found in block ${requested.block}`)
+        return log.args
+      },
+      (a) => `input [${a.input!.join(', ')}] at scale ${artifacts.manifest.inputScale}`,
+    )
     const requestInput = [...seen.input!]
 
-    const ort = await stage('inference (onnxruntime)', () => runtime.run(artifacts, requestInput.map((q) => dequantize(q, artifacts.manifest.inputScale))), (r) => `[${r.output.map((x) => x.toFixed(4)).join(', ')}]`)
-    const witness = await stage('witness (ezkl WASM)', () => prover.witness(artifacts, requestInput), (w) => `output [${w.output.join(', ')}] at scale ${artifacts.manifest.outputScale}`)
-    const proof = await stage('prove (ezkl WASM, worker thread)', () => prover.prove(artifacts, witness.witness), (p) => `${(p.proof.length - 2) / 2} bytes`)
+    const ort = await stage(
+      'inference (onnxruntime)',
+      () =>
+        runtime.run(
+          artifacts,
+          requestInput.map((q) => dequantize(q, artifacts.manifest.inputScale)),
+        ),
+      (r) => `[${r.output.map((x) => x.toFixed(4)).join(', ')}]`,
+    )
+    const witness = await stage(
+      'witness (ezkl WASM)',
+      () => prover.witness(artifacts, requestInput),
+      (w) => `output [${w.output.join(', ')}] at scale ${artifacts.manifest.outputScale}`,
+    )
+    const proof = await stage(
+      'prove (ezkl WASM, worker thread)',
+      () => prover.prove(artifacts, witness.witness),
+      (p) => `${(p.proof.length - 2) / 2} bytes`,
+    )
     await stage('verify off-chain', async () => {
       const v = await prover.verify(artifacts, proof.proofJson)
       if (!v.ok) throw new Error(`the proof does not verify: ${v.reason}`)
       return v
     })
-    const fulfilled = await stage('fulfil: verify on-chain + callback', async () => {
-      const { request } = await node.simulateContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [requested.id, requestInput, witness.output, proof.proof as Hex, { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }] })
-      const receipt = await confirm(node, await node.writeContract(request))
-      const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' })
-      return { gas: receipt.gasUsed, callback: event!.args.callbackStatus }
-    }, (f) => `${f.gas} gas, callback ${['succeeded', 'failed', 'skipped'][f.callback] ?? '?'}`)
+    const fulfilled = await stage(
+      'fulfil: verify on-chain + callback',
+      async () => {
+        const { request } = await node.simulateContract({
+          address: core.gateway,
+          abi: InferenceGateway.abi,
+          functionName: 'fulfill',
+          args: [requested.id, requestInput, witness.output, proof.proof as Hex, { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }],
+        })
+        const receipt = await confirm(node, await node.writeContract(request))
+        const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' })
+        return { gas: receipt.gasUsed, callback: event!.args.callbackStatus }
+      },
+      (f) => `${f.gas} gas, callback ${['succeeded', 'failed', 'skipped'][f.callback] ?? '?'}`,
+    )
     if (fulfilled.callback !== 0) throw new Error('the dApp callback did not succeed')
 
-    const result = await stage('read the verified result from the dApp', () => user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classification', args: [requested.id] }))
+    const result = await stage('read the verified result from the dApp', () =>
+      user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classification', args: [requested.id] }),
+    )
     const scores = witness.output.map((q) => dequantize(q, artifacts.manifest.outputScale))
     const maxDiff = Math.max(...scores.map((s, i) => Math.abs(s - ort.output[i]!)))
     console.log(

@@ -19,12 +19,28 @@ import {
   ModelRegistry,
   SpokeGateway,
 } from '../contracts/artifacts/index.ts'
-import { Mailbox, MerkleTreeHook, ProtocolFee, StaticMessageIdMultisigIsm, StaticMessageIdMultisigIsmFactory, ValidatorAnnounce } from '../contracts/artifacts/hyperlane/index.ts'
+import {
+  Mailbox,
+  MerkleTreeHook,
+  ProtocolFee,
+  StaticMessageIdMultisigIsm,
+  StaticMessageIdMultisigIsmFactory,
+  ValidatorAnnounce,
+} from '../contracts/artifacts/hyperlane/index.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
 import { modelIdOf } from '../core/models.ts'
 import { SertnError } from '../core/errors.ts'
 import { deploySertnNetwork, type HyperlaneCoreDeployment, type SertnNetwork } from '../plugins/messengers/hyperlane/index.ts'
-import { DEPLOYMENT_VERSION, readJson, shown, STACK_CHAINS, type ChainDeployment, type Deployment, type HyperlaneRecord, type StackChain } from './common.ts'
+import {
+  DEPLOYMENT_VERSION,
+  readJson,
+  shown,
+  STACK_CHAINS,
+  type ChainDeployment,
+  type Deployment,
+  type HyperlaneRecord,
+  type StackChain,
+} from './common.ts'
 
 const hash = (...parts: string[]) => {
   const h = createHash('sha256')
@@ -39,7 +55,9 @@ const hash = (...parts: string[]) => {
 export const networkFingerprint = () =>
   hash(
     ...[Halo2VerifierReusable, ModelRegistry, InferenceGateway, InferenceMarket, SpokeGateway].map((a) => a.bytecode),
-    ...[Mailbox, MerkleTreeHook, ProtocolFee, StaticMessageIdMultisigIsmFactory, StaticMessageIdMultisigIsm, ValidatorAnnounce].map((a) => a.bytecode),
+    ...[Mailbox, MerkleTreeHook, ProtocolFee, StaticMessageIdMultisigIsmFactory, StaticMessageIdMultisigIsm, ValidatorAnnounce].map(
+      (a) => a.bytecode,
+    ),
   )
 /** A model's circuit: its VKA and its manifest. */
 export const modelFingerprint = (name: string) => hash(vkaBytecode(name), readManifest(name).artifactsHash)
@@ -112,7 +130,11 @@ const hyperlaneRecord = ({ domain: _domain, deployBlock, ...addresses }: Hyperla
 })
 
 /** The record of a freshly deployed network. */
-function recordOf(network: SertnNetwork, startBlocks: Record<StackChain, number>, accounts: { owner: Address; node: Address; validator: Address }): Deployment {
+function recordOf(
+  network: SertnNetwork,
+  startBlocks: Record<StackChain, number>,
+  accounts: { owner: Address; node: Address; validator: Address },
+): Deployment {
   const spoke = network.spokes[0]!
   const vkasOf = (models: RegisteredModel[]) => Object.fromEntries(models.map((m) => [m.name, m.vka]))
   return {
@@ -138,14 +160,20 @@ function recordOf(network: SertnNetwork, startBlocks: Record<StackChain, number>
       vkas: vkasOf(spoke.models),
       dapps: {},
     },
-    models: Object.fromEntries(network.hub.models.map((m) => [m.name, { modelId: m.modelId, fingerprint: modelFingerprint(m.name), artifacts: m.artifacts }])),
+    models: Object.fromEntries(
+      network.hub.models.map((m) => [m.name, { modelId: m.modelId, fingerprint: modelFingerprint(m.name), artifacts: m.artifacts }]),
+    ),
     dappFingerprint: dappFingerprint(),
   }
 }
 
 /** The network a deployment record describes, as `networkChainsConfig` takes it. */
 export function networkOf(d: Deployment): SertnNetwork {
-  const hyperlane = (c: ChainDeployment): HyperlaneCoreDeployment => ({ domain: c.domain, ...c.hyperlane, deployBlock: BigInt(c.hyperlane.deployBlock) })
+  const hyperlane = (c: ChainDeployment): HyperlaneCoreDeployment => ({
+    domain: c.domain,
+    ...c.hyperlane,
+    deployBlock: BigInt(c.hyperlane.deployBlock),
+  })
   const models = (c: ChainDeployment): RegisteredModel[] =>
     Object.entries(c.vkas).map(([name, vka]) => ({
       name,
@@ -207,11 +235,17 @@ export async function ensureDeployment(
   if (reason === undefined) {
     deployment = structuredClone(recorded as Deployment)
     notes.push(...(await authoriseNode(deployment, clients)))
-    for (const name of opts.models) if (!deployment.models[name]) notes.push(await registerOnBoth(file, deployment, clients, name, await opts.publish(name)))
+    for (const name of opts.models)
+      if (!deployment.models[name]) notes.push(await registerOnBoth(file, deployment, clients, name, await opts.publish(name)))
     // Idempotent: re-enrols the routes and the spoke's model deployments on the hub if either is missing.
     await connectSpoke({
       hub: { client: hub.owner, domain: deployment.hub.domain, market: deployment.hub.market, registry: deployment.hub.registry },
-      spoke: { client: spoke.owner, domain: deployment.spoke.domain, gateway: deployment.spoke.gateway, verifier: deployment.spoke.verifier },
+      spoke: {
+        client: spoke.owner,
+        domain: deployment.spoke.domain,
+        gateway: deployment.spoke.gateway,
+        verifier: deployment.spoke.verifier,
+      },
       models: networkOf(deployment).spokes[0]!.models,
     })
   } else {
@@ -235,7 +269,11 @@ export async function ensureDeployment(
       allowInsecureSrs: true, // local anvils
       ...(opts.log ? { log: opts.log } : {}),
     })
-    deployment = recordOf(network, startBlocks, { owner: hub.owner.account.address, node: hub.node.account.address, validator: opts.validator })
+    deployment = recordOf(network, startBlocks, {
+      owner: hub.owner.account.address,
+      node: hub.node.account.address,
+      validator: opts.validator,
+    })
     notes.push(reason)
   }
   saveDeployment(file, deployment)
@@ -243,7 +281,8 @@ export async function ensureDeployment(
   for (const chain of STACK_CHAINS) {
     const before = deployment[chain].dapps[opts.dappModel]
     await ensureDapp(file, deployment, chain, clients[chain].user, opts.dappModel)
-    if (reason === undefined && deployment[chain].dapps[opts.dappModel] !== before) notes.push(`deployed an ExampleClassifier for ${opts.dappModel} on the ${chain}`)
+    if (reason === undefined && deployment[chain].dapps[opts.dappModel] !== before)
+      notes.push(`deployed an ExampleClassifier for ${opts.dappModel} on the ${chain}`)
   }
   return { deployment, action: reason !== undefined ? 'deployed' : notes.length ? 'updated' : 'reused', notes }
 }
@@ -254,11 +293,17 @@ async function authoriseNode(d: Deployment, clients: StackClients): Promise<stri
   const who = node.account.address
   const notes: string[] = []
   if (!(await owner.readContract({ address: d.hub.gateway, abi: InferenceGateway.abi, functionName: 'isNode', args: [who] }))) {
-    await confirm(owner, await owner.writeContract({ address: d.hub.gateway, abi: InferenceGateway.abi, functionName: 'setNode', args: [who, true] }))
+    await confirm(
+      owner,
+      await owner.writeContract({ address: d.hub.gateway, abi: InferenceGateway.abi, functionName: 'setNode', args: [who, true] }),
+    )
     notes.push(`authorised node ${who} on the hub gateway`)
   }
   if (!(await owner.readContract({ address: d.hub.market, abi: InferenceMarket.abi, functionName: 'isNode', args: [who] }))) {
-    await confirm(owner, await owner.writeContract({ address: d.hub.market, abi: InferenceMarket.abi, functionName: 'setNode', args: [who, true] }))
+    await confirm(
+      owner,
+      await owner.writeContract({ address: d.hub.market, abi: InferenceMarket.abi, functionName: 'setNode', args: [who, true] }),
+    )
     notes.push(`authorised node ${who} on the hub market`)
   }
   d.node = who
@@ -269,15 +314,28 @@ async function authoriseNode(d: Deployment, clients: StackClients): Promise<stri
 async function registerOnBoth(file: string, d: Deployment, clients: StackClients, name: string, artifacts: ArtifactRefs): Promise<string> {
   const modelId = modelIdOf(clients.hub.owner.account.address, name)
   for (const chain of STACK_CHAINS) {
-    const exists = await clients[chain].owner.readContract({ address: d[chain].registry, abi: ModelRegistry.abi, functionName: 'exists', args: [modelId] })
+    const exists = await clients[chain].owner.readContract({
+      address: d[chain].registry,
+      abi: ModelRegistry.abi,
+      functionName: 'exists',
+      args: [modelId],
+    })
     if (exists)
-      throw new SertnError(`model ${name} is registered on the ${chain}'s registry ${d[chain].registry} but not recorded in ${shown(file)}`, {
-        details: 'Run `sertn start --reset` to start the local stack afresh.',
-      })
+      throw new SertnError(
+        `model ${name} is registered on the ${chain}'s registry ${d[chain].registry} but not recorded in ${shown(file)}`,
+        {
+          details: 'Run `sertn start --reset` to start the local stack afresh.',
+        },
+      )
   }
   const registered: Partial<Record<StackChain, RegisteredModel>> = {}
   for (const chain of STACK_CHAINS) {
-    const m = await registerModel(clients[chain].owner, { registry: d[chain].registry, model: name, artifacts, allowInsecureSrs: true /* local anvils */ })
+    const m = await registerModel(clients[chain].owner, {
+      registry: d[chain].registry,
+      model: name,
+      artifacts,
+      allowInsecureSrs: true /* local anvils */,
+    })
     d[chain].vkas[name] = m.vka
     registered[chain] = m
   }
@@ -295,7 +353,13 @@ async function registerOnBoth(file: string, d: Deployment, clients: StackClients
  * The ExampleClassifier for `model` on `chain` (deployed by `user` when absent or built from older
  * code), recorded in `file`. The model must be registered on that chain's registry.
  */
-export async function ensureDapp(file: string, deployment: Deployment, chain: StackChain, user: SertnClient, model: string): Promise<Address> {
+export async function ensureDapp(
+  file: string,
+  deployment: Deployment,
+  chain: StackChain,
+  user: SertnClient,
+  model: string,
+): Promise<Address> {
   if (deployment.dappFingerprint !== dappFingerprint()) {
     for (const c of STACK_CHAINS) deployment[c].dapps = {}
     deployment.dappFingerprint = dappFingerprint()

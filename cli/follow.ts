@@ -42,7 +42,19 @@ export type FollowOptions = {
 }
 
 /** Timed stages and hops, in the order they are printed when several end between two polls. */
-const TIMED = ['hubRecord', 'inference', 'witness', 'prove', 'verify', 'store', 'submit', 'fulfil', 'fail', 'spokeSettle', 'hubSettle'] as const
+const TIMED = [
+  'hubRecord',
+  'inference',
+  'witness',
+  'prove',
+  'verify',
+  'store',
+  'submit',
+  'fulfil',
+  'fail',
+  'spokeSettle',
+  'hubSettle',
+] as const
 type Timed = (typeof TIMED)[number]
 /** Stages that run one after another: a live line each (proving has its own, with inference beside it). */
 const LIVE: Partial<Record<RequestStatusView['stage'], Timed>> = {
@@ -76,7 +88,10 @@ const tsMs = (t: { seconds?: { toString(): string } | number | null; nanos?: num
   t?.seconds != null ? Number(t.seconds.toString()) * 1000 + Math.round((t.nanos ?? 0) / 1e6) : undefined
 
 async function pendingActivities(client: Client, key: string): Promise<PendingActivity[]> {
-  const raw = await client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId: key } })
+  const raw = await client.workflowService.describeWorkflowExecution({
+    namespace: client.options.namespace,
+    execution: { workflowId: key },
+  })
   return (raw.pendingActivities ?? []).map((a) => {
     const at = tsMs(a.lastHeartbeatTime as never)
     const started = tsMs(a.lastStartedTime as never)
@@ -117,7 +132,11 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
   }
   /** Labels that depend on the request: a spoke's failure is sent from the hub. */
   const labelOf = (name: Timed, status: RequestStatusView) =>
-    status.hub && name === 'fail' ? HOP_LABELS.failOnHub : name === 'spokeSettle' && status.error ? HOP_LABELS.failureDelivered : labels[name]
+    status.hub && name === 'fail'
+      ? HOP_LABELS.failOnHub
+      : name === 'spokeSettle' && status.error
+        ? HOP_LABELS.failureDelivered
+        : labels[name]
   const watchLabel = `watch (${opts.confirmations} confirmation${opts.confirmations === 1 ? '' : 's'})`
   let watch: Step | undefined = progress.begin(watchLabel, { started: perfOf(opts.requestedAt) })
   watch.note('waiting for the node to see the request')
@@ -177,7 +196,10 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
         if (name === 'witness' && status.output) notes.push(`output [${status.output.join(', ')}]`)
         if (name === 'prove') notes.push(`activity ${fmtMs(t.ms)} with witness and verify`, ...timingNotes(t, false))
         if (name === 'store' && status.storage)
-          notes.push(`output ${short(status.storage.output.id)}, proof ${short(status.storage.proof.id)} (${status.storage.proof.bytes} bytes)`, ...timingNotes(t, false))
+          notes.push(
+            `output ${short(status.storage.output.id)}, proof ${short(status.storage.proof.id)} (${status.storage.proof.bytes} bytes)`,
+            ...timingNotes(t, false),
+          )
         if (name === 'fulfil' || name === 'fail') {
           if (status.transactionHash) notes.push(`tx ${short(status.transactionHash)}`)
           notes.push(...timingNotes(t, false))
@@ -193,12 +215,20 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
       // The stage running now, with a live line.
       // (The workflow may run the model and the prover side by side: both are in `proving` then.)
       const running = status.stage === 'proving' ? 'proving' : LIVE[status.stage]
-      const label = running === 'proving' ? (status.timings.inference ? labels.prove : `inference ‖ ${labels.prove}`) : running && labelOf(running, status)
+      const label =
+        running === 'proving'
+          ? status.timings.inference
+            ? labels.prove
+            : `inference ‖ ${labels.prove}`
+          : running && labelOf(running, status)
       if (running && live?.stage !== running) {
         endLive()
         // The relayed request is timed from the request's block, as its line is (see durationOf).
         const started = running === 'hubRecord' ? perfOf(opts.requestedAt) : undefined
-        live = { stage: running, step: progress.begin(label!, { announce: running === 'proving', ...(started !== undefined ? { started } : {}) }) }
+        live = {
+          stage: running,
+          step: progress.begin(label!, { announce: running === 'proving', ...(started !== undefined ? { started } : {}) }),
+        }
       } else if (live && label) live.step.rename(label)
       if (live) {
         const pending = progress.tty ? await pendingActivities(client, key).catch(() => []) : []
@@ -212,13 +242,19 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
           notes.push(
             hb
               ? `last heartbeat${at ? ` ${fmtMs(Math.max(0, Date.now() - at))} ago` : ''}: ${hb.stage} at ${fmtMs(hb.elapsedMs)}${hb.fraction !== undefined ? ` (${Math.round(hb.fraction * 100)}%)` : ''}`
-              : prove?.startedAt ? 'proving' : 'waiting for a prover worker',
+              : prove?.startedAt
+                ? 'proving'
+                : 'waiting for a prover worker',
           )
         }
-        for (const a of pending) if (a.attempt > 1) notes.push(`${a.type} attempt ${a.attempt}${a.lastFailure ? ` (last failure: ${a.lastFailure})` : ''}`)
+        for (const a of pending)
+          if (a.attempt > 1) notes.push(`${a.type} attempt ${a.attempt}${a.lastFailure ? ` (last failure: ${a.lastFailure})` : ''}`)
         live.step.note(notes.join(' · ') || undefined)
       }
-      if (Date.now() > deadline) throw new SertnError(`${key} is still ${status.stage} after ${Math.round((opts.timeoutMs ?? 15 * 60_000) / 1000)} s`, { details: `Check it with \`sertn status ${key}\`.` })
+      if (Date.now() > deadline)
+        throw new SertnError(`${key} is still ${status.stage} after ${Math.round((opts.timeoutMs ?? 15 * 60_000) / 1000)} s`, {
+          details: `Check it with \`sertn status ${key}\`.`,
+        })
       await new Promise((r) => setTimeout(r, pollMs))
     }
   } catch (err) {
@@ -262,7 +298,11 @@ export function hopNotes(name: Hop, t: StageTiming, status: RequestStatusView): 
     case 'hubRecord':
       return [`recorded by the hub market as #${hub?.marketRequestId ?? '?'}`, ...(tx ? [tx] : [])]
     case 'submit':
-      return [`verified on the hub, sent to the spoke`, ...(tx ? [tx] : []), ...(t.inclusionMs !== undefined ? [`inclusion ${fmtMs(t.inclusionMs)}`] : [])]
+      return [
+        `verified on the hub, sent to the spoke`,
+        ...(tx ? [tx] : []),
+        ...(t.inclusionMs !== undefined ? [`inclusion ${fmtMs(t.inclusionMs)}`] : []),
+      ]
     case 'spokeSettle':
       return [status.error ? 'refunded on the spoke, error callback' : 'verified on the spoke, callback', ...(tx ? [tx] : [])]
     case 'hubSettle':

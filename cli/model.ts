@@ -58,7 +58,8 @@ export function parseVariables(text: string | undefined): Record<string, number>
 }
 
 const shortMs = (ms: number) => fmtMs(ms)
-const kb = (bytes: number) => (bytes < 1024 ? `${bytes} B` : bytes < 1 << 20 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`)
+const kb = (bytes: number) =>
+  bytes < 1024 ? `${bytes} B` : bytes < 1 << 20 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`
 
 function candidateLine(c: Candidate): string {
   const what =
@@ -76,17 +77,48 @@ export function formatReport(r: BuildReport, cwd = process.cwd()): string {
   const m = r.manifest
   const rows: [string, string][] = [
     ['model', `${r.name} → ${relative(cwd, r.dir) || '.'}`],
-    ['graph', `${Object.entries(m.source.operators).map(([op, n]) => `${op}×${n}`).join(' ')} · ${m.source.parameters} weights (fixed)`],
-    ['tensors', `in ${m.inputs.map((t) => `${t.name}[${t.shape.join('×')}]`).join(' ')} (${m.visibility.input}) → out ${m.outputs.map((t) => `${t.name}[${t.shape.join('×')}]`).join(' ')} (${m.visibility.output})`],
-    ['chosen', `scale ${r.chosen.inputScale}, decomp ${r.chosen.decompBase}^${r.chosen.decompLegs}, ${r.chosen.numInnerCols} inner column(s), lookup margin ${r.chosen.lookupSafetyMargin} (${r.candidates.length} candidates tried)`],
-    ['circuit', `logrows ${r.layout.logrows}, ${r.layout.rows} rows used, ${r.layout.columns} inner column(s), ${r.layout.totalAssignments} advice cells; ${m.computeUnits} compute unit(s)`],
-    ['sizes', `pk ${kb(r.sizes.pk)} (derived by provers, not shipped), vk ${kb(r.sizes.vk)}, proof ${kb(r.sizes.proof)}, compiled ${kb(r.sizes.compiled)}, SRS ${kb(r.sizes.srs)}, VKA ${kb(r.sizes.vkaRuntime)}`],
-    ['native', `setup ${shortMs(r.native.setupMs)}, witness ${shortMs(r.native.witnessMs)}, prove ${shortMs(r.native.proveMs)}, verify ${shortMs(r.native.verifyMs)}`],
-    ['wasm', r.wasm ? `witness ${shortMs(r.wasm.witnessMs)}, prove ${shortMs(r.wasm.proveMs)}, verify ${shortMs(r.wasm.verifyMs)}; verifies the native proof: ${r.wasm.verifiesNativeProof ? 'yes' : 'no'}` : 'not measured (--no-wasm)'],
+    [
+      'graph',
+      `${Object.entries(m.source.operators)
+        .map(([op, n]) => `${op}×${n}`)
+        .join(' ')} · ${m.source.parameters} weights (fixed)`,
+    ],
+    [
+      'tensors',
+      `in ${m.inputs.map((t) => `${t.name}[${t.shape.join('×')}]`).join(' ')} (${m.visibility.input}) → out ${m.outputs.map((t) => `${t.name}[${t.shape.join('×')}]`).join(' ')} (${m.visibility.output})`,
+    ],
+    [
+      'chosen',
+      `scale ${r.chosen.inputScale}, decomp ${r.chosen.decompBase}^${r.chosen.decompLegs}, ${r.chosen.numInnerCols} inner column(s), lookup margin ${r.chosen.lookupSafetyMargin} (${r.candidates.length} candidates tried)`,
+    ],
+    [
+      'circuit',
+      `logrows ${r.layout.logrows}, ${r.layout.rows} rows used, ${r.layout.columns} inner column(s), ${r.layout.totalAssignments} advice cells; ${m.computeUnits} compute unit(s)`,
+    ],
+    [
+      'sizes',
+      `pk ${kb(r.sizes.pk)} (derived by provers, not shipped), vk ${kb(r.sizes.vk)}, proof ${kb(r.sizes.proof)}, compiled ${kb(r.sizes.compiled)}, SRS ${kb(r.sizes.srs)}, VKA ${kb(r.sizes.vkaRuntime)}`,
+    ],
+    [
+      'native',
+      `setup ${shortMs(r.native.setupMs)}, witness ${shortMs(r.native.witnessMs)}, prove ${shortMs(r.native.proveMs)}, verify ${shortMs(r.native.verifyMs)}`,
+    ],
+    [
+      'wasm',
+      r.wasm
+        ? `witness ${shortMs(r.wasm.witnessMs)}, prove ${shortMs(r.wasm.proveMs)}, verify ${shortMs(r.wasm.verifyMs)}; verifies the native proof: ${r.wasm.verifiesNativeProof ? 'yes' : 'no'}`
+        : 'not measured (--no-wasm)',
+    ],
     ['verify gas', `${r.verifyGas.toLocaleString('en-US')} (reusable verifier + VKA, anvil)`],
-    ['output error', `max ${r.fidelity.maxAbsError.toPrecision(3)}, mean ${r.fidelity.meanAbsError.toPrecision(3)} over ${r.fidelity.samples} samples against ${r.fidelity.reference} (tolerance ${r.fidelity.tolerance})`],
+    [
+      'output error',
+      `max ${r.fidelity.maxAbsError.toPrecision(3)}, mean ${r.fidelity.meanAbsError.toPrecision(3)} over ${r.fidelity.samples} samples against ${r.fidelity.reference} (tolerance ${r.fidelity.tolerance})`,
+    ],
     ['per sample', r.fidelity.perSample.map((e) => e.toPrecision(2)).join(' ')],
-    ['SRS', `${r.srs.file} (logrows ${r.srs.logrows}${r.srs.generated ? ', generated now' : ''}; ${m.srs.insecure ? 'INSECURE: generated locally, dev and tests only' : m.srs.source})`],
+    [
+      'SRS',
+      `${r.srs.file} (logrows ${r.srs.logrows}${r.srs.generated ? ', generated now' : ''}; ${m.srs.insecure ? 'INSECURE: generated locally, dev and tests only' : m.srs.source})`,
+    ],
     ['artifacts', `${r.artifactsHash} (sha256 of manifest.json)`],
     ['registrable', r.registrable.ok ? 'yes' : `no: ${r.registrable.reason}`],
     ['machine', `${r.machine.cpus} cores, ${kb(r.machine.memoryBytes)}; ezkl peak RSS ${kb(r.peakRssBytes)}; ${shortMs(r.totalMs)} in all`],
@@ -213,7 +245,10 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
         ['id', `${r.modelId} (from ${account.address} and the name)`],
         ['artifacts', `${r.artifacts.manifestHash} · index ${r.index} on ${storage.name} (${r.uploaded} uploaded, ${r.reused} reused)`],
         ...Object.entries(r.chains).map(([name, m]) => [name, `VKA ${m.vka}, registered`] as [string, string]),
-        ['circuit', `logrows ${manifest.logrows}, ${manifest.computeUnits} compute unit(s); input ${manifest.visibility.input}, output ${manifest.visibility.output}${manifest.srs.insecure ? '; INSECURE SRS (local chains only)' : ''}`],
+        [
+          'circuit',
+          `logrows ${manifest.logrows}, ${manifest.computeUnits} compute unit(s); input ${manifest.visibility.input}, output ${manifest.visibility.output}${manifest.srs.insecure ? '; INSECURE SRS (local chains only)' : ''}`,
+        ],
       ]
       console.log(`\n${out.bold(`${r.name}: registered`)}\n${lines.map(([k, v]) => `  ${k.padEnd(11)}${v}`).join('\n')}`)
     }
@@ -226,11 +261,15 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
 /** A model id from `0x…` (itself) or a name (with the registering account: --owner, else the local stack's dev owner). */
 async function modelIdFrom(arg: string, owner: Address | undefined): Promise<Hex> {
   if (/^0x[0-9a-fA-F]{64}$/.test(arg)) return arg as Hex
-  const [{ modelIdOf }, accounts, { privateKeyToAccount }] = await Promise.all([import('../core/models.ts'), import('./accounts.ts'), import('viem/accounts')])
+  const [{ modelIdOf }, accounts, { privateKeyToAccount }] = await Promise.all([
+    import('../core/models.ts'),
+    import('./accounts.ts'),
+    import('viem/accounts'),
+  ])
   return modelIdOf(owner ?? privateKeyToAccount(accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)).address, arg)
 }
 
-type OpenStack = ReturnType<(typeof import('./common.ts'))['openStack']>
+type OpenStack = ReturnType<typeof import('./common.ts')['openStack']>
 
 /**
  * The configured chains as the model's creator reaches them: with `key`, else SERTN_MODEL_OWNER_KEY,
@@ -286,15 +325,16 @@ export type ModelBacktestCommandParameters = {
  * `sertn model backtest verify <model>` checks every published pair against the registered circuit.
  */
 export async function modelBacktestCommand(p: ModelBacktestCommandParameters): Promise<number> {
-  const [common, { buildContainer }, { TOKENS }, bt, { readModelManifest, loadModelArtifacts }, { quantize }, { splitSamples }] = await Promise.all([
-    import('./common.ts'),
-    import('../workflows/worker/container.ts'),
-    import('../core/di.ts'),
-    import('../chains/evm/backtests.ts'),
-    import('../core/manifest.ts'),
-    import('../core/field.ts'),
-    import('../circuits/pipeline/build.ts'),
-  ])
+  const [common, { buildContainer }, { TOKENS }, bt, { readModelManifest, loadModelArtifacts }, { quantize }, { splitSamples }] =
+    await Promise.all([
+      import('./common.ts'),
+      import('../workflows/worker/container.ts'),
+      import('../core/di.ts'),
+      import('../chains/evm/backtests.ts'),
+      import('../core/manifest.ts'),
+      import('../core/field.ts'),
+      import('../circuits/pipeline/build.ts'),
+    ])
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const progress = new Progress()
   const chains = await creatorClients(stack, p.privateKey, p.action === 'publish' ? progress : undefined)
@@ -311,8 +351,18 @@ export async function modelBacktestCommand(p: ModelBacktestCommandParameters): P
       const inputs = samples.map((s) => s.flat().map((x) => quantize(x, manifest.inputScale)))
       const modelId = await modelIdFrom(p.name ?? manifest.name, chains[0]!.client.account.address)
       const step = progress.begin(`prove ${inputs.length} samples (${prover.name})`, { announce: true })
-      const r = await bt.publishBacktests({ model, inputs, prover, storage, chains, modelId, onProgress: (done, total) => step.note(`${done}/${total}`) })
-      step.done(`${r.pairs} proven pairs stored as ${r.id} (sha256 ${r.sha256.slice(0, 18)}…), recorded on ${chains.map((c) => c.name).join(', ')}`)
+      const r = await bt.publishBacktests({
+        model,
+        inputs,
+        prover,
+        storage,
+        chains,
+        modelId,
+        onProgress: (done, total) => step.note(`${done}/${total}`),
+      })
+      step.done(
+        `${r.pairs} proven pairs stored as ${r.id} (sha256 ${r.sha256.slice(0, 18)}…), recorded on ${chains.map((c) => c.name).join(', ')}`,
+      )
       progress.pause()
       if (p.json) console.log(JSON.stringify(r))
       return 0
@@ -321,17 +371,22 @@ export async function modelBacktestCommand(p: ModelBacktestCommandParameters): P
     if (!chain) throw new UsageError(`no chain named ${p.chain} in the configuration (chains: ${chains.map((c) => c.name).join(', ')})`)
     const modelId = await modelIdFrom(p.target, p.owner)
     const models = container.resolve<import('../core/models.ts').ModelStore>(TOKENS.Models)
-    const report = await progress.step(`verify backtests on ${chain.name}`, () =>
-      bt.verifyBacktests({ client: chain.client, registry: chain.registry, modelId, storage, models, prover, where: chain.name }),
+    const report = await progress.step(
+      `verify backtests on ${chain.name}`,
+      () => bt.verifyBacktests({ client: chain.client, registry: chain.registry, modelId, storage, models, prover, where: chain.name }),
       (r) => `${r.valid}/${r.pairs.length} pairs valid`,
       { announce: true },
     )
     progress.pause()
     if (p.json) console.log(JSON.stringify(report))
     else {
-      console.log(`\n${out.bold(`${report.model}: ${report.valid}/${report.pairs.length} backtest pairs verified`)} (document ${report.ref}, proven against version ${report.provenVersion}, registered version ${report.version})`)
+      console.log(
+        `\n${out.bold(`${report.model}: ${report.valid}/${report.pairs.length} backtest pairs verified`)} (document ${report.ref}, proven against version ${report.provenVersion}, registered version ${report.version})`,
+      )
       for (const v of report.pairs)
-        console.log(`  #${String(v.index).padEnd(3)} ${v.bound && v.offChain && v.onChain ? green('valid') : red('INVALID')}  instances bound: ${v.bound ? 'yes' : 'no'}, off-chain: ${v.offChain ? 'yes' : 'no'}, on-chain: ${v.onChain ? 'yes' : 'no'}${v.reason ? dim(`  ${v.reason}`) : ''}`)
+        console.log(
+          `  #${String(v.index).padEnd(3)} ${v.bound && v.offChain && v.onChain ? green('valid') : red('INVALID')}  instances bound: ${v.bound ? 'yes' : 'no'}, off-chain: ${v.offChain ? 'yes' : 'no'}, on-chain: ${v.onChain ? 'yes' : 'no'}${v.reason ? dim(`  ${v.reason}`) : ''}`,
+        )
     }
     return report.valid === report.pairs.length ? 0 : 1
   } finally {

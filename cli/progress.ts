@@ -85,7 +85,12 @@ export class Progress {
   }
 
   /** Runs `fn` as a step: ✔ with `describe(result)` when it resolves, ✘ when it throws. */
-  async step<T>(label: string, fn: (step: Step) => Promise<T>, describe?: (r: T) => string | undefined, options: { announce?: boolean } = {}): Promise<T> {
+  async step<T>(
+    label: string,
+    fn: (step: Step) => Promise<T>,
+    describe?: (r: T) => string | undefined,
+    options: { announce?: boolean } = {},
+  ): Promise<T> {
     const s = this.begin(label, options)
     try {
       const result = await fn(s)

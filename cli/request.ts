@@ -66,7 +66,13 @@ export async function sendClassifyRequest(
     `request on the ${params.chain}`,
     async () => {
       const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
-      const { request, result } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
+      const { request, result } = await user.simulateContract({
+        address: dapp,
+        abi: ExampleClassifier.abi,
+        functionName: 'classify',
+        args: [input],
+        value: price,
+      })
       const txHash = await user.writeContract(request)
       const receipt = await confirm(user, txHash)
       const requestedAt = Date.now()
@@ -122,7 +128,9 @@ export async function followClassification(
     ...(params.signal ? { signal: params.signal } : {}),
   })
   const { bold, dim, red } = out
-  const uiLink = params.temporalUi ? `${params.temporalUi}/namespaces/${params.namespace}/workflows/${encodeURIComponent(sent.key)}` : undefined
+  const uiLink = params.temporalUi
+    ? `${params.temporalUi}/namespaces/${params.namespace}/workflows/${encodeURIComponent(sent.key)}`
+    : undefined
   const viaHub = status.hub !== undefined
   // Where the result reached the dApp: the fulfil transaction, or the hub's message processed on the spoke.
   const settleTx = (viaHub ? status.timings.spokeSettle?.transactionHash : status.transactionHash) as Hex | undefined
@@ -143,9 +151,18 @@ export async function followClassification(
     'callback (ExampleClassifier)',
     async () => {
       const receipt = await user.getTransactionReceipt({ hash: settleTx })
-      const [fulfilled] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' }).filter((l) => l.args.requestId === sent.requestId)
-      const classified = parseEventLogs({ abi: ExampleClassifier.abi, logs: receipt.logs, eventName: 'Classified' }).find((l) => l.args.requestId === sent.requestId)
-      const result = await user.readContract({ address: sent.dapp, abi: ExampleClassifier.abi, functionName: 'classification', args: [sent.requestId] })
+      const [fulfilled] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' }).filter(
+        (l) => l.args.requestId === sent.requestId,
+      )
+      const classified = parseEventLogs({ abi: ExampleClassifier.abi, logs: receipt.logs, eventName: 'Classified' }).find(
+        (l) => l.args.requestId === sent.requestId,
+      )
+      const result = await user.readContract({
+        address: sent.dapp,
+        abi: ExampleClassifier.abi,
+        functionName: 'classification',
+        args: [sent.requestId],
+      })
       return {
         status: fulfilled ? (['succeeded', 'failed', 'skipped'][fulfilled.args.callbackStatus] ?? '?') : 'not found',
         gas: fulfilled?.args.callbackGasUsed,
@@ -193,7 +210,8 @@ export async function followClassification(
 /** The time from the request's block to the verified result on its chain (and, for a spoke's, on to the hub's settlement). */
 function totalLine(status: RequestStatus, sent: SentRequest): string {
   const spoke = status.timings.spokeSettle?.observedAt
-  if (status.hub === undefined || spoke === undefined) return `${fmtMs(Date.now() - sent.requestedAt)} from the request's block to the verified result`
+  if (status.hub === undefined || spoke === undefined)
+    return `${fmtMs(Date.now() - sent.requestedAt)} from the request's block to the verified result`
   const hub = status.timings.hubSettle?.observedAt
   return (
     `${fmtMs(spoke - sent.requestedAt)} from the request's block to the verified result on the spoke` +
@@ -223,7 +241,8 @@ export async function requestCommand(opts: {
   const user = createSertnClient(chain, anvilAccount(USER_ACCOUNT))
   try {
     const id = await user.getChainId()
-    if (id !== chainCfg.chainId) throw new SertnError(`the ${opts.chain} chain at ${chainCfg.rpcUrl} has id ${id}, the configuration says ${chainCfg.chainId}`)
+    if (id !== chainCfg.chainId)
+      throw new SertnError(`the ${opts.chain} chain at ${chainCfg.rpcUrl} has id ${id}, the configuration says ${chainCfg.chainId}`)
   } catch (err) {
     if (err instanceof SertnError) throw err
     throw new SertnError(`cannot reach the ${opts.chain} chain at ${chainCfg.rpcUrl}`, {
@@ -233,7 +252,15 @@ export async function requestCommand(opts: {
   const progress = new Progress()
   const dapp = await ensureDapp(stack.paths.deployment, deployment, opts.chain, user, opts.model)
   // The watcher waits for a block on top of the request; anvil mines only on transactions.
-  const sent = await sendClassifyRequest(progress, { chain: opts.chain, user, gateway: onChain.gateway, dapp, model: opts.model, features: opts.features, mine: true })
+  const sent = await sendClassifyRequest(progress, {
+    chain: opts.chain,
+    user,
+    gateway: onChain.gateway,
+    dapp,
+    model: opts.model,
+    features: opts.features,
+    mine: true,
+  })
   progress.pause()
   console.log(sent.key)
   if (!opts.wait) {

@@ -26,7 +26,9 @@ async function load<T>(importer: () => Promise<T>): Promise<T> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     if (e.code === 'ERR_MODULE_NOT_FOUND' && /contracts[\\/]artifacts/.test(e.message))
-      throw new SertnError('the contract artifacts are not built', { details: 'Run `npm run build:contracts` (npm start and npm test do it first).' })
+      throw new SertnError('the contract artifacts are not built', {
+        details: 'Run `npm run build:contracts` (npm start and npm test do it first).',
+      })
     throw err
   }
 }
@@ -152,7 +154,9 @@ function args<O extends NonNullable<ParseArgsConfig['options']>>(command: string
   try {
     return parseArgs({ args: argv, options, allowPositionals, strict: true })
   } catch (err) {
-    throw new UsageError(`${err instanceof Error ? err.message : String(err)}`, { details: `usage: ${USAGE[command]?.split('\n')[0] ?? command}` })
+    throw new UsageError(`${err instanceof Error ? err.message : String(err)}`, {
+      details: `usage: ${USAGE[command]?.split('\n')[0] ?? command}`,
+    })
   }
 }
 
@@ -211,21 +215,42 @@ async function main(argv: string[]): Promise<number> {
       if (values.features === undefined) throw new UsageError(`sertn request needs --features, like --features ${DEMO_FEATURES}`)
       const chain = parseStackChain(values.chain)
       const { requestCommand } = await load(() => import('./request.ts'))
-      return requestCommand({ features: parseFeatures(values.features), model: values.model, wait: values.wait, chain, dataDir: values['data-dir'], config: values.config })
+      return requestCommand({
+        features: parseFeatures(values.features),
+        model: values.model,
+        wait: values.wait,
+        chain,
+        dataDir: values['data-dir'],
+        config: values.config,
+      })
     }
     case 'status': {
       const { values, positionals } = args(
         'status',
         rest,
-        { json: { type: 'boolean', default: false }, chain: { type: 'string' }, 'data-dir': { type: 'string' }, config: { type: 'string' } },
+        {
+          json: { type: 'boolean', default: false },
+          chain: { type: 'string' },
+          'data-dir': { type: 'string' },
+          config: { type: 'string' },
+        },
         true,
       )
       if (positionals.length > 1) throw new UsageError(`sertn status takes one request key or id, got ${positionals.length}`)
       const { statusCommand } = await load(() => import('./status.ts'))
-      return statusCommand({ target: positionals[0], json: values.json, chain: values.chain, dataDir: values['data-dir'], config: values.config })
+      return statusCommand({
+        target: positionals[0],
+        json: values.json,
+        chain: values.chain,
+        dataDir: values['data-dir'],
+        config: values.config,
+      })
     }
     case 'demo': {
-      const { values } = args('demo', rest, { model: { type: 'string', default: DEMO_MODEL }, features: { type: 'string', default: DEMO_FEATURES } })
+      const { values } = args('demo', rest, {
+        model: { type: 'string', default: DEMO_MODEL },
+        features: { type: 'string', default: DEMO_FEATURES },
+      })
       const { runDemo } = await load(() => import('./demo.ts'))
       await runDemo({ model: values.model, features: parseFeatures(values.features) })
       return 0
@@ -247,7 +272,8 @@ async function main(argv: string[]): Promise<number> {
           },
           true,
         )
-        if (positionals.length !== 1) throw new UsageError('sertn model register takes one model directory (what `sertn model build` wrote)')
+        if (positionals.length !== 1)
+          throw new UsageError('sertn model register takes one model directory (what `sertn model build` wrote)')
         const { parseEther } = await import('viem')
         let fee: bigint | undefined
         if (values.fee !== undefined) {
@@ -258,9 +284,11 @@ async function main(argv: string[]): Promise<number> {
           }
         }
         const cu = values['compute-units'] === undefined ? undefined : Number(values['compute-units'])
-        if (cu !== undefined && !(Number.isSafeInteger(cu) && cu > 0)) throw new UsageError(`--compute-units must be a positive integer, got "${values['compute-units']}"`)
+        if (cu !== undefined && !(Number.isSafeInteger(cu) && cu > 0))
+          throw new UsageError(`--compute-units must be a positive integer, got "${values['compute-units']}"`)
         const key = values['private-key']
-        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key))
+          throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
         const { modelRegisterCommand } = await load(() => import('./model.ts'))
         return modelRegisterCommand({
           dir: positionals[0]!,
@@ -293,10 +321,16 @@ async function main(argv: string[]): Promise<number> {
           true,
         )
         if (positionals.length !== 1)
-          throw new UsageError(action === 'publish' ? 'sertn model backtest publish takes one model directory' : `sertn model ${sub === 'show' ? 'show' : 'backtest verify'} takes one model name or id`)
-        if (values.owner !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.owner)) throw new UsageError('--owner must be the address that registered the model')
+          throw new UsageError(
+            action === 'publish'
+              ? 'sertn model backtest publish takes one model directory'
+              : `sertn model ${sub === 'show' ? 'show' : 'backtest verify'} takes one model name or id`,
+          )
+        if (values.owner !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.owner))
+          throw new UsageError('--owner must be the address that registered the model')
         const key = values['private-key']
-        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key))
+          throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
         const common = {
           json: values.json,
           ...(values.owner !== undefined ? { owner: values.owner as `0x${string}` } : {}),
@@ -315,7 +349,8 @@ async function main(argv: string[]): Promise<number> {
           ...(key !== undefined ? { privateKey: key as `0x${string}` } : {}),
         })
       }
-      if (sub !== 'build') throw new UsageError(`unknown model command "${sub ?? ''}"`, { details: `usage: ${USAGE.model!.split('\n')[0]}` })
+      if (sub !== 'build')
+        throw new UsageError(`unknown model command "${sub ?? ''}"`, { details: `usage: ${USAGE.model!.split('\n')[0]}` })
       const { values, positionals } = args(
         'model',
         more,
@@ -338,7 +373,8 @@ async function main(argv: string[]): Promise<number> {
         },
         true,
       )
-      if (positionals.length !== 1) throw new UsageError('sertn model build takes one ONNX file', { details: `usage: ${USAGE.model!.split('\n')[0]}` })
+      if (positionals.length !== 1)
+        throw new UsageError('sertn model build takes one ONNX file', { details: `usage: ${USAGE.model!.split('\n')[0]}` })
       if (!values.input) throw new UsageError('sertn model build needs --input <samples.json> (EZKL\'s {"input_data": [[…]]})')
       const { modelBuildCommand, parseVariables } = await load(() => import('./model.ts'))
       const num = (v: string | undefined, flag: string) => {
@@ -361,7 +397,8 @@ async function main(argv: string[]): Promise<number> {
       const ints = (v: string | undefined, flag: string) => {
         if (v === undefined) return undefined
         const list = v.split(',').map((x) => Number(x.trim()))
-        if (!list.length || !list.every((n) => Number.isSafeInteger(n) && n > 0)) throw new UsageError(`${flag} takes positive integers separated by commas, got "${v}"`)
+        if (!list.length || !list.every((n) => Number.isSafeInteger(n) && n > 0))
+          throw new UsageError(`${flag} takes positive integers separated by commas, got "${v}"`)
         return list
       }
       const columns = ints(values.columns, '--columns')

@@ -15,9 +15,21 @@ async function step<T>(name: string, run: () => Promise<T>, describe: (r: T) => 
 }
 
 async function main(): Promise<void> {
-  await step('Temporal CLI', () => ensureTemporalCli(), (path) => path)
-  await step('native ezkl (Python venv)', () => ensureNativeEzkl(), (python) => python)
-  await step('sqlite3 binding for arlocal', () => ensureSqlite3Binding(), (r) => (r.built ? 'built' : 'present'))
+  await step(
+    'Temporal CLI',
+    () => ensureTemporalCli(),
+    (path) => path,
+  )
+  await step(
+    'native ezkl (Python venv)',
+    () => ensureNativeEzkl(),
+    (python) => python,
+  )
+  await step(
+    'sqlite3 binding for arlocal',
+    () => ensureSqlite3Binding(),
+    (r) => (r.built ? 'built' : 'present'),
+  )
 }
 
 main().catch((err: unknown) => {

@@ -48,7 +48,15 @@ import { arweaveStorage, loadOrCreateLocalWallet, startArlocal, type ArlocalInst
 import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
-import { anvilPrivateKey, LOCAL_VALIDATOR, LOCAL_VALIDATOR_KEY, NODE_ACCOUNT, OWNER_ACCOUNT, RELAYER_ACCOUNT, USER_ACCOUNT } from './accounts.ts'
+import {
+  anvilPrivateKey,
+  LOCAL_VALIDATOR,
+  LOCAL_VALIDATOR_KEY,
+  NODE_ACCOUNT,
+  OWNER_ACCOUNT,
+  RELAYER_ACCOUNT,
+  USER_ACCOUNT,
+} from './accounts.ts'
 import {
   DEMO_MODEL,
   isSertnProcess,
@@ -193,14 +201,18 @@ export async function startCommand(opts: StartOptions): Promise<number> {
   try {
     if (opts.reset) reset(paths, progress)
     if (existsSync(paths.legacyAnvilState))
-      progress.warn(`${shown(paths.legacyAnvilState)} is the chain of an older, single-chain stack and is not used (the hub and the spoke have their own state files); remove it, or start with --reset`)
+      progress.warn(
+        `${shown(paths.legacyAnvilState)} is the chain of an older, single-chain stack and is not used (the hub and the spoke have their own state files); remove it, or start with --reset`,
+      )
     const ports = await resolvePorts(opts.ports)
 
     // The Temporal CLI: found, or built with Go into .tools/bin once.
     const found = findTemporalCli()
     if (found) progress.done('Temporal CLI', 0, shown(found))
     else {
-      progress.line(`… building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into .tools/bin: first run only, about 5 minutes (later starts reuse it)`)
+      progress.line(
+        `… building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into .tools/bin: first run only, about 5 minutes (later starts reuse it)`,
+      )
       const started = performance.now()
       const path = await interruptible(ensureTemporalCli((l) => progress.line(dim(l))))
       progress.done('Temporal CLI (built)', performance.now() - started, shown(path))
@@ -209,11 +221,17 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     // The anvils, the contracts (once arlocal has a wallet: artifacts are uploaded) and Temporal ‖ arlocal and its wallet ‖ the native prover's venv.
     const storage = branch(
       (async () => {
-        const arlocal = await progress.step('arlocal', () => startArlocal({ port: ports.arlocal, persistDir: paths.arlocal, echo: opts.verbose }), (a) => `${a.url}, data ${shown(a.dataDir)}`)
+        const arlocal = await progress.step(
+          'arlocal',
+          () => startArlocal({ port: ports.arlocal, persistDir: paths.arlocal, echo: opts.verbose }),
+          (a) => `${a.url}, data ${shown(a.dataDir)}`,
+        )
         watchChild('arlocal', arlocal.process, () => arlocal.stop())
         goOn()
-        const wallet = await progress.step('arweave wallet', () => loadOrCreateLocalWallet(arlocal.url, paths.arweaveWallet), (w) =>
-          `${w.address.slice(0, 12)}… ${w.created ? 'created and funded' : 'reused'} (${shown(paths.arweaveWallet)})`,
+        const wallet = await progress.step(
+          'arweave wallet',
+          () => loadOrCreateLocalWallet(arlocal.url, paths.arweaveWallet),
+          (w) => `${w.address.slice(0, 12)}… ${w.created ? 'created and funded' : 'reused'} (${shown(paths.arweaveWallet)})`,
         )
         return { arlocal, wallet }
       })(),
@@ -224,8 +242,11 @@ export async function startCommand(opts: StartOptions): Promise<number> {
           STACK_CHAINS.map(async (name) => {
             const file = paths.chainState[name]
             const hadState = existsSync(file)
-            const anvil = await progress.step(`${name} anvil`, () => startChain(name, file, ports[name], opts.verbose, progress), (a) =>
-              `${a.rpcUrl}, chain ${a.chain.id}, ${hadState && existsSync(file) ? `state loaded from ${shown(file)}` : `new chain (saved to ${shown(file)})`}`,
+            const anvil = await progress.step(
+              `${name} anvil`,
+              () => startChain(name, file, ports[name], opts.verbose, progress),
+              (a) =>
+                `${a.rpcUrl}, chain ${a.chain.id}, ${hadState && existsSync(file) ? `state loaded from ${shown(file)}` : `new chain (saved to ${shown(file)})`}`,
             )
             anvils[name] = anvil
             watchChild(`${name} anvil`, anvil.process, () => anvil.stop())
@@ -236,7 +257,12 @@ export async function startCommand(opts: StartOptions): Promise<number> {
         const models = [...new Set([DEMO_MODEL, opts.model])]
         // Models are registered with their artifacts in storage, as operators fetch them.
         const { arlocal } = await storage
-        const publisher = arweaveStorage({ host: '127.0.0.1', port: Number(new URL(arlocal.url).port), protocol: 'http', wallet: paths.arweaveWallet })
+        const publisher = arweaveStorage({
+          host: '127.0.0.1',
+          port: Number(new URL(arlocal.url).port),
+          protocol: 'http',
+          wallet: paths.arweaveWallet,
+        })
         const ensured = await progress
           .step(
             'contracts',
@@ -248,10 +274,10 @@ export async function startCommand(opts: StartOptions): Promise<number> {
                 publish: async (model) => (await publishModelArtifacts(publisher, modelDir(model))).refs,
                 log: (l) => step.note(l),
               }),
-          (r) =>
-            `${r.action === 'reused' ? 'reused' : r.action === 'deployed' ? 'deployed' : 'reused, updated'}: ` +
-            `hub gateway ${r.deployment.hub.gateway}, market ${r.deployment.hub.market} · spoke gateway ${r.deployment.spoke.gateway}` +
-            (r.notes.length ? ` (${r.notes.join('; ')})` : ''),
+            (r) =>
+              `${r.action === 'reused' ? 'reused' : r.action === 'deployed' ? 'deployed' : 'reused, updated'}: ` +
+              `hub gateway ${r.deployment.hub.gateway}, market ${r.deployment.hub.market} · spoke gateway ${r.deployment.spoke.gateway}` +
+              (r.notes.length ? ` (${r.notes.join('; ')})` : ''),
           )
           .finally(() => publisher.dispose())
         if (ensured.action === 'deployed' && existsSync(paths.hyperlane)) {
@@ -269,7 +295,17 @@ export async function startCommand(opts: StartOptions): Promise<number> {
         return { clients, deployment: ensured.deployment, temporal }
       })(),
     )
-    const native = opts.prover === 'ezkl-native' ? branch(progress.step('native ezkl (.tools/venv)', () => ensureNativeEzkl(), (p) => shown(p), { announce: true })) : Promise.resolve(undefined)
+    const native =
+      opts.prover === 'ezkl-native'
+        ? branch(
+            progress.step(
+              'native ezkl (.tools/venv)',
+              () => ensureNativeEzkl(),
+              (p) => shown(p),
+              { announce: true },
+            ),
+          )
+        : Promise.resolve(undefined)
     const [{ clients, deployment, temporal }, { arlocal }] = await interruptible(Promise.all([chainsAndTemporal, storage, native]))
     const chains = anvils as Record<StackChain, AnvilInstance>
     progress.line(dim(`  Temporal UI: ${temporal.uiUrl}`))
@@ -317,7 +353,15 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     const on = deployment[DEMO_CHAIN]
     const user = clients[DEMO_CHAIN].user
     const sent = await interruptible(
-      sendClassifyRequest(progress, { chain: DEMO_CHAIN, user, gateway: on.gateway, dapp: on.dapps[opts.model]!, model: opts.model, features: opts.features, mine: true }),
+      sendClassifyRequest(progress, {
+        chain: DEMO_CHAIN,
+        user,
+        gateway: on.gateway,
+        dapp: on.dapps[opts.model]!,
+        model: opts.model,
+        features: opts.features,
+        mine: true,
+      }),
     )
     const result = await interruptible(
       followClassification(progress, {
@@ -336,10 +380,17 @@ export async function startCommand(opts: StartOptions): Promise<number> {
 
     if (!opts.once) {
       progress.pause()
-      console.log(endpoints(paths, info, deployment, [...workers.map((w) => ({ name: w.role, proc: w.entry.proc })), { name: 'relay', proc: relay.proc }]))
+      console.log(
+        endpoints(paths, info, deployment, [
+          ...workers.map((w) => ({ name: w.role, proc: w.entry.proc })),
+          { name: 'relay', proc: relay.proc },
+        ]),
+      )
       console.log(
         `\n${out.bold('stack running; Ctrl-C to stop')}\n` +
-          out.dim(`  another request:  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait   (--chain hub for the hub's own gateway)\n`) +
+          out.dim(
+            `  another request:  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait   (--chain hub for the hub's own gateway)\n`,
+          ) +
           out.dim(`  a request's state: npx tsx cli/sertn.ts status <request-key | id [--chain hub]>`),
       )
       const logs = STACK_CHAINS.map((name) => watchGateway(name, clients[name].owner, deployment[name].gateway, progress, shutdown.signal))
@@ -403,7 +454,9 @@ async function checkHistories(paths: StackPaths, clients: StackClients, deployme
   for (const name of STACK_CHAINS) {
     const why = await checkNodeHistory(paths, clients[name].owner, deployment[name].gateway)
     if (why) {
-      progress.warn(`the ${name} chain: ${why}: clearing the node's history (the Temporal database, the watcher cursors, the relay's state)`)
+      progress.warn(
+        `the ${name} chain: ${why}: clearing the node's history (the Temporal database, the watcher cursors, the relay's state)`,
+      )
       clearNodeHistory(paths)
       return
     }
@@ -470,7 +523,8 @@ function staleRelayState(paths: StackPaths, heads: Map<number, bigint>): string 
 function clearNodeHistory(paths: StackPaths): void {
   rmSync(paths.cursors, { recursive: true, force: true })
   rmSync(paths.hyperlane, { recursive: true, force: true })
-  for (const f of readdirSync(paths.dataDir)) if (f === 'temporal.db' || f.startsWith('temporal.db-')) rmSync(join(paths.dataDir, f), { force: true })
+  for (const f of readdirSync(paths.dataDir))
+    if (f === 'temporal.db' || f.startsWith('temporal.db-')) rmSync(join(paths.dataDir, f), { force: true })
 }
 
 function reset(paths: StackPaths, progress: Progress): void {
@@ -558,7 +612,13 @@ function portIsFree(port: number): Promise<boolean> {
  */
 function writeNodeConfig(
   paths: StackPaths,
-  s: { anvils: Record<StackChain, AnvilInstance>; deployment: Deployment; temporal: TemporalDevServer; arlocal: ArlocalInstance; prover: ProverName },
+  s: {
+    anvils: Record<StackChain, AnvilInstance>
+    deployment: Deployment
+    temporal: TemporalDevServer
+    arlocal: ArlocalInstance
+    prover: ProverName
+  },
 ): SertnConfig {
   const chains = networkChainsConfig(
     networkOf(s.deployment),
@@ -635,7 +695,10 @@ async function waitForWorkers(client: Client, config: SertnConfig, step: { note(
     }
     if (waiting.length === 0) return
     step.note(`waiting for ${waiting.join(', ')}`)
-    if (Date.now() > deadline) throw new SertnError(`the workers did not start polling within 180 s (waiting for ${waiting.join(', ')})`, { details: 'Run with --verbose to see their output.' })
+    if (Date.now() > deadline)
+      throw new SertnError(`the workers did not start polling within 180 s (waiting for ${waiting.join(', ')})`, {
+        details: 'Run with --verbose to see their output.',
+      })
     await new Promise((r) => setTimeout(r, 200))
   }
 }
@@ -644,7 +707,13 @@ async function waitForWorkers(client: Client, config: SertnConfig, step: { note(
  * While the stack runs: prints a chain's gateway events, and mines a block on top of any block that
  * holds a request (the watcher's one confirmation) so that requests from any sender are served.
  */
-async function watchGateway(chain: StackChain, client: SertnClient, gateway: Address, progress: Progress, signal: AbortSignal): Promise<void> {
+async function watchGateway(
+  chain: StackChain,
+  client: SertnClient,
+  gateway: Address,
+  progress: Progress,
+  signal: AbortSignal,
+): Promise<void> {
   let next = (await client.getBlockNumber({ cacheTime: 0 }).catch(() => 0n)) + 1n
   const say = (s: string) => progress.line(`${dim(new Date().toISOString().slice(11, 19))} ${chain.padEnd(5)}  ${s}`)
   const status = (id: unknown) => `sertn status ${String(id)}${chain === 'hub' ? ' --chain hub' : ''}`
@@ -683,7 +752,10 @@ async function watchGateway(chain: StackChain, client: SertnClient, gateway: Add
 
 function endpoints(paths: StackPaths, info: StackInfo, d: Deployment, processes: { name: string; proc: ManagedProcess }[]): string {
   const { bold, dim } = out
-  const dapps = (on: Record<string, Address>) => Object.entries(on).map(([m, a]) => `${a} (${m})`).join(', ')
+  const dapps = (on: Record<string, Address>) =>
+    Object.entries(on)
+      .map(([m, a]) => `${a} (${m})`)
+      .join(', ')
   return [
     `\n${bold('local stack')} ${dim(`(data in ${shown(paths.dataDir)}; local dev keys, insecure)`)}`,
     `  hub          ${info.rpcUrls.hub}  ${dim(`anvil, chain id ${d.hub.chainId} = Hyperlane domain, state ${shown(paths.chainState.hub)}`)}`,
@@ -716,6 +788,8 @@ async function stopAll(children: Child[], progress: Progress, paths: StackPaths)
   await group((n) => n.startsWith('worker') || n === 'relay')
   await group((n) => n === 'arlocal' || n === 'Temporal')
   await group((n) => n.endsWith('anvil'))
-  const saved = STACK_CHAINS.filter((c) => stopped.includes(`${c} anvil`) && existsSync(paths.chainState[c])).map((c) => shown(paths.chainState[c]))
+  const saved = STACK_CHAINS.filter((c) => stopped.includes(`${c} anvil`) && existsSync(paths.chainState[c])).map((c) =>
+    shown(paths.chainState[c]),
+  )
   step.done(`${stopped.join(', ')}${saved.length ? `; chains saved to ${saved.join(', ')}` : ''}`, performance.now() - t0)
 }

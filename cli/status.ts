@@ -30,7 +30,9 @@ export async function statusCommand(opts: {
     try {
       parseRequestKey(opts.target)
     } catch (err) {
-      throw new UsageError(err instanceof Error ? err.message : String(err), { details: 'Pass a request key (as `sertn request` prints it) or a request id on the configured gateway.' })
+      throw new UsageError(err instanceof Error ? err.message : String(err), {
+        details: 'Pass a request key (as `sertn request` prints it) or a request id on the configured gateway.',
+      })
     }
     key = opts.target as RequestKey
   }
@@ -64,7 +66,8 @@ export async function statusCommand(opts: {
 
 function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: string | undefined, namespace: string): void {
   const { bold, dim, green, red } = out
-  const stageColour = status.stage === 'fulfilled' ? green : status.stage === 'failed' || status.stage === 'settled-elsewhere' ? red : (s: string) => s
+  const stageColour =
+    status.stage === 'fulfilled' ? green : status.stage === 'failed' || status.stage === 'settled-elsewhere' ? red : (s: string) => s
   const lines = [
     `${bold('request')}   ${status.key}`,
     `${bold('stage')}     ${stageColour(status.stage)}${status.running ? ' (running)' : ''}`,
@@ -84,7 +87,9 @@ function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: s
     const h = status.hub
     lines.push(
       `${bold('hub')}       chain ${h.chainId}, market ${h.market}` +
-        (h.marketRequestId ? `, market request #${h.marketRequestId}: ${h.status ?? '?'}${h.settlement ? ` (${h.settlement})` : ''}` : dim(', not recorded there yet')),
+        (h.marketRequestId
+          ? `, market request #${h.marketRequestId}: ${h.status ?? '?'}${h.settlement ? ` (${h.settlement})` : ''}`
+          : dim(', not recorded there yet')),
     )
   }
   if (hops.length) {
@@ -92,15 +97,22 @@ function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: s
     for (const hop of hops) {
       const t = status.timings[hop]!
       const label = hop === 'spokeSettle' && status.error ? HOP_LABELS.failureDelivered : HOP_LABELS[hop]
-      lines.push(`  ${label.padEnd(30)} ${fmtMs(t.ms).padStart(9)}  ${dim([...hopNotes(hop, t, status), `attempts ${t.attempts}`].join(' · '))}`)
+      lines.push(
+        `  ${label.padEnd(30)} ${fmtMs(t.ms).padStart(9)}  ${dim([...hopNotes(hop, t, status), `attempts ${t.attempts}`].join(' · '))}`,
+      )
     }
   }
   const hb = status.heartbeat as { stage?: string; elapsedMs?: number } | undefined
-  if (status.running && hb?.stage) lines.push(`${bold('prover')}    last heartbeat: ${hb.stage}${hb.elapsedMs !== undefined ? `, ${fmtMs(hb.elapsedMs)}` : ''}`)
+  if (status.running && hb?.stage)
+    lines.push(`${bold('prover')}    last heartbeat: ${hb.stage}${hb.elapsedMs !== undefined ? `, ${fmtMs(hb.elapsedMs)}` : ''}`)
   if (status.output) lines.push(`${bold('output')}    [${status.output.join(', ')}]`)
   if (status.storage) {
-    lines.push(`${bold('storage')}   output ${status.storage.output.storage}:${status.storage.output.id} (${status.storage.output.bytes} bytes, sha256 ${status.storage.output.sha256.slice(0, 16)}…)`)
-    lines.push(`          proof  ${status.storage.proof.storage}:${status.storage.proof.id} (${status.storage.proof.bytes} bytes, sha256 ${status.storage.proof.sha256.slice(0, 16)}…)`)
+    lines.push(
+      `${bold('storage')}   output ${status.storage.output.storage}:${status.storage.output.id} (${status.storage.output.bytes} bytes, sha256 ${status.storage.output.sha256.slice(0, 16)}…)`,
+    )
+    lines.push(
+      `          proof  ${status.storage.proof.storage}:${status.storage.proof.id} (${status.storage.proof.bytes} bytes, sha256 ${status.storage.proof.sha256.slice(0, 16)}…)`,
+    )
   }
   // A spoke's request: the hub's transaction (the result or the failure sent), and the spoke's delivery.
   const txLabel = status.hub ? 'hub tx' : 'tx'

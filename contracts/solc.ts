@@ -26,7 +26,10 @@ export type CompiledContract = {
 
 type SolcOutput = {
   errors?: { severity: 'error' | 'warning' | 'info'; formattedMessage: string; sourceLocation?: { file: string } }[]
-  contracts?: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>>
+  contracts?: Record<
+    string,
+    Record<string, { abi: unknown[]; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>
+  >
 }
 
 /** Solidity did not compile. */
@@ -63,13 +66,17 @@ export function compileSolidity(sources: Record<string, { content: string }>, im
   ) as SolcOutput
   const errors = (output.errors ?? []).filter((e) => e.severity === 'error')
   if (errors.length > 0)
-    throw new SolidityCompileError(`compilation failed with ${errors.length} error(s)`, { details: errors.map((e) => e.formattedMessage).join('\n') })
+    throw new SolidityCompileError(`compilation failed with ${errors.length} error(s)`, {
+      details: errors.map((e) => e.formattedMessage).join('\n'),
+    })
   const contracts: CompileResult['contracts'] = {}
   for (const [file, byName] of Object.entries(output.contracts ?? {})) {
     contracts[file] = {}
     for (const [name, c] of Object.entries(byName))
       contracts[file][name] = { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` }
   }
-  const warnings = (output.errors ?? []).filter((e) => e.severity === 'warning').map((e) => ({ file: e.sourceLocation?.file, message: e.formattedMessage }))
+  const warnings = (output.errors ?? [])
+    .filter((e) => e.severity === 'warning')
+    .map((e) => ({ file: e.sourceLocation?.file, message: e.formattedMessage }))
   return { contracts, warnings }
 }

@@ -133,10 +133,16 @@ export async function publishModelArtifacts(
   const indexBytes = new TextEncoder().encode(JSON.stringify(index))
   const indexTags = artifactTags(hashes.manifestHash, 'index.json')
   const indexSha = createHash('sha256').update(indexBytes).digest('hex')
-  const earlierIndex = storage.flags.searchable && storage.find ? (await storage.find(indexTags)).find((a) => a.sha256 === indexSha) : undefined
+  const earlierIndex =
+    storage.flags.searchable && storage.find ? (await storage.find(indexTags)).find((a) => a.sha256 === indexSha) : undefined
   const indexArtifact = earlierIndex ?? (await storage.put(indexBytes, { contentType: 'application/json', tags: indexTags }))
   onProgress?.('index.json', entries.length, entries.length)
-  return { refs: { ...hashes, index: storageRefOf(indexArtifact) }, index: indexArtifact, uploaded: uploaded + (earlierIndex ? 0 : 1), reused }
+  return {
+    refs: { ...hashes, index: storageRefOf(indexArtifact) },
+    index: indexArtifact,
+    uploaded: uploaded + (earlierIndex ? 0 : 1),
+    reused,
+  }
 }
 
 /** The artifact index is missing, unreadable, or names another model's files. */
@@ -158,7 +164,8 @@ export async function fetchModelArtifacts(
   ref: ModelRef,
 ): Promise<{ manifest: ModelManifest; manifestBytes: Uint8Array; files: Map<string, Uint8Array>; srs: Uint8Array }> {
   const model = ref.name
-  if (!storage.getById) throw new ArtifactIndexError(`storage ${storage.name} cannot read an artifact by id alone, which fetching a model's index needs`)
+  if (!storage.getById)
+    throw new ArtifactIndexError(`storage ${storage.name} cannot read an artifact by id alone, which fetching a model's index needs`)
   const indexId = base64UrlIdOf(ref.artifacts.index)
   let index: ArtifactIndex
   try {
@@ -171,7 +178,8 @@ export async function fetchModelArtifacts(
     throw new ArtifactIndexError(`model ${model}: ${indexId} is not an artifact index`)
   const expect = (file: string, bytes: Uint8Array, pinned: string) => {
     const actual = createHash('sha256').update(bytes).digest('hex')
-    if (actual !== pinned.replace(/^0x/, '').toLowerCase()) throw new ArtifactHashMismatchError(file, pinned.replace(/^0x/, ''), actual, model)
+    if (actual !== pinned.replace(/^0x/, '').toLowerCase())
+      throw new ArtifactHashMismatchError(file, pinned.replace(/^0x/, ''), actual, model)
     return bytes
   }
   // Each file is read as the index describes it, then checked against what the registry (or the

@@ -21,7 +21,9 @@ const ezkl = (): Engine => (engine ??= require('@ezkljs/engine/nodejs/ezkl.js') 
 /** The Poseidon hash (a field element) of quantised values, as the circuit computes it. */
 export function poseidonOf(valuesQ: readonly bigint[]): bigint {
   const felts = valuesQ.map((q) => feltToLeHex(toFelt(q)))
-  const out = JSON.parse(Buffer.from(ezkl().poseidonHash(new Uint8ClampedArray(Buffer.from(JSON.stringify(felts))))).toString()) as string[][]
+  const out = JSON.parse(
+    Buffer.from(ezkl().poseidonHash(new Uint8ClampedArray(Buffer.from(JSON.stringify(felts))))).toString(),
+  ) as string[][]
   const hash = out[0]?.[0]
   if (typeof hash !== 'string') throw new SertnError('poseidonHash returned no hash')
   return feltFromLeHex(hash)
@@ -57,7 +59,9 @@ export function openInputDocument(bytes: Uint8Array, commitment: bigint): bigint
   }
   const input = (doc as InputDocument | undefined)?.input
   if (!Array.isArray(input) || !input.every((x) => (typeof x === 'string' && /^-?\d+$/.test(x)) || Number.isSafeInteger(x)))
-    throw new InputCommitmentError('the stored input is not an input document: expected {"input": ["<integer>", …]} at the model\'s input scale')
+    throw new InputCommitmentError(
+      'the stored input is not an input document: expected {"input": ["<integer>", …]} at the model\'s input scale',
+    )
   const inputQ = input.map((x) => BigInt(x))
   let actual: bigint
   try {
@@ -66,6 +70,8 @@ export function openInputDocument(bytes: Uint8Array, commitment: bigint): bigint
     throw new InputCommitmentError(`the stored input cannot be hashed: ${e instanceof Error ? e.message : String(e)}`)
   }
   if (actual !== commitment)
-    throw new InputCommitmentError(`the stored input does not match the request's commitment: it hashes to ${actual}, the request committed to ${commitment}`)
+    throw new InputCommitmentError(
+      `the stored input does not match the request's commitment: it hashes to ${actual}, the request committed to ${commitment}`,
+    )
   return inputQ
 }

@@ -56,8 +56,14 @@ export const configSchema = z.object({
         if (c.hub === undefined) continue
         const hub = chains[c.hub]
         if (!hub) ctx.addIssue({ code: 'custom', path: [name, 'hub'], message: `no chain named ${c.hub} is configured` })
-        else if (!hub.market) ctx.addIssue({ code: 'custom', path: [c.hub, 'market'], message: `the hub of ${name} needs its market address` })
-        if (!c.hyperlane) ctx.addIssue({ code: 'custom', path: [name, 'hyperlane'], message: 'a spoke needs its hyperlane domain (and mailbox, merkleTreeHook)' })
+        else if (!hub.market)
+          ctx.addIssue({ code: 'custom', path: [c.hub, 'market'], message: `the hub of ${name} needs its market address` })
+        if (!c.hyperlane)
+          ctx.addIssue({
+            code: 'custom',
+            path: [name, 'hyperlane'],
+            message: 'a spoke needs its hyperlane domain (and mailbox, merkleTreeHook)',
+          })
       }
     }),
   /** The local messenger agents (`sertn relay`): a validator signing every chain's checkpoints, and relayers. */

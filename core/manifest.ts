@@ -319,14 +319,20 @@ function checkManifest(path: string, v: unknown): asserts v is ModelManifest {
   if (typeof v.name !== 'string') fail('"name" must be a string')
   for (const key of ['logrows', 'inputScale', 'outputScale', 'maxAbsInput', 'computeUnits'] as const)
     if (!Number.isSafeInteger(v[key]) || (v[key] as number) < 0) fail(`"${key}" must be a non-negative integer`)
-  for (const key of ['inputShape', 'outputShape'] as const) if (!shapeOk(v[key])) fail(`"${key}" must be a non-empty array of positive integers`)
+  for (const key of ['inputShape', 'outputShape'] as const)
+    if (!shapeOk(v[key])) fail(`"${key}" must be a non-empty array of positive integers`)
   for (const key of ['inputs', 'outputs'] as const) {
     const list = v[key]
     if (!Array.isArray(list) || list.length === 0 || !list.every((t) => isRecord(t) && typeof t.name === 'string' && shapeOk(t.shape)))
       fail(`"${key}" must list the tensors with their name and shape`)
   }
   const vis = v.visibility
-  if (!isRecord(vis) || !['public', 'hashed'].includes(vis.input as string) || !['public', 'hashed'].includes(vis.output as string) || vis.params !== 'fixed')
+  if (
+    !isRecord(vis) ||
+    !['public', 'hashed'].includes(vis.input as string) ||
+    !['public', 'hashed'].includes(vis.output as string) ||
+    vis.params !== 'fixed'
+  )
     fail('"visibility" must be { input: public|hashed, output: public|hashed, params: fixed }')
   if (!isRecord(v.instances) || !Number.isSafeInteger(v.instances.input) || !Number.isSafeInteger(v.instances.output))
     fail('"instances" must count the input and output instances')
@@ -334,8 +340,10 @@ function checkManifest(path: string, v: unknown): asserts v is ModelManifest {
   if (!isRecord(v.srs) || typeof v.srs.file !== 'string' || typeof v.srs.sha256 !== 'string' || !SHA256.test(v.srs.sha256))
     fail('"srs" must name a file and its sha256')
   // Fail closed: a manifest that does not say whether its SRS is secure is treated as a forgery risk.
-  if (typeof (v.srs as Record<string, unknown>).insecure !== 'boolean') fail('"srs.insecure" must say (true or false) whether the SRS is secure')
-  if (!isRecord(v.vka) || typeof v.vka.codeHash !== 'string' || !/^0x[0-9a-f]{64}$/.test(v.vka.codeHash)) fail('"vka.codeHash" must be a keccak256 hash')
+  if (typeof (v.srs as Record<string, unknown>).insecure !== 'boolean')
+    fail('"srs.insecure" must say (true or false) whether the SRS is secure')
+  if (!isRecord(v.vka) || typeof v.vka.codeHash !== 'string' || !/^0x[0-9a-f]{64}$/.test(v.vka.codeHash))
+    fail('"vka.codeHash" must be a keccak256 hash')
   if (!isRecord(v.files)) return fail('"files" must map file names to sha256')
   for (const [file, hash] of Object.entries(v.files)) {
     if (typeof hash !== 'string' || !SHA256.test(hash)) fail(`"files.${file}" is not a sha256`)

@@ -104,7 +104,9 @@ export function createModelStore(options: ModelStoreOptions): ModelStore {
 
   async function fetch(ref: ModelRef, hash: string): Promise<ModelArtifacts> {
     if (!options.storage || !options.cacheDir)
-      throw new UnknownModelError(`model ${ref.name} (${ref.modelId}): no local copy has artifacts ${ref.artifacts.manifestHash}, and this node has no storage to fetch them from`)
+      throw new UnknownModelError(
+        `model ${ref.name} (${ref.modelId}): no local copy has artifacts ${ref.artifacts.manifestHash}, and this node has no storage to fetch them from`,
+      )
     const storage = typeof options.storage === 'function' ? options.storage() : options.storage
     const fetched = await fetchModelArtifacts(storage, ref)
     const dir = join(resolve(options.cacheDir), hash)

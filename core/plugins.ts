@@ -275,7 +275,11 @@ export interface MarketPlugin extends PluginBase<'market', Record<string, never>
   /** keccak256 of the runtime code of the one verifier this plugin trusts. */
   readonly trustedVerifierCodeHash: Hex
   /** The market's record of a spoke request, or undefined until its request message arrives. */
-  findRequest(route: SpokeRoute, gateway: Address, spokeRequestId: RequestId): Promise<(MarketRecord & { recorded: MarketEvent }) | undefined>
+  findRequest(
+    route: SpokeRoute,
+    gateway: Address,
+    spokeRequestId: RequestId,
+  ): Promise<(MarketRecord & { recorded: MarketEvent }) | undefined>
   getRequest(marketRequestId: string): Promise<MarketRecord>
   /** When the spoke's receipt closed the request (undefined until it did). */
   findSettlement(marketRequestId: string): Promise<(MarketRecord & { settled: MarketEvent }) | undefined>

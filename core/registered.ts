@@ -85,7 +85,11 @@ export function checkRegisteredCircuit(c: RegisteredCircuit, manifest: ModelMani
   }
   const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
   if (!eq(c.verifierCodeHash, options.trustedVerifierCodeHash))
-    fail('verifier', `${c.verifier} (code hash ${c.verifierCodeHash})`, `the pinned reusable verifier (code hash ${options.trustedVerifierCodeHash})`)
+    fail(
+      'verifier',
+      `${c.verifier} (code hash ${c.verifierCodeHash})`,
+      `the pinned reusable verifier (code hash ${options.trustedVerifierCodeHash})`,
+    )
   if (!eq(c.vkaCodeHash, manifest.vka.codeHash)) fail('VKA code hash', c.vkaCodeHash, manifest.vka.codeHash)
   if (!eq(c.vkaCodeHashOnChain, c.vkaCodeHash)) fail(`VKA's code (at ${c.vka})`, c.vkaCodeHashOnChain, c.vkaCodeHash)
   if (BigInt(c.maxAbsInput) !== BigInt(manifest.maxAbsInput)) fail('input bound', c.maxAbsInput, manifest.maxAbsInput)
@@ -94,7 +98,8 @@ export function checkRegisteredCircuit(c: RegisteredCircuit, manifest: ModelMani
   if (c.inputVisibility !== manifest.visibility.input) fail('input visibility', c.inputVisibility, manifest.visibility.input)
   if (c.outputVisibility !== manifest.visibility.output) fail('output visibility', c.outputVisibility, manifest.visibility.output)
   if (c.inputShape.join('×') !== manifest.inputShape.join('×')) fail('input shape', c.inputShape.join('×'), manifest.inputShape.join('×'))
-  if (c.outputShape.join('×') !== manifest.outputShape.join('×')) fail('output shape', c.outputShape.join('×'), manifest.outputShape.join('×'))
+  if (c.outputShape.join('×') !== manifest.outputShape.join('×'))
+    fail('output shape', c.outputShape.join('×'), manifest.outputShape.join('×'))
   if (c.insecureSrs !== manifest.srs.insecure) fail('insecure-SRS flag', c.insecureSrs, manifest.srs.insecure)
   if (c.insecureSrs && !options.allowInsecureSrs) throw new InsecureSrsError(c.name, manifest.srs.file)
 }

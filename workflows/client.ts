@@ -42,7 +42,10 @@ export async function getRequestStatus(
 ): Promise<RequestStatusView & { running: boolean; heartbeat?: unknown }> {
   const handle = client.workflow.getHandle(key)
   const [status, description] = await Promise.all([handle.query(statusQuery), handle.describe()])
-  const raw = await client.workflowService.describeWorkflowExecution({ namespace: client.options.namespace, execution: { workflowId: key } })
+  const raw = await client.workflowService.describeWorkflowExecution({
+    namespace: client.options.namespace,
+    execution: { workflowId: key },
+  })
   const pending = raw.pendingActivities?.find((a) => a.activityType?.name === 'proveInference')
   let heartbeat: unknown
   const payload = pending?.heartbeatDetails?.payloads?.[0]

@@ -71,7 +71,12 @@ export type RequestStatusView = {
   stage: Stage
   /** Unix ms when the workflow started. */
   startedAt: number
-  timings: Partial<Record<'resolve' | 'input' | 'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName, StageTiming>>
+  timings: Partial<
+    Record<
+      'resolve' | 'input' | 'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName,
+      StageTiming
+    >
+  >
   /** The model as the registry records it (once resolved). */
   model?: { name: string; version: number; artifactsHash: string }
   /** For a spoke chain's request: the hub market serving it, and how it stands there. */

@@ -17,7 +17,16 @@
  *
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow'
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  patched,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow'
 import type { ModelRef } from '../core/artifacts.ts'
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.ts'
 import type { InferenceErrorCode } from '../core/types.ts'
@@ -57,7 +66,12 @@ const STAGE_CODES: Partial<Record<RequestStatusView['stage'], InferenceErrorCode
   proving: 'ProvingFailed',
 }
 
-const retry = { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', nonRetryableErrorTypes: NON_RETRYABLE }
+const retry = {
+  initialInterval: '500 milliseconds',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+  nonRetryableErrorTypes: NON_RETRYABLE,
+}
 
 export async function requestWorkflow({ request, queues }: RequestWorkflowInput): Promise<RequestOutcome> {
   const { runInference } = proxyActivities<Activities>({
@@ -102,11 +116,16 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   setHandler(statusQuery, () => status)
 
   async function timed<
-    T extends { attempt: number; ms?: number; inclusionMs?: number; receiptAt?: number; transactionHash?: string; gasUsed?: string; observedAt?: number },
-  >(
-    name: keyof RequestStatusView['timings'],
-    run: () => Promise<T>,
-  ): Promise<T> {
+    T extends {
+      attempt: number
+      ms?: number
+      inclusionMs?: number
+      receiptAt?: number
+      transactionHash?: string
+      gasUsed?: string
+      observedAt?: number
+    },
+  >(name: keyof RequestStatusView['timings'], run: () => Promise<T>): Promise<T> {
     const t0 = Date.now()
     const r = await run()
     const timing: StageTiming = { ms: Date.now() - t0, attempts: r.attempt }
@@ -176,7 +195,10 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
 
   /** Runs `deliver` (the transaction that records the storage ids on-chain) beside the upload. */
   async function deliverWhileUploading<T>(prepared: Prepared, deliver: () => Promise<T>): Promise<T> {
-    const [tx] = await Promise.all([deliver(), prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared))])
+    const [tx] = await Promise.all([
+      deliver(),
+      prepared.output.uploaded && prepared.proof.uploaded ? undefined : timed('upload', () => uploadResult(prepared)),
+    ])
     return tx
   }
 
@@ -228,7 +250,9 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
       status.stage = 'awaiting-hub'
       marketRequestId = (await recorded).marketRequestId
       status.stage = 'submitting'
-      const tx = await deliverWhileUploading(prepared, () => timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)))
+      const tx = await deliverWhileUploading(prepared, () =>
+        timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)),
+      )
       hub.status = tx.status
       if (tx.transactionHash) status.transactionHash = tx.transactionHash
     } catch (err) {
@@ -264,7 +288,11 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     hub.status = closed.status
     hub.settlement = closed.settlement
     status.stage =
-      settled.status === 'Fulfilled' && status.error === undefined ? 'fulfilled' : settled.status === 'Failed' && status.error ? 'failed' : 'settled-elsewhere'
+      settled.status === 'Fulfilled' && status.error === undefined
+        ? 'fulfilled'
+        : settled.status === 'Failed' && status.error
+          ? 'failed'
+          : 'settled-elsewhere'
     return status as RequestOutcome
   }
 }

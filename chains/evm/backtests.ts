@@ -68,7 +68,11 @@ export async function publishBacktests(p: PublishBacktestsParameters): Promise<{
   for (const [i, input] of p.inputs.entries()) {
     p.onProgress?.(i, p.inputs.length)
     const proof = await p.prover.proveInference(p.model, input)
-    pairs.push({ input: input.map(String), output: proof.output.map(String), proof: JSON.parse(new TextDecoder().decode(proof.proofJson)) as unknown })
+    pairs.push({
+      input: input.map(String),
+      output: proof.output.map(String),
+      proof: JSON.parse(new TextDecoder().decode(proof.proofJson)) as unknown,
+    })
   }
   p.onProgress?.(p.inputs.length, p.inputs.length)
   const doc: BacktestDocument = {
@@ -80,13 +84,21 @@ export async function publishBacktests(p: PublishBacktestsParameters): Promise<{
     pairs,
   }
   const bytes = new TextEncoder().encode(JSON.stringify(doc))
-  const stored = await p.storage.put(bytes, { contentType: 'application/json', tags: { 'Sertn-Backtests': p.modelId, 'Sertn-Model-Artifacts': registered.artifacts.manifestHash } })
+  const stored = await p.storage.put(bytes, {
+    contentType: 'application/json',
+    tags: { 'Sertn-Backtests': p.modelId, 'Sertn-Model-Artifacts': registered.artifacts.manifestHash },
+  })
   const ref = storageRefOf(stored)
   const sha256: Hex = `0x${stored.sha256}`
   for (const c of p.chains) {
     await confirm(
       c.client,
-      await c.client.writeContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'publishBacktests', args: [p.modelId, ref, sha256, pairs.length] }),
+      await c.client.writeContract({
+        address: c.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'publishBacktests',
+        args: [p.modelId, ref, sha256, pairs.length],
+      }),
     )
   }
   return { ref, id: stored.id, sha256, pairs: pairs.length }
@@ -145,13 +157,20 @@ export async function verifyBacktests(p: VerifyBacktestsParameters): Promise<Bac
   const where = p.where ?? 'the registry'
   const registered = await readRegisteredCircuit(p.client, p.registry, p.modelId, where)
   if (!registered) throw new BacktestError(`model ${p.modelId} is not registered on ${where}`)
-  const record = await p.client.readContract({ address: p.registry, abi: ModelRegistry.abi, functionName: 'getBacktests', args: [p.modelId] })
+  const record = await p.client.readContract({
+    address: p.registry,
+    abi: ModelRegistry.abi,
+    functionName: 'getBacktests',
+    args: [p.modelId],
+  })
   if (record.pairs === 0) throw new BacktestError(`model ${registered.name} has published no backtests on ${where}`)
   if (!p.storage.getById) throw new BacktestError(`storage ${p.storage.name} cannot read a document by id`)
   const id = base64UrlIdOf(record.ref)
   const bytes = await p.storage.getById(id, { maxBytes: MAX_BACKTEST_BYTES })
   if (`0x${sha256Of(bytes)}` !== record.contentHash.toLowerCase())
-    throw new BacktestError(`model ${registered.name}: the backtest document ${id} has sha256 0x${sha256Of(bytes)}, the registry records ${record.contentHash}`)
+    throw new BacktestError(
+      `model ${registered.name}: the backtest document ${id} has sha256 0x${sha256Of(bytes)}, the registry records ${record.contentHash}`,
+    )
   const doc = JSON.parse(new TextDecoder().decode(bytes)) as BacktestDocument
   if (doc.schema !== 1 || !Array.isArray(doc.pairs) || doc.pairs.length !== record.pairs)
     throw new BacktestError(`model ${registered.name}: ${id} is not a backtest document of ${record.pairs} pairs`)
@@ -174,7 +193,12 @@ export async function verifyBacktests(p: VerifyBacktestsParameters): Promise<Bac
       verdict.bound = expected.length === instances.length && expected.every((v, i) => v === instances[i])
       verdict.offChain = (await p.prover.verify(model, proofJson)).ok
       try {
-        verdict.onChain = await p.client.readContract({ address: registered.verifier, abi: VERIFIER_ABI, functionName: 'verifyProof', args: [registered.vka, proof, instances] })
+        verdict.onChain = await p.client.readContract({
+          address: registered.verifier,
+          abi: VERIFIER_ABI,
+          functionName: 'verifyProof',
+          args: [registered.vka, proof, instances],
+        })
       } catch {
         verdict.onChain = false // the verifier reverts on a proof it rejects
       }

@@ -21,7 +21,10 @@ export async function deployMarket(
 ): Promise<Address> {
   const market = await deployContract(client, InferenceMarket, [client.account.address, params.registry, params.mailbox])
   for (const node of params.nodes ?? []) {
-    await confirm(client, await client.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'setNode', args: [node, true] }))
+    await confirm(
+      client,
+      await client.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'setNode', args: [node, true] }),
+    )
   }
   return market
 }
@@ -53,22 +56,53 @@ export type ConnectSpokeParameters = {
 export async function connectSpoke({ hub, spoke, models }: ConnectSpokeParameters): Promise<void> {
   const gatewayId = addressAsBytes32(spoke.gateway)
   const marketId = addressAsBytes32(hub.market)
-  const enrolled = await hub.client.readContract({ address: hub.market, abi: InferenceMarket.abi, functionName: 'isRoute', args: [spoke.domain, gatewayId] })
+  const enrolled = await hub.client.readContract({
+    address: hub.market,
+    abi: InferenceMarket.abi,
+    functionName: 'isRoute',
+    args: [spoke.domain, gatewayId],
+  })
   if (!enrolled) {
-    await confirm(hub.client, await hub.client.writeContract({ address: hub.market, abi: InferenceMarket.abi, functionName: 'enrollRoute', args: [spoke.domain, gatewayId] }))
+    await confirm(
+      hub.client,
+      await hub.client.writeContract({
+        address: hub.market,
+        abi: InferenceMarket.abi,
+        functionName: 'enrollRoute',
+        args: [spoke.domain, gatewayId],
+      }),
+    )
   }
   const [domain, market] = await Promise.all([
     spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubDomain' }),
     spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubMarket' }),
   ])
   if (domain !== hub.domain || market.toLowerCase() !== marketId) {
-    await confirm(spoke.client, await spoke.client.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'setHub', args: [hub.domain, marketId] }))
+    await confirm(
+      spoke.client,
+      await spoke.client.writeContract({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'setHub',
+        args: [hub.domain, marketId],
+      }),
+    )
   }
-  const recorded = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'chainVerifier', args: [spoke.domain] })
+  const recorded = await hub.client.readContract({
+    address: hub.registry,
+    abi: ModelRegistry.abi,
+    functionName: 'chainVerifier',
+    args: [spoke.domain],
+  })
   if (getAddress(recorded) !== getAddress(spoke.verifier)) {
     await confirm(
       hub.client,
-      await hub.client.writeContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'setChainVerifier', args: [spoke.domain, spoke.verifier] }),
+      await hub.client.writeContract({
+        address: hub.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'setChainVerifier',
+        args: [spoke.domain, spoke.verifier],
+      }),
     )
   }
   await recordChainDeployments({ hub, spoke, models })
@@ -91,12 +125,22 @@ export async function recordChainDeployments({
   for (const model of models) {
     const code = await spoke.client.getCode({ address: model.vka })
     if (!code) throw new Error(`no VKA code at ${model.vka} on the spoke (domain ${spoke.domain})`)
-    const pinned = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [model.modelId] })
+    const pinned = await hub.client.readContract({
+      address: hub.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [model.modelId],
+    })
     const codeHash = keccak256(code)
     if (codeHash !== pinned.vkaCodeHash) {
       throw new Error(`model ${model.name}: the spoke's VKA ${model.vka} has code hash ${codeHash}, the hub pins ${pinned.vkaCodeHash}`)
     }
-    const current = await hub.client.readContract({ address: hub.registry, abi: ModelRegistry.abi, functionName: 'getChainDeployment', args: [model.modelId, spoke.domain] })
+    const current = await hub.client.readContract({
+      address: hub.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getChainDeployment',
+      args: [model.modelId, spoke.domain],
+    })
     if (current.version === pinned.version && getAddress(current.vka) === getAddress(model.vka)) continue
     await confirm(
       hub.client,

@@ -156,7 +156,12 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
   const name = params.name ?? manifest.name
   const artifacts = params.artifacts ?? (await localArtifactRefs(dir))
   const modelId = modelIdOf(client.account.address, name)
-  const existing = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [modelId] })
+  const existing = await client.readContract({
+    address: params.registry,
+    abi: ModelRegistry.abi,
+    functionName: 'tryGetRequestTerms',
+    args: [modelId],
+  })
   if (existing.version !== 0 && existing.artifactsHash.toLowerCase() === artifacts.manifestHash.toLowerCase()) {
     const m = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] })
     return { name, modelId, vka: m.vka, manifest, artifacts }
@@ -172,7 +177,14 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
       abi: ModelRegistry.abi,
       functionName: 'registerModel',
       value: registrationFee,
-      args: [name, { circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code)), computeUnits: params.computeUnits ?? manifest.computeUnits, fee: params.fee ?? parseEther('0.001') }],
+      args: [
+        name,
+        {
+          circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code)),
+          computeUnits: params.computeUnits ?? manifest.computeUnits,
+          fee: params.fee ?? parseEther('0.001'),
+        },
+      ],
     }),
   )
   return { name, modelId, vka, manifest, artifacts }

@@ -5,7 +5,7 @@
  * creator's account and the name), and each spoke's deployment recorded on the hub. Idempotent: a
  * chain that already has this build registered is left as it is, uploads found by tag are reused.
  */
-import { type Address } from 'viem'
+import type { Address } from 'viem'
 import { ModelRegistry } from '../../contracts/artifacts/index.ts'
 import { publishModelArtifacts, type ArtifactRefs } from '../../core/artifacts.ts'
 import { SertnError } from '../../core/errors.ts'
@@ -70,22 +70,34 @@ export async function registerModelOnNetwork(p: RegisterModelOnNetworkParameters
   const { manifest, artifactsHash } = readManifest(dir)
   const name = p.name ?? manifest.name
   const owners = new Set(p.chains.map((c) => c.client.account.address.toLowerCase()))
-  if (owners.size !== 1) throw new ModelRegistrationError('register a model with one account on every chain: its id is derived from the account and the name')
+  if (owners.size !== 1)
+    throw new ModelRegistrationError('register a model with one account on every chain: its id is derived from the account and the name')
   const hubs = p.chains.filter((c) => c.hub)
   if (hubs.length > 1) throw new ModelRegistrationError(`one hub per network, got ${hubs.map((c) => c.name).join(', ')}`)
   const modelId = modelIdOf(p.chains[0]!.client.account.address, name)
 
   // Refuse before spending anything: a chain that has this name with another build.
   for (const c of p.chains) {
-    const terms = await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [modelId] })
+    const terms = await c.client.readContract({
+      address: c.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'tryGetRequestTerms',
+      args: [modelId],
+    })
     if (terms.version !== 0 && terms.artifactsHash.toLowerCase() !== artifactsHash.toLowerCase())
-      throw new ModelRegistrationError(`${name} is registered on ${c.name} with other artifacts (${terms.artifactsHash}, version ${terms.version})`, {
-        details: 'A model id names one circuit at a time: register this build under another --name (or update the circuit on every chain).',
-      })
+      throw new ModelRegistrationError(
+        `${name} is registered on ${c.name} with other artifacts (${terms.artifactsHash}, version ${terms.version})`,
+        {
+          details:
+            'A model id names one circuit at a time: register this build under another --name (or update the circuit on every chain).',
+        },
+      )
   }
 
   p.onProgress?.('upload', `${Object.keys(manifest.files).length + 2} files to ${p.storage.name}`)
-  const published = await publishModelArtifacts(p.storage, dir, (file, done, total) => p.onProgress?.('upload', `${file} (${done + 1}/${total + 1})`))
+  const published = await publishModelArtifacts(p.storage, dir, (file, done, total) =>
+    p.onProgress?.('upload', `${file} (${done + 1}/${total + 1})`),
+  )
   // Nodes find the model by the index id alone: make sure it can be read back before registering.
   if (p.storage.getById) await p.storage.getById(published.index.id, { maxBytes: 1 << 20 })
 
@@ -105,9 +117,14 @@ export async function registerModelOnNetwork(p: RegisterModelOnNetworkParameters
   const hub = hubs[0]
   if (hub) {
     for (const spoke of p.chains.filter((c) => !c.hub)) {
-      if (spoke.domain === undefined) throw new ModelRegistrationError(`spoke ${spoke.name} has no messenger domain to record it under on the hub`)
+      if (spoke.domain === undefined)
+        throw new ModelRegistrationError(`spoke ${spoke.name} has no messenger domain to record it under on the hub`)
       p.onProgress?.('record', `${spoke.name}'s VKA on the hub (domain ${spoke.domain})`)
-      await recordChainDeployments({ hub: { client: hub.client, registry: hub.registry }, spoke: { client: spoke.client, domain: spoke.domain }, models: [chains[spoke.name]!] })
+      await recordChainDeployments({
+        hub: { client: hub.client, registry: hub.registry },
+        spoke: { client: spoke.client, domain: spoke.domain },
+        models: [chains[spoke.name]!],
+      })
     }
   }
   return {

@@ -30,14 +30,22 @@ export function modelEntries(): ModelEntry[] {
 }
 
 async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ options: { root: { type: 'string' }, 'no-wasm': { type: 'boolean', default: false } }, allowPositionals: true })
+  const { values, positionals } = parseArgs({
+    options: { root: { type: 'string' }, 'no-wasm': { type: 'boolean', default: false } },
+    allowPositionals: true,
+  })
   const root = resolve(values.root ?? CIRCUITS)
   const all = modelEntries()
   const unknown = positionals.filter((n) => !all.some((m) => m.name === n))
   if (unknown.length) throw new Error(`not in circuits/models.json: ${unknown.join(', ')}`)
   const chosen = positionals.length ? all.filter((m) => positionals.includes(m.name)) : all
   const python = await ensureNativeEzkl({ echo: true })
-  const make = startProcess({ name: 'make', command: python, args: [join(root, 'sources', 'make.py'), ...chosen.map((m) => m.name)], echo: true })
+  const make = startProcess({
+    name: 'make',
+    command: python,
+    args: [join(root, 'sources', 'make.py'), ...chosen.map((m) => m.name)],
+    echo: true,
+  })
   if ((await make.exited) !== 0) throw new Error('circuits/sources/make.py failed')
   for (const m of chosen) {
     const src = join(root, 'sources', m.name)

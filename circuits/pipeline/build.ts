@@ -19,7 +19,14 @@ import { encodeFunctionData, keccak256, parseAbi, type Hex } from 'viem'
 import { SertnError } from '../../core/errors.ts'
 import { quantize } from '../../core/field.ts'
 import { shapeSize } from '../../core/input.ts'
-import { loadModelArtifacts, MANIFEST_SCHEMA, sha256Hex, type ModelManifest, type TensorSpec, type Visibility } from '../../core/manifest.ts'
+import {
+  loadModelArtifacts,
+  MANIFEST_SCHEMA,
+  sha256Hex,
+  type ModelManifest,
+  type TensorSpec,
+  type Visibility,
+} from '../../core/manifest.ts'
 import { startProcess } from '../../core/process.ts'
 import { compileSolidity } from '../../contracts/solc.ts'
 import { createProvingKeyStore } from '../../plugins/provers/ezkl-common/keys.ts'
@@ -126,7 +133,14 @@ export type BuildReport = {
   wasm?: { witnessMs: number; proveMs: number; verifyMs: number; verifiesNativeProof: boolean }
   /** Gas of a transaction calling the reusable verifier with the model's VKA on anvil. */
   verifyGas: number
-  fidelity: { samples: number; tolerance: number; maxAbsError: number; meanAbsError: number; perSample: number[]; reference: 'onnxruntime' | 'onnx.reference' }
+  fidelity: {
+    samples: number
+    tolerance: number
+    maxAbsError: number
+    meanAbsError: number
+    perSample: number[]
+    reference: 'onnxruntime' | 'onnx.reference'
+  }
   /** Whether the model fits a registry (public tensors ≤ MAX_PUBLIC_ELEMENTS); why not otherwise. */
   registrable: { ok: boolean; reason?: string }
   srs: { file: string; logrows: number; generated: boolean }
@@ -168,7 +182,13 @@ export function computeUnitsOf(logrows: number, columns: number): number {
 }
 
 /** Runs the driver and returns its last event, passing progress and candidates on. */
-async function drive<T>(python: string, command: 'inspect' | 'reference' | 'build', job: Record<string, unknown>, work: string, onEvent?: (e: BuildEvent) => void): Promise<T> {
+async function drive<T>(
+  python: string,
+  command: 'inspect' | 'reference' | 'build',
+  job: Record<string, unknown>,
+  work: string,
+  onEvent?: (e: BuildEvent) => void,
+): Promise<T> {
   const jobFile = join(work, `${command}.job.json`)
   await writeFile(jobFile, JSON.stringify(job))
   let last: Record<string, unknown> | undefined
@@ -198,20 +218,34 @@ async function drive<T>(python: string, command: 'inspect' | 'reference' | 'buil
   if (code === 0 && last) return last as T
   const killed = code === null || code === 137 || code === 134
   if (killed && (step === 'setup' || step === 'prove'))
-    throw new ModelBuildError('too-large', `ezkl was killed during ${step} (out of memory?): the circuit is too large for this machine (${gib(totalmem())} GiB)`, {
-      cause: new Error(`ezkl driver output:\n${proc.output()}`),
-    })
-  throw new ModelBuildError('ezkl-failed', `the ezkl driver stopped during ${step} (exit code ${code})`, { cause: new Error(`ezkl driver output:\n${proc.output()}`) })
+    throw new ModelBuildError(
+      'too-large',
+      `ezkl was killed during ${step} (out of memory?): the circuit is too large for this machine (${gib(totalmem())} GiB)`,
+      {
+        cause: new Error(`ezkl driver output:\n${proc.output()}`),
+      },
+    )
+  throw new ModelBuildError('ezkl-failed', `the ezkl driver stopped during ${step} (exit code ${code})`, {
+    cause: new Error(`ezkl driver output:\n${proc.output()}`),
+  })
 }
 
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(1)
 
 /** The graph's inputs and outputs, as ezkl sees them, and its operators; refuses what it cannot prove. */
-export async function inspectModel(onnx: string, options: { variables?: Record<string, number>; python?: string } = {}): Promise<Inspected> {
+export async function inspectModel(
+  onnx: string,
+  options: { variables?: Record<string, number>; python?: string } = {},
+): Promise<Inspected> {
   const python = options.python ?? (await ensureNativeEzkl())
   const work = await mkdtemp(join(tmpdir(), 'sertn-inspect-'))
   try {
-    return await drive<Inspected>(python, 'inspect', { onnx: resolve(onnx), workDir: work, variables: { batch_size: 1, ...options.variables } }, work)
+    return await drive<Inspected>(
+      python,
+      'inspect',
+      { onnx: resolve(onnx), workDir: work, variables: { batch_size: 1, ...options.variables } },
+      work,
+    )
   } finally {
     await rm(work, { recursive: true, force: true })
   }
@@ -220,14 +254,26 @@ export async function inspectModel(onnx: string, options: { variables?: Record<s
 /** Splits EZKL's input file into samples: each a list of flat tensors, one per model input. */
 export function splitSamples(json: unknown, inputs: readonly TensorSpec[]): number[][][] {
   const data = (json as { input_data?: unknown })?.input_data
-  if (!Array.isArray(data) || data.length !== inputs.length || !data.every((t) => Array.isArray(t) && t.every((x) => typeof x === 'number' && Number.isFinite(x))))
-    throw new ModelBuildError('bad-samples', `the samples must be {"input_data": [...]} with one list of numbers per model input (${inputs.length})`)
+  if (
+    !Array.isArray(data) ||
+    data.length !== inputs.length ||
+    !data.every((t) => Array.isArray(t) && t.every((x) => typeof x === 'number' && Number.isFinite(x)))
+  )
+    throw new ModelBuildError(
+      'bad-samples',
+      `the samples must be {"input_data": [...]} with one list of numbers per model input (${inputs.length})`,
+    )
   const sizes = inputs.map((t) => shapeSize(t.shape))
   const counts = (data as number[][]).map((t, i) => t.length / (sizes[i] as number))
   const n = counts[0] as number
   if (!counts.every((c) => c === n && Number.isInteger(c) && c > 0))
-    throw new ModelBuildError('bad-samples', `each input list must hold whole samples: input sizes ${sizes.join(', ')}, list lengths ${(data as number[][]).map((t) => t.length).join(', ')}`)
-  return Array.from({ length: n }, (_, s) => (data as number[][]).map((t, i) => t.slice(s * (sizes[i] as number), (s + 1) * (sizes[i] as number))))
+    throw new ModelBuildError(
+      'bad-samples',
+      `each input list must hold whole samples: input sizes ${sizes.join(', ')}, list lengths ${(data as number[][]).map((t) => t.length).join(', ')}`,
+    )
+  return Array.from({ length: n }, (_, s) =>
+    (data as number[][]).map((t, i) => t.slice(s * (sizes[i] as number), (s + 1) * (sizes[i] as number))),
+  )
 }
 
 /** Builds, sizes, proves and measures a model; see the file comment. */
@@ -256,8 +302,14 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
   const visibility = { input: p.visibility?.input ?? 'public', output: p.visibility?.output ?? 'public' } as const
   const tolerance = p.tolerance ?? 0.01
   try {
-    const inspected = await timed('inspect', () => inspectModel(p.onnx, { variables, python }), (r) =>
-      `${Object.entries(r.operators).map(([op, n]) => `${op}×${n}`).join(' ')} · ${r.parameters} weights · in ${shapes(r.inputs)} → out ${shapes(r.outputs)}`)
+    const inspected = await timed(
+      'inspect',
+      () => inspectModel(p.onnx, { variables, python }),
+      (r) =>
+        `${Object.entries(r.operators)
+          .map(([op, n]) => `${op}×${n}`)
+          .join(' ')} · ${r.parameters} weights · in ${shapes(r.inputs)} → out ${shapes(r.outputs)}`,
+    )
 
     const given = splitSamples(JSON.parse(await readFile(p.samples, 'utf8')), inspected.inputs)
     const bound = p.inputBound ?? Math.max(...given.flat(2).map(Math.abs))
@@ -267,7 +319,8 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
     const same = (a: number[][], b: number[][]) => a.every((t, i) => t.every((x, j) => x === b[i]?.[j]))
     const samples = [corner(bound), corner(-bound), ...given.filter((s) => !same(s, corner(bound)) && !same(s, corner(-bound)))]
     const outOfBound = given.flat(2).find((x) => Math.abs(x) > bound)
-    if (outOfBound !== undefined) throw new ModelBuildError('bad-samples', `sample value ${outOfBound} lies outside the input bound ±${bound}`)
+    if (outOfBound !== undefined)
+      throw new ModelBuildError('bad-samples', `sample value ${outOfBound} lies outside the input bound ±${bound}`)
 
     const onnxBytes = new Uint8Array(await readFile(p.onnx))
     // The reference is onnxruntime, the runtime nodes cross-check every inference with; a graph it
@@ -276,10 +329,22 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
       'reference',
       async (): Promise<{ outputs: number[][]; by: 'onnxruntime' | 'onnx.reference'; refused?: string }> => {
         try {
-          return { outputs: await runOnnxGraph(onnxBytes, inspected.inputs, samples.map((s) => s.flat())), by: 'onnxruntime' }
+          return {
+            outputs: await runOnnxGraph(
+              onnxBytes,
+              inspected.inputs,
+              samples.map((s) => s.flat()),
+            ),
+            by: 'onnxruntime',
+          }
         } catch (e) {
           if (!(e instanceof OnnxRuntimeError)) throw e
-          const r = await drive<{ outputs: number[][] }>(python, 'reference', { onnx: resolve(p.onnx), inputs: inspected.inputs, samples }, work)
+          const r = await drive<{ outputs: number[][] }>(
+            python,
+            'reference',
+            { onnx: resolve(p.onnx), inputs: inspected.inputs, samples },
+            work,
+          )
           return { outputs: r.outputs, by: 'onnx.reference', refused: e.message }
         }
       },
@@ -291,45 +356,63 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
     const built = await timed(
       'circuit',
       () =>
-        drive<Built>(python, 'build', {
-          onnx: resolve(p.onnx),
-          samples,
-          references,
-          tolerance,
-          target: p.target ?? 'resources',
-          visibility,
-          variables,
-          search: p.search ?? {},
-          srsDir: resolve(p.srsDir ?? DEFAULT_SRS_DIR),
-          workDir: work,
-          outDir,
-          maxLogrows: p.maxLogrows ?? defaultMaxLogrows(),
-          proveSample,
-          verifier: REUSABLE_VERIFIER,
-        }, work, onEvent),
-      (b) => `logrows ${b.layout.logrows}, ${b.layout.rows} rows, ${b.layout.columns} columns, scale ${b.runArgs.inputScale}, max error ${Math.max(...b.sampleErrors).toPrecision(3)}`,
+        drive<Built>(
+          python,
+          'build',
+          {
+            onnx: resolve(p.onnx),
+            samples,
+            references,
+            tolerance,
+            target: p.target ?? 'resources',
+            visibility,
+            variables,
+            search: p.search ?? {},
+            srsDir: resolve(p.srsDir ?? DEFAULT_SRS_DIR),
+            workDir: work,
+            outDir,
+            maxLogrows: p.maxLogrows ?? defaultMaxLogrows(),
+            proveSample,
+            verifier: REUSABLE_VERIFIER,
+          },
+          work,
+          onEvent,
+        ),
+      (b) =>
+        `logrows ${b.layout.logrows}, ${b.layout.rows} rows, ${b.layout.columns} columns, scale ${b.runArgs.inputScale}, max error ${Math.max(...b.sampleErrors).toPrecision(3)}`,
     )
 
     const inScales = new Set(built.inputScales)
     const outScales = new Set(built.outputScales)
     if (inScales.size !== 1 || outScales.size !== 1)
-      throw new ModelBuildError('mixed-scales', `the model's tensors come out at different scales (inputs ${[...inScales]}, outputs ${[...outScales]}): give it one output tensor, or outputs of one kind`)
+      throw new ModelBuildError(
+        'mixed-scales',
+        `the model's tensors come out at different scales (inputs ${[...inScales]}, outputs ${[...outScales]}): give it one output tensor, or outputs of one kind`,
+      )
     const inputScale = built.inputScales[0] as number
     const outputScale = built.outputScales[0] as number
 
-    const vkaBytecode = await timed('vka', async () => {
-      const source = await readFile(join(outDir, 'vka.sol'), 'utf8')
-      const { contracts } = compileSolidity({ 'vka.sol': { content: source } })
-      const artifact = Object.values(contracts['vka.sol'] ?? {}).find((c) => c.bytecode !== '0x')
-      if (!artifact) throw new ModelBuildError('ezkl-failed', 'vka.sol holds no deployable contract')
-      return artifact.bytecode
-    }, (b) => `compiled with solc-js, ${(b.length - 2) / 2} bytes of creation code`)
+    const vkaBytecode = await timed(
+      'vka',
+      async () => {
+        const source = await readFile(join(outDir, 'vka.sol'), 'utf8')
+        const { contracts } = compileSolidity({ 'vka.sol': { content: source } })
+        const artifact = Object.values(contracts['vka.sol'] ?? {}).find((c) => c.bytecode !== '0x')
+        if (!artifact) throw new ModelBuildError('ezkl-failed', 'vka.sol holds no deployable contract')
+        return artifact.bytecode
+      },
+      (b) => `compiled with solc-js, ${(b.length - 2) / 2} bytes of creation code`,
+    )
     // The VKA's constructor returns the verifying key as the contract's code, so its runtime code
     // (what registries pin by hash) is known only once deployed: deploy it, and check the sample
     // proof with the reusable verifier on the way.
     const proofJson = new Uint8Array(await readFile(built.files.proof))
-    const evm = await timed('evm', () => deployAndVerify(vkaBytecode, proofJson), (r) =>
-      `VKA ${(r.runtimeCode.length - 2) / 2} bytes of code; the sample proof verifies on-chain for ${r.verifyGas.toLocaleString('en-US')} gas (reusable verifier + VKA, anvil)`)
+    const evm = await timed(
+      'evm',
+      () => deployAndVerify(vkaBytecode, proofJson),
+      (r) =>
+        `VKA ${(r.runtimeCode.length - 2) / 2} bytes of code; the sample proof verifies on-chain for ${r.verifyGas.toLocaleString('en-US')} gas (reusable verifier + VKA, anvil)`,
+    )
 
     const proveInput = samples[proveSample] as number[][]
     const inputElements = inspected.inputs.reduce((n, t) => n + shapeSize(t.shape), 0)
@@ -374,7 +457,12 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
       inputBound: bound,
       maxAbsInput: Number(quantize(bound, inputScale)),
       computeUnits: computeUnitsOf(built.layout.logrows, built.layout.columns),
-      fidelity: { samples: errors.length, tolerance, maxAbsError: Math.max(...errors), meanAbsError: errors.reduce((a, b) => a + b, 0) / errors.length },
+      fidelity: {
+        samples: errors.length,
+        tolerance,
+        maxAbsError: Math.max(...errors),
+        meanAbsError: errors.reduce((a, b) => a + b, 0) / errors.length,
+      },
       srs: {
         file: relative(outDir, built.srs.path),
         logrows: built.srs.logrows,
@@ -390,16 +478,27 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
     const manifestBytes = new TextEncoder().encode(`${JSON.stringify(manifest, null, 2)}\n`)
     await writeFile(join(outDir, 'manifest.json'), manifestBytes)
 
-    const wasm = (p.measure?.wasm ?? true) ? await timed('wasm', () => measureWasm(outDir, work, built, proveInput.flat(), inputScale, proofJson), (w) =>
-      `witness ${ms(w.witnessMs)}, prove ${ms(w.proveMs)}, verify ${ms(w.verifyMs)}; the native proof verifies: ${w.verifiesNativeProof ? 'yes' : 'NO'}`) : undefined
-    if (wasm && !wasm.verifiesNativeProof) throw new ModelBuildError('ezkl-failed', 'the WASM engine does not verify the native sample proof')
+    const wasm =
+      (p.measure?.wasm ?? true)
+        ? await timed(
+            'wasm',
+            () => measureWasm(outDir, work, built, proveInput.flat(), inputScale, proofJson),
+            (w) =>
+              `witness ${ms(w.witnessMs)}, prove ${ms(w.proveMs)}, verify ${ms(w.verifyMs)}; the native proof verifies: ${w.verifiesNativeProof ? 'yes' : 'NO'}`,
+          )
+        : undefined
+    if (wasm && !wasm.verifiesNativeProof)
+      throw new ModelBuildError('ezkl-failed', 'the WASM engine does not verify the native sample proof')
 
     const publicElements = Math.max(manifest.instances.input, manifest.instances.output)
     const registrable = reference.refused
       ? { ok: false, reason: `nodes cross-check every inference with onnxruntime, which refuses this graph (${reference.refused})` }
       : publicElements <= MAX_PUBLIC_ELEMENTS
         ? { ok: true }
-        : { ok: false, reason: `a public tensor has ${publicElements} elements, more than the ${MAX_PUBLIC_ELEMENTS} a registry takes: build with --input-visibility hashed (or --output-visibility hashed)` }
+        : {
+            ok: false,
+            reason: `a public tensor has ${publicElements} elements, more than the ${MAX_PUBLIC_ELEMENTS} a registry takes: build with --input-visibility hashed (or --output-visibility hashed)`,
+          }
     const report: BuildReport = {
       name: p.name,
       dir: outDir,
@@ -446,13 +545,14 @@ async function measureWasm(dir: string, work: string, built: Built, input: numbe
  * verifies the sample proof in a transaction (its gas is the model's verify gas).
  */
 async function deployAndVerify(vkaBytecode: Hex, proofJson: Uint8Array): Promise<{ runtimeCode: Hex; verifyGas: number }> {
-  const [{ startAnvil }, { anvilAccount, createSertnClient }, { deployContract, confirm }, { Halo2VerifierReusable }, { feltFromLeHex }] = await Promise.all([
-    import('../../chains/anvil.ts'),
-    import('../../chains/evm/clients.ts'),
-    import('../../chains/evm/deploy.ts'),
-    import('../../contracts/artifacts/index.ts'),
-    import('../../core/field.ts'),
-  ])
+  const [{ startAnvil }, { anvilAccount, createSertnClient }, { deployContract, confirm }, { Halo2VerifierReusable }, { feltFromLeHex }] =
+    await Promise.all([
+      import('../../chains/anvil.ts'),
+      import('../../chains/evm/clients.ts'),
+      import('../../chains/evm/deploy.ts'),
+      import('../../contracts/artifacts/index.ts'),
+      import('../../core/field.ts'),
+    ])
   const json = JSON.parse(new TextDecoder().decode(proofJson)) as { proof: number[]; instances: string[][] }
   const anvil = await startAnvil()
   try {
@@ -470,10 +570,14 @@ async function deployAndVerify(vkaBytecode: Hex, proofJson: Uint8Array): Promise
     try {
       gas = await client.estimateGas({ to: verifier, data })
     } catch (e) {
-      throw new ModelBuildError('evm-verify', 'the sample proof does not verify on-chain with the reusable verifier and the VKA (the circuit may have more columns than the verifier handles)', {
-        cause: e,
-        details: e instanceof Error ? e.message.split('\n')[0] : String(e),
-      })
+      throw new ModelBuildError(
+        'evm-verify',
+        'the sample proof does not verify on-chain with the reusable verifier and the VKA (the circuit may have more columns than the verifier handles)',
+        {
+          cause: e,
+          details: e instanceof Error ? e.message.split('\n')[0] : String(e),
+        },
+      )
     }
     const receipt = await confirm(client, await client.sendTransaction({ to: verifier, data, gas: gas + gas / 5n }))
     return { runtimeCode, verifyGas: Number(receipt.gasUsed) }

@@ -190,7 +190,10 @@ export function testChainPlugin(options: ChainConformanceOptions): void {
       expect(await p.fulfill(req, h.result)).toMatchObject({ status: 'Fulfilled', alreadySettled: true })
       expect(await h.sentCount()).toBe(sent)
       // Failing a fulfilled request is refused and not retryable.
-      const err = await p.fail(req, 'Unknown', 'too late').then(() => undefined, (e: unknown) => e)
+      const err = await p.fail(req, 'Unknown', 'too late').then(
+        () => undefined,
+        (e: unknown) => e,
+      )
       expect(err).toBeInstanceOf(Error)
       expect(isRetryable(err)).toBe(false)
       expect(await h.sentCount()).toBe(sent)
@@ -209,7 +212,10 @@ export function testChainPlugin(options: ChainConformanceOptions): void {
       expect(await p.findSettlement(requestId)).toMatchObject({ status: 'Failed', transactionHash: failed.transactionHash })
       const sent = await h.sentCount()
       expect(await p.fail(req, 'ModelFailed', 'conformance')).toMatchObject({ status: 'Failed', alreadySettled: true })
-      const err = await p.fulfill(req, h.result).then(() => undefined, (e: unknown) => e)
+      const err = await p.fulfill(req, h.result).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
       expect(isRetryable(err)).toBe(false)
       expect(await h.sentCount()).toBe(sent)
       expect((await p.getRequestState(requestId)).status).toBe('Failed')
@@ -225,7 +231,10 @@ export function testChainPlugin(options: ChainConformanceOptions): void {
       const req = w.seen.find((r) => r.requestId === requestId)!
       const forged = { ...h.result, output: h.result.output.map((v, i) => (i === 0 ? String(BigInt(v) + 1n) : v)) }
       const sent = await h.sentCount()
-      const err = await p.fulfill(req, forged).then(() => undefined, (e: unknown) => e)
+      const err = await p.fulfill(req, forged).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
       expect(err).toBeInstanceOf(Error)
       expect(isRetryable(err)).toBe(false)
       expect(await h.sentCount()).toBe(sent)

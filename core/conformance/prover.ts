@@ -228,12 +228,15 @@ export function testProverPlugin(options: ProverConformanceOptions): void {
       const max = BigInt(demo.manifest.maxAbsInput)
       const withAt = (i: number, q: bigint) => inputQ.map((x, j) => (j === i ? q : x))
       await expect(prover.witness(demo, withAt(1, max + 1n))).rejects.toBeInstanceOf(InputOutOfRangeError)
-      await expect(prover.proveInference(demo, withAt(0, -max - 1n))).rejects.toMatchObject({ name: 'InputOutOfRangeError', retryable: false })
+      await expect(prover.proveInference(demo, withAt(0, -max - 1n))).rejects.toMatchObject({
+        name: 'InputOutOfRangeError',
+        retryable: false,
+      })
       // The bounds themselves are in range.
       expect((await prover.witness(demo, withAt(2, max))).output).toHaveLength(proved.output.length)
     })
 
-    it("keys: a model whose pinned vk is not the one its compiled circuit and SRS derive is refused (VerifyingKeyMismatchError), before any proof", async () => {
+    it('keys: a model whose pinned vk is not the one its compiled circuit and SRS derive is refused (VerifyingKeyMismatchError), before any proof', async () => {
       // The demo's circuit with the twin's verifying key pinned: its proofs would never verify
       // against the registered VKA, so the prover must not prove with a key derived for it.
       const dir = await mkdtemp(join(tmpdir(), 'sertn-vk-mismatch-'))
@@ -254,7 +257,9 @@ export function testProverPlugin(options: ProverConformanceOptions): void {
         await rm(dir, { recursive: true, force: true })
       }
       expect(err).toMatchObject({ name: 'VerifyingKeyMismatchError', retryable: false })
-      expect((err as Error).message).toMatch(/model demo-with-twin-vk: the verifying key derived from model\.compiled and the SRS has sha256 [0-9a-f]{64}, but vk\.key pins/)
+      expect((err as Error).message).toMatch(
+        /model demo-with-twin-vk: the verifying key derived from model\.compiled and the SRS has sha256 [0-9a-f]{64}, but vk\.key pins/,
+      )
     })
 
     it('dispose: later calls fail with a PluginError; dispose is idempotent', async () => {

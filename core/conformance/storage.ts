@@ -48,7 +48,8 @@ export function testStoragePlugin(options: StorageConformanceOptions): void {
     }
     const put = (data: Uint8Array, tags: Record<string, string> = {}, contentType = 'application/octet-stream') =>
       storage.put(data, { contentType, tags: { [RUN_TAG]: run, ...tags } } satisfies PutOptions)
-    const unknownRef = options.unknownRef ?? ((ref: StoredArtifact) => ({ ...ref, id: `${ref.id.startsWith('A') ? 'B' : 'A'}${ref.id.slice(1)}` }))
+    const unknownRef =
+      options.unknownRef ?? ((ref: StoredArtifact) => ({ ...ref, id: `${ref.id.startsWith('A') ? 'B' : 'A'}${ref.id.slice(1)}` }))
 
     beforeAll(async () => {
       storage = await create()
@@ -124,7 +125,8 @@ export function testStoragePlugin(options: StorageConformanceOptions): void {
       const a = await put(randomBytes(10), { [KIND_TAG]: 'a', 'Sertn-Conformance-Search': search })
       const b = await put(randomBytes(20), { [KIND_TAG]: 'b', 'Sertn-Conformance-Search': search })
       const c = await put(randomBytes(30), { [KIND_TAG]: 'a', 'Sertn-Conformance-Search': search, 'Sertn-Conformance-Extra': '1' })
-      const ids = async (tags: Record<string, string>) => (await find({ [RUN_TAG]: run, 'Sertn-Conformance-Search': search, ...tags })).map((r) => r.id).sort()
+      const ids = async (tags: Record<string, string>) =>
+        (await find({ [RUN_TAG]: run, 'Sertn-Conformance-Search': search, ...tags })).map((r) => r.id).sort()
       expect(await ids({})).toEqual([a.id, b.id, c.id].sort())
       expect(await ids({ [KIND_TAG]: 'a' })).toEqual([a.id, c.id].sort())
       expect(await ids({ [KIND_TAG]: 'b' })).toEqual([b.id])

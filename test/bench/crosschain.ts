@@ -42,7 +42,15 @@ export type CrossChainBench = {
 
 type Delivered = Delivery & { at: number }
 
-export async function benchCrossChain({ requests, prover, blockTime }: { requests: number; prover: 'ezkl-wasm' | 'ezkl-native'; blockTime: number }): Promise<CrossChainBench> {
+export async function benchCrossChain({
+  requests,
+  prover,
+  blockTime,
+}: {
+  requests: number
+  prover: 'ezkl-wasm' | 'ezkl-native'
+  blockTime: number
+}): Promise<CrossChainBench> {
   Runtime.install({ logger: new DefaultLogger('WARN') })
   if (prover === 'ezkl-native') await ensureNativeEzkl()
   const delivered = new Map<Hex, Delivered>()
@@ -58,7 +66,13 @@ export async function benchCrossChain({ requests, prover, blockTime }: { request
     const s = stack.network.spokes[0]!
     const dapp = await deployContract(user, ExampleClassifier, [s.spoke.gateway, s.models[0]!.modelId])
     const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
-    const samples = { spokeToHub: [] as number[], hubToSpoke: [] as number[], overToHub: [] as number[], overToSpoke: [] as number[], e2e: [] as number[] }
+    const samples = {
+      spokeToHub: [] as number[],
+      hubToSpoke: [] as number[],
+      overToHub: [] as number[],
+      overToSpoke: [] as number[],
+      e2e: [] as number[],
+    }
     const gas: Record<string, number[]> = { requestInference: [], record: [], submitResult: [], 'process+verify+callback': [], settle: [] }
 
     /** Waits (bounded) for the relayer's delivery of `messageId`. */
@@ -73,7 +87,13 @@ export async function benchCrossChain({ requests, prover, blockTime }: { request
 
     const one = async (i: number) => {
       const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, DEMO_INPUT_SCALE))
-      const { request, result: id } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [features], value: price })
+      const { request, result: id } = await user.simulateContract({
+        address: dapp,
+        abi: ExampleClassifier.abi,
+        functionName: 'classify',
+        args: [features],
+        value: price,
+      })
       const receipt = await confirm(user, await user.writeContract(request))
       const tRequest = Date.now()
       const [sent] = parseEventLogs({ abi: SpokeGateway.abi, logs: receipt.logs, eventName: 'RequestSentToHub' })
@@ -113,7 +133,9 @@ export async function benchCrossChain({ requests, prover, blockTime }: { request
       samples.overToSpoke.push(r.overToSpoke)
       samples.e2e.push(r.e2e)
       for (const [k, v] of Object.entries(r.gas)) gas[k]!.push(v)
-      log(`cross-chain ${i + 1}/${requests}: spoke→hub ${r.spokeToHub} ms, hub→spoke ${r.hubToSpoke} ms, request → verified on the spoke ${r.e2e} ms`)
+      log(
+        `cross-chain ${i + 1}/${requests}: spoke→hub ${r.spokeToHub} ms, hub→spoke ${r.hubToSpoke} ms, request → verified on the spoke ${r.e2e} ms`,
+      )
     }
     const g = (k: string) => Math.round(median(gas[k]!))
     return {

@@ -45,7 +45,9 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
       times.witness.push(last.witnessMs)
       times.prove.push(last.proveMs)
       times.verify.push(last.verifyMs)
-      log(`run ${i + 1}/${RUNS}: witness ${last.witnessMs.toFixed(0)} ms, prove ${last.proveMs.toFixed(0)} ms, verify ${last.verifyMs.toFixed(0)} ms`)
+      log(
+        `run ${i + 1}/${RUNS}: witness ${last.witnessMs.toFixed(0)} ms, prove ${last.proveMs.toFixed(0)} ms, verify ${last.verifyMs.toFixed(0)} ms`,
+      )
     }
 
     const [owner, node, user] = [0, 1, 2].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
@@ -58,30 +60,57 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
     const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])
 
     // requestInference, as the gateway's own cost (an EOA requester).
-    const value = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [model.modelId, 200_000] })
+    const value = await user.readContract({
+      address: core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'quote',
+      args: [model.modelId, 200_000],
+    })
     const direct = await confirm(
       user,
-      await user.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [model.modelId, input, 200_000], value }),
+      await user.writeContract({
+        address: core.gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'requestInference',
+        args: [model.modelId, input, 200_000],
+        value,
+      }),
     )
 
     // Storage ids as a node records them (non-zero, so their calldata costs what it will).
     const refs = { output: keccak256(toHex('bench-output')), proof: keccak256(toHex('bench-proof')) }
     // The dApp path: the example consumer requests, the node fulfils, the consumer is called back.
     const price = await user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'price' })
-    const { request, result: id } = await user.simulateContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classify', args: [input], value: price })
+    const { request, result: id } = await user.simulateContract({
+      address: classifier,
+      abi: ExampleClassifier.abi,
+      functionName: 'classify',
+      args: [input],
+      value: price,
+    })
     await confirm(user, await user.writeContract(request))
     const fulfilled = await confirm(
       node,
-      await node.writeContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'fulfill', args: [id, input, last.output, last.proof, refs] }),
+      await node.writeContract({
+        address: core.gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'fulfill',
+        args: [id, input, last.output, last.proof, refs],
+      }),
     )
     const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: fulfilled.logs, eventName: 'InferenceFulfilled' })
-    if (!event || event.args.callbackStatus !== 0) throw new Error('the consumer callback did not succeed')
+    if (event?.args.callbackStatus !== 0) throw new Error('the consumer callback did not succeed')
 
     // The verifier alone, with the same proof and instances the gateway built.
     const instances = [...input, ...last.output].map(toFelt)
     const verified = await confirm(
       node,
-      await node.writeContract({ address: core.verifier, abi: Halo2VerifierReusable.abi, functionName: 'verifyProof', args: [model.vka, last.proof, instances] }),
+      await node.writeContract({
+        address: core.verifier,
+        abi: Halo2VerifierReusable.abi,
+        functionName: 'verifyProof',
+        args: [model.vka, last.proof, instances],
+      }),
     )
 
     const gas = {
@@ -90,7 +119,9 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
       verifier: Number(verified.gasUsed),
       callback: Number(event.args.callbackGasUsed),
     }
-    log(`gas: fulfill ${gas.fulfill} = verifier ${gas.verifier} + callback ${gas.callback} + gateway ${gas.fulfill - gas.verifier - gas.callback}`)
+    log(
+      `gas: fulfill ${gas.fulfill} = verifier ${gas.verifier} + callback ${gas.callback} + gateway ${gas.fulfill - gas.verifier - gas.callback}`,
+    )
     const result = {
       model: MODEL,
       logrows: artifacts.manifest.logrows,

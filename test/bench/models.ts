@@ -111,7 +111,9 @@ export async function benchModels(dir: string, runs: number): Promise<Record<str
           input,
           ...(paper ? { paperMs: paper.ms, speedup: Number((paper.ms / native).toPrecision(2)) } : {}),
         }
-        log(`models: ${name}: built in ${Math.round(performance.now() - t0)} ms; native prove ${ms.map(Math.round).join(', ')} ms (median ${native})`)
+        log(
+          `models: ${name}: built in ${Math.round(performance.now() - t0)} ms; native prove ${ms.map(Math.round).join(', ')} ms (median ${native})`,
+        )
       } catch (err) {
         const reason = err instanceof ModelBuildError ? err.shortMessage : err instanceof Error ? err.message.split('\n')[0]! : String(err)
         rows[name] = { error: reason }

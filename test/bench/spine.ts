@@ -39,18 +39,38 @@ export async function benchSpine({ requests, prover }: { requests: number; prove
   const stack = await startTestStack({ pollingIntervalMs: 20 })
   const stop = new AbortController()
   const config = { ...stack.config, prover: { ...stack.config.prover, plugin: prover } }
-  const workers = runWorkers({ config, roles: ['chain-io', 'inference', 'prover'], signal: stop.signal, workflowBundle: await workflowBundle(), log: () => {} })
+  const workers = runWorkers({
+    config,
+    roles: ['chain-io', 'inference', 'prover'],
+    signal: stop.signal,
+    workflowBundle: await workflowBundle(),
+    log: () => {},
+  })
   try {
     const { user, core, demo, anvil } = stack.chain
     const dapp = await deployContract(user, ExampleClassifier, [core.gateway, demo.modelId])
     const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
     const samples: Record<SpineStage | 'e2e' | 'overhead', number[]> = {
-      watch: [], inference: [], witness: [], prove: [], store: [], fulfil: [], callback: [], e2e: [], overhead: [],
+      watch: [],
+      inference: [],
+      witness: [],
+      prove: [],
+      store: [],
+      fulfil: [],
+      callback: [],
+      e2e: [],
+      overhead: [],
     }
 
     const one = async (i: number) => {
       const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, DEMO_INPUT_SCALE))
-      const { request, result: id } = await user.simulateContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'classify', args: [features], value: price })
+      const { request, result: id } = await user.simulateContract({
+        address: dapp,
+        abi: ExampleClassifier.abi,
+        functionName: 'classify',
+        args: [features],
+        value: price,
+      })
       await confirm(user, await user.writeContract(request))
       const tReceipt = Date.now()
       await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })

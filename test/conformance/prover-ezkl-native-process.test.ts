@@ -268,7 +268,16 @@ describe('plugins/provers/ezkl-native: server.py answers bad requests', () => {
       ...protocol,
       error: { kind: 'protocol', message: expect.stringMatching(/absolute/) },
     })
-    expect(await ask(JSON.stringify({ id: 7, op: 'load', key: 'demo', files: files({ compiled: okCompiled, pk: { path: '/nonexistent/pk.key', sha256: '00' } }) }))).toMatchObject({
+    expect(
+      await ask(
+        JSON.stringify({
+          id: 7,
+          op: 'load',
+          key: 'demo',
+          files: files({ compiled: okCompiled, pk: { path: '/nonexistent/pk.key', sha256: '00' } }),
+        }),
+      ),
+    ).toMatchObject({
       id: 7,
       ok: false,
       error: { kind: 'artifact', message: expect.stringMatching(/cannot read pk/) },
@@ -293,7 +302,11 @@ describe('plugins/provers/ezkl-native: server.py answers bad requests', () => {
     })
     const garbage = Buffer.from([0xff, 0xfe, 0x00, 0x7b]).toString('base64')
     for (const op of ['witness', 'verify'])
-      expect(await ask(JSON.stringify({ id: 12, op, key: demo.contentHash, payload: garbage }))).toMatchObject({ id: 12, ok: false, error: { kind: 'engine' } })
+      expect(await ask(JSON.stringify({ id: 12, op, key: demo.contentHash, payload: garbage }))).toMatchObject({
+        id: 12,
+        ok: false,
+        error: { kind: 'engine' },
+      })
     // Loaded without its proving key: nothing to prove with.
     expect(await ask(JSON.stringify({ id: 12, op: 'prove', key: demo.contentHash, payload: garbage }))).toMatchObject({
       id: 12,
@@ -301,7 +314,9 @@ describe('plugins/provers/ezkl-native: server.py answers bad requests', () => {
       error: { kind: 'protocol', message: expect.stringMatching(/no proving key/) },
     })
     const input = { input_data: [inputQ.map((q) => Number(q) / 2 ** demo.manifest.inputScale)] }
-    const r = await ask(JSON.stringify({ id: 13, op: 'witness', key: demo.contentHash, payload: Buffer.from(JSON.stringify(input)).toString('base64') }))
+    const r = await ask(
+      JSON.stringify({ id: 13, op: 'witness', key: demo.contentHash, payload: Buffer.from(JSON.stringify(input)).toString('base64') }),
+    )
     expect(r).toMatchObject({ id: 13, ok: true })
     const witness = JSON.parse(Buffer.from(r.value as string, 'base64').toString()) as { inputs: string[][] }
     expect(witness.inputs.flat()).toHaveLength(inputQ.length)

@@ -85,7 +85,10 @@ describe('arweave specifics', () => {
     const pending = await storage().put(randomBytes(10), { ...bin, tags: {} })
     expect(await status(pending.id)).toBe('Pending')
     const mined = await storage({ mineAfterPost: true }).put(randomBytes(10), { ...bin, tags: {} })
-    expect(JSON.parse(await status(mined.id))).toMatchObject({ block_indep_hash: expect.any(String), number_of_confirmations: expect.any(Number) })
+    expect(JSON.parse(await status(mined.id))).toMatchObject({
+      block_indep_hash: expect.any(String),
+      number_of_confirmations: expect.any(Number),
+    })
   })
 
   test("behavior: find ignores another wallet's transactions with the same tags", async () => {
@@ -96,7 +99,9 @@ describe('arweave specifics', () => {
     const other = await theirs.put(randomBytes(10), { ...bin, tags })
     expect(await mine.find(tags)).toEqual([ours])
     expect(await theirs.find(tags)).toEqual([other])
-    expect((await storage({ owners: [mine.address, theirs.address] }).find(tags)).map((r) => r.id).sort()).toEqual([ours.id, other.id].sort())
+    expect((await storage({ owners: [mine.address, theirs.address] }).find(tags)).map((r) => r.id).sort()).toEqual(
+      [ours.id, other.id].sort(),
+    )
   })
 
   test('behavior: arlocal listens on 127.0.0.1 only', async () => {
@@ -106,7 +111,13 @@ describe('arweave specifics', () => {
 
   test('error: empty, reserved or oversized tags are refused (not retryable)', async () => {
     const s = storage()
-    const bad: Record<string, string>[] = [{ '': 'x' }, { 'Sertn-X': '' }, { 'Sertn-Sha256': 'f'.repeat(64) }, { 'content-type': 'text/plain' }, { 'Sertn-X': 'y'.repeat(3000) }]
+    const bad: Record<string, string>[] = [
+      { '': 'x' },
+      { 'Sertn-X': '' },
+      { 'Sertn-Sha256': 'f'.repeat(64) },
+      { 'content-type': 'text/plain' },
+      { 'Sertn-X': 'y'.repeat(3000) },
+    ]
     for (const tags of bad) {
       const err = await s.put(randomBytes(4), { ...bin, tags }).catch((e: unknown) => e)
       expect(err, JSON.stringify(Object.keys(tags))).toBeInstanceOf(PluginError)

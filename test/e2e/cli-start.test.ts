@@ -111,63 +111,105 @@ const HOPS = [
   /✔ spoke → hub {2}receipt settled +\d[\d.]* m?s {2}settled on the hub \(Fulfilled\)/,
 ]
 
-type DeploymentRecord = { hub: { gateway: string; market: string; dapps: Record<string, string> }; spoke: { gateway: string; dapps: Record<string, string> } }
+type DeploymentRecord = {
+  hub: { gateway: string; market: string; dapps: Record<string, string> }
+  spoke: { gateway: string; dapps: Record<string, string> }
+}
 
 describe('sertn start --once', () => {
-  test('starts the hub and the spoke, serves the demo request spoke → hub → spoke to a verified result, stops everything, exits 0', async () => {
-    const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
-    const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
-    expect(r.code, output).toBe(0)
-    expect(r.stdout, output).toMatch(/verified result: label [0-2], score -?\d+\.\d{4} .*on the spoke\)/)
-    expect(r.stdout).toMatch(/request +#1 +req:31338:0x[0-9a-f]{40}:1/)
-    expect(r.stdout).toMatch(/arweave +output \S+/)
-    expect(r.stdout).toMatch(/hub +market request #1 \(Settled: Fulfilled\), result tx 0x[0-9a-f]{64}/)
-    expect(r.stdout).toMatch(/spoke +delivery tx 0x[0-9a-f]{64}/)
-    expect(r.stdout).toMatch(/\d[\d.]* m?s from the request's block to the verified result on the spoke; settled on the hub/)
-    for (const stage of ['hub anvil', 'spoke anvil', 'contracts', 'Temporal dev server', 'arlocal', 'workers', 'relay', 'request on the spoke', 'watch', 'inference', 'witness', 'prove', 'verify', 'store', 'callback', 'stop'])
-      expect(r.stderr, `stage ${stage}\n${output}`).toMatch(new RegExp(`✔ ${stage}`))
-    for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
-    expect(r.stderr).toMatch(/hub anvil .* chain 31337, new chain/)
-    expect(r.stderr).toMatch(/spoke anvil .* chain 31338, new chain/)
-    expect(r.stderr).toMatch(/contracts .* deployed: hub gateway 0x[0-9a-fA-F]{40}, market 0x[0-9a-fA-F]{40} · spoke gateway 0x[0-9a-fA-F]{40} \(no deployment recorded yet\)/)
-    expect(r.stderr).toMatch(/stop .*relay.*hub anvil, spoke anvil; chains saved/)
+  test(
+    'starts the hub and the spoke, serves the demo request spoke → hub → spoke to a verified result, stops everything, exits 0',
+    async () => {
+      const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
+      const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
+      expect(r.code, output).toBe(0)
+      expect(r.stdout, output).toMatch(/verified result: label [0-2], score -?\d+\.\d{4} .*on the spoke\)/)
+      expect(r.stdout).toMatch(/request +#1 +req:31338:0x[0-9a-f]{40}:1/)
+      expect(r.stdout).toMatch(/arweave +output \S+/)
+      expect(r.stdout).toMatch(/hub +market request #1 \(Settled: Fulfilled\), result tx 0x[0-9a-f]{64}/)
+      expect(r.stdout).toMatch(/spoke +delivery tx 0x[0-9a-f]{64}/)
+      expect(r.stdout).toMatch(/\d[\d.]* m?s from the request's block to the verified result on the spoke; settled on the hub/)
+      for (const stage of [
+        'hub anvil',
+        'spoke anvil',
+        'contracts',
+        'Temporal dev server',
+        'arlocal',
+        'workers',
+        'relay',
+        'request on the spoke',
+        'watch',
+        'inference',
+        'witness',
+        'prove',
+        'verify',
+        'store',
+        'callback',
+        'stop',
+      ])
+        expect(r.stderr, `stage ${stage}\n${output}`).toMatch(new RegExp(`✔ ${stage}`))
+      for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
+      expect(r.stderr).toMatch(/hub anvil .* chain 31337, new chain/)
+      expect(r.stderr).toMatch(/spoke anvil .* chain 31338, new chain/)
+      expect(r.stderr).toMatch(
+        /contracts .* deployed: hub gateway 0x[0-9a-fA-F]{40}, market 0x[0-9a-fA-F]{40} · spoke gateway 0x[0-9a-fA-F]{40} \(no deployment recorded yet\)/,
+      )
+      expect(r.stderr).toMatch(/stop .*relay.*hub anvil, spoke anvil; chains saved/)
 
-    // The node's configuration has both chains and the relay.
-    const config = JSON.parse(readFileSync(join(dataDir, 'sertn.config.json'), 'utf8')) as {
-      chains: Record<string, { chainId: number; market?: string; hub?: string; hyperlane?: { domain: number } }>
-      relay: { validatorKey?: string; relayerKey?: string }
-    }
-    expect(config.chains.hub).toMatchObject({ chainId: 31337, hyperlane: { domain: 31337 } })
-    expect(config.chains.hub!.market).toMatch(/^0x/)
-    expect(config.chains.spoke).toMatchObject({ chainId: 31338, hub: 'hub', hyperlane: { domain: 31338 } })
-    expect(config.relay.validatorKey).toMatch(/^0x[0-9a-f]{64}$/)
-    expect(config.relay.relayerKey).toMatch(/^0x[0-9a-f]{64}$/)
+      // The node's configuration has both chains and the relay.
+      const config = JSON.parse(readFileSync(join(dataDir, 'sertn.config.json'), 'utf8')) as {
+        chains: Record<string, { chainId: number; market?: string; hub?: string; hyperlane?: { domain: number } }>
+        relay: { validatorKey?: string; relayerKey?: string }
+      }
+      expect(config.chains.hub).toMatchObject({ chainId: 31337, hyperlane: { domain: 31337 } })
+      expect(config.chains.hub!.market).toMatch(/^0x/)
+      expect(config.chains.spoke).toMatchObject({ chainId: 31338, hub: 'hub', hyperlane: { domain: 31338 } })
+      expect(config.relay.validatorKey).toMatch(/^0x[0-9a-f]{64}$/)
+      expect(config.relay.relayerKey).toMatch(/^0x[0-9a-f]{64}$/)
 
-    // Persisted for the next start; nothing left running.
-    for (const f of ['anvil-hub-state.json', 'anvil-spoke-state.json', 'deployment.json', 'sertn.config.json', 'temporal.db', 'arweave-wallet.json', 'hyperlane'])
-      expect(existsSync(join(dataDir, f)), f).toBe(true)
-    const deployment = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
-    expect(Object.keys(deployment.hub.dapps)).toEqual(['sertn-mlp-demo'])
-    expect(Object.keys(deployment.spoke.dapps)).toEqual(['sertn-mlp-demo'])
-    expect(existsSync(join(dataDir, 'stack.json'))).toBe(false)
-    expect(processesUsing(dataDir)).toEqual([])
-  }, RUN_TIMEOUT_MS + 30_000)
+      // Persisted for the next start; nothing left running.
+      for (const f of [
+        'anvil-hub-state.json',
+        'anvil-spoke-state.json',
+        'deployment.json',
+        'sertn.config.json',
+        'temporal.db',
+        'arweave-wallet.json',
+        'hyperlane',
+      ])
+        expect(existsSync(join(dataDir, f)), f).toBe(true)
+      const deployment = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
+      expect(Object.keys(deployment.hub.dapps)).toEqual(['sertn-mlp-demo'])
+      expect(Object.keys(deployment.spoke.dapps)).toEqual(['sertn-mlp-demo'])
+      expect(existsSync(join(dataDir, 'stack.json'))).toBe(false)
+      expect(processesUsing(dataDir)).toEqual([])
+    },
+    RUN_TIMEOUT_MS + 30_000,
+  )
 
-  test('a second start reuses both persisted chains and the contracts and serves a new request', async () => {
-    const first = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
-    const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
-    const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
-    expect(r.code, output).toBe(0)
-    expect(r.stderr, output).toMatch(/hub anvil .* state loaded from /)
-    expect(r.stderr).toMatch(/spoke anvil .* state loaded from /)
-    expect(r.stderr).toMatch(new RegExp(`contracts .* reused: hub gateway ${first.hub.gateway}, market ${first.hub.market} · spoke gateway ${first.spoke.gateway}\n`))
-    expect(r.stderr).toMatch(/arweave wallet .* reused/)
-    expect(r.stderr).not.toMatch(/clearing/)
-    for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
-    expect(r.stdout).toMatch(/request +#2 +req:31338:/)
-    expect(r.stdout).toMatch(/hub +market request #2 /)
-    expect(r.stdout).toMatch(/verified result: label [0-2]/)
-    expect(JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8'))).toEqual(first)
-    expect(processesUsing(dataDir)).toEqual([])
-  }, RUN_TIMEOUT_MS + 30_000)
+  test(
+    'a second start reuses both persisted chains and the contracts and serves a new request',
+    async () => {
+      const first = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
+      const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
+      const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
+      expect(r.code, output).toBe(0)
+      expect(r.stderr, output).toMatch(/hub anvil .* state loaded from /)
+      expect(r.stderr).toMatch(/spoke anvil .* state loaded from /)
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `contracts .* reused: hub gateway ${first.hub.gateway}, market ${first.hub.market} · spoke gateway ${first.spoke.gateway}\n`,
+        ),
+      )
+      expect(r.stderr).toMatch(/arweave wallet .* reused/)
+      expect(r.stderr).not.toMatch(/clearing/)
+      for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
+      expect(r.stdout).toMatch(/request +#2 +req:31338:/)
+      expect(r.stdout).toMatch(/hub +market request #2 /)
+      expect(r.stdout).toMatch(/verified result: label [0-2]/)
+      expect(JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8'))).toEqual(first)
+      expect(processesUsing(dataDir)).toEqual([])
+    },
+    RUN_TIMEOUT_MS + 30_000,
+  )
 })

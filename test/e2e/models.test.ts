@@ -82,7 +82,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await boundedTeardown(
-    [() => workers?.stop(), () => storage?.dispose(), () => runtime?.dispose(), () => stack?.stop(), () => (emptyDir ? rm(emptyDir, { recursive: true, force: true }) : undefined)],
+    [
+      () => workers?.stop(),
+      () => storage?.dispose(),
+      () => runtime?.dispose(),
+      () => stack?.stop(),
+      () => (emptyDir ? rm(emptyDir, { recursive: true, force: true }) : undefined),
+    ],
     { processGroups: () => stack?.processGroups() ?? [] },
   )
 })
@@ -94,13 +100,18 @@ async function sampleOf(name: string): Promise<bigint[]> {
   return json.input_data.flat().map((x) => quantize(x, manifest.inputScale))
 }
 
-type Made = { id: bigint; key: RequestKey; escrow: bigint; /** The consumer's balance once it paid. */ balance: bigint }
+type Made = { id: bigint; key: RequestKey; escrow: bigint /** The consumer's balance once it paid. */; balance: bigint }
 
 /** A request from the consumer on the spoke (with every option), then the confirmation block. */
 async function request(params: { modelId: Hex; input: readonly bigint[]; inputRef?: Hex; gas?: number }): Promise<Made> {
   const { user } = stack.spoke
   const gas = params.gas ?? CALLBACK_GAS
-  const value = await user.readContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'quote', args: [params.modelId, gas] })
+  const value = await user.readContract({
+    address: spokeGateway(),
+    abi: SpokeGateway.abi,
+    functionName: 'quote',
+    args: [params.modelId, gas],
+  })
   const { request: tx } = await user.simulateContract({
     address: consumer,
     abi: RecordingConsumer.abi,
@@ -122,7 +133,12 @@ async function request(params: { modelId: Hex; input: readonly bigint[]; inputRe
   const [log] = parseEventLogs({ abi: SpokeGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
   if (!log) throw new Error('no InferenceRequested')
   await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
-  return { id: log.args.requestId, key: requestKey(stack.spoke.anvil.chain.id, spokeGateway(), log.args.requestId), escrow: log.args.escrow, balance }
+  return {
+    id: log.args.requestId,
+    key: requestKey(stack.spoke.anvil.chain.id, spokeGateway(), log.args.requestId),
+    escrow: log.args.escrow,
+    balance,
+  }
 }
 
 /** Stores an input document for a hashed-input model; returns its storage ref. */
@@ -131,7 +147,8 @@ async function storeInput(inputQ: readonly bigint[]): Promise<Hex> {
 }
 
 async function spokeStatus(id: bigint): Promise<number> {
-  return (await stack.spoke.user.readContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'getRequest', args: [id] })).status
+  return (await stack.spoke.user.readContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'getRequest', args: [id] }))
+    .status
 }
 
 /** A request that must end failed with `code`: refunded and called back with the error on the spoke. */
@@ -140,7 +157,14 @@ async function expectFailedWithRefund(made: Made, code: number, reason: RegExp) 
   expect(outcome.stage).toBe('failed')
   expect(outcome.error?.reason).toMatch(reason)
   expect(await spokeStatus(made.id)).toBe(FAILED)
-  expect(await stack.spoke.user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [made.id] })).toBe(BigInt(code + 1))
+  expect(
+    await stack.spoke.user.readContract({
+      address: consumer,
+      abi: RecordingConsumer.abi,
+      functionName: 'errorCodePlusOne',
+      args: [made.id],
+    }),
+  ).toBe(BigInt(code + 1))
   expect(outcome.hub?.settlement).toBe('Failed')
   expect(await stack.spoke.user.getBalance({ address: consumer })).toBe(made.balance + made.escrow)
 }
@@ -155,9 +179,19 @@ describe('every model the repository builds, across chains', () => {
     // Registered alike on both chains, the spoke's VKA recorded on the hub.
     for (const c of chains) {
       const m = await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [reg.modelId] })
-      expect(m).toMatchObject({ version: 1, insecureSrs: true, computeUnits: manifest.computeUnits, artifactsHash: reg.artifacts.manifestHash })
+      expect(m).toMatchObject({
+        version: 1,
+        insecureSrs: true,
+        computeUnits: manifest.computeUnits,
+        artifactsHash: reg.artifacts.manifestHash,
+      })
     }
-    const dep = await stack.hub.owner.readContract({ address: chains[0]!.registry, abi: ModelRegistry.abi, functionName: 'getChainDeployment', args: [reg.modelId, SPOKE_DOMAIN] })
+    const dep = await stack.hub.owner.readContract({
+      address: chains[0]!.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getChainDeployment',
+      args: [reg.modelId, SPOKE_DOMAIN],
+    })
     expect(dep).toMatchObject({ vka: reg.chains.spoke!.vka, version: 1 })
 
     const hashedInput = manifest.visibility.input === 'hashed'
@@ -174,21 +208,46 @@ describe('every model the repository builds, across chains', () => {
     expect(await spokeStatus(made.id)).toBe(FULFILLED)
 
     // The delivered output is onnxruntime's, within the circuit's measured tolerance.
-    const expected = (await runtime.run(model, inputQ.map((q) => dequantize(q, manifest.inputScale)))).output
+    const expected = (
+      await runtime.run(
+        model,
+        inputQ.map((q) => dequantize(q, manifest.inputScale)),
+      )
+    ).output
     let outputQ: bigint[]
     if (manifest.visibility.output === 'hashed') {
-      const r = await stack.spoke.user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'hashedResultOf', args: [made.id] })
-      const doc = JSON.parse(new TextDecoder().decode(await storage.getById!(base64UrlIdOf(r.outputRef), { maxBytes: 1 << 20 }))) as { output: string[] }
+      const r = await stack.spoke.user.readContract({
+        address: consumer,
+        abi: RecordingConsumer.abi,
+        functionName: 'hashedResultOf',
+        args: [made.id],
+      })
+      const doc = JSON.parse(new TextDecoder().decode(await storage.getById!(base64UrlIdOf(r.outputRef), { maxBytes: 1 << 20 }))) as {
+        output: string[]
+      }
       outputQ = doc.output.map(BigInt)
       expect(poseidonOf(outputQ)).toBe(r.commitment) // the stored output is the committed one
     } else {
-      outputQ = [...(await stack.spoke.user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [made.id] }))]
+      outputQ = [
+        ...(await stack.spoke.user.readContract({
+          address: consumer,
+          abi: RecordingConsumer.abi,
+          functionName: 'outputOf',
+          args: [made.id],
+        })),
+      ]
     }
     expect(outputQ).toHaveLength(expected.length)
-    outputQ.forEach((q, i) => expect(Math.abs(dequantize(q, manifest.outputScale) - expected[i]!)).toBeLessThanOrEqual(manifest.fidelity.tolerance))
+    for (const [i, q] of outputQ.entries())
+      expect(Math.abs(dequantize(q, manifest.outputScale) - expected[i]!)).toBeLessThanOrEqual(manifest.fidelity.tolerance)
 
     // The spoke gateway counts the model's use.
-    const usage = await stack.spoke.user.readContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'modelUsage', args: [reg.modelId] })
+    const usage = await stack.spoke.user.readContract({
+      address: spokeGateway(),
+      abi: SpokeGateway.abi,
+      functionName: 'modelUsage',
+      args: [reg.modelId],
+    })
     expect(usage).toMatchObject({ requests: 1n, served: 1n, requesters: 1, repeatRequesters: 0 })
   })
 })
@@ -218,11 +277,17 @@ describe('refusals', () => {
     const index = JSON.parse(new TextDecoder().decode(await storage.getById!(reg.index, { maxBytes: 1 << 20 }))) as ArtifactIndex
     const compiled = new Uint8Array(await readFile(join(dir, 'model.compiled')))
     compiled[100] = compiled[100]! ^ 0x01
-    const altered = await storage.put(compiled, { contentType: 'application/octet-stream', tags: artifactTags(genuine.manifestHash, 'model.compiled (altered)') })
-    const forged = await storage.put(new TextEncoder().encode(JSON.stringify({ ...index, files: { ...index.files, 'model.compiled': altered } })), {
-      contentType: 'application/json',
-      tags: { 'Sertn-Kind': 'altered-index' },
+    const altered = await storage.put(compiled, {
+      contentType: 'application/octet-stream',
+      tags: artifactTags(genuine.manifestHash, 'model.compiled (altered)'),
     })
+    const forged = await storage.put(
+      new TextEncoder().encode(JSON.stringify({ ...index, files: { ...index.files, 'model.compiled': altered } })),
+      {
+        contentType: 'application/json',
+        tags: { 'Sertn-Kind': 'altered-index' },
+      },
+    )
     // Point both registrations at the forged index (the owner updates the circuit's record).
     for (const c of chains) {
       const m = await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [reg.modelId] })
@@ -233,19 +298,36 @@ describe('refusals', () => {
           address: c.registry,
           abi: ModelRegistry.abi,
           functionName: 'updateCircuit',
-          args: [reg.modelId, circuitParamsOf(readManifest(dir).manifest, { ...genuine, index: storageRefOf(forged) }, m.vka, keccak256(code!))],
+          args: [
+            reg.modelId,
+            circuitParamsOf(readManifest(dir).manifest, { ...genuine, index: storageRefOf(forged) }, m.vka, keccak256(code!)),
+          ],
         }),
       )
     }
-    await recordChainDeployments({ hub: { client: stack.hub.owner, registry: chains[0]!.registry }, spoke: { client: stack.spoke.owner, domain: SPOKE_DOMAIN }, models: [reg.chains.spoke!] })
+    await recordChainDeployments({
+      hub: { client: stack.hub.owner, registry: chains[0]!.registry },
+      spoke: { client: stack.spoke.owner, domain: SPOKE_DOMAIN },
+      models: [reg.chains.spoke!],
+    })
     const made = await request({ modelId: reg.modelId, input: await sampleOf('sertn-mlp-twin') })
-    await expectFailedWithRefund(made, MODEL_UNAVAILABLE, /^ArtifactHashMismatchError: model sertn-mlp-twin\/altered: artifact model\.compiled has sha256 [0-9a-f]{64} but [0-9a-f]{64} is pinned/)
+    await expectFailedWithRefund(
+      made,
+      MODEL_UNAVAILABLE,
+      /^ArtifactHashMismatchError: model sertn-mlp-twin\/altered: artifact model\.compiled has sha256 [0-9a-f]{64} but [0-9a-f]{64} is pinned/,
+    )
   })
 
   test('error: a request for a model no registry has reverts on the spoke (GatewayUnknownModel) and starts nothing', async () => {
     const unknown = modelIdOf(stack.spoke.owner.account.address, 'never-registered')
     const err = await expectRevert(
-      stack.spoke.user.simulateContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'requestInference', args: [unknown, [1n], CALLBACK_GAS], value: 10n ** 17n }),
+      stack.spoke.user.simulateContract({
+        address: spokeGateway(),
+        abi: SpokeGateway.abi,
+        functionName: 'requestInference',
+        args: [unknown, [1n], CALLBACK_GAS],
+        value: 10n ** 17n,
+      }),
     )
     expect(err).toEqual({ errorName: 'GatewayUnknownModel', args: [unknown] })
   })
@@ -254,18 +336,33 @@ describe('refusals', () => {
     const registry = spokeRegistry()
     const pinned = await stack.spoke.owner.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'verifier' })
     const accepting = await deployContract(stack.spoke.owner, AcceptingVerifier)
-    await confirm(stack.spoke.owner, await stack.spoke.owner.writeContract({ address: registry, abi: ModelRegistry.abi, functionName: 'setVerifier', args: [accepting] }))
+    await confirm(
+      stack.spoke.owner,
+      await stack.spoke.owner.writeContract({ address: registry, abi: ModelRegistry.abi, functionName: 'setVerifier', args: [accepting] }),
+    )
     try {
       const made = await request({ modelId: registered.get('sertn-svm')!.modelId, input: await sampleOf('sertn-svm') })
-      await expectFailedWithRefund(made, MODEL_UNAVAILABLE, /^CircuitMismatchError: model sertn-svm on chain 31338: its registered verifier is 0x[0-9a-fA-F]{40} \(code hash 0x[0-9a-f]{64}\), but the pinned reusable verifier/)
+      await expectFailedWithRefund(
+        made,
+        MODEL_UNAVAILABLE,
+        /^CircuitMismatchError: model sertn-svm on chain 31338: its registered verifier is 0x[0-9a-fA-F]{40} \(code hash 0x[0-9a-f]{64}\), but the pinned reusable verifier/,
+      )
     } finally {
-      await confirm(stack.spoke.owner, await stack.spoke.owner.writeContract({ address: registry, abi: ModelRegistry.abi, functionName: 'setVerifier', args: [pinned] }))
+      await confirm(
+        stack.spoke.owner,
+        await stack.spoke.owner.writeContract({ address: registry, abi: ModelRegistry.abi, functionName: 'setVerifier', args: [pinned] }),
+      )
     }
   })
 
   test('error: only the registry owner (the protocol) sets the verifier; a model owner cannot', async () => {
     const err = await expectRevert(
-      stack.spoke.user.simulateContract({ address: spokeRegistry(), abi: ModelRegistry.abi, functionName: 'setVerifier', args: [spokeGateway()] }),
+      stack.spoke.user.simulateContract({
+        address: spokeRegistry(),
+        abi: ModelRegistry.abi,
+        functionName: 'setVerifier',
+        args: [spokeGateway()],
+      }),
     )
     expect(err).toEqual({ errorName: 'OwnedUnauthorized', args: [stack.spoke.user.account.address] })
   })
@@ -279,8 +376,10 @@ describe('verified backtests', () => {
   afterAll(async () => {
     await prover?.dispose()
   })
-  const models = () => createModelStore({ dirs: [emptyDir], cacheDir: join(stack.dataDir, 'backtest-models'), storage, allowInsecureSrs: true })
-  const verify = (modelId: Hex) => verifyBacktests({ client: stack.hub.owner, registry: chains[0]!.registry, modelId, storage, models: models(), prover, where: 'hub' })
+  const models = () =>
+    createModelStore({ dirs: [emptyDir], cacheDir: join(stack.dataDir, 'backtest-models'), storage, allowInsecureSrs: true })
+  const verify = (modelId: Hex) =>
+    verifyBacktests({ client: stack.hub.owner, registry: chains[0]!.registry, modelId, storage, models: models(), prover, where: 'hub' })
 
   test('default: the creator publishes proven pairs; anyone verifies every pair against the registered circuit, off-chain and on-chain', async () => {
     const name = 'sertn-svm'
@@ -288,11 +387,15 @@ describe('verified backtests', () => {
     const model = await loadModelArtifacts(modelDir(name), { allowInsecureSrs: true })
     const samples = JSON.parse(await readFile(join(modelDir(name), 'samples.json'), 'utf8')) as { input_data: number[][] }
     const size = 6
-    const inputs = Array.from({ length: 4 }, (_, i) => samples.input_data[0]!.slice(i * size, (i + 1) * size).map((x) => quantize(x, model.manifest.inputScale)))
+    const inputs = Array.from({ length: 4 }, (_, i) =>
+      samples.input_data[0]!.slice(i * size, (i + 1) * size).map((x) => quantize(x, model.manifest.inputScale)),
+    )
     const published = await publishBacktests({ model, inputs, prover, storage, chains, modelId: reg.modelId })
     expect(published.pairs).toBe(4)
     for (const c of chains)
-      expect(await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getBacktests', args: [reg.modelId] })).toEqual({
+      expect(
+        await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getBacktests', args: [reg.modelId] }),
+      ).toEqual({
         ref: published.ref,
         contentHash: published.sha256,
         pairs: 4,
@@ -309,24 +412,53 @@ describe('verified backtests', () => {
     const model = await loadModelArtifacts(modelDir(name), { allowInsecureSrs: true })
     const inputQ = await sampleOf(name)
     const proof = await prover.proveInference(model, inputQ)
-    const honest = { input: inputQ.map(String), output: proof.output.map(String), proof: JSON.parse(new TextDecoder().decode(proof.proofJson)) as unknown }
+    const honest = {
+      input: inputQ.map(String),
+      output: proof.output.map(String),
+      proof: JSON.parse(new TextDecoder().decode(proof.proofJson)) as unknown,
+    }
     const lying = { ...honest, output: proof.output.map((q, i) => String(i === 0 ? q + 100n : q)) }
-    const doc = { schema: 1, model: name, modelId: reg.modelId, version: 1, artifactsHash: reg.artifacts.manifestHash, pairs: [honest, lying] }
-    const stored = await storage.put(new TextEncoder().encode(JSON.stringify(doc)), { contentType: 'application/json', tags: { 'Sertn-Backtests': reg.modelId } })
+    const doc = {
+      schema: 1,
+      model: name,
+      modelId: reg.modelId,
+      version: 1,
+      artifactsHash: reg.artifacts.manifestHash,
+      pairs: [honest, lying],
+    }
+    const stored = await storage.put(new TextEncoder().encode(JSON.stringify(doc)), {
+      contentType: 'application/json',
+      tags: { 'Sertn-Backtests': reg.modelId },
+    })
     await confirm(
       stack.hub.owner,
-      await stack.hub.owner.writeContract({ address: chains[0]!.registry, abi: ModelRegistry.abi, functionName: 'publishBacktests', args: [reg.modelId, storageRefOf(stored), `0x${stored.sha256}`, 2] }),
+      await stack.hub.owner.writeContract({
+        address: chains[0]!.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'publishBacktests',
+        args: [reg.modelId, storageRefOf(stored), `0x${stored.sha256}`, 2],
+      }),
     )
     const report = await verify(reg.modelId)
     expect(report.valid).toBe(1)
     expect(report.pairs[0]).toMatchObject({ bound: true, offChain: true, onChain: true })
-    expect(report.pairs[1]).toMatchObject({ bound: false, offChain: true, onChain: true, reason: "the proof's instances are not the pair's input and output" })
+    expect(report.pairs[1]).toMatchObject({
+      bound: false,
+      offChain: true,
+      onChain: true,
+      reason: "the proof's instances are not the pair's input and output",
+    })
   })
 
   test('error: only the model owner publishes backtests', async () => {
     const reg = registered.get('sertn-linreg')!
     const err = await expectRevert(
-      stack.hub.user.simulateContract({ address: chains[0]!.registry, abi: ModelRegistry.abi, functionName: 'publishBacktests', args: [reg.modelId, `0x${'01'.repeat(32)}`, `0x${'02'.repeat(32)}`, 1] }),
+      stack.hub.user.simulateContract({
+        address: chains[0]!.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'publishBacktests',
+        args: [reg.modelId, `0x${'01'.repeat(32)}`, `0x${'02'.repeat(32)}`, 1],
+      }),
     )
     expect(err).toEqual({ errorName: 'ModelRegistryNotModelOwner', args: [reg.modelId, stack.hub.user.account.address] })
   })
@@ -357,18 +489,30 @@ describe('the sertn model commands on this network', () => {
     const r = await sertn(['register', 'circuits/sertn-svm', '--name', 'sertn-svm/cli', '--fee', '0.002', '--json'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/local stack's dev owner key/)
-    const reg = JSON.parse(r.stdout.trim().split('\n').pop()!) as { modelId: Hex; uploaded: number; reused: number; chains: Record<string, { vka: Address }> }
+    const reg = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+      modelId: Hex
+      uploaded: number
+      reused: number
+      chains: Record<string, { vka: Address }>
+    }
     expect(reg.modelId).toBe(modelIdOf(stack.hub.owner.account.address, 'sertn-svm/cli'))
     expect(reg.uploaded).toBe(0) // the same build's files were uploaded before: found by tag
     expect(Object.keys(reg.chains).sort()).toEqual(['hub', 'spoke'])
     const show = await sertn(['show', 'sertn-svm/cli', '--json'])
     expect(show.code, show.stderr).toBe(0)
-    const shown = JSON.parse(show.stdout.trim().split('\n').pop()!) as { chains: { chain: string; registered: boolean; name: string; version: number; usage: { requests: string } }[] }
+    const shown = JSON.parse(show.stdout.trim().split('\n').pop()!) as {
+      chains: { chain: string; registered: boolean; name: string; version: number; usage: { requests: string } }[]
+    }
     expect(shown.chains.map((c) => [c.chain, c.registered, c.name, c.version, c.usage.requests])).toEqual([
       ['hub', true, 'sertn-svm/cli', 1, '0'],
       ['spoke', true, 'sertn-svm/cli', 1, '0'],
     ])
-    const fee = await stack.spoke.user.readContract({ address: spokeRegistry(), abi: ModelRegistry.abi, functionName: 'getModel', args: [reg.modelId] })
+    const fee = await stack.spoke.user.readContract({
+      address: spokeRegistry(),
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [reg.modelId],
+    })
     expect(fee.fee).toBe(2_000_000_000_000_000n)
   })
 

@@ -21,7 +21,7 @@ testChainPlugin({
     const demo = await loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY)
     const input = await sampleInputQ(demo)
     const prover = createEzklWasmProver()
-    let proof
+    let proof: Awaited<ReturnType<typeof prover.proveInference>>
     try {
       proof = await prover.proveInference(demo, input)
     } finally {
@@ -30,8 +30,19 @@ testChainPlugin({
     return {
       result: { output: proof.output.map(String), proof: proof.proof, instances: proof.instances.map(String) },
       async request() {
-        const value = await chain.user.readContract({ address: chain.core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [chain.demo.modelId, GAS] })
-        const hash = await chain.user.writeContract({ address: chain.core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [chain.demo.modelId, input, GAS], value })
+        const value = await chain.user.readContract({
+          address: chain.core.gateway,
+          abi: InferenceGateway.abi,
+          functionName: 'quote',
+          args: [chain.demo.modelId, GAS],
+        })
+        const hash = await chain.user.writeContract({
+          address: chain.core.gateway,
+          abi: InferenceGateway.abi,
+          functionName: 'requestInference',
+          args: [chain.demo.modelId, input, GAS],
+          value,
+        })
         const receipt = await chain.user.waitForTransactionReceipt({ hash })
         const [log] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
         return { requestId: log!.args.requestId.toString() as RequestId }

@@ -17,7 +17,14 @@ import { parseEventLogs, toHex, type Hex } from 'viem'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { InferenceGateway } from '../../contracts/artifacts/index.ts'
 import { anvilAccount } from '../../chains/evm/clients.ts'
-import { evmChain, FileCursorStore, MemoryCursorStore, type CursorStore, type EvmChainOptions, type ReorgInfo } from '../../chains/evm/plugin/index.ts'
+import {
+  evmChain,
+  FileCursorStore,
+  MemoryCursorStore,
+  type CursorStore,
+  type EvmChainOptions,
+  type ReorgInfo,
+} from '../../chains/evm/plugin/index.ts'
 import type { ChainPlugin, WatchCursor } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { startTestChain, type TestChain, waitUntil } from '../support/chain.ts'
@@ -45,7 +52,8 @@ afterAll(async () => {
 
 // ─────────────────────────────── helpers ───────────────────────────────
 
-const rpc = <T = unknown>(method: string, params: unknown[]) => t.owner.request({ method: method as never, params: params as never }) as Promise<T>
+const rpc = <T = unknown>(method: string, params: unknown[]) =>
+  t.owner.request({ method: method as never, params: params as never }) as Promise<T>
 const mine = (n = 1) => rpc('anvil_mine', [toHex(n)])
 const head = () => t.owner.getBlockNumber({ cacheTime: 0 })
 const rawTx = (hash: Hex) => rpc<Hex>('eth_getRawTransactionByHash', [hash])
@@ -86,7 +94,12 @@ function watch(p: ChainPlugin, fromBlock?: bigint) {
 }
 
 async function request(input: bigint[]): Promise<{ id: bigint; block: bigint; hash: Hex }> {
-  const value = await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [t.demo.modelId, GAS] })
+  const value = await t.user.readContract({
+    address: t.core.gateway,
+    abi: InferenceGateway.abi,
+    functionName: 'quote',
+    args: [t.demo.modelId, GAS],
+  })
   const hash = await t.user.writeContract({
     address: t.core.gateway,
     abi: InferenceGateway.abi,
@@ -133,7 +146,12 @@ describe('reorgs', () => {
 
     expect(w.seen).toHaveLength(1)
     expect(w.seen[0]!.requestId).toBe(r.id.toString())
-    expect(w.seen[0]!.seenAt).toEqual({ blockNumber: (r.block + 1n).toString(), blockHash: await blockHash(r.block + 1n), transactionHash: r.hash, logIndex: 0 })
+    expect(w.seen[0]!.seenAt).toEqual({
+      blockNumber: (r.block + 1n).toString(),
+      blockHash: await blockHash(r.block + 1n),
+      transactionHash: r.hash,
+      logIndex: 0,
+    })
     expect(reorgs).toEqual([])
     await expectCursorOnChain(store.peek('shallow'))
   })
@@ -170,7 +188,12 @@ describe('reorgs', () => {
     // The same request, except where and when it was mined: the deadline (block time + timeout) moved too.
     expect({ ...again, seenAt: undefined, deadline: undefined }).toEqual({ ...firstSeen, seenAt: undefined, deadline: undefined })
     expect(again.deadline).toBe((await p.getRequestState(again.requestId)).deadline)
-    expect(again.seenAt).toEqual({ blockNumber: (B + 1n).toString(), blockHash: await blockHash(B + 1n), transactionHash: r1.hash, logIndex: 0 })
+    expect(again.seenAt).toEqual({
+      blockNumber: (B + 1n).toString(),
+      blockHash: await blockHash(B + 1n),
+      transactionHash: r1.hash,
+      logIndex: 0,
+    })
     expect(again.seenAt.blockHash).not.toBe(firstSeen.seenAt.blockHash)
     // Deduped by key (as the workflow id does): one workflow per request; the dropped one is gone on-chain.
     const byKey = new Map(w.seen.map((r) => [r.key, r]))

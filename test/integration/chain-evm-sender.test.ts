@@ -96,18 +96,42 @@ async function requestOf(hash: Hex): Promise<InferenceRequest> {
     callbackGasLimit: a.callbackGasLimit,
     escrow: a.escrow.toString(),
     deadline: a.deadline,
-    seenAt: { blockNumber: log!.blockNumber.toString(), blockHash: log!.blockHash, transactionHash: log!.transactionHash, logIndex: log!.logIndex },
+    seenAt: {
+      blockNumber: log!.blockNumber.toString(),
+      blockHash: log!.blockHash,
+      transactionHash: log!.transactionHash,
+      logIndex: log!.logIndex,
+    },
   }
 }
 
 /** Requests through `consumer` (RecordingConsumer-compatible), or from the user's EOA. */
 async function sendRequest(opts: { consumer?: Address; gas?: number } = {}): Promise<Hex> {
   const gas = opts.gas ?? GAS
-  const value = await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [t.demo.modelId, gas] })
+  const value = await t.user.readContract({
+    address: t.core.gateway,
+    abi: InferenceGateway.abi,
+    functionName: 'quote',
+    args: [t.demo.modelId, gas],
+  })
   if (opts.consumer) {
-    return t.user.writeContract({ address: opts.consumer, abi: RecordingConsumer.abi, functionName: 'request', args: [t.demo.modelId, input, gas], value, gas: 1_000_000n })
+    return t.user.writeContract({
+      address: opts.consumer,
+      abi: RecordingConsumer.abi,
+      functionName: 'request',
+      args: [t.demo.modelId, input, gas],
+      value,
+      gas: 1_000_000n,
+    })
   }
-  return t.user.writeContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [t.demo.modelId, input, gas], value, gas: 1_000_000n })
+  return t.user.writeContract({
+    address: t.core.gateway,
+    abi: InferenceGateway.abi,
+    functionName: 'requestInference',
+    args: [t.demo.modelId, input, gas],
+    value,
+    gas: 1_000_000n,
+  })
 }
 const request = async (opts: { consumer?: Address; gas?: number } = {}) => requestOf(await sendRequest(opts))
 
@@ -148,7 +172,12 @@ describe('sending', () => {
     for (const [i, r] of requests.entries()) {
       expect((await chain.getRequestState(r.requestId)).status).toBe(i < 10 ? 'Fulfilled' : 'Failed')
     }
-    const delivered = await t.user.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [BigInt(requests[0]!.requestId)] })
+    const delivered = await t.user.readContract({
+      address: recording,
+      abi: RecordingConsumer.abi,
+      functionName: 'outputOf',
+      args: [BigInt(requests[0]!.requestId)],
+    })
     expect(delivered.map(String)).toEqual(result.output)
   })
 
@@ -212,11 +241,15 @@ describe('rejections', () => {
     expect(err.message).toContain(`GatewayInvalidProof(${r.requestId})`)
     expect(err.errorName).toBe('GatewayInvalidProof')
     const bytes = result.proof.slice(2)
-    const tampered = `0x${bytes.slice(0, 200)}${(parseInt(bytes.slice(200, 202), 16) ^ 1).toString(16).padStart(2, '0')}${bytes.slice(202)}` as Hex
+    const tampered =
+      `0x${bytes.slice(0, 200)}${(parseInt(bytes.slice(200, 202), 16) ^ 1).toString(16).padStart(2, '0')}${bytes.slice(202)}` as Hex
     await expectRejected(chain.fulfill(r, { ...result, proof: tampered }), InvalidProofError)
     const shape = await expectRejected(chain.fulfill(r, { ...result, output: result.output.slice(1) }), InvalidResultError)
     expect(shape.errorName).toBe('GatewayOutputShapeMismatch')
-    const wrongInput = await expectRejected(chain.fulfill({ ...r, input: r.input.map((v, i) => (i === 0 ? String(BigInt(v) + 1n) : v)) }, result), InvalidResultError)
+    const wrongInput = await expectRejected(
+      chain.fulfill({ ...r, input: r.input.map((v, i) => (i === 0 ? String(BigInt(v) + 1n) : v)) }, result),
+      InvalidResultError,
+    )
     expect(wrongInput.errorName).toBe('GatewayInputMismatch')
     expect(await nonces()).toEqual(before)
     expect((await chain.getRequestState(r.requestId)).status).toBe('Pending')
@@ -241,7 +274,15 @@ describe('rejections', () => {
   })
 
   test('behavior: another node settles it between our simulation and our transaction: alreadySettled after the revert', async () => {
-    await confirm(t.owner, await t.owner.writeContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'setNode', args: [t.stranger.account.address, true] }))
+    await confirm(
+      t.owner,
+      await t.owner.writeContract({
+        address: t.core.gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'setNode',
+        args: [t.stranger.account.address, true],
+      }),
+    )
     const r = await request()
     const before = await nonces()
     await rpc('evm_setAutomine', [false])

@@ -83,7 +83,8 @@ function watch(p: ChainPlugin, opts: { fromBlock?: bigint; onRequest?: (r: Infer
   return { seen, done, stop }
 }
 
-const quote = () => t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [t.demo.modelId, GAS] })
+const quote = () =>
+  t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [t.demo.modelId, GAS] })
 
 /** Sends a request from the user (an EOA); with automine on, waits for it and returns its id and block. */
 async function sendRequest(input = INPUT): Promise<Hex> {
@@ -130,7 +131,12 @@ describe('confirmations and order', () => {
 
     const [got] = w.seen
     const block = await t.owner.getBlock({ blockNumber: r.block })
-    const stored = await t.owner.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [r.id] })
+    const stored = await t.owner.readContract({
+      address: t.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'getRequest',
+      args: [r.id],
+    })
     expect(got).toEqual({
       key: requestKey(t.anvil.chain.id, t.core.gateway, r.id),
       chainId: t.anvil.chain.id,
@@ -225,7 +231,10 @@ describe('restarts', () => {
     // The cursor file: written atomically (no temp files left), at the last processed block.
     const files = await readdir(join(dir, 'resume'))
     expect(files).toEqual(['resume.cursor.json'])
-    const saved = JSON.parse(await readFile(store.pathOf(key), 'utf8')) as { blockNumber: string; recentHashes: { number: string; hash: Hex }[] }
+    const saved = JSON.parse(await readFile(store.pathOf(key), 'utf8')) as {
+      blockNumber: string
+      recentHashes: { number: string; hash: Hex }[]
+    }
     expect(BigInt(saved.blockNumber)).toBeGreaterThanOrEqual(first[2]!.block)
     const last = saved.recentHashes.at(-1)!
     expect(last.number).toBe(saved.blockNumber)
@@ -304,7 +313,9 @@ describe('lifecycle', () => {
     await p.dispose()
     await a.done
     await expect(p.head()).rejects.toBeInstanceOf(PluginError)
-    await expect(p.watchRequests({ signal: new AbortController().signal, onRequest: async () => undefined })).rejects.toBeInstanceOf(PluginError)
+    await expect(p.watchRequests({ signal: new AbortController().signal, onRequest: async () => undefined })).rejects.toBeInstanceOf(
+      PluginError,
+    )
   })
 
   test('error: an RPC that serves another chain id is a ConfigError', async () => {
@@ -318,6 +329,8 @@ describe('lifecycle', () => {
       pollingIntervalMs: 20,
     })
     cleanups.push(() => p.dispose())
-    await expect(p.watchRequests({ signal: new AbortController().signal, onRequest: async () => undefined })).rejects.toThrow(/serves chain 31337/)
+    await expect(p.watchRequests({ signal: new AbortController().signal, onRequest: async () => undefined })).rejects.toThrow(
+      /serves chain 31337/,
+    )
   })
 })

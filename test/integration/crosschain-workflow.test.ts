@@ -58,9 +58,19 @@ describe('cross-chain request workflow', () => {
     expect(outcome.stage).toBe('fulfilled')
 
     // The spoke verified the result and called the consumer back with it.
-    const onSpoke = await stack.spoke.user.readContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'getRequest', args: [req.id] })
+    const onSpoke = await stack.spoke.user.readContract({
+      address: spokeGateway(),
+      abi: SpokeGateway.abi,
+      functionName: 'getRequest',
+      args: [req.id],
+    })
     expect(onSpoke.status).toBe(FULFILLED)
-    const output = await stack.spoke.user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [req.id] })
+    const output = await stack.spoke.user.readContract({
+      address: consumer,
+      abi: RecordingConsumer.abi,
+      functionName: 'outputOf',
+      args: [req.id],
+    })
     expect(output.map(String)).toEqual(outcome.output)
     // It was delivered by the messenger's `process` on the spoke, from the hub market.
     const settlementTx = outcome.timings.spokeSettle!.transactionHash as `0x${string}`
@@ -97,10 +107,22 @@ describe('cross-chain request workflow', () => {
     expect(outcome.stage).toBe('failed')
     expect(outcome.error?.code).toBe('ModelUnavailable')
     expect(outcome.error?.reason).toMatch(/^UnknownModelError: .*not registered on the hub/)
-    const onSpoke = await stack.spoke.user.readContract({ address: s.spoke.gateway, abi: SpokeGateway.abi, functionName: 'getRequest', args: [req.id] })
+    const onSpoke = await stack.spoke.user.readContract({
+      address: s.spoke.gateway,
+      abi: SpokeGateway.abi,
+      functionName: 'getRequest',
+      args: [req.id],
+    })
     expect(onSpoke.status).toBe(FAILED)
     // The error callback ran (code ModelUnavailable = 4) and the escrow came back.
-    expect(await stack.spoke.user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [req.id] })).toBe(5n)
+    expect(
+      await stack.spoke.user.readContract({
+        address: consumer,
+        abi: RecordingConsumer.abi,
+        functionName: 'errorCodePlusOne',
+        args: [req.id],
+      }),
+    ).toBe(5n)
     expect(await stack.spoke.user.getBalance({ address: consumer })).toBe(before + req.escrow)
     const onHub = await marketRequest(outcome.hub!.marketRequestId!)
     expect(onHub.status).toBe(SETTLED)
@@ -111,12 +133,21 @@ describe('cross-chain request workflow', () => {
     const fromBlock = await stack.spoke.user.getBlockNumber({ cacheTime: 0 })
     const req = await requestOnSpoke(stack, consumer)
     // Stop the agents as soon as the result has left the hub (the workflow is then waiting for the spoke).
-    await waitFor('the result to be submitted on the hub', async () => {
-      const s = await getRequestStatus(stack.client, req.key).catch(() => undefined)
-      return s?.stage === 'delivering' || s?.stage === 'settling' || s?.stage === 'fulfilled'
-    }, { timeoutMs: 90_000, intervalMs: 10 })
+    await waitFor(
+      'the result to be submitted on the hub',
+      async () => {
+        const s = await getRequestStatus(stack.client, req.key).catch(() => undefined)
+        return s?.stage === 'delivering' || s?.stage === 'settling' || s?.stage === 'fulfilled'
+      },
+      { timeoutMs: 90_000, intervalMs: 10 },
+    )
     await stack.stopAgents()
-    const stuck = await stack.spoke.user.readContract({ address: spokeGateway(), abi: SpokeGateway.abi, functionName: 'getRequest', args: [req.id] })
+    const stuck = await stack.spoke.user.readContract({
+      address: spokeGateway(),
+      abi: SpokeGateway.abi,
+      functionName: 'getRequest',
+      args: [req.id],
+    })
     await new Promise((r) => setTimeout(r, 500))
     stack.startAgents()
     const outcome = await waitForOutcome(stack.client, req.key)
@@ -125,7 +156,13 @@ describe('cross-chain request workflow', () => {
     expect(delivered).toHaveLength(1)
     // Whatever the crash interrupted, the request was pending or fulfilled once, never twice.
     expect([1, 2]).toContain(stuck.status)
-    const fulfilled = await stack.spoke.user.getContractEvents({ address: spokeGateway(), abi: SpokeGateway.abi, eventName: 'InferenceFulfilled', args: { requestId: req.id }, fromBlock: 0n })
+    const fulfilled = await stack.spoke.user.getContractEvents({
+      address: spokeGateway(),
+      abi: SpokeGateway.abi,
+      eventName: 'InferenceFulfilled',
+      args: { requestId: req.id },
+      fromBlock: 0n,
+    })
     expect(fulfilled).toHaveLength(1)
     expect((await marketRequest(outcome.hub!.marketRequestId!)).settlement).toBe(FULFILLED)
   })

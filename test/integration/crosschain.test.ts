@@ -120,7 +120,8 @@ const agentErrors: { who: string; message: string }[] = []
 const gas: Record<string, number> = {}
 
 /** Mailbox errors plus an app's, so that a reverted `process` decodes to the app's custom error. */
-const processAbi = (app: { abi: Abi | readonly unknown[] }) => [...Mailbox.abi, ...(app.abi as Abi).filter((x) => x.type === 'error')] as Abi
+const processAbi = (app: { abi: Abi | readonly unknown[] }) =>
+  [...Mailbox.abi, ...(app.abi as Abi).filter((x) => x.type === 'error')] as Abi
 const hubProcessAbi = processAbi(InferenceMarket)
 const spokeProcessAbi = processAbi(SpokeGateway)
 /** The consumer's ABI plus the gateway's errors, which its calls bubble up. */
@@ -142,10 +143,7 @@ function dispatched(receipt: TransactionReceipt): Sent {
 const checkpointStore = (domain: number) => new FileCheckpointStore(join(agentsDir, `checkpoints-${domain}`), validatorKey.address)
 const cursorStore = (from: number, to: number) => new FileRelayerCursorStore(agentsDir, `relayer-${from}-${to}.json`)
 
-const chainOf = (domain: number) =>
-  domain === HUB
-    ? { client: hubManual, core: coreA }
-    : { client: spokeManual, core: coreB }
+const chainOf = (domain: number) => (domain === HUB ? { client: hubManual, core: coreA } : { client: spokeManual, core: coreB })
 
 /** A validator over the agents' file store for `domain` (it resumes where the agents' stopped). */
 function makeValidator(domain: number): LocalValidator {
@@ -200,8 +198,22 @@ async function relayOnce(from: number, to: number) {
 function startAgents(): LocalAgents {
   return startLocalAgents({
     chains: [
-      { name: 'hub', domain: HUB, client: hubAgent, mailbox: coreA.mailbox, merkleTreeHook: coreA.merkleTreeHook, fromBlock: coreA.deployBlock },
-      { name: 'spoke', domain: SPOKE, client: spokeAgent, mailbox: coreB.mailbox, merkleTreeHook: coreB.merkleTreeHook, fromBlock: coreB.deployBlock },
+      {
+        name: 'hub',
+        domain: HUB,
+        client: hubAgent,
+        mailbox: coreA.mailbox,
+        merkleTreeHook: coreA.merkleTreeHook,
+        fromBlock: coreA.deployBlock,
+      },
+      {
+        name: 'spoke',
+        domain: SPOKE,
+        client: spokeAgent,
+        mailbox: coreB.mailbox,
+        merkleTreeHook: coreB.merkleTreeHook,
+        fromBlock: coreB.deployBlock,
+      },
     ],
     validator: validatorKey,
     dir: agentsDir,
@@ -237,20 +249,35 @@ const spokeProcessRevert = async (sent: Sent, metadata?: Hex) =>
 /** Simulates the relayer's `process` on the hub; returns the decoded revert. */
 const hubProcessRevert = async (sent: Sent) =>
   expectRevert(
-    hubManual.simulateContract({ address: coreA.mailbox, abi: hubProcessAbi, functionName: 'process', args: [await metadataFor(SPOKE, sent), sent.message] }),
+    hubManual.simulateContract({
+      address: coreA.mailbox,
+      abi: hubProcessAbi,
+      functionName: 'process',
+      args: [await metadataFor(SPOKE, sent), sent.message],
+    }),
   )
 
-const deliveredOnSpoke = (id: Hex) => spokeManual.readContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
-const deliveredOnHub = (id: Hex) => hubManual.readContract({ address: coreA.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
+const deliveredOnSpoke = (id: Hex) =>
+  spokeManual.readContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
+const deliveredOnHub = (id: Hex) =>
+  hubManual.readContract({ address: coreA.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
 const processCount = async (client: SertnClient, mailbox: Address, id: Hex) =>
-  (await client.getContractEvents({ address: mailbox, abi: Mailbox.abi, eventName: 'ProcessId', args: { messageId: id }, fromBlock: 0n })).length
+  (await client.getContractEvents({ address: mailbox, abi: Mailbox.abi, eventName: 'ProcessId', args: { messageId: id }, fromBlock: 0n }))
+    .length
 
 // ─────────────────────────────── Sertn plumbing ───────────────────────────
 
-const spokeRequest = (id: bigint) => spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'getRequest', args: [id] })
-const hubRequest = (mid: bigint) => hubManual.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'getRequest', args: [mid] })
+const spokeRequest = (id: bigint) =>
+  spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'getRequest', args: [id] })
+const hubRequest = (mid: bigint) =>
+  hubManual.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'getRequest', args: [mid] })
 const marketIdOf = (id: bigint, gateway: Address = spoke.gateway) =>
-  hubManual.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'marketRequestIdOf', args: [SPOKE, addressAsBytes32(gateway), id] })
+  hubManual.readContract({
+    address: market,
+    abi: InferenceMarket.abi,
+    functionName: 'marketRequestIdOf',
+    args: [SPOKE, addressAsBytes32(gateway), id],
+  })
 const spokeQuote = (modelId: Hex = spokeDemo.modelId) =>
   spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'quote', args: [modelId, CALLBACK_GAS] })
 
@@ -260,7 +287,13 @@ async function requestOnSpoke(opts: { modelId?: Hex; input?: bigint[] } = {}) {
   const value = await spokeQuote(modelId)
   const receipt = await confirm(
     user,
-    await user.writeContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'request', args: [modelId, opts.input ?? input, CALLBACK_GAS], value }),
+    await user.writeContract({
+      address: consumer,
+      abi: RecordingConsumer.abi,
+      functionName: 'request',
+      args: [modelId, opts.input ?? input, CALLBACK_GAS],
+      value,
+    }),
   )
   const [requested] = parseEventLogs({ abi: SpokeGateway.abi, eventName: 'InferenceRequested', logs: receipt.logs })
   const [toHub] = parseEventLogs({ abi: SpokeGateway.abi, eventName: 'RequestSentToHub', logs: receipt.logs })
@@ -271,7 +304,8 @@ async function requestOnSpoke(opts: { modelId?: Hex; input?: bigint[] } = {}) {
 }
 
 /** The hub market id once the spoke request is recorded there. */
-const recorded = (id: bigint, gateway: Address = spoke.gateway) => waitUntil(`hub record of spoke request ${id}`, async () => (await marketIdOf(id, gateway)) || undefined)
+const recorded = (id: bigint, gateway: Address = spoke.gateway) =>
+  waitUntil(`hub record of spoke request ${id}`, async () => (await marketIdOf(id, gateway)) || undefined)
 
 type ResultArgs = { input?: bigint[]; output?: readonly bigint[]; proof?: Hex; value?: bigint; from?: SertnClient }
 
@@ -279,13 +313,20 @@ function resultArgs(mid: bigint, a: ResultArgs = {}) {
   return [mid, a.input ?? input, [...(a.output ?? proof.output)], a.proof ?? proof.proof, REFS] as const
 }
 
-const quoteResult = (mid: bigint) => node.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'quoteResult', args: resultArgs(mid) })
+const quoteResult = (mid: bigint) =>
+  node.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'quoteResult', args: resultArgs(mid) })
 
 /** Simulates the node's submitResult on the hub and returns the decoded revert. */
 async function submitRevert(mid: bigint, a: ResultArgs = {}) {
   const from = a.from ?? node
   return expectRevert(
-    from.simulateContract({ address: market, abi: InferenceMarket.abi, functionName: 'submitResult', args: resultArgs(mid, a), value: a.value ?? (await quoteResult(mid)) }),
+    from.simulateContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'submitResult',
+      args: resultArgs(mid, a),
+      value: a.value ?? (await quoteResult(mid)),
+    }),
   )
 }
 
@@ -294,7 +335,13 @@ async function submitResult(mid: bigint, value?: bigint) {
   const fee = await quoteResult(mid)
   const receipt = await confirm(
     node,
-    await node.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'submitResult', args: resultArgs(mid), value: value ?? fee }),
+    await node.writeContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'submitResult',
+      args: resultArgs(mid),
+      value: value ?? fee,
+    }),
   )
   return { fee, receipt, sent: dispatched(receipt) }
 }
@@ -303,7 +350,17 @@ async function submitResult(mid: bigint, value?: bigint) {
 const resultBody = (id: bigint, p: { output: readonly bigint[]; proof: Hex } = proof) =>
   encodePacked(
     ['uint8', 'bytes'],
-    [1, encodeAbiParameters(parseAbiParameters('uint256, int256[], int256[], bytes, (bytes32 output, bytes32 proof), address'), [id, input, [...p.output], p.proof, REFS, node.account.address])],
+    [
+      1,
+      encodeAbiParameters(parseAbiParameters('uint256, int256[], int256[], bytes, (bytes32 output, bytes32 proof), address'), [
+        id,
+        input,
+        [...p.output],
+        p.proof,
+        REFS,
+        node.account.address,
+      ]),
+    ],
   )
 
 /** Dispatches a RESULT for spoke request `id` from `dispatcher` (a TestHubDispatcher on A or C). */
@@ -332,7 +389,10 @@ async function dispatchResult(
 type Frame = { to?: string; input: string; gasUsed: string; calls?: Frame[] }
 /** Gas used by the first call frame to `to` in the transaction (anvil's call tracer). */
 async function frameGas(client: SertnClient, hash: Hex, to: Address): Promise<number | undefined> {
-  const root = (await client.request({ method: 'debug_traceTransaction' as never, params: [hash, { tracer: 'callTracer' }] as never })) as Frame
+  const root = (await client.request({
+    method: 'debug_traceTransaction' as never,
+    params: [hash, { tracer: 'callTracer' }] as never,
+  })) as Frame
   const stack = [root]
   while (stack.length > 0) {
     const f = stack.shift()!
@@ -389,14 +449,24 @@ beforeAll(async () => {
   proving.catch(() => undefined)
 
   const deployHub = async () => {
-    coreA = await deployHyperlaneCore(hubOwner, { domain: HUB, validators: [validatorKey.address], threshold: 1, protocolFee: HUB_PROTOCOL_FEE })
+    coreA = await deployHyperlaneCore(hubOwner, {
+      domain: HUB,
+      validators: [validatorKey.address],
+      threshold: 1,
+      protocolFee: HUB_PROTOCOL_FEE,
+    })
     hubCore = await deployCore(hubOwner, DEV_ONLY)
     hubDemo = await registerModel(hubOwner, { registry: hubCore.registry, model: 'sertn-mlp-demo', ...DEV_ONLY })
     marketNonce = await hubOwner.getTransactionCount({ address: hubOwner.account.address, blockTag: 'pending' })
     market = await deployMarket(hubOwner, { registry: hubCore.registry, mailbox: coreA.mailbox, nodes: [node.account.address] })
   }
   const deploySpokeChain = async () => {
-    coreB = await deployHyperlaneCore(spokeOwner, { domain: SPOKE, validators: [validatorKey.address], threshold: 1, protocolFee: SPOKE_PROTOCOL_FEE })
+    coreB = await deployHyperlaneCore(spokeOwner, {
+      domain: SPOKE,
+      validators: [validatorKey.address],
+      threshold: 1,
+      protocolFee: SPOKE_PROTOCOL_FEE,
+    })
     spoke = await deploySpoke(spokeOwner, { mailbox: coreB.mailbox, ...DEV_ONLY })
     spokeDemo = await registerModel(spokeOwner, { registry: spoke.registry, model: 'sertn-mlp-demo', ...DEV_ONLY })
     consumer = await deployContract(user, RecordingConsumer, [spoke.gateway])
@@ -409,8 +479,20 @@ beforeAll(async () => {
   })
   // The same circuit under a second name, registered on both chains but never recorded as deployed on the spoke.
   const [undeployedHub, undeployedSpoke] = await Promise.all([
-    registerModel(hubOwner, { registry: hubCore.registry, model: 'sertn-mlp-demo', name: 'sertn-mlp-demo/undeployed', vka: hubDemo.vka, ...DEV_ONLY }),
-    registerModel(spokeOwner, { registry: spoke.registry, model: 'sertn-mlp-demo', name: 'sertn-mlp-demo/undeployed', vka: spokeDemo.vka, ...DEV_ONLY }),
+    registerModel(hubOwner, {
+      registry: hubCore.registry,
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/undeployed',
+      vka: hubDemo.vka,
+      ...DEV_ONLY,
+    }),
+    registerModel(spokeOwner, {
+      registry: spoke.registry,
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/undeployed',
+      vka: spokeDemo.vka,
+      ...DEV_ONLY,
+    }),
   ])
   if (undeployedHub.modelId !== undeployedSpoke.modelId) throw new Error('the hub and the spoke owners differ: model ids differ')
   undeployedModel = undeployedHub.modelId
@@ -435,10 +517,24 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
   test('happy path: request on the spoke, recorded on the hub, result verified on both, consumer called back, receipt settles the hub', async () => {
     // Wiring done by connectSpoke.
     expect(await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubDomain' })).toBe(HUB)
-    expect(await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubMarket' })).toBe(addressAsBytes32(market))
-    expect(await hubManual.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'isRoute', args: [SPOKE, addressAsBytes32(spoke.gateway)] })).toBe(true)
+    expect(await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubMarket' })).toBe(
+      addressAsBytes32(market),
+    )
     expect(
-      await hubManual.readContract({ address: hubCore.registry, abi: ModelRegistry.abi, functionName: 'getChainDeployment', args: [spokeDemo.modelId, SPOKE] }),
+      await hubManual.readContract({
+        address: market,
+        abi: InferenceMarket.abi,
+        functionName: 'isRoute',
+        args: [SPOKE, addressAsBytes32(spoke.gateway)],
+      }),
+    ).toBe(true)
+    expect(
+      await hubManual.readContract({
+        address: hubCore.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'getChainDeployment',
+        args: [spokeDemo.modelId, SPOKE],
+      }),
     ).toEqual({ verifier: spoke.verifier, vka: spokeDemo.vka, version: 1 })
 
     const nodeBefore = await spokeManual.getBalance({ address: node.account.address })
@@ -453,7 +549,14 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
 
     // REQUEST relayed B → A and recorded.
     const mid = await recorded(req.id)
-    const [rec] = await hubManual.getContractEvents({ address: market, abi: InferenceMarket.abi, eventName: 'RequestRecorded', args: { marketRequestId: mid }, fromBlock: 0n, strict: true })
+    const [rec] = await hubManual.getContractEvents({
+      address: market,
+      abi: InferenceMarket.abi,
+      eventName: 'RequestRecorded',
+      args: { marketRequestId: mid },
+      fromBlock: 0n,
+      strict: true,
+    })
     if (!rec) throw new Error('no RequestRecorded')
     expect(rec.args).toEqual({
       marketRequestId: mid,
@@ -473,26 +576,55 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
       },
     })
     gas.hubProcessRequest = Number((await hubManual.getTransactionReceipt({ hash: rec.transactionHash })).gasUsed)
-    expect(await hubRequest(mid)).toMatchObject({ origin: SPOKE, status: M.Open, settlement: S.Pending, node: ZERO, spokeRequestId: req.id, gateway: addressAsBytes32(spoke.gateway) })
+    expect(await hubRequest(mid)).toMatchObject({
+      origin: SPOKE,
+      status: M.Open,
+      settlement: S.Pending,
+      node: ZERO,
+      spokeRequestId: req.id,
+      gateway: addressAsBytes32(spoke.gateway),
+    })
 
     // The node submits on the hub: verified there, RESULT dispatched, surplus refunded.
     const nodeABefore = await node.getBalance({ address: node.account.address })
     const fee = await quoteResult(mid)
     expect(fee).toBe(HUB_PROTOCOL_FEE)
     const res = await submitResult(mid, fee + 12_345n)
-    expect(await node.getBalance({ address: node.account.address })).toBe(nodeABefore - fee - res.receipt.gasUsed * res.receipt.effectiveGasPrice)
+    expect(await node.getBalance({ address: node.account.address })).toBe(
+      nodeABefore - fee - res.receipt.gasUsed * res.receipt.effectiveGasPrice,
+    )
     gas.hubSubmitResult = Number(res.receipt.gasUsed)
     gas.hubVerifyProof = (await frameGas(node, res.receipt.transactionHash, hubCore.verifier)) ?? -1
     const [resultEvent] = parseEventLogs({ abi: InferenceMarket.abi, eventName: 'ResultDispatched', logs: res.receipt.logs })
-    expect(resultEvent?.args).toMatchObject({ marketRequestId: mid, node: node.account.address, messageId: res.sent.id, output: proof.output })
+    expect(resultEvent?.args).toMatchObject({
+      marketRequestId: mid,
+      node: node.account.address,
+      messageId: res.sent.id,
+      output: proof.output,
+    })
     expect(await hubRequest(mid)).toMatchObject({ status: M.ResultSent, node: node.account.address })
 
     // RESULT relayed A → B: verified on the spoke, node paid, consumer called back, RECEIPT sent.
     await waitUntil('spoke fulfilment', async () => (await spokeRequest(req.id)).status === S.Fulfilled)
-    const [fulfilled] = await spokeManual.getContractEvents({ address: spoke.gateway, abi: SpokeGateway.abi, eventName: 'InferenceFulfilled', args: { requestId: req.id }, fromBlock: 0n, strict: true })
+    const [fulfilled] = await spokeManual.getContractEvents({
+      address: spoke.gateway,
+      abi: SpokeGateway.abi,
+      eventName: 'InferenceFulfilled',
+      args: { requestId: req.id },
+      fromBlock: 0n,
+      strict: true,
+    })
     if (!fulfilled) throw new Error('no InferenceFulfilled')
-    expect(fulfilled.args).toMatchObject({ requestId: req.id, node: node.account.address, output: proof.output, artifacts: REFS, callbackStatus: 0 })
-    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [req.id] })).toEqual(proof.output)
+    expect(fulfilled.args).toMatchObject({
+      requestId: req.id,
+      node: node.account.address,
+      output: proof.output,
+      artifacts: REFS,
+      callbackStatus: 0,
+    })
+    expect(
+      await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [req.id] }),
+    ).toEqual(proof.output)
     expect(await spokeManual.getBalance({ address: node.account.address })).toBe(nodeBefore + req.escrow)
     const processResult = await spokeManual.getTransactionReceipt({ hash: fulfilled.transactionHash })
     expect(processResult.to?.toLowerCase()).toBe(coreB.mailbox.toLowerCase())
@@ -506,7 +638,14 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     // RECEIPT relayed B → A: settled on the hub.
     await waitUntil('hub settlement', async () => (await hubRequest(mid)).status === M.Settled)
     expect(await hubRequest(mid)).toMatchObject({ status: M.Settled, settlement: S.Fulfilled, node: node.account.address })
-    const [settled] = await hubManual.getContractEvents({ address: market, abi: InferenceMarket.abi, eventName: 'RequestSettled', args: { marketRequestId: mid }, fromBlock: 0n, strict: true })
+    const [settled] = await hubManual.getContractEvents({
+      address: market,
+      abi: InferenceMarket.abi,
+      eventName: 'RequestSettled',
+      args: { marketRequestId: mid },
+      fromBlock: 0n,
+      strict: true,
+    })
     expect(settled?.args).toEqual({ marketRequestId: mid, settlement: S.Fulfilled, node: node.account.address })
     gas.hubProcessReceipt = Number((await hubManual.getTransactionReceipt({ hash: settled!.transactionHash })).gasUsed)
     // Each of the three messages was processed exactly once.
@@ -520,11 +659,22 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     const req = await requestOnSpoke()
     const mid = await recorded(req.id)
     const consumerBefore = await spokeManual.getBalance({ address: consumer })
-    const fee = await node.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'quoteFailure', args: [mid, E.ModelFailed, 'model crashed'] })
+    const fee = await node.readContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'quoteFailure',
+      args: [mid, E.ModelFailed, 'model crashed'],
+    })
     expect(fee).toBe(HUB_PROTOCOL_FEE)
     const receipt = await confirm(
       node,
-      await node.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'failRequest', args: [mid, E.ModelFailed, 'model crashed'], value: fee }),
+      await node.writeContract({
+        address: market,
+        abi: InferenceMarket.abi,
+        functionName: 'failRequest',
+        args: [mid, E.ModelFailed, 'model crashed'],
+        value: fee,
+      }),
     )
     const [ev] = parseEventLogs({ abi: InferenceMarket.abi, eventName: 'FailureDispatched', logs: receipt.logs })
     expect(ev?.args).toMatchObject({ marketRequestId: mid, node: node.account.address, code: E.ModelFailed, reason: 'model crashed' })
@@ -533,9 +683,24 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     expect(await submitRevert(mid)).toEqual({ errorName: 'MarketRequestNotOpen', args: [mid, M.FailureSent] })
 
     await waitUntil('spoke failure', async () => (await spokeRequest(req.id)).status === S.Failed)
-    const [failed] = await spokeManual.getContractEvents({ address: spoke.gateway, abi: SpokeGateway.abi, eventName: 'InferenceFailed', args: { requestId: req.id }, fromBlock: 0n, strict: true })
-    expect(failed?.args).toMatchObject({ requestId: req.id, node: node.account.address, code: E.ModelFailed, reason: 'model crashed', callbackStatus: 0 })
-    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [req.id] })).toBe(BigInt(E.ModelFailed + 1))
+    const [failed] = await spokeManual.getContractEvents({
+      address: spoke.gateway,
+      abi: SpokeGateway.abi,
+      eventName: 'InferenceFailed',
+      args: { requestId: req.id },
+      fromBlock: 0n,
+      strict: true,
+    })
+    expect(failed?.args).toMatchObject({
+      requestId: req.id,
+      node: node.account.address,
+      code: E.ModelFailed,
+      reason: 'model crashed',
+      callbackStatus: 0,
+    })
+    expect(
+      await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [req.id] }),
+    ).toBe(BigInt(E.ModelFailed + 1))
     expect(await spokeManual.getBalance({ address: consumer })).toBe(consumerBefore + req.escrow)
 
     await waitUntil('hub settlement', async () => (await hubRequest(mid)).status === M.Settled)
@@ -547,7 +712,9 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     const mid = await recorded(req.id)
     const deadline = (await spokeRequest(req.id)).deadline
     expect(
-      await expectRevert(spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'refund', args: [req.id] })),
+      await expectRevert(
+        spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'refund', args: [req.id] }),
+      ),
     ).toEqual({ errorName: 'GatewayRequestNotExpired', args: [req.id, BigInt(deadline)] })
     // Both clocks move just past the deadline (so they stay in step for the requests made later).
     const passDeadline = async (client: SertnClient) => {
@@ -566,7 +733,9 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     expect(sentReceipt?.args).toMatchObject({ requestId: req.id, status: S.Refunded })
     expect((await spokeRequest(req.id)).status).toBe(S.Refunded)
     expect(await spokeManual.getBalance({ address: consumer })).toBe(consumerBefore + req.escrow)
-    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [req.id] })).toBe(BigInt(E.Timeout + 1))
+    expect(
+      await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [req.id] }),
+    ).toBe(BigInt(E.Timeout + 1))
 
     await waitUntil('hub settlement', async () => (await hubRequest(mid)).status === M.Settled)
     expect(await hubRequest(mid)).toMatchObject({ status: M.Settled, settlement: S.Refunded, node: ZERO })
@@ -584,12 +753,18 @@ describe('hub rejections', () => {
   })
 
   test('error: submitResult by an account that is not a node', async () => {
-    expect(await submitRevert(mid, { from: hubStranger })).toEqual({ errorName: 'MarketUnauthorizedNode', args: [hubStranger.account.address] })
+    expect(await submitRevert(mid, { from: hubStranger })).toEqual({
+      errorName: 'MarketUnauthorizedNode',
+      args: [hubStranger.account.address],
+    })
   })
 
   test('error: submitResult with a tampered proof, or a proof of another output', async () => {
     expect(await submitRevert(mid, { proof: tamperedProof })).toEqual({ errorName: 'MarketInvalidProof', args: [mid] })
-    expect(await submitRevert(mid, { output: proof.output.map((v, i) => (i === 0 ? v + 1n : v)) })).toEqual({ errorName: 'MarketInvalidProof', args: [mid] })
+    expect(await submitRevert(mid, { output: proof.output.map((v, i) => (i === 0 ? v + 1n : v)) })).toEqual({
+      errorName: 'MarketInvalidProof',
+      args: [mid],
+    })
   })
 
   test('error: submitResult for another input than the recorded one', async () => {
@@ -617,8 +792,22 @@ describe('hub rejections', () => {
     const m = await recorded(req.id)
     expect(await submitRevert(m)).toEqual({ errorName: 'MarketModelNotDeployed', args: [undeployedModel, SPOKE, 0, 1] })
     // The node can only fail it, and the spoke refunds it.
-    const fee = await node.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'quoteFailure', args: [m, E.ModelUnavailable, 'not deployed on this chain'] })
-    await confirm(node, await node.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'failRequest', args: [m, E.ModelUnavailable, 'not deployed on this chain'], value: fee }))
+    const fee = await node.readContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'quoteFailure',
+      args: [m, E.ModelUnavailable, 'not deployed on this chain'],
+    })
+    await confirm(
+      node,
+      await node.writeContract({
+        address: market,
+        abi: InferenceMarket.abi,
+        functionName: 'failRequest',
+        args: [m, E.ModelUnavailable, 'not deployed on this chain'],
+        value: fee,
+      }),
+    )
     await waitUntil('hub settlement', async () => (await hubRequest(m)).status === M.Settled)
     expect(await hubRequest(m)).toMatchObject({ settlement: S.Failed })
     expect((await spokeRequest(req.id)).status).toBe(S.Failed)
@@ -626,13 +815,37 @@ describe('hub rejections', () => {
 
   test('error: REQUEST and RECEIPT messages from senders on the spoke chain the market has not enrolled are rejected at process', async () => {
     // A second SpokeGateway pointed at the market, which never enrolled it.
-    const rogue = await deployContract(spokeStranger, SpokeGateway, [spokeStranger.account.address, spoke.registry, DEFAULT_GATEWAY_CONFIG, coreB.mailbox])
-    await confirm(spokeStranger, await spokeStranger.writeContract({ address: rogue, abi: SpokeGateway.abi, functionName: 'setHub', args: [HUB, addressAsBytes32(market)] }))
-    const value = await spokeStranger.readContract({ address: rogue, abi: SpokeGateway.abi, functionName: 'quote', args: [spokeDemo.modelId, 0] })
+    const rogue = await deployContract(spokeStranger, SpokeGateway, [
+      spokeStranger.account.address,
+      spoke.registry,
+      DEFAULT_GATEWAY_CONFIG,
+      coreB.mailbox,
+    ])
+    await confirm(
+      spokeStranger,
+      await spokeStranger.writeContract({
+        address: rogue,
+        abi: SpokeGateway.abi,
+        functionName: 'setHub',
+        args: [HUB, addressAsBytes32(market)],
+      }),
+    )
+    const value = await spokeStranger.readContract({
+      address: rogue,
+      abi: SpokeGateway.abi,
+      functionName: 'quote',
+      args: [spokeDemo.modelId, 0],
+    })
     const rogueRequest = dispatched(
       await confirm(
         spokeStranger,
-        await spokeStranger.writeContract({ address: rogue, abi: SpokeGateway.abi, functionName: 'requestInference', args: [spokeDemo.modelId, input, 0], value }),
+        await spokeStranger.writeContract({
+          address: rogue,
+          abi: SpokeGateway.abi,
+          functionName: 'requestInference',
+          args: [spokeDemo.modelId, input, 0],
+          value,
+        }),
       ),
     )
     expect(await hubProcessRevert(rogueRequest)).toEqual({ errorName: 'MessengerUnknownRoute', args: [SPOKE, addressAsBytes32(rogue)] })
@@ -641,18 +854,32 @@ describe('hub rejections', () => {
     const open = await requestOnSpoke()
     const openMid = await recorded(open.id)
     const dispatcher = await deployContract(spokeStranger, TestHubDispatcher, [coreB.mailbox])
-    const body = encodePacked(['uint8', 'bytes'], [4, encodeAbiParameters(parseAbiParameters('uint256, uint8, address'), [open.id, S.Refunded, ZERO])])
+    const body = encodePacked(
+      ['uint8', 'bytes'],
+      [4, encodeAbiParameters(parseAbiParameters('uint256, uint8, address'), [open.id, S.Refunded, ZERO])],
+    )
     const forgedReceipt = dispatched(
       await confirm(
         spokeStranger,
-        await spokeStranger.writeContract({ address: dispatcher, abi: TestHubDispatcher.abi, functionName: 'dispatchRaw', args: [HUB, market, body], value: SPOKE_PROTOCOL_FEE }),
+        await spokeStranger.writeContract({
+          address: dispatcher,
+          abi: TestHubDispatcher.abi,
+          functionName: 'dispatchRaw',
+          args: [HUB, market, body],
+          value: SPOKE_PROTOCOL_FEE,
+        }),
       ),
     )
-    expect(await hubProcessRevert(forgedReceipt)).toEqual({ errorName: 'MessengerUnknownRoute', args: [SPOKE, addressAsBytes32(dispatcher)] })
+    expect(await hubProcessRevert(forgedReceipt)).toEqual({
+      errorName: 'MessengerUnknownRoute',
+      args: [SPOKE, addressAsBytes32(dispatcher)],
+    })
 
     // The running relayer tried both and left them undelivered; nothing was recorded or settled.
     for (const sent of [rogueRequest, forgedReceipt]) {
-      await waitUntil(`relayer attempt at ${sent.id}`, async () => agentErrors.some((e) => e.who === 'relayer spoke→hub' && e.message.includes(sent.id)))
+      await waitUntil(`relayer attempt at ${sent.id}`, async () =>
+        agentErrors.some((e) => e.who === 'relayer spoke→hub' && e.message.includes(sent.id)),
+      )
       expect(await deliveredOnHub(sent.id)).toBe(false)
     }
     expect(await marketIdOf(1n, rogue)).toBe(0n)
@@ -691,11 +918,23 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
 
   test('error: metadata signed by a key outside the ISM validator set reverts with "!threshold"', async () => {
     const signed = (await checkpointStore(HUB).get(result.index))!
-    const forged = await signCheckpoint(outsider, { origin: HUB, merkleTreeHook: coreA.merkleTreeHook, root: signed.root, index: result.index, messageId: result.id })
-    expect(await spokeProcessRevert(result, encodeMessageIdMultisigMetadata(forged, [forged.signature]))).toEqual({ errorName: 'Error', args: ['!threshold'] })
+    const forged = await signCheckpoint(outsider, {
+      origin: HUB,
+      merkleTreeHook: coreA.merkleTreeHook,
+      root: signed.root,
+      index: result.index,
+      messageId: result.id,
+    })
+    expect(await spokeProcessRevert(result, encodeMessageIdMultisigMetadata(forged, [forged.signature]))).toEqual({
+      errorName: 'Error',
+      args: ['!threshold'],
+    })
     // The right validator over another message id fails the same way.
     const wrongId = await signCheckpoint(validatorKey, { ...signed, messageId: keccak256('0x01') })
-    expect(await spokeProcessRevert(result, encodeMessageIdMultisigMetadata(wrongId, [wrongId.signature]))).toEqual({ errorName: 'Error', args: ['!threshold'] })
+    expect(await spokeProcessRevert(result, encodeMessageIdMultisigMetadata(wrongId, [wrongId.signature]))).toEqual({
+      errorName: 'Error',
+      args: ['!threshold'],
+    })
     await stillPending(result)
   })
 
@@ -712,12 +951,22 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
     const coreC = await deployHyperlaneCore(otherDeployer, { domain: OTHER, validators: [validatorKey.address], threshold: 1 })
     const imposterDeployer = createSertnClient(anvilC!.chain, anvilAccount(0))
     expect(imposterDeployer.account.address).toBe(hubOwner.account.address)
-    await imposterDeployer.request({ method: 'anvil_setNonce' as never, params: [imposterDeployer.account.address, toHex(marketNonce)] as never })
+    await imposterDeployer.request({
+      method: 'anvil_setNonce' as never,
+      params: [imposterDeployer.account.address, toHex(marketNonce)] as never,
+    })
     const imposter = await deployContract(imposterDeployer, TestHubDispatcher, [coreC.mailbox])
     expect(imposter).toBe(market)
     const sent = await dispatchResult(imposterDeployer, imposter, id, proof, 0n) // C charges no protocol fee
     const store = new MemoryCheckpointStore(validatorKey.address)
-    const v = createLocalValidator({ client: otherDeployer, domain: OTHER, merkleTreeHook: coreC.merkleTreeHook, account: validatorKey, store, fromBlock: coreC.deployBlock })
+    const v = createLocalValidator({
+      client: otherDeployer,
+      domain: OTHER,
+      merkleTreeHook: coreC.merkleTreeHook,
+      account: validatorKey,
+      store,
+      fromBlock: coreC.deployBlock,
+    })
     await v.poll()
     await v[Symbol.asyncDispose]()
     const signed = (await store.get(sent.index))!
@@ -730,10 +979,21 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
   })
 
   test('error: from an enrolled sender, a result for an unknown request, and an invalid proof', async () => {
-    await confirm(spokeOwner, await spokeOwner.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'enrollRoute', args: [HUB, addressAsBytes32(secondHub)] }))
+    await confirm(
+      spokeOwner,
+      await spokeOwner.writeContract({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'enrollRoute',
+        args: [HUB, addressAsBytes32(secondHub)],
+      }),
+    )
     const unknown = await dispatchResult(hubStranger, secondHub, 999n)
     const tampered = await dispatchResult(hubStranger, secondHub, id, { output: proof.output, proof: tamperedProof })
-    const forgedOutput = await dispatchResult(hubStranger, secondHub, id, { output: proof.output.map((v, i) => (i === 0 ? v + 1n : v)), proof: proof.proof })
+    const forgedOutput = await dispatchResult(hubStranger, secondHub, id, {
+      output: proof.output.map((v, i) => (i === 0 ? v + 1n : v)),
+      proof: proof.proof,
+    })
     await makeValidator(HUB).poll()
     expect(await spokeProcessRevert(unknown)).toEqual({ errorName: 'GatewayRequestNotPending', args: [999n, S.None] })
     expect(await spokeProcessRevert(tampered)).toEqual({ errorName: 'GatewayInvalidProof', args: [id] })
@@ -749,27 +1009,63 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
       ['sendOwnMessage', [HUB, addressAsBytes32(market), '0x', 0n]],
     ] as const
     for (const [functionName, args] of calls) {
-      expect(await expectRevert(spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName, args } as never))).toEqual({
+      expect(
+        await expectRevert(spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName, args } as never)),
+      ).toEqual({
         errorName: 'MessengerUnauthorizedCaller',
         args: [spokeStranger.account.address],
       })
     }
     // Even the spoke's owner made a node, with a valid proof, cannot settle locally.
-    await confirm(spokeOwner, await spokeOwner.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'setNode', args: [spokeOwner.account.address, true] }))
+    await confirm(
+      spokeOwner,
+      await spokeOwner.writeContract({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'setNode',
+        args: [spokeOwner.account.address, true],
+      }),
+    )
     expect(
-      await expectRevert(spokeOwner.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'fulfill', args: [id, input, [...proof.output], proof.proof, REFS] })),
+      await expectRevert(
+        spokeOwner.simulateContract({
+          address: spoke.gateway,
+          abi: SpokeGateway.abi,
+          functionName: 'fulfill',
+          args: [id, input, [...proof.output], proof.proof, REFS],
+        }),
+      ),
     ).toEqual({ errorName: 'SpokeLocalFulfillDisabled', args: [] })
-    expect(await expectRevert(spokeOwner.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'fail', args: [id, E.ModelFailed, 'no'] }))).toEqual({
+    expect(
+      await expectRevert(
+        spokeOwner.simulateContract({
+          address: spoke.gateway,
+          abi: SpokeGateway.abi,
+          functionName: 'fail',
+          args: [id, E.ModelFailed, 'no'],
+        }),
+      ),
+    ).toEqual({
       errorName: 'SpokeLocalFailDisabled',
       args: [],
     })
-    await confirm(spokeOwner, await spokeOwner.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'setNode', args: [spokeOwner.account.address, false] }))
+    await confirm(
+      spokeOwner,
+      await spokeOwner.writeContract({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'setNode',
+        args: [spokeOwner.account.address, false],
+      }),
+    )
     // Routes and the hub are owner-managed.
     for (const [functionName, args] of [
       ['setHub', [HUB, addressAsBytes32(rogueA)]],
       ['enrollRoute', [HUB, addressAsBytes32(rogueA)]],
     ] as const) {
-      expect(await expectRevert(spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName, args } as never))).toEqual({
+      expect(
+        await expectRevert(spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName, args } as never)),
+      ).toEqual({
         errorName: 'OwnedUnauthorized',
         args: [spokeStranger.account.address],
       })
@@ -779,14 +1075,32 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
 
   test('error: requestInference paying less than the quote, which covers both messages to the hub', async () => {
     const quote = await spokeQuote()
-    const hubMessageFee = await spokeManual.readContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'quoteDispatch', args: [HUB, addressAsBytes32(market), '0x'] })
+    const hubMessageFee = await spokeManual.readContract({
+      address: coreB.mailbox,
+      abi: Mailbox.abi,
+      functionName: 'quoteDispatch',
+      args: [HUB, addressAsBytes32(market), '0x'],
+    })
     expect(hubMessageFee).toBe(SPOKE_PROTOCOL_FEE)
-    const { fee } = await spokeManual.readContract({ address: spoke.registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [spokeDemo.modelId] })
+    const { fee } = await spokeManual.readContract({
+      address: spoke.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'tryGetRequestTerms',
+      args: [spokeDemo.modelId],
+    })
     const localPrice = fee + BigInt(DEFAULT_GATEWAY_CONFIG.fulfillGasOverhead + CALLBACK_GAS) * DEFAULT_GATEWAY_CONFIG.gasPrice // what a hub gateway would charge
     expect(quote).toBe(localPrice + 2n * hubMessageFee)
     for (const value of [quote - 1n, localPrice]) {
       expect(
-        await expectRevert(user.simulateContract({ address: consumer, abi: consumerAbi, functionName: 'request', args: [spokeDemo.modelId, input, CALLBACK_GAS], value })),
+        await expectRevert(
+          user.simulateContract({
+            address: consumer,
+            abi: consumerAbi,
+            functionName: 'request',
+            args: [spokeDemo.modelId, input, CALLBACK_GAS],
+            value,
+          }),
+        ),
       ).toEqual({ errorName: 'GatewayInsufficientPayment', args: [quote, value] })
     }
   })
@@ -795,7 +1109,9 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
     const res = await relayOnce(HUB, SPOKE)
     expect(res.delivered.map((d) => d.messageId)).toEqual([result.id]) // the rejected ones stay pending
     expect((await spokeRequest(id)).status).toBe(S.Fulfilled)
-    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [id] })).toEqual(proof.output)
+    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [id] })).toEqual(
+      proof.output,
+    )
 
     expect(await spokeProcessRevert(result)).toEqual({ errorName: 'Error', args: ['Mailbox: already delivered'] })
     const second = await dispatchResult(hubStranger, secondHub, id)
@@ -804,7 +1120,15 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
     // The relayer's own attempt fails the same way.
     expect((await relayOnce(HUB, SPOKE)).delivered).toEqual([])
     expect(await deliveredOnSpoke(second.id)).toBe(false)
-    await confirm(spokeOwner, await spokeOwner.writeContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'unenrollRoute', args: [HUB, addressAsBytes32(secondHub)] }))
+    await confirm(
+      spokeOwner,
+      await spokeOwner.writeContract({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'unenrollRoute',
+        args: [HUB, addressAsBytes32(secondHub)],
+      }),
+    )
 
     // The receipt closes it on the hub.
     const back = await relayOnce(SPOKE, HUB)
@@ -840,9 +1164,17 @@ describe('agents killed mid-delivery', () => {
       await r2[Symbol.asyncDispose]()
     }
     expect(await processCount(spokeManual, coreB.mailbox, sent.id)).toBe(1)
-    const fulfilled = await spokeManual.getContractEvents({ address: spoke.gateway, abi: SpokeGateway.abi, eventName: 'InferenceFulfilled', args: { requestId: id }, fromBlock: 0n })
+    const fulfilled = await spokeManual.getContractEvents({
+      address: spoke.gateway,
+      abi: SpokeGateway.abi,
+      eventName: 'InferenceFulfilled',
+      args: { requestId: id },
+      fromBlock: 0n,
+    })
     expect(fulfilled.length).toBe(1) // the consumer was called back once
-    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [id] })).toEqual(proof.output)
+    expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [id] })).toEqual(
+      proof.output,
+    )
 
     expect((await relayOnce(SPOKE, HUB)).delivered.length).toBe(1) // the receipt
     expect(await hubRequest(mid)).toMatchObject({ status: M.Settled, settlement: S.Fulfilled })
@@ -873,7 +1205,13 @@ describe('agents killed mid-delivery', () => {
       await r[Symbol.asyncDispose]()
     }
     const mid = await marketIdOf(id)
-    const recordedEvents = await hubManual.getContractEvents({ address: market, abi: InferenceMarket.abi, eventName: 'RequestRecorded', args: { spokeRequestId: id }, fromBlock: 0n })
+    const recordedEvents = await hubManual.getContractEvents({
+      address: market,
+      abi: InferenceMarket.abi,
+      eventName: 'RequestRecorded',
+      args: { spokeRequestId: id },
+      fromBlock: 0n,
+    })
     expect(recordedEvents.length).toBe(1)
     expect(await processCount(hubManual, coreA.mailbox, sent.id)).toBe(1)
 
@@ -894,22 +1232,52 @@ describe('deferred receipts and accounting (agents running)', () => {
     const HIGH = 10_000n
     const hook = await deployContract(spokeOwner, ProtocolFee, [HIGH, HIGH, spokeOwner.account.address, spokeOwner.account.address])
     const setRequiredHook = async (h: Address) =>
-      confirm(spokeOwner, await spokeOwner.writeContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'setRequiredHook', args: [h] }))
+      confirm(
+        spokeOwner,
+        await spokeOwner.writeContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'setRequiredHook', args: [h] }),
+      )
     await setRequiredHook(hook)
     try {
-      const { fee } = await spokeManual.readContract({ address: spoke.registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [spokeDemo.modelId] })
-      expect(await spokeQuote()).toBe(fee + BigInt(DEFAULT_GATEWAY_CONFIG.fulfillGasOverhead + CALLBACK_GAS) * DEFAULT_GATEWAY_CONFIG.gasPrice + 2n * HIGH)
+      const { fee } = await spokeManual.readContract({
+        address: spoke.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'tryGetRequestTerms',
+        args: [spokeDemo.modelId],
+      })
+      expect(await spokeQuote()).toBe(
+        fee + BigInt(DEFAULT_GATEWAY_CONFIG.fulfillGasOverhead + CALLBACK_GAS) * DEFAULT_GATEWAY_CONFIG.gasPrice + 2n * HIGH,
+      )
 
       await submitResult(mid)
       await waitUntil('spoke fulfilment', async () => (await spokeRequest(req.id)).status === S.Fulfilled)
-      const [deferred] = await spokeManual.getContractEvents({ address: spoke.gateway, abi: SpokeGateway.abi, eventName: 'ReceiptDeferred', fromBlock: 0n, strict: true })
+      const [deferred] = await spokeManual.getContractEvents({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        eventName: 'ReceiptDeferred',
+        fromBlock: 0n,
+        strict: true,
+      })
       expect(deferred?.args).toEqual({ requestId: req.id, status: S.Fulfilled, reserve: SPOKE_PROTOCOL_FEE })
-      expect(await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [req.id] })).toEqual(proof.output)
-      const pending = await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'pendingReceipt', args: [req.id] })
+      expect(
+        await spokeManual.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [req.id] }),
+      ).toEqual(proof.output)
+      const pending = await spokeManual.readContract({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'pendingReceipt',
+        args: [req.id],
+      })
       expect(pending).toEqual({ status: S.Fulfilled, node: node.account.address, reserve: SPOKE_PROTOCOL_FEE })
       expect((await hubRequest(mid)).status).toBe(M.ResultSent)
 
-      const send = (value: bigint) => spokeStranger.simulateContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'sendReceipt', args: [req.id], value })
+      const send = (value: bigint) =>
+        spokeStranger.simulateContract({
+          address: spoke.gateway,
+          abi: SpokeGateway.abi,
+          functionName: 'sendReceipt',
+          args: [req.id],
+          value,
+        })
       const missing = HIGH - SPOKE_PROTOCOL_FEE
       expect(await expectRevert(send(missing - 1n))).toEqual({ errorName: 'MessengerInsufficientFee', args: [HIGH, HIGH - 1n] })
       const before = await spokeManual.getBalance({ address: spokeStranger.account.address })
@@ -917,7 +1285,9 @@ describe('deferred receipts and accounting (agents running)', () => {
       const [sent] = parseEventLogs({ abi: SpokeGateway.abi, eventName: 'ReceiptSent', logs: receipt.logs })
       expect(sent?.args).toMatchObject({ requestId: req.id, status: S.Fulfilled })
       // The surplus came back.
-      expect(await spokeManual.getBalance({ address: spokeStranger.account.address })).toBe(before - missing - receipt.gasUsed * receipt.effectiveGasPrice)
+      expect(await spokeManual.getBalance({ address: spokeStranger.account.address })).toBe(
+        before - missing - receipt.gasUsed * receipt.effectiveGasPrice,
+      )
       expect(await expectRevert(send(HIGH))).toEqual({ errorName: 'SpokeNoPendingReceipt', args: [req.id] })
     } finally {
       await setRequiredHook(coreB.protocolFee)
@@ -930,15 +1300,30 @@ describe('deferred receipts and accounting (agents running)', () => {
     const req = await requestOnSpoke() // reserves SPOKE_PROTOCOL_FEE for its receipt
     const mid = await recorded(req.id)
     const LOW = SPOKE_PROTOCOL_FEE / 3n
-    const hook = await deployContract(spokeOwner, ProtocolFee, [SPOKE_PROTOCOL_FEE, LOW, spokeOwner.account.address, spokeOwner.account.address])
+    const hook = await deployContract(spokeOwner, ProtocolFee, [
+      SPOKE_PROTOCOL_FEE,
+      LOW,
+      spokeOwner.account.address,
+      spokeOwner.account.address,
+    ])
     const setRequiredHook = async (h: Address) =>
-      confirm(spokeOwner, await spokeOwner.writeContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'setRequiredHook', args: [h] }))
+      confirm(
+        spokeOwner,
+        await spokeOwner.writeContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'setRequiredHook', args: [h] }),
+      )
     await setRequiredHook(hook)
     try {
       const before = await spokeManual.getBalance({ address: consumer })
       await submitResult(mid)
       await waitUntil('spoke fulfilment', async () => (await spokeRequest(req.id)).status === S.Fulfilled)
-      const [sent] = await spokeManual.getContractEvents({ address: spoke.gateway, abi: SpokeGateway.abi, eventName: 'ReceiptSent', args: { requestId: req.id }, fromBlock: 0n, strict: true })
+      const [sent] = await spokeManual.getContractEvents({
+        address: spoke.gateway,
+        abi: SpokeGateway.abi,
+        eventName: 'ReceiptSent',
+        args: { requestId: req.id },
+        fromBlock: 0n,
+        strict: true,
+      })
       expect(sent?.args.status).toBe(S.Fulfilled)
       // The consumer (the requester) got back what the receipt did not cost.
       expect(await spokeManual.getBalance({ address: consumer })).toBe(before + SPOKE_PROTOCOL_FEE - LOW)
@@ -952,7 +1337,10 @@ describe('deferred receipts and accounting (agents running)', () => {
     const last = await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'lastRequestId' })
     for (let id = 1n; id <= last; id++) {
       expect((await spokeRequest(id)).status).not.toBe(S.Pending)
-      expect((await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'pendingReceipt', args: [id] })).status).toBe(S.None)
+      expect(
+        (await spokeManual.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'pendingReceipt', args: [id] }))
+          .status,
+      ).toBe(S.None)
     }
     const recordedCount = await hubManual.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'lastRequestId' })
     expect(recordedCount).toBe(last) // each spoke request recorded once (the rogue gateway's never)

@@ -168,7 +168,11 @@ describe('plugins/provers/ezkl-wasm', () => {
       const r = await pool.run('witness', demo, new TextEncoder().encode('{"input_data":[]}'))
       expect(r).toMatchObject({ ok: false, kind: 'trap' })
       if (!r.ok) expect(r.message).toMatch(/unreachable.*panicked at .*index out of bounds/)
-      const again = await pool.run('witness', demo, new TextEncoder().encode(JSON.stringify({ input_data: [inputQ.map((q) => Number(q) / 2 ** demo.manifest.inputScale)] })))
+      const again = await pool.run(
+        'witness',
+        demo,
+        new TextEncoder().encode(JSON.stringify({ input_data: [inputQ.map((q) => Number(q) / 2 ** demo.manifest.inputScale)] })),
+      )
       expect(again.ok).toBe(true)
       expect(pool.stats()).toMatchObject({ workersStarted: 2, artifactLoads: 2 })
     } finally {

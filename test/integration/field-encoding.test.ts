@@ -35,8 +35,13 @@ function tsEncode(v: bigint): [boolean, bigint] {
 }
 
 async function agree(values: bigint[]): Promise<void> {
-  const [ok, felts] = await client.readContract({ address: harness, abi: FieldEncodingHarness.abi, functionName: 'tryToFelts', args: [values] })
-  values.forEach((v, i) => expect([ok[i], felts[i]], `value ${v}`).toEqual(tsEncode(v)))
+  const [ok, felts] = await client.readContract({
+    address: harness,
+    abi: FieldEncodingHarness.abi,
+    functionName: 'tryToFelts',
+    args: [values],
+  })
+  for (const [i, v] of values.entries()) expect([ok[i], felts[i]], `value ${v}`).toEqual(tsEncode(v))
 }
 
 const M = MAX_ABS_FIELD_VALUE

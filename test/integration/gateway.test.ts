@@ -18,7 +18,15 @@ import {
   ReturnBombConsumer,
   RevertingConsumer,
 } from '../../contracts/artifacts/index.ts'
-import { circuitParamsOf, confirm, deployContract, modelIdOf, registerModel, vkaBytecode, type RegisteredModel } from '../../chains/evm/deploy.ts'
+import {
+  circuitParamsOf,
+  confirm,
+  deployContract,
+  modelIdOf,
+  registerModel,
+  vkaBytecode,
+  type RegisteredModel,
+} from '../../chains/evm/deploy.ts'
 import { localArtifactRefs } from '../../core/artifacts.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { dequantize, quantize } from '../../core/field.ts'
@@ -139,7 +147,12 @@ describe('fulfilment', () => {
     const { receipt, event } = await fulfil(id, inputA, proofA)
     const gasCost = receipt.gasUsed * receipt.effectiveGasPrice
     expect(await balanceOf(t.node, t.node.account.address)).toBe(nodeBefore + price - gasCost)
-    expect(event.args).toMatchObject({ requestId: id, node: t.node.account.address, output: proofA.output, callbackStatus: CALLBACK.Succeeded })
+    expect(event.args).toMatchObject({
+      requestId: id,
+      node: t.node.account.address,
+      output: proofA.output,
+      callbackStatus: CALLBACK.Succeeded,
+    })
     expect((await requestOf(id)).status).toBe(FULFILLED)
 
     const c = await t.user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classification', args: [id] })
@@ -150,9 +163,13 @@ describe('fulfilment', () => {
 
     // The verified output is the model's output: onnxruntime on the same input agrees within the
     // circuit's fixed-point error.
-    const ort = await runtime.run(demo, inputA.map((q) => dequantize(q, demo.manifest.inputScale)))
+    const ort = await runtime.run(
+      demo,
+      inputA.map((q) => dequantize(q, demo.manifest.inputScale)),
+    )
     const tolerance = 2 * demo.manifest.fidelity.maxAbsError + 2 ** -demo.manifest.outputScale
-    ort.output.forEach((x, i) => expect(Math.abs(dequantize(event.args.output[i]!, demo.manifest.outputScale) - x)).toBeLessThanOrEqual(tolerance))
+    for (const [i, x] of ort.output.entries())
+      expect(Math.abs(dequantize(event.args.output[i]!, demo.manifest.outputScale) - x)).toBeLessThanOrEqual(tolerance)
   })
 
   test('behavior: an EOA requester is settled without a callback', async () => {
@@ -296,7 +313,15 @@ describe('bad requests are refused', () => {
       vka: t.demo.vka,
       allowInsecureSrs: true,
     })
-    await confirm(t.owner, await t.owner.writeContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'setActive', args: [reg.modelId, false] }))
+    await confirm(
+      t.owner,
+      await t.owner.writeContract({
+        address: t.core.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'setActive',
+        args: [reg.modelId, false],
+      }),
+    )
     expect(await refused({ modelId: reg.modelId })).toEqual({ errorName: 'GatewayModelInactive', args: [reg.modelId] })
   })
 })
@@ -337,7 +362,9 @@ describe('failure and refunds', () => {
     expect(event!.args).toMatchObject({ requestId: id, code: 2, callbackStatus: CALLBACK.Succeeded })
     expect(await balanceOf(t.user, recording)).toBe(before + escrow)
     expect((await requestOf(id)).status).toBe(FAILED)
-    expect(await t.user.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [id] })).toBe(3n)
+    expect(
+      await t.user.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [id] }),
+    ).toBe(3n)
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, proofA.output, proofA.proof))
     expect(err).toEqual({ errorName: 'GatewayRequestNotPending', args: [id, FAILED] })
   })
@@ -368,7 +395,9 @@ describe('failure and refunds', () => {
     await confirm(t.stranger, await t.stranger.writeContract(tx))
     expect(await balanceOf(t.user, recording)).toBe(before + escrow)
     expect((await requestOf(id)).status).toBe(REFUNDED)
-    expect(await t.user.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [id] })).toBe(6n) // Timeout
+    expect(
+      await t.user.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [id] }),
+    ).toBe(6n) // Timeout
     expect(await expectRevert(refund(t.stranger))).toEqual({ errorName: 'GatewayRequestNotPending', args: [id, REFUNDED] })
   })
 
@@ -376,12 +405,21 @@ describe('failure and refunds', () => {
     const consumer = await deployContract(t.user, EthRefusingConsumer, [t.core.gateway])
     const id = await request(consumer, inputA)
     const { escrow } = await requestOf(id)
-    const { request: tx } = await t.node.simulateContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'fail', args: [id, 1, 'bad input'] })
+    const { request: tx } = await t.node.simulateContract({
+      address: t.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'fail',
+      args: [id, 1, 'bad input'],
+    })
     await confirm(t.node, await t.node.writeContract(tx))
-    expect(await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'owed', args: [consumer] })).toBe(escrow)
+    expect(await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'owed', args: [consumer] })).toBe(
+      escrow,
+    )
     await confirm(t.user, await t.user.writeContract({ address: consumer, abi: EthRefusingConsumer.abi, functionName: 'pull' }))
     expect(await balanceOf(t.user, consumer)).toBe(escrow)
-    expect(await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'owed', args: [consumer] })).toBe(0n)
+    expect(await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'owed', args: [consumer] })).toBe(
+      0n,
+    )
   })
 })
 
@@ -417,7 +455,12 @@ describe('the registry pins the circuit', () => {
 
   test('error: only the model owner updates it', async () => {
     const err = await expectRevert(
-      t.stranger.simulateContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'setPricing', args: [model.modelId, 0n, 1] }),
+      t.stranger.simulateContract({
+        address: t.core.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'setPricing',
+        args: [model.modelId, 0n, 1],
+      }),
     )
     expect(err).toEqual({ errorName: 'ModelRegistryNotModelOwner', args: [model.modelId, t.stranger.account.address] })
   })
@@ -425,14 +468,37 @@ describe('the registry pins the circuit', () => {
   test('error: registration needs the fee, a name not taken by the same account, and the VKA code hash', async () => {
     const fee = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'registrationFee' })
     expect(fee).toBeGreaterThan(0n)
-    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [t.demo.modelId] })
+    const m = await t.owner.readContract({
+      address: t.core.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [t.demo.modelId],
+    })
     const artifacts = await localArtifactRefs(modelDir('sertn-mlp-demo'))
-    const params = (vkaCodeHash: Hex) => ({ circuit: circuitParamsOf(demo.manifest, artifacts, m.vka, vkaCodeHash), computeUnits: 1, fee: 1n })
+    const params = (vkaCodeHash: Hex) => ({
+      circuit: circuitParamsOf(demo.manifest, artifacts, m.vka, vkaCodeHash),
+      computeUnits: 1,
+      fee: 1n,
+    })
     const register = (who: SertnClient, name: string, value: bigint, vkaCodeHash: Hex = m.vkaCodeHash) =>
-      who.simulateContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'registerModel', args: [name, params(vkaCodeHash)], value })
-    expect(await expectRevert(register(t.stranger, 'fresh', 0n))).toEqual({ errorName: 'ModelRegistryWrongRegistrationFee', args: [fee, 0n] })
-    expect(await expectRevert(register(t.owner, 'sertn-mlp-demo', fee))).toEqual({ errorName: 'ModelRegistryModelExists', args: [t.demo.modelId] })
-    expect((await expectRevert(register(t.stranger, 'fresh', fee, `0x${'11'.repeat(32)}`))).errorName).toBe('ModelRegistryVkaCodeHashMismatch')
+      who.simulateContract({
+        address: t.core.registry,
+        abi: ModelRegistry.abi,
+        functionName: 'registerModel',
+        args: [name, params(vkaCodeHash)],
+        value,
+      })
+    expect(await expectRevert(register(t.stranger, 'fresh', 0n))).toEqual({
+      errorName: 'ModelRegistryWrongRegistrationFee',
+      args: [fee, 0n],
+    })
+    expect(await expectRevert(register(t.owner, 'sertn-mlp-demo', fee))).toEqual({
+      errorName: 'ModelRegistryModelExists',
+      args: [t.demo.modelId],
+    })
+    expect((await expectRevert(register(t.stranger, 'fresh', fee, `0x${'11'.repeat(32)}`))).errorName).toBe(
+      'ModelRegistryVkaCodeHashMismatch',
+    )
     // Another account's model of the same name is another model: names cannot be squatted.
     const { result } = await register(t.stranger, 'sertn-mlp-demo', fee)
     expect(result).toBe(modelIdOf(t.stranger.account.address, 'sertn-mlp-demo'))
@@ -452,10 +518,21 @@ describe('requests with every option: pins, hashed inputs, usage', () => {
     ...over,
   })
   const requestWith = async (params: ReturnType<typeof paramsFor>, who: SertnClient = t.user) =>
-    who.simulateContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'requestInferenceWith', args: [params], value: await quote(params.modelId) })
+    who.simulateContract({
+      address: t.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'requestInferenceWith',
+      args: [params],
+      value: await quote(params.modelId),
+    })
 
   test('behavior: a request pinning the current version and artifacts hash is accepted; the pins are checked', async () => {
-    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [t.demo.modelId] })
+    const m = await t.owner.readContract({
+      address: t.core.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [t.demo.modelId],
+    })
     const { request } = await requestWith(paramsFor({ modelVersion: m.version, artifactsHash: m.artifactsHash }))
     const receipt = await confirm(t.user, await t.user.writeContract(request))
     const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
@@ -463,7 +540,12 @@ describe('requests with every option: pins, hashed inputs, usage', () => {
   })
 
   test('error: a request pinning another version or other artifacts reverts (GatewayModelVersionMismatch, GatewayModelArtifactsMismatch)', async () => {
-    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [t.demo.modelId] })
+    const m = await t.owner.readContract({
+      address: t.core.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [t.demo.modelId],
+    })
     expect(await expectRevert(requestWith(paramsFor({ modelVersion: m.version + 1 })))).toEqual({
       errorName: 'GatewayModelVersionMismatch',
       args: [m.version + 1, m.version],
@@ -494,13 +576,25 @@ describe('requests with every option: pins, hashed inputs, usage', () => {
     const [event] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
     expect(event?.args).toMatchObject({ input: [-max], inputRef: ref })
     // The registry records the model as hashed-input: one instance for 64 elements.
-    const m = await t.owner.readContract({ address: t.core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [conv.modelId] })
+    const m = await t.owner.readContract({
+      address: t.core.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [conv.modelId],
+    })
     expect(m).toMatchObject({ inputLength: 1, inputVisibility: 1, outputVisibility: 0, insecureSrs: true })
   })
 
   test('behavior: the gateway counts each model’s requests, served requests, distinct and repeat requesters in one call', async () => {
-    const fresh = await registerModel(t.owner, { registry: t.core.registry, model: 'sertn-mlp-demo', name: 'sertn-mlp-demo/usage', vka: t.demo.vka, allowInsecureSrs: true })
-    const usage = () => t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [fresh.modelId] })
+    const fresh = await registerModel(t.owner, {
+      registry: t.core.registry,
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/usage',
+      vka: t.demo.vka,
+      allowInsecureSrs: true,
+    })
+    const usage = () =>
+      t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [fresh.modelId] })
     expect(await usage()).toEqual({ requests: 0n, served: 0n, requesters: 0, repeatRequesters: 0 })
     const send = async (who: SertnClient) => {
       const { request, result } = await requestWith(paramsFor({ modelId: fresh.modelId }), who)
@@ -520,7 +614,12 @@ describe('requests with every option: pins, hashed inputs, usage', () => {
 describe('consumers', () => {
   test('error: only the gateway can deliver to a SertnConsumer', async () => {
     const err = await expectRevert(
-      t.stranger.simulateContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'rawOnInferenceResult', args: [1n, proofA.output] }),
+      t.stranger.simulateContract({
+        address: recording,
+        abi: RecordingConsumer.abi,
+        functionName: 'rawOnInferenceResult',
+        args: [1n, proofA.output],
+      }),
     )
     expect(err).toEqual({ errorName: 'SertnConsumerOnlyGateway', args: [t.stranger.account.address] })
   })

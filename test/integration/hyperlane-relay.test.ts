@@ -128,9 +128,21 @@ beforeAll(async () => {
   const ism2of3 = await deployMessageIdMultisigIsm(deployerB, coreB.ismFactory, [v1.address, v2.address, v3.address], 2)
   await confirm(
     deployerB,
-    await deployerB.writeContract({ address: recipient2of3, abi: HyperlaneTestRecipient.abi, functionName: 'setInterchainSecurityModule', args: [ism2of3] }),
+    await deployerB.writeContract({
+      address: recipient2of3,
+      abi: HyperlaneTestRecipient.abi,
+      functionName: 'setInterchainSecurityModule',
+      args: [ism2of3],
+    }),
   )
-  validator1 = createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v1, store: store1, pollingIntervalMs: 50 })
+  validator1 = createLocalValidator({
+    client: userA,
+    domain: DOMAIN_A,
+    merkleTreeHook: coreA.merkleTreeHook,
+    account: v1,
+    store: store1,
+    pollingIntervalMs: 50,
+  })
   validator1.start()
 })
 
@@ -138,8 +150,7 @@ afterAll(async () => {
   await validator1?.stop()
   await Promise.allSettled([anvilA?.stop(), anvilB?.stop()])
   if (tmp) await rm(tmp, { recursive: true, force: true })
-  if (gas.dispatch.length > 0)
-    console.log(`[hyperlane] gas: dispatch ${gas.dispatch.join(', ')}; process ${gas.process.join(', ')}`)
+  if (gas.dispatch.length > 0) console.log(`[hyperlane] gas: dispatch ${gas.dispatch.join(', ')}; process ${gas.process.join(', ')}`)
 })
 
 describe('hyperlane A → B with local agents', () => {
@@ -154,16 +165,28 @@ describe('hyperlane A → B with local agents', () => {
       first = await dispatch(recipient, body)
       expect(first.fee).toBe(1000n)
       const m = parseMessage(first.message)
-      expect(m).toMatchObject({ version: 3, origin: DOMAIN_A, destination: DOMAIN_B, sender: addressToBytes32(userA.account.address), recipient: addressToBytes32(recipient), body })
+      expect(m).toMatchObject({
+        version: 3,
+        origin: DOMAIN_A,
+        destination: DOMAIN_B,
+        sender: addressToBytes32(userA.account.address),
+        recipient: addressToBytes32(recipient),
+        body,
+      })
 
       await waitUntil('delivery', async () => (await deliveries(recipient)) === 1n)
       const signed = await store1.get(first.index)
       expect(signed).toMatchObject({ index: first.index, messageId: first.id, origin: DOMAIN_A, validator: v1.address })
       // The validator's mirrored tree agrees with the hook.
-      const [root, index] = await userA.readContract({ address: coreA.merkleTreeHook, abi: MerkleTreeHook.abi, functionName: 'latestCheckpoint' })
+      const [root, index] = await userA.readContract({
+        address: coreA.merkleTreeHook,
+        abi: MerkleTreeHook.abi,
+        functionName: 'latestCheckpoint',
+      })
       expect(index).toBe(first.index)
       expect(signed!.root).toBe(root)
-      const rec = (fn: 'lastBody' | 'lastOrigin' | 'lastSender') => relayerB.readContract({ address: recipient, abi: HyperlaneTestRecipient.abi, functionName: fn })
+      const rec = (fn: 'lastBody' | 'lastOrigin' | 'lastSender') =>
+        relayerB.readContract({ address: recipient, abi: HyperlaneTestRecipient.abi, functionName: fn })
       expect(await rec('lastBody')).toBe(body)
       expect(await rec('lastOrigin')).toBe(DOMAIN_A)
       expect(await rec('lastSender')).toBe(addressToBytes32(userA.account.address))
@@ -183,7 +206,13 @@ describe('hyperlane A → B with local agents', () => {
     const metadata = encodeMessageIdMultisigMetadata(signed, [signed.signature])
     expect(await simulateProcess(metadata, first.message)).toBe('Mailbox: already delivered')
     // A real transaction reverts too (sent with a fixed gas limit to skip estimation).
-    const hash = await relayerB.writeContract({ address: coreB.mailbox, abi: Mailbox.abi, functionName: 'process', args: [metadata, first.message], gas: 500_000n })
+    const hash = await relayerB.writeContract({
+      address: coreB.mailbox,
+      abi: Mailbox.abi,
+      functionName: 'process',
+      args: [metadata, first.message],
+      gas: 500_000n,
+    })
     expect((await relayerB.waitForTransactionReceipt({ hash })).status).toBe('reverted')
     expect(await deliveries(recipient)).toBe(1n)
   })
@@ -192,7 +221,13 @@ describe('hyperlane A → B with local agents', () => {
     const from = await nextBlockA()
     const sent = await dispatch(recipient, toHex('forged?'))
     const signed = await waitUntil('validator 1 signature', () => store1.get(sent.index))
-    const forged = await signCheckpoint(outsider, { origin: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, root: signed.root, index: sent.index, messageId: sent.id })
+    const forged = await signCheckpoint(outsider, {
+      origin: DOMAIN_A,
+      merkleTreeHook: coreA.merkleTreeHook,
+      root: signed.root,
+      index: sent.index,
+      messageId: sent.id,
+    })
     expect(await simulateProcess(encodeMessageIdMultisigMetadata(forged, [forged.signature]), sent.message)).toBe('!threshold')
     // A right signer over the wrong message id fails the same way.
     const wrongId = await signCheckpoint(v1, { ...signed, messageId: keccak256('0x01') })
@@ -243,7 +278,13 @@ describe('hyperlane A → B with local agents', () => {
     const from = await nextBlockA()
     const store2 = new MemoryCheckpointStore(v2.address)
     const store3 = new MemoryCheckpointStore(v3.address) // v3 never runs
-    const validator2 = createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v2, store: store2 })
+    const validator2 = createLocalValidator({
+      client: userA,
+      domain: DOMAIN_A,
+      merkleTreeHook: coreA.merkleTreeHook,
+      account: v2,
+      store: store2,
+    })
     const cursor = new MemoryRelayerCursorStore()
     const r = relayer([store1, store2, store3], cursor, from)
     const sent = await dispatch(recipient2of3, toHex('two of three'))
@@ -271,7 +312,13 @@ describe('hyperlane A → B with local agents', () => {
   test('a validator resumes from its file store after a restart', async () => {
     const dir = join(tmp, 'checkpoints')
     const make = () =>
-      createLocalValidator({ client: userA, domain: DOMAIN_A, merkleTreeHook: coreA.merkleTreeHook, account: v3, store: new FileCheckpointStore(dir, v3.address) })
+      createLocalValidator({
+        client: userA,
+        domain: DOMAIN_A,
+        merkleTreeHook: coreA.merkleTreeHook,
+        account: v3,
+        store: new FileCheckpointStore(dir, v3.address),
+      })
     const count = await userA.readContract({ address: coreA.merkleTreeHook, abi: MerkleTreeHook.abi, functionName: 'count' })
     const a = make()
     expect((await a.poll()).map((c) => c.index)).toEqual([...Array(count).keys()])
@@ -310,7 +357,13 @@ describe('hyperlane A → B with local agents', () => {
     // Attempt 1: `process` reverts in the SDK's delivery (ethers gas estimation); backoff 1 s.
     expect(await r1.poll()).toMatchObject({ seen: 1, delivered: [], alreadyDelivered: [], rejected: [], pending: 1 })
     expect(await pendingOf()).toEqual([
-      expect.objectContaining({ messageId: sent.id, attempts: 1, nextAttemptAt: t + 1_000, lastError: 'rejected: unknown route', dispatchTx: sent.receipt.transactionHash }),
+      expect.objectContaining({
+        messageId: sent.id,
+        attempts: 1,
+        nextAttemptAt: t + 1_000,
+        lastError: 'rejected: unknown route',
+        dispatchTx: sent.receipt.transactionHash,
+      }),
     ])
     expect(String(errors.at(-1))).toMatch(/attempt 1 of 3\): rejected: unknown route; retrying in 1000 ms/)
     // Not due yet: no attempt.
@@ -329,7 +382,14 @@ describe('hyperlane A → B with local agents', () => {
     // Attempt 3 is the last: the message moves to `rejected`, with its reason.
     t += 1_500
     const res = await r2.poll()
-    const rejectedEntry = { messageId: sent.id, index: sent.index, message: sent.message, attempts: 3, lastError: 'rejected: unknown route', rejectedAt: t }
+    const rejectedEntry = {
+      messageId: sent.id,
+      index: sent.index,
+      message: sent.message,
+      attempts: 3,
+      lastError: 'rejected: unknown route',
+      rejectedAt: t,
+    }
     expect(res).toMatchObject({ delivered: [], pending: 0, rejected: [expect.objectContaining(rejectedEntry)] })
     expect(rejectedSeen).toEqual([expect.objectContaining(rejectedEntry)])
     expect(await pendingOf()).toEqual([])
@@ -361,7 +421,15 @@ describe('hyperlane A → B with local agents', () => {
     await waitUntil('validator 1 signature', () => store1.get(sent.index))
     expect(await r.poll()).toMatchObject({ delivered: [], pending: 1 })
     expect(cursor.peek()?.pending[0]).toMatchObject({ attempts: 1, nextAttemptAt: t + 10_000 })
-    await confirm(deployerB, await deployerB.writeContract({ address: rejecting, abi: HyperlaneRejectingRecipient.abi, functionName: 'setRejecting', args: [false] }))
+    await confirm(
+      deployerB,
+      await deployerB.writeContract({
+        address: rejecting,
+        abi: HyperlaneRejectingRecipient.abi,
+        functionName: 'setRejecting',
+        args: [false],
+      }),
+    )
     t += 10_000
     const res = await r.poll()
     expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
@@ -402,7 +470,10 @@ describe('hyperlane A → B with local agents', () => {
     await waitUntil('validator 1 signature', () => store1.get(sent.index))
     const cursor = new MemoryRelayerCursorStore()
     const next = (await userA.getBlockNumber({ cacheTime: 0 })) + 1n
-    await cursor.save({ nextBlock: next.toString(), pending: [{ message: sent.message, messageId: sent.id, index: sent.index, blockNumber: sent.receipt.blockNumber.toString() }] })
+    await cursor.save({
+      nextBlock: next.toString(),
+      pending: [{ message: sent.message, messageId: sent.id, index: sent.index, blockNumber: sent.receipt.blockNumber.toString() }],
+    })
     const r = relayer([store1], cursor, from)
     expect((await r.poll()).delivered.map((d) => d.messageId)).toEqual([sent.id])
     await r[Symbol.asyncDispose]()

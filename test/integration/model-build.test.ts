@@ -46,7 +46,7 @@ async function build(args: string[]): Promise<{ code: number | null; stdout: str
 }
 
 /** Writes an ONNX graph made with onnx.helper (Python) from `body`, which builds `graph` from `x`. */
-function onnxOf(file: string, body: string, inputShape = "[1, 4]") {
+function onnxOf(file: string, body: string, inputShape = '[1, 4]') {
   const script = [
     'import onnx, sys',
     'from onnx import helper, TensorProto',
@@ -65,7 +65,18 @@ describe('sertn model build', () => {
   test('default: builds a shipped model from its sources into the committed circuit, with a report of every figure', async () => {
     const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
     const out = join(tmp, 'sertn-linreg')
-    const r = await build([join(src, 'network.onnx'), '--input', join(src, 'input.json'), '--name', 'sertn-linreg', '--out', out, '--input-bound', '2', '--json'])
+    const r = await build([
+      join(src, 'network.onnx'),
+      '--input',
+      join(src, 'input.json'),
+      '--name',
+      'sertn-linreg',
+      '--out',
+      out,
+      '--input-bound',
+      '2',
+      '--json',
+    ])
     expect(r.code, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as BuildReport
     // Progress on stderr: the steps, and the candidates the search tried.
@@ -91,13 +102,25 @@ describe('sertn model build', () => {
     expect(built.files).toEqual(committed.files)
     expect(built.vka).toEqual(committed.vka)
     expect(built.files['pk.key']).toBeUndefined()
-    expect(JSON.parse(await readFile(join(out, '.build', 'report.json'), 'utf8'))).toMatchObject({ name: 'sertn-linreg', verifyGas: report.verifyGas })
+    expect(JSON.parse(await readFile(join(out, '.build', 'report.json'), 'utf8'))).toMatchObject({
+      name: 'sertn-linreg',
+      verifyGas: report.verifyGas,
+    })
   })
 
   test('error: an operator EZKL 21 cannot prove ends in one line that names it and its node', async () => {
     const file = join(tmp, 'isnan.onnx')
-    onnxOf(file, 'nodes = [helper.make_node("IsNaN", ["x"], ["isnan_out"], name="nan_check"), helper.make_node("Cast", ["isnan_out"], ["y"], to=1)]')
-    const r = await build([file, '--input', join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'), '--out', join(tmp, 'isnan')])
+    onnxOf(
+      file,
+      'nodes = [helper.make_node("IsNaN", ["x"], ["isnan_out"], name="nan_check"), helper.make_node("Cast", ["isnan_out"], ["y"], to=1)]',
+    )
+    const r = await build([
+      file,
+      '--input',
+      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
+      '--out',
+      join(tmp, 'isnan'),
+    ])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error: unsupported operator IsNaN \(node "nan_check"\): EZKL 21 cannot prove it$/m)
     expect(r.stderr).not.toMatch(/Traceback/)
@@ -106,22 +129,45 @@ describe('sertn model build', () => {
   test('error: an operator of a custom domain ends in one line that names it', async () => {
     const file = join(tmp, 'custom.onnx')
     onnxOf(file, 'nodes = [helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", name="trees")]\nimport onnx as _o')
-    const r = await build([file, '--input', join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'), '--out', join(tmp, 'custom')])
+    const r = await build([
+      file,
+      '--input',
+      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
+      '--out',
+      join(tmp, 'custom'),
+    ])
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/^error: unsupported operator TreeEnsembleRegressor \(domain ai\.onnx\.ml, node "trees"\): EZKL 21 proves standard ONNX tensor operators only/m)
+    expect(r.stderr).toMatch(
+      /^error: unsupported operator TreeEnsembleRegressor \(domain ai\.onnx\.ml, node "trees"\): EZKL 21 proves standard ONNX tensor operators only/m,
+    )
   })
 
   test('error: a dynamic dimension ends in one line that names the input, the axis and the dimension', async () => {
     const file = join(tmp, 'dynamic.onnx')
     onnxOf(file, 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[1, "seq"]')
-    const r = await build([file, '--input', join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'), '--out', join(tmp, 'dynamic')])
+    const r = await build([
+      file,
+      '--input',
+      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
+      '--out',
+      join(tmp, 'dynamic'),
+    ])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error: input "x" has a dynamic dimension "seq" \(axis 1\): give it a size with --var seq=N$/m)
   })
 
   test('error: a circuit larger than the limit ends in one line naming the limit', async () => {
     const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-trees')
-    const r = await build([join(src, 'network.onnx'), '--input', join(src, 'input.json'), '--out', join(tmp, 'too-large'), '--max-logrows', '9', '--no-wasm'])
+    const r = await build([
+      join(src, 'network.onnx'),
+      '--input',
+      join(src, 'input.json'),
+      '--out',
+      join(tmp, 'too-large'),
+      '--max-logrows',
+      '9',
+      '--no-wasm',
+    ])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error: no layout of the circuit fits in 2\^9 rows, the most this machine sets up \(or --max-logrows\)/m)
   })

@@ -34,20 +34,26 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await boundedTeardown(
-    [
-      () => stop.abort(),
-      () => workers?.catch(() => {}),
-      () => stack?.stop(),
-    ],
-    { processGroups: () => stack?.processGroups() ?? [] },
-  )
+  await boundedTeardown([() => stop.abort(), () => workers?.catch(() => {}), () => stack?.stop()], {
+    processGroups: () => stack?.processGroups() ?? [],
+  })
 })
 
 async function request(input: bigint[]): Promise<bigint> {
   const { user, core, demo } = stack.chain
-  const value = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [demo.modelId, 200_000] })
-  const { request, result } = await user.simulateContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'request', args: [demo.modelId, input, 200_000], value })
+  const value = await user.readContract({
+    address: core.gateway,
+    abi: InferenceGateway.abi,
+    functionName: 'quote',
+    args: [demo.modelId, 200_000],
+  })
+  const { request, result } = await user.simulateContract({
+    address: consumer,
+    abi: RecordingConsumer.abi,
+    functionName: 'request',
+    args: [demo.modelId, input, 200_000],
+    value,
+  })
   await confirm(user, await user.writeContract(request))
   await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never }) // one confirmation
   return result
@@ -61,9 +67,19 @@ describe('request workflow', () => {
 
     const outcome = await waitForOutcome(stack.client, key)
     expect(outcome.stage).toBe('fulfilled')
-    const onChain = await stack.chain.user.readContract({ address: stack.chain.core.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [id] })
+    const onChain = await stack.chain.user.readContract({
+      address: stack.chain.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'getRequest',
+      args: [id],
+    })
     expect(onChain.status).toBe(2)
-    const output = await stack.chain.user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [id] })
+    const output = await stack.chain.user.readContract({
+      address: consumer,
+      abi: RecordingConsumer.abi,
+      functionName: 'outputOf',
+      args: [id],
+    })
     expect(output.map(String)).toEqual(outcome.output)
 
     // The stored proof is the delivered one, and reads back hash-checked.
@@ -85,7 +101,10 @@ describe('request workflow', () => {
       args: { requestId: id },
       fromBlock: 0n,
     })
-    expect(fulfilled!.args.artifacts).toEqual({ output: storageRefOf(outcome.storage!.output), proof: storageRefOf(outcome.storage!.proof) })
+    expect(fulfilled!.args.artifacts).toEqual({
+      output: storageRefOf(outcome.storage!.output),
+      proof: storageRefOf(outcome.storage!.proof),
+    })
     expect(base64UrlIdOf(fulfilled!.args.artifacts!.proof)).toBe(outcome.storage!.proof.id)
 
     const status = await getRequestStatus(stack.client, key)

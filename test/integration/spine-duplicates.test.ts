@@ -98,12 +98,17 @@ describe('duplicate events start one workflow', () => {
     first = await requestFromConsumer(stack, consumer)
     const request = await decodedRequest(first)
 
-    const starts = await Promise.all([startRequestWorkflow(stack.client, request, queues), startRequestWorkflow(stack.client, request, queues)])
+    const starts = await Promise.all([
+      startRequestWorkflow(stack.client, request, queues),
+      startRequestWorkflow(stack.client, request, queues),
+    ])
     expect(starts.sort()).toEqual(['duplicate', 'started'])
 
     // One block on top: the node's watcher delivers the same event.
     await mine(stack, 1)
-    await waitFor('the watcher to pass the request’s block', async () => (await watcherCursorBlock(stack)) >= first.block, { timeoutMs: 20_000 })
+    await waitFor('the watcher to pass the request’s block', async () => (await watcherCursorBlock(stack)) >= first.block, {
+      timeoutMs: 20_000,
+    })
     expect(alreadySeen(workers!.logs, first.id)).toHaveLength(1)
 
     const outcome = await within(60_000, 'the first request’s outcome', waitForOutcome(stack.client, first.key))
@@ -127,7 +132,9 @@ describe('duplicate events start one workflow', () => {
     workers = await startWorkers(stack, ROLES) // startBlock 0: the whole chain again
     const outcome = await within(60_000, 'the second request’s outcome', waitForOutcome(stack.client, second.key))
     expect(outcome.stage).toBe('fulfilled')
-    await waitFor('the watcher to pass the second request’s block', async () => (await watcherCursorBlock(stack)) >= second.block, { timeoutMs: 20_000 })
+    await waitFor('the watcher to pass the second request’s block', async () => (await watcherCursorBlock(stack)) >= second.block, {
+      timeoutMs: 20_000,
+    })
 
     // The re-read delivered the first request again, and nothing was started for it.
     expect(alreadySeen(workers.logs, first.id)).toHaveLength(1)

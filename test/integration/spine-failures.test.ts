@@ -59,7 +59,9 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
-  await boundedTeardown([() => prover?.stop(), () => workers?.stop(), () => stack?.stop()], { processGroups: () => stack?.processGroups() ?? [] })
+  await boundedTeardown([() => prover?.stop(), () => workers?.stop(), () => stack?.stop()], {
+    processGroups: () => stack?.processGroups() ?? [],
+  })
 })
 
 /** Checks that `r` ended Failed on-chain with ModelUnavailable: one InferenceFailed, the consumer called back and refunded. */
@@ -67,7 +69,9 @@ async function expectFailedWithRefund(r: MadeRequest, consumerBefore: bigint) {
   const { user, core } = stack.chain
   const onChain = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [r.id] })
   expect(onChain.status).toBe(FAILED)
-  expect(await user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [r.id] })).toBe(BigInt(MODEL_UNAVAILABLE + 1))
+  expect(await user.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [r.id] })).toBe(
+    BigInt(MODEL_UNAVAILABLE + 1),
+  )
   expect(await balanceOf(user, consumer)).toBe(consumerBefore + r.escrow)
   const failed = await failedEventsOf(stack, r.id)
   expect(failed).toHaveLength(1)
@@ -117,7 +121,12 @@ describe('requests the node cannot serve end in the error callback with a refund
 
     // The owner moves the model to another circuit (the demo's VKA): version 1 → 2.
     await updateCircuit(twin.modelId, demo.vka)
-    const terms = await owner.readContract({ address: core.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [twin.modelId] })
+    const terms = await owner.readContract({
+      address: core.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [twin.modelId],
+    })
     expect(terms.version).toBe(2)
 
     prover = await startWorkers(stack, ['prover'])
@@ -131,14 +140,24 @@ describe('requests the node cannot serve end in the error callback with a refund
 
   test('error: requests of the wrong shape, oversized or unpaid revert on-chain and leave no workflow', async () => {
     const { user, core, demo } = stack.chain
-    const price = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [demo.modelId, CALLBACK_GAS] })
+    const price = await user.readContract({
+      address: core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'quote',
+      args: [demo.modelId, CALLBACK_GAS],
+    })
     const bad = [
       { why: 'GatewayInputShapeMismatch', input: DEMO_INPUT.slice(0, 3), value: price },
       { why: 'GatewayInputTooLarge', input: Array.from({ length: 1025 }, () => 1n), value: price },
       { why: 'GatewayInsufficientPayment', input: DEMO_INPUT, value: 0n },
     ]
     for (const { why, input, value } of bad) {
-      const call = { address: core.gateway, abi: InferenceGateway.abi, functionName: 'requestInference', args: [demo.modelId, [...input], CALLBACK_GAS] } as const
+      const call = {
+        address: core.gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'requestInference',
+        args: [demo.modelId, [...input], CALLBACK_GAS],
+      } as const
       expect((await expectRevert(user.simulateContract({ ...call, value }))).errorName).toBe(why)
       // Sent anyway (explicit gas, no estimate): mined, reverted, no event.
       const hash = await user.sendTransaction({ to: core.gateway, data: encodeFunctionData(call), value, gas: 3_000_000n })
@@ -151,7 +170,9 @@ describe('requests the node cannot serve end in the error callback with a refund
     const control = await requestFromConsumer(stack, consumer)
     served.push(control.key)
     await mine(stack, 1)
-    expect((await within(60_000, 'the control request’s outcome', waitForOutcome(stack.client, control.key, 20_000))).stage).toBe('fulfilled')
+    expect((await within(60_000, 'the control request’s outcome', waitForOutcome(stack.client, control.key, 20_000))).stage).toBe(
+      'fulfilled',
+    )
     await closedExecutionsOf(stack.client, control.key)
     const all: string[] = []
     for await (const w of stack.client.workflow.list({ query: `WorkflowType = 'requestWorkflow'` })) all.push(w.workflowId)
@@ -161,14 +182,22 @@ describe('requests the node cannot serve end in the error callback with a refund
 })
 
 async function pendingActivity(key: string, type: string): Promise<boolean> {
-  const raw = await stack.client.workflowService.describeWorkflowExecution({ namespace: stack.client.options.namespace, execution: { workflowId: key } })
+  const raw = await stack.client.workflowService.describeWorkflowExecution({
+    namespace: stack.client.options.namespace,
+    execution: { workflowId: key },
+  })
   return (raw.pendingActivities ?? []).some((a) => a.activityType?.name === type)
 }
 
 /** The model owner points `modelId` at another VKA (the rest of the circuit unchanged). */
 async function updateCircuit(modelId: Hex, vka: Address) {
   const { owner, core } = stack.chain
-  const artifacts = await owner.readContract({ address: core.registry, abi: ModelRegistry.abi, functionName: 'getArtifacts', args: [modelId] })
+  const artifacts = await owner.readContract({
+    address: core.registry,
+    abi: ModelRegistry.abi,
+    functionName: 'getArtifacts',
+    args: [modelId],
+  })
   const code = await owner.getCode({ address: vka })
   await confirm(
     owner,

@@ -63,10 +63,14 @@ async function startProverProcess(): Promise<ManagedProcess> {
   provers.push(proc)
   let exited = false
   void proc.exited.then(() => (exited = true))
-  await waitFor(`${proc.name} to poll`, async () => exited || proc.output().includes(`prover polling ${stack.config.temporal.taskQueues.prover}`), {
-    timeoutMs: 60_000,
-    intervalMs: 100,
-  })
+  await waitFor(
+    `${proc.name} to poll`,
+    async () => exited || proc.output().includes(`prover polling ${stack.config.temporal.taskQueues.prover}`),
+    {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    },
+  )
   if (exited) throw new Error(`${proc.name} exited before polling:\n${proc.output()}`)
   return proc
 }
@@ -100,7 +104,11 @@ describe('a prover worker killed mid-proof', () => {
 
     // History: the proof that completed was the second attempt, after the first timed out on its heartbeat.
     const history = await stack.client.workflow.getHandle(r.key).fetchHistory()
-    const started = history.events!.filter((e) => e.activityTaskStartedEventAttributes && activityTypeOf(history.events!, e.activityTaskStartedEventAttributes.scheduledEventId) === 'proveInference')
+    const started = history.events!.filter(
+      (e) =>
+        e.activityTaskStartedEventAttributes &&
+        activityTypeOf(history.events!, e.activityTaskStartedEventAttributes.scheduledEventId) === 'proveInference',
+    )
     expect(started).toHaveLength(1)
     const attrs = started[0]!.activityTaskStartedEventAttributes!
     expect(attrs.attempt).toBe(2)
@@ -111,7 +119,10 @@ describe('a prover worker killed mid-proof', () => {
   })
 })
 
-function activityTypeOf(events: { eventId?: unknown; activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null }[], scheduledEventId: unknown): string | undefined {
+function activityTypeOf(
+  events: { eventId?: unknown; activityTaskScheduledEventAttributes?: { activityType?: { name?: string | null } | null } | null }[],
+  scheduledEventId: unknown,
+): string | undefined {
   const scheduled = events.find((e) => String(e.eventId) === String(scheduledEventId))
   return scheduled?.activityTaskScheduledEventAttributes?.activityType?.name ?? undefined
 }

@@ -52,7 +52,8 @@ afterAll(async () => {
   await boundedTeardown([() => workers?.stop(), () => stack?.stop()], { processGroups: () => stack?.processGroups() ?? [] })
 })
 
-const rpc = <T = unknown>(method: string, params: unknown[]) => stack.chain.owner.request({ method: method as never, params: params as never }) as Promise<T>
+const rpc = <T = unknown>(method: string, params: unknown[]) =>
+  stack.chain.owner.request({ method: method as never, params: params as never }) as Promise<T>
 const head = () => stack.chain.owner.getBlockNumber({ cacheTime: 0 })
 const rawTx = (hash: Hex) => rpc<Hex>('eth_getRawTransactionByHash', [hash])
 /** Replaces the newest `depth` blocks; `replay` puts raw transactions into the new blocks (offset 0 = the first new block). */
@@ -84,12 +85,18 @@ describe('reorgs around a request', () => {
     const outcome = await within(60_000, 'the request’s outcome', waitForOutcome(stack.client, r.key, 20_000))
     expect(outcome.stage).toBe('fulfilled')
     const seen = await workflowInput(r.key)
-    expect(seen.seenAt).toMatchObject({ blockNumber: (r.block + 1n).toString(), blockHash: await blockHash(r.block + 1n), transactionHash: r.hash })
+    expect(seen.seenAt).toMatchObject({
+      blockNumber: (r.block + 1n).toString(),
+      blockHash: await blockHash(r.block + 1n),
+      transactionHash: r.hash,
+    })
 
     // More blocks: the watcher passes the request's block again without starting anything more.
     await mine(stack, 3)
     const tip = await head()
-    await waitFor('the watcher to reach the confirmed tip', async () => (await watcherCursorBlock(stack)) >= tip - BigInt(CONFIRMATIONS), { timeoutMs: 20_000 })
+    await waitFor('the watcher to reach the confirmed tip', async () => (await watcherCursorBlock(stack)) >= tip - BigInt(CONFIRMATIONS), {
+      timeoutMs: 20_000,
+    })
     expect((await closedExecutionsOf(stack.client, r.key)).map((x) => x.status.name)).toEqual(['COMPLETED'])
     expect(await fulfilledEventsOf(stack, r.id)).toHaveLength(1)
   })
@@ -98,12 +105,21 @@ describe('reorgs around a request', () => {
     const r = await requestFromConsumer(stack, consumer) // block C = head
     await reorg(1) // a new, empty block C
     await expect(stack.chain.owner.getTransactionReceipt({ hash: r.hash })).rejects.toThrow()
-    const request = await stack.chain.user.readContract({ address: stack.chain.core.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [r.id] })
+    const request = await stack.chain.user.readContract({
+      address: stack.chain.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'getRequest',
+      args: [r.id],
+    })
     expect(request.status).toBe(0) // None
 
     await mine(stack, CONFIRMATIONS + 2)
     const tip = await head()
-    await waitFor('the watcher to pass the dropped request’s block', async () => (await watcherCursorBlock(stack)) >= tip - BigInt(CONFIRMATIONS), { timeoutMs: 20_000 })
+    await waitFor(
+      'the watcher to pass the dropped request’s block',
+      async () => (await watcherCursorBlock(stack)) >= tip - BigInt(CONFIRMATIONS),
+      { timeoutMs: 20_000 },
+    )
     expect(tip - BigInt(CONFIRMATIONS)).toBeGreaterThan(r.block)
     expect(await workflowExists(stack.client, r.key)).toBe(false)
     expect(await fulfilledEventsOf(stack, r.id)).toHaveLength(0)

@@ -30,7 +30,16 @@ import { RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import type { RequestOutcome } from '../../workflows/messages.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
 import { deploySpokeConsumer, requestOnSpoke, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
-import { boundedTeardown, mine, requestFromConsumer, startTestStack, startWorkers, within, type InProcessWorkers, type TestStack } from '../support/stack.ts'
+import {
+  boundedTeardown,
+  mine,
+  requestFromConsumer,
+  startTestStack,
+  startWorkers,
+  within,
+  type InProcessWorkers,
+  type TestStack,
+} from '../support/stack.ts'
 
 const HISTORIES_DIR = fileURLToPath(new URL('../fixtures/histories', import.meta.url))
 
@@ -53,8 +62,16 @@ async function recordCrossChain(): Promise<void> {
     const spoke = s.network.spokes[0]!
     const twin = await registerModel(s.spoke.owner, { registry: spoke.spoke.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
     const cases: { name: string; modelId: `0x${string}`; expect: (o: RequestOutcome) => boolean }[] = [
-      { name: 'resolved-spoke-request-fulfilled', modelId: spoke.models[0]!.modelId, expect: (o) => o.stage === 'fulfilled' && o.hub?.settlement === 'Fulfilled' },
-      { name: 'resolved-spoke-request-failed-on-hub', modelId: twin.modelId, expect: (o) => o.stage === 'failed' && o.hub?.settlement === 'Failed' },
+      {
+        name: 'resolved-spoke-request-fulfilled',
+        modelId: spoke.models[0]!.modelId,
+        expect: (o) => o.stage === 'fulfilled' && o.hub?.settlement === 'Fulfilled',
+      },
+      {
+        name: 'resolved-spoke-request-failed-on-hub',
+        modelId: twin.modelId,
+        expect: (o) => o.stage === 'failed' && o.hub?.settlement === 'Failed',
+      },
     ]
     for (const c of cases) {
       const r = await requestOnSpoke(s, consumer, { modelId: c.modelId })
@@ -90,7 +107,11 @@ async function main(): Promise<void> {
 
     const cases: { name: string; modelId: `0x${string}`; expect: (o: RequestOutcome) => boolean }[] = [
       { name: 'resolved-request-fulfilled', modelId: s.chain.demo.modelId, expect: (o) => o.stage === 'fulfilled' },
-      { name: 'resolved-request-failed-unknown-model', modelId: unknown.modelId, expect: (o) => o.stage === 'failed' && o.error?.code === 'ModelUnavailable' },
+      {
+        name: 'resolved-request-failed-unknown-model',
+        modelId: unknown.modelId,
+        expect: (o) => o.stage === 'failed' && o.error?.code === 'ModelUnavailable',
+      },
     ]
     await mkdir(HISTORIES_DIR, { recursive: true })
     for (const c of cases) {

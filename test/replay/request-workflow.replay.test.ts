@@ -19,14 +19,18 @@ import { workflowBundle } from '../support/stack.ts'
 Runtime.install({ logger: new DefaultLogger('WARN') })
 
 const DIR = fileURLToPath(new URL('../fixtures/histories', import.meta.url))
-const FILES = readdirSync(DIR).filter((f) => f.endsWith('.json')).sort()
+const FILES = readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort()
 
 type JsonEvent = { eventType: string } & Record<string, { activityType?: { name: string } } | string>
 type JsonHistory = { events: JsonEvent[] }
 
 const read = (file: string): JsonHistory => JSON.parse(readFileSync(join(DIR, file), 'utf8')) as JsonHistory
 const scheduledActivities = (h: JsonHistory) =>
-  h.events.filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED').map((e) => (e.activityTaskScheduledEventAttributes as { activityType: { name: string } }).activityType.name)
+  h.events
+    .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED')
+    .map((e) => (e.activityTaskScheduledEventAttributes as { activityType: { name: string } }).activityType.name)
 
 let bundle: Awaited<ReturnType<typeof workflowBundle>>
 beforeAll(async () => {
@@ -36,13 +40,20 @@ beforeAll(async () => {
 describe('request workflow replay', () => {
   test('default: the recorded histories are there: fulfilled and failed requests, on the hub and from a spoke, before and since model resolution', () => {
     expect(FILES).toEqual(
-      expect.arrayContaining(['request-fulfilled.json', 'request-failed-unknown-model.json', 'spoke-request-fulfilled.json', 'spoke-request-failed-on-hub.json']),
+      expect.arrayContaining([
+        'request-fulfilled.json',
+        'request-failed-unknown-model.json',
+        'spoke-request-fulfilled.json',
+        'spoke-request-failed-on-hub.json',
+      ]),
     )
     expect(scheduledActivities(read('spoke-request-fulfilled.json'))).toEqual(
       expect.arrayContaining(['awaitHubRecord', 'proveInference', 'submitToHub', 'awaitSpokeSettlement', 'awaitHubSettlement']),
     )
     expect(scheduledActivities(read('spoke-request-failed-on-hub.json'))).toContain('failOnHub')
-    expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(expect.arrayContaining(['runInference', 'proveInference', 'prepareResult', 'uploadResult', 'fulfillRequest']))
+    expect(scheduledActivities(read('request-fulfilled.json'))).toEqual(
+      expect.arrayContaining(['runInference', 'proveInference', 'prepareResult', 'uploadResult', 'fulfillRequest']),
+    )
     expect(scheduledActivities(read('request-failed-unknown-model.json'))).toContain('failRequest')
     // Since model resolution (patched 'resolve-model'): the registry is read first, on every path.
     expect(FILES).toEqual(

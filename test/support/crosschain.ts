@@ -16,7 +16,14 @@ import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { parseConfig, type SertnConfig } from '../../core/config.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
-import { deploySertnNetwork, networkChainsConfig, startAgentsFromConfig, type LocalAgents, type LocalAgentsConfig, type SertnNetwork } from '../../plugins/messengers/hyperlane/index.ts'
+import {
+  deploySertnNetwork,
+  networkChainsConfig,
+  startAgentsFromConfig,
+  type LocalAgents,
+  type LocalAgentsConfig,
+  type SertnNetwork,
+} from '../../plugins/messengers/hyperlane/index.ts'
 import type { ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
 import type { TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
 import { CALLBACK_GAS, DEMO_INPUT, nodePrivateKey, servicesConfig, startTestServices } from './stack.ts'
@@ -67,7 +74,10 @@ export async function startCrossChainStack(options: CrossChainStackOptions = {})
     stops.push(() => hubAnvil.stop())
     const spokeAnvil = await startAnvil({ chainId: 31338, ...(options.blockTime ? { blockTime: options.blockTime } : {}) })
     stops.push(() => spokeAnvil.stop())
-    const clients = (a: AnvilInstance) => ({ owner: createSertnClient(a.chain, anvilAccount(0)), user: createSertnClient(a.chain, anvilAccount(2)) })
+    const clients = (a: AnvilInstance) => ({
+      owner: createSertnClient(a.chain, anvilAccount(0)),
+      user: createSertnClient(a.chain, anvilAccount(2)),
+    })
     const hub = { anvil: hubAnvil, ...clients(hubAnvil) }
     const spoke = { anvil: spokeAnvil, ...clients(spokeAnvil) }
     const node = privateKeyToAccount(nodePrivateKey()).address
@@ -85,12 +95,20 @@ export async function startCrossChainStack(options: CrossChainStackOptions = {})
     const config = parseConfig({
       dataDir,
       node: { privateKey: nodePrivateKey() },
-      chains: networkChainsConfig(network, { hub: hubAnvil.rpcUrl, spoke: spokeAnvil.rpcUrl }, { confirmations: 1, pollingIntervalMs: options.pollingIntervalMs ?? 50, startBlock: 0 }),
+      chains: networkChainsConfig(
+        network,
+        { hub: hubAnvil.rpcUrl, spoke: spokeAnvil.rpcUrl },
+        { confirmations: 1, pollingIntervalMs: options.pollingIntervalMs ?? 50, startBlock: 0 },
+      ),
       relay: { validatorKey: VALIDATOR_KEY, relayerKey: anvilPrivateKey(5), pollingIntervalMs: options.pollingIntervalMs ?? 50 },
       ...servicesConfig(services),
     })
     const startAgents = () => {
-      agents = startAgentsFromConfig(config, { dir: join(dataDir, 'hyperlane'), log: options.agentLog ?? (() => {}), onDelivered: options.onDelivered })
+      agents = startAgentsFromConfig(config, {
+        dir: join(dataDir, 'hyperlane'),
+        log: options.agentLog ?? (() => {}),
+        onDelivered: options.onDelivered,
+      })
     }
     startAgents()
     return {
@@ -128,17 +146,34 @@ export async function deploySpokeConsumer(stack: CrossChainStack): Promise<Addre
 export async function requestOnSpoke(
   stack: CrossChainStack,
   consumer: Address,
-  { modelId = stack.network.spokes[0]!.models[0]!.modelId, input = DEMO_INPUT, gas = CALLBACK_GAS }: { modelId?: Hex; input?: readonly bigint[]; gas?: number } = {},
+  {
+    modelId = stack.network.spokes[0]!.models[0]!.modelId,
+    input = DEMO_INPUT,
+    gas = CALLBACK_GAS,
+  }: { modelId?: Hex; input?: readonly bigint[]; gas?: number } = {},
 ): Promise<SpokeRequest> {
   const { user, anvil } = stack.spoke
   const gateway = stack.network.spokes[0]!.spoke.gateway
   const value = await user.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'quote', args: [modelId, gas] })
-  const { request } = await user.simulateContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'request', args: [modelId, [...input], gas], value })
+  const { request } = await user.simulateContract({
+    address: consumer,
+    abi: RecordingConsumer.abi,
+    functionName: 'request',
+    args: [modelId, [...input], gas],
+    value,
+  })
   const receipt = await confirm(user, await user.writeContract(request))
   const minedAt = Date.now()
   const [log] = parseEventLogs({ abi: SpokeGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
   if (!log) throw new Error(`no InferenceRequested in ${receipt.transactionHash}`)
   await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
   const id = log.args.requestId
-  return { id, key: requestKey(anvil.chain.id, gateway, id), hash: receipt.transactionHash, block: receipt.blockNumber, escrow: log.args.escrow, minedAt }
+  return {
+    id,
+    key: requestKey(anvil.chain.id, gateway, id),
+    hash: receipt.transactionHash,
+    block: receipt.blockNumber,
+    escrow: log.args.escrow,
+    minedAt,
+  }
 }

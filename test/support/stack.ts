@@ -223,16 +223,32 @@ export type MadeRequest = { id: bigint; key: RequestKey; hash: Hex; block: bigin
 export async function requestFromConsumer(
   stack: Pick<TestStack, 'chain'>,
   consumer: Address,
-  { modelId = stack.chain.demo.modelId, input = DEMO_INPUT, gas = CALLBACK_GAS }: { modelId?: Hex; input?: readonly bigint[]; gas?: number } = {},
+  {
+    modelId = stack.chain.demo.modelId,
+    input = DEMO_INPUT,
+    gas = CALLBACK_GAS,
+  }: { modelId?: Hex; input?: readonly bigint[]; gas?: number } = {},
 ): Promise<MadeRequest> {
   const { user, core, anvil } = stack.chain
   const value = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [modelId, gas] })
-  const { request } = await user.simulateContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'request', args: [modelId, [...input], gas], value })
+  const { request } = await user.simulateContract({
+    address: consumer,
+    abi: RecordingConsumer.abi,
+    functionName: 'request',
+    args: [modelId, [...input], gas],
+    value,
+  })
   const receipt = await confirm(user, await user.writeContract(request))
   const [log] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
   if (!log) throw new Error(`no InferenceRequested in ${receipt.transactionHash}`)
   const id = log.args.requestId
-  return { id, key: requestKey(anvil.chain.id, core.gateway, id), hash: receipt.transactionHash, block: receipt.blockNumber, escrow: log.args.escrow }
+  return {
+    id,
+    key: requestKey(anvil.chain.id, core.gateway, id),
+    hash: receipt.transactionHash,
+    block: receipt.blockNumber,
+    escrow: log.args.escrow,
+  }
 }
 
 /** The demo models' input scale (from the demo's manifest). */
@@ -247,12 +263,24 @@ export async function mine(stack: Pick<TestStack, 'chain'>, n = 1): Promise<void
 
 /** The gateway's InferenceFulfilled events for request `id`, on the whole chain. */
 export async function fulfilledEventsOf(stack: Pick<TestStack, 'chain'>, id: bigint) {
-  return stack.chain.user.getContractEvents({ address: stack.chain.core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', args: { requestId: id }, fromBlock: 0n })
+  return stack.chain.user.getContractEvents({
+    address: stack.chain.core.gateway,
+    abi: InferenceGateway.abi,
+    eventName: 'InferenceFulfilled',
+    args: { requestId: id },
+    fromBlock: 0n,
+  })
 }
 
 /** The gateway's InferenceFailed events for request `id`, on the whole chain. */
 export async function failedEventsOf(stack: Pick<TestStack, 'chain'>, id: bigint) {
-  return stack.chain.user.getContractEvents({ address: stack.chain.core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceFailed', args: { requestId: id }, fromBlock: 0n })
+  return stack.chain.user.getContractEvents({
+    address: stack.chain.core.gateway,
+    abi: InferenceGateway.abi,
+    eventName: 'InferenceFailed',
+    args: { requestId: id },
+    fromBlock: 0n,
+  })
 }
 
 /** Every execution (run) with workflow id `key`, from the visibility store (eventually consistent). */
@@ -268,10 +296,14 @@ export async function executionsOf(client: Client, key: string): Promise<Workflo
  */
 export async function closedExecutionsOf(client: Client, key: string, timeoutMs = 15_000): Promise<WorkflowExecutionInfo[]> {
   let runs: WorkflowExecutionInfo[] = []
-  await waitFor(`visibility to list ${key} closed`, async () => {
-    runs = await executionsOf(client, key)
-    return runs.length > 0 && runs.every((r) => r.status.name !== 'RUNNING')
-  }, { timeoutMs, intervalMs: 200 })
+  await waitFor(
+    `visibility to list ${key} closed`,
+    async () => {
+      runs = await executionsOf(client, key)
+      return runs.length > 0 && runs.every((r) => r.status.name !== 'RUNNING')
+    },
+    { timeoutMs, intervalMs: 200 },
+  )
   return runs
 }
 
@@ -290,7 +322,10 @@ export async function workflowExists(client: Client, key: string): Promise<boole
 export async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms)))])
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms))),
+    ])
   } finally {
     clearTimeout(timer)
   }

@@ -4,7 +4,7 @@ import { commitmentOf, encodeInputDocument, InputCommitmentError, openInputDocum
 import { FIELD_MODULUS, fromFelt, MAX_ABS_FIELD_VALUE, toFelt } from '../../core/field.ts'
 
 describe('commitments', () => {
-  it('default: EZKL\'s Poseidon of the input felts, as a circuit with a hashed input computes it', () => {
+  it("default: EZKL's Poseidon of the input felts, as a circuit with a hashed input computes it", () => {
     // The witness of a hashed-input circuit for input [0.25, -0.5] at scale 8 (ezkl 21.0.0, gen_witness).
     expect(poseidonOf([64n, -128n])).toBe(0x0706_70c1_6e70_0f41_46e5_0d20_2adf_0b24_af33_adb4_3dec_ded8_6d61_554e_69f1_e7bcn)
   })

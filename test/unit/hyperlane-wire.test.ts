@@ -5,7 +5,13 @@
  * checkpoint domain hash and digest, checkpoint signatures, and MessageIdMultisigIsm metadata.
  */
 import { BaseMetadataBuilder, IsmType } from '@hyperlane-xyz/sdk'
-import { BaseValidator, domainHash as utilsDomainHash, formatMessage as utilsFormat, messageId as utilsMessageId, parseMessage as utilsParse } from '@hyperlane-xyz/utils'
+import {
+  BaseValidator,
+  domainHash as utilsDomainHash,
+  formatMessage as utilsFormat,
+  messageId as utilsMessageId,
+  parseMessage as utilsParse,
+} from '@hyperlane-xyz/utils'
 import fc from 'fast-check'
 import { bytesToHex, getAddress, hexToBytes, keccak256, toHex, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -72,15 +78,24 @@ describe('hyperlane wire formats agree with @hyperlane-xyz/utils and the SDK', (
       fc.asyncProperty(checkpoint, async (c) => {
         const signed = await Promise.all(validators.map((v) => signCheckpoint(v, c)))
         for (const [i, s] of signed.entries())
-          expect(getAddress(BaseValidator.recoverAddressFromCheckpoint(utilsCheckpoint(c), s.signature, c.messageId))).toBe(validators[i]!.address)
-        const metadata = encodeMessageIdMultisigMetadata(c, signed.map((s) => s.signature))
-        const decoded = BaseMetadataBuilder.decode(metadata, { ism: { type: IsmType.MESSAGE_ID_MULTISIG } } as Parameters<typeof BaseMetadataBuilder.decode>[1])
+          expect(getAddress(BaseValidator.recoverAddressFromCheckpoint(utilsCheckpoint(c), s.signature, c.messageId))).toBe(
+            validators[i]!.address,
+          )
+        const metadata = encodeMessageIdMultisigMetadata(
+          c,
+          signed.map((s) => s.signature),
+        )
+        const decoded = BaseMetadataBuilder.decode(metadata, { ism: { type: IsmType.MESSAGE_ID_MULTISIG } } as Parameters<
+          typeof BaseMetadataBuilder.decode
+        >[1])
         expect(decoded).toMatchObject({
           type: IsmType.MESSAGE_ID_MULTISIG,
           checkpoint: { root: c.root, index: c.index, merkle_tree_hook_address: addressToBytes32(c.merkleTreeHook) },
         })
         const sigs = (decoded as { signatures: { r: string; s: string; v: number }[] }).signatures
-        expect(sigs.map((s) => bytesToHex(new Uint8Array([...hexToBytes(s.r as Hex), ...hexToBytes(s.s as Hex), s.v])))).toEqual(signed.map((s) => s.signature))
+        expect(sigs.map((s) => bytesToHex(new Uint8Array([...hexToBytes(s.r as Hex), ...hexToBytes(s.s as Hex), s.v])))).toEqual(
+          signed.map((s) => s.signature),
+        )
       }),
       { numRuns: 25 },
     )

@@ -51,7 +51,9 @@ describe('core/manifest', () => {
   it('error: a locally generated SRS is refused unless the caller allows it (dev and tests only)', async () => {
     const err = await loadModelArtifacts(modelDir('sertn-mlp-demo')).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(InsecureSrsError)
-    expect((err as Error).message).toMatchInlineSnapshot(`"sertn-mlp-demo: its SRS (../srs/kzg-local-k10.srs) was generated locally and is insecure: anyone holding its secret can forge proofs. It is accepted only in development and tests (pass allowInsecureSrs: true); for production, rebuild the circuit with a ceremony SRS."`)
+    expect((err as Error).message).toMatchInlineSnapshot(
+      `"sertn-mlp-demo: its SRS (../srs/kzg-local-k10.srs) was generated locally and is insecure: anyone holding its secret can forge proofs. It is accepted only in development and tests (pass allowInsecureSrs: true); for production, rebuild the circuit with a ceremony SRS."`,
+    )
   })
 
   it('behavior: contentHash is stable per model and differs between models', async () => {
@@ -110,7 +112,10 @@ describe('core/manifest', () => {
     const srs = await readFile(srsPath)
     srs[srs.length - 1] = (srs[srs.length - 1] as number) ^ 0x80
     await writeFile(srsPath, srs)
-    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toMatchObject({ name: 'ArtifactHashMismatchError', file: '../srs/kzg-local-k10.srs' })
+    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toMatchObject({
+      name: 'ArtifactHashMismatchError',
+      file: '../srs/kzg-local-k10.srs',
+    })
   })
 
   it('error: a missing pinned file fails with ArtifactMissingError', async () => {

@@ -42,7 +42,14 @@ const options = { trustedVerifierCodeHash: TRUSTED, allowInsecureSrs: true, wher
 describe('checkRegisteredCircuit', () => {
   it('default: the registration of the manifest passes', () => {
     expect(() => checkRegisteredCircuit(onChain, manifest, options)).not.toThrow()
-    expect(modelRefOf(onChain)).toEqual({ modelId: onChain.modelId, name: 'sertn-mlp-demo', version: 1, artifacts: onChain.artifacts, inputVisibility: 'public', outputVisibility: 'public' })
+    expect(modelRefOf(onChain)).toEqual({
+      modelId: onChain.modelId,
+      name: 'sertn-mlp-demo',
+      version: 1,
+      artifacts: onChain.artifacts,
+      inputVisibility: 'public',
+      outputVisibility: 'public',
+    })
   })
 
   it('error: a verifier other than the trusted one is refused, naming it', () => {
@@ -71,7 +78,9 @@ describe('checkRegisteredCircuit', () => {
     ['output shape', { outputShape: [1, 4] }],
     ['insecure-SRS flag', { insecureSrs: false }],
   ] as const)('error: a registered %s that differs from the manifest is refused', (field, change) => {
-    expect(() => checkRegisteredCircuit({ ...onChain, ...change } as RegisteredCircuit, manifest, options)).toThrow(new RegExp(`its registered ${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`))
+    expect(() => checkRegisteredCircuit({ ...onChain, ...change } as RegisteredCircuit, manifest, options)).toThrow(
+      new RegExp(`its registered ${field.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    )
   })
 
   it('error: an insecure SRS is refused where it is not allowed', () => {

@@ -150,7 +150,9 @@ function activitiesOf(deps: ActivityDeps) {
       const t0 = performance.now()
       const market = marketOf(request)
       const route = request.route!
-      const r = await awaitHop(request, `the hub's record of ${request.key}`, () => market.findRequest(route, request.gateway, request.requestId))
+      const r = await awaitHop(request, `the hub's record of ${request.key}`, () =>
+        market.findRequest(route, request.gateway, request.requestId),
+      )
       return { ...r.recorded, marketRequestId: r.marketRequestId, ms: performance.now() - t0, attempt: attempt() }
     },
 
@@ -182,7 +184,9 @@ function activitiesOf(deps: ActivityDeps) {
     async awaitSpokeSettlement(request: InferenceRequest): Promise<Settlement & { ms: number; attempt: number }> {
       const t0 = performance.now()
       const chain = chainOf(request)
-      const s = await awaitHop(request, `the spoke's settlement of ${request.key}`, () => chain.findSettlement(request.requestId, request.seenAt.blockNumber))
+      const s = await awaitHop(request, `the spoke's settlement of ${request.key}`, () =>
+        chain.findSettlement(request.requestId, request.seenAt.blockNumber),
+      )
       return { ...s, ms: performance.now() - t0, attempt: attempt() }
     },
 
@@ -209,18 +213,31 @@ function activitiesOf(deps: ActivityDeps) {
       const onChain = await chain.getModel(request.modelId)
       if (!onChain) throw new UnknownModelError(`model ${request.modelId} is not registered on chain ${request.chainId}`)
       if (onChain.version !== request.modelVersion)
-        throw new ModelVersionMismatchError(`model ${onChain.name} is at version ${onChain.version}; request ${request.key} was made against version ${request.modelVersion}`)
+        throw new ModelVersionMismatchError(
+          `model ${onChain.name} is at version ${onChain.version}; request ${request.key} was made against version ${request.modelVersion}`,
+        )
       const ref = modelRefOf(onChain)
       const model = await deps.models.get(ref)
       const allowInsecureSrs = deps.allowInsecureSrs ?? false
-      checkRegisteredCircuit(onChain, model.manifest, { trustedVerifierCodeHash: chain.trustedVerifierCodeHash, allowInsecureSrs, where: `chain ${request.chainId}` })
+      checkRegisteredCircuit(onChain, model.manifest, {
+        trustedVerifierCodeHash: chain.trustedVerifierCodeHash,
+        allowInsecureSrs,
+        where: `chain ${request.chainId}`,
+      })
       if (request.route) {
         const market = marketOf(request)
         const atHub = await market.getModel(request.modelId)
-        if (!atHub) throw new UnknownModelError(`model ${onChain.name} (${request.modelId}) is not registered on the hub (chain ${market.chainId})`)
-        checkRegisteredCircuit(atHub, model.manifest, { trustedVerifierCodeHash: market.trustedVerifierCodeHash, allowInsecureSrs, where: `the hub (chain ${market.chainId})` })
+        if (!atHub)
+          throw new UnknownModelError(`model ${onChain.name} (${request.modelId}) is not registered on the hub (chain ${market.chainId})`)
+        checkRegisteredCircuit(atHub, model.manifest, {
+          trustedVerifierCodeHash: market.trustedVerifierCodeHash,
+          allowInsecureSrs,
+          where: `the hub (chain ${market.chainId})`,
+        })
         if (atHub.artifacts.manifestHash.toLowerCase() !== ref.artifacts.manifestHash.toLowerCase())
-          throw new UnknownModelError(`model ${onChain.name}: the hub registers artifacts ${atHub.artifacts.manifestHash}, chain ${request.chainId} ${ref.artifacts.manifestHash}`)
+          throw new UnknownModelError(
+            `model ${onChain.name}: the hub registers artifacts ${atHub.artifacts.manifestHash}, chain ${request.chainId} ${ref.artifacts.manifestHash}`,
+          )
       }
       return { model: ref, ms: performance.now() - t0, attempt: attempt() }
     },
@@ -241,12 +258,22 @@ function activitiesOf(deps: ActivityDeps) {
     },
 
     /** Runs the model on the request's input (or the loaded input of a hashed request) with the runtime plugin (no proof). */
-    async runInference(request: InferenceRequest, ref?: ModelRef, input?: string[]): Promise<{ output: number[]; ms: number; attempt: number }> {
-      if (!ref) throw new ModelNotResolvedError(`request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`)
+    async runInference(
+      request: InferenceRequest,
+      ref?: ModelRef,
+      input?: string[],
+    ): Promise<{ output: number[]; ms: number; attempt: number }> {
+      if (!ref)
+        throw new ModelNotResolvedError(
+          `request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`,
+        )
       const model = await deps.models.get(ref)
       const inputQ = (input ?? request.input).map(BigInt)
       checkQuantizedInput(model.manifest, inputQ)
-      const r = await deps.runtime.run(model, inputQ.map((q) => dequantize(q, model.manifest.inputScale)))
+      const r = await deps.runtime.run(
+        model,
+        inputQ.map((q) => dequantize(q, model.manifest.inputScale)),
+      )
       return { output: r.output, ms: r.ms, attempt: attempt() }
     },
 
@@ -263,7 +290,10 @@ function activitiesOf(deps: ActivityDeps) {
       attempt: number
     }> {
       const ctx = Context.current()
-      if (!ref) throw new ModelNotResolvedError(`request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`)
+      if (!ref)
+        throw new ModelNotResolvedError(
+          `request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`,
+        )
       const model = await deps.models.get(ref)
       const inputQ = (input ?? request.input).map(BigInt)
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
@@ -296,7 +326,11 @@ function activitiesOf(deps: ActivityDeps) {
     async prepareResult(request: InferenceRequest, result: ProvenResult): Promise<PreparedResult & { ms: number; attempt: number }> {
       const t0 = performance.now()
       const storage = deps.storage
-      const one = async (kind: 'output' | 'proof', data: Uint8Array, contentType: string): Promise<PreparedArtifact & { uploaded: boolean }> => {
+      const one = async (
+        kind: 'output' | 'proof',
+        data: Uint8Array,
+        contentType: string,
+      ): Promise<PreparedArtifact & { uploaded: boolean }> => {
         const tags = { 'Sertn-Request': request.key, 'Sertn-Kind': kind }
         if (storage.flags.presigned && storage.prepare && storage.upload) {
           return { ...(await storage.prepare(data, { contentType, tags })), uploaded: false }
@@ -329,23 +363,33 @@ function activitiesOf(deps: ActivityDeps) {
       const t0 = performance.now()
       const upload = deps.storage.upload?.bind(deps.storage)
       await Promise.all(
-        [prepared.output, prepared.proof].filter((p) => !p.uploaded).map((p) => {
-          if (!upload) throw new SertnError(`storage ${deps.storage.name} cannot upload a prepared artifact`)
-          return upload(p)
-        }),
+        [prepared.output, prepared.proof]
+          .filter((p) => !p.uploaded)
+          .map((p) => {
+            if (!upload) throw new SertnError(`storage ${deps.storage.name} cannot upload a prepared artifact`)
+            return upload(p)
+          }),
       )
       return { ms: performance.now() - t0, attempt: attempt() }
     },
 
     /** Delivers the result on the request's gateway (idempotent). */
-    async fulfillRequest(request: InferenceRequest, result: ProvenResult, storage: StoredResult): Promise<TxOutcome & { ms: number; attempt: number }> {
+    async fulfillRequest(
+      request: InferenceRequest,
+      result: ProvenResult,
+      storage: StoredResult,
+    ): Promise<TxOutcome & { ms: number; attempt: number }> {
       const t0 = performance.now()
       const outcome = await chainOf(request).fulfill(request, { ...result, storage })
       return { ...outcome, ms: performance.now() - t0, attempt: attempt() }
     },
 
     /** Ends the request with the requester's error callback and a refund (idempotent). */
-    async failRequest(request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<TxOutcome & { ms: number; attempt: number }> {
+    async failRequest(
+      request: InferenceRequest,
+      code: InferenceErrorCode,
+      reason: string,
+    ): Promise<TxOutcome & { ms: number; attempt: number }> {
       const t0 = performance.now()
       const outcome = await chainOf(request).fail(request, code, reason)
       return { ...outcome, ms: performance.now() - t0, attempt: attempt() }

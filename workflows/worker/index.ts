@@ -79,7 +79,9 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
               signal,
               onRequest: async (request) => {
                 const r = await startRequestWorkflow(client, request, queues, { eager: true })
-                log(`[watcher] ${chain.chainName}: request ${request.requestId} → ${r === 'started' ? `workflow ${request.key}` : 'already seen'}`)
+                log(
+                  `[watcher] ${chain.chainName}: request ${request.requestId} → ${r === 'started' ? `workflow ${request.key}` : 'already seen'}`,
+                )
               },
               ...(config.chains[chain.chainName]?.startBlock !== undefined
                 ? { fromBlock: BigInt(config.chains[chain.chainName]!.startBlock!) }

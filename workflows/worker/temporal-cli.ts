@@ -53,7 +53,10 @@ export async function ensureTemporalCli(log: (line: string) => void = (l) => con
   mkdirSync(TOOLS_BIN, { recursive: true })
   log(`[tools] building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into .tools/bin (first run only, about 5 minutes) …`)
   const started = Date.now()
-  const ticker = setInterval(() => log(`[tools] … still building the Temporal CLI (${Math.round((Date.now() - started) / 1000)} s)`), 30_000)
+  const ticker = setInterval(
+    () => log(`[tools] … still building the Temporal CLI (${Math.round((Date.now() - started) / 1000)} s)`),
+    30_000,
+  )
   try {
     const code = await new Promise<number | null>((res) => {
       const child = spawn(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {

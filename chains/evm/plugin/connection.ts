@@ -24,12 +24,21 @@ export type EvmConnection = {
 }
 
 /** Clients for `rpcUrl` (chain `chainId`, named `chainName`) acting as `account`. */
-export function connectEvm(o: { chainName: string; chainId: number; rpcUrl: string; account: Account; pollingIntervalMs: number }): EvmConnection {
+export function connectEvm(o: {
+  chainName: string
+  chainId: number
+  rpcUrl: string
+  account: Account
+  pollingIntervalMs: number
+}): EvmConnection {
   const chain = evmChainOf(o.chainId, o.chainName, o.rpcUrl)
   const transport = http(o.rpcUrl)
   const publicClient = createPublicClient({ chain, transport, pollingInterval: o.pollingIntervalMs })
   const walletClient = createWalletClient({ chain, transport, account: o.account, pollingInterval: o.pollingIntervalMs })
-  const sender = accountSender({ chainId: o.chainId, rpcUrl: o.rpcUrl, address: o.account.address }, () => new AccountSender(publicClient, walletClient))
+  const sender = accountSender(
+    { chainId: o.chainId, rpcUrl: o.rpcUrl, address: o.account.address },
+    () => new AccountSender(publicClient, walletClient),
+  )
   return { chain, publicClient, walletClient, sender }
 }
 

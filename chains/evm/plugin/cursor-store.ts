@@ -22,14 +22,16 @@ export function parseCursor(value: unknown, where: string): WatchCursor {
   const bad = (why: string) => new ConfigError(`invalid watch cursor in ${where}: ${why}`)
   if (typeof value !== 'object' || value === null) throw bad('not an object')
   const { blockNumber, recentHashes } = value as Record<string, unknown>
-  if (typeof blockNumber !== 'string' || !/^-?\d+$/.test(blockNumber) || BigInt(blockNumber) < -1n) throw bad('blockNumber must be a decimal string ≥ -1')
+  if (typeof blockNumber !== 'string' || !/^-?\d+$/.test(blockNumber) || BigInt(blockNumber) < -1n)
+    throw bad('blockNumber must be a decimal string ≥ -1')
   if (!Array.isArray(recentHashes)) throw bad('recentHashes must be an array')
   let previous = -1n
   for (const entry of recentHashes as unknown[]) {
     const { number, hash } = (entry ?? {}) as Record<string, unknown>
     if (typeof number !== 'string' || !/^\d+$/.test(number)) throw bad('recentHashes[].number must be a decimal string')
     if (typeof hash !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(hash)) throw bad('recentHashes[].hash must be a 32-byte hex string')
-    if (BigInt(number) <= previous || BigInt(number) > BigInt(blockNumber)) throw bad('recentHashes must be ascending and not beyond blockNumber')
+    if (BigInt(number) <= previous || BigInt(number) > BigInt(blockNumber))
+      throw bad('recentHashes must be ascending and not beyond blockNumber')
     previous = BigInt(number)
   }
   return {

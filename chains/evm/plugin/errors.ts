@@ -71,7 +71,6 @@ export class UnauthorizedNodeError extends GatewayRejectedError {
   override name = 'UnauthorizedNodeError'
 }
 
-
 /**
  * What a Sertn contract's custom error means for the node, by error name: the gateway's and the
  * market's rejections of a result share their classes (and so their retry verdicts and the

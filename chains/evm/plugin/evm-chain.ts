@@ -27,18 +27,18 @@
  * Concurrent calls for the same request and operation share one attempt (one transaction).
  * `fail` truncates its reason to the gateway's 256 bytes.
  */
-import {
-  getAbiItem,
-  encodeFunctionData,
-  getAddress,
-  isAddress,
-  type Account,
-  type Address,
-} from 'viem'
+import { getAbiItem, encodeFunctionData, getAddress, isAddress, type Account, type Address } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
-import { defineChainPlugin, type ChainPlugin, type RequestState, type Settlement, type TxOutcome, type WatchOptions } from '../../../core/plugins.ts'
+import {
+  defineChainPlugin,
+  type ChainPlugin,
+  type RequestState,
+  type Settlement,
+  type TxOutcome,
+  type WatchOptions,
+} from '../../../core/plugins.ts'
 import {
   chainId as toChainId,
   INFERENCE_ERROR_CODES,
@@ -138,7 +138,8 @@ export function settleGasLimit(estimate: bigint, callbackGasLimit: number): bigi
 
 function checkOptions(o: EvmChainOptions) {
   const int = (name: string, v: number | undefined, min: number) => {
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < min)) throw new ConfigError(`evm chain ${o.chainName}: ${name} must be an integer ≥ ${min} (got ${v})`)
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < min))
+      throw new ConfigError(`evm chain ${o.chainName}: ${name} must be an integer ≥ ${min} (got ${v})`)
   }
   if (!o.chainName) throw new ConfigError('evm chain: chainName is required')
   int('chainId', o.chainId, 1)
@@ -198,7 +199,12 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   async function getRequestState(requestId: RequestId | string | bigint): Promise<RequestState> {
     live()
     try {
-      const r = await publicClient.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [BigInt(requestId)] })
+      const r = await publicClient.readContract({
+        address: gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'getRequest',
+        args: [BigInt(requestId)],
+      })
       return { status: REQUEST_STATUSES[r.status] ?? 'None', requester: getAddress(r.requester), deadline: Number(r.deadline) }
     } catch (err) {
       throw transient(`${pluginId}: reading request ${String(requestId)}`, err)
@@ -216,13 +222,17 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       case 'GatewayRequestNotPending': {
         const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
         if (status === 'None') {
-          throw new ChainTransientError(`${what}: the gateway has no such request (not yet visible to this RPC, or removed by a reorg)`, { cause: err })
+          throw new ChainTransientError(`${what}: the gateway has no such request (not yet visible to this RPC, or removed by a reorg)`, {
+            cause: err,
+          })
         }
         if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
         throw new RequestSettledError(what, revert, status, { cause: err })
       }
       case 'GatewayInsufficientGasForCallback':
-        throw new ChainTransientError(`${what}: too little gas for the callback (${String(revert.args[0])} < ${String(revert.args[1])})`, { cause: err })
+        throw new ChainTransientError(`${what}: too little gas for the callback (${String(revert.args[0])} < ${String(revert.args[1])})`, {
+          cause: err,
+        })
       default:
         throw rejectionOf(what, revert, err)
     }
@@ -231,7 +241,10 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   async function settle(op: Op, request: InferenceRequest, args: readonly unknown[]): Promise<TxOutcome> {
     live()
     if (request.chainId !== id || request.gateway.toLowerCase() !== gateway.toLowerCase()) {
-      throw new PluginError(pluginId, `${op}: request ${request.key} belongs to chain ${request.chainId} gateway ${request.gateway}, not this plugin's`)
+      throw new PluginError(
+        pluginId,
+        `${op}: request ${request.key} belongs to chain ${request.chainId} gateway ${request.gateway}, not this plugin's`,
+      )
     }
     const what = `${op} ${request.key}`
     await assertChain()
@@ -255,12 +268,16 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     }
     const gas = settleGasLimit(gasEstimate, request.callbackGasLimit)
     // 3. Send in this account's turn; 4. await the receipt outside the queue.
-    const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(conn, { to: gateway, data: encodeFunctionData(call as never), gas }, {
-      what,
-      confirmations: options.settleConfirmations ?? 0,
-      pollingIntervalMs,
-      receiptTimeoutMs: options.receiptTimeoutMs,
-    })
+    const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(
+      conn,
+      { to: gateway, data: encodeFunctionData(call as never), gas },
+      {
+        what,
+        confirmations: options.settleConfirmations ?? 0,
+        pollingIntervalMs,
+        receiptTimeoutMs: options.receiptTimeoutMs,
+      },
+    )
     const done: TxOutcome = {
       transactionHash: hash,
       gasUsed: receipt.gasUsed.toString(),
@@ -279,7 +296,9 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     } catch (err) {
       return settledOrThrow(op, `${what} (transaction ${hash} reverted)`, err)
     }
-    throw new ChainTransientError(`${what}: transaction ${hash} reverted with gas limit ${gas} (used ${receipt.gasUsed}) although the call passes now`)
+    throw new ChainTransientError(
+      `${what}: transaction ${hash} reverted with gas limit ${gas} (used ${receipt.gasUsed}) although the call passes now`,
+    )
   }
 
   /** Joins a call already in flight for the same request and operation. */
@@ -319,7 +338,9 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
               reorgDepth: options.reorgDepth ?? 64,
               store: options.cursorStore,
               key: watcherKey,
-              onError: options.onWatchError ?? ((err) => console.warn(`[${pluginId}] watcher: ${err instanceof Error ? err.message : String(err)}`)),
+              onError:
+                options.onWatchError ??
+                ((err) => console.warn(`[${pluginId}] watcher: ${err instanceof Error ? err.message : String(err)}`)),
               onReorg: options.onReorg ?? (() => undefined),
               assertChain,
             },
@@ -350,10 +371,17 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       if (state.status === 'None' || state.status === 'Pending') return undefined
       try {
         const args = { requestId: BigInt(requestId) }
-        const range = { address: gateway, args, fromBlock: fromBlock ? BigInt(fromBlock) : 0n, toBlock: 'latest' as const, strict: true as const }
+        const range = {
+          address: gateway,
+          args,
+          fromBlock: fromBlock ? BigInt(fromBlock) : 0n,
+          toBlock: 'latest' as const,
+          strict: true as const,
+        }
         const event = SETTLEMENT_EVENTS[state.status]
         const [log] = await publicClient.getLogs({ ...range, event })
-        if (!log) throw new Error(`request ${requestId} is ${state.status} but no ${event.name} log was found from block ${range.fromBlock}`)
+        if (!log)
+          throw new Error(`request ${requestId} is ${state.status} but no ${event.name} log was found from block ${range.fromBlock}`)
         const receipt = await publicClient.getTransactionReceipt({ hash: log.transactionHash })
         const a = log.args as { node?: Address }
         const s: Settlement = {

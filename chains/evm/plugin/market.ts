@@ -66,7 +66,12 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   async function getRequest(marketRequestId: string): Promise<MarketRecord> {
     live()
     try {
-      const r = await publicClient.readContract({ address: market, abi: InferenceMarket.abi, functionName: 'getRequest', args: [BigInt(marketRequestId)] })
+      const r = await publicClient.readContract({
+        address: market,
+        abi: InferenceMarket.abi,
+        functionName: 'getRequest',
+        args: [BigInt(marketRequestId)],
+      })
       const node = getAddress(r.node)
       return {
         marketRequestId,
@@ -95,7 +100,12 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
       })
       if (!log) throw new ChainTransientError(`${pluginId}: no ${kind} log yet for market request ${marketRequestId}`)
       const receipt = await publicClient.getTransactionReceipt({ hash: log.transactionHash })
-      const e: MarketEvent = { transactionHash: log.transactionHash, blockNumber: log.blockNumber.toString(), gasUsed: receipt.gasUsed.toString(), observedAt: Date.now() }
+      const e: MarketEvent = {
+        transactionHash: log.transactionHash,
+        blockNumber: log.blockNumber.toString(),
+        gasUsed: receipt.gasUsed.toString(),
+        observedAt: Date.now(),
+      }
       events.set(key, e)
       return e
     } catch (err) {
@@ -111,14 +121,22 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     const revert = revertOrThrow(what, err)
     if (revert.errorName !== 'MarketRequestNotOpen') throw rejectionOf(what, revert, err)
     const status = MARKET_STATUSES[Number(revert.args[1])] ?? 'None'
-    if (status === 'None') throw new ChainTransientError(`${what}: the market has no such request (not yet visible to this RPC)`, { cause: err })
+    if (status === 'None')
+      throw new ChainTransientError(`${what}: the market has no such request (not yet visible to this RPC)`, { cause: err })
     if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
     // Answered the other way, or settled by the spoke (a refund after the deadline, say).
-    const settlement = status === 'Settled' ? (await getRequest(marketRequestId)).settlement : status === 'ResultSent' ? 'Fulfilled' : 'Failed'
+    const settlement =
+      status === 'Settled' ? (await getRequest(marketRequestId)).settlement : status === 'ResultSent' ? 'Fulfilled' : 'Failed'
     throw new RequestSettledError(what, revert, settlement, { cause: err })
   }
 
-  async function send(op: Op, marketRequestId: string, request: InferenceRequest, args: readonly unknown[], quote: () => Promise<bigint>): Promise<MarketTxOutcome> {
+  async function send(
+    op: Op,
+    marketRequestId: string,
+    request: InferenceRequest,
+    args: readonly unknown[],
+    quote: () => Promise<bigint>,
+  ): Promise<MarketTxOutcome> {
     live()
     const what = `${op} ${request.key} (market request ${marketRequestId})`
     let value: bigint
@@ -172,7 +190,13 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   }
 
   const read = <T>(functionName: 'quoteResult' | 'quoteFailure', args: readonly unknown[]) =>
-    publicClient.readContract({ address: market, abi: InferenceMarket.abi, functionName, args, account: options.account } as never) as Promise<T>
+    publicClient.readContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName,
+      args,
+      account: options.account,
+    } as never) as Promise<T>
 
   const models = registeredModels(publicClient, { address: market, abi: InferenceMarket.abi, what: 'market' }, pluginId)
 
@@ -224,14 +248,18 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         result.proof,
         { output: storageRefOf(result.storage?.output), proof: storageRefOf(result.storage?.proof) },
       ] as const
-      return once('submitResult', marketRequestId, () => send('submitResult', marketRequestId, request, args, () => read<bigint>('quoteResult', args)))
+      return once('submitResult', marketRequestId, () =>
+        send('submitResult', marketRequestId, request, args, () => read<bigint>('quoteResult', args)),
+      )
     },
 
     fail(marketRequestId, request, code: InferenceErrorCode, reason) {
       const index = INFERENCE_ERROR_CODES.indexOf(code)
       if (index < 0) throw new PluginError(pluginId, `fail: unknown error code ${code}`)
       const args = [BigInt(marketRequestId), index, truncateReason(reason)] as const
-      return once('failRequest', marketRequestId, () => send('failRequest', marketRequestId, request, args, () => read<bigint>('quoteFailure', args)))
+      return once('failRequest', marketRequestId, () =>
+        send('failRequest', marketRequestId, request, args, () => read<bigint>('quoteFailure', args)),
+      )
     },
 
     async dispose() {

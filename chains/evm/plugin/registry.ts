@@ -28,7 +28,12 @@ async function codeHashAt(client: RegistryReader, address: Address): Promise<Hex
  * The model `modelId` as `registry` records it, or undefined when it is not registered there.
  * @throws {ChainTransientError} on RPC failures
  */
-export async function readRegisteredCircuit(client: RegistryReader, registry: Address, modelId: Hex, what: string): Promise<RegisteredCircuit | undefined> {
+export async function readRegisteredCircuit(
+  client: RegistryReader,
+  registry: Address,
+  modelId: Hex,
+  what: string,
+): Promise<RegisteredCircuit | undefined> {
   try {
     const call = <F extends 'tryGetRequestTerms' | 'getModel' | 'getArtifacts' | 'getShapes' | 'nameOf'>(functionName: F) =>
       client.readContract({ address: registry, abi: ModelRegistry.abi, functionName, args: [modelId] } as never)
@@ -91,7 +96,9 @@ export function registeredModels(
 ): (modelId: Hex) => Promise<RegisteredCircuit | undefined> {
   let registry: Promise<Address> | undefined
   return async (modelId) => {
-    registry ??= (client.readContract({ address: holder.address, abi: holder.abi as never, functionName: 'registry' } as never) as Promise<Address>).catch((err: unknown) => {
+    registry ??= (
+      client.readContract({ address: holder.address, abi: holder.abi as never, functionName: 'registry' } as never) as Promise<Address>
+    ).catch((err: unknown) => {
       registry = undefined
       throw transient(`${pluginId}: reading the ${holder.what}'s registry`, err)
     })

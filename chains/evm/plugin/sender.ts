@@ -118,7 +118,17 @@ export class AccountSender {
     if (account.type === 'local') {
       const serialized = await account.signTransaction(
         fees.type === 'eip1559'
-          ? { chainId: chain.id, type: 'eip1559', to: tx.to, data: tx.data, gas: tx.gas, value: tx.value, nonce, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas }
+          ? {
+              chainId: chain.id,
+              type: 'eip1559',
+              to: tx.to,
+              data: tx.data,
+              gas: tx.gas,
+              value: tx.value,
+              nonce,
+              maxFeePerGas: fees.maxFeePerGas,
+              maxPriorityFeePerGas: fees.maxPriorityFeePerGas,
+            }
           : { chainId: chain.id, type: 'legacy', to: tx.to, data: tx.data, gas: tx.gas, value: tx.value, nonce, gasPrice: fees.gasPrice },
       )
       const hash = keccak256(serialized)
@@ -136,10 +146,7 @@ export class AccountSender {
 const senders = new Map<string, AccountSender>()
 
 /** The process-wide send queue of `account` on chain `chainId` through `rpcUrl`. */
-export function accountSender(
-  key: { chainId: number; rpcUrl: string; address: Address },
-  make: () => AccountSender,
-): AccountSender {
+export function accountSender(key: { chainId: number; rpcUrl: string; address: Address }, make: () => AccountSender): AccountSender {
   const k = `${key.chainId}|${key.rpcUrl}|${key.address.toLowerCase()}`
   let s = senders.get(k)
   if (!s) {

@@ -169,7 +169,12 @@ export async function runWatcher(cfg: WatcherConfig, options: WatchOptions): Pro
       callbackGasLimit: Number(a.callbackGasLimit),
       escrow: a.escrow.toString(),
       deadline: Number(a.deadline),
-      seenAt: { blockNumber: log.blockNumber.toString(), blockHash: log.blockHash, transactionHash: log.transactionHash, logIndex: log.logIndex },
+      seenAt: {
+        blockNumber: log.blockNumber.toString(),
+        blockHash: log.blockHash,
+        transactionHash: log.transactionHash,
+        logIndex: log.logIndex,
+      },
     }
   }
 
@@ -247,7 +252,8 @@ export async function runWatcher(cfg: WatcherConfig, options: WatchOptions): Pro
     )) as Log[]
     logs.sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : a.blockNumber < b.blockNumber ? -1 : 1))
     for (const log of logs) {
-      if (log.blockNumber < from || log.blockNumber > to) throw new InconsistentReadError(`a log from block ${log.blockNumber} outside ${from}..${to}`)
+      if (log.blockNumber < from || log.blockNumber > to)
+        throw new InconsistentReadError(`a log from block ${log.blockNumber} outside ${from}..${to}`)
       const expected = known.get(log.blockNumber)
       if (expected !== undefined && expected !== log.blockHash) throw new InconsistentReadError('the chain changed while it was read')
       known.set(log.blockNumber, log.blockHash)
@@ -299,6 +305,7 @@ export async function runWatcher(cfg: WatcherConfig, options: WatchOptions): Pro
         const safe = head - confirmations
         if (safe > cursor.block) {
           const end = cursor.block + cfg.maxBlockRange
+          // biome-ignore lint/complexity/useMathMinMax: bigints, which Math.min does not take
           const to = end < safe ? end : safe
           cursor = await scan(cursor, to, head)
           more = to < safe
@@ -350,7 +357,10 @@ export async function withWatchKey<T>(plugin: string, store: CursorStore, key: s
   // File stores on the same directory are the same cursor, whichever instance reads them.
   const file = store instanceof FileCursorStore ? resolve(store.pathOf(key)) : undefined
   let held = file === undefined ? activeByStore.get(store) : activeFiles
-  if (!held) activeByStore.set(store, (held = new Set()))
+  if (!held) {
+    held = new Set()
+    activeByStore.set(store, held)
+  }
   const id = file ?? key
   if (held.has(id)) throw new PluginError(plugin, `a watcher on cursor ${file ?? key} is already running in this process`)
   held.add(id)

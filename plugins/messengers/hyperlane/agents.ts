@@ -90,7 +90,9 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
           origin: { client: from.client, mailbox: from.mailbox, merkleTreeHook: from.merkleTreeHook, domain: from.domain },
           destination: { client: to.client, mailbox: to.mailbox, domain: to.domain },
           checkpointStores: [stores.get(from.name)!],
-          cursorStore: cfg.dir ? new FileRelayerCursorStore(cfg.dir, `relayer-${from.domain}-${to.domain}.json`) : new MemoryRelayerCursorStore(),
+          cursorStore: cfg.dir
+            ? new FileRelayerCursorStore(cfg.dir, `relayer-${from.domain}-${to.domain}.json`)
+            : new MemoryRelayerCursorStore(),
           fromBlock: from.fromBlock,
           confirmations: cfg.confirmations,
           pollingIntervalMs: cfg.pollingIntervalMs,
@@ -102,9 +104,9 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
   }
   for (const v of validators.values()) v.start()
   for (const r of relayers.values()) r.start()
-  const ready = Promise.all(
-    [...relayers].map(([route, r]) => r.prepare().catch((err: unknown) => onError(`relayer ${route}`, err))),
-  ).then(() => undefined)
+  const ready = Promise.all([...relayers].map(([route, r]) => r.prepare().catch((err: unknown) => onError(`relayer ${route}`, err)))).then(
+    () => undefined,
+  )
   const agents: LocalAgents = {
     ready,
     validators,
@@ -127,7 +129,8 @@ export function startAgentsFromConfig(
   options: { dir: string; log?: (line: string) => void; onDelivered?: LocalAgentsConfig['onDelivered'] },
 ): LocalAgents {
   const validatorKey = config.relay.validatorKey
-  if (!validatorKey) throw new ConfigError('relay.validatorKey is not set: the local validator needs a signing key (SERTN__RELAY__VALIDATOR_KEY)')
+  if (!validatorKey)
+    throw new ConfigError('relay.validatorKey is not set: the local validator needs a signing key (SERTN__RELAY__VALIDATOR_KEY)')
   const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
   const chains: AgentChain[] = []
   for (const [name, c] of Object.entries(config.chains)) {
@@ -152,7 +155,9 @@ export function startAgentsFromConfig(
     confirmations: config.relay.confirmations,
     onError: (who, err) => log(`[relay] ${who}: ${err instanceof Error ? err.message : String(err)}`),
     onDelivered: (route, d) => {
-      log(`[relay] ${route.from}→${route.to}: message ${d.messageId} (index ${d.index}) delivered in ${d.transactionHash}, gas ${d.gasUsed}`)
+      log(
+        `[relay] ${route.from}→${route.to}: message ${d.messageId} (index ${d.index}) delivered in ${d.transactionHash}, gas ${d.gasUsed}`,
+      )
       options.onDelivered?.(route, d)
     },
   })

@@ -56,7 +56,12 @@ export async function deployHyperlaneCore(client: SertnClient, params: DeployHyp
   const deployBlock = await client.getBlockNumber({ cacheTime: 0 })
   const mailbox = await deployContract(client, Mailbox, [domain])
   const merkleTreeHook = await deployContract(client, MerkleTreeHook, [mailbox])
-  const protocolFee = await deployContract(client, ProtocolFee, [params.maxProtocolFee ?? (fee > 0n ? fee : 1n), fee, params.beneficiary ?? owner, owner])
+  const protocolFee = await deployContract(client, ProtocolFee, [
+    params.maxProtocolFee ?? (fee > 0n ? fee : 1n),
+    fee,
+    params.beneficiary ?? owner,
+    owner,
+  ])
   const ismFactory = await deployContract(client, StaticMessageIdMultisigIsmFactory)
   const { result: ism, request } = await client.simulateContract({
     address: ismFactory,

@@ -25,7 +25,12 @@ export type PollLoop = {
  */
 export function runPollLoop(
   poll: () => Promise<void>,
-  { intervalMs, signal, onError, maxBackoffMs = 5_000 }: { intervalMs: number; signal: AbortSignal; onError: (err: unknown) => void; maxBackoffMs?: number },
+  {
+    intervalMs,
+    signal,
+    onError,
+    maxBackoffMs = 5_000,
+  }: { intervalMs: number; signal: AbortSignal; onError: (err: unknown) => void; maxBackoffMs?: number },
 ): PollLoop {
   const done = (async () => {
     let failures = 0

@@ -148,7 +148,10 @@ export const recoverCheckpointSigner = (sc: SignedCheckpoint): Promise<Address> 
  * MessageIdMultisigIsm metadata: merkle tree hook (bytes32) ‖ root ‖ uint32 index ‖ signatures
  * (65 bytes each, in the ISM's validator order).
  */
-export function encodeMessageIdMultisigMetadata(c: Pick<CheckpointWithId, 'merkleTreeHook' | 'root' | 'index'>, signatures: readonly Hex[]): Hex {
+export function encodeMessageIdMultisigMetadata(
+  c: Pick<CheckpointWithId, 'merkleTreeHook' | 'root' | 'index'>,
+  signatures: readonly Hex[],
+): Hex {
   for (const s of signatures) if (size(s) !== 65) throw new Error(`signature must be 65 bytes, got ${size(s)}`)
   return concat([encodePacked(['bytes32', 'bytes32', 'uint32'], [addressToBytes32(c.merkleTreeHook), c.root, c.index]), ...signatures])
 }

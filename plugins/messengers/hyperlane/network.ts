@@ -72,7 +72,14 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
     const out: RegisteredModel[] = []
     for (const model of p.models) {
       const artifacts = p.artifacts?.[model]
-      out.push(await registerModel(client, { registry, model, allowInsecureSrs: p.allowInsecureSrs ?? false, ...(artifacts ? { artifacts } : {}) }))
+      out.push(
+        await registerModel(client, {
+          registry,
+          model,
+          allowInsecureSrs: p.allowInsecureSrs ?? false,
+          ...(artifacts ? { artifacts } : {}),
+        }),
+      )
     }
     return out
   }
@@ -80,7 +87,11 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
   log(`hub ${p.hub.name}: Hyperlane core (domain ${p.hub.domain})`)
   const hubHyperlane = await hyperlane(p.hub)
   log(`hub ${p.hub.name}: verifier, registry, gateway, market`)
-  const core = await deployCore(p.hub.client, { nodes: [...p.nodes], gatewayConfig: p.gatewayConfig, allowInsecureSrs: p.allowInsecureSrs ?? false })
+  const core = await deployCore(p.hub.client, {
+    nodes: [...p.nodes],
+    gatewayConfig: p.gatewayConfig,
+    allowInsecureSrs: p.allowInsecureSrs ?? false,
+  })
   const hubModels = await register(p.hub.client, core.registry)
   const market = await deployMarket(p.hub.client, { registry: core.registry, mailbox: hubHyperlane.mailbox, nodes: p.nodes })
   const hub: NetworkHub = {
@@ -97,7 +108,11 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
   for (const s of p.spokes) {
     log(`spoke ${s.name}: Hyperlane core (domain ${s.domain}), verifier, registry, spoke gateway`)
     const spokeHyperlane = await hyperlane(s)
-    const spoke = await deploySpoke(s.client, { mailbox: spokeHyperlane.mailbox, gatewayConfig: p.gatewayConfig, allowInsecureSrs: p.allowInsecureSrs ?? false })
+    const spoke = await deploySpoke(s.client, {
+      mailbox: spokeHyperlane.mailbox,
+      gatewayConfig: p.gatewayConfig,
+      allowInsecureSrs: p.allowInsecureSrs ?? false,
+    })
     const models = await register(s.client, spoke.registry)
     log(`spoke ${s.name}: routes to and from the hub market, model deployments recorded on the hub`)
     await connectSpoke({

@@ -195,7 +195,17 @@ export function failureReason(err: unknown, errorAbi: Abi = []): string {
   return (message.split('\n')[0] ?? message).slice(0, 500)
 }
 
-const TRANSPORT_CODES = new Set(['NETWORK_ERROR', 'TIMEOUT', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EPIPE'])
+const TRANSPORT_CODES = new Set([
+  'NETWORK_ERROR',
+  'TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+])
 
 /** Whether `err` is the RPC node being unreachable (not the chain rejecting anything). */
 export function isTransportError(err: unknown): boolean {
@@ -223,7 +233,11 @@ function clientRpcUrl(client: unknown): string | undefined {
 async function chainIdOf(client: unknown, rpcUrl: string): Promise<number> {
   const id = (client as { chain?: { id?: unknown } }).chain?.id
   if (typeof id === 'number') return id
-  const res = await fetch(rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }) })
+  const res = await fetch(rpcUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+  })
   const body = (await res.json()) as { result?: string }
   if (!body.result) throw new Error(`${rpcUrl}: no eth_chainId`)
   return Number(BigInt(body.result))
@@ -269,10 +283,18 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
           import('./sdk-relay.ts'),
         ])
         return createSdkRelay({
-          origin: { domain: origin.domain, chainId: originChainId, rpcUrl: originUrl, mailbox: origin.mailbox, merkleTreeHook: origin.merkleTreeHook },
+          origin: {
+            domain: origin.domain,
+            chainId: originChainId,
+            rpcUrl: originUrl,
+            mailbox: origin.mailbox,
+            merkleTreeHook: origin.merkleTreeHook,
+          },
           destination: { domain: dest.domain, chainId: destChainId, rpcUrl: destUrl, mailbox: dest.mailbox, account: dest.client.account },
           stores,
-          ...(cfg.validators && cfg.threshold !== undefined ? { validatorSet: { validators: cfg.validators.map((v) => getAddress(v)), threshold: cfg.threshold } } : {}),
+          ...(cfg.validators && cfg.threshold !== undefined
+            ? { validatorSet: { validators: cfg.validators.map((v) => getAddress(v)), threshold: cfg.threshold } }
+            : {}),
           pollingIntervalMs: cfg.pollingIntervalMs ?? 100,
           ...(cfg.sdkLogLevel ? { logLevel: cfg.sdkLogLevel } : {}),
           onInvalidCheckpoint: onError,
@@ -300,7 +322,14 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
     if (head < next) return 0
     const to = next + maxBlockRange - 1n < head ? next + maxBlockRange - 1n : head
     const [dispatches, insertions] = await Promise.all([
-      origin.client.getLogs({ address: origin.mailbox, event: DISPATCH, args: { destination: dest.domain }, fromBlock: next, toBlock: to, strict: true }),
+      origin.client.getLogs({
+        address: origin.mailbox,
+        event: DISPATCH,
+        args: { destination: dest.domain },
+        fromBlock: next,
+        toBlock: to,
+        strict: true,
+      }),
       origin.client.getLogs({ address: origin.merkleTreeHook, event: INSERTED, fromBlock: next, toBlock: to, strict: true }),
     ])
     const indexOf = new Map(insertions.map((l) => [l.args.messageId, l.args.index]))
@@ -311,7 +340,11 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
       const id = keccak256(message)
       const index = indexOf.get(id)
       if (index === undefined) {
-        onError(new Error(`message ${id} was not inserted into merkle tree hook ${origin.merkleTreeHook}: cannot relay it with a message-id multisig ISM`))
+        onError(
+          new Error(
+            `message ${id} was not inserted into merkle tree hook ${origin.merkleTreeHook}: cannot relay it with a message-id multisig ISM`,
+          ),
+        )
         continue
       }
       if (known.has(id)) continue
@@ -324,7 +357,8 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
     return seen
   }
 
-  const isDelivered = (id: Hex) => dest.client.readContract({ address: dest.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
+  const isDelivered = (id: Hex) =>
+    dest.client.readContract({ address: dest.mailbox, abi: Mailbox.abi, functionName: 'delivered', args: [id] })
 
   async function deliverOnce(): Promise<Omit<RelayerPollResult, 'seen'>> {
     const cursor = await loadCursor()
@@ -333,7 +367,8 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
     const alreadyDelivered: Hex[] = []
     const newlyRejected: RejectedMessage[] = []
     const done = new Set<Hex>()
-    const save = () => cfg.cursorStore.save({ nextBlock: cursor.nextBlock, pending: cursor.pending.filter((p) => !done.has(p.messageId)), rejected })
+    const save = () =>
+      cfg.cursorStore.save({ nextBlock: cursor.nextBlock, pending: cursor.pending.filter((p) => !done.has(p.messageId)), rejected })
     const dropDelivered = async (p: PendingMessage) => {
       done.add(p.messageId)
       alreadyDelivered.push(p.messageId)
@@ -348,7 +383,8 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
           continue
         }
         const m = parseMessage(p.message)
-        if (m.origin !== origin.domain || m.destination !== dest.domain) throw new Error(`message ${p.messageId} is for route ${m.origin}→${m.destination}`)
+        if (m.origin !== origin.domain || m.destination !== dest.domain)
+          throw new Error(`message ${p.messageId} is for route ${m.origin}→${m.destination}`)
         const outcome = await (await relay()).relay(p)
         if (outcome.kind === 'awaiting-signatures') continue // not an attempt
         if (outcome.kind === 'already-delivered') {
@@ -356,14 +392,24 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
           continue
         }
         done.add(p.messageId)
-        const d = { messageId: p.messageId, index: p.index, transactionHash: outcome.transactionHash, gasUsed: outcome.gasUsed, inclusionMs: outcome.inclusionMs }
+        const d = {
+          messageId: p.messageId,
+          index: p.index,
+          transactionHash: outcome.transactionHash,
+          gasUsed: outcome.gasUsed,
+          inclusionMs: outcome.inclusionMs,
+        }
         delivered.push(d)
         await save()
         cfg.onDelivered?.(d)
       } catch (err) {
         try {
           if (err instanceof RelayUnavailableError || isTransportError(err)) {
-            onError(new Error(`delivering message ${p.messageId} (index ${p.index}) failed (not counted as an attempt); will retry`, { cause: err }))
+            onError(
+              new Error(`delivering message ${p.messageId} (index ${p.index}) failed (not counted as an attempt); will retry`, {
+                cause: err,
+              }),
+            )
             continue
           }
           // Another relayer may have delivered it meanwhile (`process` then reverts "already delivered").
@@ -380,13 +426,22 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
             done.add(p.messageId)
             newlyRejected.push(r)
             await save()
-            onError(new Error(`message ${p.messageId} (index ${p.index}) rejected after ${attempts} failed attempts: ${lastError}`, { cause: err }))
+            onError(
+              new Error(`message ${p.messageId} (index ${p.index}) rejected after ${attempts} failed attempts: ${lastError}`, {
+                cause: err,
+              }),
+            )
             cfg.onRejected?.(r)
           } else {
             const wait = Math.min(maxRetryBackoffMs, retryBackoffMs * 2 ** (attempts - 1))
             Object.assign(p, { attempts, lastError, nextAttemptAt: now() + wait })
             await save()
-            onError(new Error(`delivering message ${p.messageId} (index ${p.index}) failed (attempt ${attempts} of ${maxAttempts}): ${lastError}; retrying in ${wait} ms`, { cause: err }))
+            onError(
+              new Error(
+                `delivering message ${p.messageId} (index ${p.index}) failed (attempt ${attempts} of ${maxAttempts}): ${lastError}; retrying in ${wait} ms`,
+                { cause: err },
+              ),
+            )
           }
         } catch (saveErr) {
           onError(new Error(`recording the failed delivery of message ${p.messageId} failed`, { cause: saveErr }))

@@ -39,7 +39,14 @@ import {
   type DerivedIsmConfig,
   type DispatchedMessage,
 } from '@hyperlane-xyz/sdk'
-import { BaseValidator, LogFormat, ProtocolType, addressToBytes32 as sdkAddressToBytes32, createHyperlanePinoLogger, type S3CheckpointWithId } from '@hyperlane-xyz/utils'
+import {
+  BaseValidator,
+  LogFormat,
+  ProtocolType,
+  addressToBytes32 as sdkAddressToBytes32,
+  createHyperlanePinoLogger,
+  type S3CheckpointWithId,
+} from '@hyperlane-xyz/utils'
 import { ethers } from 'ethers'
 import { getAddress, type Account, type Address, type Hex, type TransactionSerializable } from 'viem'
 import type { CheckpointStore, PendingMessage } from './stores.ts'
@@ -108,9 +115,11 @@ export class ViemAccountSigner extends ethers.Signer {
     return this.account.signMessage({ message: typeof message === 'string' ? message : { raw: ethers.utils.arrayify(message) } })
   }
   override async signTransaction(request: ethers.utils.Deferrable<ethers.providers.TransactionRequest>): Promise<string> {
-    if (this.account.type !== 'local') throw new Error(`account ${this.account.address} is a ${this.account.type} account: it cannot sign offline`)
+    if (this.account.type !== 'local')
+      throw new Error(`account ${this.account.address} is a ${this.account.type} account: it cannot sign offline`)
     const tx = await ethers.utils.resolveProperties(request)
-    if (tx.from !== undefined && getAddress(tx.from) !== getAddress(this.account.address)) throw new Error(`transaction from ${tx.from}, signer is ${this.account.address}`)
+    if (tx.from !== undefined && getAddress(tx.from) !== getAddress(this.account.address))
+      throw new Error(`transaction from ${tx.from}, signer is ${this.account.address}`)
     const big = (v: ethers.BigNumberish | undefined) => (v === undefined || v === null ? undefined : ethers.BigNumber.from(v).toBigInt())
     if (tx.chainId === undefined) throw new Error('transaction without chainId (populate it first)')
     const base = {
@@ -127,7 +136,9 @@ export class ViemAccountSigner extends ethers.Signer {
         : { ...base, type: 'legacy', gasPrice: big(tx.gasPrice) }
     return this.account.signTransaction(serializable)
   }
-  override async sendTransaction(request: ethers.utils.Deferrable<ethers.providers.TransactionRequest>): Promise<ethers.providers.TransactionResponse> {
+  override async sendTransaction(
+    request: ethers.utils.Deferrable<ethers.providers.TransactionRequest>,
+  ): Promise<ethers.providers.TransactionResponse> {
     // A json-rpc account (unlocked on the node) sends through the node itself.
     const response = this.account.type !== 'local' ? await this.jsonRpc().sendTransaction(request) : await super.sendTransaction(request)
     this.sent.at = performance.now()
@@ -195,7 +206,12 @@ export function createSdkRelay(cfg: SdkRelayConfig): SdkRelay {
         if (!sc) continue
         const checkpoint: S3CheckpointWithId = {
           value: {
-            checkpoint: { root: sc.root, index: sc.index, mailbox_domain: sc.origin, merkle_tree_hook_address: sdkAddressToBytes32(sc.merkleTreeHook) },
+            checkpoint: {
+              root: sc.root,
+              index: sc.index,
+              mailbox_domain: sc.origin,
+              merkle_tree_hook_address: sdkAddressToBytes32(sc.merkleTreeHook),
+            },
             message_id: sc.messageId,
           },
           signature: sc.signature,

@@ -79,7 +79,8 @@ export function createLocalValidator(cfg: LocalValidatorConfig): LocalValidator 
     for (const [i, log] of logs.entries()) {
       const { messageId, index } = log.args
       if (index < tree.count) continue // already signed (a block re-scanned after a crash)
-      if (index !== tree.count) throw new Error(`merkle tree hook ${merkleTreeHook}: expected insertion ${tree.count}, saw ${index} (missed logs?)`)
+      if (index !== tree.count)
+        throw new Error(`merkle tree hook ${merkleTreeHook}: expected insertion ${tree.count}, saw ${index} (missed logs?)`)
       tree.insert(messageId)
       const root = tree.root()
       const lastInBlock = logs[i + 1]?.blockNumber !== log.blockNumber
@@ -121,7 +122,11 @@ export function createLocalValidator(cfg: LocalValidatorConfig): LocalValidator 
         async () => {
           await validator.poll()
         },
-        { intervalMs: cfg.pollingIntervalMs ?? 100, signal: sig, onError: cfg.onError ?? ((e) => console.warn(`[hyperlane-validator ${address}]`, e)) },
+        {
+          intervalMs: cfg.pollingIntervalMs ?? 100,
+          signal: sig,
+          onError: cfg.onError ?? ((e) => console.warn(`[hyperlane-validator ${address}]`, e)),
+        },
       ).done
     },
     async stop() {

@@ -37,7 +37,8 @@ export class VerifyingKeyMismatchError extends SertnError {
     readonly actual: string,
   ) {
     super(`model ${model}: the verifying key derived from model.compiled and the SRS has sha256 ${actual}, but vk.key pins ${expected}`, {
-      details: 'The compiled circuit, the SRS and the verifying key do not belong together: rebuild the model, or fetch its artifacts again.',
+      details:
+        'The compiled circuit, the SRS and the verifying key do not belong together: rebuild the model, or fetch its artifacts again.',
     })
   }
 }

@@ -110,10 +110,19 @@ export function createEzklProver(description: EzklProverDescription, engine: Ezk
     const { visibility } = model.manifest
     const { inputHash, outputHash } = w.decoded
     if ((visibility.input === 'hashed') !== (inputHash !== undefined) || (visibility.output === 'hashed') !== (outputHash !== undefined))
-      throw new ProverError(name, `the witness's commitments do not match the model's visibility (input ${visibility.input}, output ${visibility.output})`)
-    const expected = [...(inputHash !== undefined ? [inputHash] : inputQ.map(toFelt)), ...(outputHash !== undefined ? [outputHash] : w.decoded.outputs.map(toFelt))]
+      throw new ProverError(
+        name,
+        `the witness's commitments do not match the model's visibility (input ${visibility.input}, output ${visibility.output})`,
+      )
+    const expected = [
+      ...(inputHash !== undefined ? [inputHash] : inputQ.map(toFelt)),
+      ...(outputHash !== undefined ? [outputHash] : w.decoded.outputs.map(toFelt)),
+    ]
     if (!sameBigints(p.instances, expected))
-      throw new ProverError(name, "the proof's public instances are not the input (or its hash) followed by the witness's output (or its hash)")
+      throw new ProverError(
+        name,
+        "the proof's public instances are not the input (or its hash) followed by the witness's output (or its hash)",
+      )
     const v = await withProgress('verify', options, () => verify(model, p.proofJson))
     if (!v.ok) throw new ProverError(name, `the engine's own proof does not verify: ${v.reason ?? 'rejected'}`)
     return {

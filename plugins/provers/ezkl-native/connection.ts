@@ -152,7 +152,8 @@ export class ServerConnection {
     if (msg.id === null) {
       // The server could not read a request: fail whatever is waiting.
       const message = msg.ok ? 'unreadable request' : msg.error.message
-      for (const p of this.#drain()) p.reject(new ProverError(PLUGIN_NAME, `the native prover refused a request: ${message}`, { retryable: true }))
+      for (const p of this.#drain())
+        p.reject(new ProverError(PLUGIN_NAME, `the native prover refused a request: ${message}`, { retryable: true }))
       return
     }
     const pending = this.#pending.get(msg.id)
@@ -206,16 +207,26 @@ async function handshake(
       fn()
     }
     const timer = setTimeout(
-      () => done(() => reject(new ProverError(PLUGIN_NAME, `the native prover did not start within ${timeoutMs} ms`, { retryable: true, details: proc.output() }))),
+      () =>
+        done(() =>
+          reject(
+            new ProverError(PLUGIN_NAME, `the native prover did not start within ${timeoutMs} ms`, {
+              retryable: true,
+              details: proc.output(),
+            }),
+          ),
+        ),
       timeoutMs,
     )
     void proc.exited.then((code) =>
       done(() => {
         const output = proc.output()
         // 3: server.py could not import ezkl.
-        if (code === 3)
-          reject(new ConfigError(`[${PLUGIN_NAME}] the native prover cannot import ezkl; ${SETUP_HINT}`, { details: output }))
-        else reject(new ProverError(PLUGIN_NAME, `the native prover exited with code ${code} while starting`, { retryable: true, details: output }))
+        if (code === 3) reject(new ConfigError(`[${PLUGIN_NAME}] the native prover cannot import ezkl; ${SETUP_HINT}`, { details: output }))
+        else
+          reject(
+            new ProverError(PLUGIN_NAME, `the native prover exited with code ${code} while starting`, { retryable: true, details: output }),
+          )
       }),
     )
     listener.once('connection', (socket) => {
@@ -234,7 +245,9 @@ async function handshake(
           hello = JSON.parse(line) as ServerHello
           if (hello.type !== 'hello') throw new Error('not a hello')
         } catch {
-          done(() => reject(new ProverError(PLUGIN_NAME, `the native prover said ${line.slice(0, 200)} instead of hello`, { retryable: true })))
+          done(() =>
+            reject(new ProverError(PLUGIN_NAME, `the native prover said ${line.slice(0, 200)} instead of hello`, { retryable: true })),
+          )
           return
         }
         // Paused until the connection attaches its own reader, so that no reply is lost.

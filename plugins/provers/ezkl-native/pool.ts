@@ -95,7 +95,8 @@ export class ProcessPool implements EzklEngine {
   constructor(options: ProcessPoolOptions) {
     const size = options.size ?? 1
     if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`pool size must be a positive integer, not ${size}`)
-    if (options.jobTimeoutMs !== undefined && !(options.jobTimeoutMs > 0)) throw new RangeError(`jobTimeoutMs must be positive, not ${options.jobTimeoutMs}`)
+    if (options.jobTimeoutMs !== undefined && !(options.jobTimeoutMs > 0))
+      throw new RangeError(`jobTimeoutMs must be positive, not ${options.jobTimeoutMs}`)
     this.#options = options
     this.#cacheSize = Math.max(1, options.cacheSize ?? 4)
     this.#slots = Array.from({ length: size }, () => ({ conn: null, starting: null, generation: 0, loaded: [], job: null, timer: null }))
@@ -224,7 +225,12 @@ export class ProcessPool implements EzklEngine {
       this.#finish(slot)
       // ConfigError and ProverError say whether to retry; anything else (a socket or spawn failure) may pass.
       job.reject(
-        e instanceof SertnError ? e : new ProverError(PLUGIN_NAME, `the native prover failed: ${e instanceof Error ? e.message : String(e)}`, { retryable: true, cause: e }),
+        e instanceof SertnError
+          ? e
+          : new ProverError(PLUGIN_NAME, `the native prover failed: ${e instanceof Error ? e.message : String(e)}`, {
+              retryable: true,
+              cause: e,
+            }),
       )
     } finally {
       this.#dispatch()
@@ -237,22 +243,20 @@ export class ProcessPool implements EzklEngine {
     if (slot.starting) return slot.starting
     const generation = slot.generation
     this.#processesStarted++
-    const starting = ServerConnection.start(this.#options).then(
-      async (conn) => {
-        if (this.#disposed || slot.generation !== generation) {
-          await conn.stop()
-          throw new ProverError(PLUGIN_NAME, 'the native prover process was replaced while starting', { retryable: true })
-        }
-        slot.conn = conn
+    const starting = ServerConnection.start(this.#options).then(async (conn) => {
+      if (this.#disposed || slot.generation !== generation) {
+        await conn.stop()
+        throw new ProverError(PLUGIN_NAME, 'the native prover process was replaced while starting', { retryable: true })
+      }
+      slot.conn = conn
+      slot.loaded = []
+      conn.onClose(() => {
+        if (slot.conn !== conn) return
+        slot.conn = null
         slot.loaded = []
-        conn.onClose(() => {
-          if (slot.conn !== conn) return
-          slot.conn = null
-          slot.loaded = []
-        })
-        return conn
-      },
-    )
+      })
+      return conn
+    })
     slot.starting = starting
     const clear = () => {
       if (slot.starting === starting) slot.starting = null

@@ -21,7 +21,12 @@ export interface ArtifactFile {
 
 export type ServerRequest =
   /** Read, check and copy a model's artifacts, kept under `key` (the artifacts' contentHash). */
-  | { readonly id: number; readonly op: 'load'; readonly key: string; readonly files: Readonly<Partial<Record<ArtifactName, ArtifactFile>>> }
+  | {
+      readonly id: number
+      readonly op: 'load'
+      readonly key: string
+      readonly files: Readonly<Partial<Record<ArtifactName, ArtifactFile>>>
+    }
   /** Forget a model. */
   | { readonly id: number; readonly op: 'evict'; readonly key: string }
   /** One engine call on a loaded model; payload is base64 (input, witness or proof JSON; setup's target paths). */

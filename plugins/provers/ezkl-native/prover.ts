@@ -65,7 +65,11 @@ export function createEzklNativeProver(options: EzklNativeProverOptions = {}): E
     cacheSize: options.cacheSize ?? 4,
     jobTimeoutMs: options.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS,
   })
-  const plugin = createEzklProver({ name: PLUGIN_NAME, flags: { gpu, multiThreaded: true, outOfProcess: true } }, pool, options.keys ?? createProvingKeyStore())
+  const plugin = createEzklProver(
+    { name: PLUGIN_NAME, flags: { gpu, multiThreaded: true, outOfProcess: true } },
+    pool,
+    options.keys ?? createProvingKeyStore(),
+  )
   return Object.assign(plugin, { stats: () => pool.stats(), pids: () => pool.pids() })
 }
 
@@ -78,4 +82,5 @@ export function createEzklNativeProver(options: EzklNativeProverOptions = {}): E
  * await ensureNativeEzkl() // once, at startup: creates .tools/venv if needed
  * const prover = ezklNativeProver({ threads: 8 })
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: `void` lets the factory be called with no options at all
 export const ezklNativeProver = defineProverPlugin<EzklNativeProverOptions | void>((options) => createEzklNativeProver(options ?? {}))

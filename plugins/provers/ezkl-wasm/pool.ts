@@ -36,7 +36,9 @@ export interface PoolStats {
 }
 
 /** What a worker's job resolves to: the prover's results, or both keys for setup. */
-type WorkerJobResult = JobResult | { readonly ok: true; readonly value: { readonly vk: Uint8Array; readonly pk: Uint8Array }; readonly ms: number }
+type WorkerJobResult =
+  | JobResult
+  | { readonly ok: true; readonly value: { readonly vk: Uint8Array; readonly pk: Uint8Array }; readonly ms: number }
 
 interface Job {
   readonly id: number
@@ -187,14 +189,18 @@ export class WorkerPool implements EzklEngine {
       const payload = job.payload.slice()
       post(worker, { type: 'job', id: job.id, op: job.op, key, payload }, [payload])
     } catch (e) {
-      this.#finish(slot)?.reject(new ProverError(PLUGIN_NAME, `cannot post to the prover worker: ${describe(e)}`, { retryable: true, cause: e }))
+      this.#finish(slot)?.reject(
+        new ProverError(PLUGIN_NAME, `cannot post to the prover worker: ${describe(e)}`, { retryable: true, cause: e }),
+      )
       this.#discard(slot)
       return
     }
     if (this.#jobTimeoutMs !== undefined) {
       const ms = this.#jobTimeoutMs
       slot.timer = setTimeout(() => {
-        this.#finish(slot)?.reject(new ProverError(PLUGIN_NAME, `${job.op} took longer than ${ms} ms; its worker was stopped`, { retryable: true }))
+        this.#finish(slot)?.reject(
+          new ProverError(PLUGIN_NAME, `${job.op} took longer than ${ms} ms; its worker was stopped`, { retryable: true }),
+        )
         this.#discard(slot)
         this.#dispatch()
       }, ms)
@@ -228,7 +234,12 @@ export class WorkerPool implements EzklEngine {
     worker.on('exit', (code) => {
       if (slot.worker !== worker) return
       const reason = lastError ? `: ${lastError.message}` : ''
-      this.#finish(slot)?.reject(new ProverError(PLUGIN_NAME, `the prover worker exited with code ${code}${reason}`, { retryable: true, cause: lastError ?? undefined }))
+      this.#finish(slot)?.reject(
+        new ProverError(PLUGIN_NAME, `the prover worker exited with code ${code}${reason}`, {
+          retryable: true,
+          cause: lastError ?? undefined,
+        }),
+      )
       slot.worker = null
       slot.loaded = []
       this.#dispatch()
@@ -257,7 +268,10 @@ export class WorkerPool implements EzklEngine {
 }
 
 function post(worker: Worker, msg: WorkerRequest, transfer: Uint8Array[] = []): void {
-  worker.postMessage(msg, transfer.map((b) => b.buffer as ArrayBuffer))
+  worker.postMessage(
+    msg,
+    transfer.map((b) => b.buffer as ArrayBuffer),
+  )
 }
 
 function protocolError(op: WorkerOp, error: WorkerFailure): ProverError {

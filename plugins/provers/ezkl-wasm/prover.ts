@@ -50,7 +50,11 @@ export interface EzklWasmProver extends ProverPlugin {
 export function createEzklWasmProver(options: EzklWasmProverOptions = {}): EzklWasmProver {
   const { poolSize, keys, ...rest } = options
   const pool = new WorkerPool(poolSize === undefined ? rest : { ...rest, size: poolSize })
-  const plugin = createEzklProver({ name: PLUGIN_NAME, flags: { gpu: false, multiThreaded: false, outOfProcess: false } }, pool, keys ?? createProvingKeyStore())
+  const plugin = createEzklProver(
+    { name: PLUGIN_NAME, flags: { gpu: false, multiThreaded: false, outOfProcess: false } },
+    pool,
+    keys ?? createProvingKeyStore(),
+  )
   return Object.assign(plugin, { stats: () => pool.stats() })
 }
 
@@ -61,4 +65,5 @@ export function createEzklWasmProver(options: EzklWasmProverOptions = {}): EzklW
  * @example
  * const prover = ezklWasmProver({ poolSize: 2 })
  */
+// biome-ignore lint/suspicious/noConfusingVoidType: `void` lets the factory be called with no options at all
 export const ezklWasmProver = defineProverPlugin<EzklWasmProverOptions | void>((options) => createEzklWasmProver(options ?? {}))

@@ -89,7 +89,12 @@ export function createOnnxRuntime(): OnnxRuntime {
  * Runs a graph once: `input` is its inputs' elements concatenated (each tensor flattened row-major),
  * split by `inputs`' shapes; the result is its outputs' elements concatenated, in graph order.
  */
-async function evaluate(s: ort.InferenceSession, label: string, inputs: readonly TensorSpec[], input: readonly number[]): Promise<OnnxRunResult> {
+async function evaluate(
+  s: ort.InferenceSession,
+  label: string,
+  inputs: readonly TensorSpec[],
+  input: readonly number[],
+): Promise<OnnxRunResult> {
   if (s.inputNames.length !== inputs.length)
     throw new OnnxRuntimeError(`${label}: the graph has ${s.inputNames.length} inputs, ${inputs.length} were described`)
   const feeds: Record<string, ort.Tensor> = {}
@@ -122,7 +127,11 @@ async function evaluate(s: ort.InferenceSession, label: string, inputs: readonly
  * Runs an ONNX graph (not yet a built model) on each of `samples` with onnxruntime: the reference
  * outputs `sertn model build` measures the circuit against.
  */
-export async function runOnnxGraph(onnx: Uint8Array, inputs: readonly TensorSpec[], samples: readonly (readonly number[])[]): Promise<number[][]> {
+export async function runOnnxGraph(
+  onnx: Uint8Array,
+  inputs: readonly TensorSpec[],
+  samples: readonly (readonly number[])[],
+): Promise<number[][]> {
   let s: ort.InferenceSession
   try {
     s = await ort.InferenceSession.create(onnx, { executionProviders: ['cpu'] })

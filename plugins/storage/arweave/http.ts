@@ -57,9 +57,7 @@ export class Gateway {
       res = await fetch(url, {
         method: request.method ?? 'GET',
         signal,
-        ...(request.json === undefined
-          ? {}
-          : { body: JSON.stringify(request.json), headers: { 'content-type': 'application/json' } }),
+        ...(request.json === undefined ? {} : { body: JSON.stringify(request.json), headers: { 'content-type': 'application/json' } }),
       })
       body = new Uint8Array(await res.arrayBuffer())
     } catch (err) {

@@ -74,7 +74,8 @@ export async function startArlocal(options: StartArlocalOptions = {}): Promise<A
     }
     if (started === 'sqlite3-missing')
       throw new PluginError(PLUGIN, "arlocal cannot start: sqlite3's native binding is missing", {
-        details: 'compile it with ensureSqlite3Binding() (plugins/storage/arweave/sqlite3.ts) or by hand: ' +
+        details:
+          'compile it with ensureSqlite3Binding() (plugins/storage/arweave/sqlite3.ts) or by hand: ' +
           'cd node_modules/sqlite3 && node ../node-gyp/bin/node-gyp.js rebuild --nodedir=/usr',
       })
     const proc = started
@@ -100,7 +101,12 @@ export async function startArlocal(options: StartArlocalOptions = {}): Promise<A
 }
 
 /** Starts the server script; resolves when it answers, or 'sqlite3-missing'. */
-async function launch(port: number, dataDir: string, persistent: boolean, options: StartArlocalOptions): Promise<ManagedProcess | 'sqlite3-missing'> {
+async function launch(
+  port: number,
+  dataDir: string,
+  persistent: boolean,
+  options: StartArlocalOptions,
+): Promise<ManagedProcess | 'sqlite3-missing'> {
   const args = [SERVER_SCRIPT, '--port', String(port), '--host', '127.0.0.1', '--db', join(dataDir, 'db')]
   if (persistent) args.push('--persist')
   const proc = startProcess({ name: `arlocal:${port}`, command: process.execPath, args, cwd: dataDir, echo: options.echo ?? false })
@@ -120,11 +126,18 @@ async function launch(port: number, dataDir: string, persistent: boolean, option
     )
   } catch (err) {
     await proc.stop()
-    throw new PluginError(PLUGIN, `arlocal did not answer on ${url} within ${timeoutMs} ms`, { details: proc.output(), cause: err, retryable: true })
+    throw new PluginError(PLUGIN, `arlocal did not answer on ${url} within ${timeoutMs} ms`, {
+      details: proc.output(),
+      cause: err,
+      retryable: true,
+    })
   }
   if (exitCode === EXIT_SQLITE3_MISSING) return 'sqlite3-missing'
   if (exitCode !== undefined)
-    throw new PluginError(PLUGIN, `arlocal exited (code ${String(exitCode)}) before answering on ${url}`, { details: proc.output(), retryable: true })
+    throw new PluginError(PLUGIN, `arlocal exited (code ${String(exitCode)}) before answering on ${url}`, {
+      details: proc.output(),
+      retryable: true,
+    })
   return proc
 }
 

@@ -149,7 +149,11 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
     await gateway.request('/tx', { method: 'POST', json: { ...tx.toJSON(), data: '' }, what })
     const chunkCount = tx.chunks?.chunks.length ?? 0
     for (let i = 0; i < chunkCount; i++) {
-      await gateway.request('/chunk', { method: 'POST', json: tx.getChunk(i, data), what: `upload chunk ${i + 1}/${chunkCount} of ${tx.id}` })
+      await gateway.request('/chunk', {
+        method: 'POST',
+        json: tx.getChunk(i, data),
+        what: `upload chunk ${i + 1}/${chunkCount} of ${tx.id}`,
+      })
     }
     if (options.mineAfterPost) await gateway.request('/mine', { what: `mine ${tx.id} (arlocal)` })
     return artifact
@@ -164,14 +168,18 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
 
   async function upload(prepared: PreparedArtifact): Promise<StoredArtifact> {
     live()
-    if (prepared.artifact.storage !== PLUGIN_NAME) throw new PluginError(PLUGIN_NAME, `cannot upload an artifact of storage '${prepared.artifact.storage}'`)
+    if (prepared.artifact.storage !== PLUGIN_NAME)
+      throw new PluginError(PLUGIN_NAME, `cannot upload an artifact of storage '${prepared.artifact.storage}'`)
     const json = JSON.parse(prepared.payload) as { id?: string }
-    if (json.id !== prepared.artifact.id) throw new PluginError(PLUGIN_NAME, `upload: the payload is transaction ${String(json.id)}, not ${prepared.artifact.id}`)
+    if (json.id !== prepared.artifact.id)
+      throw new PluginError(PLUGIN_NAME, `upload: the payload is transaction ${String(json.id)}, not ${prepared.artifact.id}`)
     try {
       await postInline(json, prepared.artifact.id, prepared.artifact.bytes)
     } catch (err) {
       // Posting a transaction the gateway already has is refused by some (arlocal: 404): then it is there.
-      const known = await gateway.request(`/tx/${prepared.artifact.id}`, { what: `look up ${prepared.artifact.id}`, accept: [404] }).catch(() => undefined)
+      const known = await gateway
+        .request(`/tx/${prepared.artifact.id}`, { what: `look up ${prepared.artifact.id}`, accept: [404] })
+        .catch(() => undefined)
       if (known?.status !== 200) throw err
     }
     return prepared.artifact
@@ -187,10 +195,16 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
       // Some gateways have no data to serve for an empty transaction; the transaction itself tells.
       const tx = await gateway.request(`/tx/${ref.id}`, { what: `read artifact ${ref.id}`, accept: [404] })
       if (tx.status === 404 || dataSize(tx.body) !== 0)
-        throw new PluginError(PLUGIN_NAME, `artifact ${ref.id} not found (yet)`, { details: `GET ${gateway.baseUrl}/${ref.id} answered 404`, retryable: true })
+        throw new PluginError(PLUGIN_NAME, `artifact ${ref.id} not found (yet)`, {
+          details: `GET ${gateway.baseUrl}/${ref.id} answered 404`,
+          retryable: true,
+        })
       data = new Uint8Array(0)
     } else if (status === 404) {
-      throw new PluginError(PLUGIN_NAME, `artifact ${ref.id} not found (yet)`, { details: `GET ${gateway.baseUrl}/${ref.id} answered 404`, retryable: true })
+      throw new PluginError(PLUGIN_NAME, `artifact ${ref.id} not found (yet)`, {
+        details: `GET ${gateway.baseUrl}/${ref.id} answered 404`,
+        retryable: true,
+      })
     } else if (status !== 200 && !(status === 204 && ref.bytes === 0)) {
       // 202 (pending) or 204 (arlocal's answer for empty data) where data is expected
       throw new PluginError(PLUGIN_NAME, `artifact ${ref.id} is not available yet (HTTP ${status})`, { retryable: true })
@@ -207,7 +221,11 @@ export function createArweaveStorage(options: ArweaveStorageOptions): ArweaveSto
     live()
     if (!TX_ID.test(id)) throw new PluginError(PLUGIN_NAME, `not an Arweave transaction id: ${JSON.stringify(id)}`)
     const { status, body } = await gateway.request(`/${id}`, { what: `read artifact ${id}`, accept: [404] })
-    if (status === 404) throw new PluginError(PLUGIN_NAME, `artifact ${id} not found (yet)`, { details: `GET ${gateway.baseUrl}/${id} answered 404`, retryable: true })
+    if (status === 404)
+      throw new PluginError(PLUGIN_NAME, `artifact ${id} not found (yet)`, {
+        details: `GET ${gateway.baseUrl}/${id} answered 404`,
+        retryable: true,
+      })
     if (status === 204) return new Uint8Array(0)
     if (status !== 200) throw new PluginError(PLUGIN_NAME, `artifact ${id} is not available yet (HTTP ${status})`, { retryable: true })
     if (body.byteLength > options.maxBytes)
