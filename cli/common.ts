@@ -10,7 +10,8 @@ import type { Address, Hex } from 'viem'
 import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
-import type { HyperlaneCoreDeployment } from '../plugins/messengers/hyperlane/deploy.ts'
+import { LOCAL_CHAINS } from '../chains/local.ts'
+import type { MessengerDeployment } from '../core/plugins.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const SERTN_CLI = join(REPO_ROOT, 'cli', 'sertn.ts')
@@ -19,13 +20,23 @@ export const DEMO_MODEL = 'sertn-mlp-demo'
 export const DEMO_FEATURES = '0.5,-1.25,2,0.75'
 /**
  * The local stack's chains, by their names in the node's configuration: the hub (the market that
- * serves every chain's requests, and its own gateway) and one spoke (a SpokeGateway whose requests
- * travel to the hub and whose results come back verified).
+ * serves every chain's requests, and its own gateway) and two spokes (SpokeGateways whose requests
+ * travel to the hub and whose results come back verified): `spoke` over Hyperlane, `spokelz` over
+ * LayerZero V2.
  */
-export const STACK_CHAINS = ['hub', 'spoke'] as const
+export const STACK_CHAINS = ['hub', 'spoke', 'spokelz'] as const
 export type StackChain = (typeof STACK_CHAINS)[number]
-/** Chain ids of the local anvils; they are also the chains' Hyperlane domains. */
-export const STACK_CHAIN_IDS: Record<StackChain, number> = { hub: 31337, spoke: 31338 }
+/** The spokes. */
+export const STACK_SPOKES = ['spoke', 'spokelz'] as const satisfies readonly StackChain[]
+export type StackSpoke = (typeof STACK_SPOKES)[number]
+/** The local chains (chain ids, the spokes' messengers), from the local network module. */
+export const STACK_CHAIN_SPECS = { hub: LOCAL_CHAINS.hub, spoke: LOCAL_CHAINS.spoke, spokelz: LOCAL_CHAINS.spokelz } as const
+/** Chain ids of the local anvils (their Sertn domains). */
+export const STACK_CHAIN_IDS: Record<StackChain, number> = {
+  hub: LOCAL_CHAINS.hub.chainId,
+  spoke: LOCAL_CHAINS.spoke.chainId,
+  spokelz: LOCAL_CHAINS.spokelz.chainId,
+}
 /** Where `sertn request` and `sertn status <id>` go without --chain. */
 export const DEFAULT_REQUEST_CHAIN: StackChain = 'spoke'
 
@@ -53,8 +64,10 @@ export type StackPaths = {
   arweaveWallet: string
   /** The chain watchers' cursors. */
   cursors: string
-  /** The Hyperlane validator's checkpoints and the relayers' cursors (`sertn relay`). */
-  hyperlane: string
+  /** The messengers' local agents' state (`sertn relay`), a folder per messenger. */
+  relay: string
+  /** The chains' last heads seen by the running stack (a chain below them lost blocks). */
+  heads: string
   /** Who runs the stack now (pid, endpoints); removed on a clean stop. */
   stack: string
 }
@@ -63,7 +76,11 @@ export function stackPaths(dataDir: string): StackPaths {
   const d = resolve(dataDir)
   return {
     dataDir: d,
-    chainState: { hub: join(d, 'anvil-hub-state.json'), spoke: join(d, 'anvil-spoke-state.json') },
+    chainState: {
+      hub: join(d, 'anvil-hub-state.json'),
+      spoke: join(d, 'anvil-spoke-state.json'),
+      spokelz: join(d, 'anvil-spokelz-state.json'),
+    },
     legacyAnvilState: join(d, 'anvil-state.json'),
     deployment: join(d, 'deployment.json'),
     config: join(d, 'sertn.config.json'),
@@ -71,7 +88,8 @@ export function stackPaths(dataDir: string): StackPaths {
     arlocal: join(d, 'arlocal'),
     arweaveWallet: join(d, 'arweave-wallet.json'),
     cursors: join(d, 'cursors'),
-    hyperlane: join(d, 'hyperlane'),
+    relay: join(d, 'relay'),
+    heads: join(d, 'heads.json'),
     stack: join(d, 'stack.json'),
   }
 }
@@ -94,33 +112,27 @@ export type StackInfo = {
 }
 
 /** The record format of `deployment.json`; records of other versions are deployed afresh. */
-export const DEPLOYMENT_VERSION = 3
-
-/** The Hyperlane core on one chain (see plugins/messengers/hyperlane/deploy.ts). */
-export type HyperlaneRecord = Omit<HyperlaneCoreDeployment, 'domain' | 'deployBlock'> & {
-  /** The block the agents start scanning from without saved state (JSON: a number). */
-  deployBlock: number
-}
+export const DEPLOYMENT_VERSION = 4
 
 /** What is deployed on one chain of the local stack. */
 export type ChainDeployment = {
+  /** Its Sertn domain. */
   chainId: number
-  /** The chain's Hyperlane domain (its chain id). */
-  domain: number
   /** The block of the chain's first deployment transaction (where a new watcher starts). */
   deployedAtBlock: number
   verifier: Address
   registry: Address
   /** The hub's InferenceGateway, or the spoke's SpokeGateway. */
   gateway: Address
-  hyperlane: HyperlaneRecord
+  /** The messaging networks deployed here (a spoke: the one that joins it to the hub; the hub: one per spoke's kind). */
+  messengers: MessengerDeployment[]
   /** Each registered model's verifying-key artifact on this chain. */
   vkas: Record<string, Address>
   /** An ExampleClassifier per model name, requesting through this chain's gateway. */
   dapps: Record<string, Address>
 }
 
-/** The contracts of a local stack (`deployment.json`): a hub and a spoke joined over Hyperlane. */
+/** The contracts of a local stack (`deployment.json`): a hub and its spokes, each joined to it by its messenger. */
 export type Deployment = {
   version: typeof DEPLOYMENT_VERSION
   /**
@@ -134,6 +146,7 @@ export type Deployment = {
   validator: Address
   hub: ChainDeployment & { market: Address }
   spoke: ChainDeployment
+  spokelz: ChainDeployment
   /** Registered models (on both chains) by name, with a hash of their VKA and manifest. */
   /** Registered models by name: id (from the owner and the name), fingerprint, and where their artifacts are stored. */
   models: Record<string, { modelId: Hex; fingerprint: string; artifacts: ArtifactRefs }>
@@ -173,7 +186,7 @@ export function parsePort(raw: string | undefined, flag: string, fallback: numbe
 export function parseStackChain(raw: string | undefined, flag = '--chain'): StackChain {
   if (raw === undefined) return DEFAULT_REQUEST_CHAIN
   if ((STACK_CHAINS as readonly string[]).includes(raw)) return raw as StackChain
-  throw new UsageError(`${flag} must be ${STACK_CHAINS.join(' or ')}, got "${raw}"`)
+  throw new UsageError(`${flag} must be one of ${STACK_CHAINS.join(', ')}, got "${raw}"`)
 }
 
 /** The local stack's configuration and deployment for `request` and `status`. */
@@ -206,8 +219,8 @@ export function stackChainConfig(stack: RunningStack, name: StackChain): ChainCo
   if (chain) return chain
   throw new SertnError(`no chain named ${name} in ${shown(stack.configFile)} (chains: ${Object.keys(stack.config.chains).join(', ')})`, {
     details:
-      'The local stack names its chains hub and spoke; a configuration with other names was written by an older `sertn start` ' +
-      'or by hand. Start the stack again with `npm start` (it writes both chains), or pass --chain with one of the names above.',
+      `The local stack names its chains ${STACK_CHAINS.join(', ')}; a configuration with other names was written by an older ` +
+      '`sertn start` or by hand. Start the stack again with `npm start` (it writes every chain), or pass --chain with one of the names above.',
   })
 }
 
@@ -216,12 +229,10 @@ export function stackDeployment(stack: RunningStack): Deployment {
   const d = stack.deployment
   if (d?.version === DEPLOYMENT_VERSION) return d
   throw new SertnError(
-    d
-      ? `${shown(stack.paths.deployment)} is from an older local stack (one chain)`
-      : `no deployment recorded in ${shown(stack.paths.deployment)}`,
+    d ? `${shown(stack.paths.deployment)} is from an older local stack` : `no deployment recorded in ${shown(stack.paths.deployment)}`,
     {
       details:
-        'Start the local stack (again): `npm start` (or `npx tsx cli/sertn.ts start`) deploys the hub and the spoke and records them.',
+        'Start the local stack (again): `npm start` (or `npx tsx cli/sertn.ts start`) deploys the hub and the spokes and records them.',
     },
   )
 }

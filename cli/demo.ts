@@ -8,8 +8,7 @@
  * calls the dApp back, which keeps the verified label.
  */
 import { formatEther, parseEventLogs, type Hex } from 'viem'
-import { startAnvil } from '../chains/anvil.ts'
-import { anvilAccount, createSertnClient } from '../chains/evm/clients.ts'
+import { LOCAL_CHAINS, startLocalChain } from '../chains/local.ts'
 import { confirm, deployContract, deployCore, registerModel } from '../chains/evm/deploy.ts'
 import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
 import { dequantize, quantize } from '../core/field.ts'
@@ -29,13 +28,14 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   const started = performance.now()
   const prover = createEzklWasmProver()
   const runtime = createOnnxRuntime()
-  const anvil = await stage(
+  const chain = await stage(
     'start anvil',
-    () => startAnvil(),
-    (a) => a.rpcUrl,
+    () => startLocalChain(LOCAL_CHAINS.hub),
+    (c) => c.rpcUrl,
   )
+  const { owner, node, user } = chain
   const stop = async () => {
-    await Promise.allSettled([prover.dispose(), runtime.dispose(), anvil.stop()])
+    await Promise.allSettled([prover.dispose(), runtime.dispose(), chain.anvil.stop()])
   }
   const onSignal = () => {
     process.stderr.write('\ninterrupted: stopping anvil and workers\n')
@@ -44,11 +44,6 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
-    const [owner, node, user] = [0, 1, 2].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
-      ReturnType<typeof createSertnClient>,
-      ReturnType<typeof createSertnClient>,
-      ReturnType<typeof createSertnClient>,
-    ]
     const artifacts = await stage(
       'load model artifacts',
       () => loadModelArtifacts(modelDir(opts.model), { allowInsecureSrs: true /* a local anvil */ }),

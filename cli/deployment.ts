@@ -1,9 +1,9 @@
 /**
- * The local stack's contracts: a hub and a spoke joined over Hyperlane (`deploySertnNetwork`),
- * reused from `deployment.json` when both (persisted) chains still have every recorded contract and
- * they were built from the same code, deployed afresh on both chains otherwise. Then the example
- * dApps: an ExampleClassifier on the spoke (the demo's) and one on the hub (the hub's own gateway
- * is a requester too).
+ * The local stack's contracts: the hub and its spokes, each joined to it by its messenger (the
+ * local network module's `deployLocalNetwork`), reused from `deployment.json` when every (persisted)
+ * chain still has every recorded contract and they were built from the same code, deployed afresh
+ * on every chain otherwise. Then the example dApps: an ExampleClassifier on each chain (the hub's
+ * own gateway is a requester too).
  */
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
@@ -11,6 +11,8 @@ import { getAddress, type Address } from 'viem'
 import { confirm, deployContract, readManifest, registerModel, vkaBytecode, type RegisteredModel } from '../chains/evm/deploy.ts'
 import type { SertnClient } from '../chains/evm/clients.ts'
 import { connectSpoke } from '../chains/evm/crosschain.ts'
+import type { NetworkSpoke, SertnNetwork } from '../chains/evm/network.ts'
+import { deployLocalNetwork } from '../chains/local.ts'
 import {
   ExampleClassifier,
   Halo2VerifierReusable,
@@ -19,26 +21,20 @@ import {
   ModelRegistry,
   SpokeGateway,
 } from '../contracts/artifacts/index.ts'
-import {
-  Mailbox,
-  MerkleTreeHook,
-  ProtocolFee,
-  StaticMessageIdMultisigIsm,
-  StaticMessageIdMultisigIsmFactory,
-  ValidatorAnnounce,
-} from '../contracts/artifacts/hyperlane/index.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
 import { modelIdOf } from '../core/models.ts'
 import { SertnError } from '../core/errors.ts'
-import { deploySertnNetwork, type HyperlaneCoreDeployment, type SertnNetwork } from '../plugins/messengers/hyperlane/index.ts'
+import type { MessengerDeployment } from '../core/plugins.ts'
+import { loadMessengers } from '../plugins/messengers/index.ts'
 import {
   DEPLOYMENT_VERSION,
   readJson,
   shown,
+  STACK_CHAIN_SPECS,
   STACK_CHAINS,
+  STACK_SPOKES,
   type ChainDeployment,
   type Deployment,
-  type HyperlaneRecord,
   type StackChain,
 } from './common.ts'
 
@@ -48,16 +44,11 @@ const hash = (...parts: string[]) => {
   return h.digest('hex').slice(0, 32)
 }
 
-/**
- * The network's code: the verifier, the registry, both gateways, the market and the Hyperlane
- * core (mailbox, hooks, the ISM and its factory, the validator announcement).
- */
-export const networkFingerprint = () =>
+/** The network's code: the verifier, the registry, both gateways, the market and each messenger's contracts. */
+export const networkFingerprint = async () =>
   hash(
     ...[Halo2VerifierReusable, ModelRegistry, InferenceGateway, InferenceMarket, SpokeGateway].map((a) => a.bytecode),
-    ...[Mailbox, MerkleTreeHook, ProtocolFee, StaticMessageIdMultisigIsmFactory, StaticMessageIdMultisigIsm, ValidatorAnnounce].map(
-      (a) => a.bytecode,
-    ),
+    ...Object.values(await loadMessengers(STACK_SPOKES.map((s) => STACK_CHAIN_SPECS[s].messenger))).map((m) => m.fingerprint),
   )
 /** A model's circuit: its VKA and its manifest. */
 export const modelFingerprint = (name: string) => hash(vkaBytecode(name), readManifest(name).artifactsHash)
@@ -76,6 +67,12 @@ export type EnsureDeploymentResult = {
 
 const hasCode = async (client: SertnClient, address: Address) => ((await client.getCode({ address })) ?? '0x').length > 2
 
+/** A messenger deployment's contracts: its address-valued fields. */
+const messengerContracts = (m: MessengerDeployment): [string, Address][] =>
+  Object.entries(m)
+    .filter((e): e is [string, Address] => typeof e[1] === 'string' && /^0x[0-9a-fA-F]{40}$/.test(e[1]))
+    .map(([field, a]) => [`${m.kind} ${field}`, a])
+
 /** The recorded contracts of one chain that have no code there (names for messages; `all` when none has). */
 async function missingCode(client: SertnClient, chain: ChainDeployment & { market?: Address }): Promise<string[] | 'all'> {
   const expected: [string, Address][] = [
@@ -83,10 +80,7 @@ async function missingCode(client: SertnClient, chain: ChainDeployment & { marke
     ['registry', chain.registry],
     ['gateway', chain.gateway],
     ...(chain.market ? [['market', chain.market] as [string, Address]] : []),
-    ['mailbox', chain.hyperlane.mailbox],
-    ['merkle tree hook', chain.hyperlane.merkleTreeHook],
-    ['protocol fee hook', chain.hyperlane.protocolFee],
-    ['ISM', chain.hyperlane.ism],
+    ...chain.messengers.flatMap(messengerContracts),
     ...Object.entries(chain.vkas).map(([m, a]) => [`${m} VKA`, a] as [string, Address]),
   ]
   const missing: string[] = []
@@ -105,13 +99,17 @@ async function whyRedeploy(
   opts: { models: readonly string[]; validator: Address },
 ): Promise<string | undefined> {
   if (!recorded) return 'no deployment recorded yet'
-  if (recorded.version !== DEPLOYMENT_VERSION || !recorded.hub || !recorded.spoke)
-    return 'the recorded deployment is from an older, single-chain stack'
+  if (recorded.version !== DEPLOYMENT_VERSION || STACK_CHAINS.some((c) => !recorded[c]))
+    return 'the recorded deployment is from an older stack (other chains or another record format)'
   for (const chain of STACK_CHAINS) {
     const id = clients[chain].owner.chain.id
     if (recorded[chain]!.chainId !== id) return `the recorded ${chain} is chain ${recorded[chain]!.chainId}, this ${chain} is chain ${id}`
   }
-  if (recorded.fingerprint !== networkFingerprint()) return 'the contracts changed since they were deployed'
+  for (const spoke of STACK_SPOKES) {
+    const kinds = recorded[spoke]!.messengers.map((m) => m.kind).join(', ')
+    if (kinds !== STACK_CHAIN_SPECS[spoke].messenger) return `the recorded ${spoke} is joined to the hub by ${kinds || 'nothing'}`
+  }
+  if (recorded.fingerprint !== (await networkFingerprint())) return 'the contracts changed since they were deployed'
   if (getAddress(recorded.validator!) !== getAddress(opts.validator)) return 'the local validator key changed'
   if (opts.models.some((m) => recorded.models?.[m] && recorded.models[m]!.fingerprint !== modelFingerprint(m)))
     return 'a model circuit changed since it was registered'
@@ -124,42 +122,39 @@ async function whyRedeploy(
   return gone.length ? gone.join('; ') : undefined
 }
 
-const hyperlaneRecord = ({ domain: _domain, deployBlock, ...addresses }: HyperlaneCoreDeployment): HyperlaneRecord => ({
-  ...addresses,
-  deployBlock: Number(deployBlock),
-})
-
 /** The record of a freshly deployed network. */
-function recordOf(
+async function recordOf(
   network: SertnNetwork,
   startBlocks: Record<StackChain, number>,
   accounts: { owner: Address; node: Address; validator: Address },
-): Deployment {
-  const spoke = network.spokes[0]!
+): Promise<Deployment> {
   const vkasOf = (models: RegisteredModel[]) => Object.fromEntries(models.map((m) => [m.name, m.vka]))
+  const spoke = (name: string): ChainDeployment => {
+    const s = network.spokes.find((x) => x.name === name)!
+    return {
+      chainId: s.chainId,
+      deployedAtBlock: startBlocks[name as StackChain],
+      ...s.spoke,
+      messengers: [s.messenger],
+      vkas: vkasOf(s.models),
+      dapps: {},
+    }
+  }
   return {
     version: DEPLOYMENT_VERSION,
-    fingerprint: networkFingerprint(),
+    fingerprint: await networkFingerprint(),
     ...accounts,
     hub: {
       chainId: network.hub.chainId,
-      domain: network.hub.domain,
       deployedAtBlock: startBlocks.hub,
       ...network.hub.core,
       market: network.hub.market,
-      hyperlane: hyperlaneRecord(network.hub.hyperlane),
+      messengers: Object.values(network.hub.messengers),
       vkas: vkasOf(network.hub.models),
       dapps: {},
     },
-    spoke: {
-      chainId: spoke.chainId,
-      domain: spoke.domain,
-      deployedAtBlock: startBlocks.spoke,
-      ...spoke.spoke,
-      hyperlane: hyperlaneRecord(spoke.hyperlane),
-      vkas: vkasOf(spoke.models),
-      dapps: {},
-    },
+    spoke: spoke('spoke'),
+    spokelz: spoke('spokelz'),
     models: Object.fromEntries(
       network.hub.models.map((m) => [m.name, { modelId: m.modelId, fingerprint: modelFingerprint(m.name), artifacts: m.artifacts }]),
     ),
@@ -169,11 +164,6 @@ function recordOf(
 
 /** The network a deployment record describes, as `networkChainsConfig` takes it. */
 export function networkOf(d: Deployment): SertnNetwork {
-  const hyperlane = (c: ChainDeployment): HyperlaneCoreDeployment => ({
-    domain: c.domain,
-    ...c.hyperlane,
-    deployBlock: BigInt(c.hyperlane.deployBlock),
-  })
   const models = (c: ChainDeployment): RegisteredModel[] =>
     Object.entries(c.vkas).map(([name, vka]) => ({
       name,
@@ -185,34 +175,32 @@ export function networkOf(d: Deployment): SertnNetwork {
   return {
     hub: {
       name: 'hub',
-      domain: d.hub.domain,
       chainId: d.hub.chainId,
       core: { verifier: d.hub.verifier, registry: d.hub.registry, gateway: d.hub.gateway },
       market: d.hub.market,
-      hyperlane: hyperlane(d.hub),
+      messengers: Object.fromEntries(d.hub.messengers.map((m) => [m.kind, m])),
       models: models(d.hub),
     },
-    spokes: [
-      {
-        name: 'spoke',
-        domain: d.spoke.domain,
-        chainId: d.spoke.chainId,
-        spoke: { verifier: d.spoke.verifier, registry: d.spoke.registry, gateway: d.spoke.gateway },
-        hyperlane: hyperlane(d.spoke),
-        models: models(d.spoke),
-      },
-    ],
+    spokes: STACK_SPOKES.map(
+      (name): NetworkSpoke => ({
+        name,
+        chainId: d[name].chainId,
+        spoke: { verifier: d[name].verifier, registry: d[name].registry, gateway: d[name].gateway },
+        messenger: d[name].messengers[0]!,
+        models: models(d[name]),
+      }),
+    ),
   }
 }
 
 /**
- * Reuses the network recorded in `file` when both chains have its contracts and they were built
- * from the current code (authorising the node and registering missing models as needed);
- * otherwise deploys it afresh on both chains with `deploySertnNetwork`: the Hyperlane cores (the
- * ISMs trusting `validator`, domains = chain ids), the hub's verifier, registry, gateway and market
- * (with the node authorised), the spoke's verifier, registry and SpokeGateway, `models` registered
- * on both, and the routes between them. Then makes sure an ExampleClassifier for `dappModel` runs
- * on each chain.
+ * Reuses the network recorded in `file` when every chain has its contracts and they were built from
+ * the current code (authorising the node and registering missing models as needed); otherwise
+ * deploys it afresh on every chain with `deployLocalNetwork`: each spoke's messenger on it and on
+ * the hub (trusting the local attester), the hub's verifier, registry, gateway and market (with the
+ * node authorised), each spoke's verifier, registry and SpokeGateway, `models` registered on all,
+ * and the routes between them. Then makes sure an ExampleClassifier for `dappModel` runs on each
+ * chain.
  */
 export async function ensureDeployment(
   file: string,
@@ -226,7 +214,7 @@ export async function ensureDeployment(
     log?: (line: string) => void
   },
 ): Promise<EnsureDeploymentResult> {
-  const { hub, spoke } = clients
+  const { hub } = clients
   const recorded = readJson<Partial<Deployment>>(file)
   const notes: string[] = []
   const reason = await whyRedeploy(recorded, clients, opts)
@@ -236,40 +224,26 @@ export async function ensureDeployment(
     deployment = structuredClone(recorded as Deployment)
     notes.push(...(await authoriseNode(deployment, clients)))
     for (const name of opts.models)
-      if (!deployment.models[name]) notes.push(await registerOnBoth(file, deployment, clients, name, await opts.publish(name)))
-    // Idempotent: re-enrols the routes and the spoke's model deployments on the hub if either is missing.
-    await connectSpoke({
-      hub: { client: hub.owner, domain: deployment.hub.domain, market: deployment.hub.market, registry: deployment.hub.registry },
-      spoke: {
-        client: spoke.owner,
-        domain: deployment.spoke.domain,
-        gateway: deployment.spoke.gateway,
-        verifier: deployment.spoke.verifier,
-      },
-      models: networkOf(deployment).spokes[0]!.models,
-    })
+      if (!deployment.models[name]) notes.push(await registerOnAll(file, deployment, clients, name, await opts.publish(name)))
+    // Idempotent: re-enrols the routes and the spokes' model deployments on the hub where missing.
+    const network = networkOf(deployment)
+    for (const s of network.spokes) await connectToHub(deployment, clients, s)
   } else {
-    const startBlocks = {
-      hub: Number(await hub.owner.getBlockNumber({ cacheTime: 0 })) + 1,
-      spoke: Number(await spoke.owner.getBlockNumber({ cacheTime: 0 })) + 1,
-    }
+    const startBlocks = Object.fromEntries(
+      await Promise.all(STACK_CHAINS.map(async (c) => [c, Number(await clients[c].owner.getBlockNumber({ cacheTime: 0 })) + 1] as const)),
+    ) as Record<StackChain, number>
     const artifacts: Record<string, ArtifactRefs> = {}
     for (const name of opts.models) {
       opts.log?.(`${name}: uploading its artifacts`)
       artifacts[name] = await opts.publish(name)
     }
-    const network = await deploySertnNetwork({
-      hub: { name: 'hub', client: hub.owner, domain: hub.owner.chain.id },
-      spokes: [{ name: 'spoke', client: spoke.owner, domain: spoke.owner.chain.id }],
-      validators: [opts.validator],
-      threshold: 1,
-      models: opts.models,
-      artifacts,
-      nodes: [hub.node.account.address],
-      allowInsecureSrs: true, // local anvils
-      ...(opts.log ? { log: opts.log } : {}),
-    })
-    deployment = recordOf(network, startBlocks, {
+    const chains = Object.fromEntries(STACK_CHAINS.map((c) => [c, { spec: STACK_CHAIN_SPECS[c], ...clients[c] }]))
+    const network = await deployLocalNetwork(
+      chains,
+      STACK_CHAINS.map((c) => STACK_CHAIN_SPECS[c]),
+      { models: opts.models, artifacts, ...(opts.log ? { log: opts.log } : {}) },
+    )
+    deployment = await recordOf(network, startBlocks, {
       owner: hub.owner.account.address,
       node: hub.node.account.address,
       validator: opts.validator,
@@ -310,8 +284,28 @@ async function authoriseNode(d: Deployment, clients: StackClients): Promise<stri
   return notes
 }
 
-/** Registers `name` on the hub's and the spoke's registries and records the spoke's deployment on the hub. */
-async function registerOnBoth(file: string, d: Deployment, clients: StackClients, name: string, artifacts: ArtifactRefs): Promise<string> {
+/** Joins a recorded spoke to the hub (routes, the spoke's verifier and model deployments on the hub). Idempotent. */
+async function connectToHub(d: Deployment, clients: StackClients, s: NetworkSpoke): Promise<void> {
+  const name = s.name as StackChain
+  const kind = s.messenger.kind
+  const hubPort = d.hub.messengers.find((m) => m.kind === kind)?.port
+  if (!hubPort) throw new SertnError(`the recorded hub has no ${kind} messenger for the ${name}; run \`sertn start --reset\``)
+  await connectSpoke({
+    hub: { client: clients.hub.owner, domain: d.hub.chainId, market: d.hub.market, registry: d.hub.registry, port: hubPort },
+    spoke: {
+      client: clients[name].owner,
+      domain: d[name].chainId,
+      gateway: d[name].gateway,
+      verifier: d[name].verifier,
+      registry: d[name].registry,
+      port: s.messenger.port,
+    },
+    models: s.models,
+  })
+}
+
+/** Registers `name` on every chain's registry and records the spokes' deployments on the hub. */
+async function registerOnAll(file: string, d: Deployment, clients: StackClients, name: string, artifacts: ArtifactRefs): Promise<string> {
   const modelId = modelIdOf(clients.hub.owner.account.address, name)
   for (const chain of STACK_CHAINS) {
     const exists = await clients[chain].owner.readContract({
@@ -339,14 +333,10 @@ async function registerOnBoth(file: string, d: Deployment, clients: StackClients
     d[chain].vkas[name] = m.vka
     registered[chain] = m
   }
-  await connectSpoke({
-    hub: { client: clients.hub.owner, domain: d.hub.domain, market: d.hub.market, registry: d.hub.registry },
-    spoke: { client: clients.spoke.owner, domain: d.spoke.domain, gateway: d.spoke.gateway, verifier: d.spoke.verifier },
-    models: [registered.spoke!],
-  })
   d.models[name] = { modelId, fingerprint: modelFingerprint(name), artifacts }
+  for (const s of networkOf(d).spokes) await connectToHub(d, clients, { ...s, models: [registered[s.name as StackChain]!] })
   saveDeployment(file, d)
-  return `registered ${name} on both chains`
+  return `registered ${name} on every chain`
 }
 
 /**

@@ -299,7 +299,6 @@ async function creatorClients(stack: OpenStack, key: Hex | undefined, progress?:
       name,
       client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, { pollingInterval: Math.min(c.pollingIntervalMs, 250) }),
       registry: c.registry as Address,
-      ...(c.hyperlane ? { domain: c.hyperlane.domain } : {}),
       hub: c.market !== undefined,
     }
   })

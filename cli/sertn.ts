@@ -36,15 +36,17 @@ async function load<T>(importer: () => Promise<T>): Promise<T> {
 const USAGE: Record<string, string> = {
   start: `sertn start [--once] [--prover ezkl-wasm|ezkl-native] [--data-dir .data] [--reset]
             [--features x1,x2,x3,x4] [--model NAME] [--verbose]
-            [--hub-port 8545] [--spoke-port 8546] [--temporal-port 7233] [--ui-port 8233] [--arlocal-port 1984]
-      The local stack in one command, persisted in the data directory: two anvils, the hub (chain
-      31337: the market and its own gateway; state anvil-hub-state.json) and a spoke (chain 31338:
-      a SpokeGateway; state anvil-spoke-state.json), joined over Hyperlane (domains = chain ids;
-      contracts reused from deployment.json while both chains have them), the Temporal dev server
-      with its UI (temporal.db), arlocal (arlocal/, funded wallet arweave-wallet.json), and as child
-      processes the three workers and the relay (\`sertn relay\`: the local validator and relayers,
-      state in hyperlane/), all reading sertn.config.json. Then a demo request from the example dApp
-      on the spoke, followed hop by hop: watch, spoke → hub (the request relayed and recorded by the
+            [--hub-port 8545] [--spoke-port 8546] [--spokelz-port 8547]
+            [--temporal-port 7233] [--ui-port 8233] [--arlocal-port 1984]
+      The local stack in one command, persisted in the data directory: three anvils, the hub (chain
+      31337: the market and its own gateway; state anvil-hub-state.json), a spoke joined to it over
+      Hyperlane (chain 31338: a SpokeGateway; state anvil-spoke-state.json) and a spoke joined over
+      LayerZero V2 (chain 31339, spokelz; state anvil-spokelz-state.json), with each messenger's
+      real contracts (reused from deployment.json while every chain has them), the Temporal dev
+      server with its UI (temporal.db), arlocal (arlocal/, funded wallet arweave-wallet.json), and as
+      child processes the three workers and the relay (\`sertn relay\`: the messengers' local agents,
+      state in relay/), all reading sertn.config.json. Then a demo request from the example dApp on
+      each spoke, followed hop by hop: watch, spoke → hub (the request relayed and recorded by the
       market), inference, witness, prove, verify, store, hub (the result verified and sent), hub →
       spoke (delivered, verified on the spoke, callback), spoke → hub (the receipt settled on the
       hub), to the verified result. Keeps running until Ctrl-C, which stops everything it started;
@@ -75,11 +77,13 @@ const USAGE: Record<string, string> = {
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
       sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides.`,
   relay: `sertn relay [--config sertn.config.json]
-      Runs the local Hyperlane agents between the configured chains that have a \`hyperlane\`
-      section: a validator signing each chain's merkle-tree checkpoints (relay.validatorKey) and a
-      relayer per direction that builds the ISM metadata and calls \`process\` (paid by
-      relay.relayerKey, default the node's key). They keep their checkpoints and cursors in
-      <dataDir>/hyperlane and resume from them after a restart.`,
+      Runs the local agents of every messaging network configured on two chains or more (each
+      chain's \`messenger: { kind, … }\` sections): for Hyperlane a validator signing each chain's
+      merkle-tree checkpoints and a relayer per direction calling \`process\`; for LayerZero a DVN
+      verifying each packet through the DVN contract and an executor calling \`lzReceive\`. They
+      attest with relay.validatorKey after relay.confirmations blocks, pay with relay.relayerKey
+      (default the node's key), relay only messages between Sertn's enrolled ports, keep their state
+      in <dataDir>/relay/<kind> and resume from it after a restart.`,
   model: `sertn model build <network.onnx> --input <samples.json> [--name NAME] [--out DIR] [--tolerance 0.01]
             [--target resources|accuracy] [--input-visibility public|hashed] [--output-visibility public|hashed]
             [--input-bound X] [--var name=N,…] [--description TEXT] [--max-logrows N] [--columns 1,2] [--scales 4,6,…]
@@ -175,6 +179,7 @@ async function main(argv: string[]): Promise<number> {
         'hub-port': { type: 'string' },
         'anvil-port': { type: 'string' },
         'spoke-port': { type: 'string' },
+        'spokelz-port': { type: 'string' },
         'temporal-port': { type: 'string' },
         'ui-port': { type: 'string' },
         'arlocal-port': { type: 'string' },
@@ -197,6 +202,7 @@ async function main(argv: string[]): Promise<number> {
         ports: {
           hub: parsePort(values['hub-port'] ?? values['anvil-port'], hubFlag, 8545),
           spoke: parsePort(values['spoke-port'], '--spoke-port', 8546),
+          spokelz: parsePort(values['spokelz-port'], '--spokelz-port', 8547),
           temporal,
           ui: parsePort(values['ui-port'], '--ui-port', temporal === 0 ? 0 : temporal + 1000),
           arlocal: parsePort(values['arlocal-port'], '--arlocal-port', 1984),

@@ -5,14 +5,17 @@
  *   hub anvil        chain 31337 on port 8545, --state .data/anvil-hub-state.json (loaded at start,
  *                    written on exit and every 10 s): the market, the hub's own gateway
  *   spoke anvil      chain 31338 on port 8546, --state .data/anvil-spoke-state.json: a SpokeGateway
- *   contracts        the network (both chains, Hyperlane cores with domains = chain ids, routes),
- *                    reused from .data/deployment.json when both chains have it, else deployed;
- *                    an ExampleClassifier on each chain
+ *                    joined to the hub over Hyperlane
+ *   spokelz anvil    chain 31339 on port 8547, --state .data/anvil-spokelz-state.json: a SpokeGateway
+ *                    joined to the hub over LayerZero V2
+ *   contracts        the network (the local network module: every chain, each messenger's real
+ *                    contracts and Sertn's ports, routes), reused from .data/deployment.json when
+ *                    every chain has it, else deployed; an ExampleClassifier on each chain
  *   Temporal         dev server with its UI, SQLite in .data/temporal.db
  *   arlocal          data in .data/arlocal, a funded wallet in .data/arweave-wallet.json
  *   workers          chain-io, inference, prover: `sertn worker --role R --config .data/sertn.config.json`
- *   relay            `sertn relay --config .data/sertn.config.json`: the local Hyperlane validator
- *                    and the relayers both ways, state in .data/hyperlane
+ *   relay            `sertn relay --config .data/sertn.config.json`: the messengers' local agents
+ *                    (Hyperlane validator and relayers, LayerZero DVN and executor), state in .data/relay
  *
  * Workers and the relay run as child processes, each in its own process group, and are started
  * again when they die. The keys are local dev keys (see accounts.ts): insecure by design.
@@ -25,38 +28,28 @@
  * transaction and grows the chains (and their state files) by a block a second forever.
  *
  * Ctrl-C (SIGINT) or SIGTERM stops everything it started, in order: the workers and the relay,
- * arlocal and Temporal, then both anvils (SIGTERM, so that they write their state). So does a
+ * arlocal and Temporal, then the anvils (SIGTERM, so that they write their state). So does a
  * failure at any step. A second Ctrl-C kills at once.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Client, Connection } from '@temporalio/client'
 import type { Address } from 'viem'
-import { startAnvil, type AnvilInstance } from '../chains/anvil.ts'
-import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
+import type { SertnClient } from '../chains/evm/clients.ts'
+import { LOCAL_ATTESTER, type LocalChain, localNetworkConfig, startLocalChain } from '../chains/local.ts'
 import { FileCursorStore } from '../chains/evm/plugin/index.ts'
 import { InferenceGateway } from '../contracts/artifacts/index.ts'
-import { parseConfig, type SertnConfig } from '../core/config.ts'
+import type { SertnConfig } from '../core/config.ts'
 import { publishModelArtifacts } from '../core/artifacts.ts'
 import { SertnError } from '../core/errors.ts'
 import { modelDir } from '../core/manifest.ts'
 import { freePort, startProcess, type ManagedProcess } from '../core/process.ts'
-import { networkChainsConfig } from '../plugins/messengers/hyperlane/index.ts'
 import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
 import { arweaveStorage, loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
 import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
-import {
-  anvilPrivateKey,
-  LOCAL_VALIDATOR,
-  LOCAL_VALIDATOR_KEY,
-  NODE_ACCOUNT,
-  OWNER_ACCOUNT,
-  RELAYER_ACCOUNT,
-  USER_ACCOUNT,
-} from './accounts.ts'
 import {
   DEMO_MODEL,
   isSertnProcess,
@@ -64,8 +57,9 @@ import {
   REPO_ROOT,
   SERTN_CLI,
   shown,
-  STACK_CHAIN_IDS,
+  STACK_CHAIN_SPECS,
   STACK_CHAINS,
+  STACK_SPOKES,
   stackPaths,
   type Deployment,
   type StackChain,
@@ -88,7 +82,7 @@ export type StartOptions = {
   model: string
   features: number[]
   /** 0 = any free port. */
-  ports: { hub: number; spoke: number; arlocal: number; temporal: number; ui: number }
+  ports: { hub: number; spoke: number; spokelz: number; arlocal: number; temporal: number; ui: number }
   /** Delete the data directory's stack files first. */
   reset: boolean
   /** Print the child processes' output. */
@@ -99,9 +93,6 @@ const CONFIRMATIONS = 1
 /** How often the watchers, the market plugin and the relay poll the local chains. */
 const POLLING_MS = 100
 const MAX_RESTARTS = 5
-const CIRCUITS = join(REPO_ROOT, 'circuits')
-/** The chain the demo request is made on (its result comes back from the hub). */
-const DEMO_CHAIN: StackChain = 'spoke'
 
 /** Stopped by SIGINT/SIGTERM, or by a child process that died. */
 class Interrupted extends SertnError {
@@ -119,7 +110,7 @@ export async function startCommand(opts: StartOptions): Promise<number> {
 
   // Every process started (stopped by stopAll: workers and relay, then arlocal and Temporal, then the anvils).
   const children: Child[] = []
-  const anvils: Partial<Record<StackChain, AnvilInstance>> = {}
+  const anvils: Partial<Record<StackChain, LocalChain>> = {}
   const shutdown = new AbortController()
   let crashed: string | undefined
   let stopping = false
@@ -242,18 +233,19 @@ export async function startCommand(opts: StartOptions): Promise<number> {
           STACK_CHAINS.map(async (name) => {
             const file = paths.chainState[name]
             const hadState = existsSync(file)
-            const anvil = await progress.step(
+            const chain = await progress.step(
               `${name} anvil`,
               () => startChain(name, file, ports[name], opts.verbose, progress),
-              (a) =>
-                `${a.rpcUrl}, chain ${a.chain.id}, ${hadState && existsSync(file) ? `state loaded from ${shown(file)}` : `new chain (saved to ${shown(file)})`}`,
+              (c) =>
+                `${c.rpcUrl}, chain ${c.anvil.chain.id}${c.spec.messenger ? ` (${c.spec.messenger} to the hub)` : ''}, ` +
+                `${hadState && existsSync(file) ? `state loaded from ${shown(file)}` : `new chain (saved to ${shown(file)})`}`,
             )
-            anvils[name] = anvil
-            watchChild(`${name} anvil`, anvil.process, () => anvil.stop())
+            anvils[name] = chain
+            watchChild(`${name} anvil`, chain.anvil.process, () => chain.anvil.stop())
           }),
         )
         goOn()
-        const clients = clientsOf(anvils as Record<StackChain, AnvilInstance>)
+        const clients = clientsOf(anvils as Record<StackChain, LocalChain>)
         const models = [...new Set([DEMO_MODEL, opts.model])]
         // Models are registered with their artifacts in storage, as operators fetch them.
         const { arlocal } = await storage
@@ -270,19 +262,20 @@ export async function startCommand(opts: StartOptions): Promise<number> {
               ensureDeployment(paths.deployment, clients, {
                 models,
                 dappModel: opts.model,
-                validator: LOCAL_VALIDATOR,
+                validator: LOCAL_ATTESTER,
                 publish: async (model) => (await publishModelArtifacts(publisher, modelDir(model))).refs,
                 log: (l) => step.note(l),
               }),
             (r) =>
               `${r.action === 'reused' ? 'reused' : r.action === 'deployed' ? 'deployed' : 'reused, updated'}: ` +
-              `hub gateway ${r.deployment.hub.gateway}, market ${r.deployment.hub.market} · spoke gateway ${r.deployment.spoke.gateway}` +
+              `hub gateway ${r.deployment.hub.gateway}, market ${r.deployment.hub.market} · ` +
+              STACK_SPOKES.map((c) => `${c} gateway ${r.deployment[c].gateway} (${r.deployment[c].messengers[0]?.kind})`).join(' · ') +
               (r.notes.length ? ` (${r.notes.join('; ')})` : ''),
           )
           .finally(() => publisher.dispose())
-        if (ensured.action === 'deployed' && existsSync(paths.hyperlane)) {
-          rmSync(paths.hyperlane, { recursive: true, force: true })
-          progress.line(dim(`  cleared the relay's state of the previous contracts (${shown(paths.hyperlane)})`))
+        if (ensured.action === 'deployed' && existsSync(paths.relay)) {
+          rmSync(paths.relay, { recursive: true, force: true })
+          progress.line(dim(`  cleared the relay's state of the previous contracts (${shown(paths.relay)})`))
         }
         await checkHistories(paths, clients, ensured.deployment, progress)
         goOn()
@@ -307,12 +300,12 @@ export async function startCommand(opts: StartOptions): Promise<number> {
           )
         : Promise.resolve(undefined)
     const [{ clients, deployment, temporal }, { arlocal }] = await interruptible(Promise.all([chainsAndTemporal, storage, native]))
-    const chains = anvils as Record<StackChain, AnvilInstance>
+    const chains = anvils as Record<StackChain, LocalChain>
     progress.line(dim(`  Temporal UI: ${temporal.uiUrl}`))
     temporalClient = new Client({ connection: await Connection.connect({ address: temporal.address }), namespace: temporal.namespace })
 
     // The node: its configuration, three workers and the relay between the chains.
-    const config = writeNodeConfig(paths, { anvils: chains, deployment, temporal, arlocal, prover: opts.prover })
+    const config = writeNodeConfig(paths, { chains, deployment, temporal, arlocal, prover: opts.prover })
     const [workers, relay] = await Promise.all([
       progress.step(
         'workers',
@@ -334,13 +327,15 @@ export async function startCommand(opts: StartOptions): Promise<number> {
           await interruptible(waitForRelay(entry))
           return entry
         },
-        (r) => `hub ⇄ spoke, validator ${LOCAL_VALIDATOR} (local dev key), state ${shown(paths.hyperlane)} (pid ${r.proc.pid})`,
+        (r) =>
+          `${STACK_SPOKES.map((c) => `hub ⇄ ${c} (${deployment[c].messengers[0]?.kind})`).join(', ')}, attester ${LOCAL_ATTESTER} ` +
+          `(local dev key), state ${shown(paths.relay)} (pid ${r.proc.pid})`,
       ),
     ])
     const info: StackInfo = {
       pid: process.pid,
       startedAt: new Date().toISOString(),
-      rpcUrls: { hub: chains.hub.rpcUrl, spoke: chains.spoke.rpcUrl },
+      rpcUrls: Object.fromEntries(STACK_CHAINS.map((c) => [c, chains[c].rpcUrl])) as Record<StackChain, string>,
       temporal: temporal.address,
       temporalUi: temporal.uiUrl!,
       arlocal: arlocal.url,
@@ -349,34 +344,37 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     writeFileSync(paths.stack, `${JSON.stringify(info, null, 2)}\n`)
     progress.line(dim(`  stack ready in ${fmtMs(performance.now() - t0)}`))
 
-    // The demo request on the spoke, followed hop by hop through the hub and back.
-    const on = deployment[DEMO_CHAIN]
-    const user = clients[DEMO_CHAIN].user
-    const sent = await interruptible(
-      sendClassifyRequest(progress, {
-        chain: DEMO_CHAIN,
-        user,
-        gateway: on.gateway,
-        dapp: on.dapps[opts.model]!,
-        model: opts.model,
-        features: opts.features,
-        mine: true,
-      }),
-    )
-    const result = await interruptible(
-      followClassification(progress, {
-        client: temporalClient,
-        user,
-        sent,
-        confirmations: CONFIRMATIONS,
-        prover: opts.prover,
-        arlocalUrl: arlocal.url,
-        temporalUi: temporal.uiUrl,
-        namespace: temporal.namespace,
-        signal: shutdown.signal,
-      }),
-    )
-    if (!result.ok) exitCode = 1
+    // A demo request on each spoke (one over each messenger), followed hop by hop through the hub and back.
+    for (const chain of STACK_SPOKES) {
+      const on = deployment[chain]
+      const user = clients[chain].user
+      progress.line(`\n${out.bold(`demo request on the ${chain}`)} ${dim(`(joined to the hub over ${on.messengers[0]?.kind})`)}`)
+      const sent = await interruptible(
+        sendClassifyRequest(progress, {
+          chain,
+          user,
+          gateway: on.gateway,
+          dapp: on.dapps[opts.model]!,
+          model: opts.model,
+          features: opts.features,
+          mine: true,
+        }),
+      )
+      const result = await interruptible(
+        followClassification(progress, {
+          client: temporalClient,
+          user,
+          sent,
+          confirmations: CONFIRMATIONS,
+          prover: opts.prover,
+          arlocalUrl: arlocal.url,
+          temporalUi: temporal.uiUrl,
+          namespace: temporal.namespace,
+          signal: shutdown.signal,
+        }),
+      )
+      if (!result.ok) exitCode = 1
+    }
 
     if (!opts.once) {
       progress.pause()
@@ -393,7 +391,11 @@ export async function startCommand(opts: StartOptions): Promise<number> {
           ) +
           out.dim(`  a request's state: npx tsx cli/sertn.ts status <request-key | id [--chain hub]>`),
       )
-      const logs = STACK_CHAINS.map((name) => watchGateway(name, clients[name].owner, deployment[name].gateway, progress, shutdown.signal))
+      const logs = STACK_CHAINS.map((name) =>
+        watchGateway(name, clients[name].owner, deployment[name].gateway, progress, shutdown.signal, (head) =>
+          recordHead(paths, name, head),
+        ),
+      )
       await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }))
       await Promise.all(logs)
       exitCode = crashed ? 1 : 0
@@ -422,18 +424,15 @@ async function settledAll<T>(promises: Promise<T>[]): Promise<T[]> {
 }
 
 /** Clients on each chain: the owner (deploys), the node, the dApps' user. */
-function clientsOf(anvils: Record<StackChain, AnvilInstance>): StackClients {
-  const on = (a: AnvilInstance) => ({
-    owner: createSertnClient(a.chain, anvilAccount(OWNER_ACCOUNT)),
-    node: createSertnClient(a.chain, anvilAccount(NODE_ACCOUNT)),
-    user: createSertnClient(a.chain, anvilAccount(USER_ACCOUNT)),
-  })
-  return { hub: on(anvils.hub), spoke: on(anvils.spoke) }
+function clientsOf(chains: Record<StackChain, LocalChain>): StackClients {
+  return Object.fromEntries(
+    STACK_CHAINS.map((c) => [c, { owner: chains[c].owner, node: chains[c].node, user: chains[c].user }]),
+  ) as StackClients
 }
 
 /** Starts a chain's anvil on its persisted state; an unreadable state file is moved aside (a new chain). */
-async function startChain(name: StackChain, stateFile: string, port: number, verbose: boolean, progress: Progress): Promise<AnvilInstance> {
-  const start = () => startAnvil({ port, chainId: STACK_CHAIN_IDS[name], stateFile, stateIntervalSeconds: 10, echo: verbose })
+async function startChain(name: StackChain, stateFile: string, port: number, verbose: boolean, progress: Progress): Promise<LocalChain> {
+  const start = () => startLocalChain({ ...STACK_CHAIN_SPECS[name], port, stateFile }, { echo: verbose })
   try {
     return await start()
   } catch (err) {
@@ -448,7 +447,8 @@ async function startChain(name: StackChain, stateFile: string, port: number, ver
 /**
  * Clears what the node and the relay remember when a chain no longer matches it: the node's history
  * (Temporal workflows, watcher cursors, the relay's state) when a chain lost blocks its watcher had
- * seen, or only the relay's state when a chain lost blocks the relay had scanned.
+ * seen, or only the relay's state when a chain is below the head the stack last saw of it (its
+ * agents would skip the chain's new messages).
  */
 async function checkHistories(paths: StackPaths, clients: StackClients, deployment: Deployment, progress: Progress): Promise<void> {
   for (const name of STACK_CHAINS) {
@@ -461,13 +461,28 @@ async function checkHistories(paths: StackPaths, clients: StackClients, deployme
       return
     }
   }
-  const heads = new Map<number, bigint>()
-  for (const name of STACK_CHAINS) heads.set(deployment[name].domain, await clients[name].owner.getBlockNumber({ cacheTime: 0 }))
-  const stale = staleRelayState(paths, heads)
-  if (stale) {
-    progress.warn(`${stale}: clearing the relay's state (${shown(paths.hyperlane)}); it rescans from the mailboxes' deployment`)
-    rmSync(paths.hyperlane, { recursive: true, force: true })
+  const seen = readJson<Partial<Record<StackChain, string>>>(paths.heads) ?? {}
+  for (const name of STACK_CHAINS) {
+    const head = await clients[name].owner.getBlockNumber({ cacheTime: 0 })
+    const last = seen[name]
+    if (last !== undefined && BigInt(last) > head && existsSync(paths.relay)) {
+      progress.warn(
+        `the ${name} chain is at block ${head}, below block ${last} seen before: clearing the relay's state (${shown(paths.relay)}); ` +
+          `it rescans from the messengers' deployment`,
+      )
+      rmSync(paths.relay, { recursive: true, force: true })
+      break
+    }
   }
+  rmSync(paths.heads, { force: true })
+}
+
+/** Records the newest head seen of a chain (see {@link checkHistories}). */
+function recordHead(paths: StackPaths, chain: StackChain, head: bigint): void {
+  const seen = readJson<Partial<Record<StackChain, string>>>(paths.heads) ?? {}
+  if (seen[chain] === head.toString()) return
+  seen[chain] = head.toString()
+  writeFileSync(paths.heads, `${JSON.stringify(seen)}\n`)
 }
 
 /**
@@ -486,43 +501,10 @@ async function checkNodeHistory(paths: StackPaths, client: SertnClient, gateway:
   return block.hash === last.hash ? undefined : `block ${last.number} is not the one the node had seen (a new chain)`
 }
 
-/**
- * Whether the relay's saved state (the validator's next block per origin, the relayers' cursors)
- * is ahead of its chain (by domain): then it would skip the chain's new messages.
- */
-function staleRelayState(paths: StackPaths, heads: Map<number, bigint>): string | undefined {
-  if (!existsSync(paths.hyperlane)) return undefined
-  const ahead = (domain: number, file: string): string | undefined => {
-    const head = heads.get(domain)
-    if (head === undefined || !existsSync(file)) return undefined
-    try {
-      const next = BigInt((JSON.parse(readFileSync(file, 'utf8')) as { nextBlock: string }).nextBlock)
-      return next > head + 1n ? `the relay's ${shown(file)} is at block ${next}, chain ${domain} at ${head}` : undefined
-    } catch {
-      return `the relay's ${shown(file)} is unreadable`
-    }
-  }
-  for (const entry of readdirSync(paths.hyperlane)) {
-    const relayer = /^relayer-(\d+)-\d+\.json$/.exec(entry)
-    if (relayer) {
-      const why = ahead(Number(relayer[1]), join(paths.hyperlane, entry))
-      if (why) return why
-    }
-    const checkpoints = /^checkpoints-(\d+)$/.exec(entry)
-    if (checkpoints) {
-      const dir = join(paths.hyperlane, entry)
-      for (const validator of readdirSync(dir)) {
-        const why = ahead(Number(checkpoints[1]), join(dir, validator, 'state.json'))
-        if (why) return why
-      }
-    }
-  }
-  return undefined
-}
-
 function clearNodeHistory(paths: StackPaths): void {
   rmSync(paths.cursors, { recursive: true, force: true })
-  rmSync(paths.hyperlane, { recursive: true, force: true })
+  rmSync(paths.relay, { recursive: true, force: true })
+  rmSync(paths.heads, { force: true })
   for (const f of readdirSync(paths.dataDir))
     if (f === 'temporal.db' || f.startsWith('temporal.db-')) rmSync(join(paths.dataDir, f), { force: true })
 }
@@ -530,7 +512,18 @@ function clearNodeHistory(paths: StackPaths): void {
 function reset(paths: StackPaths, progress: Progress): void {
   const removed: string[] = []
   const stateFiles = [...Object.values(paths.chainState), paths.legacyAnvilState]
-  for (const p of [...stateFiles, paths.deployment, paths.config, paths.arlocal, paths.arweaveWallet, paths.cursors, paths.hyperlane]) {
+  const hyperlaneState = join(paths.dataDir, 'hyperlane') // the relay's state of older stacks
+  for (const p of [
+    ...stateFiles,
+    paths.deployment,
+    paths.config,
+    paths.arlocal,
+    paths.arweaveWallet,
+    paths.cursors,
+    paths.relay,
+    paths.heads,
+    hyperlaneState,
+  ]) {
     if (existsSync(p)) {
       rmSync(p, { recursive: true, force: true })
       removed.push(shown(p))
@@ -560,6 +553,7 @@ function acquireLock(paths: StackPaths): void {
 const PORT_FLAGS = {
   hub: ['--hub-port', 'the hub anvil (JSON-RPC)'],
   spoke: ['--spoke-port', 'the spoke anvil (JSON-RPC)'],
+  spokelz: ['--spokelz-port', 'the spokelz anvil (JSON-RPC)'],
   arlocal: ['--arlocal-port', 'arlocal (Arweave)'],
   temporal: ['--temporal-port', 'the Temporal server (gRPC)'],
   ui: ['--ui-port', 'the Temporal UI'],
@@ -607,38 +601,35 @@ function portIsFree(port: number): Promise<boolean> {
 
 /**
  * Writes the node configuration the workers and the relay read (all values parsed, defaults filled
- * in): both chains from the deployment (`networkChainsConfig`: the hub with its market, the spoke
- * with its hub, each with its Hyperlane core) and the relay's local dev keys.
+ * in): every chain from the deployment (the local network module's `localNetworkConfig`: the hub
+ * with its market and messengers, each spoke with its hub and its messenger) and the local keys.
+ * The agents attest at 0 confirmations: the anvils mine a block per transaction, and nothing would
+ * mine one on top of a message that no request follows.
  */
 function writeNodeConfig(
   paths: StackPaths,
   s: {
-    anvils: Record<StackChain, AnvilInstance>
+    chains: Record<StackChain, LocalChain>
     deployment: Deployment
     temporal: TemporalDevServer
     arlocal: ArlocalInstance
     prover: ProverName
   },
 ): SertnConfig {
-  const chains = networkChainsConfig(
-    networkOf(s.deployment),
-    { hub: s.anvils.hub.rpcUrl, spoke: s.anvils.spoke.rpcUrl },
-    { confirmations: CONFIRMATIONS, pollingIntervalMs: POLLING_MS },
-  )
-  for (const name of STACK_CHAINS) chains[name]!.startBlock = s.deployment[name].deployedAtBlock
-  const config = parseConfig(
-    {
-      dataDir: paths.dataDir,
-      node: { privateKey: anvilPrivateKey(NODE_ACCOUNT) },
-      chains,
-      relay: { validatorKey: LOCAL_VALIDATOR_KEY, relayerKey: anvilPrivateKey(RELAYER_ACCOUNT), pollingIntervalMs: POLLING_MS },
+  const config = localNetworkConfig({
+    network: networkOf(s.deployment),
+    rpcUrls: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.chains[c].rpcUrl])),
+    dataDir: paths.dataDir,
+    pollingIntervalMs: POLLING_MS,
+    confirmations: CONFIRMATIONS,
+    agentConfirmations: 0,
+    startBlocks: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.deployment[c].deployedAtBlock])),
+    overrides: {
       temporal: { address: s.temporal.address, namespace: s.temporal.namespace },
       prover: { plugin: s.prover },
       storage: { arweave: { url: s.arlocal.url, walletFile: paths.arweaveWallet } },
-      models: { dir: CIRCUITS, allowInsecureSrs: true /* local anvils */ },
     },
-    'the local stack configuration',
-  )
+  })
   writeFileSync(paths.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
   return config
 }
@@ -713,15 +704,17 @@ async function watchGateway(
   gateway: Address,
   progress: Progress,
   signal: AbortSignal,
+  onHead: (head: bigint) => void,
 ): Promise<void> {
   let next = (await client.getBlockNumber({ cacheTime: 0 }).catch(() => 0n)) + 1n
-  const say = (s: string) => progress.line(`${dim(new Date().toISOString().slice(11, 19))} ${chain.padEnd(5)}  ${s}`)
+  const say = (s: string) => progress.line(`${dim(new Date().toISOString().slice(11, 19))} ${chain.padEnd(7)}  ${s}`)
   const status = (id: unknown) => `sertn status ${String(id)}${chain === 'hub' ? ' --chain hub' : ''}`
   while (!signal.aborted) {
     await new Promise((r) => setTimeout(r, 250))
     if (signal.aborted) break
     try {
       const head = await client.getBlockNumber({ cacheTime: 0 })
+      onHead(head)
       if (head < next) continue
       // The spoke's SpokeGateway emits the same request and settlement events (IInferenceGateway's).
       const logs = await client.getContractEvents({ address: gateway, abi: InferenceGateway.abi, fromBlock: next, toBlock: head })
@@ -733,7 +726,7 @@ async function watchGateway(
           if (log.blockNumber === head) requestInHead = true
         } else if (log.eventName === 'InferenceFulfilled') {
           say(
-            `request #${String(a.requestId)} fulfilled${chain === 'spoke' ? ' (result from the hub, verified here)' : ''} ` +
+            `request #${String(a.requestId)} fulfilled${chain !== 'hub' ? ' (result from the hub, verified here)' : ''} ` +
               `(callback ${['succeeded', 'failed', 'skipped'][Number(a.callbackStatus)] ?? '?'}), tx ${log.transactionHash}`,
           )
         } else if (log.eventName === 'InferenceFailed') {
@@ -756,15 +749,18 @@ function endpoints(paths: StackPaths, info: StackInfo, d: Deployment, processes:
     Object.entries(on)
       .map(([m, a]) => `${a} (${m})`)
       .join(', ')
+  const ports = (c: { messengers: { kind: string; port: string }[] }) => c.messengers.map((m) => `${m.kind} port ${m.port}`).join(', ')
   return [
     `\n${bold('local stack')} ${dim(`(data in ${shown(paths.dataDir)}; local dev keys, insecure)`)}`,
-    `  hub          ${info.rpcUrls.hub}  ${dim(`anvil, chain id ${d.hub.chainId} = Hyperlane domain, state ${shown(paths.chainState.hub)}`)}`,
-    `    market     ${d.hub.market}  ${dim(`serves the spoke's requests`)}`,
-    `    gateway    ${d.hub.gateway}  ${dim(`registry ${d.hub.registry}, mailbox ${d.hub.hyperlane.mailbox}`)}`,
+    `  hub          ${info.rpcUrls.hub}  ${dim(`anvil, chain id ${d.hub.chainId}, state ${shown(paths.chainState.hub)}`)}`,
+    `    market     ${d.hub.market}  ${dim(`serves the spokes' requests; ${ports(d.hub)}`)}`,
+    `    gateway    ${d.hub.gateway}  ${dim(`registry ${d.hub.registry}`)}`,
     `    dApp       ${dapps(d.hub.dapps)}  ${dim('ExampleClassifier (sertn request --chain hub)')}`,
-    `  spoke        ${info.rpcUrls.spoke}  ${dim(`anvil, chain id ${d.spoke.chainId} = Hyperlane domain, state ${shown(paths.chainState.spoke)}`)}`,
-    `    gateway    ${d.spoke.gateway}  ${dim(`SpokeGateway, registry ${d.spoke.registry}, mailbox ${d.spoke.hyperlane.mailbox}`)}`,
-    `    dApp       ${dapps(d.spoke.dapps)}  ${dim('ExampleClassifier (sertn request)')}`,
+    ...STACK_SPOKES.flatMap((c) => [
+      `  ${c.padEnd(11)}  ${info.rpcUrls[c]}  ${dim(`anvil, chain id ${d[c].chainId}, state ${shown(paths.chainState[c])}`)}`,
+      `    gateway    ${d[c].gateway}  ${dim(`SpokeGateway, registry ${d[c].registry}; ${ports(d[c])}`)}`,
+      `    dApp       ${dapps(d[c].dapps)}  ${dim(`ExampleClassifier (sertn request${c === 'spoke' ? '' : ` --chain ${c}`})`)}`,
+    ]),
     `  Temporal     ${info.temporal}  ${dim(`namespace ${info.namespace}, database ${shown(paths.temporalDb)}`)}`,
     `  Temporal UI  ${info.temporalUi}`,
     `  arweave      ${info.arlocal}  ${dim(`arlocal, data ${shown(paths.arlocal)}`)}`,

@@ -1,6 +1,7 @@
 /** `sertn worker`: Temporal workers for the given roles, until SIGINT/SIGTERM. */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { loadConfig } from '../core/config.ts'
+import { configuredMessengers } from '../plugins/messengers/index.ts'
 import { runWorkers, WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
 
 export async function workerCommand(opts: { roles: string; config?: string; logLevel: string }): Promise<number> {
@@ -11,6 +12,8 @@ export async function workerCommand(opts: { roles: string; config?: string; logL
     return 2
   }
   const config = loadConfig(opts.config)
+  // A messenger section the plugin of its kind refuses stops start-up here, naming the field.
+  await configuredMessengers(config)
   Runtime.install({ logger: new DefaultLogger(opts.logLevel.toUpperCase() as 'WARN') })
   const stop = new AbortController()
   const onSignal = (sig: string) => {

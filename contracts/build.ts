@@ -11,6 +11,7 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { SertnError } from '../core/errors.ts'
 import { writeHyperlaneArtifacts } from '../plugins/messengers/hyperlane/build-artifacts.ts'
+import { writeLayerZeroArtifacts } from '../plugins/messengers/layerzero/build-artifacts.ts'
 import { compileSolidity, SOLC_SETTINGS, solcCompiler } from './solc.ts'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -83,3 +84,4 @@ function main(): void {
 main()
 // After main(): a recompile clears contracts/artifacts, hyperlane/ included.
 writeHyperlaneArtifacts()
+writeLayerZeroArtifacts()

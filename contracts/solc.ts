@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { SertnError } from '../core/errors.ts'
 
 const require = createRequire(import.meta.url)
@@ -51,16 +51,39 @@ export type CompileResult = {
   warnings: { file: string | undefined; message: string }[]
 }
 
+/** An import path that names a package (`@scope/pkg/…`, `pkg/…`), not a relative or absolute file. */
+function isPackageImport(path: string): boolean {
+  return /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*\/.+\.sol$/i.test(path) && !path.split('/').includes('..')
+}
+
+/** `node_modules/<path>` in `dir` or the nearest folder above it that has one. */
+function findInNodeModules(dir: string, path: string): string | undefined {
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    const full = join(d, 'node_modules', path)
+    if (existsSync(full)) return full
+    if (dirname(d) === d) return undefined
+  }
+}
+
 /**
- * Compiles `sources` (path → content); imports are read from `importRoot` when given.
+ * Compiles `sources` (path → content); imports are read from `importRoot` when given, and package
+ * imports it does not have (`@openzeppelin/…`, `@layerzerolabs/…`, `solidity-bytes-utils/…`) from
+ * the `node_modules` folder nearest to it. Contracts of package files are compiled but not returned:
+ * only the project's own sources (and project files they import) give artifacts.
  * @throws {SolidityCompileError} with every error message when compilation fails
  */
 export function compileSolidity(sources: Record<string, { content: string }>, importRoot?: string): CompileResult {
+  const fromPackages = new Set<string>()
   const output = JSON.parse(
     solcCompiler().compile(JSON.stringify({ language: 'Solidity', sources, settings: SOLC_SETTINGS }), {
       import: (path: string) => {
-        const full = importRoot ? join(importRoot, path) : path
-        return importRoot && existsSync(full) ? { contents: readFileSync(full, 'utf8') } : { error: `not found: ${path}` }
+        if (!importRoot) return { error: `not found: ${path}` }
+        const full = join(importRoot, path)
+        if (existsSync(full)) return { contents: readFileSync(full, 'utf8') }
+        const pkg = isPackageImport(path) ? findInNodeModules(importRoot, path) : undefined
+        if (!pkg) return { error: `not found: ${path}` }
+        fromPackages.add(path)
+        return { contents: readFileSync(pkg, 'utf8') }
       },
     }),
   ) as SolcOutput
@@ -71,6 +94,7 @@ export function compileSolidity(sources: Record<string, { content: string }>, im
     })
   const contracts: CompileResult['contracts'] = {}
   for (const [file, byName] of Object.entries(output.contracts ?? {})) {
+    if (fromPackages.has(file)) continue
     contracts[file] = {}
     for (const [name, c] of Object.entries(byName))
       contracts[file][name] = { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` }

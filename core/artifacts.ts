@@ -147,6 +147,7 @@ export async function publishModelArtifacts(
 
 /** The artifact index is missing, unreadable, or names another model's files. */
 export class ArtifactIndexError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'ArtifactIndexError'
 }
 

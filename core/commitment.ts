@@ -43,6 +43,7 @@ export function encodeInputDocument(inputQ: readonly bigint[]): Uint8Array {
 
 /** The stored input is not an input document, or does not hash to the request's commitment. */
 export class InputCommitmentError extends SertnError {
+  static override readonly errorCode = 'InvalidInput'
   override name = 'InputCommitmentError'
 }
 

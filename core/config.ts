@@ -15,6 +15,17 @@ import { chainId, type Address, type SpokeRoute } from './types.ts'
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
 const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected a 0x-prefixed 32-byte private key')
 
+/** A `messenger` section as core sees it: the plugin named by `kind` checks the rest. */
+export const messengerSectionSchema = z.looseObject({
+  kind: z.string().regex(/^[a-z][a-z0-9-]*$/, 'a messenger plugin name (lowercase letters, digits, dashes)'),
+  /** Sertn's port of this network on the chain. */
+  port: address,
+  /** Where agents with no saved state start scanning. */
+  deployBlock: z.number().int().min(0).default(0),
+})
+
+export type MessengerSection = z.infer<typeof messengerSectionSchema>
+
 export const chainConfigSchema = z.object({
   chainId: z.number().int().positive(),
   rpcUrl: z.url(),
@@ -29,16 +40,12 @@ export const chainConfigSchema = z.object({
   market: address.optional(),
   /** On a spoke: the name of the hub chain (`gateway` is then a SpokeGateway). */
   hub: z.string().optional(),
-  /** This chain's Hyperlane core (for the messenger agents, and the spoke's domain at the hub). */
-  hyperlane: z
-    .object({
-      domain: z.number().int().min(0).max(0xffffffff),
-      mailbox: address,
-      merkleTreeHook: address,
-      /** Where agents with no saved state start scanning (the mailbox's deployment block). */
-      deployBlock: z.number().int().min(0).default(0),
-    })
-    .optional(),
+  /**
+   * The messaging networks this chain is reached by: each a `{ kind, port, deployBlock, … }` section
+   * that the messenger plugin named by `kind` checks (plugins/messengers/<kind>). A spoke has one
+   * (the network that joins it to its hub); the hub has one per network its spokes use.
+   */
+  messenger: z.union([messengerSectionSchema, z.array(messengerSectionSchema).min(1)]).optional(),
 })
 
 export const configSchema = z.object({
@@ -58,12 +65,20 @@ export const configSchema = z.object({
         if (!hub) ctx.addIssue({ code: 'custom', path: [name, 'hub'], message: `no chain named ${c.hub} is configured` })
         else if (!hub.market)
           ctx.addIssue({ code: 'custom', path: [c.hub, 'market'], message: `the hub of ${name} needs its market address` })
-        if (!c.hyperlane)
+        const own = messengersOf(c)
+        if (own.length !== 1) {
           ctx.addIssue({
             code: 'custom',
-            path: [name, 'hyperlane'],
-            message: 'a spoke needs its hyperlane domain (and mailbox, merkleTreeHook)',
+            path: [name, 'messenger'],
+            message: own.length === 0 ? 'a spoke needs the messenger that joins it to its hub' : 'a spoke has one messenger',
           })
+        } else if (hub && !messengersOf(hub).some((m) => m.kind === own[0]!.kind)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name, 'messenger', 'kind'],
+            message: `no route: the hub ${c.hub} has no ${own[0]!.kind} messenger`,
+          })
+        }
       }
     }),
   /** The local messenger agents (`sertn relay`): a validator signing every chain's checkpoints, and relayers. */
@@ -73,8 +88,9 @@ export const configSchema = z.object({
       validatorKey: privateKey.optional(),
       /** The account that pays for delivering messages (default: the node's). */
       relayerKey: privateKey.optional(),
-      pollingIntervalMs: z.number().int().positive().default(100),
-      confirmations: z.number().int().min(0).default(0),
+      pollingIntervalMs: z.number().int().positive().default(50),
+      /** Blocks on top of a message before the agents attest it (local automining chains: 0). */
+      confirmations: z.number().int().min(0).default(1),
     })
     .prefault({}),
   temporal: z
@@ -128,12 +144,18 @@ export const configSchema = z.object({
 export type SertnConfig = z.infer<typeof configSchema>
 export type ChainConfig = z.infer<typeof chainConfigSchema>
 
+/** The messaging networks a chain is reached by (its `messenger` section, as a list). */
+export function messengersOf(chain: Pick<ChainConfig, 'messenger'>): MessengerSection[] {
+  const m = chain.messenger
+  return m === undefined ? [] : Array.isArray(m) ? m : [m]
+}
+
 /** The route of requests made on spoke chain `name` (undefined for a chain that is not a spoke). */
 export function spokeRouteOf(config: SertnConfig, name: string): SpokeRoute | undefined {
   const c = config.chains[name]
   if (!c?.hub) return undefined
   const hub = config.chains[c.hub]!
-  return { hubChain: c.hub, hubChainId: chainId(hub.chainId), market: hub.market as Address, originDomain: c.hyperlane!.domain }
+  return { hubChain: c.hub, hubChainId: chainId(hub.chainId), market: hub.market as Address, originDomain: c.chainId }
 }
 export type SertnConfigInput = z.input<typeof configSchema>
 
@@ -173,8 +195,9 @@ export function applyEnvOverrides(base: Record<string, unknown>, env: NodeJS.Pro
 export function parseConfig(input: unknown, source = 'configuration'): SertnConfig {
   const result = configSchema.safeParse(input)
   if (result.success) return result.data
-  const lines = result.error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-  throw new ConfigError(`invalid ${source}`, { details: `\n${lines.join('\n')}` })
+  const lines = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+  if (lines.length === 1) throw new ConfigError(`invalid ${source}: ${lines[0]}`)
+  throw new ConfigError(`invalid ${source}`, { details: `\n${lines.map((l) => `  ${l}`).join('\n')}` })
 }
 
 /** Reads `file` (if it exists), applies environment overrides, and checks the result. */

@@ -1,8 +1,13 @@
 /**
- * Errors: one base class with a literal `name`, a short message, optional details and cause, and a
- * `retryable` flag that Temporal retry policies and callers act on. The class name becomes the
- * Temporal failure `type`, so the non-retryable ones can be listed by name.
+ * Errors: one base class with a literal `name`, a short message, optional details and cause, a
+ * `retryable` flag that Temporal retry policies and callers act on, and the `errorCode` a request that
+ * cannot be served because of it is failed with. The class name becomes the Temporal failure
+ * `type`, so the non-retryable ones can be listed by name; the code travels in the failure's
+ * details ({@link FailureDetails}).
+ *
+ * Pure: the request workflow imports this module (no Node APIs, no I/O).
  */
+import { INFERENCE_ERROR_CODES, type InferenceErrorCode } from './types.ts'
 
 export type SertnErrorOptions = {
   /** More context, printed after the message. */
@@ -10,20 +15,32 @@ export type SertnErrorOptions = {
   cause?: unknown
   /** Whether trying again may succeed (default false). */
   retryable?: boolean
+  /** The code a request that fails with this error is failed with (default: the class's {@link SertnError.errorCode}). */
+  errorCode?: InferenceErrorCode
 }
 
 export class SertnError extends Error {
+  /**
+   * The code a request that fails with an error of this class is failed with; a subclass that
+   * knows sets its own. Undefined: the error says nothing about it (the workflow decides by the
+   * stage that failed).
+   */
+  static readonly errorCode: InferenceErrorCode | undefined = undefined
+
   override name = 'SertnError'
   readonly retryable: boolean
   readonly details: string | undefined
   /** The message without its details: one line for users. */
   readonly shortMessage: string
+  /** The code a request that fails with this error is failed with, if the error knows (see the static `errorCode`). */
+  readonly errorCode: InferenceErrorCode | undefined
 
   constructor(shortMessage: string, options: SertnErrorOptions = {}) {
     super(options.details ? `${shortMessage}\n\nDetails: ${options.details}` : shortMessage, { cause: options.cause })
     this.retryable = options.retryable ?? false
     this.details = options.details
     this.shortMessage = shortMessage
+    this.errorCode = options.errorCode ?? (new.target as typeof SertnError).errorCode
   }
 }
 
@@ -46,6 +63,7 @@ export class PluginError extends SertnError {
 
 /** A request that can never be served (unknown model, bad input): it ends in `fail` and a refund. */
 export class BadRequestError extends SertnError {
+  static override readonly errorCode = 'InvalidInput'
   override name = 'BadRequestError'
 }
 
@@ -97,4 +115,32 @@ export const NON_RETRYABLE_ERROR_TYPES = [
 /** Whether `err` says it may pass on retry. */
 export function isRetryable(err: unknown): boolean {
   return typeof err === 'object' && err !== null && 'retryable' in err && (err as { retryable: unknown }).retryable === true
+}
+
+/**
+ * What an activity's failure carries as its first detail (`ApplicationFailure.details[0]`): the
+ * code of the error it failed with (null: the error has none). Failures recorded before the
+ * activities carried it have no details at all.
+ */
+export type FailureDetails = { code: InferenceErrorCode | null }
+
+/** Whether `code` is one of the gateway's error codes. */
+export function isInferenceErrorCode(code: unknown): code is InferenceErrorCode {
+  return (INFERENCE_ERROR_CODES as readonly unknown[]).includes(code)
+}
+
+/** The details an activity attaches to the failure for `err`: its {@link SertnError.errorCode}. */
+export function failureDetailsOf(err: unknown): FailureDetails {
+  return { code: err instanceof SertnError && err.errorCode !== undefined ? err.errorCode : null }
+}
+
+/**
+ * The details a failure carries, read back (in the workflow): undefined if it carries none (a
+ * failure recorded before activities attached them, or one from outside them); a code that is
+ * not a known code reads as none.
+ */
+export function readFailureDetails(details: readonly unknown[] | null | undefined): FailureDetails | undefined {
+  const first = details?.[0]
+  if (typeof first !== 'object' || first === null || !('code' in first)) return undefined
+  return { code: isInferenceErrorCode(first.code) ? first.code : null }
 }

@@ -10,6 +10,7 @@ import type { ModelManifest } from './manifest.ts'
 
 /** The input has the wrong number of elements for the model's input shape. */
 export class InputShapeError extends SertnError {
+  static override readonly errorCode = 'InvalidInput'
   override name = 'InputShapeError'
   constructor(
     readonly expected: number,
@@ -22,6 +23,7 @@ export class InputShapeError extends SertnError {
 
 /** An input element lies outside the range the circuit was built for. */
 export class InputOutOfRangeError extends SertnError {
+  static override readonly errorCode = 'InvalidInput'
   override name = 'InputOutOfRangeError'
   constructor(
     readonly index: number,

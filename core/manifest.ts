@@ -140,6 +140,7 @@ const REBUILD_HINT = 'rebuild the model with `sertn model build`, or restore the
 
 /** manifest.json is missing, unreadable or not the expected shape. */
 export class ManifestError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'ManifestError'
   constructor(
     readonly path: string,
@@ -162,6 +163,7 @@ export class ArtifactMissingError extends SertnError {
 
 /** A file's bytes do not hash to what the manifest (or the registry) pins. */
 export class ArtifactHashMismatchError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'ArtifactHashMismatchError'
   constructor(
     readonly file: string,
@@ -175,6 +177,7 @@ export class ArtifactHashMismatchError extends SertnError {
 
 /** The manifest's SRS was generated locally (its secret was not destroyed) and this caller did not allow that. */
 export class InsecureSrsError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'InsecureSrsError'
   constructor(
     readonly model: string,

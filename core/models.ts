@@ -29,6 +29,7 @@ export function modelIdOf(owner: Address, name: string): Hex {
 
 /** A model the node cannot serve: no local copy and no storage to fetch it from, or no such registration. */
 export class UnknownModelError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'UnknownModelError'
 }
 

@@ -21,7 +21,7 @@ import type {
   StoredArtifact,
 } from './types.ts'
 
-export type PluginKind = 'runtime' | 'prover' | 'storage' | 'chain' | 'market'
+export type PluginKind = 'runtime' | 'prover' | 'storage' | 'chain' | 'market' | 'messenger'
 
 /** What every plugin has. */
 export interface PluginBase<K extends PluginKind, F extends Record<string, boolean>> {
@@ -295,6 +295,149 @@ export interface MarketPlugin extends PluginBase<'market', Record<string, never>
 
 export type MarketTxOutcome = Omit<TxOutcome, 'status'> & { readonly status: MarketStatus }
 
+// ─────────────────────────────── messenger ─────────────────────────────
+
+/**
+ * One chain as a messaging network sees it. `Client` is the chain family's signing client (for EVM
+ * chains, `SertnClient` from chains/evm/clients.ts); core does not depend on it.
+ */
+export interface MessengerChain<Client> {
+  /** The chain's name in the configuration. */
+  readonly name: string
+  /** Its Sertn domain: the chain id. */
+  readonly domain: number
+  /** Reads the chain and signs (deployment and enrolment: as the owner; agents: as the payer). */
+  readonly client: Client
+}
+
+/**
+ * What a messaging network has on one chain: Sertn's port (applications route through it) and the
+ * network's own contracts and ids, exactly as the chain's `messenger` configuration section holds
+ * them (JSON: numbers and strings).
+ */
+export interface MessengerDeployment {
+  /** The plugin's name (`hyperlane`, `layerzero`, …): the section's `kind`. */
+  readonly kind: string
+  /** Sertn's port on this chain. */
+  readonly port: Address
+  /** Where agents without saved state start scanning (the network's deployment block). */
+  readonly deployBlock: number
+  readonly [field: string]: unknown
+}
+
+/** A deployment on one chain, with the chain. */
+export interface MessengerEndpoint<Client> {
+  readonly chain: MessengerChain<Client>
+  readonly deployment: MessengerDeployment
+}
+
+/** A message as Sertn applications send it (what {@link MessengerPlugin.quote} prices). */
+export interface MessengerMessage {
+  /** The destination's Sertn domain (chain id). */
+  readonly destination: number
+  /** The application there. */
+  readonly recipient: Address
+  readonly body: Hex
+  /** The gas its handling needs there. */
+  readonly gasLimit: bigint
+}
+
+/** What local agents report, per message. */
+export interface MessengerAgentEvent {
+  readonly type: 'delivered' | 'rejected' | 'ignored'
+  /** `origin→destination` chain names. */
+  readonly route: string
+  /** The network's id for the message. */
+  readonly messageId: Hex
+  /** delivered: the destination transaction. */
+  readonly transactionHash?: Hex
+  readonly gasUsed?: bigint
+  /**
+   * delivered: how long the destination's own transactions (a relayer's `process`, a DVN's
+   * verification and an executor's `lzReceive`, …) waited for inclusion, in ms: the rest of a
+   * hop is what the agents add.
+   */
+  readonly inclusionMs?: number
+  /** rejected, ignored: why. */
+  readonly reason?: string
+}
+
+export interface MessengerAgentsOptions<Client> {
+  /** The chains to serve (each with its deployment), every pair both ways; their clients pay for deliveries. */
+  readonly endpoints: readonly MessengerEndpoint<Client>[]
+  /** Where the agents keep their state (resumed after a restart); in memory when absent. */
+  readonly dir?: string
+  /** Signs attestations (the validator's / the DVN's key), as a 0x private key. */
+  readonly attesterKey: Hex
+  /** Blocks on top of a message before it is attested. */
+  readonly confirmations?: number
+  readonly pollingIntervalMs?: number
+  /** The most gas the agents pay for one delivery. */
+  readonly maxGas?: bigint
+  /** Failed deliveries after which a message is rejected (kept and reported, not lost). */
+  readonly maxAttempts?: number
+  /** The first retry's delay (ms); each next one doubles, up to `maxRetryBackoffMs`. */
+  readonly retryBackoffMs?: number
+  readonly maxRetryBackoffMs?: number
+  /** The recipients' custom errors, to name them in rejection reasons. */
+  readonly errorAbi?: readonly unknown[]
+  readonly onEvent?: (event: MessengerAgentEvent) => void
+  readonly onError?: (who: string, err: unknown) => void
+}
+
+export interface MessengerDeployOptions {
+  /** The addresses the network's security trusts (validators, DVN signers). */
+  readonly attesters: readonly Address[]
+  /** How many of them must sign. */
+  readonly threshold: number
+  /** The accounts the local agents submit from (where the network's contracts must admit them). */
+  readonly submitters?: readonly Address[]
+  /** A protocol fee per message (wei), where the network has one. */
+  readonly fee?: bigint
+}
+
+/** Running local agents. */
+export interface MessengerAgents {
+  /** Settles once the agents are ready to deliver. */
+  readonly ready: Promise<void>
+  /**
+   * Moves rejected messages (all, or those with these ids) back to pending with fresh attempts, for
+   * an operator who fixed what rejected them; resolves to how many were requeued.
+   */
+  requeue(messageIds?: readonly Hex[]): Promise<number>
+  stop(): Promise<void>
+}
+
+/**
+ * A messaging network (Hyperlane, LayerZero, …): deploys its core contracts and Sertn's port on a
+ * chain, joins two chains' ports, lets Sertn applications send, quotes fees, and runs the local
+ * stand-ins for its off-chain agents. Everything network-specific lives behind this interface (and
+ * in the network's port contract), so a new network is a plugin folder.
+ */
+export interface MessengerPlugin<Client = unknown> extends PluginBase<'messenger', { localAgents: boolean }> {
+  /** A hash of the code {@link MessengerPlugin.deploy} deploys: a recorded deployment of other code is stale. */
+  readonly fingerprint: string
+  /**
+   * Checks a chain's `messenger` section of this kind; throws a ConfigError naming `path` and the
+   * field at fault.
+   */
+  parseDeployment(section: unknown, path: string): MessengerDeployment
+  /**
+   * Deploys the network's core contracts and Sertn's port on a chain (local chains: a real network
+   * is served by its own deployment). `attesters` are the addresses the network's security trusts
+   * (validators, DVN signers), `threshold` of them.
+   */
+  deploy(chain: MessengerChain<Client>, options: MessengerDeployOptions): Promise<MessengerDeployment>
+  /** Makes two chains' ports peers, both ways (each sent by its chain's client). Idempotent. */
+  connect(a: MessengerEndpoint<Client>, b: MessengerEndpoint<Client>): Promise<void>
+  /** Lets application `app` send through the chain's port. Idempotent. */
+  allowApp(endpoint: MessengerEndpoint<Client>, app: Address): Promise<void>
+  /** The fee for sending `message` from `endpoint`'s chain now. */
+  quote(endpoint: MessengerEndpoint<Client>, message: MessengerMessage): Promise<bigint>
+  /** Starts the local agents (polling in the background) until `stop()`. */
+  startAgents(options: MessengerAgentsOptions<Client>): MessengerAgents
+}
+
 // ─────────────────────────────── define* helpers ───────────────────────
 
 /** Declares a runtime plugin factory: `defineRuntimePlugin((options: O) => plugin)`. */
@@ -307,3 +450,5 @@ export const defineStoragePlugin = <O = void>(factory: (options: O) => StoragePl
 export const defineChainPlugin = <O = void>(factory: (options: O) => ChainPlugin) => factory
 /** Declares a market plugin factory. */
 export const defineMarketPlugin = <O = void>(factory: (options: O) => MarketPlugin) => factory
+/** Declares a messenger plugin factory. */
+export const defineMessengerPlugin = <Client, O = void>(factory: (options: O) => MessengerPlugin<Client>) => factory

@@ -51,6 +51,7 @@ export function modelRefOf(c: RegisteredCircuit): ModelRef {
 
 /** The on-chain circuit is not the one the node's manifest describes, or not verified by the trusted verifier. */
 export class CircuitMismatchError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'CircuitMismatchError'
   constructor(
     readonly model: string,

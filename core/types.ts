@@ -103,7 +103,15 @@ export type StoredArtifact = {
 }
 
 /** Why a request ended without a result; the same order as the gateway's `InferenceErrorCode`. */
-export const INFERENCE_ERROR_CODES = ['Unknown', 'InvalidInput', 'ModelFailed', 'ProvingFailed', 'ModelUnavailable', 'Timeout'] as const
+export const INFERENCE_ERROR_CODES = [
+  'Unknown',
+  'InvalidInput',
+  'ModelFailed',
+  'ProvingFailed',
+  'ModelUnavailable',
+  'Timeout',
+  'InvalidResult',
+] as const
 export type InferenceErrorCode = (typeof INFERENCE_ERROR_CODES)[number]
 
 /** The gateway's request status, in the contract's order. */

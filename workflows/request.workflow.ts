@@ -31,40 +31,11 @@ import type { ModelRef } from '../core/artifacts.ts'
 import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.ts'
 import type { InferenceErrorCode } from '../core/types.ts'
 import type { Activities } from './activities/index.ts'
+import { codeOfFailure, STAGE_CODES } from './failure-codes.ts'
 import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestWorkflowInput, type StageTiming } from './messages.ts'
 
 /** Error types that retrying cannot fix; activities also mark such errors non-retryable themselves. */
 const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
-
-/** Which error code a failure maps to on the gateway. */
-const ERROR_CODES: Record<string, InferenceErrorCode> = {
-  UnknownModelError: 'ModelUnavailable',
-  ModelNotResolvedError: 'ModelUnavailable',
-  ModelVersionMismatchError: 'ModelUnavailable',
-  CircuitMismatchError: 'ModelUnavailable',
-  VerifyingKeyMismatchError: 'ModelUnavailable',
-  ArtifactIndexError: 'ModelUnavailable',
-  InputCommitmentError: 'InvalidInput',
-  ManifestError: 'ModelUnavailable',
-  ArtifactHashMismatchError: 'ModelUnavailable',
-  InsecureSrsError: 'ModelUnavailable',
-  ModelVersionChangedError: 'ModelUnavailable',
-  InputShapeError: 'InvalidInput',
-  InputOutOfRangeError: 'InvalidInput',
-  BadRequestError: 'InvalidInput',
-  InvalidProofError: 'ProvingFailed',
-  InvalidResultError: 'ProvingFailed',
-  RequestExpiredError: 'Timeout',
-  ModelNotDeployedError: 'ModelUnavailable',
-  UnknownMarketError: 'ModelUnavailable',
-}
-
-/** The code for a failure that retries could not fix, by the stage it stopped. */
-const STAGE_CODES: Partial<Record<RequestStatusView['stage'], InferenceErrorCode>> = {
-  resolving: 'ModelUnavailable',
-  'loading-input': 'InvalidInput',
-  proving: 'ProvingFailed',
-}
 
 const retry = {
   initialInterval: '500 milliseconds',
@@ -221,7 +192,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
       status.error = { code: 'Unknown', reason: failure.message }
       return status as RequestOutcome
     }
-    const code = ERROR_CODES[failure.type] ?? STAGE_CODES[status.stage] ?? 'Unknown'
+    const code = failure.code ?? STAGE_CODES[status.stage] ?? 'Unknown'
     const reason = `${failure.type}: ${failure.message}`.slice(0, 256)
     status.error = { code, reason }
     status.stage = 'failing'
@@ -263,7 +234,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
         status.error = { code: failure.type === 'RelayTimeoutError' ? 'Timeout' : 'Unknown', reason: failure.message }
         return status as RequestOutcome
       }
-      const code = ERROR_CODES[failure.type] ?? STAGE_CODES[status.stage] ?? 'Unknown'
+      const code = failure.code ?? STAGE_CODES[status.stage] ?? 'Unknown'
       status.error = { code, reason: `${failure.type}: ${failure.message}`.slice(0, 256) }
       status.stage = 'failing'
       try {
@@ -297,14 +268,27 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   }
 }
 
+/** An activity's failure as the workflow acts on it. */
+type Failure = {
+  type: string
+  message: string
+  /** The code to fail the request with, if the failure says (see {@link codeOfFailure}). */
+  code: InferenceErrorCode | undefined
+}
+
 /**
  * The failure behind an activity failure: a non-retryable error, or the last error once retries
  * ran out (then the request cannot be served in time either).
  */
-function failureOf(err: unknown): { type: string; message: string } | undefined {
+function failureOf(err: unknown): Failure | undefined {
   if (!(err instanceof ActivityFailure)) return undefined
   const cause = err.cause
-  if (cause instanceof ApplicationFailure) return { type: cause.type ?? 'Error', message: cause.message }
-  if (cause instanceof TimeoutFailure) return { type: 'Timeout', message: `${err.activityType} timed out (${cause.timeoutType})` }
+  if (cause instanceof ApplicationFailure) {
+    const type = cause.type ?? 'Error'
+    return { type, message: cause.message, code: codeOfFailure(type, cause.details) }
+  }
+  if (cause instanceof TimeoutFailure) {
+    return { type: 'Timeout', message: `${err.activityType} timed out (${cause.timeoutType})`, code: undefined }
+  }
   return undefined
 }

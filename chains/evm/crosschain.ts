@@ -1,8 +1,9 @@
 /**
- * Deploys and connects Sertn's cross-chain contracts: the hub's InferenceMarket (beside the hub's
- * own registry and gateway) and spoke chains' SpokeGateways, each spoke joined to the hub by routes
- * enrolled in both directions and by the hub registry's record of where each model's circuit is
- * deployed on the spoke.
+ * Deploys and connects Sertn's cross-chain applications: the hub's InferenceMarket (beside the
+ * hub's own registry and gateway) and spoke chains' SpokeGateways, each spoke joined to the hub by
+ * a route in both directions (through the port of the messaging network that joins them) and by
+ * the hub registry's record of where each model's circuit is deployed on the spoke. Nothing here
+ * knows a messaging network: each network's plugin deploys its port and joins ports.
  */
 import { getAddress, keccak256, type Address, type Hex } from 'viem'
 import { InferenceMarket, ModelRegistry, SpokeGateway } from '../../contracts/artifacts/index.ts'
@@ -14,12 +15,9 @@ export const addressAsBytes32 = (a: Address): Hex => `0x${getAddress(a).slice(2)
 
 export type SpokeDeployment = { verifier: Address; registry: Address; gateway: Address }
 
-/** Deploys the hub market over the hub registry and mailbox and registers `nodes` on it. */
-export async function deployMarket(
-  client: SertnClient,
-  params: { registry: Address; mailbox: Address; nodes?: readonly Address[] },
-): Promise<Address> {
-  const market = await deployContract(client, InferenceMarket, [client.account.address, params.registry, params.mailbox])
+/** Deploys the hub market over the hub registry and registers `nodes` on it. */
+export async function deployMarket(client: SertnClient, params: { registry: Address; nodes?: readonly Address[] }): Promise<Address> {
+  const market = await deployContract(client, InferenceMarket, [client.account.address, params.registry])
   for (const node of params.nodes ?? []) {
     await confirm(
       client,
@@ -29,62 +27,66 @@ export async function deployMarket(
   return market
 }
 
-/** Deploys a spoke: the verifier, the spoke's registry and its SpokeGateway on `mailbox`. */
+/** Deploys a spoke: the verifier, the spoke's registry and its SpokeGateway. */
 export async function deploySpoke(
   client: SertnClient,
-  params: { mailbox: Address; registrationFee?: bigint; gatewayConfig?: Partial<GatewayConfig>; allowInsecureSrs?: boolean },
+  params: { registrationFee?: bigint; gatewayConfig?: Partial<GatewayConfig>; allowInsecureSrs?: boolean } = {},
 ): Promise<SpokeDeployment> {
   const owner = client.account.address
   const { verifier, registry } = await deployRegistry(client, params)
   const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
-  const gateway = await deployContract(client, SpokeGateway, [owner, registry, config, params.mailbox])
+  const gateway = await deployContract(client, SpokeGateway, [owner, registry, config])
   return { verifier, registry, gateway }
 }
 
 export type ConnectSpokeParameters = {
-  hub: { client: SertnClient; domain: number; market: Address; registry: Address }
-  spoke: { client: SertnClient; domain: number; gateway: Address; verifier: Address }
+  /** `port`: the hub's port of the network that reaches the spoke. */
+  hub: { client: SertnClient; domain: number; market: Address; registry: Address; port: Address }
+  /** `port`: the spoke's port of the same network. */
+  spoke: { client: SertnClient; domain: number; gateway: Address; verifier: Address; registry: Address; port: Address }
   /** Models registered on the spoke's registry, to record on the hub as deployed there. */
   models: readonly RegisteredModel[]
 }
 
 /**
- * Joins a spoke to the hub: the market accepts the spoke gateway's messages, the gateway sends to
- * and accepts from the market, the hub registry records the spoke's verifier (the protocol's), and
- * each model's VKA on the spoke (see {@link recordChainDeployments}). Idempotent.
+ * Joins a spoke to the hub: the market routes messages to and from the spoke gateway through the
+ * hub's port, the gateway to and from the market through the spoke's port (the two ports must be
+ * peers: the messenger plugin joins them), the hub registry records the spoke's verifier (the
+ * protocol's), and each model's VKA on the spoke (see {@link recordChainDeployments}). Idempotent.
  */
 export async function connectSpoke({ hub, spoke, models }: ConnectSpokeParameters): Promise<void> {
   const gatewayId = addressAsBytes32(spoke.gateway)
   const marketId = addressAsBytes32(hub.market)
-  const enrolled = await hub.client.readContract({
+  const route = await hub.client.readContract({
     address: hub.market,
     abi: InferenceMarket.abi,
-    functionName: 'isRoute',
-    args: [spoke.domain, gatewayId],
+    functionName: 'routeOf',
+    args: [spoke.domain],
   })
-  if (!enrolled) {
+  if (getAddress(route.port) !== getAddress(hub.port) || route.peer.toLowerCase() !== gatewayId) {
     await confirm(
       hub.client,
       await hub.client.writeContract({
         address: hub.market,
         abi: InferenceMarket.abi,
-        functionName: 'enrollRoute',
-        args: [spoke.domain, gatewayId],
+        functionName: 'setRoute',
+        args: [spoke.domain, hub.port, gatewayId],
       }),
     )
   }
-  const [domain, market] = await Promise.all([
+  const [domain, market, spokeRoute] = await Promise.all([
     spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubDomain' }),
     spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'hubMarket' }),
+    spoke.client.readContract({ address: spoke.gateway, abi: SpokeGateway.abi, functionName: 'routeOf', args: [hub.domain] }),
   ])
-  if (domain !== hub.domain || market.toLowerCase() !== marketId) {
+  if (domain !== hub.domain || market.toLowerCase() !== marketId || getAddress(spokeRoute.port) !== getAddress(spoke.port)) {
     await confirm(
       spoke.client,
       await spoke.client.writeContract({
         address: spoke.gateway,
         abi: SpokeGateway.abi,
         functionName: 'setHub',
-        args: [hub.domain, marketId],
+        args: [hub.domain, spoke.port, marketId],
       }),
     )
   }
@@ -119,10 +121,17 @@ export async function recordChainDeployments({
   models,
 }: {
   hub: { client: SertnClient; registry: Address }
-  spoke: { client: SertnClient; domain: number }
+  /** `registry`: the spoke's own registry (each deployment records the model's version there). */
+  spoke: { client: SertnClient; domain: number; registry: Address }
   models: readonly Pick<RegisteredModel, 'name' | 'modelId' | 'vka'>[]
 }): Promise<void> {
   for (const model of models) {
+    const there = await spoke.client.readContract({
+      address: spoke.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'getModel',
+      args: [model.modelId],
+    })
     const code = await spoke.client.getCode({ address: model.vka })
     if (!code) throw new Error(`no VKA code at ${model.vka} on the spoke (domain ${spoke.domain})`)
     const pinned = await hub.client.readContract({
@@ -141,14 +150,15 @@ export async function recordChainDeployments({
       functionName: 'getChainDeployment',
       args: [model.modelId, spoke.domain],
     })
-    if (current.version === pinned.version && getAddress(current.vka) === getAddress(model.vka)) continue
+    if (current.version === pinned.version && current.remoteVersion === there.version && getAddress(current.vka) === getAddress(model.vka))
+      continue
     await confirm(
       hub.client,
       await hub.client.writeContract({
         address: hub.registry,
         abi: ModelRegistry.abi,
         functionName: 'setChainDeployment',
-        args: [model.modelId, spoke.domain, model.vka, codeHash],
+        args: [model.modelId, spoke.domain, model.vka, codeHash, there.version],
       }),
     )
   }

@@ -25,8 +25,6 @@ export type RegistrationChain = {
   client: SertnClient
   /** The chain's ModelRegistry. */
   registry: Address
-  /** The chain's messenger domain (spokes), recorded on the hub. */
-  domain?: number
   /** Whether this is the hub (where spokes' deployments are recorded). */
   hub?: boolean
 }
@@ -117,12 +115,11 @@ export async function registerModelOnNetwork(p: RegisterModelOnNetworkParameters
   const hub = hubs[0]
   if (hub) {
     for (const spoke of p.chains.filter((c) => !c.hub)) {
-      if (spoke.domain === undefined)
-        throw new ModelRegistrationError(`spoke ${spoke.name} has no messenger domain to record it under on the hub`)
-      p.onProgress?.('record', `${spoke.name}'s VKA on the hub (domain ${spoke.domain})`)
+      const domain = spoke.client.chain.id // Sertn domains are chain ids
+      p.onProgress?.('record', `${spoke.name}'s VKA on the hub (domain ${domain})`)
       await recordChainDeployments({
         hub: { client: hub.client, registry: hub.registry },
-        spoke: { client: spoke.client, domain: spoke.domain },
+        spoke: { client: spoke.client, domain, registry: spoke.registry },
         models: [chains[spoke.name]!],
       })
     }

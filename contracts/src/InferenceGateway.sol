@@ -76,7 +76,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
     function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
         if (terms.version == 0) revert GatewayUnknownModel(modelId);
-        return _quote(terms.fee, callbackGasLimit, _config) + _messagingFee();
+        return _quote(terms.fee, callbackGasLimit, _config) + _messagingFee(terms.inputLength);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -210,7 +210,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         if (callbackGasLimit > cfg.maxCallbackGasLimit) {
             revert GatewayCallbackGasLimitTooHigh(callbackGasLimit, cfg.maxCallbackGasLimit);
         }
-        uint256 messaging = _messagingFee();
+        uint256 messaging = _messagingFee(input.length);
         uint256 price = _quote(terms.fee, callbackGasLimit, cfg) + messaging;
         if (msg.value < price || msg.value > type(uint96).max) revert GatewayInsufficientPayment(price, msg.value);
 
@@ -300,7 +300,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
     /// @dev Fails `requestId` for `node`: refunds the escrow and calls the requester back with the
     ///      error. The caller holds the reentrancy lock and has authenticated `node`.
     function _fail(uint256 requestId, InferenceErrorCode code, string calldata reason, address node) internal {
-        if (bytes(reason).length > MAX_REASON_LENGTH) revert GatewayReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
+        if (bytes(reason).length > MAX_REASON_LENGTH) revert ResultReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
         Request storage r = _pending(requestId);
         r.status = RequestStatus.Failed;
         _pay(r.requester, r.escrow);
@@ -309,9 +309,9 @@ contract InferenceGateway is IInferenceGateway, Owned {
         _afterSettle(requestId, RequestStatus.Failed, node);
     }
 
-    /// @dev Wei a request pays on top of the quote for cross-chain messages (none here). It is
-    ///      not escrowed: {_afterRequest} spends it.
-    function _messagingFee() internal view virtual returns (uint256) {
+    /// @dev Wei a request with `inputLength` input elements pays on top of the quote for
+    ///      cross-chain messages (none here). It is not escrowed: {_afterRequest} spends it.
+    function _messagingFee(uint256 /* inputLength */) internal view virtual returns (uint256) {
         return 0;
     }
 
@@ -354,15 +354,15 @@ contract InferenceGateway is IInferenceGateway, Owned {
     ) private returns (Visibility) {
         uint256 deadline = r.deadline;
         if (block.timestamp > deadline) revert GatewayRequestExpired(requestId, deadline);
-        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert GatewayInputMismatch(requestId);
+        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert ResultInputMismatch(requestId);
 
         IModelRegistry.VerificationTerms memory terms = registry.tryGetVerificationTerms(r.modelId);
         uint32 version = r.modelVersion;
         if (terms.version != version) revert GatewayModelVersionChanged(requestId, version, terms.version);
-        if (output.length != terms.outputLength) revert GatewayOutputShapeMismatch(terms.outputLength, output.length);
+        if (output.length != terms.outputLength) revert ResultOutputShapeMismatch(terms.outputLength, output.length);
 
         // The instances are the request's input (checked against its hash above) and the output.
-        if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert GatewayInvalidProof(requestId);
+        if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert ResultInvalidProof(requestId);
         return terms.outputVisibility;
     }
 

@@ -3,8 +3,9 @@ pragma solidity ^0.8.24;
 
 import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {IResultErrors} from "./interfaces/IResultErrors.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
-import {HyperlaneMessenger} from "./messaging/HyperlaneMessenger.sol";
+import {MessengerApp} from "./messaging/MessengerApp.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
 import {Owned} from "./utils/Owned.sol";
 
@@ -20,8 +21,10 @@ import {Owned} from "./utils/Owned.sol";
 ///      with its own verifier before it pays or calls back, and it alone decides the outcome.
 ///      A result goes back only to the (domain, gateway) its request came from, and a request
 ///      can be answered once: a second submission reverts. Messages arrive only through enrolled
-///      routes (one per spoke gateway).
-contract InferenceMarket is HyperlaneMessenger {
+///      routes (one per spoke chain: its gateway, and the port of the network that reaches it),
+///      so the market serves spokes over different networks at once and knows none of them.
+///      A rejected result reverts with the gateways' own {IResultErrors} errors.
+contract InferenceMarket is MessengerApp, IResultErrors {
     /// @notice Where a spoke request stands on the hub.
     enum MarketStatus {
         /// @notice No such request.
@@ -38,7 +41,7 @@ contract InferenceMarket is HyperlaneMessenger {
 
     /// @notice A spoke request as recorded on the hub.
     struct MarketRequest {
-        /// @notice The requesting chain's messenger domain.
+        /// @notice The requesting chain's Sertn domain (its chain id).
         uint32 origin;
         /// @notice The spoke request's deadline (the spoke's clock).
         uint40 deadline;
@@ -58,6 +61,8 @@ contract InferenceMarket is HyperlaneMessenger {
         bytes32 modelId;
         /// @notice keccak256(abi.encodePacked(input)), as on the spoke.
         bytes32 inputHash;
+        /// @notice The requester's callback gas limit (the result's delivery must cover it).
+        uint32 callbackGasLimit;
     }
 
     /// @notice Only registered nodes may answer requests.
@@ -66,18 +71,13 @@ contract InferenceMarket is HyperlaneMessenger {
     error MarketRequestNotOpen(uint256 marketRequestId, MarketStatus status);
     /// @notice The spoke request's deadline has passed; the spoke will refund it.
     error MarketRequestExpired(uint256 marketRequestId, uint256 deadline);
-    /// @notice The input sent with the result is not the request's input.
-    error MarketInputMismatch(uint256 marketRequestId);
     /// @notice The hub's registry has no such model.
     error MarketUnknownModel(bytes32 modelId);
     /// @notice The model's current circuit is not recorded as deployed on the requesting chain.
     error MarketModelNotDeployed(bytes32 modelId, uint32 domain, uint32 recordedVersion, uint32 currentVersion);
-    /// @notice The output does not have the model's number of elements.
-    error MarketOutputShapeMismatch(uint256 expected, uint256 actual);
-    /// @notice The hub's verifier rejected the proof for the recorded input and the claimed output.
-    error MarketInvalidProof(uint256 marketRequestId);
-    /// @notice The error reason is too long.
-    error MarketReasonTooLong(uint256 length, uint256 maxLength);
+    /// @notice The request names a model version of its chain other than the one whose circuit the
+    ///         hub recorded as deployed there: the spoke would reject the result.
+    error MarketModelVersionMismatch(bytes32 modelId, uint32 domain, uint32 requestedVersion, uint32 recordedVersion);
     /// @notice The same spoke request was recorded before.
     error MarketDuplicateRequest(uint32 origin, bytes32 gateway, uint256 spokeRequestId);
     /// @notice A receipt names a spoke request the market never recorded.
@@ -132,11 +132,7 @@ contract InferenceMarket is HyperlaneMessenger {
 
     /// @param initialOwner Who registers nodes and enrolls spoke routes.
     /// @param registry_ The hub's model registry.
-    /// @param mailbox_ The Hyperlane mailbox on the hub.
-    constructor(address initialOwner, IModelRegistry registry_, address mailbox_)
-        Owned(initialOwner)
-        HyperlaneMessenger(mailbox_)
-    {
+    constructor(address initialOwner, IModelRegistry registry_) Owned(initialOwner) {
         registry = registry_;
     }
 
@@ -170,7 +166,7 @@ contract InferenceMarket is HyperlaneMessenger {
         r.status = MarketStatus.ResultSent;
         r.node = msg.sender;
         bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
-        messageId = _dispatch(r.origin, r.gateway, body);
+        messageId = _dispatch(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit));
         emit ResultDispatched(marketRequestId, msg.sender, messageId, output, artifacts);
     }
 
@@ -182,12 +178,12 @@ contract InferenceMarket is HyperlaneMessenger {
         onlyNode
         returns (bytes32 messageId)
     {
-        if (bytes(reason).length > MAX_REASON_LENGTH) revert MarketReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
+        if (bytes(reason).length > MAX_REASON_LENGTH) revert ResultReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
         MarketRequest storage r = _open(marketRequestId);
         r.status = MarketStatus.FailureSent;
         r.node = msg.sender;
         bytes memory body = SertnMessages.encodeFailure(r.spokeRequestId, code, reason, msg.sender);
-        messageId = _dispatch(r.origin, r.gateway, body);
+        messageId = _dispatch(r.origin, r.gateway, body, SertnMessages.failureGas(r.callbackGasLimit));
         emit FailureDispatched(marketRequestId, msg.sender, messageId, code, reason);
     }
 
@@ -232,7 +228,7 @@ contract InferenceMarket is HyperlaneMessenger {
     ) external view returns (uint256) {
         MarketRequest storage r = _requests[marketRequestId];
         bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
-        return _quoteMessage(r.origin, r.gateway, body);
+        return _quoteMessage(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit));
     }
 
     /// @notice The messenger fee for sending this failure report now (what {failRequest} needs).
@@ -242,7 +238,8 @@ contract InferenceMarket is HyperlaneMessenger {
         returns (uint256)
     {
         MarketRequest storage r = _requests[marketRequestId];
-        return _quoteMessage(r.origin, r.gateway, SertnMessages.encodeFailure(r.spokeRequestId, code, reason, msg.sender));
+        bytes memory body = SertnMessages.encodeFailure(r.spokeRequestId, code, reason, msg.sender);
+        return _quoteMessage(r.origin, r.gateway, body, SertnMessages.failureGas(r.callbackGasLimit));
     }
 
     // ─────────────────────────────── Messages from spokes ─────────────────
@@ -269,7 +266,8 @@ contract InferenceMarket is HyperlaneMessenger {
             gateway: gateway,
             spokeRequestId: q.requestId,
             modelId: q.modelId,
-            inputHash: keccak256(abi.encodePacked(q.input))
+            inputHash: keccak256(abi.encodePacked(q.input)),
+            callbackGasLimit: q.callbackGasLimit
         });
         emit RequestRecorded(id, origin, q.requestId, gateway, q);
     }
@@ -307,22 +305,28 @@ contract InferenceMarket is HyperlaneMessenger {
     ) private {
         uint256 deadline = r.deadline;
         if (block.timestamp > deadline) revert MarketRequestExpired(marketRequestId, deadline);
-        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert MarketInputMismatch(marketRequestId);
+        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert ResultInputMismatch(marketRequestId);
         bytes32 modelId = r.modelId;
         IModelRegistry.VerificationTerms memory terms = registry.tryGetVerificationTerms(modelId);
         if (terms.version == 0) revert MarketUnknownModel(modelId);
         IModelRegistry.ChainDeployment memory dep = registry.getChainDeployment(modelId, r.origin);
         if (dep.version != terms.version) revert MarketModelNotDeployed(modelId, r.origin, dep.version, terms.version);
-        if (output.length != terms.outputLength) revert MarketOutputShapeMismatch(terms.outputLength, output.length);
-        if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert MarketInvalidProof(marketRequestId);
+        if (dep.remoteVersion != r.modelVersion) {
+            revert MarketModelVersionMismatch(modelId, r.origin, r.modelVersion, dep.remoteVersion);
+        }
+        if (output.length != terms.outputLength) revert ResultOutputShapeMismatch(terms.outputLength, output.length);
+        if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert ResultInvalidProof(marketRequestId);
     }
 
     /// @dev Sends `body` to the request's own gateway, paying the quote from `msg.value` and
     ///      refunding the rest to the caller.
-    function _dispatch(uint32 destination, bytes32 gateway, bytes memory body) private returns (bytes32 messageId) {
-        uint256 fee = _quoteMessage(destination, gateway, body);
+    function _dispatch(uint32 destination, bytes32 gateway, bytes memory body, uint256 gasLimit)
+        private
+        returns (bytes32 messageId)
+    {
+        uint256 fee = _quoteMessage(destination, gateway, body, gasLimit);
         if (msg.value < fee) revert MessengerInsufficientFee(fee, msg.value);
-        messageId = _sendMessage(destination, gateway, body, fee);
+        messageId = _sendMessage(destination, gateway, body, gasLimit, fee);
         uint256 surplus = msg.value - fee;
         if (surplus > 0) {
             (bool ok, ) = msg.sender.call{value: surplus}("");

@@ -93,16 +93,21 @@ contract ModelRegistry is IModelRegistry, Owned {
     ///         `vkaCodeHash`; nodes check it against that chain before serving it.
     /// @dev A remote chain's code cannot be read from here: the attested hash must equal the pinned
     ///      one, and the deployment is stamped with the current version, so a circuit update makes
-    ///      every recorded deployment stale until it is recorded again.
-    function setChainDeployment(bytes32 modelId, uint32 domain, address vka, bytes32 vkaCodeHash) external {
+    ///      every recorded deployment stale until it is recorded again. `remoteVersion` is the
+    ///      model's version in that chain's registry (requests there carry it), so the market
+    ///      never answers a request made against another circuit there.
+    function setChainDeployment(bytes32 modelId, uint32 domain, address vka, bytes32 vkaCodeHash, uint32 remoteVersion)
+        external
+    {
         Model storage m = _ownedModel(modelId);
         if (vka == address(0)) revert ModelRegistryInvalidChainDeployment();
         address verifierThere = _chainVerifiers[domain];
         if (verifierThere == address(0)) revert ModelRegistryNoChainVerifier(domain);
         if (vkaCodeHash != m.vkaCodeHash) revert ModelRegistryVkaCodeHashMismatch(vka, m.vkaCodeHash, vkaCodeHash);
         uint32 version = m.version;
-        _chainDeployments[modelId][domain] = ChainDeployment({verifier: verifierThere, vka: vka, version: version});
-        emit ModelChainDeploymentSet(modelId, domain, version, verifierThere, vka);
+        _chainDeployments[modelId][domain] =
+            ChainDeployment({verifier: verifierThere, vka: vka, version: version, remoteVersion: remoteVersion});
+        emit ModelChainDeploymentSet(modelId, domain, version, verifierThere, vka, remoteVersion);
     }
 
     /// @notice Publishes proven input/output pairs for the model's current version: a document in

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {InferenceGateway} from "./InferenceGateway.sol";
 import {InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
-import {HyperlaneMessenger} from "./messaging/HyperlaneMessenger.sol";
+import {MessengerApp} from "./messaging/MessengerApp.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
 
 /// @title SpokeGateway
@@ -15,25 +15,29 @@ import {SertnMessages} from "./messaging/SertnMessages.sol";
 ///         instances built from the request's input commitment and the output) before the node is
 ///         paid and the requester called back. Every settlement (fulfilled, failed, refunded) is
 ///         reported back to the hub in a receipt.
-/// @dev Inheritance, not composition: the messenger entry point must reach the gateway's internal
-///      `_fulfill` / `_fail` (and its reentrancy lock) without a second contract, a second
-///      authorisation hop, or a second copy of the request state. The messenger adapter is a
-///      separate abstract base ({HyperlaneMessenger} over {MessengerApp}), so adding LayerZero is
-///      a new adapter base and one more parent here; {_handleMessage} and the gateway stay as
-///      they are.
+/// @dev The gateway knows no messaging network: {MessengerApp} routes its messages to and from
+///      the hub through the hub route's port (Hyperlane's, LayerZero's, …), which authenticates
+///      its network and hands over the hub market's address; {receiveMessage} admits only that
+///      port and that market.
 ///
 ///      Local nodes can neither {fulfill} nor {fail} on a spoke: every outcome comes from the hub
 ///      market, whose node set decides who serves. Anyone may {refund} after the deadline.
 ///
-///      A message for an unknown, settled or expired request, or with an invalid proof, reverts with
-///      the gateway's custom error; the mailbox's `process` reverts with it, so nothing is half
-///      applied and the message stays undelivered for the relayer to report.
+///      A message for an unknown, settled or expired request reverts with the gateway's custom
+///      error; the network's delivery reverts with it, so nothing is half applied and the message
+///      stays undelivered for the network's agents to report. A result this chain rejects (its
+///      verifier refuses the proof, the model changed here, the shapes differ) fails the request
+///      instead: the requester is refunded and called back with `InvalidResult`, and the hub
+///      receives a Failed receipt, so that no request waits for its deadline on a result that can
+///      never be accepted.
 ///
-///      Messaging fees: a request pays, on top of the quote, twice the messenger's fee for a message
-///      to the hub: one for the request message (spent at once) and one kept for the receipt. If the
-///      receipt cannot be sent when the request settles (the messenger's fee rose, say), the
-///      settlement stands and the receipt waits for anyone to {sendReceipt} with the difference.
-contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
+///      Messaging fees: a request pays, on top of the quote, the network's fee for its request
+///      message to the hub (quoted for a body of the model's input length and the gas recording
+///      it needs there) and for a receipt, kept in reserve. If the receipt cannot be sent when
+///      the request settles (the network's fee rose, say), the settlement stands and the receipt
+///      waits for anyone to {sendReceipt} with the difference; what the reserve does not spend
+///      goes back to the requester.
+contract SpokeGateway is InferenceGateway, MessengerApp {
     /// @notice Results reach a spoke only from the hub, through the messenger.
     error SpokeLocalFulfillDisabled();
     /// @notice Failures reach a spoke only from the hub, through the messenger.
@@ -44,7 +48,9 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
     error SpokeNoPendingReceipt(uint256 requestId);
 
     /// @notice The hub market this spoke sends requests to and takes results from.
-    event HubSet(uint32 indexed domain, bytes32 indexed market);
+    event HubSet(uint32 indexed domain, bytes32 indexed market, address indexed port);
+    /// @notice This chain rejected a result from the hub; the request was failed and refunded.
+    event ResultRejected(uint256 indexed requestId, address indexed node, bytes4 error);
     /// @notice The request's message to the hub left (`messageId` is the messenger's id).
     event RequestSentToHub(uint256 indexed requestId, bytes32 indexed messageId);
     /// @notice The settlement receipt for `requestId` left for the hub.
@@ -58,7 +64,7 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         uint96 reserve;
     }
 
-    /// @notice The hub's messenger domain.
+    /// @notice The hub's Sertn domain (its chain id).
     uint32 public hubDomain;
     /// @notice The hub market (left-padded address).
     bytes32 public hubMarket;
@@ -69,30 +75,26 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
     /// @param initialOwner Who configures the gateway and enrolls routes.
     /// @param registry_ The spoke's model registry.
     /// @param config_ The initial configuration.
-    /// @param mailbox_ The Hyperlane mailbox on this chain.
-    constructor(address initialOwner, IModelRegistry registry_, Config memory config_, address mailbox_)
+    constructor(address initialOwner, IModelRegistry registry_, Config memory config_)
         InferenceGateway(initialOwner, registry_, config_)
-        HyperlaneMessenger(mailbox_)
     {}
 
     // ─────────────────────────────── Owner ────────────────────────────────
 
-    /// @notice Points the gateway at the hub market and enrolls it as the route results come from;
-    ///         the previous hub's route is removed (its undelivered messages will be rejected).
-    function setHub(uint32 domain, bytes32 market) external onlyOwner {
-        bytes32 previous = hubMarket;
-        if (previous != bytes32(0) && (previous != market || hubDomain != domain)) {
-            _unenrollRoute(hubDomain, previous);
-        }
-        _enrollRoute(domain, market);
+    /// @notice Points the gateway at the hub market on `domain`, reached through `port`, and
+    ///         makes it the only route; the previous hub's route is removed (its undelivered
+    ///         messages will be rejected).
+    function setHub(uint32 domain, address port, bytes32 market) external onlyOwner {
+        if (hubMarket != bytes32(0) && hubDomain != domain) _removeRoute(hubDomain);
+        _setRoute(domain, port, market);
         hubDomain = domain;
         hubMarket = market;
-        emit HubSet(domain, market);
+        emit HubSet(domain, market, port);
     }
 
     // ─────────────────────────────── Disabled locally ─────────────────────
 
-    /// @notice Disabled on a spoke: results arrive through {handle}.
+    /// @notice Disabled on a spoke: results arrive through {receiveMessage}.
     function fulfill(uint256, int256[] calldata, int256[] calldata, bytes calldata, StorageRefs calldata)
         external
         virtual
@@ -101,7 +103,7 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         revert SpokeLocalFulfillDisabled();
     }
 
-    /// @notice Disabled on a spoke: failures arrive through {handle}.
+    /// @notice Disabled on a spoke: failures arrive through {receiveMessage}.
     function fail(uint256, InferenceErrorCode, string calldata) external virtual override {
         revert SpokeLocalFailDisabled();
     }
@@ -144,9 +146,9 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         delete _pendingReceipts[requestId];
         bytes memory body = SertnMessages.encodeReceipt(requestId, p.status, p.node);
         uint256 reserve = p.reserve;
-        uint256 fee = _quoteMessage(hubDomain, hubMarket, body);
+        uint256 fee = _quoteMessage(hubDomain, hubMarket, body, SertnMessages.RECEIPT_GAS);
         if (reserve + msg.value < fee) revert MessengerInsufficientFee(fee, reserve + msg.value);
-        bytes32 id = _sendMessage(hubDomain, hubMarket, body, fee);
+        bytes32 id = _sendMessage(hubDomain, hubMarket, body, SertnMessages.RECEIPT_GAS, fee);
         emit ReceiptSent(requestId, p.status, id);
         if (fee <= reserve) {
             _pay(_requestOf(requestId).requester, reserve - fee);
@@ -164,7 +166,8 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
     // ─────────────────────────────── Hooks ────────────────────────────────
 
     /// @dev Dispatches by message kind; payloads are the exact argument encoding of the entry
-    ///      point, which decodes and bounds-checks them as calldata. Revert data is re-thrown as is.
+    ///      point, which decodes and bounds-checks them as calldata. Revert data is re-thrown as is,
+    ///      except a result this chain rejects, which fails the request (see the contract's notes).
     function _handleMessage(uint32, bytes32, bytes calldata body) internal override {
         uint8 kind = SertnMessages.kind(body);
         bytes4 selector;
@@ -172,6 +175,17 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         else if (kind == SertnMessages.FAILURE) selector = this.deliverFailure.selector;
         else revert SertnMessages.SertnMessagesUnknownKind(kind);
         (bool ok, bytes memory ret) = address(this).call(bytes.concat(selector, SertnMessages.payload(body)));
+        if (!ok && kind == SertnMessages.RESULT && _isResultRejection(ret)) {
+            (uint256 requestId,,,,, address node) =
+                abi.decode(SertnMessages.payload(body), (uint256, int256[], int256[], bytes, StorageRefs, address));
+            (ok, ) = address(this).call(
+                abi.encodeCall(
+                    this.deliverFailure,
+                    (requestId, InferenceErrorCode.InvalidResult, "result rejected by this chain's verification", node)
+                )
+            );
+            if (ok) emit ResultRejected(requestId, node, bytes4(ret));
+        }
         if (!ok) {
             assembly ("memory-safe") {
                 revert(add(ret, 0x20), mload(ret))
@@ -179,11 +193,26 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         }
     }
 
-    /// @dev Twice the fee of a message to the hub: the request, and the receipt kept in reserve.
-    function _messagingFee() internal view override returns (uint256) {
+    /// @dev Whether `err` is a rejection of the result itself (not of the request's state, and not
+    ///      a lack of gas): the proof, the output's shape, the input, or the model version.
+    function _isResultRejection(bytes memory err) private pure returns (bool) {
+        if (err.length < 4) return false;
+        bytes4 s = bytes4(err);
+        return s == ResultInvalidProof.selector || s == ResultOutputShapeMismatch.selector
+            || s == ResultInputMismatch.selector || s == GatewayModelVersionChanged.selector;
+    }
+
+    /// @dev The fees of the request's message to the hub (a body of this input length) and of
+    ///      the receipt kept in reserve.
+    function _messagingFee(uint256 inputLength) internal view override returns (uint256) {
         bytes32 market = hubMarket;
         if (market == bytes32(0)) revert SpokeHubNotSet();
-        return 2 * _quoteMessage(hubDomain, market, "");
+        SertnMessages.SpokeRequest memory sized;
+        sized.input = new int256[](inputLength);
+        bytes memory request = SertnMessages.encodeRequest(sized);
+        bytes memory receipt = SertnMessages.encodeReceipt(0, RequestStatus.Fulfilled, address(0));
+        return _quoteMessage(hubDomain, market, request, SertnMessages.requestGas(inputLength))
+            + _quoteMessage(hubDomain, market, receipt, SertnMessages.RECEIPT_GAS);
     }
 
     function _afterRequest(
@@ -206,8 +235,9 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
                 deadline: r.deadline
             })
         );
-        uint256 fee = messagingFee / 2;
-        bytes32 id = _sendMessage(hubDomain, hubMarket, body, fee);
+        uint256 gas = SertnMessages.requestGas(input.length);
+        uint256 fee = _quoteMessage(hubDomain, hubMarket, body, gas);
+        bytes32 id = _sendMessage(hubDomain, hubMarket, body, gas, fee);
         _receiptReserve[requestId] = uint96(messagingFee - fee);
         emit RequestSentToHub(requestId, id);
     }
@@ -230,7 +260,7 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         }
     }
 
-    /// @notice Sends a message from this contract's balance; only this contract calls it (so that
+    /// @notice Sends a receipt from this contract's balance; only this contract calls it (so that
     ///         {_afterSettle} can catch a messenger's refusal without undoing the settlement).
     /// @return messageId The messenger's id for the message.
     /// @return paid The fee paid (at most `fee`).
@@ -239,9 +269,9 @@ contract SpokeGateway is InferenceGateway, HyperlaneMessenger {
         returns (bytes32 messageId, uint256 paid)
     {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
-        paid = _quoteMessage(destination, recipient, body);
+        paid = _quoteMessage(destination, recipient, body, SertnMessages.RECEIPT_GAS);
         if (fee < paid) revert MessengerInsufficientFee(paid, fee);
-        messageId = _sendMessage(destination, recipient, body, paid);
+        messageId = _sendMessage(destination, recipient, body, SertnMessages.RECEIPT_GAS, paid);
     }
 
     function _refundSurplus(address to, uint256 amount) private {

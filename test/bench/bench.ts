@@ -7,8 +7,9 @@
  *  "gas":{"requestInference","fulfill","verifier","callback"},
  *  "stages":{"<stage>":{"p50","p95"}},"e2eMs":{"p50","p95"},"overheadMs":{"p50","p95"},
  *  "provers":{"ezkl-wasm":{"proveMs"},"ezkl-native":{"proveMs"}},
- *  "relayMs":{"spokeToHub":{"p50","p95"},"hubToSpoke":{"p50","p95"}},"relayOverheadMs":{…},"blockTimeMs",
- *  "crossChainE2eMs":{"p50","p95"},"gasByChain":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}}
+ *  "relayMs":{"<messenger>":{"spokeToHub":{"p50","p95"},"hubToSpoke":{"p50","p95"}}},"relayOverheadMs":{…},
+ *  "blockTimeMs","crossChainE2eMs":{"<messenger>":{"p50","p95"}},
+ *  "gasByChain":{"<messenger>":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}}}  (messengers: hyperlane, layerzero)
  *
  * `npm run bench -- models <dir>` builds and measures a folder of models instead (see models.ts).
  *

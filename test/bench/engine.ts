@@ -8,8 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { keccak256, parseEventLogs, toHex } from 'viem'
-import { startAnvil } from '../../chains/anvil.ts'
-import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
+import { LOCAL_CHAINS, startLocalChain } from '../../chains/local.ts'
 import { confirm, deployContract, deployCore, registerModel } from '../../chains/evm/deploy.ts'
 import { ExampleClassifier, Halo2VerifierReusable, InferenceGateway } from '../../contracts/artifacts/index.ts'
 import { quantize, toFelt } from '../../core/field.ts'
@@ -34,7 +33,8 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
   const input = sample.input_data[0]!.map((x) => quantize(x, artifacts.manifest.inputScale))
 
   const prover = createEzklWasmProver()
-  const anvil = await startAnvil()
+  const chain = await startLocalChain(LOCAL_CHAINS.hub)
+  const { anvil, owner, node, user } = chain
   try {
     log(`warming up the WASM engine (${MODEL}, logrows ${artifacts.manifest.logrows})`)
     await prover.proveInference(artifacts, input)
@@ -50,11 +50,6 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
       )
     }
 
-    const [owner, node, user] = [0, 1, 2].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
-      ReturnType<typeof createSertnClient>,
-      ReturnType<typeof createSertnClient>,
-      ReturnType<typeof createSertnClient>,
-    ]
     const core = await deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true })
     const model = await registerModel(owner, { registry: core.registry, model: MODEL, allowInsecureSrs: true })
     const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])

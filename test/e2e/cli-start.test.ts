@@ -1,10 +1,10 @@
 /**
- * `sertn start --once` end to end, as a user runs it: a child process that starts two anvils (the
- * hub and a spoke), deploys the network over Hyperlane, starts the Temporal dev server, arlocal,
- * three worker processes and the relay in a temporary data directory (any free ports), serves the
- * demo request from the spoke through the hub and back to a verified result, printing every hop,
- * stops everything and exits 0. A second run on the same directory reuses both persisted chains and
- * the contracts and serves a new request.
+ * `sertn start --once` end to end, as a user runs it: a child process that starts three anvils (the
+ * hub, a spoke joined over Hyperlane and a spoke joined over LayerZero V2), deploys the network,
+ * starts the Temporal dev server, arlocal, three worker processes and the relay in a temporary
+ * data directory (any free ports), serves a demo request from each spoke through the hub and back
+ * to a verified result, printing every hop, stops everything and exits 0. A second run on the same
+ * directory reuses the persisted chains and the contracts and serves new requests.
  */
 import { spawn } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
@@ -78,7 +78,12 @@ function sertn(args: string[], timeoutMs = RUN_TIMEOUT_MS): Promise<Run> {
   })
 }
 
-const ANY_PORTS = ['--hub-port', '0', '--spoke-port', '0', '--temporal-port', '0', '--ui-port', '0', '--arlocal-port', '0']
+const ANY_PORTS = [
+  ...['--hub-port', '0', '--spoke-port', '0', '--spokelz-port', '0'],
+  ...['--temporal-port', '0', '--ui-port', '0', '--arlocal-port', '0'],
+]
+/** How many times `re` matches `text`. */
+const count = (text: string, re: RegExp) => text.match(new RegExp(re.source, `${re.flags.replace('g', '')}g`))?.length ?? 0
 
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'sertn-cli-start-'))
@@ -111,33 +116,39 @@ const HOPS = [
   /✔ spoke → hub {2}receipt settled +\d[\d.]* m?s {2}settled on the hub \(Fulfilled\)/,
 ]
 
-type DeploymentRecord = {
-  hub: { gateway: string; market: string; dapps: Record<string, string> }
-  spoke: { gateway: string; dapps: Record<string, string> }
-}
+type ChainRecord = { gateway: string; dapps: Record<string, string>; messengers: { kind: string; port: string }[] }
+type DeploymentRecord = { hub: ChainRecord & { market: string }; spoke: ChainRecord; spokelz: ChainRecord }
 
 describe('sertn start --once', () => {
   test(
-    'starts the hub and the spoke, serves the demo request spoke → hub → spoke to a verified result, stops everything, exits 0',
+    'starts the hub and both spokes, serves a demo request from each spoke → hub → spoke to a verified result, stops everything, exits 0',
     async () => {
       const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
       const output = `--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`
       expect(r.code, output).toBe(0)
+      // One request from each spoke: over Hyperlane (31338), then over LayerZero (31339).
       expect(r.stdout, output).toMatch(/verified result: label [0-2], score -?\d+\.\d{4} .*on the spoke\)/)
+      expect(r.stdout, output).toMatch(/verified result: label [0-2], score -?\d+\.\d{4} .*on the spokelz\)/)
       expect(r.stdout).toMatch(/request +#1 +req:31338:0x[0-9a-f]{40}:1/)
-      expect(r.stdout).toMatch(/arweave +output \S+/)
+      expect(r.stdout).toMatch(/request +#1 +req:31339:0x[0-9a-f]{40}:1/)
+      expect(count(r.stdout, /arweave +output \S+/)).toBe(2)
       expect(r.stdout).toMatch(/hub +market request #1 \(Settled: Fulfilled\), result tx 0x[0-9a-f]{64}/)
-      expect(r.stdout).toMatch(/spoke +delivery tx 0x[0-9a-f]{64}/)
-      expect(r.stdout).toMatch(/\d[\d.]* m?s from the request's block to the verified result on the spoke; settled on the hub/)
+      expect(r.stdout).toMatch(/hub +market request #2 \(Settled: Fulfilled\), result tx 0x[0-9a-f]{64}/)
+      expect(count(r.stdout, /spoke +delivery tx 0x[0-9a-f]{64}/)).toBe(2)
+      expect(count(r.stdout, /\d[\d.]* m?s from the request's block to the verified result on the spoke; settled on the hub/)).toBe(2)
+      expect(r.stderr).toMatch(/demo request on the spoke \(joined to the hub over hyperlane\)/)
+      expect(r.stderr).toMatch(/demo request on the spokelz \(joined to the hub over layerzero\)/)
       for (const stage of [
         'hub anvil',
         'spoke anvil',
+        'spokelz anvil',
         'contracts',
         'Temporal dev server',
         'arlocal',
         'workers',
         'relay',
         'request on the spoke',
+        'request on the spokelz',
         'watch',
         'inference',
         'witness',
@@ -148,22 +159,31 @@ describe('sertn start --once', () => {
         'stop',
       ])
         expect(r.stderr, `stage ${stage}\n${output}`).toMatch(new RegExp(`✔ ${stage}`))
-      for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
+      for (const hop of HOPS) expect(count(r.stderr, hop), `hop ${hop}\n${output}`).toBe(2)
       expect(r.stderr).toMatch(/hub anvil .* chain 31337, new chain/)
-      expect(r.stderr).toMatch(/spoke anvil .* chain 31338, new chain/)
+      expect(r.stderr).toMatch(/spoke anvil .* chain 31338 \(hyperlane to the hub\), new chain/)
+      expect(r.stderr).toMatch(/spokelz anvil .* chain 31339 \(layerzero to the hub\), new chain/)
       expect(r.stderr).toMatch(
-        /contracts .* deployed: hub gateway 0x[0-9a-fA-F]{40}, market 0x[0-9a-fA-F]{40} · spoke gateway 0x[0-9a-fA-F]{40} \(no deployment recorded yet\)/,
+        /contracts .* deployed: hub gateway 0x[0-9a-fA-F]{40}, market 0x[0-9a-fA-F]{40} · spoke gateway 0x[0-9a-fA-F]{40} \(hyperlane\) · spokelz gateway 0x[0-9a-fA-F]{40} \(layerzero\) \(no deployment recorded yet\)/,
       )
-      expect(r.stderr).toMatch(/stop .*relay.*hub anvil, spoke anvil; chains saved/)
+      expect(r.stderr).toMatch(/relay .* hub ⇄ spoke \(hyperlane\), hub ⇄ spokelz \(layerzero\)/)
+      expect(r.stderr).toMatch(/stop .*relay.*hub anvil, spoke anvil, spokelz anvil; chains saved/)
 
-      // The node's configuration has both chains and the relay.
+      // The node's configuration has every chain, each with its messengers, and the relay.
       const config = JSON.parse(readFileSync(join(dataDir, 'sertn.config.json'), 'utf8')) as {
-        chains: Record<string, { chainId: number; market?: string; hub?: string; hyperlane?: { domain: number } }>
+        chains: Record<string, { chainId: number; market?: string; hub?: string; messenger?: unknown }>
         relay: { validatorKey?: string; relayerKey?: string }
       }
-      expect(config.chains.hub).toMatchObject({ chainId: 31337, hyperlane: { domain: 31337 } })
+      expect(config.chains.hub).toMatchObject({
+        chainId: 31337,
+        messenger: [
+          { kind: 'hyperlane', domain: 31337 },
+          { kind: 'layerzero', eid: 41337 },
+        ],
+      })
       expect(config.chains.hub!.market).toMatch(/^0x/)
-      expect(config.chains.spoke).toMatchObject({ chainId: 31338, hub: 'hub', hyperlane: { domain: 31338 } })
+      expect(config.chains.spoke).toMatchObject({ chainId: 31338, hub: 'hub', messenger: { kind: 'hyperlane', domain: 31338 } })
+      expect(config.chains.spokelz).toMatchObject({ chainId: 31339, hub: 'hub', messenger: { kind: 'layerzero', eid: 41339 } })
       expect(config.relay.validatorKey).toMatch(/^0x[0-9a-f]{64}$/)
       expect(config.relay.relayerKey).toMatch(/^0x[0-9a-f]{64}$/)
 
@@ -171,16 +191,21 @@ describe('sertn start --once', () => {
       for (const f of [
         'anvil-hub-state.json',
         'anvil-spoke-state.json',
+        'anvil-spokelz-state.json',
         'deployment.json',
         'sertn.config.json',
         'temporal.db',
         'arweave-wallet.json',
-        'hyperlane',
+        'relay/hyperlane',
+        'relay/layerzero',
       ])
         expect(existsSync(join(dataDir, f)), f).toBe(true)
       const deployment = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
       expect(Object.keys(deployment.hub.dapps)).toEqual(['sertn-mlp-demo'])
       expect(Object.keys(deployment.spoke.dapps)).toEqual(['sertn-mlp-demo'])
+      expect(Object.keys(deployment.spokelz.dapps)).toEqual(['sertn-mlp-demo'])
+      expect(deployment.hub.messengers.map((m) => m.kind)).toEqual(['hyperlane', 'layerzero'])
+      expect(deployment.spokelz.messengers.map((m) => m.kind)).toEqual(['layerzero'])
       expect(existsSync(join(dataDir, 'stack.json'))).toBe(false)
       expect(processesUsing(dataDir)).toEqual([])
     },
@@ -188,7 +213,7 @@ describe('sertn start --once', () => {
   )
 
   test(
-    'a second start reuses both persisted chains and the contracts and serves a new request',
+    'a second start reuses the persisted chains and the contracts and serves new requests',
     async () => {
       const first = JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8')) as DeploymentRecord
       const r = await sertn(['start', '--once', '--data-dir', dataDir, ...ANY_PORTS])
@@ -196,16 +221,20 @@ describe('sertn start --once', () => {
       expect(r.code, output).toBe(0)
       expect(r.stderr, output).toMatch(/hub anvil .* state loaded from /)
       expect(r.stderr).toMatch(/spoke anvil .* state loaded from /)
+      expect(r.stderr).toMatch(/spokelz anvil .* state loaded from /)
       expect(r.stderr).toMatch(
         new RegExp(
-          `contracts .* reused: hub gateway ${first.hub.gateway}, market ${first.hub.market} · spoke gateway ${first.spoke.gateway}\n`,
+          `contracts .* reused: hub gateway ${first.hub.gateway}, market ${first.hub.market} · ` +
+            `spoke gateway ${first.spoke.gateway} \\(hyperlane\\) · spokelz gateway ${first.spokelz.gateway} \\(layerzero\\)\n`,
         ),
       )
       expect(r.stderr).toMatch(/arweave wallet .* reused/)
       expect(r.stderr).not.toMatch(/clearing/)
-      for (const hop of HOPS) expect(r.stderr, `hop ${hop}\n${output}`).toMatch(hop)
+      for (const hop of HOPS) expect(count(r.stderr, hop), `hop ${hop}\n${output}`).toBe(2)
       expect(r.stdout).toMatch(/request +#2 +req:31338:/)
-      expect(r.stdout).toMatch(/hub +market request #2 /)
+      expect(r.stdout).toMatch(/request +#2 +req:31339:/)
+      expect(r.stdout).toMatch(/hub +market request #3 /)
+      expect(r.stdout).toMatch(/hub +market request #4 /)
       expect(r.stdout).toMatch(/verified result: label [0-2]/)
       expect(JSON.parse(readFileSync(join(dataDir, 'deployment.json'), 'utf8'))).toEqual(first)
       expect(processesUsing(dataDir)).toEqual([])

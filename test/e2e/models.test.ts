@@ -35,7 +35,7 @@ import { waitForOutcome } from '../../workflows/client.ts'
 import { REPO_ROOT, SERTN_CLI } from '../../cli/common.ts'
 import { startProcess } from '../../core/process.ts'
 import { expectRevert } from '../support/chain.ts'
-import { deploySpokeConsumer, SPOKE_DOMAIN, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
+import { deploySpokeConsumer, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
 import { boundedTeardown, CALLBACK_GAS, startWorkers, within, type InProcessWorkers } from '../support/stack.ts'
 
 Runtime.install({ logger: new DefaultLogger('WARN') })
@@ -75,7 +75,7 @@ beforeAll(async () => {
   consumer = await deploySpokeConsumer(stack)
   chains = [
     { name: 'hub', client: stack.hub.owner, registry: stack.network.hub.core.registry, hub: true },
-    { name: 'spoke', client: stack.spoke.owner, registry: spokeRegistry(), domain: SPOKE_DOMAIN },
+    { name: 'spoke', client: stack.spoke.owner, registry: spokeRegistry() },
   ]
   for (const name of ZOO) registered.set(name, await registerModelOnNetwork({ model: name, chains, storage, allowInsecureSrs: true }))
 }, 600_000)
@@ -190,7 +190,7 @@ describe('every model the repository builds, across chains', () => {
       address: chains[0]!.registry,
       abi: ModelRegistry.abi,
       functionName: 'getChainDeployment',
-      args: [reg.modelId, SPOKE_DOMAIN],
+      args: [reg.modelId, stack.spoke.owner.chain.id],
     })
     expect(dep).toMatchObject({ vka: reg.chains.spoke!.vka, version: 1 })
 
@@ -307,7 +307,7 @@ describe('refusals', () => {
     }
     await recordChainDeployments({
       hub: { client: stack.hub.owner, registry: chains[0]!.registry },
-      spoke: { client: stack.spoke.owner, domain: SPOKE_DOMAIN },
+      spoke: { client: stack.spoke.owner, domain: stack.spoke.owner.chain.id, registry: chains[1]!.registry },
       models: [reg.chains.spoke!],
     })
     const made = await request({ modelId: reg.modelId, input: await sampleOf('sertn-mlp-twin') })

@@ -238,19 +238,19 @@ describe('rejections', () => {
     const before = await nonces()
     const forged = { ...result, output: result.output.map((v, i) => (i === 0 ? String(BigInt(v) + 1n) : v)) }
     const err = await expectRejected(chain.fulfill(r, forged), InvalidProofError)
-    expect(err.message).toContain(`GatewayInvalidProof(${r.requestId})`)
-    expect(err.errorName).toBe('GatewayInvalidProof')
+    expect(err.message).toContain(`ResultInvalidProof(${r.requestId})`)
+    expect(err.errorName).toBe('ResultInvalidProof')
     const bytes = result.proof.slice(2)
     const tampered =
       `0x${bytes.slice(0, 200)}${(parseInt(bytes.slice(200, 202), 16) ^ 1).toString(16).padStart(2, '0')}${bytes.slice(202)}` as Hex
     await expectRejected(chain.fulfill(r, { ...result, proof: tampered }), InvalidProofError)
     const shape = await expectRejected(chain.fulfill(r, { ...result, output: result.output.slice(1) }), InvalidResultError)
-    expect(shape.errorName).toBe('GatewayOutputShapeMismatch')
+    expect(shape.errorName).toBe('ResultOutputShapeMismatch')
     const wrongInput = await expectRejected(
       chain.fulfill({ ...r, input: r.input.map((v, i) => (i === 0 ? String(BigInt(v) + 1n) : v)) }, result),
       InvalidResultError,
     )
-    expect(wrongInput.errorName).toBe('GatewayInputMismatch')
+    expect(wrongInput.errorName).toBe('ResultInputMismatch')
     expect(await nonces()).toEqual(before)
     expect((await chain.getRequestState(r.requestId)).status).toBe('Pending')
   })

@@ -1,16 +1,14 @@
 /**
- * Requests from a spoke chain served through the hub, end to end on the real local stack: two
- * anvils with real Hyperlane core contracts and the local validator and relayers, the Temporal dev
- * server, arlocal, and the workers (EZKL WASM prover) in this process. The request message reaches
- * the hub market, the result is verified on the hub and sent back, verified again on the spoke
- * before the consumer's callback, and the spoke's receipt settles the request on the hub.
+ * The cross-chain request workflow end to end, on one local network with two spokes: one joined to
+ * the hub over Hyperlane, one over LayerZero V2 (real contracts of both, their local agents), the
+ * node's workers in this process. Every test runs against each spoke.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import { parseEventLogs } from 'viem'
+import { getAddress, parseEventLogs, type Address } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { registerModel } from '../../chains/evm/deploy.ts'
-import { InferenceMarket, RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
-import { Mailbox } from '../../contracts/artifacts/hyperlane/index.ts'
+import { LOCAL_CHAINS } from '../../chains/local.ts'
+import { HyperlanePort, InferenceMarket, RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { waitFor } from '../../core/process.ts'
 import { getRequestStatus, waitForOutcome } from '../../workflows/client.ts'
 import { deploySpokeConsumer, requestOnSpoke, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
@@ -20,65 +18,78 @@ Runtime.install({ logger: new DefaultLogger('WARN') })
 
 let stack: CrossChainStack
 let workers: InProcessWorkers
-let consumer: `0x${string}`
+const consumers = new Map<string, Address>()
 
 beforeAll(async () => {
-  stack = await startCrossChainStack()
+  stack = await startCrossChainStack({ spokes: [LOCAL_CHAINS.spoke, LOCAL_CHAINS.spokelz] })
   workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'])
-  consumer = await deploySpokeConsumer(stack)
-})
+  for (const s of stack.network.spokes) consumers.set(s.name, await deploySpokeConsumer(stack, s.name))
+}, 300_000)
 
 afterAll(async () => {
   await boundedTeardown([() => workers?.stop(), () => stack?.stop()], { processGroups: () => stack?.processGroups() ?? [] })
 })
 
-const spokeGateway = () => stack.network.spokes[0]!.spoke.gateway
 const market = () => stack.network.hub.market
 const marketRequest = (id: string) =>
   stack.hub.user.readContract({ address: market(), abi: InferenceMarket.abi, functionName: 'getRequest', args: [BigInt(id)] })
+const bytes32 = (a: string) => `0x${a.slice(2).toLowerCase().padStart(64, '0')}`
 const SETTLED = 4
 const FULFILLED = 2
 const FAILED = 3
 
-/** The mailbox `Process` events on the spoke carrying messages from the hub market to the spoke gateway. */
-async function processedOnSpoke(fromBlock: bigint) {
-  const logs = await stack.spoke.user.getContractEvents({
-    address: stack.network.spokes[0]!.hyperlane.mailbox,
-    abi: Mailbox.abi,
-    eventName: 'Process',
-    fromBlock,
-  })
-  return logs.filter((l) => l.args.recipient?.toLowerCase() === spokeGateway().toLowerCase())
-}
+describe.each([
+  ['hyperlane', LOCAL_CHAINS.spoke.name],
+  ['layerzero', LOCAL_CHAINS.spokelz.name],
+])('cross-chain request workflow over %s', (messenger, name) => {
+  const spoke = () => stack.network.spokes.find((s) => s.name === name)!
+  const clients = () => stack.spokes[name]!
+  const spokeGateway = () => spoke().spoke.gateway
+  const consumer = () => consumers.get(name)!
+  const request = (opts: Parameters<typeof requestOnSpoke>[2] = {}) => requestOnSpoke(stack, consumer(), { spoke: name, ...opts })
+  /** The spoke port's hand-overs to the gateway (one per message delivered to it). */
+  const handedToGateway = async (fromBlock: bigint) =>
+    clients().user.getContractEvents({
+      address: spoke().messenger.port,
+      abi: HyperlanePort.abi, // IMessengerPort's events: the same in every port
+      eventName: 'PortMessageReceived',
+      args: { recipient: spokeGateway() },
+      fromBlock,
+    })
 
-describe('cross-chain request workflow', () => {
   test('default: a spoke request is recorded on the hub, proven, verified on the hub and the spoke, called back, and settled on the hub', async () => {
-    const req = await requestOnSpoke(stack, consumer)
+    expect(spoke().messenger.kind).toBe(messenger)
+    const req = await request()
     const outcome = await waitForOutcome(stack.client, req.key)
     expect(outcome.stage).toBe('fulfilled')
 
     // The spoke verified the result and called the consumer back with it.
-    const onSpoke = await stack.spoke.user.readContract({
+    const onSpoke = await clients().user.readContract({
       address: spokeGateway(),
       abi: SpokeGateway.abi,
       functionName: 'getRequest',
       args: [req.id],
     })
     expect(onSpoke.status).toBe(FULFILLED)
-    const output = await stack.spoke.user.readContract({
-      address: consumer,
+    const output = await clients().user.readContract({
+      address: consumer(),
       abi: RecordingConsumer.abi,
       functionName: 'outputOf',
       args: [req.id],
     })
     expect(output.map(String)).toEqual(outcome.output)
-    // It was delivered by the messenger's `process` on the spoke, from the hub market.
+    // It was delivered through the messenger's own entry point (mailbox, endpoint) to the spoke's
+    // port, which handed it to the gateway as a message from the hub market.
     const settlementTx = outcome.timings.spokeSettle!.transactionHash as `0x${string}`
-    const receipt = await stack.spoke.user.getTransactionReceipt({ hash: settlementTx })
-    expect(receipt.to?.toLowerCase()).toBe(stack.network.spokes[0]!.hyperlane.mailbox.toLowerCase())
-    const [processed] = parseEventLogs({ abi: Mailbox.abi, logs: receipt.logs, eventName: 'Process' })
-    expect(processed!.args.origin).toBe(stack.network.hub.domain)
-    expect(processed!.args.sender.toLowerCase()).toBe(`0x${market().slice(2).toLowerCase().padStart(64, '0')}`)
+    const receipt = await clients().user.getTransactionReceipt({ hash: settlementTx })
+    const entry = messenger === 'hyperlane' ? (spoke().messenger.mailbox as string) : (spoke().messenger.endpoint as string)
+    expect(receipt.to?.toLowerCase()).toBe(entry.toLowerCase())
+    const [handed] = parseEventLogs({ abi: HyperlanePort.abi, logs: receipt.logs, eventName: 'PortMessageReceived' })
+    expect(handed!.args).toMatchObject({
+      origin: stack.network.hub.chainId,
+      recipient: getAddress(spokeGateway()),
+      sender: bytes32(market()),
+    })
 
     // The hub recorded it, sent the result, and the spoke's receipt settled it there.
     expect(outcome.hub).toMatchObject({ chainId: stack.network.hub.chainId, status: 'Settled', settlement: 'Fulfilled' })
@@ -86,7 +97,7 @@ describe('cross-chain request workflow', () => {
     expect(onHub.status).toBe(SETTLED)
     expect(onHub.settlement).toBe(FULFILLED)
     expect(onHub.spokeRequestId).toBe(req.id)
-    expect(onHub.origin).toBe(stack.network.spokes[0]!.domain)
+    expect(onHub.origin).toBe(spoke().chainId)
 
     // The status shows every hop.
     const status = await getRequestStatus(stack.client, req.key)
@@ -99,16 +110,15 @@ describe('cross-chain request workflow', () => {
 
   test('failure: a model the hub has no deployment of on the spoke ends failed on the hub, refunded and called back on the spoke', async () => {
     // The twin is registered on the spoke's registry only: the node refuses to serve it (the hub market would refuse its result).
-    const s = stack.network.spokes[0]!
-    const twin = await registerModel(stack.spoke.owner, { registry: s.spoke.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
-    const before = await stack.spoke.user.getBalance({ address: consumer })
-    const req = await requestOnSpoke(stack, consumer, { modelId: twin.modelId })
+    const twin = await registerModel(clients().owner, { registry: spoke().spoke.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
+    const before = await clients().user.getBalance({ address: consumer() })
+    const req = await request({ modelId: twin.modelId })
     const outcome = await waitForOutcome(stack.client, req.key)
     expect(outcome.stage).toBe('failed')
     expect(outcome.error?.code).toBe('ModelUnavailable')
     expect(outcome.error?.reason).toMatch(/^UnknownModelError: .*not registered on the hub/)
-    const onSpoke = await stack.spoke.user.readContract({
-      address: s.spoke.gateway,
+    const onSpoke = await clients().user.readContract({
+      address: spokeGateway(),
       abi: SpokeGateway.abi,
       functionName: 'getRequest',
       args: [req.id],
@@ -116,22 +126,22 @@ describe('cross-chain request workflow', () => {
     expect(onSpoke.status).toBe(FAILED)
     // The error callback ran (code ModelUnavailable = 4) and the escrow came back.
     expect(
-      await stack.spoke.user.readContract({
-        address: consumer,
+      await clients().user.readContract({
+        address: consumer(),
         abi: RecordingConsumer.abi,
         functionName: 'errorCodePlusOne',
         args: [req.id],
       }),
     ).toBe(5n)
-    expect(await stack.spoke.user.getBalance({ address: consumer })).toBe(before + req.escrow)
+    expect(await clients().user.getBalance({ address: consumer() })).toBe(before + req.escrow)
     const onHub = await marketRequest(outcome.hub!.marketRequestId!)
     expect(onHub.status).toBe(SETTLED)
     expect(onHub.settlement).toBe(FAILED)
   })
 
   test('behavior: the agents crash while the result is on its way to the spoke; restarted from their stores, they deliver it exactly once', async () => {
-    const fromBlock = await stack.spoke.user.getBlockNumber({ cacheTime: 0 })
-    const req = await requestOnSpoke(stack, consumer)
+    const fromBlock = await clients().user.getBlockNumber({ cacheTime: 0 })
+    const req = await request()
     // Stop the agents as soon as the result has left the hub (the workflow is then waiting for the spoke).
     await waitFor(
       'the result to be submitted on the hub',
@@ -142,21 +152,21 @@ describe('cross-chain request workflow', () => {
       { timeoutMs: 90_000, intervalMs: 10 },
     )
     await stack.stopAgents()
-    const stuck = await stack.spoke.user.readContract({
+    const stuck = await clients().user.readContract({
       address: spokeGateway(),
       abi: SpokeGateway.abi,
       functionName: 'getRequest',
       args: [req.id],
     })
     await new Promise((r) => setTimeout(r, 500))
-    stack.startAgents()
+    await stack.startAgents()
     const outcome = await waitForOutcome(stack.client, req.key)
     expect(outcome.stage).toBe('fulfilled')
-    const delivered = (await processedOnSpoke(fromBlock)).filter((l) => l.blockNumber > req.block)
+    const delivered = (await handedToGateway(fromBlock)).filter((l) => l.blockNumber > req.block)
     expect(delivered).toHaveLength(1)
     // Whatever the crash interrupted, the request was pending or fulfilled once, never twice.
     expect([1, 2]).toContain(stuck.status)
-    const fulfilled = await stack.spoke.user.getContractEvents({
+    const fulfilled = await clients().user.getContractEvents({
       address: spokeGateway(),
       abi: SpokeGateway.abi,
       eventName: 'InferenceFulfilled',

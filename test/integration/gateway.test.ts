@@ -199,37 +199,37 @@ describe('rejected results leave the request open', () => {
     const flipped = (parseInt(bytes.slice(200, 202), 16) ^ 0x01).toString(16).padStart(2, '0')
     const tampered = `0x${bytes.slice(0, 200)}${flipped}${bytes.slice(202)}` as Hex
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, proofA.output, tampered))
-    expect(err).toEqual({ errorName: 'GatewayInvalidProof', args: [id] })
+    expect(err).toEqual({ errorName: 'ResultInvalidProof', args: [id] })
     await expectPending(id)
   })
 
   test('error: a valid proof for another input', async () => {
     // Claiming the other input's output for this request's input: the instances do not match.
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, proofB.output, proofB.proof))
-    expect(err.errorName).toBe('GatewayInvalidProof')
+    expect(err.errorName).toBe('ResultInvalidProof')
     // Sending the other input itself: it is not the request's input.
     const err2 = await expectRevert(simulateFulfil(t.node, id, inputB, proofB.output, proofB.proof))
-    expect(err2).toEqual({ errorName: 'GatewayInputMismatch', args: [id] })
+    expect(err2).toEqual({ errorName: 'ResultInputMismatch', args: [id] })
     await expectPending(id)
   })
 
   test('error: a valid proof with a different claimed output', async () => {
     const forged = proofA.output.map((v, i) => (i === 0 ? v + 1n : v))
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, forged, proofA.proof))
-    expect(err.errorName).toBe('GatewayInvalidProof')
+    expect(err.errorName).toBe('ResultInvalidProof')
     await expectPending(id)
   })
 
   test('error: a proof from the same architecture with other weights', async () => {
     expect(twinProofA.output).not.toEqual(proofA.output)
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, twinProofA.output, twinProofA.proof))
-    expect(err.errorName).toBe('GatewayInvalidProof')
+    expect(err.errorName).toBe('ResultInvalidProof')
     await expectPending(id)
   })
 
   test('error: an output of the wrong shape', async () => {
     const err = await expectRevert(simulateFulfil(t.node, id, inputA, proofA.output.slice(1), proofA.proof))
-    expect(err).toEqual({ errorName: 'GatewayOutputShapeMismatch', args: [3n, 2n] })
+    expect(err).toEqual({ errorName: 'ResultOutputShapeMismatch', args: [3n, 2n] })
     await expectPending(id)
   })
 

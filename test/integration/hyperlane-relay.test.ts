@@ -3,16 +3,36 @@
  * local validator and relayer agents standing in for the off-chain ones: A → B delivery, replay
  * and wrong-signer rejections by the contracts themselves, a relayer killed between signing and
  * delivery, a 2-of-3 validator set, a validator resuming from its file store, and messages the
- * recipient rejects (bounded retries with backoff, then kept as rejected). The relayer delivers
- * through `@hyperlane-xyz/sdk`'s `HyperlaneRelayer` (ethers v5) with checkpoints from the stores.
+ * recipient rejects (bounded retries with backoff, then kept as rejected). The relayer builds the
+ * MessageIdMultisigIsm metadata from the checkpoint stores and sends `Mailbox.process` with viem.
+ * The agents work one block deep (their default `confirmations`), so `dispatch` mines a block on
+ * top of each message. Messages sent through Sertn's HyperlanePort carry the app's gas limit
+ * (`PortMessageSent`): the relayer's first attempt goes by it, without an estimate or simulation.
  */
 import { copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeFunctionData, keccak256, parseEventLogs, size, toHex, type Address, type Hex, type LocalAccount } from 'viem'
+import {
+  createWalletClient,
+  decodeFunctionData,
+  hexToBytes,
+  http,
+  keccak256,
+  parseEventLogs,
+  publicActions,
+  size,
+  toFunctionSelector,
+  toHex,
+  type Abi,
+  type Account,
+  type Address,
+  type Chain,
+  type Hex,
+  type LocalAccount,
+} from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { HyperlaneRejectingRecipient, HyperlaneTestRecipient } from '../../contracts/artifacts/index.ts'
+import { HyperlanePort, HyperlaneRejectingRecipient, HyperlaneTestRecipient, LayerZeroTestApp } from '../../contracts/artifacts/index.ts'
 import { Mailbox, MerkleTreeHook } from '../../contracts/artifacts/hyperlane/index.ts'
 import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
 import { freePort } from '../../core/process.ts'
@@ -20,6 +40,8 @@ import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import {
   addressToBytes32,
+  allowHyperlaneApp,
+  connectHyperlanePorts,
   createLocalRelayer,
   createLocalValidator,
   deployHyperlaneCore,
@@ -52,6 +74,7 @@ let anvilA: AnvilInstance | undefined
 let anvilB: AnvilInstance | undefined
 let userA: SertnClient // dispatches on A
 let relayerB: SertnClient // pays for process on B
+let deployerA: SertnClient
 let deployerB: SertnClient
 let coreA: HyperlaneCoreDeployment
 let coreB: HyperlaneCoreDeployment
@@ -62,7 +85,7 @@ const store1 = new MemoryCheckpointStore(v1.address)
 let validator1: LocalValidator
 const gas = { dispatch: [] as bigint[], process: [] as bigint[] }
 
-/** Dispatches `body` from A's user to `to` on B, paying the quoted fee. */
+/** Dispatches `body` from A's user to `to` on B, paying the quoted fee, and mines a block on top (one confirmation). */
 async function dispatch(to: Address, body: Hex) {
   const args = [DOMAIN_B, addressToBytes32(to), body] as const
   const fee = await userA.readContract({ address: coreA.mailbox, abi: Mailbox.abi, functionName: 'quoteDispatch', args })
@@ -74,6 +97,7 @@ async function dispatch(to: Address, body: Hex) {
   const [dispatched] = parseEventLogs({ abi: Mailbox.abi, eventName: 'Dispatch', logs: receipt.logs })
   const [inserted] = parseEventLogs({ abi: MerkleTreeHook.abi, eventName: 'InsertedIntoTree', logs: receipt.logs })
   if (!dispatched || !inserted) throw new Error('no Dispatch / InsertedIntoTree log')
+  await userA.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
   const message = dispatched.args.message
   return { message, id: keccak256(message), index: inserted.args.index, fee, receipt }
 }
@@ -114,7 +138,7 @@ beforeAll(async () => {
   anvilB = started[1].status === 'fulfilled' ? started[1].value : undefined
   for (const s of started) if (s.status === 'rejected') throw s.reason
   if (!anvilA || !anvilB) throw new Error('anvil did not start')
-  const deployerA = createSertnClient(anvilA.chain, anvilAccount(0))
+  deployerA = createSertnClient(anvilA.chain, anvilAccount(0))
   deployerB = createSertnClient(anvilB.chain, anvilAccount(0))
   userA = createSertnClient(anvilA.chain, anvilAccount(2))
   relayerB = createSertnClient(anvilB.chain, anvilAccount(1))
@@ -354,7 +378,7 @@ describe('hyperlane A → B with local agents', () => {
     await waitUntil('validator 1 signature', () => store1.get(sent.index))
 
     const r1 = make()
-    // Attempt 1: `process` reverts in the SDK's delivery (ethers gas estimation); backoff 1 s.
+    // Attempt 1: `process` reverts in the relayer's gas estimate; backoff 1 s.
     expect(await r1.poll()).toMatchObject({ seen: 1, delivered: [], alreadyDelivered: [], rejected: [], pending: 1 })
     expect(await pendingOf()).toEqual([
       expect.objectContaining({
@@ -444,27 +468,50 @@ describe('hyperlane A → B with local agents', () => {
     const sent = await dispatch(recipient, toHex('while the node is down'))
     await waitUntil('validator 1 signature', () => store1.get(sent.index))
     const dead = `http://127.0.0.1:${await freePort()}`
-    for (const destination of [
+    // A node that answers reads but drops the connection when sent a transaction. (Its URL differs
+    // from relayerB's by a trailing slash: the account's process-wide send queue is per URL.)
+    const failSends: typeof fetch = async (input, init) => {
+      if (typeof init?.body === 'string' && init.body.includes('eth_sendRawTransaction')) throw new TypeError('fetch failed')
+      return fetch(input, init)
+    }
+    const readsOnly = createWalletClient({
+      chain: anvilB!.chain,
+      account: anvilAccount(1),
+      pollingInterval: 50,
+      transport: http(`${anvilB!.rpcUrl}/`, { retryCount: 0, fetchFn: failSends }),
+    }).extend(publicActions)
+    const causes = (e: unknown) => {
+      const parts: string[] = []
+      for (let x: unknown = e; x instanceof Error; x = x.cause) parts.push(x.message)
+      return parts.join(' ← ')
+    }
+    const before = await relayerB.getTransactionCount({ address: relayerB.account.address })
+    for (const [destination, failing] of [
       // viem's `delivered` check fails …
-      { client: createSertnClient(anvilB!.chain, anvilAccount(1), { rpcUrl: dead }), mailbox: coreB.mailbox, domain: DOMAIN_B },
-      // … or the SDK's ethers provider does.
-      { client: relayerB, mailbox: coreB.mailbox, domain: DOMAIN_B, rpcUrl: dead },
-    ]) {
+      [
+        { client: createSertnClient(anvilB!.chain, anvilAccount(1), { rpcUrl: dead }), mailbox: coreB.mailbox, domain: DOMAIN_B },
+        /HTTP request failed/,
+      ],
+      // … or sending `process` does (after its estimate).
+      [{ client: readsOnly, mailbox: coreB.mailbox, domain: DOMAIN_B }, /submitting process of message/],
+    ] as const) {
       const errors: unknown[] = []
       const cursor = new MemoryRelayerCursorStore()
       const r = relayer([store1], cursor, from, { destination, maxAttempts: 1, onError: (e) => errors.push(e) })
       expect(await r.poll()).toMatchObject({ seen: 1, delivered: [], rejected: [], pending: 1 })
       expect(cursor.peek()?.pending).toEqual([expect.not.objectContaining({ attempts: expect.anything() })])
       expect(String(errors.at(-1))).toMatch(/not counted as an attempt/)
+      expect(causes(errors.at(-1))).toMatch(failing)
       await r[Symbol.asyncDispose]()
     }
+    expect(await relayerB.getTransactionCount({ address: relayerB.account.address })).toBe(before)
     // With the node back, the same message goes through.
     const r = relayer([store1], new MemoryRelayerCursorStore(), from)
     expect((await r.poll()).delivered.map((d) => d.messageId)).toEqual([sent.id])
     await r[Symbol.asyncDispose]()
   })
 
-  test('a cursor saved before dispatch tx hashes were recorded still delivers (the SDK finds the dispatch tx)', async () => {
+  test('a cursor saved before dispatch tx hashes and block hashes were recorded still delivers', async () => {
     const from = await nextBlockA()
     const sent = await dispatch(recipient, toHex('old cursor'))
     await waitUntil('validator 1 signature', () => store1.get(sent.index))
@@ -477,5 +524,238 @@ describe('hyperlane A → B with local agents', () => {
     const r = relayer([store1], cursor, from)
     expect((await r.poll()).delivered.map((d) => d.messageId)).toEqual([sent.id])
     await r[Symbol.asyncDispose]()
+  })
+})
+
+/**
+ * A client of `chain` for `account` that records the JSON-RPC methods it sends (and the selectors
+ * of its `eth_call`s). Its URL ends in a slash, so its account has its own send queue (keyed by URL).
+ */
+function recordingClient(chain: Chain, rpcUrl: string, account: Account) {
+  const methods: string[] = []
+  const callSelectors: string[] = []
+  const fetchFn: typeof fetch = async (input, init) => {
+    if (typeof init?.body === 'string') {
+      const body = JSON.parse(init.body) as { method: string; params?: unknown[] } | { method: string; params?: unknown[] }[]
+      for (const { method, params } of Array.isArray(body) ? body : [body]) {
+        methods.push(method)
+        const data = (params?.[0] as { data?: string; input?: string } | undefined)?.data ?? (params?.[0] as { input?: string })?.input
+        if (method === 'eth_call' && typeof data === 'string') callSelectors.push(data.slice(0, 10))
+      }
+    }
+    return fetch(input, init)
+  }
+  const client: SertnClient = createWalletClient({
+    chain,
+    account,
+    pollingInterval: 50,
+    transport: http(`${rpcUrl}/`, { retryCount: 0, fetchFn }),
+  }).extend(publicActions)
+  const count = (method: string) => methods.filter((m) => m === method).length
+  return {
+    client,
+    /** Gas estimates (viem asks `eth_fillTransaction` where the node has it, as anvil does) and `process` simulations. */
+    estimatesAndSimulations: () =>
+      count('eth_estimateGas') + count('eth_fillTransaction') + callSelectors.filter((x) => x === PROCESS_SELECTOR).length,
+    reset: () => {
+      methods.length = 0
+      callSelectors.length = 0
+    },
+  }
+}
+
+const PROCESS_SELECTOR = toFunctionSelector('process(bytes,bytes)')
+/** A transaction's intrinsic gas: 21,000 plus 4 per zero and 16 per other calldata byte. */
+const intrinsic = (data: Hex) => hexToBytes(data).reduce((g, b) => g + (b === 0 ? 4n : 16n), 21_000n)
+
+describe('gas limits from a Sertn port', () => {
+  let appA: Address
+  let appB: Address
+  let b: ReturnType<typeof recordingClient>
+  const errorAbi = [...LayerZeroTestApp.abi, ...HyperlanePort.abi].filter((x) => x.type === 'error') as Abi
+
+  beforeAll(async () => {
+    appA = await deployContract(deployerA, LayerZeroTestApp, [coreA.port])
+    appB = await deployContract(deployerB, LayerZeroTestApp, [coreB.port])
+    await allowHyperlaneApp(deployerA, coreA.port, appA)
+    await connectHyperlanePorts({ client: deployerA, deployment: coreA }, { client: deployerB, deployment: coreB })
+    b = recordingClient(anvilB!.chain, anvilB!.rpcUrl, anvilAccount(5))
+  })
+
+  const setAppB = (functionName: 'setBurnGas' | 'setRejecting', arg: bigint | boolean) =>
+    deployerB
+      .writeContract({ address: appB, abi: LayerZeroTestApp.abi, functionName, args: [arg as never] })
+      .then((hash) => confirm(deployerB, hash))
+  const appDeliveries = () => relayerB.readContract({ address: appB, abi: LayerZeroTestApp.abi, functionName: 'deliveries' })
+  const nonceB = () => relayerB.getTransactionCount({ address: b.client.account.address })
+
+  /** Sends `body` from A's app to B's app through the ports with the gas limit `gasLimit`, and mines a block on top. */
+  async function sendViaPort(body: string, gasLimit: bigint) {
+    const args = [coreB.sertnDomain, appB, toHex(body), gasLimit] as const
+    const fee = await userA.readContract({ address: appA, abi: LayerZeroTestApp.abi, functionName: 'quote', args })
+    const receipt = await confirm(
+      userA,
+      await userA.writeContract({ address: appA, abi: LayerZeroTestApp.abi, functionName: 'send', args, value: fee }),
+    )
+    const [dispatched] = parseEventLogs({ abi: Mailbox.abi, eventName: 'Dispatch', logs: receipt.logs })
+    const [inserted] = parseEventLogs({ abi: MerkleTreeHook.abi, eventName: 'InsertedIntoTree', logs: receipt.logs })
+    const [sent] = parseEventLogs({ abi: HyperlanePort.abi, eventName: 'PortMessageSent', logs: receipt.logs })
+    if (!dispatched || !inserted || !sent) throw new Error('no Dispatch / InsertedIntoTree / PortMessageSent log')
+    await userA.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
+    const id = keccak256(dispatched.args.message)
+    expect(sent.args).toMatchObject({ messageId: id, sender: appA, gasLimit })
+    return { message: dispatched.args.message, id, index: inserted.args.index, receipt }
+  }
+
+  const portRelayer = (cursorStore: RelayerCursorStore, fromBlock: bigint, more: Partial<LocalRelayerConfig> = {}) =>
+    relayer([store1], cursorStore, fromBlock, {
+      destination: { client: b.client, mailbox: coreB.mailbox, domain: DOMAIN_B },
+      errorAbi,
+      ...more,
+    })
+
+  test('the first attempt goes by the port’s gas limit (kept in the cursor): no estimate, no simulation', async () => {
+    const from = await nextBlockA()
+    const cursorDir = join(tmp, 'hinted')
+    const hint = 300_000n
+    const sent = await sendViaPort('by the sender’s gas limit', hint)
+    await waitUntil('validator 1 signature', () => store1.get(sent.index))
+    // One relayer scans and stops; the hint is in its saved cursor …
+    const r1 = portRelayer(new FileRelayerCursorStore(cursorDir), from)
+    expect(await r1.scan()).toBe(1)
+    await r1[Symbol.asyncDispose]()
+    expect((await new FileRelayerCursorStore(cursorDir).load())?.pending).toEqual([
+      expect.objectContaining({ messageId: sent.id, gasHint: '300000', dispatchTx: sent.receipt.transactionHash }),
+    ])
+    // … and the next delivers with it, without estimating or simulating `process`.
+    b.reset()
+    const nonce = await nonceB()
+    const r2 = portRelayer(new FileRelayerCursorStore(cursorDir), from)
+    const res = await r2.poll()
+    await r2[Symbol.asyncDispose]()
+    expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
+    expect(b.estimatesAndSimulations()).toBe(0)
+    expect(await nonceB()).toBe(nonce + 1)
+    const d = res.delivered[0]!
+    const tx = await relayerB.getTransaction({ hash: d.transactionHash })
+    expect(d).toMatchObject({ gasHint: hint, gasLimit: tx.gas })
+    expect(d.estimatedGas).toBeUndefined()
+    // hint + the transaction's intrinsic gas + the mailbox/ISM/port overhead (100,000) + the reserve (100,000)
+    expect(tx.gas).toBe(hint + intrinsic(tx.input) + 100_000n + 100_000n)
+    expect(d.gasUsed).toBeLessThan(tx.gas)
+    expect(await appDeliveries()).toBe(1n)
+    expect(await isDelivered(sent.id)).toBe(true)
+  })
+
+  test('a port’s gas limit above maxGas is rejected at once, without a transaction', async () => {
+    const from = await nextBlockA()
+    const rejected: RejectedMessage[] = []
+    const sent = await sendViaPort('more than the relayer pays', 6_000_000n)
+    b.reset()
+    const nonce = await nonceB()
+    const r = portRelayer(new MemoryRelayerCursorStore(), from, { onRejected: (x) => rejected.push(x), onError: () => {} })
+    const res = await r.poll()
+    await r[Symbol.asyncDispose]()
+    const entry = {
+      messageId: sent.id,
+      attempts: 1,
+      gasHint: '6000000',
+      lastError: "the sender's delivery gas limit 6000000 exceeds the relayer's cap of 5000000",
+    }
+    expect(res).toMatchObject({ delivered: [], pending: 0, rejected: [expect.objectContaining(entry)] })
+    expect(rejected).toEqual([expect.objectContaining(entry)])
+    expect(b.estimatesAndSimulations()).toBe(0)
+    expect(await nonceB()).toBe(nonce)
+    expect(await isDelivered(sent.id)).toBe(false)
+  })
+
+  test('a first attempt that runs out of gas counts as an attempt; the retry is estimated and delivers', async () => {
+    await setAppB('setBurnGas', 300_000n)
+    try {
+      const from = await nextBlockA()
+      let t = 7_000_000
+      const cursor = new MemoryRelayerCursorStore()
+      const errors: unknown[] = []
+      const sent = await sendViaPort('the app under-asks', 10_000n)
+      await waitUntil('validator 1 signature', () => store1.get(sent.index))
+      const nonce = await nonceB()
+      const r = portRelayer(cursor, from, { now: () => t, onError: (e) => errors.push(e) })
+      expect(await r.poll()).toMatchObject({ delivered: [], pending: 1, rejected: [] })
+      expect(await nonceB()).toBe(nonce + 1) // sent, and reverted
+      expect(cursor.peek()?.pending).toEqual([
+        expect.objectContaining({
+          messageId: sent.id,
+          gasHint: '10000',
+          attempts: 1,
+          nextAttemptAt: t + 1_000,
+          lastError: expect.stringMatching(/^process transaction 0x[0-9a-f]{64} reverted \(gas used \d+ of \d+: out of gas\)$/),
+        }),
+      ])
+      expect(String(errors.at(-1))).toMatch(/attempt 1 of 8\)/)
+      b.reset()
+      t += 1_000
+      const res = await r.poll()
+      await r[Symbol.asyncDispose]()
+      expect(res.delivered.map((d) => d.messageId)).toEqual([sent.id])
+      expect(b.estimatesAndSimulations()).toBeGreaterThan(0)
+      const d = res.delivered[0]!
+      expect(d.gasHint).toBe(10_000n)
+      const estimated = d.estimatedGas!
+      expect(d.gasLimit).toBe(estimated + estimated / 5n + 100_000n)
+      expect(d.gasUsed).toBeGreaterThan(300_000n)
+      expect(await nonceB()).toBe(nonce + 2)
+    } finally {
+      await setAppB('setBurnGas', 0n)
+    }
+  })
+
+  test('a recipient that rejects a port message: the reverted first attempt counts, retries are simulated, then it is rejected', async () => {
+    await setAppB('setRejecting', true)
+    try {
+      const from = await nextBlockA()
+      let t = 9_000_000
+      const cursor = new MemoryRelayerCursorStore()
+      const rejected: RejectedMessage[] = []
+      const sent = await sendViaPort('nobody home', 200_000n)
+      await waitUntil('validator 1 signature', () => store1.get(sent.index))
+      const nonce = await nonceB()
+      const r = portRelayer(cursor, from, { maxAttempts: 2, now: () => t, onError: () => {}, onRejected: (x) => rejected.push(x) })
+      // Attempt 1: sent by the hint, mined, reverted; the reason is replayed with one eth_call.
+      expect(await r.poll()).toMatchObject({ delivered: [], pending: 1, rejected: [] })
+      expect(await nonceB()).toBe(nonce + 1)
+      const reason = `TestAppRejected(${coreA.sertnDomain}, ${addressToBytes32(appA)})`
+      expect(cursor.peek()?.pending[0]).toMatchObject({
+        attempts: 1,
+        lastError: expect.stringMatching(/^process transaction 0x[0-9a-f]{64} reverted \(gas used \d+ of \d+\): TestAppRejected\(/),
+      })
+      expect(cursor.peek()?.pending[0]?.lastError).toContain(reason)
+      // Attempt 2, the last: the estimate fails with the same reason, so no second transaction.
+      b.reset()
+      t += 1_000
+      const res = await r.poll()
+      await r[Symbol.asyncDispose]()
+      expect(b.estimatesAndSimulations()).toBeGreaterThan(0)
+      const entry = { messageId: sent.id, attempts: 2, gasHint: '200000', lastError: reason }
+      expect(res).toMatchObject({ delivered: [], pending: 0, rejected: [expect.objectContaining(entry)] })
+      expect(rejected).toEqual([expect.objectContaining(entry)])
+      expect(await nonceB()).toBe(nonce + 1)
+      expect(await isDelivered(sent.id)).toBe(false)
+    } finally {
+      await setAppB('setRejecting', false)
+    }
+  })
+
+  test('a message whose sender is not the port that logged a gas limit gets none', async () => {
+    // A direct dispatch (sender: A's user) in the same block range as a port message: only the port's own message has a hint.
+    const from = await nextBlockA()
+    const viaPort = await sendViaPort('from the port', 250_000n)
+    const direct = await dispatch(recipient, toHex('from a user'))
+    const cursor = new MemoryRelayerCursorStore()
+    const r = portRelayer(cursor, from)
+    expect(await r.scan()).toBe(2)
+    await r[Symbol.asyncDispose]()
+    const pending = cursor.peek()!.pending
+    expect(pending.find((p) => p.messageId === viaPort.id)?.gasHint).toBe('250000')
+    expect(pending.find((p) => p.messageId === direct.id)).not.toHaveProperty('gasHint')
   })
 })

@@ -14,6 +14,8 @@ import { fileURLToPath } from 'node:url'
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker'
 import { DeterminismViolationError } from '@temporalio/workflow'
 import { beforeAll, describe, expect, test } from 'vitest'
+import { STAGE_CODES, codeOfFailure } from '../../workflows/failure-codes.ts'
+import type { RequestStatusView } from '../../workflows/messages.ts'
 import { workflowBundle } from '../support/stack.ts'
 
 Runtime.install({ logger: new DefaultLogger('WARN') })
@@ -72,6 +74,47 @@ describe('request workflow replay', () => {
   test.each(FILES)('behavior: %s replays deterministically with the current workflow code', async (file) => {
     await Worker.runReplayHistory({ workflowBundle: bundle }, read(file), file)
   })
+
+  // The SDK compares the commands, not their arguments: the code a request is failed with is checked
+  // here. These histories' failures carry no code in their details (recorded before the activities
+  // attached it): the workflow must fail them with the code it used then.
+  test.each(FILES.filter((f) => scheduledActivities(read(f)).some((a) => a === 'failRequest' || a === 'failOnHub')))(
+    'behavior: %s: the failure is failed with the code recorded then',
+    (file) => {
+      const { events } = read(file)
+      const attrs = (e: JsonEvent, key: string) => e[key] as unknown as Record<string, unknown>
+      const scheduled = new Map(
+        events
+          .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED')
+          .map((e) => [String(e.eventId), attrs(e, 'activityTaskScheduledEventAttributes')] as const),
+      )
+      const failed = events.find((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_FAILED')!
+      const { scheduledEventId, failure } = attrs(failed, 'activityTaskFailedEventAttributes') as {
+        scheduledEventId: string
+        failure: { applicationFailureInfo?: { type: string; details?: { payloads: { data: string }[] } } }
+      }
+      const info = failure.applicationFailureInfo!
+      const details = info.details?.payloads.map((p) => JSON.parse(Buffer.from(p.data, 'base64').toString('utf8')) as unknown)
+      expect(details).toBeUndefined()
+      const failedActivity = (scheduled.get(scheduledEventId)!.activityType as { name: string }).name
+      const stages: Record<string, RequestStatusView['stage']> = {
+        resolveModel: 'resolving',
+        loadInput: 'loading-input',
+        runInference: 'proving',
+        proveInference: 'proving',
+        submitToHub: 'submitting',
+        fulfillRequest: 'fulfilling',
+      }
+      const stage = stages[failedActivity]!
+      expect(stage, failedActivity).toBeDefined()
+      const fail = [...scheduled.values()].find((a) => ['failRequest', 'failOnHub'].includes((a.activityType as { name: string }).name))!
+      const args = (fail.input as { payloads: { data: string }[] }).payloads.map(
+        (p) => JSON.parse(Buffer.from(p.data, 'base64').toString('utf8')) as unknown,
+      )
+      const recorded = (fail.activityType as { name: string }).name === 'failRequest' ? args[1] : args[2]
+      expect(codeOfFailure(info.type, details) ?? STAGE_CODES[stage] ?? 'Unknown').toBe(recorded)
+    },
+  )
 
   test('error: the check has teeth: a history whose first two activities are swapped fails with a DeterminismViolationError', async () => {
     const history = read('request-fulfilled.json')

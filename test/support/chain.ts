@@ -3,9 +3,10 @@
  * revert decoding, and time travel.
  */
 import { BaseError, ContractFunctionRevertedError, type Address, type Hex } from 'viem'
-import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
-import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import type { AnvilInstance } from '../../chains/anvil.ts'
+import type { SertnClient } from '../../chains/evm/clients.ts'
 import { deployCore, registerModel, type CoreDeployment, type DeployCoreParameters, type RegisteredModel } from '../../chains/evm/deploy.ts'
+import { LOCAL_CHAINS, startLocalChain } from '../../chains/local.ts'
 
 export type TestChain = {
   anvil: AnvilInstance
@@ -22,16 +23,10 @@ export type TestChain = {
   stop(): Promise<void>
 }
 
-/** Starts anvil, deploys the core contracts with `node` authorised, and registers the demo model. */
+/** Starts anvil (a local hub chain), deploys the core contracts with `node` authorised, and registers the demo model. */
 export async function startTestChain(params: DeployCoreParameters = {}): Promise<TestChain> {
-  const anvil = await startAnvil()
+  const { anvil, owner, node, user, stranger } = await startLocalChain(LOCAL_CHAINS.hub)
   try {
-    const [owner, node, user, stranger] = [0, 1, 2, 3].map((i) => createSertnClient(anvil.chain, anvilAccount(i))) as [
-      SertnClient,
-      SertnClient,
-      SertnClient,
-      SertnClient,
-    ]
     const core = await deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true, ...params })
     const demo = await registerModel(owner, { registry: core.registry, model: 'sertn-mlp-demo', allowInsecureSrs: true })
     return { anvil, owner, node, user, stranger, core, demo, stop: () => anvil.stop() }

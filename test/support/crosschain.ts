@@ -1,145 +1,121 @@
 /**
- * The cross-chain local stack for workflow tests: a hub anvil and a spoke anvil with Sertn and real
- * Hyperlane core contracts deployed and connected, the local validator and relayers running in this
- * process (restartable), the Temporal dev server and arlocal, and a node configuration for both
- * chains. `stop()` stops everything, agents first.
+ * The cross-chain local stack for workflow tests: a hub anvil and spoke anvils (by default one
+ * spoke over Hyperlane) assembled by the local network module (chains/local.ts): Sertn and the
+ * messengers' real core contracts deployed and connected, the messengers' local agents running in
+ * this process (restartable), the Temporal dev server and arlocal, and a node configuration for
+ * every chain. `stop()` stops everything, agents first.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from '@temporalio/client'
-import { keccak256, parseEventLogs, toHex, type Address, type Hex } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
-import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
-import { anvilAccount, anvilPrivateKey, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { parseEventLogs, type Address, type Hex } from 'viem'
+import type { AnvilInstance } from '../../chains/anvil.ts'
+import type { SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import type { SertnNetwork } from '../../chains/evm/network.ts'
+import { LOCAL_CHAINS, startLocalNetwork, type LocalChainSpec, type LocalNetwork } from '../../chains/local.ts'
 import { RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
-import { parseConfig, type SertnConfig } from '../../core/config.ts'
+import type { SertnConfig } from '../../core/config.ts'
+import type { MessengerAgentEvent } from '../../core/plugins.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
-import {
-  deploySertnNetwork,
-  networkChainsConfig,
-  startAgentsFromConfig,
-  type LocalAgents,
-  type LocalAgentsConfig,
-  type SertnNetwork,
-} from '../../plugins/messengers/hyperlane/index.ts'
+import type { RunningMessengerAgents } from '../../plugins/messengers/index.ts'
 import type { ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
 import type { TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
-import { CALLBACK_GAS, DEMO_INPUT, nodePrivateKey, servicesConfig, startTestServices } from './stack.ts'
+import { CALLBACK_GAS, DEMO_INPUT } from './stack.ts'
 
-export const HUB_DOMAIN = 1_000_001
-export const SPOKE_DOMAIN = 1_000_002
-/** The local validator's key (test-only). */
-export const VALIDATOR_KEY: Hex = keccak256(toHex('sertn crosschain test validator'))
+type ChainClients = { anvil: AnvilInstance; owner: SertnClient; user: SertnClient }
 
 export type CrossChainStack = {
-  hub: { anvil: AnvilInstance; owner: SertnClient; user: SertnClient }
-  spoke: { anvil: AnvilInstance; owner: SertnClient; user: SertnClient }
+  hub: ChainClients
+  /** The first spoke. */
+  spoke: ChainClients
+  /** Every spoke, by name. */
+  spokes: Record<string, ChainClients>
   network: SertnNetwork
+  local: LocalNetwork
   temporal: TemporalDevServer
   arlocal: ArlocalInstance
   client: Client
   config: SertnConfig
   dataDir: string
-  /** The running agents (replaced by `restartAgents`). */
-  agents(): LocalAgents
-  /** Stops the agents (as a crash would: their file stores stay) and starts new ones from the same stores. */
+  /** The running agents (replaced by `startAgents`). */
+  agents(): RunningMessengerAgents | undefined
+  /** Stops the agents (as a crash would: their file stores stay). */
   stopAgents(): Promise<void>
-  startAgents(): void
+  /** Starts new agents from the same stores. */
+  startAgents(): Promise<void>
   processGroups(): number[]
   stop(): Promise<void>
 }
 
 export type CrossChainStackOptions = {
+  /** The spokes (default: one over Hyperlane). */
+  spokes?: readonly LocalChainSpec[]
   /** Node watchers' and agents' polling interval (ms). */
   pollingIntervalMs?: number
-  /** Seconds between blocks on both anvils; automine by default. */
+  /** Seconds between blocks on every anvil; automine by default. */
   blockTime?: number
+  /** Blocks on top of a message before the agents attest it (default: see startLocalNetwork). */
+  agentConfirmations?: number
   agentLog?: (line: string) => void
-  onDelivered?: LocalAgentsConfig['onDelivered']
+  onAgentEvent?: (kind: string, e: MessengerAgentEvent) => void
 }
 
 export async function startCrossChainStack(options: CrossChainStackOptions = {}): Promise<CrossChainStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sertn-xstack-'))
-  const stops: (() => Promise<void>)[] = []
-  let agents: LocalAgents | undefined
-  const stopAll = async () => {
-    await agents?.stop().catch(() => {})
-    for (const s of stops.reverse()) await s().catch(() => {})
-    await rm(dataDir, { recursive: true, force: true })
-  }
+  const blockTime = options.blockTime ? { blockTime: options.blockTime } : {}
+  let local: LocalNetwork
   try {
-    const hubAnvil = await startAnvil({ chainId: 31337, ...(options.blockTime ? { blockTime: options.blockTime } : {}) })
-    stops.push(() => hubAnvil.stop())
-    const spokeAnvil = await startAnvil({ chainId: 31338, ...(options.blockTime ? { blockTime: options.blockTime } : {}) })
-    stops.push(() => spokeAnvil.stop())
-    const clients = (a: AnvilInstance) => ({
-      owner: createSertnClient(a.chain, anvilAccount(0)),
-      user: createSertnClient(a.chain, anvilAccount(2)),
-    })
-    const hub = { anvil: hubAnvil, ...clients(hubAnvil) }
-    const spoke = { anvil: spokeAnvil, ...clients(spokeAnvil) }
-    const node = privateKeyToAccount(nodePrivateKey()).address
-    const network = await deploySertnNetwork({
-      hub: { name: 'hub', client: hub.owner, domain: HUB_DOMAIN },
-      spokes: [{ name: 'spoke', client: spoke.owner, domain: SPOKE_DOMAIN }],
-      validators: [privateKeyToAccount(VALIDATOR_KEY).address],
-      threshold: 1,
-      models: ['sertn-mlp-demo'],
-      nodes: [node],
-      allowInsecureSrs: true,
-    })
-    const services = await startTestServices(dataDir, stops)
-    const { temporal, arlocal, connection } = services
-    const config = parseConfig({
+    local = await startLocalNetwork({
+      chains: [{ ...LOCAL_CHAINS.hub, ...blockTime }, ...(options.spokes ?? [LOCAL_CHAINS.spoke]).map((s) => ({ ...s, ...blockTime }))],
       dataDir,
-      node: { privateKey: nodePrivateKey() },
-      chains: networkChainsConfig(
-        network,
-        { hub: hubAnvil.rpcUrl, spoke: spokeAnvil.rpcUrl },
-        { confirmations: 1, pollingIntervalMs: options.pollingIntervalMs ?? 50, startBlock: 0 },
-      ),
-      relay: { validatorKey: VALIDATOR_KEY, relayerKey: anvilPrivateKey(5), pollingIntervalMs: options.pollingIntervalMs ?? 50 },
-      ...servicesConfig(services),
+      services: true,
+      pollingIntervalMs: options.pollingIntervalMs ?? 50,
+      ...(options.agentConfirmations !== undefined ? { agentConfirmations: options.agentConfirmations } : {}),
+      ...(options.agentLog ? { log: options.agentLog } : {}),
+      ...(options.onAgentEvent ? { onAgentEvent: options.onAgentEvent } : {}),
     })
-    const startAgents = () => {
-      agents = startAgentsFromConfig(config, {
-        dir: join(dataDir, 'hyperlane'),
-        log: options.agentLog ?? (() => {}),
-        onDelivered: options.onDelivered,
-      })
-    }
-    startAgents()
-    return {
-      hub,
-      spoke,
-      network,
-      temporal,
-      arlocal,
-      client: new Client({ connection }),
-      config,
-      dataDir,
-      agents: () => agents!,
-      async stopAgents() {
-        await agents?.stop()
-        agents = undefined
-      },
-      startAgents,
-      processGroups: () => [hubAnvil.process.pid, spokeAnvil.process.pid, temporal.process.pid, arlocal.process.pid],
-      stop: stopAll,
-    }
   } catch (err) {
-    await stopAll()
+    await rm(dataDir, { recursive: true, force: true })
     throw err
+  }
+  const services = local.services!
+  const clients = (name: string): ChainClients => {
+    const c = local.chains[name]!
+    return { anvil: c.anvil, owner: c.owner, user: c.user }
+  }
+  const spokeNames = local.network.spokes.map((s) => s.name)
+  return {
+    hub: clients(local.hub.spec.name),
+    spoke: clients(spokeNames[0]!),
+    spokes: Object.fromEntries(spokeNames.map((n) => [n, clients(n)])),
+    network: local.network,
+    local,
+    get temporal() {
+      return services.temporal
+    },
+    arlocal: services.arlocal,
+    client: new Client({ connection: services.connection }),
+    config: local.config,
+    dataDir,
+    agents: () => local.agents(),
+    stopAgents: () => local.stopAgents(),
+    startAgents: () => local.startAgents(),
+    processGroups: () => local.processGroups(),
+    async stop() {
+      await local.stop()
+      await rm(dataDir, { recursive: true, force: true })
+    },
   }
 }
 
 export type SpokeRequest = { id: bigint; key: RequestKey; hash: Hex; block: bigint; escrow: bigint; minedAt: number }
 
-/** A RecordingConsumer on the spoke, requesting through the spoke gateway. */
-export async function deploySpokeConsumer(stack: CrossChainStack): Promise<Address> {
-  return deployContract(stack.spoke.user, RecordingConsumer, [stack.network.spokes[0]!.spoke.gateway])
+/** A RecordingConsumer on a spoke (default: the first), requesting through its gateway. */
+export async function deploySpokeConsumer(stack: CrossChainStack, spoke = stack.network.spokes[0]!.name): Promise<Address> {
+  const s = stack.network.spokes.find((x) => x.name === spoke)!
+  return deployContract(stack.spokes[spoke]!.user, RecordingConsumer, [s.spoke.gateway])
 }
 
 /** Requests from `consumer` on the spoke paying the quote, then mines the confirmation block. */
@@ -150,10 +126,11 @@ export async function requestOnSpoke(
     modelId = stack.network.spokes[0]!.models[0]!.modelId,
     input = DEMO_INPUT,
     gas = CALLBACK_GAS,
-  }: { modelId?: Hex; input?: readonly bigint[]; gas?: number } = {},
+    spoke = stack.network.spokes[0]!.name,
+  }: { modelId?: Hex; input?: readonly bigint[]; gas?: number; spoke?: string } = {},
 ): Promise<SpokeRequest> {
-  const { user, anvil } = stack.spoke
-  const gateway = stack.network.spokes[0]!.spoke.gateway
+  const { user, anvil } = stack.spokes[spoke]!
+  const gateway = stack.network.spokes.find((x) => x.name === spoke)!.spoke.gateway
   const value = await user.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'quote', args: [modelId, gas] })
   const { request } = await user.simulateContract({
     address: consumer,

@@ -1,29 +1,28 @@
 /**
  * The local stack for workflow tests: anvil with Sertn deployed, the Temporal dev server
- * (persisted to a file), arlocal with a funded wallet, and a node configuration pointing at them.
- * Every process is stopped by `stop()`, in reverse order.
+ * (persisted to a file), arlocal with a funded wallet, and a node configuration pointing at them,
+ * assembled by the local network module (chains/local.ts). Every process is stopped by `stop()`,
+ * in reverse order.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Client, Connection, WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client'
+import { join } from 'node:path'
+import { Client, WorkflowNotFoundError, type WorkflowExecutionInfo } from '@temporalio/client'
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker'
 import { parseEventLogs, toHex, type Address, type Hex } from 'viem'
 import { anvilPrivateKey } from '../../chains/evm/clients.ts'
 import { cursorFileName } from '../../chains/evm/plugin/cursor-store.ts'
 import { confirm, readManifest } from '../../chains/evm/deploy.ts'
+import { LOCAL_CHAINS, startLocalNetwork, type LocalNetwork } from '../../chains/local.ts'
 import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
-import { parseConfig, type SertnConfig } from '../../core/config.ts'
+import type { SertnConfig } from '../../core/config.ts'
 import { quantize } from '../../core/field.ts'
 import { waitFor } from '../../core/process.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
-import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
-import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
+import type { ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
+import type { TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
 import { runWorkers, WORKFLOWS_PATH, type WorkerRole } from '../../workflows/worker/index.ts'
-import { startTestChain, type TestChain } from './chain.ts'
-
-const CIRCUITS = resolve(fileURLToPath(new URL('../../circuits', import.meta.url)))
+import type { TestChain } from './chain.ts'
 
 export type TestStack = {
   chain: TestChain
@@ -45,89 +44,53 @@ export function nodePrivateKey(): `0x${string}` {
   return anvilPrivateKey(1)
 }
 
-/** The node's off-chain services for a test: the Temporal dev server, arlocal with a funded wallet, a Temporal connection. */
-export type TestServices = {
-  /** The Temporal server's database (a restart reuses it). */
-  dbFile: string
-  /** The running Temporal server; a restart replaces it (and the stop follows it). */
-  temporal: TemporalDevServer
-  arlocal: ArlocalInstance
-  walletFile: string
-  connection: Connection
-}
-
-/** Starts the services under `dataDir`, pushing their stops onto `stops` (to run in reverse). */
-export async function startTestServices(dataDir: string, stops: (() => Promise<void>)[]): Promise<TestServices> {
-  const dbFile = join(dataDir, 'temporal.db')
-  const temporal = await startTemporalDevServer({ dbFile })
-  const services: Partial<TestServices> & Pick<TestServices, 'dbFile' | 'temporal'> = { dbFile, temporal }
-  stops.push(() => services.temporal.stop())
-  const arlocal = await startArlocal({ persistDir: join(dataDir, 'arlocal') })
-  stops.push(() => arlocal.stop())
-  const walletFile = join(dataDir, 'arweave-wallet.json')
-  await loadOrCreateLocalWallet(arlocal.url, walletFile)
-  const connection = await Connection.connect({ address: temporal.address })
-  stops.push(() => connection.close())
-  return Object.assign(services, { arlocal, walletFile, connection })
-}
-
-/** The configuration sections that point a node at the test services and the repository's circuits. */
-export function servicesConfig(s: TestServices) {
-  return {
-    temporal: { address: s.temporal.address },
-    storage: { arweave: { url: s.arlocal.url, walletFile: s.walletFile } },
-    models: { dir: CIRCUITS, allowInsecureSrs: true },
-  }
-}
-
+/**
+ * A local network of one chain (the hub, named `local` in the configuration) with the node's
+ * services, from the local network module; `chain` exposes it as the chain-level tests know it.
+ */
 export async function startTestStack(options: { confirmations?: number; pollingIntervalMs?: number } = {}): Promise<TestStack> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sertn-stack-'))
-  const stops: (() => Promise<void>)[] = []
-  const stopAll = async () => {
-    for (const s of stops.reverse()) await s().catch(() => {})
-    await rm(dataDir, { recursive: true, force: true })
-  }
+  let local: LocalNetwork
   try {
-    const chain = await startTestChain()
-    stops.push(() => chain.stop())
-    const services = await startTestServices(dataDir, stops)
-    const client = new Client({ connection: services.connection })
-    const config = parseConfig({
+    local = await startLocalNetwork({
+      chains: [{ name: 'local', chainId: LOCAL_CHAINS.hub.chainId }],
       dataDir,
-      node: { privateKey: nodePrivateKey() },
-      chains: {
-        local: {
-          chainId: chain.anvil.chain.id,
-          rpcUrl: chain.anvil.rpcUrl,
-          gateway: chain.core.gateway,
-          registry: chain.core.registry,
-          confirmations: options.confirmations ?? 1,
-          pollingIntervalMs: options.pollingIntervalMs ?? 50,
-          startBlock: 0,
-        },
-      },
-      ...servicesConfig(services),
+      services: true,
+      ...(options.confirmations !== undefined ? { confirmations: options.confirmations } : {}),
+      pollingIntervalMs: options.pollingIntervalMs ?? 50,
     })
-    return {
-      chain,
-      get temporal() {
-        return services.temporal
-      },
-      arlocal: services.arlocal,
-      client,
-      config,
-      dataDir,
-      dbFile: services.dbFile,
-      async restartTemporal() {
-        await services.temporal.stop()
-        services.temporal = await startTemporalDevServer({ dbFile: services.dbFile, port: services.temporal.port })
-      },
-      processGroups: () => [chain.anvil.process.pid, services.temporal.process.pid, services.arlocal.process.pid],
-      stop: stopAll,
-    }
   } catch (err) {
-    await stopAll()
+    await rm(dataDir, { recursive: true, force: true })
     throw err
+  }
+  const services = local.services!
+  const { anvil, owner, node, user, stranger } = local.hub
+  const chain: TestChain = {
+    anvil,
+    owner,
+    node,
+    user,
+    stranger,
+    core: local.network.hub.core,
+    demo: local.network.hub.models[0]!,
+    stop: () => anvil.stop(),
+  }
+  return {
+    chain,
+    get temporal() {
+      return services.temporal
+    },
+    arlocal: services.arlocal,
+    client: new Client({ connection: services.connection }),
+    config: local.config,
+    dataDir,
+    dbFile: services.dbFile,
+    restartTemporal: () => services.restartTemporal(),
+    processGroups: () => local.processGroups(),
+    async stop() {
+      await local.stop()
+      await rm(dataDir, { recursive: true, force: true })
+    },
   }
 }
 

@@ -23,7 +23,7 @@ import type {
   StoragePlugin,
   TxOutcome,
 } from '../../core/plugins.ts'
-import { BadRequestError, SertnError } from '../../core/errors.ts'
+import { BadRequestError, failureDetailsOf, SertnError, type FailureDetails } from '../../core/errors.ts'
 import type { InferenceErrorCode, InferenceRequest, MarketStatus, ProvenResult, RequestStatus, StoredArtifact } from '../../core/types.ts'
 
 export type ActivityDeps = {
@@ -45,11 +45,13 @@ export const MAX_INPUT_DOCUMENT_BYTES = 16 << 20
 
 /** A request reached an activity without the model its workflow resolved (a workflow from before model resolution). */
 export class ModelNotResolvedError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'ModelNotResolvedError'
 }
 
 /** The request's model version is not the registered one any more. */
 export class ModelVersionMismatchError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'ModelVersionMismatchError'
 }
 
@@ -60,6 +62,7 @@ export class UnknownChainError extends SertnError {
 
 /** A spoke request has no route, or no market plugin serves its hub (a configuration problem). */
 export class UnknownMarketError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'UnknownMarketError'
   constructor(message: string) {
     super(message, { retryable: false })
@@ -91,7 +94,9 @@ const attempt = () => Context.current().info.attempt
 
 /**
  * Errors that say whether a retry can help (`retryable`) become Temporal failures of their class
- * name with that verdict; others keep Temporal's default (retried unless listed in the policy).
+ * name with that verdict, carrying the error's code (the one a request that cannot be served
+ * because of it is failed with) as their details ({@link FailureDetails}); others keep Temporal's
+ * default (retried unless listed in the policy).
  */
 function withRetryVerdicts<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
   const wrapped: Record<string, unknown> = {}
@@ -101,7 +106,14 @@ function withRetryVerdicts<T extends Record<string, (...args: never[]) => Promis
         return await fn(...args)
       } catch (err) {
         if (err instanceof Error && 'retryable' in err && typeof err.retryable === 'boolean' && !(err instanceof ApplicationFailure)) {
-          throw ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: !err.retryable, cause: err })
+          const details: FailureDetails = failureDetailsOf(err)
+          throw ApplicationFailure.create({
+            type: err.name,
+            message: err.message,
+            nonRetryable: !err.retryable,
+            details: [details],
+            cause: err,
+          })
         }
         throw err
       }

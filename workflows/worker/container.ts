@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { privateKeyToAccount } from 'viem/accounts'
 import { evmChain, evmMarket, FileCursorStore } from '../../chains/evm/plugin/index.ts'
-import { spokeRouteOf, type SertnConfig } from '../../core/config.ts'
+import { messengersOf, spokeRouteOf, type SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { createModelStore, type ModelStore } from '../../core/models.ts'
 import type { ChainPlugin, MarketPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
@@ -115,7 +115,8 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
           market: ch.market as `0x${string}`,
           account,
           pollingIntervalMs: ch.pollingIntervalMs,
-          fromBlock: BigInt(ch.hyperlane?.deployBlock ?? ch.startBlock ?? 0),
+          // The market's records start once its messengers were deployed.
+          fromBlock: BigInt(marketStartBlock(ch)),
         }),
       )
   })
@@ -157,4 +158,10 @@ export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
       return c.resolve<SertnConfig>(TOKENS.Config).models.allowInsecureSrs
     },
   }
+}
+
+/** Where the market's watcher starts without a cursor: its messengers' first deployment, else the chain's start block. */
+function marketStartBlock(ch: SertnConfig['chains'][string]): number {
+  const deployed = messengersOf(ch).map((m) => m.deployBlock)
+  return deployed.length > 0 ? Math.min(...deployed) : (ch.startBlock ?? 0)
 }

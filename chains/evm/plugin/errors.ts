@@ -1,7 +1,9 @@
 /**
- * Errors of the EVM chain plugin. A gateway revert that retrying cannot fix is a
- * {@link GatewayRejectedError} (non-retryable, with the decoded custom error); RPC and network
- * failures are {@link ChainTransientError}s (retryable).
+ * Errors of the EVM chain and market plugins. A contract revert is classified by the table of
+ * contract rejections ({@link CONTRACT_REJECTIONS} in ./rejections.ts): one that retrying cannot fix
+ * is a {@link GatewayRejectedError} (non-retryable, with the decoded custom error), one that may pass
+ * on retry a {@link TransientRevertError}; RPC and network failures are {@link ChainTransientError}s
+ * (retryable).
  */
 import { BaseError, ContractFunctionRevertedError } from 'viem'
 import { ChainTransientError, SertnError, type SertnErrorOptions } from '../../../core/errors.ts'
@@ -9,20 +11,36 @@ import type { RequestStatus } from '../../../core/types.ts'
 
 export { ChainTransientError }
 
-/** A gateway custom error as decoded from revert data. */
+/** A contract's custom error as decoded from revert data. */
 export type DecodedRevert = { errorName: string; args: readonly unknown[] }
 
 function formatArgs(args: readonly unknown[]): string {
   return args.map((a) => (typeof a === 'bigint' ? a.toString() : typeof a === 'string' ? a : JSON.stringify(a))).join(', ')
 }
 
-/** The gateway refused the call for a reason that retrying will not change. */
+function revertMessage(what: string, revert: DecodedRevert): string {
+  return `${what}: the contract reverted with ${revert.errorName}(${formatArgs(revert.args)})`
+}
+
+/** The contract refused the call for a reason that retrying will not change. */
 export class GatewayRejectedError extends SertnError {
   override name = 'GatewayRejectedError'
   readonly errorName: string
   readonly args: readonly unknown[]
   constructor(what: string, revert: DecodedRevert, options: SertnErrorOptions = {}) {
-    super(`${what}: the contract reverted with ${revert.errorName}(${formatArgs(revert.args)})`, { ...options, retryable: false })
+    super(revertMessage(what, revert), { ...options, retryable: false })
+    this.errorName = revert.errorName
+    this.args = revert.args
+  }
+}
+
+/** The contract refused the call for a reason that may be gone on retry (too little gas sent for the callback, a fee that rose). */
+export class TransientRevertError extends ChainTransientError {
+  override name = 'TransientRevertError'
+  readonly errorName: string
+  readonly args: readonly unknown[]
+  constructor(what: string, revert: DecodedRevert, options: SertnErrorOptions = {}) {
+    super(revertMessage(what, revert), { ...options, retryable: true })
     this.errorName = revert.errorName
     this.args = revert.args
   }
@@ -56,64 +74,18 @@ export class RequestExpiredError extends GatewayRejectedError {
 /** The request was settled in a way that conflicts with this call (e.g. fulfil after a refund). */
 export class RequestSettledError extends GatewayRejectedError {
   override name = 'RequestSettledError'
-  constructor(
-    what: string,
-    revert: DecodedRevert,
-    readonly status: RequestStatus,
-    options: SertnErrorOptions = {},
-  ) {
-    super(`${what} (the request is ${status})`, revert, options)
+  /** How the request was settled, where the caller found out. */
+  readonly status: RequestStatus | undefined
+  constructor(what: string, revert: DecodedRevert, options: SertnErrorOptions & { status?: RequestStatus } = {}) {
+    const { status, ...rest } = options
+    super(status ? `${what} (the request is ${status})` : what, revert, rest)
+    this.status = status
   }
 }
 
 /** This node's account is not authorised on the gateway. */
 export class UnauthorizedNodeError extends GatewayRejectedError {
   override name = 'UnauthorizedNodeError'
-}
-
-/**
- * What a Sertn contract's custom error means for the node, by error name: the gateway's and the
- * market's rejections of a result share their classes (and so their retry verdicts and the
- * workflow's error codes). Names not listed are {@link GatewayRejectedError}s.
- */
-const REJECTIONS: Record<string, new (what: string, revert: DecodedRevert, options?: SertnErrorOptions) => GatewayRejectedError> = {
-  GatewayInvalidProof: InvalidProofError,
-  MarketInvalidProof: InvalidProofError,
-  GatewayInputMismatch: InvalidResultError,
-  GatewayOutputShapeMismatch: InvalidResultError,
-  MarketInputMismatch: InvalidResultError,
-  MarketOutputShapeMismatch: InvalidResultError,
-  GatewayModelVersionChanged: ModelVersionChangedError,
-  MarketUnknownModel: ModelNotDeployedError,
-  MarketModelNotDeployed: ModelNotDeployedError,
-  GatewayRequestExpired: RequestExpiredError,
-  MarketRequestExpired: RequestExpiredError,
-  GatewayUnauthorizedNode: UnauthorizedNodeError,
-  MarketUnauthorizedNode: UnauthorizedNodeError,
-}
-
-/** The non-retryable error for a contract's rejection `revert` of the call `what`. */
-export function rejectionOf(what: string, revert: DecodedRevert, cause: unknown): GatewayRejectedError {
-  return new (REJECTIONS[revert.errorName] ?? GatewayRejectedError)(what, revert, { cause })
-}
-
-/**
- * The custom error a failed call reverted with; throws when there is none: a non-retryable error
- * for an undecodable revert (a panic, a reason string), a retryable one for anything else.
- */
-export function revertOrThrow(what: string, err: unknown): DecodedRevert {
-  const revert = decodedRevertOf(err)
-  if (revert) return revert
-  if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
-  throw transient(what, err)
-}
-
-/** The custom error a failed contract call reverted with, if it was a revert with decodable data. */
-export function decodedRevertOf(err: unknown): DecodedRevert | undefined {
-  if (!(err instanceof BaseError)) return undefined
-  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError)
-  if (!(reverted instanceof ContractFunctionRevertedError) || !reverted.data) return undefined
-  return { errorName: reverted.data.errorName, args: reverted.data.args ?? [] }
 }
 
 /** Whether `err` is a contract revert at all (decodable or not: panics, empty reverts, reason strings). */

@@ -19,7 +19,8 @@
  * - Settled the other way (`fulfill` of a Failed/Refunded request, `fail` of a Fulfilled one) →
  *   {@link RequestSettledError}; a rejected result → {@link InvalidProofError},
  *   {@link InvalidResultError}, {@link ModelVersionChangedError}, {@link RequestExpiredError};
- *   all non-retryable, with the decoded gateway error in the message.
+ *   all non-retryable, with the decoded gateway error in the message and the code the request is
+ *   failed with: every revert is classified by the table of contract rejections (./rejections.ts).
  * - Unknown request (status None: an RPC behind the watcher's, or a reorg), RPC and network
  *   failures, receipt timeouts → {@link ChainTransientError} (retryable).
  * - Our transaction reverted because another transaction settled the request first → the status is
@@ -51,7 +52,8 @@ import {
   type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
-import { rejectionOf, RequestSettledError, revertOrThrow, transient } from './errors.ts'
+import { RequestSettledError, transient } from './errors.ts'
+import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
@@ -215,27 +217,22 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   /** The statuses in which `op` has nothing left to do (it counts as done). */
   const doneStatuses: Record<Op, readonly RequestStatus[]> = { fulfill: ['Fulfilled'], fail: ['Failed', 'Refunded'] }
 
-  /** Maps a revert (or any failure) of `op` to an outcome or the right error. */
+  /**
+   * Maps a revert (or any failure) of `op` to an outcome or the right error, by the table of
+   * contract rejections. A request that is not pending (GatewayRequestNotPending(requestId, status))
+   * is done already, settled the other way, or not visible to this RPC yet.
+   */
   function settledOrThrow(op: Op, what: string, err: unknown): TxOutcome {
     const revert = revertOrThrow(what, err)
-    switch (revert.errorName) {
-      case 'GatewayRequestNotPending': {
-        const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
-        if (status === 'None') {
-          throw new ChainTransientError(`${what}: the gateway has no such request (not yet visible to this RPC, or removed by a reorg)`, {
-            cause: err,
-          })
-        }
-        if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
-        throw new RequestSettledError(what, revert, status, { cause: err })
-      }
-      case 'GatewayInsufficientGasForCallback':
-        throw new ChainTransientError(`${what}: too little gas for the callback (${String(revert.args[0])} < ${String(revert.args[1])})`, {
-          cause: err,
-        })
-      default:
-        throw rejectionOf(what, revert, err)
+    if (rejectionFor(revert.errorName).error !== RequestSettledError) throw rejectionOf(what, revert, err)
+    const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
+    if (status === 'None') {
+      throw new ChainTransientError(`${what}: the gateway has no such request (not yet visible to this RPC, or removed by a reorg)`, {
+        cause: err,
+      })
     }
+    if (doneStatuses[op].includes(status)) return { status, alreadySettled: true }
+    throw new RequestSettledError(what, revert, { cause: err, status })
   }
 
   async function settle(op: Op, request: InferenceRequest, args: readonly unknown[]): Promise<TxOutcome> {

@@ -11,7 +11,16 @@ export {
   ModelVersionChangedError,
   RequestExpiredError,
   RequestSettledError,
+  TransientRevertError,
   UnauthorizedNodeError,
 } from './errors.ts'
+export {
+  CONTRACT_REJECTIONS,
+  rejectionFor,
+  rejectionOf,
+  type ContractErrorName,
+  type Rejection,
+  type RejectionClass,
+} from './rejections.ts'
 export { AccountSender, isNonceError } from './sender.ts'
 export type { ReorgInfo } from './watcher.ts'

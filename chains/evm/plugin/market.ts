@@ -8,6 +8,7 @@
  * answered already (an earlier try) is `alreadySettled`; one answered the other way or settled by
  * the spoke is a {@link RequestSettledError}; rejections (invalid proof, wrong input, a model not
  * deployed on the spoke, an expired request) are non-retryable errors; RPC trouble is retryable.
+ * Every revert is classified by the table of contract rejections (./rejections.ts).
  */
 import { encodeFunctionData, getAbiItem, getAddress, type Account, type Address } from 'viem'
 import { InferenceMarket } from '../../../contracts/artifacts/index.ts'
@@ -24,7 +25,8 @@ import {
   type MarketStatus,
 } from '../../../core/types.ts'
 import { addressAsBytes32 } from '../crosschain.ts'
-import { rejectionOf, RequestSettledError, revertOrThrow, transient } from './errors.ts'
+import { RequestSettledError, transient } from './errors.ts'
+import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { truncateReason } from './evm-chain.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
@@ -119,7 +121,8 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   /** Maps a revert (or any failure) of `op` to an outcome or the right error. */
   async function outcomeOrThrow(op: Op, marketRequestId: string, what: string, err: unknown): Promise<MarketTxOutcome> {
     const revert = revertOrThrow(what, err)
-    if (revert.errorName !== 'MarketRequestNotOpen') throw rejectionOf(what, revert, err)
+    // Only a request that is not open (MarketRequestNotOpen(marketRequestId, status)) needs a closer look.
+    if (rejectionFor(revert.errorName).error !== RequestSettledError) throw rejectionOf(what, revert, err)
     const status = MARKET_STATUSES[Number(revert.args[1])] ?? 'None'
     if (status === 'None')
       throw new ChainTransientError(`${what}: the market has no such request (not yet visible to this RPC)`, { cause: err })
@@ -127,7 +130,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     // Answered the other way, or settled by the spoke (a refund after the deadline, say).
     const settlement =
       status === 'Settled' ? (await getRequest(marketRequestId)).settlement : status === 'ResultSent' ? 'Fulfilled' : 'Failed'
-    throw new RequestSettledError(what, revert, settlement, { cause: err })
+    throw new RequestSettledError(what, revert, { cause: err, status: settlement })
   }
 
   async function send(
@@ -152,10 +155,11 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     } catch (err) {
       return outcomeOrThrow(op, marketRequestId, what, err)
     }
-    // Verification costs the same for every request of a model: one estimate per model and operation.
+    // Verification costs the same for every request of a model, and sending the same for every request
+    // from one chain (its route's messenger): one estimate per model, requesting chain and operation.
     let gas: bigint
     try {
-      gas = await estimate(`${op}:${request.modelId}`, call)
+      gas = await estimate(`${op}:${request.modelId}:${request.chainId}`, call)
     } catch (err) {
       return outcomeOrThrow(op, marketRequestId, what, err)
     }

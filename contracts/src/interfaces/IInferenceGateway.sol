@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IResultErrors} from "./IResultErrors.sol";
+
 /// @notice Why a request ended without a result.
 enum InferenceErrorCode {
     /// @notice Unspecified.
@@ -14,7 +16,9 @@ enum InferenceErrorCode {
     /// @notice The model's circuit changed or it can no longer be served.
     ModelUnavailable,
     /// @notice The deadline passed without a result.
-    Timeout
+    Timeout,
+    /// @notice The result delivered from the hub was rejected by this chain's verification.
+    InvalidResult
 }
 
 /// @notice A request's lifecycle: Pending, then exactly one of Fulfilled, Failed or Refunded.
@@ -43,8 +47,8 @@ enum CallbackStatus {
 
 /// @title IInferenceGateway
 /// @notice Where contracts request ML inference and receive results proven in zero knowledge and
-///         verified on this chain.
-interface IInferenceGateway {
+///         verified on this chain. A rejected result reverts with an {IResultErrors} error.
+interface IInferenceGateway is IResultErrors {
     // ─────────────────────────────── Types ────────────────────────────────
 
     /// @notice A request as stored.
@@ -145,18 +149,10 @@ interface IInferenceGateway {
     error GatewayRequestExpired(uint256 requestId, uint256 deadline);
     /// @notice The deadline has not passed yet.
     error GatewayRequestNotExpired(uint256 requestId, uint256 deadline);
-    /// @notice The input sent with the result is not the request's input.
-    error GatewayInputMismatch(uint256 requestId);
-    /// @notice The output does not have the model's number of elements.
-    error GatewayOutputShapeMismatch(uint256 expected, uint256 actual);
     /// @notice The model's circuit changed since the request was made.
     error GatewayModelVersionChanged(uint256 requestId, uint32 requested, uint32 current);
-    /// @notice The verifier rejected the proof for the request's input and the claimed output.
-    error GatewayInvalidProof(uint256 requestId);
     /// @notice Too little gas was sent to give the callback its full gas limit.
     error GatewayInsufficientGasForCallback(uint256 available, uint256 required);
-    /// @notice The error reason is too long.
-    error GatewayReasonTooLong(uint256 length, uint256 maxLength);
     /// @notice Nothing is owed to the account.
     error GatewayNothingToWithdraw(address account);
     /// @notice Sending owed funds failed.

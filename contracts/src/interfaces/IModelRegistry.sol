@@ -158,6 +158,9 @@ interface IModelRegistry {
         address vka;
         /// @notice The model version this deployment was recorded for (stale if below the current).
         uint32 version;
+        /// @notice The model's version in that chain's own registry whose circuit this is: its
+        ///         requests carry that version, and only they can be answered with this circuit.
+        uint32 remoteVersion;
     }
 
     /// @notice Proven input/output pairs a model's creator published, for anyone to re-verify.
@@ -224,7 +227,9 @@ interface IModelRegistry {
     /// @notice A model changed hands.
     event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
     /// @notice The model's VKA on the chain with messenger domain `domain` was recorded.
-    event ModelChainDeploymentSet(bytes32 indexed modelId, uint32 indexed domain, uint32 version, address verifier, address vka);
+    event ModelChainDeploymentSet(
+        bytes32 indexed modelId, uint32 indexed domain, uint32 version, address verifier, address vka, uint32 remoteVersion
+    );
     /// @notice The model's creator published backtests for its current version.
     event BacktestsPublished(bytes32 indexed modelId, uint32 version, bytes32 ref, bytes32 contentHash, uint32 pairs);
     /// @notice The protocol set the verifier every model on this chain is verified with.

@@ -29,6 +29,14 @@ library SertnMessages {
     /// @notice How the spoke settled one of its requests.
     uint8 internal constant RECEIPT = 4;
 
+    /// @notice Gas a receipt's handling needs on the hub (settling the market's record).
+    uint256 internal constant RECEIPT_GAS = 150_000;
+    /// @notice Gas a result's handling needs on a spoke beyond the callback: verification (up to
+    ///         ~0.95M for the circuits `sertn model build` accepts), payment, and the receipt's send.
+    uint256 internal constant RESULT_BASE_GAS = 1_600_000;
+    /// @notice Gas a failure's handling needs on a spoke beyond the callback (refund, receipt).
+    uint256 internal constant FAILURE_BASE_GAS = 450_000;
+
     /// @notice The message's kind is not one this recipient understands.
     error SertnMessagesUnknownKind(uint8 kind);
 
@@ -82,6 +90,22 @@ library SertnMessages {
         returns (uint256 requestId, RequestStatus status, address node)
     {
         return abi.decode(body[1:], (uint256, RequestStatus, address));
+    }
+
+    /// @notice Gas a request's handling needs on the hub (recording it: its input is logged).
+    function requestGas(uint256 inputLength) internal pure returns (uint256) {
+        return 250_000 + 2_500 * inputLength;
+    }
+
+    /// @notice Gas a result's handling needs on the spoke, with the callback's own limit (and
+    ///         the 1/64 each call level withholds).
+    function resultGas(uint256 callbackGasLimit) internal pure returns (uint256) {
+        return RESULT_BASE_GAS + callbackGasLimit + callbackGasLimit / 32;
+    }
+
+    /// @notice Gas a failure's handling needs on the spoke, with the error callback's limit.
+    function failureGas(uint256 callbackGasLimit) internal pure returns (uint256) {
+        return FAILURE_BASE_GAS + callbackGasLimit + callbackGasLimit / 32;
     }
 
     /// @notice The message's kind (0 if it is empty).

@@ -1,22 +1,27 @@
 /**
  * Runs the local Hyperlane agents for a set of connected chains: one validator per origin chain
  * (signing that chain's merkle tree checkpoints) and one relayer per ordered chain pair, with file
- * stores under `dir` (or in memory) so that a restarted set resumes where it stopped.
+ * stores under `dir` (or in memory) so that a restarted set resumes where it stopped. Each chain
+ * may say which messages delivered to it the relayers pay for (`shouldRelay`). A validator and the
+ * relayers from its chain share its checkpoint store: a new checkpoint wakes them, and a relayer
+ * that sees a new message wakes the validator (before its route filter's lookups). A relayer polls
+ * half an interval after its last busy poll, between its validator's polls, so that a new message
+ * waits at most half a polling interval (a quarter on average) for the first of them; a hop then
+ * takes that plus a few RPC rounds and the chains' own latency. Messages from Sertn ports are sent
+ * by their port's gas limit, without an estimate (see `relayer.ts`).
  */
 import { join } from 'node:path'
-import type { Hex, LocalAccount } from 'viem'
-import { evmChainOf } from '../../../chains/evm/chain.ts'
-import { privateKeyToAccount } from 'viem/accounts'
-import { createSertnClient, type SertnClient } from '../../../chains/evm/clients.ts'
-import type { SertnConfig } from '../../../core/config.ts'
-import { ConfigError } from '../../../core/errors.ts'
-import { createLocalRelayer, type Delivery, type LocalRelayer } from './relayer.ts'
+import type { Abi, Hex, LocalAccount } from 'viem'
+import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { createLocalRelayer, type Delivery, type LocalRelayer, type RouteFilter } from './relayer.ts'
 import {
   FileCheckpointStore,
   FileRelayerCursorStore,
   MemoryCheckpointStore,
   MemoryRelayerCursorStore,
   type CheckpointStore,
+  type IgnoredMessage,
+  type RejectedMessage,
 } from './stores.ts'
 import { createLocalValidator, type LocalValidator } from './validator.ts'
 
@@ -30,6 +35,11 @@ export type AgentChain = {
   merkleTreeHook: `0x${string}`
   /** Where the agents start scanning without saved state (the mailbox's deployment block). */
   fromBlock?: bigint
+  /**
+   * Which messages delivered to this chain its relayers pay for (e.g. `enrolledRoutes`); the others
+   * are ignored. Default: every message sent to this chain's domain.
+   */
+  shouldRelay?: RouteFilter
 }
 
 export type LocalAgentsConfig = {
@@ -39,17 +49,36 @@ export type LocalAgentsConfig = {
   /** Folder for checkpoint stores and relayer cursors; in memory when absent. */
   dir?: string
   pollingIntervalMs?: number
+  /** Blocks on top of a message before it is signed and relayed (default 1). */
   confirmations?: number
+  /** The most gas a relayer pays for one delivery (default 5,000,000). */
+  maxGas?: bigint
+  /** Gas added to each delivery's estimate and its fifth, or to a port's gas limit (default 100,000). */
+  gasReserve?: bigint
+  /** For deliveries by a port's gas limit: the mailbox, ISM and port gas beyond it and the calldata (default 100,000). */
+  processOverheadGas?: bigint
+  /** Failed attempts after which a message is rejected, and the retry backoff (see the relayer). */
+  maxAttempts?: number
+  retryBackoffMs?: number
+  maxRetryBackoffMs?: number
+  /** The recipients' custom errors, to name them in `lastError`. */
+  errorAbi?: Abi
   onError?: (who: string, err: unknown) => void
   onDelivered?: (route: { from: string; to: string }, d: Delivery) => void
+  /** A message given up on (failed attempts, or more gas than `maxGas`). */
+  onRejected?: (route: { from: string; to: string }, r: RejectedMessage) => void
+  /** A message the destination's `shouldRelay` turned down. */
+  onIgnored?: (route: { from: string; to: string }, m: IgnoredMessage) => void
 }
 
 export type LocalAgents = {
-  /** Settles once every relayer has loaded the SDK (failures are reported to `onError` and retried on delivery). */
+  /** Settles once every relayer has checked its mailboxes (failures are reported to `onError`; the relayers keep polling). */
   ready: Promise<void>
   validators: ReadonlyMap<string, LocalValidator>
   /** By route, `from→to`. */
   relayers: ReadonlyMap<string, LocalRelayer>
+  /** Moves rejected messages (all, or these ids) back to pending on every relayer; how many were moved. */
+  requeue(messageIds?: readonly Hex[]): Promise<number>
   stop(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
 }
@@ -96,8 +125,21 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
           fromBlock: from.fromBlock,
           confirmations: cfg.confirmations,
           pollingIntervalMs: cfg.pollingIntervalMs,
+          ...(to.shouldRelay ? { shouldRelay: to.shouldRelay } : {}),
+          ...(cfg.maxGas !== undefined ? { maxGas: cfg.maxGas } : {}),
+          ...(cfg.gasReserve !== undefined ? { gasReserve: cfg.gasReserve } : {}),
+          ...(cfg.processOverheadGas !== undefined ? { processOverheadGas: cfg.processOverheadGas } : {}),
+          ...(cfg.maxAttempts !== undefined ? { maxAttempts: cfg.maxAttempts } : {}),
+          ...(cfg.retryBackoffMs !== undefined ? { retryBackoffMs: cfg.retryBackoffMs } : {}),
+          ...(cfg.maxRetryBackoffMs !== undefined ? { maxRetryBackoffMs: cfg.maxRetryBackoffMs } : {}),
+          ...(cfg.errorAbi ? { errorAbi: cfg.errorAbi } : {}),
           onError: (e) => onError(`relayer ${route}`, e),
           onDelivered: (d) => cfg.onDelivered?.({ from: from.name, to: to.name }, d),
+          onRejected: (r) => cfg.onRejected?.({ from: from.name, to: to.name }, r),
+          onIgnored: (m) => cfg.onIgnored?.({ from: from.name, to: to.name }, m),
+          // The origin's validator signs at once rather than at its next poll (it shares the store, which wakes this relayer),
+          // woken as soon as a scan finds a new message, before the route filter's lookups.
+          onDispatched: () => validators.get(from.name)?.wake(),
         }),
       )
     }
@@ -111,54 +153,15 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
     ready,
     validators,
     relayers,
+    async requeue(ids) {
+      let n = 0
+      for (const r of relayers.values()) n += await r.requeue(ids)
+      return n
+    },
     async stop() {
       await Promise.all([...validators.values(), ...relayers.values()].map((a) => a[Symbol.asyncDispose]()))
     },
     [Symbol.asyncDispose]: () => agents.stop(),
   }
   return agents
-}
-
-/**
- * The agents for every configured chain that has a Hyperlane core (`chains.<name>.hyperlane`), from
- * the node's configuration: the validator signs with `relay.validatorKey`, relayers pay with
- * `relay.relayerKey` (default: the node's key).
- */
-export function startAgentsFromConfig(
-  config: SertnConfig,
-  options: { dir: string; log?: (line: string) => void; onDelivered?: LocalAgentsConfig['onDelivered'] },
-): LocalAgents {
-  const validatorKey = config.relay.validatorKey
-  if (!validatorKey)
-    throw new ConfigError('relay.validatorKey is not set: the local validator needs a signing key (SERTN__RELAY__VALIDATOR_KEY)')
-  const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
-  const chains: AgentChain[] = []
-  for (const [name, c] of Object.entries(config.chains)) {
-    if (!c.hyperlane) continue
-    const chain = evmChainOf(c.chainId, name, c.rpcUrl)
-    chains.push({
-      name,
-      domain: c.hyperlane.domain,
-      client: createSertnClient(chain, payer, { pollingInterval: config.relay.pollingIntervalMs }),
-      mailbox: c.hyperlane.mailbox as Hex,
-      merkleTreeHook: c.hyperlane.merkleTreeHook as Hex,
-      fromBlock: BigInt(c.hyperlane.deployBlock),
-    })
-  }
-  if (chains.length < 2) throw new ConfigError(`the relay needs at least two chains with a hyperlane section, found ${chains.length}`)
-  const log = options.log ?? ((l: string) => console.error(l))
-  return startLocalAgents({
-    chains,
-    validator: privateKeyToAccount(validatorKey as Hex),
-    dir: options.dir,
-    pollingIntervalMs: config.relay.pollingIntervalMs,
-    confirmations: config.relay.confirmations,
-    onError: (who, err) => log(`[relay] ${who}: ${err instanceof Error ? err.message : String(err)}`),
-    onDelivered: (route, d) => {
-      log(
-        `[relay] ${route.from}→${route.to}: message ${d.messageId} (index ${d.index}) delivered in ${d.transactionHash}, gas ${d.gasUsed}`,
-      )
-      options.onDelivered?.(route, d)
-    },
-  })
 }

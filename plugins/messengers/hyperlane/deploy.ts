@@ -1,9 +1,12 @@
 /**
  * Deploys the Hyperlane v3 core on one EVM chain from `@hyperlane-xyz/core`'s own bytecode:
  * Mailbox(domain), MerkleTreeHook (default hook), ProtocolFee (required hook), a
- * StaticMessageIdMultisigIsm made by its factory (default ISM) and a ValidatorAnnounce.
+ * StaticMessageIdMultisigIsm made by its factory (default ISM) and a ValidatorAnnounce; then
+ * Sertn's HyperlanePort over the mailbox. Ports are joined pairwise ({@link connectHyperlanePorts})
+ * and admit the Sertn applications allowed to send ({@link allowHyperlaneApp}).
  */
-import { getAddress, type Address } from 'viem'
+import { getAddress, type Address, type Hex } from 'viem'
+import { HyperlanePort } from '../../../contracts/artifacts/index.ts'
 import {
   Mailbox,
   MerkleTreeHook,
@@ -23,6 +26,10 @@ export type HyperlaneCoreDeployment = {
   /** The mailbox's default ISM: a StaticMessageIdMultisigIsm over `validators`. */
   ism: Address
   validatorAnnounce: Address
+  /** Sertn's port on this chain (a Hyperlane recipient over the mailbox). */
+  port: Address
+  /** The chain's Sertn domain (its chain id). */
+  sertnDomain: number
   /** The block the mailbox was deployed in (where agents can start scanning). */
   deployBlock: bigint
 }
@@ -81,7 +88,59 @@ export async function deployHyperlaneCore(client: SertnClient, params: DeployHyp
     }),
   )
   const validatorAnnounce = await deployContract(client, ValidatorAnnounce, [mailbox])
-  return { domain, mailbox, merkleTreeHook, protocolFee, ismFactory, ism: getAddress(ism), validatorAnnounce, deployBlock }
+  const sertnDomain = client.chain.id
+  const port = await deployContract(client, HyperlanePort, [owner, mailbox, sertnDomain])
+  return {
+    domain,
+    mailbox,
+    merkleTreeHook,
+    protocolFee,
+    ismFactory,
+    ism: getAddress(ism),
+    validatorAnnounce,
+    port,
+    sertnDomain,
+    deployBlock,
+  }
+}
+
+/** What joining two ports needs of each side. */
+export type PortEnd = Pick<HyperlaneCoreDeployment, 'port' | 'domain' | 'sertnDomain'>
+
+const bytes32 = (a: Address): Hex => `0x${getAddress(a).slice(2).toLowerCase().padStart(64, '0')}`
+
+/** Makes two chains' ports peers of each other (each sent by its own chain's port owner). Idempotent. */
+export async function connectHyperlanePorts(
+  a: { client: SertnClient; deployment: PortEnd },
+  b: { client: SertnClient; deployment: PortEnd },
+): Promise<void> {
+  for (const [from, to] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    const [networkDomain, peer] = await from.client.readContract({
+      address: from.deployment.port,
+      abi: HyperlanePort.abi,
+      functionName: 'peerOf',
+      args: [to.deployment.sertnDomain],
+    })
+    if (networkDomain === to.deployment.domain && peer.toLowerCase() === bytes32(to.deployment.port)) continue
+    await confirm(
+      from.client,
+      await from.client.writeContract({
+        address: from.deployment.port,
+        abi: HyperlanePort.abi,
+        functionName: 'setPeer',
+        args: [to.deployment.sertnDomain, to.deployment.domain, bytes32(to.deployment.port)],
+      }),
+    )
+  }
+}
+
+/** Allows the Sertn application `app` to send through the chain's port. Idempotent. */
+export async function allowHyperlaneApp(client: SertnClient, port: Address, app: Address): Promise<void> {
+  if (await client.readContract({ address: port, abi: HyperlanePort.abi, functionName: 'isApp', args: [app] })) return
+  await confirm(client, await client.writeContract({ address: port, abi: HyperlanePort.abi, functionName: 'setApp', args: [app, true] }))
 }
 
 /** Deploys another StaticMessageIdMultisigIsm from an existing factory (e.g. for one recipient). */

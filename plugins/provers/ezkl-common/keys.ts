@@ -30,6 +30,7 @@ export type DeriveKeys = (model: ModelArtifacts, pkPath: string) => Promise<{ vk
 
 /** The verifying key a prover derived differs from the one the model pins: its proofs would not verify. */
 export class VerifyingKeyMismatchError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
   override name = 'VerifyingKeyMismatchError'
   constructor(
     readonly model: string,

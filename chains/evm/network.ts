@@ -1,0 +1,195 @@
+/**
+ * A Sertn network on EVM chains: the hub (registry, its own gateway, the InferenceMarket) and spoke
+ * chains (registry, SpokeGateway), each spoke joined to the hub over the messaging network it names
+ * (any messenger plugin: Hyperlane, LayerZero, …), whose core contracts and ports this deploys on
+ * both ends and joins. The one place that deploys and connects a network, for the local stack, the
+ * tests, the bench and the demo; {@link networkChainsConfig} writes the node's `chains`
+ * configuration for it.
+ */
+import type { Address } from 'viem'
+import type { ArtifactRefs } from '../../core/artifacts.ts'
+import type { ChainConfig } from '../../core/config.ts'
+import { ConfigError } from '../../core/errors.ts'
+import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../core/plugins.ts'
+import type { SertnClient } from './clients.ts'
+import { connectSpoke, deployMarket, deploySpoke, type SpokeDeployment } from './crosschain.ts'
+import { deployCore, registerModel, type CoreDeployment, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+
+export type NetworkChainInput = {
+  /** The chain's name in the node's configuration (lowercase letters and digits). */
+  name: string
+  /** Deploys and owns everything on the chain. */
+  client: SertnClient
+}
+
+export type NetworkSpokeInput = NetworkChainInput & {
+  /** The messaging network that joins it to the hub (a messenger plugin's name). */
+  messenger: string
+}
+
+export type DeploySertnNetworkParameters = {
+  hub: NetworkChainInput
+  spokes: readonly NetworkSpokeInput[]
+  /** The messenger plugins, by name; each spoke's `messenger` must be one of them. */
+  messengers: Readonly<Record<string, MessengerPlugin<SertnClient>>>
+  /** The addresses every messaging network's security trusts (validators, DVN signers), and how many must sign. */
+  attesters: readonly Address[]
+  threshold: number
+  /** The accounts the messengers' local agents submit from. */
+  submitters?: readonly Address[]
+  /** A messenger's protocol fee per message (wei), by messenger name; 0 by default. */
+  fees?: Readonly<Record<string, bigint>>
+  /** Models (folders under circuits/, or directories) to register on every chain. */
+  models: readonly string[]
+  /** Where each model's artifacts are stored, by entry of `models` (from `publishModelArtifacts`); default: not uploaded. */
+  artifacts?: Readonly<Record<string, ArtifactRefs>>
+  /** Node accounts: authorised on the hub's gateway and registered on the market. */
+  nodes: readonly Address[]
+  allowInsecureSrs?: boolean
+  gatewayConfig?: Partial<GatewayConfig>
+  /** Progress lines. */
+  log?: (line: string) => void
+}
+
+export type NetworkHub = {
+  name: string
+  /** Its Sertn domain (the chain id). */
+  chainId: number
+  core: CoreDeployment
+  market: Address
+  /** Each messaging network's deployment on the hub, by messenger name (those its spokes use). */
+  messengers: Record<string, MessengerDeployment>
+  models: RegisteredModel[]
+}
+
+export type NetworkSpoke = {
+  name: string
+  chainId: number
+  spoke: SpokeDeployment
+  /** The messaging network that joins it to the hub, and its deployment on the spoke. */
+  messenger: MessengerDeployment
+  models: RegisteredModel[]
+}
+
+export type SertnNetwork = { hub: NetworkHub; spokes: NetworkSpoke[] }
+
+/** The messenger plugin `name`, or a ConfigError naming `path`. */
+export function messengerNamed(
+  messengers: Readonly<Record<string, MessengerPlugin<SertnClient>>>,
+  name: string,
+  path: string,
+): MessengerPlugin<SertnClient> {
+  const m = messengers[name]
+  if (!m) throw new ConfigError(`${path}: unknown messenger "${name}" (known: ${Object.keys(messengers).sort().join(', ') || 'none'})`)
+  return m
+}
+
+/** Deploys the hub and the spokes, each messaging network's contracts where it is used, and connects them. */
+export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promise<SertnNetwork> {
+  const log = p.log ?? (() => undefined)
+  const plugins = p.spokes.map((s) => messengerNamed(p.messengers, s.messenger, `spoke ${s.name}: messenger`))
+  const register = async (client: SertnClient, registry: Address) => {
+    const out: RegisteredModel[] = []
+    for (const model of p.models) {
+      const artifacts = p.artifacts?.[model]
+      out.push(
+        await registerModel(client, {
+          registry,
+          model,
+          allowInsecureSrs: p.allowInsecureSrs ?? false,
+          ...(artifacts ? { artifacts } : {}),
+        }),
+      )
+    }
+    return out
+  }
+  const deployOf = (m: MessengerPlugin<SertnClient>, c: NetworkChainInput) =>
+    m.deploy(
+      { name: c.name, domain: c.client.chain.id, client: c.client },
+      { attesters: p.attesters, threshold: p.threshold, submitters: p.submitters ?? [], fee: p.fees?.[m.name] ?? 0n },
+    )
+
+  log(`hub ${p.hub.name}: verifier, registry, gateway, market`)
+  const core = await deployCore(p.hub.client, {
+    nodes: [...p.nodes],
+    gatewayConfig: p.gatewayConfig,
+    allowInsecureSrs: p.allowInsecureSrs ?? false,
+  })
+  const hubModels = await register(p.hub.client, core.registry)
+  const market = await deployMarket(p.hub.client, { registry: core.registry, nodes: p.nodes })
+  const hubChain = { name: p.hub.name, domain: p.hub.client.chain.id, client: p.hub.client }
+  const hubMessengers: Record<string, MessengerDeployment> = {}
+  for (const m of new Set(plugins)) {
+    log(`hub ${p.hub.name}: ${m.name} core and port`)
+    hubMessengers[m.name] = await deployOf(m, p.hub)
+    await m.allowApp({ chain: hubChain, deployment: hubMessengers[m.name]! }, market)
+  }
+  const hub: NetworkHub = { name: p.hub.name, chainId: p.hub.client.chain.id, core, market, messengers: hubMessengers, models: hubModels }
+
+  const spokes: NetworkSpoke[] = []
+  for (const [i, s] of p.spokes.entries()) {
+    const m = plugins[i]!
+    log(`spoke ${s.name}: ${m.name} core and port, verifier, registry, spoke gateway`)
+    const chain = { name: s.name, domain: s.client.chain.id, client: s.client }
+    const messenger = await deployOf(m, s)
+    const spoke = await deploySpoke(s.client, { gatewayConfig: p.gatewayConfig, allowInsecureSrs: p.allowInsecureSrs ?? false })
+    const models = await register(s.client, spoke.registry)
+    log(`spoke ${s.name}: ${m.name} route to and from the hub market, model deployments recorded on the hub`)
+    const spokeEnd: MessengerEndpoint<SertnClient> = { chain, deployment: messenger }
+    const hubEnd: MessengerEndpoint<SertnClient> = { chain: hubChain, deployment: hubMessengers[m.name]! }
+    await m.allowApp(spokeEnd, spoke.gateway)
+    await m.connect(hubEnd, spokeEnd)
+    await connectSpoke({
+      hub: { client: p.hub.client, domain: hub.chainId, market, registry: core.registry, port: hubEnd.deployment.port },
+      spoke: {
+        client: s.client,
+        domain: chain.domain,
+        gateway: spoke.gateway,
+        verifier: spoke.verifier,
+        registry: spoke.registry,
+        port: messenger.port,
+      },
+      models,
+    })
+    spokes.push({ name: s.name, chainId: chain.domain, spoke, messenger, models })
+  }
+  return { hub, spokes }
+}
+
+/** The node's `chains` configuration for a network (RPC URLs by chain name). */
+export function networkChainsConfig(
+  network: SertnNetwork,
+  rpcUrls: Readonly<Record<string, string>>,
+  extra: Partial<Pick<ChainConfig, 'confirmations' | 'pollingIntervalMs' | 'startBlock'>> = {},
+): Record<string, Record<string, unknown>> {
+  const rpc = (name: string) => {
+    const url = rpcUrls[name]
+    if (!url) throw new ConfigError(`no RPC URL for chain ${name}`)
+    return url
+  }
+  const { hub } = network
+  const hubMessengers = Object.values(hub.messengers)
+  const chains: Record<string, Record<string, unknown>> = {
+    [hub.name]: {
+      chainId: hub.chainId,
+      rpcUrl: rpc(hub.name),
+      gateway: hub.core.gateway,
+      registry: hub.core.registry,
+      market: hub.market,
+      ...(hubMessengers.length > 0 ? { messenger: hubMessengers.length === 1 ? hubMessengers[0] : hubMessengers } : {}),
+      ...extra,
+    },
+  }
+  for (const s of network.spokes) {
+    chains[s.name] = {
+      chainId: s.chainId,
+      rpcUrl: rpc(s.name),
+      gateway: s.spoke.gateway,
+      registry: s.spoke.registry,
+      hub: hub.name,
+      messenger: s.messenger,
+      ...extra,
+    }
+  }
+  return chains
+}

@@ -1,0 +1,237 @@
+/**
+ * What each custom error of the Sertn contracts means for the node: one table, keyed by the error
+ * names of the contracts' generated ABIs (the gateways, the hub market, the model registry and the
+ * messaging ports; a library's or a base contract's errors come with the contracts that use them).
+ * Each entry gives the error class the node throws, whether retrying the same call may pass, and
+ * the code a request that cannot be served because of it is failed with (none: the rejection says
+ * nothing about the request, e.g. a requester's or an owner's mistake; the workflow then decides by
+ * the stage that failed). The key set is type-checked against the ABIs: an error added to a contract
+ * fails the typecheck until it has an entry here.
+ *
+ * The chain and market plugins classify every revert through {@link rejectionFor} and
+ * {@link rejectionOf}; the thrown error carries the code (`SertnError.errorCode`), and the activities pass
+ * it to the workflow in the failure's details.
+ *
+ * @example
+ * const revert = revertOrThrow('fulfill req:…', err) // { errorName: 'ResultInvalidProof', args: [7n] }
+ * rejectionFor(revert.errorName) // { error: InvalidProofError, retryable: false, code: 'ProvingFailed' }
+ * throw rejectionOf('fulfill req:…', revert, err) // InvalidProofError, code 'ProvingFailed', not retryable
+ */
+import { BaseError, ContractFunctionRevertedError, decodeErrorResult, type Abi } from 'viem'
+import {
+  HyperlanePort,
+  InferenceGateway,
+  InferenceMarket,
+  LayerZeroPort,
+  ModelRegistry,
+  SpokeGateway,
+} from '../../../contracts/artifacts/index.ts'
+import type { SertnError, SertnErrorOptions } from '../../../core/errors.ts'
+import type { InferenceErrorCode } from '../../../core/types.ts'
+import {
+  GatewayRejectedError,
+  InvalidProofError,
+  InvalidResultError,
+  isRevert,
+  ModelNotDeployedError,
+  ModelVersionChangedError,
+  RequestExpiredError,
+  RequestSettledError,
+  transient,
+  TransientRevertError,
+  UnauthorizedNodeError,
+  type DecodedRevert,
+} from './errors.ts'
+
+/** The contracts whose errors the node may meet, directly or bubbled up from a nested call. */
+const CONTRACTS = [InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, HyperlanePort, LayerZeroPort] as const
+
+/** The custom error names in an ABI. */
+export type ErrorNameOf<abi extends readonly unknown[]> = Extract<abi[number], { type: 'error'; name: string }>['name']
+
+/** Every custom error of the Sertn contracts, by name. */
+export type ContractErrorName = ErrorNameOf<(typeof CONTRACTS)[number]['abi']>
+
+/** The error class of a rejection: built from the call (`what`) and the decoded revert. */
+export type RejectionClass = new (what: string, revert: DecodedRevert, options?: SertnErrorOptions) => SertnError
+
+/** What a contract's custom error means for the node. */
+export type Rejection = {
+  /** The error thrown for it. */
+  readonly error: RejectionClass
+  /** Whether the same call may pass if tried again (the error class's own verdict). */
+  readonly retryable: boolean
+  /** The code a request that cannot be served because of it is failed with; undefined: none of its own. */
+  readonly code: InferenceErrorCode | undefined
+}
+
+/** Refused for good, and nothing to say about the request (an owner's or a requester's mistake, a misconfiguration). */
+const REFUSED: Rejection = { error: GatewayRejectedError, retryable: false, code: undefined }
+/** Refused now; a later try (new gas, a new fee quote) may pass. */
+const TRY_AGAIN: Rejection = { error: TransientRevertError, retryable: true, code: undefined }
+
+/** The table: every custom error of {@link CONTRACTS}, by name. */
+export const CONTRACT_REJECTIONS = {
+  // ── A node's result, rejected (IResultErrors: the gateways' and the market's alike) ──
+  ResultInvalidProof: { error: InvalidProofError, retryable: false, code: 'ProvingFailed' },
+  ResultInputMismatch: { error: InvalidResultError, retryable: false, code: 'ProvingFailed' },
+  ResultOutputShapeMismatch: { error: InvalidResultError, retryable: false, code: 'ProvingFailed' },
+  /** The node truncates its reasons to the contracts' limit: a longer one is a bug, not the request's fault. */
+  ResultReasonTooLong: REFUSED,
+  /** An output (or input) value the circuit's field cannot hold: the result is not a valid one. */
+  FieldEncodingOutOfRange: { error: InvalidResultError, retryable: false, code: 'ProvingFailed' },
+
+  // ── Gateways (InferenceGateway, SpokeGateway) ──
+  GatewayRequestNotPending: { error: RequestSettledError, retryable: false, code: undefined },
+  GatewayRequestExpired: { error: RequestExpiredError, retryable: false, code: 'Timeout' },
+  GatewayModelVersionChanged: { error: ModelVersionChangedError, retryable: false, code: 'ModelUnavailable' },
+  GatewayUnauthorizedNode: { error: UnauthorizedNodeError, retryable: false, code: undefined },
+  /** The node sends the callback's gas with room to spare; an estimate that fell short is retried. */
+  GatewayInsufficientGasForCallback: TRY_AGAIN,
+  GatewayReentrantCall: REFUSED,
+  // Requesters', refunders' and the owner's errors: never a node's request to fail.
+  GatewayCallbackGasLimitTooHigh: REFUSED,
+  GatewayInputOutOfRange: REFUSED,
+  GatewayInputShapeMismatch: REFUSED,
+  GatewayInputTooLarge: REFUSED,
+  GatewayInsufficientPayment: REFUSED,
+  GatewayInvalidConfig: REFUSED,
+  GatewayInvalidInputCommitment: REFUSED,
+  GatewayMissingInputRef: REFUSED,
+  GatewayModelArtifactsMismatch: REFUSED,
+  GatewayModelInactive: REFUSED,
+  GatewayModelVersionMismatch: REFUSED,
+  GatewayNothingToWithdraw: REFUSED,
+  GatewayRequestNotExpired: REFUSED,
+  GatewayUnknownModel: REFUSED,
+  GatewayWithdrawFailed: REFUSED,
+  // SpokeGateway: its results and failures come from the hub, never from a node's own call.
+  SpokeHubNotSet: REFUSED,
+  SpokeLocalFailDisabled: REFUSED,
+  SpokeLocalFulfillDisabled: REFUSED,
+  SpokeNoPendingReceipt: REFUSED,
+
+  // ── The hub's InferenceMarket ──
+  MarketRequestNotOpen: { error: RequestSettledError, retryable: false, code: undefined },
+  MarketRequestExpired: { error: RequestExpiredError, retryable: false, code: 'Timeout' },
+  MarketUnknownModel: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
+  MarketModelNotDeployed: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
+  /** The spoke's model changed since the request (or the hub recorded another version there): the spoke would reject the result. */
+  MarketModelVersionMismatch: { error: ModelVersionChangedError, retryable: false, code: 'ModelUnavailable' },
+  MarketUnauthorizedNode: { error: UnauthorizedNodeError, retryable: false, code: undefined },
+  MarketReentrantCall: REFUSED,
+  MarketRefundFailed: REFUSED,
+  // Deliveries from spokes, never a node's call.
+  MarketDuplicateRequest: REFUSED,
+  MarketInvalidReceipt: REFUSED,
+  MarketUnknownSpokeRequest: REFUSED,
+
+  // ── Messaging (MessengerApp and SertnMessages in the spoke and the market; the ports) ──
+  /** The fee was quoted before it rose: a new quote pays it. */
+  MessengerInsufficientFee: TRY_AGAIN,
+  MessengerInvalidRoute: REFUSED,
+  MessengerNoRoute: REFUSED,
+  MessengerUnauthorizedCaller: REFUSED,
+  MessengerUnknownRoute: REFUSED,
+  SertnMessagesUnknownKind: REFUSED,
+  PortInsufficientFee: TRY_AGAIN,
+  PortMalformedEnvelope: REFUSED,
+  PortUnauthorizedApp: REFUSED,
+  PortUnauthorizedCaller: REFUSED,
+  PortUnknownDomain: REFUSED,
+  PortUnknownPeer: REFUSED,
+  // LayerZeroPort and the LayerZero OApp and OpenZeppelin code it inherits.
+  LayerZeroPortGasLimitTooHigh: REFUSED,
+  LayerZeroPortInvalidPeer: REFUSED,
+  LayerZeroPortUnmappedEid: REFUSED,
+  /** The native fee paid is not the quote (it changed meanwhile): a new quote pays it. */
+  NotEnoughNative: TRY_AGAIN,
+  InvalidDelegate: REFUSED,
+  InvalidEndpointCall: REFUSED,
+  InvalidOptionType: REFUSED,
+  LzTokenUnavailable: REFUSED,
+  NoPeer: REFUSED,
+  OnlyEndpoint: REFUSED,
+  OnlyPeer: REFUSED,
+  OwnableInvalidOwner: REFUSED,
+  OwnableUnauthorizedAccount: REFUSED,
+  SafeCastOverflowedUintDowncast: REFUSED,
+
+  // ── ModelRegistry (read by the gateways and the market) ──
+  ModelRegistryUnknownModel: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
+  ModelRegistryInsecureSrs: REFUSED,
+  ModelRegistryInvalidBacktests: REFUSED,
+  ModelRegistryInvalidChainDeployment: REFUSED,
+  ModelRegistryInvalidInputBound: REFUSED,
+  ModelRegistryInvalidName: REFUSED,
+  ModelRegistryInvalidShape: REFUSED,
+  ModelRegistryMissingArtifacts: REFUSED,
+  ModelRegistryModelExists: REFUSED,
+  ModelRegistryNoChainVerifier: REFUSED,
+  ModelRegistryNotAContract: REFUSED,
+  ModelRegistryNotModelOwner: REFUSED,
+  ModelRegistryVkaCodeHashMismatch: REFUSED,
+  ModelRegistryWithdrawFailed: REFUSED,
+  ModelRegistryWrongRegistrationFee: REFUSED,
+  ModelRegistryZeroOwner: REFUSED,
+  ModelRegistryZeroRegistrationFee: REFUSED,
+
+  // ── Owned (every Sertn contract) ──
+  OwnedUnauthorized: REFUSED,
+  OwnedZeroOwner: REFUSED,
+} satisfies Record<ContractErrorName, Rejection>
+
+/**
+ * What the custom error `errorName` means; a name outside the table (a reason string `Error`, a
+ * `Panic`, another contract's error) is refused for good, with no code.
+ */
+export function rejectionFor(errorName: string): Rejection {
+  return Object.hasOwn(CONTRACT_REJECTIONS, errorName) ? CONTRACT_REJECTIONS[errorName as ContractErrorName] : REFUSED
+}
+
+/** The error to throw for a contract's rejection `revert` of the call `what`, with its table entry's class and code. */
+export function rejectionOf(what: string, revert: DecodedRevert, cause: unknown): SertnError {
+  const { error, code } = rejectionFor(revert.errorName)
+  return new error(what, revert, code ? { cause, errorCode: code } : { cause })
+}
+
+type AbiError = Extract<Abi[number], { type: 'error' }>
+
+/** Every custom error of {@link CONTRACTS}, once: decodes a revert bubbled up from a nested call (the market's port, the registry). */
+export const CONTRACT_ERRORS_ABI: readonly AbiError[] = [
+  ...new Map(
+    CONTRACTS.flatMap((c) => (c.abi as Abi).filter((x): x is AbiError => x.type === 'error')).map((e) => [
+      `${e.name}(${e.inputs.map((i) => i.type).join(',')})`,
+      e,
+    ]),
+  ).values(),
+]
+
+/**
+ * The custom error a failed contract call reverted with, if it was a revert with decodable data:
+ * decoded with the called contract's ABI, or else with every Sertn contract's errors.
+ */
+export function decodedRevertOf(err: unknown): DecodedRevert | undefined {
+  if (!(err instanceof BaseError)) return undefined
+  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError)
+  if (!(reverted instanceof ContractFunctionRevertedError)) return undefined
+  if (reverted.data) return { errorName: reverted.data.errorName, args: reverted.data.args ?? [] }
+  if (!reverted.raw || reverted.raw === '0x') return undefined
+  try {
+    const decoded = decodeErrorResult({ abi: CONTRACT_ERRORS_ABI, data: reverted.raw })
+    return { errorName: decoded.errorName, args: decoded.args ?? [] }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The custom error a failed call reverted with; throws when there is none: a non-retryable error
+ * for an undecodable revert (a panic, a reason string), a retryable one for anything else.
+ */
+export function revertOrThrow(what: string, err: unknown): DecodedRevert {
+  const revert = decodedRevertOf(err)
+  if (revert) return revert
+  if (isRevert(err)) throw new GatewayRejectedError(what, { errorName: 'an undecodable revert', args: [] }, { cause: err })
+  throw transient(what, err)
+}

@@ -1,0 +1,10 @@
+/** LayerZero V2 messenger: real LayerZero V2 contracts plus local DVN and executor agents. */
+export * from './deploy.ts'
+export * from './packet.ts'
+export * from './errors.ts'
+export * from './stores.ts'
+export * from './loop.ts'
+export * from './agent.ts'
+export * from './dvn.ts'
+export * from './executor.ts'
+export * from './agents.ts'
