@@ -1,5 +1,6 @@
 /**
- * Compiles the Solidity sources offline with solc-js and writes typed artifacts for viem:
+ * Compiles the Solidity sources (contracts/src, and each messenger plugin's port in
+ * plugins/messengers/<kind>/contracts) offline with solc-js and writes typed artifacts for viem:
  * `contracts/artifacts/<Contract>.ts` exporting `{ abi, bytecode, deployedBytecode } as const`. (Each model's
  * verifying-key artifact is compiled by `sertn model build` into the model's `vka.json`.)
  *
@@ -24,7 +25,12 @@ function walk(dir: string): string[] {
 }
 
 function main(): void {
-  const files = [...walk(join(root, 'contracts', 'src')), join(root, 'circuits', 'verifier', 'Halo2VerifierReusable.sol')].sort()
+  // Sertn's contracts, the reusable verifier, and each messenger plugin's port (plugins/messengers/<kind>/contracts).
+  const messengers = join(root, 'plugins', 'messengers')
+  const ports = readdirSync(messengers, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && existsSync(join(messengers, e.name, 'contracts')))
+    .flatMap((e) => walk(join(messengers, e.name, 'contracts')))
+  const files = [...walk(join(root, 'contracts', 'src')), ...ports, join(root, 'circuits', 'verifier', 'Halo2VerifierReusable.sol')].sort()
   const sources: Record<string, { content: string }> = {}
   for (const f of files) sources[relative(root, f)] = { content: readFileSync(f, 'utf8') }
 
@@ -50,7 +56,7 @@ function main(): void {
     console.error(e instanceof SertnError ? e.message : String(e))
     process.exit(1)
   }
-  for (const w of compiled.warnings) if (w.file?.startsWith('contracts/')) console.warn(w.message)
+  for (const w of compiled.warnings) if (w.file?.startsWith('contracts/') || w.file?.startsWith('plugins/')) console.warn(w.message)
 
   rmSync(outDir, { recursive: true, force: true })
   mkdirSync(outDir, { recursive: true })

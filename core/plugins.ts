@@ -396,6 +396,15 @@ export interface MessengerDeployOptions {
   readonly fee?: bigint
 }
 
+export interface MessengerConnectOptions {
+  /**
+   * Origin blocks a message waits for before it is attested, where the network records it on
+   * chain (LayerZero's ULN configuration); networks whose attesters choose it themselves (Hyperlane
+   * validators: `relay.confirmations`) ignore it. Default 0 (local chains).
+   */
+  readonly confirmations?: number
+}
+
 /** Running local agents. */
 export interface MessengerAgents {
   /** Settles once the agents are ready to deliver. */
@@ -429,7 +438,7 @@ export interface MessengerPlugin<Client = unknown> extends PluginBase<'messenger
    */
   deploy(chain: MessengerChain<Client>, options: MessengerDeployOptions): Promise<MessengerDeployment>
   /** Makes two chains' ports peers, both ways (each sent by its chain's client). Idempotent. */
-  connect(a: MessengerEndpoint<Client>, b: MessengerEndpoint<Client>): Promise<void>
+  connect(a: MessengerEndpoint<Client>, b: MessengerEndpoint<Client>, options?: MessengerConnectOptions): Promise<void>
   /** Lets application `app` send through the chain's port. Idempotent. */
   allowApp(endpoint: MessengerEndpoint<Client>, app: Address): Promise<void>
   /** The fee for sending `message` from `endpoint`'s chain now. */

@@ -35,6 +35,8 @@ export type DeploySertnNetworkParameters = {
   /** The addresses every messaging network's security trusts (validators, DVN signers), and how many must sign. */
   attesters: readonly Address[]
   threshold: number
+  /** Origin blocks before a message is attested, where the network records it on chain (default 0). */
+  confirmations?: number
   /** The accounts the messengers' local agents submit from. */
   submitters?: readonly Address[]
   /** A messenger's protocol fee per message (wei), by messenger name; 0 by default. */
@@ -138,7 +140,7 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
     const spokeEnd: MessengerEndpoint<SertnClient> = { chain, deployment: messenger }
     const hubEnd: MessengerEndpoint<SertnClient> = { chain: hubChain, deployment: hubMessengers[m.name]! }
     await m.allowApp(spokeEnd, spoke.gateway)
-    await m.connect(hubEnd, spokeEnd)
+    await m.connect(hubEnd, spokeEnd, { confirmations: p.confirmations ?? 0 })
     await connectSpoke({
       hub: { client: p.hub.client, domain: hub.chainId, market, registry: core.registry, port: hubEnd.deployment.port },
       spoke: {

@@ -126,9 +126,13 @@ export const layerZeroMessenger: MessengerPlugin<SertnClient> = {
       deployBlock: Number(core.deployBlock),
     } satisfies LayerZeroSection
   },
-  async connect(a, b) {
+  async connect(a, b, options) {
     const [sa, sb] = [sectionOf(a), sectionOf(b)]
-    await connectLayerZero({ client: a.chain.client, core: coreOf(sa) }, { client: b.chain.client, core: coreOf(sb) })
+    await connectLayerZero(
+      { client: a.chain.client, core: coreOf(sa) },
+      { client: b.chain.client, core: coreOf(sb) },
+      { confirmations: options?.confirmations ?? 0 },
+    )
     const peer = async (
       from: MessengerEndpoint<SertnClient>,
       s: LayerZeroSection,

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Owned} from "../utils/Owned.sol";
-import {IMessengerPort} from "./IMessengerPort.sol";
-import {MessengerEnvelope} from "./MessengerEnvelope.sol";
+import {Owned} from "../../../../contracts/src/utils/Owned.sol";
+import {IMessengerPort} from "../../../../contracts/src/messaging/IMessengerPort.sol";
+import {MessengerEnvelope} from "../../../../contracts/src/messaging/MessengerEnvelope.sol";
 
 /// @notice The parts of Hyperlane's v3 `IMailbox` the port uses.
 interface IHyperlaneMailbox {

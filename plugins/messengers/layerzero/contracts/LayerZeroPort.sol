@@ -10,8 +10,8 @@ import {
     MessagingReceipt
 } from "@layerzerolabs/lz-evm-protocol-v2/contracts/interfaces/ILayerZeroEndpointV2.sol";
 import {Errors} from "@layerzerolabs/lz-evm-protocol-v2/contracts/libs/Errors.sol";
-import {IMessengerPort} from "./IMessengerPort.sol";
-import {MessengerEnvelope} from "./MessengerEnvelope.sol";
+import {IMessengerPort} from "../../../../contracts/src/messaging/IMessengerPort.sol";
+import {MessengerEnvelope} from "../../../../contracts/src/messaging/MessengerEnvelope.sol";
 
 /// @title LayerZeroPort
 /// @notice The LayerZero V2 {IMessengerPort}: an OApp on the chain's EndpointV2 that carries
