@@ -55,6 +55,14 @@ export type PacketAgentOptions = {
   maxRetryBackoffMs?: number
   /** Only packets to these receivers (default: every receiver on the destination eid). */
   receivers?: readonly Address[]
+  /**
+   * Which packets to serve (e.g. only those between enrolled ports): `true`, or the reason to
+   * ignore one. An ignored packet is reported to `onIgnored` and never handled (no transaction).
+   * A lookup that throws is a failed scan, retried.
+   */
+  accept?: (packet: DecodedPacket) => Promise<true | string>
+  /** A packet `accept` turned down. */
+  onIgnored?: (packet: DecodedPacket, reason: string) => void
   /** Custom errors the destination contracts may revert with, to name them in `lastError`. */
   errorAbi?: Abi
   /** The clock for backoff deadlines (ms since the epoch; default `Date.now`). */
@@ -187,6 +195,12 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
       if (packet.srcEid !== cfg.origin.eid || packet.dstEid !== cfg.dstEid) continue
       if (receivers && !receivers.has(packet.receiver)) continue
       if (known.has(packet.guid)) continue
+      const verdict = cfg.accept ? await cfg.accept(packet) : true
+      if (verdict !== true) {
+        known.add(packet.guid)
+        cfg.onIgnored?.(packet, verdict)
+        continue
+      }
       known.add(packet.guid)
       cursor.pending.push({
         guid: packet.guid,

@@ -8,6 +8,7 @@
 import type { Abi, LocalAccount } from 'viem'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
 import type { PacketPollResult } from './agent.ts'
+import type { DecodedPacket } from './packet.ts'
 import type { LayerZeroCoreDeployment } from './deploy.ts'
 import { createLocalDvn, type LocalDvn, type Verification } from './dvn.ts'
 import { createLocalExecutor, type Delivery, type LocalExecutor } from './executor.ts'
@@ -42,6 +43,10 @@ export type LayerZeroAgentsConfig = {
   maxGas?: bigint
   /** Custom errors of the recipients, to name them in `lastError`. */
   errorAbi?: Abi
+  /** Which packets of a route to serve (see PacketAgentOptions.accept); both its DVN and its executor ask. */
+  accept?: (route: Route, packet: DecodedPacket) => Promise<true | string>
+  /** A packet `accept` turned down (reported by the route's DVN; its executor skips it silently). */
+  onIgnored?: (route: Route, packet: DecodedPacket, reason: string) => void
   onError?: (who: string, err: unknown) => void
   onVerified?: (route: Route, v: Verification) => void
   onDelivered?: (route: Route, d: Delivery) => void
@@ -89,8 +94,10 @@ export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgent
       const ids = `${from.core.eid}-${to.core.eid}`
       const origin = { client: from.dvnClient, endpoint: from.core.endpoint, eid: from.core.eid }
       const fromBlock = from.fromBlock ?? from.core.deployBlock
+      const accept = cfg.accept ? { accept: (p: DecodedPacket) => cfg.accept!(route, p) } : {}
       const executor = createLocalExecutor({
         ...common,
+        ...accept,
         origin: { ...origin, client: from.executorClient },
         destination: { client: to.executorClient, endpoint: to.core.endpoint, eid: to.core.eid },
         cursorStore: store(`executor-${ids}.json`),
@@ -103,6 +110,8 @@ export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgent
       })
       const dvn = createLocalDvn({
         ...common,
+        ...accept,
+        onIgnored: (p, reason) => cfg.onIgnored?.(route, p, reason),
         origin,
         destination: {
           client: to.dvnClient,

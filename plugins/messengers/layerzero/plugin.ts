@@ -174,11 +174,30 @@ export const layerZeroMessenger: MessengerPlugin<SertnClient> = {
   startAgents(o) {
     /** How long each packet's DVN transaction waited for inclusion, until its delivery. */
     const verifiedIn = new Map<string, number>()
+    const byName = new Map(o.endpoints.map((e) => [e.chain.name, { endpoint: e, section: sectionOf(e) }]))
     const agents = startLayerZeroAgents({
       chains: o.endpoints.map((e) => {
         const core = coreOf(sectionOf(e))
         return { name: e.chain.name, core, dvnClient: e.chain.client, executorClient: e.chain.client }
       }),
+      // Serve (and pay for) only packets to the destination's port from the port it has as the origin's peer.
+      accept: async (route, packet) => {
+        const from = byName.get(route.from)!
+        const to = byName.get(route.to)!
+        if (getAddress(packet.receiver) !== getAddress(to.section.port))
+          return `receiver ${packet.receiver} is not the port ${to.section.port} these agents serve`
+        const [eid, peer] = await to.endpoint.chain.client.readContract({
+          address: to.section.port,
+          abi: LayerZeroPort.abi,
+          functionName: 'peerOf',
+          args: [from.endpoint.chain.domain],
+        })
+        return eid === packet.srcEid && peer.toLowerCase() === packet.sender.toLowerCase()
+          ? true
+          : `sender ${packet.sender} on endpoint ${packet.srcEid} is not an enrolled peer of ${to.section.port}`
+      },
+      onIgnored: (route, packet, reason) =>
+        o.onEvent?.({ type: 'ignored', route: `${route.from}→${route.to}`, messageId: packet.guid, reason }),
       dvnSigners: [privateKeyToAccount(o.attesterKey)],
       ...(o.dir !== undefined ? { dir: o.dir } : {}),
       ...(o.pollingIntervalMs !== undefined ? { pollingIntervalMs: o.pollingIntervalMs } : {}),
