@@ -41,6 +41,10 @@ contract NodeRegistry is Owned {
     error NodeRegistryInvalidSlash(uint256 amount, uint256 stake);
     /// @notice An invalid parameter (zero epoch length, zero address).
     error NodeRegistryInvalidParameter();
+    /// @notice No active node of the model's pool has `units` of capacity left in this epoch.
+    error NodeRegistryNoCapacity(bytes32 modelId, uint256 units, uint256 epoch);
+    /// @notice The model's pool is full (assignment walks every node of it).
+    error NodeRegistryPoolFull(bytes32 modelId, uint256 maxPoolSize);
     /// @notice A native transfer failed.
     error NodeRegistryTransferFailed(address to, uint256 amount);
 
@@ -54,6 +58,7 @@ contract NodeRegistry is Owned {
     event MinimumStakeSet(bytes32 indexed modelId, uint256 amount);
     event MarketSet(address indexed market);
     event MaxMissesSet(uint256 maxMisses);
+    event Assigned(address indexed node, bytes32 indexed modelId, uint256 indexed epoch, bytes32 seed, uint256 units);
 
     /// @notice A node's registration for one model.
     struct Membership {
@@ -91,6 +96,8 @@ contract NodeRegistry is Owned {
     mapping(address node => mapping(uint256 epoch => uint256)) private _misses;
 
     uint64 private constant FOREVER = type(uint64).max;
+    /// @notice The most nodes a model's pool holds (assignment walks them all).
+    uint256 public constant MAX_POOL_SIZE = 64;
 
     /// @param initialOwner Governance: sets minimum stakes, the market, the miss limit.
     /// @param registry_ The hub's model registry (models must exist there).
@@ -133,6 +140,7 @@ contract NodeRegistry is Owned {
         uint256 now_ = epoch();
         if (m.capacity != 0 && m.activeUntil > now_) revert NodeRegistryAlreadyRegistered(msg.sender, modelId);
         if (m.capacity == 0) {
+            if (_poolNodes[modelId].length >= MAX_POOL_SIZE) revert NodeRegistryPoolFull(modelId, MAX_POOL_SIZE);
             _poolNodes[modelId].push(msg.sender);
         }
         if (m.capacity == 0 || m.activeUntil <= now_) ++_pools[msg.sender];
@@ -179,6 +187,34 @@ contract NodeRegistry is Owned {
         used += units;
         _used[node][modelId][now_] = used;
         emit CapacityUsed(node, modelId, now_, units, used);
+    }
+
+    /// @notice Assigns `units` of work for `modelId` to an active node of its pool, other than
+    ///         `exclude`, whose remaining capacity in this epoch covers them, and spends them. The node
+    ///         is drawn with a probability proportional to its stake, from `seed` (the market derives
+    ///         it from the request and a past block hash, so anyone can check the draw).
+    /// @return node The assigned node.
+    function assign(bytes32 modelId, uint256 units, bytes32 seed, address exclude) external onlyMarket returns (address node) {
+        uint256 now_ = epoch();
+        address[] storage pool = _poolNodes[modelId];
+        uint256 n = pool.length;
+        uint256 total;
+        for (uint256 i; i < n; ++i) total += _weight(pool[i], modelId, units, exclude, now_);
+        if (total == 0) revert NodeRegistryNoCapacity(modelId, units, now_);
+        uint256 draw = uint256(seed) % total;
+        for (uint256 i; i < n; ++i) {
+            address candidate = pool[i];
+            uint256 w = _weight(candidate, modelId, units, exclude, now_);
+            if (draw < w) {
+                node = candidate;
+                break;
+            }
+            draw -= w;
+        }
+        uint256 used = _used[node][modelId][now_] + units;
+        _used[node][modelId][now_] = used;
+        emit CapacityUsed(node, modelId, now_, units, used);
+        emit Assigned(node, modelId, now_, seed, units);
     }
 
     /// @notice Slashes `amount` of `node`'s stake for a missed window: `requesterShare` of it goes to
@@ -278,6 +314,14 @@ contract NodeRegistry is Owned {
     /// @notice `node`'s misses in epoch `e`.
     function missesOf(address node, uint256 e) external view returns (uint256) {
         return _misses[node][e];
+    }
+
+    /// @dev A node's weight in a draw: its stake when it is eligible (active, not excluded, with
+    ///      `units` of capacity left), else 0.
+    function _weight(address node, bytes32 modelId, uint256 units, address exclude, uint256 e) private view returns (uint256) {
+        if (node == exclude || !_isActive(node, modelId, e)) return 0;
+        if (_memberships[node][modelId].capacity - _used[node][modelId][e] < units) return 0;
+        return _stake[node];
     }
 
     function _isActive(address node, bytes32 modelId, uint256 e) private view returns (bool) {

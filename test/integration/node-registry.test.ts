@@ -211,4 +211,53 @@ describe('NodeRegistry', () => {
       { numRuns: 12 },
     )
   }, 120_000)
+  test("property: assignment over random pools and request streams never exceeds a node's capacity, goes only to eligible nodes, and refuses when none has room", async () => {
+    const accounts = [chain.node, chain.user, chain.stranger]
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ stake: fc.integer({ min: 1, max: 4 }), capacity: fc.integer({ min: 1, max: 12 }) }), {
+          minLength: 1,
+          maxLength: accounts.length,
+        }),
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 7 }),
+        fc.integer({ min: 0, max: 2 }),
+        async (pool, requests, excludeIndex) => {
+          registry = await freshRegistry()
+          const nodes = pool.map((_, i) => accounts[i]!)
+          for (const [i, p] of pool.entries()) {
+            await write(nodes[i]!, registry, 'stake', [], MIN * BigInt(p.stake))
+            await write(nodes[i]!, registry, 'register', [model, BigInt(p.capacity)])
+          }
+          await nextEpoch()
+          const exclude = (nodes[excludeIndex] ?? chain.owner).account.address
+          const used = new Map<string, number>()
+          for (const [r, units] of requests.entries()) {
+            const eligible = pool.filter(
+              (p, i) => nodes[i]!.account.address !== exclude && p.capacity - (used.get(nodes[i]!.account.address) ?? 0) >= units,
+            )
+            const seed = toHex(BigInt(r * 7919 + units), { size: 32 })
+            if (eligible.length === 0) {
+              expect((await expectRevert(simulate(chain.owner, 'assign', [model, BigInt(units), seed, exclude]))).errorName).toBe(
+                'NodeRegistryNoCapacity',
+              )
+              continue
+            }
+            const { result } = (await simulate(chain.owner, 'assign', [model, BigInt(units), seed, exclude])) as { result: Address }
+            await write(chain.owner, registry, 'assign', [model, BigInt(units), seed, exclude])
+            const i = nodes.findIndex((n) => n.account.address === result)
+            expect(i, `assigned to a node of the pool (${result})`).toBeGreaterThanOrEqual(0)
+            expect(result, 'never to the excluded node').not.toBe(exclude)
+            const after = (used.get(result) ?? 0) + units
+            expect(after, `node ${i} given more than its capacity ${pool[i]!.capacity}`).toBeLessThanOrEqual(pool[i]!.capacity)
+            used.set(result, after)
+          }
+          for (const [i, n] of nodes.entries()) {
+            const remaining = await read<bigint>('remainingCapacity', [n.account.address, model])
+            expect(Number(remaining)).toBe(pool[i]!.capacity - (used.get(n.account.address) ?? 0))
+          }
+        },
+      ),
+      { numRuns: 10 },
+    )
+  }, 300_000)
 })
