@@ -26,7 +26,6 @@ import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { startAnvil, type AnvilInstance } from './anvil.ts'
 import { anvilPrivateKey, createSertnClient, type SertnClient } from './evm/clients.ts'
-import type { GatewayConfig } from './evm/deploy.ts'
 import { deploySertnNetwork, networkChainsConfig, type SertnNetwork } from './evm/network.ts'
 
 const CIRCUITS = resolve(fileURLToPath(new URL('../circuits', import.meta.url)))
@@ -98,11 +97,6 @@ export type LocalNetworkOptions = {
   services?: boolean | { temporalPort?: number; temporalUiPort?: number; arlocalPort?: number }
   /** Run the messengers' agents in this process (default: when there are spokes). */
   agents?: boolean
-  /** Reuses a recorded deployment instead of deploying (return undefined to deploy). */
-  reuse?: (chains: Readonly<Record<string, LocalChain>>) => Promise<SertnNetwork | undefined>
-  /** Uploads a model's artifacts before it is registered (its refs are registered with it). */
-  publish?: (model: string, services: LocalServices | undefined) => Promise<ArtifactRefs>
-  gatewayConfig?: Partial<GatewayConfig>
   /** The node's watchers and the agents. */
   pollingIntervalMs?: number
   confirmations?: number
@@ -112,8 +106,6 @@ export type LocalNetworkOptions = {
    * message that nothing follows).
    */
   agentConfirmations?: number
-  /** Messenger protocol fees per message, by messenger name. */
-  fees?: Readonly<Record<string, bigint>>
   /** Configuration sections merged over the generated ones (prover, models, …). */
   config?: Partial<SertnConfigInput>
   log?: (line: string) => void
@@ -222,13 +214,13 @@ export async function deployLocalNetwork(
   o: {
     models: readonly string[]
     artifacts?: Readonly<Record<string, ArtifactRefs>>
-    gatewayConfig?: Partial<GatewayConfig>
-    fees?: Readonly<Record<string, bigint>>
+    /** The spokes' messenger plugins (default: loaded by name). */
+    messengers?: Readonly<Record<string, MessengerPlugin<SertnClient>>>
     log?: (line: string) => void
   },
 ): Promise<SertnNetwork> {
   const { hub, spokes } = checkLocalChains(specs)
-  const messengers = await loadMessengers([...new Set(spokes.map((s) => s.messenger!))])
+  const messengers = o.messengers ?? (await loadMessengers([...new Set(spokes.map((s) => s.messenger!))]))
   const hubChain = chains[hub.name]!
   return deploySertnNetwork({
     hub: { name: hub.name, client: hubChain.owner },
@@ -237,12 +229,10 @@ export async function deployLocalNetwork(
     attesters: [LOCAL_ATTESTER],
     threshold: 1,
     submitters: [privateKeyToAccount(anvilPrivateKey(LOCAL_ACCOUNTS.relayer)).address],
-    ...(o.fees ? { fees: o.fees } : {}),
     models: o.models,
     ...(o.artifacts ? { artifacts: o.artifacts } : {}),
     nodes: [hubChain.node.account.address],
     allowInsecureSrs: true, // local chains
-    ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
     ...(o.log ? { log: o.log } : {}),
   })
 }
@@ -311,19 +301,7 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
     const hub = chains[hubSpec.name]!
     const services = o.services ? await startLocalServices(o.dataDir, stops, o.services === true ? {} : o.services) : undefined
 
-    let network = o.reuse ? await o.reuse(chains) : undefined
-    if (!network) {
-      const models = o.models ?? ['sertn-mlp-demo']
-      const artifacts: Record<string, ArtifactRefs> = {}
-      if (o.publish) for (const m of models) artifacts[m] = await o.publish(m, services)
-      network = await deployLocalNetwork(chains, o.chains, {
-        models,
-        artifacts,
-        ...(o.gatewayConfig ? { gatewayConfig: o.gatewayConfig } : {}),
-        ...(o.fees ? { fees: o.fees } : {}),
-        log,
-      })
-    }
+    const network = await deployLocalNetwork(chains, o.chains, { models: o.models ?? ['sertn-mlp-demo'], messengers, log })
 
     const config = localNetworkConfig({
       network,

@@ -387,14 +387,13 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       console.log(
         `\n${out.bold('stack running; Ctrl-C to stop')}\n` +
           out.dim(
-            `  another request:  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait   (--chain hub for the hub's own gateway)\n`,
+            `  another request:  npx tsx cli/sertn.ts request --features 1,-2,0.5,3 --wait   (--chain spokelz: over LayerZero; --chain hub: the hub's own gateway)\n`,
           ) +
           out.dim(`  a request's state: npx tsx cli/sertn.ts status <request-key | id [--chain hub]>`),
       )
+      const recordHead = headRecorder(paths)
       const logs = STACK_CHAINS.map((name) =>
-        watchGateway(name, clients[name].owner, deployment[name].gateway, progress, shutdown.signal, (head) =>
-          recordHead(paths, name, head),
-        ),
+        watchGateway(name, clients[name].owner, deployment[name].gateway, progress, shutdown.signal, (head) => recordHead(name, head)),
       )
       await new Promise<void>((resolve) => shutdown.signal.addEventListener('abort', () => resolve(), { once: true }))
       await Promise.all(logs)
@@ -477,12 +476,17 @@ async function checkHistories(paths: StackPaths, clients: StackClients, deployme
   rmSync(paths.heads, { force: true })
 }
 
-/** Records the newest head seen of a chain (see {@link checkHistories}). */
-function recordHead(paths: StackPaths, chain: StackChain, head: bigint): void {
-  const seen = readJson<Partial<Record<StackChain, string>>>(paths.heads) ?? {}
-  if (seen[chain] === head.toString()) return
-  seen[chain] = head.toString()
-  writeFileSync(paths.heads, `${JSON.stringify(seen)}\n`)
+/**
+ * Records the newest head seen of each chain (see {@link checkHistories}): kept in memory, and
+ * written to the file only when a head moved.
+ */
+function headRecorder(paths: StackPaths): (chain: StackChain, head: bigint) => void {
+  const seen: Partial<Record<StackChain, string>> = {}
+  return (chain, head) => {
+    if (seen[chain] === head.toString()) return
+    seen[chain] = head.toString()
+    writeFileSync(paths.heads, `${JSON.stringify(seen)}\n`)
+  }
 }
 
 /**

@@ -13,6 +13,11 @@ import { ConfigError } from './errors.ts'
 import { chainId, type Address, type SpokeRoute } from './types.ts'
 
 const address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'expected a 0x-prefixed 20-byte address')
+/** An address field of a plugin's configuration section, typed as one. */
+export const addressField = z.custom<Address>(
+  (v) => typeof v === 'string' && /^0x[0-9a-fA-F]{40}$/.test(v),
+  'expected a 0x-prefixed 20-byte address',
+)
 const privateKey = z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'expected a 0x-prefixed 32-byte private key')
 
 /** A `messenger` section as core sees it: the plugin named by `kind` checks the rest. */
@@ -189,6 +194,14 @@ export function applyEnvOverrides(base: Record<string, unknown>, env: NodeJS.Pro
     node[path[path.length - 1]!] = parseValue(raw)
   }
   return out
+}
+
+/** Checks a plugin's configuration section at `path` (e.g. `chains.hub.messenger`): a ConfigError naming the first bad field. */
+export function parseConfigSection<T>(schema: z.ZodType<T>, section: unknown, path: string): T {
+  const r = schema.safeParse(section)
+  if (r.success) return r.data
+  const i = r.error.issues[0]!
+  throw new ConfigError(`${[path, ...i.path].join('.')}: ${i.message}`)
 }
 
 /** Checks a configuration object, throwing a ConfigError that names every bad field. */

@@ -196,21 +196,7 @@ contract NodeRegistry is Owned {
     /// @return node The assigned node.
     function assign(bytes32 modelId, uint256 units, bytes32 seed, address exclude) external onlyMarket returns (address node) {
         uint256 now_ = epoch();
-        address[] storage pool = _poolNodes[modelId];
-        uint256 n = pool.length;
-        uint256 total;
-        for (uint256 i; i < n; ++i) total += _weight(pool[i], modelId, units, exclude, now_);
-        if (total == 0) revert NodeRegistryNoCapacity(modelId, units, now_);
-        uint256 draw = uint256(seed) % total;
-        for (uint256 i; i < n; ++i) {
-            address candidate = pool[i];
-            uint256 w = _weight(candidate, modelId, units, exclude, now_);
-            if (draw < w) {
-                node = candidate;
-                break;
-            }
-            draw -= w;
-        }
+        node = _draw(modelId, units, seed, exclude, now_);
         uint256 used = _used[node][modelId][now_] + units;
         _used[node][modelId][now_] = used;
         emit CapacityUsed(node, modelId, now_, units, used);
@@ -314,6 +300,22 @@ contract NodeRegistry is Owned {
     /// @notice `node`'s misses in epoch `e`.
     function missesOf(address node, uint256 e) external view returns (uint256) {
         return _misses[node][e];
+    }
+
+    /// @dev The node `seed` draws among the eligible ones, each weighted by {_weight} (computed once).
+    function _draw(bytes32 modelId, uint256 units, bytes32 seed, address exclude, uint256 e) private view returns (address) {
+        address[] storage pool = _poolNodes[modelId];
+        uint256[] memory weights = new uint256[](pool.length);
+        uint256 total;
+        for (uint256 i; i < weights.length; ++i) {
+            weights[i] = _weight(pool[i], modelId, units, exclude, e);
+            total += weights[i];
+        }
+        if (total == 0) revert NodeRegistryNoCapacity(modelId, units, e);
+        uint256 draw = uint256(seed) % total;
+        uint256 k;
+        while (draw >= weights[k]) draw -= weights[k++];
+        return pool[k];
     }
 
     /// @dev A node's weight in a draw: its stake when it is eligible (active, not excluded, with

@@ -4,7 +4,7 @@
  * ports joined pairwise, and the local validator and relayers standing in for Hyperlane's agents.
  */
 import { createHash } from 'node:crypto'
-import { getAddress, type Abi, type Address } from 'viem'
+import { getAddress, type Abi } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { z } from 'zod'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
@@ -17,14 +17,14 @@ import {
   StaticMessageIdMultisigIsmFactory,
   ValidatorAnnounce,
 } from '../../../contracts/artifacts/hyperlane/index.ts'
-import { ConfigError } from '../../../core/errors.ts'
+import { addressField, parseConfigSection } from '../../../core/config.ts'
 import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../../core/plugins.ts'
 import { addressAsBytes32 } from '../../../chains/evm/crosschain.ts'
 import { startLocalAgents } from './agents.ts'
 import { enrolledRoutes } from './relayer.ts'
 import { allowHyperlaneApp, connectHyperlanePorts, deployHyperlaneCore, type HyperlaneCoreDeployment } from './deploy.ts'
 
-const address = z.custom<Address>((v) => typeof v === 'string' && /^0x[0-9a-fA-F]{40}$/.test(v), 'expected a 0x-prefixed 20-byte address')
+const address = addressField
 
 /** A chain's `messenger` section for Hyperlane. */
 export const hyperlaneSectionSchema = z.object({
@@ -58,12 +58,7 @@ export function hyperlaneSection(d: HyperlaneCoreDeployment): HyperlaneSection {
 }
 
 function parse(section: unknown, path: string): HyperlaneSection {
-  const r = hyperlaneSectionSchema.safeParse(section)
-  if (!r.success) {
-    const i = r.error.issues[0]!
-    throw new ConfigError(`${[path, ...i.path].join('.')}: ${i.message}`)
-  }
-  return r.data as HyperlaneSection
+  return parseConfigSection(hyperlaneSectionSchema, section, path) as HyperlaneSection
 }
 
 /** What the agents and the port helpers need of an endpoint's section. */
@@ -184,6 +179,3 @@ export const hyperlaneMessenger: MessengerPlugin<SertnClient> = {
 }
 
 export default hyperlaneMessenger
-
-/** The port's address as a 32-byte Hyperlane sender (for route filters). */
-export const portAsSender = (port: Address) => addressAsBytes32(port)

@@ -8,7 +8,7 @@
  * id, so that every hop goes through the port's domain ↔ eid mapping.
  */
 import { createHash } from 'node:crypto'
-import { getAddress, type Abi, type Address } from 'viem'
+import { getAddress, type Abi } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { z } from 'zod'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
@@ -24,7 +24,7 @@ import {
   ReceiveUln302,
   SendUln302,
 } from '../../../contracts/artifacts/layerzero/index.ts'
-import { ConfigError } from '../../../core/errors.ts'
+import { addressField, parseConfigSection } from '../../../core/config.ts'
 import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../../core/plugins.ts'
 import { startLayerZeroAgents } from './agents.ts'
 import {
@@ -36,7 +36,7 @@ import {
   type LayerZeroCoreDeployment,
 } from './deploy.ts'
 
-const address = z.custom<Address>((v) => typeof v === 'string' && /^0x[0-9a-fA-F]{40}$/.test(v), 'expected a 0x-prefixed 20-byte address')
+const address = addressField
 const uint32 = z.number().int().min(1).max(0xffffffff)
 
 /** A chain's `messenger` section for LayerZero. */
@@ -66,12 +66,7 @@ export type LayerZeroSection = z.infer<typeof layerZeroSectionSchema> & Messenge
 export const localEid = (chainId: number) => 40_000 + (chainId % 10_000)
 
 function parse(section: unknown, path: string): LayerZeroSection {
-  const r = layerZeroSectionSchema.safeParse(section)
-  if (!r.success) {
-    const i = r.error.issues[0]!
-    throw new ConfigError(`${[path, ...i.path].join('.')}: ${i.message}`)
-  }
-  return r.data as LayerZeroSection
+  return parseConfigSection(layerZeroSectionSchema, section, path) as LayerZeroSection
 }
 
 const coreOf = (s: LayerZeroSection): LayerZeroCoreDeployment => ({
