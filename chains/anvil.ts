@@ -7,7 +7,7 @@ import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import type { Chain } from 'viem'
 import { evmChainOf } from './evm/chain.ts'
-import { freePort, startProcess, waitFor, type ManagedProcess } from '../core/process.ts'
+import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../core/process.ts'
 
 const require = createRequire(import.meta.url)
 
@@ -58,8 +58,12 @@ export function anvilBinary(): string {
   }
 }
 
-/** Starts anvil and waits until it answers RPC. */
+/** Starts anvil and waits until it answers RPC (on another free port if the one it picked was taken meanwhile). */
 export async function startAnvil(params: StartAnvilParameters = {}): Promise<AnvilInstance> {
+  return params.port === undefined ? retryOnPortTaken(() => startAnvilOnce(params)) : startAnvilOnce(params)
+}
+
+async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstance> {
   const port = params.port ?? (await freePort())
   const chainId = params.chainId ?? 31337
   const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)]
@@ -72,23 +76,15 @@ export async function startAnvil(params: StartAnvilParameters = {}): Promise<Anv
   }
   const proc = startProcess({ name: `anvil:${port}`, command: anvilBinary(), args, echo: params.echo ?? false })
   const rpcUrl = `http://127.0.0.1:${port}`
-  let exitCode: number | null | undefined
-  void proc.exited.then((code) => (exitCode = code))
-  try {
-    await waitFor(`anvil on ${rpcUrl}`, async () => {
-      if (exitCode !== undefined) return true // stop waiting; reported below
-      const res = await fetch(rpcUrl, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
-      })
-      return res.ok
+  await waitForProcess(proc, `anvil on ${rpcUrl}`, async () => {
+    const res = await fetch(rpcUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_chainId', params: [] }),
+      signal: AbortSignal.timeout(2000),
     })
-    if (exitCode !== undefined) throw new Error(`anvil exited (code ${String(exitCode)}) before answering on ${rpcUrl}`)
-  } catch (err) {
-    await proc.stop()
-    throw new Error(`${err instanceof Error ? err.message : String(err)}\nanvil output:\n${proc.output()}`)
-  }
+    return res.ok
+  })
   const chain = evmChainOf(chainId, `anvil-${port}`, rpcUrl)
   // With a state file, anvil writes it on SIGTERM: give it time before the SIGKILL.
   return { rpcUrl, port, chain, process: proc, stop: () => proc.stop(params.stateFile !== undefined ? 15_000 : 3000) }

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { SertnError } from './errors.ts'
 
 export type ManagedProcess = {
   /** A short name for logs and errors. */
@@ -32,9 +33,16 @@ export type StartProcessParameters = {
   onLine?: (line: string, stream: 'stdout' | 'stderr') => void
 }
 
-export class ProcessStartError extends Error {
-  override readonly name = 'ProcessStartError'
-  readonly retryable = true
+/** A child process could not be started, or did not become ready. */
+export class ProcessStartError extends SertnError {
+  override name = 'ProcessStartError'
+  /** The process exited before it was ready because a port it was given was taken meanwhile. */
+  readonly portTaken: boolean
+
+  constructor(shortMessage: string, options: { details?: string; cause?: unknown; portTaken?: boolean } = {}) {
+    super(shortMessage, { ...options, retryable: true })
+    this.portTaken = options.portTaken ?? false
+  }
 }
 
 const live = new Set<ChildProcess>()
@@ -159,5 +167,52 @@ export async function waitFor(
     if (await check().catch(() => false)) return
     if (Date.now() > deadline) throw new ProcessStartError(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+const PORT_TAKEN = /address already in use|EADDRINUSE/i
+
+/**
+ * Waits until the started process answers `check`, failing at once (with its last output) if it
+ * exits first; on failure the process is stopped. `portTaken` on the error says that it died on a
+ * port taken since `freePort` picked it, so that the caller may start it again on other ports.
+ */
+export async function waitForProcess(
+  proc: ManagedProcess,
+  what: string,
+  check: () => Promise<boolean>,
+  options: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> {
+  let exitCode: number | null | undefined
+  void proc.exited.then((code) => (exitCode = code))
+  try {
+    await waitFor(what, async () => exitCode !== undefined || (await check()), options)
+  } catch (err) {
+    await proc.stop()
+    throw new ProcessStartError(err instanceof Error ? err.message : String(err), {
+      details: proc.output(),
+      portTaken: PORT_TAKEN.test(proc.output()),
+    })
+  }
+  if (exitCode !== undefined) {
+    await proc.closed
+    throw new ProcessStartError(`${proc.name} exited (code ${String(exitCode)}) before ${what} answered`, {
+      details: proc.output(),
+      portTaken: PORT_TAKEN.test(proc.output()),
+    })
+  }
+}
+
+/**
+ * Runs `start` again (it should pick fresh ports with `freePort`) when it failed because a port was
+ * taken between picking it and binding it: another process on the machine can win that race.
+ */
+export async function retryOnPortTaken<T>(start: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start()
+    } catch (err) {
+      if (!(err instanceof ProcessStartError && err.portTaken) || attempt >= attempts) throw err
+    }
   }
 }

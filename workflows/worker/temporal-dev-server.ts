@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { Connection } from '@temporalio/client'
-import { freePort, startProcess, waitFor, type ManagedProcess } from '../../core/process.ts'
+import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../../core/process.ts'
 import { ensureTemporalCli } from './temporal-cli.ts'
 
 export type StartTemporalParameters = {
@@ -26,9 +26,16 @@ export type TemporalDevServer = {
   stop(): Promise<void>
 }
 
-/** Starts `temporal server start-dev` and waits until it answers. */
+/**
+ * Starts `temporal server start-dev` and waits until it answers. Ports it picks itself are picked
+ * again if one was taken before the server bound it.
+ */
 export async function startTemporalDevServer(params: StartTemporalParameters = {}): Promise<TemporalDevServer> {
   const cli = await ensureTemporalCli()
+  return retryOnPortTaken(() => startOnce(cli, params))
+}
+
+async function startOnce(cli: string, params: StartTemporalParameters): Promise<TemporalDevServer> {
   const port = params.port ?? (await freePort())
   const namespace = params.namespace ?? 'default'
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'warn']
@@ -43,28 +50,24 @@ export async function startTemporalDevServer(params: StartTemporalParameters = {
     mkdirSync(dirname(params.dbFile), { recursive: true })
     args.push('--db-filename', params.dbFile)
   }
-  // The dev server also opens a metrics port and, with the UI, a UI port: keep them on loopback and free.
-  args.push('--metrics-port', String(await freePort()))
+  // The dev server also opens an HTTP API port and a metrics port: keep them on loopback and free.
+  args.push('--http-port', String(await freePort()), '--metrics-port', String(await freePort()))
   const proc = startProcess({ name: `temporal:${port}`, command: cli, args, echo: params.echo ?? false })
   const address = `127.0.0.1:${port}`
-  try {
-    await waitFor(
-      `the Temporal dev server on ${address}`,
-      async () => {
-        const conn = await Connection.connect({ address, connectTimeout: 1000 })
-        try {
-          await conn.workflowService.describeNamespace({ namespace })
-          return true
-        } finally {
-          await conn.close()
-        }
-      },
-      { timeoutMs: 60_000, intervalMs: 250 },
-    )
-  } catch (err) {
-    await proc.stop()
-    throw new Error(`${String(err)}\ntemporal output:\n${proc.output()}`)
-  }
+  await waitForProcess(
+    proc,
+    `the Temporal dev server on ${address}`,
+    async () => {
+      const conn = await Connection.connect({ address, connectTimeout: 1000 })
+      try {
+        await conn.workflowService.describeNamespace({ namespace })
+        return true
+      } finally {
+        await conn.close()
+      }
+    },
+    { timeoutMs: 60_000, intervalMs: 250 },
+  )
   return {
     address,
     port,
