@@ -27,6 +27,7 @@ import { startTemporalDevServer, type TemporalDevServer } from '../workflows/wor
 import { startAnvil, type AnvilInstance } from './anvil.ts'
 import { anvilPrivateKey, createSertnClient, type SertnClient } from './evm/clients.ts'
 import { deploySertnNetwork, networkChainsConfig, type SertnNetwork } from './evm/network.ts'
+import { mineToNextEpoch, type NodePoolParameters } from './evm/nodes.ts'
 
 const CIRCUITS = resolve(fileURLToPath(new URL('../circuits', import.meta.url)))
 
@@ -58,7 +59,10 @@ export const LOCAL_ATTESTER_KEY: Hex = keccak256(toHex(LOCAL_ATTESTER_LABEL))
 export const LOCAL_ATTESTER: Address = privateKeyToAccount(LOCAL_ATTESTER_KEY).address
 
 /** The anvil accounts of the local roles. */
-export const LOCAL_ACCOUNTS = { owner: 0, node: 1, user: 2, relayer: 3, stranger: 4 } as const
+export const LOCAL_ACCOUNTS = { owner: 0, node: 1, user: 2, relayer: 3, stranger: 4, node2: 5 } as const
+
+/** The anvil accounts of the local operators, in order: the first is the node (`LOCAL_ACCOUNTS.node`). */
+export const LOCAL_OPERATOR_ACCOUNTS = [LOCAL_ACCOUNTS.node, LOCAL_ACCOUNTS.node2, 6, 7] as const
 
 export type LocalChain = {
   spec: LocalChainSpec
@@ -66,8 +70,10 @@ export type LocalChain = {
   rpcUrl: string
   /** Deploys and owns every contract. */
   owner: SertnClient
-  /** The node's account. */
+  /** The node's account (the first operator's). */
   node: SertnClient
+  /** Every operator's account (the first is `node`): each joins the hub's pools. */
+  nodes: SertnClient[]
   /** A dApp user. */
   user: SertnClient
   /** An account with no role. */
@@ -108,8 +114,29 @@ export type LocalNetworkOptions = {
   agentConfirmations?: number
   /** Configuration sections merged over the generated ones (prover, models, …). */
   config?: Partial<SertnConfigInput>
+  /**
+   * Node operators joining the hub's pools (default 1, at most {@link LOCAL_OPERATOR_ACCOUNTS}'s
+   * length): operator i uses anvil account `LOCAL_OPERATOR_ACCOUNTS[i]`; the node configuration is the first's.
+   */
+  operators?: number
+  /** How the hub's node registry runs its pools (default: DEFAULT_NODE_POOL of chains/evm/nodes.ts). */
+  pool?: Partial<NodePoolParameters>
+  /** Compute units per epoch each operator commits to each model (default: DEFAULT_NODE_CAPACITY of chains/evm/nodes.ts). */
+  nodeCapacity?: bigint
   log?: (line: string) => void
   onAgentEvent?: (kind: string, e: MessengerAgentEvent) => void
+}
+
+/** One node operator of a local network: its account on the hub and its node's configuration. */
+export type LocalOperator = {
+  /** The operator's node account on the hub. */
+  client: SertnClient
+  /**
+   * Its node's configuration: its own key, Temporal namespace (`default` for the first,
+   * `operator-<n>` for the others) and data directory (the first: the network's; the others:
+   * `<dataDir>/operator-<n>`); chains, storage and models as the network's.
+   */
+  config: SertnConfig
 }
 
 export type LocalNetwork = {
@@ -117,7 +144,10 @@ export type LocalNetwork = {
   hub: LocalChain
   network: SertnNetwork
   messengers: Readonly<Record<string, MessengerPlugin<SertnClient>>>
+  /** The first operator's node configuration (see {@link LocalNetwork.operators}). */
   config: SertnConfig
+  /** Every operator, the first with {@link LocalNetwork.config}. */
+  operators: readonly LocalOperator[]
   services: LocalServices | undefined
   /** The running agents (undefined while stopped). */
   agents(): RunningMessengerAgents | undefined
@@ -129,12 +159,26 @@ export type LocalNetwork = {
   stop(): Promise<void>
 }
 
-/** Clients for the local roles on one anvil. */
-export function localClients(anvil: AnvilInstance): Pick<LocalChain, 'owner' | 'node' | 'user' | 'stranger'> {
+/** The Temporal namespace of operator `i` (from 0) of a local network: `default` for the first. */
+export function operatorNamespace(i: number): string {
+  return i === 0 ? 'default' : `operator-${i + 1}`
+}
+
+/** The anvil accounts of `operators` local operators (see {@link LOCAL_OPERATOR_ACCOUNTS}). */
+export function localOperatorAccounts(operators = 1): number[] {
+  if (!Number.isInteger(operators) || operators < 1 || operators > LOCAL_OPERATOR_ACCOUNTS.length)
+    throw new ConfigError(`operators: a local network has 1 to ${LOCAL_OPERATOR_ACCOUNTS.length} node operators, not ${operators}`)
+  return LOCAL_OPERATOR_ACCOUNTS.slice(0, operators)
+}
+
+/** Clients for the local roles on one anvil (`operators` node operators, default 1). */
+export function localClients(anvil: AnvilInstance, operators = 1): Pick<LocalChain, 'owner' | 'node' | 'nodes' | 'user' | 'stranger'> {
   const client = (i: number) => createSertnClient(anvil.chain, privateKeyToAccount(anvilPrivateKey(i)))
+  const nodes = localOperatorAccounts(operators).map(client)
   return {
     owner: client(LOCAL_ACCOUNTS.owner),
-    node: client(LOCAL_ACCOUNTS.node),
+    node: nodes[0]!,
+    nodes,
     user: client(LOCAL_ACCOUNTS.user),
     stranger: client(LOCAL_ACCOUNTS.stranger),
   }
@@ -145,11 +189,14 @@ export async function startLocalServices(
   dataDir: string,
   stops: (() => Promise<void>)[],
   ports: { temporalPort?: number; temporalUiPort?: number; arlocalPort?: number } = {},
+  /** Temporal namespaces beside `default` (one per operator after the first). */
+  extraNamespaces: readonly string[] = [],
 ): Promise<LocalServices> {
   mkdirSync(dataDir, { recursive: true })
   const dbFile = join(dataDir, 'temporal.db')
   const temporalOptions = {
     dbFile,
+    extraNamespaces,
     ...(ports.temporalPort !== undefined ? { port: ports.temporalPort } : {}),
     ...(ports.temporalUiPort !== undefined ? { uiPort: ports.temporalUiPort } : {}),
   }
@@ -182,8 +229,8 @@ export function localServicesConfig(s: LocalServices) {
   }
 }
 
-/** Starts one chain's anvil (on its state file, if any) with clients for the local roles. */
-export async function startLocalChain(spec: LocalChainSpec, options: { echo?: boolean } = {}): Promise<LocalChain> {
+/** Starts one chain's anvil (on its state file, if any) with clients for the local roles (`operators` nodes, default 1). */
+export async function startLocalChain(spec: LocalChainSpec, options: { echo?: boolean; operators?: number } = {}): Promise<LocalChain> {
   const anvil = await startAnvil({
     chainId: spec.chainId,
     ...(spec.port !== undefined ? { port: spec.port } : {}),
@@ -191,7 +238,7 @@ export async function startLocalChain(spec: LocalChainSpec, options: { echo?: bo
     ...(spec.stateFile !== undefined ? { stateFile: spec.stateFile, stateIntervalSeconds: 10 } : {}),
     ...(options.echo !== undefined ? { echo: options.echo } : {}),
   })
-  return { spec, anvil, rpcUrl: anvil.rpcUrl, ...localClients(anvil) }
+  return { spec, anvil, rpcUrl: anvil.rpcUrl, ...localClients(anvil, options.operators) }
 }
 
 /** Checks a local network's chains: the first is the hub, which names no messenger; every other names one. */
@@ -206,23 +253,26 @@ export function checkLocalChains(chains: readonly LocalChainSpec[]): { hub: Loca
 /**
  * Deploys a network on started local chains: Sertn on every chain, each spoke's messenger on it and
  * the hub, the routes, `models` registered everywhere (with their storage refs when given), the
- * node authorised; the local attester is the messengers' only signer.
+ * hub's nodes (`nodes`, default the `node`) staked and in every model's pool, and the hub mined to
+ * the next epoch so that they are active; the local attester is the messengers' only signer.
  */
 export async function deployLocalNetwork(
-  chains: Readonly<Record<string, Pick<LocalChain, 'spec' | 'owner' | 'node'>>>,
+  chains: Readonly<Record<string, Pick<LocalChain, 'spec' | 'owner' | 'node'> & Partial<Pick<LocalChain, 'nodes'>>>>,
   specs: readonly LocalChainSpec[],
   o: {
     models: readonly string[]
     artifacts?: Readonly<Record<string, ArtifactRefs>>
     /** The spokes' messenger plugins (default: loaded by name). */
     messengers?: Readonly<Record<string, MessengerPlugin<SertnClient>>>
+    pool?: Partial<NodePoolParameters>
+    nodeCapacity?: bigint
     log?: (line: string) => void
   },
 ): Promise<SertnNetwork> {
   const { hub, spokes } = checkLocalChains(specs)
   const messengers = o.messengers ?? (await loadMessengers([...new Set(spokes.map((s) => s.messenger!))]))
   const hubChain = chains[hub.name]!
-  return deploySertnNetwork({
+  const network = await deploySertnNetwork({
     hub: { name: hub.name, client: hubChain.owner },
     spokes: spokes.map((s) => ({ name: s.name, client: chains[s.name]!.owner, messenger: s.messenger! })),
     messengers,
@@ -231,10 +281,15 @@ export async function deployLocalNetwork(
     submitters: [privateKeyToAccount(anvilPrivateKey(LOCAL_ACCOUNTS.relayer)).address],
     models: o.models,
     ...(o.artifacts ? { artifacts: o.artifacts } : {}),
-    nodes: [hubChain.node.account.address],
+    nodes: hubChain.nodes ?? [hubChain.node],
+    ...(o.pool ? { pool: o.pool } : {}),
+    ...(o.nodeCapacity !== undefined ? { nodeCapacity: o.nodeCapacity } : {}),
     allowInsecureSrs: true, // local chains
     ...(o.log ? { log: o.log } : {}),
   })
+  const epoch = await mineToNextEpoch(hubChain.owner, network.hub.core.nodeRegistry)
+  o.log?.(`hub ${hub.name}: mined to epoch ${epoch}, where the nodes are active`)
+  return network
 }
 
 /**
@@ -293,26 +348,47 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
     const chains: Record<string, LocalChain> = {}
     await Promise.all(
       o.chains.map(async (spec) => {
-        const chain = await startLocalChain(spec)
+        const chain = await startLocalChain(spec, { operators: o.operators ?? 1 })
         stops.push(() => chain.anvil.stop())
         chains[spec.name] = chain
       }),
     )
     const hub = chains[hubSpec.name]!
-    const services = o.services ? await startLocalServices(o.dataDir, stops, o.services === true ? {} : o.services) : undefined
+    const namespaces = hub.nodes.slice(1).map((_, i) => operatorNamespace(i + 1))
+    const services = o.services ? await startLocalServices(o.dataDir, stops, o.services === true ? {} : o.services, namespaces) : undefined
 
-    const network = await deployLocalNetwork(chains, o.chains, { models: o.models ?? ['sertn-mlp-demo'], messengers, log })
-
-    const config = localNetworkConfig({
-      network,
-      rpcUrls: Object.fromEntries(Object.values(chains).map((c) => [c.spec.name, c.rpcUrl])),
-      dataDir: o.dataDir,
-      ...(services ? { services } : {}),
-      ...(o.pollingIntervalMs !== undefined ? { pollingIntervalMs: o.pollingIntervalMs } : {}),
-      ...(o.confirmations !== undefined ? { confirmations: o.confirmations } : {}),
-      agentConfirmations: o.agentConfirmations ?? (o.chains.every((c) => c.blockTime !== undefined) ? 1 : 0),
-      ...(o.config ? { overrides: o.config } : {}),
+    const network = await deployLocalNetwork(chains, o.chains, {
+      models: o.models ?? ['sertn-mlp-demo'],
+      messengers,
+      log,
+      ...(o.pool ? { pool: o.pool } : {}),
+      ...(o.nodeCapacity !== undefined ? { nodeCapacity: o.nodeCapacity } : {}),
     })
+
+    const configOf = (dataDir: string, overrides: Partial<SertnConfigInput>) =>
+      localNetworkConfig({
+        network,
+        rpcUrls: Object.fromEntries(Object.values(chains).map((c) => [c.spec.name, c.rpcUrl])),
+        dataDir,
+        ...(services ? { services } : {}),
+        ...(o.pollingIntervalMs !== undefined ? { pollingIntervalMs: o.pollingIntervalMs } : {}),
+        ...(o.confirmations !== undefined ? { confirmations: o.confirmations } : {}),
+        agentConfirmations: o.agentConfirmations ?? (o.chains.every((c) => c.blockTime !== undefined) ? 1 : 0),
+        overrides,
+      })
+    const config = configOf(o.dataDir, o.config ?? {})
+    const accounts = localOperatorAccounts(o.operators ?? 1)
+    const operators: LocalOperator[] = hub.nodes.map((client, i) => ({
+      client,
+      config:
+        i === 0
+          ? config
+          : configOf(join(o.dataDir, operatorNamespace(i)), {
+              ...o.config,
+              node: { privateKey: anvilPrivateKey(accounts[i]!) },
+              ...(services ? { temporal: { address: services.temporal.address, namespace: operatorNamespace(i) } } : {}),
+            }),
+    }))
 
     const startAgents = async () => {
       if (agents) return
@@ -330,6 +406,7 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
       network,
       messengers,
       config,
+      operators,
       services,
       agents: () => agents,
       startAgents,

@@ -7,10 +7,11 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client, Connection } from '@temporalio/client'
 import type { Address, Hex } from 'viem'
+import { privateKeyToAccount } from 'viem/accounts'
 import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
-import { LOCAL_CHAINS } from '../chains/local.ts'
+import { LOCAL_CHAINS, LOCAL_OPERATOR_ACCOUNTS, operatorNamespace } from '../chains/local.ts'
 import type { MessengerDeployment } from '../core/plugins.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -37,6 +38,12 @@ export const STACK_CHAIN_IDS: Record<StackChain, number> = {
   spoke: LOCAL_CHAINS.spoke.chainId,
   spokelz: LOCAL_CHAINS.spokelz.chainId,
 }
+/**
+ * The local stack's node operators: each its own key (anvil accounts LOCAL_OPERATOR_ACCOUNTS: 1,
+ * then 5), Temporal namespace, configuration file and data directory (see {@link StackOperatorPaths}),
+ * staked in every model's pool on the hub.
+ */
+export const STACK_OPERATORS = 2
 /** Where `sertn request` and `sertn status <id>` go without --chain. */
 export const DEFAULT_REQUEST_CHAIN: StackChain = 'spoke'
 
@@ -70,6 +77,24 @@ export type StackPaths = {
   heads: string
   /** Who runs the stack now (pid, endpoints); removed on a clean stop. */
   stack: string
+  /** Each node operator's files, the first's being the stack's own (`config`, `cursors`). */
+  operators: StackOperatorPaths[]
+}
+
+/** One node operator of the local stack. */
+export type StackOperatorPaths = {
+  /** `operator 1`, `operator 2`: how the output names it. */
+  name: string
+  /** Its anvil account. */
+  account: number
+  /** Its Temporal namespace: `default` for the first, `operator-<n>` after (a workflow per request in each). */
+  namespace: string
+  /** Its node configuration: `sertn.config.json` for the first, `sertn.operator-<n>.config.json` after. */
+  config: string
+  /** Its configuration's data directory (watcher cursors, fetched models): the stack's for the first, `operator-<n>/` after. */
+  dataDir: string
+  /** Its watchers' cursors. */
+  cursors: string
 }
 
 export function stackPaths(dataDir: string): StackPaths {
@@ -91,6 +116,18 @@ export function stackPaths(dataDir: string): StackPaths {
     relay: join(d, 'relay'),
     heads: join(d, 'heads.json'),
     stack: join(d, 'stack.json'),
+    operators: LOCAL_OPERATOR_ACCOUNTS.slice(0, STACK_OPERATORS).map((account, i) => {
+      const namespace = operatorNamespace(i)
+      const dataDir = i === 0 ? d : join(d, namespace)
+      return {
+        name: `operator ${i + 1}`,
+        account,
+        namespace,
+        config: i === 0 ? join(d, 'sertn.config.json') : join(d, `sertn.${namespace}.config.json`),
+        dataDir,
+        cursors: join(dataDir, 'cursors'),
+      }
+    }),
   }
 }
 
@@ -108,11 +145,19 @@ export type StackInfo = {
   temporal: string
   temporalUi: string
   arlocal: string
+  /** The first operator's namespace. */
   namespace: string
+  /** Every node operator (absent in the records of older stacks). */
+  operators?: { name: string; address: Address; namespace: string; config: string }[]
 }
 
-/** The record format of `deployment.json`; records of other versions are deployed afresh. */
-export const DEPLOYMENT_VERSION = 4
+/**
+ * The record format of `deployment.json`; records of other versions are deployed afresh, except
+ * those of {@link UPGRADABLE_DEPLOYMENT_VERSIONS} (5: the hub's node registry; 6: every operator's address in `nodes`).
+ */
+export const DEPLOYMENT_VERSION = 6
+/** Record versions brought up to date in place (5: `nodes` is added as the operators join the pools). */
+export const UPGRADABLE_DEPLOYMENT_VERSIONS: readonly number[] = [5]
 
 /** What is deployed on one chain of the local stack. */
 export type ChainDeployment = {
@@ -141,10 +186,14 @@ export type Deployment = {
    */
   fingerprint: string
   owner: Address
+  /** The first operator's node account. */
   node: Address
+  /** Every operator's node account, in order (the first is `node`): each staked in every model's pool on the hub. */
+  nodes: Address[]
   /** The local validator the chains' ISMs trust. */
   validator: Address
-  hub: ChainDeployment & { market: Address }
+  /** The hub: also the InferenceMarket, and the NodeRegistry whose pools serve both it and the hub's gateway. */
+  hub: ChainDeployment & { market: Address; nodeRegistry: Address }
   spoke: ChainDeployment
   spokelz: ChainDeployment
   /** Registered models (on both chains) by name, with a hash of their VKA and manifest. */
@@ -237,6 +286,37 @@ export function stackDeployment(stack: RunningStack): Deployment {
   )
 }
 
+/** A node operator of the stack as `request` and `status` look for a request's workflow: its namespace, and its account when known. */
+export type StackOperator = { name: string; namespace: string; address?: Address | undefined }
+
+/**
+ * The stack's node operators on the configuration's Temporal server, in order: the configuration's
+ * own (`operator 1`), then each further operator of the data directory whose configuration file
+ * points at the same server (else, from the deployment record, its default namespace and account).
+ */
+export function stackOperators(stack: RunningStack): StackOperator[] {
+  const { config } = stack
+  const operators: StackOperator[] = [
+    { name: 'operator 1', namespace: config.temporal.namespace, address: privateKeyToAccount(config.node.privateKey as Hex).address },
+  ]
+  stack.paths.operators.slice(1).forEach((o, j) => {
+    const i = j + 1
+    let found: StackOperator | undefined
+    if (existsSync(o.config)) {
+      try {
+        const c = loadConfig(o.config)
+        if (c.temporal.address === config.temporal.address)
+          found = { name: o.name, namespace: c.temporal.namespace, address: privateKeyToAccount(c.node.privateKey as Hex).address }
+      } catch {
+        // unreadable: fall back on the deployment record below
+      }
+    }
+    found ??= stack.deployment?.nodes?.[i] ? { name: o.name, namespace: o.namespace, address: stack.deployment.nodes[i] } : undefined
+    if (found && !operators.some((x) => x.namespace === found.namespace)) operators.push(found)
+  })
+  return operators
+}
+
 /** A Temporal client, or an error that says the stack does not seem to be running. */
 export async function connectTemporal(address: string, namespace: string): Promise<Client> {
   let connection: Connection
@@ -248,6 +328,17 @@ export async function connectTemporal(address: string, namespace: string): Promi
     })
   }
   return new Client({ connection, namespace })
+}
+
+/** A Temporal client per namespace of the stack's operators, on one connection (`close` closes it). */
+export async function connectOperators(
+  stack: RunningStack,
+): Promise<{ operators: (StackOperator & { client: Client })[]; close: () => Promise<void> }> {
+  const first = await connectTemporal(stack.config.temporal.address, stack.config.temporal.namespace)
+  const operators = stackOperators(stack).map((o, i) =>
+    Object.assign(o, { client: i === 0 ? first : new Client({ connection: first.connection, namespace: o.namespace }) }),
+  )
+  return { operators, close: () => first.connection.close() }
 }
 
 /** Whether the process `pid` is alive (and, on Linux, a `sertn` command). */

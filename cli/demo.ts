@@ -1,15 +1,18 @@
 /**
  * `sertn demo`: the whole verified-inference path on a local anvil, stage by stage.
  *
- * A dApp contract (ExampleClassifier) requests an inference from the gateway and pays the quote;
- * a node picks the request up from the chain, runs the model with onnxruntime, makes the witness
- * and the proof with the EZKL WASM engine (in a worker thread), checks the proof off-chain, and
- * fulfils the request; the gateway verifies the proof on-chain against the request's input and
- * calls the dApp back, which keeps the verified label.
+ * The node stakes and joins the model's pool in the node registry (active from the next epoch: the
+ * local chain is mined to it). A dApp contract (ExampleClassifier) requests an inference from the
+ * gateway and pays the quote; the registry assigns it to the node, which picks the request up from
+ * the chain, runs the model with onnxruntime, makes the witness and the proof with the EZKL WASM
+ * engine (in a worker thread), checks the proof off-chain, and fulfils the request; the gateway
+ * verifies the proof on-chain against the request's input and calls the dApp back, which keeps the
+ * verified label.
  */
 import { formatEther, parseEventLogs, type Hex } from 'viem'
 import { LOCAL_CHAINS, startLocalChain } from '../chains/local.ts'
 import { confirm, deployContract, deployCore, registerModel } from '../chains/evm/deploy.ts'
+import { openLocalPools } from '../chains/evm/nodes.ts'
 import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
 import { dequantize, quantize } from '../core/field.ts'
 import { NO_STORAGE_REF } from '../core/storage-ref.ts'
@@ -51,14 +54,19 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
         `${a.manifest.name}: logrows ${a.manifest.logrows}, hashes checked${a.manifest.srs.insecure ? ', SRS is local (dev only)' : ''}`,
     )
     const core = await stage(
-      'deploy verifier, registry, gateway',
-      () => deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true }),
+      'deploy verifier, registry, node registry, gateway',
+      () => deployCore(owner, { allowInsecureSrs: true }),
       (d) => `gateway ${d.gateway}`,
     )
     const model = await stage(
       'register model (pinned VKA)',
       () => registerModel(owner, { registry: core.registry, model: opts.model, allowInsecureSrs: true }),
       (m) => `id ${m.modelId.slice(0, 10)}…, VKA ${m.vka}`,
+    )
+    await stage(
+      'node joins the model’s pool',
+      () => openLocalPools(owner, core.nodeRegistry, { models: [model.modelId], nodes: [node] }),
+      (epoch) => `staked, registered, active from epoch ${epoch}`,
     )
     const dapp = await stage(
       'deploy dApp (ExampleClassifier)',

@@ -7,11 +7,12 @@
  */
 import { createHash } from 'node:crypto'
 import { writeFileSync } from 'node:fs'
-import { getAddress, type Address } from 'viem'
-import { confirm, deployContract, readManifest, registerModel, vkaBytecode, type RegisteredModel } from '../chains/evm/deploy.ts'
+import { formatEther, getAddress, type Address } from 'viem'
+import { deployContract, readManifest, registerModel, vkaBytecode, type RegisteredModel } from '../chains/evm/deploy.ts'
 import type { SertnClient } from '../chains/evm/clients.ts'
 import { connectSpoke } from '../chains/evm/crosschain.ts'
 import type { NetworkSpoke, SertnNetwork } from '../chains/evm/network.ts'
+import { allowMarket, DEFAULT_NODE_POOL, isActiveIn, joinPool, mineToNextEpoch, setPoolMinimumStake } from '../chains/evm/nodes.ts'
 import { deployLocalNetwork } from '../chains/local.ts'
 import {
   ExampleClassifier,
@@ -19,6 +20,7 @@ import {
   InferenceGateway,
   InferenceMarket,
   ModelRegistry,
+  NodeRegistry,
   SpokeGateway,
 } from '../contracts/artifacts/index.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
@@ -29,6 +31,7 @@ import { loadMessengers } from '../plugins/messengers/index.ts'
 import {
   DEPLOYMENT_VERSION,
   readJson,
+  UPGRADABLE_DEPLOYMENT_VERSIONS,
   shown,
   STACK_CHAIN_SPECS,
   STACK_CHAINS,
@@ -44,18 +47,18 @@ const hash = (...parts: string[]) => {
   return h.digest('hex').slice(0, 32)
 }
 
-/** The network's code: the verifier, the registry, both gateways, the market and each messenger's contracts. */
+/** The network's code: the verifier, the registry, the node registry, both gateways, the market and each messenger's contracts. */
 export const networkFingerprint = async () =>
   hash(
-    ...[Halo2VerifierReusable, ModelRegistry, InferenceGateway, InferenceMarket, SpokeGateway].map((a) => a.bytecode),
+    ...[Halo2VerifierReusable, ModelRegistry, NodeRegistry, InferenceGateway, InferenceMarket, SpokeGateway].map((a) => a.bytecode),
     ...Object.values(await loadMessengers(STACK_SPOKES.map((s) => STACK_CHAIN_SPECS[s].messenger))).map((m) => m.fingerprint),
   )
 /** A model's circuit: its VKA and its manifest. */
 export const modelFingerprint = (name: string) => hash(vkaBytecode(name), readManifest(name).artifactsHash)
 export const dappFingerprint = () => hash(ExampleClassifier.bytecode)
 
-/** Clients on one chain: 0 owns, 1 is the node, 2 the dApps' user. */
-export type ChainClients = { owner: SertnClient; node: SertnClient; user: SertnClient }
+/** Clients on one chain: 0 owns, 1 is the (first operator's) node, 2 the dApps' user; `nodes`: every operator's node (1, then 5). */
+export type ChainClients = { owner: SertnClient; node: SertnClient; nodes: SertnClient[]; user: SertnClient }
 export type StackClients = Record<StackChain, ChainClients>
 
 export type EnsureDeploymentResult = {
@@ -74,12 +77,16 @@ const messengerContracts = (m: MessengerDeployment): [string, Address][] =>
     .map(([field, a]) => [`${m.kind} ${field}`, a])
 
 /** The recorded contracts of one chain that have no code there (names for messages; `all` when none has). */
-async function missingCode(client: SertnClient, chain: ChainDeployment & { market?: Address }): Promise<string[] | 'all'> {
+async function missingCode(
+  client: SertnClient,
+  chain: ChainDeployment & { market?: Address; nodeRegistry?: Address },
+): Promise<string[] | 'all'> {
   const expected: [string, Address][] = [
     ['verifier', chain.verifier],
     ['registry', chain.registry],
     ['gateway', chain.gateway],
     ...(chain.market ? [['market', chain.market] as [string, Address]] : []),
+    ...(chain.nodeRegistry ? [['node registry', chain.nodeRegistry] as [string, Address]] : []),
     ...chain.messengers.flatMap(messengerContracts),
     ...Object.entries(chain.vkas).map(([m, a]) => [`${m} VKA`, a] as [string, Address]),
   ]
@@ -99,8 +106,10 @@ async function whyRedeploy(
   opts: { models: readonly string[]; validator: Address },
 ): Promise<string | undefined> {
   if (!recorded) return 'no deployment recorded yet'
-  if (recorded.version !== DEPLOYMENT_VERSION || STACK_CHAINS.some((c) => !recorded[c]))
-    return 'the recorded deployment is from an older stack (other chains or another record format)'
+  const version = recorded.version as number | undefined
+  const known = version === DEPLOYMENT_VERSION || (version !== undefined && UPGRADABLE_DEPLOYMENT_VERSIONS.includes(version))
+  if (!known || STACK_CHAINS.some((c) => !recorded[c]) || !recorded.hub?.nodeRegistry)
+    return 'the recorded deployment is from an older stack (other chains, no node registry, or another record format)'
   for (const chain of STACK_CHAINS) {
     const id = clients[chain].owner.chain.id
     if (recorded[chain]!.chainId !== id) return `the recorded ${chain} is chain ${recorded[chain]!.chainId}, this ${chain} is chain ${id}`
@@ -126,7 +135,7 @@ async function whyRedeploy(
 async function recordOf(
   network: SertnNetwork,
   startBlocks: Record<StackChain, number>,
-  accounts: { owner: Address; node: Address; validator: Address },
+  accounts: { owner: Address; node: Address; nodes: Address[]; validator: Address },
 ): Promise<Deployment> {
   const vkasOf = (models: RegisteredModel[]) => Object.fromEntries(models.map((m) => [m.name, m.vka]))
   const spoke = (name: string): ChainDeployment => {
@@ -176,7 +185,7 @@ export function networkOf(d: Deployment): SertnNetwork {
     hub: {
       name: 'hub',
       chainId: d.hub.chainId,
-      core: { verifier: d.hub.verifier, registry: d.hub.registry, gateway: d.hub.gateway },
+      core: { verifier: d.hub.verifier, registry: d.hub.registry, nodeRegistry: d.hub.nodeRegistry, gateway: d.hub.gateway },
       market: d.hub.market,
       messengers: Object.fromEntries(d.hub.messengers.map((m) => [m.kind, m])),
       models: models(d.hub),
@@ -195,12 +204,13 @@ export function networkOf(d: Deployment): SertnNetwork {
 
 /**
  * Reuses the network recorded in `file` when every chain has its contracts and they were built from
- * the current code (authorising the node and registering missing models as needed); otherwise
- * deploys it afresh on every chain with `deployLocalNetwork`: each spoke's messenger on it and on
- * the hub (trusting the local attester), the hub's verifier, registry, gateway and market (with the
- * node authorised), each spoke's verifier, registry and SpokeGateway, `models` registered on all,
- * and the routes between them. Then makes sure an ExampleClassifier for `dappModel` runs on each
- * chain.
+ * the current code (registering missing models and having every operator join their pools as
+ * needed; a record of an older, upgradable format is brought up to date), otherwise deploys it
+ * afresh on every chain with `deployLocalNetwork`: each spoke's messenger on it and on the hub
+ * (trusting the local attester), the hub's verifier, registry, node registry, gateway and market
+ * (every operator's node staked in every model's pool, active), each spoke's verifier,
+ * registry and SpokeGateway, `models` registered on all, and the routes between them. Then makes
+ * sure an ExampleClassifier for `dappModel` runs on each chain.
  */
 export async function ensureDeployment(
   file: string,
@@ -222,9 +232,10 @@ export async function ensureDeployment(
   let deployment: Deployment
   if (reason === undefined) {
     deployment = structuredClone(recorded as Deployment)
-    notes.push(...(await authoriseNode(deployment, clients)))
+    deployment.version = DEPLOYMENT_VERSION // an upgradable record gains what it lacks (`nodes`) below
     for (const name of opts.models)
       if (!deployment.models[name]) notes.push(await registerOnAll(file, deployment, clients, name, await opts.publish(name)))
+    notes.push(...(await joinNodes(deployment, clients)))
     // Idempotent: re-enrols the routes and the spokes' model deployments on the hub where missing.
     const network = networkOf(deployment)
     for (const s of network.spokes) await connectToHub(deployment, clients, s)
@@ -246,6 +257,7 @@ export async function ensureDeployment(
     deployment = await recordOf(network, startBlocks, {
       owner: hub.owner.account.address,
       node: hub.node.account.address,
+      nodes: hub.nodes.map((n) => n.account.address),
       validator: opts.validator,
     })
     notes.push(reason)
@@ -261,26 +273,46 @@ export async function ensureDeployment(
   return { deployment, action: reason !== undefined ? 'deployed' : notes.length ? 'updated' : 'reused', notes }
 }
 
-/** Authorises the node on the hub's gateway and market where it is not (notes for what was done). */
-async function authoriseNode(d: Deployment, clients: StackClients): Promise<string[]> {
-  const { owner, node } = clients.hub
-  const who = node.account.address
+/**
+ * Makes the recorded hub serve every operator's requests where it does not yet (notes for what was
+ * done): the gateway and the market allowed to open jobs in the node registry, each recorded
+ * model's minimum stake set, each operator's node staked and in every model's pool, and (a local
+ * chain) mined to the next epoch when one is not active yet. Records the operators' accounts.
+ */
+async function joinNodes(d: Deployment, clients: StackClients): Promise<string[]> {
+  const { owner, nodes } = clients.hub
+  const registry = d.hub.nodeRegistry
   const notes: string[] = []
-  if (!(await owner.readContract({ address: d.hub.gateway, abi: InferenceGateway.abi, functionName: 'isNode', args: [who] }))) {
-    await confirm(
-      owner,
-      await owner.writeContract({ address: d.hub.gateway, abi: InferenceGateway.abi, functionName: 'setNode', args: [who, true] }),
-    )
-    notes.push(`authorised node ${who} on the hub gateway`)
+  if (await allowMarket(owner, registry, d.hub.gateway)) notes.push(`allowed the hub gateway to open jobs in the node registry`)
+  if (await allowMarket(owner, registry, d.hub.market)) notes.push(`allowed the hub market to open jobs in the node registry`)
+  const models = Object.entries(d.models)
+  for (const [name, m] of models)
+    if (await setPoolMinimumStake(owner, registry, m.modelId, DEFAULT_NODE_POOL.minimumStake))
+      notes.push(`set the minimum stake of ${name}'s pool to ${formatEther(DEFAULT_NODE_POOL.minimumStake)} ETH`)
+  const nameOf = new Map(models.map(([name, m]) => [m.modelId.toLowerCase(), name]))
+  const inactive: string[] = []
+  for (const [i, node] of nodes.entries()) {
+    const who = node.account.address
+    const operator = `operator ${i + 1} (${who})`
+    // joinPool's notes name the node and the model id: here, the operator and the model's name.
+    for (const note of await joinPool(node, registry, { models: models.map(([, m]) => m.modelId) }))
+      notes.push(
+        note
+          .replace(`node ${who}`, operator)
+          .replace(/the pool of model (0x[0-9a-fA-F]{64})/, (all, id: string) =>
+            nameOf.has(id.toLowerCase()) ? `${nameOf.get(id.toLowerCase())}'s pool` : all,
+          ),
+      )
+    const waiting: string[] = []
+    for (const [name, m] of models) if (!(await isActiveIn(owner, registry, who, m.modelId))) waiting.push(name)
+    if (waiting.length) inactive.push(`operator ${i + 1} serves ${waiting.join(', ')}`)
   }
-  if (!(await owner.readContract({ address: d.hub.market, abi: InferenceMarket.abi, functionName: 'isNode', args: [who] }))) {
-    await confirm(
-      owner,
-      await owner.writeContract({ address: d.hub.market, abi: InferenceMarket.abi, functionName: 'setNode', args: [who, true] }),
-    )
-    notes.push(`authorised node ${who} on the hub market`)
+  if (inactive.length) {
+    const epoch = await mineToNextEpoch(owner, registry)
+    notes.push(`mined the hub to epoch ${epoch}, where ${inactive.join(' and ')}`)
   }
-  d.node = who
+  d.node = nodes[0]!.account.address
+  d.nodes = nodes.map((n) => n.account.address)
   return notes
 }
 

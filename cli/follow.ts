@@ -13,6 +13,12 @@
  * (the relayed request travels while the proof is made, so its line may come before or after the
  * proof's). On a terminal the running stage has a live line (spinner, elapsed time, the prover's
  * last heartbeat while proving).
+ *
+ * Several node operators: each runs its own workflow for the request (in its own Temporal
+ * namespace), and the hub's node registry assigns the request to one of them; the others' workflows
+ * wait and end `settled-elsewhere`. The follower polls every operator's namespace until one says
+ * the request is its own (`assignment.mine`), prints `assigned  operator N (0x…)`, and follows that
+ * workflow from then on.
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client'
 import type { HopName, RequestStatusView, StageTiming } from '../workflows/messages.ts'
@@ -23,8 +29,30 @@ import { fmtGas, fmtMs } from './ui.ts'
 
 export type RequestStatus = Awaited<ReturnType<typeof getRequestStatus>>
 
-export type FollowOptions = {
+/** A node operator whose workflows the follower reads: its Temporal client (on its namespace). */
+export type FollowOperator = {
   client: Client
+  /** How lines name it (`operator 2`). */
+  name?: string | undefined
+  /** Its node account. */
+  address?: string | undefined
+}
+
+/** How a followed request ended, and who served it. */
+export type FollowResult = {
+  status: RequestStatus
+  /** The operator whose workflow served the request (the one the hub assigned it to). */
+  operator: FollowOperator
+  /** The other operators' workflows for the request, as they stood at the end (absent: none found). */
+  others: { operator: FollowOperator; stage?: RequestStatusView['stage'] | undefined; running?: boolean | undefined }[]
+}
+
+export type FollowOptions = {
+  /**
+   * Every node operator whose namespace may hold the request's workflow, in order (the first is
+   * followed until the hub assigns the request). One operator: its workflow is the request's.
+   */
+  operators: readonly FollowOperator[]
   key: string
   progress: Progress
   /** Unix ms when the request's transaction was mined. */
@@ -39,11 +67,14 @@ export type FollowOptions = {
   timeoutMs?: number
   pollMs?: number
   signal?: AbortSignal
+  /** What to add to the `assigned` line (`in epoch 3, window 120 s`): read from the hub, say; errors are ignored. */
+  describeAssignment?: (status: RequestStatus) => Promise<string | undefined>
 }
 
 /** Timed stages and hops, in the order they are printed when several end between two polls. */
 const TIMED = [
   'hubRecord',
+  'assignment',
   'inference',
   'witness',
   'prove',
@@ -59,6 +90,7 @@ type Timed = (typeof TIMED)[number]
 /** Stages that run one after another: a live line each (proving has its own, with inference beside it). */
 const LIVE: Partial<Record<RequestStatusView['stage'], Timed>> = {
   received: 'inference',
+  'awaiting-assignment': 'assignment',
   inference: 'inference',
   storing: 'store',
   'awaiting-hub': 'hubRecord',
@@ -105,6 +137,71 @@ async function pendingActivities(client: Client, key: string): Promise<PendingAc
   })
 }
 
+/** `operator 2 (0x9965…A4dc)`, or the assigned node's account when the operator has no name. */
+export function operatorLabel(o: FollowOperator | undefined, node?: string): string {
+  const address = o?.address ?? node
+  const short = address ? `${address.slice(0, 6)}…${address.slice(-4)}` : undefined
+  return o?.name ? `${o.name}${short ? ` (${short})` : ''}` : short ? `node ${short}` : 'this node'
+}
+
+/** What the `assigned` line says: who, and how many reassignments it took. */
+function assignmentNotes(status: RequestStatus, operator: FollowOperator | undefined): string[] {
+  const a = status.assignment
+  if (!a) return []
+  const notes = [
+    a.mine
+      ? operatorLabel(operator, a.node)
+      : a.node
+        ? `${operatorLabel(undefined, a.node)}, not this node`
+        : 'no node: no pool serves the model (any node may end it)',
+  ]
+  if (a.reassigned > 0) notes.push(`after ${a.reassigned} reassignment${a.reassigned === 1 ? '' : 's'}`)
+  return notes
+}
+
+type Polled = { operator: FollowOperator; status?: RequestStatus; error?: unknown }
+
+/**
+ * The workflow to follow among the operators' (`found`): the one the hub assigned the request to
+ * (the latest assignment when its job was reassigned; the one followed so far on a tie), else the
+ * one followed so far, else any that has not stood aside (`settled-elsewhere`). `wait` while every
+ * workflow found stood aside but some operator's is not found yet (and `canWait`); undefined when
+ * none is found.
+ */
+function chooseWorkflow(
+  found: readonly Polled[],
+  current: FollowOperator,
+  canWait: boolean,
+): { operator: FollowOperator; status: RequestStatus } | 'wait' | undefined {
+  const workflows = found.filter((p): p is Polled & { status: RequestStatus } => p.status !== undefined)
+  if (workflows.length === 0) return undefined
+  const active = workflows.filter((p) => p.status.stage !== 'settled-elsewhere')
+  const isCurrent = (p: Polled) => p.operator.client === current.client
+  const mine = active.filter((p) => p.status.assignment?.mine)
+  if (mine.length) {
+    const latest = Math.max(...mine.map((p) => p.status.assignment!.reassigned))
+    const last = mine.filter((p) => p.status.assignment!.reassigned === latest)
+    return last.find(isCurrent) ?? last[0]
+  }
+  const chosen = active.find(isCurrent) ?? active[0]
+  if (chosen) return chosen
+  if (workflows.length < found.length && canWait) return 'wait'
+  return workflows.find(isCurrent) ?? workflows[0]
+}
+
+/** Each operator's workflow for `key` (or why it could not be read). */
+async function pollAll(operators: readonly FollowOperator[], key: string): Promise<Polled[]> {
+  return Promise.all(
+    operators.map(async (operator) => {
+      try {
+        return { operator, status: await getRequestStatus(operator.client, key) }
+      } catch (error) {
+        return { operator, error }
+      }
+    }),
+  )
+}
+
 /** A heartbeat from proveInference (ProveProgress), if it looks like one. */
 function heartbeatOf(status: RequestStatus): { stage: string; elapsedMs: number; fraction?: number } | undefined {
   const hb = status.heartbeat as { stage?: unknown; elapsedMs?: unknown; fraction?: unknown } | undefined
@@ -116,8 +213,11 @@ function heartbeatOf(status: RequestStatus): { stage: string; elapsedMs: number;
  * Prints the request's stages until its workflow ends; returns its last status. Throws when the
  * workflow does not start within `startTimeoutMs` or does not end within `timeoutMs`.
  */
-export async function followRequest(opts: FollowOptions): Promise<RequestStatus> {
-  const { client, key, progress, prover } = opts
+export async function followRequest(opts: FollowOptions): Promise<FollowResult> {
+  const { key, progress, prover } = opts
+  if (opts.operators.length === 0) throw new SertnError('followRequest: no operator to follow')
+  /** The operator whose workflow is followed (see chooseWorkflow), and whether the hub assigned it the request. */
+  let followed: FollowOperator & { assigned?: boolean } = opts.operators[0]!
   const pollMs = opts.pollMs ?? 100
   const perfOf = (unixMs: number) => performance.now() - (Date.now() - unixMs)
   const labels: Record<Timed, string> = {
@@ -129,14 +229,17 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
     store: 'store (arweave)',
     fulfil: 'fulfil (verify on-chain)',
     fail: 'fail (refund on-chain)',
+    assignment: 'assigned',
   }
   /** Labels that depend on the request: a spoke's failure is sent from the hub. */
   const labelOf = (name: Timed, status: RequestStatusView) =>
-    status.hub && name === 'fail'
-      ? HOP_LABELS.failOnHub
-      : name === 'spokeSettle' && status.error
-        ? HOP_LABELS.failureDelivered
-        : labels[name]
+    name === 'assignment' && !status.timings.assignment
+      ? 'assignment (node registry)'
+      : status.hub && name === 'fail'
+        ? HOP_LABELS.failOnHub
+        : name === 'spokeSettle' && status.error
+          ? HOP_LABELS.failureDelivered
+          : labels[name]
   const watchLabel = `watch (${opts.confirmations} confirmation${opts.confirmations === 1 ? '' : 's'})`
   let watch: Step | undefined = progress.begin(watchLabel, { started: perfOf(opts.requestedAt) })
   watch.note('waiting for the node to see the request')
@@ -156,7 +259,17 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
       if (opts.signal?.aborted) throw new SertnError('interrupted')
       let status: RequestStatus
       try {
-        status = await getRequestStatus(client, key)
+        const found = await pollAll(opts.operators, key)
+        const chosen = chooseWorkflow(found, followed, Date.now() <= startDeadline)
+        if (chosen === 'wait') {
+          await new Promise((r) => setTimeout(r, pollMs))
+          continue
+        }
+        if (!chosen) throw found.find((p) => !isNotFound(p.error))?.error ?? found[0]!.error
+        // Reassigned to another operator (the first missed its window): its own `assigned` line.
+        if (chosen.operator.client !== followed.client && followed.assigned && chosen.status.assignment?.mine) printed.delete('assignment')
+        followed = { ...chosen.operator, assigned: chosen.status.assignment?.mine === true }
+        status = chosen.status
         errorSince = undefined
       } catch (err) {
         if (watch && isNotFound(err)) {
@@ -206,11 +319,26 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
         }
         if (name === 'fail' && status.error) notes.push(`${status.error.code}: ${status.error.reason}`)
         if (isHop(name)) notes.push(...hopNotes(name, t, status), ...timingNotes(t, false))
+        if (name === 'assignment') {
+          notes.push(...assignmentNotes(status, followed))
+          const more = await opts.describeAssignment?.(status).catch(() => undefined)
+          if (more) notes[0] = `${notes[0]} ${more}`
+        }
         progress.done(labelOf(name, status), durationOf(name, t, opts.requestedAt), notes.join(' · '))
       }
       if (!status.running) {
         endLive()
-        return status
+        const operator = opts.operators.find((o) => o.client === followed.client)!
+        const rest = opts.operators.filter((o) => o !== operator)
+        // The others' workflows end as soon as they see the job closed: a moment to let them.
+        const until = Date.now() + 5000
+        let theirs = await pollAll(rest, key)
+        while (theirs.some((p) => p.status?.running) && Date.now() < until) {
+          await new Promise((r) => setTimeout(r, pollMs))
+          theirs = await pollAll(rest, key)
+        }
+        const others = theirs.map((p) => ({ operator: p.operator, stage: p.status?.stage, running: p.status?.running }))
+        return { status, operator, others }
       }
       // The stage running now, with a live line.
       // (The workflow may run the model and the prover side by side: both are in `proving` then.)
@@ -231,7 +359,7 @@ export async function followRequest(opts: FollowOptions): Promise<RequestStatus>
         }
       } else if (live && label) live.step.rename(label)
       if (live) {
-        const pending = progress.tty ? await pendingActivities(client, key).catch(() => []) : []
+        const pending = progress.tty ? await pendingActivities(followed.client, key).catch(() => []) : []
         const notes: string[] = []
         if (live.stage === 'proving') {
           // The timer runs from the start of the proof activity's current attempt, as Temporal saw it.

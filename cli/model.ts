@@ -2,12 +2,17 @@
  * `sertn model …`: what a model creator runs.
  *
  *   sertn model build <network.onnx> --input <samples.json> [--name] [--tolerance] [--target] …
- *   sertn model register <dir> [--name] [--fee ETH] [--compute-units N] [--data-dir | --config]
+ *   sertn model register <dir> [--name] [--compute-units N] [--data-dir | --config]
+ *   sertn model show <model> [--owner] [--data-dir | --config]
  *
  * The build prints each step as it finishes (the sizing search's candidates among them), then a
  * report: the circuit's size, key and proof sizes, timings (native and WASM), the verify gas on
  * anvil and the output error against onnxruntime on every sample. `--json` prints the report as
  * JSON on stdout instead. The report is also written to `<out>/.build/report.json`.
+ *
+ * A model's fee per inference is not the creator's to choose: on each chain it is the model's compute
+ * units times the price per compute unit of its pool, set by that registry's owner. `register` and
+ * `show` print it per chain.
  */
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
@@ -186,8 +191,7 @@ export type ModelRegisterCommandParameters = {
   /** The model directory (`sertn model build` output). */
   dir: string
   name?: string
-  /** Wei per inference, beyond gas. */
-  fee?: bigint
+  /** Default: the manifest's. The fee per inference is this times the pool's unit price on each chain. */
   computeUnits?: number
   dataDir?: string
   config?: string
@@ -225,7 +229,6 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
       chains,
       storage,
       allowInsecureSrs: stack.config.models.allowInsecureSrs,
-      ...(p.fee !== undefined ? { fee: p.fee } : {}),
       ...(p.computeUnits !== undefined ? { computeUnits: p.computeUnits } : {}),
       onProgress: (s, detail) => {
         if (stepName !== s) {
@@ -238,13 +241,18 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
     })
     step?.done()
     progress.pause()
-    if (p.json) console.log(JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
+    const pricing: Record<string, Pricing> = {}
+    for (const c of chains) pricing[c.name] = await pricingOf(c.client, c.registry, r.modelId)
+    if (p.json) console.log(JSON.stringify({ ...r, pricing }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
     else {
+      const { formatEther } = await import('viem')
       const lines: [string, string][] = [
         ['model', `${r.name} (${manifest.description || 'no description'})`],
         ['id', `${r.modelId} (from ${account.address} and the name)`],
         ['artifacts', `${r.artifacts.manifestHash} · index ${r.index} on ${storage.name} (${r.uploaded} uploaded, ${r.reused} reused)`],
-        ...Object.entries(r.chains).map(([name, m]) => [name, `VKA ${m.vka}, registered`] as [string, string]),
+        ...Object.entries(r.chains).map(
+          ([name, m]) => [name, `VKA ${m.vka}, registered; ${formatPricing(pricing[name]!, formatEther)}`] as [string, string],
+        ),
         [
           'circuit',
           `logrows ${manifest.logrows}, ${manifest.computeUnits} compute unit(s); input ${manifest.visibility.input}, output ${manifest.visibility.output}${manifest.srs.insecure ? '; INSECURE SRS (local chains only)' : ''}`,
@@ -256,6 +264,33 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
   } finally {
     await dispose()
   }
+}
+
+/** What one inference of a model costs on a chain, beyond gas: its compute units times its pool's unit price. */
+type Pricing = {
+  computeUnits: number
+  /** Wei (of the chain's native token) per compute unit: the model's pool price, else the registry's default. */
+  unitPrice: bigint
+  /** Wei per inference: `computeUnits × unitPrice`, as the registry quotes it. */
+  fee: bigint
+  /** The chain's native token. */
+  symbol: string
+}
+
+/** The model's compute units, unit price and fee as the chain's registry sets them. */
+async function pricingOf(client: import('../chains/evm/clients.ts').SertnClient, registry: Address, modelId: Hex): Promise<Pricing> {
+  const { ModelRegistry } = await import('../contracts/artifacts/index.ts')
+  const [terms, unitPrice] = await Promise.all([
+    client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [modelId] }),
+    client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'unitPriceOf', args: [modelId] }),
+  ])
+  return { computeUnits: terms.computeUnits, unitPrice, fee: terms.fee, symbol: client.chain.nativeCurrency.symbol }
+}
+
+/** `fee 0.001 ETH per inference (1 compute unit × 0.001 ETH, the pool's unit price)`. */
+function formatPricing(p: Pricing, formatEther: (wei: bigint) => string): string {
+  const units = `${p.computeUnits} compute unit${p.computeUnits === 1 ? '' : 's'}`
+  return `fee ${formatEther(p.fee)} ${p.symbol} per inference (${units} × ${formatEther(p.unitPrice)} ${p.symbol}, the pool's unit price)`
 }
 
 /** A model id from `0x…` (itself) or a name (with the registering account: --owner, else the local stack's dev owner). */
@@ -395,7 +430,10 @@ export async function modelBacktestCommand(p: ModelBacktestCommandParameters): P
 
 export type ModelShowCommandParameters = { target: string; owner?: Address; dataDir?: string; config?: string; json?: boolean }
 
-/** `sertn model show <model>`: the registration on every chain, its usage and its backtests, one line each. */
+/**
+ * `sertn model show <model>`: the registration on every chain, its pricing there (compute units,
+ * the pool's unit price, the resulting fee), its usage and its backtests.
+ */
 export async function modelShowCommand(p: ModelShowCommandParameters): Promise<number> {
   const [common, { readRegisteredCircuit }, { ModelRegistry, InferenceGateway }] = await Promise.all([
     import('./common.ts'),
@@ -413,28 +451,31 @@ export async function modelShowCommand(p: ModelShowCommandParameters): Promise<n
       continue
     }
     const gateway = stack.config.chains[c.name]!.gateway as Address
-    const [usage, backtests] = await Promise.all([
+    const [usage, backtests, pricing] = await Promise.all([
       c.client.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [modelId] }),
       c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getBacktests', args: [modelId] }),
+      pricingOf(c.client, c.registry, modelId),
     ])
-    rows.push({ chain: c.name, registered: true, ...r, usage, backtests })
+    rows.push({ chain: c.name, registered: true, ...r, ...pricing, usage, backtests })
   }
   if (p.json) console.log(JSON.stringify({ modelId, chains: rows }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
   else {
+    const { formatEther } = await import('viem')
     console.log(out.bold(`model ${modelId}`))
     for (const r of rows) {
       if (!r.registered) {
         console.log(`  ${String(r.chain).padEnd(8)} not registered`)
         continue
       }
-      const x = r as unknown as import('../core/registered.ts').RegisteredCircuit & {
-        chain: string
-        usage: { requests: bigint; served: bigint; requesters: number; repeatRequesters: number }
-        backtests: { pairs: number; version: number }
-      }
+      const x = r as unknown as import('../core/registered.ts').RegisteredCircuit &
+        Pricing & {
+          chain: string
+          usage: { requests: bigint; served: bigint; requesters: number; repeatRequesters: number }
+          backtests: { pairs: number; version: number }
+        }
       console.log(
         `  ${x.chain.padEnd(8)} ${x.name} v${x.version}${x.active ? '' : ' (inactive)'}, owner ${x.owner}; verifier ${x.verifier}, VKA ${x.vka}; artifacts ${x.artifacts.manifestHash.slice(0, 18)}…; ` +
-          `input ${x.inputVisibility}, output ${x.outputVisibility}${x.insecureSrs ? ', INSECURE SRS' : ''}\n           usage: ${x.usage.requests} requests, ${x.usage.served} served, ${x.usage.requesters} requesters (${x.usage.repeatRequesters} repeat); ` +
+          `input ${x.inputVisibility}, output ${x.outputVisibility}${x.insecureSrs ? ', INSECURE SRS' : ''}\n           ${formatPricing(x, formatEther)}\n           usage: ${x.usage.requests} requests, ${x.usage.served} served, ${x.usage.requesters} requesters (${x.usage.repeatRequesters} repeat); ` +
           `backtests: ${x.backtests.pairs ? `${x.backtests.pairs} pairs (version ${x.backtests.version})` : 'none'}`,
       )
     }

@@ -4,20 +4,19 @@
  * stage, hop by hop for a spoke's (see follow.ts), and ends with the verified result read back from
  * the dApp on the chain it was made on.
  */
-import type { Client } from '@temporalio/client'
 import { evmChainOf } from '../chains/evm/chain.ts'
 import { formatEther, parseEventLogs, type Address, type Hex } from 'viem'
 import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
 import { confirm, readManifest } from '../chains/evm/deploy.ts'
-import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
+import { ExampleClassifier, InferenceGateway, NodeRegistry } from '../contracts/artifacts/index.ts'
 import { SertnError } from '../core/errors.ts'
 import { dequantize, quantize } from '../core/field.ts'
 import { checkQuantizedInput } from '../core/input.ts'
 import { requestKey } from '../core/types.ts'
 import { USER_ACCOUNT } from './accounts.ts'
-import { connectTemporal, openStack, stackChainConfig, stackDeployment, UsageError, type StackChain } from './common.ts'
+import { connectOperators, openStack, stackChainConfig, stackDeployment, UsageError, type StackChain } from './common.ts'
 import { ensureDapp } from './deployment.ts'
-import { followRequest, type RequestStatus } from './follow.ts'
+import { followRequest, type FollowOperator, type FollowResult, type RequestStatus } from './follow.ts'
 import { Progress } from './progress.ts'
 import { dim, fmtGas, fmtMs, out } from './ui.ts'
 
@@ -95,7 +94,41 @@ export async function sendClassifyRequest(
   )
 }
 
-export type FollowedResult = { ok: boolean; status: RequestStatus }
+export type FollowedResult = { ok: boolean; status: RequestStatus; operator: FollowOperator & { namespace: string } }
+
+/** The hub's node registry, where a request's job and its assignment are recorded. */
+export type HubJobs = {
+  client: SertnClient
+  nodeRegistry: Address
+  /** The hub's gateway: the market of its own requests' jobs (a spoke's request's is the hub market). */
+  gateway: Address
+  /** Where to look for assignments from (the hub's deployment block). */
+  fromBlock?: bigint
+}
+
+/**
+ * `in epoch 3, window 120 s`: the request's latest JobAssigned event in the hub's node registry
+ * (a spoke's request: its hub market request's job; a hub request: its own, the gateway's).
+ */
+export function assignmentDescriber(hub: HubJobs, sent: SentRequest): (status: RequestStatus) => Promise<string | undefined> {
+  return async (status) => {
+    const market = status.hub ? (status.hub.market as Address) : hub.gateway
+    const id = status.hub ? status.hub.marketRequestId : sent.requestId.toString()
+    if (id === undefined) return undefined
+    const logs = await hub.client.getContractEvents({
+      address: hub.nodeRegistry,
+      abi: NodeRegistry.abi,
+      eventName: 'JobAssigned',
+      args: { market, id: BigInt(id) },
+      fromBlock: hub.fromBlock ?? 0n,
+      toBlock: 'latest',
+    })
+    const last = logs.at(-1)
+    if (!last) return undefined
+    const block = await hub.client.getBlock({ blockNumber: last.blockNumber })
+    return `in epoch ${last.args.epoch}, window ${Number(last.args.windowEnd!) - Number(block.timestamp)} s`
+  }
+}
 
 /**
  * Follows a sent request to its end and prints the verified result read back from the dApp, the
@@ -106,31 +139,37 @@ export type FollowedResult = { ok: boolean; status: RequestStatus }
 export async function followClassification(
   progress: Progress,
   params: {
-    client: Client
+    /** Every node operator's namespace where the request's workflow may run (see followRequest). */
+    operators: readonly (FollowOperator & { namespace: string })[]
     user: SertnClient
     sent: SentRequest
     confirmations: number
     prover: string
     arlocalUrl?: string | undefined
     temporalUi?: string | undefined
-    namespace: string
+    /** The hub's node registry: the `assigned` line says in which epoch and for how long. */
+    hub?: HubJobs | undefined
     signal?: AbortSignal
   },
 ): Promise<FollowedResult> {
   const { sent, user } = params
-  const status = await followRequest({
-    client: params.client,
+  const followed = await followRequest({
+    operators: params.operators,
     key: sent.key,
     progress,
     requestedAt: sent.requestedAt,
     confirmations: params.confirmations,
     prover: params.prover,
     ...(params.signal ? { signal: params.signal } : {}),
+    ...(params.hub ? { describeAssignment: assignmentDescriber(params.hub, sent) } : {}),
   })
+  const { status } = followed
+  const operator = followed.operator as FollowOperator & { namespace: string }
   const { bold, dim, red } = out
   const uiLink = params.temporalUi
-    ? `${params.temporalUi}/namespaces/${params.namespace}/workflows/${encodeURIComponent(sent.key)}`
+    ? `${params.temporalUi}/namespaces/${operator.namespace}/workflows/${encodeURIComponent(sent.key)}`
     : undefined
+  const servedBy = operatorLine(followed)
   const viaHub = status.hub !== undefined
   // Where the result reached the dApp: the fulfil transaction, or the hub's message processed on the spoke.
   const settleTx = (viaHub ? status.timings.spokeSettle?.transactionHash : status.transactionHash) as Hex | undefined
@@ -141,9 +180,10 @@ export async function followClassification(
         (status.error ? `: ${status.error.code}: ${status.error.reason}` : '') +
         (status.transactionHash ? `\n  ${viaHub ? 'hub tx' : 'tx'}     ${status.transactionHash}` : '') +
         (viaHub && status.timings.spokeSettle?.transactionHash ? `\n  spoke tx  ${status.timings.spokeSettle.transactionHash}` : '') +
+        (servedBy ? `\n  operator  ${servedBy}` : '') +
         (uiLink ? `\n  workflow  ${uiLink}` : ''),
     )
-    return { ok: false, status }
+    return { ok: false, status, operator }
   }
 
   const { manifest } = readManifest(sent.model)
@@ -198,13 +238,42 @@ export async function followClassification(
   } else {
     lines.push(`  fulfil    tx ${settleTx}`)
   }
+  if (servedBy) lines.push(`  operator  ${servedBy}`)
   if (uiLink) lines.push(`  workflow  ${uiLink}`)
   lines.push(dim(`  ${totalLine(status, sent)}`))
   progress.pause()
   console.log(lines.join('\n'))
   const ok = callback.status === 'succeeded' && callback.done
   if (!ok) console.log(red(`the dApp's callback did not record the result (callback ${callback.status})`))
-  return { ok, status }
+  return { ok, status, operator }
+}
+
+/**
+ * `operator 2 (0x9965…), namespace operator-2 · operator 1 stood aside (settled-elsewhere)`: who
+ * served the request, and how the other operators' workflows for it ended. Undefined for one
+ * unnamed operator.
+ */
+function operatorLine(f: FollowResult): string | undefined {
+  const o = f.operator as FollowOperator & { namespace?: string }
+  if (!o.name) return undefined
+  const mine = f.status.assignment?.mine
+  const others = f.others.map(
+    (x) =>
+      `${x.operator.name ?? '?'} ${
+        x.stage === undefined
+          ? 'has no workflow for it'
+          : x.running
+            ? `still ${x.stage}`
+            : x.stage === 'settled-elsewhere'
+              ? 'stood aside (settled-elsewhere)'
+              : `ended ${x.stage}`
+      }`,
+  )
+  return (
+    `${mine === false ? 'followed' : 'served by'} ${o.name}${o.address ? ` (${o.address})` : ''}` +
+    `${o.namespace ? `, namespace ${o.namespace}` : ''}` +
+    (others.length ? out.dim(` · ${others.join(', ')}`) : '')
+  )
 }
 
 /** The time from the request's block to the verified result on its chain (and, for a spoke's, on to the hub's settlement). */
@@ -267,20 +336,30 @@ export async function requestCommand(opts: {
     progress.line(dim(`follow it: sertn status ${sent.key}   (or sertn request … --wait)`))
     return 0
   }
-  const client = await connectTemporal(stack.config.temporal.address, stack.config.temporal.namespace)
+  const temporal = await connectOperators(stack)
   try {
+    const hubCfg = stack.config.chains.hub
     const r = await followClassification(progress, {
-      client,
+      operators: temporal.operators,
       user,
       sent,
       confirmations: chainCfg.confirmations,
       prover: stack.config.prover.plugin,
       arlocalUrl: stack.config.storage.arweave.url,
       temporalUi: stack.info?.temporalUi,
-      namespace: stack.config.temporal.namespace,
+      ...(hubCfg && deployment.hub.nodeRegistry
+        ? {
+            hub: {
+              client: opts.chain === 'hub' ? user : createSertnClient(evmChainOf(hubCfg.chainId, 'sertn-hub', hubCfg.rpcUrl), user.account),
+              nodeRegistry: deployment.hub.nodeRegistry,
+              gateway: deployment.hub.gateway,
+              fromBlock: BigInt(deployment.hub.deployedAtBlock),
+            },
+          }
+        : {}),
     })
     return r.ok ? 0 : 1
   } finally {
-    await client.connection.close()
+    await temporal.close()
   }
 }

@@ -9,6 +9,7 @@
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
  *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
+ *   sertn node register|status|leave|withdraw|claim …           the node's stake and pools in the hub's NodeRegistry
  *   sertn help [COMMAND]
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
@@ -44,20 +45,28 @@ const USAGE: Record<string, string> = {
       LayerZero V2 (chain 31339, spokelz; state anvil-spokelz-state.json), with each messenger's
       real contracts (reused from deployment.json while every chain has them), the Temporal dev
       server with its UI (temporal.db), arlocal (arlocal/, funded wallet arweave-wallet.json), and as
-      child processes the three workers and the relay (\`sertn relay\`: the messengers' local agents,
-      state in relay/), all reading sertn.config.json. Then a demo request from the example dApp on
+      child processes two node operators' workers and the relay. Operator 1 (anvil account 1,
+      Temporal namespace default, sertn.config.json) runs a worker process per role (chain-io,
+      inference, prover); operator 2 (anvil account 5, namespace operator-2,
+      sertn.operator-2.config.json, its cursors and fetched models in operator-2/) runs one process
+      with every role; the relay (\`sertn relay\`: the messengers' local agents, state in relay/)
+      reads sertn.config.json. Both operators are staked in every model's pool of the hub's node
+      registry, which assigns each request to one of them; the other's workflow stands aside
+      (settled-elsewhere). Then a demo request from the example dApp on
       each spoke, followed hop by hop: watch, spoke → hub (the request relayed and recorded by the
       market), inference, witness, prove, verify, store, hub (the result verified and sent), hub →
       spoke (delivered, verified on the spoke, callback), spoke → hub (the receipt settled on the
-      hub), to the verified result. Keeps running until Ctrl-C, which stops everything it started;
+      hub), to the verified result. Each demo request says which operator the hub assigned it to
+      (\`assigned  operator N (0x…) in epoch E, window 120 s\`) and which one served it. Keeps running until Ctrl-C, which stops everything it started;
       with --once, stops after the demo (exit 0 when the result was verified). The first start builds
       the Temporal CLI with Go into .tools/bin (about 5 minutes); later starts reuse everything.
       --prover     ezkl-wasm (default) or ezkl-native (Python venv in .tools/venv, set up on first use)
-      --reset      delete the stack's files in the data directory first (new chains and history)
+      --reset      delete the stack's files in the data directory first (new chains and history; both
+                   operators' configurations and operator-2/)
       --verbose    print the child processes' output (the relay's deliveries among it)
       ports        0 means any free port; the UI port defaults to the Temporal port + 1000;
                    --anvil-port is the old name of --hub-port
-      Keys are anvil's well-known accounts (0 owner, 1 node, 2 user, 3 relayer) and a validator key
+      Keys are anvil's well-known accounts (0 owner, 1 and 5 the operators' nodes, 2 user, 3 relayer) and a validator key
       derived from a public label: local and insecure by design. Requests are served after 1
       confirmation: anvil automines, and the stack mines one empty block on top of any block that
       holds a request, on either chain.`,
@@ -65,12 +74,16 @@ const USAGE: Record<string, string> = {
       Sends a classification request from the example dApp (ExampleClassifier) on the running local
       stack's spoke (default; served through the hub) or hub (--chain hub: the hub's own gateway),
       addresses from <data-dir>/deployment.json, and prints its request key on stdout. With --wait,
-      follows it stage by stage (and hop by hop) to the verified result (exit 1 if it is not fulfilled).`,
+      follows it stage by stage (and hop by hop) to the verified result in the namespace of the
+      operator the hub assigned it to, and says which operator served it (exit 1 if it is not fulfilled).`,
   status: `sertn status <request-key|requestId> [--json] [--chain NAME] [--data-dir .data | --config FILE]
       Prints a request's workflow status: stage, timings and attempts, output, storage ids,
       transactions, error; for a spoke's request also its market request on the hub and its hops
       (spoke → hub, hub, hub → spoke, spoke → hub). Reads the Temporal address from the configuration
-      (default <data-dir>/sertn.config.json); a bare request id is taken on the gateway of --chain
+      (default <data-dir>/sertn.config.json) and looks for the request's workflow in every operator's
+      namespace (that configuration's, then each <data-dir>/sertn.operator-<n>.config.json's): it shows
+      the workflow of the operator the hub assigned the request to, with an \`operator\` line (--json
+      adds \`operator\` and \`others\`); a bare request id is taken on the gateway of --chain
       (default spoke). --json prints the status as JSON.`,
   worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level warn]
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
@@ -103,21 +116,25 @@ const USAGE: Record<string, string> = {
       reused from circuits/srs or generated there (insecure: dev and tests only). An unsupported
       operator, a dynamic dimension or a circuit too large for this machine ends in one line naming it.
 
-  sertn model register <dir> [--name NAME] [--fee ETH] [--compute-units N] [--data-dir .data | --config FILE]
+  sertn model register <dir> [--name NAME] [--compute-units N] [--data-dir .data | --config FILE]
             [--private-key 0x… | SERTN_MODEL_OWNER_KEY] [--json]
       Uploads the model's artifacts (manifest, compiled circuit, settings, vk, VKA, ONNX graph,
       samples and SRS, then an index of them) to the configured storage, and registers the model on
       every configured chain's registry: its VKA deployed, its schema, scales, bound, visibility,
-      compute units (from the circuit's size), fee and the artifacts' storage index and content
-      hashes, paying each registry's registration fee; each spoke's VKA is recorded on the hub. The
+      compute units (from the circuit's size) and the artifacts' storage index and content hashes,
+      paying each registry's registration fee; each spoke's VKA is recorded on the hub. The fee per
+      inference is not chosen here: on each chain it is the compute units times the price per
+      compute unit of the model's pool, set by that registry's owner (printed per chain). The
       model id is derived from the creator's account and the name. On a local stack the dev owner
       key is used when no key is given. Re-running it finishes an interrupted registration.
 
   sertn model show <name|id> [--owner ADDRESS] [--data-dir .data | --config FILE] [--json]
       The model's registration on every configured chain (version, owner, verifier, VKA, artifacts
-      hash, visibility, insecure-SRS flag), its usage there (requests, served, distinct and repeat
-      requesters: one call to the gateway's modelUsage) and its published backtests. A name is
-      looked up under --owner (default: the local stack's dev owner).
+      hash, visibility, insecure-SRS flag), its pricing there (compute units, the pool's price per
+      compute unit in the chain's native token, and the resulting fee per inference), its usage
+      there (requests, served, distinct and repeat requesters: one call to the gateway's
+      modelUsage) and its published backtests. A name is looked up under --owner (default: the
+      local stack's dev owner).
 
   sertn model backtest publish <dir> [--input samples.json] [--name NAME] [--private-key 0x…] [--json]
       Proves the model's samples (default <dir>/samples.json) with the configured prover, stores the
@@ -128,6 +145,40 @@ const USAGE: Record<string, string> = {
       artifacts, and checks every pair: its proof's instances are its input and output (or their
       commitments), the proof verifies off-chain against the registered vk and on-chain with the
       registry's verifier and the model's VKA. Exit 1 unless every pair is valid.`,
+  node: `sertn node register [--model NAME|ID …] [--owner ADDRESS] [--capacity 1000] [--stake ETH] [--json]
+            [--data-dir .data | --config FILE] [--rpc-url URL] [--registry ADDRESS] [--gateway ADDRESS] [--private-key 0x…]
+      Stakes and joins the pools of the hub's NodeRegistry as the node (the configuration's node key,
+      or --private-key): stakes up to --stake (default: the models' minimum stake; never less than
+      what is staked already: only the difference is sent), then registers for each model (default:
+      the local stack's models, else ${DEMO_MODEL}; --model may be repeated; a name is looked up
+      under --owner, default the local stack's dev owner) with --capacity compute units per epoch.
+      A registration is active from the next epoch: it prints that epoch and its first block. A
+      model already registered (and not leaving) is reported, not registered again.
+
+  sertn node status [--node ADDRESS] [--json] [connection options]
+      The node's epoch view: the epoch and the blocks left in it, its stake, each pool it registered
+      for (capacity, used and remaining this epoch, active from/until, active now), its misses this
+      epoch and the suspension limit, unbonding, credits, its earnings on the hub gateway (the
+      escrow of each request it was paid for: model fee + fulfilment gas; spokes' payments are not
+      counted) and its jobs (assigned, closed, reassigned away after a missed window), from the
+      registry's events since its deployment. The node defaults to the key's account.
+
+  sertn node leave [--model NAME|ID …] [--owner ADDRESS] [--json] [connection options]
+      Leaves the pools (default: every pool the node serves) at the next epoch boundary, and says
+      from which epoch (and block) the stake can be withdrawn once every pool is left.
+
+  sertn node withdraw [--json] [connection options]
+      Withdraws the whole stake once the node serves no pool and its unbonding ended; otherwise one
+      line saying why (still registered, unbonding, nothing to withdraw) and when it becomes possible.
+
+  sertn node claim [--json] [connection options]
+      Claims the slash shares credited to the account (a requester whose job a node missed).
+
+      Connection: the hub chain (the configured chain with a market), its gateway and the node key
+      come from the configuration (default <data-dir>/sertn.config.json). --rpc-url reaches a hub
+      without one (pass --registry or --gateway, and --private-key or --node); --registry names the
+      NodeRegistry (default: the hub gateway's nodes()); --gateway the hub gateway. Every
+      transaction is simulated first: a refusal is one line and exit code 1.`,
   demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
       stage by stage.`,
@@ -280,15 +331,11 @@ async function main(argv: string[]): Promise<number> {
         )
         if (positionals.length !== 1)
           throw new UsageError('sertn model register takes one model directory (what `sertn model build` wrote)')
-        const { parseEther } = await import('viem')
-        let fee: bigint | undefined
-        if (values.fee !== undefined) {
-          try {
-            fee = parseEther(values.fee)
-          } catch {
-            throw new UsageError(`--fee is in ether, like --fee 0.001; got "${values.fee}"`)
-          }
-        }
+        if (values.fee !== undefined)
+          throw new UsageError(
+            "sertn model register takes no --fee: a model's fee per inference is its compute units × its pool's unit price, set by the registry owner",
+            { details: "Change the compute units with --compute-units; `sertn model show` prints each chain's unit price and fee." },
+          )
         const cu = values['compute-units'] === undefined ? undefined : Number(values['compute-units'])
         if (cu !== undefined && !(Number.isSafeInteger(cu) && cu > 0))
           throw new UsageError(`--compute-units must be a positive integer, got "${values['compute-units']}"`)
@@ -300,7 +347,6 @@ async function main(argv: string[]): Promise<number> {
           dir: positionals[0]!,
           json: values.json,
           ...(values.name !== undefined ? { name: values.name } : {}),
-          ...(fee !== undefined ? { fee } : {}),
           ...(cu !== undefined ? { computeUnits: cu } : {}),
           ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
           ...(values.config !== undefined ? { config: values.config } : {}),
@@ -425,6 +471,79 @@ async function main(argv: string[]): Promise<number> {
         ...(maxLogrows !== undefined ? { maxLogrows } : {}),
         ...(columns || scales ? { search: { ...(columns ? { columns } : {}), ...(scales ? { scales } : {}) } } : {}),
       })
+    }
+    case 'node': {
+      const [sub, ...more] = rest
+      const subs = ['register', 'status', 'leave', 'withdraw', 'claim'] as const
+      if (!subs.includes(sub as (typeof subs)[number]))
+        throw new UsageError(`sertn node takes ${subs.join(', ')}; got "${sub ?? ''}"`, { details: `usage: ${USAGE.node!.split('\n')[0]}` })
+      const connection = {
+        'data-dir': { type: 'string' },
+        config: { type: 'string' },
+        'rpc-url': { type: 'string' },
+        registry: { type: 'string' },
+        gateway: { type: 'string' },
+        'private-key': { type: 'string' },
+        json: { type: 'boolean', default: false },
+      } as const
+      const models = { model: { type: 'string', multiple: true }, owner: { type: 'string' } } as const
+      const { values } = args(
+        'node',
+        more,
+        sub === 'register'
+          ? { ...connection, ...models, capacity: { type: 'string' }, stake: { type: 'string' } }
+          : sub === 'leave'
+            ? { ...connection, ...models }
+            : sub === 'status'
+              ? { ...connection, node: { type: 'string' } }
+              : connection,
+      )
+      const v = values as Record<string, string | string[] | boolean | undefined>
+      const str = (name: string) => v[name] as string | undefined
+      const address = (name: string) => {
+        const a = str(name)
+        if (a !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(a))
+          throw new UsageError(`--${name} must be a 0x-prefixed 20-byte address, got "${a}"`)
+        return a as `0x${string}` | undefined
+      }
+      const key = str('private-key')
+      if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+      const rpcUrl = str('rpc-url')
+      if (rpcUrl !== undefined && !/^https?:\/\/./.test(rpcUrl)) throw new UsageError(`--rpc-url must be an http(s) URL, got "${rpcUrl}"`)
+      const common = {
+        json: v.json === true,
+        dataDir: str('data-dir'),
+        config: str('config'),
+        rpcUrl,
+        registry: address('registry'),
+        gateway: address('gateway'),
+        privateKey: key as `0x${string}` | undefined,
+      }
+      const m = await load(() => import('./node.ts'))
+      if (sub === 'status') return m.nodeStatusCommand({ ...common, node: address('node') })
+      if (sub === 'withdraw') return m.nodeWithdrawCommand(common)
+      if (sub === 'claim') return m.nodeClaimCommand(common)
+      const modelOptions = { models: v.model as string[] | undefined, owner: address('owner') }
+      if (sub === 'leave') return m.nodeLeaveCommand({ ...common, ...modelOptions })
+      let stake: bigint | undefined
+      const rawStake = str('stake')
+      if (rawStake !== undefined) {
+        const { parseEther } = await import('viem')
+        try {
+          stake = parseEther(rawStake)
+        } catch {
+          throw new UsageError(`--stake is in ether, like --stake 1.5; got "${rawStake}"`)
+        }
+        if (stake <= 0n) throw new UsageError(`--stake must be more than 0 ether, got "${rawStake}"`)
+      }
+      const rawCapacity = str('capacity')
+      let capacity: bigint | undefined
+      if (rawCapacity !== undefined) {
+        if (!/^\d+$/.test(rawCapacity) || BigInt(rawCapacity) === 0n || BigInt(rawCapacity) >= 2n ** 64n - 1n)
+          throw new UsageError(`--capacity must be a positive integer (compute units per epoch), got "${rawCapacity}"`)
+        capacity = BigInt(rawCapacity)
+      }
+      return m.nodeRegisterCommand({ ...common, ...modelOptions, stake, capacity })
     }
     case 'worker': {
       const { values } = args('worker', rest, {

@@ -11,11 +11,23 @@
  *   contracts        the network (the local network module: every chain, each messenger's real
  *                    contracts and Sertn's ports, routes), reused from .data/deployment.json when
  *                    every chain has it, else deployed; an ExampleClassifier on each chain
- *   Temporal         dev server with its UI, SQLite in .data/temporal.db
+ *   Temporal         dev server with its UI, SQLite in .data/temporal.db; a namespace per operator
+ *                    (`default`, `operator-2`)
  *   arlocal          data in .data/arlocal, a funded wallet in .data/arweave-wallet.json
- *   workers          chain-io, inference, prover: `sertn worker --role R --config .data/sertn.config.json`
+ *   operator 1       anvil account 1, namespace default: its workers chain-io, inference, prover, one
+ *                    process each: `sertn worker --role R --config .data/sertn.config.json`
+ *   operator 2       anvil account 5, namespace operator-2, cursors and models in .data/operator-2: one
+ *                    worker process with the three roles, `sertn worker --config .data/sertn.operator-2.config.json`
  *   relay            `sertn relay --config .data/sertn.config.json`: the messengers' local agents
  *                    (Hyperlane validator and relayers, LayerZero DVN and executor), state in .data/relay
+ *
+ * Both operators are staked in every model's pool of the hub's node registry, which assigns each
+ * request (the hub gateway's own, and each spoke request the hub market records) to one of them by
+ * a stake-weighted draw: both operators' watchers see every request and start a workflow for it in
+ * their own namespace, only the assigned one serves it, the other's ends `settled-elsewhere`. The
+ * demo says which operator served each request. (Operator 2 runs its roles in one process: on a
+ * small machine six worker processes cost a second of start-up CPU and a few hundred MB each, and
+ * nothing in the demo needs its roles apart; operator 1's show the split.)
  *
  * Workers and the relay run as child processes, each in its own process group, and are started
  * again when they die. The keys are local dev keys (see accounts.ts): insecure by design.
@@ -37,6 +49,7 @@ import { join } from 'node:path'
 import { Client, Connection } from '@temporalio/client'
 import type { Address } from 'viem'
 import type { SertnClient } from '../chains/evm/clients.ts'
+import { anvilPrivateKey } from '../chains/evm/clients.ts'
 import { LOCAL_ATTESTER, type LocalChain, localNetworkConfig, startLocalChain } from '../chains/local.ts'
 import { FileCursorStore } from '../chains/evm/plugin/index.ts'
 import { InferenceGateway } from '../contracts/artifacts/index.ts'
@@ -59,6 +72,7 @@ import {
   shown,
   STACK_CHAIN_SPECS,
   STACK_CHAINS,
+  STACK_OPERATORS,
   STACK_SPOKES,
   stackPaths,
   type Deployment,
@@ -279,10 +293,20 @@ export async function startCommand(opts: StartOptions): Promise<number> {
         }
         await checkHistories(paths, clients, ensured.deployment, progress)
         goOn()
+        // A namespace per operator: each runs its own workflow per request (the workflow id is the
+        // request key). The server creates those an existing database lacks.
+        const extraNamespaces = paths.operators.slice(1).map((o) => o.namespace)
         const temporal = await progress.step(
           'Temporal dev server',
-          () => startTemporalDevServer({ port: ports.temporal, uiPort: ports.ui, dbFile: paths.temporalDb, echo: opts.verbose }),
-          (t) => `${t.address}, UI ${t.uiUrl}`,
+          () =>
+            startTemporalDevServer({
+              port: ports.temporal,
+              uiPort: ports.ui,
+              dbFile: paths.temporalDb,
+              extraNamespaces,
+              echo: opts.verbose,
+            }),
+          (t) => `${t.address}, UI ${t.uiUrl}, namespaces ${[t.namespace, ...extraNamespaces].join(', ')}`,
         )
         watchChild('Temporal', temporal.process, () => temporal.stop())
         return { clients, deployment: ensured.deployment, temporal }
@@ -302,22 +326,44 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     const [{ clients, deployment, temporal }, { arlocal }] = await interruptible(Promise.all([chainsAndTemporal, storage, native]))
     const chains = anvils as Record<StackChain, LocalChain>
     progress.line(dim(`  Temporal UI: ${temporal.uiUrl}`))
-    temporalClient = new Client({ connection: await Connection.connect({ address: temporal.address }), namespace: temporal.namespace })
+    const connection = await Connection.connect({ address: temporal.address })
+    temporalClient = new Client({ connection, namespace: temporal.namespace })
 
-    // The node: its configuration, three workers and the relay between the chains.
-    const config = writeNodeConfig(paths, { chains, deployment, temporal, arlocal, prover: opts.prover })
+    // The operators' nodes: a configuration each, their workers (operator 1: a process per role;
+    // operator 2: one process with every role), and the relay between the chains (operator 1's).
+    const configs = writeNodeConfigs(paths, { chains, deployment, temporal, arlocal, prover: opts.prover })
+    const operators = paths.operators.map((o, i) => ({
+      ...o,
+      address: clients.hub.nodes[i]!.account.address,
+      nodeConfig: configs[i]!,
+      client: i === 0 ? temporalClient! : new Client({ connection, namespace: o.namespace }),
+    }))
     const [workers, relay] = await Promise.all([
       progress.step(
         'workers',
         async (step) => {
-          const entries = WORKER_ROLES.map((role) => ({
-            role,
-            entry: supervise(`worker ${role}`, () => startWorker(role, paths.config, opts.verbose), 'Temporal retries what it was running'),
-          }))
-          await interruptible(waitForWorkers(temporalClient!, config, step))
+          const entries = operators.flatMap((o, i) =>
+            (i === 0 ? WORKER_ROLES.map((r) => [r]) : [[...WORKER_ROLES]]).map((roles) => ({
+              operator: o,
+              roles,
+              entry: supervise(
+                i === 0 ? `worker ${roles.join(',')}` : `${o.namespace} worker`,
+                () => startWorker(roles, o.config, i === 0 ? 'worker' : `${o.namespace} worker`, opts.verbose),
+                'Temporal retries what it was running',
+              ),
+            })),
+          )
+          await interruptible(waitForWorkers(connection, configs, step))
           return entries
         },
-        (ws) => `${ws.map((w) => `${w.role} (pid ${w.entry.proc.pid})`).join(', ')} polling; prover ${opts.prover}`,
+        (ws) => {
+          const of = (o: (typeof operators)[number]) =>
+            ws
+              .filter((w) => w.operator === o)
+              .map((w) => `${w.roles.join('+')} (pid ${w.entry.proc.pid})`)
+              .join(', ')
+          return `${operators.map((o) => `${o.name}: ${of(o)}`).join('; ')} polling; prover ${opts.prover}`
+        },
         { announce: true },
       ),
       progress.step(
@@ -340,6 +386,7 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       temporalUi: temporal.uiUrl!,
       arlocal: arlocal.url,
       namespace: temporal.namespace,
+      operators: operators.map((o) => ({ name: o.name, address: o.address, namespace: o.namespace, config: o.config })),
     }
     writeFileSync(paths.stack, `${JSON.stringify(info, null, 2)}\n`)
     progress.line(dim(`  stack ready in ${fmtMs(performance.now() - t0)}`))
@@ -362,14 +409,19 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       )
       const result = await interruptible(
         followClassification(progress, {
-          client: temporalClient,
+          operators,
           user,
           sent,
           confirmations: CONFIRMATIONS,
           prover: opts.prover,
           arlocalUrl: arlocal.url,
           temporalUi: temporal.uiUrl,
-          namespace: temporal.namespace,
+          hub: {
+            client: clients.hub.owner,
+            nodeRegistry: deployment.hub.nodeRegistry,
+            gateway: deployment.hub.gateway,
+            fromBlock: BigInt(deployment.hub.deployedAtBlock),
+          },
           signal: shutdown.signal,
         }),
       )
@@ -380,7 +432,7 @@ export async function startCommand(opts: StartOptions): Promise<number> {
       progress.pause()
       console.log(
         endpoints(paths, info, deployment, [
-          ...workers.map((w) => ({ name: w.role, proc: w.entry.proc })),
+          ...workers.map((w) => ({ name: `${w.operator.name} ${w.roles.join('+')}`, proc: w.entry.proc })),
           { name: 'relay', proc: relay.proc },
         ]),
       )
@@ -422,16 +474,16 @@ async function settledAll<T>(promises: Promise<T>[]): Promise<T[]> {
   return results.map((r) => (r as PromiseFulfilledResult<T>).value)
 }
 
-/** Clients on each chain: the owner (deploys), the node, the dApps' user. */
+/** Clients on each chain: the owner (deploys), the operators' nodes, the dApps' user. */
 function clientsOf(chains: Record<StackChain, LocalChain>): StackClients {
   return Object.fromEntries(
-    STACK_CHAINS.map((c) => [c, { owner: chains[c].owner, node: chains[c].node, user: chains[c].user }]),
+    STACK_CHAINS.map((c) => [c, { owner: chains[c].owner, node: chains[c].node, nodes: chains[c].nodes, user: chains[c].user }]),
   ) as StackClients
 }
 
 /** Starts a chain's anvil on its persisted state; an unreadable state file is moved aside (a new chain). */
 async function startChain(name: StackChain, stateFile: string, port: number, verbose: boolean, progress: Progress): Promise<LocalChain> {
-  const start = () => startLocalChain({ ...STACK_CHAIN_SPECS[name], port, stateFile }, { echo: verbose })
+  const start = () => startLocalChain({ ...STACK_CHAIN_SPECS[name], port, stateFile }, { echo: verbose, operators: STACK_OPERATORS })
   try {
     return await start()
   } catch (err) {
@@ -451,7 +503,8 @@ async function startChain(name: StackChain, stateFile: string, port: number, ver
  */
 async function checkHistories(paths: StackPaths, clients: StackClients, deployment: Deployment, progress: Progress): Promise<void> {
   for (const name of STACK_CHAINS) {
-    const why = await checkNodeHistory(paths, clients[name].owner, deployment[name].gateway)
+    let why: string | undefined
+    for (const o of paths.operators) why ??= await checkNodeHistory(o.cursors, clients[name].owner, deployment[name].gateway)
     if (why) {
       progress.warn(
         `the ${name} chain: ${why}: clearing the node's history (the Temporal database, the watcher cursors, the relay's state)`,
@@ -494,8 +547,8 @@ function headRecorder(paths: StackPaths): (chain: StackChain, head: bigint) => v
  * does not: the chain lost blocks the watcher had seen (anvil was killed before saving its state,
  * or the state file was removed), so request ids would be reused and their workflows taken as done.
  */
-async function checkNodeHistory(paths: StackPaths, client: SertnClient, gateway: Address): Promise<string | undefined> {
-  const cursor = await new FileCursorStore(paths.cursors).load(`evm-${client.chain.id}-${gateway.toLowerCase()}`).catch(() => undefined)
+async function checkNodeHistory(cursors: string, client: SertnClient, gateway: Address): Promise<string | undefined> {
+  const cursor = await new FileCursorStore(cursors).load(`evm-${client.chain.id}-${gateway.toLowerCase()}`).catch(() => undefined)
   if (!cursor) return undefined
   const last = cursor.recentHashes.at(-1)
   const head = await client.getBlockNumber({ cacheTime: 0 })
@@ -506,7 +559,7 @@ async function checkNodeHistory(paths: StackPaths, client: SertnClient, gateway:
 }
 
 function clearNodeHistory(paths: StackPaths): void {
-  rmSync(paths.cursors, { recursive: true, force: true })
+  for (const o of paths.operators) rmSync(o.cursors, { recursive: true, force: true })
   rmSync(paths.relay, { recursive: true, force: true })
   rmSync(paths.heads, { force: true })
   for (const f of readdirSync(paths.dataDir))
@@ -520,7 +573,7 @@ function reset(paths: StackPaths, progress: Progress): void {
   for (const p of [
     ...stateFiles,
     paths.deployment,
-    paths.config,
+    ...paths.operators.flatMap((o) => (o.dataDir === paths.dataDir ? [o.config] : [o.config, o.dataDir])),
     paths.arlocal,
     paths.arweaveWallet,
     paths.cursors,
@@ -604,13 +657,15 @@ function portIsFree(port: number): Promise<boolean> {
 }
 
 /**
- * Writes the node configuration the workers and the relay read (all values parsed, defaults filled
- * in): every chain from the deployment (the local network module's `localNetworkConfig`: the hub
- * with its market and messengers, each spoke with its hub and its messenger) and the local keys.
- * The agents attest at 0 confirmations: the anvils mine a block per transaction, and nothing would
- * mine one on top of a message that no request follows.
+ * Writes each operator's node configuration (all values parsed, defaults filled in): every chain
+ * from the deployment (the local network module's `localNetworkConfig`: the hub with its market and
+ * messengers, each spoke with its hub and its messenger) and the local keys; operator 1's (which the
+ * relay reads too) in `sertn.config.json`, each other operator's with its own node key, Temporal
+ * namespace and data directory (as the local network module's `startLocalNetwork` configures its
+ * operators) in `sertn.operator-<n>.config.json`. The agents attest at 0 confirmations: the anvils
+ * mine a block per transaction, and nothing would mine one on top of a message that no request follows.
  */
-function writeNodeConfig(
+function writeNodeConfigs(
   paths: StackPaths,
   s: {
     chains: Record<StackChain, LocalChain>
@@ -619,31 +674,34 @@ function writeNodeConfig(
     arlocal: ArlocalInstance
     prover: ProverName
   },
-): SertnConfig {
-  const config = localNetworkConfig({
-    network: networkOf(s.deployment),
-    rpcUrls: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.chains[c].rpcUrl])),
-    dataDir: paths.dataDir,
-    pollingIntervalMs: POLLING_MS,
-    confirmations: CONFIRMATIONS,
-    agentConfirmations: 0,
-    startBlocks: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.deployment[c].deployedAtBlock])),
-    overrides: {
-      temporal: { address: s.temporal.address, namespace: s.temporal.namespace },
-      prover: { plugin: s.prover },
-      storage: { arweave: { url: s.arlocal.url, walletFile: paths.arweaveWallet } },
-    },
+): SertnConfig[] {
+  return paths.operators.map((o, i) => {
+    const config = localNetworkConfig({
+      network: networkOf(s.deployment),
+      rpcUrls: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.chains[c].rpcUrl])),
+      dataDir: o.dataDir,
+      pollingIntervalMs: POLLING_MS,
+      confirmations: CONFIRMATIONS,
+      agentConfirmations: 0,
+      startBlocks: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.deployment[c].deployedAtBlock])),
+      overrides: {
+        ...(i === 0 ? {} : { node: { privateKey: anvilPrivateKey(o.account) } }),
+        temporal: { address: s.temporal.address, namespace: o.namespace },
+        prover: { plugin: s.prover },
+        storage: { arweave: { url: s.arlocal.url, walletFile: paths.arweaveWallet } },
+      },
+    })
+    writeFileSync(o.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
+    return config
   })
-  writeFileSync(paths.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
-  return config
 }
 
-/** `sertn worker --role R --config FILE` in its own process group. */
-function startWorker(role: WorkerRole, configFile: string, echo: boolean): ManagedProcess {
+/** `sertn worker --role R,… --config FILE` in its own process group, named `<name>:<roles>`. */
+function startWorker(roles: readonly WorkerRole[], configFile: string, name: string, echo: boolean): ManagedProcess {
   return startProcess({
-    name: `worker:${role}`,
+    name: `${name}:${roles.join(',')}`,
     command: process.execPath,
-    args: ['--import', 'tsx', SERTN_CLI, 'worker', '--role', role, '--config', configFile, '--log-level', 'warn'],
+    args: ['--import', 'tsx', SERTN_CLI, 'worker', '--role', roles.join(','), '--config', configFile, '--log-level', 'warn'],
     cwd: REPO_ROOT,
     echo,
   })
@@ -672,19 +730,26 @@ async function waitForRelay(entry: Child): Promise<void> {
   }
 }
 
-/** Waits until every role's task queue has a poller (workflow tasks for chain-io, activities otherwise). */
-async function waitForWorkers(client: Client, config: SertnConfig, step: { note(t: string | undefined): void }): Promise<void> {
-  const queues = [
-    { role: 'chain-io', name: config.temporal.taskQueues.chainIo, type: 1 /* TASK_QUEUE_TYPE_WORKFLOW */ },
-    { role: 'inference', name: config.temporal.taskQueues.inference, type: 2 /* TASK_QUEUE_TYPE_ACTIVITY */ },
-    { role: 'prover', name: config.temporal.taskQueues.prover, type: 2 },
-  ]
+/**
+ * Waits until every role's task queue has a poller in every operator's namespace (workflow tasks
+ * for chain-io, activities otherwise).
+ */
+async function waitForWorkers(connection: Connection, configs: SertnConfig[], step: { note(t: string | undefined): void }): Promise<void> {
+  const queues = configs.flatMap((config, i) => {
+    const who = configs.length > 1 ? `operator ${i + 1} ` : ''
+    const namespace = config.temporal.namespace
+    return [
+      { role: `${who}chain-io`, namespace, name: config.temporal.taskQueues.chainIo, type: 1 /* TASK_QUEUE_TYPE_WORKFLOW */ },
+      { role: `${who}inference`, namespace, name: config.temporal.taskQueues.inference, type: 2 /* TASK_QUEUE_TYPE_ACTIVITY */ },
+      { role: `${who}prover`, namespace, name: config.temporal.taskQueues.prover, type: 2 },
+    ]
+  })
   const deadline = Date.now() + 180_000
   for (;;) {
     const waiting: string[] = []
     for (const q of queues) {
-      const r = await client.workflowService
-        .describeTaskQueue({ namespace: config.temporal.namespace, taskQueue: { name: q.name, kind: 1 }, taskQueueType: q.type })
+      const r = await connection.workflowService
+        .describeTaskQueue({ namespace: q.namespace, taskQueue: { name: q.name, kind: 1 }, taskQueueType: q.type })
         .catch(() => undefined)
       if (!r?.pollers?.length) waiting.push(q.role)
     }
@@ -765,10 +830,19 @@ function endpoints(paths: StackPaths, info: StackInfo, d: Deployment, processes:
       `    gateway    ${d[c].gateway}  ${dim(`SpokeGateway, registry ${d[c].registry}; ${ports(d[c])}`)}`,
       `    dApp       ${dapps(d[c].dapps)}  ${dim(`ExampleClassifier (sertn request${c === 'spoke' ? '' : ` --chain ${c}`})`)}`,
     ]),
-    `  Temporal     ${info.temporal}  ${dim(`namespace ${info.namespace}, database ${shown(paths.temporalDb)}`)}`,
+    `  Temporal     ${info.temporal}  ${dim(
+      `namespace${info.operators && info.operators.length > 1 ? `s ${info.operators.map((o) => o.namespace).join(', ')}` : ` ${info.namespace}`}, ` +
+        `database ${shown(paths.temporalDb)}`,
+    )}`,
     `  Temporal UI  ${info.temporalUi}`,
     `  arweave      ${info.arlocal}  ${dim(`arlocal, data ${shown(paths.arlocal)}`)}`,
-    `  processes    ${processes.map((p) => `${p.name} (pid ${p.proc.pid})`).join(', ')}  ${dim(`config ${shown(paths.config)}`)}`,
+    ...(info.operators ?? []).map(
+      (o, i) =>
+        `  ${o.name.padEnd(11)}  ${o.address}  ${dim(
+          `node in every model's pool, namespace ${o.namespace}, config ${shown(o.config)}${i === 0 ? ' (the relay reads it too)' : ''}`,
+        )}`,
+    ),
+    `  processes    ${processes.map((p) => `${p.name} (pid ${p.proc.pid})`).join(', ')}`,
   ].join('\n')
 }
 
@@ -785,7 +859,7 @@ async function stopAll(children: Child[], progress: Progress, paths: StackPaths)
     await Promise.allSettled(chosen.map((c) => c.stop()))
     stopped.push(...chosen.map((c) => c.name))
   }
-  await group((n) => n.startsWith('worker') || n === 'relay')
+  await group((n) => n.includes('worker') || n === 'relay')
   await group((n) => n === 'arlocal' || n === 'Temporal')
   await group((n) => n.endsWith('anvil'))
   const saved = STACK_CHAINS.filter((c) => stopped.includes(`${c} anvil`) && existsSync(paths.chainState[c])).map((c) =>

@@ -1,13 +1,16 @@
 /**
  * `sertn status <request-key|requestId>`: a request's workflow status from Temporal; for a spoke
- * chain's request, its hops between the spoke and the hub too.
+ * chain's request, its hops between the spoke and the hub too. With several node operators (each
+ * its own Temporal namespace, a workflow per request in each) it shows the workflow of the operator
+ * the hub assigned the request to (the one whose assignment is its own; until then the first found
+ * that did not stand aside), and how the others' stand.
  */
 import { WorkflowNotFoundError } from '@temporalio/client'
 import { parseRequestKey, requestKey, type RequestKey } from '../core/types.ts'
 import { SertnError } from '../core/errors.ts'
 import { getRequestStatus } from '../workflows/client.ts'
-import { connectTemporal, DEFAULT_REQUEST_CHAIN, openStack, UsageError } from './common.ts'
-import { HOP_LABELS, hopNotes, HOPS } from './follow.ts'
+import { connectOperators, DEFAULT_REQUEST_CHAIN, openStack, UsageError, type StackOperator } from './common.ts'
+import { HOP_LABELS, hopNotes, HOPS, operatorLabel } from './follow.ts'
 import { dim, fmtMs, out } from './ui.ts'
 
 export async function statusCommand(opts: {
@@ -36,35 +39,75 @@ export async function statusCommand(opts: {
     }
     key = opts.target as RequestKey
   }
-  const client = await connectTemporal(stack.config.temporal.address, stack.config.temporal.namespace)
+  const temporal = await connectOperators(stack)
   try {
-    let status: Awaited<ReturnType<typeof getRequestStatus>>
-    try {
-      status = await getRequestStatus(client, key)
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError || (err as { code?: unknown }).code === 5) {
-        if (opts.json) console.log(JSON.stringify({ key, found: false }))
-        else
-          console.error(
-            `no workflow for ${key} on ${stack.config.temporal.address}: the node has not seen this request (yet).\n` +
-              dim('It is served once its block has the configured confirmations; check the request id and the gateway.'),
-          )
-        return 1
+    const found: { operator: StackOperator; status: Status }[] = []
+    let failed: SertnError | undefined
+    for (const operator of temporal.operators) {
+      try {
+        found.push({ operator, status: await getRequestStatus(operator.client, key) })
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError || (err as { code?: unknown }).code === 5) continue
+        // Reported unless another operator's workflow is found.
+        failed ??= new SertnError(
+          `cannot read the status of ${key} (${operator.name}, namespace ${operator.namespace}): ${err instanceof Error ? err.message : String(err)}`,
+          { cause: err },
+        )
       }
-      throw new SertnError(`cannot read the status of ${key}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
     }
+    if (found.length === 0 && failed) throw failed
+    // The assigned operator's workflow; until the hub assigns it, the first that did not stand aside.
+    const shown = found.find((f) => f.status.assignment?.mine) ?? found.find((f) => f.status.stage !== 'settled-elsewhere') ?? found[0]
+    if (!shown) {
+      const where = temporal.operators.map((o) => o.namespace).join(', ')
+      if (opts.json) console.log(JSON.stringify({ key, found: false }))
+      else
+        console.error(
+          `no workflow for ${key} on ${stack.config.temporal.address} (namespace${temporal.operators.length > 1 ? 's' : ''} ${where}): ` +
+            `no node has seen this request (yet).\n` +
+            dim('It is served once its block has the configured confirmations; check the request id and the gateway.'),
+        )
+      return 1
+    }
+    const others = found.filter((f) => f !== shown)
+    const several = temporal.operators.length > 1
     if (opts.json) {
-      console.log(JSON.stringify({ found: true, ...status }, null, 2))
+      const who = (o: StackOperator) => ({ name: o.name, namespace: o.namespace, ...(o.address ? { address: o.address } : {}) })
+      console.log(
+        JSON.stringify(
+          {
+            found: true,
+            ...shown.status,
+            ...(several
+              ? {
+                  operator: who(shown.operator),
+                  others: others.map((f) => ({ ...who(f.operator), stage: f.status.stage, running: f.status.running })),
+                }
+              : {}),
+          },
+          null,
+          2,
+        ),
+      )
       return 0
     }
-    printStatus(status, stack.info?.temporalUi, stack.config.temporal.namespace)
+    printStatus(shown.status, stack.info?.temporalUi, shown.operator, several ? others : undefined)
     return 0
   } finally {
-    await client.connection.close()
+    await temporal.close()
   }
 }
 
-function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: string | undefined, namespace: string): void {
+type Status = Awaited<ReturnType<typeof getRequestStatus>>
+
+function printStatus(
+  status: Status,
+  ui: string | undefined,
+  operator: StackOperator,
+  /** With several operators: the others' workflows for the request. */
+  others: { operator: StackOperator; status: Status }[] | undefined,
+): void {
+  const namespace = operator.namespace
   const { bold, dim, green, red } = out
   const stageColour =
     status.stage === 'fulfilled' ? green : status.stage === 'failed' || status.stage === 'settled-elsewhere' ? red : (s: string) => s
@@ -73,6 +116,28 @@ function printStatus(status: Awaited<ReturnType<typeof getRequestStatus>>, ui: s
     `${bold('stage')}     ${stageColour(status.stage)}${status.running ? ' (running)' : ''}`,
     `${bold('started')}   ${new Date(status.startedAt).toISOString()} ${dim(`(${fmtMs(Date.now() - status.startedAt)} ago)`)}`,
   ]
+  if (others) {
+    const a = status.assignment
+    const role = a?.mine
+      ? 'assigned the request'
+      : a
+        ? a.node
+          ? `stood aside: assigned to ${operatorLabel(undefined, a.node)}`
+          : 'no job'
+        : 'not assigned yet'
+    lines.push(
+      `${bold('operator')}  ${operator.name}${operator.address ? ` (${operator.address})` : ''}, namespace ${namespace}: ${role}` +
+        (a?.reassigned ? ` ${dim(`(after ${a.reassigned} reassignment${a.reassigned === 1 ? '' : 's'})`)}` : '') +
+        (others.length
+          ? dim(` · ${others.map((o) => `${o.operator.name} ${o.status.running ? o.status.stage : `ended ${o.status.stage}`}`).join(', ')}`)
+          : ''),
+    )
+  } else if (status.assignment) {
+    const a = status.assignment
+    lines.push(
+      `${bold('assigned')}  ${a.mine ? 'this node' : a.node ? operatorLabel(undefined, a.node) : 'no node (no pool serves the model)'}`,
+    )
+  }
   // A spoke's request: its hops in their own section, the other stages under timings.
   const hops = status.hub ? HOPS.filter((h) => status.timings[h]) : []
   const timings = Object.entries(status.timings).filter(([name]) => !(hops as string[]).includes(name))

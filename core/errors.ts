@@ -110,6 +110,7 @@ export const NON_RETRYABLE_ERROR_TYPES = [
   'RequestExpiredError',
   'RequestSettledError',
   'UnauthorizedNodeError',
+  'NotAssignedError',
 ] as const
 
 /** Whether `err` says it may pass on retry. */

@@ -196,7 +196,7 @@ export interface TxOutcome {
 }
 
 /** One connected chain: its gateway's requests in, results and failures out. */
-export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }> {
+export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>, JobBook {
   /** The configured name of the chain (a key of the `chains` config). */
   readonly chainName: string
   readonly chainId: ChainId
@@ -227,6 +227,44 @@ export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>
    * is pending). For a spoke gateway this is where a result delivered from the hub shows.
    */
   findSettlement(requestId: RequestId, fromBlock?: string): Promise<Settlement | undefined>
+}
+
+/** Where a request's job stands in the hub's node registry (see {@link Assignment}). */
+export const JOB_STATES = ['None', 'Queued', 'Assigned', 'Closed', 'Lapsed'] as const
+export type JobState = (typeof JOB_STATES)[number]
+
+/**
+ * A request's job in the hub's node registry: the one node that may answer it now, and until when.
+ * Queued: no node had the capacity yet. Closed: answered (or settled another way). Lapsed: missed
+ * after its deadline (the requester is refunded).
+ */
+export interface Assignment {
+  readonly state: JobState
+  /** The assigned node (Assigned). */
+  readonly node?: Address
+  /** Whether the assigned node is this plugin's account. */
+  readonly mine: boolean
+  /** Unix seconds until which only `node` may answer; after it anyone may reassign the job. */
+  readonly windowEnd: number
+  /** The request's deadline (unix seconds). */
+  readonly deadline: number
+  /** Nodes that missed it so far. */
+  readonly misses: number
+}
+
+/** What {@link JobBook.advanceAssignment} did. */
+export type AssignmentStep = 'reassigned' | 'assigned' | 'unchanged'
+
+/** The hub's job book as a node sees it, for the requests of one gateway or market. */
+export interface JobBook {
+  /** The job of request `id` (the gateway's request id, or the market's). */
+  getAssignment(id: string): Promise<Assignment>
+  /**
+   * Moves a stuck job on: reassigns it once its window has passed (slashing the node that missed
+   * it), or assigns it if it was queued and capacity is free now. 'unchanged' when there is nothing
+   * to do now (the window is open, no capacity, another node was first).
+   */
+  advanceAssignment(id: string): Promise<AssignmentStep>
 }
 
 /** A request's settlement on its gateway. */
@@ -266,7 +304,7 @@ export interface MarketEvent {
  * The hub market on one chain: where spoke requests are recorded, results and failures are
  * submitted (and sent on to the spoke), and spokes' settlement receipts close requests.
  */
-export interface MarketPlugin extends PluginBase<'market', Record<string, never>> {
+export interface MarketPlugin extends PluginBase<'market', Record<string, never>>, JobBook {
   readonly chainName: string
   readonly chainId: ChainId
   readonly market: Address

@@ -111,6 +111,7 @@ export const INFERENCE_ERROR_CODES = [
   'ModelUnavailable',
   'Timeout',
   'InvalidResult',
+  'NoCapacity',
 ] as const
 export type InferenceErrorCode = (typeof INFERENCE_ERROR_CODES)[number]
 

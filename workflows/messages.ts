@@ -21,13 +21,15 @@ export type RequestWorkflowInput = {
  * The stages a request goes through, in order (`resolving`: the model read from the registry and its
  * artifacts loaded and checked; `loading-input`: a hashed input fetched from storage and checked
  * against its commitment); it ends in `fulfilled`, `failed` or
- * `settled-elsewhere`. A spoke chain's request adds the hops: `awaiting-hub` (its request message
+ * `settled-elsewhere` (also when another node of the pool holds the request: `assignment` says
+ * which; `awaiting-assignment` is the wait for the hub to assign it to this node). A spoke chain's request adds the hops: `awaiting-hub` (its request message
  * on the way to the hub market, when the proof is ready first), `submitting` (the result to the
  * market), `delivering` (the result message on the way back to the spoke, verified there) and
  * `settling` (the spoke's receipt on the way to the market).
  */
 export const STAGES = [
   'received',
+  'awaiting-assignment',
   'resolving',
   'loading-input',
   'inference',
@@ -73,7 +75,7 @@ export type RequestStatusView = {
   startedAt: number
   timings: Partial<
     Record<
-      'resolve' | 'input' | 'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName,
+      'assignment' | 'resolve' | 'input' | 'inference' | 'witness' | 'prove' | 'verify' | 'store' | 'upload' | 'fulfil' | 'fail' | HopName,
       StageTiming
     >
   >
@@ -85,6 +87,8 @@ export type RequestStatusView = {
   storage?: { output: StoredArtifact; proof: StoredArtifact }
   transactionHash?: string
   error?: { code: InferenceErrorCode; reason: string }
+  /** The request's job in the hub's node registry: its node (this one when `mine`), until when, and how often it was reassigned. */
+  assignment?: { node?: string; mine: boolean; windowEnd: number; reassigned: number }
 }
 
 /** The workflow's current status. */

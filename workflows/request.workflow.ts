@@ -15,6 +15,11 @@
  * (`awaitHubSettlement`). A spoke request that cannot be served is failed on the hub
  * (`failOnHub`), which refunds it on the spoke. The status query shows every hop.
  *
+ * Every request is assigned on the hub to one node of its model's pool (the node registry's job):
+ * before any work the workflow waits for the job to be this node's (`awaitAssignment`, which also
+ * reassigns jobs whose node let its window pass); a job another node holds ends this workflow as
+ * `settled-elsewhere`, and a job reassigned away while this node worked is waited for again.
+ *
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
 import {
@@ -36,6 +41,9 @@ import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestW
 
 /** Error types that retrying cannot fix; activities also mark such errors non-retryable themselves. */
 const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
+
+/** How many times a node waits for a job reassigned away from it to come back before it lets it go. */
+const MAX_TURNS = 3
 
 const retry = {
   initialInterval: '500 milliseconds',
@@ -76,7 +84,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   })
   // Hops wait for another chain (and the messenger's agents): long-running, heartbeating, bounded
   // by the request's deadline inside the activity.
-  const { awaitHubRecord, awaitSpokeSettlement, awaitHubSettlement } = proxyActivities<Activities>({
+  const { awaitHubRecord, awaitSpokeSettlement, awaitHubSettlement, awaitAssignment } = proxyActivities<Activities>({
     taskQueue: queues.chainIo,
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: '30 seconds',
@@ -173,21 +181,65 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     return tx
   }
 
+  /**
+   * Waits until the request's job is this node's; false when it never will be (another node
+   * answered it, or it lapsed or expired), with the stage set to `settled-elsewhere`.
+   */
+  async function myTurn(marketRequestId?: string): Promise<boolean> {
+    const previous = status.stage
+    status.stage = 'awaiting-assignment'
+    const a = await timed('assignment', () => awaitAssignment(request, marketRequestId))
+    status.assignment = {
+      ...(a.node ? { node: a.node } : {}),
+      mine: a.assignment === 'mine',
+      windowEnd: a.windowEnd,
+      reassigned: (status.assignment?.reassigned ?? 0) + a.reassigned,
+    }
+    if (a.assignment === 'none') {
+      // No pool serves it: any node may fail it (the spoke refunds it now).
+      throw new Unservable(a.code ?? 'ModelUnavailable', a.reason ?? 'no node of the pool can serve it')
+    }
+    if (a.assignment === 'mine') {
+      status.stage = previous
+      return true
+    }
+    status.stage = 'settled-elsewhere'
+    return false
+  }
+
+  /** Runs `answer` (a submission) and, when the job was reassigned away meanwhile, waits for it to come back (at most a few times). */
+  async function whileAssigned<T>(answer: () => Promise<T>, marketRequestId?: string): Promise<T | undefined> {
+    for (let turn = 1; ; turn++) {
+      try {
+        return await answer()
+      } catch (err) {
+        if (failureOf(err)?.type !== 'NotAssignedError' || turn >= MAX_TURNS) throw err
+        if (!(await myTurn(marketRequestId))) return undefined
+      }
+    }
+  }
+
+  const assigned = patched('node-assignment')
+
   if (request.route) return spokeRequest()
 
   try {
+    if (assigned && !(await myTurn())) return status as RequestOutcome
     const proven = await prove()
     const prepared = await store(proven)
     status.stage = 'fulfilling'
-    const tx = await deliverWhileUploading(prepared, () => timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!)))
+    const tx = await deliverWhileUploading(prepared, () =>
+      whileAssigned(() => timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!))),
+    )
+    if (!tx) return status as RequestOutcome
     if (tx.transactionHash) status.transactionHash = tx.transactionHash
     status.stage = tx.status === 'Fulfilled' ? 'fulfilled' : 'settled-elsewhere'
     return status as RequestOutcome
   } catch (err) {
     const failure = failureOf(err)
     if (!failure) throw err
-    if (failure.type === 'RequestSettledError') {
-      // Someone else settled it (a refund after the deadline, say): nothing is left to do.
+    if (failure.type === 'RequestSettledError' || failure.type === 'NotAssignedError') {
+      // Someone else settled it (a refund after the deadline, say), or another node holds its job: nothing is left to do.
       status.stage = 'settled-elsewhere'
       status.error = { code: 'Unknown', reason: failure.message }
       return status as RequestOutcome
@@ -216,26 +268,33 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     recorded.catch(() => undefined) // awaited below; keeps an early rejection from going unhandled
     let marketRequestId: string | undefined
     try {
+      if (assigned) {
+        // Only the node the hub assigns the request to proves it: wait for the record, then the turn.
+        status.stage = 'awaiting-hub'
+        marketRequestId = (await recorded).marketRequestId
+        if (!(await myTurn(marketRequestId))) return status as RequestOutcome
+      }
       const proven = await prove()
       const prepared = await store(proven)
       status.stage = 'awaiting-hub'
       marketRequestId = (await recorded).marketRequestId
       status.stage = 'submitting'
       const tx = await deliverWhileUploading(prepared, () =>
-        timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)),
+        whileAssigned(() => timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)), marketRequestId),
       )
+      if (!tx) return status as RequestOutcome
       hub.status = tx.status
       if (tx.transactionHash) status.transactionHash = tx.transactionHash
     } catch (err) {
-      const failure = failureOf(err)
+      const failure = err instanceof Unservable ? { type: 'Unservable', message: err.message, code: err.code } : failureOf(err)
       if (!failure) throw err
-      if (failure.type === 'RequestSettledError' || failure.type === 'RelayTimeoutError') {
+      if (failure.type === 'RequestSettledError' || failure.type === 'RelayTimeoutError' || failure.type === 'NotAssignedError') {
         status.stage = 'settled-elsewhere'
         status.error = { code: failure.type === 'RelayTimeoutError' ? 'Timeout' : 'Unknown', reason: failure.message }
         return status as RequestOutcome
       }
       const code = failure.code ?? STAGE_CODES[status.stage] ?? 'Unknown'
-      status.error = { code, reason: `${failure.type}: ${failure.message}`.slice(0, 256) }
+      status.error = { code, reason: (err instanceof Unservable ? failure.message : `${failure.type}: ${failure.message}`).slice(0, 256) }
       status.stage = 'failing'
       try {
         marketRequestId ??= (await recorded).marketRequestId
@@ -265,6 +324,17 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
           ? 'failed'
           : 'settled-elsewhere'
     return status as RequestOutcome
+  }
+}
+
+/** A request that no node of any pool can serve (see `awaitAssignment`): failed at once, refunded. */
+class Unservable extends Error {
+  constructor(
+    readonly code: InferenceErrorCode,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'Unservable'
   }
 }
 

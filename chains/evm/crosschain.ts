@@ -9,28 +9,28 @@ import { getAddress, keccak256, type Address, type Hex } from 'viem'
 import { InferenceMarket, ModelRegistry, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import type { SertnClient } from './clients.ts'
 import { confirm, DEFAULT_GATEWAY_CONFIG, deployContract, deployRegistry, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+import { allowMarket } from './nodes.ts'
 
 /** A 20-byte address as the 32-byte sender/recipient messengers use. */
 export const addressAsBytes32 = (a: Address): Hex => `0x${getAddress(a).slice(2).toLowerCase().padStart(64, '0')}`
 
 export type SpokeDeployment = { verifier: Address; registry: Address; gateway: Address }
 
-/** Deploys the hub market over the hub registry and registers `nodes` on it. */
-export async function deployMarket(client: SertnClient, params: { registry: Address; nodes?: readonly Address[] }): Promise<Address> {
-  const market = await deployContract(client, InferenceMarket, [client.account.address, params.registry])
-  for (const node of params.nodes ?? []) {
-    await confirm(
-      client,
-      await client.writeContract({ address: market, abi: InferenceMarket.abi, functionName: 'setNode', args: [node, true] }),
-    )
-  }
+/**
+ * Deploys the hub market over the hub registry and the hub's node registry, and allows it to open
+ * jobs there (the client's account must own the node registry): each spoke request it records is
+ * assigned to a node of the model's pool.
+ */
+export async function deployMarket(client: SertnClient, params: { registry: Address; nodeRegistry: Address }): Promise<Address> {
+  const market = await deployContract(client, InferenceMarket, [client.account.address, params.registry, params.nodeRegistry])
+  await allowMarket(client, params.nodeRegistry, market)
   return market
 }
 
 /** Deploys a spoke: the verifier, the spoke's registry and its SpokeGateway. */
 export async function deploySpoke(
   client: SertnClient,
-  params: { registrationFee?: bigint; gatewayConfig?: Partial<GatewayConfig>; allowInsecureSrs?: boolean } = {},
+  params: { registrationFee?: bigint; unitPrice?: bigint; gatewayConfig?: Partial<GatewayConfig>; allowInsecureSrs?: boolean } = {},
 ): Promise<SpokeDeployment> {
   const owner = client.account.address
   const { verifier, registry } = await deployRegistry(client, params)

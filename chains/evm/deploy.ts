@@ -1,16 +1,19 @@
 /**
  * Deploys Sertn's contracts on an EVM chain and registers models from their manifests:
- * the reusable Halo2 verifier, one verifying-key artifact (VKA) per model, the ModelRegistry and
- * the InferenceGateway.
+ * the reusable Halo2 verifier, one verifying-key artifact (VKA) per model, the ModelRegistry, the
+ * NodeRegistry (./nodes.ts: the pools of nodes that requests are assigned to) and the
+ * InferenceGateway.
  */
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { getAddress, keccak256, parseEther, parseGwei, type Abi, type Address, type Hex } from 'viem'
+import { keccak256, parseEther, parseGwei, type Address, type Hex } from 'viem'
 import { Halo2VerifierReusable, InferenceGateway, ModelRegistry } from '../../contracts/artifacts/index.ts'
 import { assertSrsAllowed, modelDir, parseManifest, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
 import { localArtifactRefs, type ArtifactRefs } from '../../core/artifacts.ts'
 import { modelIdOf } from '../../core/models.ts'
 import type { SertnClient } from './clients.ts'
+import { allowMarket, deployNodeRegistry, type NodePoolParameters } from './nodes.ts'
+import { confirm, deployContract } from './transactions.ts'
 
 export type GatewayConfig = {
   requestTimeout: number
@@ -28,42 +31,32 @@ export const DEFAULT_GATEWAY_CONFIG: GatewayConfig = {
 
 export const DEFAULT_REGISTRATION_FEE = parseEther('0.01')
 
+/** The default price per compute unit (wei): a 1-unit model (the demo) costs 0.001 of the chain's native token per inference, beyond gas. */
+export const DEFAULT_UNIT_PRICE = parseEther('0.001')
+
 export { modelIdOf }
 
-/** Deploys a contract and waits for its receipt; returns its address. */
-export async function deployContract(
-  client: SertnClient,
-  artifact: { abi: Abi | readonly unknown[]; bytecode: Hex | string },
-  args: readonly unknown[] = [],
-): Promise<Address> {
-  const hash = await client.deployContract({
-    abi: artifact.abi as Abi,
-    bytecode: artifact.bytecode as Hex,
-    args: args as unknown[],
-  })
-  const receipt = await client.waitForTransactionReceipt({ hash })
-  if (receipt.status !== 'success' || !receipt.contractAddress) throw new Error(`deployment reverted (${hash})`)
-  return getAddress(receipt.contractAddress)
-}
-
-/** Waits for a transaction and throws if it reverted. */
-export async function confirm(client: SertnClient, hash: Hex) {
-  const receipt = await client.waitForTransactionReceipt({ hash })
-  if (receipt.status !== 'success') throw new Error(`transaction reverted (${hash})`)
-  return receipt
-}
+/** The transaction helpers (./transactions.ts), for the modules that deploy with this one. */
+export { confirm, deployContract }
 
 export type CoreDeployment = {
   verifier: Address
   registry: Address
+  /** The pools of nodes the gateway's requests are assigned to (the gateway is one of its markets). */
+  nodeRegistry: Address
   gateway: Address
 }
 
 export type DeployCoreParameters = {
   registrationFee?: bigint
+  /**
+   * The registry's default price (wei) per compute unit: a model's fee per inference is its compute
+   * units times this (or the price the registry owner sets for its pool). Default {@link DEFAULT_UNIT_PRICE}.
+   */
+  unitPrice?: bigint
   gatewayConfig?: Partial<GatewayConfig>
-  /** Accounts authorised to fulfil and fail requests. */
-  nodes?: Address[]
+  /** How the node registry runs its pools (default: DEFAULT_NODE_POOL of ./nodes.ts). */
+  pool?: Partial<NodePoolParameters>
   /** Let the registry accept circuits set up with a locally generated SRS (local chains and tests only). */
   allowInsecureSrs?: boolean
 }
@@ -71,31 +64,32 @@ export type DeployCoreParameters = {
 /** Deploys the verifier and a registry pinning it (owned by the client's account, the protocol). */
 export async function deployRegistry(
   client: SertnClient,
-  params: Pick<DeployCoreParameters, 'registrationFee' | 'allowInsecureSrs'> = {},
+  params: Pick<DeployCoreParameters, 'registrationFee' | 'unitPrice' | 'allowInsecureSrs'> = {},
 ): Promise<{ verifier: Address; registry: Address }> {
   const verifier = await deployContract(client, Halo2VerifierReusable)
   const registry = await deployContract(client, ModelRegistry, [
     client.account.address,
     params.registrationFee ?? DEFAULT_REGISTRATION_FEE,
+    params.unitPrice ?? DEFAULT_UNIT_PRICE,
     verifier,
     params.allowInsecureSrs ?? false,
   ])
   return { verifier, registry }
 }
 
-/** Deploys the verifier, the registry and the gateway (owned by the client's account). */
+/**
+ * Deploys the verifier, the registry, the node registry and the gateway (owned by the client's
+ * account), the gateway allowed to open jobs in the node registry. No pool has nodes yet: see
+ * ./nodes.ts (`setPoolMinimumStake`, `joinPool`).
+ */
 export async function deployCore(client: SertnClient, params: DeployCoreParameters = {}): Promise<CoreDeployment> {
   const owner = client.account.address
   const { verifier, registry } = await deployRegistry(client, params)
+  const nodeRegistry = await deployNodeRegistry(client, { registry, ...(params.pool ? { pool: params.pool } : {}) })
   const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
-  const gateway = await deployContract(client, InferenceGateway, [owner, registry, config])
-  for (const node of params.nodes ?? []) {
-    await confirm(
-      client,
-      await client.writeContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'setNode', args: [node, true] }),
-    )
-  }
-  return { verifier, registry, gateway }
+  const gateway = await deployContract(client, InferenceGateway, [owner, registry, nodeRegistry, config])
+  await allowMarket(client, nodeRegistry, gateway)
+  return { verifier, registry, nodeRegistry, gateway }
 }
 
 /** The creation bytecode of a model's verifying-key artifact (`<dir>/vka.json`, written by `sertn model build`; a bare name: `circuits/<name>`). */
@@ -132,9 +126,10 @@ export type RegisterModelParameters = {
   name?: string
   /** Where the artifacts are stored (from `publishModelArtifacts`); default: not uploaded ({@link localArtifactRefs}). */
   artifacts?: ArtifactRefs
-  /** Wei per inference, beyond gas (default 0.001 ether). */
-  fee?: bigint
-  /** Default: the manifest's, derived from the circuit's size. */
+  /**
+   * Default: the manifest's, derived from the circuit's size (at least 1). The fee per inference is
+   * this times the pool's unit price, which the registry owner sets.
+   */
   computeUnits?: number
   /** Use this VKA instead of deploying the model's own. */
   vka?: Address
@@ -182,7 +177,6 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
         {
           circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code)),
           computeUnits: params.computeUnits ?? manifest.computeUnits,
-          fee: params.fee ?? parseEther('0.001'),
         },
       ],
     }),

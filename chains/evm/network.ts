@@ -1,5 +1,6 @@
 /**
- * A Sertn network on EVM chains: the hub (registry, its own gateway, the InferenceMarket) and spoke
+ * A Sertn network on EVM chains: the hub (registry, node registry, its own gateway, the
+ * InferenceMarket, and the nodes' pools for its models) and spoke
  * chains (registry, SpokeGateway), each spoke joined to the hub over the messaging network it names
  * (any messenger plugin: Hyperlane, LayerZero, …), whose core contracts and ports this deploys on
  * both ends and joins. The one place that deploys and connects a network, for the local stack, the
@@ -14,6 +15,7 @@ import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '..
 import type { SertnClient } from './clients.ts'
 import { connectSpoke, deployMarket, deploySpoke, type SpokeDeployment } from './crosschain.ts'
 import { deployCore, registerModel, type CoreDeployment, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+import { DEFAULT_NODE_CAPACITY, DEFAULT_NODE_POOL, joinPool, setPoolMinimumStake, type NodePoolParameters } from './nodes.ts'
 
 export type NetworkChainInput = {
   /** The chain's name in the node's configuration (lowercase letters and digits). */
@@ -45,8 +47,15 @@ export type DeploySertnNetworkParameters = {
   models: readonly string[]
   /** Where each model's artifacts are stored, by entry of `models` (from `publishModelArtifacts`); default: not uploaded. */
   artifacts?: Readonly<Record<string, ArtifactRefs>>
-  /** Node accounts: authorised on the hub's gateway and registered on the market. */
-  nodes: readonly Address[]
+  /**
+   * The nodes (hub clients of their accounts, funded): each stakes and joins the pool of every hub
+   * model, active from the epoch after this deployment (a local chain gets there with `mineToNextEpoch`).
+   */
+  nodes: readonly SertnClient[]
+  /** Compute units per epoch each node commits to each model (default {@link DEFAULT_NODE_CAPACITY}). */
+  nodeCapacity?: bigint
+  /** How the hub's node registry runs its pools (default {@link DEFAULT_NODE_POOL}). */
+  pool?: Partial<NodePoolParameters>
   allowInsecureSrs?: boolean
   gatewayConfig?: Partial<GatewayConfig>
   /** Progress lines. */
@@ -111,14 +120,23 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
       { attesters: p.attesters, threshold: p.threshold, submitters: p.submitters ?? [], fee: p.fees?.[m.name] ?? 0n },
     )
 
-  log(`hub ${p.hub.name}: verifier, registry, gateway, market`)
+  log(`hub ${p.hub.name}: verifier, registry, node registry, gateway, market`)
   const core = await deployCore(p.hub.client, {
-    nodes: [...p.nodes],
     gatewayConfig: p.gatewayConfig,
     allowInsecureSrs: p.allowInsecureSrs ?? false,
+    ...(p.pool ? { pool: p.pool } : {}),
   })
   const hubModels = await register(p.hub.client, core.registry)
-  const market = await deployMarket(p.hub.client, { registry: core.registry, nodes: p.nodes })
+  const market = await deployMarket(p.hub.client, { registry: core.registry, nodeRegistry: core.nodeRegistry })
+  log(`hub ${p.hub.name}: ${p.nodes.length} node(s) join the pools of ${hubModels.length} model(s)`)
+  const minimumStake = p.pool?.minimumStake ?? DEFAULT_NODE_POOL.minimumStake
+  for (const m of hubModels) await setPoolMinimumStake(p.hub.client, core.nodeRegistry, m.modelId, minimumStake)
+  for (const node of p.nodes) {
+    await joinPool(node, core.nodeRegistry, {
+      models: hubModels.map((m) => m.modelId),
+      capacity: p.nodeCapacity ?? DEFAULT_NODE_CAPACITY,
+    })
+  }
   const hubChain = { name: p.hub.name, domain: p.hub.client.chain.id, client: p.hub.client }
   const hubMessengers: Record<string, MessengerDeployment> = {}
   for (const m of new Set(plugins)) {

@@ -37,9 +37,10 @@ export type RegisterModelOnNetworkParameters = {
   chains: readonly RegistrationChain[]
   /** Where the artifacts go; nodes fetch them from there. */
   storage: StoragePlugin
-  /** Wei per inference, beyond gas (default 0.001 ether). */
-  fee?: bigint
-  /** Default: the manifest's, derived from the circuit's size. */
+  /**
+   * Default: the manifest's, derived from the circuit's size. The fee per inference on each chain is
+   * this times the pool's unit price there, set by that registry's owner.
+   */
   computeUnits?: number
   /** Register a circuit set up with a locally generated SRS (the registries must accept it too). */
   allowInsecureSrs?: boolean
@@ -108,7 +109,6 @@ export async function registerModelOnNetwork(p: RegisterModelOnNetworkParameters
       name,
       artifacts: published.refs,
       allowInsecureSrs: p.allowInsecureSrs ?? false,
-      ...(p.fee !== undefined ? { fee: p.fee } : {}),
       ...(p.computeUnits !== undefined ? { computeUnits: p.computeUnits } : {}),
     })
   }

@@ -8,6 +8,7 @@ import {
     CallbackStatus
 } from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry, Visibility} from "./interfaces/IModelRegistry.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {ISertnConsumer} from "./interfaces/ISertnConsumer.sol";
 import {FieldEncoding} from "./libraries/FieldEncoding.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
@@ -23,6 +24,8 @@ import {Owned} from "./utils/Owned.sol";
 ///      settled at most once: fulfilled (node paid, requester called back), failed or refunded
 ///      (requester refunded and called back). Callbacks run with the requester's gas limit and are
 ///      isolated: a reverting, gas-hungry or return-data-bombing requester cannot undo the settlement.
+///      On the hub, each request is opened as a job in the {INodeRegistry}, which assigns it to a node
+///      of the model's pool: only that node may fulfil or fail it, and only it is paid.
 contract InferenceGateway is IInferenceGateway, Owned {
     // ─────────────────────────────── Constants ────────────────────────────
 
@@ -40,21 +43,27 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @notice The registry that pins each model's circuit.
     IModelRegistry public immutable registry;
+    /// @notice Assigns each request to a node and says who may answer it (none: the gateway takes
+    ///         no local answers, as on a spoke, whose answers come from the hub).
+    INodeRegistry public immutable nodes;
 
     Config private _config;
     uint256 private _lastRequestId;
     mapping(uint256 requestId => Request) private _requests;
-    mapping(address node => bool) private _nodes;
     mapping(address account => uint256) private _owed;
     mapping(bytes32 modelId => ModelUsage) private _usage;
     mapping(bytes32 modelId => mapping(address requester => uint256)) private _requestsBy;
     bool private transient _entered;
 
-    /// @param initialOwner Who configures the gateway and authorises nodes.
+    /// @param initialOwner Who configures the gateway.
     /// @param registry_ The model registry.
+    /// @param nodes_ The node registry that assigns requests (zero for none; it must allow this gateway as a market).
     /// @param config_ The initial configuration.
-    constructor(address initialOwner, IModelRegistry registry_, Config memory config_) Owned(initialOwner) {
+    constructor(address initialOwner, IModelRegistry registry_, INodeRegistry nodes_, Config memory config_)
+        Owned(initialOwner)
+    {
         registry = registry_;
+        nodes = nodes_;
         _setConfig(config_);
     }
 
@@ -63,11 +72,6 @@ contract InferenceGateway is IInferenceGateway, Owned {
         _entered = true;
         _;
         _entered = false;
-    }
-
-    modifier onlyNode() {
-        if (!_nodes[msg.sender]) revert GatewayUnauthorizedNode(msg.sender);
-        _;
     }
 
     // ─────────────────────────────── Requesters ───────────────────────────
@@ -86,12 +90,12 @@ contract InferenceGateway is IInferenceGateway, Owned {
         nonReentrant
         returns (uint256 requestId)
     {
-        return _request(modelId, input, bytes32(0), callbackGasLimit, 0, bytes32(0));
+        return _request(modelId, input, bytes32(0), callbackGasLimit, 0, bytes32(0), false);
     }
 
     /// @inheritdoc IInferenceGateway
     function requestInferenceWith(RequestParams calldata p) external payable nonReentrant returns (uint256 requestId) {
-        return _request(p.modelId, p.input, p.inputRef, p.callbackGasLimit, p.modelVersion, p.artifactsHash);
+        return _request(p.modelId, p.input, p.inputRef, p.callbackGasLimit, p.modelVersion, p.artifactsHash, p.failIfNoCapacity);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -100,6 +104,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         uint256 deadline = r.deadline;
         if (block.timestamp <= deadline) revert GatewayRequestNotExpired(requestId, deadline);
         r.status = RequestStatus.Refunded;
+        if (address(nodes) != address(0)) nodes.closeJob(requestId, address(0));
         address requester = r.requester;
         _pay(requester, r.escrow);
         CallbackStatus cs = _callbackError(r, requestId, InferenceErrorCode.Timeout, "deadline passed");
@@ -126,7 +131,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         int256[] calldata output,
         bytes calldata proof,
         StorageRefs calldata artifacts
-    ) external virtual nonReentrant onlyNode {
+    ) external virtual nonReentrant {
+        _claimJob(requestId);
         _fulfill(requestId, input, output, proof, artifacts, msg.sender);
     }
 
@@ -135,18 +141,12 @@ contract InferenceGateway is IInferenceGateway, Owned {
         external
         virtual
         nonReentrant
-        onlyNode
     {
+        _claimJob(requestId);
         _fail(requestId, code, reason, msg.sender);
     }
 
     // ─────────────────────────────── Owner ────────────────────────────────
-
-    /// @notice Authorises or deauthorises a node to fulfil and fail requests.
-    function setNode(address node, bool authorized) external onlyOwner {
-        _nodes[node] = authorized;
-        emit NodeSet(node, authorized);
-    }
 
     /// @notice Replaces the configuration; pending requests keep their deadline and escrow.
     function setConfig(Config calldata config_) external onlyOwner {
@@ -163,11 +163,6 @@ contract InferenceGateway is IInferenceGateway, Owned {
     /// @notice The gateway's configuration.
     function config() external view returns (Config memory) {
         return _config;
-    }
-
-    /// @notice Whether `account` is an authorised node.
-    function isNode(address account) external view returns (bool) {
-        return _nodes[account];
     }
 
     /// @inheritdoc IInferenceGateway
@@ -194,7 +189,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         bytes32 inputRef,
         uint32 callbackGasLimit,
         uint32 pinnedVersion,
-        bytes32 pinnedArtifacts
+        bytes32 pinnedArtifacts,
+        bool failIfNoCapacity
     ) private returns (uint256 requestId) {
         if (input.length > MAX_INPUT_LENGTH) revert GatewayInputTooLarge(input.length, MAX_INPUT_LENGTH);
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
@@ -226,7 +222,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         r.inputHash = keccak256(abi.encodePacked(input));
         _countRequest(modelId, msg.sender);
         _announce(requestId, r, input, inputRef);
-        _afterRequest(requestId, r, input, inputRef, messaging);
+        if (address(nodes) != address(0)) _openJob(requestId, r, terms.computeUnits, failIfNoCapacity);
+        _afterRequest(requestId, r, input, inputRef, messaging, failIfNoCapacity);
     }
 
     function _announce(uint256 requestId, Request storage r, int256[] calldata input, bytes32 inputRef) private {
@@ -315,13 +312,28 @@ contract InferenceGateway is IInferenceGateway, Owned {
         return 0;
     }
 
+    /// @dev Opens the request's job in the node registry (assigned, or queued for capacity unless the
+    ///      requester chose to fail then: the request reverts {GatewayNoCapacity}).
+    function _openJob(uint256 requestId, Request storage r, uint32 units, bool failIfNoCapacity) private {
+        address node = nodes.openJob(requestId, r.modelId, units, r.requester, r.deadline, !failIfNoCapacity);
+        if (node == address(0) && failIfNoCapacity) revert GatewayNoCapacity(r.modelId);
+    }
+
+    /// @dev Closes the pending request's job for the caller, which must be the node it is assigned to.
+    function _claimJob(uint256 requestId) private {
+        if (address(nodes) == address(0)) revert GatewayUnauthorizedNode(msg.sender);
+        _pending(requestId);
+        nodes.closeJob(requestId, msg.sender);
+    }
+
     /// @dev Called once a request is stored and announced, with the messaging fee it paid.
     function _afterRequest(
         uint256 requestId,
         Request storage r,
         int256[] calldata input,
         bytes32 inputRef,
-        uint256 messagingFee
+        uint256 messagingFee,
+        bool failIfNoCapacity
     ) internal virtual {}
 
     /// @dev Called once a request is settled (after its callback): Fulfilled (with the paid node),

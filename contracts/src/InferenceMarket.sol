@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IResultErrors} from "./interfaces/IResultErrors.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
 import {MessengerApp} from "./messaging/MessengerApp.sol";
@@ -11,7 +12,8 @@ import {Owned} from "./utils/Owned.sol";
 
 /// @title InferenceMarket
 /// @notice The hub's book of requests from every spoke chain. A spoke gateway's request message
-///         is recorded here; the registered node submits its result (or its failure) here, the
+///         is recorded here and assigned, through the hub's {INodeRegistry}, to a node of the
+///         model's pool; that node alone submits its result (or its failure) here, the
 ///         market checks it against the hub's registry and sends it to the requesting chain through
 ///         that chain's route, and the spoke's settlement receipt (Fulfilled, Failed, Refunded)
 ///         closes the request here.
@@ -23,13 +25,15 @@ import {Owned} from "./utils/Owned.sol";
 ///      can be answered once: a second submission reverts. Messages arrive only through enrolled
 ///      routes (one per spoke chain: its gateway, and the port of the network that reaches it),
 ///      so the market serves spokes over different networks at once and knows none of them.
-///      A rejected result reverts with the gateways' own {IResultErrors} errors.
+///      A rejected result reverts with the gateways' own {IResultErrors} errors. The node the
+///      result names (the one the spoke pays) is always the assigned node that submitted it: a
+///      copy of its transaction from another account is refused by the registry.
 contract InferenceMarket is MessengerApp, IResultErrors {
     /// @notice Where a spoke request stands on the hub.
     enum MarketStatus {
         /// @notice No such request.
         None,
-        /// @notice Recorded; waiting for the node.
+        /// @notice Recorded; waiting for the assigned node (see {INodeRegistry}).
         Open,
         /// @notice The node's verified result is on its way to the spoke.
         ResultSent,
@@ -51,7 +55,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         RequestStatus settlement;
         /// @notice The model version on the spoke when it was requested.
         uint32 modelVersion;
-        /// @notice The node that answered (or that the spoke paid).
+        /// @notice The node that answered (or that the spoke paid); the assigned node is in the registry's job.
         address node;
         /// @notice The spoke gateway (left-padded address): the only place its answer goes.
         bytes32 gateway;
@@ -65,8 +69,6 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         uint32 callbackGasLimit;
     }
 
-    /// @notice Only registered nodes may answer requests.
-    error MarketUnauthorizedNode(address caller);
     /// @notice The request is not open (unknown, answered, or settled).
     error MarketRequestNotOpen(uint256 marketRequestId, MarketStatus status);
     /// @notice The spoke request's deadline has passed; the spoke will refund it.
@@ -115,25 +117,26 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     );
     /// @notice The spoke settled the request (Fulfilled, Failed or Refunded).
     event RequestSettled(uint256 indexed marketRequestId, RequestStatus settlement, address node);
-    /// @notice A node was registered or unregistered.
-    event NodeSet(address indexed node, bool authorized);
 
     /// @notice The longest error reason a node may send.
     uint256 public constant MAX_REASON_LENGTH = 256;
 
     /// @notice The hub's model registry (pins each model's circuit and records its spoke deployments).
     IModelRegistry public immutable registry;
+    /// @notice The hub's node registry: assigns each request to a node and says who may answer it.
+    INodeRegistry public immutable nodes;
 
     uint256 private _lastRequestId;
     mapping(uint256 marketRequestId => MarketRequest) private _requests;
     mapping(bytes32 spokeKey => uint256 marketRequestId) private _idBySpokeKey;
-    mapping(address node => bool) private _nodes;
     bool private transient _entered;
 
-    /// @param initialOwner Who registers nodes and enrolls spoke routes.
+    /// @param initialOwner Who enrolls spoke routes.
     /// @param registry_ The hub's model registry.
-    constructor(address initialOwner, IModelRegistry registry_) Owned(initialOwner) {
+    /// @param nodes_ The hub's node registry (which must allow this market to open jobs).
+    constructor(address initialOwner, IModelRegistry registry_, INodeRegistry nodes_) Owned(initialOwner) {
         registry = registry_;
+        nodes = nodes_;
     }
 
     modifier nonReentrant() {
@@ -143,15 +146,11 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         _entered = false;
     }
 
-    modifier onlyNode() {
-        if (!_nodes[msg.sender]) revert MarketUnauthorizedNode(msg.sender);
-        _;
-    }
-
     // ─────────────────────────────── Nodes ────────────────────────────────
 
-    /// @notice Submits the result of an open request; once verified here it is sent to the
-    ///         requesting gateway, paying the messenger's fee from `msg.value` (surplus refunded).
+    /// @notice The assigned node submits the result of an open request; once verified here it is
+    ///         sent to the requesting gateway, paying the messenger's fee from `msg.value` (surplus
+    ///         refunded). Any other caller is refused ({NodeRegistry.NodeRegistryNotAssigned}).
     /// @param input The request's input (checked against the recorded commitment).
     /// @param artifacts Where the node stored the output and the proof.
     function submitResult(
@@ -160,9 +159,10 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         int256[] calldata output,
         bytes calldata proof,
         IInferenceGateway.StorageRefs calldata artifacts
-    ) external payable nonReentrant onlyNode returns (bytes32 messageId) {
+    ) external payable nonReentrant returns (bytes32 messageId) {
         MarketRequest storage r = _open(marketRequestId);
         _checkResult(marketRequestId, r, input, output, proof);
+        nodes.closeJob(marketRequestId, msg.sender);
         r.status = MarketStatus.ResultSent;
         r.node = msg.sender;
         bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
@@ -170,29 +170,23 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         emit ResultDispatched(marketRequestId, msg.sender, messageId, output, artifacts);
     }
 
-    /// @notice Reports that the node cannot serve an open request; the spoke refunds it.
+    /// @notice The assigned node reports that it cannot serve an open request; the spoke refunds it.
+    ///         A request that no pool can serve (it has no job: see {_record}) may be failed by anyone,
+    ///         who pays the message.
     function failRequest(uint256 marketRequestId, InferenceErrorCode code, string calldata reason)
         external
         payable
         nonReentrant
-        onlyNode
         returns (bytes32 messageId)
     {
         if (bytes(reason).length > MAX_REASON_LENGTH) revert ResultReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
         MarketRequest storage r = _open(marketRequestId);
+        if (nodes.hasJob(address(this), marketRequestId)) nodes.closeJob(marketRequestId, msg.sender);
         r.status = MarketStatus.FailureSent;
         r.node = msg.sender;
         bytes memory body = SertnMessages.encodeFailure(r.spokeRequestId, code, reason, msg.sender);
         messageId = _dispatch(r.origin, r.gateway, body, SertnMessages.failureGas(r.callbackGasLimit));
         emit FailureDispatched(marketRequestId, msg.sender, messageId, code, reason);
-    }
-
-    // ─────────────────────────────── Owner ────────────────────────────────
-
-    /// @notice Registers or unregisters a node.
-    function setNode(address node, bool authorized) external onlyOwner {
-        _nodes[node] = authorized;
-        emit NodeSet(node, authorized);
     }
 
     // ─────────────────────────────── Views ────────────────────────────────
@@ -211,11 +205,6 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     /// @notice The id of the most recently recorded request (ids start at 1).
     function lastRequestId() external view returns (uint256) {
         return _lastRequestId;
-    }
-
-    /// @notice Whether `account` is a registered node.
-    function isNode(address account) external view returns (bool) {
-        return _nodes[account];
     }
 
     /// @notice The messenger fee for sending this result now (what {submitResult} needs).
@@ -270,6 +259,13 @@ contract InferenceMarket is MessengerApp, IResultErrors {
             callbackGasLimit: q.callbackGasLimit
         });
         emit RequestRecorded(id, origin, q.requestId, gateway, q);
+        // A model the hub does not know, or whose circuit it has not recorded on the requesting
+        // chain, has no pool that could serve the request: it gets no job, and any node may fail
+        // it ({failRequest}) so that the spoke refunds it now rather than at its deadline.
+        IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(q.modelId);
+        if (terms.version == 0 || registry.getChainDeployment(q.modelId, origin).version != terms.version) return;
+        // No capacity: queued, or (the requester's choice) no job, so that any node fails it with NoCapacity.
+        nodes.openJob(id, q.modelId, terms.computeUnits, q.requester, q.deadline, !q.failIfNoCapacity);
     }
 
     /// @dev The spoke is the authority on its requests: whatever settlement it reports is recorded.
@@ -286,6 +282,8 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         r.status = MarketStatus.Settled;
         r.settlement = settlement;
         if (node != address(0)) r.node = node;
+        // Settled without an answer here (a refund after the deadline): nobody holds the job any more.
+        if (settlement == RequestStatus.Refunded) nodes.closeJob(id, address(0));
         emit RequestSettled(id, settlement, node);
     }
 

@@ -10,12 +10,16 @@ import {Owned} from "./utils/Owned.sol";
 ///         protocol sets for this chain, and the content hashes of its artifacts with where they are
 ///         stored. Weights are fixed in the circuit, so the VKA identifies the model, weights
 ///         included. Registration costs a non-zero fee (an anti-spam measure) collected by the
-///         registry owner; only a model's owner can change it.
+///         registry owner; only a model's owner can change it. A model's fee per inference is its
+///         compute units (derived from the circuit's size) times the price per compute unit of its
+///         pool, in this chain's native token: a default, or the model's own, both set by the
+///         registry owner.
 /// @dev The registry owner is the protocol: it sets the verifier (one audited reusable verifier per
 ///      chain, the same for every model, so a model owner cannot pair a genuine VKA with a verifier
 ///      that accepts anything), the verifiers of the other chains (for the hub's records of where
-///      each model is deployed), whether insecure-SRS circuits are accepted, and the fee. A model
-///      id is keccak256(abi.encode(owner, name)), so names cannot be squatted.
+///      each model is deployed), whether insecure-SRS circuits are accepted, the registration fee
+///      and the unit prices. A model id is keccak256(abi.encode(owner, name)), so names cannot be
+///      squatted.
 contract ModelRegistry is IModelRegistry, Owned {
     // ─────────────────────────────── Constants ────────────────────────────
 
@@ -39,16 +43,25 @@ contract ModelRegistry is IModelRegistry, Owned {
     address private _verifier;
     bool private _allowInsecureSrs;
     uint256 private _registrationFee;
+    uint96 private _defaultUnitPrice;
+    mapping(bytes32 modelId => uint96) private _unitPrices;
 
-    /// @param initialOwner The registry owner (the protocol), who sets verifiers and the fee.
+    /// @param initialOwner The registry owner (the protocol), who sets verifiers, fees and prices.
     /// @param registrationFee_ The fee (wei, non-zero) for registering a model.
+    /// @param defaultUnitPrice_ The price (wei) per compute unit of every pool without its own.
     /// @param verifier_ The reusable verifier every model on this chain is verified with.
     /// @param allowInsecureSrs_ Whether circuits set up with a locally generated SRS are accepted
     ///        (local chains and tests only).
-    constructor(address initialOwner, uint256 registrationFee_, address verifier_, bool allowInsecureSrs_)
-        Owned(initialOwner)
-    {
+    constructor(
+        address initialOwner,
+        uint256 registrationFee_,
+        uint96 defaultUnitPrice_,
+        address verifier_,
+        bool allowInsecureSrs_
+    ) Owned(initialOwner) {
         _setRegistrationFee(registrationFee_);
+        _defaultUnitPrice = defaultUnitPrice_;
+        emit DefaultUnitPriceSet(defaultUnitPrice_);
         _setVerifier(verifier_);
         _allowInsecureSrs = allowInsecureSrs_;
         emit InsecureSrsAllowed(allowInsecureSrs_);
@@ -57,7 +70,8 @@ contract ModelRegistry is IModelRegistry, Owned {
     // ─────────────────────────────── Model owners ─────────────────────────
 
     /// @notice Registers model `name`, owned by the caller, under {modelIdOf}(caller, name). Pays
-    ///         the registration fee.
+    ///         the registration fee. Its fee per inference is `params.computeUnits` (at least 1)
+    ///         times its pool's unit price ({unitPriceOf}).
     /// @dev Checks that the VKA is a contract whose code hashes to `params.circuit.vkaCodeHash`.
     function registerModel(string calldata name, ModelParams calldata params) external payable returns (bytes32 modelId) {
         if (msg.value != _registrationFee) revert ModelRegistryWrongRegistrationFee(_registrationFee, msg.value);
@@ -66,10 +80,10 @@ contract ModelRegistry is IModelRegistry, Owned {
         modelId = _idOf(msg.sender, name);
         Model storage m = _models[modelId];
         if (m.version != 0) revert ModelRegistryModelExists(modelId);
+        if (params.computeUnits == 0) revert ModelRegistryZeroComputeUnits();
         m.owner = msg.sender;
         m.active = true;
         m.computeUnits = params.computeUnits;
-        m.fee = params.fee;
         _names[modelId] = name;
         _writeCircuit(modelId, m, params.circuit, 1);
         emit ModelRegistered(
@@ -121,12 +135,13 @@ contract ModelRegistry is IModelRegistry, Owned {
         emit BacktestsPublished(modelId, version, ref, contentHash, pairs);
     }
 
-    /// @notice Sets the model's fee and compute units; pending requests keep the fee they escrowed.
-    function setPricing(bytes32 modelId, uint96 fee, uint32 computeUnits) external {
+    /// @notice Sets the compute units one inference of the model costs (at least 1), and with them
+    ///         its fee; pending requests keep the fee they escrowed and the units their node spent.
+    function setComputeUnits(bytes32 modelId, uint32 computeUnits) external {
         Model storage m = _ownedModel(modelId);
-        m.fee = fee;
+        if (computeUnits == 0) revert ModelRegistryZeroComputeUnits();
         m.computeUnits = computeUnits;
-        emit ModelPricingUpdated(modelId, fee, computeUnits);
+        emit ModelComputeUnitsUpdated(modelId, computeUnits);
     }
 
     /// @notice Opens or closes the model to new requests; pending requests are unaffected.
@@ -172,6 +187,21 @@ contract ModelRegistry is IModelRegistry, Owned {
         _setRegistrationFee(fee);
     }
 
+    /// @notice Sets the price (wei) per compute unit of every pool without its own price; pending
+    ///         requests keep the fee they escrowed.
+    function setDefaultUnitPrice(uint96 price) external onlyOwner {
+        _defaultUnitPrice = price;
+        emit DefaultUnitPriceSet(price);
+    }
+
+    /// @notice Sets the price (wei) per compute unit of the model's pool; 0 returns it to the
+    ///         default. Pending requests keep the fee they escrowed.
+    function setUnitPrice(bytes32 modelId, uint96 price) external onlyOwner {
+        _knownModel(modelId);
+        _unitPrices[modelId] = price;
+        emit UnitPriceSet(modelId, price);
+    }
+
     /// @notice Sends the collected registration fees to `to`.
     function withdrawRegistrationFees(address payable to) external onlyOwner {
         uint256 amount = address(this).balance;
@@ -195,6 +225,17 @@ contract ModelRegistry is IModelRegistry, Owned {
     /// @inheritdoc IModelRegistry
     function verifier() external view returns (address) {
         return _verifier;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function defaultUnitPrice() external view returns (uint96) {
+        return _defaultUnitPrice;
+    }
+
+    /// @inheritdoc IModelRegistry
+    function unitPriceOf(bytes32 modelId) public view returns (uint96) {
+        uint96 price = _unitPrices[modelId];
+        return price == 0 ? _defaultUnitPrice : price;
     }
 
     /// @notice The verifier recorded for the chain with messenger domain `domain` (zero if none).
@@ -242,15 +283,20 @@ contract ModelRegistry is IModelRegistry, Owned {
     }
 
     /// @inheritdoc IModelRegistry
+    /// @dev The fee is the model's compute units times its pool's unit price; reverts with
+    ///      {ModelRegistryFeeOverflow} if that does not fit 96 bits.
     function tryGetRequestTerms(bytes32 modelId) external view returns (RequestTerms memory terms) {
         Model storage m = _models[modelId];
+        uint256 fee = uint256(m.computeUnits) * unitPriceOf(modelId);
+        if (fee > type(uint96).max) revert ModelRegistryFeeOverflow(modelId, fee);
         terms = RequestTerms({
             active: m.active,
             version: m.version,
             inputLength: m.inputLength,
             inputVisibility: m.inputVisibility,
             maxAbsInput: m.maxAbsInput,
-            fee: m.fee,
+            fee: uint96(fee),
+            computeUnits: m.computeUnits,
             artifactsHash: m.artifactsHash
         });
     }

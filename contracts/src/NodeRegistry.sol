@@ -2,19 +2,30 @@
 pragma solidity ^0.8.24;
 
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
+import {SertnMessages} from "./messaging/SertnMessages.sol";
 import {Owned} from "./utils/Owned.sol";
 
 /// @title NodeRegistry
 /// @notice The hub's book of operators: each node stakes, registers for models with a capacity in
 ///         compute units per epoch, and is active from the epoch after the one it registered in.
 ///         Leaving takes effect at the next epoch boundary; stake comes back only after an
-///         unbonding period that covers every request the node may still hold. The market (set by
-///         the owner) spends a node's capacity as it assigns requests, and slashes and counts the
-///         misses of a node that let its window pass; a node with too many misses in an epoch is
-///         suspended for the rest of it.
+///         unbonding period that covers every request the node may still hold.
+///
+///         It also keeps the book of jobs: each request a market (the hub's gateway, the market for
+///         spoke requests; set by the owner) records is opened here as a job and assigned, from a
+///         seed anyone can recompute (the market and request id and the previous block's hash), to
+///         an active node of the model's pool drawn by stake among those whose capacity left in the
+///         epoch covers the model's compute units. Only that node may then close the job (submit
+///         its result or failure). Once its window has passed, anyone may {reassign} the job: the
+///         missing node is slashed (a share credited to the requester, the rest to the protocol),
+///         its miss counted (too many in an epoch suspend it for the rest of it), and the job goes
+///         to another eligible node. A job that no node can take waits in a queue for capacity
+///         ({assignQueued}).
 /// @dev Epochs are `epochLength` blocks counted from the deployment block. Stake is in the chain's
 ///      native token. A node's stake backs all its pools; each model sets the minimum it needs.
-contract NodeRegistry is Owned {
+///      Credits (slash shares) are pulled with {claim}, so no requester can block a reassignment.
+contract NodeRegistry is INodeRegistry, Owned {
     /// @notice The stake is below what the model requires of its nodes.
     error NodeRegistryStakeBelowMinimum(bytes32 modelId, uint256 required, uint256 staked);
     /// @notice The hub's registry has no such model.
@@ -33,12 +44,14 @@ contract NodeRegistry is Owned {
     error NodeRegistryNothingToWithdraw(address node);
     /// @notice Only the market may do this.
     error NodeRegistryNotMarket(address caller);
-    /// @notice The node's remaining capacity in this epoch does not cover the units.
-    error NodeRegistryCapacityExceeded(address node, bytes32 modelId, uint256 remaining, uint256 units);
-    /// @notice The node is not active for the model in this epoch.
-    error NodeRegistryNotActive(address node, bytes32 modelId, uint256 epoch);
-    /// @notice A slash larger than the stake, or shares that do not add up.
-    error NodeRegistryInvalidSlash(uint256 amount, uint256 stake);
+    /// @notice The job is not assigned to `node` (it is to `assigned`, or not assigned at all).
+    error NodeRegistryNotAssigned(address market, uint256 id, address node, address assigned);
+    /// @notice The job exists already.
+    error NodeRegistryJobExists(address market, uint256 id);
+    /// @notice The job is not in the state this needs (see {JobState}).
+    error NodeRegistryJobNotReassignable(address market, uint256 id, JobState state);
+    /// @notice The assigned node's window is still open.
+    error NodeRegistryWindowOpen(address market, uint256 id, uint256 windowEnd);
     /// @notice An invalid parameter (zero epoch length, zero address).
     error NodeRegistryInvalidParameter();
     /// @notice No active node of the model's pool has `units` of capacity left in this epoch.
@@ -56,9 +69,51 @@ contract NodeRegistry is Owned {
     event Slashed(address indexed node, uint256 amount, address indexed toRequester, uint256 requesterShare, uint256 misses);
     event Suspended(address indexed node, uint256 indexed epoch, uint256 misses);
     event MinimumStakeSet(bytes32 indexed modelId, uint256 amount);
-    event MarketSet(address indexed market);
+    event MarketSet(address indexed market, bool allowed);
     event MaxMissesSet(uint256 maxMisses);
-    event Assigned(address indexed node, bytes32 indexed modelId, uint256 indexed epoch, bytes32 seed, uint256 units);
+    /// @notice A job was assigned to `node` (also after a reassignment), who alone may serve it until `windowEnd`.
+    event JobAssigned(address indexed market, uint256 indexed id, address indexed node, uint256 epoch, uint256 windowEnd);
+    /// @notice No node had the capacity for the job: it waits for {assignQueued}.
+    event JobQueued(address indexed market, uint256 indexed id, bytes32 indexed modelId, uint256 epoch);
+    /// @notice The job's window passed without `missed` serving it.
+    event JobReassigned(address indexed market, uint256 indexed id, address indexed missed, uint256 slashed);
+    /// @notice The job ended: served by `node`, or (node zero) settled another way.
+    event JobClosed(address indexed market, uint256 indexed id, address indexed node);
+    /// @notice Credited slash shares were claimed.
+    event Claimed(address indexed account, uint256 amount);
+    event PenaltySet(uint256 missPenalty, uint256 requesterShareBps, uint256 window);
+
+    /// @notice Where a job stands.
+    enum JobState {
+        /// @notice No such job.
+        None,
+        /// @notice Waiting for a node with capacity.
+        Queued,
+        /// @notice Assigned (see {Job.node} and {Job.windowEnd}).
+        Assigned,
+        /// @notice Served by its node, or settled another way.
+        Closed,
+        /// @notice Missed after its deadline: nobody is assigned any more; the request is refunded.
+        Lapsed
+    }
+
+    /// @notice A request as the registry assigns it.
+    struct Job {
+        /// @notice The node that alone may serve it now.
+        address node;
+        /// @notice Until when (a timestamp) only `node` may serve it; after it, anyone may reassign it.
+        uint40 windowEnd;
+        JobState state;
+        /// @notice How many nodes missed it.
+        uint8 misses;
+        /// @notice Who is credited the requester's share of a slash.
+        address requester;
+        /// @notice The request's deadline (a timestamp): a job missed after it is not assigned again.
+        uint40 deadline;
+        /// @notice The compute units it costs.
+        uint32 units;
+        bytes32 modelId;
+    }
 
     /// @notice A node's registration for one model.
     struct Membership {
@@ -79,8 +134,14 @@ contract NodeRegistry is Owned {
     /// @notice The hub's model registry.
     IModelRegistry public immutable registry;
 
-    /// @notice The market: spends capacity, slashes.
-    address public market;
+    /// @notice The markets: open and close jobs.
+    mapping(address => bool) public isMarket;
+    /// @notice Wei slashed from a node for each missed window (capped at its stake).
+    uint256 public missPenalty;
+    /// @notice The requester's share of a slash, in basis points.
+    uint256 public requesterShareBps;
+    /// @notice Seconds a node has to serve a job assigned to it.
+    uint256 public window;
     /// @notice Misses in one epoch after which a node is suspended for the rest of it (0: never).
     uint256 public maxMissesPerEpoch;
     /// @notice Slashed stake the protocol kept (withdrawable by the owner).
@@ -94,10 +155,13 @@ contract NodeRegistry is Owned {
     mapping(bytes32 modelId => address[]) private _poolNodes;
     mapping(address node => mapping(bytes32 modelId => mapping(uint256 epoch => uint256))) private _used;
     mapping(address node => mapping(uint256 epoch => uint256)) private _misses;
+    mapping(address market => mapping(uint256 id => Job)) private _jobs;
+    mapping(address account => uint256) private _credits;
 
     uint64 private constant FOREVER = type(uint64).max;
-    /// @notice The most nodes a model's pool holds (assignment walks them all).
-    uint256 public constant MAX_POOL_SIZE = 64;
+    /// @notice The most nodes a model's pool holds (assignment walks them all, inside the request
+    ///         message's gas: see {SertnMessages.requestGas}).
+    uint256 public constant MAX_POOL_SIZE = SertnMessages.MAX_POOL_SIZE;
 
     /// @param initialOwner Governance: sets minimum stakes, the market, the miss limit.
     /// @param registry_ The hub's model registry (models must exist there).
@@ -114,7 +178,7 @@ contract NodeRegistry is Owned {
     }
 
     modifier onlyMarket() {
-        if (msg.sender != market) revert NodeRegistryNotMarket(msg.sender);
+        if (!isMarket[msg.sender]) revert NodeRegistryNotMarket(msg.sender);
         _;
     }
 
@@ -174,48 +238,84 @@ contract NodeRegistry is Owned {
         emit Withdrawn(msg.sender, amount);
     }
 
-    // ─────────────────────────────── Market ───────────────────────────────
+    // ─────────────────────────────── Markets ──────────────────────────────
 
-    /// @notice Spends `units` of `node`'s capacity for `modelId` in the current epoch; reverts if the
-    ///         node is not active for it or the units exceed what is left.
-    function useCapacity(address node, bytes32 modelId, uint256 units) external onlyMarket {
-        uint256 now_ = epoch();
-        if (!_isActive(node, modelId, now_)) revert NodeRegistryNotActive(node, modelId, now_);
-        uint256 used = _used[node][modelId][now_];
-        uint256 remaining = _memberships[node][modelId].capacity - used;
-        if (units > remaining) revert NodeRegistryCapacityExceeded(node, modelId, remaining, units);
-        used += units;
-        _used[node][modelId][now_] = used;
-        emit CapacityUsed(node, modelId, now_, units, used);
+    /// @notice Opens request `id` of the calling market as a job and assigns it (see {JobAssigned});
+    ///         when no node of the pool has the capacity, queues it (see {JobQueued}) if `queue`,
+    ///         else opens nothing and returns zero (the market then fails the request).
+    /// @param units The model's compute units.
+    /// @param requester Credited the requester's share if a node misses the job.
+    /// @param deadline The request's deadline (a timestamp).
+    /// @return node The assigned node (zero: queued, or not opened).
+    function openJob(uint256 id, bytes32 modelId, uint32 units, address requester, uint40 deadline, bool queue)
+        external
+        onlyMarket
+        returns (address node)
+    {
+        Job storage j = _jobs[msg.sender][id];
+        if (j.state != JobState.None) revert NodeRegistryJobExists(msg.sender, id);
+        if (!queue) {
+            node = _draw(modelId, units, _seed(msg.sender, id, 0), address(0), epoch());
+            if (node == address(0)) return address(0);
+        }
+        j.requester = requester;
+        j.deadline = deadline;
+        j.units = units;
+        j.modelId = modelId;
+        node = _assign(msg.sender, id, j, address(0));
     }
 
-    /// @notice Assigns `units` of work for `modelId` to an active node of its pool, other than
-    ///         `exclude`, whose remaining capacity in this epoch covers them, and spends them. The node
-    ///         is drawn with a probability proportional to its stake, from `seed` (the market derives
-    ///         it from the request and a past block hash, so anyone can check the draw).
-    /// @return node The assigned node.
-    function assign(bytes32 modelId, uint256 units, bytes32 seed, address exclude) external onlyMarket returns (address node) {
-        uint256 now_ = epoch();
-        node = _draw(modelId, units, seed, exclude, now_);
-        uint256 used = _used[node][modelId][now_] + units;
-        _used[node][modelId][now_] = used;
-        emit CapacityUsed(node, modelId, now_, units, used);
-        emit Assigned(node, modelId, now_, seed, units);
+    /// @notice Closes the calling market's job `id`. With a node, it must be the assigned one (the
+    ///         market pays only it); with none, the request was settled another way (a refund, a
+    ///         spoke's receipt) and the job ends whoever holds it.
+    function closeJob(uint256 id, address node) external onlyMarket {
+        Job storage j = _jobs[msg.sender][id];
+        if (node != address(0)) {
+            if (j.state != JobState.Assigned || j.node != node) revert NodeRegistryNotAssigned(msg.sender, id, node, j.node);
+        } else if (j.state != JobState.Assigned && j.state != JobState.Queued) {
+            return;
+        }
+        j.state = JobState.Closed;
+        emit JobClosed(msg.sender, id, node);
     }
 
-    /// @notice Slashes `amount` of `node`'s stake for a missed window: `requesterShare` of it goes to
-    ///         `requester`, the rest to the protocol; counts the miss (and suspends the node for the
-    ///         rest of the epoch when it reaches the limit).
-    function slash(address node, uint256 amount, address requester, uint256 requesterShare) external onlyMarket {
-        uint256 staked = _stake[node];
-        if (amount > staked || requesterShare > amount) revert NodeRegistryInvalidSlash(amount, staked);
-        _stake[node] = staked - amount;
-        protocolBalance += amount - requesterShare;
-        uint256 now_ = epoch();
-        uint256 misses = ++_misses[node][now_];
-        if (requesterShare > 0) _send(requester, requesterShare);
-        emit Slashed(node, amount, requester, requesterShare, misses);
-        if (maxMissesPerEpoch != 0 && misses == maxMissesPerEpoch) emit Suspended(node, now_, misses);
+    // ─────────────────────────────── Anyone ───────────────────────────────
+
+    /// @notice Once the assigned node's window has passed, slashes it (the requester's share
+    ///         credited, the rest to the protocol), counts its miss, and assigns the job to another
+    ///         eligible node (queued if none has capacity; lapsed after the request's deadline).
+    function reassign(address market_, uint256 id) external {
+        Job storage j = _jobs[market_][id];
+        if (j.state != JobState.Assigned) revert NodeRegistryJobNotReassignable(market_, id, j.state);
+        if (block.timestamp <= j.windowEnd) revert NodeRegistryWindowOpen(market_, id, j.windowEnd);
+        address missed = j.node;
+        uint256 slashed = _slash(missed, j.requester);
+        if (j.misses < type(uint8).max) ++j.misses;
+        emit JobReassigned(market_, id, missed, slashed);
+        if (block.timestamp >= j.deadline) {
+            j.state = JobState.Lapsed;
+            j.node = address(0);
+            return;
+        }
+        _assign(market_, id, j, missed);
+    }
+
+    /// @notice Assigns a queued job now that some node may have capacity (a new epoch, a new node).
+    function assignQueued(address market_, uint256 id) external returns (address node) {
+        Job storage j = _jobs[market_][id];
+        if (j.state != JobState.Queued) revert NodeRegistryJobNotReassignable(market_, id, j.state);
+        node = _draw(j.modelId, j.units, _seed(market_, id, j.misses), address(0), epoch());
+        if (node == address(0)) revert NodeRegistryNoCapacity(j.modelId, j.units, epoch());
+        _take(market_, id, j, node);
+    }
+
+    /// @notice Sends the caller the slash shares credited to it.
+    function claim() external {
+        uint256 amount = _credits[msg.sender];
+        if (amount == 0) revert NodeRegistryNothingToWithdraw(msg.sender);
+        _credits[msg.sender] = 0;
+        _send(msg.sender, amount);
+        emit Claimed(msg.sender, amount);
     }
 
     // ─────────────────────────────── Owner ────────────────────────────────
@@ -226,11 +326,21 @@ contract NodeRegistry is Owned {
         emit MinimumStakeSet(modelId, amount);
     }
 
-    /// @notice The market that spends capacity and slashes.
-    function setMarket(address market_) external onlyOwner {
+    /// @notice Allows or disallows a market (a contract that records requests) to open and close jobs.
+    function setMarket(address market_, bool allowed) external onlyOwner {
         if (market_ == address(0)) revert NodeRegistryInvalidParameter();
-        market = market_;
-        emit MarketSet(market_);
+        isMarket[market_] = allowed;
+        emit MarketSet(market_, allowed);
+    }
+
+    /// @notice The slash for a missed window (wei), the requester's share of it (basis points), and
+    ///         the window (seconds) a node has to serve a job.
+    function setPenalty(uint256 missPenalty_, uint256 requesterShareBps_, uint256 window_) external onlyOwner {
+        if (requesterShareBps_ > 10_000 || window_ == 0 || window_ > type(uint32).max) revert NodeRegistryInvalidParameter();
+        missPenalty = missPenalty_;
+        requesterShareBps = requesterShareBps_;
+        window = window_;
+        emit PenaltySet(missPenalty_, requesterShareBps_, window_);
     }
 
     /// @notice Misses in one epoch after which a node is suspended for the rest of it (0: never).
@@ -297,12 +407,78 @@ contract NodeRegistry is Owned {
         return _memberships[node][modelId].capacity - _used[node][modelId][now_];
     }
 
+    /// @notice Request `id` of `market_` as a job.
+    function jobOf(address market_, uint256 id) external view returns (Job memory) {
+        return _jobs[market_][id];
+    }
+
+    /// @inheritdoc INodeRegistry
+    function hasJob(address market_, uint256 id) external view returns (bool) {
+        return _jobs[market_][id].state != JobState.None;
+    }
+
+    /// @notice Slash shares credited to `account`, to {claim}.
+    function creditOf(address account) external view returns (uint256) {
+        return _credits[account];
+    }
+
+    /// @notice `node`'s capacity for `modelId` used in epoch `e`.
+    function usedCapacity(address node, bytes32 modelId, uint256 e) external view returns (uint256) {
+        return _used[node][modelId][e];
+    }
+
     /// @notice `node`'s misses in epoch `e`.
     function missesOf(address node, uint256 e) external view returns (uint256) {
         return _misses[node][e];
     }
 
-    /// @dev The node `seed` draws among the eligible ones, each weighted by {_weight} (computed once).
+    /// @dev Draws a node for the job (excluding `exclude`) and gives it the job, or queues the job.
+    function _assign(address market_, uint256 id, Job storage j, address exclude) private returns (address node) {
+        uint256 now_ = epoch();
+        node = _draw(j.modelId, j.units, _seed(market_, id, j.misses), exclude, now_);
+        if (node == address(0)) {
+            j.state = JobState.Queued;
+            j.node = address(0);
+            emit JobQueued(market_, id, j.modelId, now_);
+        } else {
+            _take(market_, id, j, node);
+        }
+    }
+
+    /// @dev Gives the job to `node`: spends its capacity and opens its window.
+    function _take(address market_, uint256 id, Job storage j, address node) private {
+        uint256 now_ = epoch();
+        uint256 used = _used[node][j.modelId][now_] + j.units;
+        _used[node][j.modelId][now_] = used;
+        uint256 end = block.timestamp + window;
+        j.node = node;
+        j.windowEnd = uint40(end);
+        j.state = JobState.Assigned;
+        emit CapacityUsed(node, j.modelId, now_, j.units, used);
+        emit JobAssigned(market_, id, node, now_, end);
+    }
+
+    /// @dev The draw's seed: the job and the previous block's hash (known to all once mined, not
+    ///      chosen by the requester), and how many nodes missed it so far.
+    function _seed(address market_, uint256 id, uint8 misses) private view returns (bytes32) {
+        return keccak256(abi.encode(market_, id, misses, blockhash(block.number - 1)));
+    }
+
+    /// @dev Slashes `node` for a missed window; returns the amount.
+    function _slash(address node, address requester) private returns (uint256 amount) {
+        uint256 staked = _stake[node];
+        amount = missPenalty < staked ? missPenalty : staked;
+        _stake[node] = staked - amount;
+        uint256 share = amount * requesterShareBps / 10_000;
+        _credits[requester] += share;
+        protocolBalance += amount - share;
+        uint256 now_ = epoch();
+        uint256 misses = ++_misses[node][now_];
+        emit Slashed(node, amount, requester, share, misses);
+        if (maxMissesPerEpoch != 0 && misses == maxMissesPerEpoch) emit Suspended(node, now_, misses);
+    }
+
+    /// @dev The node `seed` draws among the eligible ones, each weighted by {_weight} (computed once); zero if none.
     function _draw(bytes32 modelId, uint256 units, bytes32 seed, address exclude, uint256 e) private view returns (address) {
         address[] storage pool = _poolNodes[modelId];
         uint256[] memory weights = new uint256[](pool.length);
@@ -311,7 +487,7 @@ contract NodeRegistry is Owned {
             weights[i] = _weight(pool[i], modelId, units, exclude, e);
             total += weights[i];
         }
-        if (total == 0) revert NodeRegistryNoCapacity(modelId, units, e);
+        if (total == 0) return address(0);
         uint256 draw = uint256(seed) % total;
         uint256 k;
         while (draw >= weights[k]) draw -= weights[k++];

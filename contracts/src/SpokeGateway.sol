@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {InferenceGateway} from "./InferenceGateway.sol";
 import {InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
+import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {MessengerApp} from "./messaging/MessengerApp.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
@@ -76,7 +77,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     /// @param registry_ The spoke's model registry.
     /// @param config_ The initial configuration.
     constructor(address initialOwner, IModelRegistry registry_, Config memory config_)
-        InferenceGateway(initialOwner, registry_, config_)
+        InferenceGateway(initialOwner, registry_, INodeRegistry(address(0)), config_)
     {}
 
     // ─────────────────────────────── Owner ────────────────────────────────
@@ -220,7 +221,8 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         Request storage r,
         int256[] calldata input,
         bytes32 inputRef,
-        uint256 messagingFee
+        uint256 messagingFee,
+        bool failIfNoCapacity
     ) internal override {
         bytes memory body = SertnMessages.encodeRequest(
             SertnMessages.SpokeRequest({
@@ -232,7 +234,8 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
                 requester: r.requester,
                 callbackGasLimit: r.callbackGasLimit,
                 escrow: r.escrow,
-                deadline: r.deadline
+                deadline: r.deadline,
+                failIfNoCapacity: failIfNoCapacity
             })
         );
         uint256 gas = SertnMessages.requestGas(input.length);

@@ -9,17 +9,21 @@
  *  "provers":{"ezkl-wasm":{"proveMs"},"ezkl-native":{"proveMs"}},
  *  "relayMs":{"<messenger>":{"spokeToHub":{"p50","p95"},"hubToSpoke":{"p50","p95"}}},"relayOverheadMs":{…},
  *  "blockTimeMs","crossChainE2eMs":{"<messenger>":{"p50","p95"}},
- *  "gasByChain":{"<messenger>":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}}}  (messengers: hyperlane, layerzero)
+ *  "gasByChain":{"<messenger>":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}},  (messengers: hyperlane, layerzero)
+ *  "operators":{"requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach"},
+ *  "gasNodes":{"requestInference","openJob","reassign"}}
  *
  * `npm run bench -- models <dir>` builds and measures a folder of models instead (see models.ts).
  *
  * BENCH_RUNS (default 5): engine and prover runs; BENCH_REQUESTS (default 20): spine requests;
  * BENCH_PROVER (default ezkl-native): the spine's prover; BENCH_ONLY=spine runs part 2 alone,
  * BENCH_ONLY=crosschain part 4 alone; BENCH_XCHAIN_REQUESTS (default 10) and BENCH_BLOCK_TIME
- * (seconds, default 1): part 4's requests and the anvils' block time.
+ * (seconds, default 1): part 4's requests and the anvils' block time; BENCH_OPERATORS_REQUESTS
+ * (default 24): part 5's burst (one operator, then two), BENCH_ONLY=operators runs it alone.
  */
 import { benchCrossChain } from './crosschain.ts'
 import { benchEngineAndGas } from './engine.ts'
+import { benchOperators } from './operators.ts'
 import { benchModels, modelsTable } from './models.ts'
 import { benchProvers } from './provers.ts'
 import { benchSpine } from './spine.ts'
@@ -31,7 +35,8 @@ const prover = (process.env.BENCH_PROVER ?? 'ezkl-native') as 'ezkl-wasm' | 'ezk
 
 const xchainRequests = Number(process.env.BENCH_XCHAIN_REQUESTS ?? 10)
 const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
-const only = process.env.BENCH_ONLY // 'spine' or 'crosschain' to run that part alone (for tuning)
+const operatorsRequests = Number(process.env.BENCH_OPERATORS_REQUESTS ?? 24)
+const only = process.env.BENCH_ONLY // 'spine', 'crosschain' or 'operators' to run that part alone (for tuning)
 
 async function main() {
   const [part, ...args] = process.argv.slice(2)
@@ -47,6 +52,10 @@ async function main() {
     console.log(JSON.stringify(await benchSpine({ requests, prover })))
     return
   }
+  if (only === 'operators') {
+    console.log(JSON.stringify(await benchOperators({ requests: operatorsRequests, prover })))
+    return
+  }
   if (only === 'crosschain') {
     console.log(JSON.stringify(await benchCrossChain({ requests: xchainRequests, prover, blockTime })))
     return
@@ -57,7 +66,8 @@ async function main() {
   log(`native is ${(provers['ezkl-wasm'].proveMs / provers['ezkl-native'].proveMs).toFixed(1)}× faster than WASM`)
   const spine = await benchSpine({ requests, prover })
   const crossChain = await benchCrossChain({ requests: xchainRequests, prover, blockTime })
-  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain }))
+  const operators = await benchOperators({ requests: operatorsRequests, prover })
+  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain, ...operators }))
 }
 
 main().then(

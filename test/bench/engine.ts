@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { keccak256, parseEventLogs, toHex } from 'viem'
 import { LOCAL_CHAINS, startLocalChain } from '../../chains/local.ts'
 import { confirm, deployContract, deployCore, registerModel } from '../../chains/evm/deploy.ts'
+import { openLocalPools } from '../../chains/evm/nodes.ts'
 import { ExampleClassifier, Halo2VerifierReusable, InferenceGateway } from '../../contracts/artifacts/index.ts'
 import { quantize, toFelt } from '../../core/field.ts'
 import { loadModelArtifacts, modelDir } from '../../core/manifest.ts'
@@ -50,8 +51,9 @@ export async function benchEngineAndGas(RUNS: number): Promise<EngineBench> {
       )
     }
 
-    const core = await deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true })
+    const core = await deployCore(owner, { allowInsecureSrs: true })
     const model = await registerModel(owner, { registry: core.registry, model: MODEL, allowInsecureSrs: true })
+    await openLocalPools(owner, core.nodeRegistry, { models: [model.modelId], nodes: [node] })
     const classifier = await deployContract(user, ExampleClassifier, [core.gateway, model.modelId])
 
     // requestInference, as the gateway's own cost (an EOA requester).

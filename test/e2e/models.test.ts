@@ -1,22 +1,23 @@
 /**
  * Every model the repository builds from its own code (circuits/sources/make.py, then `sertn model
  * build`): registered on a hub and a spoke with `registerModelOnNetwork` (artifacts uploaded to
- * arlocal), requested by a contract on the spoke, served by a node that fetches the artifacts from
- * storage (it has no local copy), proven natively, verified on the hub and again on the spoke, the
- * consumer called back with the output (or, for a hashed output, its commitment and where it is
- * stored). A convolutional model takes a hashed input stored on Arweave. Then the refusals: a
- * stored input that does not match its commitment, an artifact altered in storage, an unregistered
- * model, and a registry whose verifier is not the pinned one.
+ * arlocal) and its pool opened on the hub, requested by a contract on the spoke, served by a node
+ * that fetches the artifacts from storage (it has no local copy), proven natively, verified on the
+ * hub and again on the spoke, the consumer called back with the output (or, for a hashed output,
+ * its commitment and where it is stored). A convolutional model takes a hashed input stored on
+ * Arweave. Then the refusals: a stored input that does not match its commitment, an artifact
+ * altered in storage, an unregistered model, and a registry whose verifier is not the pinned one.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import { parseEventLogs, type Address, type Hex } from 'viem'
+import { formatEther, parseEventLogs, type Address, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { keccak256 } from 'viem'
 import { circuitParamsOf, confirm, deployContract, readManifest } from '../../chains/evm/deploy.ts'
 import { recordChainDeployments } from '../../chains/evm/crosschain.ts'
+import { openLocalPools } from '../../chains/evm/nodes.ts'
 import { registerModelOnNetwork, type NetworkRegistration, type RegistrationChain } from '../../chains/evm/register-model.ts'
 import { AcceptingVerifier, ModelRegistry, RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { artifactTags, localArtifactRefs, type ArtifactIndex } from '../../core/artifacts.ts'
@@ -78,6 +79,7 @@ beforeAll(async () => {
     { name: 'spoke', client: stack.spoke.owner, registry: spokeRegistry() },
   ]
   for (const name of ZOO) registered.set(name, await registerModelOnNetwork({ model: name, chains, storage, allowInsecureSrs: true }))
+  await openPools([...registered.values()].map((r) => r.modelId))
 }, 600_000)
 
 afterAll(async () => {
@@ -92,6 +94,14 @@ afterAll(async () => {
     { processGroups: () => stack?.processGroups() ?? [] },
   )
 })
+
+/**
+ * Opens the hub pools of models registered after the network was deployed: the stack's nodes join
+ * them, active from the next epoch (mined to), so that their requests are assigned.
+ */
+async function openPools(modelIds: readonly Hex[]): Promise<void> {
+  await openLocalPools(stack.local.hub.owner, stack.network.hub.core.nodeRegistry, { models: modelIds, nodes: stack.local.hub.nodes })
+}
 
 /** The model's sample input (circuits/<name>/input.json), quantised. */
 async function sampleOf(name: string): Promise<bigint[]> {
@@ -124,6 +134,7 @@ async function request(params: { modelId: Hex; input: readonly bigint[]; inputRe
         callbackGasLimit: gas,
         modelVersion: 0,
         artifactsHash: `0x${'00'.repeat(32)}`,
+        failIfNoCapacity: false,
       },
     ],
     value,
@@ -274,6 +285,7 @@ describe('refusals', () => {
     const dir = modelDir('sertn-mlp-twin')
     const genuine = await localArtifactRefs(dir)
     const reg = await registerModelOnNetwork({ model: dir, name: 'sertn-mlp-twin/altered', chains, storage, allowInsecureSrs: true })
+    await openPools([reg.modelId])
     const index = JSON.parse(new TextDecoder().decode(await storage.getById!(reg.index, { maxBytes: 1 << 20 }))) as ArtifactIndex
     const compiled = new Uint8Array(await readFile(join(dir, 'model.compiled')))
     compiled[100] = compiled[100]! ^ 0x01
@@ -485,8 +497,19 @@ describe('the sertn model commands on this network', () => {
     return { code, stdout, stderr }
   }
 
-  test('default: sertn model register puts a build on every chain (reusing its uploads); sertn model show reads it back with its usage', async () => {
-    const r = await sertn(['register', 'circuits/sertn-svm', '--name', 'sertn-svm/cli', '--fee', '0.002', '--json'])
+  type Pricing = { computeUnits: number; unitPrice: string; fee: string; symbol: string }
+  const registryOf = (chain: string) => chains.find((c) => c.name === chain)!.registry
+  /** The model's compute units, its pool's unit price and its fee on `client`'s registry `registry`. */
+  async function pricingOn(client: (typeof chains)[number]['client'], registry: Address, modelId: Hex) {
+    const [terms, unitPrice] = await Promise.all([
+      client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'tryGetRequestTerms', args: [modelId] }),
+      client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'unitPriceOf', args: [modelId] }),
+    ])
+    return { computeUnits: terms.computeUnits, unitPrice, fee: terms.fee }
+  }
+
+  test('default: sertn model register puts a build on every chain (reusing its uploads) at compute units × the pool’s unit price; sertn model show reads it back with its pricing and usage', async () => {
+    const r = await sertn(['register', 'circuits/sertn-svm', '--name', 'sertn-svm/cli', '--json'])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/local stack's dev owner key/)
     const reg = JSON.parse(r.stdout.trim().split('\n').pop()!) as {
@@ -494,6 +517,7 @@ describe('the sertn model commands on this network', () => {
       uploaded: number
       reused: number
       chains: Record<string, { vka: Address }>
+      pricing: Record<string, Pricing>
     }
     expect(reg.modelId).toBe(modelIdOf(stack.hub.owner.account.address, 'sertn-svm/cli'))
     expect(reg.uploaded).toBe(0) // the same build's files were uploaded before: found by tag
@@ -501,19 +525,81 @@ describe('the sertn model commands on this network', () => {
     const show = await sertn(['show', 'sertn-svm/cli', '--json'])
     expect(show.code, show.stderr).toBe(0)
     const shown = JSON.parse(show.stdout.trim().split('\n').pop()!) as {
-      chains: { chain: string; registered: boolean; name: string; version: number; usage: { requests: string } }[]
+      chains: ({ chain: string; registered: boolean; name: string; version: number; usage: { requests: string } } & Pricing)[]
     }
     expect(shown.chains.map((c) => [c.chain, c.registered, c.name, c.version, c.usage.requests])).toEqual([
       ['hub', true, 'sertn-svm/cli', 1, '0'],
       ['spoke', true, 'sertn-svm/cli', 1, '0'],
     ])
-    const fee = await stack.spoke.user.readContract({
-      address: spokeRegistry(),
-      abi: ModelRegistry.abi,
-      functionName: 'getModel',
-      args: [reg.modelId],
+    // On every chain the fee the registry quotes is the model's compute units (the manifest's) ×
+    // its pool's unit price (the registry's default here), and both commands print it.
+    const { manifest } = readManifest('sertn-svm')
+    for (const c of chains) {
+      const p = await pricingOn(c.client, c.registry, reg.modelId)
+      expect(p.computeUnits).toBe(manifest.computeUnits)
+      expect(p.unitPrice).toBe(
+        await c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'defaultUnitPrice' }),
+      )
+      expect(p.fee).toBe(BigInt(p.computeUnits) * p.unitPrice)
+      const printed = { computeUnits: p.computeUnits, unitPrice: String(p.unitPrice), fee: String(p.fee), symbol: 'ETH' }
+      expect(reg.pricing[c.name]).toEqual(printed)
+      expect(shown.chains.find((x) => x.chain === c.name)).toMatchObject(printed)
+    }
+  })
+
+  test('error: sertn model register takes no --fee: the fee is compute units × the pool’s unit price, set by the registry owner', async () => {
+    const r = await sertn(['register', 'circuits/sertn-svm', '--name', 'sertn-svm/fee', '--fee', '0.002'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(
+      /takes no --fee: a model's fee per inference is its compute units × its pool's unit price, set by the registry owner/,
+    )
+  })
+
+  test('behavior: the spoke registry’s owner prices the model’s pool there and the spoke gateway’s quote follows; a stranger cannot', async () => {
+    const modelId = modelIdOf(stack.hub.owner.account.address, 'sertn-svm/cli')
+    const registry = registryOf('spoke')
+    const quote = () =>
+      stack.spoke.user.readContract({
+        address: spokeGateway(),
+        abi: SpokeGateway.abi,
+        functionName: 'quote',
+        args: [modelId, CALLBACK_GAS],
+      })
+    const setUnitPrice = (client: typeof stack.spoke.owner, price: bigint) =>
+      client.simulateContract({ address: registry, abi: ModelRegistry.abi, functionName: 'setUnitPrice', args: [modelId, price] })
+    const before = await pricingOn(stack.spoke.owner, registry, modelId)
+    const hubBefore = await pricingOn(stack.hub.owner, registryOf('hub'), modelId)
+    const quoted = await quote()
+    const price = before.unitPrice * 3n
+
+    expect(await expectRevert(setUnitPrice(stack.spoke.user, price))).toEqual({
+      errorName: 'OwnedUnauthorized',
+      args: [stack.spoke.user.account.address],
     })
-    expect(fee.fee).toBe(2_000_000_000_000_000n)
+    expect(await quote()).toBe(quoted)
+
+    const { request } = await setUnitPrice(stack.spoke.owner, price)
+    await confirm(stack.spoke.owner, await stack.spoke.owner.writeContract(request))
+    try {
+      expect(await pricingOn(stack.spoke.owner, registry, modelId)).toEqual({
+        computeUnits: before.computeUnits,
+        unitPrice: price,
+        fee: BigInt(before.computeUnits) * price,
+      })
+      // The quote's fee part moved by the change; gas and messaging parts are as before.
+      expect(await quote()).toBe(quoted + BigInt(before.computeUnits) * (price - before.unitPrice))
+      // Prices are per chain: the hub's is untouched.
+      expect(await pricingOn(stack.hub.owner, registryOf('hub'), modelId)).toEqual(hubBefore)
+      const show = await sertn(['show', 'sertn-svm/cli'])
+      expect(show.code, show.stderr).toBe(0)
+      expect(show.stdout).toContain(
+        `fee ${formatEther(BigInt(before.computeUnits) * price)} ETH per inference (${before.computeUnits} compute unit`,
+      )
+    } finally {
+      const { request: reset } = await setUnitPrice(stack.spoke.owner, 0n)
+      await confirm(stack.spoke.owner, await stack.spoke.owner.writeContract(reset))
+    }
+    expect(await quote()).toBe(quoted)
   })
 
   test('default: sertn model backtest verify checks the published pairs and exits 0 when all are valid', async () => {

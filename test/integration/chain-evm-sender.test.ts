@@ -2,15 +2,16 @@
  * The EVM chain plugin's settlement on a real anvil with a real proof: concurrent fulfil/fail calls
  * from one account without nonce collisions, idempotent retries that send nothing, non-retryable
  * errors for rejected results, enough gas for the largest callbacks, and a race lost to another
- * node reported as already settled.
+ * node (the one the request was reassigned to once our window passed) reported as already settled.
  */
 import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { DEV_ONLY } from '../support/artifacts.ts'
 import { parseEventLogs, parseGwei, toHex, type Address, type Hex } from 'viem'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
-import { GasGuzzlerConsumer, InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
+import { GasGuzzlerConsumer, InferenceGateway, NodeRegistry, RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { anvilAccount } from '../../chains/evm/clients.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import { DEFAULT_NODE_POOL, mineToNextEpoch, openLocalPools } from '../../chains/evm/nodes.ts'
 import {
   evmChain,
   InvalidProofError,
@@ -273,40 +274,59 @@ describe('rejections', () => {
     expect(await nonces()).toEqual(after)
   })
 
-  test('behavior: another node settles it between our simulation and our transaction: alreadySettled after the revert', async () => {
-    await confirm(
-      t.owner,
-      await t.owner.writeContract({
-        address: t.core.gateway,
-        abi: InferenceGateway.abi,
-        functionName: 'setNode',
-        args: [t.stranger.account.address, true],
-      }),
-    )
+  test('behavior: another node settles it between our simulation and our transaction (reassigned to it once our window passed): alreadySettled after the revert', async () => {
+    // Assigned to our node (the pool's only one so far); then the stranger joins the pool, and our window passes.
     const r = await request()
+    const id = BigInt(r.requestId)
+    const job = () =>
+      t.owner.readContract({ address: t.core.nodeRegistry, abi: NodeRegistry.abi, functionName: 'jobOf', args: [t.core.gateway, id] })
+    expect((await job()).node).toBe(t.node.account.address)
+    await openLocalPools(t.owner, t.core.nodeRegistry, { models: [t.demo.modelId], nodes: [t.stranger] })
+    await increaseTime(t.owner, Number(DEFAULT_NODE_POOL.window) + 1)
     const before = await nonces()
     await rpc('evm_setAutomine', [false])
     const ours = chain.fulfill(r, result)
     await waitUntil('our transaction in the pool', async () => (await nonces()).pending === before.pending + 1)
-    // The other node's transaction pays a higher tip, so anvil orders it first in the next block.
+    // The stranger reassigns the job (to itself: the only other node) and fulfils it, paying a
+    // higher tip, so anvil orders both before ours in the next block.
+    const tip = { gas: 3_000_000n, maxPriorityFeePerGas: parseGwei('50'), maxFeePerGas: parseGwei('100') }
+    await t.stranger.writeContract({
+      address: t.core.nodeRegistry,
+      abi: NodeRegistry.abi,
+      functionName: 'reassign',
+      args: [t.core.gateway, id],
+      ...tip,
+    })
     await t.stranger.writeContract({
       address: t.core.gateway,
       abi: InferenceGateway.abi,
       functionName: 'fulfill',
-      args: [BigInt(r.requestId), input, result.output.map(BigInt), result.proof, { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }],
-      gas: 3_000_000n,
-      maxPriorityFeePerGas: parseGwei('50'),
-      maxFeePerGas: parseGwei('100'),
+      args: [id, input, result.output.map(BigInt), result.proof, { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }],
+      ...tip,
     })
     await rpc('evm_mine', [])
     expect(await ours).toEqual({ status: 'Fulfilled', alreadySettled: true })
+    expect(await job()).toMatchObject({ node: t.stranger.account.address, state: 3 /* Closed */, misses: 1 })
     // Our transaction was sent (and reverted): the nonce moved by one.
     expect((await nonces()).latest).toBe(before.latest + 1)
     const block = await t.node.getBlock({ blockTag: 'latest' })
-    expect(block.transactions).toHaveLength(2)
-    const ourReceipt = await t.node.getTransactionReceipt({ hash: block.transactions[1]! })
+    expect(block.transactions).toHaveLength(3)
+    const ourReceipt = await t.node.getTransactionReceipt({ hash: block.transactions[2]! })
     expect(ourReceipt.from.toLowerCase()).toBe(t.node.account.address.toLowerCase())
     expect(ourReceipt.status).toBe('reverted')
+
+    // The stranger leaves the pool again (from the next epoch): the requests below are our node's.
+    await rpc('evm_setAutomine', [true])
+    await confirm(
+      t.stranger,
+      await t.stranger.writeContract({
+        address: t.core.nodeRegistry,
+        abi: NodeRegistry.abi,
+        functionName: 'leave',
+        args: [t.demo.modelId],
+      }),
+    )
+    await mineToNextEpoch(t.owner, t.core.nodeRegistry)
   })
 
   test('error: an expired request is a non-retryable RequestExpiredError; fail still ends it', async () => {

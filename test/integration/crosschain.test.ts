@@ -2,7 +2,8 @@
  * The cross-chain contracts over real Hyperlane v3 core contracts on anvils, relayed by the local
  * validator and relayer agents: a consumer on the spoke chain (B) requests; the SpokeGateway
  * escrows and sends the request through B's HyperlanePort to A's port, which hands it to the hub's
- * InferenceMarket (chain A), which records it; the hub node submits a real EZKL proof, verified on
+ * InferenceMarket (chain A), which records it and opens it as a job in the hub's NodeRegistry,
+ * assigned to the node of the model's pool; that node submits a real EZKL proof, verified on
  * the hub before the result goes back port to port; the spoke verifies it again with its own
  * verifier and the spoke registry's VKA, pays the node, calls the consumer back and sends a
  * settlement receipt that closes the request on the hub. Failures, refunds and results the spoke
@@ -41,6 +42,7 @@ import {
   HyperlanePort,
   InferenceMarket,
   ModelRegistry,
+  NodeRegistry,
   RecordingConsumer,
   SpokeGateway,
   TestHubDispatcher,
@@ -66,6 +68,7 @@ import {
   type CoreDeployment,
   type RegisteredModel,
 } from '../../chains/evm/deploy.ts'
+import { openLocalPools } from '../../chains/evm/nodes.ts'
 import { loadModelArtifacts, modelDir } from '../../core/manifest.ts'
 import { createEzklWasmProver, type InferenceProof } from '../../plugins/provers/ezkl-wasm/index.ts'
 import {
@@ -480,6 +483,7 @@ const requestBody = (r: {
   callbackGasLimit: number
   escrow: bigint
   deadline: number
+  failIfNoCapacity?: boolean
 }) =>
   encodePacked(
     ['uint8', 'bytes'],
@@ -487,9 +491,9 @@ const requestBody = (r: {
       5,
       encodeAbiParameters(
         parseAbiParameters(
-          '(uint256 requestId, bytes32 modelId, uint32 modelVersion, int256[] input, bytes32 inputRef, address requester, uint32 callbackGasLimit, uint96 escrow, uint40 deadline)',
+          '(uint256 requestId, bytes32 modelId, uint32 modelVersion, int256[] input, bytes32 inputRef, address requester, uint32 callbackGasLimit, uint96 escrow, uint40 deadline, bool failIfNoCapacity)',
         ),
-        [{ ...r, input: [...r.input] }],
+        [{ ...r, input: [...r.input], failIfNoCapacity: r.failIfNoCapacity ?? false }],
       ),
     ],
   )
@@ -679,7 +683,7 @@ beforeAll(async () => {
       ...DEV_ONLY,
     })
     marketNonce = await hubOwner.getTransactionCount({ address: hubOwner.account.address, blockTag: 'pending' })
-    market = await deployMarket(hubOwner, { registry: hubCore.registry, nodes: [node.account.address] })
+    market = await deployMarket(hubOwner, { registry: hubCore.registry, nodeRegistry: hubCore.nodeRegistry })
     await allowHyperlaneApp(hubOwner, coreA.port, market)
   }
   const deploySpokeChain = async () => {
@@ -736,6 +740,11 @@ beforeAll(async () => {
   ])
   if (undeployedHub.modelId !== undeployedSpoke.modelId) throw new Error('the hub and the spoke owners differ: model ids differ')
   undeployedModel = undeployedHub.modelId
+  // The node serves every hub model's pool (the only node there: every request is assigned to it).
+  await openLocalPools(hubOwner, hubCore.nodeRegistry, {
+    models: [hubDemo.modelId, hubDrift!.modelId, undeployedHub.modelId],
+    nodes: [node],
+  })
 
   const { x, p } = await proving
   input = x
@@ -821,6 +830,7 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
       callbackGasLimit: CALLBACK_GAS,
       escrow: req.escrow,
       deadline: stored.deadline,
+      failIfNoCapacity: false,
     }
     expectHyperlaneMessage(req.sent, {
       origin: HL_SPOKE,
@@ -1041,11 +1051,34 @@ describe('hub rejections', () => {
     mid = await recorded(id)
   })
 
-  test('error: submitResult by an account that is not a node', async () => {
-    expect(await submitRevert(mid, { from: hubStranger })).toEqual({
-      errorName: 'MarketUnauthorizedNode',
-      args: [hubStranger.account.address],
+  test('error: submitResult or failRequest by an account the request is not assigned to (the node registry refuses it)', async () => {
+    const job = await hubManual.readContract({
+      address: hubCore.nodeRegistry,
+      abi: NodeRegistry.abi,
+      functionName: 'jobOf',
+      args: [market, mid],
     })
+    expect(job).toMatchObject({ node: node.account.address, state: 2 /* Assigned */ })
+    // A valid result, copied from the assigned node: verified, and then refused to anyone else.
+    const notAssigned = { errorName: 'NodeRegistryNotAssigned', args: [market, mid, hubStranger.account.address, node.account.address] }
+    expect(await submitRevert(mid, { from: hubStranger })).toEqual(notAssigned)
+    const fee = await hubStranger.readContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'quoteFailure',
+      args: [mid, E.ModelFailed, 'not mine'],
+    })
+    expect(
+      await expectRevert(
+        hubStranger.simulateContract({
+          address: market,
+          abi: InferenceMarket.abi,
+          functionName: 'failRequest',
+          args: [mid, E.ModelFailed, 'not mine'],
+          value: fee,
+        }),
+      ),
+    ).toEqual(notAssigned)
   })
 
   test('error: submitResult with a tampered proof, or a proof of another output', async () => {
@@ -1515,26 +1548,20 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
         }),
       ),
     ).toEqual({ errorName: 'PortUnauthorizedCaller', args: [spokeStranger.account.address] })
-    // Even the spoke's owner made a node, with a valid proof, cannot settle locally.
-    await confirm(
-      spokeOwner,
-      await spokeOwner.writeContract({
-        address: spoke.gateway,
-        abi: SpokeGateway.abi,
-        functionName: 'setNode',
-        args: [spokeOwner.account.address, true],
-      }),
-    )
-    expect(
-      await expectRevert(
-        spokeOwner.simulateContract({
-          address: spoke.gateway,
-          abi: SpokeGateway.abi,
-          functionName: 'fulfill',
-          args: [id, input, [...proof.output], proof.proof, REFS],
-        }),
-      ),
-    ).toEqual({ errorName: 'SpokeLocalFulfillDisabled', args: [] })
+    // No one settles on the spoke itself, with a valid proof or not: not the spoke's owner, not the
+    // node the hub assigned the request to (answers come from the hub only).
+    for (const who of [spokeOwner, createSertnClient(anvilB!.chain, node.account)]) {
+      expect(
+        await expectRevert(
+          who.simulateContract({
+            address: spoke.gateway,
+            abi: SpokeGateway.abi,
+            functionName: 'fulfill',
+            args: [id, input, [...proof.output], proof.proof, REFS],
+          }),
+        ),
+      ).toEqual({ errorName: 'SpokeLocalFulfillDisabled', args: [] })
+    }
     expect(
       await expectRevert(
         spokeOwner.simulateContract({
@@ -1548,15 +1575,6 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
       errorName: 'SpokeLocalFailDisabled',
       args: [],
     })
-    await confirm(
-      spokeOwner,
-      await spokeOwner.writeContract({
-        address: spoke.gateway,
-        abi: SpokeGateway.abi,
-        functionName: 'setNode',
-        args: [spokeOwner.account.address, false],
-      }),
-    )
     // Routes, the hub and the port are owner-managed.
     for (const [functionName, args] of [
       ['setHub', [HUB, coreB.port, addressAsBytes32(rogueA)]],

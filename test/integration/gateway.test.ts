@@ -1,7 +1,8 @@
 /**
  * The inference gateway on anvil with real EZKL proofs and the real Halo2 verifier: a request is
  * fulfilled only with a proof for its own input and the delivered output, through the model's
- * pinned verifying key, at most once, by an authorised node; consumers cannot harm settlement.
+ * pinned verifying key, at most once, by the node the node registry assigned it to (its job there
+ * closed by the fulfilment, a failure or a refund); consumers cannot harm settlement.
  */
 import { DEV_ONLY } from '../support/artifacts.ts'
 import { readFileSync } from 'node:fs'
@@ -14,6 +15,7 @@ import {
   GasGuzzlerConsumer,
   InferenceGateway,
   ModelRegistry,
+  NodeRegistry,
   RecordingConsumer,
   ReturnBombConsumer,
   RevertingConsumer,
@@ -34,13 +36,15 @@ import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { loadModelArtifacts, modelDir, type ModelArtifacts } from '../../core/manifest.ts'
 import { createEzklWasmProver, type EzklWasmProver, type InferenceProof } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { createOnnxRuntime, type OnnxRuntime } from '../../plugins/runtimes/onnx/index.ts'
-import { balanceOf, expectRevert, increaseTime, startTestChain, type TestChain } from '../support/chain.ts'
+import { balanceOf, expectRevert, increaseTime, joinPools, startTestChain, type TestChain } from '../support/chain.ts'
 
 const PENDING = 1
 const FULFILLED = 2
 const FAILED = 3
 const REFUNDED = 4
 const CALLBACK = { Succeeded: 0, Failed: 1, Skipped: 2 } as const
+/** A job's states in the node registry (NodeRegistry.JobState). */
+const JOB = { Queued: 1, Assigned: 2, Closed: 3 } as const
 const GAS = 200_000
 const NO_REFS = { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }
 
@@ -126,6 +130,11 @@ async function expectPending(id: bigint) {
   expect((await requestOf(id)).status).toBe(PENDING)
 }
 
+/** Request `id`'s job in the node registry (the gateway is its market). */
+async function jobOf(id: bigint) {
+  return t.user.readContract({ address: t.core.nodeRegistry, abi: NodeRegistry.abi, functionName: 'jobOf', args: [t.core.gateway, id] })
+}
+
 // ─────────────────────────────── tests ─────────────────────────────────
 
 describe('fulfilment', () => {
@@ -142,6 +151,8 @@ describe('fulfilment', () => {
     await confirm(t.user, await t.user.writeContract(request))
     const stored = await requestOf(id)
     expect(stored).toMatchObject({ status: PENDING, requester: classifier, modelId: t.demo.modelId, escrow: price })
+    // The request is a job in the node registry, assigned to the demo pool's only node.
+    expect(await jobOf(id)).toMatchObject({ state: JOB.Assigned, node: t.node.account.address, requester: classifier })
 
     const nodeBefore = await balanceOf(t.node, t.node.account.address)
     const { receipt, event } = await fulfil(id, inputA, proofA)
@@ -154,6 +165,7 @@ describe('fulfilment', () => {
       callbackStatus: CALLBACK.Succeeded,
     })
     expect((await requestOf(id)).status).toBe(FULFILLED)
+    expect((await jobOf(id)).state).toBe(JOB.Closed)
 
     const c = await t.user.readContract({ address: classifier, abi: ExampleClassifier.abi, functionName: 'classification', args: [id] })
     const argmax = proofA.output.reduce((best, v, i, a) => (v > a[best]! ? i : best), 0)
@@ -233,10 +245,14 @@ describe('rejected results leave the request open', () => {
     await expectPending(id)
   })
 
-  test('error: fulfilment by an unauthorised sender', async () => {
+  test('error: fulfilment by a sender the request is not assigned to (the node registry refuses it)', async () => {
     const err = await expectRevert(simulateFulfil(t.stranger, id, inputA, proofA.output, proofA.proof))
-    expect(err).toEqual({ errorName: 'GatewayUnauthorizedNode', args: [t.stranger.account.address] })
+    expect(err).toEqual({
+      errorName: 'NodeRegistryNotAssigned',
+      args: [t.core.gateway, id, t.stranger.account.address, t.node.account.address],
+    })
     await expectPending(id)
+    expect(await jobOf(id)).toMatchObject({ state: JOB.Assigned, node: t.node.account.address })
   })
 
   test('error: too little gas to give the callback its limit', async () => {
@@ -369,13 +385,74 @@ describe('failure and refunds', () => {
     expect(err).toEqual({ errorName: 'GatewayRequestNotPending', args: [id, FAILED] })
   })
 
-  test('error: only nodes fail requests', async () => {
+  test('error: only the assigned node fails a request', async () => {
     const id = await request(recording, inputA)
     const err = await expectRevert(
       t.stranger.simulateContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'fail', args: [id, 0, ''] }),
     )
-    expect(err.errorName).toBe('GatewayUnauthorizedNode')
+    expect(err).toEqual({
+      errorName: 'NodeRegistryNotAssigned',
+      args: [t.core.gateway, id, t.stranger.account.address, t.node.account.address],
+    })
     await expectPending(id)
+  })
+
+  test('error: a request no node serves yet (its model’s pool is empty) is queued, and no one may answer it', async () => {
+    const lonely = await registerModel(t.owner, {
+      registry: t.core.registry,
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/no-pool',
+      vka: t.demo.vka,
+      allowInsecureSrs: true,
+    })
+    const id = await request(recording, inputA, { modelId: lonely.modelId })
+    expect(await jobOf(id)).toMatchObject({ state: JOB.Queued, node: '0x0000000000000000000000000000000000000000' })
+    expect(await expectRevert(simulateFulfil(t.node, id, inputA, proofA.output, proofA.proof))).toEqual({
+      errorName: 'NodeRegistryNotAssigned',
+      args: [t.core.gateway, id, t.node.account.address, '0x0000000000000000000000000000000000000000'],
+    })
+    await expectPending(id)
+    // A requester who chose to fail rather than wait is refused at once, paying nothing.
+    const params = {
+      modelId: lonely.modelId,
+      input: inputA,
+      inputRef: `0x${'00'.repeat(32)}` as Hex,
+      callbackGasLimit: GAS,
+      modelVersion: 0,
+      artifactsHash: `0x${'00'.repeat(32)}` as Hex,
+      failIfNoCapacity: true,
+    }
+    const value = await t.user.readContract({
+      address: t.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'quote',
+      args: [lonely.modelId, GAS],
+    })
+    expect(
+      await expectRevert(
+        t.user.simulateContract({
+          address: t.core.gateway,
+          abi: InferenceGateway.abi,
+          functionName: 'requestInferenceWith',
+          args: [params],
+          value,
+        }),
+      ),
+    ).toEqual({ errorName: 'GatewayNoCapacity', args: [lonely.modelId] })
+    // With capacity (the demo's pool), the same choice is served as usual.
+    const { result } = await t.user.simulateContract({
+      address: t.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'requestInferenceWith',
+      args: [{ ...params, modelId: t.demo.modelId }],
+      value: await t.user.readContract({
+        address: t.core.gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'quote',
+        args: [t.demo.modelId, GAS],
+      }),
+    })
+    expect(result).toBeGreaterThan(0n)
   })
 
   test('behavior: no refund before the deadline; anyone refunds after it, and fulfilment is then refused', async () => {
@@ -395,6 +472,7 @@ describe('failure and refunds', () => {
     await confirm(t.stranger, await t.stranger.writeContract(tx))
     expect(await balanceOf(t.user, recording)).toBe(before + escrow)
     expect((await requestOf(id)).status).toBe(REFUNDED)
+    expect((await jobOf(id)).state).toBe(JOB.Closed) // nobody holds it any more
     expect(
       await t.user.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [id] }),
     ).toBe(6n) // Timeout
@@ -432,6 +510,7 @@ describe('the registry pins the circuit', () => {
       name: 'sertn-mlp-demo/versioned',
       allowInsecureSrs: true,
     })
+    await joinPools(t, [model.modelId])
   })
 
   test('behavior: a request made before a circuit update cannot be fulfilled after it', async () => {
@@ -458,8 +537,8 @@ describe('the registry pins the circuit', () => {
       t.stranger.simulateContract({
         address: t.core.registry,
         abi: ModelRegistry.abi,
-        functionName: 'setPricing',
-        args: [model.modelId, 0n, 1],
+        functionName: 'setComputeUnits',
+        args: [model.modelId, 2],
       }),
     )
     expect(err).toEqual({ errorName: 'ModelRegistryNotModelOwner', args: [model.modelId, t.stranger.account.address] })
@@ -475,17 +554,16 @@ describe('the registry pins the circuit', () => {
       args: [t.demo.modelId],
     })
     const artifacts = await localArtifactRefs(modelDir('sertn-mlp-demo'))
-    const params = (vkaCodeHash: Hex) => ({
+    const params = (vkaCodeHash: Hex, computeUnits: number) => ({
       circuit: circuitParamsOf(demo.manifest, artifacts, m.vka, vkaCodeHash),
-      computeUnits: 1,
-      fee: 1n,
+      computeUnits,
     })
-    const register = (who: SertnClient, name: string, value: bigint, vkaCodeHash: Hex = m.vkaCodeHash) =>
+    const register = (who: SertnClient, name: string, value: bigint, vkaCodeHash: Hex = m.vkaCodeHash, computeUnits = 1) =>
       who.simulateContract({
         address: t.core.registry,
         abi: ModelRegistry.abi,
         functionName: 'registerModel',
-        args: [name, params(vkaCodeHash)],
+        args: [name, params(vkaCodeHash, computeUnits)],
         value,
       })
     expect(await expectRevert(register(t.stranger, 'fresh', 0n))).toEqual({
@@ -499,10 +577,117 @@ describe('the registry pins the circuit', () => {
     expect((await expectRevert(register(t.stranger, 'fresh', fee, `0x${'11'.repeat(32)}`))).errorName).toBe(
       'ModelRegistryVkaCodeHashMismatch',
     )
+    // A model costs at least one compute unit: a node's capacity is spent by them.
+    expect(await expectRevert(register(t.stranger, 'fresh', fee, m.vkaCodeHash, 0))).toEqual({
+      errorName: 'ModelRegistryZeroComputeUnits',
+      args: [],
+    })
     // Another account's model of the same name is another model: names cannot be squatted.
     const { result } = await register(t.stranger, 'sertn-mlp-demo', fee)
     expect(result).toBe(modelIdOf(t.stranger.account.address, 'sertn-mlp-demo'))
     expect(result).not.toBe(t.demo.modelId)
+  })
+})
+
+describe('a model’s fee is its compute units × its pool’s unit price, set by the registry owner', () => {
+  const UNITS = 3
+  let priced: RegisteredModel
+  let gasPart: (gas: number) => bigint
+  const on = { address: () => t.core.registry, abi: ModelRegistry.abi }
+  const setUnitPrice = (who: SertnClient, modelId: Hex, price: bigint) =>
+    who.simulateContract({ address: on.address(), abi: on.abi, functionName: 'setUnitPrice', args: [modelId, price] })
+  const setDefaultUnitPrice = (who: SertnClient, price: bigint) =>
+    who.simulateContract({ address: on.address(), abi: on.abi, functionName: 'setDefaultUnitPrice', args: [price] })
+  const setComputeUnits = (who: SertnClient, modelId: Hex, units: number) =>
+    who.simulateContract({ address: on.address(), abi: on.abi, functionName: 'setComputeUnits', args: [modelId, units] })
+  /** Sends a call the registry owner (who also owns the model) simulated. */
+  const send = async (simulated: Promise<{ request: unknown }>) => {
+    const { request } = await simulated
+    await confirm(t.owner, await t.owner.writeContract(request as never))
+  }
+  const unitPriceOf = () => t.user.readContract({ address: on.address(), abi: on.abi, functionName: 'unitPriceOf', args: [priced.modelId] })
+  const termsOf = () =>
+    t.user.readContract({ address: on.address(), abi: on.abi, functionName: 'tryGetRequestTerms', args: [priced.modelId] })
+  const defaultPrice = () => t.user.readContract({ address: on.address(), abi: on.abi, functionName: 'defaultUnitPrice' })
+
+  beforeAll(async () => {
+    priced = await registerModel(t.owner, {
+      registry: t.core.registry,
+      model: 'sertn-mlp-demo',
+      name: 'sertn-mlp-demo/priced',
+      vka: t.demo.vka,
+      computeUnits: UNITS,
+      allowInsecureSrs: true,
+    })
+    const config = await t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'config' })
+    gasPart = (gas) => (BigInt(config.fulfillGasOverhead) + BigInt(gas)) * config.gasPrice
+  })
+
+  test('default: the quote is computeUnits × the default unit price + (fulfilment overhead + callback gas) × gas price', async () => {
+    const price = await defaultPrice()
+    expect(price).toBe(10n ** 15n) // deployCore's default: the 1-unit demo model costs 0.001 ETH
+    expect(await unitPriceOf()).toBe(price)
+    expect(await termsOf()).toMatchObject({ computeUnits: UNITS, fee: BigInt(UNITS) * price })
+    expect(await quote(priced.modelId, GAS)).toBe(BigInt(UNITS) * price + gasPart(GAS))
+    expect(await quote(priced.modelId, 500_000)).toBe(BigInt(UNITS) * price + gasPart(500_000))
+    expect(await quote(t.demo.modelId)).toBe(price + gasPart(GAS)) // the demo model: 1 unit
+  })
+
+  test('behavior: the registry owner prices the model’s pool (0: back to the default); the quote follows, and a request escrows it', async () => {
+    const price = await defaultPrice()
+    await send(setUnitPrice(t.owner, priced.modelId, 7n * 10n ** 14n))
+    expect(await unitPriceOf()).toBe(7n * 10n ** 14n)
+    expect(await quote(priced.modelId)).toBe(BigInt(UNITS) * 7n * 10n ** 14n + gasPart(GAS))
+    expect(await quote(t.demo.modelId)).toBe(price + gasPart(GAS)) // other models keep the default
+    const id = await request(recording, inputA, { modelId: priced.modelId })
+    expect((await requestOf(id)).escrow).toBe(BigInt(UNITS) * 7n * 10n ** 14n + gasPart(GAS))
+
+    await send(setUnitPrice(t.owner, priced.modelId, 0n))
+    expect(await unitPriceOf()).toBe(price)
+    expect(await quote(priced.modelId)).toBe(BigInt(UNITS) * price + gasPart(GAS))
+  })
+
+  test('behavior: the default unit price prices every pool without its own; the model owner’s compute units scale the fee', async () => {
+    const price = await defaultPrice()
+    try {
+      await send(setDefaultUnitPrice(t.owner, 2n * price))
+      expect(await quote(priced.modelId)).toBe(BigInt(UNITS) * 2n * price + gasPart(GAS))
+      await send(setComputeUnits(t.owner, priced.modelId, UNITS + 2))
+      expect(await quote(priced.modelId)).toBe(BigInt(UNITS + 2) * 2n * price + gasPart(GAS))
+      expect(await termsOf()).toMatchObject({ computeUnits: UNITS + 2 })
+    } finally {
+      await send(setDefaultUnitPrice(t.owner, price))
+      await send(setComputeUnits(t.owner, priced.modelId, UNITS))
+    }
+  })
+
+  test('error: only the registry owner sets unit prices; only the model owner sets compute units, never 0; a fee past 96 bits reverts', async () => {
+    const unauthorized = { errorName: 'OwnedUnauthorized', args: [t.stranger.account.address] }
+    expect(await expectRevert(setUnitPrice(t.stranger, priced.modelId, 1n))).toEqual(unauthorized)
+    expect(await expectRevert(setDefaultUnitPrice(t.stranger, 1n))).toEqual(unauthorized)
+    expect(await expectRevert(setComputeUnits(t.stranger, priced.modelId, 1))).toEqual({
+      errorName: 'ModelRegistryNotModelOwner',
+      args: [priced.modelId, t.stranger.account.address],
+    })
+    expect(await expectRevert(setComputeUnits(t.owner, priced.modelId, 0))).toEqual({
+      errorName: 'ModelRegistryZeroComputeUnits',
+      args: [],
+    })
+    const unknown = modelIdOf(t.owner.account.address, 'no-such-model')
+    expect(await expectRevert(setUnitPrice(t.owner, unknown, 1n))).toEqual({
+      errorName: 'ModelRegistryUnknownModel',
+      args: [unknown],
+    })
+    const max = 2n ** 96n - 1n
+    await send(setUnitPrice(t.owner, priced.modelId, max))
+    try {
+      expect(await expectRevert(quote(priced.modelId))).toEqual({
+        errorName: 'ModelRegistryFeeOverflow',
+        args: [priced.modelId, BigInt(UNITS) * max],
+      })
+    } finally {
+      await send(setUnitPrice(t.owner, priced.modelId, 0n))
+    }
   })
 })
 
@@ -515,6 +700,7 @@ describe('requests with every option: pins, hashed inputs, usage', () => {
     callbackGasLimit: GAS,
     modelVersion: 0,
     artifactsHash: ZERO,
+    failIfNoCapacity: false,
     ...over,
   })
   const requestWith = async (params: ReturnType<typeof paramsFor>, who: SertnClient = t.user) =>
@@ -596,6 +782,7 @@ describe('requests with every option: pins, hashed inputs, usage', () => {
     const usage = () =>
       t.user.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [fresh.modelId] })
     expect(await usage()).toEqual({ requests: 0n, served: 0n, requesters: 0, repeatRequesters: 0 })
+    await joinPools(t, [fresh.modelId])
     const send = async (who: SertnClient) => {
       const { request, result } = await requestWith(paramsFor({ modelId: fresh.modelId }), who)
       await confirm(who, await who.writeContract(request))

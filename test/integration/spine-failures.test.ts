@@ -22,7 +22,7 @@ import { InferenceGateway, ModelRegistry, RecordingConsumer } from '../../contra
 import { waitFor } from '../../core/process.ts'
 import { INFERENCE_ERROR_CODES } from '../../core/types.ts'
 import { waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
-import { balanceOf, expectRevert } from '../support/chain.ts'
+import { balanceOf, expectRevert, joinPools } from '../support/chain.ts'
 import {
   boundedTeardown,
   CALLBACK_GAS,
@@ -92,6 +92,7 @@ describe('requests the node cannot serve end in the error callback with a refund
       vka: stack.chain.demo.vka,
       allowInsecureSrs: true,
     })
+    await joinPools(stack.chain, [unknown.modelId]) // the node serves it (and finds no artifacts)
     const r = await requestFromConsumer(stack, consumer, { modelId: unknown.modelId })
     served.push(r.key)
     const before = await balanceOf(stack.chain.user, consumer) // the escrow is with the gateway now
@@ -109,6 +110,7 @@ describe('requests the node cannot serve end in the error callback with a refund
     const { owner, core, demo } = stack.chain
     // The twin (same architecture, other weights) under its own id: the node has its artifacts.
     const twin = await registerModel(owner, { registry: core.registry, model: 'sertn-mlp-twin', allowInsecureSrs: true })
+    await joinPools(stack.chain, [twin.modelId])
 
     await prover!.stop() // hold the proof back until the circuit has changed
     prover = undefined

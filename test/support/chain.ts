@@ -1,18 +1,20 @@
 /**
- * A fresh anvil with Sertn deployed, for integration tests: clients for the roles a test needs,
- * revert decoding, and time travel.
+ * A fresh anvil with Sertn deployed, for integration tests: clients for the roles a test needs
+ * (the node staked in the demo model's pool and active), revert decoding, and time travel.
  */
-import { BaseError, ContractFunctionRevertedError, type Address, type Hex } from 'viem'
+import type { Address, Hex } from 'viem'
 import type { AnvilInstance } from '../../chains/anvil.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { deployCore, registerModel, type CoreDeployment, type DeployCoreParameters, type RegisteredModel } from '../../chains/evm/deploy.ts'
+import { openLocalPools } from '../../chains/evm/nodes.ts'
+import { decodedRevertOf } from '../../chains/evm/plugin/rejections.ts'
 import { LOCAL_CHAINS, startLocalChain } from '../../chains/local.ts'
 
 export type TestChain = {
   anvil: AnvilInstance
   /** Deploys and owns the contracts; registers models. */
   owner: SertnClient
-  /** The authorised node. */
+  /** The node: in the demo model's pool, and so assigned its requests (the only node there). */
   node: SertnClient
   /** A dApp user. */
   user: SertnClient
@@ -23,12 +25,16 @@ export type TestChain = {
   stop(): Promise<void>
 }
 
-/** Starts anvil (a local hub chain), deploys the core contracts with `node` authorised, and registers the demo model. */
+/**
+ * Starts anvil (a local hub chain), deploys the core contracts, registers the demo model, and has
+ * `node` join its pool (mined to the epoch where it is active).
+ */
 export async function startTestChain(params: DeployCoreParameters = {}): Promise<TestChain> {
   const { anvil, owner, node, user, stranger } = await startLocalChain(LOCAL_CHAINS.hub)
   try {
-    const core = await deployCore(owner, { nodes: [node.account.address], allowInsecureSrs: true, ...params })
+    const core = await deployCore(owner, { allowInsecureSrs: true, ...params })
     const demo = await registerModel(owner, { registry: core.registry, model: 'sertn-mlp-demo', allowInsecureSrs: true })
+    await openLocalPools(owner, core.nodeRegistry, { models: [demo.modelId], nodes: [node] })
     return { anvil, owner, node, user, stranger, core, demo, stop: () => anvil.stop() }
   } catch (err) {
     await anvil.stop()
@@ -36,12 +42,13 @@ export async function startTestChain(params: DeployCoreParameters = {}): Promise
   }
 }
 
-/** The custom error a failed contract call reverted with: its name and arguments. */
+/**
+ * The custom error a failed contract call reverted with: its name and arguments (decoded with the
+ * called contract's ABI, or else with every Sertn contract's errors: a revert bubbled up from a
+ * nested call, such as the node registry's refusal of a node the job is not assigned to).
+ */
 export function revertOf(err: unknown): { errorName: string; args: readonly unknown[] } | undefined {
-  if (!(err instanceof BaseError)) return undefined
-  const reverted = err.walk((e) => e instanceof ContractFunctionRevertedError)
-  if (!(reverted instanceof ContractFunctionRevertedError) || !reverted.data) return undefined
-  return { errorName: reverted.data.errorName, args: reverted.data.args ?? [] }
+  return decodedRevertOf(err)
 }
 
 /** Awaits `p`, expecting a revert; returns the custom error (throws if `p` succeeded or failed otherwise). */
@@ -55,6 +62,11 @@ export async function expectRevert(p: Promise<unknown>): Promise<{ errorName: st
     throw err
   }
   throw new Error(`expected a revert, got ${String(result)}`)
+}
+
+/** Has the test chain's node join the pools of `models` (registered since) and mines to the epoch where it serves them. */
+export async function joinPools(t: Pick<TestChain, 'owner' | 'node' | 'core'>, models: readonly Hex[]): Promise<void> {
+  await openLocalPools(t.owner, t.core.nodeRegistry, { models, nodes: [t.node] })
 }
 
 /** Moves the chain's clock forward and mines a block. */

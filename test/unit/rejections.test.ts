@@ -14,6 +14,7 @@ import {
   InvalidResultError,
   ModelNotDeployedError,
   ModelVersionChangedError,
+  NotAssignedError,
   RequestExpiredError,
   RequestSettledError,
   TransientRevertError,
@@ -50,13 +51,14 @@ import {
   InferenceMarket,
   LayerZeroPort,
   ModelRegistry,
+  NodeRegistry,
   SpokeGateway,
 } from '../../contracts/artifacts/index.ts'
 import { VerifyingKeyMismatchError } from '../../plugins/provers/ezkl-common/keys.ts'
 import { createActivities, ModelNotResolvedError, ModelVersionMismatchError, UnknownMarketError } from '../../workflows/activities/index.ts'
 import { codeOfFailure, LEGACY_FAILURE_CODES } from '../../workflows/failure-codes.ts'
 
-const CONTRACTS = { InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, HyperlanePort, LayerZeroPort }
+const CONTRACTS = { InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, NodeRegistry, HyperlanePort, LayerZeroPort }
 const errorsOf = (abi: Abi) => abi.filter((x) => x.type === 'error')
 const namesOf = (abi: Abi) => errorsOf(abi).map((e) => e.name)
 const ALL_NAMES = new Set(Object.values(CONTRACTS).flatMap((c) => namesOf(c.abi as Abi)))
@@ -124,7 +126,8 @@ describe('the table of contract rejections', () => {
       ['GatewayRequestExpired', RequestExpiredError, 'Timeout'],
       ['MarketRequestExpired', RequestExpiredError, 'Timeout'],
       ['GatewayUnauthorizedNode', UnauthorizedNodeError, undefined],
-      ['MarketUnauthorizedNode', UnauthorizedNodeError, undefined],
+      ['NodeRegistryNotAssigned', NotAssignedError, undefined],
+      ['NodeRegistryNotMarket', GatewayRejectedError, undefined],
       ['GatewayRequestNotPending', RequestSettledError, undefined],
       ['MarketRequestNotOpen', RequestSettledError, undefined],
       ['OwnedUnauthorized', GatewayRejectedError, undefined],
@@ -143,6 +146,8 @@ describe('the table of contract rejections', () => {
       'MessengerInsufficientFee',
       'PortInsufficientFee',
       'NotEnoughNative',
+      'NodeRegistryNoCapacity',
+      'NodeRegistryWindowOpen',
     ] as const) {
       const err = rejectionOf('x', revert(name, [1n, 2n]), undefined)
       expect(err, name).toBeInstanceOf(TransientRevertError)
@@ -174,6 +179,25 @@ describe('the table of contract rejections', () => {
     ).toEqual(revert('ResultInvalidProof', [9n]))
     const unknown = new ContractFunctionRevertedError({ abi: InferenceMarket.abi as Abi, data: '0xdeadbeef', functionName: 'submitResult' })
     expect(() => revertOrThrow('x', unknown)).toThrow(GatewayRejectedError)
+  })
+
+  test('behavior: a node that is not the assigned one: the node registry’s refusal, bubbled up through the gateway, is a NotAssignedError', () => {
+    const args = [
+      '0x0000000000000000000000000000000000000001',
+      7n,
+      '0x0000000000000000000000000000000000000002',
+      '0x0000000000000000000000000000000000000003',
+    ] as const
+    const data = encodeErrorResult({ abi: NodeRegistry.abi, errorName: 'NodeRegistryNotAssigned', args })
+    const err = new ContractFunctionRevertedError({ abi: InferenceGateway.abi as Abi, data, functionName: 'fulfill' })
+    const decoded = revertOrThrow('fulfill req:7', err)
+    expect(decoded).toEqual(revert('NodeRegistryNotAssigned', args))
+    const rejected = rejectionOf('fulfill req:7', decoded, err)
+    expect(rejected).toBeInstanceOf(NotAssignedError)
+    expect(rejected).toMatchObject({ name: 'NotAssignedError', retryable: false, errorCode: undefined })
+    expect(NON_RETRYABLE_ERROR_TYPES).toContain('NotAssignedError')
+    // The market's own refusal is gone: the registry decides who answers.
+    expect(ALL_NAMES.has('MarketUnauthorizedNode')).toBe(false)
   })
 })
 

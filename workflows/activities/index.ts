@@ -13,6 +13,7 @@ import { checkRegisteredCircuit, modelRefOf } from '../../core/registered.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
 import type {
   ChainPlugin,
+  JobBook,
   MarketEvent,
   MarketPlugin,
   MarketTxOutcome,
@@ -157,6 +158,71 @@ function activitiesOf(deps: ActivityDeps) {
   }
 
   return {
+    /**
+     * Waits until the request's job in the hub's node registry is this node's to serve, moving the
+     * book on meanwhile: a job whose node let its window pass is reassigned (that node slashed), a
+     * queued one assigned once some node has capacity. Ends with `mine`, or why this node will not
+     * serve it: `closed` (answered by its node, or settled another way), `lapsed` (missed after its
+     * deadline), `expired` (the deadline passed while it waited); or `none`: the request has no job
+     * (no pool can serve it, e.g. a model the hub does not know), so any node may fail it. A spoke
+     * request's job is the market's (`marketRequestId`); a hub request's is its gateway's.
+     */
+    async awaitAssignment(
+      request: InferenceRequest,
+      marketRequestId?: string,
+    ): Promise<{
+      assignment: 'mine' | 'none' | 'closed' | 'lapsed' | 'expired'
+      /** For `none`: the code and reason to fail the request with. */
+      code?: InferenceErrorCode
+      reason?: string
+      node?: string
+      windowEnd: number
+      reassigned: number
+      ms: number
+      attempt: number
+    }> {
+      const ctx = Context.current()
+      const t0 = performance.now()
+      const book: JobBook & { getModel?: MarketPlugin['getModel'] } = marketRequestId !== undefined ? marketOf(request) : chainOf(request)
+      const id = marketRequestId ?? request.requestId
+      let reassigned = 0
+      for (;;) {
+        const a = await book.getAssignment(id)
+        const done = (assignment: 'mine' | 'none' | 'closed' | 'lapsed' | 'expired') => ({
+          assignment,
+          ...(a.node ? { node: a.node } : {}),
+          windowEnd: a.windowEnd,
+          reassigned,
+          ms: performance.now() - t0,
+          attempt: attempt(),
+        })
+        if (a.state === 'Assigned' && a.mine) return done('mine')
+        // A recorded spoke request without a job: no pool serves it (an unknown model), or none had
+        // capacity and the requester chose to fail then. (A hub request's job is made with it: none
+        // yet is an RPC behind the watcher's.)
+        if (a.state === 'None' && marketRequestId !== undefined) {
+          const known = (await book.getModel?.(request.modelId)) !== undefined
+          return {
+            ...done('none'),
+            code: known ? ('NoCapacity' as const) : ('ModelUnavailable' as const),
+            reason: known
+              ? `no node of model ${request.modelId}'s pool had the capacity, and the request chose to fail then`
+              : `the hub serves no model ${request.modelId}`,
+          }
+        }
+        if (a.state === 'Closed') return done('closed')
+        if (a.state === 'Lapsed') return done('lapsed')
+        const now = Date.now() / 1000
+        if (now > request.deadline) return done('expired')
+        // Another node's window passed, or the job waits for capacity: try to move it on.
+        if ((a.state === 'Assigned' && now > a.windowEnd) || a.state === 'Queued') {
+          if ((await book.advanceAssignment(id)) === 'reassigned') reassigned++
+        }
+        ctx.heartbeat({ waiting: `the assignment of ${request.key}`, state: a.state, node: a.node })
+        await ctx.sleep(deps.hopPollMs ?? HOP_POLL_MS)
+      }
+    },
+
     /** Waits until the hub market has recorded a spoke request (its request message was relayed). */
     async awaitHubRecord(request: InferenceRequest): Promise<MarketEvent & { marketRequestId: string; ms: number; attempt: number }> {
       const t0 = performance.now()

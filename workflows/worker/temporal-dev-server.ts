@@ -13,6 +13,8 @@ export type StartTemporalParameters = {
   /** SQLite file to persist to (default: in memory). */
   dbFile?: string
   namespace?: string
+  /** More namespaces to create beside `namespace` (e.g. one per operator of a local network). */
+  extraNamespaces?: readonly string[]
   echo?: boolean
 }
 
@@ -44,6 +46,7 @@ async function startOnce(cli: string, params: StartTemporalParameters): Promise<
   args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true')
   // Likewise a workflow started by a worker's own client (the chain watcher) gets its first task at once.
   args.push('--dynamic-config-value', 'system.enableEagerWorkflowStart=true')
+  for (const extra of params.extraNamespaces ?? []) args.push('--namespace', extra)
   if (params.uiPort !== undefined) args.push('--ui-port', String(params.uiPort), '--ui-ip', '127.0.0.1')
   else args.push('--headless')
   if (params.dbFile) {

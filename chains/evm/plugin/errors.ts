@@ -88,6 +88,14 @@ export class UnauthorizedNodeError extends GatewayRejectedError {
   override name = 'UnauthorizedNodeError'
 }
 
+/**
+ * The request's job (in the hub's node registry) is assigned to another node, or to none: this node
+ * may not answer it now.
+ */
+export class NotAssignedError extends GatewayRejectedError {
+  override name = 'NotAssignedError'
+}
+
 /** Whether `err` is a contract revert at all (decodable or not: panics, empty reverts, reason strings). */
 export function isRevert(err: unknown): boolean {
   return err instanceof BaseError && err.walk((e) => e instanceof ContractFunctionRevertedError) instanceof ContractFunctionRevertedError

@@ -54,6 +54,7 @@ import {
 import type { CursorStore } from './cursor-store.ts'
 import { RequestSettledError, transient } from './errors.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
+import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
@@ -169,6 +170,14 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const { publicClient } = conn
   const estimate = estimateOnce(conn)
   const watcherKey = options.watcherKey ?? `evm-${options.chainId}-${gateway.toLowerCase()}`
+  const jobs = jobBook({
+    conn,
+    market: gateway,
+    account: options.account,
+    pluginId,
+    pollingIntervalMs,
+    ...(options.receiptTimeoutMs !== undefined ? { receiptTimeoutMs: options.receiptTimeoutMs } : {}),
+  })
 
   let disposed = false
   const models = registeredModels(publicClient, { address: gateway, abi: InferenceGateway.abi, what: 'gateway' }, pluginId)
@@ -310,6 +319,16 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     chainName: options.chainName,
     chainId: id,
     gateway,
+
+    getAssignment(requestId: string) {
+      live()
+      return jobs.getAssignment(requestId)
+    },
+
+    advanceAssignment(requestId: string) {
+      live()
+      return jobs.advanceAssignment(requestId)
+    },
 
     async watchRequests(watch: WatchOptions): Promise<void> {
       live()

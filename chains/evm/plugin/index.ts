@@ -9,6 +9,7 @@ export {
   InvalidResultError,
   ModelNotDeployedError,
   ModelVersionChangedError,
+  NotAssignedError,
   RequestExpiredError,
   RequestSettledError,
   TransientRevertError,

@@ -27,6 +27,7 @@ import {
 import { addressAsBytes32 } from '../crosschain.ts'
 import { RequestSettledError, transient } from './errors.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
+import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { truncateReason } from './evm-chain.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
@@ -58,6 +59,14 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
   const conn = connectEvm({ ...options, pollingIntervalMs: pollingInterval })
   const { publicClient } = conn
   const estimate = estimateOnce(conn)
+  const jobs = jobBook({
+    conn,
+    market,
+    account: options.account,
+    pluginId,
+    pollingIntervalMs: pollingInterval,
+    ...(options.receiptTimeoutMs !== undefined ? { receiptTimeoutMs: options.receiptTimeoutMs } : {}),
+  })
   const events = new Map<string, MarketEvent>()
   const join = joinInflight<MarketTxOutcome>()
   let disposed = false
@@ -212,6 +221,16 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     chainId: toChainId(options.chainId),
     market,
     trustedVerifierCodeHash: TRUSTED_VERIFIER_CODE_HASH,
+
+    getAssignment(marketRequestId) {
+      live()
+      return jobs.getAssignment(marketRequestId)
+    },
+
+    advanceAssignment(marketRequestId) {
+      live()
+      return jobs.advanceAssignment(marketRequestId)
+    },
 
     async getModel(modelId) {
       live()

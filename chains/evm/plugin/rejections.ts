@@ -1,7 +1,7 @@
 /**
  * What each custom error of the Sertn contracts means for the node: one table, keyed by the error
- * names of the contracts' generated ABIs (the gateways, the hub market, the model registry and the
- * messaging ports; a library's or a base contract's errors come with the contracts that use them).
+ * names of the contracts' generated ABIs (the gateways, the hub market, the model and node registries
+ * and the messaging ports; a library's or a base contract's errors come with the contracts that use them).
  * Each entry gives the error class the node throws, whether retrying the same call may pass, and
  * the code a request that cannot be served because of it is failed with (none: the rejection says
  * nothing about the request, e.g. a requester's or an owner's mistake; the workflow then decides by
@@ -24,6 +24,7 @@ import {
   InferenceMarket,
   LayerZeroPort,
   ModelRegistry,
+  NodeRegistry,
   SpokeGateway,
 } from '../../../contracts/artifacts/index.ts'
 import type { SertnError, SertnErrorOptions } from '../../../core/errors.ts'
@@ -35,6 +36,7 @@ import {
   isRevert,
   ModelNotDeployedError,
   ModelVersionChangedError,
+  NotAssignedError,
   RequestExpiredError,
   RequestSettledError,
   transient,
@@ -44,7 +46,7 @@ import {
 } from './errors.ts'
 
 /** The contracts whose errors the node may meet, directly or bubbled up from a nested call. */
-const CONTRACTS = [InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, HyperlanePort, LayerZeroPort] as const
+const CONTRACTS = [InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, NodeRegistry, HyperlanePort, LayerZeroPort] as const
 
 /** The custom error names in an ABI. */
 export type ErrorNameOf<abi extends readonly unknown[]> = Extract<abi[number], { type: 'error'; name: string }>['name']
@@ -104,6 +106,8 @@ export const CONTRACT_REJECTIONS = {
   GatewayNothingToWithdraw: REFUSED,
   GatewayRequestNotExpired: REFUSED,
   GatewayUnknownModel: REFUSED,
+  /** A requester's choice (fail rather than wait for capacity), never a node's call. */
+  GatewayNoCapacity: REFUSED,
   GatewayWithdrawFailed: REFUSED,
   // SpokeGateway: its results and failures come from the hub, never from a node's own call.
   SpokeHubNotSet: REFUSED,
@@ -118,7 +122,6 @@ export const CONTRACT_REJECTIONS = {
   MarketModelNotDeployed: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
   /** The spoke's model changed since the request (or the hub recorded another version there): the spoke would reject the result. */
   MarketModelVersionMismatch: { error: ModelVersionChangedError, retryable: false, code: 'ModelUnavailable' },
-  MarketUnauthorizedNode: { error: UnauthorizedNodeError, retryable: false, code: undefined },
   MarketReentrantCall: REFUSED,
   MarketRefundFailed: REFUSED,
   // Deliveries from spokes, never a node's call.
@@ -160,6 +163,9 @@ export const CONTRACT_REJECTIONS = {
   // ── ModelRegistry (read by the gateways and the market) ──
   ModelRegistryUnknownModel: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
   ModelRegistryInsecureSrs: REFUSED,
+  /** The model's compute units × the pool's unit price does not fit a fee: the model cannot be requested. */
+  ModelRegistryFeeOverflow: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
+  ModelRegistryZeroComputeUnits: REFUSED,
   ModelRegistryInvalidBacktests: REFUSED,
   ModelRegistryInvalidChainDeployment: REFUSED,
   ModelRegistryInvalidInputBound: REFUSED,
@@ -175,6 +181,31 @@ export const CONTRACT_REJECTIONS = {
   ModelRegistryWrongRegistrationFee: REFUSED,
   ModelRegistryZeroOwner: REFUSED,
   ModelRegistryZeroRegistrationFee: REFUSED,
+
+  // ── NodeRegistry (the hub's gateway and market open and close each request's job in it) ──
+  /** Another node holds the job (or none: queued, closed, lapsed): this node's answer is not taken. */
+  NodeRegistryNotAssigned: { error: NotAssignedError, retryable: false, code: undefined },
+  /** No node of the pool has the capacity left now: a later epoch (or a new node) may have it. */
+  NodeRegistryNoCapacity: TRY_AGAIN,
+  /** The assigned node's window is still open: a reassignment may pass once it has closed. */
+  NodeRegistryWindowOpen: TRY_AGAIN,
+  /** The job is not assigned (queued, closed, lapsed): nothing to reassign. */
+  NodeRegistryJobNotReassignable: REFUSED,
+  // A market that is not allowed, or a request id opened twice: a misconfigured deployment.
+  NodeRegistryNotMarket: REFUSED,
+  NodeRegistryJobExists: REFUSED,
+  // Operators' and the owner's errors (staking, registering, leaving, withdrawing, parameters).
+  NodeRegistryAlreadyRegistered: REFUSED,
+  NodeRegistryInvalidParameter: REFUSED,
+  NodeRegistryNotRegistered: REFUSED,
+  NodeRegistryNothingToWithdraw: REFUSED,
+  NodeRegistryPoolFull: REFUSED,
+  NodeRegistryStakeBelowMinimum: REFUSED,
+  NodeRegistryStillRegistered: REFUSED,
+  NodeRegistryTransferFailed: REFUSED,
+  NodeRegistryUnbonding: REFUSED,
+  NodeRegistryUnknownModel: REFUSED,
+  NodeRegistryZeroCapacity: REFUSED,
 
   // ── Owned (every Sertn contract) ──
   OwnedUnauthorized: REFUSED,

@@ -18,7 +18,9 @@ enum InferenceErrorCode {
     /// @notice The deadline passed without a result.
     Timeout,
     /// @notice The result delivered from the hub was rejected by this chain's verification.
-    InvalidResult
+    InvalidResult,
+    /// @notice No node of the model's pool had the capacity, and the requester chose to fail then.
+    NoCapacity
 }
 
 /// @notice A request's lifecycle: Pending, then exactly one of Fulfilled, Failed or Refunded.
@@ -90,6 +92,11 @@ interface IInferenceGateway is IResultErrors {
         /// @notice The artifacts hash (sha256 of the model's manifest) the requester expects
         ///         (zero: whichever is current).
         bytes32 artifactsHash;
+        /// @notice What happens when no node of the model's pool has capacity left in the epoch:
+        ///         false, the request waits (queued) for the next epoch or a node with capacity; true,
+        ///         it fails at once with a refund (on the hub the request reverts
+        ///         {GatewayNoCapacity}; from a spoke it is failed with `NoCapacity` and refunded).
+        bool failIfNoCapacity;
     }
 
     /// @notice How a model is used through this gateway (its vetting record).
@@ -129,6 +136,8 @@ interface IInferenceGateway is IResultErrors {
 
     /// @notice The registry has no such model.
     error GatewayUnknownModel(bytes32 modelId);
+    /// @notice No node of the model's pool has capacity left in this epoch, and the request chose to fail then.
+    error GatewayNoCapacity(bytes32 modelId);
     /// @notice The model does not accept new requests.
     error GatewayModelInactive(bytes32 modelId);
     /// @notice The input has more elements than any model accepts.
@@ -141,7 +150,7 @@ interface IInferenceGateway is IResultErrors {
     error GatewayInsufficientPayment(uint256 required, uint256 paid);
     /// @notice The callback gas limit exceeds the gateway's maximum.
     error GatewayCallbackGasLimitTooHigh(uint256 requested, uint256 max);
-    /// @notice Only authorised nodes may fulfil or fail requests.
+    /// @notice This gateway takes no answers from nodes (it has no node registry: a spoke's answers come from the hub).
     error GatewayUnauthorizedNode(address caller);
     /// @notice The request is not pending (unknown, or already settled).
     error GatewayRequestNotPending(uint256 requestId, RequestStatus status);
@@ -228,9 +237,6 @@ interface IInferenceGateway is IResultErrors {
 
     /// @notice Owed funds were withdrawn.
     event Withdrawn(address indexed account, uint256 amount);
-
-    /// @notice A node was authorised or deauthorised.
-    event NodeSet(address indexed node, bool authorized);
 
     /// @notice The configuration changed.
     event ConfigSet(Config config);

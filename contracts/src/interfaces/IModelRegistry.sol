@@ -12,7 +12,9 @@ enum Visibility {
 /// @title IModelRegistry
 /// @notice Models that gateways serve: their circuit (the verifying-key artifact, checked against the
 ///         one verifier the protocol pins on this chain), input/output schema and visibility, where
-///         their artifacts are stored and what they hash to, price, owner, and published backtests.
+///         their artifacts are stored and what they hash to, compute units, owner, and published
+///         backtests. A model's fee per inference is its compute units times the price per compute
+///         unit of its pool, which the registry owner sets ({unitPriceOf}).
 /// @dev Model ids are derived from the registering account and the model's name
 ///      ({modelIdOf}): nobody can take a name another account uses, and the same creator gets the
 ///      same id on every chain.
@@ -73,17 +75,17 @@ interface IModelRegistry {
     struct ModelParams {
         /// @notice The circuit and schema.
         CircuitParams circuit;
-        /// @notice Compute units one inference costs a node (derived from the circuit's size).
+        /// @notice Compute units one inference costs a node (derived from the circuit's size; at
+        ///         least 1). The fee per inference is this times {unitPriceOf}.
         uint32 computeUnits;
-        /// @notice The fee (wei) a requester pays the node for one inference, beyond gas.
-        uint96 fee;
     }
 
     /// @notice A registered model as stored (fields ordered to pack the hot ones into few slots).
     struct Model {
         /// @notice The account that registered the model and may update it.
         address owner;
-        /// @notice Compute units one inference costs a node.
+        /// @notice Compute units one inference costs a node (at least 1); its fee is this times
+        ///         {unitPriceOf}.
         uint32 computeUnits;
         /// @notice Whether new requests are accepted.
         bool active;
@@ -102,8 +104,6 @@ interface IModelRegistry {
         uint32 inputLength;
         /// @notice Elements a result's output carries: the output's size when public, 1 when hashed.
         uint32 outputLength;
-        /// @notice The fee (wei) per inference, beyond gas.
-        uint96 fee;
         /// @notice The largest |input element| at the input scale.
         uint64 maxAbsInput;
         /// @notice Input visibility.
@@ -128,8 +128,10 @@ interface IModelRegistry {
         Visibility inputVisibility;
         /// @notice The largest |input element| at the input scale.
         uint64 maxAbsInput;
-        /// @notice The fee (wei) per inference, beyond gas.
+        /// @notice The fee (wei) per inference, beyond gas: `computeUnits` times {unitPriceOf}.
         uint96 fee;
+        /// @notice Compute units one inference costs a node (what its assignment spends of the node's capacity).
+        uint32 computeUnits;
         /// @notice The model's artifacts hash (what a request may pin).
         bytes32 artifactsHash;
     }
@@ -211,6 +213,10 @@ interface IModelRegistry {
     error ModelRegistryInvalidBacktests();
     /// @notice Sending collected fees failed.
     error ModelRegistryWithdrawFailed(address to, uint256 amount);
+    /// @notice A model costs at least one compute unit (a node's capacity is spent by them).
+    error ModelRegistryZeroComputeUnits();
+    /// @notice The model's fee (its compute units times its unit price) does not fit 96 bits.
+    error ModelRegistryFeeOverflow(bytes32 modelId, uint256 fee);
 
     // ─────────────────────────────── Events ───────────────────────────────
 
@@ -220,8 +226,8 @@ interface IModelRegistry {
     );
     /// @notice A model's circuit changed; its version is now `version`.
     event ModelCircuitUpdated(bytes32 indexed modelId, uint32 version, address vka, bytes32 artifactsHash, bool insecureSrs);
-    /// @notice A model's price or compute units changed.
-    event ModelPricingUpdated(bytes32 indexed modelId, uint96 fee, uint32 computeUnits);
+    /// @notice A model's compute units changed (and with them its fee).
+    event ModelComputeUnitsUpdated(bytes32 indexed modelId, uint32 computeUnits);
     /// @notice A model was (de)activated.
     event ModelActiveSet(bytes32 indexed modelId, bool active);
     /// @notice A model changed hands.
@@ -240,6 +246,11 @@ interface IModelRegistry {
     event InsecureSrsAllowed(bool allowed);
     /// @notice The registry owner changed the registration fee.
     event RegistrationFeeSet(uint256 fee);
+    /// @notice The registry owner set the price (wei) per compute unit of every pool without its own.
+    event DefaultUnitPriceSet(uint96 price);
+    /// @notice The registry owner set the price (wei) per compute unit of the model's pool (0: the
+    ///         default applies).
+    event UnitPriceSet(bytes32 indexed modelId, uint96 price);
     /// @notice Collected registration fees were withdrawn.
     event RegistrationFeesWithdrawn(address indexed to, uint256 amount);
 
@@ -265,4 +276,8 @@ interface IModelRegistry {
     function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory);
     /// @notice The verifier every model on this chain is verified with (set by the protocol).
     function verifier() external view returns (address);
+    /// @notice The price (wei) per compute unit of every pool without its own price.
+    function defaultUnitPrice() external view returns (uint96);
+    /// @notice The price (wei) per compute unit of the model's pool: its own if set, else the default.
+    function unitPriceOf(bytes32 modelId) external view returns (uint96);
 }

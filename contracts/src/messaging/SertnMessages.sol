@@ -51,6 +51,8 @@ library SertnMessages {
         uint32 callbackGasLimit;
         uint96 escrow;
         uint40 deadline;
+        /// @notice Fail at once (refunded) rather than wait when no node of the pool has capacity.
+        bool failIfNoCapacity;
     }
 
     function encodeResult(
@@ -92,10 +94,17 @@ library SertnMessages {
         return abi.decode(body[1:], (uint256, RequestStatus, address));
     }
 
-    /// @notice Gas a request's handling needs on the hub (recording it: its input is logged).
+    /// @notice Gas a request's handling needs on the hub (recording it: its input is logged, its node drawn).
     function requestGas(uint256 inputLength) internal pure returns (uint256) {
-        return 250_000 + 2_500 * inputLength;
+        return 300_000 + 2_500 * inputLength + POOL_NODE_GAS * MAX_POOL_SIZE;
     }
+
+    /// @notice The most nodes a model's pool on the hub holds (the hub's NodeRegistry enforces it):
+    ///         recording a request draws its node over the whole pool, and the request message's gas
+    ///         must cover the largest pool.
+    uint256 internal constant MAX_POOL_SIZE = 16;
+    /// @notice Gas the draw spends per pool node (its membership, stake, misses and capacity used: four cold reads).
+    uint256 internal constant POOL_NODE_GAS = 10_000;
 
     /// @notice Gas a result's handling needs on the spoke, with the callback's own limit (and
     ///         the 1/64 each call level withholds).
