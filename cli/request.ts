@@ -263,7 +263,9 @@ function operatorLine(f: FollowResult): string | undefined {
         x.stage === undefined
           ? 'has no workflow for it'
           : x.running
-            ? `still ${x.stage}`
+            ? x.stage === 'awaiting-assignment'
+              ? 'stands aside (its workflow looks again once the window has passed)'
+              : `still ${x.stage}`
             : x.stage === 'settled-elsewhere'
               ? 'stood aside (settled-elsewhere)'
               : `ended ${x.stage}`

@@ -30,6 +30,7 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow'
 import type { ModelRef } from '../core/artifacts.ts'
@@ -41,6 +42,9 @@ import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestW
 
 /** Error types that retrying cannot fix; activities also mark such errors non-retryable themselves. */
 const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
+
+/** How long after another node's window a node looks at the job again (clocks differ a little). */
+const WINDOW_MARGIN_MS = 2000
 
 /** How many times a node waits for a job reassigned away from it to come back before it lets it go. */
 const MAX_TURNS = 3
@@ -188,12 +192,19 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   async function myTurn(marketRequestId?: string): Promise<boolean> {
     const previous = status.stage
     status.stage = 'awaiting-assignment'
-    const a = await timed('assignment', () => awaitAssignment(request, marketRequestId))
-    status.assignment = {
-      ...(a.node ? { node: a.node } : {}),
-      mine: a.assignment === 'mine',
-      windowEnd: a.windowEnd,
-      reassigned: (status.assignment?.reassigned ?? 0) + a.reassigned,
+    let a: Awaited<ReturnType<typeof awaitAssignment>>
+    for (;;) {
+      a = await timed('assignment', () => awaitAssignment(request, marketRequestId))
+      status.assignment = {
+        ...(a.node ? { node: a.node } : {}),
+        mine: a.assignment === 'mine',
+        windowEnd: a.windowEnd,
+        reassigned: (status.assignment?.reassigned ?? 0) + a.reassigned,
+      }
+      if (a.assignment !== 'other') break
+      // Another node holds it: sleep (a durable timer, nothing polls) until its window has passed,
+      // then look again: answered by then (closed), or reassigned by whoever comes first.
+      await sleep(Math.max(1000, a.windowEnd * 1000 - Date.now()) + WINDOW_MARGIN_MS)
     }
     if (a.assignment === 'none') {
       // No pool serves it: any node may fail it (the spoke refunds it now).

@@ -12,11 +12,14 @@
  *   the missing node slashed, another drawn) made by the live operator's workflow once the stopped
  *   operator's window has passed.
  *
- * The CPU is shared by both operators here: on a machine with fewer cores than the two operators'
- * provers use, the scaling measured is a lower bound of what independent machines give.
+ * Each operator's worker process is pinned to a core of its own (`taskset -c i`: operator 1 on core 0,
+ * operator 2 on core 1, the one-operator baseline on core 0), standing for the machine each operator
+ * brings; the chain, Temporal and storage run unpinned beside them. Without `taskset`, or with one
+ * core, nothing is pinned (`pinned: false` in the result) and the operators share the CPU.
  */
+import { execFileSync } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { getAddress, parseEventLogs, type Address, type Hex } from 'viem'
@@ -30,6 +33,17 @@ import { waitUntil } from '../support/chain.ts'
 import { requestFromConsumer, type MadeRequest } from '../support/stack.ts'
 import { log } from './stats.ts'
 
+/** Whether operators' workers can be pinned to a core each. */
+const PINNED = (() => {
+  if (availableParallelism() < 2) return false
+  try {
+    execFileSync('taskset', ['-c', '0', 'true'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
 const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 const SERTN_CLI = join(REPO_ROOT, 'cli', 'sertn.ts')
 
@@ -42,6 +56,8 @@ export type OperatorsBench = {
     operatorScaling: number
     /** Requests each of the two operators served. */
     servedByEach: number[]
+    /** Whether each operator's workers ran on a core of their own. */
+    pinned: boolean
   }
   gasNodes: {
     /** A hub request's transaction in all (the request, its escrow, its job opened and assigned). */
@@ -81,14 +97,9 @@ async function startNetwork(operators: number, prover: 'ezkl-wasm' | 'ezkl-nativ
     for (const [i, op] of local.operators.entries()) {
       const file = join(dataDir, `operator-${i + 1}.config.json`)
       await writeFile(file, `${JSON.stringify(op.config, null, 2)}\n`, { mode: 0o600 })
-      workers.push(
-        startProcess({
-          name: `operator-${i + 1}`,
-          command: process.execPath,
-          args: ['--import', 'tsx', SERTN_CLI, 'worker', '--config', file, '--log-level', 'warn'],
-          cwd: REPO_ROOT,
-        }),
-      )
+      const worker = [process.execPath, '--import', 'tsx', SERTN_CLI, 'worker', '--config', file, '--log-level', 'warn']
+      const [command, ...args] = PINNED ? ['taskset', '-c', String(i % availableParallelism()), ...worker] : worker
+      workers.push(startProcess({ name: `operator-${i + 1}`, command: command!, args, cwd: REPO_ROOT }))
     }
     const consumer = await deployContract(local.hub.user, RecordingConsumer, [local.network.hub.core.gateway])
     return { local, dataDir, workers, consumer, stop }
@@ -248,6 +259,7 @@ export async function benchOperators({
       deliveriesPerSecond: { one: round2(one), two: round2(two) },
       operatorScaling: round2(two / one),
       servedByEach,
+      pinned: PINNED,
     },
     gasNodes: gasNodes!,
   }

@@ -71,7 +71,7 @@ function servedBy(r: Run, output: string): OperatorName[] {
   ]
   const summary = [
     ...r.stdout.matchAll(
-      /operator {2}served by (operator [12]) \((0x[0-9a-fA-F]{40})\), namespace (\S+) · (operator [12]) stood aside \(settled-elsewhere\)/g,
+      /operator {2}served by (operator [12]) \((0x[0-9a-fA-F]{40})\), namespace (\S+) · (operator [12]) (?:stood aside \(settled-elsewhere\)|stands aside \(its workflow looks again once the window has passed\))/g,
     ),
   ]
   expect(assigned.length, output).toBe(2)

@@ -159,10 +159,11 @@ function activitiesOf(deps: ActivityDeps) {
 
   return {
     /**
-     * Waits until the request's job in the hub's node registry is this node's to serve, moving the
-     * book on meanwhile: a job whose node let its window pass is reassigned (that node slashed), a
-     * queued one assigned once some node has capacity. Ends with `mine`, or why this node will not
-     * serve it: `closed` (answered by its node, or settled another way), `lapsed` (missed after its
+     * Reads the request's job in the hub's node registry, moving the book on where it is stuck: a
+     * job whose node let its window pass is reassigned (that node slashed), a queued one assigned
+     * once some node has capacity (polled). Ends with `mine`; `other` while another node holds it
+     * within its window (the workflow sleeps until `windowEnd` on a durable timer, then asks again:
+     * nothing polls meanwhile); or why this node will not serve it: `closed` (answered by its node, or settled another way), `lapsed` (missed after its
      * deadline), `expired` (the deadline passed while it waited); or `none`: the request has no job
      * (no pool can serve it, e.g. a model the hub does not know), so any node may fail it. A spoke
      * request's job is the market's (`marketRequestId`); a hub request's is its gateway's.
@@ -171,7 +172,7 @@ function activitiesOf(deps: ActivityDeps) {
       request: InferenceRequest,
       marketRequestId?: string,
     ): Promise<{
-      assignment: 'mine' | 'none' | 'closed' | 'lapsed' | 'expired'
+      assignment: 'mine' | 'other' | 'none' | 'closed' | 'lapsed' | 'expired'
       /** For `none`: the code and reason to fail the request with. */
       code?: InferenceErrorCode
       reason?: string
@@ -188,7 +189,7 @@ function activitiesOf(deps: ActivityDeps) {
       let reassigned = 0
       for (;;) {
         const a = await book.getAssignment(id)
-        const done = (assignment: 'mine' | 'none' | 'closed' | 'lapsed' | 'expired') => ({
+        const done = (assignment: 'mine' | 'other' | 'none' | 'closed' | 'lapsed' | 'expired') => ({
           assignment,
           ...(a.node ? { node: a.node } : {}),
           windowEnd: a.windowEnd,
@@ -214,8 +215,9 @@ function activitiesOf(deps: ActivityDeps) {
         if (a.state === 'Lapsed') return done('lapsed')
         const now = Date.now() / 1000
         if (now > request.deadline) return done('expired')
+        if (a.state === 'Assigned' && now <= a.windowEnd) return done('other')
         // Another node's window passed, or the job waits for capacity: try to move it on.
-        if ((a.state === 'Assigned' && now > a.windowEnd) || a.state === 'Queued') {
+        if (a.state === 'Assigned' || a.state === 'Queued') {
           if ((await book.advanceAssignment(id)) === 'reassigned') reassigned++
         }
         ctx.heartbeat({ waiting: `the assignment of ${request.key}`, state: a.state, node: a.node })
