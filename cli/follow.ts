@@ -164,7 +164,8 @@ type Polled = { operator: FollowOperator; status?: RequestStatus; error?: unknow
 /**
  * The workflow to follow among the operators' (`found`): the one the hub assigned the request to
  * (the latest assignment when its job was reassigned; the one followed so far on a tie), else the
- * one followed so far, else any that has not stood aside (`settled-elsewhere`). `wait` while every
+ * one followed so far, else any that has not stood aside (`settled-elsewhere`, or waiting while
+ * another node holds the request: `assignment.mine` false). `wait` while every
  * workflow found stood aside but some operator's is not found yet (and `canWait`); undefined when
  * none is found.
  */
@@ -175,7 +176,8 @@ function chooseWorkflow(
 ): { operator: FollowOperator; status: RequestStatus } | 'wait' | undefined {
   const workflows = found.filter((p): p is Polled & { status: RequestStatus } => p.status !== undefined)
   if (workflows.length === 0) return undefined
-  const active = workflows.filter((p) => p.status.stage !== 'settled-elsewhere')
+  // Standing aside: ended so, or waiting while another node holds the request.
+  const active = workflows.filter((p) => p.status.stage !== 'settled-elsewhere' && p.status.assignment?.mine !== false)
   const isCurrent = (p: Polled) => p.operator.client === current.client
   const mine = active.filter((p) => p.status.assignment?.mine)
   if (mine.length) {
