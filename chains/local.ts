@@ -159,6 +159,22 @@ export type LocalNetwork = {
   stop(): Promise<void>
 }
 
+/**
+ * Who operator `i` (from 0) of a local network is and where it keeps its state: its anvil account,
+ * its Temporal namespace, its data directory (the network's for the first, `<dataDir>/operator-<n>`
+ * for the others) and, for all but the first (whose key is the configuration's own), its node key.
+ */
+export function localOperator(
+  i: number,
+  dataDir: string,
+): { account: number; namespace: string; dataDir: string; node?: { privateKey: Hex } } {
+  const account = LOCAL_OPERATOR_ACCOUNTS[i]
+  if (account === undefined) throw new ConfigError(`a local network has at most ${LOCAL_OPERATOR_ACCOUNTS.length} operators`)
+  const namespace = operatorNamespace(i)
+  if (i === 0) return { account, namespace, dataDir }
+  return { account, namespace, dataDir: join(dataDir, namespace), node: { privateKey: anvilPrivateKey(account) } }
+}
+
 /** The Temporal namespace of operator `i` (from 0) of a local network: `default` for the first. */
 export function operatorNamespace(i: number): string {
   return i === 0 ? 'default' : `operator-${i + 1}`
@@ -377,18 +393,18 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
         overrides,
       })
     const config = configOf(o.dataDir, o.config ?? {})
-    const accounts = localOperatorAccounts(o.operators ?? 1)
-    const operators: LocalOperator[] = hub.nodes.map((client, i) => ({
-      client,
-      config:
-        i === 0
-          ? config
-          : configOf(join(o.dataDir, operatorNamespace(i)), {
-              ...o.config,
-              node: { privateKey: anvilPrivateKey(accounts[i]!) },
-              ...(services ? { temporal: { address: services.temporal.address, namespace: operatorNamespace(i) } } : {}),
-            }),
-    }))
+    const operators: LocalOperator[] = hub.nodes.map((client, i) => {
+      if (i === 0) return { client, config }
+      const op = localOperator(i, o.dataDir)
+      return {
+        client,
+        config: configOf(op.dataDir, {
+          ...o.config,
+          ...(op.node ? { node: op.node } : {}),
+          ...(services ? { temporal: { address: services.temporal.address, namespace: op.namespace } } : {}),
+        }),
+      }
+    })
 
     const startAgents = async () => {
       if (agents) return

@@ -11,7 +11,7 @@ import { privateKeyToAccount } from 'viem/accounts'
 import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
-import { LOCAL_CHAINS, LOCAL_OPERATOR_ACCOUNTS, operatorNamespace } from '../chains/local.ts'
+import { LOCAL_CHAINS, localOperator } from '../chains/local.ts'
 import type { MessengerDeployment } from '../core/plugins.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -95,6 +95,8 @@ export type StackOperatorPaths = {
   dataDir: string
   /** Its watchers' cursors. */
   cursors: string
+  /** Its node key, for all but the first (whose key is the configuration's own). */
+  node?: { privateKey: `0x${string}` }
 }
 
 export function stackPaths(dataDir: string): StackPaths {
@@ -116,9 +118,8 @@ export function stackPaths(dataDir: string): StackPaths {
     relay: join(d, 'relay'),
     heads: join(d, 'heads.json'),
     stack: join(d, 'stack.json'),
-    operators: LOCAL_OPERATOR_ACCOUNTS.slice(0, STACK_OPERATORS).map((account, i) => {
-      const namespace = operatorNamespace(i)
-      const dataDir = i === 0 ? d : join(d, namespace)
+    operators: Array.from({ length: STACK_OPERATORS }, (_, i) => {
+      const { account, namespace, dataDir, node } = localOperator(i, d)
       return {
         name: `operator ${i + 1}`,
         account,
@@ -126,6 +127,7 @@ export function stackPaths(dataDir: string): StackPaths {
         config: i === 0 ? join(d, 'sertn.config.json') : join(d, `sertn.${namespace}.config.json`),
         dataDir,
         cursors: join(dataDir, 'cursors'),
+        ...(node ? { node } : {}),
       }
     }),
   }

@@ -49,7 +49,6 @@ import { join } from 'node:path'
 import { Client, Connection } from '@temporalio/client'
 import type { Address } from 'viem'
 import type { SertnClient } from '../chains/evm/clients.ts'
-import { anvilPrivateKey } from '../chains/evm/clients.ts'
 import { LOCAL_ATTESTER, type LocalChain, localNetworkConfig, startLocalChain } from '../chains/local.ts'
 import { FileCursorStore } from '../chains/evm/plugin/index.ts'
 import { InferenceGateway } from '../contracts/artifacts/index.ts'
@@ -675,7 +674,7 @@ function writeNodeConfigs(
     prover: ProverName
   },
 ): SertnConfig[] {
-  return paths.operators.map((o, i) => {
+  return paths.operators.map((o) => {
     const config = localNetworkConfig({
       network: networkOf(s.deployment),
       rpcUrls: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.chains[c].rpcUrl])),
@@ -685,7 +684,7 @@ function writeNodeConfigs(
       agentConfirmations: 0,
       startBlocks: Object.fromEntries(STACK_CHAINS.map((c) => [c, s.deployment[c].deployedAtBlock])),
       overrides: {
-        ...(i === 0 ? {} : { node: { privateKey: anvilPrivateKey(o.account) } }),
+        ...(o.node ? { node: o.node } : {}),
         temporal: { address: s.temporal.address, namespace: o.namespace },
         prover: { plugin: s.prover },
         storage: { arweave: { url: s.arlocal.url, walletFile: paths.arweaveWallet } },
