@@ -504,6 +504,8 @@ export async function nodeStatusCommand(p: NodeStatusParameters): Promise<number
         capacity: m.capacity,
         used,
         remaining,
+        /** Jobs assigned to the node and not answered yet (the registry draws the less busy of two nodes). */
+        backlog: m.open,
         activeFrom: m.activeFrom,
         activeUntil: m.activeUntil === FOREVER ? null : m.activeUntil,
         active,
@@ -605,7 +607,7 @@ export async function nodeStatusCommand(p: NodeStatusParameters): Promise<number
     rows.push([
       '',
       `model ${modelLabel(h, m.modelId)}: ${m.active ? out.green('active now') : 'not active now'}; active from epoch ${m.activeFrom}, ${until}\n` +
-        `${' '.repeat(16)}capacity ${m.capacity} compute units per epoch: used ${m.used}, remaining ${m.remaining} this epoch; minimum stake ${eth(m.minimumStake)}`,
+        `${' '.repeat(16)}capacity ${m.capacity} compute units per epoch: used ${m.used}, remaining ${m.remaining} this epoch; ${m.backlog} job(s) open; minimum stake ${eth(m.minimumStake)}`,
     ])
   }
   rows.push(

@@ -5,25 +5,38 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client'
 import type { InferenceRequest } from '../core/types.ts'
-import { statusQuery, type RequestOutcome, type RequestStatusView, type TaskQueues } from './messages.ts'
+import { statusQuery, WINDOW_MARGIN_MS, type RequestOutcome, type RequestStatusView, type TaskQueues } from './messages.ts'
 import type { requestWorkflow } from './request.workflow.ts'
 
 export type StartResult = 'started' | 'duplicate'
 
-/** Starts the request's workflow unless one with its key ran or runs already. */
+/**
+ * Why a request's workflow starts later: another node holds the request's job until `windowEnd`
+ * (unix seconds). Kept in the workflow's memo, so that its status reads before it runs.
+ */
+export type StandingAside = { node: string; windowEnd: number }
+
+/**
+ * Starts the request's workflow unless one with its key ran or runs already. With `standAside`
+ * (another node holds the request's job), the workflow is created now but runs only once that
+ * node's window has passed (a start delay the server keeps): then it finds the request answered,
+ * or moves the job on as any node may. Nothing of this node runs for it meanwhile.
+ */
 export async function startRequestWorkflow(
   client: Client,
   request: InferenceRequest,
   queues: TaskQueues,
-  { eager = false }: { eager?: boolean } = {},
+  { eager = false, standAside }: { eager?: boolean; standAside?: StandingAside } = {},
 ): Promise<StartResult> {
+  const delayMs = standAside ? Math.max(0, standAside.windowEnd * 1000 - Date.now()) + WINDOW_MARGIN_MS : 0
   try {
     await client.workflow.start<typeof requestWorkflow>('requestWorkflow', {
       workflowId: request.key,
       taskQueue: queues.chainIo,
       args: [{ request, queues }],
+      ...(standAside ? { startDelay: delayMs, memo: { standingAside: standAside } } : {}),
       // With a client on a worker's own connection, the first workflow task skips matching.
-      requestEagerStart: eager,
+      requestEagerStart: eager && !standAside,
       // A failed run (a bug, an outage past every retry) may be started again by a later event;
       // a completed one never.
       workflowIdReusePolicy: 'ALLOW_DUPLICATE_FAILED_ONLY',
@@ -41,7 +54,20 @@ export async function getRequestStatus(
   key: string,
 ): Promise<RequestStatusView & { running: boolean; heartbeat?: unknown }> {
   const handle = client.workflow.getHandle(key)
-  const [status, description] = await Promise.all([handle.query(statusQuery), handle.describe()])
+  const description = await handle.describe()
+  const aside = description.memo?.standingAside as StandingAside | undefined
+  if (aside && description.status.name === 'RUNNING' && description.historyLength <= 2) {
+    // Created to run once another node's window has passed: nothing has run (nor can answer a query) yet.
+    return {
+      key: key as RequestStatusView['key'],
+      stage: 'awaiting-assignment',
+      startedAt: description.startTime.getTime(),
+      timings: {},
+      assignment: { node: aside.node, mine: false, windowEnd: aside.windowEnd, reassigned: 0 },
+      running: true,
+    }
+  }
+  const status = await handle.query(statusQuery)
   const raw = await client.workflowService.describeWorkflowExecution({
     namespace: client.options.namespace,
     execution: { workflowId: key },

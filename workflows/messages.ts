@@ -68,6 +68,9 @@ export type StageTiming = {
 /** A spoke request's hops: its record on the hub, the submission there, the spoke's settlement, the hub's. */
 export type HopName = 'hubRecord' | 'submit' | 'spokeSettle' | 'hubSettle'
 
+/** How long after another node's window a node looks at the job again (clocks differ a little). */
+export const WINDOW_MARGIN_MS = 2000
+
 export type RequestStatusView = {
   key: RequestKey
   stage: Stage

@@ -38,13 +38,17 @@ import { NON_RETRYABLE_ERROR_TYPES } from '../core/errors.ts'
 import type { InferenceErrorCode } from '../core/types.ts'
 import type { Activities } from './activities/index.ts'
 import { codeOfFailure, STAGE_CODES } from './failure-codes.ts'
-import { statusQuery, type RequestOutcome, type RequestStatusView, type RequestWorkflowInput, type StageTiming } from './messages.ts'
+import {
+  statusQuery,
+  WINDOW_MARGIN_MS,
+  type RequestOutcome,
+  type RequestStatusView,
+  type RequestWorkflowInput,
+  type StageTiming,
+} from './messages.ts'
 
 /** Error types that retrying cannot fix; activities also mark such errors non-retryable themselves. */
 const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
-
-/** How long after another node's window a node looks at the job again (clocks differ a little). */
-const WINDOW_MARGIN_MS = 2000
 
 /** How many times a node waits for a job reassigned away from it to come back before it lets it go. */
 const MAX_TURNS = 3

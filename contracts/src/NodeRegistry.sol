@@ -123,6 +123,8 @@ contract NodeRegistry is INodeRegistry, Owned {
         uint64 activeFrom;
         /// @notice The first epoch it is no longer active in (max when not leaving).
         uint64 activeUntil;
+        /// @notice Jobs of the model assigned to it and not closed, reassigned or lapsed yet (its backlog).
+        uint64 open;
     }
 
     /// @notice Blocks per epoch.
@@ -209,7 +211,7 @@ contract NodeRegistry is INodeRegistry, Owned {
         }
         if (m.capacity == 0 || m.activeUntil <= now_) ++_pools[msg.sender];
         uint64 from = uint64(now_ + 1);
-        _memberships[msg.sender][modelId] = Membership({capacity: capacity, activeFrom: from, activeUntil: FOREVER});
+        _memberships[msg.sender][modelId] = Membership({capacity: capacity, activeFrom: from, activeUntil: FOREVER, open: m.open});
         emit Registered(msg.sender, modelId, capacity, from);
     }
 
@@ -275,6 +277,7 @@ contract NodeRegistry is INodeRegistry, Owned {
         } else if (j.state != JobState.Assigned && j.state != JobState.Queued) {
             return;
         }
+        _release(j);
         j.state = JobState.Closed;
         emit JobClosed(msg.sender, id, node);
     }
@@ -289,6 +292,7 @@ contract NodeRegistry is INodeRegistry, Owned {
         if (j.state != JobState.Assigned) revert NodeRegistryJobNotReassignable(market_, id, j.state);
         if (block.timestamp <= j.windowEnd) revert NodeRegistryWindowOpen(market_, id, j.windowEnd);
         address missed = j.node;
+        _release(j);
         uint256 slashed = _slash(missed, j.requester);
         if (j.misses < type(uint8).max) ++j.misses;
         emit JobReassigned(market_, id, missed, slashed);
@@ -450,12 +454,20 @@ contract NodeRegistry is INodeRegistry, Owned {
         uint256 now_ = epoch();
         uint256 used = _used[node][j.modelId][now_] + j.units;
         _used[node][j.modelId][now_] = used;
+        ++_memberships[node][j.modelId].open;
         uint256 end = block.timestamp + window;
         j.node = node;
         j.windowEnd = uint40(end);
         j.state = JobState.Assigned;
         emit CapacityUsed(node, j.modelId, now_, j.units, used);
         emit JobAssigned(market_, id, node, now_, end);
+    }
+
+    /// @dev Takes an assigned job off its node's backlog.
+    function _release(Job storage j) private {
+        if (j.state != JobState.Assigned) return;
+        Membership storage m = _memberships[j.node][j.modelId];
+        if (m.open != 0) --m.open;
     }
 
     /// @dev The draw's seed: the job and the previous block's hash (known to all once mined, not
@@ -478,7 +490,10 @@ contract NodeRegistry is INodeRegistry, Owned {
         if (maxMissesPerEpoch != 0 && misses == maxMissesPerEpoch) emit Suspended(node, now_, misses);
     }
 
-    /// @dev The node `seed` draws among the eligible ones, each weighted by {_weight} (computed once); zero if none.
+    /// @dev Two nodes drawn by `seed` among the eligible ones, each weighted by {_weight} (computed
+    ///      once), the second among the others; the one with the shorter backlog ({Membership.open})
+    ///      gets the job, the first on a tie (the power of two choices: the stake still decides who is
+    ///      drawn, and no node piles up jobs while another idles). Zero if none is eligible.
     function _draw(bytes32 modelId, uint256 units, bytes32 seed, address exclude, uint256 e) private view returns (address) {
         address[] storage pool = _poolNodes[modelId];
         uint256[] memory weights = new uint256[](pool.length);
@@ -488,10 +503,22 @@ contract NodeRegistry is INodeRegistry, Owned {
             total += weights[i];
         }
         if (total == 0) return address(0);
-        uint256 draw = uint256(seed) % total;
-        uint256 k;
+        uint256 first = _pick(weights, uint256(seed) % total);
+        uint256 rest = total - weights[first];
+        if (rest == 0) return pool[first];
+        weights[first] = 0;
+        uint256 second = _pick(weights, uint256(keccak256(abi.encode(seed))) % rest);
+        return _lessBusy(pool[first], pool[second], modelId);
+    }
+
+    /// @dev `b` when its backlog for `modelId` is shorter than `a`'s, else `a`.
+    function _lessBusy(address a, address b, bytes32 modelId) private view returns (address) {
+        return _memberships[b][modelId].open < _memberships[a][modelId].open ? b : a;
+    }
+
+    /// @dev The index whose cumulative weight covers `draw` (which is below the weights' sum).
+    function _pick(uint256[] memory weights, uint256 draw) private pure returns (uint256 k) {
         while (draw >= weights[k]) draw -= weights[k++];
-        return pool[k];
     }
 
     /// @dev A node's weight in a draw: its stake when it is eligible (active, not excluded, with

@@ -10,7 +10,8 @@
  *  "relayMs":{"<messenger>":{"spokeToHub":{"p50","p95"},"hubToSpoke":{"p50","p95"}}},"relayOverheadMs":{…},
  *  "blockTimeMs","crossChainE2eMs":{"<messenger>":{"p50","p95"}},
  *  "gasByChain":{"<messenger>":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}},  (messengers: hyperlane, layerzero)
- *  "operators":{"requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach"},
+ *  "operators":{"prover","requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach","pinned",
+ *    "native":{"prover","requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach"}},
  *  "gasNodes":{"requestInference","openJob","reassign"}}
  *
  * `npm run bench -- models <dir>` builds and measures a folder of models instead (see models.ts).
@@ -19,7 +20,8 @@
  * BENCH_PROVER (default ezkl-native): the spine's prover; BENCH_ONLY=spine runs part 2 alone,
  * BENCH_ONLY=crosschain part 4 alone; BENCH_XCHAIN_REQUESTS (default 10) and BENCH_BLOCK_TIME
  * (seconds, default 1): part 4's requests and the anvils' block time; BENCH_OPERATORS_REQUESTS
- * (default 24): part 5's burst (one operator, then two), BENCH_ONLY=operators runs it alone.
+ * (default 24) and BENCH_OPERATORS_NATIVE_REQUESTS (default 48): part 5's bursts (one operator,
+ * then two) with the WASM prover and with the native one; BENCH_ONLY=operators runs it alone.
  */
 import { benchCrossChain } from './crosschain.ts'
 import { benchEngineAndGas } from './engine.ts'
@@ -36,6 +38,7 @@ const prover = (process.env.BENCH_PROVER ?? 'ezkl-native') as 'ezkl-wasm' | 'ezk
 const xchainRequests = Number(process.env.BENCH_XCHAIN_REQUESTS ?? 10)
 const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
 const operatorsRequests = Number(process.env.BENCH_OPERATORS_REQUESTS ?? 24)
+const operatorsNativeRequests = Number(process.env.BENCH_OPERATORS_NATIVE_REQUESTS ?? 48)
 const only = process.env.BENCH_ONLY // 'spine', 'crosschain' or 'operators' to run that part alone (for tuning)
 
 async function main() {
@@ -53,7 +56,7 @@ async function main() {
     return
   }
   if (only === 'operators') {
-    console.log(JSON.stringify(await benchOperators({ requests: operatorsRequests, prover })))
+    console.log(JSON.stringify(await benchOperators({ requests: operatorsRequests, nativeRequests: operatorsNativeRequests })))
     return
   }
   if (only === 'crosschain') {
@@ -66,7 +69,7 @@ async function main() {
   log(`native is ${(provers['ezkl-wasm'].proveMs / provers['ezkl-native'].proveMs).toFixed(1)}× faster than WASM`)
   const spine = await benchSpine({ requests, prover })
   const crossChain = await benchCrossChain({ requests: xchainRequests, prover, blockTime })
-  const operators = await benchOperators({ requests: operatorsRequests, prover })
+  const operators = await benchOperators({ requests: operatorsRequests, nativeRequests: operatorsNativeRequests })
   console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain, ...operators }))
 }
 

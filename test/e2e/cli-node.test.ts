@@ -72,6 +72,7 @@ type Status = {
     capacity: string
     used: string
     remaining: string
+    backlog: string
     active: boolean
     activeFrom: string
     activeUntil: string | null
@@ -136,7 +137,7 @@ describe('sertn node', () => {
     await mineTo(await read.start(BigInt(before.epoch) + 1n))
     const after = await status()
     expect(BigInt(after.epoch)).toBe(BigInt(before.epoch) + 1n)
-    expect(after.memberships[0]).toMatchObject({ active: true, remaining: '500', used: '0' })
+    expect(after.memberships[0]).toMatchObject({ active: true, remaining: '500', used: '0', backlog: '0' })
 
     // The human view, with the node given by address and the registry found through the hub gateway.
     const human = await run(() =>
@@ -145,7 +146,7 @@ describe('sertn node', () => {
     expect(human.code, human.stderr).toBe(0)
     expect(human.stdout).toContain(`node ${OPERATOR} · NodeRegistry ${registry}`)
     expect(human.stdout).toMatch(/model .*: active now; active from epoch \d+, not leaving/)
-    expect(human.stdout).toContain('capacity 500 compute units per epoch: used 0, remaining 500 this epoch')
+    expect(human.stdout).toContain('capacity 500 compute units per epoch: used 0, remaining 500 this epoch; 0 job(s) open')
     expect(human.stdout).toContain('earnings    0 ETH for 0 fulfilled request(s) on the hub gateway')
     expect(human.stdout).toContain('jobs        0 assigned, 0 closed (served), 0 reassigned away')
   })

@@ -402,6 +402,40 @@ describe('NodeRegistry: jobs', () => {
     })
   })
 
+  test('the less busy of two drawn nodes gets the job: equal nodes take turns, a node with a backlog is passed over, and a closed or reassigned job leaves its node’s backlog', async () => {
+    registry = await freshRegistry()
+    const [a, b] = operators as [SertnClient, SertnClient]
+    await join(a, 100n, parseEther('2'))
+    await join(b, 100n, parseEther('6')) // three times a's stake: drawn first more often, not given more work
+    await nextEpoch()
+    const backlog = async (n: SertnClient) => (await read<{ open: bigint }>('membershipOf', [n.account.address, model])).open
+    const opened: { id: bigint; node: Address }[] = []
+    for (let i = 0; i < 8; i++) {
+      const { id, job } = await openJob(1)
+      opened.push({ id, node: job.node })
+      const [x, y] = [await backlog(a), await backlog(b)]
+      expect(x + y).toBe(BigInt(i + 1))
+      expect(x > y ? x - y : y - x, `after ${i + 1} jobs: backlogs ${x} and ${y}`).toBeLessThanOrEqual(1n)
+    }
+    // b answers all of its jobs: the next two jobs go to b, whose backlog is now the shorter.
+    for (const j of opened.filter((j) => j.node === b.account.address)) await write(chain.owner, registry, 'closeJob', [j.id, j.node])
+    expect(await backlog(b)).toBe(0n)
+    expect(await backlog(a)).toBe(4n)
+    for (let i = 0; i < 2; i++) expect((await openJob(1)).job.node).toBe(b.account.address)
+    // A job reassigned away leaves the missing node's backlog and joins the other's.
+    const held = opened.find((j) => j.node === a.account.address)!
+    await increaseTime(chain.owner, WINDOW + 1)
+    await write(chain.stranger, registry, 'reassign', [market, held.id])
+    expect((await jobOf(held.id)).node).toBe(b.account.address)
+    expect(await backlog(a)).toBe(3n)
+    expect(await backlog(b)).toBe(3n)
+    // Registering again (after leaving) keeps the backlog the node still holds.
+    await write(a, registry, 'leave', [model])
+    await nextEpoch()
+    await write(a, registry, 'register', [model, 50n])
+    expect(await backlog(a)).toBe(3n)
+  })
+
   test('property: over random pools and request streams, a job is assigned iff some eligible node has the units left, never past a node’s capacity; queued otherwise', async () => {
     const E = 40 // blocks: the stream fits in one epoch
     await fc.assert(

@@ -3,7 +3,8 @@
  * per operator, arlocal), each with its own key, workers and watchers, sharing the demo model's
  * pool in the hub's NodeRegistry:
  * - a burst is shared between them, neither exceeding its capacity in any epoch, every request
- *   fulfilled once by the node it was assigned to;
+ *   fulfilled once by the node it was assigned to, the other node running nothing for it (its
+ *   workflow waits on the server until the holder's window has passed);
  * - a node registered in epoch e is assigned nothing before e + 1; leaving, its stake stays bonded;
  * - an operator whose workers are gone has its requests reassigned after their window (by the other
  *   operator's workflows), is slashed, and every request is still fulfilled exactly once; every wei
@@ -11,6 +12,7 @@
  * - a copy of the assigned node's `fulfill` sent first by the other node is rejected on-chain
  *   (NodeRegistryNotAssigned), and only the assigned node is paid.
  */
+import { Client } from '@temporalio/client'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -22,6 +24,7 @@ import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { mineToNextEpoch } from '../../chains/evm/nodes.ts'
 import { LOCAL_CHAINS, startLocalNetwork, type LocalNetwork } from '../../chains/local.ts'
 import { InferenceGateway, NodeRegistry, RecordingConsumer } from '../../contracts/artifacts/index.ts'
+import { getRequestStatus } from '../../workflows/client.ts'
 import { expectRevert, waitUntil } from '../support/chain.ts'
 import { boundedTeardown, requestFromConsumer, startWorkers, type InProcessWorkers, type MadeRequest } from '../support/stack.ts'
 
@@ -146,6 +149,18 @@ describe('two operators on the local stack', () => {
     expect(counts[0]! + counts[1]!).toBe(12)
     expect(Math.min(...counts)).toBeGreaterThanOrEqual(4) // 12 - 8: the other operator took the rest
     for (const [key, used] of await capacityByEpoch()) expect(used, key).toBeLessThanOrEqual(CAPACITY)
+    // The other operator ran nothing for a request it did not hold: its workflow waits on the
+    // server for the holder's window to pass, and its status says who holds the request.
+    for (const [i, r] of made.entries()) {
+      const other = served[i] === operatorAddress(0) ? 1 : 0
+      const client = new Client({ connection: local.services!.connection, namespace: local.operators[other]!.config.temporal.namespace })
+      const description = await client.workflow.getHandle(r.key).describe()
+      expect(description.historyLength, `operator ${other + 1}'s workflow for ${r.key}`).toBeLessThanOrEqual(2)
+      expect(await getRequestStatus(client, r.key)).toMatchObject({
+        stage: 'awaiting-assignment',
+        assignment: { node: served[i], mine: false },
+      })
+    }
   }, 300_000)
 
   test('behavior: a node registered in epoch e is assigned nothing before e + 1; leaving, its stake stays bonded (withdraw refused)', async () => {

@@ -8,8 +8,9 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
+import type { InferenceRequest } from '../../core/types.ts'
 import { createActivities } from '../activities/index.ts'
-import { startRequestWorkflow } from '../client.ts'
+import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import type { TaskQueues } from '../messages.ts'
 import { buildContainer, lazyActivityDeps, type ContainerOverrides } from './container.ts'
 
@@ -78,9 +79,16 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
             .watchRequests({
               signal,
               onRequest: async (request) => {
-                const r = await startRequestWorkflow(client, request, queues, { eager: true })
+                const standAside = request.route ? undefined : await heldByAnother(chain, request, log)
+                const r = await startRequestWorkflow(client, request, queues, { eager: true, ...(standAside ? { standAside } : {}) })
                 log(
-                  `[watcher] ${chain.chainName}: request ${request.requestId} → ${r === 'started' ? `workflow ${request.key}` : 'already seen'}`,
+                  `[watcher] ${chain.chainName}: request ${request.requestId} → ${
+                    r === 'duplicate'
+                      ? 'already seen'
+                      : standAside
+                        ? `workflow ${request.key}, to run once node ${standAside.node}'s window has passed`
+                        : `workflow ${request.key}`
+                  }`,
                 )
               },
               ...(config.chains[chain.chainName]?.startBlock !== undefined
@@ -102,5 +110,28 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   } finally {
     await sertn.dispose()
     await connection.close()
+  }
+}
+
+/**
+ * The node that holds a hub request's job while its window is open, when it is not this node: its
+ * workflow then waits on the server until the window has passed, and costs this node nothing while
+ * the other node works. Undefined when the job is this node's, not assigned yet or past its window,
+ * or when the registry cannot be read now (the workflow then starts at once and asks again).
+ */
+async function heldByAnother(
+  chain: ChainPlugin,
+  request: InferenceRequest,
+  log: (line: string) => void,
+): Promise<StandingAside | undefined> {
+  try {
+    const a = await chain.getAssignment(request.requestId)
+    if (a.state !== 'Assigned' || a.mine || !a.node || a.windowEnd * 1000 <= Date.now()) return undefined
+    return { node: a.node, windowEnd: a.windowEnd }
+  } catch (err) {
+    log(
+      `[watcher] ${chain.chainName}: request ${request.requestId}: the job book could not be read (${String(err)}); starting its workflow now`,
+    )
+    return undefined
   }
 }
