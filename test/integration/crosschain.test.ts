@@ -35,6 +35,7 @@ import {
   type Hex,
   type LocalAccount,
   type TransactionReceipt,
+  zeroHash,
 } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -68,7 +69,7 @@ import {
   type CoreDeployment,
   type RegisteredModel,
 } from '../../chains/evm/deploy.ts'
-import { openLocalPools } from '../../chains/evm/nodes.ts'
+import { joinPool, mineToNextEpoch, openLocalPools } from '../../chains/evm/nodes.ts'
 import { loadModelArtifacts, modelDir } from '../../core/manifest.ts'
 import { createEzklWasmProver, type InferenceProof } from '../../plugins/provers/ezkl-wasm/index.ts'
 import {
@@ -116,7 +117,7 @@ const M = { None: 0, Open: 1, ResultSent: 2, FailureSent: 3, Settled: 4 } as con
 /** RequestStatus */
 const S = { None: 0, Pending: 1, Fulfilled: 2, Failed: 3, Refunded: 4 } as const
 /** InferenceErrorCode */
-const E = { ModelFailed: 2, ModelUnavailable: 4, Timeout: 5, InvalidResult: 6 } as const
+const E = { ModelFailed: 2, ModelUnavailable: 4, Timeout: 5, InvalidResult: 6, NoCapacity: 7 } as const
 const errorSelector = (signature: string): Hex => slice(keccak256(toHex(signature)), 0, 4)
 
 const key = (label: string) => keccak256(toHex(`sertn crosschain test ${label}`))
@@ -154,6 +155,7 @@ let hubDemo: RegisteredModel
 let spokeDemo: RegisteredModel
 let spokeDrift: RegisteredModel // the demo circuit under a third name, recorded as deployed on the spoke (its circuit is updated there later)
 let undeployedModel: Hex // registered on both registries, no chain deployment recorded on the hub
+let unservedModel: Hex // registered and deployed on both chains, but no node in its pool on the hub
 let consumer: Address
 let input: bigint[]
 let otherInput: bigint[]
@@ -706,6 +708,14 @@ beforeAll(async () => {
     consumer = await deployContract(user, RecordingConsumer, [spoke.gateway])
   }
   await Promise.all([deployHub(), deploySpokeChain()])
+  // The same circuit under a third name, deployed on the spoke, whose pool on the hub has no node.
+  const unserved = 'sertn-mlp-demo/unserved'
+  const [unservedHub, unservedSpoke] = await Promise.all([
+    registerModel(hubOwner, { registry: hubCore.registry, model: 'sertn-mlp-demo', name: unserved, vka: hubDemo!.vka, ...DEV_ONLY }),
+    registerModel(spokeOwner, { registry: spoke.registry, model: 'sertn-mlp-demo', name: unserved, vka: spokeDemo.vka, ...DEV_ONLY }),
+  ])
+  if (unservedHub.modelId !== unservedSpoke.modelId) throw new Error('the hub and the spoke owners differ: model ids differ')
+  unservedModel = unservedHub.modelId
   if (hubDrift?.modelId !== spokeDrift.modelId) throw new Error('the hub and the spoke owners differ: model ids differ')
   // As the Hyperlane network deployment does: join the ports, then the applications' routes.
   await connectHyperlanePorts({ client: hubOwner, deployment: coreA }, { client: spokeOwner, deployment: coreB })
@@ -719,7 +729,7 @@ beforeAll(async () => {
       registry: spoke.registry,
       port: coreB.port,
     },
-    models: [spokeDemo, spokeDrift],
+    models: [spokeDemo, spokeDrift, unservedSpoke],
   })
   // The same circuit under a second name, registered on both chains but never recorded as deployed on the spoke.
   const [undeployedHub, undeployedSpoke] = await Promise.all([
@@ -1039,6 +1049,78 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     await waitUntil('hub settlement', async () => (await hubRequest(mid)).status === M.Settled)
     expect(await hubRequest(mid)).toMatchObject({ status: M.Settled, settlement: S.Refunded, node: ZERO })
     expect(await submitRevert(mid)).toEqual({ errorName: 'MarketRequestNotOpen', args: [mid, M.Settled] })
+  })
+
+  test('no capacity: a spoke request that chose to fail then gets no job on the hub, is failed NoCapacity, refunded and called back; one that chose to wait is queued', async () => {
+    const jobOf = (mid: bigint) =>
+      hubManual.readContract({ address: hubCore.nodeRegistry, abi: NodeRegistry.abi, functionName: 'jobOf', args: [market, mid] })
+    const requestWith = async (failIfNoCapacity: boolean) => {
+      const value = await spokeQuote(unservedModel)
+      const params = {
+        modelId: unservedModel,
+        input: [...input],
+        inputRef: zeroHash,
+        callbackGasLimit: CALLBACK_GAS,
+        modelVersion: 0,
+        artifactsHash: zeroHash,
+        failIfNoCapacity,
+      }
+      const receipt = await confirm(
+        user,
+        await user.writeContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'requestWith', args: [params], value }),
+      )
+      const [requested] = parseEventLogs({ abi: SpokeGateway.abi, eventName: 'InferenceRequested', logs: receipt.logs })
+      if (!requested) throw new Error('no InferenceRequested')
+      return { id: requested.args.requestId, escrow: requested.args.escrow }
+    }
+    // Waiting is the default: the job is queued until a node of the pool has capacity.
+    const waits = await requestWith(false)
+    expect(await jobOf(await recorded(waits.id))).toMatchObject({ state: 1, node: ZERO }) // Queued
+    // Failing at once: the market records it but opens no job, and a node fails it for the requester.
+    const fails = await requestWith(true)
+    const mid = await recorded(fails.id)
+    expect((await jobOf(mid)).state).toBe(0) // None
+    expect(await submitRevert(mid)).toMatchObject({ errorName: 'NodeRegistryNotAssigned' })
+    const reason = 'no node of the pool had the capacity'
+    const fee = await node.readContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'quoteFailure',
+      args: [mid, E.NoCapacity, reason],
+    })
+    const consumerBefore = await spokeManual.getBalance({ address: consumer })
+    await confirm(
+      node,
+      await node.writeContract({
+        address: market,
+        abi: InferenceMarket.abi,
+        functionName: 'failRequest',
+        args: [mid, E.NoCapacity, reason],
+        value: fee,
+      }),
+    )
+    await waitUntil('spoke failure', async () => (await spokeRequest(fails.id)).status === S.Failed)
+    expect(await consumerErrorCode(fails.id)).toBe(E.NoCapacity)
+    expect(await spokeManual.getBalance({ address: consumer })).toBe(consumerBefore + fails.escrow)
+    await waitUntil('hub settlement', async () => (await hubRequest(mid)).status === M.Settled)
+    expect(await hubRequest(mid)).toMatchObject({ settlement: S.Failed })
+    // The queued one is assigned once a node joins the pool (from the next epoch), and served.
+    const queued = await recorded(waits.id)
+    await joinPool(node, hubCore.nodeRegistry, { models: [unservedModel] })
+    await mineToNextEpoch(hubOwner, hubCore.nodeRegistry)
+    await confirm(
+      hubStranger,
+      await hubStranger.writeContract({
+        address: hubCore.nodeRegistry,
+        abi: NodeRegistry.abi,
+        functionName: 'assignQueued',
+        args: [market, queued],
+      }),
+    )
+    expect(await jobOf(queued)).toMatchObject({ state: 2, node: node.account.address }) // Assigned
+    await submitResult(queued)
+    await waitUntil('spoke fulfilment', async () => (await spokeRequest(waits.id)).status === S.Fulfilled)
+    await waitUntil('hub settlement', async () => (await hubRequest(queued)).status === M.Settled)
   })
 })
 
