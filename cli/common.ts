@@ -175,6 +175,8 @@ export type ChainDeployment = {
   messengers: MessengerDeployment[]
   /** Each registered model's verifying-key artifact on this chain. */
   vkas: Record<string, Address>
+  /** Each registered model's batch circuits' VKAs on this chain (absent in records written before batch circuits). */
+  batchVkas?: Record<string, { size: number; vka: Address; vkaCodeHash: Hex }[]>
   /** An ExampleClassifier per model name, requesting through this chain's gateway. */
   dapps: Record<string, Address>
 }

@@ -138,6 +138,7 @@ async function recordOf(
   accounts: { owner: Address; node: Address; nodes: Address[]; validator: Address },
 ): Promise<Deployment> {
   const vkasOf = (models: RegisteredModel[]) => Object.fromEntries(models.map((m) => [m.name, m.vka]))
+  const batchVkasOf = (models: RegisteredModel[]) => Object.fromEntries(models.map((m) => [m.name, [...m.batches]]))
   const spoke = (name: string): ChainDeployment => {
     const s = network.spokes.find((x) => x.name === name)!
     return {
@@ -146,6 +147,7 @@ async function recordOf(
       ...s.spoke,
       messengers: [s.messenger],
       vkas: vkasOf(s.models),
+      batchVkas: batchVkasOf(s.models),
       dapps: {},
     }
   }
@@ -160,6 +162,7 @@ async function recordOf(
       market: network.hub.market,
       messengers: Object.values(network.hub.messengers),
       vkas: vkasOf(network.hub.models),
+      batchVkas: batchVkasOf(network.hub.models),
       dapps: {},
     },
     spoke: spoke('spoke'),
@@ -180,6 +183,7 @@ export function networkOf(d: Deployment): SertnNetwork {
       modelId: d.models[name]!.modelId,
       manifest: readManifest(name).manifest,
       artifacts: d.models[name]!.artifacts,
+      batches: c.batchVkas?.[name] ?? [],
     }))
   return {
     hub: {
@@ -363,6 +367,7 @@ async function registerOnAll(file: string, d: Deployment, clients: StackClients,
       allowInsecureSrs: true /* local anvils */,
     })
     d[chain].vkas[name] = m.vka
+    d[chain].batchVkas = { ...d[chain].batchVkas, [name]: [...m.batches] }
     registered[chain] = m
   }
   d.models[name] = { modelId, fingerprint: modelFingerprint(name), artifacts }

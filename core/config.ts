@@ -111,6 +111,18 @@ export const configSchema = z.object({
         .prefault({}),
     })
     .prefault({}),
+  /**
+   * Batching (latency against gas): requests of a model with batch circuits are proven and
+   * delivered together, a batch going once it is full or `windowMs` after its first request.
+   */
+  batching: z
+    .object({
+      enabled: z.boolean().default(false),
+      windowMs: z.number().int().positive().default(2000),
+      /** The most rows per batch (default: the model's largest batch circuit). */
+      maxSize: z.number().int().min(2).optional(),
+    })
+    .prefault({}),
   runtime: z.object({ plugin: z.enum(['onnx']).default('onnx') }).prefault({}),
   prover: z
     .object({

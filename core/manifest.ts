@@ -110,6 +110,26 @@ export interface ModelManifest {
   readonly vka: { readonly codeHash: `0x${string}` }
   /** File name (in the model's directory) → sha256 hex. */
   readonly files: Readonly<Record<string, string>>
+  /**
+   * The same model compiled with a batch dimension (sizes ascending, each above 1): one proof for
+   * `size` inferences, its instances every row's input and then every row's output. Each is a
+   * model directory of its own (`dir`, under this one) whose manifest.json hashes to
+   * `manifestSha256`, so this manifest's hash (the artifacts hash a requester may pin) covers them.
+   */
+  readonly batches?: readonly BatchCircuitRef[]
+}
+
+/** One batch circuit of a model (see {@link ModelManifest.batches}). */
+export interface BatchCircuitRef {
+  /** Inferences (rows) per proof. */
+  readonly size: number
+  /** Its directory, relative to the model's: `batch-<size>`. */
+  readonly dir: string
+  /** sha256 of its manifest.json. */
+  readonly manifestSha256: string
+  readonly logrows: number
+  /** keccak256 of its VKA's runtime code (what registries pin for the batch size). */
+  readonly vka: { readonly codeHash: `0x${string}` }
 }
 
 /** A model's artifacts, every byte checked against its manifest. */
@@ -251,12 +271,54 @@ export function assertSrsAllowed(manifest: ModelManifest, options: LoadModelArti
 }
 
 /** sha256 over the sorted `name:sha256` lines of the pinned files and the SRS. */
-export function contentHashOf(manifest: Pick<ModelManifest, 'files' | 'srs'>): string {
+export function contentHashOf(manifest: Pick<ModelManifest, 'files' | 'srs' | 'batches'>): string {
   const lines = Object.entries(manifest.files)
     .map(([file, hash]) => `${file}:${hash.toLowerCase()}`)
     .sort()
   lines.push(`srs:${manifest.srs.sha256.toLowerCase()}`)
+  for (const b of manifest.batches ?? []) lines.push(`batch-${b.size}:${b.manifestSha256.toLowerCase()}`)
   return createHash('sha256').update(lines.join('\n')).digest('hex')
+}
+
+/**
+ * The batch circuit of `model` for `size` rows, every byte checked: its manifest hashes to the
+ * one the model's manifest pins, and its shapes are the model's with `size` rows.
+ *
+ * @throws {ManifestError} when the model has no batch circuit of that size, or it does not match
+ */
+export async function loadBatchArtifacts(
+  model: ModelArtifacts,
+  size: number,
+  options: LoadModelArtifactsOptions = {},
+): Promise<ModelArtifacts> {
+  const ref = model.manifest.batches?.find((b) => b.size === size)
+  const path = join(model.dir, 'manifest.json')
+  if (!ref) throw new ManifestError(path, `no batch circuit of ${size} rows (it has ${batchSizesOf(model.manifest).join(', ') || 'none'})`)
+  const dir = resolveIn(model.dir, ref.dir)
+  const { sha256 } = await readModelManifest(dir)
+  if (sha256 !== ref.manifestSha256.toLowerCase())
+    throw new ArtifactHashMismatchError(join(ref.dir, 'manifest.json'), ref.manifestSha256, sha256, model.manifest.name)
+  const batch = await loadModelArtifacts(dir, options)
+  const rows = (shape: readonly number[]) => [size, ...shape.slice(1)].join(',')
+  const m = batch.manifest
+  if (
+    m.inputShape.join(',') !== rows(model.manifest.inputShape) ||
+    m.outputShape.join(',') !== rows(model.manifest.outputShape) ||
+    m.visibility.input !== model.manifest.visibility.input ||
+    m.visibility.output !== model.manifest.visibility.output ||
+    m.inputScale !== model.manifest.inputScale ||
+    m.outputScale !== model.manifest.outputScale
+  )
+    throw new ManifestError(
+      join(dir, 'manifest.json'),
+      `is not ${model.manifest.name} with ${size} rows (shapes, scales or visibility differ)`,
+    )
+  return batch
+}
+
+/** The batch sizes a model's manifest lists, ascending (1, the model itself, not included). */
+export function batchSizesOf(manifest: Pick<ModelManifest, 'batches'>): number[] {
+  return (manifest.batches ?? []).map((b) => b.size).sort((a, b) => a - b)
 }
 
 /** The manifest of a model directory (checked), and the sha256 of its bytes: what registries record as the model's artifacts hash. */
@@ -353,6 +415,26 @@ function checkManifest(path: string, v: unknown): asserts v is ModelManifest {
     if (file.includes('/') || file.includes('\\') || file === '..') fail(`"files.${file}" must name a file in the model directory`)
   }
   for (const file of REQUIRED_ARTIFACT_FILES) if (!(file in v.files)) fail(`"files" does not pin ${file}`)
+  if (v.batches !== undefined) {
+    if (!Array.isArray(v.batches)) return fail('"batches" must list the batch circuits')
+    let last = 1
+    for (const b of v.batches as unknown[]) {
+      if (
+        !isRecord(b) ||
+        !Number.isSafeInteger(b.size) ||
+        (b.size as number) <= last ||
+        b.dir !== `batch-${String(b.size)}` ||
+        typeof b.manifestSha256 !== 'string' ||
+        !SHA256.test(b.manifestSha256) ||
+        !Number.isSafeInteger(b.logrows) ||
+        !isRecord(b.vka) ||
+        typeof b.vka.codeHash !== 'string' ||
+        !/^0x[0-9a-f]{64}$/.test(b.vka.codeHash)
+      )
+        return fail('"batches" must list { size (ascending, above 1), dir: "batch-<size>", manifestSha256, logrows, vka.codeHash }')
+      last = b.size as number
+    }
+  }
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

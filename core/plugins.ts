@@ -195,6 +195,42 @@ export interface TxOutcome {
   readonly receiptAt?: number
 }
 
+/**
+ * Requests of one model proven together with its batch circuit of `size` rows (see
+ * `ModelManifest.batches`): the proof's instances are every row's input, then every row's output.
+ */
+export interface ProvenBatch {
+  readonly size: number
+  /** One per row: the request the row answers, or undefined for a padding row (bound to no request). */
+  readonly rows: readonly (InferenceRequest | undefined)[]
+  /** Every row's input (decimal strings), row after row. */
+  readonly inputs: readonly string[]
+  /** Every row's output (decimal strings), row after row. */
+  readonly outputs: readonly string[]
+  readonly proof: Hex
+  /** Where the batch's outputs and proof were stored. */
+  readonly storage?: ProvenResult['storage']
+}
+
+/** What became of each request of a batch, by request key. */
+export type BatchRowOutcome =
+  /** Fulfilled by this batch (`alreadySettled`: by an earlier try of it). */
+  | { readonly status: 'Fulfilled'; readonly alreadySettled: boolean }
+  /** Settled another way before the batch landed (refunded, failed): its row went as padding. */
+  | { readonly status: Exclude<RequestStatus, 'Fulfilled' | 'Pending' | 'None'>; readonly alreadySettled: true }
+  /** Its job is no longer this node's (reassigned): its row went as padding, and the request is not settled. */
+  | { readonly status: 'Pending'; readonly alreadySettled: false; readonly reassigned: true }
+
+/** A batch's transaction (absent when every row had been settled before it was sent) and its rows' outcomes. */
+export interface BatchOutcome {
+  readonly transactionHash?: Hex
+  readonly gasUsed?: string
+  readonly blockNumber?: string
+  readonly inclusionMs?: number
+  readonly receiptAt?: number
+  readonly rows: Readonly<Record<string, BatchRowOutcome>>
+}
+
 /** One connected chain: its gateway's requests in, results and failures out. */
 export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>, JobBook {
   /** The configured name of the chain (a key of the `chains` config). */
@@ -220,6 +256,12 @@ export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>
   fulfill(request: InferenceRequest, result: ProvenResult): Promise<TxOutcome>
   /** Ends a request that cannot be served (error callback, refund). Idempotent like {@link fulfill}. */
   fail(request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<TxOutcome>
+  /**
+   * Delivers a batch with one proof. Idempotent: a request settled meanwhile (by an earlier try, a
+   * refund) or reassigned away goes as a padding row of the same proof, which needs no new proof;
+   * a rejected proof or a row bound to the wrong input throws a non-retryable error.
+   */
+  fulfillBatch(batch: ProvenBatch): Promise<BatchOutcome>
   /** Where the chain is now. */
   head(): Promise<{ blockNumber: bigint; position?: ChainPosition }>
   /**

@@ -5,7 +5,14 @@
  */
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client'
 import type { InferenceRequest } from '../core/types.ts'
-import { statusQuery, WINDOW_MARGIN_MS, type RequestOutcome, type RequestStatusView, type TaskQueues } from './messages.ts'
+import {
+  statusQuery,
+  WINDOW_MARGIN_MS,
+  type BatchingOptions,
+  type RequestOutcome,
+  type RequestStatusView,
+  type TaskQueues,
+} from './messages.ts'
 import type { requestWorkflow } from './request.workflow.ts'
 
 export type StartResult = 'started' | 'duplicate'
@@ -26,14 +33,14 @@ export async function startRequestWorkflow(
   client: Client,
   request: InferenceRequest,
   queues: TaskQueues,
-  { eager = false, standAside }: { eager?: boolean; standAside?: StandingAside } = {},
+  { eager = false, standAside, batching }: { eager?: boolean; standAside?: StandingAside; batching?: BatchingOptions } = {},
 ): Promise<StartResult> {
   const delayMs = standAside ? Math.max(0, standAside.windowEnd * 1000 - Date.now()) + WINDOW_MARGIN_MS : 0
   try {
     await client.workflow.start<typeof requestWorkflow>('requestWorkflow', {
       workflowId: request.key,
       taskQueue: queues.chainIo,
-      args: [{ request, queues }],
+      args: [{ request, queues, ...(batching ? { batching } : {}) }],
       ...(standAside ? { startDelay: delayMs, memo: { standingAside: standAside } } : {}),
       // With a client on a worker's own connection, the first workflow task skips matching.
       requestEagerStart: eager && !standAside,

@@ -2,7 +2,9 @@
  * What clients, workers and tests share about the request workflow: its input, its status query
  * and its outcome. Pure data and Temporal definitions only (imported by workflow code).
  */
-import { defineQuery } from '@temporalio/workflow'
+import { defineQuery, defineSignal } from '@temporalio/workflow'
+import type { ModelRef } from '../core/artifacts.ts'
+import type { BatchRowOutcome } from '../core/plugins.ts'
 import type { InferenceErrorCode, InferenceRequest, RequestKey, StoredArtifact } from '../core/types.ts'
 
 /** Task queue names, from configuration. */
@@ -15,7 +17,60 @@ export type TaskQueues = {
 export type RequestWorkflowInput = {
   request: InferenceRequest
   queues: TaskQueues
+  /** Prove the request in a batch with others of its model when the model has batch circuits (hub requests). */
+  batching?: BatchingOptions
 }
+
+/** How a node batches (`batching` in its configuration): latency against gas. */
+export type BatchingOptions = {
+  /** How long a batch waits for more requests once its first has joined. */
+  windowMs: number
+  /** The most rows per batch (default: the model's largest batch circuit). */
+  maxSize?: number
+}
+
+/** A request handed to its model's batch workflow: proven and delivered with others. */
+export type BatchMember = { request: InferenceRequest }
+
+/** The batch workflow of a model version on one chain, in one node's namespace. */
+export type BatchWorkflowInput = {
+  chainId: number
+  gateway: string
+  model: ModelRef
+  /** The model's batch circuits' sizes, ascending. */
+  sizes: number[]
+  batching: BatchingOptions
+  queues: TaskQueues
+  /** Members that had joined when the workflow continued as new. */
+  carried?: BatchMember[]
+}
+
+/** The batch workflow's id for a request's model version on its chain. */
+export const batchWorkflowIdOf = (r: Pick<InferenceRequest, 'chainId' | 'gateway' | 'modelId' | 'modelVersion'>) =>
+  `batch:${r.chainId}:${r.gateway.toLowerCase()}:${r.modelId}:${r.modelVersion}`
+
+/** A request joins its model's batch workflow. */
+export const joinBatchSignal = defineSignal<[BatchMember]>('joinBatch')
+
+/**
+ * The batch workflow's answer to one member: its row's outcome in a delivered batch, or `solo`
+ * when the batch could not take it (alone in its window, or the batch failed): the request is then
+ * proven and delivered on its own.
+ */
+export type BatchResult =
+  | {
+      kind: 'delivered'
+      batchId: string
+      size: number
+      rows: number
+      row: BatchRowOutcome
+      transactionHash?: string
+      gasUsed?: string
+      output: string[]
+    }
+  | { kind: 'solo'; reason: string }
+
+export const batchResultSignal = defineSignal<[BatchResult]>('batchResult')
 
 /**
  * The stages a request goes through, in order (`resolving`: the model read from the registry and its
@@ -38,6 +93,7 @@ export const STAGES = [
   'awaiting-hub',
   'submitting',
   'fulfilling',
+  'batching',
   'delivering',
   'failing',
   'settling',
@@ -92,6 +148,8 @@ export type RequestStatusView = {
   error?: { code: InferenceErrorCode; reason: string }
   /** The request's job in the hub's node registry: its node (this one when `mine`), until when, and how often it was reassigned. */
   assignment?: { node?: string; mine: boolean; windowEnd: number; reassigned: number }
+  /** The batch it was proven and delivered in (its size, how many requests it answered, the transaction). */
+  batch?: { id: string; size: number; rows: number; transactionHash?: string; gasUsed?: string }
 }
 
 /** The workflow's current status. */

@@ -27,6 +27,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   TimeoutFailure,
+  condition,
   patched,
   proxyActivities,
   setHandler,
@@ -39,8 +40,10 @@ import type { InferenceErrorCode } from '../core/types.ts'
 import type { Activities } from './activities/index.ts'
 import { codeOfFailure, STAGE_CODES } from './failure-codes.ts'
 import {
+  batchResultSignal,
   statusQuery,
   WINDOW_MARGIN_MS,
+  type BatchResult,
   type RequestOutcome,
   type RequestStatusView,
   type RequestWorkflowInput,
@@ -60,7 +63,7 @@ const retry = {
   nonRetryableErrorTypes: NON_RETRYABLE,
 }
 
-export async function requestWorkflow({ request, queues }: RequestWorkflowInput): Promise<RequestOutcome> {
+export async function requestWorkflow({ request, queues, batching }: RequestWorkflowInput): Promise<RequestOutcome> {
   const { runInference } = proxyActivities<Activities>({
     taskQueue: queues.inference,
     startToCloseTimeout: '2 minutes',
@@ -80,6 +83,11 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
   // Resolving the model may fetch its artifacts from storage (minutes for a large circuit; a
   // registration uploads them first, so artifacts still missing after a few tries are missing).
   // Likewise a hashed request's input that storage does not have after a few tries fails the request.
+  const { joinBatch } = proxyActivities<Activities>({
+    taskQueue: queues.chainIo,
+    startToCloseTimeout: '1 minute',
+    retry: { ...retry, maximumAttempts: 10 },
+  })
   const { resolveModel } = proxyActivities<Activities>({
     taskQueue: queues.chainIo,
     startToCloseTimeout: '10 minutes',
@@ -101,6 +109,10 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
 
   const status: RequestStatusView = { key: request.key, stage: 'received', startedAt: workflowInfo().startTime.getTime(), timings: {} }
   setHandler(statusQuery, () => status)
+  let batchResult: BatchResult | undefined
+  setHandler(batchResultSignal, (r) => {
+    batchResult = r
+  })
 
   async function timed<
     T extends {
@@ -136,9 +148,7 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
     let model: ModelRef | undefined
     let input: string[] | undefined
     if (patched('resolve-model')) {
-      status.stage = 'resolving'
-      model = (await timed('resolve', () => resolveModel(request))).model
-      status.model = { name: model.name, version: model.version, artifactsHash: model.artifacts.manifestHash }
+      model = (await resolve()).model
       if (model.inputVisibility === 'hashed') {
         status.stage = 'loading-input'
         const m = model
@@ -166,6 +176,60 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
       both.cancel()
       throw err
     }
+  }
+
+  /** The model as the registry records it, resolved once (a batch attempt resolves it first). */
+  let resolved: Awaited<ReturnType<typeof resolveModel>> | undefined
+  async function resolve(): Promise<Awaited<ReturnType<typeof resolveModel>>> {
+    if (resolved) return resolved
+    status.stage = 'resolving'
+    resolved = await timed('resolve', () => resolveModel(request))
+    const m = resolved.model
+    status.model = { name: m.name, version: m.version, artifactsHash: m.artifacts.manifestHash }
+    return resolved
+  }
+
+  /**
+   * Proves and delivers the request in a batch with others of its model (see batch.workflow.ts):
+   * the outcome once its batch has settled it, or undefined when it goes on alone (the model has
+   * no batch circuit, it was alone in its window, the batch failed, or its job came back after a
+   * reassignment).
+   */
+  async function inBatch(options: NonNullable<RequestWorkflowInput['batching']>): Promise<RequestOutcome | undefined> {
+    const { model, batchSizes } = await resolve()
+    if (batchSizes.length === 0 || model.inputVisibility !== 'public' || model.outputVisibility !== 'public') return undefined
+    // The model run checks the input first: a bad input fails its request here and never joins a batch.
+    status.stage = 'inference'
+    await timed('inference', () => runInference(request, model))
+    status.stage = 'batching'
+    await joinBatch(
+      { request },
+      { chainId: request.chainId, gateway: request.gateway, model, sizes: batchSizes, batching: options, queues },
+    )
+    const waitMs = Math.max(1000, request.deadline * 1000 - Date.now())
+    if (!(await condition(() => batchResult !== undefined, waitMs))) return undefined
+    const r = batchResult!
+    if (r.kind === 'solo') return undefined
+    status.batch = {
+      id: r.batchId,
+      size: r.size,
+      rows: r.rows,
+      ...(r.transactionHash ? { transactionHash: r.transactionHash } : {}),
+      ...(r.gasUsed ? { gasUsed: r.gasUsed } : {}),
+    }
+    if (r.row.status === 'Fulfilled') {
+      status.output = r.output
+      if (r.transactionHash) status.transactionHash = r.transactionHash
+      status.stage = 'fulfilled'
+      return status as RequestOutcome
+    }
+    if (r.row.status === 'Pending') {
+      // Its job moved to another node while the batch was proven: wait for it to come back, then go on alone.
+      if (!(await myTurn())) return status as RequestOutcome
+      return undefined
+    }
+    status.stage = 'settled-elsewhere'
+    return status as RequestOutcome
   }
 
   type Proven = Awaited<ReturnType<typeof proveInference>>
@@ -240,6 +304,10 @@ export async function requestWorkflow({ request, queues }: RequestWorkflowInput)
 
   try {
     if (assigned && !(await myTurn())) return status as RequestOutcome
+    if (batching && patched('batching')) {
+      const outcome = await inBatch(batching)
+      if (outcome) return outcome
+    }
     const proven = await prove()
     const prepared = await store(proven)
     status.stage = 'fulfilling'
@@ -377,3 +445,5 @@ function failureOf(err: unknown): Failure | undefined {
   }
   return undefined
 }
+
+export { batchWorkflow } from './batch.workflow.ts'

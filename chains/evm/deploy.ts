@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { keccak256, parseEther, parseGwei, type Address, type Hex } from 'viem'
+import { keccak256, parseEther, parseGwei, zeroHash, type Address, type Hex } from 'viem'
 import { Halo2VerifierReusable, InferenceGateway, ModelRegistry } from '../../contracts/artifacts/index.ts'
 import { assertSrsAllowed, modelDir, parseManifest, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
 import { localArtifactRefs, type ArtifactRefs } from '../../core/artifacts.ts'
@@ -116,7 +116,12 @@ export type RegisteredModel = {
   vka: Address
   manifest: ModelManifest
   artifacts: ArtifactRefs
+  /** Its batch circuits' VKAs on this chain, by size (see `ModelManifest.batches`). */
+  batches: readonly BatchCircuitParams[]
 }
+
+/** A batch circuit as the registry takes it (`CircuitParams.batches`). */
+export type BatchCircuitParams = { size: number; vka: Address; vkaCodeHash: Hex }
 
 export type RegisterModelParameters = {
   registry: Address
@@ -158,12 +163,27 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
     args: [modelId],
   })
   if (existing.version !== 0 && existing.artifactsHash.toLowerCase() === artifacts.manifestHash.toLowerCase()) {
-    const m = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] })
-    return { name, modelId, vka: m.vka, manifest, artifacts }
+    const [m, sizes] = await Promise.all([
+      client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] }),
+      client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getBatchSizes', args: [modelId] }),
+    ])
+    const batches = await Promise.all(
+      sizes.map(async (size) => {
+        const t = await client.readContract({
+          address: params.registry,
+          abi: ModelRegistry.abi,
+          functionName: 'tryGetBatchVerificationTerms',
+          args: [modelId, size],
+        })
+        return { size, vka: t.vka, vkaCodeHash: manifest.batches?.find((b) => b.size === size)?.vka.codeHash ?? zeroHash }
+      }),
+    )
+    return { name, modelId, vka: m.vka, manifest, artifacts, batches }
   }
   const vka = params.vka ?? (await deployContract(client, { abi: [], bytecode: vkaBytecode(dir) }))
   const code = await client.getCode({ address: vka })
   if (!code) throw new Error(`no code at VKA ${vka}`)
+  const batches = await deployBatchVkas(client, dir, manifest)
   const registrationFee = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'registrationFee' })
   await confirm(
     client,
@@ -175,17 +195,42 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
       args: [
         name,
         {
-          circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code)),
+          circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code), batches),
           computeUnits: params.computeUnits ?? manifest.computeUnits,
         },
       ],
     }),
   )
-  return { name, modelId, vka, manifest, artifacts }
+  return { name, modelId, vka, manifest, artifacts, batches }
 }
 
-/** A manifest as the registry's `CircuitParams`. */
-export function circuitParamsOf(manifest: ModelManifest, artifacts: ArtifactRefs, vka: Address, vkaCodeHash: Hex) {
+/**
+ * Deploys the VKA of each batch circuit the manifest lists (`<dir>/batch-<N>/vka.json`), checking
+ * that its code hashes to what the manifest pins.
+ */
+export async function deployBatchVkas(client: SertnClient, dir: string, manifest: ModelManifest): Promise<BatchCircuitParams[]> {
+  const out: BatchCircuitParams[] = []
+  for (const b of manifest.batches ?? []) {
+    const vka = await deployContract(client, { abi: [], bytecode: vkaBytecode(join(dir, b.dir)) })
+    const code = await client.getCode({ address: vka })
+    const vkaCodeHash = code ? keccak256(code) : zeroHash
+    if (vkaCodeHash !== b.vka.codeHash)
+      throw new Error(
+        `${manifest.name}: the VKA of its batch of ${b.size} has code hash ${vkaCodeHash}, its manifest pins ${b.vka.codeHash}`,
+      )
+    out.push({ size: b.size, vka, vkaCodeHash })
+  }
+  return out
+}
+
+/** A manifest as the registry's `CircuitParams` (with its batch circuits' VKAs on that chain, if any). */
+export function circuitParamsOf(
+  manifest: ModelManifest,
+  artifacts: ArtifactRefs,
+  vka: Address,
+  vkaCodeHash: Hex,
+  batches: readonly BatchCircuitParams[] = [],
+) {
   return {
     vka,
     vkaCodeHash,
@@ -198,5 +243,6 @@ export function circuitParamsOf(manifest: ModelManifest, artifacts: ArtifactRefs
     inputVisibility: VISIBILITY[manifest.visibility.input],
     outputVisibility: VISIBILITY[manifest.visibility.output],
     insecureSrs: manifest.srs.insecure,
+    batches: batches.map((b) => ({ size: b.size, vka: b.vka, vkaCodeHash: b.vkaCodeHash })),
   }
 }

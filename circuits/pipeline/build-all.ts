@@ -1,7 +1,8 @@
 /**
  * `npm run circuits:build [-- NAME …]`: regenerates the sources of this repository's models
  * (`circuits/sources/make.py`: ONNX graphs and sample inputs, from fixed seeds) and builds each
- * model listed in `circuits/models.json` through `sertn model build` into `circuits/<name>/`.
+ * model listed in `circuits/models.json` through `sertn model build` into `circuits/<name>/`, and
+ * the batch circuits its entry lists (`"batches"`) into `circuits/<name>/batch-<N>/`.
  * `--root DIR` works in another copy of `circuits/` (its sources, SRS folder and model folders): the
  * reproducibility check builds a scratch copy and compares.
  */
@@ -12,6 +13,7 @@ import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
 import { startProcess } from '../../core/process.ts'
 import type { Visibility } from '../../core/manifest.ts'
 import { modelBuildCommand } from '../../cli/model.ts'
+import { buildBatchCircuits } from './batches.ts'
 
 const CIRCUITS = resolve(import.meta.dirname, '..')
 
@@ -23,6 +25,8 @@ export type ModelEntry = {
   tolerance?: number
   input?: Visibility
   output?: Visibility
+  /** Batch sizes to build beside the model (see circuits/pipeline/batches.ts). */
+  batches?: number[]
 }
 
 export function modelEntries(): ModelEntry[] {
@@ -61,6 +65,13 @@ async function main(): Promise<number> {
       ...(m.inputBound !== undefined ? { inputBound: m.inputBound } : {}),
       ...(m.tolerance !== undefined ? { tolerance: m.tolerance } : {}),
     })
+    if (m.batches?.length)
+      await buildBatchCircuits({
+        modelDir: join(root, m.name),
+        sizes: m.batches,
+        sources: (n) => ({ onnx: join(src, `batch-${n}`, 'network.onnx'), samples: join(src, `batch-${n}`, 'input.json') }),
+        srsDir: join(root, 'srs'),
+      })
   }
   return 0
 }

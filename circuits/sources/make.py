@@ -16,6 +16,10 @@ another), drawn inside the input bound the model is meant for, rounded to 6 deci
   sertn-svm-rbf    RBF-kernel one-vs-rest SVC, 3 classes over 4 features, 9 shared support vectors
   sertn-attention  layer norm + single-head self-attention over 4 tokens x 4 dims, with a residual
 
+A model whose entry in circuits/models.json lists "batches" also gets <name>/batch-<N>/: the same
+graph with batch dimension N (each input's and output's first dimension), and batch samples whose
+rows cycle through the model's samples.
+
 Everything is deterministic: weights, fits and samples come from fixed numpy seeds, and running the
 script twice writes byte-identical files. Needs numpy and onnx only.
 """
@@ -460,6 +464,32 @@ MODELS = {
 }
 
 
+def batch_sizes(name: str) -> list[int]:
+    """The batch sizes circuits/models.json lists for a model (its "batches"; none by default)."""
+    with open(os.path.join(HERE, "..", "models.json")) as f:
+        entries = json.load(f)["models"]
+    return next((e.get("batches", []) for e in entries if e["name"] == name), [])
+
+
+def batched(model: onnx.ModelProto, samples: list[np.ndarray], n: int, count: int = 2):
+    """The same graph with batch dimension `n` (every input's and output's first dimension, 1 in the
+    single model), and `count` batch samples whose rows cycle through the single model's samples
+    (sample k starts at row k), so that every row is a sample the single model was checked on."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for v in list(m.graph.input) + list(m.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        if len(dims) == 0 or dims[0].dim_value != 1:
+            sys.exit(f"{m.graph.name}: {v.name} has no batch dimension of 1 to widen")
+        dims[0].dim_value = n
+    onnx.checker.check_model(m, full_check=True)
+    out = []
+    for s in samples:
+        rows = np.asarray(s, dtype=np.float32).reshape(len(s), -1)
+        out.append(np.stack([rows[[(k + r) % len(rows) for r in range(n)]] for k in range(count)]))
+    return m, out
+
+
 def main(names: list[str]) -> None:
     unknown = [n for n in names if n not in MODELS]
     if unknown:
@@ -467,6 +497,9 @@ def main(names: list[str]) -> None:
     for name in names or list(MODELS):
         model, samples = MODELS[name]()
         print(write(name, model, samples), flush=True)
+        for n in batch_sizes(name):
+            bm, bs = batched(model, samples, n)
+            print(write(os.path.join(name, f"batch-{n}"), bm, bs), flush=True)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,34 @@ contract InferenceGateway is IInferenceGateway, Owned {
     }
 
     /// @inheritdoc IInferenceGateway
+    function fulfillBatch(
+        uint16 size,
+        uint256[] calldata requestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        StorageRefs calldata artifacts
+    ) external virtual nonReentrant {
+        if (address(nodes) == address(0)) revert GatewayUnauthorizedNode(msg.sender);
+        IModelRegistry.VerificationTerms memory t = _batchTerms(size, requestIds, inputs);
+        uint256 outLen = t.outputLength;
+        if (outputs.length != uint256(size) * outLen) revert ResultOutputShapeMismatch(uint256(size) * outLen, outputs.length);
+        // The instances: every row's input (each request's bound by _bindRows), then every row's output.
+        if (!ResultProof.verifies(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(requestIds));
+        uint256 earned;
+        for (uint256 i; i < size; ++i) {
+            uint256 id = requestIds[i];
+            if (id == 0) continue;
+            // A request named twice is pending only the first time.
+            _pending(id);
+            nodes.closeJob(id, msg.sender);
+            earned += _settleFulfilled(id, outputs[i * outLen:(i + 1) * outLen], t.outputVisibility, artifacts, msg.sender);
+        }
+        // One payment for the whole batch.
+        _pay(msg.sender, earned);
+    }
+
+    /// @inheritdoc IInferenceGateway
     function fail(uint256 requestId, InferenceErrorCode code, string calldata reason)
         external
         virtual
@@ -274,12 +302,24 @@ contract InferenceGateway is IInferenceGateway, Owned {
         StorageRefs calldata artifacts,
         address payee
     ) internal {
-        Request storage r = _pending(requestId);
-        Visibility outputVisibility = _checkResult(requestId, r, input, output, proof);
+        Visibility outputVisibility = _checkResult(requestId, _pending(requestId), input, output, proof);
+        _pay(payee, _settleFulfilled(requestId, output, outputVisibility, artifacts, payee));
+    }
 
+    /// @dev Settles a pending request whose result the caller has verified: calls the requester back
+    ///      (isolated, with its gas limit) and emits {InferenceFulfilled}. Returns the escrow, which
+    ///      the caller pays to `payee` (once per batch).
+    function _settleFulfilled(
+        uint256 requestId,
+        int256[] calldata output,
+        Visibility outputVisibility,
+        StorageRefs calldata artifacts,
+        address payee
+    ) private returns (uint256 escrow) {
+        Request storage r = _requests[requestId];
         r.status = RequestStatus.Fulfilled;
         ++_usage[r.modelId].served;
-        _pay(payee, r.escrow);
+        escrow = r.escrow;
         (CallbackStatus cs, uint256 gasUsed) = _callback(
             r.requester,
             r.callbackGasLimit,
@@ -376,6 +416,50 @@ contract InferenceGateway is IInferenceGateway, Owned {
         // The instances are the request's input (checked against its hash above) and the output.
         if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert ResultInvalidProof(requestId);
         return terms.outputVisibility;
+    }
+
+    /// @dev The terms a batch of `size` rows is verified with: the model's batch circuit of that
+    ///      size for the version its requests were made against (see {_bindRows}).
+    function _batchTerms(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs)
+        private
+        view
+        returns (IModelRegistry.VerificationTerms memory terms)
+    {
+        (uint256 first, bytes32 modelId, uint32 version) = _bindRows(size, requestIds, inputs);
+        terms = registry.tryGetBatchVerificationTerms(modelId, size);
+        if (terms.version != version) revert GatewayModelVersionChanged(first, version, terms.version);
+        if (terms.vka == address(0)) revert GatewayNoBatchCircuit(modelId, size);
+    }
+
+    /// @dev The first request a batch names (there is one: {_bindRows} checked).
+    function _firstOf(uint256[] calldata requestIds) private pure returns (uint256 id) {
+        for (uint256 i; id == 0; ++i) id = requestIds[i];
+    }
+
+    /// @dev Binds each named row to its request: pending, unexpired, of the same model and version
+    ///      as the first, and its row exactly its input. Returns the first request, its model and version.
+    function _bindRows(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs)
+        private
+        view
+        returns (uint256 first, bytes32 modelId, uint32 version)
+    {
+        if (size == 0 || requestIds.length != size || inputs.length % size != 0) {
+            revert GatewayBatchShapeMismatch(size, requestIds.length);
+        }
+        uint256 inLen = inputs.length / size;
+        for (uint256 i; i < size; ++i) {
+            uint256 id = requestIds[i];
+            if (id == 0) continue;
+            Request storage r = _pending(id);
+            if (first == 0) {
+                (first, modelId, version) = (id, r.modelId, r.modelVersion);
+            } else if (r.modelId != modelId || r.modelVersion != version) {
+                revert GatewayBatchMixesModels(id);
+            }
+            if (block.timestamp > r.deadline) revert GatewayRequestExpired(id, r.deadline);
+            if (keccak256(abi.encodePacked(inputs[i * inLen:(i + 1) * inLen])) != r.inputHash) revert ResultInputMismatch(id);
+        }
+        if (first == 0) revert GatewayBatchShapeMismatch(size, 0);
     }
 
     function _callbackError(Request storage r, uint256 requestId, InferenceErrorCode code, string memory reason)

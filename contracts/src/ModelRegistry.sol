@@ -29,6 +29,10 @@ contract ModelRegistry is IModelRegistry, Owned {
     uint256 public constant MAX_HASHED_ELEMENTS = 1 << 24;
     /// @notice The longest model name.
     uint256 public constant MAX_NAME_LENGTH = 64;
+    /// @notice The most rows a batch circuit may have.
+    uint16 public constant MAX_BATCH_SIZE = 256;
+    /// @notice The most batch circuits a model may have.
+    uint256 public constant MAX_BATCH_CIRCUITS = 8;
 
     // ─────────────────────────────── State ────────────────────────────────
 
@@ -45,6 +49,9 @@ contract ModelRegistry is IModelRegistry, Owned {
     uint256 private _registrationFee;
     uint96 private _defaultUnitPrice;
     mapping(bytes32 modelId => uint96) private _unitPrices;
+    /// @dev Batch VKAs by model, circuit version and batch size; the sizes of each version.
+    mapping(bytes32 modelId => mapping(uint32 version => mapping(uint16 size => address))) private _batchVkas;
+    mapping(bytes32 modelId => mapping(uint32 version => uint16[])) private _batchSizes;
 
     /// @param initialOwner The registry owner (the protocol), who sets verifiers, fees and prices.
     /// @param registrationFee_ The fee (wei, non-zero) for registering a model.
@@ -314,6 +321,24 @@ contract ModelRegistry is IModelRegistry, Owned {
     }
 
     /// @inheritdoc IModelRegistry
+    function tryGetBatchVerificationTerms(bytes32 modelId, uint16 size) external view returns (VerificationTerms memory terms) {
+        Model storage m = _models[modelId];
+        uint32 version = m.version;
+        terms = VerificationTerms({
+            version: version,
+            outputLength: m.outputLength,
+            outputVisibility: m.outputVisibility,
+            verifier: _verifier,
+            vka: _batchVkas[modelId][version][size]
+        });
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getBatchSizes(bytes32 modelId) external view returns (uint16[] memory) {
+        return _batchSizes[modelId][_models[modelId].version];
+    }
+
+    /// @inheritdoc IModelRegistry
     function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory) {
         return _chainDeployments[modelId][domain];
     }
@@ -359,6 +384,23 @@ contract ModelRegistry is IModelRegistry, Owned {
         _artifacts[modelId] = a;
         _inputShapes[modelId] = c.inputShape;
         _outputShapes[modelId] = c.outputShape;
+        _writeBatches(modelId, version, c.batches);
+    }
+
+    /// @dev Records the circuit's batch circuits for `version` (each VKA checked like the model's).
+    function _writeBatches(bytes32 modelId, uint32 version, BatchCircuit[] calldata batches) private {
+        if (batches.length > MAX_BATCH_CIRCUITS) revert ModelRegistryInvalidBatch(batches.length);
+        uint256 last = 1;
+        uint16[] storage sizes = _batchSizes[modelId][version];
+        for (uint256 i; i < batches.length; ++i) {
+            BatchCircuit calldata b = batches[i];
+            if (b.size <= last || b.size > MAX_BATCH_SIZE) revert ModelRegistryInvalidBatch(b.size);
+            if (b.vka.code.length == 0) revert ModelRegistryNotAContract(b.vka);
+            if (b.vka.codehash != b.vkaCodeHash) revert ModelRegistryVkaCodeHashMismatch(b.vka, b.vkaCodeHash, b.vka.codehash);
+            _batchVkas[modelId][version][b.size] = b.vka;
+            sizes.push(b.size);
+            last = b.size;
+        }
     }
 
     /// @dev The public instances a tensor of `shape` takes: its elements, or 1 (its hash).

@@ -109,6 +109,15 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         revert SpokeLocalFailDisabled();
     }
 
+    /// @notice Batches reach a spoke only from the hub, through the messenger.
+    function fulfillBatch(uint16, uint256[] calldata, int256[] calldata, int256[] calldata, bytes calldata, StorageRefs calldata)
+        external
+        virtual
+        override
+    {
+        revert SpokeLocalFulfillDisabled();
+    }
+
     // ─────────────────────────────── Messages from the hub ────────────────
 
     /// @notice Settles a request with a result from an authenticated hub message; only this

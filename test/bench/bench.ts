@@ -12,7 +12,9 @@
  *  "gasByChain":{"<messenger>":{"spoke":{"<step>":gas},"hub":{"<step>":gas}}},  (messengers: hyperlane, layerzero)
  *  "operators":{"prover","requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach","pinned",
  *    "native":{"prover","requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach"}},
- *  "gasNodes":{"requestInference","openJob","reassign"}}
+ *  "gasNodes":{"requestInference","openJob","reassign"},
+ *  "batching":{"hub":{"batch1"|"batch16"|"batch64":{"maxRows","requests","rate","gasPerRequest","latencyMs":{"p50","p95"},
+ *    "deliveriesPerSecond","transactions"}}}}
  *
  * `npm run bench -- models <dir>` builds and measures a folder of models instead (see models.ts).
  *
@@ -21,10 +23,13 @@
  * BENCH_ONLY=crosschain part 4 alone; BENCH_XCHAIN_REQUESTS (default 10) and BENCH_BLOCK_TIME
  * (seconds, default 1): part 4's requests and the anvils' block time; BENCH_OPERATORS_REQUESTS
  * (default 24) and BENCH_OPERATORS_NATIVE_REQUESTS (default 48): part 5's bursts (one operator,
- * then two) with the WASM prover and with the native one; BENCH_ONLY=operators runs it alone.
+ * then two) with the WASM prover and with the native one; BENCH_ONLY=operators runs it alone;
+ * BENCH_BATCHING_REQUESTS (default 128) and BENCH_BATCHING_RATE (per second, default 8): part 6's
+ * steady stream on the hub, batching off then at most 16 and 64 rows; BENCH_ONLY=batching.
  */
 import { benchCrossChain } from './crosschain.ts'
 import { benchEngineAndGas } from './engine.ts'
+import { benchBatching } from './batching.ts'
 import { benchOperators } from './operators.ts'
 import { benchModels, modelsTable } from './models.ts'
 import { benchProvers } from './provers.ts'
@@ -39,7 +44,9 @@ const xchainRequests = Number(process.env.BENCH_XCHAIN_REQUESTS ?? 10)
 const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
 const operatorsRequests = Number(process.env.BENCH_OPERATORS_REQUESTS ?? 24)
 const operatorsNativeRequests = Number(process.env.BENCH_OPERATORS_NATIVE_REQUESTS ?? 48)
-const only = process.env.BENCH_ONLY // 'spine', 'crosschain' or 'operators' to run that part alone (for tuning)
+const batchingRequests = Number(process.env.BENCH_BATCHING_REQUESTS ?? 128)
+const batchingRate = Number(process.env.BENCH_BATCHING_RATE ?? 8)
+const only = process.env.BENCH_ONLY // 'spine', 'crosschain', 'operators' or 'batching' to run that part alone (for tuning)
 
 async function main() {
   const [part, ...args] = process.argv.slice(2)
@@ -59,6 +66,10 @@ async function main() {
     console.log(JSON.stringify(await benchOperators({ requests: operatorsRequests, nativeRequests: operatorsNativeRequests })))
     return
   }
+  if (only === 'batching') {
+    console.log(JSON.stringify(await benchBatching({ requests: batchingRequests, rate: batchingRate })))
+    return
+  }
   if (only === 'crosschain') {
     console.log(JSON.stringify(await benchCrossChain({ requests: xchainRequests, prover, blockTime })))
     return
@@ -70,7 +81,8 @@ async function main() {
   const spine = await benchSpine({ requests, prover })
   const crossChain = await benchCrossChain({ requests: xchainRequests, prover, blockTime })
   const operators = await benchOperators({ requests: operatorsRequests, nativeRequests: operatorsNativeRequests })
-  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain, ...operators }))
+  const batching = await benchBatching({ requests: batchingRequests, rate: batchingRate })
+  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain, ...operators, ...batching }))
 }
 
 main().then(

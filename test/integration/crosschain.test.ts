@@ -1643,6 +1643,16 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
           }),
         ),
       ).toEqual({ errorName: 'SpokeLocalFulfillDisabled', args: [] })
+      expect(
+        await expectRevert(
+          who.simulateContract({
+            address: spoke.gateway,
+            abi: SpokeGateway.abi,
+            functionName: 'fulfillBatch',
+            args: [1, [id], input, [...proof.output], proof.proof, REFS],
+          }),
+        ),
+      ).toEqual({ errorName: 'SpokeLocalFulfillDisabled', args: [] })
     }
     expect(
       await expectRevert(

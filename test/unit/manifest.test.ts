@@ -7,6 +7,7 @@ import {
   ArtifactHashMismatchError,
   ArtifactMissingError,
   InsecureSrsError,
+  loadBatchArtifacts,
   loadModelArtifacts,
   ManifestError,
   modelDir,
@@ -46,6 +47,35 @@ describe('core/manifest', () => {
     expect(a.contentHash).toMatch(/^[0-9a-f]{64}$/)
     expect(a.manifest.inputShape).toEqual([1, 4])
     expect(a.manifest.maxAbsInput).toBe(a.manifest.inputBound * 2 ** a.manifest.inputScale)
+  })
+
+  it('batch circuits: the demo lists its batches by manifest hash; each loads checked, with the model’s shapes times its rows', async () => {
+    const demo = await loadModelArtifacts(modelDir('sertn-mlp-demo'), DEV_ONLY)
+    expect(demo.manifest.batches?.map((b) => b.size)).toEqual([16, 64])
+    for (const ref of demo.manifest.batches!) {
+      const b = await loadBatchArtifacts(demo, ref.size, DEV_ONLY)
+      expect(b.manifest.inputShape).toEqual([ref.size, 4])
+      expect(b.manifest.outputShape).toEqual([ref.size, 3])
+      expect(b.manifest.logrows).toBe(ref.logrows)
+      expect(b.manifest.vka.codeHash).toBe(ref.vka.codeHash)
+      expect(sha256(await readFile(join(b.dir, 'manifest.json')))).toBe(ref.manifestSha256)
+    }
+    await expect(loadBatchArtifacts(demo, 8, DEV_ONLY)).rejects.toThrow(/no batch circuit of 8 rows \(it has 16, 64\)/)
+  })
+
+  it('error: a batch circuit whose manifest is not the one the model pins, or a malformed batch list, is refused', async () => {
+    const dir = await copyModel(join(tmp, 'batch'), 'sertn-mlp-demo')
+    const batchManifest = join(dir, 'batch-16', 'manifest.json')
+    const text = await readFile(batchManifest, 'utf8')
+    await writeFile(batchManifest, text.replace('"description": "', '"description": "edited: '))
+    const demo = await loadModelArtifacts(dir, DEV_ONLY)
+    await expect(loadBatchArtifacts(demo, 16, DEV_ONLY)).rejects.toBeInstanceOf(ArtifactHashMismatchError)
+    await writeFile(batchManifest, text)
+    const manifest = join(dir, 'manifest.json')
+    const m = JSON.parse(await readFile(manifest, 'utf8')) as { batches: { size: number }[] }
+    m.batches.reverse() // sizes must ascend
+    await writeFile(manifest, JSON.stringify(m))
+    await expect(loadModelArtifacts(dir, DEV_ONLY)).rejects.toThrow(/"batches" must list/)
   })
 
   it('error: a locally generated SRS is refused unless the caller allows it (dev and tests only)', async () => {

@@ -11,8 +11,12 @@ import { checkQuantizedInput } from '../../core/input.ts'
 import { UnknownModelError, type ModelStore } from '../../core/models.ts'
 import { checkRegisteredCircuit, modelRefOf } from '../../core/registered.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
+import { loadBatchArtifacts } from '../../core/manifest.ts'
+import type { BatchMember, BatchWorkflowInput } from '../messages.ts'
 import type {
+  BatchOutcome,
   ChainPlugin,
+  ProvenBatch,
   JobBook,
   MarketEvent,
   MarketPlugin,
@@ -39,6 +43,8 @@ export type ActivityDeps = {
   models: ModelStore
   /** Serve circuits set up with an insecure SRS (local chains and tests only). */
   allowInsecureSrs?: boolean
+  /** Hands requests to their model's batch workflow (signal-with-start); absent where the worker does not batch. */
+  batches?: { join(member: BatchMember, input: BatchWorkflowInput): Promise<void> }
 }
 
 /** The largest stored input a node reads for a hashed-input request. */
@@ -287,7 +293,7 @@ function activitiesOf(deps: ActivityDeps) {
      * registered hashes), and compares the on-chain circuit with the manifest: the trusted verifier,
      * the VKA, the bound, scales, shapes, visibility and SRS flag. A node serves nothing else.
      */
-    async resolveModel(request: InferenceRequest): Promise<{ model: ModelRef; ms: number; attempt: number }> {
+    async resolveModel(request: InferenceRequest): Promise<{ model: ModelRef; batchSizes: number[]; ms: number; attempt: number }> {
       const t0 = performance.now()
       const chain = chainOf(request)
       const onChain = await chain.getModel(request.modelId)
@@ -319,7 +325,50 @@ function activitiesOf(deps: ActivityDeps) {
             `model ${onChain.name}: the hub registers artifacts ${atHub.artifacts.manifestHash}, chain ${request.chainId} ${ref.artifacts.manifestHash}`,
           )
       }
-      return { model: ref, ms: performance.now() - t0, attempt: attempt() }
+      return {
+        model: ref,
+        batchSizes: (model.manifest.batches ?? []).map((b) => b.size).sort((a, b) => a - b),
+        ms: performance.now() - t0,
+        attempt: attempt(),
+      }
+    },
+
+    /** Hands the request to its model's batch workflow, starting that workflow if it is not running. */
+    async joinBatch(member: BatchMember, input: BatchWorkflowInput): Promise<{ ms: number; attempt: number }> {
+      const t0 = performance.now()
+      if (!deps.batches) throw new SertnError('this worker does not batch (no Temporal client for batch workflows)', { retryable: false })
+      await deps.batches.join(member, input)
+      return { ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /**
+     * Proves a batch with the model's batch circuit of `size` rows: the members' inputs, then
+     * padding rows of zeros (bound to no request). Returns every row's input and output.
+     */
+    async proveBatch(
+      ref: ModelRef,
+      size: number,
+      members: readonly BatchMember[],
+    ): Promise<{ inputs: string[]; outputs: string[]; proof: `0x${string}`; proveMs: number; attempt: number }> {
+      const ctx = Context.current()
+      const model = await deps.models.get(ref)
+      const batch = await loadBatchArtifacts(model, size, { allowInsecureSrs: deps.allowInsecureSrs ?? false })
+      const rowLength = members[0]?.request.input.length ?? 0
+      if (members.length === 0 || members.length > size || members.some((m) => m.request.input.length !== rowLength))
+        throw new BadRequestError(`a batch of ${size} rows takes 1 to ${size} requests with inputs of one length`)
+      const inputs = [...members.flatMap((m) => m.request.input), ...Array.from({ length: (size - members.length) * rowLength }, () => '0')]
+      ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
+      const p = await deps.prover.proveInference(batch, inputs.map(BigInt), { onProgress: (progress) => ctx.heartbeat(progress) })
+      return { inputs, outputs: p.output.map(String), proof: p.proof, proveMs: p.proveMs, attempt: ctx.info.attempt }
+    },
+
+    /** Delivers a proven batch (idempotent: rows settled meanwhile go as padding of the same proof). */
+    async fulfillBatch(batch: ProvenBatch): Promise<BatchOutcome & { ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const first = batch.rows.find((r) => r !== undefined)
+      if (!first) throw new BadRequestError('a batch names at least one request')
+      const outcome = await chainOf(first).fulfillBatch(batch)
+      return { ...outcome, ms: performance.now() - t0, attempt: attempt() }
     },
 
     /**

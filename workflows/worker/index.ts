@@ -11,7 +11,7 @@ import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { createActivities } from '../activities/index.ts'
 import { startRequestWorkflow, type StandingAside } from '../client.ts'
-import type { TaskQueues } from '../messages.ts'
+import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
 import { buildContainer, lazyActivityDeps, type ContainerOverrides } from './container.ts'
 
 export const WORKER_ROLES = ['chain-io', 'inference', 'prover'] as const
@@ -41,7 +41,24 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const queues = taskQueuesOf(config)
   const sertn = buildContainer(config, params.overrides)
   const connection = await NativeConnection.connect({ address: config.temporal.address })
-  const activities = createActivities(lazyActivityDeps(sertn.container))
+  // Batch workflows are started (signal-with-start) from an activity, through this client.
+  const client = new Client({ connection, namespace: config.temporal.namespace })
+  const deps = lazyActivityDeps(sertn.container)
+  deps.batches = {
+    join: async (member, input) => {
+      await client.workflow.signalWithStart('batchWorkflow', {
+        workflowId: batchWorkflowIdOf(member.request),
+        taskQueue: queues.chainIo,
+        args: [input],
+        signal: joinBatchSignal,
+        signalArgs: [member],
+      })
+    },
+  }
+  const activities = createActivities(deps)
+  const batching = config.batching.enabled
+    ? { windowMs: config.batching.windowMs, ...(config.batching.maxSize ? { maxSize: config.batching.maxSize } : {}) }
+    : undefined
   const workers: Worker[] = []
   try {
     for (const role of roles) {
@@ -71,7 +88,6 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     if (roles.includes('chain-io')) {
       // The watcher's client shares the workers' connection, so that the server can hand a new
       // workflow's first task straight to this worker (eager start) instead of through matching.
-      const client = new Client({ connection, namespace: config.temporal.namespace })
       const chains = sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains)
       for (const chain of chains) {
         watchers.push(
@@ -80,7 +96,11 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
               signal,
               onRequest: async (request) => {
                 const standAside = request.route ? undefined : await heldByAnother(chain, request, log)
-                const r = await startRequestWorkflow(client, request, queues, { eager: true, ...(standAside ? { standAside } : {}) })
+                const r = await startRequestWorkflow(client, request, queues, {
+                  eager: true,
+                  ...(standAside ? { standAside } : {}),
+                  ...(batching ? { batching } : {}),
+                })
                 log(
                   `[watcher] ${chain.chainName}: request ${request.requestId} → ${
                     r === 'duplicate'

@@ -34,7 +34,10 @@ import { ChainTransientError, ConfigError, PluginError } from '../../../core/err
 import { storageRefOf } from '../../../core/storage-ref.ts'
 import {
   defineChainPlugin,
+  type BatchOutcome,
+  type BatchRowOutcome,
   type ChainPlugin,
+  type ProvenBatch,
   type RequestState,
   type Settlement,
   type TxOutcome,
@@ -52,7 +55,7 @@ import {
   type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
-import { RequestSettledError, transient } from './errors.ts'
+import { NotAssignedError, RequestSettledError, transient } from './errors.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
@@ -183,6 +186,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const models = registeredModels(publicClient, { address: gateway, abi: InferenceGateway.abi, what: 'gateway' }, pluginId)
   const watchers = new Set<{ controller: AbortController; done: Promise<void> }>()
   const join = joinInflight<TxOutcome>()
+  const joinBatch = joinInflight<BatchOutcome>()
   /** Settlements read so far (immutable once made). */
   const settlements = new Map<string, Settlement>()
 
@@ -307,6 +311,85 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     )
   }
 
+  /**
+   * Sends a batch: simulates it, turns each row whose request was settled meanwhile (or whose job
+   * moved to another node) into a padding row of the same proof, and sends what is left.
+   */
+  async function settleBatch(batch: ProvenBatch): Promise<BatchOutcome> {
+    live()
+    const what = `fulfillBatch of ${batch.rows.filter(Boolean).length} request(s) in ${batch.size} rows`
+    if (batch.rows.length !== batch.size) throw new PluginError(pluginId, `${what}: ${batch.rows.length} rows given`)
+    for (const r of batch.rows)
+      if (r && (r.chainId !== id || r.gateway.toLowerCase() !== gateway.toLowerCase()))
+        throw new PluginError(pluginId, `${what}: request ${r.key} belongs to chain ${r.chainId} gateway ${r.gateway}, not this plugin's`)
+    await assertChain()
+    const rows: Record<string, BatchRowOutcome> = {}
+    const ids = batch.rows.map((r) => (r ? BigInt(r.requestId) : 0n))
+    const keyOf = (requestId: bigint) => batch.rows.find((r) => r && BigInt(r.requestId) === requestId)?.key
+    const refs = { output: storageRefOf(batch.storage?.output), proof: storageRefOf(batch.storage?.proof) }
+    for (let round = 0; round <= batch.size + 1; round++) {
+      if (ids.every((x) => x === 0n)) return { rows }
+      const call = {
+        address: gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'fulfillBatch',
+        args: [batch.size, [...ids], batch.inputs.map(BigInt), batch.outputs.map(BigInt), batch.proof, refs],
+        account: options.account,
+      } as const
+      let gasEstimate: bigint
+      try {
+        await publicClient.simulateContract(call as never)
+        gasEstimate = await publicClient.estimateGas({ account: options.account, to: gateway, data: encodeFunctionData(call as never) })
+      } catch (err) {
+        const revert = revertOrThrow(what, err)
+        const rejection = rejectionFor(revert.errorName).error
+        const requestId = BigInt(revert.args[rejection === NotAssignedError ? 1 : 0] as bigint)
+        const row = ids.indexOf(requestId)
+        const key = keyOf(requestId)
+        if (row < 0 || key === undefined || (rejection !== RequestSettledError && rejection !== NotAssignedError))
+          throw rejectionOf(what, revert, err)
+        if (rejection === NotAssignedError) {
+          rows[key] = { status: 'Pending', alreadySettled: false, reassigned: true }
+        } else {
+          const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
+          if (status === 'None' || status === 'Pending')
+            throw new ChainTransientError(
+              `${what}: the gateway has no such request ${requestId} (not yet visible to this RPC, or removed by a reorg)`,
+              {
+                cause: err,
+              },
+            )
+          // A second row of the same request finds it settled by the first: the batch is malformed.
+          if (rows[key] === undefined && ids.filter((x) => x === requestId).length > 1) throw rejectionOf(what, revert, err)
+          rows[key] = { status, alreadySettled: true }
+        }
+        ids[row] = 0n // the same proof answers the rest; this row binds to nothing now
+        continue
+      }
+      const callbacks = batch.rows.reduce(
+        (n, r) => n + (r && ids.includes(BigInt(r.requestId)) ? settleGasLimit(0n, r.callbackGasLimit) : 0n),
+        0n,
+      )
+      const gas = gasEstimate + gasEstimate / 5n + callbacks
+      const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(
+        conn,
+        { to: gateway, data: encodeFunctionData(call as never), gas },
+        { what, confirmations: options.settleConfirmations ?? 0, pollingIntervalMs, receiptTimeoutMs: options.receiptTimeoutMs },
+      )
+      if (receipt.status !== 'success') continue // settled in between, most likely: simulate again
+      for (const r of batch.rows) if (r && ids.includes(BigInt(r.requestId))) rows[r.key] = { status: 'Fulfilled', alreadySettled: false }
+      return {
+        transactionHash: hash,
+        gasUsed: receipt.gasUsed.toString(),
+        blockNumber: receipt.blockNumber.toString(),
+        inclusionMs,
+        receiptAt,
+        rows,
+      }
+    }
+    throw new ChainTransientError(`${what}: still reverting after every row was retried`)
+  }
+
   /** Joins a call already in flight for the same request and operation. */
   function once(op: Op, request: InferenceRequest, run: () => Promise<TxOutcome>): Promise<TxOutcome> {
     return join(`${op}:${request.key}`, run)
@@ -426,6 +509,11 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
           { output: storageRefOf(result.storage?.output), proof: storageRefOf(result.storage?.proof) },
         ]),
       )
+    },
+
+    async fulfillBatch(batch: ProvenBatch): Promise<BatchOutcome> {
+      live()
+      return joinBatch(batch.proof, () => settleBatch(batch))
     },
 
     async fail(request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<TxOutcome> {

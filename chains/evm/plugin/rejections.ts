@@ -109,6 +109,11 @@ export const CONTRACT_REJECTIONS = {
   /** A requester's choice (fail rather than wait for capacity), never a node's call. */
   GatewayNoCapacity: REFUSED,
   GatewayWithdrawFailed: REFUSED,
+  // A batch the node built wrong (rows, models, a size the model has no circuit for): its own bug,
+  // which the batch workflow checks for before it proves; never the requests' fault.
+  GatewayBatchShapeMismatch: REFUSED,
+  GatewayBatchMixesModels: REFUSED,
+  GatewayNoBatchCircuit: REFUSED,
   // SpokeGateway: its results and failures come from the hub, never from a node's own call.
   SpokeHubNotSet: REFUSED,
   SpokeLocalFailDisabled: REFUSED,
@@ -171,6 +176,7 @@ export const CONTRACT_REJECTIONS = {
   ModelRegistryInvalidInputBound: REFUSED,
   ModelRegistryInvalidName: REFUSED,
   ModelRegistryInvalidShape: REFUSED,
+  ModelRegistryInvalidBatch: REFUSED,
   ModelRegistryMissingArtifacts: REFUSED,
   ModelRegistryModelExists: REFUSED,
   ModelRegistryNoChainVerifier: REFUSED,

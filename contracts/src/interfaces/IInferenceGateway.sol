@@ -178,6 +178,12 @@ interface IInferenceGateway is IResultErrors {
     error GatewayInvalidInputCommitment(int256 commitment);
     /// @notice A request for a model whose input is hashed must say where the input is stored.
     error GatewayMissingInputRef();
+    /// @notice A batch must have one request id per row of its circuit (`size`), at least one of them a request.
+    error GatewayBatchShapeMismatch(uint256 size, uint256 rows);
+    /// @notice The model's current circuit has no batch circuit of `size` rows.
+    error GatewayNoBatchCircuit(bytes32 modelId, uint16 size);
+    /// @notice Every request of a batch must be of the same model and version as its first.
+    error GatewayBatchMixesModels(uint256 requestId);
 
     // ─────────────────────────────── Events ───────────────────────────────
 
@@ -275,6 +281,28 @@ interface IInferenceGateway is IResultErrors {
         uint256 requestId,
         int256[] calldata input,
         int256[] calldata output,
+        bytes calldata proof,
+        StorageRefs calldata artifacts
+    ) external;
+
+    /// @notice Delivers the results of a batch: one proof of the model's batch circuit of `size`
+    ///         rows answers every request it names; the assigned node of each, only. All rows are
+    ///         checked before any is settled, and any bad row rejects the batch; once accepted,
+    ///         each request is paid and called back on its own (a consumer that reverts or runs
+    ///         out of gas harms no other row).
+    /// @param size The batch circuit's rows.
+    /// @param requestIds One per row: the request the row answers, or 0 for a padding row, which
+    ///        binds to no request (its input and output are proven, and ignored).
+    /// @param inputs Every row's input (or commitment), row after row: each request's row must be
+    ///        its input exactly (checked against its stored hash).
+    /// @param outputs Every row's output (or commitment), row after row.
+    /// @param proof The proof whose public instances are `inputs`, then `outputs`.
+    /// @param artifacts Where the batch's outputs and proof are stored (recorded in each row's event).
+    function fulfillBatch(
+        uint16 size,
+        uint256[] calldata requestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
         bytes calldata proof,
         StorageRefs calldata artifacts
     ) external;

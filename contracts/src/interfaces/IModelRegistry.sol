@@ -69,6 +69,21 @@ interface IModelRegistry {
         /// @notice Whether the circuit's SRS was generated locally (its secret not destroyed):
         ///         anyone holding it can forge proofs. Only registries that allow it accept it.
         bool insecureSrs;
+        /// @notice The same model compiled with a batch dimension (sizes ascending, each above 1):
+        ///         one proof for `size` requests. Part of the circuit: the manifest the artifacts
+        ///         hash pins lists them, and changing them bumps the version like any circuit change.
+        BatchCircuit[] batches;
+    }
+
+    /// @notice A batch circuit of a model: `size` inferences per proof, its public instances every
+    ///         row's input (or input commitment), then every row's output (or output commitment).
+    struct BatchCircuit {
+        /// @notice Rows per proof.
+        uint16 size;
+        /// @notice Its verifying-key artifact on this chain.
+        address vka;
+        /// @notice keccak256 of that VKA's runtime code; registration fails unless it matches.
+        bytes32 vkaCodeHash;
     }
 
     /// @notice Everything a model registration sets.
@@ -217,6 +232,9 @@ interface IModelRegistry {
     error ModelRegistryZeroComputeUnits();
     /// @notice The model's fee (its compute units times its unit price) does not fit 96 bits.
     error ModelRegistryFeeOverflow(bytes32 modelId, uint256 fee);
+    /// @notice Batch sizes must be ascending, above 1, and at most {MAX_BATCH_SIZE}; at most
+    ///         {MAX_BATCH_CIRCUITS} of them.
+    error ModelRegistryInvalidBatch(uint256 size);
 
     // ─────────────────────────────── Events ───────────────────────────────
 
@@ -272,6 +290,11 @@ interface IModelRegistry {
     function tryGetRequestTerms(bytes32 modelId) external view returns (RequestTerms memory);
     /// @notice What a gateway verifies a result with; all zero (version 0) if unknown.
     function tryGetVerificationTerms(bytes32 modelId) external view returns (VerificationTerms memory);
+    /// @notice What a gateway verifies a batch of `size` rows with: the model's terms with the batch
+    ///         circuit's VKA (vka zero when the model's current circuit has no batch of that size).
+    function tryGetBatchVerificationTerms(bytes32 modelId, uint16 size) external view returns (VerificationTerms memory);
+    /// @notice The batch sizes of the model's current circuit, ascending.
+    function getBatchSizes(bytes32 modelId) external view returns (uint16[] memory);
     /// @notice The model's deployment on the chain with messenger domain `domain`; all zero if none.
     function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory);
     /// @notice The verifier every model on this chain is verified with (set by the protocol).

@@ -1,0 +1,69 @@
+/**
+ * Batch circuits: a model built again with a batch dimension N proves N inferences in one proof
+ * whose public instances are every row's input, then every row's output (see
+ * `ModelManifest.batches`). Each batch circuit keeps the single model's run arguments (scales,
+ * decomposition, columns, lookup margin: what it computes stays the same), so only the circuit's
+ * size differs, and lives in `<model>/batch-<N>/` as a model directory of its own. The model's
+ * manifest then lists them by manifest hash, so that the model's artifacts hash covers them.
+ *
+ * @example
+ * await buildBatchCircuits({ modelDir: 'circuits/sertn-mlp-demo', sources: (n) => ({ onnx, samples }), sizes: [16, 64] })
+ */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { BatchCircuitRef, ModelManifest } from '../../core/manifest.ts'
+import { readModelManifest } from '../../core/manifest.ts'
+import { modelBuildCommand } from '../../cli/model.ts'
+
+export type BuildBatchCircuitsParameters = {
+  /** The single model's directory (built already). */
+  modelDir: string
+  /** The batch sizes (each above 1). */
+  sizes: readonly number[]
+  /** The ONNX graph with batch dimension `size` and its batch samples (EZKL's input format). */
+  sources: (size: number) => { onnx: string; samples: string }
+  /** Folder of locally generated SRS files (default circuits/srs). */
+  srsDir?: string
+}
+
+/**
+ * Builds each batch circuit into `<modelDir>/batch-<size>/` with the model's run arguments, then
+ * rewrites the model's manifest with the list of them. Returns the list.
+ */
+export async function buildBatchCircuits(p: BuildBatchCircuitsParameters): Promise<BatchCircuitRef[]> {
+  const { manifest } = await readModelManifest(p.modelDir)
+  const sizes = [...new Set(p.sizes)].sort((a, b) => a - b)
+  if (sizes.some((n) => !Number.isSafeInteger(n) || n < 2)) throw new Error(`batch sizes must be integers above 1: ${sizes.join(', ')}`)
+  const r = manifest.runArgs
+  const refs: BatchCircuitRef[] = []
+  for (const size of sizes) {
+    const dir = `batch-${size}`
+    const src = p.sources(size)
+    const code = await modelBuildCommand({
+      onnx: src.onnx,
+      samples: src.samples,
+      name: `${manifest.name}.${dir}`,
+      outDir: join(p.modelDir, dir),
+      description: `${manifest.name} with ${size} rows per proof`,
+      visibility: { input: manifest.visibility.input, output: manifest.visibility.output },
+      inputBound: manifest.inputBound,
+      // The model's own run arguments: the search has one candidate; only the tolerance check runs.
+      tolerance: Math.max(manifest.fidelity.tolerance, manifest.fidelity.maxAbsError),
+      search: {
+        scales: [r.inputScale],
+        decomps: [[r.decompBase, r.decompLegs]],
+        columns: [r.numInnerCols],
+        lookupMargins: [r.lookupSafetyMargin],
+      },
+      ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),
+      // The WASM engine is the single model's check; a batch circuit's proving key is too big for it to be worth the wait.
+      wasm: false,
+    })
+    if (code !== 0) throw new Error(`building ${manifest.name}'s batch circuit of ${size} rows failed`)
+    const built = await readModelManifest(join(p.modelDir, dir))
+    refs.push({ size, dir, manifestSha256: built.sha256, logrows: built.manifest.logrows, vka: { codeHash: built.manifest.vka.codeHash } })
+  }
+  const next: ModelManifest = { ...manifest, batches: refs }
+  await writeFile(join(p.modelDir, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`)
+  return refs
+}

@@ -1,0 +1,99 @@
+/**
+ * The batch workflow: one per model version, chain and node (its id is {@link batchWorkflowIdOf};
+ * each node has its own namespace). Request workflows of that model that the node holds join it
+ * by signal-with-start (`joinBatch`) once their input has passed the model run. It collects them
+ * until its largest batch is full or the window since the first has closed, proves them in the
+ * smallest batch circuit that fits (padding rows bind to no request), delivers the batch in one
+ * transaction, and tells each member its row's outcome (`batchResult`). A member alone in its
+ * window, or in a batch that failed, is told to go `solo`: it is proven and delivered on its own.
+ *
+ * Deterministic workflow code only: activities do the work. A worker killed mid-batch loses
+ * nothing: the proof is retried, and the delivery is idempotent (rows settled meanwhile go as
+ * padding of the same proof). Continues as new after a number of batches, carrying the members
+ * that have joined since; ends after an idle hour (the next join starts it again).
+ */
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  getExternalWorkflowHandle,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow'
+import type { Activities } from './activities/index.ts'
+import { batchResultSignal, joinBatchSignal, type BatchMember, type BatchResult, type BatchWorkflowInput } from './messages.ts'
+
+/** Batches a run delivers before it continues as new (keeps its history short). */
+const BATCHES_PER_RUN = 50
+
+export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
+  const { proveBatch } = proxyActivities<Activities>({
+    taskQueue: input.queues.prover,
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '60 seconds',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+  })
+  const { fulfillBatch } = proxyActivities<Activities>({
+    taskQueue: input.queues.chainIo,
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+  })
+
+  const pending: BatchMember[] = [...(input.carried ?? [])]
+  const seen = new Set(pending.map((m) => m.request.key))
+  setHandler(joinBatchSignal, (m) => {
+    // A member's retried join (its activity ran twice) is the same member.
+    if (seen.has(m.request.key)) return
+    seen.add(m.request.key)
+    pending.push(m)
+  })
+
+  const sizes = [...input.sizes].sort((a, b) => a - b)
+  const largest = Math.min(sizes[sizes.length - 1] ?? 1, input.batching.maxSize ?? Number.MAX_SAFE_INTEGER)
+  const tell = (m: BatchMember, r: BatchResult) => getExternalWorkflowHandle(m.request.key).signal(batchResultSignal, r)
+
+  for (let delivered = 0; delivered < BATCHES_PER_RUN; ) {
+    if (!(await condition(() => pending.length > 0, '1 hour'))) return
+    // The window opens with the first member; a full batch goes at once.
+    await condition(() => pending.length >= largest, input.batching.windowMs)
+    const take = pending.splice(0, largest)
+    const size = sizes.find((s) => s >= take.length)
+    if (take.length < 2 || size === undefined) {
+      await Promise.all(take.map((m) => tell(m, { kind: 'solo', reason: 'alone in its batch window' })))
+      continue
+    }
+    const id = `${workflowInfo().workflowId}#${workflowInfo().runId.slice(0, 8)}-${delivered}`
+    try {
+      const proven = await proveBatch(input.model, size, take)
+      const rows = [...take.map((m) => m.request), ...Array.from({ length: size - take.length }, () => undefined)]
+      const outcome = await fulfillBatch({ size, rows, inputs: proven.inputs, outputs: proven.outputs, proof: proven.proof })
+      const outLength = proven.outputs.length / size
+      await Promise.all(
+        take.map((m, i) => {
+          const row = outcome.rows[m.request.key]
+          if (!row) return tell(m, { kind: 'solo', reason: `batch ${id} did not report its row` })
+          return tell(m, {
+            kind: 'delivered',
+            batchId: id,
+            size,
+            rows: take.length,
+            row,
+            ...(outcome.transactionHash ? { transactionHash: outcome.transactionHash } : {}),
+            ...(outcome.gasUsed ? { gasUsed: outcome.gasUsed } : {}),
+            output: proven.outputs.slice(i * outLength, (i + 1) * outLength),
+          })
+        }),
+      )
+      delivered++
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err
+      // The batch could not be proven or delivered (retries exhausted, a rejection): each member goes on alone.
+      const reason = `batch ${id} failed: ${err.cause?.message ?? err.message}`.slice(0, 256)
+      await Promise.all(take.map((m) => tell(m, { kind: 'solo', reason })))
+    }
+  }
+  await condition(allHandlersFinished)
+  await continueAsNew<typeof batchWorkflow>({ ...input, carried: pending })
+}
