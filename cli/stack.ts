@@ -852,7 +852,9 @@ async function stopAll(children: Child[], progress: Progress, paths: StackPaths)
   const step = progress.begin('stop', { announce: true })
   const stopped: string[] = []
   const group = async (names: (n: string) => boolean) => {
-    const chosen = children.filter((c) => names(c.name))
+    // In the stack's own order (the anvils start side by side, so `children` has them as they came up).
+    const rank = (name: string) => STACK_CHAINS.findIndex((c) => `${c} anvil` === name)
+    const chosen = children.filter((c) => names(c.name)).sort((a, b) => rank(a.name) - rank(b.name))
     if (!chosen.length) return
     step.note(`stopping ${chosen.map((c) => c.name).join(', ')}`)
     await Promise.allSettled(chosen.map((c) => c.stop()))

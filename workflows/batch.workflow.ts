@@ -52,7 +52,11 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
 
   const sizes = [...input.sizes].sort((a, b) => a - b)
   const largest = Math.min(sizes[sizes.length - 1] ?? 1, input.batching.maxSize ?? Number.MAX_SAFE_INTEGER)
-  const tell = (m: BatchMember, r: BatchResult) => getExternalWorkflowHandle(m.request.key).signal(batchResultSignal, r)
+  // A member that has ended meanwhile (its deadline passed) cannot be told: nothing waits for it.
+  const tell = (m: BatchMember, r: BatchResult) =>
+    getExternalWorkflowHandle(m.request.key)
+      .signal(batchResultSignal, r)
+      .catch(() => undefined)
 
   for (let delivered = 0; delivered < BATCHES_PER_RUN; ) {
     if (!(await condition(() => pending.length > 0, '1 hour'))) return

@@ -14,11 +14,11 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import type { Hex } from 'viem'
-import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import { deployContract } from '../../chains/evm/deploy.ts'
 import { ExampleClassifier, InferenceGateway } from '../../contracts/artifacts/index.ts'
-import { quantize } from '../../core/field.ts'
 import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
-import { DEMO_INPUT_SCALE, startTestStack, startWorkers } from '../support/stack.ts'
+import { startTestStack, startWorkers } from '../support/stack.ts'
+import { classify } from './dapp.ts'
 import { log, p50p95 } from './stats.ts'
 
 export type BatchRun = {
@@ -48,23 +48,15 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
     const { user, core, demo } = stack.chain
     const dapp = await deployContract(user, ExampleClassifier, [core.gateway, demo.modelId])
     const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
-    const classify = async (i: number): Promise<{ id: bigint; at: number; block: bigint }> => {
-      const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, DEMO_INPUT_SCALE))
-      const { request, result: id } = await user.simulateContract({
-        address: dapp,
-        abi: ExampleClassifier.abi,
-        functionName: 'classify',
-        args: [features],
-        value: price,
-      })
-      const receipt = await confirm(user, await user.writeContract(request))
+    const request = async (i: number): Promise<{ id: bigint; at: number; block: bigint }> => {
+      const { id, receipt } = await classify(user, dapp, price, i)
       return { id, at: Date.now(), block: receipt.blockNumber }
     }
     const fulfilled = async (fromBlock: bigint) =>
       user.getContractEvents({ address: core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', fromBlock })
 
     // Warm-up: the workers, the model and its proving keys (the batch circuits' on their first batch).
-    const warm = await classify(-1)
+    const warm = await request(-1)
     await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
     for (let n = 0; !(await fulfilled(warm.block)).some((e) => e.args.requestId === warm.id); n++) {
       if (n > 3000) throw new Error('the warm-up request was never fulfilled')
@@ -77,7 +69,7 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
     for (let i = 0; i < requests; i++) {
       const due = t0 + (i * 1000) / rate
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()))
-      made.push(await classify(i))
+      made.push(await request(i))
     }
     await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never }) // the last one's confirmation
     const done = new Map<bigint, { at: number; tx: Hex }>()

@@ -22,16 +22,16 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { parseEventLogs, type Hex } from 'viem'
-import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import { deployContract } from '../../chains/evm/deploy.ts'
 import { ExampleClassifier, InferenceMarket, SpokeGateway } from '../../contracts/artifacts/index.ts'
-import { quantize } from '../../core/field.ts'
 import { requestKey } from '../../core/types.ts'
 import { LOCAL_CHAINS } from '../../chains/local.ts'
 import type { MessengerAgentEvent } from '../../core/plugins.ts'
 import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
 import { startCrossChainStack } from '../support/crosschain.ts'
-import { DEMO_INPUT_SCALE, startWorkers } from '../support/stack.ts'
+import { startWorkers } from '../support/stack.ts'
+import { classify } from './dapp.ts'
 import { log, median, p50p95 } from './stats.ts'
 
 type P = { p50: number; p95: number }
@@ -104,15 +104,7 @@ export async function benchCrossChain({
       }
 
       const one = async (i: number) => {
-        const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, DEMO_INPUT_SCALE))
-        const { request, result: id } = await user.simulateContract({
-          address: dapp,
-          abi: ExampleClassifier.abi,
-          functionName: 'classify',
-          args: [features],
-          value: price,
-        })
-        const receipt = await confirm(user, await user.writeContract(request))
+        const { id, receipt } = await classify(user, dapp, price, i)
         const tRequest = Date.now()
         const [sent] = parseEventLogs({ abi: SpokeGateway.abi, logs: receipt.logs, eventName: 'RequestSentToHub' })
         if (!sent) throw new Error(`no RequestSentToHub in ${receipt.transactionHash}`)

@@ -13,14 +13,14 @@
  *   the confirmation block and the fulfil transaction's inclusion (submitted → receipt).
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import { deployContract } from '../../chains/evm/deploy.ts'
 import { ExampleClassifier } from '../../contracts/artifacts/index.ts'
-import { quantize } from '../../core/field.ts'
 import { requestKey } from '../../core/types.ts'
 import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
 import { runWorkers } from '../../workflows/worker/index.ts'
-import { DEMO_INPUT_SCALE, startTestStack, workflowBundle } from '../support/stack.ts'
+import { startTestStack, workflowBundle } from '../support/stack.ts'
+import { classify } from './dapp.ts'
 import { log, p50p95 } from './stats.ts'
 
 export const SPINE_STAGES = ['watch', 'inference', 'witness', 'prove', 'store', 'fulfil', 'callback'] as const
@@ -63,15 +63,7 @@ export async function benchSpine({ requests, prover }: { requests: number; prove
     }
 
     const one = async (i: number) => {
-      const features = [0.5, -1.25, 2, 0.75].map((x, j) => quantize(x + ((i * 7 + j * 3) % 11) / 10 - 0.5, DEMO_INPUT_SCALE))
-      const { request, result: id } = await user.simulateContract({
-        address: dapp,
-        abi: ExampleClassifier.abi,
-        functionName: 'classify',
-        args: [features],
-        value: price,
-      })
-      await confirm(user, await user.writeContract(request))
+      const { id } = await classify(user, dapp, price, i)
       const tReceipt = Date.now()
       await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
       const tMined = Date.now()
