@@ -75,11 +75,7 @@ export async function getRequestStatus(
     }
   }
   const status = await handle.query(statusQuery)
-  const raw = await client.workflowService.describeWorkflowExecution({
-    namespace: client.options.namespace,
-    execution: { workflowId: key },
-  })
-  const pending = raw.pendingActivities?.find((a) => a.activityType?.name === 'proveInference')
+  const pending = description.raw.pendingActivities?.find((a) => a.activityType?.name === 'proveInference')
   let heartbeat: unknown
   const payload = pending?.heartbeatDetails?.payloads?.[0]
   if (payload) heartbeat = client.options.loadedDataConverter.payloadConverter.fromPayload(payload)

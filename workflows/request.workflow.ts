@@ -160,7 +160,8 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     try {
       const [, proven] = await both.run(() =>
         Promise.all([
-          timed('inference', () => (model ? runInference(request, model, input) : runInference(request))),
+          // A request back from a batch attempt has had its model run already.
+          ranInference ? undefined : timed('inference', () => (model ? runInference(request, model, input) : runInference(request))),
           (async () => {
             const t0 = Date.now()
             const p = await (model ? proveInference(request, model, input) : proveInference(request))
@@ -177,6 +178,9 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       throw err
     }
   }
+
+  /** Whether the model has run on the input already (a batch attempt runs it before joining). */
+  let ranInference = false
 
   /** The model as the registry records it, resolved once (a batch attempt resolves it first). */
   let resolved: Awaited<ReturnType<typeof resolveModel>> | undefined
@@ -201,6 +205,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     // The model run checks the input first: a bad input fails its request here and never joins a batch.
     status.stage = 'inference'
     await timed('inference', () => runInference(request, model))
+    ranInference = true
     status.stage = 'batching'
     await joinBatch(
       { request },

@@ -1081,24 +1081,8 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
     const mid = await recorded(fails.id)
     expect((await jobOf(mid)).state).toBe(0) // None
     expect(await submitRevert(mid)).toMatchObject({ errorName: 'NodeRegistryNotAssigned' })
-    const reason = 'no node of the pool had the capacity'
-    const fee = await node.readContract({
-      address: market,
-      abi: InferenceMarket.abi,
-      functionName: 'quoteFailure',
-      args: [mid, E.NoCapacity, reason],
-    })
     const consumerBefore = await spokeManual.getBalance({ address: consumer })
-    await confirm(
-      node,
-      await node.writeContract({
-        address: market,
-        abi: InferenceMarket.abi,
-        functionName: 'failRequest',
-        args: [mid, E.NoCapacity, reason],
-        value: fee,
-      }),
-    )
+    await failOnHub(mid, E.NoCapacity, 'no node of the pool had the capacity')
     await waitUntil('spoke failure', async () => (await spokeRequest(fails.id)).status === S.Failed)
     expect(await consumerErrorCode(fails.id)).toBe(E.NoCapacity)
     expect(await spokeManual.getBalance({ address: consumer })).toBe(consumerBefore + fails.escrow)
