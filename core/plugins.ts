@@ -371,6 +371,15 @@ export interface MarketPlugin extends PluginBase<'market', Record<string, never>
   submitResult(marketRequestId: string, request: InferenceRequest, result: ProvenResult): Promise<MarketTxOutcome>
   /** Reports a failure (the spoke refunds the request). Idempotent like {@link submitResult}. */
   fail(marketRequestId: string, request: InferenceRequest, code: InferenceErrorCode, reason: string): Promise<MarketTxOutcome>
+  /**
+   * Submits a batch of one spoke's requests with one proof of the model's batch circuit (verified on
+   * the hub, then sent to the spoke in one message, verified there once). `marketRequestIds[r]` is
+   * row r's market request id (undefined for a padding row). A row's `Fulfilled` means its result
+   * left for the spoke (the spoke's settlement follows). Idempotent like
+   * {@link ChainPlugin.fulfillBatch}: a row sent by an earlier try is `alreadySettled`, a row
+   * settled or taken by another node meanwhile goes as padding of the same proof.
+   */
+  submitBatch(batch: ProvenBatch, marketRequestIds: readonly (string | undefined)[]): Promise<BatchOutcome>
 }
 
 export type MarketTxOutcome = Omit<TxOutcome, 'status'> & { readonly status: MarketStatus }

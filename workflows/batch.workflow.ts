@@ -23,7 +23,14 @@ import {
   workflowInfo,
 } from '@temporalio/workflow'
 import type { Activities } from './activities/index.ts'
-import { batchResultSignal, joinBatchSignal, type BatchMember, type BatchResult, type BatchWorkflowInput } from './messages.ts'
+import {
+  batchResultSignal,
+  joinBatchSignal,
+  MAX_BATCH_CALLBACK_GAS,
+  type BatchMember,
+  type BatchResult,
+  type BatchWorkflowInput,
+} from './messages.ts'
 
 /** Batches a run delivers before it continues as new (keeps its history short). */
 const BATCHES_PER_RUN = 50
@@ -62,7 +69,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
     if (!(await condition(() => pending.length > 0, '1 hour'))) return
     // The window opens with the first member; a full batch goes at once.
     await condition(() => pending.length >= largest, input.batching.windowMs)
-    const take = pending.splice(0, largest)
+    const take = pending.splice(0, fitting(pending, largest))
     const size = sizes.find((s) => s >= take.length)
     if (take.length < 2 || size === undefined) {
       await Promise.all(take.map((m) => tell(m, { kind: 'solo', reason: 'alone in its batch window' })))
@@ -72,7 +79,12 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
     try {
       const proven = await proveBatch(input.model, size, take)
       const rows = [...take.map((m) => m.request), ...Array.from({ length: size - take.length }, () => undefined)]
-      const outcome = await fulfillBatch({ size, rows, inputs: proven.inputs, outputs: proven.outputs, proof: proven.proof })
+      const batch = { size, rows, inputs: proven.inputs, outputs: proven.outputs, proof: proven.proof }
+      // A spoke's batch goes through the hub market: each row names its market request.
+      const marketIds = take.some((m) => m.marketRequestId !== undefined)
+        ? [...take.map((m) => m.marketRequestId), ...Array.from({ length: size - take.length }, () => undefined)]
+        : undefined
+      const outcome = await fulfillBatch(batch, marketIds)
       const outLength = proven.outputs.length / size
       await Promise.all(
         take.map((m, i) => {
@@ -100,4 +112,16 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
   }
   await condition(allHandlersFinished)
   await continueAsNew<typeof batchWorkflow>({ ...input, carried: pending })
+}
+
+/** How many of the first `pending` members one batch takes: at most `largest`, and no more callback gas than a batch may carry. */
+function fitting(pending: readonly BatchMember[], largest: number): number {
+  let gas = 0
+  let n = 0
+  for (const m of pending.slice(0, largest)) {
+    gas += m.request.callbackGasLimit
+    if (n > 0 && gas > MAX_BATCH_CALLBACK_GAS) break
+    n++
+  }
+  return n
 }

@@ -17,7 +17,7 @@ export type TaskQueues = {
 export type RequestWorkflowInput = {
   request: InferenceRequest
   queues: TaskQueues
-  /** Prove the request in a batch with others of its model when the model has batch circuits (hub requests). */
+  /** Prove the request in a batch with others of its model and chain when the model has batch circuits. */
   batching?: BatchingOptions
 }
 
@@ -29,8 +29,18 @@ export type BatchingOptions = {
   maxSize?: number
 }
 
-/** A request handed to its model's batch workflow: proven and delivered with others. */
-export type BatchMember = { request: InferenceRequest }
+/**
+ * A request handed to its model's batch workflow: proven and delivered with others. A spoke's
+ * request carries its market request id: its batch is submitted to the hub market, which sends
+ * it to the spoke in one message.
+ */
+export type BatchMember = { request: InferenceRequest; marketRequestId?: string }
+
+/**
+ * The most callback gas the rows of one batch may ask for together: a spoke batch's message must
+ * carry every callback's gas (the hub market refuses more than a block can hold).
+ */
+export const MAX_BATCH_CALLBACK_GAS = 16_000_000
 
 /** The batch workflow of a model version on one chain, in one node's namespace. */
 export type BatchWorkflowInput = {

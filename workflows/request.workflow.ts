@@ -194,12 +194,16 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
   }
 
   /**
-   * Proves and delivers the request in a batch with others of its model (see batch.workflow.ts):
-   * the outcome once its batch has settled it, or undefined when it goes on alone (the model has
-   * no batch circuit, it was alone in its window, the batch failed, or its job came back after a
-   * reassignment).
+   * Proves and delivers the request in a batch with others of its model and chain (see
+   * batch.workflow.ts): the outcome once its batch has settled it (`sent` for a spoke's request
+   * whose result left the hub in its batch's message: its settlement on the spoke follows), or
+   * undefined when it goes on alone (the model has no batch circuit, it was alone in its window,
+   * the batch failed, or its job came back after a reassignment).
    */
-  async function inBatch(options: NonNullable<RequestWorkflowInput['batching']>): Promise<RequestOutcome | undefined> {
+  async function inBatch(
+    options: NonNullable<RequestWorkflowInput['batching']>,
+    marketRequestId?: string,
+  ): Promise<RequestOutcome | 'sent' | undefined> {
     const { model, batchSizes } = await resolve()
     if (batchSizes.length === 0 || model.inputVisibility !== 'public' || model.outputVisibility !== 'public') return undefined
     // The model run checks the input first: a bad input fails its request here and never joins a batch.
@@ -208,7 +212,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     ranInference = true
     status.stage = 'batching'
     await joinBatch(
-      { request },
+      { request, ...(marketRequestId !== undefined ? { marketRequestId } : {}) },
       { chainId: request.chainId, gateway: request.gateway, model, sizes: batchSizes, batching: options, queues },
     )
     const waitMs = Math.max(1000, request.deadline * 1000 - Date.now())
@@ -225,12 +229,16 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     if (r.row.status === 'Fulfilled') {
       status.output = r.output
       if (r.transactionHash) status.transactionHash = r.transactionHash
+      if (status.hub) {
+        status.hub.status = 'ResultSent'
+        return 'sent'
+      }
       status.stage = 'fulfilled'
       return status as RequestOutcome
     }
     if (r.row.status === 'Pending') {
       // Its job moved to another node while the batch was proven: wait for it to come back, then go on alone.
-      if (!(await myTurn())) return status as RequestOutcome
+      if (!(await myTurn(marketRequestId))) return status as RequestOutcome
       return undefined
     }
     status.stage = 'settled-elsewhere'
@@ -311,7 +319,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     if (assigned && !(await myTurn())) return status as RequestOutcome
     if (batching && patched('batching')) {
       const outcome = await inBatch(batching)
-      if (outcome) return outcome
+      if (outcome && outcome !== 'sent') return outcome
     }
     const proven = await prove()
     const prepared = await store(proven)
@@ -362,17 +370,26 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         marketRequestId = (await recorded).marketRequestId
         if (!(await myTurn(marketRequestId))) return status as RequestOutcome
       }
-      const proven = await prove()
-      const prepared = await store(proven)
-      status.stage = 'awaiting-hub'
-      marketRequestId = (await recorded).marketRequestId
-      status.stage = 'submitting'
-      const tx = await deliverWhileUploading(prepared, () =>
-        whileAssigned(() => timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)), marketRequestId),
-      )
-      if (!tx) return status as RequestOutcome
-      hub.status = tx.status
-      if (tx.transactionHash) status.transactionHash = tx.transactionHash
+      // Batched with others of its model and spoke: one proof, one message to the spoke.
+      const batched =
+        batching && marketRequestId !== undefined && patched('batching-spoke') ? await inBatch(batching, marketRequestId) : undefined
+      if (batched && batched !== 'sent') return batched
+      if (!batched) {
+        const proven = await prove()
+        const prepared = await store(proven)
+        status.stage = 'awaiting-hub'
+        marketRequestId = (await recorded).marketRequestId
+        status.stage = 'submitting'
+        const tx = await deliverWhileUploading(prepared, () =>
+          whileAssigned(
+            () => timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)),
+            marketRequestId,
+          ),
+        )
+        if (!tx) return status as RequestOutcome
+        hub.status = tx.status
+        if (tx.transactionHash) status.transactionHash = tx.transactionHash
+      }
     } catch (err) {
       const failure = err instanceof Unservable ? { type: 'Unservable', message: err.message, code: err.code } : failureOf(err)
       if (!failure) throw err

@@ -123,7 +123,7 @@ export async function recordChainDeployments({
   hub: { client: SertnClient; registry: Address }
   /** `registry`: the spoke's own registry (each deployment records the model's version there). */
   spoke: { client: SertnClient; domain: number; registry: Address }
-  models: readonly Pick<RegisteredModel, 'name' | 'modelId' | 'vka'>[]
+  models: readonly (Pick<RegisteredModel, 'name' | 'modelId' | 'vka'> & { batches?: RegisteredModel['batches'] })[]
 }): Promise<void> {
   for (const model of models) {
     const there = await spoke.client.readContract({
@@ -150,16 +150,59 @@ export async function recordChainDeployments({
       functionName: 'getChainDeployment',
       args: [model.modelId, spoke.domain],
     })
-    if (current.version === pinned.version && current.remoteVersion === there.version && getAddress(current.vka) === getAddress(model.vka))
-      continue
-    await confirm(
-      hub.client,
-      await hub.client.writeContract({
-        address: hub.registry,
-        abi: ModelRegistry.abi,
-        functionName: 'setChainDeployment',
-        args: [model.modelId, spoke.domain, model.vka, codeHash, there.version],
-      }),
-    )
+    if (current.version !== pinned.version || current.remoteVersion !== there.version || getAddress(current.vka) !== getAddress(model.vka))
+      await confirm(
+        hub.client,
+        await hub.client.writeContract({
+          address: hub.registry,
+          abi: ModelRegistry.abi,
+          functionName: 'setChainDeployment',
+          args: [model.modelId, spoke.domain, model.vka, codeHash, there.version],
+        }),
+      )
+    for (const batch of model.batches ?? []) await recordBatchDeployment(hub, spoke, model, pinned.version, batch)
   }
+}
+
+/**
+ * Records on the hub where a model's batch circuit of one size is deployed on a spoke, after
+ * checking that the spoke's batch VKA has the code of the hub's batch VKA of that size (the hub
+ * market sends a batch only where this is recorded for the current version). Idempotent.
+ */
+async function recordBatchDeployment(
+  hub: { client: SertnClient; registry: Address },
+  spoke: { client: SertnClient; domain: number },
+  model: Pick<RegisteredModel, 'name' | 'modelId'>,
+  version: number,
+  batch: RegisteredModel['batches'][number],
+): Promise<void> {
+  const terms = await hub.client.readContract({
+    address: hub.registry,
+    abi: ModelRegistry.abi,
+    functionName: 'tryGetBatchVerificationTerms',
+    args: [model.modelId, batch.size],
+  })
+  if (BigInt(terms.vka) === 0n) throw new Error(`model ${model.name}: the hub has no batch circuit of ${batch.size} rows`)
+  const [hubCode, spokeCode] = await Promise.all([hub.client.getCode({ address: terms.vka }), spoke.client.getCode({ address: batch.vka })])
+  if (!spokeCode) throw new Error(`no batch VKA code at ${batch.vka} on the spoke (domain ${spoke.domain})`)
+  const codeHash = keccak256(spokeCode)
+  if (!hubCode || keccak256(hubCode) !== codeHash) {
+    throw new Error(`model ${model.name}: the spoke's ${batch.size}-row batch VKA ${batch.vka} has code hash ${codeHash}, unlike the hub's`)
+  }
+  const [vka, recorded] = await hub.client.readContract({
+    address: hub.registry,
+    abi: ModelRegistry.abi,
+    functionName: 'getBatchChainDeployment',
+    args: [model.modelId, spoke.domain, batch.size],
+  })
+  if (recorded === version && getAddress(vka) === getAddress(batch.vka)) return
+  await confirm(
+    hub.client,
+    await hub.client.writeContract({
+      address: hub.registry,
+      abi: ModelRegistry.abi,
+      functionName: 'setBatchChainDeployment',
+      args: [model.modelId, spoke.domain, batch.size, batch.vka, codeHash],
+    }),
+  )
 }

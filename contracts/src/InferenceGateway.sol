@@ -146,22 +146,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         StorageRefs calldata artifacts
     ) external virtual nonReentrant {
         if (address(nodes) == address(0)) revert GatewayUnauthorizedNode(msg.sender);
-        IModelRegistry.VerificationTerms memory t = _batchTerms(size, requestIds, inputs);
-        uint256 outLen = t.outputLength;
-        if (outputs.length != uint256(size) * outLen) revert ResultOutputShapeMismatch(uint256(size) * outLen, outputs.length);
-        // The instances: every row's input (each request's bound by _bindRows), then every row's output.
-        if (!ResultProof.verifies(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(requestIds));
-        uint256 earned;
-        for (uint256 i; i < size; ++i) {
-            uint256 id = requestIds[i];
-            if (id == 0) continue;
-            // A request named twice is pending only the first time.
-            _pending(id);
-            nodes.closeJob(id, msg.sender);
-            earned += _settleFulfilled(id, outputs[i * outLen:(i + 1) * outLen], t.outputVisibility, artifacts, msg.sender);
-        }
-        // One payment for the whole batch.
-        _pay(msg.sender, earned);
+        _fulfillBatch(size, requestIds, inputs, outputs, proof, artifacts, msg.sender, false);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -306,6 +291,67 @@ contract InferenceGateway is IInferenceGateway, Owned {
         _pay(payee, _settleFulfilled(requestId, output, outputVisibility, artifacts, payee));
     }
 
+    /// @dev Settles the requests a batch names with one proof of the model's batch circuit of
+    ///      `size` rows and pays `payee` once: the one path by which any entry point (a hub node's
+    ///      {fulfillBatch}, a messenger's authenticated delivery) fulfils a batch. Every row is bound
+    ///      to its request ({_bindRows}) and the proof verified before anything settles; on the hub
+    ///      each job is closed for `payee`, which must hold it. With `skipSettled` (a batch that
+    ///      travelled from the hub) a row whose request is no longer pending or has expired is
+    ///      left alone, as a padding row; otherwise it reverts. Returns the settled requests
+    ///      (zeros where a row settled none) and how many there are. The caller holds the lock.
+    function _fulfillBatch(
+        uint16 size,
+        uint256[] calldata requestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        StorageRefs calldata artifacts,
+        address payee,
+        bool skipSettled
+    ) internal returns (uint256[] memory settled, uint256 count) {
+        IModelRegistry.VerificationTerms memory t;
+        (settled, count, t) = _verifyBatch(size, requestIds, inputs, outputs, proof, skipSettled);
+        // One payment for the whole batch.
+        _pay(payee, _settleRows(settled, outputs, t, artifacts, payee));
+    }
+
+    /// @dev Binds a batch's rows ({_bindRows}) and verifies its proof: the rows it settles, how
+    ///      many, and the terms it was verified with.
+    function _verifyBatch(
+        uint16 size,
+        uint256[] calldata requestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        bool skipSettled
+    ) private returns (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory t) {
+        (settled, count, t) = _batchTerms(size, requestIds, inputs, skipSettled);
+        uint256 expected = uint256(size) * t.outputLength;
+        if (outputs.length != expected) revert ResultOutputShapeMismatch(expected, outputs.length);
+        // The instances: every row's input (each settled row's bound by _bindRows), then every row's output.
+        if (!ResultProof.verifies(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(settled));
+    }
+
+    /// @dev Settles each row's request of a verified batch (closing its job for `payee` on the
+    ///      hub) with its row of `outputs`; returns the escrows they add up to.
+    function _settleRows(
+        uint256[] memory settled,
+        int256[] calldata outputs,
+        IModelRegistry.VerificationTerms memory t,
+        StorageRefs calldata artifacts,
+        address payee
+    ) private returns (uint256 earned) {
+        uint256 outLen = t.outputLength;
+        for (uint256 i; i < settled.length; ++i) {
+            uint256 id = settled[i];
+            if (id == 0) continue;
+            // A request named twice is pending only the first time.
+            _pending(id);
+            if (address(nodes) != address(0)) nodes.closeJob(id, payee);
+            earned += _settleFulfilled(id, outputs[i * outLen:(i + 1) * outLen], t.outputVisibility, artifacts, payee);
+        }
+    }
+
     /// @dev Settles a pending request whose result the caller has verified: calls the requester back
     ///      (isolated, with its gas limit) and emits {InferenceFulfilled}. Returns the escrow, which
     ///      the caller pays to `payee` (once per batch).
@@ -419,47 +465,63 @@ contract InferenceGateway is IInferenceGateway, Owned {
     }
 
     /// @dev The terms a batch of `size` rows is verified with: the model's batch circuit of that
-    ///      size for the version its requests were made against (see {_bindRows}).
-    function _batchTerms(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs)
+    ///      size for the version its requests were made against; and the rows it settles (see {_bindRows}).
+    function _batchTerms(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs, bool skipSettled)
         private
         view
-        returns (IModelRegistry.VerificationTerms memory terms)
+        returns (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory terms)
     {
-        (uint256 first, bytes32 modelId, uint32 version) = _bindRows(size, requestIds, inputs);
+        bytes32 modelId;
+        uint32 version;
+        (settled, count, modelId, version) = _bindRows(size, requestIds, inputs, skipSettled);
         terms = registry.tryGetBatchVerificationTerms(modelId, size);
-        if (terms.version != version) revert GatewayModelVersionChanged(first, version, terms.version);
+        if (terms.version != version) revert GatewayModelVersionChanged(_firstOf(settled), version, terms.version);
         if (terms.vka == address(0)) revert GatewayNoBatchCircuit(modelId, size);
     }
 
-    /// @dev The first request a batch names (there is one: {_bindRows} checked).
-    function _firstOf(uint256[] calldata requestIds) private pure returns (uint256 id) {
-        for (uint256 i; id == 0; ++i) id = requestIds[i];
+    /// @dev The first request of a batch's rows (there is one: {_bindRows} checked).
+    function _firstOf(uint256[] memory ids) private pure returns (uint256 id) {
+        for (uint256 i; id == 0; ++i) id = ids[i];
     }
 
     /// @dev Binds each named row to its request: pending, unexpired, of the same model and version
-    ///      as the first, and its row exactly its input. Returns the first request, its model and version.
-    function _bindRows(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs)
+    ///      as the first, and its row exactly its input. With `skipSettled`, a row whose request is
+    ///      not pending or has expired is left out instead of reverting. Returns the rows' requests
+    ///      (zero for padding and left-out rows), how many, and their model and version.
+    function _bindRows(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs, bool skipSettled)
         private
         view
-        returns (uint256 first, bytes32 modelId, uint32 version)
+        returns (uint256[] memory ids, uint256 count, bytes32 modelId, uint32 version)
     {
         if (size == 0 || requestIds.length != size || inputs.length % size != 0) {
             revert GatewayBatchShapeMismatch(size, requestIds.length);
         }
+        ids = new uint256[](size);
         uint256 inLen = inputs.length / size;
+        uint256 named;
         for (uint256 i; i < size; ++i) {
             uint256 id = requestIds[i];
             if (id == 0) continue;
-            Request storage r = _pending(id);
-            if (first == 0) {
-                (first, modelId, version) = (id, r.modelId, r.modelVersion);
+            if (named == 0) named = id;
+            Request storage r = _requests[id];
+            if (skipSettled && (r.status != RequestStatus.Pending || block.timestamp > r.deadline)) continue;
+            _pending(id);
+            if (count == 0) {
+                (modelId, version) = (r.modelId, r.modelVersion);
             } else if (r.modelId != modelId || r.modelVersion != version) {
                 revert GatewayBatchMixesModels(id);
             }
             if (block.timestamp > r.deadline) revert GatewayRequestExpired(id, r.deadline);
             if (keccak256(abi.encodePacked(inputs[i * inLen:(i + 1) * inLen])) != r.inputHash) revert ResultInputMismatch(id);
+            ids[i] = id;
+            ++count;
         }
-        if (first == 0) revert GatewayBatchShapeMismatch(size, 0);
+        if (named == 0) revert GatewayBatchShapeMismatch(size, 0);
+        if (count == 0) {
+            // Every row was left out: say why the first was.
+            Request storage r = _pending(named);
+            revert GatewayRequestExpired(named, r.deadline);
+        }
     }
 
     function _callbackError(Request storage r, uint256 requestId, InferenceErrorCode code, string memory reason)

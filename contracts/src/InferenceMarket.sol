@@ -90,6 +90,14 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     error MarketRefundFailed(address to, uint256 amount);
     /// @notice A function was re-entered.
     error MarketReentrantCall();
+    /// @notice A batch's rows, request ids and inputs do not fit its size (or it names no request).
+    error MarketBatchShapeMismatch(uint16 size, uint256 rows);
+    /// @notice A batch names requests of different spokes, models or model versions.
+    error MarketBatchMixesRequests(uint256 marketRequestId);
+    /// @notice The model has no batch circuit of this size, here or recorded on the requesting chain.
+    error MarketNoBatchCircuit(bytes32 modelId, uint32 domain, uint16 size);
+    /// @notice The batch's callbacks need more gas than one message to the spoke may carry.
+    error MarketBatchTooMuchGas(uint256 gas, uint256 max);
 
     /// @notice A spoke request was recorded under `marketRequestId`.
     event RequestRecorded(
@@ -114,6 +122,15 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         bytes32 indexed messageId,
         InferenceErrorCode code,
         string reason
+    );
+    /// @notice A batch's verified results left for the requesting chain in one message: row r of
+    ///         the proof answers `marketRequestIds[r]` (0: a padding row).
+    event BatchDispatched(
+        bytes32 indexed messageId,
+        address indexed node,
+        uint16 size,
+        uint256[] marketRequestIds,
+        IInferenceGateway.StorageRefs artifacts
     );
     /// @notice The spoke settled the request (Fulfilled, Failed or Refunded).
     event RequestSettled(uint256 indexed marketRequestId, RequestStatus settlement, address node);
@@ -170,6 +187,37 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         emit ResultDispatched(marketRequestId, msg.sender, messageId, output, artifacts);
     }
 
+    /// @notice The assigned node submits one proof of the model's batch circuit of `size` rows for
+    ///         open requests of one spoke (same model and version): row r answers
+    ///         `marketRequestIds[r]`, whose input is row r of `inputs` (a padding row, id 0, answers
+    ///         none). Verified here with the batch VKA the registry pins, after every row is bound
+    ///         to its request's input; then sent to the spoke in one message, which verifies it
+    ///         once with its own batch VKA and settles every row. The message's fee (its gas covers
+    ///         every row's callback) comes from `msg.value`, surplus refunded.
+    function submitBatch(
+        uint16 size,
+        uint256[] calldata marketRequestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts
+    ) external payable nonReentrant returns (bytes32 messageId) {
+        BatchRoute memory b = _bindBatch(size, marketRequestIds, inputs, outputs);
+        if (!ResultProof.verifies(b.verifier, b.vka, proof, inputs, outputs)) revert ResultInvalidProof(b.firstId);
+        bytes memory body = SertnMessages.encodeResultBatch(size, b.spokeIds, inputs, outputs, proof, artifacts, msg.sender);
+        for (uint256 i; i < size; ++i) {
+            uint256 id = marketRequestIds[i];
+            if (id == 0) continue;
+            // A request named twice is open only the first time.
+            MarketRequest storage r = _open(id);
+            nodes.closeJob(id, msg.sender);
+            r.status = MarketStatus.ResultSent;
+            r.node = msg.sender;
+        }
+        messageId = _dispatch(b.origin, b.gateway, body, b.gas);
+        emit BatchDispatched(messageId, msg.sender, size, marketRequestIds, artifacts);
+    }
+
     /// @notice The assigned node reports that it cannot serve an open request; the spoke refunds it.
     ///         A request that no pool can serve (it has no job: see {_record}) may be failed by anyone,
     ///         who pays the message.
@@ -220,6 +268,21 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         return _quoteMessage(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit));
     }
 
+    /// @notice The messenger fee for sending this batch now (what {submitBatch} needs); reverts as
+    ///         {submitBatch} would for a batch whose rows do not bind (the proof is not checked here).
+    function quoteBatch(
+        uint16 size,
+        uint256[] calldata marketRequestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts
+    ) external view returns (uint256) {
+        BatchRoute memory b = _bindBatch(size, marketRequestIds, inputs, outputs);
+        bytes memory body = SertnMessages.encodeResultBatch(size, b.spokeIds, inputs, outputs, proof, artifacts, msg.sender);
+        return _quoteMessage(b.origin, b.gateway, body, b.gas);
+    }
+
     /// @notice The messenger fee for sending this failure report now (what {failRequest} needs).
     function quoteFailure(uint256 marketRequestId, InferenceErrorCode code, string calldata reason)
         external
@@ -237,6 +300,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         uint8 kind = SertnMessages.kind(body);
         if (kind == SertnMessages.REQUEST) _record(origin, sender, SertnMessages.decodeRequest(body));
         else if (kind == SertnMessages.RECEIPT) _settle(origin, sender, body);
+        else if (kind == SertnMessages.RECEIPT_BATCH) _settleBatch(origin, sender, body);
         else revert SertnMessages.SertnMessagesUnknownKind(kind);
     }
 
@@ -271,6 +335,18 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     /// @dev The spoke is the authority on its requests: whatever settlement it reports is recorded.
     function _settle(uint32 origin, bytes32 gateway, bytes calldata body) private {
         (uint256 spokeRequestId, RequestStatus settlement, address node) = SertnMessages.decodeReceipt(body);
+        _settleOne(origin, gateway, spokeRequestId, settlement, node);
+    }
+
+    /// @dev A batch's receipt: every request it names settled alike.
+    function _settleBatch(uint32 origin, bytes32 gateway, bytes calldata body) private {
+        (uint256[] memory spokeRequestIds, RequestStatus settlement, address node) = SertnMessages.decodeReceiptBatch(body);
+        for (uint256 i; i < spokeRequestIds.length; ++i) _settleOne(origin, gateway, spokeRequestIds[i], settlement, node);
+    }
+
+    function _settleOne(uint32 origin, bytes32 gateway, uint256 spokeRequestId, RequestStatus settlement, address node)
+        private
+    {
         uint256 id = _idBySpokeKey[_spokeKey(origin, gateway, spokeRequestId)];
         if (id == 0) revert MarketUnknownSpokeRequest(origin, gateway, spokeRequestId);
         MarketRequest storage r = _requests[id];
@@ -314,6 +390,89 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         }
         if (output.length != terms.outputLength) revert ResultOutputShapeMismatch(terms.outputLength, output.length);
         if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert ResultInvalidProof(marketRequestId);
+    }
+
+    /// @dev Where a batch goes and what verifies it (see {_bindBatch}).
+    struct BatchRoute {
+        uint32 origin;
+        bytes32 gateway;
+        /// @dev Gas the spoke needs for the batch's message.
+        uint256 gas;
+        address verifier;
+        address vka;
+        uint256 firstId;
+        /// @dev Each row's spoke request id (0: padding).
+        uint256[] spokeIds;
+    }
+
+    /// @dev Binds every named row of a batch to its open request (one spoke, model and version;
+    ///      unexpired; the row exactly its input) and checks the output's shape: where the batch
+    ///      goes, the batch circuit that verifies it, and the spoke's ids of its rows.
+    function _bindBatch(uint16 size, uint256[] calldata marketRequestIds, int256[] calldata inputs, int256[] calldata outputs)
+        private
+        view
+        returns (BatchRoute memory b)
+    {
+        if (size == 0 || marketRequestIds.length != size || inputs.length % size != 0) {
+            revert MarketBatchShapeMismatch(size, marketRequestIds.length);
+        }
+        b.spokeIds = new uint256[](size);
+        uint256 inLen = inputs.length / size;
+        uint256 firstId;
+        uint256 rows;
+        uint256 callbackGas;
+        for (uint256 i; i < size; ++i) {
+            uint256 id = marketRequestIds[i];
+            if (id == 0) continue;
+            MarketRequest storage r = _open(id);
+            if (firstId == 0) {
+                firstId = id;
+            } else {
+                MarketRequest storage first = _requests[firstId];
+                if (
+                    r.origin != first.origin || r.gateway != first.gateway || r.modelId != first.modelId
+                        || r.modelVersion != first.modelVersion
+                ) revert MarketBatchMixesRequests(id);
+            }
+            if (block.timestamp > r.deadline) revert MarketRequestExpired(id, r.deadline);
+            if (keccak256(abi.encodePacked(inputs[i * inLen:(i + 1) * inLen])) != r.inputHash) revert ResultInputMismatch(id);
+            b.spokeIds[i] = r.spokeRequestId;
+            ++rows;
+            callbackGas += r.callbackGasLimit;
+        }
+        if (firstId == 0) revert MarketBatchShapeMismatch(size, 0);
+        MarketRequest storage one = _requests[firstId];
+        (b.origin, b.gateway, b.firstId) = (one.origin, one.gateway, firstId);
+        IModelRegistry.VerificationTerms memory terms = _batchTerms(one, size);
+        if (outputs.length != uint256(size) * terms.outputLength) {
+            revert ResultOutputShapeMismatch(uint256(size) * terms.outputLength, outputs.length);
+        }
+        (b.verifier, b.vka) = (terms.verifier, terms.vka);
+        b.gas = SertnMessages.resultBatchGas(rows, callbackGas);
+        if (b.gas > SertnMessages.MAX_RESULT_BATCH_GAS) revert MarketBatchTooMuchGas(b.gas, SertnMessages.MAX_RESULT_BATCH_GAS);
+    }
+
+    /// @dev The hub's batch circuit of `size` rows for the model of request `r`, which must be
+    ///      current on the requesting chain for the version the request was made against, batch
+    ///      circuit included.
+    function _batchTerms(MarketRequest storage r, uint16 size)
+        private
+        view
+        returns (IModelRegistry.VerificationTerms memory terms)
+    {
+        bytes32 modelId = r.modelId;
+        uint32 origin = r.origin;
+        terms = registry.tryGetBatchVerificationTerms(modelId, size);
+        if (terms.version == 0) revert MarketUnknownModel(modelId);
+        IModelRegistry.ChainDeployment memory dep = registry.getChainDeployment(modelId, origin);
+        if (dep.version != terms.version) revert MarketModelNotDeployed(modelId, origin, dep.version, terms.version);
+        if (dep.remoteVersion != r.modelVersion) {
+            revert MarketModelVersionMismatch(modelId, origin, r.modelVersion, dep.remoteVersion);
+        }
+        (address spokeVka, uint32 recorded) = registry.getBatchChainDeployment(modelId, origin, size);
+        if (terms.vka == address(0) || spokeVka == address(0) || recorded != terms.version) {
+            revert MarketNoBatchCircuit(modelId, origin, size);
+        }
     }
 
     /// @dev Sends `body` to the request's own gateway, paying the quote from `msg.value` and

@@ -52,6 +52,12 @@ contract ModelRegistry is IModelRegistry, Owned {
     /// @dev Batch VKAs by model, circuit version and batch size; the sizes of each version.
     mapping(bytes32 modelId => mapping(uint32 version => mapping(uint16 size => address))) private _batchVkas;
     mapping(bytes32 modelId => mapping(uint32 version => uint16[])) private _batchSizes;
+    mapping(bytes32 modelId => mapping(uint32 domain => mapping(uint16 size => BatchDeployment))) private _batchDeployments;
+
+    struct BatchDeployment {
+        address vka;
+        uint32 version;
+    }
 
     /// @param initialOwner The registry owner (the protocol), who sets verifiers, fees and prices.
     /// @param registrationFee_ The fee (wei, non-zero) for registering a model.
@@ -129,6 +135,21 @@ contract ModelRegistry is IModelRegistry, Owned {
         _chainDeployments[modelId][domain] =
             ChainDeployment({verifier: verifierThere, vka: vka, version: version, remoteVersion: remoteVersion});
         emit ModelChainDeploymentSet(modelId, domain, version, verifierThere, vka, remoteVersion);
+    }
+
+    /// @notice Records that the model's current batch circuit of `size` rows is deployed on chain
+    ///         `domain` with `vka`, whose code hash equals the batch VKA pinned here (so the spoke
+    ///         verifies exactly the circuit the hub does). Record the model's own deployment there
+    ///         first ({setChainDeployment}); the hub market sends a batch only where both are current.
+    function setBatchChainDeployment(bytes32 modelId, uint32 domain, uint16 size, address vka, bytes32 vkaCodeHash) external {
+        Model storage m = _ownedModel(modelId);
+        uint32 version = m.version;
+        address pinned = _batchVkas[modelId][version][size];
+        if (pinned == address(0) || vka == address(0)) revert ModelRegistryInvalidChainDeployment();
+        if (_chainVerifiers[domain] == address(0)) revert ModelRegistryNoChainVerifier(domain);
+        if (vkaCodeHash != pinned.codehash) revert ModelRegistryVkaCodeHashMismatch(vka, pinned.codehash, vkaCodeHash);
+        _batchDeployments[modelId][domain][size] = BatchDeployment({vka: vka, version: version});
+        emit ModelBatchChainDeploymentSet(modelId, domain, size, version, vka);
     }
 
     /// @notice Publishes proven input/output pairs for the model's current version: a document in
@@ -336,6 +357,16 @@ contract ModelRegistry is IModelRegistry, Owned {
     /// @inheritdoc IModelRegistry
     function getBatchSizes(bytes32 modelId) external view returns (uint16[] memory) {
         return _batchSizes[modelId][_models[modelId].version];
+    }
+
+    /// @inheritdoc IModelRegistry
+    function getBatchChainDeployment(bytes32 modelId, uint32 domain, uint16 size)
+        external
+        view
+        returns (address vka, uint32 version)
+    {
+        BatchDeployment storage d = _batchDeployments[modelId][domain][size];
+        return (d.vka, d.version);
     }
 
     /// @inheritdoc IModelRegistry

@@ -58,6 +58,12 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     event ReceiptSent(uint256 indexed requestId, RequestStatus status, bytes32 indexed messageId);
     /// @notice The receipt could not be sent now (held funds: `reserve`); {sendReceipt} retries.
     event ReceiptDeferred(uint256 indexed requestId, RequestStatus status, uint256 reserve);
+    /// @notice One receipt for the requests a batch settled left for the hub. Each request's
+    ///         receipt reserve paid its share of `fee`; what is left of it is the requester's
+    ///         ({releaseReserves}).
+    event BatchReceiptSent(bytes32 indexed messageId, RequestStatus status, uint256 requests, uint256 fee);
+    /// @notice A result batch from the hub was rejected by this chain; its pending rows were failed and refunded.
+    event BatchRejected(address indexed node, bytes4 error, uint256 failed);
 
     struct PendingReceipt {
         RequestStatus status;
@@ -72,6 +78,8 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
 
     mapping(uint256 requestId => uint96) private _receiptReserve;
     mapping(uint256 requestId => PendingReceipt) private _pendingReceipts;
+    /// @dev Set while a batch settles: its receipts are sent as one, after every row.
+    bool private transient _batching;
 
     /// @param initialOwner Who configures the gateway and enrolls routes.
     /// @param registry_ The spoke's model registry.
@@ -145,6 +153,50 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         _fail(requestId, code, reason, node);
     }
 
+    /// @notice Settles the requests of a batch from an authenticated hub message with one
+    ///         verification (see {InferenceGateway._fulfillBatch}); only this contract calls it.
+    ///         A row whose request was settled or expired meanwhile (refunded here, say) is left
+    ///         alone; the rest are paid to `node` once and called back each in isolation, and one
+    ///         receipt reports them to the hub.
+    function deliverBatch(
+        uint16 size,
+        uint256[] calldata requestIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        StorageRefs calldata refs,
+        address node
+    ) external nonReentrant {
+        if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
+        _batching = true;
+        (uint256[] memory settled, uint256 count) = _fulfillBatch(size, requestIds, inputs, outputs, proof, refs, node, true);
+        _batching = false;
+        _sendBatchReceipt(settled, count, RequestStatus.Fulfilled, node);
+    }
+
+    /// @notice Fails (refund and error callback) every pending, unexpired request a rejected batch
+    ///         names, with one receipt; only this contract calls it (from {_handleMessage}).
+    function deliverBatchFailure(uint256[] calldata requestIds, address node, bytes4 error, string calldata reason)
+        external
+        nonReentrant
+    {
+        if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
+        uint256[] memory failed = new uint256[](requestIds.length);
+        uint256 count;
+        _batching = true;
+        for (uint256 i; i < requestIds.length; ++i) {
+            uint256 id = requestIds[i];
+            Request storage r = _requestOf(id);
+            if (id == 0 || r.status != RequestStatus.Pending || block.timestamp > r.deadline) continue;
+            _fail(id, InferenceErrorCode.InvalidResult, reason, node);
+            failed[i] = id;
+            ++count;
+        }
+        _batching = false;
+        emit BatchRejected(node, error, count);
+        _sendBatchReceipt(failed, count, RequestStatus.Failed, node);
+    }
+
     // ─────────────────────────────── Receipts ─────────────────────────────
 
     /// @notice Sends a deferred settlement receipt to the hub; anyone may call it, topping up the
@@ -168,6 +220,27 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         }
     }
 
+    /// @notice Pays each settled request's unspent receipt reserve to its requester (a batch's
+    ///         receipt spends only a share of each reserve, and leaves the rest here to keep the
+    ///         batch cheap). Anyone may call it; pending requests and unknown ids are passed over.
+    function releaseReserves(uint256[] calldata requestIds) external nonReentrant {
+        for (uint256 i; i < requestIds.length; ++i) {
+            uint256 id = requestIds[i];
+            RequestStatus status = _requestOf(id).status;
+            if (status == RequestStatus.None || status == RequestStatus.Pending) continue;
+            uint96 amount = _receiptReserve[id];
+            if (amount == 0) continue;
+            delete _receiptReserve[id];
+            _pay(_requestOf(id).requester, amount);
+        }
+    }
+
+    /// @notice The receipt reserve held for `requestId`: what its receipt may spend while it is
+    ///         pending, the requester's unspent share once it has settled in a batch.
+    function receiptReserve(uint256 requestId) external view returns (uint256) {
+        return _receiptReserve[requestId];
+    }
+
     /// @notice The receipt waiting to be sent for `requestId` (status None if none).
     function pendingReceipt(uint256 requestId) external view returns (PendingReceipt memory) {
         return _pendingReceipts[requestId];
@@ -183,6 +256,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         bytes4 selector;
         if (kind == SertnMessages.RESULT) selector = this.deliverResult.selector;
         else if (kind == SertnMessages.FAILURE) selector = this.deliverFailure.selector;
+        else if (kind == SertnMessages.RESULT_BATCH) selector = this.deliverBatch.selector;
         else revert SertnMessages.SertnMessagesUnknownKind(kind);
         (bool ok, bytes memory ret) = address(this).call(bytes.concat(selector, SertnMessages.payload(body)));
         if (!ok && kind == SertnMessages.RESULT && _isResultRejection(ret)) {
@@ -195,6 +269,13 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
                 )
             );
             if (ok) emit ResultRejected(requestId, node, bytes4(ret));
+        } else if (!ok && kind == SertnMessages.RESULT_BATCH && _isResultRejection(ret)) {
+            (, uint256[] memory requestIds,,,,, address node) = abi.decode(
+                SertnMessages.payload(body), (uint16, uint256[], int256[], int256[], bytes, StorageRefs, address)
+            );
+            (ok, ) = address(this).call(abi.encodeCall(
+                    this.deliverBatchFailure, (requestIds, node, bytes4(ret), "batch rejected by this chain's verification")
+                ));
         }
         if (!ok) {
             assembly ("memory-safe") {
@@ -209,7 +290,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         if (err.length < 4) return false;
         bytes4 s = bytes4(err);
         return s == ResultInvalidProof.selector || s == ResultOutputShapeMismatch.selector
-            || s == ResultInputMismatch.selector || s == GatewayModelVersionChanged.selector;
+            || s == ResultInputMismatch.selector || s == GatewayModelVersionChanged.selector
+            || s == GatewayNoBatchCircuit.selector || s == GatewayBatchMixesModels.selector
+            || s == GatewayBatchShapeMismatch.selector;
     }
 
     /// @dev The fees of the request's message to the hub (a body of this input length) and of
@@ -258,12 +341,13 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     ///      to the requester); if the messenger refuses, the settlement stands and the receipt is
     ///      kept for {sendReceipt}.
     function _afterSettle(uint256 requestId, RequestStatus status, address node) internal override {
+        if (_batching) return; // the batch sends one receipt for all its rows ({_sendBatchReceipt})
         uint96 reserve = _receiptReserve[requestId];
         delete _receiptReserve[requestId];
         bytes memory body = SertnMessages.encodeReceipt(requestId, status, node);
         uint32 domain = hubDomain;
         bytes32 market = hubMarket;
-        try this.sendOwnMessage(domain, market, body, reserve) returns (bytes32 id, uint256 fee) {
+        try this.sendOwnMessage(domain, market, body, reserve, SertnMessages.RECEIPT_GAS) returns (bytes32 id, uint256 fee) {
             emit ReceiptSent(requestId, status, id);
             if (reserve > fee) _pay(_requestOf(requestId).requester, reserve - fee);
         } catch {
@@ -276,14 +360,52 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     ///         {_afterSettle} can catch a messenger's refusal without undoing the settlement).
     /// @return messageId The messenger's id for the message.
     /// @return paid The fee paid (at most `fee`).
-    function sendOwnMessage(uint32 destination, bytes32 recipient, bytes calldata body, uint256 fee)
+    function sendOwnMessage(uint32 destination, bytes32 recipient, bytes calldata body, uint256 fee, uint256 gasLimit)
         external
         returns (bytes32 messageId, uint256 paid)
     {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
-        paid = _quoteMessage(destination, recipient, body, SertnMessages.RECEIPT_GAS);
+        paid = _quoteMessage(destination, recipient, body, gasLimit);
         if (fee < paid) revert MessengerInsufficientFee(paid, fee);
-        messageId = _sendMessage(destination, recipient, body, SertnMessages.RECEIPT_GAS, paid);
+        messageId = _sendMessage(destination, recipient, body, gasLimit, paid);
+    }
+
+    /// @dev One receipt for the `count` requests a batch settled alike (`ids`, zeros skipped),
+    ///      paid from their reserves together: each reserve pays its share of the fee, in
+    ///      proportion, and keeps the rest for its requester ({releaseReserves}). If the messenger
+    ///      refuses, each request's receipt waits for {sendReceipt} with its whole reserve.
+    function _sendBatchReceipt(uint256[] memory ids, uint256 count, RequestStatus status, address node) private {
+        if (count == 0) return;
+        uint256[] memory named = new uint256[](count);
+        uint256 reserves;
+        uint256 n;
+        for (uint256 i; i < ids.length; ++i) {
+            uint256 id = ids[i];
+            if (id == 0) continue;
+            named[n++] = id;
+            reserves += _receiptReserve[id];
+        }
+        bytes memory body = SertnMessages.encodeReceiptBatch(named, status, node);
+        try this.sendOwnMessage(hubDomain, hubMarket, body, reserves, SertnMessages.receiptBatchGas(count)) returns (
+            bytes32 messageId, uint256 fee
+        ) {
+            for (uint256 i; i < count; ++i) {
+                uint256 id = named[i];
+                uint256 reserve = _receiptReserve[id];
+                // The share rounds up, so the shares cover the fee.
+                uint256 share = reserves == 0 ? 0 : (fee * reserve + reserves - 1) / reserves;
+                if (share != 0) _receiptReserve[id] = uint96(reserve - share);
+            }
+            emit BatchReceiptSent(messageId, status, count, fee);
+        } catch {
+            for (uint256 i; i < count; ++i) {
+                uint256 id = named[i];
+                uint96 reserve = _receiptReserve[id];
+                delete _receiptReserve[id];
+                _pendingReceipts[id] = PendingReceipt({status: status, node: node, reserve: reserve});
+                emit ReceiptDeferred(id, status, reserve);
+            }
+        }
     }
 
     function _refundSurplus(address to, uint256 amount) private {

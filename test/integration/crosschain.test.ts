@@ -1593,7 +1593,7 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
       ['receiveMessage', [HUB, addressAsBytes32(market), resultBody(id)]],
       ['deliverResult', [id, input, [...proof.output], proof.proof, REFS, node.account.address]],
       ['deliverFailure', [id, E.ModelFailed, 'no', node.account.address]],
-      ['sendOwnMessage', [HUB, addressAsBytes32(market), '0x', 0n]],
+      ['sendOwnMessage', [HUB, addressAsBytes32(market), '0x', 0n, 0n]],
     ] as const
     for (const [functionName, args] of calls) {
       expect(

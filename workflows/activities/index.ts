@@ -362,12 +362,23 @@ function activitiesOf(deps: ActivityDeps) {
       return { inputs, outputs: p.output.map(String), proof: p.proof, proveMs: p.proveMs, attempt: ctx.info.attempt }
     },
 
-    /** Delivers a proven batch (idempotent: rows settled meanwhile go as padding of the same proof). */
-    async fulfillBatch(batch: ProvenBatch): Promise<BatchOutcome & { ms: number; attempt: number }> {
+    /**
+     * Delivers a proven batch (idempotent: rows settled meanwhile go as padding of the same proof):
+     * to its chain's gateway, or, for a spoke's requests (`marketRequestIds` given), to the hub
+     * market, which sends it to the spoke in one message.
+     */
+    async fulfillBatch(
+      batch: ProvenBatch,
+      marketRequestIds?: readonly (string | undefined)[],
+    ): Promise<BatchOutcome & { ms: number; attempt: number }> {
       const t0 = performance.now()
       const first = batch.rows.find((r) => r !== undefined)
       if (!first) throw new BadRequestError('a batch names at least one request')
-      const outcome = await chainOf(first).fulfillBatch(batch)
+      if (Boolean(first.route) !== Boolean(marketRequestIds))
+        throw new BadRequestError(`batch of ${first.key}: a spoke's batch goes with its market request ids, a hub's without`)
+      const outcome = marketRequestIds
+        ? await marketOf(first).submitBatch(batch, marketRequestIds)
+        : await chainOf(first).fulfillBatch(batch)
       return { ...outcome, ms: performance.now() - t0, attempt: attempt() }
     },
 

@@ -14,7 +14,16 @@ import { encodeFunctionData, getAbiItem, getAddress, type Account, type Address 
 import { InferenceMarket } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, PluginError } from '../../../core/errors.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
-import { defineMarketPlugin, type MarketEvent, type MarketPlugin, type MarketRecord, type MarketTxOutcome } from '../../../core/plugins.ts'
+import {
+  defineMarketPlugin,
+  type BatchOutcome,
+  type BatchRowOutcome,
+  type MarketEvent,
+  type MarketPlugin,
+  type MarketRecord,
+  type MarketTxOutcome,
+  type ProvenBatch,
+} from '../../../core/plugins.ts'
 import {
   chainId as toChainId,
   INFERENCE_ERROR_CODES,
@@ -25,7 +34,7 @@ import {
   type MarketStatus,
 } from '../../../core/types.ts'
 import { addressAsBytes32 } from '../crosschain.ts'
-import { RequestSettledError, transient } from './errors.ts'
+import { NotAssignedError, RequestSettledError, transient } from './errors.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
@@ -202,7 +211,95 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     return join(`${op}:${marketRequestId}`, run)
   }
 
-  const read = <T>(functionName: 'quoteResult' | 'quoteFailure', args: readonly unknown[]) =>
+  /** What became of a row the market refused as not open (see {@link MarketPlugin.submitBatch}). */
+  async function rowNotOpen(marketRequestId: bigint, status: MarketStatus, what: string, err: unknown): Promise<BatchRowOutcome> {
+    const away = { status: 'Pending', alreadySettled: false, reassigned: true } as const
+    if (status === 'None')
+      throw new ChainTransientError(`${what}: the market has no request ${marketRequestId} (not yet visible to this RPC)`, { cause: err })
+    if (status === 'FailureSent') return { status: 'Failed', alreadySettled: true }
+    const record = await getRequest(marketRequestId.toString())
+    const mine = record.node !== undefined && record.node === getAddress(options.account.address)
+    if (status === 'ResultSent') return mine ? { status: 'Fulfilled', alreadySettled: true } : away
+    const settled = record.settlement
+    if (settled === 'Fulfilled') return mine ? { status: 'Fulfilled', alreadySettled: true } : away
+    if (settled === 'Failed' || settled === 'Refunded') return { status: settled, alreadySettled: true }
+    return away
+  }
+
+  /**
+   * Sends a batch: quotes and simulates it, turns each row that is no longer this node's to answer
+   * into a padding row of the same proof, and sends what is left.
+   */
+  async function sendBatch(batch: ProvenBatch, marketRequestIds: readonly (string | undefined)[]): Promise<BatchOutcome> {
+    live()
+    const what = `submitBatch of ${batch.rows.filter(Boolean).length} request(s) in ${batch.size} rows`
+    if (batch.rows.length !== batch.size || marketRequestIds.length !== batch.size)
+      throw new PluginError(pluginId, `${what}: ${batch.rows.length} rows and ${marketRequestIds.length} market ids given`)
+    batch.rows.forEach((r, i) => {
+      if (Boolean(r) !== Boolean(marketRequestIds[i]))
+        throw new PluginError(pluginId, `${what}: row ${i} has a request or a market id, not both`)
+    })
+    const rows: Record<string, BatchRowOutcome> = {}
+    const ids = marketRequestIds.map((x) => (x ? BigInt(x) : 0n))
+    const keyOf = (id: bigint) => batch.rows[marketRequestIds.findIndex((x) => x !== undefined && BigInt(x) === id)]?.key
+    const refs = { output: storageRefOf(batch.storage?.output), proof: storageRefOf(batch.storage?.proof) }
+    for (let round = 0; round <= batch.size + 1; round++) {
+      if (ids.every((x) => x === 0n)) return { rows }
+      const args = [batch.size, [...ids], batch.inputs.map(BigInt), batch.outputs.map(BigInt), batch.proof, refs] as const
+      let value: bigint
+      let gasEstimate: bigint
+      const call = (v: bigint) =>
+        ({ address: market, abi: InferenceMarket.abi, functionName: 'submitBatch', args, value: v, account: options.account }) as const
+      try {
+        value = await read<bigint>('quoteBatch', args)
+        await publicClient.simulateContract(call(value) as never)
+        gasEstimate = await publicClient.estimateGas({
+          account: options.account,
+          to: market,
+          data: encodeFunctionData(call(value) as never),
+          value,
+        })
+      } catch (err) {
+        const revert = revertOrThrow(what, err)
+        const rejection = rejectionFor(revert.errorName).error
+        const id = BigInt(revert.args[rejection === NotAssignedError ? 1 : 0] as bigint)
+        const row = ids.indexOf(id)
+        const key = keyOf(id)
+        if (row < 0 || key === undefined || (rejection !== RequestSettledError && rejection !== NotAssignedError))
+          throw rejectionOf(what, revert, err)
+        // A second row of the same request finds it answered by the first: the batch is malformed.
+        if (rejection === RequestSettledError && rows[key] === undefined && ids.filter((x) => x === id).length > 1)
+          throw rejectionOf(what, revert, err)
+        rows[key] =
+          rejection === NotAssignedError
+            ? { status: 'Pending', alreadySettled: false, reassigned: true }
+            : await rowNotOpen(id, MARKET_STATUSES[Number(revert.args[1])] ?? 'None', what, err)
+        ids[row] = 0n // the same proof answers the rest; this row binds to nothing now
+        continue
+      }
+      const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(
+        conn,
+        { to: market, data: encodeFunctionData(call(value) as never), gas: gasEstimate + gasEstimate / 4n, value },
+        { what, pollingIntervalMs: pollingInterval, receiptTimeoutMs: options.receiptTimeoutMs },
+      )
+      if (receipt.status !== 'success') continue // answered in between, most likely: quote and simulate again
+      batch.rows.forEach((r, i) => {
+        if (r && ids[i] !== 0n) rows[r.key] = { status: 'Fulfilled', alreadySettled: false }
+      })
+      return {
+        transactionHash: hash,
+        gasUsed: receipt.gasUsed.toString(),
+        blockNumber: receipt.blockNumber.toString(),
+        inclusionMs,
+        receiptAt,
+        rows,
+      }
+    }
+    throw new ChainTransientError(`${what}: still reverting after every row was retried`)
+  }
+  const joinBatch = joinInflight<BatchOutcome>()
+
+  const read = <T>(functionName: 'quoteResult' | 'quoteFailure' | 'quoteBatch', args: readonly unknown[]) =>
     publicClient.readContract({
       address: market,
       abi: InferenceMarket.abi,
@@ -283,6 +380,10 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
       return once('failRequest', marketRequestId, () =>
         send('failRequest', marketRequestId, request, args, () => read<bigint>('quoteFailure', args)),
       )
+    },
+
+    submitBatch(batch, marketRequestIds) {
+      return joinBatch(batch.proof, () => sendBatch(batch, marketRequestIds))
     },
 
     async dispose() {

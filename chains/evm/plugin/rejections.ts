@@ -128,6 +128,11 @@ export const CONTRACT_REJECTIONS = {
   /** The spoke's model changed since the request (or the hub recorded another version there): the spoke would reject the result. */
   MarketModelVersionMismatch: { error: ModelVersionChangedError, retryable: false, code: 'ModelUnavailable' },
   MarketReentrantCall: REFUSED,
+  // A batch the node put together wrongly, or one its model cannot take there: its rows go on alone.
+  MarketBatchShapeMismatch: REFUSED,
+  MarketBatchMixesRequests: REFUSED,
+  MarketNoBatchCircuit: REFUSED,
+  MarketBatchTooMuchGas: REFUSED,
   MarketRefundFailed: REFUSED,
   // Deliveries from spokes, never a node's call.
   MarketDuplicateRequest: REFUSED,

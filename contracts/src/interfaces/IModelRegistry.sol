@@ -251,6 +251,8 @@ interface IModelRegistry {
     /// @notice A model changed hands.
     event ModelOwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
     /// @notice The model's VKA on the chain with messenger domain `domain` was recorded.
+    /// @notice The model's batch circuit of `size` rows is deployed on chain `domain` with `vka`.
+    event ModelBatchChainDeploymentSet(bytes32 indexed modelId, uint32 indexed domain, uint16 indexed size, uint32 version, address vka);
     event ModelChainDeploymentSet(
         bytes32 indexed modelId, uint32 indexed domain, uint32 version, address verifier, address vka, uint32 remoteVersion
     );
@@ -295,6 +297,12 @@ interface IModelRegistry {
     function tryGetBatchVerificationTerms(bytes32 modelId, uint16 size) external view returns (VerificationTerms memory);
     /// @notice The batch sizes of the model's current circuit, ascending.
     function getBatchSizes(bytes32 modelId) external view returns (uint16[] memory);
+    /// @notice The VKA of the model's batch circuit of `size` rows on the chain with messenger domain
+    ///         `domain`, as recorded on the hub, and the version it was recorded for (zero if none).
+    function getBatchChainDeployment(bytes32 modelId, uint32 domain, uint16 size)
+        external
+        view
+        returns (address vka, uint32 version);
     /// @notice The model's deployment on the chain with messenger domain `domain`; all zero if none.
     function getChainDeployment(bytes32 modelId, uint32 domain) external view returns (ChainDeployment memory);
     /// @notice The verifier every model on this chain is verified with (set by the protocol).

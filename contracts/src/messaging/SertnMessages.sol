@@ -19,6 +19,11 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interface
 ///        request without `inputRef`, encoded field by field; it is retired.)
 ///      - RECEIPT (spoke → hub): `(uint256 requestId, RequestStatus status, address node)`: the
 ///        spoke settled the request (Fulfilled, Failed or Refunded).
+///      - RESULT_BATCH (hub → spoke): `(uint16 size, uint256[] requestIds, int256[] inputs,
+///        int256[] outputs, bytes proof, StorageRefs refs, address node)`: one proof of the model's
+///        batch circuit of `size` rows; row r answers spoke request `requestIds[r]` (0: a padding row).
+///      - RECEIPT_BATCH (spoke → hub): `(uint256[] requestIds, RequestStatus status, address node)`:
+///        the spoke settled these requests of one batch alike (Fulfilled, or Failed when it rejected the batch).
 library SertnMessages {
     /// @notice A result for a spoke request, to be verified by the spoke.
     uint8 internal constant RESULT = 1;
@@ -28,6 +33,10 @@ library SertnMessages {
     uint8 internal constant REQUEST = 5;
     /// @notice How the spoke settled one of its requests.
     uint8 internal constant RECEIPT = 4;
+    /// @notice Results for several requests of one spoke, proven together in a batch circuit.
+    uint8 internal constant RESULT_BATCH = 6;
+    /// @notice How the spoke settled the requests of one batch.
+    uint8 internal constant RECEIPT_BATCH = 7;
 
     /// @notice Gas a receipt's handling needs on the hub (settling the market's record).
     uint256 internal constant RECEIPT_GAS = 150_000;
@@ -36,6 +45,17 @@ library SertnMessages {
     uint256 internal constant RESULT_BASE_GAS = 1_600_000;
     /// @notice Gas a failure's handling needs on a spoke beyond the callback (refund, receipt).
     uint256 internal constant FAILURE_BASE_GAS = 450_000;
+
+    /// @notice Gas a batch's handling needs on a spoke beyond its rows: verification (up to ~1.6M for
+    ///         the batch circuits the registry takes), the node's payment and the receipt's send.
+    uint256 internal constant RESULT_BATCH_BASE_GAS = 2_400_000;
+    /// @notice Gas each named row of a batch needs on a spoke beyond its callback (binding, settlement).
+    uint256 internal constant RESULT_BATCH_ROW_GAS = 45_000;
+    /// @notice Gas a batch receipt's handling needs on the hub, and per request it names.
+    uint256 internal constant RECEIPT_BATCH_BASE_GAS = 120_000;
+    uint256 internal constant RECEIPT_BATCH_ROW_GAS = 30_000;
+    /// @notice The most gas a batch's message may ask of its spoke (blocks hold ~30M).
+    uint256 internal constant MAX_RESULT_BATCH_GAS = 24_000_000;
 
     /// @notice The message's kind is not one this recipient understands.
     error SertnMessagesUnknownKind(uint8 kind);
@@ -74,6 +94,34 @@ library SertnMessages {
         return abi.encodePacked(FAILURE, abi.encode(requestId, code, reason, node));
     }
 
+    function encodeResultBatch(
+        uint16 size,
+        uint256[] memory requestIds,
+        int256[] memory inputs,
+        int256[] memory outputs,
+        bytes memory proof,
+        IInferenceGateway.StorageRefs memory refs,
+        address node
+    ) internal pure returns (bytes memory) {
+        return abi.encodePacked(RESULT_BATCH, abi.encode(size, requestIds, inputs, outputs, proof, refs, node));
+    }
+
+    function encodeReceiptBatch(uint256[] memory requestIds, RequestStatus status, address node)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodePacked(RECEIPT_BATCH, abi.encode(requestIds, status, node));
+    }
+
+    function decodeReceiptBatch(bytes calldata body)
+        internal
+        pure
+        returns (uint256[] memory requestIds, RequestStatus status, address node)
+    {
+        return abi.decode(body[1:], (uint256[], RequestStatus, address));
+    }
+
     function encodeRequest(SpokeRequest memory r) internal pure returns (bytes memory) {
         return abi.encodePacked(REQUEST, abi.encode(r));
     }
@@ -110,6 +158,17 @@ library SertnMessages {
     ///         the 1/64 each call level withholds).
     function resultGas(uint256 callbackGasLimit) internal pure returns (uint256) {
         return RESULT_BASE_GAS + callbackGasLimit + callbackGasLimit / 32;
+    }
+
+    /// @notice Gas a batch's handling needs on the spoke: `rows` named rows whose callbacks' limits
+    ///         add up to `callbackGas` (each with the 1/64 its call levels withhold).
+    function resultBatchGas(uint256 rows, uint256 callbackGas) internal pure returns (uint256) {
+        return RESULT_BATCH_BASE_GAS + rows * RESULT_BATCH_ROW_GAS + callbackGas + callbackGas / 32;
+    }
+
+    /// @notice Gas a batch receipt naming `rows` requests needs on the hub.
+    function receiptBatchGas(uint256 rows) internal pure returns (uint256) {
+        return RECEIPT_BATCH_BASE_GAS + rows * RECEIPT_BATCH_ROW_GAS;
     }
 
     /// @notice Gas a failure's handling needs on the spoke, with the error callback's limit.

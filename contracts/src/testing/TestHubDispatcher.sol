@@ -70,6 +70,15 @@ contract TestHubDispatcher {
         return IMessengerPort(port).send{value: msg.value}(destination, recipient, body, SertnMessages.RECEIPT_GAS);
     }
 
+    /// @notice Sends any body through the port with the gas the caller names (e.g. a RESULT_BATCH).
+    function sendBody(uint32 destination, bytes32 recipient, bytes calldata body, uint256 gasLimit)
+        external
+        payable
+        returns (bytes32)
+    {
+        return IMessengerPort(port).send{value: msg.value}(destination, recipient, body, gasLimit);
+    }
+
     function _resultBody(Result calldata r) private pure returns (bytes memory) {
         return SertnMessages.encodeResult(r.requestId, r.input, r.output, r.proof, r.refs, r.node);
     }
