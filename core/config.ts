@@ -96,6 +96,11 @@ export const configSchema = z.object({
       pollingIntervalMs: z.number().int().positive().default(50),
       /** Blocks on top of a message before the agents attest it (local automining chains: 0). */
       confirmations: z.number().int().min(0).default(1),
+      /**
+       * The most gas the agents pay for one delivery. A batch's message asks for every row's
+       * callback gas (up to ~24M: the hub market refuses more); the default covers it.
+       */
+      maxGas: z.number().int().positive().default(25_000_000),
     })
     .prefault({}),
   temporal: z

@@ -18,6 +18,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
@@ -41,6 +42,11 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: '60 seconds',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+  })
+  const { storeBatch } = proxyActivities<Activities>({
+    taskQueue: input.queues.chainIo,
+    startToCloseTimeout: '5 minutes',
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
   })
   const { fulfillBatch } = proxyActivities<Activities>({
     taskQueue: input.queues.chainIo,
@@ -79,7 +85,25 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
     try {
       const proven = await proveBatch(input.model, size, take)
       const rows = [...take.map((m) => m.request), ...Array.from({ length: size - take.length }, () => undefined)]
-      const batch = { size, rows, inputs: proven.inputs, outputs: proven.outputs, proof: proven.proof }
+      // The batch's rows and proof go to storage first: the delivery records where they are.
+      const storage = patched('batch-storage')
+        ? await storeBatch(id, {
+            size,
+            modelId: input.model.modelId,
+            keys: rows.map((r) => r?.key),
+            inputs: proven.inputs,
+            outputs: proven.outputs,
+            proof: proven.proof,
+          })
+        : undefined
+      const batch = {
+        size,
+        rows,
+        inputs: proven.inputs,
+        outputs: proven.outputs,
+        proof: proven.proof,
+        ...(storage ? { storage: { output: storage.output, proof: storage.proof } } : {}),
+      }
       // A spoke's batch goes through the hub market: each row names its market request.
       const marketIds = take.some((m) => m.marketRequestId !== undefined)
         ? [...take.map((m) => m.marketRequestId), ...Array.from({ length: size - take.length }, () => undefined)]
@@ -98,6 +122,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
             row,
             ...(outcome.transactionHash ? { transactionHash: outcome.transactionHash } : {}),
             ...(outcome.gasUsed ? { gasUsed: outcome.gasUsed } : {}),
+            ...(storage ? { storage: { output: storage.output, proof: storage.proof } } : {}),
             output: proven.outputs.slice(i * outLength, (i + 1) * outLength),
           })
         }),

@@ -76,6 +76,8 @@ export type BatchResult =
       row: BatchRowOutcome
       transactionHash?: string
       gasUsed?: string
+      /** Where the batch's rows (inputs and outputs) and its proof are stored. */
+      storage?: { output: StoredArtifact; proof: StoredArtifact }
       output: string[]
     }
   | { kind: 'solo'; reason: string }

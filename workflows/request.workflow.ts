@@ -228,6 +228,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     }
     if (r.row.status === 'Fulfilled') {
       status.output = r.output
+      if (r.storage) status.storage = r.storage
       if (r.transactionHash) status.transactionHash = r.transactionHash
       if (status.hub) {
         status.hub.status = 'ResultSent'

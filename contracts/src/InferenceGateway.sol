@@ -302,8 +302,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
     function _fulfillBatch(
         uint16 size,
         uint256[] calldata requestIds,
-        int256[] calldata inputs,
-        int256[] calldata outputs,
+        int256[] memory inputs,
+        int256[] memory outputs,
         bytes calldata proof,
         StorageRefs calldata artifacts,
         address payee,
@@ -320,8 +320,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
     function _verifyBatch(
         uint16 size,
         uint256[] calldata requestIds,
-        int256[] calldata inputs,
-        int256[] calldata outputs,
+        int256[] memory inputs,
+        int256[] memory outputs,
         bytes calldata proof,
         bool skipSettled
     ) private returns (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory t) {
@@ -329,14 +329,14 @@ contract InferenceGateway is IInferenceGateway, Owned {
         uint256 expected = uint256(size) * t.outputLength;
         if (outputs.length != expected) revert ResultOutputShapeMismatch(expected, outputs.length);
         // The instances: every row's input (each settled row's bound by _bindRows), then every row's output.
-        if (!ResultProof.verifies(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(settled));
+        if (!ResultProof.verifiesMemory(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(settled));
     }
 
     /// @dev Settles each row's request of a verified batch (closing its job for `payee` on the
     ///      hub) with its row of `outputs`; returns the escrows they add up to.
     function _settleRows(
         uint256[] memory settled,
-        int256[] calldata outputs,
+        int256[] memory outputs,
         IModelRegistry.VerificationTerms memory t,
         StorageRefs calldata artifacts,
         address payee
@@ -348,7 +348,9 @@ contract InferenceGateway is IInferenceGateway, Owned {
             // A request named twice is pending only the first time.
             _pending(id);
             if (address(nodes) != address(0)) nodes.closeJob(id, payee);
-            earned += _settleFulfilled(id, outputs[i * outLen:(i + 1) * outLen], t.outputVisibility, artifacts, payee);
+            int256[] memory output = new int256[](outLen);
+            for (uint256 j; j < outLen; ++j) output[j] = outputs[i * outLen + j];
+            earned += _settleFulfilled(id, output, t.outputVisibility, artifacts, payee);
         }
     }
 
@@ -357,7 +359,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
     ///      the caller pays to `payee` (once per batch).
     function _settleFulfilled(
         uint256 requestId,
-        int256[] calldata output,
+        int256[] memory output,
         Visibility outputVisibility,
         StorageRefs calldata artifacts,
         address payee
@@ -382,7 +384,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @dev Fails `requestId` for `node`: refunds the escrow and calls the requester back with the
     ///      error. The caller holds the reentrancy lock and has authenticated `node`.
-    function _fail(uint256 requestId, InferenceErrorCode code, string calldata reason, address node) internal {
+    function _fail(uint256 requestId, InferenceErrorCode code, string memory reason, address node) internal {
         if (bytes(reason).length > MAX_REASON_LENGTH) revert ResultReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
         Request storage r = _pending(requestId);
         r.status = RequestStatus.Failed;
@@ -466,7 +468,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @dev The terms a batch of `size` rows is verified with: the model's batch circuit of that
     ///      size for the version its requests were made against; and the rows it settles (see {_bindRows}).
-    function _batchTerms(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs, bool skipSettled)
+    function _batchTerms(uint16 size, uint256[] calldata requestIds, int256[] memory inputs, bool skipSettled)
         private
         view
         returns (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory terms)
@@ -488,7 +490,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
     ///      as the first, and its row exactly its input. With `skipSettled`, a row whose request is
     ///      not pending or has expired is left out instead of reverting. Returns the rows' requests
     ///      (zero for padding and left-out rows), how many, and their model and version.
-    function _bindRows(uint16 size, uint256[] calldata requestIds, int256[] calldata inputs, bool skipSettled)
+    function _bindRows(uint16 size, uint256[] calldata requestIds, int256[] memory inputs, bool skipSettled)
         private
         view
         returns (uint256[] memory ids, uint256 count, bytes32 modelId, uint32 version)
@@ -512,7 +514,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
                 revert GatewayBatchMixesModels(id);
             }
             if (block.timestamp > r.deadline) revert GatewayRequestExpired(id, r.deadline);
-            if (keccak256(abi.encodePacked(inputs[i * inLen:(i + 1) * inLen])) != r.inputHash) revert ResultInputMismatch(id);
+            if (_rowHash(inputs, i * inLen, inLen) != r.inputHash) revert ResultInputMismatch(id);
             ids[i] = id;
             ++count;
         }
@@ -521,6 +523,14 @@ contract InferenceGateway is IInferenceGateway, Owned {
             // Every row was left out: say why the first was.
             Request storage r = _pending(named);
             revert GatewayRequestExpired(named, r.deadline);
+        }
+    }
+
+    /// @dev keccak256(abi.encodePacked(values[from : from + n])): a row's input hash, as a request stores it.
+    function _rowHash(int256[] memory values, uint256 from, uint256 n) private pure returns (bytes32 h) {
+        if (from + n > values.length) revert GatewayBatchShapeMismatch(0, values.length);
+        assembly ("memory-safe") {
+            h := keccak256(add(add(values, 0x20), mul(from, 0x20)), mul(n, 0x20))
         }
     }
 

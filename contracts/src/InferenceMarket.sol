@@ -5,6 +5,7 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IResultErrors} from "./interfaces/IResultErrors.sol";
+import {PackedInts} from "./libraries/PackedInts.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
 import {MessengerApp} from "./messaging/MessengerApp.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
@@ -204,7 +205,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     ) external payable nonReentrant returns (bytes32 messageId) {
         BatchRoute memory b = _bindBatch(size, marketRequestIds, inputs, outputs);
         if (!ResultProof.verifies(b.verifier, b.vka, proof, inputs, outputs)) revert ResultInvalidProof(b.firstId);
-        bytes memory body = SertnMessages.encodeResultBatch(size, b.spokeIds, inputs, outputs, proof, artifacts, msg.sender);
+        bytes memory body = _batchBody(size, b.spokeIds, inputs, outputs, proof, artifacts);
         for (uint256 i; i < size; ++i) {
             uint256 id = marketRequestIds[i];
             if (id == 0) continue;
@@ -279,7 +280,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         IInferenceGateway.StorageRefs calldata artifacts
     ) external view returns (uint256) {
         BatchRoute memory b = _bindBatch(size, marketRequestIds, inputs, outputs);
-        bytes memory body = SertnMessages.encodeResultBatch(size, b.spokeIds, inputs, outputs, proof, artifacts, msg.sender);
+        bytes memory body = _batchBody(size, b.spokeIds, inputs, outputs, proof, artifacts);
         return _quoteMessage(b.origin, b.gateway, body, b.gas);
     }
 
@@ -390,6 +391,30 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         }
         if (output.length != terms.outputLength) revert ResultOutputShapeMismatch(terms.outputLength, output.length);
         if (!ResultProof.verifies(terms.verifier, terms.vka, proof, input, output)) revert ResultInvalidProof(marketRequestId);
+    }
+
+    /// @dev A batch's message to its spoke, the rows packed at the fewest bytes that hold them.
+    function _batchBody(
+        uint16 size,
+        uint256[] memory spokeIds,
+        int256[] calldata inputs,
+        int256[] calldata outputs,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts
+    ) private view returns (bytes memory) {
+        uint8 width = PackedInts.widthOf(inputs, outputs);
+        return SertnMessages.encodeResultBatch(
+            SertnMessages.ResultBatch({
+                size: size,
+                requestIds: spokeIds,
+                width: width,
+                inputs: PackedInts.pack(inputs, width),
+                outputs: PackedInts.pack(outputs, width),
+                proof: proof,
+                refs: artifacts,
+                node: msg.sender
+            })
+        );
     }
 
     /// @dev Where a batch goes and what verifies it (see {_bindBatch}).

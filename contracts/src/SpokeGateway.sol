@@ -7,6 +7,7 @@ import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {MessengerApp} from "./messaging/MessengerApp.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
+import {PackedInts} from "./libraries/PackedInts.sol";
 
 /// @title SpokeGateway
 /// @notice An inference gateway on a spoke chain. Contracts request here exactly as on the hub;
@@ -47,6 +48,8 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     error SpokeHubNotSet();
     /// @notice No receipt is waiting to be sent for `requestId`.
     error SpokeNoPendingReceipt(uint256 requestId);
+    /// @notice No batch receipt with reserves to release was sent for exactly these requests.
+    error SpokeNoBatchReserves(bytes32 batch);
 
     /// @notice The hub market this spoke sends requests to and takes results from.
     event HubSet(uint32 indexed domain, bytes32 indexed market, address indexed port);
@@ -59,9 +62,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     /// @notice The receipt could not be sent now (held funds: `reserve`); {sendReceipt} retries.
     event ReceiptDeferred(uint256 indexed requestId, RequestStatus status, uint256 reserve);
     /// @notice One receipt for the requests a batch settled left for the hub. Each request's
-    ///         receipt reserve paid its share of `fee`; what is left of it is the requester's
-    ///         ({releaseReserves}).
-    event BatchReceiptSent(bytes32 indexed messageId, RequestStatus status, uint256 requests, uint256 fee);
+    ///         receipt reserve pays its share of `fee`, in proportion; the rest is its requester's,
+    ///         paid by {releaseReserves} with these `requestIds`.
+    event BatchReceiptSent(bytes32 indexed messageId, RequestStatus status, uint256[] requestIds, uint256 fee);
     /// @notice A result batch from the hub was rejected by this chain; its pending rows were failed and refunded.
     event BatchRejected(address indexed node, bytes4 error, uint256 failed);
 
@@ -80,6 +83,13 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     mapping(uint256 requestId => PendingReceipt) private _pendingReceipts;
     /// @dev Set while a batch settles: its receipts are sent as one, after every row.
     bool private transient _batching;
+    /// @dev A batch receipt's fee and the reserves it was paid from, by keccak256(abi.encode(requestIds)).
+    mapping(bytes32 batch => BatchShare) private _batchShares;
+
+    struct BatchShare {
+        uint128 fee;
+        uint128 reserves;
+    }
 
     /// @param initialOwner Who configures the gateway and enrolls routes.
     /// @param registry_ The spoke's model registry.
@@ -158,43 +168,34 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     ///         A row whose request was settled or expired meanwhile (refunded here, say) is left
     ///         alone; the rest are paid to `node` once and called back each in isolation, and one
     ///         receipt reports them to the hub.
-    function deliverBatch(
-        uint16 size,
-        uint256[] calldata requestIds,
-        int256[] calldata inputs,
-        int256[] calldata outputs,
-        bytes calldata proof,
-        StorageRefs calldata refs,
-        address node
-    ) external nonReentrant {
+    function deliverBatch(SertnMessages.ResultBatch calldata b) external nonReentrant {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
         _batching = true;
-        (uint256[] memory settled, uint256 count) = _fulfillBatch(size, requestIds, inputs, outputs, proof, refs, node, true);
+        (uint256[] memory settled, uint256 count) = _fulfillBatch(
+            b.size, b.requestIds, PackedInts.unpack(b.inputs, b.width), PackedInts.unpack(b.outputs, b.width), b.proof, b.refs, b.node, true
+        );
         _batching = false;
-        _sendBatchReceipt(settled, count, RequestStatus.Fulfilled, node);
+        _sendBatchReceipt(settled, count, RequestStatus.Fulfilled, b.node);
     }
 
     /// @notice Fails (refund and error callback) every pending, unexpired request a rejected batch
     ///         names, with one receipt; only this contract calls it (from {_handleMessage}).
-    function deliverBatchFailure(uint256[] calldata requestIds, address node, bytes4 error, string calldata reason)
-        external
-        nonReentrant
-    {
+    function deliverBatchFailure(SertnMessages.ResultBatch calldata b, bytes4 error) external nonReentrant {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
-        uint256[] memory failed = new uint256[](requestIds.length);
+        uint256[] memory failed = new uint256[](b.requestIds.length);
         uint256 count;
         _batching = true;
-        for (uint256 i; i < requestIds.length; ++i) {
-            uint256 id = requestIds[i];
+        for (uint256 i; i < failed.length; ++i) {
+            uint256 id = b.requestIds[i];
             Request storage r = _requestOf(id);
             if (id == 0 || r.status != RequestStatus.Pending || block.timestamp > r.deadline) continue;
-            _fail(id, InferenceErrorCode.InvalidResult, reason, node);
+            _fail(id, InferenceErrorCode.InvalidResult, "batch rejected by this chain's verification", b.node);
             failed[i] = id;
             ++count;
         }
         _batching = false;
-        emit BatchRejected(node, error, count);
-        _sendBatchReceipt(failed, count, RequestStatus.Failed, node);
+        emit BatchRejected(b.node, error, count);
+        _sendBatchReceipt(failed, count, RequestStatus.Failed, b.node);
     }
 
     // ─────────────────────────────── Receipts ─────────────────────────────
@@ -220,23 +221,26 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         }
     }
 
-    /// @notice Pays each settled request's unspent receipt reserve to its requester (a batch's
-    ///         receipt spends only a share of each reserve, and leaves the rest here to keep the
-    ///         batch cheap). Anyone may call it; pending requests and unknown ids are passed over.
+    /// @notice Pays the requesters of a batch what its one receipt left of their receipt reserves
+    ///         (each reserve pays its share of the fee, in proportion, rounded up). `requestIds`
+    ///         are exactly those of its {BatchReceiptSent}. Anyone may call it, once. The batch
+    ///         itself leaves the reserves in place: a per-row refund would cost each row a transfer.
     function releaseReserves(uint256[] calldata requestIds) external nonReentrant {
+        bytes32 key = keccak256(abi.encode(requestIds));
+        BatchShare memory b = _batchShares[key];
+        if (b.reserves == 0) revert SpokeNoBatchReserves(key);
+        delete _batchShares[key];
         for (uint256 i; i < requestIds.length; ++i) {
             uint256 id = requestIds[i];
-            RequestStatus status = _requestOf(id).status;
-            if (status == RequestStatus.None || status == RequestStatus.Pending) continue;
-            uint96 amount = _receiptReserve[id];
-            if (amount == 0) continue;
+            uint256 reserve = _receiptReserve[id];
             delete _receiptReserve[id];
-            _pay(_requestOf(id).requester, amount);
+            _pay(_requestOf(id).requester, reserve - (uint256(b.fee) * reserve + b.reserves - 1) / b.reserves);
         }
     }
 
     /// @notice The receipt reserve held for `requestId`: what its receipt may spend while it is
-    ///         pending, the requester's unspent share once it has settled in a batch.
+    ///         pending; after a batch settled it, until {releaseReserves}, the whole reserve (its
+    ///         share of the batch receipt's fee not yet taken out).
     function receiptReserve(uint256 requestId) external view returns (uint256) {
         return _receiptReserve[requestId];
     }
@@ -260,8 +264,10 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         else revert SertnMessages.SertnMessagesUnknownKind(kind);
         (bool ok, bytes memory ret) = address(this).call(bytes.concat(selector, SertnMessages.payload(body)));
         if (!ok && kind == SertnMessages.RESULT && _isResultRejection(ret)) {
-            (uint256 requestId,,,,, address node) =
-                abi.decode(SertnMessages.payload(body), (uint256, int256[], int256[], bytes, StorageRefs, address));
+            // The head of (requestId, input, output, proof, refs, node): its first word and its seventh.
+            bytes calldata payload = SertnMessages.payload(body);
+            uint256 requestId = uint256(bytes32(payload[0:32]));
+            address node = address(uint160(uint256(bytes32(payload[192:224]))));
             (ok, ) = address(this).call(
                 abi.encodeCall(
                     this.deliverFailure,
@@ -270,12 +276,10 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
             );
             if (ok) emit ResultRejected(requestId, node, bytes4(ret));
         } else if (!ok && kind == SertnMessages.RESULT_BATCH && _isResultRejection(ret)) {
-            (, uint256[] memory requestIds,,,,, address node) = abi.decode(
-                SertnMessages.payload(body), (uint16, uint256[], int256[], int256[], bytes, StorageRefs, address)
+            // (ResultBatch b, bytes4 error): b's tuple moves behind the error word (its offsets are its own).
+            (ok, ) = address(this).call(
+                bytes.concat(this.deliverBatchFailure.selector, bytes32(uint256(0x40)), bytes32(bytes4(ret)), SertnMessages.payload(body)[32:])
             );
-            (ok, ) = address(this).call(abi.encodeCall(
-                    this.deliverBatchFailure, (requestIds, node, bytes4(ret), "batch rejected by this chain's verification")
-                ));
         }
         if (!ok) {
             assembly ("memory-safe") {
@@ -292,7 +296,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         return s == ResultInvalidProof.selector || s == ResultOutputShapeMismatch.selector
             || s == ResultInputMismatch.selector || s == GatewayModelVersionChanged.selector
             || s == GatewayNoBatchCircuit.selector || s == GatewayBatchMixesModels.selector
-            || s == GatewayBatchShapeMismatch.selector;
+            || s == GatewayBatchShapeMismatch.selector || s == PackedInts.PackedIntsMalformed.selector;
     }
 
     /// @dev The fees of the request's message to the hub (a body of this input length) and of
@@ -371,9 +375,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     }
 
     /// @dev One receipt for the `count` requests a batch settled alike (`ids`, zeros skipped),
-    ///      paid from their reserves together: each reserve pays its share of the fee, in
-    ///      proportion, and keeps the rest for its requester ({releaseReserves}). If the messenger
-    ///      refuses, each request's receipt waits for {sendReceipt} with its whole reserve.
+    ///      paid from their reserves together (each pays its share, in proportion, when
+    ///      {releaseReserves} pays the rest to its requester). If the messenger refuses, each
+    ///      request's receipt waits for {sendReceipt} with its whole reserve.
     function _sendBatchReceipt(uint256[] memory ids, uint256 count, RequestStatus status, address node) private {
         if (count == 0) return;
         uint256[] memory named = new uint256[](count);
@@ -389,14 +393,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         try this.sendOwnMessage(hubDomain, hubMarket, body, reserves, SertnMessages.receiptBatchGas(count)) returns (
             bytes32 messageId, uint256 fee
         ) {
-            for (uint256 i; i < count; ++i) {
-                uint256 id = named[i];
-                uint256 reserve = _receiptReserve[id];
-                // The share rounds up, so the shares cover the fee.
-                uint256 share = reserves == 0 ? 0 : (fee * reserve + reserves - 1) / reserves;
-                if (share != 0) _receiptReserve[id] = uint96(reserve - share);
-            }
-            emit BatchReceiptSent(messageId, status, count, fee);
+            // The reserves stay in place; {releaseReserves} pays each requester its rest later.
+            if (reserves != 0) _batchShares[keccak256(abi.encode(named))] = BatchShare(uint128(fee), uint128(reserves));
+            emit BatchReceiptSent(messageId, status, named, fee);
         } catch {
             for (uint256 i; i < count; ++i) {
                 uint256 id = named[i];

@@ -106,6 +106,7 @@ export async function startMessengerAgentsFromConfig(
         ...(options.dir !== undefined ? { dir: join(options.dir, kind) } : {}),
         attesterKey: attesterKey as Hex,
         confirmations: config.relay.confirmations,
+        maxGas: BigInt(config.relay.maxGas),
         // Sertn's applications' errors, to name a rejected message's reason.
         errorAbi: [...SpokeGateway.abi, ...InferenceMarket.abi].filter((x) => x.type === 'error'),
         pollingIntervalMs: config.relay.pollingIntervalMs,

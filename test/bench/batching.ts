@@ -1,23 +1,41 @@
 /**
- * Bench, part 6: batching on the hub (anvil, the Temporal dev server, arlocal, the workers in this
- * process with the native prover). The example dApp requests the demo model at a steady rate. Each
- * run is a fresh stack: batching off (batch 1: one proof and one transaction per request), then
- * batches of at most 16 and of at most 64 rows. Per run:
+ * Bench, part 6: batching across chains (the local network: a hub, a spoke over Hyperlane and one
+ * over LayerZero V2 with their local agents, the Temporal dev server, arlocal, the workers in this
+ * process with the native prover). The example dApp on each spoke requests the demo model, the
+ * spokes taking turns, at a steady rate. Each run is a fresh network: batching off (batch 1: one
+ * proof, one hub transaction, one message and one verification per request), then batches of at
+ * most 16 and of at most 64 rows (the batch window long enough for a spoke's batch to fill at the
+ * rate). Per run:
  *
- * - gasPerRequest: the gas of every transaction that fulfilled the run's requests (`fulfill` or
- *   `fulfillBatch`: verification, binding, settlement and the dApp's callback), over the requests;
- * - latencyMs p50/p95: the request's receipt → the bench sees its InferenceFulfilled event (polled
- *   every 100 ms);
- * - deliveriesPerSecond: the requests over the time from the first request to the last fulfilment.
- *
- * Hub only: batches from spokes and their delivery over the messengers are not built yet.
+ * - spoke.<messenger>.allInGasPerRequest: the gas of every spoke transaction that delivered the
+ *   run's results (the messenger's delivery: its security check, the verification, binding,
+ *   settlement, the dApp's callbacks and the receipt's send), over the requests it delivered: the
+ *   all-in gas per fulfilled request on the spoke;
+ * - spoke.<messenger>.verificationPerRequest: the verifier's own gas for each delivered proof on the spoke
+ *   (measured by calling the spoke's verifier with the proof and the spoke's VKA, less the call's
+ *   intrinsic gas), over the requests: the verification's share of the all-in figure;
+ * - hub.gasPerRequest: the gas of every hub transaction of the run's requests (recording each
+ *   request message, the node's submission with the hub's verification, the receipts' settlement),
+ *   over the requests;
+ * - latencyMs p50/p95: the request's receipt on its spoke → the bench sees its InferenceFulfilled
+ *   there (polled every 100 ms): request to verified callback;
+ * - deliveriesPerSecond: the requests over the time from the first request to the last verified
+ *   callback; spokeTransactions (deliveries) and rowsPerTransaction beside it.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import type { Hex } from 'viem'
+import { decodeFunctionData, encodeFunctionData, type Address, type Hex } from 'viem'
+import { addressAsBytes32 } from '../../chains/evm/crosschain.ts'
 import { deployContract } from '../../chains/evm/deploy.ts'
-import { ExampleClassifier, InferenceGateway } from '../../contracts/artifacts/index.ts'
+import type { NetworkSpoke } from '../../chains/evm/network.ts'
+import type { SertnClient } from '../../chains/evm/clients.ts'
+import { LOCAL_CHAINS } from '../../chains/local.ts'
+import { ExampleClassifier, Halo2VerifierReusable, InferenceMarket, ModelRegistry, SpokeGateway } from '../../contracts/artifacts/index.ts'
+import { toFelt } from '../../core/field.ts'
+import { requestKey } from '../../core/types.ts'
+import { getRequestStatus } from '../../workflows/client.ts'
 import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
-import { startTestStack, startWorkers } from '../support/stack.ts'
+import { startCrossChainStack } from '../support/crosschain.ts'
+import { startWorkers } from '../support/stack.ts'
 import { classify } from './dapp.ts'
 import { log, p50p95 } from './stats.ts'
 
@@ -25,78 +43,178 @@ export type BatchRun = {
   /** The most rows per batch (1: batching off). */
   maxRows: number
   requests: number
-  /** Requests per second the dApp sent. */
+  /** Requests per second the dApps sent, all spokes together. */
   rate: number
-  gasPerRequest: number
+  /** The batch window (ms; 0: batching off). */
+  windowMs: number
+  /**
+   * Per messenger: the all-in gas per fulfilled request on the spoke, and the verifier's share of
+   * it (named without "gas" so that no check mistakes it for the all-in figure).
+   */
+  spoke: Record<string, { allInGasPerRequest: number; verificationPerRequest: number }>
+  hub: { gasPerRequest: number }
   latencyMs: { p50: number; p95: number }
   deliveriesPerSecond: number
-  /** Transactions that fulfilled the requests. */
-  transactions: number
+  /** Spoke transactions that delivered the results, and their rows on average. */
+  spokeTransactions: number
+  rowsPerTransaction: number
 }
 
-export type BatchingBench = { batching: { hub: { batch1: BatchRun; batch16: BatchRun; batch64: BatchRun } } }
+export type BatchingBench = { batching: { batch1: BatchRun; batch16: BatchRun; batch64: BatchRun } }
+
+/** Intrinsic gas of a call with `data` (21 000 and 4 or 16 per calldata byte). */
+function intrinsicGas(data: Hex): bigint {
+  let gas = 21_000n
+  for (let i = 2; i < data.length; i += 2) gas += data.slice(i, i + 2) === '00' ? 4n : 16n
+  return gas
+}
 
 async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promise<BatchRun> {
-  const stack = await startTestStack({ pollingIntervalMs: 50 })
+  const spokeSpecs = [LOCAL_CHAINS.spoke, LOCAL_CHAINS.spokelz]
+  // Long enough for a spoke's batch to fill at its share of the rate, and a margin.
+  const windowMs = maxRows === 1 ? 0 : Math.max(4000, Math.ceil(((maxRows * spokeSpecs.length) / rate) * 1000) + 2000)
+  const stack = await startCrossChainStack({ spokes: spokeSpecs, pollingIntervalMs: 50 })
   const config = {
     ...stack.config,
     prover: { ...stack.config.prover, plugin: 'ezkl-native' as const },
-    batching: maxRows === 1 ? { enabled: false, windowMs: 2000 } : { enabled: true, windowMs: 4000, maxSize: maxRows },
+    batching: maxRows === 1 ? { enabled: false, windowMs: 2000 } : { enabled: true, windowMs, maxSize: maxRows },
   }
   const workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'], { config })
   try {
-    const { user, core, demo } = stack.chain
-    const dapp = await deployContract(user, ExampleClassifier, [core.gateway, demo.modelId])
-    const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
-    const request = async (i: number): Promise<{ id: bigint; at: number; block: bigint }> => {
-      const { id, receipt } = await classify(user, dapp, price, i)
-      return { id, at: Date.now(), block: receipt.blockNumber }
+    const spokes = await Promise.all(
+      stack.network.spokes.map(async (s) => {
+        const { user } = stack.spokes[s.name]!
+        const dapp = await deployContract(user, ExampleClassifier, [s.spoke.gateway, s.models[0]!.modelId])
+        const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
+        return { s, user, dapp, price, messenger: s.messenger.kind }
+      }),
+    )
+    type Spoke = (typeof spokes)[number]
+    const fulfilled = (sp: Spoke, fromBlock: bigint) =>
+      sp.user.getContractEvents({ address: sp.s.spoke.gateway, abi: SpokeGateway.abi, eventName: 'InferenceFulfilled', fromBlock })
+    const request = async (sp: Spoke, i: number) => {
+      const { id, receipt } = await classify(sp.user, sp.dapp, sp.price, i)
+      return { sp, id, at: Date.now(), block: receipt.blockNumber }
     }
-    const fulfilled = async (fromBlock: bigint) =>
-      user.getContractEvents({ address: core.gateway, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', fromBlock })
 
     // Warm-up: the workers, the model and its proving keys (the batch circuits' on their first batch).
-    const warm = await request(-1)
-    await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
-    for (let n = 0; !(await fulfilled(warm.block)).some((e) => e.args.requestId === warm.id); n++) {
-      if (n > 3000) throw new Error('the warm-up request was never fulfilled')
-      await new Promise((r) => setTimeout(r, 100))
+    for (const sp of spokes) {
+      const warm = await request(sp, -1)
+      await sp.user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
+      for (let n = 0; !(await fulfilled(sp, warm.block)).some((e) => e.args.requestId === warm.id); n++) {
+        if (n > 3000) throw new Error(`the warm-up request on ${sp.s.name} was never fulfilled`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
     }
 
-    log(`batching: ${requests} requests at ${rate}/s, at most ${maxRows} row(s) per proof`)
-    const made: { id: bigint; at: number; block: bigint }[] = []
+    log(
+      `batching: ${requests} requests at ${rate}/s across ${spokes.length} spokes, at most ${maxRows} row(s) per proof, window ${windowMs} ms`,
+    )
+    const made: Awaited<ReturnType<typeof request>>[] = []
     const t0 = Date.now()
     for (let i = 0; i < requests; i++) {
       const due = t0 + (i * 1000) / rate
       if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()))
-      made.push(await request(i))
+      made.push(await request(spokes[i % spokes.length]!, i))
     }
-    await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never }) // the last one's confirmation
-    const done = new Map<bigint, { at: number; tx: Hex }>()
-    const ids = new Set(made.map((m) => m.id))
+    for (const sp of spokes) await sp.user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never }) // the last ones' confirmation
+    const done = new Map<string, { at: number; tx: Hex }>()
+    const keyOf = (sp: Spoke, id: bigint) => `${sp.s.name}:${id}`
+    const wanted = new Set(made.map((m) => keyOf(m.sp, m.id)))
+    const firstBlock = new Map(spokes.map((sp) => [sp, made.find((m) => m.sp === sp)!.block]))
+    const maxPolls = Number(process.env.BENCH_BATCHING_MAX_POLLS ?? 6000)
     for (let n = 0; done.size < made.length; n++) {
-      if (n > 6000) throw new Error(`${made.length - done.size} of ${made.length} requests never fulfilled`)
-      for (const e of await fulfilled(made[0]!.block))
-        if (ids.has(e.args.requestId!) && !done.has(e.args.requestId!))
-          done.set(e.args.requestId!, { at: Date.now(), tx: e.transactionHash })
+      if (n > maxPolls) {
+        const stuck = made.find((m) => !done.has(keyOf(m.sp, m.id)))!
+        const status = await getRequestStatus(stack.client, requestKey(stuck.sp.s.chainId, stuck.sp.s.spoke.gateway, stuck.id)).catch(
+          (err: unknown) => String(err),
+        )
+        log(`worker logs (last 40 lines):\n${workers.logs.slice(-40).join('\n')}`)
+        // The batch workflows' pending activities and their last failures.
+        for await (const w of stack.client.workflow.list({ query: 'WorkflowType = "batchWorkflow"' })) {
+          const d = await stack.client.workflow.getHandle(w.workflowId, w.runId).describe()
+          const pending = d.raw.pendingActivities?.map((a) => ({
+            type: a.activityType?.name,
+            attempt: a.attempt,
+            failure: a.lastFailure?.message,
+          }))
+          log(`${w.workflowId} ${d.status.name}: ${JSON.stringify(pending)}`)
+        }
+        throw new Error(`${made.length - done.size} of ${made.length} requests never fulfilled; the first: ${JSON.stringify(status)}`)
+      }
+      for (const sp of spokes)
+        for (const e of await fulfilled(sp, firstBlock.get(sp)!)) {
+          const k = keyOf(sp, e.args.requestId!)
+          if (wanted.has(k) && !done.has(k)) done.set(k, { at: Date.now(), tx: e.transactionHash })
+        }
       await new Promise((r) => setTimeout(r, 100))
     }
     const last = Math.max(...[...done.values()].map((d) => d.at))
-    const txs = [...new Set([...done.values()].map((d) => d.tx))]
-    let gas = 0n
-    for (const hash of txs) gas += (await user.getTransactionReceipt({ hash })).gasUsed
+
+    // Gas on each spoke: its delivery transactions, and the verifier's share of them.
+    const spokeFigures: BatchRun['spoke'] = {}
+    let deliveries = 0
+    for (const sp of spokes) {
+      const mine = made.filter((m) => m.sp === sp)
+      const txs = [...new Set(mine.map((m) => done.get(keyOf(sp, m.id))!.tx))]
+      deliveries += txs.length
+      let gas = 0n
+      for (const hash of txs) gas += (await sp.user.getTransactionReceipt({ hash })).gasUsed
+      const verified = await verificationGas(stack.hub.user, sp.user, stack.network.hub.market, sp.s, mine)
+      spokeFigures[sp.messenger] = {
+        allInGasPerRequest: Math.round(Number(gas) / mine.length),
+        verificationPerRequest: Math.round(Number(verified) / mine.length),
+      }
+    }
+
+    // Gas on the hub: every transaction of the run's requests there.
+    const hubTxs = new Set<Hex>()
+    const hub = stack.hub.user
+    const market = stack.network.hub.market
+    const hubFrom = await firstHubBlock(hub, market, made[0]!.sp.s.chainId, made[0]!.id)
+    const recorded = await hub.getContractEvents({
+      address: market,
+      abi: InferenceMarket.abi,
+      eventName: 'RequestRecorded',
+      fromBlock: hubFrom,
+    })
+    const ours = new Set<bigint>()
+    for (const e of recorded) {
+      const sp = spokes.find((x) => x.s.chainId === e.args.origin)
+      if (sp && wanted.has(keyOf(sp, e.args.spokeRequestId!))) {
+        ours.add(e.args.marketRequestId!)
+        hubTxs.add(e.transactionHash)
+      }
+    }
+    for (const eventName of ['ResultDispatched', 'RequestSettled'] as const)
+      for (const e of await hub.getContractEvents({ address: market, abi: InferenceMarket.abi, eventName, fromBlock: hubFrom }))
+        if (ours.has(e.args.marketRequestId!)) hubTxs.add(e.transactionHash)
+    for (const e of await hub.getContractEvents({
+      address: market,
+      abi: InferenceMarket.abi,
+      eventName: 'BatchDispatched',
+      fromBlock: hubFrom,
+    }))
+      if (e.args.marketRequestIds!.some((id) => ours.has(id))) hubTxs.add(e.transactionHash)
+    let hubGas = 0n
+    for (const hash of hubTxs) hubGas += (await hub.getTransactionReceipt({ hash })).gasUsed
+
     const r: BatchRun = {
       maxRows,
       requests,
       rate,
-      gasPerRequest: Math.round(Number(gas) / requests),
-      latencyMs: p50p95(made.map((m) => done.get(m.id)!.at - m.at)),
+      windowMs,
+      spoke: spokeFigures,
+      hub: { gasPerRequest: Math.round(Number(hubGas) / requests) },
+      latencyMs: p50p95(made.map((m) => done.get(keyOf(m.sp, m.id))!.at - m.at)),
       deliveriesPerSecond: Math.round((requests / ((last - t0) / 1000)) * 100) / 100,
-      transactions: txs.length,
+      spokeTransactions: deliveries,
+      rowsPerTransaction: Math.round((requests / deliveries) * 10) / 10,
     }
     log(
-      `batching: ≤${maxRows} rows: ${r.gasPerRequest} gas per request over ${r.transactions} transaction(s), ` +
-        `latency p50 ${r.latencyMs.p50} ms p95 ${r.latencyMs.p95} ms, ${r.deliveriesPerSecond} deliveries/s`,
+      `batching: ≤${maxRows} rows: per request on the spokes ${JSON.stringify(r.spoke)}, on the hub ${r.hub.gasPerRequest} gas; ` +
+        `${r.spokeTransactions} deliveries of ${r.rowsPerTransaction} rows on average; latency p50 ${r.latencyMs.p50} ms p95 ${r.latencyMs.p95} ms, ` +
+        `${r.deliveriesPerSecond} verified deliveries/s`,
     )
     return r
   } finally {
@@ -105,11 +223,115 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
   }
 }
 
-export async function benchBatching({ requests, rate }: { requests: number; rate: number }): Promise<BatchingBench> {
+/** The hub block where the market recorded spoke request `id` of `origin` (where the run's hub events start). */
+async function firstHubBlock(hub: SertnClient, market: Address, origin: number, id: bigint): Promise<bigint> {
+  const [e] = await hub.getContractEvents({
+    address: market,
+    abi: InferenceMarket.abi,
+    eventName: 'RequestRecorded',
+    args: { origin, spokeRequestId: id },
+    fromBlock: 0n,
+  })
+  if (!e) throw new Error(`no RequestRecorded for request ${id} of ${origin}`)
+  return e.blockNumber
+}
+
+/**
+ * The verifier's gas on the spoke for every proof that answered `mine`: each proof (read from the
+ * node's hub submission) verified by the spoke's verifier with the spoke's VKA for its circuit, less
+ * the call's intrinsic gas.
+ */
+async function verificationGas(
+  hub: SertnClient,
+  spoke: SertnClient,
+  market: Address,
+  s: NetworkSpoke,
+  mine: readonly { id: bigint }[],
+): Promise<bigint> {
+  const modelId = s.models[0]!.modelId
+  const registry = s.spoke.registry
+  const batches = await hub.getContractEvents({ address: market, abi: InferenceMarket.abi, eventName: 'BatchDispatched', fromBlock: 0n })
+  const submissions = new Set<Hex>()
+  for (const m of mine) {
+    const mid = await hub.readContract({
+      address: market,
+      abi: InferenceMarket.abi,
+      functionName: 'marketRequestIdOf',
+      args: [s.chainId, addressAsBytes32(s.spoke.gateway), m.id],
+    })
+    const b = batches.find((e) => e.args.marketRequestIds!.includes(mid))
+    if (b) {
+      submissions.add(b.transactionHash)
+      continue
+    }
+    const [single] = await hub.getContractEvents({
+      address: market,
+      abi: InferenceMarket.abi,
+      eventName: 'ResultDispatched',
+      args: { marketRequestId: mid },
+      fromBlock: 0n,
+    })
+    if (!single) throw new Error(`no submission for market request ${mid}`)
+    submissions.add(single.transactionHash)
+  }
+  let total = 0n
+  for (const hash of submissions) {
+    const tx = await hub.getTransaction({ hash })
+    const call = decodeFunctionData({ abi: InferenceMarket.abi, data: tx.input })
+    let proof: Hex
+    let felts: bigint[]
+    let terms: { verifier: Address; vka: Address }
+    if (call.functionName === 'submitBatch') {
+      const [size, , inputs, outputs, p] = call.args
+      proof = p
+      felts = [...inputs, ...outputs].map(toFelt)
+      terms = await spoke.readContract({
+        address: registry,
+        abi: ModelRegistry.abi,
+        functionName: 'tryGetBatchVerificationTerms',
+        args: [modelId, size],
+      })
+    } else if (call.functionName === 'submitResult') {
+      const [, input, output, p] = call.args
+      proof = p
+      felts = [...input, ...output].map(toFelt)
+      terms = await spoke.readContract({
+        address: registry,
+        abi: ModelRegistry.abi,
+        functionName: 'tryGetVerificationTerms',
+        args: [modelId],
+      })
+    } else throw new Error(`unexpected hub submission ${call.functionName}`)
+    const ok = await spoke.readContract({
+      address: terms.verifier,
+      abi: Halo2VerifierReusable.abi,
+      functionName: 'verifyProof',
+      args: [terms.vka, proof, felts],
+    })
+    if (!ok) throw new Error(`the spoke's verifier refuses the proof of ${hash} (the bench rebuilt its instances wrongly)`)
+    const data = encodeFunctionData({ abi: Halo2VerifierReusable.abi, functionName: 'verifyProof', args: [terms.vka, proof, felts] })
+    total += (await spoke.estimateGas({ to: terms.verifier, data })) - intrinsicGas(data)
+  }
+  return total
+}
+
+export async function benchBatching({
+  requests,
+  baselineRequests,
+  rate,
+  sizes = [1, 16, 64],
+}: {
+  /** Requests of the batched runs. */
+  requests: number
+  /** Requests of the run without batching (one proof each: slow, so fewer). */
+  baselineRequests: number
+  rate: number
+  /** Which runs (for tuning; all three by default). */
+  sizes?: readonly (1 | 16 | 64)[]
+}): Promise<Partial<BatchingBench['batching']>> {
   Runtime.install({ logger: new DefaultLogger('WARN') })
   await ensureNativeEzkl()
-  const batch1 = await run(1, requests, rate)
-  const batch16 = await run(16, requests, rate)
-  const batch64 = await run(64, requests, rate)
-  return { batching: { hub: { batch1, batch16, batch64 } } }
+  const out: Partial<BatchingBench['batching']> = {}
+  for (const size of sizes) out[`batch${size}`] = await run(size, size === 1 ? baselineRequests : requests, rate)
+  return out
 }

@@ -13,8 +13,9 @@
  *  "operators":{"prover","requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach","pinned",
  *    "native":{"prover","requests","deliveriesPerSecond":{"one","two"},"operatorScaling","servedByEach"}},
  *  "gasNodes":{"requestInference","openJob","reassign"},
- *  "batching":{"hub":{"batch1"|"batch16"|"batch64":{"maxRows","requests","rate","gasPerRequest","latencyMs":{"p50","p95"},
- *    "deliveriesPerSecond","transactions"}}}}
+ *  "batching":{"batch1"|"batch16"|"batch64":{"maxRows","requests","rate","windowMs",
+ *    "spoke":{"<messenger>":{"allInGasPerRequest","verificationPerRequest"}},"hub":{"gasPerRequest"},
+ *    "latencyMs":{"p50","p95"},"deliveriesPerSecond","spokeTransactions","rowsPerTransaction"}}}
  *
  * `npm run bench -- models <dir>` builds and measures a folder of models instead (see models.ts).
  *
@@ -24,8 +25,10 @@
  * (seconds, default 1): part 4's requests and the anvils' block time; BENCH_OPERATORS_REQUESTS
  * (default 24) and BENCH_OPERATORS_NATIVE_REQUESTS (default 48): part 5's bursts (one operator,
  * then two) with the WASM prover and with the native one; BENCH_ONLY=operators runs it alone;
- * BENCH_BATCHING_REQUESTS (default 128) and BENCH_BATCHING_RATE (per second, default 8): part 6's
- * steady stream on the hub, batching off then at most 16 and 64 rows; BENCH_ONLY=batching.
+ * BENCH_BATCHING_REQUESTS (default 128), BENCH_BATCHING_BASELINE_REQUESTS (default 32, batching
+ * off) and BENCH_BATCHING_RATE (per second, default 8): part 6's steady stream from both spokes,
+ * batching off then at most 16 and 64 rows; BENCH_BATCHING_SIZES
+ * (default 1,16,64) picks runs; BENCH_ONLY=batching.
  */
 import { benchCrossChain } from './crosschain.ts'
 import { benchEngineAndGas } from './engine.ts'
@@ -45,7 +48,10 @@ const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
 const operatorsRequests = Number(process.env.BENCH_OPERATORS_REQUESTS ?? 24)
 const operatorsNativeRequests = Number(process.env.BENCH_OPERATORS_NATIVE_REQUESTS ?? 48)
 const batchingRequests = Number(process.env.BENCH_BATCHING_REQUESTS ?? 128)
+const batchingBaselineRequests = Number(process.env.BENCH_BATCHING_BASELINE_REQUESTS ?? 32)
 const batchingRate = Number(process.env.BENCH_BATCHING_RATE ?? 8)
+const batchingSizes = (process.env.BENCH_BATCHING_SIZES ?? '1,16,64').split(',').map(Number) as (1 | 16 | 64)[]
+if (batchingSizes.some((n) => n !== 1 && n !== 16 && n !== 64)) throw new Error('BENCH_BATCHING_SIZES: 1, 16 and/or 64')
 const only = process.env.BENCH_ONLY // 'spine', 'crosschain', 'operators' or 'batching' to run that part alone (for tuning)
 
 async function main() {
@@ -67,7 +73,16 @@ async function main() {
     return
   }
   if (only === 'batching') {
-    console.log(JSON.stringify(await benchBatching({ requests: batchingRequests, rate: batchingRate })))
+    console.log(
+      JSON.stringify(
+        await benchBatching({
+          requests: batchingRequests,
+          baselineRequests: batchingBaselineRequests,
+          rate: batchingRate,
+          sizes: batchingSizes,
+        }),
+      ),
+    )
     return
   }
   if (only === 'crosschain') {
@@ -81,8 +96,13 @@ async function main() {
   const spine = await benchSpine({ requests, prover })
   const crossChain = await benchCrossChain({ requests: xchainRequests, prover, blockTime })
   const operators = await benchOperators({ requests: operatorsRequests, nativeRequests: operatorsNativeRequests })
-  const batching = await benchBatching({ requests: batchingRequests, rate: batchingRate })
-  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain, ...operators, ...batching }))
+  const batching = await benchBatching({
+    requests: batchingRequests,
+    baselineRequests: batchingBaselineRequests,
+    rate: batchingRate,
+    sizes: batchingSizes,
+  })
+  console.log(JSON.stringify({ ...engine, ...spine, provers, ...crossChain, ...operators, batching }))
 }
 
 main().then(

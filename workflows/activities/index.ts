@@ -140,6 +140,28 @@ function activitiesOf(deps: ActivityDeps) {
     return chain
   }
 
+  /**
+   * Writes one artifact to storage: signed now and uploaded later (`presign`, where the storage
+   * can), or put at once. A retried put finds its earlier write by its tags where the storage is searchable.
+   */
+  async function putArtifact(
+    tags: Record<string, string>,
+    data: Uint8Array,
+    contentType: string,
+    { presign }: { presign: boolean },
+  ): Promise<PreparedArtifact & { uploaded: boolean }> {
+    const storage = deps.storage
+    if (presign && storage.flags.presigned && storage.prepare && storage.upload) {
+      return { ...(await storage.prepare(data, { contentType, tags })), uploaded: false }
+    }
+    // A retry may find its earlier write; a first attempt has none to find.
+    if (attempt() > 1 && storage.flags.searchable && storage.find) {
+      const [existing] = await storage.find(tags)
+      if (existing) return { artifact: existing, payload: '', uploaded: true }
+    }
+    return { artifact: await storage.put(data, { contentType, tags }), payload: '', uploaded: true }
+  }
+
   function marketOf(request: InferenceRequest): MarketPlugin {
     const route = request.route
     if (!route) throw new UnknownMarketError(`request ${request.key} was not made on a spoke chain`)
@@ -465,23 +487,8 @@ function activitiesOf(deps: ActivityDeps) {
      */
     async prepareResult(request: InferenceRequest, result: ProvenResult): Promise<PreparedResult & { ms: number; attempt: number }> {
       const t0 = performance.now()
-      const storage = deps.storage
-      const one = async (
-        kind: 'output' | 'proof',
-        data: Uint8Array,
-        contentType: string,
-      ): Promise<PreparedArtifact & { uploaded: boolean }> => {
-        const tags = { 'Sertn-Request': request.key, 'Sertn-Kind': kind }
-        if (storage.flags.presigned && storage.prepare && storage.upload) {
-          return { ...(await storage.prepare(data, { contentType, tags })), uploaded: false }
-        }
-        // A retry may find its earlier write; a first attempt has none to find.
-        if (attempt() > 1 && storage.flags.searchable && storage.find) {
-          const [existing] = await storage.find(tags)
-          if (existing) return { artifact: existing, payload: '', uploaded: true }
-        }
-        return { artifact: await storage.put(data, { contentType, tags }), payload: '', uploaded: true }
-      }
+      const one = (kind: 'output' | 'proof', data: Uint8Array, contentType: string) =>
+        putArtifact({ 'Sertn-Request': request.key, 'Sertn-Kind': kind }, data, contentType, { presign: true })
       const outputDoc = JSON.stringify({
         key: request.key,
         modelId: request.modelId,
@@ -496,6 +503,36 @@ function activitiesOf(deps: ActivityDeps) {
         one('proof', Buffer.from(result.proof.slice(2), 'hex'), 'application/octet-stream'),
       ])
       return { output, proof, ms: performance.now() - t0, attempt: attempt() }
+    },
+
+    /**
+     * Stores a proven batch: one document with every row (the request it answers, or none for a
+     * padding row; its input and output) and the proof. Idempotent where the storage is searchable
+     * (a retry finds its earlier writes by the batch's tags).
+     */
+    async storeBatch(
+      batchId: string,
+      batch: Pick<ProvenBatch, 'size' | 'inputs' | 'outputs' | 'proof'> & { keys: readonly (string | undefined)[]; modelId: string },
+    ): Promise<StoredResult & { ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const inLen = batch.inputs.length / batch.size
+      const outLen = batch.outputs.length / batch.size
+      const doc = JSON.stringify({
+        batch: batchId,
+        modelId: batch.modelId,
+        size: batch.size,
+        rows: Array.from({ length: batch.size }, (_, r) => ({
+          ...(batch.keys[r] ? { key: batch.keys[r] } : { padding: true }),
+          input: batch.inputs.slice(r * inLen, (r + 1) * inLen),
+          output: batch.outputs.slice(r * outLen, (r + 1) * outLen),
+        })),
+      })
+      const tags = (kind: string) => ({ 'Sertn-Batch': batchId, 'Sertn-Kind': kind })
+      const [output, proof] = await Promise.all([
+        putArtifact(tags('output'), new TextEncoder().encode(doc), 'application/json', { presign: false }),
+        putArtifact(tags('proof'), Buffer.from(batch.proof.slice(2), 'hex'), 'application/octet-stream', { presign: false }),
+      ])
+      return { output: output.artifact, proof: proof.artifact, ms: performance.now() - t0, attempt: attempt() }
     },
 
     /** Uploads prepared artifacts (idempotent: an artifact already uploaded is a success). */

@@ -119,6 +119,9 @@ export const CONTRACT_REJECTIONS = {
   SpokeLocalFailDisabled: REFUSED,
   SpokeLocalFulfillDisabled: REFUSED,
   SpokeNoPendingReceipt: REFUSED,
+  SpokeNoBatchReserves: REFUSED,
+  // A batch message's packed rows (the hub market packs them; never a node's call).
+  PackedIntsMalformed: REFUSED,
 
   // ── The hub's InferenceMarket ──
   MarketRequestNotOpen: { error: RequestSettledError, retryable: false, code: undefined },

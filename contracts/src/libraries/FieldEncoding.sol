@@ -41,4 +41,15 @@ library FieldEncoding {
             }
         }
     }
+
+    /// @notice Writes the encodings of `values` (in memory) into `out`, starting at `offset`.
+    function writeFeltsMemory(uint256[] memory out, uint256 offset, int256[] memory values) internal pure {
+        uint256 n = values.length;
+        for (uint256 i; i < n; ) {
+            out[offset + i] = toFelt(values[i]);
+            unchecked {
+                ++i;
+            }
+        }
+    }
 }

@@ -19,9 +19,11 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interface
 ///        request without `inputRef`, encoded field by field; it is retired.)
 ///      - RECEIPT (spoke → hub): `(uint256 requestId, RequestStatus status, address node)`: the
 ///        spoke settled the request (Fulfilled, Failed or Refunded).
-///      - RESULT_BATCH (hub → spoke): `(uint16 size, uint256[] requestIds, int256[] inputs,
-///        int256[] outputs, bytes proof, StorageRefs refs, address node)`: one proof of the model's
-///        batch circuit of `size` rows; row r answers spoke request `requestIds[r]` (0: a padding row).
+///      - RESULT_BATCH (hub → spoke): `abi.encode(ResultBatch)`: `(uint16 size, uint256[] requestIds,
+///        uint8 width, bytes inputs, bytes outputs, bytes proof, StorageRefs refs, address node)` as
+///        one tuple: one proof of the model's
+///        batch circuit of `size` rows; row r answers spoke request `requestIds[r]` (0: a padding
+///        row); the rows' inputs and outputs are packed at `width` bytes per element (see {PackedInts}).
 ///      - RECEIPT_BATCH (spoke → hub): `(uint256[] requestIds, RequestStatus status, address node)`:
 ///        the spoke settled these requests of one batch alike (Fulfilled, or Failed when it rejected the batch).
 library SertnMessages {
@@ -94,16 +96,25 @@ library SertnMessages {
         return abi.encodePacked(FAILURE, abi.encode(requestId, code, reason, node));
     }
 
-    function encodeResultBatch(
-        uint16 size,
-        uint256[] memory requestIds,
-        int256[] memory inputs,
-        int256[] memory outputs,
-        bytes memory proof,
-        IInferenceGateway.StorageRefs memory refs,
-        address node
-    ) internal pure returns (bytes memory) {
-        return abi.encodePacked(RESULT_BATCH, abi.encode(size, requestIds, inputs, outputs, proof, refs, node));
+    /// @notice A RESULT_BATCH payload (see the library's notes).
+    struct ResultBatch {
+        uint16 size;
+        /// @notice Row r's spoke request (0: a padding row).
+        uint256[] requestIds;
+        /// @notice Bytes per packed element of `inputs` and `outputs`.
+        uint8 width;
+        /// @notice Every row's input, row after row, packed.
+        bytes inputs;
+        /// @notice Every row's output, row after row, packed.
+        bytes outputs;
+        bytes proof;
+        IInferenceGateway.StorageRefs refs;
+        /// @notice The hub-registered node that served the batch; it is paid the escrows.
+        address node;
+    }
+
+    function encodeResultBatch(ResultBatch memory b) internal pure returns (bytes memory) {
+        return abi.encodePacked(RESULT_BATCH, abi.encode(b));
     }
 
     function encodeReceiptBatch(uint256[] memory requestIds, RequestStatus status, address node)
