@@ -35,6 +35,21 @@ export interface RegisteredCircuit {
   readonly inputVisibility: Visibility
   readonly outputVisibility: Visibility
   readonly insecureSrs: boolean
+  /** The current version's batch circuits: size, VKA and the keccak256 of the code at it now (none read: undefined). */
+  readonly batches?: readonly { readonly size: number; readonly vka: Address; readonly vkaCodeHashOnChain: Hex }[]
+}
+
+/**
+ * The batch sizes a node may batch the model in on this chain: those of the manifest whose
+ * registered batch VKA has the code the manifest pins (a batch circuit registered otherwise, or
+ * not at all, is not used: its requests go on alone, since the chain would refuse their proofs).
+ */
+export function servableBatchSizes(c: RegisteredCircuit, manifest: ModelManifest): number[] {
+  const eq = (a: string, b: string) => a.toLowerCase() === b.toLowerCase()
+  return (manifest.batches ?? [])
+    .filter((b) => c.batches?.some((r) => r.size === b.size && eq(r.vkaCodeHashOnChain, b.vka.codeHash)))
+    .map((b) => b.size)
+    .sort((a, b) => a - b)
 }
 
 /** The model reference a node serves a registration with. */

@@ -4,7 +4,13 @@
  */
 import { describe, expect, it } from 'vitest'
 import { readManifest } from '../../chains/evm/deploy.ts'
-import { checkRegisteredCircuit, CircuitMismatchError, modelRefOf, type RegisteredCircuit } from '../../core/registered.ts'
+import {
+  checkRegisteredCircuit,
+  CircuitMismatchError,
+  modelRefOf,
+  servableBatchSizes,
+  type RegisteredCircuit,
+} from '../../core/registered.ts'
 import { InsecureSrsError } from '../../core/manifest.ts'
 
 const { manifest } = readManifest('sertn-mlp-demo')
@@ -85,5 +91,32 @@ describe('checkRegisteredCircuit', () => {
 
   it('error: an insecure SRS is refused where it is not allowed', () => {
     expect(() => checkRegisteredCircuit(onChain, manifest, { ...options, allowInsecureSrs: false })).toThrow(InsecureSrsError)
+  })
+})
+
+describe('servableBatchSizes', () => {
+  const registered = (manifest.batches ?? []).map((b, i) => ({
+    size: b.size,
+    vka: `0x${String(i + 4).padStart(40, '0')}` as const,
+    vkaCodeHashOnChain: b.vka.codeHash,
+  }))
+
+  it('default: every batch circuit registered with the manifest’s VKA code is served, smallest first', () => {
+    expect(registered.map((b) => b.size)).toEqual([16, 64])
+    expect(servableBatchSizes({ ...onChain, batches: [...registered].reverse() }, manifest)).toEqual([16, 64])
+  })
+
+  it('a batch circuit registered with other code, or not registered, is not used (its requests go on alone)', () => {
+    const [b16, b64] = registered
+    expect(servableBatchSizes({ ...onChain, batches: [b16!, { ...b64!, vkaCodeHashOnChain: `0x${'ee'.repeat(32)}` }] }, manifest)).toEqual([
+      16,
+    ])
+    expect(servableBatchSizes({ ...onChain, batches: [b64!] }, manifest)).toEqual([64])
+    expect(servableBatchSizes({ ...onChain, batches: [] }, manifest)).toEqual([])
+    expect(servableBatchSizes(onChain, manifest)).toEqual([])
+  })
+
+  it('a size the manifest does not have is never served, whatever the registry says', () => {
+    expect(servableBatchSizes({ ...onChain, batches: [...registered, { ...registered[0]!, size: 32 }] }, manifest)).toEqual([16, 64])
   })
 })

@@ -9,7 +9,7 @@ import { openInputDocument } from '../../core/commitment.ts'
 import { dequantize, fromFelt } from '../../core/field.ts'
 import { checkQuantizedInput } from '../../core/input.ts'
 import { UnknownModelError, type ModelStore } from '../../core/models.ts'
-import { checkRegisteredCircuit, modelRefOf } from '../../core/registered.ts'
+import { checkRegisteredCircuit, servableBatchSizes, modelRefOf } from '../../core/registered.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
 import { loadBatchArtifacts } from '../../core/manifest.ts'
 import type { BatchMember, BatchWorkflowInput } from '../messages.ts'
@@ -332,6 +332,8 @@ function activitiesOf(deps: ActivityDeps) {
         allowInsecureSrs,
         where: `chain ${request.chainId}`,
       })
+      // Batch circuits whose registered VKA is the manifest's, here (and on the hub, which verifies a spoke's batch first).
+      let batchSizes = servableBatchSizes(onChain, model.manifest)
       if (request.route) {
         const market = marketOf(request)
         const atHub = await market.getModel(request.modelId)
@@ -346,10 +348,12 @@ function activitiesOf(deps: ActivityDeps) {
           throw new UnknownModelError(
             `model ${onChain.name}: the hub registers artifacts ${atHub.artifacts.manifestHash}, chain ${request.chainId} ${ref.artifacts.manifestHash}`,
           )
+        const atHubSizes = servableBatchSizes(atHub, model.manifest)
+        batchSizes = batchSizes.filter((n) => atHubSizes.includes(n))
       }
       return {
         model: ref,
-        batchSizes: (model.manifest.batches ?? []).map((b) => b.size).sort((a, b) => a - b),
+        batchSizes,
         ms: performance.now() - t0,
         attempt: attempt(),
       }

@@ -58,7 +58,11 @@ export async function readRegisteredCircuit(
       call('nameOf') as Promise<string>,
       client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'verifier' }),
     ])
-    const [verifierCodeHash, vkaCodeHashOnChain] = await Promise.all([codeHashAt(client, verifier), codeHashAt(client, m.vka)])
+    const [verifierCodeHash, vkaCodeHashOnChain, batches] = await Promise.all([
+      codeHashAt(client, verifier),
+      codeHashAt(client, m.vka),
+      readBatches(client, registry, modelId),
+    ])
     return {
       modelId,
       name,
@@ -79,10 +83,32 @@ export async function readRegisteredCircuit(
       inputVisibility: VISIBILITIES[m.inputVisibility] ?? 'public',
       outputVisibility: VISIBILITIES[m.outputVisibility] ?? 'public',
       insecureSrs: m.insecureSrs,
+      batches,
     }
   } catch (err) {
     throw transient(`${what}: reading model ${modelId} from registry ${registry}`, err)
   }
+}
+
+/** The current version's batch circuits as the registry records them, with the code hash at each VKA. */
+async function readBatches(client: RegistryReader, registry: Address, modelId: Hex): Promise<NonNullable<RegisteredCircuit['batches']>> {
+  const sizes = (await client.readContract({
+    address: registry,
+    abi: ModelRegistry.abi,
+    functionName: 'getBatchSizes',
+    args: [modelId],
+  } as never)) as readonly number[]
+  return Promise.all(
+    sizes.map(async (size) => {
+      const terms = (await client.readContract({
+        address: registry,
+        abi: ModelRegistry.abi,
+        functionName: 'tryGetBatchVerificationTerms',
+        args: [modelId, size],
+      } as never)) as { vka: Address }
+      return { size, vka: getAddress(terms.vka), vkaCodeHashOnChain: await codeHashAt(client, terms.vka) }
+    }),
+  )
 }
 
 /**
