@@ -112,6 +112,14 @@ export async function publishModelArtifacts(
     ...Object.entries(manifest.files).map(([f, h]) => [f, join(resolve(dir), f), h] as [string, string, string]),
     [SRS_KEY, pathIn(resolve(dir), manifest.srs.file), manifest.srs.sha256],
   ]
+  // Each batch circuit under its directory's name: its manifest (pinned by the model's), its files and its SRS.
+  for (const b of manifest.batches ?? []) {
+    const batchDir = join(resolve(dir), b.dir)
+    const { manifest: bm } = await readModelManifest(batchDir)
+    entries.push([`${b.dir}/manifest.json`, join(batchDir, 'manifest.json'), b.manifestSha256])
+    for (const [f, h] of Object.entries(bm.files)) entries.push([`${b.dir}/${f}`, join(batchDir, f), h])
+    entries.push([`${b.dir}/${SRS_KEY}`, pathIn(batchDir, bm.srs.file), bm.srs.sha256])
+  }
   let uploaded = 0
   let reused = 0
   const stored: Record<string, StoredArtifact> = {}
@@ -160,10 +168,7 @@ export class ArtifactIndexError extends SertnError {
  * @throws {ArtifactHashMismatchError} naming the file and the model when a hash differs
  * @throws {ArtifactIndexError} when the index is missing a file or is not an index
  */
-export async function fetchModelArtifacts(
-  storage: StoragePlugin,
-  ref: ModelRef,
-): Promise<{ manifest: ModelManifest; manifestBytes: Uint8Array; files: Map<string, Uint8Array>; srs: Uint8Array }> {
+export async function fetchModelArtifacts(storage: StoragePlugin, ref: ModelRef): Promise<FetchedModelArtifacts> {
   const model = ref.name
   if (!storage.getById)
     throw new ArtifactIndexError(`storage ${storage.name} cannot read an artifact by id alone, which fetching a model's index needs`)
@@ -204,5 +209,27 @@ export async function fetchModelArtifacts(
   }
   const srs = await read(`SRS (${manifest.srs.file})`, index.files[SRS_KEY], ref.artifacts.srsHash)
   expect(`SRS (${manifest.srs.file})`, srs, manifest.srs.sha256)
-  return { manifest, manifestBytes, files, srs }
+  // Batch circuits, each checked against the pin of the model's manifest. An index without one (an
+  // upload that left it out) leaves the model servable: its requests are then proven one by one.
+  const batches = new Map<string, Omit<FetchedModelArtifacts, 'batches' | 'manifest'>>()
+  for (const b of manifest.batches ?? []) {
+    if (!index.files[`${b.dir}/manifest.json`]) continue
+    const batchManifestBytes = await read(`${b.dir}/manifest.json`, index.files[`${b.dir}/manifest.json`], b.manifestSha256)
+    const bm = parseManifest(`${model}/${b.dir}/manifest.json (storage)`, batchManifestBytes)
+    const batchFiles = new Map<string, Uint8Array>()
+    for (const [file, pin] of Object.entries(bm.files))
+      batchFiles.set(file, await read(`${b.dir}/${file}`, index.files[`${b.dir}/${file}`], pin))
+    const batchSrs = await read(`${b.dir} SRS (${bm.srs.file})`, index.files[`${b.dir}/${SRS_KEY}`], bm.srs.sha256)
+    batches.set(b.dir, { manifestBytes: batchManifestBytes, files: batchFiles, srs: batchSrs })
+  }
+  return { manifest, manifestBytes, files, srs, batches }
+}
+
+/** A model's files as fetched from storage and checked, with its batch circuits' by directory. */
+export type FetchedModelArtifacts = {
+  manifest: ModelManifest
+  manifestBytes: Uint8Array
+  files: Map<string, Uint8Array>
+  srs: Uint8Array
+  batches: Map<string, { manifestBytes: Uint8Array; files: Map<string, Uint8Array>; srs: Uint8Array }>
 }

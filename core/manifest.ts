@@ -9,6 +9,7 @@
  * and check that the verifying key they derive with it is the pinned one (see ezkl-common/keys.ts).
  */
 import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -298,7 +299,10 @@ export async function loadBatchArtifacts(
   const { sha256 } = await readModelManifest(dir)
   if (sha256 !== ref.manifestSha256.toLowerCase())
     throw new ArtifactHashMismatchError(join(ref.dir, 'manifest.json'), ref.manifestSha256, sha256, model.manifest.name)
-  const batch = await loadModelArtifacts(dir, options)
+  // A batch circuit fetched from storage keeps its SRS beside it (the model's own `srsPath` is not its).
+  const { srsPath: _modelSrs, ...rest } = options
+  const local = join(dir, 'srs.bin')
+  const batch = await loadModelArtifacts(dir, existsSync(local) ? { ...rest, srsPath: local } : rest)
   const rows = (shape: readonly number[]) => [size, ...shape.slice(1)].join(',')
   const m = batch.manifest
   if (
@@ -314,6 +318,14 @@ export async function loadBatchArtifacts(
       `is not ${model.manifest.name} with ${size} rows (shapes, scales or visibility differ)`,
     )
   return batch
+}
+
+/** The batch sizes whose circuits this copy of the model holds (a copy fetched from an index without them has none). */
+export function availableBatchSizes(model: Pick<ModelArtifacts, 'dir' | 'manifest'>): number[] {
+  return (model.manifest.batches ?? [])
+    .filter((b) => existsSync(join(resolveIn(model.dir, b.dir), 'manifest.json')))
+    .map((b) => b.size)
+    .sort((a, b) => a - b)
 }
 
 /** The batch sizes a model's manifest lists, ascending (1, the model itself, not included). */

@@ -117,6 +117,13 @@ export function createModelStore(options: ModelStoreOptions): ModelStore {
     for (const [file, bytes] of fetched.files) await writeFile(join(tmp, file), bytes)
     await writeFile(join(tmp, 'srs.bin'), fetched.srs)
     await writeFile(join(tmp, 'manifest.json'), fetched.manifestBytes)
+    // Each batch circuit in its directory (`batch-<size>`, as the manifest checked), its SRS beside it.
+    for (const [batchDir, b] of fetched.batches) {
+      await mkdir(join(tmp, batchDir), { recursive: true })
+      for (const [file, bytes] of b.files) await writeFile(join(tmp, batchDir, file), bytes)
+      await writeFile(join(tmp, batchDir, 'srs.bin'), b.srs)
+      await writeFile(join(tmp, batchDir, 'manifest.json'), b.manifestBytes)
+    }
     await rm(dir, { recursive: true, force: true })
     await rename(tmp, dir)
     return loadModelArtifacts(dir, { allowInsecureSrs, srsPath: join(dir, 'srs.bin') })

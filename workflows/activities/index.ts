@@ -11,7 +11,7 @@ import { checkQuantizedInput } from '../../core/input.ts'
 import { UnknownModelError, type ModelStore } from '../../core/models.ts'
 import { checkRegisteredCircuit, servableBatchSizes, modelRefOf } from '../../core/registered.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
-import { loadBatchArtifacts } from '../../core/manifest.ts'
+import { availableBatchSizes, loadBatchArtifacts } from '../../core/manifest.ts'
 import type { BatchMember, BatchWorkflowInput } from '../messages.ts'
 import type {
   BatchOutcome,
@@ -333,7 +333,8 @@ function activitiesOf(deps: ActivityDeps) {
         where: `chain ${request.chainId}`,
       })
       // Batch circuits whose registered VKA is the manifest's, here (and on the hub, which verifies a spoke's batch first).
-      let batchSizes = servableBatchSizes(onChain, model.manifest)
+      const held = availableBatchSizes(model)
+      let batchSizes = servableBatchSizes(onChain, model.manifest).filter((n) => held.includes(n))
       if (request.route) {
         const market = marketOf(request)
         const atHub = await market.getModel(request.modelId)
