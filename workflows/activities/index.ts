@@ -399,7 +399,8 @@ function activitiesOf(deps: ActivityDeps) {
       marketRequestIds?: readonly (string | undefined)[],
     ): Promise<BatchOutcome & { ms: number; attempt: number }> {
       const t0 = performance.now()
-      const first = batch.rows.find((r) => r !== undefined)
+      // Padding rows arrive as null (JSON has no undefined in arrays).
+      const first = batch.rows.find((r) => r != null)
       if (!first) throw new BadRequestError('a batch names at least one request')
       if (Boolean(first.route) !== Boolean(marketRequestIds))
         throw new BadRequestError(`batch of ${first.key}: a spoke's batch goes with its market request ids, a hub's without`)

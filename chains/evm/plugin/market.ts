@@ -241,7 +241,8 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     })
     const rows: Record<string, BatchRowOutcome> = {}
     const ids = marketRequestIds.map((x) => (x ? BigInt(x) : 0n))
-    const keyOf = (id: bigint) => batch.rows[marketRequestIds.findIndex((x) => x !== undefined && BigInt(x) === id)]?.key
+    // Padding rows arrive as null from a workflow (JSON has no undefined in arrays).
+    const keyOf = (id: bigint) => batch.rows[marketRequestIds.findIndex((x) => x != null && BigInt(x) === id)]?.key
     const refs = { output: storageRefOf(batch.storage?.output), proof: storageRefOf(batch.storage?.proof) }
     for (let round = 0; round <= batch.size + 1; round++) {
       if (ids.every((x) => x === 0n)) return { rows }
