@@ -220,6 +220,8 @@ export type BatchRowOutcome =
   | { readonly status: Exclude<RequestStatus, 'Fulfilled' | 'Pending' | 'None'>; readonly alreadySettled: true }
   /** Its job is no longer this node's (reassigned): its row went as padding, and the request is not settled. */
   | { readonly status: 'Pending'; readonly alreadySettled: false; readonly reassigned: true }
+  /** Its deadline passed before the batch landed: its row went as padding; it can only be refunded now. */
+  | { readonly status: 'Pending'; readonly alreadySettled: false; readonly expired: true }
 
 /** A batch's transaction (absent when every row had been settled before it was sent) and its rows' outcomes. */
 export interface BatchOutcome {

@@ -238,7 +238,8 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       return status as RequestOutcome
     }
     if (r.row.status === 'Pending') {
-      // Its job moved to another node while the batch was proven: wait for it to come back, then go on alone.
+      // Its job moved to another node while the batch was proven (wait for it to come back, then go on
+      // alone), or its deadline passed (nothing is left to do: it is refunded).
       if (!(await myTurn(marketRequestId))) return status as RequestOutcome
       return undefined
     }

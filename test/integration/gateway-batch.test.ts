@@ -22,7 +22,7 @@ import { INFERENCE_ERROR_CODES } from '../../core/types.ts'
 import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
 import { DEV_ONLY } from '../support/artifacts.ts'
-import { balanceOf, expectRevert, startTestChain, type TestChain } from '../support/chain.ts'
+import { balanceOf, expectRevert, increaseTime, startTestChain, type TestChain } from '../support/chain.ts'
 import { requestFromConsumer, type MadeRequest } from '../support/stack.ts'
 
 const SIZE = 16
@@ -270,6 +270,43 @@ describe('the EVM chain plugin’s fulfillBatch', () => {
       [rows[1]!.key]: { status: 'Failed', alreadySettled: true },
       [rows[2]!.key]: { status: 'Fulfilled', alreadySettled: true },
     })
+  })
+
+  test('a request whose deadline passed before the batch landed goes as a padding row; the rest are fulfilled', async () => {
+    // The first request gets a short deadline (the owner shortens the timeout for it, then restores it).
+    const config = await t.owner.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'config' })
+    const setTimeout_ = async (requestTimeout: number) =>
+      t.owner.waitForTransactionReceipt({
+        hash: await t.owner.writeContract({
+          address: t.core.gateway,
+          abi: InferenceGateway.abi,
+          functionName: 'setConfig',
+          args: [{ ...config, requestTimeout }],
+        }),
+      })
+    await setTimeout_(30)
+    const short = await requests(1, 0, 80)
+    await setTimeout_(config.requestTimeout)
+    const rest = await requests(2, 0, 81)
+    const made = [...short.made, ...rest.made]
+    const inputs = [...short.inputs, ...rest.inputs]
+    const b = await proveBatch(made.map((m, i) => ({ id: m.id, input: inputs[i]! })))
+    await increaseTime(t.owner, 60)
+    const rows = [...made.map((m, i) => requestOf(m, inputs[i]!)), ...Array.from({ length: SIZE - 3 }, () => undefined)]
+    const outcome = await chain.fulfillBatch({
+      size: SIZE,
+      rows,
+      inputs: b.inputs.map(String),
+      outputs: b.outputs.map(String),
+      proof: b.proof.proof,
+    })
+    expect(outcome.rows).toEqual({
+      [rows[0]!.key]: { status: 'Pending', alreadySettled: false, expired: true },
+      [rows[1]!.key]: { status: 'Fulfilled', alreadySettled: false },
+      [rows[2]!.key]: { status: 'Fulfilled', alreadySettled: false },
+    })
+    expect(await statusOf(made[0]!.id)).toBe(PENDING)
+    expect(await statusOf(made[1]!.id)).toBe(FULFILLED)
   })
 
   test('error: a tampered output is a non-retryable rejection', async () => {

@@ -55,7 +55,7 @@ import {
   type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
-import { NotAssignedError, RequestSettledError, transient } from './errors.ts'
+import { NotAssignedError, RequestExpiredError, RequestSettledError, transient } from './errors.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
@@ -346,10 +346,16 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
         const requestId = BigInt(revert.args[rejection === NotAssignedError ? 1 : 0] as bigint)
         const row = ids.indexOf(requestId)
         const key = keyOf(requestId)
-        if (row < 0 || key === undefined || (rejection !== RequestSettledError && rejection !== NotAssignedError))
+        if (
+          row < 0 ||
+          key === undefined ||
+          (rejection !== RequestSettledError && rejection !== NotAssignedError && rejection !== RequestExpiredError)
+        )
           throw rejectionOf(what, revert, err)
         if (rejection === NotAssignedError) {
           rows[key] = { status: 'Pending', alreadySettled: false, reassigned: true }
+        } else if (rejection === RequestExpiredError) {
+          rows[key] = { status: 'Pending', alreadySettled: false, expired: true }
         } else {
           const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
           if (status === 'None' || status === 'Pending')

@@ -34,7 +34,7 @@ import {
   type MarketStatus,
 } from '../../../core/types.ts'
 import { addressAsBytes32 } from '../crosschain.ts'
-import { NotAssignedError, RequestSettledError, transient } from './errors.ts'
+import { NotAssignedError, RequestExpiredError, RequestSettledError, transient } from './errors.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
@@ -266,7 +266,11 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         const id = BigInt(revert.args[rejection === NotAssignedError ? 1 : 0] as bigint)
         const row = ids.indexOf(id)
         const key = keyOf(id)
-        if (row < 0 || key === undefined || (rejection !== RequestSettledError && rejection !== NotAssignedError))
+        if (
+          row < 0 ||
+          key === undefined ||
+          (rejection !== RequestSettledError && rejection !== NotAssignedError && rejection !== RequestExpiredError)
+        )
           throw rejectionOf(what, revert, err)
         // A second row of the same request finds it answered by the first: the batch is malformed.
         if (rejection === RequestSettledError && rows[key] === undefined && ids.filter((x) => x === id).length > 1)
@@ -274,7 +278,9 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         rows[key] =
           rejection === NotAssignedError
             ? { status: 'Pending', alreadySettled: false, reassigned: true }
-            : await rowNotOpen(id, MARKET_STATUSES[Number(revert.args[1])] ?? 'None', what, err)
+            : rejection === RequestExpiredError
+              ? { status: 'Pending', alreadySettled: false, expired: true }
+              : await rowNotOpen(id, MARKET_STATUSES[Number(revert.args[1])] ?? 'None', what, err)
         ids[row] = 0n // the same proof answers the rest; this row binds to nothing now
         continue
       }
