@@ -329,7 +329,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         uint256 expected = uint256(size) * t.outputLength;
         if (outputs.length != expected) revert ResultOutputShapeMismatch(expected, outputs.length);
         // The instances: every row's input (each settled row's bound by _bindRows), then every row's output.
-        if (!ResultProof.verifiesMemory(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(settled));
+        if (!ResultProof.verifies(t.verifier, t.vka, proof, inputs, outputs)) revert ResultInvalidProof(_firstOf(settled));
     }
 
     /// @dev Settles each row's request of a verified batch (closing its job for `payee` on the

@@ -399,14 +399,16 @@ function activitiesOf(deps: ActivityDeps) {
       marketRequestIds?: readonly (string | undefined)[],
     ): Promise<BatchOutcome & { ms: number; attempt: number }> {
       const t0 = performance.now()
-      // Padding rows arrive as null (JSON has no undefined in arrays).
-      const first = batch.rows.find((r) => r != null)
+      // A workflow's arguments are JSON, which has no undefined in arrays: padding rows arrive as
+      // null. The plugins take them as typed (undefined).
+      const rows = batch.rows.map((r) => r ?? undefined)
+      const ids = marketRequestIds?.map((x) => x ?? undefined)
+      const first = rows.find((r) => r !== undefined)
       if (!first) throw new BadRequestError('a batch names at least one request')
-      if (Boolean(first.route) !== Boolean(marketRequestIds))
+      if (Boolean(first.route) !== Boolean(ids))
         throw new BadRequestError(`batch of ${first.key}: a spoke's batch goes with its market request ids, a hub's without`)
-      const outcome = marketRequestIds
-        ? await marketOf(first).submitBatch(batch, marketRequestIds)
-        : await chainOf(first).fulfillBatch(batch)
+      const typed = { ...batch, rows }
+      const outcome = ids ? await marketOf(first).submitBatch(typed, ids) : await chainOf(first).fulfillBatch(typed)
       return { ...outcome, ms: performance.now() - t0, attempt: attempt() }
     },
 

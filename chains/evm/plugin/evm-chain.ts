@@ -55,7 +55,8 @@ import {
   type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
-import { NotAssignedError, RequestExpiredError, RequestSettledError, transient } from './errors.ts'
+import { RequestSettledError, transient } from './errors.ts'
+import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
@@ -342,34 +343,20 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
         gasEstimate = await publicClient.estimateGas({ account: options.account, to: gateway, data: encodeFunctionData(call as never) })
       } catch (err) {
         const revert = revertOrThrow(what, err)
-        const rejection = rejectionFor(revert.errorName).error
-        const requestId = BigInt(revert.args[rejection === NotAssignedError ? 1 : 0] as bigint)
-        const row = ids.indexOf(requestId)
-        const key = keyOf(requestId)
-        if (
-          row < 0 ||
-          key === undefined ||
-          (rejection !== RequestSettledError && rejection !== NotAssignedError && rejection !== RequestExpiredError)
-        )
-          throw rejectionOf(what, revert, err)
-        if (rejection === NotAssignedError) {
-          rows[key] = { status: 'Pending', alreadySettled: false, reassigned: true }
-        } else if (rejection === RequestExpiredError) {
-          rows[key] = { status: 'Pending', alreadySettled: false, expired: true }
+        const r = revertedRow(revert, ids, keyOf, rows)
+        if (!r) throw rejectionOf(what, revert, err)
+        if (r.kind === 'moved') {
+          rows[r.key] = r.outcome
         } else {
           const status = REQUEST_STATUSES[Number(revert.args[1])] ?? 'None'
           if (status === 'None' || status === 'Pending')
             throw new ChainTransientError(
-              `${what}: the gateway has no such request ${requestId} (not yet visible to this RPC, or removed by a reorg)`,
-              {
-                cause: err,
-              },
+              `${what}: the gateway has no such request ${r.id} (not yet visible to this RPC, or removed by a reorg)`,
+              { cause: err },
             )
-          // A second row of the same request finds it settled by the first: the batch is malformed.
-          if (rows[key] === undefined && ids.filter((x) => x === requestId).length > 1) throw rejectionOf(what, revert, err)
-          rows[key] = { status, alreadySettled: true }
+          rows[r.key] = { status, alreadySettled: true }
         }
-        ids[row] = 0n // the same proof answers the rest; this row binds to nothing now
+        ids[r.row] = 0n // the same proof answers the rest; this row binds to nothing now
         continue
       }
       const callbacks = batch.rows.reduce(

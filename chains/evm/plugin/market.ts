@@ -34,7 +34,8 @@ import {
   type MarketStatus,
 } from '../../../core/types.ts'
 import { addressAsBytes32 } from '../crosschain.ts'
-import { NotAssignedError, RequestExpiredError, RequestSettledError, transient } from './errors.ts'
+import { RequestSettledError, transient } from './errors.ts'
+import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
@@ -241,8 +242,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     })
     const rows: Record<string, BatchRowOutcome> = {}
     const ids = marketRequestIds.map((x) => (x ? BigInt(x) : 0n))
-    // Padding rows arrive as null from a workflow (JSON has no undefined in arrays).
-    const keyOf = (id: bigint) => batch.rows[marketRequestIds.findIndex((x) => x != null && BigInt(x) === id)]?.key
+    const keyOf = (id: bigint) => batch.rows[marketRequestIds.findIndex((x) => x !== undefined && BigInt(x) === id)]?.key
     const refs = { output: storageRefOf(batch.storage?.output), proof: storageRefOf(batch.storage?.proof) }
     for (let round = 0; round <= batch.size + 1; round++) {
       if (ids.every((x) => x === 0n)) return { rows }
@@ -262,26 +262,10 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         })
       } catch (err) {
         const revert = revertOrThrow(what, err)
-        const rejection = rejectionFor(revert.errorName).error
-        const id = BigInt(revert.args[rejection === NotAssignedError ? 1 : 0] as bigint)
-        const row = ids.indexOf(id)
-        const key = keyOf(id)
-        if (
-          row < 0 ||
-          key === undefined ||
-          (rejection !== RequestSettledError && rejection !== NotAssignedError && rejection !== RequestExpiredError)
-        )
-          throw rejectionOf(what, revert, err)
-        // A second row of the same request finds it answered by the first: the batch is malformed.
-        if (rejection === RequestSettledError && rows[key] === undefined && ids.filter((x) => x === id).length > 1)
-          throw rejectionOf(what, revert, err)
-        rows[key] =
-          rejection === NotAssignedError
-            ? { status: 'Pending', alreadySettled: false, reassigned: true }
-            : rejection === RequestExpiredError
-              ? { status: 'Pending', alreadySettled: false, expired: true }
-              : await rowNotOpen(id, MARKET_STATUSES[Number(revert.args[1])] ?? 'None', what, err)
-        ids[row] = 0n // the same proof answers the rest; this row binds to nothing now
+        const r = revertedRow(revert, ids, keyOf, rows)
+        if (!r) throw rejectionOf(what, revert, err)
+        rows[r.key] = r.kind === 'moved' ? r.outcome : await rowNotOpen(r.id, MARKET_STATUSES[Number(revert.args[1])] ?? 'None', what, err)
+        ids[r.row] = 0n // the same proof answers the rest; this row binds to nothing now
         continue
       }
       const { hash, receipt, inclusionMs, receiptAt } = await sendAndWait(

@@ -25,6 +25,29 @@ async function codeHashAt(client: RegistryReader, address: Address): Promise<Hex
 }
 
 /**
+ * Code hashes by address, read once. Code at an address cannot change once it is there (since
+ * Cancun a contract cannot remove its code after the transaction that made it), and a registry
+ * refuses a VKA without code, so a node re-reading a model per request need not fetch a VKA's
+ * code (kilobytes) each time. An address without code is read again next time.
+ */
+export function codeHashCache(client: RegistryReader): (address: Address) => Promise<Hex> {
+  const known = new Map<string, Promise<Hex>>()
+  return (address) => {
+    const key = address.toLowerCase()
+    let p = known.get(key)
+    if (!p) {
+      p = codeHashAt(client, address)
+      known.set(key, p)
+      p.then(
+        (h) => h === EMPTY_CODE_HASH && known.delete(key),
+        () => known.delete(key),
+      )
+    }
+    return p
+  }
+}
+
+/**
  * The model `modelId` as `registry` records it, or undefined when it is not registered there.
  * @throws {ChainTransientError} on RPC failures
  */
@@ -33,6 +56,7 @@ export async function readRegisteredCircuit(
   registry: Address,
   modelId: Hex,
   what: string,
+  codeHashOf: (address: Address) => Promise<Hex> = (address) => codeHashAt(client, address),
 ): Promise<RegisteredCircuit | undefined> {
   try {
     const call = <F extends 'tryGetRequestTerms' | 'getModel' | 'getArtifacts' | 'getShapes' | 'nameOf'>(functionName: F) =>
@@ -59,9 +83,9 @@ export async function readRegisteredCircuit(
       client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'verifier' }),
     ])
     const [verifierCodeHash, vkaCodeHashOnChain, batches] = await Promise.all([
-      codeHashAt(client, verifier),
-      codeHashAt(client, m.vka),
-      readBatches(client, registry, modelId),
+      codeHashOf(verifier),
+      codeHashOf(m.vka),
+      readBatches(client, registry, modelId, codeHashOf),
     ])
     return {
       modelId,
@@ -91,7 +115,12 @@ export async function readRegisteredCircuit(
 }
 
 /** The current version's batch circuits as the registry records them, with the code hash at each VKA. */
-async function readBatches(client: RegistryReader, registry: Address, modelId: Hex): Promise<NonNullable<RegisteredCircuit['batches']>> {
+async function readBatches(
+  client: RegistryReader,
+  registry: Address,
+  modelId: Hex,
+  codeHashOf: (address: Address) => Promise<Hex>,
+): Promise<NonNullable<RegisteredCircuit['batches']>> {
   const sizes = (await client.readContract({
     address: registry,
     abi: ModelRegistry.abi,
@@ -106,7 +135,7 @@ async function readBatches(client: RegistryReader, registry: Address, modelId: H
         functionName: 'tryGetBatchVerificationTerms',
         args: [modelId, size],
       } as never)) as { vka: Address }
-      return { size, vka: getAddress(terms.vka), vkaCodeHashOnChain: await codeHashAt(client, terms.vka) }
+      return { size, vka: getAddress(terms.vka), vkaCodeHashOnChain: await codeHashOf(terms.vka) }
     }),
   )
 }
@@ -121,6 +150,7 @@ export function registeredModels(
   pluginId: string,
 ): (modelId: Hex) => Promise<RegisteredCircuit | undefined> {
   let registry: Promise<Address> | undefined
+  const codeHashOf = codeHashCache(client)
   return async (modelId) => {
     registry ??= (
       client.readContract({ address: holder.address, abi: holder.abi as never, functionName: 'registry' } as never) as Promise<Address>
@@ -128,6 +158,6 @@ export function registeredModels(
       registry = undefined
       throw transient(`${pluginId}: reading the ${holder.what}'s registry`, err)
     })
-    return readRegisteredCircuit(client, await registry, modelId, pluginId)
+    return readRegisteredCircuit(client, await registry, modelId, pluginId, codeHashOf)
   }
 }

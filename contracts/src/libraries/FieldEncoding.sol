@@ -32,18 +32,7 @@ library FieldEncoding {
     }
 
     /// @notice Writes the encodings of `values` into `out`, starting at `offset`.
-    function writeFelts(uint256[] memory out, uint256 offset, int256[] calldata values) internal pure {
-        uint256 n = values.length;
-        for (uint256 i; i < n; ) {
-            out[offset + i] = toFelt(values[i]);
-            unchecked {
-                ++i;
-            }
-        }
-    }
-
-    /// @notice Writes the encodings of `values` (in memory) into `out`, starting at `offset`.
-    function writeFeltsMemory(uint256[] memory out, uint256 offset, int256[] memory values) internal pure {
+    function writeFelts(uint256[] memory out, uint256 offset, int256[] memory values) internal pure {
         uint256 n = values.length;
         for (uint256 i; i < n; ) {
             out[offset + i] = toFelt(values[i]);

@@ -16,28 +16,12 @@ library ResultProof {
         address verifier,
         address vka,
         bytes calldata proof,
-        int256[] calldata input,
-        int256[] calldata output
-    ) internal returns (bool ok) {
-        uint256[] memory instances = new uint256[](input.length + output.length);
-        FieldEncoding.writeFelts(instances, 0, input);
-        FieldEncoding.writeFelts(instances, input.length, output);
-        try IHalo2Verifier(verifier).verifyProof(vka, proof, instances) returns (bool v) {
-            ok = v;
-        } catch {}
-    }
-
-    /// @notice {verifies} for an input and output in memory (a batch unpacked from a message).
-    function verifiesMemory(
-        address verifier,
-        address vka,
-        bytes calldata proof,
         int256[] memory input,
         int256[] memory output
     ) internal returns (bool ok) {
         uint256[] memory instances = new uint256[](input.length + output.length);
-        FieldEncoding.writeFeltsMemory(instances, 0, input);
-        FieldEncoding.writeFeltsMemory(instances, input.length, output);
+        FieldEncoding.writeFelts(instances, 0, input);
+        FieldEncoding.writeFelts(instances, input.length, output);
         try IHalo2Verifier(verifier).verifyProof(vka, proof, instances) returns (bool v) {
             ok = v;
         } catch {}
