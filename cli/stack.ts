@@ -61,7 +61,7 @@ import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
 import { arweaveStorage, loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
 import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
-import { WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
+import { queueOfRole, WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
 import {
   DEMO_MODEL,
   isSertnProcess,
@@ -740,7 +740,7 @@ async function waitForWorkers(connection: Connection, configs: SertnConfig[], st
     return [
       { role: `${who}chain-io`, namespace, name: config.temporal.taskQueues.chainIo, type: 1 /* TASK_QUEUE_TYPE_WORKFLOW */ },
       { role: `${who}inference`, namespace, name: config.temporal.taskQueues.inference, type: 2 /* TASK_QUEUE_TYPE_ACTIVITY */ },
-      { role: `${who}prover`, namespace, name: config.temporal.taskQueues.prover, type: 2 },
+      { role: `${who}prover`, namespace, name: queueOfRole(config, 'prover'), type: 2 },
     ]
   })
   const deadline = Date.now() + 180_000

@@ -167,6 +167,13 @@ function printStatus(
       )
     }
   }
+  const proverView = status.batch?.prover ?? status.prover
+  if (proverView)
+    lines.push(
+      `${bold('proven on')} ${proverView.queue} (${proverView.hardware}: ${proverView.reason}${
+        proverView.peakMemoryBytes !== undefined ? `; peak ${Math.ceil(proverView.peakMemoryBytes / 2 ** 20)} MiB` : ''
+      })${status.batch ? dim(` · batch ${status.batch.id}, ${status.batch.rows} of ${status.batch.size} rows`) : ''}`,
+    )
   const hb = status.heartbeat as { stage?: string; elapsedMs?: number } | undefined
   if (status.running && hb?.stage)
     lines.push(`${bold('prover')}    last heartbeat: ${hb.stage}${hb.elapsedMs !== undefined ? `, ${fmtMs(hb.elapsedMs)}` : ''}`)

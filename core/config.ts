@@ -111,7 +111,10 @@ export const configSchema = z.object({
         .object({
           chainIo: z.string().default('sertn-chain-io'),
           inference: z.string().default('sertn-inference'),
-          prover: z.string().default('sertn-prover'),
+          /** Provers of the CPU class poll this queue. */
+          prover: z.string().default('sertn-prover-cpu'),
+          /** Provers of the GPU class poll this queue. */
+          proverGpu: z.string().default('sertn-prover-gpu'),
         })
         .prefault({}),
     })
@@ -134,6 +137,32 @@ export const configSchema = z.object({
       plugin: z.enum(['ezkl-wasm', 'ezkl-native']).default('ezkl-wasm'),
       /** Concurrent proofs per prover worker. */
       poolSize: z.number().int().min(1).default(1),
+      /**
+       * The hardware class this node's prover workers declare (`sertn worker --role prover`): they
+       * poll that class's queue (`temporal.taskQueues.prover` or `proverGpu`).
+       */
+      hardware: z.enum(['cpu', 'gpu']).default('cpu'),
+      /**
+       * The most memory one proof may take on this worker, in bytes (default: 80% of this machine's
+       * memory, shared by poolSize proofs). A proof whose circuit needs more is refused with a
+       * message naming the setting; routing should have sent it elsewhere.
+       */
+      memoryBytes: z.number().int().positive().optional(),
+      /**
+       * Where this node's workflows send each proof. Every proof goes to the CPU class's queue
+       * unless `gpu` is on: then a circuit that needs more memory than `cpuMemoryBytes` (its
+       * manifest's `proving.memoryBytes`, or the most a prover has measured for it) goes to the
+       * GPU class's queue. `pin` names a class outright for a model (`"<name>"`) or for one of
+       * its batch sizes (`"<name>@<rows>"`).
+       */
+      routing: z
+        .object({
+          gpu: z.boolean().default(false),
+          /** Default: 80% of this machine's memory. */
+          cpuMemoryBytes: z.number().int().positive().optional(),
+          pin: z.record(z.string(), z.enum(['cpu', 'gpu'])).default({}),
+        })
+        .prefault({}),
     })
     .prefault({}),
   storage: z

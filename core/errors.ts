@@ -98,6 +98,7 @@ export const NON_RETRYABLE_ERROR_TYPES = [
   'UnknownChainError',
   'ModelNotResolvedError',
   'ModelVersionMismatchError',
+  'ProverCapacityError',
   'CircuitMismatchError',
   'VerifyingKeyMismatchError',
   'ArtifactIndexError',

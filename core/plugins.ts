@@ -65,6 +65,8 @@ export interface ProveResult {
   /** The proof file as the engine wrote it; the input to {@link ProverPlugin.verify}. */
   readonly proofJson: Uint8Array
   readonly ms: number
+  /** The prover's peak resident memory while proving, where the engine can tell (native ezkl). */
+  readonly peakMemoryBytes?: number
 }
 
 export interface VerifyResult {
@@ -86,6 +88,8 @@ export interface InferenceProof {
   readonly witnessMs: number
   readonly proveMs: number
   readonly verifyMs: number
+  /** The prover's peak resident memory while proving, where the engine can tell (native ezkl). */
+  readonly peakMemoryBytes?: number
 }
 
 /** Progress of a long proving step, for heartbeats and progress bars. */

@@ -32,17 +32,22 @@ import {
   type BatchResult,
   type BatchWorkflowInput,
 } from './messages.ts'
+import { memoryOf, proverRouteOf, withMeasured } from './routing.ts'
 
 /** Batches a run delivers before it continues as new (keeps its history short). */
 const BATCHES_PER_RUN = 50
 
 export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
-  const { proveBatch } = proxyActivities<Activities>({
-    taskQueue: input.queues.prover,
-    startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '60 seconds',
-    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
-  })
+  /** The prover activity on `taskQueue` (the queue routing picked for the batch circuit). */
+  const proverOn = (taskQueue: string) =>
+    proxyActivities<Activities>({
+      taskQueue,
+      startToCloseTimeout: '30 minutes',
+      heartbeatTimeout: '60 seconds',
+      retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 3 },
+    }).proveBatch
+  // Each batch circuit's memory need: its manifest's, raised to the most a prover has measured.
+  let proving = input.proving ?? []
   const { storeBatch } = proxyActivities<Activities>({
     taskQueue: input.queues.chainIo,
     startToCloseTimeout: '5 minutes',
@@ -83,7 +88,13 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
     }
     const id = `${workflowInfo().workflowId}#${workflowInfo().runId.slice(0, 8)}-${delivered}`
     try {
-      const proven = await proveBatch(input.model, size, take)
+      const route = proverRouteOf(input.queues, { model: input.model.name, size, memoryBytes: memoryOf(proving, size) })
+      const proven = await proverOn(route.queue)(input.model, size, take)
+      proving = withMeasured(proving, size, proven.provedOn?.peakMemoryBytes)
+      const prover = {
+        ...route,
+        ...(proven.provedOn?.peakMemoryBytes !== undefined ? { peakMemoryBytes: proven.provedOn.peakMemoryBytes } : {}),
+      }
       const rows = [...take.map((m) => m.request), ...Array.from({ length: size - take.length }, () => undefined)]
       // The batch's rows and proof go to storage first: the delivery records where they are.
       const storage = patched('batch-storage')
@@ -124,6 +135,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
             ...(outcome.gasUsed ? { gasUsed: outcome.gasUsed } : {}),
             ...(storage ? { storage: { output: storage.output, proof: storage.proof } } : {}),
             output: proven.outputs.slice(i * outLength, (i + 1) * outLength),
+            prover,
           })
         }),
       )
@@ -136,7 +148,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
     }
   }
   await condition(allHandlersFinished)
-  await continueAsNew<typeof batchWorkflow>({ ...input, carried: pending })
+  await continueAsNew<typeof batchWorkflow>({ ...input, ...(proving.length > 0 ? { proving } : {}), carried: pending })
 }
 
 /** How many of the first `pending` members one batch takes: at most `largest`, and no more callback gas than a batch may carry. */

@@ -6,12 +6,16 @@ import { defineQuery, defineSignal } from '@temporalio/workflow'
 import type { ModelRef } from '../core/artifacts.ts'
 import type { BatchRowOutcome } from '../core/plugins.ts'
 import type { InferenceErrorCode, InferenceRequest, RequestKey, StoredArtifact } from '../core/types.ts'
+import type { CircuitMemory, ProverClass, ProverRouting } from './routing.ts'
 
 /** Task queue names, from configuration. */
 export type TaskQueues = {
   chainIo: string
   inference: string
+  /** The CPU class's prover queue (the only one before routing existed). */
   prover: string
+  /** Where proofs go by their circuit's memory need (absent in workflows started before routing). */
+  routing?: ProverRouting
 }
 
 export type RequestWorkflowInput = {
@@ -49,6 +53,8 @@ export type BatchWorkflowInput = {
   model: ModelRef
   /** The model's batch circuits' sizes, ascending. */
   sizes: number[]
+  /** The memory each batch circuit needs to be proven, raised to the most a prover has measured (routing). */
+  proving?: CircuitMemory[]
   batching: BatchingOptions
   queues: TaskQueues
   /** Members that had joined when the workflow continued as new. */
@@ -79,6 +85,8 @@ export type BatchResult =
       /** Where the batch's rows (inputs and outputs) and its proof are stored. */
       storage?: { output: StoredArtifact; proof: StoredArtifact }
       output: string[]
+      /** Where the batch was proven. */
+      prover?: ProverView
     }
   | { kind: 'solo'; reason: string }
 
@@ -161,8 +169,13 @@ export type RequestStatusView = {
   /** The request's job in the hub's node registry: its node (this one when `mine`), until when, and how often it was reassigned. */
   assignment?: { node?: string; mine: boolean; windowEnd: number; reassigned: number }
   /** The batch it was proven and delivered in (its size, how many requests it answered, the transaction). */
-  batch?: { id: string; size: number; rows: number; transactionHash?: string; gasUsed?: string }
+  batch?: { id: string; size: number; rows: number; transactionHash?: string; gasUsed?: string; prover?: ProverView }
+  /** Where its own proof went (a request proven alone). */
+  prover?: ProverView
 }
+
+/** Where a proof went (its queue, the class, why) and what the prover measured. */
+export type ProverView = { queue: string; hardware: ProverClass; reason: string; peakMemoryBytes?: number }
 
 /** The workflow's current status. */
 export const statusQuery = defineQuery<RequestStatusView>('status')

@@ -49,6 +49,7 @@ import {
   type RequestWorkflowInput,
   type StageTiming,
 } from './messages.ts'
+import { memoryOf, proverRouteOf } from './routing.ts'
 
 /** Error types that retrying cannot fix; activities also mark such errors non-retryable themselves. */
 const NON_RETRYABLE: string[] = [...NON_RETRYABLE_ERROR_TYPES]
@@ -69,12 +70,14 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     startToCloseTimeout: '2 minutes',
     retry: { ...retry, maximumAttempts: 5 },
   })
-  const { proveInference } = proxyActivities<Activities>({
-    taskQueue: queues.prover,
-    startToCloseTimeout: '15 minutes',
-    heartbeatTimeout: '20 seconds',
-    retry: { ...retry, maximumAttempts: 5 },
-  })
+  /** The prover activity on `taskQueue` (the queue routing picked for the model's circuit). */
+  const proverOn = (taskQueue: string) =>
+    proxyActivities<Activities>({
+      taskQueue,
+      startToCloseTimeout: '15 minutes',
+      heartbeatTimeout: '20 seconds',
+      retry: { ...retry, maximumAttempts: 5 },
+    }).proveInference
   const { prepareResult, uploadResult, fulfillRequest, failRequest, submitToHub, failOnHub } = proxyActivities<Activities>({
     taskQueue: queues.chainIo,
     startToCloseTimeout: '2 minutes',
@@ -147,8 +150,13 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     // then fail the request with a refund); replaying their histories must not schedule more.
     let model: ModelRef | undefined
     let input: string[] | undefined
+    let proveInference = proverOn(queues.prover)
     if (patched('resolve-model')) {
-      model = (await resolve()).model
+      const r = await resolve()
+      model = r.model
+      const route = proverRouteOf(queues, { model: model.name, size: 1, memoryBytes: memoryOf(r.proving, 1) })
+      status.prover = { ...route }
+      proveInference = proverOn(route.queue)
       if (model.inputVisibility === 'hashed') {
         status.stage = 'loading-input'
         const m = model
@@ -168,6 +176,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
             status.timings.witness = { ms: p.witnessMs, workMs: p.witnessMs, attempts: p.attempt }
             status.timings.prove = { ms: Date.now() - t0, workMs: p.proveMs, attempts: p.attempt }
             status.timings.verify = { ms: p.verifyMs, workMs: p.verifyMs, attempts: p.attempt }
+            if (status.prover && p.provedOn?.peakMemoryBytes !== undefined) status.prover.peakMemoryBytes = p.provedOn.peakMemoryBytes
             return p
           })(),
         ]),
@@ -204,7 +213,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     options: NonNullable<RequestWorkflowInput['batching']>,
     marketRequestId?: string,
   ): Promise<RequestOutcome | 'sent' | undefined> {
-    const { model, batchSizes } = await resolve()
+    const { model, batchSizes, proving } = await resolve()
     if (batchSizes.length === 0 || model.inputVisibility !== 'public' || model.outputVisibility !== 'public') return undefined
     // The model run checks the input first: a bad input fails its request here and never joins a batch.
     status.stage = 'inference'
@@ -213,7 +222,15 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     status.stage = 'batching'
     await joinBatch(
       { request, ...(marketRequestId !== undefined ? { marketRequestId } : {}) },
-      { chainId: request.chainId, gateway: request.gateway, model, sizes: batchSizes, batching: options, queues },
+      {
+        chainId: request.chainId,
+        gateway: request.gateway,
+        model,
+        sizes: batchSizes,
+        ...(proving ? { proving: proving.filter((c) => c.size > 1) } : {}),
+        batching: options,
+        queues,
+      },
     )
     const waitMs = Math.max(1000, request.deadline * 1000 - Date.now())
     if (!(await condition(() => batchResult !== undefined, waitMs))) return undefined
@@ -223,6 +240,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       id: r.batchId,
       size: r.size,
       rows: r.rows,
+      ...(r.prover ? { prover: r.prover } : {}),
       ...(r.transactionHash ? { transactionHash: r.transactionHash } : {}),
       ...(r.gasUsed ? { gasUsed: r.gasUsed } : {}),
     }
@@ -247,7 +265,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     return status as RequestOutcome
   }
 
-  type Proven = Awaited<ReturnType<typeof proveInference>>
+  type Proven = Awaited<ReturnType<Activities['proveInference']>>
   type Prepared = Awaited<ReturnType<typeof prepareResult>>
 
   /** Fixes the storage ids of the output and the proof (signed, not yet uploaded, where the storage allows). */

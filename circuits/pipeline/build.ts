@@ -22,6 +22,7 @@ import { shapeSize } from '../../core/input.ts'
 import {
   loadModelArtifacts,
   MANIFEST_SCHEMA,
+  provingMemoryFor,
   sha256Hex,
   type ModelManifest,
   type TensorSpec,
@@ -457,6 +458,7 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
       inputBound: bound,
       maxAbsInput: Number(quantize(bound, inputScale)),
       computeUnits: computeUnitsOf(built.layout.logrows, built.layout.columns),
+      proving: { keyBytes: built.sizes.pk, memoryBytes: provingMemoryFor(built.sizes.pk) },
       fidelity: {
         samples: errors.length,
         tolerance,

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError } from '../../core/errors.ts'
-import { loadModelArtifacts, type ModelArtifacts, modelDir } from '../../core/manifest.ts'
+import { loadBatchArtifacts, loadModelArtifacts, type ModelArtifacts, modelDir } from '../../core/manifest.ts'
 import { SERVER_SCRIPT } from '../../plugins/provers/ezkl-native/connection.ts'
 import {
   createEzklNativeProver,
@@ -83,6 +83,17 @@ describe('plugins/provers/ezkl-native: processes', () => {
       await pool.dispose()
     }
   })
+
+  it("behavior: each proof reports the process's peak memory, which its circuit's manifest bounds (the routing figure)", async () => {
+    const batch16 = await loadBatchArtifacts(demo, 16, DEV_ONLY)
+    for (const model of [demo, batch16]) {
+      const p = await prover.proveInference(model, await sampleInputQ(model))
+      const { keyBytes, memoryBytes } = model.manifest.proving!
+      // The proving key is read into the process to prove; the manifest's figure is an upper bound.
+      expect(p.peakMemoryBytes, model.manifest.name).toBeGreaterThan(keyBytes)
+      expect(p.peakMemoryBytes, model.manifest.name).toBeLessThanOrEqual(memoryBytes)
+    }
+  }, 120_000)
 
   it('error: a process killed mid-job fails the job as retryable and is replaced', async () => {
     const p = createEzklNativeProver()

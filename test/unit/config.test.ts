@@ -13,9 +13,9 @@ describe('config', () => {
     expect(c.temporal).toEqual({
       address: '127.0.0.1:7233',
       namespace: 'default',
-      taskQueues: { chainIo: 'sertn-chain-io', inference: 'sertn-inference', prover: 'sertn-prover' },
+      taskQueues: { chainIo: 'sertn-chain-io', inference: 'sertn-inference', prover: 'sertn-prover-cpu', proverGpu: 'sertn-prover-gpu' },
     })
-    expect(c.prover).toEqual({ plugin: 'ezkl-wasm', poolSize: 1 })
+    expect(c.prover).toEqual({ plugin: 'ezkl-wasm', poolSize: 1, hardware: 'cpu', routing: { gpu: false, pin: {} } })
     expect(c.chains.local!.confirmations).toBe(1)
     expect(c.models.allowInsecureSrs).toBe(false)
   })
@@ -29,7 +29,7 @@ describe('config', () => {
       OTHER: 'ignored',
     })
     const c = parseConfig(merged)
-    expect(c.prover).toEqual({ plugin: 'ezkl-native', poolSize: 2 })
+    expect(c.prover).toMatchObject({ plugin: 'ezkl-native', poolSize: 2 })
     expect(c.chains.local!.rpcUrl).toBe('http://127.0.0.1:9999')
     expect(c.models.allowInsecureSrs).toBe(true)
   })

@@ -11,8 +11,16 @@ import { checkQuantizedInput } from '../../core/input.ts'
 import { UnknownModelError, type ModelStore } from '../../core/models.ts'
 import { checkRegisteredCircuit, servableBatchSizes, modelRefOf } from '../../core/registered.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
-import { availableBatchSizes, loadBatchArtifacts } from '../../core/manifest.ts'
+import {
+  availableBatchSizes,
+  batchManifestOf,
+  loadBatchArtifacts,
+  provingMemoryOf,
+  type ModelArtifacts,
+  type ModelManifest,
+} from '../../core/manifest.ts'
 import type { BatchMember, BatchWorkflowInput } from '../messages.ts'
+import type { CircuitMemory, ProverClass } from '../routing.ts'
 import type {
   BatchOutcome,
   ChainPlugin,
@@ -43,6 +51,11 @@ export type ActivityDeps = {
   models: ModelStore
   /** Serve circuits set up with an insecure SRS (local chains and tests only). */
   allowInsecureSrs?: boolean
+  /**
+   * What this prover worker declares: its hardware class and the most memory one proof may take
+   * (a proof whose circuit needs more is refused). Absent: no limit is checked.
+   */
+  proverWorker?: { hardware: ProverClass; memoryBytes: number }
   /** Hands requests to their model's batch workflow (signal-with-start); absent where the worker does not batch. */
   batches?: { join(member: BatchMember, input: BatchWorkflowInput): Promise<void> }
 }
@@ -54,6 +67,15 @@ export const MAX_INPUT_DOCUMENT_BYTES = 16 << 20
 export class ModelNotResolvedError extends SertnError {
   static override readonly errorCode = 'ModelUnavailable'
   override name = 'ModelNotResolvedError'
+}
+
+/** Where a proof ran: its task queue, the worker's hardware class, and the prover's measured peak memory. */
+export type ProvedOn = { queue: string; hardware?: ProverClass; peakMemoryBytes?: number }
+
+/** A proof whose circuit needs more memory than this prover worker offers (`prover.memoryBytes`). */
+export class ProverCapacityError extends SertnError {
+  static override readonly errorCode = 'ModelUnavailable'
+  override name = 'ProverCapacityError'
 }
 
 /** The request's model version is not the registered one any more. */
@@ -138,6 +160,39 @@ function activitiesOf(deps: ActivityDeps) {
     const chain = deps.chains.find((c) => c.chainId === request.chainId && c.gateway.toLowerCase() === request.gateway.toLowerCase())
     if (!chain) throw new UnknownChainError(`no chain plugin for chain ${request.chainId}, gateway ${request.gateway}`)
     return chain
+  }
+
+  /** The memory the model's circuit (size 1) and each of its batch circuits of `sizes` need to be proven. */
+  async function circuitMemory(model: ModelArtifacts, sizes: readonly number[]): Promise<CircuitMemory[]> {
+    const list: CircuitMemory[] = [{ size: 1, memoryBytes: provingMemoryOf(model.manifest) }]
+    for (const size of sizes) list.push({ size, memoryBytes: provingMemoryOf((await batchManifestOf(model, size)).manifest) })
+    return list
+  }
+
+  /** Refuses a proof this prover worker cannot hold (routing should have sent it to a bigger class). */
+  function checkCapacity(manifest: ModelManifest): void {
+    const worker = deps.proverWorker
+    const need = provingMemoryOf(manifest)
+    if (worker && need > worker.memoryBytes) {
+      const mib = (b: number) => `${Math.ceil(b / 2 ** 20)} MiB`
+      throw new ProverCapacityError(
+        `circuit ${manifest.name} needs ${mib(need)} to prove; this ${worker.hardware} prover offers ${mib(worker.memoryBytes)} a proof`,
+        {
+          details:
+            'Route it to provers that can hold it (prover.routing: gpu, cpuMemoryBytes or pin in the node configuration), or raise prover.memoryBytes on a worker with the memory.',
+          retryable: false,
+        },
+      )
+    }
+  }
+
+  /** Where this activity ran (its task queue and the worker's class), with the prover's measured peak. */
+  function provedOn(peakMemoryBytes: number | undefined): ProvedOn {
+    return {
+      queue: Context.current().info.taskQueue,
+      ...(deps.proverWorker ? { hardware: deps.proverWorker.hardware } : {}),
+      ...(peakMemoryBytes !== undefined ? { peakMemoryBytes } : {}),
+    }
   }
 
   /**
@@ -315,7 +370,9 @@ function activitiesOf(deps: ActivityDeps) {
      * registered hashes), and compares the on-chain circuit with the manifest: the trusted verifier,
      * the VKA, the bound, scales, shapes, visibility and SRS flag. A node serves nothing else.
      */
-    async resolveModel(request: InferenceRequest): Promise<{ model: ModelRef; batchSizes: number[]; ms: number; attempt: number }> {
+    async resolveModel(
+      request: InferenceRequest,
+    ): Promise<{ model: ModelRef; batchSizes: number[]; proving: CircuitMemory[]; ms: number; attempt: number }> {
       const t0 = performance.now()
       const chain = chainOf(request)
       const onChain = await chain.getModel(request.modelId)
@@ -355,6 +412,7 @@ function activitiesOf(deps: ActivityDeps) {
       return {
         model: ref,
         batchSizes,
+        proving: await circuitMemory(model, batchSizes),
         ms: performance.now() - t0,
         attempt: attempt(),
       }
@@ -376,17 +434,33 @@ function activitiesOf(deps: ActivityDeps) {
       ref: ModelRef,
       size: number,
       members: readonly BatchMember[],
-    ): Promise<{ inputs: string[]; outputs: string[]; proof: `0x${string}`; proveMs: number; attempt: number }> {
+    ): Promise<{
+      inputs: string[]
+      outputs: string[]
+      proof: `0x${string}`
+      proveMs: number
+      /** The task queue that proved it, and the peak memory the prover measured (native). */
+      provedOn: ProvedOn
+      attempt: number
+    }> {
       const ctx = Context.current()
       const model = await deps.models.get(ref)
       const batch = await loadBatchArtifacts(model, size, { allowInsecureSrs: deps.allowInsecureSrs ?? false })
+      checkCapacity(batch.manifest)
       const rowLength = members[0]?.request.input.length ?? 0
       if (members.length === 0 || members.length > size || members.some((m) => m.request.input.length !== rowLength))
         throw new BadRequestError(`a batch of ${size} rows takes 1 to ${size} requests with inputs of one length`)
       const inputs = [...members.flatMap((m) => m.request.input), ...Array.from({ length: (size - members.length) * rowLength }, () => '0')]
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
       const p = await deps.prover.proveInference(batch, inputs.map(BigInt), { onProgress: (progress) => ctx.heartbeat(progress) })
-      return { inputs, outputs: p.output.map(String), proof: p.proof, proveMs: p.proveMs, attempt: ctx.info.attempt }
+      return {
+        inputs,
+        outputs: p.output.map(String),
+        proof: p.proof,
+        proveMs: p.proveMs,
+        provedOn: provedOn(p.peakMemoryBytes),
+        attempt: ctx.info.attempt,
+      }
     },
 
     /**
@@ -457,6 +531,7 @@ function activitiesOf(deps: ActivityDeps) {
       witnessMs: number
       proveMs: number
       verifyMs: number
+      provedOn: ProvedOn
       attempt: number
     }> {
       const ctx = Context.current()
@@ -465,6 +540,7 @@ function activitiesOf(deps: ActivityDeps) {
           `request ${request.key}: no resolved model (a workflow from an older version); it is failed with a refund`,
         )
       const model = await deps.models.get(ref)
+      checkCapacity(model.manifest)
       const inputQ = (input ?? request.input).map(BigInt)
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
       const p = await deps.prover.proveInference(model, inputQ, { onProgress: (progress) => ctx.heartbeat(progress) })
@@ -484,6 +560,7 @@ function activitiesOf(deps: ActivityDeps) {
         witnessMs: p.witnessMs,
         proveMs: p.proveMs,
         verifyMs: p.verifyMs,
+        provedOn: provedOn(p.peakMemoryBytes),
         attempt: ctx.info.attempt,
       }
     },

@@ -4,6 +4,7 @@
  */
 import 'reflect-metadata'
 import { join, resolve } from 'node:path'
+import { totalmem } from 'node:os'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { privateKeyToAccount } from 'viem/accounts'
 import { evmChain, evmMarket, FileCursorStore } from '../../chains/evm/plugin/index.ts'
@@ -129,6 +130,11 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
 }
 
 /** Activity dependencies that resolve from the container on first use. */
+/** The most memory one proof may take on this node's prover worker (`prover.memoryBytes`). */
+export function proverMemoryOf(config: SertnConfig): number {
+  return config.prover.memoryBytes ?? Math.floor((totalmem() * 0.8) / config.prover.poolSize)
+}
+
 export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
   return {
     get chains() {
@@ -156,6 +162,10 @@ export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
     },
     get allowInsecureSrs() {
       return c.resolve<SertnConfig>(TOKENS.Config).models.allowInsecureSrs
+    },
+    get proverWorker() {
+      const config = c.resolve<SertnConfig>(TOKENS.Config)
+      return { hardware: config.prover.hardware, memoryBytes: proverMemoryOf(config) }
     },
   }
 }

@@ -2,6 +2,7 @@
  * Worker entry: Temporal workers for the configured roles (task queues) and, with `chain-io`, the
  * chain watchers that turn confirmed `InferenceRequested` events into request workflows.
  */
+import { totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@temporalio/client'
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker'
@@ -12,7 +13,7 @@ import type { InferenceRequest } from '../../core/types.ts'
 import { createActivities } from '../activities/index.ts'
 import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
-import { buildContainer, lazyActivityDeps, type ContainerOverrides } from './container.ts'
+import { buildContainer, lazyActivityDeps, proverMemoryOf, type ContainerOverrides } from './container.ts'
 
 export const WORKER_ROLES = ['chain-io', 'inference', 'prover'] as const
 export type WorkerRole = (typeof WORKER_ROLES)[number]
@@ -30,8 +31,28 @@ export type RunWorkersParameters = {
   log?: (line: string) => void
 }
 
+/** The task queues and prover routing a node's workflows are started with. */
 export function taskQueuesOf(config: SertnConfig): TaskQueues {
-  return { ...config.temporal.taskQueues }
+  const { chainIo, inference, prover, proverGpu } = config.temporal.taskQueues
+  const r = config.prover.routing
+  return {
+    chainIo,
+    inference,
+    prover,
+    routing: {
+      ...(r.gpu ? { gpu: proverGpu } : {}),
+      cpuMemoryBytes: r.cpuMemoryBytes ?? Math.floor(totalmem() * 0.8),
+      ...(Object.keys(r.pin).length > 0 ? { pin: { ...r.pin } } : {}),
+    },
+  }
+}
+
+/** The task queue a worker of `role` polls: a prover's is its hardware class's. */
+export function queueOfRole(config: SertnConfig, role: WorkerRole): string {
+  const q = config.temporal.taskQueues
+  if (role === 'chain-io') return q.chainIo
+  if (role === 'inference') return q.inference
+  return config.prover.hardware === 'gpu' ? q.proverGpu : q.prover
 }
 
 /** Runs until `signal` aborts; resolves when every worker and watcher has stopped. */
@@ -62,7 +83,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const workers: Worker[] = []
   try {
     for (const role of roles) {
-      const taskQueue = role === 'chain-io' ? queues.chainIo : role === 'inference' ? queues.inference : queues.prover
+      const taskQueue = queueOfRole(config, role)
       workers.push(
         await Worker.create({
           connection,
@@ -81,7 +102,11 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
           maxHeartbeatThrottleInterval: '1 second',
         }),
       )
-      log(`[worker] ${role} polling ${taskQueue}`)
+      log(
+        `[worker] ${role} polling ${taskQueue}${
+          role === 'prover' ? ` (${config.prover.hardware} class, up to ${Math.ceil(proverMemoryOf(config) / 2 ** 20)} MiB a proof)` : ''
+        }`,
+      )
     }
     const running = workers.map((w) => w.run())
     const watchers: Promise<void>[] = []

@@ -30,7 +30,13 @@ export type EngineOp = 'witness' | 'prove' | 'verify'
  * the promise instead.
  */
 export type JobResult =
-  | { readonly ok: true; readonly value: Uint8Array | boolean; readonly ms: number }
+  | {
+      readonly ok: true
+      readonly value: Uint8Array | boolean
+      readonly ms: number
+      /** The engine's peak resident memory during the call, where it can tell (native: per job). */
+      readonly peakMemoryBytes?: number
+    }
   | { readonly ok: false; readonly kind: 'engine' | 'trap'; readonly message: string; readonly ms: number }
 
 /** Runs engine calls; see WorkerPool (WASM) and ProcessPool (native). */
@@ -90,7 +96,8 @@ export function createEzklProver(description: EzklProverDescription, engine: Ezk
     const r = await withProgress('prove', options, () => engine.run('prove', model, witnessBytes, pk))
     const { bytes, ms } = bytesOf(name, 'prove', r)
     const { proof, instances } = decodeProof(bytes, name)
-    return { proof, instances, proofJson: bytes, ms }
+    const peak = r.ok ? r.peakMemoryBytes : undefined
+    return { proof, instances, proofJson: bytes, ms, ...(peak !== undefined ? { peakMemoryBytes: peak } : {}) }
   }
 
   async function verify(model: ModelArtifacts, proofJson: Uint8Array): Promise<VerifyResult> {
@@ -135,6 +142,7 @@ export function createEzklProver(description: EzklProverDescription, engine: Ezk
       witnessMs: w.ms,
       proveMs: p.ms,
       verifyMs: v.ms,
+      ...(p.peakMemoryBytes !== undefined ? { peakMemoryBytes: p.peakMemoryBytes } : {}),
     }
   }
 

@@ -207,7 +207,13 @@ export class ProcessPool implements EzklEngine {
       if (r.ok) {
         if (job.op === 'verify') job.resolve({ ok: true, value: r.value === true, ms: r.ms })
         else if (job.op === 'setup') job.resolve({ ok: true, value: true, ms: r.ms })
-        else if (typeof r.value === 'string') job.resolve({ ok: true, value: new Uint8Array(Buffer.from(r.value, 'base64')), ms: r.ms })
+        else if (typeof r.value === 'string')
+          job.resolve({
+            ok: true,
+            value: new Uint8Array(Buffer.from(r.value, 'base64')),
+            ms: r.ms,
+            ...(r.peakRssBytes !== undefined ? { peakMemoryBytes: r.peakRssBytes } : {}),
+          })
         else job.resolve({ ok: false, kind: 'engine', message: `ezkl ${job.op} returned no output`, ms: r.ms })
         return
       }

@@ -52,6 +52,8 @@ export type ServerReply =
       readonly value: string | boolean | null
       /** Time the server spent on the request, in milliseconds. */
       readonly ms: number
+      /** prove: the server's peak resident memory during the job (Linux), in bytes. */
+      readonly peakRssBytes?: number
     }
   | { readonly id: number | null; readonly ok: false; readonly error: ServerFailure; readonly ms: number }
 

@@ -19,7 +19,9 @@ Requests:
       setup {"vk": ABS, "pk": ABS}: where ezkl.setup writes the keys it derives from the compiled
       circuit and the SRS.
 Replies:
-  {"id": n, "ok": true, "value": BASE64 | true | false | null, "ms": float}
+  {"id": n, "ok": true, "value": BASE64 | true | false | null, "ms": float, "peakRssBytes"?: int}
+      peakRssBytes (prove only, where Linux lets the process reset it): the process's peak resident
+      memory during the job
   {"id": n, "ok": false, "error": {"kind": KIND, "message": str}, "ms": float}
       KIND: "engine" (ezkl raised: bad input, invalid proof), "panic" (ezkl panicked: the plugin
       replaces this process), "artifact" (a file is missing or differs from its sha256),
@@ -60,6 +62,29 @@ def is_panic(e: BaseException) -> bool:
     return any(t.__name__ in ("PanicException", "RustPanic") for t in type(e).__mro__)
 
 
+def reset_peak_rss() -> bool:
+    """Resets this process's peak resident memory (Linux: 5 to /proc/self/clear_refs), so that the
+    peak read after a job is the job's own. False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss() -> int | None:
+    """This process's peak resident memory since the last reset (VmHWM), in bytes."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def first_lines(text: str, n: int = 4) -> str:
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("  ")]
     return " | ".join(lines[:n])[:2000]
@@ -85,9 +110,15 @@ class Server:
             return {"id": None, "ok": False, "error": {"kind": "protocol", "message": "a request is an object with an integer id"}, "ms": 0}
         rid = req["id"]
         t0 = time.perf_counter()
+        measured = req.get("op") == "prove" and reset_peak_rss()
         try:
             value = self.dispatch(req)
-            return {"id": rid, "ok": True, "value": value, "ms": (time.perf_counter() - t0) * 1000}
+            reply = {"id": rid, "ok": True, "value": value, "ms": (time.perf_counter() - t0) * 1000}
+            if measured:
+                peak = peak_rss()
+                if peak:
+                    reply["peakRssBytes"] = peak
+            return reply
         except Failure as e:
             kind, message = e.kind, str(e)
         except (KeyboardInterrupt, SystemExit):
