@@ -287,6 +287,22 @@ async function pricingOf(client: import('../chains/evm/clients.ts').SertnClient,
   return { computeUnits: terms.computeUnits, unitPrice, fee: terms.fee, symbol: client.chain.nativeCurrency.symbol }
 }
 
+/** The callback gas `sertn model show` quotes requests at. */
+const QUOTE_CALLBACK_GAS = 200_000
+
+/** `quote 0.00195 ETH (200000 callback gas); in a batch of 16 it ends up 0.00129 ETH, …`. */
+function formatQuotes(
+  q: { callbackGasLimit: number; single: bigint; batched: Record<string, bigint> },
+  symbol: string,
+  formatEther: (wei: bigint) => string,
+): string {
+  const batched = Object.entries(q.batched).map(([n, wei]) => `${formatEther(wei)} ${symbol} in a batch of ${n}`)
+  return (
+    `quote ${formatEther(q.single)} ${symbol} a request (${q.callbackGasLimit} callback gas)` +
+    (batched.length ? `; it ends up ${batched.join(', ')} (the verification shared; releaseBatch pays the rest back)` : '')
+  )
+}
+
 /** `fee 0.001 ETH per inference (1 compute unit × 0.001 ETH, the pool's unit price)`. */
 function formatPricing(p: Pricing, formatEther: (wei: bigint) => string): string {
   const units = `${p.computeUnits} compute unit${p.computeUnits === 1 ? '' : 's'}`
@@ -451,12 +467,22 @@ export async function modelShowCommand(p: ModelShowCommandParameters): Promise<n
       continue
     }
     const gateway = stack.config.chains[c.name]!.gateway as Address
-    const [usage, backtests, pricing] = await Promise.all([
+    const quote = (rows: number) =>
+      c.client.readContract({
+        address: gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'quoteBatched',
+        args: [modelId, QUOTE_CALLBACK_GAS, rows],
+      })
+    const [usage, backtests, pricing, single, batched] = await Promise.all([
       c.client.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'modelUsage', args: [modelId] }),
       c.client.readContract({ address: c.registry, abi: ModelRegistry.abi, functionName: 'getBacktests', args: [modelId] }),
       pricingOf(c.client, c.registry, modelId),
+      c.client.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'quote', args: [modelId, QUOTE_CALLBACK_GAS] }),
+      Promise.all((r.batches ?? []).map(async (b) => [String(b.size), await quote(b.size)] as const)),
     ])
-    rows.push({ chain: c.name, registered: true, ...r, ...pricing, usage, backtests })
+    const quotes = { callbackGasLimit: QUOTE_CALLBACK_GAS, single, batched: Object.fromEntries(batched) }
+    rows.push({ chain: c.name, registered: true, ...r, ...pricing, quotes, usage, backtests })
   }
   if (p.json) console.log(JSON.stringify({ modelId, chains: rows }, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
   else {
@@ -470,12 +496,13 @@ export async function modelShowCommand(p: ModelShowCommandParameters): Promise<n
       const x = r as unknown as import('../core/registered.ts').RegisteredCircuit &
         Pricing & {
           chain: string
+          quotes: { callbackGasLimit: number; single: bigint; batched: Record<string, bigint> }
           usage: { requests: bigint; served: bigint; requesters: number; repeatRequesters: number }
           backtests: { pairs: number; version: number }
         }
       console.log(
         `  ${x.chain.padEnd(8)} ${x.name} v${x.version}${x.active ? '' : ' (inactive)'}, owner ${x.owner}; verifier ${x.verifier}, VKA ${x.vka}; artifacts ${x.artifacts.manifestHash.slice(0, 18)}…; ` +
-          `input ${x.inputVisibility}, output ${x.outputVisibility}${x.insecureSrs ? ', INSECURE SRS' : ''}\n           ${formatPricing(x, formatEther)}\n           usage: ${x.usage.requests} requests, ${x.usage.served} served, ${x.usage.requesters} requesters (${x.usage.repeatRequesters} repeat); ` +
+          `input ${x.inputVisibility}, output ${x.outputVisibility}${x.insecureSrs ? ', INSECURE SRS' : ''}\n           ${formatPricing(x, formatEther)}\n           ${formatQuotes(x.quotes, x.symbol, formatEther)}\n           usage: ${x.usage.requests} requests, ${x.usage.served} served, ${x.usage.requesters} requesters (${x.usage.repeatRequesters} repeat); ` +
           `backtests: ${x.backtests.pairs ? `${x.backtests.pairs} pairs (version ${x.backtests.version})` : 'none'}`,
       )
     }

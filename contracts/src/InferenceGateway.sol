@@ -54,6 +54,16 @@ contract InferenceGateway is IInferenceGateway, Owned {
     mapping(bytes32 modelId => ModelUsage) private _usage;
     mapping(bytes32 modelId => mapping(address requester => uint256)) private _requestsBy;
     bool private transient _entered;
+    /// @dev What a settled batch owes its requesters, by keccak256(abi.encode(requestIds)).
+    mapping(bytes32 batch => BatchClaim) internal _batchClaims;
+
+    /// @dev A settled batch's debts to its requesters: each row's rebate (the verification shared)
+    ///      and, on a spoke, its receipt's fee and the reserves it was paid from.
+    struct BatchClaim {
+        uint96 rebate;
+        uint80 fee;
+        uint80 reserves;
+    }
 
     /// @param initialOwner Who configures the gateway.
     /// @param registry_ The model registry.
@@ -78,9 +88,33 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @inheritdoc IInferenceGateway
     function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
+        return _quoteRows(modelId, callbackGasLimit, 0);
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function quoteBatched(bytes32 modelId, uint32 callbackGasLimit, uint16 rows) external view returns (uint256) {
+        return _quoteRows(modelId, callbackGasLimit, rows);
+    }
+
+    /// @dev The quote, less the rebate of a batch settling `rows` requests (none for 0).
+    function _quoteRows(bytes32 modelId, uint32 callbackGasLimit, uint256 rows) private view returns (uint256) {
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
         if (terms.version == 0) revert GatewayUnknownModel(modelId);
-        return _quote(terms.fee, callbackGasLimit, _config) + _messagingFee(terms.inputLength);
+        Config memory cfg = _config;
+        return _quote(terms.fee, callbackGasLimit, cfg) - _rebate(rows, cfg) + _messagingFee(terms.inputLength);
+    }
+
+    /// @inheritdoc IInferenceGateway
+    function releaseBatch(uint256[] calldata requestIds) external nonReentrant {
+        bytes32 key = keccak256(abi.encode(requestIds));
+        BatchClaim memory c = _batchClaims[key];
+        if (uint256(c.rebate) | c.reserves == 0) revert GatewayNoBatchClaim(key);
+        delete _batchClaims[key];
+        for (uint256 i; i < requestIds.length; ++i) {
+            Request storage r = _requests[requestIds[i]];
+            uint256 escrow = r.escrow;
+            _pay(r.requester, (c.rebate < escrow ? c.rebate : escrow) + _releaseRow(requestIds[i], c));
+        }
     }
 
     /// @inheritdoc IInferenceGateway
@@ -104,7 +138,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         uint256 deadline = r.deadline;
         if (block.timestamp <= deadline) revert GatewayRequestNotExpired(requestId, deadline);
         r.status = RequestStatus.Refunded;
-        if (address(nodes) != address(0)) nodes.closeJob(requestId, address(0));
+        _closeJob(requestId, address(0));
         address requester = r.requester;
         _pay(requester, r.escrow);
         CallbackStatus cs = _callbackError(r, requestId, InferenceErrorCode.Timeout, "deadline passed");
@@ -235,7 +269,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         r.inputHash = keccak256(abi.encodePacked(input));
         _countRequest(modelId, msg.sender);
         _announce(requestId, r, input, inputRef);
-        if (address(nodes) != address(0)) _openJob(requestId, r, terms.computeUnits, failIfNoCapacity);
+        _openJob(requestId, r, terms.computeUnits, failIfNoCapacity);
         _afterRequest(requestId, r, input, inputRef, messaging, failIfNoCapacity);
     }
 
@@ -308,11 +342,38 @@ contract InferenceGateway is IInferenceGateway, Owned {
         StorageRefs calldata artifacts,
         address payee,
         bool skipSettled
-    ) internal returns (uint256[] memory settled, uint256 count) {
-        IModelRegistry.VerificationTerms memory t;
-        (settled, count, t) = _verifyBatch(size, requestIds, inputs, outputs, proof, skipSettled);
-        // One payment for the whole batch.
-        _pay(payee, _settleRows(settled, outputs, t, artifacts, payee));
+    ) internal returns (uint256[] memory named) {
+        (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory t) =
+            _verifyBatch(size, requestIds, inputs, outputs, proof, skipSettled);
+        // The verification is shared: each row's requester is owed a rebate, recorded once for the batch.
+        uint256 rebate = _rebate(count, _config);
+        named = _compact(settled, count);
+        if (rebate != 0) {
+            _batchClaims[keccak256(abi.encode(named))].rebate = uint96(rebate);
+            emit BatchRebate(named, rebate);
+        }
+        // One payment for the whole batch: the escrows less the rebates.
+        _pay(payee, _settleRows(settled, outputs, t, artifacts, payee, rebate));
+    }
+
+    /// @dev The `count` nonzero ids of `ids`, in order.
+    function _compact(uint256[] memory ids, uint256 count) internal pure returns (uint256[] memory named) {
+        named = new uint256[](count);
+        uint256 n;
+        for (uint256 i; n < count; ++i) if (ids[i] != 0) named[n++] = ids[i];
+    }
+
+    /// @dev What a batch that settles `rows` requests gives back to each of them: the single
+    ///      request's fulfilment gas less the row's share of the batch's (zero when batches are not priced).
+    function _rebate(uint256 rows, Config memory cfg) private pure returns (uint256) {
+        if (cfg.batchGasOverhead == 0 || rows == 0) return 0;
+        uint256 share = cfg.batchGasOverhead / rows + cfg.batchRowGasOverhead;
+        return share < cfg.fulfillGasOverhead ? (cfg.fulfillGasOverhead - share) * cfg.gasPrice : 0;
+    }
+
+    /// @dev What else {releaseBatch} pays the requester of `requestId` (a spoke's receipt reserve).
+    function _releaseRow(uint256, BatchClaim memory) internal virtual returns (uint256) {
+        return 0;
     }
 
     /// @dev Binds a batch's rows ({_bindRows}) and verifies its proof: the rows it settles, how
@@ -333,13 +394,15 @@ contract InferenceGateway is IInferenceGateway, Owned {
     }
 
     /// @dev Settles each row's request of a verified batch (closing its job for `payee` on the
-    ///      hub) with its row of `outputs`; returns the escrows they add up to.
+    ///      hub) with its row of `outputs`; returns the escrows they add up to, less each row's
+    ///      `rebate` (at most its escrow).
     function _settleRows(
         uint256[] memory settled,
         int256[] memory outputs,
         IModelRegistry.VerificationTerms memory t,
         StorageRefs calldata artifacts,
-        address payee
+        address payee,
+        uint256 rebate
     ) private returns (uint256 earned) {
         uint256 outLen = t.outputLength;
         for (uint256 i; i < settled.length; ++i) {
@@ -347,10 +410,11 @@ contract InferenceGateway is IInferenceGateway, Owned {
             if (id == 0) continue;
             // A request named twice is pending only the first time.
             _pending(id);
-            if (address(nodes) != address(0)) nodes.closeJob(id, payee);
+            _closeJob(id, payee);
             int256[] memory output = new int256[](outLen);
             for (uint256 j; j < outLen; ++j) output[j] = outputs[i * outLen + j];
-            earned += _settleFulfilled(id, output, t.outputVisibility, artifacts, payee);
+            uint256 escrow = _settleFulfilled(id, output, t.outputVisibility, artifacts, payee);
+            earned += escrow > rebate ? escrow - rebate : 0;
         }
     }
 
@@ -402,9 +466,16 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @dev Opens the request's job in the node registry (assigned, or queued for capacity unless the
     ///      requester chose to fail then: the request reverts {GatewayNoCapacity}).
-    function _openJob(uint256 requestId, Request storage r, uint32 units, bool failIfNoCapacity) private {
+    ///      A gateway without a node registry (a spoke) opens none.
+    function _openJob(uint256 requestId, Request storage r, uint32 units, bool failIfNoCapacity) internal virtual {
+        if (address(nodes) == address(0)) return;
         address node = nodes.openJob(requestId, r.modelId, units, r.requester, r.deadline, !failIfNoCapacity);
         if (node == address(0) && failIfNoCapacity) revert GatewayNoCapacity(r.modelId);
+    }
+
+    /// @dev Closes a settled request's job in the node registry, for `node` (zero: refunded).
+    function _closeJob(uint256 requestId, address node) internal virtual {
+        if (address(nodes) != address(0)) nodes.closeJob(requestId, node);
     }
 
     /// @dev Closes the pending request's job for the caller, which must be the node it is assigned to.

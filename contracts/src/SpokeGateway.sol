@@ -48,8 +48,6 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     error SpokeHubNotSet();
     /// @notice No receipt is waiting to be sent for `requestId`.
     error SpokeNoPendingReceipt(uint256 requestId);
-    /// @notice No batch receipt with reserves to release was sent for exactly these requests.
-    error SpokeNoBatchReserves(bytes32 batch);
 
     /// @notice The hub market this spoke sends requests to and takes results from.
     event HubSet(uint32 indexed domain, bytes32 indexed market, address indexed port);
@@ -63,7 +61,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     event ReceiptDeferred(uint256 indexed requestId, RequestStatus status, uint256 reserve);
     /// @notice One receipt for the requests a batch settled left for the hub. Each request's
     ///         receipt reserve pays its share of `fee`, in proportion; the rest is its requester's,
-    ///         paid by {releaseReserves} with these `requestIds`.
+    ///         paid by {releaseBatch} with these `requestIds`.
     event BatchReceiptSent(bytes32 indexed messageId, RequestStatus status, uint256[] requestIds, uint256 fee);
     /// @notice A result batch from the hub was rejected by this chain; its pending rows were failed and refunded.
     event BatchRejected(address indexed node, bytes4 error, uint256 failed);
@@ -83,13 +81,6 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     mapping(uint256 requestId => PendingReceipt) private _pendingReceipts;
     /// @dev Set while a batch settles: its receipts are sent as one, after every row.
     bool private transient _batching;
-    /// @dev A batch receipt's fee and the reserves it was paid from, by keccak256(abi.encode(requestIds)).
-    mapping(bytes32 batch => BatchShare) private _batchShares;
-
-    struct BatchShare {
-        uint128 fee;
-        uint128 reserves;
-    }
 
     /// @param initialOwner Who configures the gateway and enrolls routes.
     /// @param registry_ The spoke's model registry.
@@ -171,11 +162,11 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     function deliverBatch(SertnMessages.ResultBatch calldata b) external nonReentrant {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
         _batching = true;
-        (uint256[] memory settled, uint256 count) = _fulfillBatch(
+        uint256[] memory settled = _fulfillBatch(
             b.size, b.requestIds, PackedInts.unpack(b.inputs, b.width), PackedInts.unpack(b.outputs, b.width), b.proof, b.refs, b.node, true
         );
         _batching = false;
-        _sendBatchReceipt(settled, count, RequestStatus.Fulfilled, b.node);
+        _sendBatchReceipt(settled, RequestStatus.Fulfilled, b.node);
     }
 
     /// @notice Fails (refund and error callback) every pending, unexpired request a rejected batch
@@ -195,7 +186,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         }
         _batching = false;
         emit BatchRejected(b.node, error, count);
-        _sendBatchReceipt(failed, count, RequestStatus.Failed, b.node);
+        _sendBatchReceipt(_compact(failed, count), RequestStatus.Failed, b.node);
     }
 
     // ─────────────────────────────── Receipts ─────────────────────────────
@@ -221,25 +212,23 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         }
     }
 
-    /// @notice Pays the requesters of a batch what its one receipt left of their receipt reserves
-    ///         (each reserve pays its share of the fee, in proportion, rounded up). `requestIds`
-    ///         are exactly those of its {BatchReceiptSent}. Anyone may call it, once. The batch
-    ///         itself leaves the reserves in place: a per-row refund would cost each row a transfer.
-    function releaseReserves(uint256[] calldata requestIds) external nonReentrant {
-        bytes32 key = keccak256(abi.encode(requestIds));
-        BatchShare memory b = _batchShares[key];
-        if (b.reserves == 0) revert SpokeNoBatchReserves(key);
-        delete _batchShares[key];
-        for (uint256 i; i < requestIds.length; ++i) {
-            uint256 id = requestIds[i];
-            uint256 reserve = _receiptReserve[id];
-            delete _receiptReserve[id];
-            _pay(_requestOf(id).requester, reserve - (uint256(b.fee) * reserve + b.reserves - 1) / b.reserves);
-        }
+    /// @dev A spoke has no node registry: its requests' jobs live on the hub.
+    function _openJob(uint256, Request storage, uint32, bool) internal pure override {}
+
+    function _closeJob(uint256, address) internal pure override {}
+
+    /// @dev {releaseBatch} also pays what the batch's one receipt left of the request's receipt
+    ///      reserve (each reserve pays its share of the fee, in proportion, rounded up). The batch
+    ///      itself leaves the reserves in place: a per-row refund would cost each row a transfer.
+    function _releaseRow(uint256 requestId, BatchClaim memory c) internal override returns (uint256) {
+        if (c.reserves == 0) return 0;
+        uint256 reserve = _receiptReserve[requestId];
+        delete _receiptReserve[requestId];
+        return reserve - (uint256(c.fee) * reserve + c.reserves - 1) / c.reserves;
     }
 
     /// @notice The receipt reserve held for `requestId`: what its receipt may spend while it is
-    ///         pending; after a batch settled it, until {releaseReserves}, the whole reserve (its
+    ///         pending; after a batch settled it, until {releaseBatch}, the whole reserve (its
     ///         share of the batch receipt's fee not yet taken out).
     function receiptReserve(uint256 requestId) external view returns (uint256) {
         return _receiptReserve[requestId];
@@ -374,27 +363,24 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         messageId = _sendMessage(destination, recipient, body, gasLimit, paid);
     }
 
-    /// @dev One receipt for the `count` requests a batch settled alike (`ids`, zeros skipped),
-    ///      paid from their reserves together (each pays its share, in proportion, when
-    ///      {releaseReserves} pays the rest to its requester). If the messenger refuses, each
-    ///      request's receipt waits for {sendReceipt} with its whole reserve.
-    function _sendBatchReceipt(uint256[] memory ids, uint256 count, RequestStatus status, address node) private {
+    /// @dev One receipt for the requests a batch settled alike (`named`), paid from their
+    ///      reserves together (each pays its share, in proportion, when {releaseBatch} pays the
+    ///      rest to its requester). If the messenger refuses, each request's receipt waits for
+    ///      {sendReceipt} with its whole reserve.
+    function _sendBatchReceipt(uint256[] memory named, RequestStatus status, address node) private {
+        uint256 count = named.length;
         if (count == 0) return;
-        uint256[] memory named = new uint256[](count);
         uint256 reserves;
-        uint256 n;
-        for (uint256 i; i < ids.length; ++i) {
-            uint256 id = ids[i];
-            if (id == 0) continue;
-            named[n++] = id;
-            reserves += _receiptReserve[id];
-        }
+        for (uint256 i; i < count; ++i) reserves += _receiptReserve[named[i]];
         bytes memory body = SertnMessages.encodeReceiptBatch(named, status, node);
         try this.sendOwnMessage(hubDomain, hubMarket, body, reserves, SertnMessages.receiptBatchGas(count)) returns (
             bytes32 messageId, uint256 fee
         ) {
-            // The reserves stay in place; {releaseReserves} pays each requester its rest later.
-            if (reserves != 0) _batchShares[keccak256(abi.encode(named))] = BatchShare(uint128(fee), uint128(reserves));
+            // The reserves stay in place; {releaseBatch} pays each requester its rest later.
+            if (reserves != 0) {
+                BatchClaim storage c = _batchClaims[keccak256(abi.encode(named))];
+                (c.fee, c.reserves) = (uint80(fee), uint80(reserves));
+            }
             emit BatchReceiptSent(messageId, status, named, fee);
         } catch {
             for (uint256 i; i < count; ++i) {

@@ -19,7 +19,7 @@ import { circuitParamsOf, confirm, deployContract, readManifest } from '../../ch
 import { recordChainDeployments } from '../../chains/evm/crosschain.ts'
 import { openLocalPools } from '../../chains/evm/nodes.ts'
 import { registerModelOnNetwork, type NetworkRegistration, type RegistrationChain } from '../../chains/evm/register-model.ts'
-import { AcceptingVerifier, ModelRegistry, RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
+import { AcceptingVerifier, InferenceGateway, ModelRegistry, RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { artifactTags, localArtifactRefs, type ArtifactIndex } from '../../core/artifacts.ts'
 import { commitmentOf, encodeInputDocument, poseidonOf } from '../../core/commitment.ts'
 import { dequantize, quantize } from '../../core/field.ts'
@@ -525,7 +525,14 @@ describe('the sertn model commands on this network', () => {
     const show = await sertn(['show', 'sertn-svm/cli', '--json'])
     expect(show.code, show.stderr).toBe(0)
     const shown = JSON.parse(show.stdout.trim().split('\n').pop()!) as {
-      chains: ({ chain: string; registered: boolean; name: string; version: number; usage: { requests: string } } & Pricing)[]
+      chains: ({
+        chain: string
+        registered: boolean
+        name: string
+        version: number
+        usage: { requests: string }
+        quotes: { callbackGasLimit: number; single: string; batched: Record<string, string> }
+      } & Pricing)[]
     }
     expect(shown.chains.map((c) => [c.chain, c.registered, c.name, c.version, c.usage.requests])).toEqual([
       ['hub', true, 'sertn-svm/cli', 1, '0'],
@@ -544,6 +551,19 @@ describe('the sertn model commands on this network', () => {
       const printed = { computeUnits: p.computeUnits, unitPrice: String(p.unitPrice), fee: String(p.fee), symbol: 'ETH' }
       expect(reg.pricing[c.name]).toEqual(printed)
       expect(shown.chains.find((x) => x.chain === c.name)).toMatchObject(printed)
+      // And the gateway's quote for a request at 200k callback gas (no batch circuits: no batched quotes).
+      const gateway = c.name === 'hub' ? stack.network.hub.core.gateway : spokeGateway()
+      const quote = await c.client.readContract({
+        address: gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'quote',
+        args: [reg.modelId, 200_000],
+      })
+      expect(shown.chains.find((x) => x.chain === c.name)?.quotes).toEqual({
+        callbackGasLimit: 200_000,
+        single: String(quote),
+        batched: {},
+      })
     }
   })
 

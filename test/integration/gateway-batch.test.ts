@@ -10,6 +10,7 @@
 import { parseEventLogs, type Address } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { deployContract } from '../../chains/evm/deploy.ts'
+import { batchRebateOf } from '../../chains/evm/pricing.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { InferenceGateway, ModelRegistry, RecordingConsumer, RevertingConsumer } from '../../contracts/artifacts/index.ts'
 import { quantize } from '../../core/field.ts'
@@ -97,6 +98,7 @@ const statusOf = async (id: bigint) =>
 describe('InferenceGateway.fulfillBatch', () => {
   let made: MadeRequest[]
   let good: Batch
+  let rebate = 0n
 
   beforeAll(async () => {
     const r = await requests(10, 2)
@@ -150,7 +152,7 @@ describe('InferenceGateway.fulfillBatch', () => {
     expect(await expectRevert(fulfilBatch(other, good))).toMatchObject({ errorName: 'NodeRegistryNotAssigned' })
   })
 
-  test('every request of the batch is fulfilled once, paid to the node, and called back in isolation (a reverting consumer harms no other row)', async () => {
+  test('every request of the batch is fulfilled once, paid to the node less its rebate, and called back in isolation (a reverting consumer harms no other row)', async () => {
     const before = await balanceOf(t.owner, t.node.account.address)
     const { request } = await fulfilBatch(t.node, good)
     const hash = await t.node.writeContract(request)
@@ -170,12 +172,50 @@ describe('InferenceGateway.fulfillBatch', () => {
           await t.owner.readContract({ address: recording, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [m.id] }),
         ).toEqual(good.outputs.slice(i * 3, i * 3 + 3))
     }
-    const paid = made.reduce((a, m) => a + m.escrow, 0n)
+    // The node gets the escrows less each row's rebate: the verification is shared by the 10 rows.
+    const config = await t.owner.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'config' })
+    rebate = batchRebateOf(config, made.length)
+    expect(rebate).toBeGreaterThan(0n)
+    const paid = made.reduce((a, m) => a + m.escrow, 0n) - rebate * BigInt(made.length)
     const gas = receipt.gasUsed * receipt.effectiveGasPrice
     expect(await balanceOf(t.owner, t.node.account.address)).toBe(before + paid - gas)
+    const [rebated] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'BatchRebate' })
+    expect(rebated?.args).toEqual({ requestIds: made.map((m) => m.id), rebate })
     console.log(
       `batch of ${made.length} requests in ${SIZE} rows: ${receipt.gasUsed} gas, ${receipt.gasUsed / BigInt(made.length)} per request`,
     )
+  })
+
+  test('the quote says what a batched request ends up paying; one release pays each requester its rebate, once', async () => {
+    const batched = (rows: number) =>
+      t.owner.readContract({
+        address: t.core.gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'quoteBatched',
+        args: [t.demo.modelId, 200_000, rows],
+      })
+    const single = await t.owner.readContract({
+      address: t.core.gateway,
+      abi: InferenceGateway.abi,
+      functionName: 'quote',
+      args: [t.demo.modelId, 200_000],
+    })
+    expect(single - (await batched(made.length))).toBe(rebate)
+    // Larger batches share more; a lone row saves nothing.
+    expect(await batched(64)).toBeLessThan(await batched(16))
+    expect(await batched(1)).toBe(single)
+    const release = (ids: bigint[]) =>
+      t.owner.simulateContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'releaseBatch', args: [ids] })
+    expect((await expectRevert(release(made.slice(1).map((m) => m.id)))).errorName).toBe('GatewayNoBatchClaim')
+    // Each consumer's due: a refusing one (the reverting consumer) is owed it, to withdraw.
+    const due = async (a: Address) =>
+      (await balanceOf(t.owner, a)) +
+      (await t.owner.readContract({ address: t.core.gateway, abi: InferenceGateway.abi, functionName: 'owed', args: [a] }))
+    const before = { reverting: await due(reverting), recording: await due(recording) }
+    await t.owner.waitForTransactionReceipt({ hash: await t.owner.writeContract((await release(made.map((m) => m.id))).request) })
+    expect(await due(reverting)).toBe(before.reverting + 2n * rebate)
+    expect(await due(recording)).toBe(before.recording + 8n * rebate)
+    expect((await expectRevert(release(made.map((m) => m.id)))).errorName).toBe('GatewayNoBatchClaim')
   })
 
   test('error: the same batch again is a replay: its requests are no longer pending', async () => {

@@ -15,6 +15,7 @@ import { encodeAbiParameters, encodePacked, parseAbiParameters, parseEventLogs, 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { addressAsBytes32 } from '../../chains/evm/crosschain.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
+import { batchRebateOf } from '../../chains/evm/pricing.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { LOCAL_CHAINS } from '../../chains/local.ts'
 import {
@@ -182,7 +183,7 @@ describe.each([
   ['hyperlane', HL, 0],
   ['layerzero', LZ, 40],
 ])('a batch for a spoke over %s', (messenger, name, from) => {
-  test('verified on the hub, sent in one message, verified once on the spoke: every row fulfilled and called back once (a reverting consumer harms no other row), the node paid once, one receipt settles every row on the hub', async () => {
+  test("verified on the hub, sent in one message, verified once on the spoke: every row fulfilled and called back once (a reverting consumer harms no other row), the node paid once less the rows' rebates, one receipt settles every row on the hub, one release pays each requester its rebate and the rest of its reserve", async () => {
     expect(spokeOf(name).messenger.kind).toBe(messenger)
     const made = await requests(name, 5, from, 1)
     const spokeClient = stack.spokes[name]!.user
@@ -227,9 +228,20 @@ describe.each([
         expect(out).toEqual(e.output)
       }
     }
-    // Paid once, the escrows together.
+    // Paid once: the escrows together, less each row's rebate (the verification shared by 5 rows).
+    const config = await spokeClient.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'config' })
+    const rebate = batchRebateOf(config, made.length)
+    expect(rebate).toBeGreaterThan(0n)
     const escrows = made.reduce((sum, m) => sum + m.escrow, 0n)
-    expect(await spokeClient.getBalance({ address: nodeAddress })).toBe(nodeBefore + escrows)
+    expect(await spokeClient.getBalance({ address: nodeAddress })).toBe(nodeBefore + escrows - rebate * BigInt(made.length))
+    const [rebated] = parseEventLogs({ abi: SpokeGateway.abi, eventName: 'BatchRebate', logs: delivery.logs })
+    expect(rebated?.args).toEqual({ requestIds: made.map((m) => m.id), rebate })
+    // The quote says so: a request settled with 4 others ends up paying quoteBatched(5).
+    const [single, batched] = await Promise.all([
+      spokeClient.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'quote', args: [modelId(), 200_000] }),
+      spokeClient.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'quoteBatched', args: [modelId(), 200_000, 5] }),
+    ])
+    expect(single - batched).toBe(rebate)
     const [sent] = parseEventLogs({ abi: SpokeGateway.abi, eventName: 'BatchReceiptSent', logs: delivery.logs })
     expect(sent?.args).toMatchObject({ status: S.Fulfilled, requestIds: made.map((m) => m.id) })
     expect(parseEventLogs({ abi: SpokeGateway.abi, eventName: 'ReceiptSent', logs: delivery.logs })).toEqual([])
@@ -237,33 +249,26 @@ describe.each([
     // The receipt settles every row on the hub.
     await settledOnHub(made, S.Fulfilled)
 
-    // The batch left the reserves in place; releasing them pays each requester its reserve less its
-    // share of the one receipt's fee (in proportion, rounded up), once.
+    // The batch left the reserves in place; releasing pays each requester its rebate and its
+    // reserve less its share of the one receipt's fee (in proportion, rounded up), once.
     expect(await Promise.all(made.map(reserveOf))).toEqual(reservesBefore)
     const total = reservesBefore.reduce((a, r) => a + r, 0n)
     const fee = sent!.args.fee!
-    const release = () =>
-      spokeClient.simulateContract({
-        address: gateway,
-        abi: SpokeGateway.abi,
-        functionName: 'releaseReserves',
-        args: [made.map((m) => m.id)],
-      })
-    if (total === 0n) {
-      // A messenger without fees here: nothing was reserved, nothing to release.
-      expect((await expectRevert(release())).errorName).toBe('SpokeNoBatchReserves')
-      return
-    }
+    const release = (ids = made.map((m) => m.id)) =>
+      spokeClient.simulateContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'releaseBatch', args: [ids] })
+    // Other ids (a subset) name no batch.
+    expect((await expectRevert(release(made.slice(1).map((m) => m.id)))).errorName).toBe('GatewayNoBatchClaim')
     const owedTo = new Map<Address, bigint>()
     for (const [i, m] of made.entries()) {
       const r = reservesBefore[i]!
-      owedTo.set(m.consumer, (owedTo.get(m.consumer) ?? 0n) + r - (fee * r + total - 1n) / total)
+      const rest = total === 0n ? 0n : r - (fee * r + total - 1n) / total
+      owedTo.set(m.consumer, (owedTo.get(m.consumer) ?? 0n) + rebate + rest)
     }
     const before = await Promise.all([...owedTo.keys()].map((a) => spokeClient.getBalance({ address: a })))
     await confirm(spokeClient, await spokeClient.writeContract((await release()).request))
     for (const [i, [a, owed]] of [...owedTo].entries()) expect(await spokeClient.getBalance({ address: a })).toBe(before[i]! + owed)
     for (const m of made) expect(await reserveOf(m)).toBe(0n)
-    expect((await expectRevert(release())).errorName).toBe('SpokeNoBatchReserves')
+    expect((await expectRevert(release())).errorName).toBe('GatewayNoBatchClaim')
   }, 300_000)
 })
 

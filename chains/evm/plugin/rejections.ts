@@ -114,12 +114,13 @@ export const CONTRACT_REJECTIONS = {
   GatewayBatchShapeMismatch: REFUSED,
   GatewayBatchMixesModels: REFUSED,
   GatewayNoBatchCircuit: REFUSED,
+  // A release of a batch's rebates and reserves that names other ids, or comes twice.
+  GatewayNoBatchClaim: REFUSED,
   // SpokeGateway: its results and failures come from the hub, never from a node's own call.
   SpokeHubNotSet: REFUSED,
   SpokeLocalFailDisabled: REFUSED,
   SpokeLocalFulfillDisabled: REFUSED,
   SpokeNoPendingReceipt: REFUSED,
-  SpokeNoBatchReserves: REFUSED,
   // A batch message's packed rows (the hub market packs them; never a node's call).
   PackedIntsMalformed: REFUSED,
 

@@ -130,6 +130,11 @@ interface IInferenceGateway is IResultErrors {
         uint32 fulfillGasOverhead;
         /// @notice Wei per gas charged for the node's fulfilment gas.
         uint96 gasPrice;
+        /// @notice Gas a batch delivery spends beyond its rows (its one verification included),
+        ///         shared by the rows it settles; 0: batch rows are charged as single requests.
+        uint32 batchGasOverhead;
+        /// @notice Gas each row of a batch adds beyond its callback (binding, settlement, event).
+        uint32 batchRowGasOverhead;
     }
 
     // ─────────────────────────────── Errors ───────────────────────────────
@@ -184,6 +189,8 @@ interface IInferenceGateway is IResultErrors {
     error GatewayNoBatchCircuit(bytes32 modelId, uint16 size);
     /// @notice Every request of a batch must be of the same model and version as its first.
     error GatewayBatchMixesModels(uint256 requestId);
+    /// @notice No settled batch with exactly these request ids owes its requesters anything (or it was released).
+    error GatewayNoBatchClaim(bytes32 batch);
 
     // ─────────────────────────────── Events ───────────────────────────────
 
@@ -247,10 +254,27 @@ interface IInferenceGateway is IResultErrors {
     /// @notice The configuration changed.
     event ConfigSet(Config config);
 
+    /// @notice A batch settled `requestIds` and shared its verification: each of their requesters
+    ///         is owed `rebate` (at most its escrow), paid by {releaseBatch} with these ids.
+    event BatchRebate(uint256[] requestIds, uint256 rebate);
+
     // ─────────────────────────────── Functions ────────────────────────────
 
-    /// @notice What `requestInference` costs: the model's fee plus the node's fulfilment gas.
+    /// @notice What `requestInference` costs: the model's fee plus the node's fulfilment gas. A
+    ///         request settled in a batch pays less in the end: see {quoteBatched}.
     function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256);
+
+    /// @notice What a request ends up paying when it is settled in a batch that settles `rows`
+    ///         requests: the model's fee, its callback gas, its row's gas and its share of the
+    ///         batch's (one verification for all rows), at the configured gas price. It pays
+    ///         {quote} up front; the difference comes back through {releaseBatch}.
+    function quoteBatched(bytes32 modelId, uint32 callbackGasLimit, uint16 rows) external view returns (uint256);
+
+    /// @notice Pays the requesters of a settled batch what it owes them: each its rebate from
+    ///         {BatchRebate} (the verification shared) and, on a spoke, what the batch's one
+    ///         receipt left of its receipt reserve. `requestIds` are exactly those of the batch's
+    ///         {BatchRebate} (or, on a spoke, its `BatchReceiptSent`). Anyone may call it, once.
+    function releaseBatch(uint256[] calldata requestIds) external;
 
     /// @notice Requests an inference of `modelId` on `input`; pays at least `quote`.
     /// @param modelId The model.
