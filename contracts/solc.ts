@@ -1,7 +1,7 @@
 /**
- * The one Solidity compiler of the project: solc-js (offline, pinned by package.json) with the
- * settings every contract is compiled with. `contracts/build.ts` compiles Sertn's sources with it,
- * and `sertn model build` each model's verifying-key artifact.
+ * The one Solidity compiler of the project: solc-js (offline, pinned by package.json).
+ * `contracts/build.ts` compiles Sertn's sources with {@link SOLC_SETTINGS}, and `sertn model build`
+ * each model's verifying-key artifact with {@link VKA_SOLC_SETTINGS}.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -10,7 +10,23 @@ import { SertnError } from '../core/errors.ts'
 
 const require = createRequire(import.meta.url)
 
+/**
+ * Sertn's contracts: through the IR pipeline, which keeps SpokeGateway well under the 24,576-byte
+ * code limit (22.5 KB against 24.6 KB by the legacy pipeline) and costs less gas (a 16-row batch on
+ * the hub gateway: 1.91M against 1.97M).
+ */
 export const SOLC_SETTINGS = {
+  viaIR: true,
+  optimizer: { enabled: true, runs: 200 },
+  evmVersion: 'cancun',
+  outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+} as const
+
+/**
+ * A model's verifying-key artifact (data for the reusable verifier): the legacy pipeline, as every
+ * committed circuit was built with, so that a rebuild gives the same code hash registries pin.
+ */
+export const VKA_SOLC_SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
   evmVersion: 'cancun',
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
@@ -72,10 +88,14 @@ function findInNodeModules(dir: string, path: string): string | undefined {
  * only the project's own sources (and project files they import) give artifacts.
  * @throws {SolidityCompileError} with every error message when compilation fails
  */
-export function compileSolidity(sources: Record<string, { content: string }>, importRoot?: string): CompileResult {
+export function compileSolidity(
+  sources: Record<string, { content: string }>,
+  importRoot?: string,
+  settings: typeof SOLC_SETTINGS | typeof VKA_SOLC_SETTINGS = SOLC_SETTINGS,
+): CompileResult {
   const fromPackages = new Set<string>()
   const output = JSON.parse(
-    solcCompiler().compile(JSON.stringify({ language: 'Solidity', sources, settings: SOLC_SETTINGS }), {
+    solcCompiler().compile(JSON.stringify({ language: 'Solidity', sources, settings }), {
       import: (path: string) => {
         if (!importRoot) return { error: `not found: ${path}` }
         const full = join(importRoot, path)

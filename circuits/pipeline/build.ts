@@ -29,7 +29,7 @@ import {
   type Visibility,
 } from '../../core/manifest.ts'
 import { startProcess } from '../../core/process.ts'
-import { compileSolidity } from '../../contracts/solc.ts'
+import { compileSolidity, VKA_SOLC_SETTINGS } from '../../contracts/solc.ts'
 import { createProvingKeyStore } from '../../plugins/provers/ezkl-common/keys.ts'
 import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
 import { createEzklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
@@ -397,7 +397,7 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
       'vka',
       async () => {
         const source = await readFile(join(outDir, 'vka.sol'), 'utf8')
-        const { contracts } = compileSolidity({ 'vka.sol': { content: source } })
+        const { contracts } = compileSolidity({ 'vka.sol': { content: source } }, undefined, VKA_SOLC_SETTINGS)
         const artifact = Object.values(contracts['vka.sol'] ?? {}).find((c) => c.bytecode !== '0x')
         if (!artifact) throw new ModelBuildError('ezkl-failed', 'vka.sol holds no deployable contract')
         return artifact.bytecode
