@@ -77,7 +77,6 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     /// @notice The hub market (left-padded address).
     bytes32 public hubMarket;
 
-    mapping(uint256 requestId => uint96) private _receiptReserve;
     mapping(uint256 requestId => PendingReceipt) private _pendingReceipts;
     /// @dev Set while a batch settles: its receipts are sent as one, after every row.
     bool private transient _batching;
@@ -222,8 +221,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     ///      itself leaves the reserves in place: a per-row refund would cost each row a transfer.
     function _releaseRow(uint256 requestId, BatchClaim memory c) internal override returns (uint256) {
         if (c.reserves == 0) return 0;
-        uint256 reserve = _receiptReserve[requestId];
-        delete _receiptReserve[requestId];
+        Request storage r = _requestOf(requestId);
+        uint256 reserve = r.receiptReserve;
+        r.receiptReserve = 0;
         return reserve - (uint256(c.fee) * reserve + c.reserves - 1) / c.reserves;
     }
 
@@ -231,7 +231,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     ///         pending; after a batch settled it, until {releaseBatch}, the whole reserve (its
     ///         share of the batch receipt's fee not yet taken out).
     function receiptReserve(uint256 requestId) external view returns (uint256) {
-        return _receiptReserve[requestId];
+        return _requestOf(requestId).receiptReserve;
     }
 
     /// @notice The receipt waiting to be sent for `requestId` (status None if none).
@@ -326,7 +326,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         uint256 gas = SertnMessages.requestGas(input.length);
         uint256 fee = _quoteMessage(hubDomain, hubMarket, body, gas);
         bytes32 id = _sendMessage(hubDomain, hubMarket, body, gas, fee);
-        _receiptReserve[requestId] = uint96(messagingFee - fee);
+        r.receiptReserve = uint96(messagingFee - fee);
         emit RequestSentToHub(requestId, id);
     }
 
@@ -335,8 +335,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     ///      kept for {sendReceipt}.
     function _afterSettle(uint256 requestId, RequestStatus status, address node) internal override {
         if (_batching) return; // the batch sends one receipt for all its rows ({_sendBatchReceipt})
-        uint96 reserve = _receiptReserve[requestId];
-        delete _receiptReserve[requestId];
+        Request storage r = _requestOf(requestId);
+        uint96 reserve = r.receiptReserve;
+        r.receiptReserve = 0;
         bytes memory body = SertnMessages.encodeReceipt(requestId, status, node);
         uint32 domain = hubDomain;
         bytes32 market = hubMarket;
@@ -371,7 +372,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         uint256 count = named.length;
         if (count == 0) return;
         uint256 reserves;
-        for (uint256 i; i < count; ++i) reserves += _receiptReserve[named[i]];
+        for (uint256 i; i < count; ++i) reserves += _requestOf(named[i]).receiptReserve;
         bytes memory body = SertnMessages.encodeReceiptBatch(named, status, node);
         try this.sendOwnMessage(hubDomain, hubMarket, body, reserves, SertnMessages.receiptBatchGas(count)) returns (
             bytes32 messageId, uint256 fee
@@ -385,8 +386,9 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         } catch {
             for (uint256 i; i < count; ++i) {
                 uint256 id = named[i];
-                uint96 reserve = _receiptReserve[id];
-                delete _receiptReserve[id];
+                Request storage r = _requestOf(id);
+                uint96 reserve = r.receiptReserve;
+                r.receiptReserve = 0;
                 _pendingReceipts[id] = PendingReceipt({status: status, node: node, reserve: reserve});
                 emit ReceiptDeferred(id, status, reserve);
             }

@@ -211,6 +211,7 @@ describe.each([
     )
     expect(new Set(events.map((e) => e.transactionHash)).size).toBe(1)
     const delivery = await spokeClient.getTransactionReceipt({ hash: events[0]!.transactionHash })
+    console.log(`${messenger} spoke delivery of ${made.length} rows in ${SIZE}: ${delivery.gasUsed} gas`)
     const outLen = b.outputs.length / SIZE
     for (const [i, m] of made.entries()) {
       expect((await spokeRequest(m)).status).toBe(S.Fulfilled)

@@ -69,6 +69,9 @@ interface IInferenceGateway is IResultErrors {
         uint96 escrow;
         /// @notice The model version the request was made against.
         uint32 modelVersion;
+        /// @notice On a spoke: wei held for the request's settlement receipt to the hub (in the
+        ///         escrow's slot, so that settling reads no other). Zero on the hub.
+        uint96 receiptReserve;
         /// @notice keccak256(abi.encodePacked(input)).
         bytes32 inputHash;
     }
