@@ -14,7 +14,7 @@
  * units times the price per compute unit of its pool, set by that registry's owner. `register` and
  * `show` print it per chain.
  */
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative, resolve } from 'node:path'
 import type { BuildEvent, BuildModelParameters, BuildReport, Candidate, Target } from '../circuits/pipeline/build.ts'
 import type { Address, Hex } from 'viem'
@@ -42,6 +42,14 @@ export type ModelBuildCommandParameters = {
   search?: BuildModelParameters['search']
   wasm?: boolean
   json?: boolean
+  /**
+   * Batch sizes to build beside the model (`--batch 16,64`): the graph widened to each (every
+   * input's and output's first dimension, 1 in the model), in `<out>/batch-<N>/`, listed in the
+   * model's manifest (see circuits/pipeline/batches.ts).
+   */
+  batches?: number[]
+  /** Print the report (default); batch circuits built for a model print theirs in its. */
+  print?: boolean
 }
 
 /** The model name a file suggests: its folder for `…/<name>/network.onnx`, its stem otherwise. */
@@ -172,19 +180,78 @@ export async function modelBuildCommand(p: ModelBuildCommandParameters): Promise
     ...(p.search ? { search: p.search } : {}),
     measure: { wasm: p.wasm ?? true },
   }
+  // A graph that cannot be widened to its batch sizes fails before the model's build.
+  const widened = p.batches?.length ? await widenGraph(p, progress) : undefined
   progress.line(`building ${name} from ${p.onnx} with samples ${p.samples} (native ezkl 21.0.0)`)
   let report: BuildReport
   try {
     report = await buildModel(params)
+  } catch (e) {
+    if (widened) await rm(widened, { recursive: true, force: true })
+    throw e
   } finally {
     step?.cancel()
     progress.pause()
   }
   await mkdir(join(report.dir, '.build'), { recursive: true })
   await writeFile(join(report.dir, '.build', 'report.json'), `${JSON.stringify(report, null, 2)}\n`)
-  if (p.json) console.log(JSON.stringify(report))
-  else console.log(`\n${out.bold(`${report.name}: built`)}\n${formatReport(report)}`)
+  const batches = widened ? await buildBatches(p, report.dir, widened) : undefined
+  if (p.print === false) return 0
+  if (p.json) console.log(JSON.stringify(batches ? { ...report, batches } : report))
+  else {
+    console.log(`\n${out.bold(`${report.name}: built`)}\n${formatReport(report)}`)
+    for (const b of batches ?? [])
+      console.log(`  batch-${b.size}: ${b.size} rows per proof, logrows ${b.logrows}, VKA code hash ${b.vka.codeHash.slice(0, 18)}…`)
+  }
   return 0
+}
+
+/**
+ * The model's graph and samples widened to each batch size of `p.batches`
+ * (circuits/pipeline/widen.py), in `<work>/batch-<N>/` of a scratch folder it returns.
+ */
+async function widenGraph(p: ModelBuildCommandParameters, progress: Progress): Promise<string> {
+  const [{ ensureNativeEzkl }, { startProcess }, { mkdtemp }, { tmpdir }, { fileURLToPath }] = await Promise.all([
+    import('../plugins/provers/ezkl-native/index.ts'),
+    import('../core/process.ts'),
+    import('node:fs/promises'),
+    import('node:os'),
+    import('node:url'),
+  ])
+  const python = await ensureNativeEzkl()
+  const widen = fileURLToPath(new URL('../circuits/pipeline/widen.py', import.meta.url))
+  const work = await mkdtemp(join(tmpdir(), 'sertn-batches-'))
+  try {
+    for (const n of new Set(p.batches)) {
+      const proc = startProcess({ name: 'widen', command: python, args: [widen, p.onnx, p.samples, String(n), join(work, `batch-${n}`)] })
+      if ((await proc.exited) !== 0)
+        throw new UsageError(`--batch ${n}: the graph cannot be widened to ${n} rows per proof: ${proc.output().trim()}`, {
+          details: "--batch needs every input's and output's first dimension to be 1 (the batch dimension).",
+        })
+      progress.line(`widened ${p.onnx} to ${n} rows per proof`)
+    }
+    return work
+  } catch (e) {
+    await rm(work, { recursive: true, force: true })
+    throw e
+  }
+}
+
+/** Builds the batch circuits `p.batches` of the model just built in `modelDir`, from the widened graphs in `work` (removed after). */
+async function buildBatches(p: ModelBuildCommandParameters, modelDir: string, work: string) {
+  const { buildBatchCircuits } = await import('../circuits/pipeline/batches.ts')
+  const sizes = [...new Set(p.batches)].sort((a, b) => a - b)
+  try {
+    return await buildBatchCircuits({
+      modelDir,
+      sizes,
+      sources: (n) => ({ onnx: join(work, `batch-${n}`, 'network.onnx'), samples: join(work, `batch-${n}`, 'input.json') }),
+      ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),
+      print: false,
+    })
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
 }
 
 export type ModelRegisterCommandParameters = {

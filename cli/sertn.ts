@@ -100,7 +100,7 @@ const USAGE: Record<string, string> = {
   model: `sertn model build <network.onnx> --input <samples.json> [--name NAME] [--out DIR] [--tolerance 0.01]
             [--target resources|accuracy] [--input-visibility public|hashed] [--output-visibility public|hashed]
             [--input-bound X] [--var name=N,…] [--description TEXT] [--max-logrows N] [--columns 1,2] [--scales 4,6,…]
-            [--no-wasm] [--json]
+            [--batch 16,64] [--srs-dir circuits/srs] [--no-wasm] [--json]
       Turns an ONNX model into a Sertn model directory (default circuits/<name>) with the pinned
       native ezkl 21.0.0: weights fixed in the circuit, input and output public (or Poseidon-hashed),
       calibrated on the samples ({"input_data": [[…]]}, one flat list per model input holding the
@@ -113,8 +113,11 @@ const USAGE: Record<string, string> = {
       pk/vk/proof sizes, witness/prove/verify times (native and WASM), verify gas, and the output
       error on every sample (also in <out>/.build/report.json; --json prints it on stdout). The
       proving key is not kept: provers derive it from the compiled circuit and the SRS. An SRS is
-      reused from circuits/srs or generated there (insecure: dev and tests only). An unsupported
+      reused from --srs-dir (default circuits/srs) or generated there (insecure: dev and tests only). An unsupported
       operator, a dynamic dimension or a circuit too large for this machine ends in one line naming it.
+      --batch N,… also builds the model's batch circuits: the graph widened to N rows per proof (each
+      input's and output's first dimension, 1 in the model), with the model's run arguments, in
+      <out>/batch-<N>/ and listed in its manifest; nodes prove up to N requests in one proof with it.
 
   sertn model register <dir> [--name NAME] [--compute-units N] [--data-dir .data | --config FILE]
             [--private-key 0x… | SERTN_MODEL_OWNER_KEY] [--json]
@@ -420,6 +423,8 @@ async function main(argv: string[]): Promise<number> {
           'max-logrows': { type: 'string' },
           columns: { type: 'string' },
           scales: { type: 'string' },
+          batch: { type: 'string' },
+          'srs-dir': { type: 'string' },
           'no-wasm': { type: 'boolean', default: false },
           json: { type: 'boolean', default: false },
         },
@@ -455,6 +460,8 @@ async function main(argv: string[]): Promise<number> {
       }
       const columns = ints(values.columns, '--columns')
       const scales = ints(values.scales, '--scales')
+      const batches = ints(values.batch, '--batch')
+      if (batches?.some((n) => n < 2)) throw new UsageError(`--batch takes sizes above 1 (1 is the model itself), got "${values.batch}"`)
       return modelBuildCommand({
         onnx: positionals[0]!,
         samples: values.input,
@@ -470,6 +477,8 @@ async function main(argv: string[]): Promise<number> {
         ...(inputBound !== undefined ? { inputBound } : {}),
         ...(maxLogrows !== undefined ? { maxLogrows } : {}),
         ...(columns || scales ? { search: { ...(columns ? { columns } : {}), ...(scales ? { scales } : {}) } } : {}),
+        ...(batches ? { batches } : {}),
+        ...(values['srs-dir'] !== undefined ? { srsDir: values['srs-dir'] } : {}),
       })
     }
     case 'node': {

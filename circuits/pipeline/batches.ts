@@ -24,6 +24,8 @@ export type BuildBatchCircuitsParameters = {
   sources: (size: number) => { onnx: string; samples: string }
   /** Folder of locally generated SRS files (default circuits/srs). */
   srsDir?: string
+  /** Print each batch circuit's build report (default). */
+  print?: boolean
 }
 
 /**
@@ -58,6 +60,7 @@ export async function buildBatchCircuits(p: BuildBatchCircuitsParameters): Promi
       ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),
       // The WASM engine is the single model's check; a batch circuit's proving key is too big for it to be worth the wait.
       wasm: false,
+      ...(p.print === false ? { print: false } : {}),
     })
     if (code !== 0) throw new Error(`building ${manifest.name}'s batch circuit of ${size} rows failed`)
     const built = await readModelManifest(join(p.modelDir, dir))

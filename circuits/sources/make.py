@@ -35,6 +35,8 @@ import onnx
 from onnx import TensorProto, helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "pipeline"))
+from widen import WidenError, batched  # noqa: E402  (the one place a model is widened to a batch)
 OPSET = 13
 
 
@@ -471,25 +473,6 @@ def batch_sizes(name: str) -> list[int]:
     return next((e.get("batches", []) for e in entries if e["name"] == name), [])
 
 
-def batched(model: onnx.ModelProto, samples: list[np.ndarray], n: int, count: int = 2):
-    """The same graph with batch dimension `n` (every input's and output's first dimension, 1 in the
-    single model), and `count` batch samples whose rows cycle through the single model's samples
-    (sample k starts at row k), so that every row is a sample the single model was checked on."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for v in list(m.graph.input) + list(m.graph.output):
-        dims = v.type.tensor_type.shape.dim
-        if len(dims) == 0 or dims[0].dim_value != 1:
-            sys.exit(f"{m.graph.name}: {v.name} has no batch dimension of 1 to widen")
-        dims[0].dim_value = n
-    onnx.checker.check_model(m, full_check=True)
-    out = []
-    for s in samples:
-        rows = np.asarray(s, dtype=np.float32).reshape(len(s), -1)
-        out.append(np.stack([rows[[(k + r) % len(rows) for r in range(n)]] for k in range(count)]))
-    return m, out
-
-
 def main(names: list[str]) -> None:
     unknown = [n for n in names if n not in MODELS]
     if unknown:
@@ -498,7 +481,10 @@ def main(names: list[str]) -> None:
         model, samples = MODELS[name]()
         print(write(name, model, samples), flush=True)
         for n in batch_sizes(name):
-            bm, bs = batched(model, samples, n)
+            try:
+                bm, bs = batched(model, samples, n)
+            except WidenError as e:
+                sys.exit(str(e))
             print(write(os.path.join(name, f"batch-{n}"), bm, bs), flush=True)
 
 

@@ -10,9 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { BuildReport } from '../../circuits/pipeline/build.ts'
-import { modelDir, parseManifest } from '../../core/manifest.ts'
+import { quantize } from '../../core/field.ts'
+import { loadBatchArtifacts, loadModelArtifacts, modelDir, parseManifest } from '../../core/manifest.ts'
 import { startProcess } from '../../core/process.ts'
-import { ensureNativeEzkl } from '../../plugins/provers/ezkl-native/index.ts'
+import { ensureNativeEzkl, ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
+import { DEV_ONLY } from '../support/artifacts.ts'
 import { REPO_ROOT, SERTN_CLI } from '../../cli/common.ts'
 
 let tmp: string
@@ -155,6 +157,65 @@ describe('sertn model build', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error: input "x" has a dynamic dimension "seq" \(axis 1\): give it a size with --var seq=N$/m)
   })
+
+  test('--batch: builds the batch circuits beside the model (its graph widened, its run arguments), listed and pinned in its manifest; each proves its rows', async () => {
+    const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
+    const out = join(tmp, 'linreg-batches')
+    const r = await build([
+      join(src, 'network.onnx'),
+      '--input',
+      join(src, 'input.json'),
+      '--out',
+      out,
+      '--input-bound',
+      '2',
+      '--batch',
+      '4,2',
+      // Its SRS files (logrows 7 to 9) are made in the scratch folder, not in the repository's.
+      '--srs-dir',
+      join(tmp, 'srs'),
+      '--no-wasm',
+      '--json',
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as BuildReport & { batches: { size: number; dir: string }[] }
+    expect(report.batches.map((b) => [b.size, b.dir])).toEqual([
+      [2, 'batch-2'],
+      [4, 'batch-4'],
+    ])
+    const model = await loadModelArtifacts(out, DEV_ONLY)
+    expect(model.manifest.batches?.map((b) => b.size)).toEqual([2, 4])
+    // Each batch circuit is pinned by the model's manifest, keeps its run arguments and proves 4 rows at once.
+    const batch = await loadBatchArtifacts(model, 4, DEV_ONLY)
+    expect(batch.manifest.runArgs).toEqual(model.manifest.runArgs)
+    expect(batch.manifest.inputShape).toEqual([4, 3])
+    const prover = ezklNativeProver()
+    try {
+      const rows = [0.5, -1, 1.5, 0, 1, -2, 2, 0.25, -0.75, 1, 1, 1].map((x) => quantize(x, batch.manifest.inputScale))
+      const p = await prover.proveInference(batch, rows)
+      expect(p.output).toHaveLength(4)
+      expect((await prover.verify(batch, p.proofJson)).ok).toBe(true)
+    } finally {
+      await prover.dispose()
+    }
+  }, 300_000)
+
+  test('error: --batch on a graph without a batch dimension of 1 ends in one line naming the tensor', async () => {
+    const file = join(tmp, 'no-batch-dim.onnx')
+    onnxOf(file, 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[4]')
+    const r = await build([
+      file,
+      '--input',
+      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
+      '--out',
+      join(tmp, 'no-batch-dim'),
+      '--batch',
+      '8',
+      '--no-wasm',
+    ])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/error: --batch 8: the graph cannot be widened to 8 rows per proof: .*x has no batch dimension of 1 to widen/)
+  }, 120_000)
 
   test('error: a circuit larger than the limit ends in one line naming the limit', async () => {
     const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-trees')
