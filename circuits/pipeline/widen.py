@@ -23,15 +23,22 @@ class WidenError(Exception):
     """The graph has no batch dimension of 1 to widen."""
 
 
+def data_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    """The graph's inputs that take data (exporters may list the weights, its initializers, too)."""
+    weights = {t.name for t in graph.initializer}
+    return [v for v in graph.input if v.name not in weights]
+
+
 def batched(model: onnx.ModelProto, samples: list[np.ndarray], n: int, count: int = 2):
     """The graph with batch dimension `n`, and `count` batch samples (see the module's comment)."""
     m = onnx.ModelProto()
     m.CopyFrom(model)
-    for v in list(m.graph.input) + list(m.graph.output):
+    tensors = data_inputs(m.graph) + list(m.graph.output)
+    for v in tensors:
         dims = v.type.tensor_type.shape.dim
         if len(dims) == 0 or dims[0].dim_value != 1:
             raise WidenError(f"{m.graph.name or 'the graph'}: {v.name} has no batch dimension of 1 to widen")
-    for v in list(m.graph.input) + list(m.graph.output):
+    for v in tensors:
         v.type.tensor_type.shape.dim[0].dim_value = n
     # Intermediate shapes recorded for batch 1 would contradict the wider graph.
     del m.graph.value_info[:]
@@ -53,7 +60,11 @@ def main(argv: list[str]) -> int:
         data = json.load(f)["input_data"]
     # Each input list holds the samples one after another: split it by the input's size.
     samples = []
-    for v, flat in zip(model.graph.input, data):
+    inputs = data_inputs(model.graph)
+    if len(data) != len(inputs):
+        print(f"the samples hold {len(data)} input list(s); the graph takes {len(inputs)} input(s)", file=sys.stderr)
+        return 1
+    for v, flat in zip(inputs, data):
         size = int(np.prod([d.dim_value for d in v.type.tensor_type.shape.dim]))
         if size <= 0 or len(flat) % size != 0:
             print(f"{v.name}: {len(flat)} values are not whole samples of {size}", file=sys.stderr)

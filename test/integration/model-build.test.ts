@@ -200,6 +200,45 @@ describe('sertn model build', () => {
     }
   }, 300_000)
 
+  test('--batch widens only the inputs that take data: weights an exporter lists among the inputs keep their shape', async () => {
+    const dir = join(tmp, 'weights-as-inputs')
+    const script = [
+      'import json, os, sys, numpy as np, onnx',
+      'from onnx import helper, TensorProto',
+      'd = sys.argv[1]; os.makedirs(d, exist_ok=True)',
+      'w = helper.make_tensor("w", TensorProto.FLOAT, [4, 2], np.ones(8, dtype=np.float32).tolist())',
+      'io = lambda n, s: helper.make_tensor_value_info(n, TensorProto.FLOAT, s)',
+      'g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g", [io("x", [1, 4]), io("w", [4, 2])], [io("y", [1, 2])], [w])',
+      'm = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]); m.ir_version = 8',
+      'onnx.save(m, os.path.join(d, "network.onnx"))',
+      'json.dump({"input_data": [[0.1, 0.2, 0.3, 0.4, 1, 2, 3, 4]]}, open(os.path.join(d, "input.json"), "w"))',
+    ].join('\n')
+    const made = spawnSync(python, ['-c', script, dir], { encoding: 'utf8' })
+    expect(made.status, made.stderr).toBe(0)
+    const widen = join(REPO_ROOT, 'circuits', 'pipeline', 'widen.py')
+    const r = spawnSync(python, [widen, join(dir, 'network.onnx'), join(dir, 'input.json'), '3', join(dir, 'batch-3')], {
+      encoding: 'utf8',
+    })
+    expect(r.status, r.stderr).toBe(0)
+    const shapes = spawnSync(
+      python,
+      [
+        '-c',
+        'import onnx, sys, json; g = onnx.load(sys.argv[1]).graph; print(json.dumps({v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in list(g.input) + list(g.output)}))',
+        join(dir, 'batch-3', 'network.onnx'),
+      ],
+      { encoding: 'utf8' },
+    )
+    expect(JSON.parse(shapes.stdout)).toEqual({ x: [3, 4], w: [4, 2], y: [3, 2] })
+    // Two batch samples whose rows cycle through the two samples (the second starts at the second).
+    const samples = JSON.parse(await readFile(join(dir, 'batch-3', 'input.json'), 'utf8')) as { input_data: number[][] }
+    const [a, b] = [
+      [0.1, 0.2, 0.3, 0.4],
+      [1, 2, 3, 4],
+    ]
+    expect(samples.input_data).toEqual([[...a!, ...b!, ...a!, ...b!, ...a!, ...b!]])
+  })
+
   test('error: --batch on a graph without a batch dimension of 1 ends in one line naming the tensor', async () => {
     const file = join(tmp, 'no-batch-dim.onnx')
     onnxOf(file, 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[4]')
