@@ -1,13 +1,8 @@
 /**
- * What a gateway charges, as its contract computes it (`InferenceGateway._quote` and `_rebate`):
- * for the CLI, the bench and tests that check a gateway's payments to the wei.
+ * A batch row's rebate, as a gateway's contract computes it (`InferenceGateway._rebate`), for
+ * tests that check a gateway's payments to the wei.
  */
 import type { GatewayConfig } from './deploy.ts'
-
-/** What a request pays up front beyond the model's fee: the node's fulfilment gas and its callback's, at the gateway's gas price. */
-export function gasChargeOf(config: Pick<GatewayConfig, 'fulfillGasOverhead' | 'gasPrice'>, callbackGasLimit: number): bigint {
-  return BigInt(config.fulfillGasOverhead + callbackGasLimit) * config.gasPrice
-}
 
 /**
  * What each request a batch settles gets back (`BatchRebate`, paid by `releaseBatch`): the single

@@ -63,6 +63,14 @@ function onnxOf(file: string, body: string, inputShape = '[1, 4]') {
   if (r.status !== 0) throw new Error(r.stderr)
 }
 
+/** Builds a graph of `onnxOf` named `name` (with the demo's samples) into a scratch folder of that name. */
+async function buildGraph(name: string, body: string, inputShape?: string, extra: string[] = []) {
+  const file = join(tmp, `${name}.onnx`)
+  onnxOf(file, body, inputShape)
+  const samples = join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json')
+  return build([file, '--input', samples, '--out', join(tmp, name), ...extra])
+}
+
 describe('sertn model build', () => {
   test('default: builds a shipped model from its sources into the committed circuit, with a report of every figure', async () => {
     const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
@@ -111,33 +119,20 @@ describe('sertn model build', () => {
   })
 
   test('error: an operator EZKL 21 cannot prove ends in one line that names it and its node', async () => {
-    const file = join(tmp, 'isnan.onnx')
-    onnxOf(
-      file,
+    const r = await buildGraph(
+      'isnan',
       'nodes = [helper.make_node("IsNaN", ["x"], ["isnan_out"], name="nan_check"), helper.make_node("Cast", ["isnan_out"], ["y"], to=1)]',
     )
-    const r = await build([
-      file,
-      '--input',
-      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
-      '--out',
-      join(tmp, 'isnan'),
-    ])
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error: unsupported operator IsNaN \(node "nan_check"\): EZKL 21 cannot prove it$/m)
     expect(r.stderr).not.toMatch(/Traceback/)
   })
 
   test('error: an operator of a custom domain ends in one line that names it', async () => {
-    const file = join(tmp, 'custom.onnx')
-    onnxOf(file, 'nodes = [helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", name="trees")]\nimport onnx as _o')
-    const r = await build([
-      file,
-      '--input',
-      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
-      '--out',
-      join(tmp, 'custom'),
-    ])
+    const r = await buildGraph(
+      'custom',
+      'nodes = [helper.make_node("TreeEnsembleRegressor", ["x"], ["y"], domain="ai.onnx.ml", name="trees")]\nimport onnx as _o',
+    )
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(
       /^error: unsupported operator TreeEnsembleRegressor \(domain ai\.onnx\.ml, node "trees"\): EZKL 21 proves standard ONNX tensor operators only/m,
@@ -145,15 +140,7 @@ describe('sertn model build', () => {
   })
 
   test('error: a dynamic dimension ends in one line that names the input, the axis and the dimension', async () => {
-    const file = join(tmp, 'dynamic.onnx')
-    onnxOf(file, 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[1, "seq"]')
-    const r = await build([
-      file,
-      '--input',
-      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
-      '--out',
-      join(tmp, 'dynamic'),
-    ])
+    const r = await buildGraph('dynamic', 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[1, "seq"]')
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^error: input "x" has a dynamic dimension "seq" \(axis 1\): give it a size with --var seq=N$/m)
   })
@@ -240,18 +227,7 @@ describe('sertn model build', () => {
   })
 
   test('error: --batch on a graph without a batch dimension of 1 ends in one line naming the tensor', async () => {
-    const file = join(tmp, 'no-batch-dim.onnx')
-    onnxOf(file, 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[4]')
-    const r = await build([
-      file,
-      '--input',
-      join(REPO_ROOT, 'circuits', 'sources', 'sertn-mlp-demo', 'input.json'),
-      '--out',
-      join(tmp, 'no-batch-dim'),
-      '--batch',
-      '8',
-      '--no-wasm',
-    ])
+    const r = await buildGraph('no-batch-dim', 'nodes = [helper.make_node("Relu", ["x"], ["y"])]', '[4]', ['--batch', '8', '--no-wasm'])
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/error: --batch 8: the graph cannot be widened to 8 rows per proof: .*x has no batch dimension of 1 to widen/)
   }, 120_000)

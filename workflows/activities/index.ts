@@ -162,11 +162,25 @@ function activitiesOf(deps: ActivityDeps) {
     return chain
   }
 
-  /** The memory the model's circuit (size 1) and each of its batch circuits of `sizes` need to be proven. */
+  /**
+   * The memory the model's circuit (size 1) and each of its batch circuits of `sizes` need to be
+   * proven. Each batch manifest is read and checked once per model (the store hands out one
+   * object per artifacts hash, whose files do not change), not once per request.
+   */
+  const memoryByModel = new WeakMap<ModelArtifacts, Promise<CircuitMemory[]>>()
   async function circuitMemory(model: ModelArtifacts, sizes: readonly number[]): Promise<CircuitMemory[]> {
-    const list: CircuitMemory[] = [{ size: 1, memoryBytes: provingMemoryOf(model.manifest) }]
-    for (const size of sizes) list.push({ size, memoryBytes: provingMemoryOf((await batchManifestOf(model, size)).manifest) })
-    return list
+    let all = memoryByModel.get(model)
+    if (!all) {
+      all = Promise.all(
+        availableBatchSizes(model).map(async (size) => ({
+          size,
+          memoryBytes: provingMemoryOf((await batchManifestOf(model, size)).manifest),
+        })),
+      ).then((batches) => [{ size: 1, memoryBytes: provingMemoryOf(model.manifest) }, ...batches])
+      all.catch(() => memoryByModel.delete(model))
+      memoryByModel.set(model, all)
+    }
+    return (await all).filter((c) => c.size === 1 || sizes.includes(c.size))
   }
 
   /** Refuses a proof this prover worker cannot hold (routing should have sent it to a bigger class). */

@@ -130,9 +130,12 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
 }
 
 /** Activity dependencies that resolve from the container on first use. */
+/** What a node may give proving of this machine's memory, by default: 80%. */
+export const provingShareOfMemory = (): number => Math.floor(totalmem() * 0.8)
+
 /** The most memory one proof may take on this node's prover worker (`prover.memoryBytes`). */
 export function proverMemoryOf(config: SertnConfig): number {
-  return config.prover.memoryBytes ?? Math.floor((totalmem() * 0.8) / config.prover.poolSize)
+  return config.prover.memoryBytes ?? Math.floor(provingShareOfMemory() / config.prover.poolSize)
 }
 
 export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {

@@ -2,7 +2,6 @@
  * Worker entry: Temporal workers for the configured roles (task queues) and, with `chain-io`, the
  * chain watchers that turn confirmed `InferenceRequested` events into request workflows.
  */
-import { totalmem } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@temporalio/client'
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker'
@@ -13,7 +12,7 @@ import type { InferenceRequest } from '../../core/types.ts'
 import { createActivities } from '../activities/index.ts'
 import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
-import { buildContainer, lazyActivityDeps, proverMemoryOf, type ContainerOverrides } from './container.ts'
+import { buildContainer, lazyActivityDeps, proverMemoryOf, provingShareOfMemory, type ContainerOverrides } from './container.ts'
 
 export const WORKER_ROLES = ['chain-io', 'inference', 'prover'] as const
 export type WorkerRole = (typeof WORKER_ROLES)[number]
@@ -41,7 +40,7 @@ export function taskQueuesOf(config: SertnConfig): TaskQueues {
     prover,
     routing: {
       ...(r.gpu ? { gpu: proverGpu } : {}),
-      cpuMemoryBytes: r.cpuMemoryBytes ?? Math.floor(totalmem() * 0.8),
+      cpuMemoryBytes: r.cpuMemoryBytes ?? provingShareOfMemory(),
       ...(Object.keys(r.pin).length > 0 ? { pin: { ...r.pin } } : {}),
     },
   }
