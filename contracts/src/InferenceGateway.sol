@@ -138,6 +138,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         uint256 deadline = r.deadline;
         if (block.timestamp <= deadline) revert GatewayRequestNotExpired(requestId, deadline);
         r.status = RequestStatus.Refunded;
+        r.inputHash = bytes32(0);
         _closeJob(requestId, address(0));
         address requester = r.requester;
         _pay(requester, r.escrow);
@@ -266,7 +267,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         r.modelId = modelId;
         r.escrow = uint96(msg.value - messaging);
         r.modelVersion = terms.version;
-        r.inputHash = keccak256(abi.encodePacked(input));
+        r.inputHash = _inputCommitment(modelId, terms.version, input);
         _countRequest(modelId, msg.sender);
         _announce(requestId, r, input, inputRef);
         _openJob(requestId, r, terms.computeUnits, failIfNoCapacity);
@@ -321,7 +322,9 @@ contract InferenceGateway is IInferenceGateway, Owned {
         StorageRefs calldata artifacts,
         address payee
     ) internal {
-        Visibility outputVisibility = _checkResult(requestId, _pending(requestId), input, output, proof);
+        Request storage r = _pending(requestId);
+        Visibility outputVisibility = _checkResult(requestId, r, input, output, proof);
+        ++_usage[r.modelId].served;
         _pay(payee, _settleFulfilled(requestId, output, outputVisibility, artifacts, payee));
     }
 
@@ -343,8 +346,9 @@ contract InferenceGateway is IInferenceGateway, Owned {
         address payee,
         bool skipSettled
     ) internal returns (uint256[] memory named) {
-        (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory t) =
+        (uint256[] memory settled, uint256 count, bytes32 modelId, IModelRegistry.VerificationTerms memory t) =
             _verifyBatch(size, requestIds, inputs, outputs, proof, skipSettled);
+        _usage[modelId].served += uint64(count);
         // The verification is shared: each row's requester is owed a rebate, recorded once for the batch.
         uint256 rebate = _rebate(count, _config);
         named = _compact(settled, count);
@@ -385,8 +389,11 @@ contract InferenceGateway is IInferenceGateway, Owned {
         int256[] memory outputs,
         bytes calldata proof,
         bool skipSettled
-    ) private returns (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory t) {
-        (settled, count, t) = _batchTerms(size, requestIds, inputs, skipSettled);
+    )
+        private
+        returns (uint256[] memory settled, uint256 count, bytes32 modelId, IModelRegistry.VerificationTerms memory t)
+    {
+        (settled, count, modelId, t) = _batchTerms(size, requestIds, inputs, skipSettled);
         uint256 expected = uint256(size) * t.outputLength;
         if (outputs.length != expected) revert ResultOutputShapeMismatch(expected, outputs.length);
         // The instances: every row's input (each settled row's bound by _bindRows), then every row's output.
@@ -411,9 +418,18 @@ contract InferenceGateway is IInferenceGateway, Owned {
             // A request named twice is pending only the first time.
             _pending(id);
             _closeJob(id, payee);
-            int256[] memory output = new int256[](outLen);
-            for (uint256 j; j < outLen; ++j) output[j] = outputs[i * outLen + j];
+            // The row's output, read in place: the word before the row holds its length meanwhile.
+            int256[] memory output;
+            uint256 saved;
+            assembly ("memory-safe") {
+                output := add(outputs, mul(mul(i, outLen), 0x20))
+                saved := mload(output)
+                mstore(output, outLen)
+            }
             uint256 escrow = _settleFulfilled(id, output, t.outputVisibility, artifacts, payee);
+            assembly ("memory-safe") {
+                mstore(output, saved)
+            }
             earned += escrow > rebate ? escrow - rebate : 0;
         }
     }
@@ -430,7 +446,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
     ) private returns (uint256 escrow) {
         Request storage r = _requests[requestId];
         r.status = RequestStatus.Fulfilled;
-        ++_usage[r.modelId].served;
+        // A settled request needs no input commitment; clearing it refunds part of the settlement's gas.
+        r.inputHash = bytes32(0);
         escrow = r.escrow;
         (CallbackStatus cs, uint256 gasUsed) = _callback(
             r.requester,
@@ -452,6 +469,7 @@ contract InferenceGateway is IInferenceGateway, Owned {
         if (bytes(reason).length > MAX_REASON_LENGTH) revert ResultReasonTooLong(bytes(reason).length, MAX_REASON_LENGTH);
         Request storage r = _pending(requestId);
         r.status = RequestStatus.Failed;
+        r.inputHash = bytes32(0);
         _pay(r.requester, r.escrow);
         CallbackStatus cs = _callbackError(r, requestId, code, reason);
         emit InferenceFailed(requestId, node, code, reason, cs);
@@ -525,10 +543,11 @@ contract InferenceGateway is IInferenceGateway, Owned {
     ) private returns (Visibility) {
         uint256 deadline = r.deadline;
         if (block.timestamp > deadline) revert GatewayRequestExpired(requestId, deadline);
-        if (keccak256(abi.encodePacked(input)) != r.inputHash) revert ResultInputMismatch(requestId);
-
-        IModelRegistry.VerificationTerms memory terms = registry.tryGetVerificationTerms(r.modelId);
+        bytes32 modelId = r.modelId;
         uint32 version = r.modelVersion;
+        if (_inputCommitment(modelId, version, input) != r.inputHash) revert ResultInputMismatch(requestId);
+
+        IModelRegistry.VerificationTerms memory terms = registry.tryGetVerificationTerms(modelId);
         if (terms.version != version) revert GatewayModelVersionChanged(requestId, version, terms.version);
         if (output.length != terms.outputLength) revert ResultOutputShapeMismatch(terms.outputLength, output.length);
 
@@ -542,9 +561,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
     function _batchTerms(uint16 size, uint256[] calldata requestIds, int256[] memory inputs, bool skipSettled)
         private
         view
-        returns (uint256[] memory settled, uint256 count, IModelRegistry.VerificationTerms memory terms)
+        returns (uint256[] memory settled, uint256 count, bytes32 modelId, IModelRegistry.VerificationTerms memory terms)
     {
-        bytes32 modelId;
         uint32 version;
         (settled, count, modelId, version) = _bindRows(size, requestIds, inputs, skipSettled);
         terms = registry.tryGetBatchVerificationTerms(modelId, size);
@@ -577,15 +595,16 @@ contract InferenceGateway is IInferenceGateway, Owned {
             if (id == 0) continue;
             if (named == 0) named = id;
             Request storage r = _requests[id];
-            if (skipSettled && (r.status != RequestStatus.Pending || block.timestamp > r.deadline)) continue;
-            _pending(id);
-            if (count == 0) {
-                (modelId, version) = (r.modelId, r.modelVersion);
-            } else if (r.modelId != modelId || r.modelVersion != version) {
-                revert GatewayBatchMixesModels(id);
+            (RequestStatus status, uint256 deadline) = (r.status, r.deadline);
+            if (skipSettled && (status != RequestStatus.Pending || block.timestamp > deadline)) continue;
+            if (status != RequestStatus.Pending) revert GatewayRequestNotPending(id, status);
+            if (block.timestamp > deadline) revert GatewayRequestExpired(id, deadline);
+            if (count == 0) (modelId, version) = (r.modelId, r.modelVersion);
+            // The commitment binds the row to the request's input, model and version at once.
+            if (_rowHash(inputs, i * inLen, inLen, modelId, version) != r.inputHash) {
+                if (r.modelId != modelId || r.modelVersion != version) revert GatewayBatchMixesModels(id);
+                revert ResultInputMismatch(id);
             }
-            if (block.timestamp > r.deadline) revert GatewayRequestExpired(id, r.deadline);
-            if (_rowHash(inputs, i * inLen, inLen) != r.inputHash) revert ResultInputMismatch(id);
             ids[i] = id;
             ++count;
         }
@@ -597,11 +616,29 @@ contract InferenceGateway is IInferenceGateway, Owned {
         }
     }
 
-    /// @dev keccak256(abi.encodePacked(values[from : from + n])): a row's input hash, as a request stores it.
-    function _rowHash(int256[] memory values, uint256 from, uint256 n) private pure returns (bytes32 h) {
+    /// @dev A request's input commitment: keccak256(abi.encodePacked(modelId, uint256(version), input)),
+    ///      so that a result bound to it is bound to the request's model and version as well.
+    function _inputCommitment(bytes32 modelId, uint32 version, int256[] calldata input) private pure returns (bytes32) {
+        return keccak256(abi.encodePacked(modelId, uint256(version), input));
+    }
+
+    /// @dev The input commitment ({_inputCommitment}) of row `values[from : from + n]`, hashed in
+    ///      scratch memory past the free memory pointer (nothing is allocated).
+    function _rowHash(int256[] memory values, uint256 from, uint256 n, bytes32 modelId, uint32 version)
+        private
+        pure
+        returns (bytes32 h)
+    {
         if (from + n > values.length) revert GatewayBatchShapeMismatch(0, values.length);
         assembly ("memory-safe") {
-            h := keccak256(add(add(values, 0x20), mul(from, 0x20)), mul(n, 0x20))
+            let buf := mload(0x40)
+            mstore(buf, modelId)
+            mstore(add(buf, 0x20), and(version, 0xffffffff)) // a uint32's upper bits may be dirty here
+            let src := add(add(values, 0x20), mul(from, 0x20))
+            for { let k := 0 } lt(k, n) { k := add(k, 1) } {
+                mstore(add(add(buf, 0x40), mul(k, 0x20)), mload(add(src, mul(k, 0x20))))
+            }
+            h := keccak256(buf, add(0x40, mul(n, 0x20)))
         }
     }
 

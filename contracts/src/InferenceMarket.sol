@@ -64,7 +64,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         uint256 spokeRequestId;
         /// @notice The model.
         bytes32 modelId;
-        /// @notice keccak256(abi.encodePacked(input)), as on the spoke.
+        /// @notice keccak256(abi.encodePacked(input)).
         bytes32 inputHash;
         /// @notice The requester's callback gas limit (the result's delivery must cover it).
         uint32 callbackGasLimit;

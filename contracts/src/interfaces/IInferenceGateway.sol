@@ -72,7 +72,9 @@ interface IInferenceGateway is IResultErrors {
         /// @notice On a spoke: wei held for the request's settlement receipt to the hub (in the
         ///         escrow's slot, so that settling reads no other). Zero on the hub.
         uint96 receiptReserve;
-        /// @notice keccak256(abi.encodePacked(input)).
+        /// @notice The input commitment, keccak256(abi.encodePacked(modelId, uint256(modelVersion),
+        ///         input)), while the request is pending: a result must match it, which binds the
+        ///         result to the request's input, model and version. Zero once the request is settled.
         bytes32 inputHash;
     }
 

@@ -30,15 +30,4 @@ library FieldEncoding {
             return FIELD_MODULUS - magnitude;
         }
     }
-
-    /// @notice Writes the encodings of `values` into `out`, starting at `offset`.
-    function writeFelts(uint256[] memory out, uint256 offset, int256[] memory values) internal pure {
-        uint256 n = values.length;
-        for (uint256 i; i < n; ) {
-            out[offset + i] = toFelt(values[i]);
-            unchecked {
-                ++i;
-            }
-        }
-    }
 }
