@@ -23,6 +23,7 @@ import {
   BaseError,
   concat,
   ContractFunctionRevertedError,
+  decodeErrorResult,
   encodeAbiParameters,
   encodePacked,
   keccak256,
@@ -1603,6 +1604,16 @@ describe('spoke rejections at process (agents stopped; relayed by hand)', () => 
         args: [spokeStranger.account.address],
       })
     }
+    // Ether reaches the gateway only as a port's refund while it sends a receipt.
+    const paid = await spokeStranger.call({ to: spoke.gateway, value: 1n }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    const data = (paid as BaseError).walk((e) => typeof (e as { data?: unknown }).data === 'string') as unknown as { data: Hex }
+    expect(decodeErrorResult({ abi: SpokeGateway.abi, data: data.data })).toMatchObject({
+      errorName: 'SpokeUnexpectedPayment',
+      args: [spokeStranger.account.address, 1n],
+    })
     // Only the mailbox may call the port's Hyperlane entry point.
     expect(
       await expectRevert(

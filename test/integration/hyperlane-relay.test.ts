@@ -62,7 +62,7 @@ import {
   type RejectedMessage,
   type RelayerCursorStore,
 } from '../../plugins/messengers/hyperlane/index.ts'
-import { waitUntil } from '../support/chain.ts'
+import { expectRevert, waitUntil } from '../support/chain.ts'
 
 const DOMAIN_A = 1_000_001
 const DOMAIN_B = 1_000_002
@@ -613,6 +613,23 @@ describe('gas limits from a Sertn port', () => {
       errorAbi,
       ...more,
     })
+
+  test('a fee below the quote reverts with PortInsufficientFee; a surplus goes back to the app in the same call', async () => {
+    const args = [coreB.sertnDomain, appB, toHex('surplus'), 100_000n] as const
+    const fee = await userA.readContract({ address: appA, abi: LayerZeroTestApp.abi, functionName: 'quote', args })
+    if (fee > 0n) {
+      const abi = [...LayerZeroTestApp.abi, ...HyperlanePort.abi.filter((x) => x.type === 'error')] as Abi
+      const err = await expectRevert(userA.simulateContract({ address: appA, abi, functionName: 'send', args, value: fee - 1n }))
+      expect(err).toEqual({ errorName: 'PortInsufficientFee', args: [fee, fee - 1n] })
+    }
+    const before = await userA.getBalance({ address: appA })
+    const receipt = await confirm(
+      userA,
+      await userA.writeContract({ address: appA, abi: LayerZeroTestApp.abi, functionName: 'send', args, value: fee + 12345n }),
+    )
+    expect(await userA.getBalance({ address: appA })).toBe(before + 12345n)
+    expect(parseEventLogs({ abi: Mailbox.abi, eventName: 'Dispatch', logs: receipt.logs })).toHaveLength(1)
+  })
 
   test('the first attempt goes by the port’s gas limit (kept in the cursor): no estimate, no simulation', async () => {
     const from = await nextBlockA()

@@ -121,6 +121,7 @@ export const CONTRACT_REJECTIONS = {
   SpokeLocalFailDisabled: REFUSED,
   SpokeLocalFulfillDisabled: REFUSED,
   SpokeNoPendingReceipt: REFUSED,
+  SpokeUnexpectedPayment: REFUSED,
   // A batch message's packed rows (the hub market packs them; never a node's call).
   PackedIntsMalformed: REFUSED,
 
@@ -153,6 +154,8 @@ export const CONTRACT_REJECTIONS = {
   SertnMessagesUnknownKind: REFUSED,
   PortInsufficientFee: TRY_AGAIN,
   PortMalformedEnvelope: REFUSED,
+  /** The app refused a send's surplus (a contract that takes no ether): send the quote exactly. */
+  PortRefundFailed: REFUSED,
   PortUnauthorizedApp: REFUSED,
   PortUnauthorizedCaller: REFUSED,
   PortUnknownDomain: REFUSED,

@@ -27,6 +27,8 @@ interface IMessengerPort {
     error PortMalformedEnvelope(uint256 length);
     /// @notice The fee sent does not cover the network's quote.
     error PortInsufficientFee(uint256 required, uint256 paid);
+    /// @notice The surplus of a send could not be returned to `app`.
+    error PortRefundFailed(address app, uint256 amount);
 
     /// @notice `app` may (or may no longer) send through this port.
     event AppSet(address indexed app, bool allowed);
@@ -41,7 +43,9 @@ interface IMessengerPort {
     event PortMessageReceived(uint32 indexed origin, address indexed recipient, bytes32 indexed messageId, bytes32 sender);
 
     /// @notice Sends `body` from the calling application to `recipient` on Sertn domain
-    ///         `destination`, paying the network's fee from `msg.value`.
+    ///         `destination`, paying the network's fee from `msg.value`; any surplus goes back to
+    ///         the app in the same call (an app may send without quoting first, and learn the fee
+    ///         from its balance).
     /// @param gasLimit The gas the recipient's handling needs on the destination (networks whose
     ///        executor is paid up front, like LayerZero, charge for it; others may ignore it).
     /// @return messageId The network's id for the message.

@@ -96,8 +96,13 @@ contract HyperlanePort is IMessengerPort, Owned {
         bytes memory envelope = MessengerEnvelope.encode(msg.sender, recipient, body);
         uint256 fee = IHyperlaneMailbox(mailbox).quoteDispatch(p.networkDomain, p.port, envelope);
         if (msg.value < fee) revert PortInsufficientFee(fee, msg.value);
-        messageId = IHyperlaneMailbox(mailbox).dispatch{value: msg.value}(p.networkDomain, p.port, envelope);
+        messageId = IHyperlaneMailbox(mailbox).dispatch{value: fee}(p.networkDomain, p.port, envelope);
         emit PortMessageSent(destination, msg.sender, messageId, recipient, gasLimit);
+        // The surplus goes back to the app, as LayerZero's endpoint does.
+        if (msg.value > fee) {
+            (bool ok, ) = msg.sender.call{value: msg.value - fee}("");
+            if (!ok) revert PortRefundFailed(msg.sender, msg.value - fee);
+        }
     }
 
     /// @inheritdoc IMessengerPort
