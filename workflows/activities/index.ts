@@ -108,6 +108,18 @@ export class RelayTimeoutError extends SertnError {
 
 /** How often the hop activities look for the next hop's event, by default. */
 export const HOP_POLL_MS = 250
+/** The longest a waiting hop goes between looks (or the poll interval, if that is longer). */
+export const HOP_POLL_CAP_MS = 2000
+
+/**
+ * The wait before a hop's look number `n` (from 0): the poll interval at first, then half as long
+ * again each time, up to {@link HOP_POLL_CAP_MS}. A hop usually lands within a few polls; one
+ * that waits on a batch or a proof waits tens of seconds, and hundreds of such waits polling every
+ * interval would keep the worker and the chain's RPC busy answering "not yet".
+ */
+export function hopDelayMs(pollMs: number, n: number): number {
+  return Math.min(pollMs * 1.5 ** n, Math.max(pollMs, HOP_POLL_CAP_MS))
+}
 /** How long past a request's deadline a hop is still waited for (clocks of two chains differ). */
 const DEADLINE_GRACE_S = 120
 
@@ -243,14 +255,14 @@ function activitiesOf(deps: ActivityDeps) {
   async function awaitHop<T>(request: InferenceRequest, what: string, look: () => Promise<T | undefined>): Promise<T> {
     const ctx = Context.current()
     const t0 = performance.now()
-    for (;;) {
+    for (let n = 0; ; n++) {
       const found = await look()
       if (found !== undefined) return found
       if (Date.now() / 1000 > request.deadline + DEADLINE_GRACE_S) {
         throw new RelayTimeoutError(`${what}: still waiting ${DEADLINE_GRACE_S} s after request ${request.key}'s deadline`)
       }
       ctx.heartbeat({ waiting: what, elapsedMs: Math.round(performance.now() - t0) })
-      await ctx.sleep(deps.hopPollMs ?? HOP_POLL_MS)
+      await ctx.sleep(hopDelayMs(deps.hopPollMs ?? HOP_POLL_MS, n))
     }
   }
 
@@ -284,7 +296,7 @@ function activitiesOf(deps: ActivityDeps) {
       const book: JobBook & { getModel?: MarketPlugin['getModel'] } = marketRequestId !== undefined ? marketOf(request) : chainOf(request)
       const id = marketRequestId ?? request.requestId
       let reassigned = 0
-      for (;;) {
+      for (let n = 0; ; n++) {
         const a = await book.getAssignment(id)
         const done = (assignment: 'mine' | 'other' | 'none' | 'closed' | 'lapsed' | 'expired') => ({
           assignment,
@@ -318,7 +330,7 @@ function activitiesOf(deps: ActivityDeps) {
           if ((await book.advanceAssignment(id)) === 'reassigned') reassigned++
         }
         ctx.heartbeat({ waiting: `the assignment of ${request.key}`, state: a.state, node: a.node })
-        await ctx.sleep(deps.hopPollMs ?? HOP_POLL_MS)
+        await ctx.sleep(hopDelayMs(deps.hopPollMs ?? HOP_POLL_MS, n))
       }
     },
 
