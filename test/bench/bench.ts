@@ -25,9 +25,9 @@
  * (seconds, default 1): part 4's requests and the anvils' block time; BENCH_OPERATORS_REQUESTS
  * (default 24) and BENCH_OPERATORS_NATIVE_REQUESTS (default 48): part 5's bursts (one operator,
  * then two) with the WASM prover and with the native one; BENCH_ONLY=operators runs it alone;
- * BENCH_BATCHING_REQUESTS (default 128), BENCH_BATCHING_BASELINE_REQUESTS (default 32, batching
- * off) and BENCH_BATCHING_RATE (per second, default 8): part 6's steady stream from both spokes,
- * batching off then at most 16 and 64 rows; BENCH_BATCHING_SIZES
+ * BENCH_BATCHING_REQUESTS (default 384: three full 64-row batches per spoke),
+ * BENCH_BATCHING_BASELINE_REQUESTS (default 32, batching off) and BENCH_BATCHING_RATE (per second,
+ * default 6): part 6's steady stream from both spokes, batching off then at most 16 and 64 rows; BENCH_BATCHING_SIZES
  * (default 1,16,64) picks runs; BENCH_ONLY=batching.
  */
 import { benchCrossChain } from './crosschain.ts'
@@ -47,9 +47,9 @@ const xchainRequests = Number(process.env.BENCH_XCHAIN_REQUESTS ?? 10)
 const blockTime = Number(process.env.BENCH_BLOCK_TIME ?? 1)
 const operatorsRequests = Number(process.env.BENCH_OPERATORS_REQUESTS ?? 24)
 const operatorsNativeRequests = Number(process.env.BENCH_OPERATORS_NATIVE_REQUESTS ?? 48)
-const batchingRequests = Number(process.env.BENCH_BATCHING_REQUESTS ?? 128)
+const batchingRequests = Number(process.env.BENCH_BATCHING_REQUESTS ?? 384)
 const batchingBaselineRequests = Number(process.env.BENCH_BATCHING_BASELINE_REQUESTS ?? 32)
-const batchingRate = Number(process.env.BENCH_BATCHING_RATE ?? 8)
+const batchingRate = Number(process.env.BENCH_BATCHING_RATE ?? 6)
 const batchingSizes = (process.env.BENCH_BATCHING_SIZES ?? '1,16,64').split(',').map(Number) as (1 | 16 | 64)[]
 if (batchingSizes.some((n) => n !== 1 && n !== 16 && n !== 64)) throw new Error('BENCH_BATCHING_SIZES: 1, 16 and/or 64')
 const only = process.env.BENCH_ONLY // 'spine', 'crosschain', 'operators' or 'batching' to run that part alone (for tuning)
