@@ -82,7 +82,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     mapping(uint256 requestId => PendingReceipt) private _pendingReceipts;
     /// @dev Set while a batch settles: its receipts are sent as one, after every row.
     bool private transient _batching;
-    /// @dev Set while {sendOwnMessage} sends: the port returns the fee's surplus then.
+    /// @dev Set while this gateway sends without quoting first: the port returns the fee's surplus then.
     bool private transient _sending;
 
     /// @param initialOwner Who configures the gateway and enrolls routes.
@@ -327,10 +327,13 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
                 failIfNoCapacity: failIfNoCapacity
             })
         );
-        uint256 gas = SertnMessages.requestGas(input.length);
-        uint256 fee = _quoteMessage(hubDomain, hubMarket, body, gas);
-        bytes32 id = _sendMessage(hubDomain, hubMarket, body, gas, fee);
-        r.receiptReserve = uint96(messagingFee - fee);
+        // Sent with the whole messaging fee, no second quote: the port returns what the request
+        // message did not cost, which is the receipt's reserve.
+        uint256 before = address(this).balance;
+        _sending = true;
+        bytes32 id = _sendMessage(hubDomain, hubMarket, body, SertnMessages.requestGas(input.length), messagingFee);
+        _sending = false;
+        r.receiptReserve = uint96(messagingFee - (before - address(this).balance));
         emit RequestSentToHub(requestId, id);
     }
 
@@ -372,8 +375,8 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         paid = before - address(this).balance;
     }
 
-    /// @notice Takes the surplus a port returns while this gateway sends ({sendOwnMessage}); any
-    ///         other ether sent here is refused.
+    /// @notice Takes the surplus a port returns while this gateway sends (a request's message, a
+    ///         receipt); any other ether sent here is refused.
     receive() external payable {
         if (!_sending) revert SpokeUnexpectedPayment(msg.sender, msg.value);
     }
