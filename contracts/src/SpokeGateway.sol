@@ -327,13 +327,10 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
                 failIfNoCapacity: failIfNoCapacity
             })
         );
-        // Sent with the whole messaging fee, no second quote: the port returns what the request
-        // message did not cost, which is the receipt's reserve.
-        uint256 before = address(this).balance;
-        _sending = true;
-        bytes32 id = _sendMessage(hubDomain, hubMarket, body, SertnMessages.requestGas(input.length), messagingFee);
-        _sending = false;
-        r.receiptReserve = uint96(messagingFee - (before - address(this).balance));
+        // Sent with the whole messaging fee: what the request message did not cost is the receipt's reserve.
+        (bytes32 id, uint256 paid) =
+            _sendUnquoted(hubDomain, hubMarket, body, SertnMessages.requestGas(input.length), messagingFee);
+        r.receiptReserve = uint96(messagingFee - paid);
         emit RequestSentToHub(requestId, id);
     }
 
@@ -366,8 +363,16 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         returns (bytes32 messageId, uint256 paid)
     {
         if (msg.sender != address(this)) revert MessengerUnauthorizedCaller(msg.sender);
-        // No quote first: the port takes its fee from `fee` (or reverts) and returns the rest,
-        // which saves the network's fee computation once per receipt (LayerZero's is ~110k gas).
+        return _sendUnquoted(destination, recipient, body, gasLimit, fee);
+    }
+
+    /// @dev Sends with up to `fee` and no quote first: the port takes its fee (or reverts) and
+    ///      returns the rest, which saves the network's fee computation once per message
+    ///      (LayerZero's is ~110k gas). Returns what the send cost.
+    function _sendUnquoted(uint32 destination, bytes32 recipient, bytes memory body, uint256 gasLimit, uint256 fee)
+        private
+        returns (bytes32 messageId, uint256 paid)
+    {
         uint256 before = address(this).balance;
         _sending = true;
         messageId = _sendMessage(destination, recipient, body, gasLimit, fee);

@@ -92,8 +92,14 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
       }),
     )
     type Spoke = (typeof spokes)[number]
-    const fulfilled = (sp: Spoke, fromBlock: bigint) =>
-      sp.user.getContractEvents({ address: sp.s.spoke.gateway, abi: SpokeGateway.abi, eventName: 'InferenceFulfilled', fromBlock })
+    const fulfilled = (sp: Spoke, fromBlock: bigint, toBlock?: bigint) =>
+      sp.user.getContractEvents({
+        address: sp.s.spoke.gateway,
+        abi: SpokeGateway.abi,
+        eventName: 'InferenceFulfilled',
+        fromBlock,
+        ...(toBlock !== undefined ? { toBlock } : {}),
+      })
     const request = async (sp: Spoke, i: number) => {
       const { id, receipt } = await classify(sp.user, sp.dapp, sp.price, i)
       return { sp, id, at: Date.now(), block: receipt.blockNumber }
@@ -123,13 +129,7 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
         const head = await sp.user.getBlockNumber()
         const from = nextBlock.get(sp)!
         if (head < from) continue
-        for (const e of await sp.user.getContractEvents({
-          address: sp.s.spoke.gateway,
-          abi: SpokeGateway.abi,
-          eventName: 'InferenceFulfilled',
-          fromBlock: from,
-          toBlock: head,
-        })) {
+        for (const e of await fulfilled(sp, from, head)) {
           const k = keyOf(sp, e.args.requestId!)
           if (!done.has(k)) done.set(k, { at: Date.now(), tx: e.transactionHash })
         }
