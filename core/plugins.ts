@@ -10,6 +10,7 @@ import type {
   Address,
   ChainId,
   ChainPosition,
+  CopyDestination,
   Hex,
   InferenceErrorCode,
   InferenceRequest,
@@ -237,8 +238,33 @@ export interface BatchOutcome {
   readonly rows: Readonly<Record<string, BatchRowOutcome>>
 }
 
+/** A fan-out copy's arrival on one of its request's other chains (at most one per request and chain). */
+export interface CopyArrival {
+  /** Copied: verified there and delivered; Rejected: that chain's verification refused it (never delivered). */
+  readonly status: 'Copied' | 'Rejected'
+  readonly transactionHash: Hex
+  readonly blockNumber: string
+  /** Gas of the whole delivering transaction (for a spoke: the messenger's `process`). */
+  readonly gasUsed: string
+  /** For Copied: how the receiver's callback went. */
+  readonly callback?: 'Succeeded' | 'Failed' | 'Skipped'
+  /** For Rejected: the selector of the verification's error. */
+  readonly error?: Hex
+  /** Unix ms when this plugin first read it. */
+  readonly observedAt: number
+}
+
+/** Where fan-out copies arrive on a chain: a spoke's gateway, or the hub's market (for the hub). */
+export interface CopyDesk {
+  /**
+   * The copy of request `requestId` of `gateway` on chain `origin`, once it arrived here (undefined
+   * until then), searching from `fromBlock`.
+   */
+  findCopy(origin: ChainId, gateway: Address, requestId: RequestId, fromBlock?: string): Promise<CopyArrival | undefined>
+}
+
 /** One connected chain: its gateway's requests in, results and failures out. */
-export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>, JobBook {
+export interface ChainPlugin extends PluginBase<'chain', { reorgSafe: boolean }>, JobBook, CopyDesk {
   /** The configured name of the chain (a key of the `chains` config). */
   readonly chainName: string
   readonly chainId: ChainId
@@ -337,6 +363,8 @@ export interface MarketRecord {
   /** How the spoke settled it, once `status` is Settled. */
   readonly settlement: RequestStatus
   readonly node?: Address
+  /** How many other chains its result also goes to (a fan-out request; usually 0). */
+  readonly copies: number
 }
 
 /** Where the market recorded something (the messenger's `process` on the hub). */
@@ -352,7 +380,7 @@ export interface MarketEvent {
  * The hub market on one chain: where spoke requests are recorded, results and failures are
  * submitted (and sent on to the spoke), and spokes' settlement receipts close requests.
  */
-export interface MarketPlugin extends PluginBase<'market', Record<string, never>>, JobBook {
+export interface MarketPlugin extends PluginBase<'market', Record<string, never>>, JobBook, CopyDesk {
   readonly chainName: string
   readonly chainId: ChainId
   readonly market: Address
@@ -365,7 +393,9 @@ export interface MarketPlugin extends PluginBase<'market', Record<string, never>
     route: SpokeRoute,
     gateway: Address,
     spokeRequestId: RequestId,
-  ): Promise<(MarketRecord & { recorded: MarketEvent }) | undefined>
+  ): Promise<(MarketRecord & { recorded: MarketEvent; destinations: readonly CopyDestination[] }) | undefined>
+  /** The first of a fan-out request's other chains that the hub cannot serve now (no route, the model not current there). */
+  unservedDestination(marketRequestId: string): Promise<CopyDestination | undefined>
   getRequest(marketRequestId: string): Promise<MarketRecord>
   /** When the spoke's receipt closed the request (undefined until it did). */
   findSettlement(marketRequestId: string): Promise<(MarketRecord & { settled: MarketEvent }) | undefined>

@@ -76,6 +76,17 @@ export type SpokeRoute = {
   originDomain: number
 }
 
+/**
+ * Another chain that a fan-out request's result also goes to, verified there (the contracts'
+ * `Destination`; its domain is the chain id).
+ */
+export type CopyDestination = {
+  chainId: ChainId
+  /** The contract called back there with the copy. */
+  receiver: Address
+  callbackGasLimit: number
+}
+
 /** Where a spoke request stands in the hub market; the contract's order. */
 export const MARKET_STATUSES = ['None', 'Open', 'ResultSent', 'FailureSent', 'Settled'] as const
 export type MarketStatus = (typeof MARKET_STATUSES)[number]
@@ -114,6 +125,10 @@ export const INFERENCE_ERROR_CODES = [
   'NoCapacity',
 ] as const
 export type InferenceErrorCode = (typeof INFERENCE_ERROR_CODES)[number]
+
+/** What happened when a contract called a consumer back, in the contracts' `CallbackStatus` order. */
+export const CALLBACK_STATUSES = ['Succeeded', 'Failed', 'Skipped'] as const
+export type CallbackStatus = (typeof CALLBACK_STATUSES)[number]
 
 /** The gateway's request status, in the contract's order. */
 export const REQUEST_STATUSES = ['None', 'Pending', 'Fulfilled', 'Failed', 'Refunded'] as const

@@ -5,7 +5,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow'
 import type { ModelRef } from '../core/artifacts.ts'
 import type { BatchRowOutcome } from '../core/plugins.ts'
-import type { InferenceErrorCode, InferenceRequest, RequestKey, StoredArtifact } from '../core/types.ts'
+import type { CopyDestination, InferenceErrorCode, InferenceRequest, RequestKey, StoredArtifact } from '../core/types.ts'
 import type { CircuitMemory, ProverClass, ProverRouting } from './routing.ts'
 
 /** Task queue names, from configuration. */
@@ -172,6 +172,23 @@ export type RequestStatusView = {
   batch?: { id: string; size: number; rows: number; transactionHash?: string; gasUsed?: string; prover?: ProverView }
   /** Where its own proof went (a request proven alone). */
   prover?: ProverView
+  /**
+   * A fan-out request's other chains: each copy's way there (`sent` with the result, then `Copied`
+   * or `Rejected` by that chain's verification; `unknown` if it did not arrive before the request's
+   * deadline and grace).
+   */
+  copies?: CopyView[]
+}
+
+/** One copy of a fan-out request's result, on its way to another chain. */
+export type CopyView = CopyDestination & {
+  status: 'pending' | 'sent' | 'Copied' | 'Rejected' | 'unknown'
+  /** For Copied: how the receiver's callback went. */
+  callback?: string
+  /** For Rejected: the selector of the verification's error. */
+  error?: string
+  transactionHash?: string
+  gasUsed?: string
 }
 
 /** Where a proof went (its queue, the class, why) and what the prover measured. */

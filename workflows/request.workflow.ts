@@ -103,7 +103,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
   })
   // Hops wait for another chain (and the messenger's agents): long-running, heartbeating, bounded
   // by the request's deadline inside the activity.
-  const { awaitHubRecord, awaitSpokeSettlement, awaitHubSettlement, awaitAssignment } = proxyActivities<Activities>({
+  const { awaitHubRecord, awaitSpokeSettlement, awaitHubSettlement, awaitAssignment, awaitCopy } = proxyActivities<Activities>({
     taskQueue: queues.chainIo,
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: '30 seconds',
@@ -370,6 +370,30 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     return status as RequestOutcome
   }
 
+  /**
+   * Follows a fan-out request's copies, sent with its result, to their chains: each arrives there
+   * verified (`Copied`) or is rejected by that chain's verification. A copy not seen before the
+   * request's deadline and grace is `unknown`; the request's own outcome does not wait on it.
+   */
+  async function followCopies(): Promise<void> {
+    const sent = (status.copies ?? []).filter((c) => c.status === 'sent')
+    await Promise.all(
+      sent.map(async (c) => {
+        try {
+          const arrived = await awaitCopy(request, { chainId: c.chainId, receiver: c.receiver, callbackGasLimit: c.callbackGasLimit })
+          c.status = arrived.status
+          c.transactionHash = arrived.transactionHash
+          c.gasUsed = arrived.gasUsed
+          if (arrived.callback) c.callback = arrived.callback
+          if (arrived.error) c.error = arrived.error
+        } catch (err) {
+          if (!failureOf(err)) throw err
+          c.status = 'unknown'
+        }
+      }),
+    )
+  }
+
   /** A spoke chain's request, served through the hub market (see the file comment). */
   async function spokeRequest(): Promise<RequestOutcome> {
     const route = request.route!
@@ -379,6 +403,9 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     const recorded = timed('hubRecord', () => awaitHubRecord(request)).then((r) => {
       hub.marketRequestId = r.marketRequestId
       hub.status = 'Open'
+      // A fan-out request: its result goes to other chains too (recorded before any work, so that
+      // histories of requests without copies schedule nothing new).
+      if (r.destinations?.length) status.copies = r.destinations.map((d) => ({ ...d, status: 'pending' }))
       return r
     })
     recorded.catch(() => undefined) // awaited below; keeps an early rejection from going unhandled
@@ -390,9 +417,12 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         marketRequestId = (await recorded).marketRequestId
         if (!(await myTurn(marketRequestId))) return status as RequestOutcome
       }
-      // Batched with others of its model and spoke: one proof, one message to the spoke.
+      // Batched with others of its model and spoke: one proof, one message to the spoke (a fan-out
+      // request goes alone: its proof travels to other chains too).
       const batched =
-        batching && marketRequestId !== undefined && patched('batching-spoke') ? await inBatch(batching, marketRequestId) : undefined
+        batching && marketRequestId !== undefined && !status.copies && patched('batching-spoke')
+          ? await inBatch(batching, marketRequestId)
+          : undefined
       if (batched && batched !== 'sent') return batched
       if (!batched) {
         const proven = await prove()
@@ -409,6 +439,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         if (!tx) return status as RequestOutcome
         hub.status = tx.status
         if (tx.transactionHash) status.transactionHash = tx.transactionHash
+        for (const c of status.copies ?? []) c.status = 'sent'
       }
     } catch (err) {
       const failure = err instanceof Unservable ? { type: 'Unservable', message: err.message, code: err.code } : failureOf(err)
@@ -435,9 +466,10 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         return status as RequestOutcome
       }
     }
-    // Back to the spoke, verified there; then the spoke's receipt to the hub.
+    // Back to the spoke, verified there (and each copy to its chain, verified there); then the
+    // spoke's receipt to the hub.
     status.stage = 'delivering'
-    const settled = await timed('spokeSettle', () => awaitSpokeSettlement(request))
+    const [settled] = await Promise.all([timed('spokeSettle', () => awaitSpokeSettlement(request)), followCopies()])
     status.stage = 'settling'
     const closed = await timed('hubSettle', () => awaitHubSettlement(request, marketRequestId!))
     hub.status = closed.status

@@ -10,6 +10,8 @@ import {
 import {IModelRegistry, Visibility} from "./interfaces/IModelRegistry.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {ISertnConsumer} from "./interfaces/ISertnConsumer.sol";
+import {Destination, ISertnCopies} from "./interfaces/ISertnCopies.sol";
+import {Callback} from "./libraries/Callback.sol";
 import {FieldEncoding} from "./libraries/FieldEncoding.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
 import {Owned} from "./utils/Owned.sol";
@@ -26,16 +28,15 @@ import {Owned} from "./utils/Owned.sol";
 ///      isolated: a reverting, gas-hungry or return-data-bombing requester cannot undo the settlement.
 ///      On the hub, each request is opened as a job in the {INodeRegistry}, which assigns it to a node
 ///      of the model's pool: only that node may fulfil or fail it, and only it is paid.
-contract InferenceGateway is IInferenceGateway, Owned {
+contract InferenceGateway is IInferenceGateway, ISertnCopies, Owned {
     // ─────────────────────────────── Constants ────────────────────────────
 
     /// @notice The most input elements any request may carry.
     uint256 public constant MAX_INPUT_LENGTH = 1024;
     /// @notice The longest error reason a node may send.
     uint256 public constant MAX_REASON_LENGTH = 256;
-    /// @dev Gas kept back, beyond the callback's limit and the 1/64 the EVM withholds, so that the
-    ///      callback is sure to get its full limit.
-    uint256 private constant CALLBACK_GAS_RESERVE = 10_000;
+    /// @notice The most other chains a fan-out request may name.
+    uint256 public constant MAX_DESTINATIONS = 4;
     /// @dev Gas forwarded with pushed payments; a payee that needs more withdraws instead.
     uint256 private constant PAYMENT_GAS = 10_000;
 
@@ -88,20 +89,26 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     /// @inheritdoc IInferenceGateway
     function quote(bytes32 modelId, uint32 callbackGasLimit) external view returns (uint256) {
-        return _quoteRows(modelId, callbackGasLimit, 0);
+        return _quoteRows(modelId, callbackGasLimit, 0, new Destination[](0));
     }
 
     /// @inheritdoc IInferenceGateway
     function quoteBatched(bytes32 modelId, uint32 callbackGasLimit, uint16 rows) external view returns (uint256) {
-        return _quoteRows(modelId, callbackGasLimit, rows);
+        return _quoteRows(modelId, callbackGasLimit, rows, new Destination[](0));
     }
 
-    /// @dev The quote, less the rebate of a batch settling `rows` requests (none for 0).
-    function _quoteRows(bytes32 modelId, uint32 callbackGasLimit, uint256 rows) private view returns (uint256) {
+    /// @dev The quote with `copies` to other chains, less the rebate of a batch settling `rows`
+    ///      requests (none for 0).
+    function _quoteRows(bytes32 modelId, uint32 callbackGasLimit, uint256 rows, Destination[] memory copies)
+        internal
+        view
+        returns (uint256)
+    {
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
         if (terms.version == 0) revert GatewayUnknownModel(modelId);
         Config memory cfg = _config;
-        return _quote(terms.fee, callbackGasLimit, cfg) - _rebate(rows, cfg) + _messagingFee(terms.inputLength);
+        return _quote(terms.fee, callbackGasLimit, cfg) + _copiesFee(copies, cfg) - _rebate(rows, cfg)
+            + _messagingFee(terms.inputLength, copies.length);
     }
 
     /// @inheritdoc IInferenceGateway
@@ -124,12 +131,12 @@ contract InferenceGateway is IInferenceGateway, Owned {
         nonReentrant
         returns (uint256 requestId)
     {
-        return _request(modelId, input, bytes32(0), callbackGasLimit, 0, bytes32(0), false);
+        return _request(modelId, input, bytes32(0), callbackGasLimit, 0, bytes32(0), false, new Destination[](0));
     }
 
     /// @inheritdoc IInferenceGateway
     function requestInferenceWith(RequestParams calldata p) external payable nonReentrant returns (uint256 requestId) {
-        return _request(p.modelId, p.input, p.inputRef, p.callbackGasLimit, p.modelVersion, p.artifactsHash, p.failIfNoCapacity);
+        return _requestWith(p, new Destination[](0));
     }
 
     /// @inheritdoc IInferenceGateway
@@ -230,7 +237,14 @@ contract InferenceGateway is IInferenceGateway, Owned {
 
     // ─────────────────────────────── Internals ────────────────────────────
 
-    /// @dev Checks and escrows a request; `pinnedVersion` / `pinnedArtifacts` zero mean "any".
+    /// @dev {_request} with every option of `p`.
+    function _requestWith(RequestParams calldata p, Destination[] memory copies) internal returns (uint256) {
+        return _request(p.modelId, p.input, p.inputRef, p.callbackGasLimit, p.modelVersion, p.artifactsHash, p.failIfNoCapacity, copies);
+    }
+
+    /// @dev Checks and escrows a request; `pinnedVersion` / `pinnedArtifacts` zero mean "any";
+    ///      `copies`: the other chains its result goes to (a fan-out request; each copy's delivery
+    ///      is escrowed with the request's, see {_copiesFee}).
     function _request(
         bytes32 modelId,
         int256[] calldata input,
@@ -238,8 +252,9 @@ contract InferenceGateway is IInferenceGateway, Owned {
         uint32 callbackGasLimit,
         uint32 pinnedVersion,
         bytes32 pinnedArtifacts,
-        bool failIfNoCapacity
-    ) private returns (uint256 requestId) {
+        bool failIfNoCapacity,
+        Destination[] memory copies
+    ) internal returns (uint256 requestId) {
         if (input.length > MAX_INPUT_LENGTH) revert GatewayInputTooLarge(input.length, MAX_INPUT_LENGTH);
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
         if (terms.version == 0) revert GatewayUnknownModel(modelId);
@@ -254,8 +269,8 @@ contract InferenceGateway is IInferenceGateway, Owned {
         if (callbackGasLimit > cfg.maxCallbackGasLimit) {
             revert GatewayCallbackGasLimitTooHigh(callbackGasLimit, cfg.maxCallbackGasLimit);
         }
-        uint256 messaging = _messagingFee(input.length);
-        uint256 price = _quote(terms.fee, callbackGasLimit, cfg) + messaging;
+        uint256 messaging = _messagingFee(input.length, copies.length);
+        uint256 price = _quote(terms.fee, callbackGasLimit, cfg) + _copiesFee(copies, cfg) + messaging;
         if (msg.value < price || msg.value > type(uint96).max) revert GatewayInsufficientPayment(price, msg.value);
 
         requestId = ++_lastRequestId;
@@ -271,7 +286,24 @@ contract InferenceGateway is IInferenceGateway, Owned {
         _countRequest(modelId, msg.sender);
         _announce(requestId, r, input, inputRef);
         _openJob(requestId, r, terms.computeUnits, failIfNoCapacity);
-        _afterRequest(requestId, r, input, inputRef, messaging, failIfNoCapacity);
+        _afterRequest(requestId, r, input, inputRef, messaging, failIfNoCapacity, copies);
+    }
+
+    /// @dev What a fan-out request's `copies` add to its escrow: each copy's delivery gas (as a
+    ///      result's, with its receiver's callback) at the configured price, paid to the node that
+    ///      answers (which pays their messages) or refunded with the escrow. Reverts
+    ///      {GatewayInvalidDestination} for a destination that cannot be served: more than
+    ///      {MAX_DESTINATIONS}, this chain, a chain named twice, no receiver, too much callback gas.
+    function _copiesFee(Destination[] memory copies, Config memory cfg) private view returns (uint256 fee) {
+        uint256 n = copies.length;
+        for (uint256 i; i < n; ++i) {
+            Destination memory d = copies[i];
+            bool bad = i >= MAX_DESTINATIONS || d.domain == block.chainid || d.receiver == address(0)
+                || d.callbackGasLimit > cfg.maxCallbackGasLimit;
+            for (uint256 j; j < i && !bad; ++j) bad = copies[j].domain == d.domain;
+            if (bad) revert GatewayInvalidDestination(i);
+            fee += (uint256(cfg.fulfillGasOverhead) + d.callbackGasLimit) * cfg.gasPrice;
+        }
     }
 
     function _announce(uint256 requestId, Request storage r, int256[] calldata input, bytes32 inputRef) private {
@@ -476,9 +508,10 @@ contract InferenceGateway is IInferenceGateway, Owned {
         _afterSettle(requestId, RequestStatus.Failed, node);
     }
 
-    /// @dev Wei a request with `inputLength` input elements pays on top of the quote for
-    ///      cross-chain messages (none here). It is not escrowed: {_afterRequest} spends it.
-    function _messagingFee(uint256 /* inputLength */) internal view virtual returns (uint256) {
+    /// @dev Wei a request with `inputLength` input elements (and `copies` other destinations) pays
+    ///      on top of the quote for cross-chain messages (none here). It is not escrowed:
+    ///      {_afterRequest} spends it.
+    function _messagingFee(uint256, uint256) internal view virtual returns (uint256) {
         return 0;
     }
 
@@ -503,14 +536,16 @@ contract InferenceGateway is IInferenceGateway, Owned {
         nodes.closeJob(requestId, msg.sender);
     }
 
-    /// @dev Called once a request is stored and announced, with the messaging fee it paid.
+    /// @dev Called once a request is stored and announced, with the messaging fee it paid and the
+    ///      other chains it fans out to (none on the hub, whose requests are answered here).
     function _afterRequest(
         uint256 requestId,
         Request storage r,
         int256[] calldata input,
         bytes32 inputRef,
         uint256 messagingFee,
-        bool failIfNoCapacity
+        bool failIfNoCapacity,
+        Destination[] memory copies
     ) internal virtual {}
 
     /// @dev Called once a request is settled (after its callback): Fulfilled (with the paid node),
@@ -653,22 +688,12 @@ contract InferenceGateway is IInferenceGateway, Owned {
         );
     }
 
-    /// @dev Calls `target` with exactly `gasLimit` gas (or reverts if the caller sent too little to
-    ///      guarantee it), copying no return data, so the callee can neither starve nor bomb us.
+    /// @dev Calls `target` back, isolated (see {Callback.call}).
     function _callback(address target, uint256 gasLimit, bytes memory data)
-        private
+        internal
         returns (CallbackStatus, uint256 gasUsed)
     {
-        if (target.code.length == 0) return (CallbackStatus.Skipped, 0);
-        uint256 required = gasLimit + gasLimit / 63 + CALLBACK_GAS_RESERVE;
-        if (gasleft() < required) revert GatewayInsufficientGasForCallback(gasleft(), required);
-        bool ok;
-        assembly ("memory-safe") {
-            let before := gas()
-            ok := call(gasLimit, target, 0, add(data, 0x20), mload(data), 0, 0)
-            gasUsed := sub(before, gas())
-        }
-        return (ok ? CallbackStatus.Succeeded : CallbackStatus.Failed, gasUsed);
+        return Callback.call(target, gasLimit, data);
     }
 
     /// @dev Pushes `amount` to `to` with bounded gas and no return data; if that fails the amount

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
+import {CallbackStatus, IInferenceGateway, InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
+import {Destination, ISertnCopies, ISertnCopyReceiver, InferenceCopy} from "./interfaces/ISertnCopies.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IResultErrors} from "./interfaces/IResultErrors.sol";
+import {Callback} from "./libraries/Callback.sol";
 import {PackedInts} from "./libraries/PackedInts.sol";
 import {ResultProof} from "./libraries/ResultProof.sol";
 import {MessengerApp} from "./messaging/MessengerApp.sol";
@@ -29,7 +31,15 @@ import {Owned} from "./utils/Owned.sol";
 ///      A rejected result reverts with the gateways' own {IResultErrors} errors. The node the
 ///      result names (the one the spoke pays) is always the assigned node that submitted it: a
 ///      copy of its transaction from another account is refused by the registry.
-contract InferenceMarket is MessengerApp, IResultErrors {
+///
+///      Fan-out: a request may name other destination chains (REQUEST_FANOUT). Its result, verified
+///      here once, then goes to each of them as well, in the same transaction as to the requesting
+///      chain: a RESULT_COPY to that chain's gateway, which verifies it with its own VKA, or, for the
+///      hub itself, straight to the receiver (isolated), since it was verified here. A fan-out
+///      request whose destinations the hub cannot serve (no route, the model's current circuit not
+///      recorded there) gets no job, like a request for an unknown model, so that it is failed and
+///      refunded at once. Such requests are answered alone, never in a batch.
+contract InferenceMarket is MessengerApp, IResultErrors, ISertnCopies {
     /// @notice Where a spoke request stands on the hub.
     enum MarketStatus {
         /// @notice No such request.
@@ -68,6 +78,14 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         bytes32 inputHash;
         /// @notice The requester's callback gas limit (the result's delivery must cover it).
         uint32 callbackGasLimit;
+        /// @notice How many other chains the result also goes to (see {destinationsOf}).
+        uint8 copies;
+    }
+
+    /// @notice A fan-out request's other destinations, and its requester (whom each copy names).
+    struct FanOut {
+        address requester;
+        Destination[] destinations;
     }
 
     /// @notice The request is not open (unknown, answered, or settled).
@@ -99,6 +117,8 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     error MarketNoBatchCircuit(bytes32 modelId, uint32 domain, uint16 size);
     /// @notice The batch's callbacks need more gas than one message to the spoke may carry.
     error MarketBatchTooMuchGas(uint256 gas, uint256 max);
+    /// @notice A fan-out request is answered alone ({submitResult}), not in a batch.
+    error MarketBatchFansOut(uint256 marketRequestId);
 
     /// @notice A spoke request was recorded under `marketRequestId`.
     event RequestRecorded(
@@ -135,6 +155,10 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     );
     /// @notice The spoke settled the request (Fulfilled, Failed or Refunded).
     event RequestSettled(uint256 indexed marketRequestId, RequestStatus settlement, address node);
+    /// @notice A fan-out request's other destinations were recorded with it.
+    event DestinationsRecorded(uint256 indexed marketRequestId, Destination[] destinations);
+    /// @notice A fan-out request's verified result left for one of its other destinations.
+    event CopyDispatched(uint256 indexed marketRequestId, uint32 indexed destination, bytes32 indexed messageId);
 
     /// @notice The longest error reason a node may send.
     uint256 public constant MAX_REASON_LENGTH = 256;
@@ -147,6 +171,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     uint256 private _lastRequestId;
     mapping(uint256 marketRequestId => MarketRequest) private _requests;
     mapping(bytes32 spokeKey => uint256 marketRequestId) private _idBySpokeKey;
+    mapping(uint256 marketRequestId => FanOut) private _fanOuts;
     bool private transient _entered;
 
     /// @param initialOwner Who enrolls spoke routes.
@@ -184,8 +209,11 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         r.status = MarketStatus.ResultSent;
         r.node = msg.sender;
         bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
-        messageId = _dispatch(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit));
+        uint256 spent;
+        (messageId, spent) = _sendPaid(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit), 0);
         emit ResultDispatched(marketRequestId, msg.sender, messageId, output, artifacts);
+        if (r.copies != 0) spent = _sendCopies(marketRequestId, r, input, output, proof, artifacts, spent);
+        _refundSurplus(spent);
     }
 
     /// @notice The assigned node submits one proof of the model's batch circuit of `size` rows for
@@ -266,7 +294,30 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     ) external view returns (uint256) {
         MarketRequest storage r = _requests[marketRequestId];
         bytes memory body = SertnMessages.encodeResult(r.spokeRequestId, input, output, proof, artifacts, msg.sender);
-        return _quoteMessage(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit));
+        uint256 fee = _quoteMessage(r.origin, r.gateway, body, SertnMessages.resultGas(r.callbackGasLimit));
+        if (r.copies == 0) return fee;
+        FanOut storage f = _fanOuts[marketRequestId];
+        for (uint256 i; i < f.destinations.length; ++i) {
+            Destination memory d = f.destinations[i];
+            if (d.domain == block.chainid) continue;
+            bytes memory copy = _copyBody(_copyOf(r, f.requester, input, output), d, proof, artifacts);
+            fee += _quoteMessage(d.domain, routeOf(d.domain).peer, copy, SertnMessages.resultGas(d.callbackGasLimit));
+        }
+        return fee;
+    }
+
+    /// @notice A fan-out request's requester and other destinations (none for another request).
+    function destinationsOf(uint256 marketRequestId) external view returns (address requester, Destination[] memory destinations) {
+        FanOut storage f = _fanOuts[marketRequestId];
+        return (f.requester, f.destinations);
+    }
+
+    /// @notice The first of a fan-out request's other destinations that the hub cannot serve now
+    ///         (no route there, or the model's current circuit not recorded there), as its index
+    ///         plus one; 0 when it can serve them all.
+    function unservedDestination(uint256 marketRequestId) external view returns (uint256) {
+        MarketRequest storage r = _requests[marketRequestId];
+        return _unserved(r.modelId, _fanOuts[marketRequestId].destinations);
     }
 
     /// @notice The messenger fee for sending this batch now (what {submitBatch} needs); reverts as
@@ -306,6 +357,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
     }
 
     function _record(uint32 origin, bytes32 gateway, SertnMessages.SpokeRequest memory q) private {
+        Destination[] memory copies = q.destinations;
         bytes32 key = _spokeKey(origin, gateway, q.requestId);
         if (_idBySpokeKey[key] != 0) revert MarketDuplicateRequest(origin, gateway, q.requestId);
         uint256 id = ++_lastRequestId;
@@ -321,14 +373,22 @@ contract InferenceMarket is MessengerApp, IResultErrors {
             spokeRequestId: q.requestId,
             modelId: q.modelId,
             inputHash: keccak256(abi.encodePacked(q.input)),
-            callbackGasLimit: q.callbackGasLimit
+            callbackGasLimit: q.callbackGasLimit,
+            copies: uint8(copies.length)
         });
         emit RequestRecorded(id, origin, q.requestId, gateway, q);
+        if (copies.length != 0) {
+            FanOut storage f = _fanOuts[id];
+            f.requester = q.requester;
+            for (uint256 i; i < copies.length; ++i) f.destinations.push(copies[i]);
+            emit DestinationsRecorded(id, copies);
+        }
         // A model the hub does not know, or whose circuit it has not recorded on the requesting
         // chain, has no pool that could serve the request: it gets no job, and any node may fail
         // it ({failRequest}) so that the spoke refunds it now rather than at its deadline.
         IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(q.modelId);
         if (terms.version == 0 || registry.getChainDeployment(q.modelId, origin).version != terms.version) return;
+        if (copies.length != 0 && _unserved(q.modelId, copies) != 0) return;
         // No capacity: queued, or (the requester's choice) no job, so that any node fails it with NoCapacity.
         nodes.openJob(id, q.modelId, terms.computeUnits, q.requester, q.deadline, !q.failIfNoCapacity);
     }
@@ -450,6 +510,7 @@ contract InferenceMarket is MessengerApp, IResultErrors {
             uint256 id = marketRequestIds[i];
             if (id == 0) continue;
             MarketRequest storage r = _open(id);
+            if (r.copies != 0) revert MarketBatchFansOut(id);
             if (firstId == 0) {
                 firstId = id;
             } else {
@@ -506,14 +567,119 @@ contract InferenceMarket is MessengerApp, IResultErrors {
         private
         returns (bytes32 messageId)
     {
-        uint256 fee = _quoteMessage(destination, gateway, body, gasLimit);
-        if (msg.value < fee) revert MessengerInsufficientFee(fee, msg.value);
-        messageId = _sendMessage(destination, gateway, body, gasLimit, fee);
-        uint256 surplus = msg.value - fee;
+        uint256 spent;
+        (messageId, spent) = _sendPaid(destination, gateway, body, gasLimit, 0);
+        _refundSurplus(spent);
+    }
+
+    /// @dev Sends `body`, paying its quote from `msg.value`, of which `spent` is spent already;
+    ///      returns what is spent after it.
+    function _sendPaid(uint32 destination, bytes32 recipient, bytes memory body, uint256 gasLimit, uint256 spent)
+        private
+        returns (bytes32 messageId, uint256)
+    {
+        uint256 fee = _quoteMessage(destination, recipient, body, gasLimit);
+        spent += fee;
+        if (msg.value < spent) revert MessengerInsufficientFee(spent, msg.value);
+        messageId = _sendMessage(destination, recipient, body, gasLimit, fee);
+        return (messageId, spent);
+    }
+
+    /// @dev Returns to the caller what of `msg.value` was not `spent`.
+    function _refundSurplus(uint256 spent) private {
+        uint256 surplus = msg.value - spent;
         if (surplus > 0) {
             (bool ok, ) = msg.sender.call{value: surplus}("");
             if (!ok) revert MarketRefundFailed(msg.sender, surplus);
         }
+    }
+
+    /// @dev Delivers a fan-out request's verified result to each of its other destinations: a
+    ///      RESULT_COPY to another chain's gateway (paid from `msg.value`, of which `spent` is
+    ///      spent), or the receiver called back here for the hub. Returns what is spent after it.
+    function _sendCopies(
+        uint256 marketRequestId,
+        MarketRequest storage r,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts,
+        uint256 spent
+    ) private returns (uint256) {
+        FanOut storage f = _fanOuts[marketRequestId];
+        uint256 bad = _unserved(r.modelId, f.destinations);
+        if (bad != 0) {
+            uint32 domain = f.destinations[bad - 1].domain;
+            uint32 recorded = registry.getChainDeployment(r.modelId, domain).version;
+            revert MarketModelNotDeployed(r.modelId, domain, recorded, registry.tryGetRequestTerms(r.modelId).version);
+        }
+        InferenceCopy memory c = _copyOf(r, f.requester, input, output);
+        for (uint256 i; i < f.destinations.length; ++i) {
+            Destination memory d = f.destinations[i];
+            if (d.domain == block.chainid) {
+                (CallbackStatus cs, uint256 gasUsed) =
+                    Callback.call(d.receiver, d.callbackGasLimit, abi.encodeCall(ISertnCopyReceiver.rawOnInferenceCopy, (c)));
+                emit InferenceCopied(c.origin, c.requestId, d.receiver, c.gateway, msg.sender, c.output, cs, gasUsed);
+                continue;
+            }
+            bytes32 messageId;
+            (messageId, spent) = _sendPaid(
+                d.domain, routeOf(d.domain).peer, _copyBody(c, d, proof, artifacts), SertnMessages.resultGas(d.callbackGasLimit), spent
+            );
+            emit CopyDispatched(marketRequestId, d.domain, messageId);
+        }
+        return spent;
+    }
+
+    /// @dev A fan-out request's result as its copies carry it.
+    function _copyOf(MarketRequest storage r, address requester, int256[] calldata input, int256[] calldata output)
+        private
+        view
+        returns (InferenceCopy memory)
+    {
+        return InferenceCopy({
+            origin: r.origin,
+            gateway: r.gateway,
+            requestId: r.spokeRequestId,
+            requester: requester,
+            modelId: r.modelId,
+            input: input,
+            output: output
+        });
+    }
+
+    /// @dev The RESULT_COPY message of copy `c` for destination `d`.
+    function _copyBody(
+        InferenceCopy memory c,
+        Destination memory d,
+        bytes calldata proof,
+        IInferenceGateway.StorageRefs calldata artifacts
+    ) private view returns (bytes memory) {
+        return SertnMessages.encodeResultCopy(
+            SertnMessages.ResultCopy({
+                copy: c,
+                modelVersion: registry.getChainDeployment(c.modelId, d.domain).remoteVersion,
+                proof: proof,
+                refs: artifacts,
+                node: msg.sender,
+                receiver: d.receiver,
+                callbackGasLimit: d.callbackGasLimit
+            })
+        );
+    }
+
+    /// @dev The first of `copies` that the hub cannot serve now, as its index plus one (0: none):
+    ///      another chain without a route, or where the model's current circuit is not recorded.
+    function _unserved(bytes32 modelId, Destination[] memory copies) private view returns (uint256) {
+        uint32 current = registry.tryGetRequestTerms(modelId).version;
+        for (uint256 i; i < copies.length; ++i) {
+            uint32 domain = copies[i].domain;
+            if (domain == block.chainid) continue;
+            if (routeOf(domain).port == address(0) || registry.getChainDeployment(modelId, domain).version != current) {
+                return i + 1;
+            }
+        }
+        return 0;
     }
 
     function _spokeKey(uint32 origin, bytes32 gateway, uint256 spokeRequestId) private pure returns (bytes32) {

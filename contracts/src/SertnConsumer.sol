@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IInferenceGateway, InferenceErrorCode} from "./interfaces/IInferenceGateway.sol";
 import {ISertnConsumer} from "./interfaces/ISertnConsumer.sol";
+import {Destination, IFanOutGateway} from "./interfaces/ISertnCopies.sol";
 
 /// @title SertnConsumer
 /// @notice Base contract for contracts that consume verified inference. Inherit it, call
@@ -51,6 +52,17 @@ abstract contract SertnConsumer is ISertnConsumer {
         returns (uint256 requestId)
     {
         return gateway.requestInferenceWith{value: payment}(params);
+    }
+
+    /// @notice Requests an inference whose verified result also goes to other chains' receivers
+    ///         (see `SpokeGateway.requestInferenceFanOut`; a spoke's gateway only), paying `payment`
+    ///         (at least its `quoteFanOut`).
+    function _requestInferenceFanOut(
+        IInferenceGateway.RequestParams memory params,
+        Destination[] memory destinations,
+        uint256 payment
+    ) internal returns (uint256 requestId) {
+        return IFanOutGateway(address(gateway)).requestInferenceFanOut{value: payment}(params, destinations);
     }
 
     /// @notice Requests an inference, paying `payment` (at least `gateway.quote(modelId, callbackGasLimit)`).

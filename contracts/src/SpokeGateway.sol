@@ -5,6 +5,8 @@ import {InferenceGateway} from "./InferenceGateway.sol";
 import {InferenceErrorCode, RequestStatus} from "./interfaces/IInferenceGateway.sol";
 import {INodeRegistry} from "./interfaces/INodeRegistry.sol";
 import {IModelRegistry} from "./interfaces/IModelRegistry.sol";
+import {Destination} from "./interfaces/ISertnCopies.sol";
+import {CopyDelivery, CopyLedger} from "./CopyDelivery.sol";
 import {MessengerApp} from "./messaging/MessengerApp.sol";
 import {SertnMessages} from "./messaging/SertnMessages.sol";
 import {PackedInts} from "./libraries/PackedInts.sol";
@@ -84,13 +86,17 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
     bool private transient _batching;
     /// @dev Set while this gateway sends without quoting first: the port returns the fee's surplus then.
     bool private transient _sending;
+    /// @notice The code that delivers fan-out copies here, run in this gateway's context (see {_deliverCopy}).
+    address public immutable copyDelivery;
 
     /// @param initialOwner Who configures the gateway and enrolls routes.
     /// @param registry_ The spoke's model registry.
     /// @param config_ The initial configuration.
     constructor(address initialOwner, IModelRegistry registry_, Config memory config_)
         InferenceGateway(initialOwner, registry_, INodeRegistry(address(0)), config_)
-    {}
+    {
+        copyDelivery = address(new CopyDelivery(registry_));
+    }
 
     // ─────────────────────────────── Owner ────────────────────────────────
 
@@ -103,6 +109,40 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         hubDomain = domain;
         hubMarket = market;
         emit HubSet(domain, market, port);
+    }
+
+    // ─────────────────────────────── Fan-out ──────────────────────────────
+
+    /// @notice Requests an inference whose result, proven once, is delivered verified here (as
+    ///         {requestInferenceWith}) and to each of `destinations` (other chains the hub routes
+    ///         to, or the hub), where that chain's own verifier checks the proof before its receiver
+    ///         is called back ({ISertnCopyReceiver}), at most once per chain. Pays {quoteFanOut}: each
+    ///         copy's delivery is escrowed with the request's and refunded with it. A destination the
+    ///         hub cannot serve (no route, the model not current there) fails the request with a
+    ///         refund; a failed request sends no copy.
+    function requestInferenceFanOut(RequestParams calldata p, Destination[] calldata destinations)
+        external
+        payable
+        nonReentrant
+        returns (uint256 requestId)
+    {
+        if (destinations.length == 0) revert GatewayInvalidDestination(0);
+        return _requestWith(p, destinations);
+    }
+
+    /// @notice What {requestInferenceFanOut} costs with these destinations.
+    function quoteFanOut(bytes32 modelId, uint32 callbackGasLimit, Destination[] calldata destinations)
+        external
+        view
+        returns (uint256)
+    {
+        return _quoteRows(modelId, callbackGasLimit, 0, destinations);
+    }
+
+    /// @notice Whether the copy of request `requestId` of `gateway` on `origin` reached this chain
+    ///         (delivered, or rejected by its verification).
+    function copyArrived(uint32 origin, bytes32 gateway, uint256 requestId) external view returns (bool) {
+        return CopyLedger.layout().arrived[CopyLedger.keyOf(origin, gateway, requestId)];
     }
 
     // ─────────────────────────────── Disabled locally ─────────────────────
@@ -254,6 +294,7 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         if (kind == SertnMessages.RESULT) selector = this.deliverResult.selector;
         else if (kind == SertnMessages.FAILURE) selector = this.deliverFailure.selector;
         else if (kind == SertnMessages.RESULT_BATCH) selector = this.deliverBatch.selector;
+        else if (kind == SertnMessages.RESULT_COPY) return _deliverCopy(SertnMessages.payload(body));
         else revert SertnMessages.SertnMessagesUnknownKind(kind);
         (bool ok, bytes memory ret) = address(this).call(bytes.concat(selector, SertnMessages.payload(body)));
         if (!ok && kind == SertnMessages.RESULT && _isResultRejection(ret)) {
@@ -281,6 +322,19 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         }
     }
 
+    /// @dev Delivers a copy of another chain's fan-out request's result from an authenticated hub
+    ///      message by running {CopyDelivery.deliverCopy} here: verified with this chain's VKA,
+    ///      its receiver called back in isolation, at most once per request. Its reverts (a copy
+    ///      delivered before, too little gas) are re-thrown as they are.
+    function _deliverCopy(bytes calldata payload) private nonReentrant {
+        (bool ok, bytes memory ret) = copyDelivery.delegatecall(bytes.concat(CopyDelivery.deliverCopy.selector, payload));
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(ret, 0x20), mload(ret))
+            }
+        }
+    }
+
     /// @dev Whether `err` is a rejection of the result itself (not of the request's state, and not
     ///      a lack of gas): the proof, the output's shape, the input, or the model version.
     function _isResultRejection(bytes memory err) private pure returns (bool) {
@@ -292,16 +346,17 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
             || s == GatewayBatchShapeMismatch.selector || s == PackedInts.PackedIntsMalformed.selector;
     }
 
-    /// @dev The fees of the request's message to the hub (a body of this input length) and of
-    ///      the receipt kept in reserve.
-    function _messagingFee(uint256 inputLength) internal view override returns (uint256) {
+    /// @dev The fees of the request's message to the hub (a body of this input length, naming
+    ///      `copies` other destinations) and of the receipt kept in reserve.
+    function _messagingFee(uint256 inputLength, uint256 copies) internal view override returns (uint256) {
         bytes32 market = hubMarket;
         if (market == bytes32(0)) revert SpokeHubNotSet();
         SertnMessages.SpokeRequest memory sized;
         sized.input = new int256[](inputLength);
+        sized.destinations = new Destination[](copies);
         bytes memory request = SertnMessages.encodeRequest(sized);
         bytes memory receipt = SertnMessages.encodeReceipt(0, RequestStatus.Fulfilled, address(0));
-        return _quoteMessage(hubDomain, market, request, SertnMessages.requestGas(inputLength))
+        return _quoteMessage(hubDomain, market, request, SertnMessages.requestGas(inputLength, copies))
             + _quoteMessage(hubDomain, market, receipt, SertnMessages.RECEIPT_GAS);
     }
 
@@ -311,7 +366,8 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
         int256[] calldata input,
         bytes32 inputRef,
         uint256 messagingFee,
-        bool failIfNoCapacity
+        bool failIfNoCapacity,
+        Destination[] memory copies
     ) internal override {
         bytes memory body = SertnMessages.encodeRequest(
             SertnMessages.SpokeRequest({
@@ -324,12 +380,13 @@ contract SpokeGateway is InferenceGateway, MessengerApp {
                 callbackGasLimit: r.callbackGasLimit,
                 escrow: r.escrow,
                 deadline: r.deadline,
-                failIfNoCapacity: failIfNoCapacity
+                failIfNoCapacity: failIfNoCapacity,
+                destinations: copies
             })
         );
         // Sent with the whole messaging fee: what the request message did not cost is the receipt's reserve.
         (bytes32 id, uint256 paid) =
-            _sendUnquoted(hubDomain, hubMarket, body, SertnMessages.requestGas(input.length), messagingFee);
+            _sendUnquoted(hubDomain, hubMarket, body, SertnMessages.requestGas(input.length, copies.length), messagingFee);
         r.receiptReserve = uint96(messagingFee - paid);
         emit RequestSentToHub(requestId, id);
     }

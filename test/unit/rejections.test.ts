@@ -46,6 +46,7 @@ import { UnknownModelError } from '../../core/models.ts'
 import { CircuitMismatchError } from '../../core/registered.ts'
 import { INFERENCE_ERROR_CODES } from '../../core/types.ts'
 import {
+  CopyDelivery,
   HyperlanePort,
   InferenceGateway,
   InferenceMarket,
@@ -58,7 +59,16 @@ import { VerifyingKeyMismatchError } from '../../plugins/provers/ezkl-common/key
 import { createActivities, ModelNotResolvedError, ModelVersionMismatchError, UnknownMarketError } from '../../workflows/activities/index.ts'
 import { codeOfFailure, LEGACY_FAILURE_CODES } from '../../workflows/failure-codes.ts'
 
-const CONTRACTS = { InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, NodeRegistry, HyperlanePort, LayerZeroPort }
+const CONTRACTS = {
+  InferenceGateway,
+  SpokeGateway,
+  CopyDelivery,
+  InferenceMarket,
+  ModelRegistry,
+  NodeRegistry,
+  HyperlanePort,
+  LayerZeroPort,
+}
 const errorsOf = (abi: Abi) => abi.filter((x) => x.type === 'error')
 const namesOf = (abi: Abi) => errorsOf(abi).map((e) => e.name)
 const ALL_NAMES = new Set(Object.values(CONTRACTS).flatMap((c) => namesOf(c.abi as Abi)))

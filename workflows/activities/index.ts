@@ -24,6 +24,8 @@ import type { CircuitMemory, ProverClass } from '../routing.ts'
 import type {
   BatchOutcome,
   ChainPlugin,
+  CopyArrival,
+  CopyDesk,
   ProvenBatch,
   JobBook,
   MarketEvent,
@@ -37,7 +39,15 @@ import type {
   TxOutcome,
 } from '../../core/plugins.ts'
 import { BadRequestError, failureDetailsOf, SertnError, type FailureDetails } from '../../core/errors.ts'
-import type { InferenceErrorCode, InferenceRequest, MarketStatus, ProvenResult, RequestStatus, StoredArtifact } from '../../core/types.ts'
+import type {
+  CopyDestination,
+  InferenceErrorCode,
+  InferenceRequest,
+  MarketStatus,
+  ProvenResult,
+  RequestStatus,
+  StoredArtifact,
+} from '../../core/types.ts'
 
 export type ActivityDeps = {
   chains: readonly ChainPlugin[]
@@ -311,6 +321,14 @@ function activitiesOf(deps: ActivityDeps) {
         // capacity and the requester chose to fail then. (A hub request's job is made with it: none
         // yet is an RPC behind the watcher's.)
         if (a.state === 'None' && marketRequestId !== undefined) {
+          // A fan-out request naming a chain the hub cannot deliver to gets no job either.
+          const unserved = await marketOf(request).unservedDestination(marketRequestId)
+          if (unserved)
+            return {
+              ...done('none'),
+              code: 'ModelUnavailable' as const,
+              reason: `the hub cannot deliver to destination chain ${unserved.chainId}: no route there, or model ${request.modelId}'s current circuit is not recorded there`,
+            }
           const known = (await book.getModel?.(request.modelId)) !== undefined
           return {
             ...done('none'),
@@ -334,15 +352,46 @@ function activitiesOf(deps: ActivityDeps) {
       }
     },
 
-    /** Waits until the hub market has recorded a spoke request (its request message was relayed). */
-    async awaitHubRecord(request: InferenceRequest): Promise<MarketEvent & { marketRequestId: string; ms: number; attempt: number }> {
+    /**
+     * Waits until the hub market has recorded a spoke request (its request message was relayed);
+     * with the other chains a fan-out request's result goes to.
+     */
+    async awaitHubRecord(
+      request: InferenceRequest,
+    ): Promise<MarketEvent & { marketRequestId: string; destinations: CopyDestination[]; ms: number; attempt: number }> {
       const t0 = performance.now()
       const market = marketOf(request)
       const route = request.route!
       const r = await awaitHop(request, `the hub's record of ${request.key}`, () =>
         market.findRequest(route, request.gateway, request.requestId),
       )
-      return { ...r.recorded, marketRequestId: r.marketRequestId, ms: performance.now() - t0, attempt: attempt() }
+      return {
+        ...r.recorded,
+        marketRequestId: r.marketRequestId,
+        destinations: [...r.destinations],
+        ms: performance.now() - t0,
+        attempt: attempt(),
+      }
+    },
+
+    /**
+     * Waits until a fan-out request's copy arrived on `destination` (verified and delivered, or
+     * rejected by that chain's verification): at its gateway, or at the hub's market for the hub.
+     */
+    async awaitCopy(
+      request: InferenceRequest,
+      destination: CopyDestination,
+      fromBlock?: string,
+    ): Promise<CopyArrival & { ms: number; attempt: number }> {
+      const t0 = performance.now()
+      const market = marketOf(request)
+      const desk: CopyDesk | undefined =
+        destination.chainId === market.chainId ? market : deps.chains.find((c) => c.chainId === destination.chainId)
+      if (!desk) throw new UnknownChainError(`no chain plugin for chain ${destination.chainId}, where ${request.key} fans out`)
+      const c = await awaitHop(request, `the copy of ${request.key} on chain ${destination.chainId}`, () =>
+        desk.findCopy(request.chainId, request.gateway, request.requestId, fromBlock),
+      )
+      return { ...c, ms: performance.now() - t0, attempt: attempt() }
     },
 
     /** Submits the result to the hub market, which verifies it and sends it to the spoke (idempotent). */

@@ -55,6 +55,7 @@ import {
   type SpokeRoute,
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
+import { copyFinder } from './copies.ts'
 import { RequestSettledError, transient } from './errors.ts'
 import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
@@ -190,6 +191,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   const joinBatch = joinInflight<BatchOutcome>()
   /** Settlements read so far (immutable once made). */
   const settlements = new Map<string, Settlement>()
+  const copies = copyFinder(publicClient, gateway, pluginId)
 
   const live = () => {
     if (disposed) throw new PluginError(pluginId, 'used after dispose()')
@@ -453,6 +455,11 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     async getModel(modelId) {
       live()
       return models(modelId)
+    },
+
+    findCopy(origin, from, requestId, fromBlock) {
+      live()
+      return copies(origin, from, requestId, fromBlock)
     },
 
     async findSettlement(requestId, fromBlock) {

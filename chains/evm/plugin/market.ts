@@ -29,11 +29,13 @@ import {
   INFERENCE_ERROR_CODES,
   MARKET_STATUSES,
   REQUEST_STATUSES,
+  type CopyDestination,
   type InferenceErrorCode,
   type InferenceRequest,
   type MarketStatus,
 } from '../../../core/types.ts'
 import { addressAsBytes32 } from '../crosschain.ts'
+import { copyFinder } from './copies.ts'
 import { RequestSettledError, transient } from './errors.ts'
 import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
@@ -78,6 +80,28 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     ...(options.receiptTimeoutMs !== undefined ? { receiptTimeoutMs: options.receiptTimeoutMs } : {}),
   })
   const events = new Map<string, MarketEvent>()
+  /** How many other chains each request fans out to (fixed when it is recorded). */
+  const copiesOf = new Map<string, number>()
+  const findCopy = copyFinder(publicClient, market, pluginId)
+
+  /** A fan-out request's other destinations, as the market recorded them. */
+  async function destinationsOf(marketRequestId: string): Promise<CopyDestination[]> {
+    try {
+      const [, destinations] = await publicClient.readContract({
+        address: market,
+        abi: InferenceMarket.abi,
+        functionName: 'destinationsOf',
+        args: [BigInt(marketRequestId)],
+      })
+      return destinations.map((d) => ({
+        chainId: toChainId(d.domain),
+        receiver: getAddress(d.receiver),
+        callbackGasLimit: d.callbackGasLimit,
+      }))
+    } catch (err) {
+      throw transient(`${pluginId}: reading the destinations of market request ${marketRequestId}`, err)
+    }
+  }
   const join = joinInflight<MarketTxOutcome>()
   let disposed = false
   const live = () => {
@@ -94,11 +118,13 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         args: [BigInt(marketRequestId)],
       })
       const node = getAddress(r.node)
+      copiesOf.set(marketRequestId, r.copies)
       return {
         marketRequestId,
         status: MARKET_STATUSES[r.status] ?? 'None',
         settlement: REQUEST_STATUSES[r.settlement] ?? 'None',
         ...(BigInt(node) === 0n ? {} : { node }),
+        copies: r.copies,
       }
     } catch (err) {
       throw transient(`${pluginId}: reading market request ${marketRequestId}`, err)
@@ -175,10 +201,15 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
       return outcomeOrThrow(op, marketRequestId, what, err)
     }
     // Verification costs the same for every request of a model, and sending the same for every request
-    // from one chain (its route's messenger): one estimate per model, requesting chain and operation.
+    // from one chain (its route's messenger): one estimate per model, requesting chain and operation
+    // (a fan-out request's result is sent to other chains as well: estimated on its own).
     let gas: bigint
     try {
-      gas = await estimate(`${op}:${request.modelId}:${request.chainId}`, call)
+      const copies = copiesOf.get(marketRequestId) ?? (await getRequest(marketRequestId)).copies
+      gas =
+        copies > 0 && op === 'submitResult'
+          ? await publicClient.estimateGas({ account: options.account, to: market, data: encodeFunctionData(call as never), value })
+          : await estimate(`${op}:${request.modelId}:${request.chainId}`, call)
     } catch (err) {
       return outcomeOrThrow(op, marketRequestId, what, err)
     }
@@ -340,7 +371,28 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
       }
       if (id === 0n) return undefined
       const [record, recorded] = await Promise.all([getRequest(id.toString()), eventOf('recorded', id.toString())])
-      return { ...record, recorded }
+      return { ...record, recorded, destinations: record.copies > 0 ? await destinationsOf(id.toString()) : [] }
+    },
+
+    async unservedDestination(marketRequestId) {
+      live()
+      let index: bigint
+      try {
+        index = await publicClient.readContract({
+          address: market,
+          abi: InferenceMarket.abi,
+          functionName: 'unservedDestination',
+          args: [BigInt(marketRequestId)],
+        })
+      } catch (err) {
+        throw transient(`${pluginId}: checking the destinations of market request ${marketRequestId}`, err)
+      }
+      return index === 0n ? undefined : (await destinationsOf(marketRequestId))[Number(index) - 1]
+    },
+
+    findCopy(origin, gateway, requestId, fromBlock) {
+      live()
+      return findCopy(origin, gateway, requestId, fromBlock ?? (options.fromBlock ?? 0n).toString())
     },
 
     getRequest,

@@ -19,6 +19,7 @@
  */
 import { BaseError, ContractFunctionRevertedError, decodeErrorResult, type Abi } from 'viem'
 import {
+  CopyDelivery,
   HyperlanePort,
   InferenceGateway,
   InferenceMarket,
@@ -46,7 +47,16 @@ import {
 } from './errors.ts'
 
 /** The contracts whose errors the node may meet, directly or bubbled up from a nested call. */
-const CONTRACTS = [InferenceGateway, SpokeGateway, InferenceMarket, ModelRegistry, NodeRegistry, HyperlanePort, LayerZeroPort] as const
+const CONTRACTS = [
+  InferenceGateway,
+  SpokeGateway,
+  CopyDelivery,
+  InferenceMarket,
+  ModelRegistry,
+  NodeRegistry,
+  HyperlanePort,
+  LayerZeroPort,
+] as const
 
 /** The custom error names in an ABI. */
 export type ErrorNameOf<abi extends readonly unknown[]> = Extract<abi[number], { type: 'error'; name: string }>['name']
@@ -122,6 +132,10 @@ export const CONTRACT_REJECTIONS = {
   SpokeLocalFulfillDisabled: REFUSED,
   SpokeNoPendingReceipt: REFUSED,
   SpokeUnexpectedPayment: REFUSED,
+  // Fan-out: a requester's destinations, a copy that reached its chain before, delivery code called directly.
+  GatewayInvalidDestination: REFUSED,
+  CopyAlreadyDelivered: REFUSED,
+  CopyDeliveryNotDelegated: REFUSED,
   // A batch message's packed rows (the hub market packs them; never a node's call).
   PackedIntsMalformed: REFUSED,
 
@@ -138,6 +152,8 @@ export const CONTRACT_REJECTIONS = {
   MarketBatchMixesRequests: REFUSED,
   MarketNoBatchCircuit: REFUSED,
   MarketBatchTooMuchGas: REFUSED,
+  // A fan-out request is answered alone: a node that batches one has a bug.
+  MarketBatchFansOut: REFUSED,
   MarketRefundFailed: REFUSED,
   // Deliveries from spokes, never a node's call.
   MarketDuplicateRequest: REFUSED,

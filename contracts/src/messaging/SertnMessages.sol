@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interfaces/IInferenceGateway.sol";
+import {Destination, InferenceCopy} from "../interfaces/ISertnCopies.sol";
 
 /// @title SertnMessages
 /// @notice Versioned codec for the messages between spoke gateways and the hub market:
@@ -15,8 +16,9 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interface
 ///      - FAILURE (hub → spoke): `(uint256 requestId, InferenceErrorCode code, string reason, address node)`.
 ///      - REQUEST (spoke → hub): `abi.encode(SpokeRequest)`: `(uint256 requestId, bytes32 modelId,
 ///        uint32 modelVersion, int256[] input, bytes32 inputRef, address requester,
-///        uint32 callbackGasLimit, uint96 escrow, uint40 deadline)` as one tuple. (Kind 3 was the
-///        request without `inputRef`, encoded field by field; it is retired.)
+///        uint32 callbackGasLimit, uint96 escrow, uint40 deadline, bool failIfNoCapacity,
+///        Destination[] destinations)` as one tuple. (Kind 3 was the request without `inputRef`,
+///        encoded field by field; kind 5 the request without `destinations`. Both are retired.)
 ///      - RECEIPT (spoke → hub): `(uint256 requestId, RequestStatus status, address node)`: the
 ///        spoke settled the request (Fulfilled, Failed or Refunded).
 ///      - RESULT_BATCH (hub → spoke): `abi.encode(ResultBatch)`: `(uint16 size, uint256[] requestIds,
@@ -26,19 +28,25 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interface
 ///        row); the rows' inputs and outputs are packed at `width` bytes per element (see {PackedInts}).
 ///      - RECEIPT_BATCH (spoke → hub): `(uint256[] requestIds, RequestStatus status, address node)`:
 ///        the spoke settled these requests of one batch alike (Fulfilled, or Failed when it rejected the batch).
+///      - RESULT_COPY (hub → another chain than the request's): `abi.encode(ResultCopy)`: a fan-out
+///        request's result, verified there with that chain's own VKA before its receiver is called.
 library SertnMessages {
     /// @notice A result for a spoke request, to be verified by the spoke.
     uint8 internal constant RESULT = 1;
     /// @notice The hub's node cannot serve a spoke request: refund it.
     uint8 internal constant FAILURE = 2;
     /// @notice A new spoke request, for the hub market to record.
-    uint8 internal constant REQUEST = 5;
+    uint8 internal constant REQUEST = 8;
     /// @notice How the spoke settled one of its requests.
     uint8 internal constant RECEIPT = 4;
     /// @notice Results for several requests of one spoke, proven together in a batch circuit.
     uint8 internal constant RESULT_BATCH = 6;
     /// @notice How the spoke settled the requests of one batch.
     uint8 internal constant RECEIPT_BATCH = 7;
+    /// @notice A fan-out request's result, for one of its other chains.
+    uint8 internal constant RESULT_COPY = 9;
+    /// @notice Gas recording each of a fan-out request's destinations needs on the hub.
+    uint256 internal constant DESTINATION_RECORD_GAS = 40_000;
 
     /// @notice Gas a receipt's handling needs on the hub (settling the market's record).
     uint256 internal constant RECEIPT_GAS = 150_000;
@@ -75,6 +83,8 @@ library SertnMessages {
         uint40 deadline;
         /// @notice Fail at once (refunded) rather than wait when no node of the pool has capacity.
         bool failIfNoCapacity;
+        /// @notice Other chains the result also goes to, verified there (a fan-out request; usually none).
+        Destination[] destinations;
     }
 
     function encodeResult(
@@ -111,6 +121,23 @@ library SertnMessages {
         IInferenceGateway.StorageRefs refs;
         /// @notice The hub-registered node that served the batch; it is paid the escrows.
         address node;
+    }
+
+    /// @notice A RESULT_COPY payload: the copy its receiver gets, and what verifies it there.
+    struct ResultCopy {
+        InferenceCopy copy;
+        /// @notice The model's version on the destination chain that the hub recorded (its VKA verifies the proof).
+        uint32 modelVersion;
+        bytes proof;
+        IInferenceGateway.StorageRefs refs;
+        /// @notice The hub-registered node that answered the request.
+        address node;
+        address receiver;
+        uint32 callbackGasLimit;
+    }
+
+    function encodeResultCopy(ResultCopy memory c) internal pure returns (bytes memory) {
+        return abi.encodePacked(RESULT_COPY, abi.encode(c));
     }
 
     function encodeResultBatch(ResultBatch memory b) internal pure returns (bytes memory) {
@@ -153,9 +180,10 @@ library SertnMessages {
         return abi.decode(body[1:], (uint256, RequestStatus, address));
     }
 
-    /// @notice Gas a request's handling needs on the hub (recording it: its input is logged, its node drawn).
-    function requestGas(uint256 inputLength) internal pure returns (uint256) {
-        return 300_000 + 2_500 * inputLength + POOL_NODE_GAS * MAX_POOL_SIZE;
+    /// @notice Gas a request's handling needs on the hub (recording it: its input is logged, its
+    ///         node drawn, and each of its `copies` other destinations checked and stored).
+    function requestGas(uint256 inputLength, uint256 copies) internal pure returns (uint256) {
+        return 300_000 + 2_500 * inputLength + POOL_NODE_GAS * MAX_POOL_SIZE + DESTINATION_RECORD_GAS * copies;
     }
 
     /// @notice The most nodes a model's pool on the hub holds (the hub's NodeRegistry enforces it):

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {SertnConsumer} from "../SertnConsumer.sol";
 import {IInferenceGateway, InferenceErrorCode} from "../interfaces/IInferenceGateway.sol";
+import {Destination} from "../interfaces/ISertnCopies.sol";
 
 /// @notice Test consumers that misbehave in their callbacks, to show the gateway stays safe.
 /// @dev For tests only; never deploy these outside a test chain.
@@ -19,6 +20,16 @@ abstract contract TestConsumerBase is SertnConsumer {
         returns (uint256)
     {
         lastRequestId = _requestInference(modelId, input, callbackGasLimit, msg.value);
+        return lastRequestId;
+    }
+
+    /// @notice Requests a fan-out (its result also to `destinations`), forwarding msg.value.
+    function requestFanOut(IInferenceGateway.RequestParams calldata params, Destination[] calldata destinations)
+        external
+        payable
+        returns (uint256)
+    {
+        lastRequestId = _requestInferenceFanOut(params, destinations, msg.value);
         return lastRequestId;
     }
 
