@@ -191,6 +191,18 @@ function printStatus(
   if (status.transactionHash) lines.push(`${bold(txLabel)}${' '.repeat(10 - txLabel.length)}${status.transactionHash}`)
   const delivered = status.hub && status.timings.spokeSettle?.transactionHash
   if (delivered) lines.push(`${bold('spoke tx')}  ${delivered}  ${dim('(the hub message processed on the spoke)')}`)
+  // A fan-out request's copies: where each went, and how its chain took it.
+  for (const [i, c] of (status.copies ?? []).entries())
+    lines.push(
+      `${bold(i === 0 ? 'copies' : '')}${' '.repeat(i === 0 ? 4 : 10)}chain ${c.chainId} → ${c.receiver}: ${c.status}` +
+        dim(
+          [
+            c.callback ? ` · callback ${c.callback}` : '',
+            c.error ? ` · error ${c.error}` : '',
+            c.transactionHash ? ` · tx ${c.transactionHash}` : '',
+          ].join(''),
+        ),
+    )
   if (status.error) lines.push(`${bold('error')}     ${red(status.error.code)}: ${status.error.reason}`)
   if (ui) lines.push(`${bold('workflow')}  ${ui}/namespaces/${namespace}/workflows/${encodeURIComponent(status.key)}`)
   console.log(lines.join('\n'))

@@ -6,9 +6,9 @@
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { getAddress, parseEventLogs, type Address } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { registerModel } from '../../chains/evm/deploy.ts'
 import { LOCAL_CHAINS } from '../../chains/local.ts'
-import { HyperlanePort, InferenceMarket, RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
+import { deployContract, registerModel } from '../../chains/evm/deploy.ts'
+import { HyperlanePort, InferenceMarket, RecordingConsumer, RecordingCopyReceiver, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { waitFor } from '../../core/process.ts'
 import { getRequestStatus, waitForOutcome } from '../../workflows/client.ts'
 import { deploySpokeConsumer, requestOnSpoke, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
@@ -106,6 +106,43 @@ describe.each([
     }
     expect(Number(status.timings.submit!.gasUsed)).toBeGreaterThan(500_000) // verification on the hub
     expect(Number(status.timings.spokeSettle!.gasUsed)).toBeGreaterThan(500_000) // and again on the spoke
+  })
+
+  test('fan-out: a request naming the other spoke and the hub is proven once and submitted alone; the workflow follows each copy to its chain, where it is verified and its receiver called back once', async () => {
+    const other = stack.network.spokes.find((s) => s.name !== name)!
+    const receivers = {
+      other: await deployContract(stack.spokes[other.name]!.user, RecordingCopyReceiver, [other.spoke.gateway]),
+      hub: await deployContract(stack.hub.user, RecordingCopyReceiver, [market()]),
+    }
+    const destinations = [
+      { domain: other.chainId, receiver: receivers.other, callbackGasLimit: 500_000 },
+      { domain: stack.network.hub.chainId, receiver: receivers.hub, callbackGasLimit: 500_000 },
+    ]
+    const req = await request({ destinations })
+    const outcome = await waitForOutcome(stack.client, req.key)
+    expect(outcome.stage).toBe('fulfilled')
+    expect(outcome.batch).toBeUndefined()
+    expect(outcome.copies).toEqual([
+      expect.objectContaining({ chainId: other.chainId, receiver: receivers.other, status: 'Copied', callback: 'Succeeded' }),
+      expect.objectContaining({ chainId: stack.network.hub.chainId, receiver: receivers.hub, status: 'Copied', callback: 'Succeeded' }),
+    ])
+    // The hub's copy went with the submission; the other spoke's in its own delivery, verified there.
+    expect(outcome.copies![1]!.transactionHash).toBe(outcome.timings.submit!.transactionHash)
+    expect(Number(outcome.copies![0]!.gasUsed)).toBeGreaterThan(500_000)
+    for (const [client, receiver] of [
+      [stack.spokes[other.name]!.user, receivers.other],
+      [stack.hub.user, receivers.hub],
+    ] as const) {
+      const copy = await client.readContract({
+        address: receiver,
+        abi: RecordingCopyReceiver.abi,
+        functionName: 'copyOf',
+        args: [spoke().chainId, bytes32(spokeGateway()) as `0x${string}`, req.id],
+      })
+      expect(copy.output.map(String)).toEqual(outcome.output)
+      expect(copy.requester).toBe(consumer())
+      expect(await client.readContract({ address: receiver, abi: RecordingCopyReceiver.abi, functionName: 'calls' })).toBe(1n)
+    }
   })
 
   test('failure: a model the hub has no deployment of on the spoke ends failed on the hub, refunded and called back on the spoke', async () => {

@@ -118,7 +118,13 @@ export async function deploySpokeConsumer(stack: CrossChainStack, spoke = stack.
   return deployContract(stack.spokes[spoke]!.user, RecordingConsumer, [s.spoke.gateway])
 }
 
-/** Requests from `consumer` on the spoke paying the quote, then mines the confirmation block. */
+/** Another chain a fan-out request's result goes to (the contracts' `Destination`). */
+export type FanOutDestination = { domain: number; receiver: Address; callbackGasLimit: number }
+
+/**
+ * Requests from `consumer` on the spoke paying the quote, then mines the confirmation block; with
+ * `destinations`, a fan-out request (its result to those chains too) paying its quote.
+ */
 export async function requestOnSpoke(
   stack: CrossChainStack,
   consumer: Address,
@@ -127,19 +133,52 @@ export async function requestOnSpoke(
     input = DEMO_INPUT,
     gas = CALLBACK_GAS,
     spoke = stack.network.spokes[0]!.name,
-  }: { modelId?: Hex; input?: readonly bigint[]; gas?: number; spoke?: string } = {},
+    destinations,
+  }: { modelId?: Hex; input?: readonly bigint[]; gas?: number; spoke?: string; destinations?: readonly FanOutDestination[] } = {},
 ): Promise<SpokeRequest> {
   const { user, anvil } = stack.spokes[spoke]!
   const gateway = stack.network.spokes.find((x) => x.name === spoke)!.spoke.gateway
-  const value = await user.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'quote', args: [modelId, gas] })
-  const { request } = await user.simulateContract({
-    address: consumer,
-    abi: RecordingConsumer.abi,
-    functionName: 'request',
-    args: [modelId, [...input], gas],
-    value,
-  })
-  const receipt = await confirm(user, await user.writeContract(request))
+  const zero = `0x${'0'.repeat(64)}` as Hex
+  const hash = destinations
+    ? await user.writeContract(
+        (
+          await user.simulateContract({
+            address: consumer,
+            abi: RecordingConsumer.abi,
+            functionName: 'requestFanOut',
+            args: [
+              {
+                modelId,
+                input: [...input],
+                inputRef: zero,
+                callbackGasLimit: gas,
+                modelVersion: 0,
+                artifactsHash: zero,
+                failIfNoCapacity: false,
+              },
+              destinations,
+            ],
+            value: await user.readContract({
+              address: gateway,
+              abi: SpokeGateway.abi,
+              functionName: 'quoteFanOut',
+              args: [modelId, gas, destinations],
+            }),
+          })
+        ).request,
+      )
+    : await user.writeContract(
+        (
+          await user.simulateContract({
+            address: consumer,
+            abi: RecordingConsumer.abi,
+            functionName: 'request',
+            args: [modelId, [...input], gas],
+            value: await user.readContract({ address: gateway, abi: SpokeGateway.abi, functionName: 'quote', args: [modelId, gas] }),
+          })
+        ).request,
+      )
+  const receipt = await confirm(user, hash)
   const minedAt = Date.now()
   const [log] = parseEventLogs({ abi: SpokeGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
   if (!log) throw new Error(`no InferenceRequested in ${receipt.transactionHash}`)
