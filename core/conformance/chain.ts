@@ -176,6 +176,8 @@ export function testChainPlugin(options: ChainConformanceOptions): void {
       const req = w.seen.find((r) => r.requestId === requestId)!
       expect((await p.getRequestState(requestId)).status).toBe('Pending')
       expect(await p.findSettlement(requestId, req.seenAt.blockNumber)).toBeUndefined()
+      // No copy of another chain's request ever came here.
+      expect(await p.findCopy(req.chainId, req.gateway, requestId)).toBeUndefined()
       const out = await p.fulfill(req, h.result)
       expect(out).toMatchObject({ status: 'Fulfilled', alreadySettled: false })
       expect(out.transactionHash).toBeDefined()

@@ -487,16 +487,19 @@ const requestBody = (r: {
   escrow: bigint
   deadline: number
   failIfNoCapacity?: boolean
+  destinations?: readonly { domain: number; receiver: Address; callbackGasLimit: number }[]
 }) =>
   encodePacked(
     ['uint8', 'bytes'],
     [
-      5,
+      8,
       encodeAbiParameters(
-        parseAbiParameters(
-          '(uint256 requestId, bytes32 modelId, uint32 modelVersion, int256[] input, bytes32 inputRef, address requester, uint32 callbackGasLimit, uint96 escrow, uint40 deadline, bool failIfNoCapacity)',
-        ),
-        [{ ...r, input: [...r.input], failIfNoCapacity: r.failIfNoCapacity ?? false }],
+        parseAbiParameters([
+          'SpokeRequest r',
+          'struct SpokeRequest { uint256 requestId; bytes32 modelId; uint32 modelVersion; int256[] input; bytes32 inputRef; address requester; uint32 callbackGasLimit; uint96 escrow; uint40 deadline; bool failIfNoCapacity; Destination[] destinations; }',
+          'struct Destination { uint32 domain; address receiver; uint32 callbackGasLimit; }',
+        ]),
+        [{ ...r, input: [...r.input], failIfNoCapacity: r.failIfNoCapacity ?? false, destinations: [...(r.destinations ?? [])] }],
       ),
     ],
   )
@@ -842,6 +845,7 @@ describe('spoke → hub → spoke over Hyperlane, with the local agents running'
       escrow: req.escrow,
       deadline: stored.deadline,
       failIfNoCapacity: false,
+      destinations: [],
     }
     expectHyperlaneMessage(req.sent, {
       origin: HL_SPOKE,
