@@ -26,14 +26,12 @@ import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { LOCAL_CHAINS } from '../../chains/local.ts'
 import {
   CopyDelivery,
-  HyperlanePort,
   InferenceMarket,
   ModelRegistry,
   RecordingConsumer,
   RecordingCopyReceiver,
   RevertingConsumer,
   SpokeGateway,
-  TestHubDispatcher,
 } from '../../contracts/artifacts/index.ts'
 import { quantize } from '../../core/field.ts'
 import { loadModelArtifacts, modelDir, type ModelArtifacts } from '../../core/manifest.ts'
@@ -42,7 +40,7 @@ import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
 import { DEV_ONLY } from '../support/artifacts.ts'
 import { expectRevert, waitUntil } from '../support/chain.ts'
-import { startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
+import { deployHubDispatcher, fromHubRoute, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
 import { boundedTeardown } from '../support/stack.ts'
 
 const S = { Pending: 1, Fulfilled: 2, Failed: 3 } as const
@@ -419,72 +417,12 @@ describe('fan-out: what is refused, and what cannot harm', () => {
     let dispatcher: Address
 
     beforeAll(async () => {
-      const owner = stack.local.chains[stack.network.hub.name]!.owner
-      const port = stack.network.hub.messengers.hyperlane!.port
-      dispatcher = await deployContract(owner, TestHubDispatcher, [stack.network.hub.messengers.hyperlane!.mailbox as Address, port])
-      await confirm(
-        owner,
-        await owner.writeContract({ address: port, abi: HyperlanePort.abi, functionName: 'setApp', args: [dispatcher, true] }),
-      )
+      dispatcher = await deployHubDispatcher(stack)
     })
 
     /** Sends `body` from the dispatcher to the HL spoke's gateway while its hub route points at it; the delivery's outcome. */
-    async function fromRoute(body: Hex): Promise<'delivered' | 'reverted'> {
-      const s = spokeOf(HL)
-      const spokeOwner = stack.local.chains[HL]!.owner
-      const hubOwner = stack.local.chains[stack.network.hub.name]!.owner
-      const gas = 2_000_000n
-      const setRoute = async (peer: Address) =>
-        confirm(
-          spokeOwner,
-          await spokeOwner.writeContract({
-            address: s.spoke.gateway,
-            abi: SpokeGateway.abi,
-            functionName: 'setRoute',
-            args: [stack.network.hub.chainId, s.messenger.port, addressAsBytes32(peer)],
-          }),
-        )
-      await setRoute(dispatcher)
-      try {
-        const before = await clientOf(HL).getBlockNumber()
-        const value = await hubOwner.readContract({
-          address: stack.network.hub.messengers.hyperlane!.port,
-          abi: HyperlanePort.abi,
-          functionName: 'quote',
-          args: [s.chainId, addressAsBytes32(s.spoke.gateway), body, gas],
-        })
-        await confirm(
-          hubOwner,
-          await hubOwner.writeContract({
-            address: dispatcher,
-            abi: TestHubDispatcher.abi,
-            functionName: 'sendBody',
-            args: [s.chainId, addressAsBytes32(s.spoke.gateway), body, gas],
-            value,
-          }),
-        )
-        // Delivered, or (the relayer retries a reverting message) refused: look for the port's receipt for a while.
-        return await waitUntil(
-          'the delivery on the spoke',
-          async () =>
-            (
-              await clientOf(HL).getContractEvents({
-                address: s.messenger.port,
-                abi: HyperlanePort.abi,
-                eventName: 'PortMessageReceived',
-                args: { recipient: s.spoke.gateway },
-                fromBlock: before,
-              })
-            ).length > 0
-              ? ('delivered' as const)
-              : undefined,
-          10_000,
-          100,
-        ).catch(() => 'reverted' as const)
-      } finally {
-        await setRoute(market())
-      }
-    }
+    const fromRoute = async (body: Hex) =>
+      (await fromHubRoute(stack, dispatcher, HL, body, 2_000_000n, 10_000)) ? 'delivered' : 'reverted'
 
     /** A RESULT_COPY body as the market encodes it. */
     const copyBody = (c: {

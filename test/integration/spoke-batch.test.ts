@@ -18,15 +18,7 @@ import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { batchRebateOf } from '../../chains/evm/pricing.ts'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { LOCAL_CHAINS } from '../../chains/local.ts'
-import {
-  HyperlanePort,
-  InferenceMarket,
-  ModelRegistry,
-  RecordingConsumer,
-  RevertingConsumer,
-  SpokeGateway,
-  TestHubDispatcher,
-} from '../../contracts/artifacts/index.ts'
+import { InferenceMarket, ModelRegistry, RecordingConsumer, RevertingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { quantize } from '../../core/field.ts'
 import { loadBatchArtifacts, loadModelArtifacts, modelDir, type ModelArtifacts } from '../../core/manifest.ts'
 import type { ProverPlugin } from '../../core/plugins.ts'
@@ -34,7 +26,14 @@ import { NO_STORAGE_REF } from '../../core/storage-ref.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
 import { DEV_ONLY } from '../support/artifacts.ts'
 import { expectRevert, waitUntil } from '../support/chain.ts'
-import { requestOnSpoke, startCrossChainStack, type CrossChainStack, type SpokeRequest } from '../support/crosschain.ts'
+import {
+  deployHubDispatcher,
+  fromHubRoute,
+  requestOnSpoke,
+  startCrossChainStack,
+  type CrossChainStack,
+  type SpokeRequest,
+} from '../support/crosschain.ts'
 import { boundedTeardown } from '../support/stack.ts'
 
 const SIZE = 16
@@ -327,67 +326,12 @@ describe("batches from the spoke's authenticated hub route that the spoke's own 
   let dispatcher: Address
 
   beforeAll(async () => {
-    const owner = stack.local.chains[stack.network.hub.name]!.owner
-    const port = stack.network.hub.messengers.hyperlane!.port
-    dispatcher = await deployContract(owner, TestHubDispatcher, [stack.network.hub.messengers.hyperlane!.mailbox as Address, port])
-    await confirm(
-      owner,
-      await owner.writeContract({ address: port, abi: HyperlanePort.abi, functionName: 'setApp', args: [dispatcher, true] }),
-    )
+    dispatcher = await deployHubDispatcher(stack)
   })
 
-  /** Sends `body` from the dispatcher to the HL spoke's gateway while the gateway's hub route points at it; restores the route. */
+  /** Sends `body` from the dispatcher to the HL spoke's gateway while the gateway's hub route points at it. */
   async function fromRoute(body: Hex, gas: bigint): Promise<void> {
-    const s = spokeOf(HL)
-    const spokeOwner = stack.local.chains[HL]!.owner
-    const hubOwner = stack.local.chains[stack.network.hub.name]!.owner
-    const setRoute = async (peer: Address) =>
-      confirm(
-        spokeOwner,
-        await spokeOwner.writeContract({
-          address: s.spoke.gateway,
-          abi: SpokeGateway.abi,
-          functionName: 'setRoute',
-          args: [stack.network.hub.chainId, s.messenger.port, addressAsBytes32(peer)],
-        }),
-      )
-    await setRoute(dispatcher)
-    try {
-      const before = await stack.spokes[HL]!.user.getBlockNumber()
-      const value = await hubOwner.readContract({
-        address: stack.network.hub.messengers.hyperlane!.port,
-        abi: HyperlanePort.abi,
-        functionName: 'quote',
-        args: [s.chainId, addressAsBytes32(s.spoke.gateway), body, gas],
-      })
-      await confirm(
-        hubOwner,
-        await hubOwner.writeContract({
-          address: dispatcher,
-          abi: TestHubDispatcher.abi,
-          functionName: 'sendBody',
-          args: [s.chainId, addressAsBytes32(s.spoke.gateway), body, gas],
-          value,
-        }),
-      )
-      await waitUntil(
-        'the delivery on the spoke',
-        async () =>
-          (
-            await stack.spokes[HL]!.user.getContractEvents({
-              address: s.messenger.port,
-              abi: HyperlanePort.abi,
-              eventName: 'PortMessageReceived',
-              args: { recipient: s.spoke.gateway },
-              fromBlock: before,
-            })
-          ).length > 0 || undefined,
-        60_000,
-        100,
-      )
-    } finally {
-      await setRoute(market())
-    }
+    expect(await fromHubRoute(stack, dispatcher, HL, body, gas)).toBe(true)
   }
 
   /** A RESULT_BATCH body as the market encodes it: the rows packed at 8 bytes per element. */

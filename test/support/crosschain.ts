@@ -15,13 +15,15 @@ import type { SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import type { SertnNetwork } from '../../chains/evm/network.ts'
 import { LOCAL_CHAINS, startLocalNetwork, type LocalChainSpec, type LocalNetwork } from '../../chains/local.ts'
-import { RecordingConsumer, SpokeGateway } from '../../contracts/artifacts/index.ts'
+import { HyperlanePort, RecordingConsumer, SpokeGateway, TestHubDispatcher } from '../../contracts/artifacts/index.ts'
 import type { SertnConfig } from '../../core/config.ts'
 import type { MessengerAgentEvent } from '../../core/plugins.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
 import type { RunningMessengerAgents } from '../../plugins/messengers/index.ts'
 import type { ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
 import type { TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
+import { addressAsBytes32 } from '../../chains/evm/crosschain.ts'
+import { waitUntil } from './chain.ts'
 import { CALLBACK_GAS, DEMO_INPUT } from './stack.ts'
 
 type ChainClients = { anvil: AnvilInstance; owner: SertnClient; user: SertnClient }
@@ -191,5 +193,83 @@ export async function requestOnSpoke(
     block: receipt.blockNumber,
     escrow: log.args.escrow,
     minedAt,
+  }
+}
+
+/** A TestHubDispatcher on the hub that the hub's Hyperlane port lets send (see {@link fromHubRoute}). */
+export async function deployHubDispatcher(stack: CrossChainStack): Promise<Address> {
+  const owner = stack.local.chains[stack.network.hub.name]!.owner
+  const hyperlane = stack.network.hub.messengers.hyperlane!
+  const dispatcher = await deployContract(owner, TestHubDispatcher, [hyperlane.mailbox as Address, hyperlane.port])
+  await confirm(
+    owner,
+    await owner.writeContract({ address: hyperlane.port, abi: HyperlanePort.abi, functionName: 'setApp', args: [dispatcher, true] }),
+  )
+  return dispatcher
+}
+
+/**
+ * Sends `body` (with `gas` for its handling) from `dispatcher` to the Hyperlane spoke `spoke`'s
+ * gateway while the gateway's hub route points at it, as if the hub market sent it; restores the
+ * route. True once the spoke's port handed it to the gateway; false if that did not happen within
+ * `timeoutMs` (the gateway reverts it, and the relayer keeps trying).
+ */
+export async function fromHubRoute(
+  stack: CrossChainStack,
+  dispatcher: Address,
+  spoke: string,
+  body: Hex,
+  gas: bigint,
+  timeoutMs = 60_000,
+): Promise<boolean> {
+  const s = stack.network.spokes.find((x) => x.name === spoke)!
+  const spokeOwner = stack.local.chains[spoke]!.owner
+  const hubOwner = stack.local.chains[stack.network.hub.name]!.owner
+  const setRoute = async (peer: Address) =>
+    confirm(
+      spokeOwner,
+      await spokeOwner.writeContract({
+        address: s.spoke.gateway,
+        abi: SpokeGateway.abi,
+        functionName: 'setRoute',
+        args: [stack.network.hub.chainId, s.messenger.port, addressAsBytes32(peer)],
+      }),
+    )
+  await setRoute(dispatcher)
+  try {
+    const before = await stack.spokes[spoke]!.user.getBlockNumber()
+    const value = await hubOwner.readContract({
+      address: stack.network.hub.messengers.hyperlane!.port,
+      abi: HyperlanePort.abi,
+      functionName: 'quote',
+      args: [s.chainId, addressAsBytes32(s.spoke.gateway), body, gas],
+    })
+    await confirm(
+      hubOwner,
+      await hubOwner.writeContract({
+        address: dispatcher,
+        abi: TestHubDispatcher.abi,
+        functionName: 'sendBody',
+        args: [s.chainId, addressAsBytes32(s.spoke.gateway), body, gas],
+        value,
+      }),
+    )
+    return await waitUntil(
+      'the delivery on the spoke',
+      async () =>
+        (
+          await stack.spokes[spoke]!.user.getContractEvents({
+            address: s.messenger.port,
+            abi: HyperlanePort.abi,
+            eventName: 'PortMessageReceived',
+            args: { recipient: s.spoke.gateway },
+            fromBlock: before,
+          })
+        ).length > 0 || undefined,
+      timeoutMs,
+      100,
+    ).catch(() => false)
+  } finally {
+    await setRoute(stack.network.hub.market)
   }
 }
