@@ -48,6 +48,12 @@ export type ModelBuildCommandParameters = {
    * model's manifest (see circuits/pipeline/batches.ts).
    */
   batches?: number[]
+  /**
+   * `--batch auto`: also the sizes that fill their logrows, from the model's own up to
+   * `maxLogrows`, of at most `maxRows` rows per proof (`--batch-max`; see
+   * circuits/pipeline/batches.ts `batchLadder`).
+   */
+  batchAuto?: { maxRows?: number }
   /** Print the report (default); batch circuits built for a model print theirs in its. */
   print?: boolean
 }
@@ -180,8 +186,9 @@ export async function modelBuildCommand(p: ModelBuildCommandParameters): Promise
     ...(p.search ? { search: p.search } : {}),
     measure: { wasm: p.wasm ?? true },
   }
-  // A graph that cannot be widened to its batch sizes fails before the model's build.
-  const widened = p.batches?.length ? await widenGraph(p, progress) : undefined
+  // A graph that cannot be widened to its batch sizes fails before the model's build (the ladder's
+  // sizes are known only after it).
+  const widened = p.batches?.length && !p.batchAuto ? await widenGraph(p, p.batches, progress) : undefined
   progress.line(`building ${name} from ${p.onnx} with samples ${p.samples} (native ezkl 21.0.0)`)
   let report: BuildReport
   try {
@@ -195,22 +202,41 @@ export async function modelBuildCommand(p: ModelBuildCommandParameters): Promise
   }
   await mkdir(join(report.dir, '.build'), { recursive: true })
   await writeFile(join(report.dir, '.build', 'report.json'), `${JSON.stringify(report, null, 2)}\n`)
-  const batches = widened ? await buildBatches(p, report.dir, widened) : undefined
+  let sizes = p.batches ?? []
+  let work = widened
+  if (p.batchAuto) {
+    const { batchLadder, DEFAULT_MAX_BATCH_ROWS } = await import('../circuits/pipeline/batches.ts')
+    const { defaultMaxLogrows } = await import('../circuits/pipeline/build.ts')
+    const { rows, logrows } = report.layout
+    const maxLogrows = p.maxLogrows ?? defaultMaxLogrows()
+    const maxRows = p.batchAuto.maxRows ?? DEFAULT_MAX_BATCH_ROWS
+    const ladder = batchLadder({ rows, logrows, maxLogrows, maxRows })
+    sizes = [...new Set([...ladder, ...sizes])].sort((a, b) => a - b)
+    progress.line(
+      ladder.length
+        ? `--batch auto: ${rows} rows a proof at logrows ${logrows}; the sizes that fill their logrows up to ${maxRows} rows per proof (and logrows ${maxLogrows}): ${ladder.join(', ')}`
+        : `--batch auto: no size of 2 to ${maxRows} rows per proof fits in logrows ${logrows} to ${maxLogrows} (${rows} rows a proof)`,
+    )
+    work = sizes.length ? await widenGraph(p, sizes, progress) : undefined
+  }
+  const batches = work ? await buildBatches(p, sizes, report.dir, work) : undefined
   if (p.print === false) return 0
   if (p.json) console.log(JSON.stringify(batches ? { ...report, batches } : report))
   else {
     console.log(`\n${out.bold(`${report.name}: built`)}\n${formatReport(report)}`)
     for (const b of batches ?? [])
-      console.log(`  batch-${b.size}: ${b.size} rows per proof, logrows ${b.logrows}, VKA code hash ${b.vka.codeHash.slice(0, 18)}…`)
+      console.log(
+        `  batch-${b.size}: ${b.size} rows per proof, logrows ${b.logrows} (${Math.round((100 * b.rows) / 2 ** b.logrows)}% of its rows used), VKA code hash ${b.vka.codeHash.slice(0, 18)}…`,
+      )
   }
   return 0
 }
 
 /**
- * The model's graph and samples widened to each batch size of `p.batches`
- * (circuits/pipeline/widen.py), in `<work>/batch-<N>/` of a scratch folder it returns.
+ * The model's graph and samples widened to each of `sizes` (circuits/pipeline/widen.py), in
+ * `<work>/batch-<N>/` of a scratch folder it returns.
  */
-async function widenGraph(p: ModelBuildCommandParameters, progress: Progress): Promise<string> {
+async function widenGraph(p: ModelBuildCommandParameters, sizes: readonly number[], progress: Progress): Promise<string> {
   const [{ ensureNativeEzkl }, { startProcess }, { mkdtemp }, { tmpdir }, { fileURLToPath }] = await Promise.all([
     import('../plugins/provers/ezkl-native/index.ts'),
     import('../core/process.ts'),
@@ -222,7 +248,7 @@ async function widenGraph(p: ModelBuildCommandParameters, progress: Progress): P
   const widen = fileURLToPath(new URL('../circuits/pipeline/widen.py', import.meta.url))
   const work = await mkdtemp(join(tmpdir(), 'sertn-batches-'))
   try {
-    for (const n of new Set(p.batches)) {
+    for (const n of new Set(sizes)) {
       const proc = startProcess({ name: 'widen', command: python, args: [widen, p.onnx, p.samples, String(n), join(work, `batch-${n}`)] })
       if ((await proc.exited) !== 0)
         throw new UsageError(`--batch ${n}: the graph cannot be widened to ${n} rows per proof: ${proc.output().trim()}`, {
@@ -237,18 +263,24 @@ async function widenGraph(p: ModelBuildCommandParameters, progress: Progress): P
   }
 }
 
-/** Builds the batch circuits `p.batches` of the model just built in `modelDir`, from the widened graphs in `work` (removed after). */
-async function buildBatches(p: ModelBuildCommandParameters, modelDir: string, work: string) {
-  const { buildBatchCircuits } = await import('../circuits/pipeline/batches.ts')
-  const sizes = [...new Set(p.batches)].sort((a, b) => a - b)
+/**
+ * Builds the batch circuits of `sizes` of the model just built in `modelDir`, from the widened
+ * graphs in `work` (removed after); with each one's rows.
+ */
+async function buildBatches(p: ModelBuildCommandParameters, sizes: readonly number[], modelDir: string, work: string) {
+  const [{ buildBatchCircuits }, { readModelManifest }] = await Promise.all([
+    import('../circuits/pipeline/batches.ts'),
+    import('../core/manifest.ts'),
+  ])
   try {
-    return await buildBatchCircuits({
+    const refs = await buildBatchCircuits({
       modelDir,
-      sizes,
+      sizes: [...new Set(sizes)].sort((a, b) => a - b),
       sources: (n) => ({ onnx: join(work, `batch-${n}`, 'network.onnx'), samples: join(work, `batch-${n}`, 'input.json') }),
       ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),
       print: false,
     })
+    return Promise.all(refs.map(async (b) => ({ ...b, rows: (await readModelManifest(join(modelDir, b.dir))).manifest.circuit.rows })))
   } finally {
     await rm(work, { recursive: true, force: true })
   }

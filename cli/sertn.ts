@@ -100,7 +100,7 @@ const USAGE: Record<string, string> = {
   model: `sertn model build <network.onnx> --input <samples.json> [--name NAME] [--out DIR] [--tolerance 0.01]
             [--target resources|accuracy] [--input-visibility public|hashed] [--output-visibility public|hashed]
             [--input-bound X] [--var name=N,…] [--description TEXT] [--max-logrows N] [--columns 1,2] [--scales 4,6,…]
-            [--batch 16,64] [--srs-dir circuits/srs] [--no-wasm] [--json]
+            [--batch 16,64 | auto[,N…]] [--batch-max 64] [--srs-dir circuits/srs] [--no-wasm] [--json]
       Turns an ONNX model into a Sertn model directory (default circuits/<name>) with the pinned
       native ezkl 21.0.0: weights fixed in the circuit, input and output public (or Poseidon-hashed),
       calibrated on the samples ({"input_data": [[…]]}, one flat list per model input holding the
@@ -118,6 +118,10 @@ const USAGE: Record<string, string> = {
       --batch N,… also builds the model's batch circuits: the graph widened to N rows per proof (each
       input's and output's first dimension, 1 in the model), with the model's run arguments, in
       <out>/batch-<N>/ and listed in its manifest; nodes prove up to N requests in one proof with it.
+      --batch auto builds the ladder of sizes that fill their logrows: for each logrows from the
+      model's own up to --max-logrows, the most rows per proof that fit, up to --batch-max (default
+      64: the demo's 64-row batch is a 7 KB message, under LayerZero's default limit of 10,000
+      bytes), which ends the ladder. The report gives each one's share of its rows used.
 
   sertn model register <dir> [--name NAME] [--compute-units N] [--data-dir .data | --config FILE]
             [--private-key 0x… | SERTN_MODEL_OWNER_KEY] [--json]
@@ -424,6 +428,7 @@ async function main(argv: string[]): Promise<number> {
           columns: { type: 'string' },
           scales: { type: 'string' },
           batch: { type: 'string' },
+          'batch-max': { type: 'string' },
           'srs-dir': { type: 'string' },
           'no-wasm': { type: 'boolean', default: false },
           json: { type: 'boolean', default: false },
@@ -460,8 +465,16 @@ async function main(argv: string[]): Promise<number> {
       }
       const columns = ints(values.columns, '--columns')
       const scales = ints(values.scales, '--scales')
-      const batches = ints(values.batch, '--batch')
-      if (batches?.some((n) => n < 2)) throw new UsageError(`--batch takes sizes above 1 (1 is the model itself), got "${values.batch}"`)
+      // --batch takes sizes and `auto` (the sizes that fill their logrows), separated by commas.
+      const batchTokens = values.batch?.split(',').map((x) => x.trim())
+      const batchAuto = batchTokens?.includes('auto') ?? false
+      const explicit = batchTokens?.filter((x) => x !== 'auto') ?? []
+      const batches = explicit.length ? ints(explicit.join(','), '--batch') : undefined
+      if (batches?.some((n) => n < 2))
+        throw new UsageError(`--batch takes sizes above 1 (1 is the model itself) or auto, got "${values.batch}"`)
+      const batchMax = values['batch-max'] !== undefined ? ints(values['batch-max'], '--batch-max')?.[0] : undefined
+      if (batchMax !== undefined && !batchAuto) throw new UsageError('--batch-max bounds --batch auto: add --batch auto')
+      if (batchMax !== undefined && batchMax < 2) throw new UsageError(`--batch-max must be 2 or more, got "${values['batch-max']}"`)
       return modelBuildCommand({
         onnx: positionals[0]!,
         samples: values.input,
@@ -478,6 +491,7 @@ async function main(argv: string[]): Promise<number> {
         ...(maxLogrows !== undefined ? { maxLogrows } : {}),
         ...(columns || scales ? { search: { ...(columns ? { columns } : {}), ...(scales ? { scales } : {}) } } : {}),
         ...(batches ? { batches } : {}),
+        ...(batchAuto ? { batchAuto: batchMax !== undefined ? { maxRows: batchMax } : {} } : {}),
         ...(values['srs-dir'] !== undefined ? { srsDir: values['srs-dir'] } : {}),
       })
     }

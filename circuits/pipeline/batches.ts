@@ -6,14 +6,44 @@
  * size differs, and lives in `<model>/batch-<N>/` as a model directory of its own. The model's
  * manifest then lists them by manifest hash, so that the model's artifacts hash covers them.
  *
+ * `sertn model build --batch auto` picks the sizes itself: the ladder of sizes that fill their
+ * logrows ({@link batchLadder}).
+ *
  * @example
  * await buildBatchCircuits({ modelDir: 'circuits/sertn-mlp-demo', sources: (n) => ({ onnx, samples }), sizes: [16, 64] })
+ * batchLadder({ rows: 624, logrows: 10, maxLogrows: 20, maxRows: 64 }) // [3, 6, 13, 26, 52, 64]
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { BatchCircuitRef, ModelManifest } from '../../core/manifest.ts'
 import { readModelManifest } from '../../core/manifest.ts'
 import { modelBuildCommand } from '../../cli/model.ts'
+
+/** Rows halo2 keeps for blinding at the end of a circuit, with a margin (the build driver's `BLINDING_ROWS`). */
+export const BLINDING_ROWS = 16
+
+/** The most rows per proof `--batch auto` goes to by default: the demo's 64-row batch is a 7 KB message, under LayerZero's default 10,000-byte limit. */
+export const DEFAULT_MAX_BATCH_ROWS = 64
+
+/**
+ * The batch sizes that fill their logrows: for each logrows from the model's own up to
+ * `maxLogrows`, the most rows per proof whose circuit fits in it (at least 2), for a model whose
+ * circuit takes `rows` rows at `logrows`; the ladder ends with `maxRows` where the next size would
+ * pass it (the operator's largest batch, which may fill its logrows less). A batch circuit keeps the model's run
+ * arguments, so its rows grow with its rows per proof: the demo's circuits of 1, 16 and 64 rows
+ * per proof take 624, 9,984 and 39,936 rows, exactly 624 a row. Each size then proves as many
+ * requests as its logrows can hold, and the next one up doubles them at twice the proving work.
+ */
+export function batchLadder(p: { rows: number; logrows: number; maxLogrows: number; maxRows: number }): number[] {
+  if (!(p.rows > 0)) throw new Error(`a circuit has rows: got ${p.rows}`)
+  const sizes: number[] = []
+  for (let k = p.logrows; k <= p.maxLogrows; k++) {
+    const n = Math.min(Math.floor((2 ** k - BLINDING_ROWS) / p.rows), p.maxRows)
+    if (n >= 2 && n !== sizes.at(-1)) sizes.push(n)
+    if (n === p.maxRows) break
+  }
+  return sizes
+}
 
 export type BuildBatchCircuitsParameters = {
   /** The single model's directory (built already). */

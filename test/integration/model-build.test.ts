@@ -4,6 +4,7 @@
  * the same circuit as the committed one, with its report; models EZKL cannot prove end in one line
  * that names the operator, the dimension or the limit, never a Python traceback.
  */
+import { BLINDING_ROWS, batchLadder } from '../../circuits/pipeline/batches.ts'
 import { spawnSync } from 'node:child_process'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -186,6 +187,57 @@ describe('sertn model build', () => {
       await prover.dispose()
     }
   }, 300_000)
+
+  test('--batch auto: builds the ladder of sizes that fill their logrows (linreg: 88 rows at logrows 7, so 2 and 5 rows fill logrows 8 and 9), ending at --batch-max, with any size named beside it', async () => {
+    const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
+    const out = join(tmp, 'linreg-auto')
+    const r = await build([
+      join(src, 'network.onnx'),
+      '--input',
+      join(src, 'input.json'),
+      '--out',
+      out,
+      '--input-bound',
+      '2',
+      '--batch',
+      'auto,3',
+      '--batch-max',
+      '8',
+      '--srs-dir',
+      join(tmp, 'srs'),
+      '--no-wasm',
+      '--json',
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as BuildReport & {
+      batches: { size: number; logrows: number; rows: number }[]
+    }
+    const { rows, logrows } = report.layout
+    expect(r.stderr).toContain(`--batch auto: ${rows} rows a proof at logrows ${logrows}`)
+    expect([rows, logrows]).toEqual([88, 7])
+    const ladder = batchLadder({ rows, logrows, maxLogrows: 26, maxRows: 8 })
+    expect(ladder).toEqual([2, 5, 8])
+    expect(report.batches.map((b) => b.size)).toEqual([...new Set([...ladder, 3])].sort((a, b) => a - b))
+    // Every ladder size below the cap fills its logrows: its rows fit, and its rows grew with it.
+    for (const b of report.batches.filter((x) => ladder.includes(x.size) && x.size < 8)) {
+      expect(b.rows, `batch-${b.size}`).toBeLessThanOrEqual(2 ** b.logrows - BLINDING_ROWS)
+      expect(b.rows + rows, `batch-${b.size}`).toBeGreaterThan(2 ** b.logrows - BLINDING_ROWS)
+      expect(b.logrows).toBeGreaterThan(logrows)
+    }
+    const model = await loadModelArtifacts(out, DEV_ONLY)
+    expect(model.manifest.batches?.map((b) => b.size)).toEqual(report.batches.map((b) => b.size))
+  }, 300_000)
+
+  test('error: --batch-max without --batch auto, and --batch with a size of 1, end in one line', async () => {
+    const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
+    const common = [join(src, 'network.onnx'), '--input', join(src, 'input.json'), '--out', join(tmp, 'never')]
+    const a = await build([...common, '--batch', '16', '--batch-max', '8'])
+    expect(a.code).not.toBe(0)
+    expect(a.stderr).toContain('--batch-max bounds --batch auto')
+    const b = await build([...common, '--batch', 'auto,1'])
+    expect(b.code).not.toBe(0)
+    expect(b.stderr).toContain('--batch takes sizes above 1')
+  })
 
   test('--batch widens only the inputs that take data: weights an exporter lists among the inputs keep their shape', async () => {
     const dir = join(tmp, 'weights-as-inputs')
