@@ -300,7 +300,7 @@ contract InferenceMarket is MessengerApp, IResultErrors, ISertnCopies {
         for (uint256 i; i < f.destinations.length; ++i) {
             Destination memory d = f.destinations[i];
             if (d.domain == block.chainid) continue;
-            bytes memory copy = _copyBody(_copyOf(r, f.requester, input, output), d, proof, artifacts);
+            bytes memory copy = _copyBody(_copyOf(r, f.requester, input, output, artifacts.output), d, proof, artifacts);
             fee += _quoteMessage(d.domain, routeOf(d.domain).peer, copy, SertnMessages.resultGas(d.callbackGasLimit));
         }
         return fee;
@@ -613,7 +613,7 @@ contract InferenceMarket is MessengerApp, IResultErrors, ISertnCopies {
             uint32 recorded = registry.getChainDeployment(r.modelId, domain).version;
             revert MarketModelNotDeployed(r.modelId, domain, recorded, registry.tryGetRequestTerms(r.modelId).version);
         }
-        InferenceCopy memory c = _copyOf(r, f.requester, input, output);
+        InferenceCopy memory c = _copyOf(r, f.requester, input, output, artifacts.output);
         for (uint256 i; i < f.destinations.length; ++i) {
             Destination memory d = f.destinations[i];
             if (d.domain == block.chainid) {
@@ -632,11 +632,13 @@ contract InferenceMarket is MessengerApp, IResultErrors, ISertnCopies {
     }
 
     /// @dev A fan-out request's result as its copies carry it.
-    function _copyOf(MarketRequest storage r, address requester, int256[] calldata input, int256[] calldata output)
-        private
-        view
-        returns (InferenceCopy memory)
-    {
+    function _copyOf(
+        MarketRequest storage r,
+        address requester,
+        int256[] calldata input,
+        int256[] calldata output,
+        bytes32 outputRef
+    ) private view returns (InferenceCopy memory) {
         return InferenceCopy({
             origin: r.origin,
             gateway: r.gateway,
@@ -644,7 +646,8 @@ contract InferenceMarket is MessengerApp, IResultErrors, ISertnCopies {
             requester: requester,
             modelId: r.modelId,
             input: input,
-            output: output
+            output: output,
+            outputRef: outputRef
         });
     }
 

@@ -48,6 +48,8 @@ const M = { Open: 1, ResultSent: 2, Settled: 4 } as const
 const CALLBACK = { Succeeded: 0, Failed: 1 } as const
 const MODEL_UNAVAILABLE = 4
 const NO_REFS = { output: NO_STORAGE_REF, proof: NO_STORAGE_REF }
+/** Storage refs a node names for a result (the copies carry the output's). */
+const REFS = { output: `0x${'0a'.repeat(32)}` as Hex, proof: `0x${'0b'.repeat(32)}` as Hex }
 const HL = LOCAL_CHAINS.spoke.name
 const LZ = LOCAL_CHAINS.spokelz.name
 const CALLBACK_GAS = 200_000
@@ -166,7 +168,7 @@ const spokeRequest = (m: Made) =>
 /** Proves `m`'s input with the demo circuit; the node submits it to the market paying its quote. */
 async function submit(m: Made) {
   const p = await prover.proveInference(demo, m.input)
-  const args = [m.mid, m.input, p.output, p.proof, NO_REFS] as const
+  const args = [m.mid, m.input, p.output, p.proof, REFS] as const
   const value = await hub().readContract({ address: market(), abi: InferenceMarket.abi, functionName: 'quoteResult', args })
   const receipt = await confirm(
     node(),
@@ -263,7 +265,13 @@ describe.each([
       output,
       callbackStatus: CALLBACK.Succeeded,
     })
-    expect(await copyAt(hub(), hubReceiver, m)).toMatchObject({ requester: on[from]!.consumer, input: m.input, output, modelId: modelId() })
+    expect(await copyAt(hub(), hubReceiver, m)).toMatchObject({
+      requester: on[from]!.consumer,
+      input: m.input,
+      output,
+      modelId: modelId(),
+      outputRef: REFS.output,
+    })
 
     // The requesting spoke verifies and settles; the node is paid the whole escrow (the copies' delivery included).
     await waitUntil(
@@ -297,6 +305,7 @@ describe.each([
       modelId: modelId(),
       input: m.input,
       output,
+      outputRef: REFS.output,
     })
     expect(await clientOf(to).readContract({ address: on[to]!.receiver, abi: RecordingCopyReceiver.abi, functionName: 'calls' })).toBe(1n)
 
@@ -443,7 +452,7 @@ describe('fan-out: what is refused, and what cannot harm', () => {
             parseAbiParameters([
               'ResultCopy c',
               'struct ResultCopy { InferenceCopy copy; uint32 modelVersion; bytes proof; Refs refs; address node; address receiver; uint32 callbackGasLimit; }',
-              'struct InferenceCopy { uint32 origin; bytes32 gateway; uint256 requestId; address requester; bytes32 modelId; int256[] input; int256[] output; }',
+              'struct InferenceCopy { uint32 origin; bytes32 gateway; uint256 requestId; address requester; bytes32 modelId; int256[] input; int256[] output; bytes32 outputRef; }',
               'struct Refs { bytes32 output; bytes32 proof; }',
             ]),
             [
@@ -456,6 +465,7 @@ describe('fan-out: what is refused, and what cannot harm', () => {
                   modelId: modelId(),
                   input: c.input,
                   output: c.output,
+                  outputRef: REFS.output,
                 },
                 modelVersion: c.version,
                 proof: c.proof,
@@ -538,6 +548,7 @@ describe('fan-out: what is refused, and what cannot harm', () => {
         modelId: modelId(),
         input: [] as bigint[],
         output: [] as bigint[],
+        outputRef: NO_STORAGE_REF,
       }
       const direct = clientOf(HL).simulateContract({
         address: delivery,

@@ -28,8 +28,12 @@ struct InferenceCopy {
     bytes32 modelId;
     /// @notice The request's input, as the hub recorded it.
     int256[] input;
-    /// @notice The model's output, proven and verified on this chain.
+    /// @notice The model's output, proven and verified on this chain (for a model whose output is
+    ///         hashed, its Poseidon commitment).
     int256[] output;
+    /// @notice Where the node stored the output document (its values, which hash to the commitment
+    ///         of a hashed output); zero if it stored none.
+    bytes32 outputRef;
 }
 
 /// @title ISertnCopyReceiver
