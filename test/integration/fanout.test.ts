@@ -165,6 +165,10 @@ const spokeRequest = (m: Made) =>
     args: [m.id],
   })
 
+/** Waits until `m` is `status` on its spoke. */
+const untilStatus = (m: Made, status: number, what: string) =>
+  waitUntil(what, async () => ((await spokeRequest(m)).status === status ? true : undefined), 60_000, 100)
+
 /** Proves `m`'s input with the demo circuit; the node submits it to the market paying its quote. */
 async function submit(m: Made) {
   const p = await prover.proveInference(demo, m.input)
@@ -274,12 +278,7 @@ describe.each([
     })
 
     // The requesting spoke verifies and settles; the node is paid the whole escrow (the copies' delivery included).
-    await waitUntil(
-      'the requesting spoke’s settlement',
-      async () => ((await spokeRequest(m)).status === S.Fulfilled ? true : undefined),
-      60_000,
-      100,
-    )
+    await untilStatus(m, S.Fulfilled, 'the requesting spoke’s settlement')
     expect(
       await clientOf(from).readContract({
         address: on[from]!.consumer,
@@ -376,7 +375,7 @@ describe('fan-out: what is refused, and what cannot harm', () => {
         value,
       }),
     )
-    await waitUntil('the refund on the spoke', async () => ((await spokeRequest(m)).status === S.Failed ? true : undefined), 60_000, 100)
+    await untilStatus(m, S.Failed, 'the refund on the spoke')
     expect(
       await clientOf(HL).readContract({
         address: on[HL]!.consumer,
@@ -414,12 +413,7 @@ describe('fan-out: what is refused, and what cannot harm', () => {
     const { copied } = await copyEvents(HL, m)
     expect(copied).toHaveLength(1)
     expect(copied[0]!.args).toMatchObject({ receiver: on[HL]!.reverting, callbackStatus: CALLBACK.Failed })
-    await waitUntil(
-      'the request’s settlement',
-      async () => ((await spokeRequest(m)).status === S.Fulfilled ? true : undefined),
-      60_000,
-      100,
-    )
+    await untilStatus(m, S.Fulfilled, 'the request’s settlement')
   }, 300_000)
 
   describe('copies on the route (the HL spoke’s hub route pointed at a test dispatcher)', () => {

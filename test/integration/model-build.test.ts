@@ -146,25 +146,23 @@ describe('sertn model build', () => {
     expect(r.stderr).toMatch(/^error: input "x" has a dynamic dimension "seq" \(axis 1\): give it a size with --var seq=N$/m)
   })
 
-  test('--batch: builds the batch circuits beside the model (its graph widened, its run arguments), listed and pinned in its manifest; each proves its rows', async () => {
+  /**
+   * Builds the linreg source model into `out` with `extra` options (bound 2, no WASM check, the
+   * report as JSON); its SRS files (logrows 7 to 10) are made in the scratch folder, not in the repository's.
+   */
+  const buildLinreg = (out: string, extra: string[]) => {
     const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
-    const out = join(tmp, 'linreg-batches')
-    const r = await build([
+    return build([
       join(src, 'network.onnx'),
-      '--input',
-      join(src, 'input.json'),
-      '--out',
-      out,
-      '--input-bound',
-      '2',
-      '--batch',
-      '4,2',
-      // Its SRS files (logrows 7 to 9) are made in the scratch folder, not in the repository's.
-      '--srs-dir',
-      join(tmp, 'srs'),
-      '--no-wasm',
-      '--json',
+      ...['--input', join(src, 'input.json'), '--out', out, '--input-bound', '2'],
+      ...extra,
+      ...['--srs-dir', join(tmp, 'srs'), '--no-wasm', '--json'],
     ])
+  }
+
+  test('--batch: builds the batch circuits beside the model (its graph widened, its run arguments), listed and pinned in its manifest; each proves its rows', async () => {
+    const out = join(tmp, 'linreg-batches')
+    const r = await buildLinreg(out, ['--batch', '4,2'])
     expect(r.code, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as BuildReport & { batches: { size: number; dir: string }[] }
     expect(report.batches.map((b) => [b.size, b.dir])).toEqual([
@@ -189,25 +187,8 @@ describe('sertn model build', () => {
   }, 300_000)
 
   test('--batch auto: builds the ladder of sizes that fill their logrows (linreg: 88 rows at logrows 7, so 2 and 5 rows fill logrows 8 and 9), ending at --batch-max, with any size named beside it', async () => {
-    const src = join(REPO_ROOT, 'circuits', 'sources', 'sertn-linreg')
     const out = join(tmp, 'linreg-auto')
-    const r = await build([
-      join(src, 'network.onnx'),
-      '--input',
-      join(src, 'input.json'),
-      '--out',
-      out,
-      '--input-bound',
-      '2',
-      '--batch',
-      'auto,3',
-      '--batch-max',
-      '8',
-      '--srs-dir',
-      join(tmp, 'srs'),
-      '--no-wasm',
-      '--json',
-    ])
+    const r = await buildLinreg(out, ['--batch', 'auto,3', '--batch-max', '8'])
     expect(r.code, r.stderr).toBe(0)
     const report = JSON.parse(r.stdout.trim().split('\n').pop()!) as BuildReport & {
       batches: { size: number; logrows: number; rows: number }[]

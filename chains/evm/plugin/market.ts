@@ -205,11 +205,10 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     // (a fan-out request's result is sent to other chains as well: estimated on its own).
     let gas: bigint
     try {
-      const copies = copiesOf.get(marketRequestId) ?? (await getRequest(marketRequestId)).copies
-      gas =
-        copies > 0 && op === 'submitResult'
-          ? await publicClient.estimateGas({ account: options.account, to: market, data: encodeFunctionData(call as never), value })
-          : await estimate(`${op}:${request.modelId}:${request.chainId}`, call)
+      const fansOut = op === 'submitResult' && (copiesOf.get(marketRequestId) ?? (await getRequest(marketRequestId)).copies) > 0
+      gas = fansOut
+        ? await publicClient.estimateGas({ account: options.account, to: market, data: encodeFunctionData(call as never), value })
+        : await estimate(`${op}:${request.modelId}:${request.chainId}`, call)
     } catch (err) {
       return outcomeOrThrow(op, marketRequestId, what, err)
     }
