@@ -35,6 +35,8 @@ export type ModelBuildCommandParameters = {
   visibility?: { input?: Visibility; output?: Visibility }
   inputBound?: number
   variables?: Record<string, number>
+  /** Calibrate at every corner of a row's input box too (batch circuits; see `BuildModelParameters.rowCorners`). */
+  rowCorners?: boolean
   maxLogrows?: number
   /** Where locally generated SRS files are kept (default circuits/srs). */
   srsDir?: string
@@ -181,6 +183,7 @@ export async function modelBuildCommand(p: ModelBuildCommandParameters): Promise
     ...(p.visibility ? { visibility: p.visibility } : {}),
     ...(p.inputBound !== undefined ? { inputBound: p.inputBound } : {}),
     ...(p.variables ? { variables: p.variables } : {}),
+    ...(p.rowCorners ? { rowCorners: true } : {}),
     ...(p.maxLogrows !== undefined ? { maxLogrows: p.maxLogrows } : {}),
     ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),
     ...(p.search ? { search: p.search } : {}),

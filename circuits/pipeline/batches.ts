@@ -1,9 +1,12 @@
 /**
  * Batch circuits: a model built again with a batch dimension N proves N inferences in one proof
  * whose public instances are every row's input, then every row's output (see
- * `ModelManifest.batches`). Each batch circuit keeps the single model's run arguments (scales,
- * decomposition, columns, lookup margin: what it computes stays the same), so only the circuit's
- * size differs, and lives in `<model>/batch-<N>/` as a model directory of its own. The model's
+ * `ModelManifest.batches`). Each batch circuit keeps the single model's scale and lookup margin
+ * (what it computes stays the same) and searches its layout again at its own size (range-check
+ * decomposition, columns up to the model's): a decomposition whose lookup table is too big for the
+ * single circuit can fit a batch circuit and take fewer rows a row (the demo's 64 rows per proof:
+ * one leg of 2^14 takes 30,144 rows, logrows 15, where the model's three legs of 2^6 took 39,936,
+ * logrows 16: half the proving work). It lives in `<model>/batch-<N>/` as a model directory of its own. The model's
  * manifest then lists them by manifest hash, so that the model's artifacts hash covers them.
  *
  * `sertn model build --batch auto` picks the sizes itself: the ladder of sizes that fill their
@@ -21,6 +24,22 @@ import { modelBuildCommand } from '../../cli/model.ts'
 
 /** Rows halo2 keeps for blinding at the end of a circuit, with a margin (the build driver's `BLINDING_ROWS`). */
 export const BLINDING_ROWS = 16
+
+/**
+ * Range-check decompositions [base, legs] a batch circuit's layout search tries beside the model's
+ * own. Fewer legs take fewer rows for every value checked, but a base needs a lookup table of that
+ * many rows: one leg of 2^14 or 2^16 only fits a circuit of logrows 15 or 17 and up, which a batch
+ * circuit often is. A decomposition too narrow for the circuit's values fails the search's check
+ * on the samples and is passed over.
+ */
+export const BATCH_DECOMPS: readonly [number, number][] = [
+  [16384, 1],
+  [65536, 1],
+  [16384, 2],
+  [1024, 3],
+  [256, 3],
+  [64, 3],
+]
 
 /** The most rows per proof `--batch auto` goes to by default: the demo's 64-row batch is a 7 KB message, under LayerZero's default 10,000-byte limit. */
 export const DEFAULT_MAX_BATCH_ROWS = 64
@@ -45,6 +64,12 @@ export function batchLadder(p: { rows: number; logrows: number; maxLogrows: numb
   return sizes
 }
 
+/** The decompositions a batch circuit's layout search tries: the model's own, then {@link BATCH_DECOMPS}. */
+export function batchDecomps(own: [number, number]): [number, number][] {
+  const all: [number, number][] = [own, ...BATCH_DECOMPS.map(([b, l]): [number, number] => [b, l])]
+  return all.filter(([b, l], i) => all.findIndex(([b2, l2]) => b2 === b && l2 === l) === i)
+}
+
 export type BuildBatchCircuitsParameters = {
   /** The single model's directory (built already). */
   modelDir: string
@@ -59,7 +84,8 @@ export type BuildBatchCircuitsParameters = {
 }
 
 /**
- * Builds each batch circuit into `<modelDir>/batch-<size>/` with the model's run arguments, then
+ * Builds each batch circuit into `<modelDir>/batch-<size>/` (the model's scale, its layout searched
+ * at its size), then
  * rewrites the model's manifest with the list of them. Returns the list.
  */
 export async function buildBatchCircuits(p: BuildBatchCircuitsParameters): Promise<BatchCircuitRef[]> {
@@ -79,12 +105,15 @@ export async function buildBatchCircuits(p: BuildBatchCircuitsParameters): Promi
       description: `${manifest.name} with ${size} rows per proof`,
       visibility: { input: manifest.visibility.input, output: manifest.visibility.output },
       inputBound: manifest.inputBound,
-      // The model's own run arguments: the search has one candidate; only the tolerance check runs.
+      // Its layout may take narrower range checks than the model's: calibrate at every corner of a row's box.
+      rowCorners: true,
+      // The model's scale (what the circuit computes); the layout searched again at this size.
       tolerance: Math.max(manifest.fidelity.tolerance, manifest.fidelity.maxAbsError),
       search: {
         scales: [r.inputScale],
-        decomps: [[r.decompBase, r.decompLegs]],
-        columns: [r.numInnerCols],
+        decomps: batchDecomps([r.decompBase, r.decompLegs]),
+        // Up to the model's columns: each column beyond costs verify gas on every chain.
+        columns: Array.from({ length: r.numInnerCols }, (_, i) => i + 1),
         lookupMargins: [r.lookupSafetyMargin],
       },
       ...(p.srsDir !== undefined ? { srsDir: p.srsDir } : {}),

@@ -41,6 +41,37 @@ const DRIVER = join(HERE, 'ezkl_driver.py')
 export const REUSABLE_VERIFIER = resolve(HERE, '..', 'verifier', 'Halo2VerifierReusable.sol')
 /** Where locally generated SRS files are kept and reused, one per logrows. */
 export const DEFAULT_SRS_DIR = resolve(HERE, '..', 'srs')
+/** The most values a row may hold for `rowCorners` (2^8 corners). */
+export const MAX_ROW_CORNER_VALUES = 8
+
+/**
+ * Samples whose rows go through every corner of a row's box (each value of a row at ±bound), the
+ * rows of each input being its first dimension; none where a row holds more than
+ * {@link MAX_ROW_CORNER_VALUES} values.
+ */
+export function rowCornerSamples(inputs: readonly TensorSpec[], bound: number): number[][][] {
+  const rows = inputs[0]?.shape[0] ?? 0
+  if (rows < 1 || inputs.some((t) => t.shape[0] !== rows)) return []
+  const perRow = inputs.map((t) => shapeSize(t.shape) / rows)
+  const values = perRow.reduce((a, b) => a + b, 0)
+  if (values > MAX_ROW_CORNER_VALUES) return []
+  const corners = 2 ** values
+  const samples: number[][][] = []
+  for (let first = 0; first < corners; first += rows)
+    samples.push(
+      inputs.map((_, i) => {
+        const before = perRow.slice(0, i).reduce((a, b) => a + b, 0)
+        const out: number[] = []
+        for (let r = 0; r < rows; r++) {
+          const corner = (first + r) % corners
+          for (let v = 0; v < perRow[i]!; v++) out.push(((corner >> (before + v)) & 1) === 1 ? -bound : bound)
+        }
+        return out
+      }),
+    )
+  return samples
+}
+
 /** The largest tensor (public instances) a registry accepts; a larger input must be hashed. */
 export const MAX_PUBLIC_ELEMENTS = 1024
 
@@ -77,6 +108,13 @@ export type BuildModelParameters = {
   inputBound?: number
   /** Sizes of named (symbolic) dimensions, e.g. { batch_size: 1 } (the default). */
   variables?: Record<string, number>
+  /**
+   * Calibrate at every corner of a row's input box as well (each of its values at +bound or
+   * −bound), for a graph whose first dimension is its rows (a batch circuit) and whose rows hold at
+   * most {@link MAX_ROW_CORNER_VALUES} values: a layer's largest values lie at such corners, not
+   * only at the two where every value has the same sign.
+   */
+  rowCorners?: boolean
   search?: Partial<SearchSpace>
   /** Folder of locally generated SRS files (default circuits/srs). */
   srsDir?: string
@@ -318,7 +356,13 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
     // The gateway accepts any input within ±bound, so the circuit is calibrated (and checked) at the box's corners too.
     const corner = (v: number) => inspected.inputs.map((t) => new Array<number>(shapeSize(t.shape)).fill(v))
     const same = (a: number[][], b: number[][]) => a.every((t, i) => t.every((x, j) => x === b[i]?.[j]))
-    const samples = [corner(bound), corner(-bound), ...given.filter((s) => !same(s, corner(bound)) && !same(s, corner(-bound)))]
+    const rowCorners = p.rowCorners ? rowCornerSamples(inspected.inputs, bound) : []
+    const samples = [
+      corner(bound),
+      corner(-bound),
+      ...rowCorners,
+      ...given.filter((s) => !same(s, corner(bound)) && !same(s, corner(-bound))),
+    ]
     const outOfBound = given.flat(2).find((x) => Math.abs(x) > bound)
     if (outOfBound !== undefined)
       throw new ModelBuildError('bad-samples', `sample value ${outOfBound} lies outside the input bound ±${bound}`)
@@ -349,10 +393,12 @@ export async function buildModel(p: BuildModelParameters): Promise<BuildReport> 
           return { outputs: r.outputs, by: 'onnx.reference', refused: e.message }
         }
       },
-      (r) => `${r.by} on ${r.outputs.length} samples (2 corners at ±${bound})${r.refused ? `; ${r.refused}` : ''}`,
+      (r) =>
+        `${r.by} on ${r.outputs.length} samples (2 corners at ±${bound}${rowCorners.length ? `, ${rowCorners.length} through every corner of a row` : ''})${r.refused ? `; ${r.refused}` : ''}`,
     )
     const references = reference.outputs
-    const proveSample = samples.length > 2 ? 2 : 0
+    // The first given sample (after the corners), else the first corner.
+    const proveSample = samples.length > 2 + rowCorners.length ? 2 + rowCorners.length : 0
 
     const built = await timed(
       'circuit',

@@ -5,7 +5,7 @@ pragma solidity ^0.8.0;
 contract Halo2VerifyingArtifact {
     constructor() {
         assembly {
-            mstore(0x0000, 0x1b965ee26cc3a5a389dc48fa3f6d70600246c019bf53d0423631ddd0829876ed) // vk_digest
+            mstore(0x0000, 0x0bd1a4008ed7c86624a9ae327db9ca73c2ad7dd7056609a2ade1dd8f75a5467e) // vk_digest
             mstore(0x0020, 0x00000000000000000000000000000000000000000000000000000000000005a0) // vk_mptr
             mstore(0x0040, 0x0000000000000000000000000000000000000000000000000000000000001380) // vk_len
             mstore(0x0060, 0x00000000000000000000000000000000000000000000000000000000000001c0) // num_instances
@@ -13,11 +13,11 @@ contract Halo2VerifyingArtifact {
             mstore(0x00a0, 0x0000000000000000000000000000000000000000000000000000000000000000) // challenges_offset
             mstore(0x00c0, 0x0000000000000000000000000000000000000000000000000000000000003a20) // fsm_challenges
             mstore(0x00e0, 0x0000000000000000000000000000000000000001010001020002010001018001) // num_advices_user_challenges_0
-            mstore(0x0100, 0x0000000000000000000000000000000000000000000000000000000000000010) // k
-            mstore(0x0120, 0x30641e0e92bebef818268d663bcad6dbcfd6c0149170f6d7d350b1b1fa6c1001) // n_inv
-            mstore(0x0140, 0x09d2cc4b5782fbe923e49ace3f647643a5f5d8fb89091c3ababd582133584b29) // omega
-            mstore(0x0160, 0x0cf312e84f2456134e812826473d3dfb577b2bfdba762aba88b47b740472c1f0) // omega_inv
-            mstore(0x0180, 0x17cbd779ed6ea1b8e9dbcde0345b2cfdb96e80bea0dd1318bdd0e183a00e0492) // omega_inv_to_l
+            mstore(0x0100, 0x000000000000000000000000000000000000000000000000000000000000000f) // k
+            mstore(0x0120, 0x3063edaa444bddc677fcd515f614555a777997e0a9287d1e62bf6dd004d82001) // n_inv
+            mstore(0x0140, 0x2b7ddfe4383c8d806530b94d3120ce6fcb511871e4d44a65f0acd0b96a8a942e) // omega
+            mstore(0x0160, 0x1f67bc4574eaef5e630a13c710221a3e3d491e59fddabaf321e56f3ca8d91624) // omega_inv
+            mstore(0x0180, 0x2427343dea588e4242e165ef52d4c1f5986149f372f5c87534f7f6274ef4eeff) // omega_inv_to_l
             mstore(0x01a0, 0x0000000000000000000000000000000000000000000000000000000000000000) // has_accumulator
             mstore(0x01c0, 0x0000000000000000000000000000000000000000000000000000000000000000) // acc_offset
             mstore(0x01e0, 0x0000000000000000000000000000000000000000000000000000000000000000) // num_acc_limbs
@@ -28,10 +28,10 @@ contract Halo2VerifyingArtifact {
             mstore(0x0280, 0x1800deef121f1e76426a00665e5c4479674322d4f75edadd46debd5cd992f6ed) // g2_x_2
             mstore(0x02a0, 0x090689d0585ff075ec9e99ad690c3395bc4b313370b38ef355acdadcd122975b) // g2_y_1
             mstore(0x02c0, 0x12c85ea5db8c6deb4aab71808dcb408fe3d1e7690c43d37b4ce6cc0166fa7daa) // g2_y_2
-            mstore(0x02e0, 0x1dec81b530a11e871090055dbd099d4c1dcff64fc753ae1bbda7c42dad220ecb) // neg_s_g2_x_1
-            mstore(0x0300, 0x29b04b0edbd2e0d26cc1925977c4851726090ee2a8c0496529ef9166e9a73cc4) // neg_s_g2_x_2
-            mstore(0x0320, 0x18c3123bc20e4f240c96141cec34d7628c175038a05412a0b848d39d9778d326) // neg_s_g2_y_1
-            mstore(0x0340, 0x007a984165e22e054701545c178c0977ca79ba815006a025058e30146d9e136d) // neg_s_g2_y_2
+            mstore(0x02e0, 0x21a97abba983938a73a893df4f7a7251c6b4159054ea83fb361e59a043822df8) // neg_s_g2_x_1
+            mstore(0x0300, 0x143ed4e66fea107df9003506bdeb7aab74c226e90098c0245f6912b09580658d) // neg_s_g2_x_2
+            mstore(0x0320, 0x058f3fbcf6a4264ae66a11b0273e8d73b3c99aa67bfa85d0ef75f94414b02e31) // neg_s_g2_y_1
+            mstore(0x0340, 0x09d9728dedea1646fc34e01a0ca2631edca0496699180999e0fb0e52d9ddd88d) // neg_s_g2_y_2
             mstore(0x0360, 0x00000000000000000000000000000000000000000000000000000000000005c4) // last_quotient_x_cptr
             mstore(0x0380, 0x0000000000000000000000000000000000000000000000000000000000000504) // first_quotient_x_cptr
             mstore(0x03a0, 0x00000000000000000000000000000000000000000000000000000000000009e0) // gate_computations_len_offset
@@ -39,46 +39,46 @@ contract Halo2VerifyingArtifact {
             mstore(0x03e0, 0x0000000000000000000000000000000000000000000000000000000000000e40) // lookup_computations_len_offset
             mstore(0x0400, 0x0000000000000000000000000000000000000000000000000000000000001020) // pcs_computations_len_offset
             mstore(0x0420, 0x0000000000000000000000000000000000000000000000000000000000000006) // num_neg_lagranges
-            mstore(0x0440, 0x2ef5abf70bb567f86783bf224a8edaff45ae7f114774162a7586a56be1dd9b2d) // fixed_comms[0].x
-            mstore(0x0460, 0x19c22fd5e886024797e50b835b79184c29a000688249ddd2785a9efa1653b068) // fixed_comms[0].y
-            mstore(0x0480, 0x036cd0709a99b8cd9321b0bbe34f12f3459393a4155bc59349a9936de7bc2f0a) // fixed_comms[1].x
-            mstore(0x04a0, 0x10b2a8cec8cebfea207f8cccc87309b390025bc41aabbf02cd034d988bc6e1f3) // fixed_comms[1].y
-            mstore(0x04c0, 0x25c278224512221584f27e1d3751e0d253bdfc04d9ad2ebeb1f5389ec62329d7) // fixed_comms[2].x
-            mstore(0x04e0, 0x1461b0ad025101fd4d1ee6db9a43b7f4994a2e25231c1724a5cf46511d0a9a87) // fixed_comms[2].y
-            mstore(0x0500, 0x0cc89788253c2130b4bf0898a8d9c7f10a3160f24b7607893788b77483ea8d76) // fixed_comms[3].x
-            mstore(0x0520, 0x205f8636ae82b16af311d04f241498eb313702983e0663288cc4df93e16a1047) // fixed_comms[3].y
-            mstore(0x0540, 0x0cc89788253c2130b4bf0898a8d9c7f10a3160f24b7607893788b77483ea8d76) // fixed_comms[4].x
-            mstore(0x0560, 0x205f8636ae82b16af311d04f241498eb313702983e0663288cc4df93e16a1047) // fixed_comms[4].y
-            mstore(0x0580, 0x2af120064ef9cbb4aeb6b14443a56f852c897d5c80954b675cf69ec1880d9812) // fixed_comms[5].x
-            mstore(0x05a0, 0x2847f6e585f6fe686706be3ba14ae33e2956cca0607b74b268286cbca42a6d96) // fixed_comms[5].y
-            mstore(0x05c0, 0x2af120064ef9cbb4aeb6b14443a56f852c897d5c80954b675cf69ec1880d9812) // fixed_comms[6].x
-            mstore(0x05e0, 0x2847f6e585f6fe686706be3ba14ae33e2956cca0607b74b268286cbca42a6d96) // fixed_comms[6].y
-            mstore(0x0600, 0x0bf4950cc4e6472f909af3880cf6661a0ad7860c6a2cfa9423efc3522be6dc92) // fixed_comms[7].x
-            mstore(0x0620, 0x204c1491d40a419725fffa43951a61f90d9306fff6638b38c099c2cb7f6bb6b2) // fixed_comms[7].y
-            mstore(0x0640, 0x0bf4950cc4e6472f909af3880cf6661a0ad7860c6a2cfa9423efc3522be6dc92) // fixed_comms[8].x
-            mstore(0x0660, 0x204c1491d40a419725fffa43951a61f90d9306fff6638b38c099c2cb7f6bb6b2) // fixed_comms[8].y
-            mstore(0x0680, 0x09f6a9ae0b6e69b67db468687ee7b9fd3660ea4567684da0ae565164b57b66cb) // fixed_comms[9].x
-            mstore(0x06a0, 0x0a6fd65dd9a902114f7d893ca2460b8fcb4d808f1dc9bc5c2b75ec24a59a71c4) // fixed_comms[9].y
+            mstore(0x0440, 0x27e68a9151c4644a08d3a7646c4f3b2c4bb03715069245db66096bc0a4c38a4c) // fixed_comms[0].x
+            mstore(0x0460, 0x2c48a9361c196360ec4f655dcb0807fc5096199faa3b9739f7f249ecf21e0d9c) // fixed_comms[0].y
+            mstore(0x0480, 0x065284f98a1decddf4d627ef578cc0d38f3c5c19bc71c0cd8b19d2c27d9a924f) // fixed_comms[1].x
+            mstore(0x04a0, 0x1be6fe2f35f1c3190a05140fd185ddb02b6fc977182fe8fa83adfe3c2e071abe) // fixed_comms[1].y
+            mstore(0x04c0, 0x27ecfd92c138fb30c5a63a54fe0572527df72dbbeed4774c34c137c2194a08cd) // fixed_comms[2].x
+            mstore(0x04e0, 0x15f19c1c027deb2efb1fb096795c496224218fcb11696c0d26e3898ada6cceb1) // fixed_comms[2].y
+            mstore(0x0500, 0x131a6faeccdcafb814c9777c991bb81104acc3288a383180071438421a147c38) // fixed_comms[3].x
+            mstore(0x0520, 0x22f7483940892a1e1d629354e0e66ac5594a36bcc20fa188fbbb1447e391b0a2) // fixed_comms[3].y
+            mstore(0x0540, 0x131a6faeccdcafb814c9777c991bb81104acc3288a383180071438421a147c38) // fixed_comms[4].x
+            mstore(0x0560, 0x22f7483940892a1e1d629354e0e66ac5594a36bcc20fa188fbbb1447e391b0a2) // fixed_comms[4].y
+            mstore(0x0580, 0x11b16f96bb57a2be1d7c8a5a38d73690b0481f7bd4017fdf167a2ddb3b56da35) // fixed_comms[5].x
+            mstore(0x05a0, 0x09d3a0a3fd7efb30d0fd4584aee2240f75ee5321ad18e57e880b3b2c10a6b15d) // fixed_comms[5].y
+            mstore(0x05c0, 0x11b16f96bb57a2be1d7c8a5a38d73690b0481f7bd4017fdf167a2ddb3b56da35) // fixed_comms[6].x
+            mstore(0x05e0, 0x09d3a0a3fd7efb30d0fd4584aee2240f75ee5321ad18e57e880b3b2c10a6b15d) // fixed_comms[6].y
+            mstore(0x0600, 0x0617ea97bfeb9c84fb7e679b7d5eaa762cad98bba0db7b68a7a65d0245340d1c) // fixed_comms[7].x
+            mstore(0x0620, 0x29308bb5c80a6417d97bfbcd81482af937e947c76810232e12e1f2caa9178379) // fixed_comms[7].y
+            mstore(0x0640, 0x0617ea97bfeb9c84fb7e679b7d5eaa762cad98bba0db7b68a7a65d0245340d1c) // fixed_comms[8].x
+            mstore(0x0660, 0x29308bb5c80a6417d97bfbcd81482af937e947c76810232e12e1f2caa9178379) // fixed_comms[8].y
+            mstore(0x0680, 0x05a69149d0d528f917141d1fd3b462647ebfd03bfbbadef02b1b8ad9aab904da) // fixed_comms[9].x
+            mstore(0x06a0, 0x04d3a743a639b4ac72c281d9f51913954387c94a3a53ef7cd548233c3d8ab0d7) // fixed_comms[9].y
             mstore(0x06c0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[10].x
             mstore(0x06e0, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[10].y
             mstore(0x0700, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[11].x
             mstore(0x0720, 0x0000000000000000000000000000000000000000000000000000000000000000) // fixed_comms[11].y
-            mstore(0x0740, 0x2440fe453c31ee708c7bace1125a11620a712931d045e1faf5a1eafce1d1680c) // permutation_comms[0].x
-            mstore(0x0760, 0x012a1baf9a92aeb4cb53e8bdeef330b47adb7dd01ab2b29f3937ed7814bdfa7a) // permutation_comms[0].y
-            mstore(0x0780, 0x2ced47e81e7b9d9314945a39d954fcb766d60b7eeaa1b40ac8c8e876032cab7d) // permutation_comms[1].x
-            mstore(0x07a0, 0x0c35a6e48c1c66de33b36d567000b165d8e8aaa85bb098e299cea6868ab2270d) // permutation_comms[1].y
-            mstore(0x07c0, 0x249867738b71696956a7997daed5c1d1240165ddff6b074360331f966cbf096d) // permutation_comms[2].x
-            mstore(0x07e0, 0x1133fc15588bebd7ea02e78b9a8331a0d289967f94acebecf3adeface348ec5f) // permutation_comms[2].y
-            mstore(0x0800, 0x00872697cf2598cfe399a5410fc39ebf3cc3650df8588b83c7d3c8d5b61339f4) // permutation_comms[3].x
-            mstore(0x0820, 0x22453256cee6f0a4df0dc063b759f706a29db3b2f9a8698c9a927107c398ca54) // permutation_comms[3].y
-            mstore(0x0840, 0x10e1800314d182d4d3b41009c5f0fdea392e29edbdbc4df6f6c6ce8d20df1b82) // permutation_comms[4].x
-            mstore(0x0860, 0x1af5eb1787cf61120f48de14ef4a1f0affab189455933dace298113e569eebf4) // permutation_comms[4].y
-            mstore(0x0880, 0x290126375cf94f66afbff279e9f5f1a4ac935d44ebb2953961d2f2fc5664fd4e) // permutation_comms[5].x
-            mstore(0x08a0, 0x2385daaa22a4fecab0d9947dca95a5c4b158546e25d42ebb56e508932625396f) // permutation_comms[5].y
-            mstore(0x08c0, 0x1415f4ffde4c235eca3667ffef4c7d6a2a658b164923ccafbc0a201c3f2c6a6b) // permutation_comms[6].x
-            mstore(0x08e0, 0x159e0cc3abbcd4f7885f6649dd550e34ac94290cb46a31e66675cf8423afbfc3) // permutation_comms[6].y
-            mstore(0x0900, 0x2e32572155617b088e95c51c59be1b487a96015b2f6b4a400d38a7c7cd99c158) // permutation_comms[7].x
-            mstore(0x0920, 0x21ea6edc9e3091b39118f54f6ea4d0fe90c3316df0a7ae3cf3220c5c90a03a07) // permutation_comms[7].y
+            mstore(0x0740, 0x07b44126a0c6a9b80cc213cc4b6633a8bdaae905a23ae4253ad73e35694b7d4f) // permutation_comms[0].x
+            mstore(0x0760, 0x1ac59409279b722f921bf1cc2c9bf99dd75891f45dfee96c921371906e02ae2b) // permutation_comms[0].y
+            mstore(0x0780, 0x10145c9ad82605821b536fb42730e8d0744a4ddb23c22ed6b9fda9a0588e020e) // permutation_comms[1].x
+            mstore(0x07a0, 0x1c7cb1f15c2058c33cacfed171ee5646602b0b1a8649b31337cf3e3ddca4ddf4) // permutation_comms[1].y
+            mstore(0x07c0, 0x2258244ad71df2ee9bca2862578aa26b06a4371daabf3f7a962154c6b9043e55) // permutation_comms[2].x
+            mstore(0x07e0, 0x167c176e2ad097bb4e8a4feb061bc59cbd0ed3d36eb8c8e31579da354b43b7d9) // permutation_comms[2].y
+            mstore(0x0800, 0x172ae0fc95731da001e85ac5dc7a52d477134b2fdd4e4d557e8ec654291aa98c) // permutation_comms[3].x
+            mstore(0x0820, 0x0739ccd281ac70faaf75d3a4b1a2d61de2cff409552187eb7afe5c140099efcc) // permutation_comms[3].y
+            mstore(0x0840, 0x0fc075ecd4f27e4acfcd51ee5c9cceac4b727f75e8c734916cfbbbc4d42c7790) // permutation_comms[4].x
+            mstore(0x0860, 0x1af2378b732a4b5fd78eeaa975337910bb44f7f857d16a58b72d07f706dcb7d3) // permutation_comms[4].y
+            mstore(0x0880, 0x201a94ba73adfee015b0811f70b0ec5f376dbacf16317ebfbd37f2473d9cf3d3) // permutation_comms[5].x
+            mstore(0x08a0, 0x078366317386a6e2163ca3b5b7ea737351f0f6454239cd6d5d4820b6bf8cd49e) // permutation_comms[5].y
+            mstore(0x08c0, 0x25cdcb11aeca8aeaa4367f92e9c6041e92bc27cc14fd87f5449ee09f3b240b86) // permutation_comms[6].x
+            mstore(0x08e0, 0x1fd88173e70680dfcf7132023914643139448a6aa7759b4465032fe4983c94a8) // permutation_comms[6].y
+            mstore(0x0900, 0x07e20c3ab68fad1148c4cdcbe13704098764ce7924b4c1d566918abb6b41a4df) // permutation_comms[7].x
+            mstore(0x0920, 0x2a4c23e82cf172b5db7e2e6fb96bb4c62c0a6e93fd5db54679bacb5bfe0f6ad4) // permutation_comms[7].y
             mstore(0x0940, 0x0000000000000000000000000000000000000000000000000000000000000002) // const_expressions[0]
             mstore(0x0960, 0x0000000000000000000000000000000000000000000000000000000000000003) // const_expressions[1]
             mstore(0x0980, 0x0000000000000000000000000000000000000000000000000000000000000001) // const_expressions[2]
