@@ -18,6 +18,13 @@
  * The cursor is saved after every scan and after every handled or failed packet, so a restarted
  * agent with the same store neither misses nor repeats a packet. Scans, handling and requeues are
  * serialised; each poll scans at most `maxBlockRange` blocks.
+ *
+ * A scan also checks each path's nonces (a path's packets are numbered 1, 2, 3, … on the origin
+ * endpoint). A node can answer `eth_getLogs` for its newest block before it has indexed that
+ * block's logs (geth and anvil have both been seen to), so a scan up to the head may miss a
+ * packet; the next one on its path then shows a gap. The scan is then dropped and the cursor goes
+ * back to the block of the path's last packet seen, to read the missing ones again; a packet
+ * whose nonce is not above its path's last one is one seen before, and is skipped.
  */
 import { getAbiItem, getAddress, type Abi, type Address, type Hex } from 'viem'
 import { EndpointV2 } from '../../../contracts/artifacts/layerzero/index.ts'
@@ -25,7 +32,7 @@ import type { SertnClient } from '../../../chains/evm/clients.ts'
 import { AgentDisposedError, failureReason, isTransportError } from './errors.ts'
 import { runWakeablePollLoop, type WakeablePollLoop } from './loop.ts'
 import { decodePacket, type DecodedPacket } from './packet.ts'
-import type { PacketCursor, PacketCursorStore, PendingPacket, RejectedPacket } from './stores.ts'
+import type { PacketCursor, PacketCursorStore, PathMark, PendingPacket, RejectedPacket } from './stores.ts'
 
 export const PACKET_SENT = getAbiItem({ abi: EndpointV2.abi, name: 'PacketSent' })
 
@@ -163,8 +170,8 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
 
   async function loadCursor(): Promise<PacketCursor> {
     const saved = await cfg.cursorStore.load()
-    if (saved) return { ...saved, rejected: saved.rejected ?? [] }
-    return { nextBlock: cfg.fromBlock.toString(), pending: [], rejected: [] }
+    if (saved) return { ...saved, rejected: saved.rejected ?? [], paths: saved.paths ?? {} }
+    return { nextBlock: cfg.fromBlock.toString(), pending: [], rejected: [], paths: {} }
   }
 
   async function scanOnce(): Promise<number> {
@@ -183,7 +190,11 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
       strict: true,
     })
     const known = new Set([...cursor.pending, ...cursor.rejected].map((p) => p.guid))
+    const saved = cursor.paths ?? {}
+    const paths: Record<string, PathMark> = { ...saved }
+    const added: PendingPacket[] = []
     let seen = 0
+    logs.sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : Number(a.blockNumber - b.blockNumber)))
     for (const log of logs) {
       let packet: DecodedPacket
       try {
@@ -194,6 +205,21 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
       }
       if (packet.srcEid !== cfg.origin.eid || packet.dstEid !== cfg.dstEid) continue
       if (receivers && !receivers.has(packet.receiver)) continue
+      const path = `${packet.sender.toLowerCase()}|${packet.receiver.toLowerCase()}`
+      const last = paths[path]
+      if (last !== undefined && packet.nonce <= BigInt(last.nonce)) continue // seen before (a block read again)
+      if (last !== undefined && packet.nonce > BigInt(last.nonce) + 1n) {
+        // Packets of this path were not in the logs: read again from the block of its last one seen.
+        const back = saved[path] ? BigInt(saved[path].block) : next
+        onError(
+          new Error(
+            `path ${path}: packet ${packet.nonce} follows ${last.nonce} (blocks ${next}–${to} read without the ones between); reading again from block ${back}`,
+          ),
+        )
+        await cfg.cursorStore.save({ ...cursor, nextBlock: (back < next ? back : next).toString() })
+        return 0
+      }
+      paths[path] = { nonce: packet.nonce.toString(), block: log.blockNumber.toString() }
       if (known.has(packet.guid)) continue
       const verdict = cfg.accept ? await cfg.accept(packet) : true
       if (verdict !== true) {
@@ -202,7 +228,7 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
         continue
       }
       known.add(packet.guid)
-      cursor.pending.push({
+      added.push({
         guid: packet.guid,
         nonce: packet.nonce.toString(),
         encodedPacket: log.args.encodedPayload,
@@ -212,7 +238,7 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
       })
       seen += 1
     }
-    await cfg.cursorStore.save({ ...cursor, nextBlock: (to + 1n).toString() })
+    await cfg.cursorStore.save({ ...cursor, pending: [...cursor.pending, ...added], paths, nextBlock: (to + 1n).toString() })
     return seen
   }
 
@@ -224,8 +250,7 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
     const ignored: Hex[] = []
     const newlyRejected: RejectedPacket[] = []
     const gone = new Set<Hex>()
-    const save = () =>
-      cfg.cursorStore.save({ nextBlock: cursor.nextBlock, pending: cursor.pending.filter((p) => !gone.has(p.guid)), rejected })
+    const save = () => cfg.cursorStore.save({ ...cursor, pending: cursor.pending.filter((p) => !gone.has(p.guid)), rejected })
     const drop = async (p: PendingPacket, into: Hex[]) => {
       gone.add(p.guid)
       into.push(p.guid)
@@ -305,7 +330,7 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
     const moved = new Set(back.map((r) => r.guid))
     const pending: PendingPacket[] = back.map(({ attempts: _a, rejectedAt: _r, ...rest }) => rest)
     await cfg.cursorStore.save({
-      nextBlock: cursor.nextBlock,
+      ...cursor,
       pending: [...cursor.pending, ...pending],
       rejected: cursor.rejected.filter((r) => !moved.has(r.guid)),
     })

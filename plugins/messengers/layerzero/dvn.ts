@@ -32,6 +32,7 @@ import { createPacketAgent, type AgentOrigin, type PacketAgent, type PacketAgent
 import { decodeRevertData, PacketVerificationError } from './errors.ts'
 import type { SerialLock } from './loop.ts'
 import type { DecodedPacket } from './packet.ts'
+import { sendAndWait } from './send.ts'
 
 export type DvnDestination = {
   /** Submits `DVN.execute` (its account must be a DVN admin). */
@@ -184,18 +185,9 @@ export function createLocalDvn(cfg: LocalDvnConfig): LocalDvn {
       calls.push(encodeFunctionData({ abi: ReceiveUln302.abi, functionName: 'commitVerification', args: [p.header, p.payloadHash] }))
       const params = await Promise.all(calls.map((c) => instruction(vid, quorum, c, expiration)))
 
-      const { receipt, inclusionMs } = await lock(async () => {
-        const started = performance.now()
-        const txHash = await client.writeContract({
-          address: dest.dvn,
-          abi: DVN.abi,
-          functionName: 'execute',
-          args: [params],
-          gas: gasLimit,
-        })
-        const r = await client.waitForTransactionReceipt({ hash: txHash })
-        return { receipt: r, inclusionMs: Math.round(performance.now() - started) }
-      })
+      const { receipt, inclusionMs } = await sendAndWait(client, lock, () =>
+        client.writeContract({ address: dest.dvn, abi: DVN.abi, functionName: 'execute', args: [params], gas: gasLimit }),
+      )
       if (receipt.status !== 'success') throw new PacketVerificationError(p.guid, `DVN.execute reverted (tx ${receipt.transactionHash})`)
       const logs = receipt.logs
       const packetVerified = parseEventLogs({ abi: EndpointV2.abi, eventName: 'PacketVerified', logs }).some(

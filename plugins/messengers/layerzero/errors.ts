@@ -47,6 +47,25 @@ export class PacketExecutionError extends LayerZeroError {
   }
 }
 
+/**
+ * An agent's transaction never made it: another transaction of the same account, with the same
+ * nonce and other data, was mined instead (a sender outside the agents' lock on that account, such
+ * as another messenger's relayer paying with the same key). The packet is tried again.
+ */
+export class TransactionReplacedError extends LayerZeroError {
+  override name = 'TransactionReplacedError'
+  constructor(
+    readonly transactionHash: Hex,
+    readonly replacedBy: Hex,
+    reason: string,
+  ) {
+    super(`transaction ${transactionHash} was ${reason} by ${replacedBy} (same account and nonce)`, {
+      details: 'another sender used the account; the packet is tried again',
+      retryable: true,
+    })
+  }
+}
+
 /** A packet the agent cannot handle as it is (undecodable, no lzReceive option). */
 export class PacketMalformedError extends LayerZeroError {
   override name = 'PacketMalformedError'

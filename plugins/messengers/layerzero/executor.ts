@@ -22,6 +22,7 @@ import { createPacketAgent, type AgentOrigin, type PacketAgent, type PacketAgent
 import { failureReason, PacketExecutionError, PacketMalformedError } from './errors.ts'
 import type { SerialLock } from './loop.ts'
 import { lzReceiveOption, type DecodedPacket } from './packet.ts'
+import { sendAndWait } from './send.ts'
 
 export type ExecutorDestination = {
   /** Sends and pays for `lzReceive`. */
@@ -126,12 +127,7 @@ export function createLocalExecutor(cfg: LocalExecutorConfig): LocalExecutor {
         const why = await reason()
         if (why !== undefined) throw new PacketExecutionError(p.guid, why)
       }
-      const { receipt, inclusionMs } = await lock(async () => {
-        const started = performance.now()
-        const hash = await client.writeContract(request)
-        const r = await client.waitForTransactionReceipt({ hash })
-        return { receipt: r, inclusionMs: Math.round(performance.now() - started) }
-      })
+      const { receipt, inclusionMs } = await sendAndWait(client, lock, () => client.writeContract(request))
       if (receipt.status !== 'success') {
         const why = (await reason(receipt.blockNumber)) ?? `reverted on chain (gas limit ${gasLimit})`
         throw new PacketExecutionError(p.guid, why, { details: `transaction ${receipt.transactionHash}, gas limit ${gasLimit}` })

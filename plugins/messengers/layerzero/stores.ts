@@ -37,8 +37,22 @@ export type RejectedPacket = Omit<PendingPacket, 'attempts' | 'lastError' | 'nex
   rejectedAt: number
 }
 
+/** The last packet an agent saw on one path (its sender and receiver; the route fixes the eids). */
+export type PathMark = {
+  /** Its nonce (decimal): the path's packets are numbered 1, 2, 3, … with no gap. */
+  nonce: string
+  /** The origin block it was in (decimal): where a scan goes back to when it finds a gap after it. */
+  block: string
+}
+
 /** An agent's resume point. */
-export type PacketCursor = { nextBlock: string; pending: PendingPacket[]; rejected: RejectedPacket[] }
+export type PacketCursor = {
+  nextBlock: string
+  pending: PendingPacket[]
+  rejected: RejectedPacket[]
+  /** The last packet seen on each path, by `sender|receiver` (absent in cursors saved before it). */
+  paths?: Record<string, PathMark>
+}
 
 export interface PacketCursorStore {
   load(): Promise<PacketCursor | undefined>
