@@ -115,8 +115,22 @@ export const configSchema = z.object({
           prover: z.string().default('sertn-prover-cpu'),
           /** Provers of the GPU class poll this queue. */
           proverGpu: z.string().default('sertn-prover-gpu'),
+          /**
+           * The batch workflows and their storage and delivery (a chain-io worker polls it too): a
+           * queue of their own, so that a batch's steps and its members' joins never wait behind
+           * the request workflows' tasks and hops.
+           */
+          batch: z.string().default('sertn-batch'),
         })
         .prefault({}),
+      /**
+       * Activities a chain-io worker runs at once. Most are hops waiting on another chain (the
+       * request's record on the hub, its assignment, the result's delivery): they poll with
+       * back-off and hold a slot while they wait, a few seconds each, several per request. A
+       * batch's storage and delivery run on the same worker, so the slots must outnumber the
+       * waiting hops: at 6 requests a second, 16 slots left a batch's delivery queued behind them.
+       */
+      chainIoConcurrency: z.number().int().min(1).default(256),
     })
     .prefault({}),
   /**

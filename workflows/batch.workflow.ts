@@ -49,12 +49,12 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
   // Each batch circuit's memory need: its manifest's, raised to the most a prover has measured.
   let proving = input.proving ?? []
   const { storeBatch } = proxyActivities<Activities>({
-    taskQueue: input.queues.chainIo,
+    taskQueue: input.queues.batch ?? input.queues.chainIo,
     startToCloseTimeout: '5 minutes',
     retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
   })
   const { fulfillBatch } = proxyActivities<Activities>({
-    taskQueue: input.queues.chainIo,
+    taskQueue: input.queues.batch ?? input.queues.chainIo,
     startToCloseTimeout: '5 minutes',
     retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
   })
@@ -76,8 +76,12 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
       .signal(batchResultSignal, r)
       .catch(() => undefined)
 
+  const telling: Promise<unknown>[] = []
   for (let delivered = 0; delivered < BATCHES_PER_RUN; ) {
-    if (!(await condition(() => pending.length > 0, '1 hour'))) return
+    if (!(await condition(() => pending.length > 0, '1 hour'))) {
+      await Promise.all(telling)
+      return
+    }
     // The window opens with the first member; a full batch goes at once.
     await condition(() => pending.length >= largest, input.batching.windowMs)
     const take = pending.splice(0, fitting(pending, largest))
@@ -121,7 +125,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
         : undefined
       const outcome = await fulfillBatch(batch, marketIds)
       const outLength = proven.outputs.length / size
-      await Promise.all(
+      const told = Promise.all(
         take.map((m, i) => {
           const row = outcome.rows[m.request.key]
           if (!row) return tell(m, { kind: 'solo', reason: `batch ${id} did not report its row` })
@@ -139,6 +143,10 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
           })
         }),
       )
+      // Telling 64 members takes the server a while under load: the next batch need not wait for it
+      // (the run waits for every telling before it continues as new).
+      if (patched('batch-tell-in-background')) telling.push(told)
+      else await told
       delivered++
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err
@@ -147,6 +155,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
       await Promise.all(take.map((m) => tell(m, { kind: 'solo', reason })))
     }
   }
+  await Promise.all(telling)
   await condition(allHandlersFinished)
   await continueAsNew<typeof batchWorkflow>({ ...input, ...(proving.length > 0 ? { proving } : {}), carried: pending })
 }

@@ -16,6 +16,11 @@ export type TaskQueues = {
   prover: string
   /** Where proofs go by their circuit's memory need (absent in workflows started before routing). */
   routing?: ProverRouting
+  /**
+   * The batch workflows and their storage and delivery activities (absent in workflows started
+   * before it: those use chain-io's).
+   */
+  batch?: string
 }
 
 export type RequestWorkflowInput = {

@@ -13,7 +13,14 @@ describe('config', () => {
     expect(c.temporal).toEqual({
       address: '127.0.0.1:7233',
       namespace: 'default',
-      taskQueues: { chainIo: 'sertn-chain-io', inference: 'sertn-inference', prover: 'sertn-prover-cpu', proverGpu: 'sertn-prover-gpu' },
+      taskQueues: {
+        chainIo: 'sertn-chain-io',
+        inference: 'sertn-inference',
+        prover: 'sertn-prover-cpu',
+        proverGpu: 'sertn-prover-gpu',
+        batch: 'sertn-batch',
+      },
+      chainIoConcurrency: 256,
     })
     expect(c.prover).toEqual({ plugin: 'ezkl-wasm', poolSize: 1, hardware: 'cpu', routing: { gpu: false, pin: {} } })
     expect(c.chains.local!.confirmations).toBe(1)

@@ -32,12 +32,13 @@ export type RunWorkersParameters = {
 
 /** The task queues and prover routing a node's workflows are started with. */
 export function taskQueuesOf(config: SertnConfig): TaskQueues {
-  const { chainIo, inference, prover, proverGpu } = config.temporal.taskQueues
+  const { chainIo, inference, prover, proverGpu, batch } = config.temporal.taskQueues
   const r = config.prover.routing
   return {
     chainIo,
     inference,
     prover,
+    batch,
     routing: {
       ...(r.gpu ? { gpu: proverGpu } : {}),
       cpuMemoryBytes: r.cpuMemoryBytes ?? provingShareOfMemory(),
@@ -68,7 +69,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     join: async (member, input) => {
       await client.workflow.signalWithStart('batchWorkflow', {
         workflowId: batchWorkflowIdOf(member.request),
-        taskQueue: queues.chainIo,
+        taskQueue: queues.batch ?? queues.chainIo,
         args: [input],
         signal: joinBatchSignal,
         signalArgs: [member],
@@ -94,7 +95,8 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
               ? { workflowBundle: params.workflowBundle }
               : { workflowsPath: WORKFLOWS_PATH }
             : {}),
-          maxConcurrentActivityTaskExecutions: role === 'prover' ? config.prover.poolSize : 16,
+          maxConcurrentActivityTaskExecutions:
+            role === 'prover' ? config.prover.poolSize : role === 'chain-io' ? config.temporal.chainIoConcurrency : 16,
           // A killed worker's activities are retried elsewhere once their heartbeat times out.
           shutdownGraceTime: '5 seconds',
           // Send the prover's progress at least every second (status queries and the CLI show it).
@@ -106,6 +108,23 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
           role === 'prover' ? ` (${config.prover.hardware} class, up to ${Math.ceil(proverMemoryOf(config) / 2 ** 20)} MiB a proof)` : ''
         }`,
       )
+      if (role === 'chain-io') {
+        // The batch workflows' own queue, with their storage and delivery: a batch's steps never
+        // wait behind the request workflows' tasks and hops.
+        const batchQueue = config.temporal.taskQueues.batch
+        workers.push(
+          await Worker.create({
+            connection,
+            namespace: config.temporal.namespace,
+            taskQueue: batchQueue,
+            activities,
+            ...(params.workflowBundle ? { workflowBundle: params.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
+            maxConcurrentActivityTaskExecutions: 16,
+            shutdownGraceTime: '5 seconds',
+          }),
+        )
+        log(`[worker] chain-io polling ${batchQueue} (batch workflows, their storage and delivery)`)
+      }
     }
     const running = workers.map((w) => w.run())
     const watchers: Promise<void>[] = []
