@@ -21,7 +21,10 @@
  *   there (polled every 100 ms): request to verified callback;
  * - deliveriesPerSecond: the requests over the time from the first request to the last verified
  *   callback; spokeTransactions (deliveries) and rowsPerTransaction beside it.
+ *
+ * BENCH_BATCHING_TRACE=1 also prints each batch workflow's activities in time (see `traceBatches`).
  */
+import type { Client } from '@temporalio/client'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { decodeFunctionData, encodeFunctionData, type Address, type Hex } from 'viem'
 import { addressAsBytes32 } from '../../chains/evm/crosschain.ts'
@@ -75,7 +78,7 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
   // batch closes as soon as it is full, so the window only bounds the wait of a batch that is not.
   const fillMs = ((maxRows * spokeSpecs.length) / rate) * 1000
   const windowMs = maxRows === 1 ? 0 : Math.max(4000, Math.ceil(fillMs * 1.5) + 2000)
-  const stack = await startCrossChainStack({ spokes: spokeSpecs, pollingIntervalMs: 50 })
+  const stack = await startCrossChainStack({ spokes: spokeSpecs, pollingIntervalMs: Number(process.env.BENCH_BATCHING_POLLING_MS ?? 50) })
   const config = {
     ...stack.config,
     prover: { ...stack.config.prover, plugin: 'ezkl-native' as const },
@@ -176,12 +179,20 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
           }))
           log(`${w.workflowId} ${d.status.name}: ${JSON.stringify(pending)}`)
         }
+        if (process.env.BENCH_BATCHING_TRACE) await traceBatches(stack.client, t0)
         throw new Error(`${pending()} of ${made.length} requests never fulfilled; the first: ${JSON.stringify(status)}`)
       }
       await pollOnce()
       await new Promise((r) => setTimeout(r, 100))
     }
     const last = Math.max(...made.map((m) => done.get(keyOf(m.sp, m.id))!.at))
+    if (process.env.BENCH_BATCHING_TRACE) {
+      await traceBatches(stack.client, t0)
+      await traceStages(
+        stack.client,
+        made.map((m) => requestKey(m.sp.s.chainId, m.sp.s.spoke.gateway, m.id)),
+      )
+    }
 
     // Gas on each spoke: its delivery transactions, and the verifier's share of them.
     const spokeFigures: BatchRun['spoke'] = {}
@@ -253,6 +264,66 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
     await workers.stop()
     await stack.stop()
   }
+}
+
+/**
+ * BENCH_BATCHING_TRACE=1: each batch workflow's activities, in seconds from the first request
+ * (scheduled, started, closed) with their attempts: where a batch's time goes.
+ */
+async function traceBatches(client: Client, t0: number): Promise<void> {
+  const at = (t: unknown) => {
+    const ts = t as { seconds?: { toNumber(): number } | number; nanos?: number } | null | undefined
+    if (!ts) return Number.NaN
+    const secs = typeof ts.seconds === 'number' ? ts.seconds : (ts.seconds?.toNumber() ?? 0)
+    return (secs * 1000 + (ts.nanos ?? 0) / 1e6 - t0) / 1000
+  }
+  for await (const w of client.workflow.list({ query: 'WorkflowType = "batchWorkflow"' })) {
+    const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory()
+    const scheduled = new Map<string, { type: string; at: number; started?: number; attempt?: number }>()
+    const lines: string[] = []
+    const joins: number[] = []
+    for (const e of history.events ?? []) {
+      const id = String(e.eventId)
+      if (e.workflowExecutionSignaledEventAttributes) joins.push(at(e.eventTime))
+      if (e.activityTaskScheduledEventAttributes)
+        scheduled.set(id, { type: e.activityTaskScheduledEventAttributes.activityType?.name ?? '?', at: at(e.eventTime) })
+      const started = e.activityTaskStartedEventAttributes
+      if (started) {
+        const s = scheduled.get(String(started.scheduledEventId))
+        if (s) Object.assign(s, { started: at(e.eventTime), attempt: started.attempt ?? 1 })
+      }
+      const closed = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes
+      if (closed) {
+        const s = scheduled.get(String(closed.scheduledEventId))
+        if (s)
+          lines.push(
+            `${s.type} ${s.at.toFixed(1)}→${(s.started ?? Number.NaN).toFixed(1)}→${at(e.eventTime).toFixed(1)} s (attempt ${s.attempt ?? '?'})`,
+          )
+      }
+    }
+    // When every 64th member had joined.
+    const joined = joins.filter((_, i) => (i + 1) % 64 === 0).map((t) => `${t.toFixed(1)} s`)
+    log(
+      `${w.workflowId.split(':').slice(0, 2).join(':')} run ${w.runId.slice(0, 8)}: ${lines.join('; ')}; joins 64, 128, …: ${joined.join(', ')}`,
+    )
+  }
+}
+
+/** BENCH_BATCHING_TRACE=1: each timed stage of the requests' workflows, p50/p95 (ms) and its count. */
+async function traceStages(client: Client, keys: readonly string[]): Promise<void> {
+  const byStage = new Map<string, number[]>()
+  for (const key of keys) {
+    const status = await getRequestStatus(client, key).catch(() => undefined)
+    for (const [stage, t] of Object.entries(status?.timings ?? {})) {
+      if (t?.ms === undefined) continue
+      byStage.set(stage, [...(byStage.get(stage) ?? []), t.ms])
+    }
+  }
+  const parts = [...byStage].map(([stage, ms]) => {
+    const { p50, p95 } = p50p95(ms)
+    return `${stage} ${p50}/${p95} (${ms.length})`
+  })
+  log(`stages p50/p95 ms: ${parts.join(', ')}`)
 }
 
 /** The hub block where the market recorded spoke request `id` of `origin` (where the run's hub events start). */
