@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Hex } from 'viem'
-import { nonceManager, privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToAccount } from 'viem/accounts'
 import { evmChainOf } from '../../chains/evm/chain.ts'
 import { createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
 import { InferenceMarket, SpokeGateway } from '../../contracts/artifacts/index.ts'
@@ -80,10 +80,10 @@ export async function startMessengerAgentsFromConfig(
 ): Promise<RunningMessengerAgents> {
   const attesterKey = config.relay.validatorKey
   if (!attesterKey) throw new ConfigError('relay.validatorKey: not set; the local agents need a signing key (SERTN__RELAY__VALIDATOR_KEY)')
-  // Every messenger's agents pay from this account on each chain, each from its own loop: one
-  // nonce manager hands them distinct nonces (without it two sends could share one, and one
-  // transaction replace the other).
-  const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex, { nonceManager })
+  // Every messenger's agents pay from this account on each chain, each from its own loop: two sends
+  // can take one nonce, and one transaction replace the other (the LayerZero agents detect it and
+  // try again; see layerzero/send.ts).
+  const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
   const log = options.log ?? ((l: string) => console.error(l))
   const byKind = new Map<string, MessengerAgents>()
   const configured = await configuredMessengers(config)
