@@ -25,6 +25,7 @@
  * BENCH_BATCHING_TRACE=1 also prints each batch workflow's activities in time (see `traceBatches`).
  */
 import type { Client } from '@temporalio/client'
+import { optionalTsToMs } from '@temporalio/common/lib/time.js'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { decodeFunctionData, encodeFunctionData, type Address, type Hex } from 'viem'
 import { addressAsBytes32 } from '../../chains/evm/crosschain.ts'
@@ -271,12 +272,7 @@ async function run(maxRows: 1 | 16 | 64, requests: number, rate: number): Promis
  * (scheduled, started, closed) with their attempts: where a batch's time goes.
  */
 async function traceBatches(client: Client, t0: number): Promise<void> {
-  const at = (t: unknown) => {
-    const ts = t as { seconds?: { toNumber(): number } | number; nanos?: number } | null | undefined
-    if (!ts) return Number.NaN
-    const secs = typeof ts.seconds === 'number' ? ts.seconds : (ts.seconds?.toNumber() ?? 0)
-    return (secs * 1000 + (ts.nanos ?? 0) / 1e6 - t0) / 1000
-  }
+  const at = (t: Parameters<typeof optionalTsToMs>[0]) => ((optionalTsToMs(t) ?? Number.NaN) - t0) / 1000
   for await (const w of client.workflow.list({ query: 'WorkflowType = "batchWorkflow"' })) {
     const history = await client.workflow.getHandle(w.workflowId, w.runId).fetchHistory()
     const scheduled = new Map<string, { type: string; at: number; started?: number; attempt?: number }>()

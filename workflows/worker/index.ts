@@ -69,7 +69,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     join: async (member, input) => {
       await client.workflow.signalWithStart('batchWorkflow', {
         workflowId: batchWorkflowIdOf(member.request),
-        taskQueue: queues.batch ?? queues.chainIo,
+        taskQueue: config.temporal.taskQueues.batch,
         args: [input],
         signal: joinBatchSignal,
         signalArgs: [member],
@@ -81,27 +81,30 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     ? { windowMs: config.batching.windowMs, ...(config.batching.maxSize ? { maxSize: config.batching.maxSize } : {}) }
     : undefined
   const workers: Worker[] = []
+  const workflows = params.workflowBundle ? { workflowBundle: params.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }
+  /** A worker on `taskQueue` with the activities (and the workflows, where `withWorkflows`). */
+  const workerOn = (taskQueue: string, withWorkflows: boolean, maxConcurrentActivityTaskExecutions: number) =>
+    Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      activities,
+      ...(withWorkflows ? workflows : {}),
+      maxConcurrentActivityTaskExecutions,
+      // A killed worker's activities are retried elsewhere once their heartbeat times out.
+      shutdownGraceTime: '5 seconds',
+      // Send the prover's progress at least every second (status queries and the CLI show it).
+      maxHeartbeatThrottleInterval: '1 second',
+    })
   try {
     for (const role of roles) {
       const taskQueue = queueOfRole(config, role)
       workers.push(
-        await Worker.create({
-          connection,
-          namespace: config.temporal.namespace,
+        await workerOn(
           taskQueue,
-          activities,
-          ...(role === 'chain-io'
-            ? params.workflowBundle
-              ? { workflowBundle: params.workflowBundle }
-              : { workflowsPath: WORKFLOWS_PATH }
-            : {}),
-          maxConcurrentActivityTaskExecutions:
-            role === 'prover' ? config.prover.poolSize : role === 'chain-io' ? config.temporal.chainIoConcurrency : 16,
-          // A killed worker's activities are retried elsewhere once their heartbeat times out.
-          shutdownGraceTime: '5 seconds',
-          // Send the prover's progress at least every second (status queries and the CLI show it).
-          maxHeartbeatThrottleInterval: '1 second',
-        }),
+          role === 'chain-io',
+          role === 'prover' ? config.prover.poolSize : role === 'chain-io' ? config.temporal.chainIoConcurrency : 16,
+        ),
       )
       log(
         `[worker] ${role} polling ${taskQueue}${
@@ -112,17 +115,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
         // The batch workflows' own queue, with their storage and delivery: a batch's steps never
         // wait behind the request workflows' tasks and hops.
         const batchQueue = config.temporal.taskQueues.batch
-        workers.push(
-          await Worker.create({
-            connection,
-            namespace: config.temporal.namespace,
-            taskQueue: batchQueue,
-            activities,
-            ...(params.workflowBundle ? { workflowBundle: params.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-            maxConcurrentActivityTaskExecutions: 16,
-            shutdownGraceTime: '5 seconds',
-          }),
-        )
+        workers.push(await workerOn(batchQueue, true, 16))
         log(`[worker] chain-io polling ${batchQueue} (batch workflows, their storage and delivery)`)
       }
     }
