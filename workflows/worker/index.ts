@@ -83,7 +83,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const workers: Worker[] = []
   const workflows = params.workflowBundle ? { workflowBundle: params.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }
   /** A worker on `taskQueue` with the activities (and the workflows, where `withWorkflows`). */
-  const workerOn = (taskQueue: string, withWorkflows: boolean, maxConcurrentActivityTaskExecutions: number) =>
+  const workerOn = (taskQueue: string, withWorkflows: boolean, maxConcurrentActivityTaskExecutions: number, heartbeatEverySecond = false) =>
     Worker.create({
       connection,
       namespace: config.temporal.namespace,
@@ -93,8 +93,10 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
       maxConcurrentActivityTaskExecutions,
       // A killed worker's activities are retried elsewhere once their heartbeat times out.
       shutdownGraceTime: '5 seconds',
-      // Send the prover's progress at least every second (status queries and the CLI show it).
-      maxHeartbeatThrottleInterval: '1 second',
+      // The prover sends its progress at least every second (status queries and the CLI show it).
+      // The chain-io hops heartbeat at the SDK's pace (80% of their heartbeat timeout): each
+      // heartbeat the server records is a write, and a burst holds hundreds of hops at once.
+      ...(heartbeatEverySecond ? { maxHeartbeatThrottleInterval: '1 second' } : {}),
     })
   try {
     for (const role of roles) {
@@ -104,6 +106,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
           taskQueue,
           role === 'chain-io',
           role === 'prover' ? config.prover.poolSize : role === 'chain-io' ? config.temporal.chainIoConcurrency : 16,
+          role === 'prover',
         ),
       )
       log(
