@@ -80,9 +80,9 @@ export async function startMessengerAgentsFromConfig(
 ): Promise<RunningMessengerAgents> {
   const attesterKey = config.relay.validatorKey
   if (!attesterKey) throw new ConfigError('relay.validatorKey: not set; the local agents need a signing key (SERTN__RELAY__VALIDATOR_KEY)')
-  // Every messenger's agents pay from this account on each chain, each from its own loop: two sends
-  // can take one nonce, and one transaction replace the other (the LayerZero agents detect it and
-  // try again; see layerzero/send.ts).
+  // Every messenger's agents pay from this account on each chain, each from its own loop, and all
+  // of them send through the account's one queue in this process (`clientSender`): no two sends take
+  // one nonce. Another process paying from the same account still can (see layerzero/send.ts).
   const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
   const log = options.log ?? ((l: string) => console.error(l))
   const byKind = new Map<string, MessengerAgents>()

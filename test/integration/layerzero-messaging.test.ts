@@ -17,6 +17,7 @@ import { LayerZeroPort, LayerZeroTestApp } from '../../contracts/artifacts/index
 import { EndpointV2 } from '../../contracts/artifacts/layerzero/index.ts'
 import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
 import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { clientSender } from '../../chains/evm/plugin/sender.ts'
 import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import {
   addressToBytes32,
@@ -259,6 +260,10 @@ describe('layerzero messaging with the local agents running', () => {
     expect(await read('lastOrigin')).toBe(DOMAIN_A)
     expect(await read('lastSender')).toBe(addressToBytes32(appA))
     expect(await read('lastBody')).toBe(body)
+    // The DVN and the executor sent through their accounts' process-wide queues, which every other
+    // sender from those accounts in this process shares (no two of them take one nonce).
+    expect(clientSender(c.dvnB).submitted).toBeGreaterThan(0)
+    expect(clientSender(c.execB).submitted).toBeGreaterThan(0)
     const receipt = await c.userB.getTransactionReceipt({ hash: d.transactionHash })
     const [received] = parseEventLogs({ abi: LayerZeroPort.abi, eventName: 'PortMessageReceived', logs: receipt.logs })
     expect(received?.args).toMatchObject({ origin: DOMAIN_A, recipient: appB, messageId: first.guid, sender: addressToBytes32(appA) })

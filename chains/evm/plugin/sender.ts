@@ -21,6 +21,7 @@ import {
   type PublicClient,
   type WalletClient,
 } from 'viem'
+import type { SertnClient } from '../clients.ts'
 
 export type TxRequest = { to: Address; data: Hex; gas: bigint; value?: bigint }
 
@@ -154,4 +155,17 @@ export function accountSender(key: { chainId: number; rpcUrl: string; address: A
     senders.set(k, s)
   }
   return s
+}
+
+/**
+ * The process-wide send queue of a client's account. Every sender from one account in a process
+ * (the node, each messenger's agents) goes through it: two loops that each read the account's
+ * nonce would give two transactions one nonce, and the one with the higher fee replaces the other
+ * in the node's pool while its sender waits for a receipt that never comes.
+ */
+export function clientSender(client: SertnClient): AccountSender {
+  return accountSender(
+    { chainId: client.chain.id, rpcUrl: client.transport.url ?? `client ${client.uid}`, address: client.account.address },
+    () => new AccountSender(client as unknown as PublicClient<HttpTransport, Chain>, client),
+  )
 }

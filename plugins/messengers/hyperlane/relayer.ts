@@ -79,16 +79,13 @@ import {
   TransactionReceiptNotFoundError,
   type Abi,
   type Address,
-  type Chain,
   type Hex,
-  type HttpTransport,
-  type PublicClient,
   type TransactionReceipt,
 } from 'viem'
 import { Mailbox, MerkleTreeHook, StaticMessageIdMultisigIsm } from '../../../contracts/artifacts/hyperlane/index.ts'
 import { HyperlanePort } from '../../../contracts/artifacts/index.ts'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
-import { AccountSender, accountSender } from '../../../chains/evm/plugin/sender.ts'
+import { clientSender } from '../../../chains/evm/plugin/sender.ts'
 import type { SertnErrorOptions } from '../../../core/errors.ts'
 import { AgentDisposedError, HyperlaneAgentError, runPollLoop, sleep } from './loop.ts'
 
@@ -453,10 +450,7 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
       ? { validators: cfg.validators.map((v) => getAddress(v)), threshold: cfg.threshold }
       : undefined
   const destClient = dest.client
-  const sender = accountSender(
-    { chainId: destClient.chain.id, rpcUrl: destClient.transport.url ?? `client ${destClient.uid}`, address: destClient.account.address },
-    () => new AccountSender(destClient as unknown as PublicClient<HttpTransport, Chain>, destClient),
-  )
+  const sender = clientSender(destClient)
   let controller: AbortController | undefined
   let loop: Promise<void> | undefined
   let unsubscribe: (() => void)[] = []

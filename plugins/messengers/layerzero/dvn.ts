@@ -28,6 +28,7 @@ import {
 } from 'viem'
 import { DVN, EndpointV2, ReceiveUln302 } from '../../../contracts/artifacts/layerzero/index.ts'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { clientSender } from '../../../chains/evm/plugin/sender.ts'
 import { createPacketAgent, type AgentOrigin, type PacketAgent, type PacketAgentOptions } from './agent.ts'
 import { decodeRevertData, PacketVerificationError } from './errors.ts'
 import type { SerialLock } from './loop.ts'
@@ -186,7 +187,11 @@ export function createLocalDvn(cfg: LocalDvnConfig): LocalDvn {
       const params = await Promise.all(calls.map((c) => instruction(vid, quorum, c, expiration)))
 
       const { receipt, inclusionMs } = await sendAndWait(client, lock, () =>
-        client.writeContract({ address: dest.dvn, abi: DVN.abi, functionName: 'execute', args: [params], gas: gasLimit }),
+        clientSender(client).send({
+          to: dest.dvn,
+          data: encodeFunctionData({ abi: DVN.abi, functionName: 'execute', args: [params] }),
+          gas: gasLimit,
+        }),
       )
       if (receipt.status !== 'success') throw new PacketVerificationError(p.guid, `DVN.execute reverted (tx ${receipt.transactionHash})`)
       const logs = receipt.logs

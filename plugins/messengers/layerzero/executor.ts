@@ -14,10 +14,11 @@
  * keeps rejecting costs no more reverted transactions. A reverted delivery's reason is read back
  * with one `eth_call`.
  */
-import { getAddress, zeroHash, type Abi, type Address, type Hex } from 'viem'
+import { encodeFunctionData, getAddress, zeroHash, type Abi, type Address, type Hex } from 'viem'
 import { LayerZeroPort } from '../../../contracts/artifacts/index.ts'
 import { EndpointV2 } from '../../../contracts/artifacts/layerzero/index.ts'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { clientSender } from '../../../chains/evm/plugin/sender.ts'
 import { createPacketAgent, type AgentOrigin, type PacketAgent, type PacketAgentOptions } from './agent.ts'
 import { failureReason, PacketExecutionError, PacketMalformedError } from './errors.ts'
 import type { SerialLock } from './loop.ts'
@@ -127,7 +128,10 @@ export function createLocalExecutor(cfg: LocalExecutorConfig): LocalExecutor {
         const why = await reason()
         if (why !== undefined) throw new PacketExecutionError(p.guid, why)
       }
-      const { receipt, inclusionMs } = await sendAndWait(client, lock, () => client.writeContract(request))
+      const data = encodeFunctionData({ abi: request.abi, functionName: request.functionName, args: request.args })
+      const { receipt, inclusionMs } = await sendAndWait(client, lock, () =>
+        clientSender(client).send({ to: request.address, data, gas: request.gas, value: request.value }),
+      )
       if (receipt.status !== 'success') {
         const why = (await reason(receipt.blockNumber)) ?? `reverted on chain (gas limit ${gasLimit})`
         throw new PacketExecutionError(p.guid, why, { details: `transaction ${receipt.transactionHash}, gas limit ${gasLimit}` })
