@@ -11,7 +11,7 @@
  */
 import { formatEther, parseEventLogs, type Hex } from 'viem'
 import { LOCAL_CHAINS, startLocalChain } from '../chains/local.ts'
-import { confirm, deployContract, deployCore, registerModel } from '../chains/evm/deploy.ts'
+import { confirm, deployContract, deployCore, registerModel, writeWithMargin } from '../chains/evm/deploy.ts'
 import { openLocalPools } from '../chains/evm/nodes.ts'
 import { ExampleClassifier, InferenceGateway } from '../contracts/artifacts/index.ts'
 import { dequantize, quantize } from '../core/field.ts'
@@ -86,7 +86,7 @@ export async function runDemo(opts: DemoOptions): Promise<void> {
           args: [input],
           value: price,
         })
-        const receipt = await confirm(user, await user.writeContract(request))
+        const receipt = await writeWithMargin(user, request)
         return { id: result, price, gas: receipt.gasUsed, block: receipt.blockNumber }
       },
       (r) => `request #${r.id}, paid ${formatEther(r.price)} ETH, ${r.gas} gas`,

@@ -7,7 +7,7 @@
 import { evmChainOf } from '../chains/evm/chain.ts'
 import { formatEther, parseEventLogs, type Address, type Hex } from 'viem'
 import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
-import { confirm, readManifest } from '../chains/evm/deploy.ts'
+import { readManifest, writeWithMargin } from '../chains/evm/deploy.ts'
 import { ExampleClassifier, InferenceGateway, NodeRegistry } from '../contracts/artifacts/index.ts'
 import { SertnError } from '../core/errors.ts'
 import { dequantize, quantize } from '../core/field.ts'
@@ -72,8 +72,8 @@ export async function sendClassifyRequest(
         args: [input],
         value: price,
       })
-      const txHash = await user.writeContract(request)
-      const receipt = await confirm(user, txHash)
+      const receipt = await writeWithMargin(user, request)
+      const txHash = receipt.transactionHash
       const requestedAt = Date.now()
       if (params.mine) await user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
       return {

@@ -13,7 +13,7 @@ import { localArtifactRefs, type ArtifactRefs } from '../../core/artifacts.ts'
 import { modelIdOf } from '../../core/models.ts'
 import type { SertnClient } from './clients.ts'
 import { allowMarket, deployNodeRegistry, type NodePoolParameters } from './nodes.ts'
-import { confirm, deployContract } from './transactions.ts'
+import { confirm, deployContract, writeWithMargin } from './transactions.ts'
 
 export type GatewayConfig = {
   requestTimeout: number
@@ -48,7 +48,7 @@ export const DEFAULT_UNIT_PRICE = parseEther('0.001')
 export { modelIdOf }
 
 /** The transaction helpers (./transactions.ts), for the modules that deploy with this one. */
-export { confirm, deployContract }
+export { confirm, deployContract, writeWithMargin }
 
 export type CoreDeployment = {
   verifier: Address

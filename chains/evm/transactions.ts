@@ -29,3 +29,18 @@ export async function confirm(client: SertnClient, hash: Hex) {
   if (receipt.status !== 'success') throw new Error(`transaction reverted (${hash})`)
   return receipt
 }
+
+/**
+ * Sends a simulated contract call with a fifth more gas than its estimate, as wallets do, and waits
+ * for it (throws if it reverted). An estimate is exact for the state it ran on: a request that lands
+ * after another transaction grew what it writes to (a messenger's dispatch tree, whose insert costs
+ * a new slot at some sizes) needs more, and with no margin it runs out of gas.
+ */
+export async function writeWithMargin(
+  client: SertnClient,
+  /** The `request` that `simulateContract` returned. */
+  request: object,
+) {
+  const gas = await client.estimateContractGas(request as never)
+  return confirm(client, await client.writeContract({ ...request, gas: gas + gas / 5n } as never))
+}

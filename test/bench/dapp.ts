@@ -1,7 +1,7 @@
 /** The example dApp as the benchmarks drive it: one `classify` call, paying its price. */
 import type { Address, TransactionReceipt } from 'viem'
 import type { SertnClient } from '../../chains/evm/clients.ts'
-import { confirm } from '../../chains/evm/deploy.ts'
+import { writeWithMargin } from '../../chains/evm/deploy.ts'
 import { ExampleClassifier } from '../../contracts/artifacts/index.ts'
 import { quantize } from '../../core/field.ts'
 import { DEMO_INPUT_SCALE } from '../support/stack.ts'
@@ -24,5 +24,5 @@ export async function classify(
     args: [featuresOf(i)],
     value: price,
   })
-  return { id, receipt: await confirm(user, await user.writeContract(request)) }
+  return { id, receipt: await writeWithMargin(user, request) }
 }
