@@ -200,15 +200,15 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     } catch (err) {
       return outcomeOrThrow(op, marketRequestId, what, err)
     }
-    // Verification costs the same for every request of a model, and sending the same for every request
-    // from one chain (its route's messenger): one estimate per model, requesting chain and operation
-    // (a fan-out request's result is sent to other chains as well: estimated on its own).
+    // Verification costs the same for every request of a model version, and sending the same for every
+    // request from one chain (its route's messenger): one estimate per model version, requesting chain
+    // and operation (a fan-out request's result is sent to other chains as well: estimated on its own).
     let gas: bigint
     try {
       const fansOut = op === 'submitResult' && (copiesOf.get(marketRequestId) ?? (await getRequest(marketRequestId)).copies) > 0
       gas = fansOut
         ? await publicClient.estimateGas({ account: options.account, to: market, data: encodeFunctionData(call as never), value })
-        : await estimate(`${op}:${request.modelId}:${request.chainId}`, call)
+        : await estimate(marketEstimateKey(op, request), call)
     } catch (err) {
       return outcomeOrThrow(op, marketRequestId, what, err)
     }
@@ -433,3 +433,12 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     },
   }
 })
+
+/**
+ * The key of the market's cached gas estimate for `op` on `request`: one per operation, model
+ * version and requesting chain. A new version is a new circuit with its own verification cost, so
+ * an estimate of the old one could leave the node's submission short of gas.
+ */
+export function marketEstimateKey(op: string, request: Pick<InferenceRequest, 'modelId' | 'modelVersion' | 'chainId'>): string {
+  return `${op}:${request.modelId}:${request.modelVersion}:${request.chainId}`
+}
