@@ -41,6 +41,26 @@ export const chainConfigSchema = z.object({
   pollingIntervalMs: z.number().int().positive().default(1000),
   /** Where a watcher with no saved cursor starts (default: the current block). */
   startBlock: z.number().int().min(0).optional(),
+  /**
+   * More RPC endpoints for this chain, tried in order when the ones before fail (viem's
+   * `fallback` transport): a node keeps serving through an outage of its primary provider.
+   */
+  fallbackRpcUrls: z.array(z.url()).default([]),
+  /** The most blocks one `eth_getLogs` asks for (watchers, keeper): providers cap it, often at 1,000 to 10,000. */
+  logRangeBlocks: z.number().int().positive().default(2000),
+  /** How the node pays for and replaces its transactions on this chain. */
+  fees: z
+    .object({
+      /** The most the node pays per gas, in gwei (default: no cap). A transaction above it waits instead. */
+      maxFeePerGasGwei: z.number().positive().optional(),
+      /** A transaction not mined after this long is sent again with the same nonce and a higher fee. */
+      replaceAfterMs: z.number().int().positive().default(60_000),
+      /** How much a replacement raises the fee, in percent (nodes require at least 10). */
+      bumpPercent: z.number().int().min(10).max(1000).default(25),
+    })
+    .prefault({}),
+  /** Warn (log and `sertn_account_balance_low`) when a signing account holds less than this, in ether. */
+  balanceAlarmEth: z.number().min(0).optional(),
   /** On the hub: its InferenceMarket, which serves the spokes' requests. */
   market: address.optional(),
   /** On a spoke: the name of the hub chain (`gateway` is then a SpokeGateway). */
@@ -56,10 +76,50 @@ export const chainConfigSchema = z.object({
 export const configSchema = z.object({
   /** Cursors, the Temporal database, arlocal data. */
   dataDir: z.string().default('.data'),
-  node: z.object({
-    /** The node's account: fulfils requests and pays their gas. */
-    privateKey,
-  }),
+  /**
+   * The node's account, which fulfils requests and pays their gas: its key is a keystore named in the
+   * secrets file (`node`). A raw `privateKey` here is for local development only (a warning at
+   * start-up). Roles that never sign (prover, inference) need no key at all.
+   */
+  node: z
+    .object({
+      /** Local development only: the node's raw key. */
+      privateKey: privateKey.optional(),
+    })
+    .prefault({}),
+  /**
+   * The secrets file (default: `SERTN_SECRETS`, else none): the keystores of the node, the relayer
+   * and the validator with their password files, and the Temporal API key. Kept apart from this
+   * file so that the configuration can be shared and versioned; paths in it are relative to it.
+   */
+  secretsFile: z.string().optional(),
+  /** Logs, metrics and health. */
+  observability: z
+    .object({
+      logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+      /** `json` for collectors, `pretty` for a terminal, `auto`: pretty when standard error is a terminal. */
+      logFormat: z.enum(['json', 'pretty', 'auto']).default('auto'),
+      /**
+       * The worker's HTTP endpoint: `/metrics` (Prometheus, with Temporal's SDK metrics), `/healthz`
+       * and `/readyz`. Off unless a port is set (0: any free port, logged at start-up).
+       */
+      http: z
+        .object({
+          host: z.string().default('127.0.0.1'),
+          port: z.number().int().min(0).max(65535).optional(),
+        })
+        .prefault({}),
+      /** `/readyz` reports not ready while a watcher is more blocks than this behind its chain's head. */
+      maxLagBlocks: z.number().int().min(0).default(64),
+    })
+    .prefault({}),
+  /** Refunds of expired requests and sending of deferred receipts, run by the chain-io worker. */
+  keeper: z
+    .object({
+      enabled: z.boolean().default(true),
+      intervalMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
   chains: z
     .record(z.string().regex(/^[a-z][a-z0-9]*$/, 'chain names are lowercase letters and digits'), chainConfigSchema)
     .refine((c) => Object.keys(c).length > 0, 'configure at least one chain')
@@ -107,6 +167,22 @@ export const configSchema = z.object({
     .object({
       address: z.string().default('127.0.0.1:7233'),
       namespace: z.string().default('default'),
+      /**
+       * TLS to the Temporal frontend: `true` for server TLS with the system's roots (Temporal Cloud
+       * with an API key, from the secrets file's `temporal.apiKey` or `TEMPORAL_API_KEY`), or files
+       * for a private CA and mTLS client certificates (Temporal Cloud's mTLS, a self-hosted cluster).
+       */
+      tls: z
+        .union([
+          z.boolean(),
+          z.object({
+            serverNameOverride: z.string().optional(),
+            serverRootCaCertFile: z.string().optional(),
+            clientCertFile: z.string().optional(),
+            clientKeyFile: z.string().optional(),
+          }),
+        ])
+        .optional(),
       taskQueues: z
         .object({
           chainIo: z.string().default('sertn-chain-io'),

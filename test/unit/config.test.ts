@@ -55,7 +55,16 @@ describe('config', () => {
     expect((err as Error).message).toMatch(/prover\.plugin:/)
   })
 
-  test('error: a missing node key', () => {
-    expect(() => parseConfig({ chains: minimal.chains })).toThrow(/node:/)
+  test('a configuration without a node key parses: roles that never sign need none', () => {
+    const c = parseConfig({ chains: minimal.chains })
+    expect(c.node.privateKey).toBeUndefined()
+    expect(c.chains.local!.fees.bumpPercent).toBe(25)
+    expect(c.observability.http.port).toBeUndefined()
+  })
+
+  test('error: a fee bump under the 10% that nodes require', () => {
+    expect(() => parseConfig({ ...minimal, chains: { local: { ...minimal.chains.local, fees: { bumpPercent: 5 } } } })).toThrow(
+      /fees\.bumpPercent/,
+    )
   })
 })
