@@ -614,7 +614,11 @@ async function main(argv: string[]): Promise<number> {
         const config = values.config ? { config: values.config } : {}
         if (sub === 'rejected') return relay.relayRejectedCommand({ ...config, json: values.json })
         if (values.all === positionals.length > 0)
-          throw new UsageError('sertn relay retry takes message ids (from `sertn relay rejected`) or --all, not both')
+          throw new UsageError(
+            values.all
+              ? 'sertn relay retry takes message ids or --all, not both'
+              : 'sertn relay retry needs the ids of the messages to retry (from `sertn relay rejected`), or --all',
+          )
         for (const id of positionals)
           if (!/^0x[0-9a-fA-F]{64}$/.test(id)) throw new UsageError(`a message id is 32 bytes of hex (0x + 64 digits), got "${id}"`)
         return relay.relayRetryCommand({ ...config, json: values.json, ids: values.all ? 'all' : (positionals as `0x${string}`[]) })
