@@ -21,3 +21,89 @@ export async function relayCommand(opts: { config?: string }): Promise<number> {
   await agents.stop()
   return 0
 }
+
+/** Where `sertn relay` keeps its agents' state. */
+const relayDirOf = (config: { dataDir: string }) => join(resolve(config.dataDir), 'relay')
+
+/** `sertn relay rejected [--json]`: the messages the local agents gave up on, for every messenger. */
+export async function relayRejectedCommand(opts: { config?: string; json: boolean }): Promise<number> {
+  const config = loadConfig(opts.config)
+  const { listRejectedMessages } = await import('../plugins/messengers/index.ts')
+  const rejected = await listRejectedMessages(config, relayDirOf(config))
+  if (opts.json) {
+    console.log(JSON.stringify(rejected, null, 2))
+    return 0
+  }
+  if (rejected.length === 0) {
+    console.log(`no rejected messages (state in ${relayDirOf(config)})`)
+    return 0
+  }
+  for (const m of rejected) {
+    console.log(`${m.messageId}  ${m.messenger} ${m.route}${m.retryRequested ? '  (retry requested, waiting for the relay)' : ''}`)
+    console.log(`  ${m.agent} gave up after ${m.attempts} attempt(s) at ${new Date(m.rejectedAt).toISOString()}: ${m.reason}`)
+    console.log(
+      `  sent as #${m.sequence} in origin block ${m.originBlock}${m.originTransaction ? `, transaction ${m.originTransaction}` : ''}`,
+    )
+  }
+  console.log(`\n${rejected.length} rejected message(s); once the cause is fixed: sertn relay retry <id…> (or --all)`)
+  return 0
+}
+
+/**
+ * `sertn relay retry <id…|--all> [--json]`: asks the relay to move these rejected messages back to
+ * pending (a request file it applies; see plugins/messengers/retry.ts), and waits up to `waitMs`
+ * to say whether a running relay took it.
+ */
+export async function relayRetryCommand(opts: {
+  config?: string
+  json: boolean
+  ids: readonly `0x${string}`[] | 'all'
+  waitMs?: number
+}): Promise<number> {
+  const config = loadConfig(opts.config)
+  const dir = relayDirOf(config)
+  const { listRejectedMessages, pendingRelayRetries, requestRelayRetry } = await import('../plugins/messengers/index.ts')
+  const { SertnError } = await import('../core/errors.ts')
+  const rejected = await listRejectedMessages(config, dir)
+  const wanted = opts.ids === 'all' ? undefined : new Set(opts.ids.map((i) => i.toLowerCase()))
+  const chosen = rejected.filter((m) => !wanted || wanted.has(m.messageId.toLowerCase()))
+  const unknown = wanted ? [...wanted].filter((id) => !rejected.some((m) => m.messageId.toLowerCase() === id)) : []
+  if (unknown.length > 0)
+    throw new SertnError(`not a rejected message: ${unknown.join(', ')}`, {
+      details: `\`sertn relay rejected\` lists the ${rejected.length} rejected message(s) in ${dir}; a delivered or pending message needs no retry.`,
+    })
+  if (chosen.length === 0) {
+    if (opts.json) console.log(JSON.stringify({ requested: [], taken: true, stillRejected: [] }, null, 2))
+    else console.log('no rejected messages to retry')
+    return 0
+  }
+  const files = new Set((await requestRelayRetry(dir, chosen)).values())
+  // A running relay looks for requests every half second.
+  const deadline = Date.now() + (opts.waitMs ?? 10_000)
+  let taken = false
+  while (Date.now() < deadline) {
+    const waiting = [...(await pendingRelayRetries(config, dir)).values()].flat()
+    if (!waiting.some((f) => files.has(f))) {
+      taken = true
+      break
+    }
+    await new Promise((r) => setTimeout(r, 200))
+  }
+  const ids = new Set(chosen.map((m) => m.messageId.toLowerCase()))
+  const stillRejected = taken
+    ? (await listRejectedMessages(config, dir)).filter((m) => ids.has(m.messageId.toLowerCase())).map((m) => m.messageId)
+    : []
+  if (opts.json) {
+    console.log(JSON.stringify({ requested: chosen.map((m) => m.messageId), taken, stillRejected }, null, 2))
+    return 0
+  }
+  for (const m of chosen) console.log(`retry ${m.messageId}  ${m.messenger} ${m.route}`)
+  if (!taken)
+    console.log(
+      `no running relay took the request within ${Math.round((opts.waitMs ?? 10_000) / 1000)} s: \`sertn relay\` applies it when it starts (${[...files].join(', ')})`,
+    )
+  else if (stillRejected.length > 0)
+    console.log(`the relay took the request; still rejected (given up again already): ${stillRejected.join(', ')}`)
+  else console.log(`the running relay moved ${chosen.length} message(s) back to pending: it delivers them next (its log says when)`)
+  return 0
+}

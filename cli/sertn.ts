@@ -6,6 +6,8 @@
  *   sertn status <request-key|requestId> [--json]               a request's workflow status (and hops)
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
+ *   sertn relay rejected [--json] | retry <id…|--all>           messages the local agents gave up on; send them again
+ *   sertn keeper [--once] [--json] [--config FILE]              refunds expired requests, sends deferred receipts
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
  *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
@@ -96,7 +98,29 @@ const USAGE: Record<string, string> = {
       verifying each packet through the DVN contract and an executor calling \`lzReceive\`. They
       attest with relay.validatorKey after relay.confirmations blocks, pay with relay.relayerKey
       (default the node's key), relay only messages between Sertn's enrolled ports, keep their state
-      in <dataDir>/relay/<kind> and resume from it after a restart.`,
+      in <dataDir>/relay/<kind> and resume from it after a restart. A message whose delivery failed
+      relay.maxAttempts times is given up on (rejected) and kept:
+
+  sertn relay rejected [--json] [--config sertn.config.json]
+      Lists the messages the local agents gave up on, for every messenger: id, route, agent, the
+      last failure's reason, attempts, when, and the origin transaction (read from the relay's
+      state; safe while it runs).
+
+  sertn relay retry <id…|--all> [--json] [--config sertn.config.json]
+      Moves rejected messages (these ids, or all of them) back to pending once their cause is fixed:
+      the request is left in <dataDir>/relay/<kind>/retry/, the running relay applies it within a
+      poll (or the next \`sertn relay\` at its start) and the agents deliver them again. Waits a
+      few seconds to say whether a running relay took it.`,
+  keeper: `sertn keeper [--once] [--json] [--config sertn.config.json]
+      Refunds expired requests and sends deferred settlement receipts on every configured chain: a
+      gateway request still pending after its deadline is refunded (its requester gets its escrow
+      back and an error callback; on a spoke the receipt closes its record in the hub market), and a
+      spoke's receipt that its messenger refused when the request settled is sent, topping up its
+      reserve by at most keeper.maxReceiptTopUpEth. Found from the gateways' events in bounded
+      ranges (chains.<name>.logRangeBlocks), resumed from <dataDir>/keeper; paid by the node's
+      account. Runs every keeper.intervalMs until Ctrl-C; --once runs one round and prints what it
+      did (--json: as JSON; exit 1 if a chain's round failed). The chain-io worker runs the same
+      keeper while keeper.enabled (default on); several keepers may run: a refund already made is done.`,
   model: `sertn model build <network.onnx> --input <samples.json> [--name NAME] [--out DIR] [--tolerance 0.01]
             [--target resources|accuracy] [--input-visibility public|hashed] [--output-visibility public|hashed]
             [--input-bound X] [--var name=N,…] [--description TEXT] [--max-logrows N] [--columns 1,2] [--scales 4,6,…]
@@ -578,9 +602,39 @@ async function main(argv: string[]): Promise<number> {
       return workerCommand({ roles: values.role, logLevel: values['log-level'], ...(values.config ? { config: values.config } : {}) })
     }
     case 'relay': {
+      const [sub, ...more] = rest
+      if (sub === 'rejected' || sub === 'retry') {
+        const { values, positionals } = args(
+          'relay',
+          more,
+          { config: { type: 'string' }, json: { type: 'boolean', default: false }, all: { type: 'boolean', default: false } },
+          sub === 'retry',
+        )
+        const relay = await load(() => import('./relay.ts'))
+        const config = values.config ? { config: values.config } : {}
+        if (sub === 'rejected') return relay.relayRejectedCommand({ ...config, json: values.json })
+        if (values.all === positionals.length > 0)
+          throw new UsageError(
+            values.all
+              ? 'sertn relay retry takes message ids or --all, not both'
+              : 'sertn relay retry needs the ids of the messages to retry (from `sertn relay rejected`), or --all',
+          )
+        for (const id of positionals)
+          if (!/^0x[0-9a-fA-F]{64}$/.test(id)) throw new UsageError(`a message id is 32 bytes of hex (0x + 64 digits), got "${id}"`)
+        return relay.relayRetryCommand({ ...config, json: values.json, ids: values.all ? 'all' : (positionals as `0x${string}`[]) })
+      }
       const { values } = args('relay', rest, { config: { type: 'string' } })
       const { relayCommand } = await load(() => import('./relay.ts'))
       return relayCommand(values.config ? { config: values.config } : {})
+    }
+    case 'keeper': {
+      const { values } = args('keeper', rest, {
+        once: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        config: { type: 'string' },
+      })
+      const { keeperCommand } = await load(() => import('./keeper.ts'))
+      return keeperCommand({ once: values.once, json: values.json, ...(values.config ? { config: values.config } : {}) })
     }
     case 'help':
     case '--help':

@@ -118,6 +118,12 @@ export const configSchema = z.object({
     .object({
       enabled: z.boolean().default(true),
       intervalMs: z.number().int().positive().default(30_000),
+      /**
+       * The most the keeper adds, in ether, to a deferred receipt's reserve when the messenger's
+       * fee rose above it (SpokeGateway.sendReceipt: the caller pays the difference; any surplus
+       * comes back). A receipt that needs more waits, with a warning, for an operator.
+       */
+      maxReceiptTopUpEth: z.number().min(0).default(0.01),
     })
     .prefault({}),
   chains: z
@@ -161,6 +167,12 @@ export const configSchema = z.object({
        * callback gas (up to ~24M: the hub market refuses more); the default covers it.
        */
       maxGas: z.number().int().positive().default(25_000_000),
+      /** Failed deliveries of a message after which the agents give up on it (see `sertn relay rejected`). */
+      maxAttempts: z.number().int().positive().default(8),
+      /** The wait after a message's first failed delivery (ms), doubled after each further one. */
+      retryBackoffMs: z.number().int().positive().default(1000),
+      /** The longest wait between two deliveries of a message (ms). */
+      maxRetryBackoffMs: z.number().int().positive().default(300_000),
     })
     .prefault({}),
   temporal: z

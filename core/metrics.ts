@@ -113,6 +113,13 @@ export const metrics = {
     labelNames: ['chain'] as const,
     registers: [registry],
   }),
+  /** Deferred settlement receipts the keeper sent to the hub, by (spoke) chain. */
+  keeperReceipts: new Counter({
+    name: 'sertn_keeper_receipts_total',
+    help: 'Deferred settlement receipts sent to the hub by the keeper, by chain',
+    labelNames: ['chain'] as const,
+    registers: [registry],
+  }),
   /** Proofs running on this process's prover pool, and its size. */
   proverBusy: new Gauge({
     name: 'sertn_prover_busy',

@@ -530,6 +530,37 @@ export interface MessengerConnectOptions {
   readonly confirmations?: number
 }
 
+/** A message the local agents gave up on (kept in their state for an operator; see `sertn relay rejected`). */
+export interface RejectedRelayMessage {
+  /** The messenger plugin's name (`hyperlane`, `layerzero`, …). */
+  readonly messenger: string
+  /** `origin→destination` chain names. */
+  readonly route: string
+  /** The network's id for the message (what {@link MessengerAgents.requeue} takes). */
+  readonly messageId: Hex
+  /** The agent that gave up (`relayer`, `dvn`, `executor`, …). */
+  readonly agent: string
+  /** Why its last delivery failed (the destination's revert reason when it refused). */
+  readonly reason: string
+  /** Failed deliveries. */
+  readonly attempts: number
+  /** When it was given up on (ms since the epoch). */
+  readonly rejectedAt: number
+  /** The message's number on its route (Hyperlane: its tree index; LayerZero: its path nonce). */
+  readonly sequence: string
+  /** The origin block and transaction that sent it. */
+  readonly originBlock: string
+  readonly originTransaction?: Hex
+}
+
+/** Where a messenger's local agents keep their state, and the chains they serve (for route names). */
+export interface MessengerStateOptions {
+  /** The agents' state folder (what {@link MessengerAgentsOptions.dir} was). */
+  readonly dir: string
+  /** The chains served, with their deployments (as in the configuration). */
+  readonly chains: readonly { readonly name: string; readonly deployment: MessengerDeployment }[]
+}
+
 /** Running local agents. */
 export interface MessengerAgents {
   /** Settles once the agents are ready to deliver. */
@@ -570,6 +601,12 @@ export interface MessengerPlugin<Client = unknown> extends PluginBase<'messenger
   quote(endpoint: MessengerEndpoint<Client>, message: MessengerMessage): Promise<bigint>
   /** Starts the local agents (polling in the background) until `stop()`. */
   startAgents(options: MessengerAgentsOptions<Client>): MessengerAgents
+  /**
+   * The messages the local agents with state in `options.dir` gave up on, read from that state
+   * (safe while they run: they replace their files atomically). Moving them back to pending is
+   * {@link MessengerAgents.requeue}, in the agents' process.
+   */
+  rejectedMessages?(options: MessengerStateOptions): Promise<RejectedRelayMessage[]>
 }
 
 // ─────────────────────────────── define* helpers ───────────────────────

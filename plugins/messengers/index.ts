@@ -13,7 +13,8 @@ import { createSertnClient, type SertnClient } from '../../chains/evm/clients.ts
 import { InferenceMarket, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { messengersOf, type SertnConfig } from '../../core/config.ts'
 import { ConfigError } from '../../core/errors.ts'
-import type { MessengerAgentEvent, MessengerAgents, MessengerEndpoint, MessengerPlugin } from '../../core/plugins.ts'
+import type { MessengerAgentEvent, MessengerAgents, MessengerEndpoint, MessengerPlugin, RejectedRelayMessage } from '../../core/plugins.ts'
+import { pendingRetryRequests, serveRetryRequests, writeRetryRequest } from './retry.ts'
 
 const here = dirname(fileURLToPath(import.meta.url))
 
@@ -86,6 +87,9 @@ export async function startMessengerAgentsFromConfig(
   const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
   const log = options.log ?? ((l: string) => console.error(l))
   const byKind = new Map<string, MessengerAgents>()
+  /** Stops the loops that apply `sertn relay retry`'s requests. */
+  const retries = new AbortController()
+  const retryLoops: Promise<void>[] = []
   const configured = await configuredMessengers(config)
   if (![...configured.values()].some((m) => m.chains.length >= 2))
     throw new ConfigError('messenger: the relay needs two chains or more with the same messenger kind')
@@ -110,6 +114,9 @@ export async function startMessengerAgentsFromConfig(
         attesterKey: attesterKey as Hex,
         confirmations: config.relay.confirmations,
         maxGas: BigInt(config.relay.maxGas),
+        maxAttempts: config.relay.maxAttempts,
+        retryBackoffMs: config.relay.retryBackoffMs,
+        maxRetryBackoffMs: config.relay.maxRetryBackoffMs,
         // Sertn's applications' errors, to name a rejected message's reason.
         errorAbi: [...SpokeGateway.abi, ...InferenceMarket.abi].filter((x) => x.type === 'error'),
         pollingIntervalMs: config.relay.pollingIntervalMs,
@@ -125,6 +132,16 @@ export async function startMessengerAgentsFromConfig(
         },
       }),
     )
+    if (options.dir !== undefined) {
+      // `sertn relay retry` from another process: its requests are applied through the agents' own requeue.
+      const agents = byKind.get(kind)!
+      const loop = serveRetryRequests(join(options.dir, kind), (ids) => agents.requeue(ids), {
+        signal: retries.signal,
+        onApplied: (ids, moved) => log(`[relay ${kind}] retry requested for ${ids.length} message(s): ${moved} moved back to pending`),
+        onError: (err) => log(`[relay ${kind}] retry requests: ${err instanceof Error ? err.message : String(err)}`),
+      })
+      retryLoops.push(loop.done)
+    }
   }
   return {
     byKind,
@@ -135,7 +152,67 @@ export async function startMessengerAgentsFromConfig(
       return n
     },
     async stop() {
+      retries.abort()
+      await Promise.all(retryLoops)
       await Promise.all([...byKind.values()].map((a) => a.stop()))
     },
   }
+}
+
+/** The configured messengers whose local agents keep state in `<relayDir>/<kind>` (two chains or more), with those chains. */
+async function relayedMessengers(config: Pick<SertnConfig, 'chains'>) {
+  const out: {
+    kind: string
+    plugin: MessengerPlugin<SertnClient>
+    chains: { name: string; deployment: MessengerEndpoint<SertnClient>['deployment'] }[]
+  }[] = []
+  for (const [kind, { plugin, chains }] of await configuredMessengers(config))
+    if (chains.length >= 2) out.push({ kind, plugin, chains: chains.map((c) => ({ name: c.name, deployment: c.section })) })
+  return out
+}
+
+/**
+ * The messages the local agents of every configured messenger gave up on, from their state under
+ * `relayDir` (`<dataDir>/relay` for `sertn relay`), oldest first; each with whether a retry of it
+ * was requested and not yet taken by a relay.
+ */
+export async function listRejectedMessages(
+  config: Pick<SertnConfig, 'chains'>,
+  relayDir: string,
+): Promise<(RejectedRelayMessage & { retryRequested: boolean })[]> {
+  const out: (RejectedRelayMessage & { retryRequested: boolean })[] = []
+  for (const { kind, plugin, chains } of await relayedMessengers(config)) {
+    if (!plugin.rejectedMessages) continue
+    const dir = join(relayDir, kind)
+    const requested = new Set((await pendingRetryRequests(dir)).flatMap((r) => r.request.ids.map((id) => id.toLowerCase())))
+    for (const m of await plugin.rejectedMessages({ dir, chains }))
+      out.push({ ...m, retryRequested: requested.has(m.messageId.toLowerCase()) })
+  }
+  return out.sort((a, b) => a.rejectedAt - b.rejectedAt)
+}
+
+/**
+ * Asks the relay whose state is under `relayDir` to move these rejected messages back to pending
+ * (see retry.ts: a request file it applies within a poll, or at its next start). `ids` must be
+ * rejected messages of {@link listRejectedMessages}; returns the request files, by messenger.
+ */
+export async function requestRelayRetry(
+  relayDir: string,
+  messages: readonly Pick<RejectedRelayMessage, 'messenger' | 'messageId'>[],
+): Promise<Map<string, string>> {
+  const byKind = new Map<string, Hex[]>()
+  for (const m of messages) byKind.set(m.messenger, [...(byKind.get(m.messenger) ?? []), m.messageId])
+  const files = new Map<string, string>()
+  for (const [kind, ids] of byKind) files.set(kind, await writeRetryRequest(join(relayDir, kind), [...new Set(ids)]))
+  return files
+}
+
+/** The retry requests under `relayDir` not yet taken by a relay (by messenger). */
+export async function pendingRelayRetries(config: Pick<SertnConfig, 'chains'>, relayDir: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>()
+  for (const { kind } of await relayedMessengers(config)) {
+    const files = (await pendingRetryRequests(join(relayDir, kind))).map((r) => r.path)
+    if (files.length > 0) out.set(kind, files)
+  }
+  return out
 }

@@ -9,6 +9,7 @@ import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
+import { runKeeper } from '../../chains/evm/plugin/keeper.ts'
 import { createActivities } from '../activities/index.ts'
 import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
@@ -159,6 +160,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
             }),
         )
       }
+      watchers.push(runKeeper(config, { signal })) // refunds expired requests, sends deferred receipts (keeper.enabled)
     }
     const stop = () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown()

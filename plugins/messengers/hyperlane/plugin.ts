@@ -18,9 +18,10 @@ import {
   ValidatorAnnounce,
 } from '../../../contracts/artifacts/hyperlane/index.ts'
 import { addressField, parseConfigSection } from '../../../core/config.ts'
-import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../../core/plugins.ts'
+import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin, RejectedRelayMessage } from '../../../core/plugins.ts'
 import { addressAsBytes32 } from '../../../chains/evm/crosschain.ts'
 import { startLocalAgents } from './agents.ts'
+import { FileRelayerCursorStore } from './stores.ts'
 import { enrolledRoutes } from './relayer.ts'
 import { allowHyperlaneApp, connectHyperlanePorts, deployHyperlaneCore, type HyperlaneCoreDeployment } from './deploy.ts'
 
@@ -175,6 +176,31 @@ export const hyperlaneMessenger: MessengerPlugin<SertnClient> = {
         }),
     })
     return { ready: agents.ready, requeue: (ids) => agents.requeue(ids), stop: () => agents.stop() }
+  },
+  async rejectedMessages(o) {
+    // One relayer per ordered pair, its cursor in relayer-<origin domain>-<destination domain>.json (see agents.ts).
+    const chains = o.chains.map((c) => ({ name: c.name, domain: parse(c.deployment, `chains.${c.name}.messenger`).domain }))
+    const out: RejectedRelayMessage[] = []
+    for (const from of chains) {
+      for (const to of chains) {
+        if (from === to) continue
+        const cursor = await new FileRelayerCursorStore(o.dir, `relayer-${from.domain}-${to.domain}.json`).load()
+        for (const r of cursor?.rejected ?? [])
+          out.push({
+            messenger: 'hyperlane',
+            route: `${from.name}→${to.name}`,
+            messageId: r.messageId,
+            agent: 'relayer',
+            reason: r.lastError,
+            attempts: r.attempts,
+            rejectedAt: r.rejectedAt,
+            sequence: String(r.index),
+            originBlock: r.blockNumber,
+            ...(r.dispatchTx ? { originTransaction: r.dispatchTx } : {}),
+          })
+      }
+    }
+    return out
   },
 }
 

@@ -25,8 +25,9 @@ import {
   SendUln302,
 } from '../../../contracts/artifacts/layerzero/index.ts'
 import { addressField, parseConfigSection } from '../../../core/config.ts'
-import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../../core/plugins.ts'
+import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin, RejectedRelayMessage } from '../../../core/plugins.ts'
 import { startLayerZeroAgents } from './agents.ts'
+import { FilePacketCursorStore } from './stores.ts'
 import {
   allowPortApp,
   connectLayerZero,
@@ -227,6 +228,33 @@ export const layerZeroMessenger: MessengerPlugin<SertnClient> = {
       },
       stop: () => agents.stop(),
     }
+  },
+  async rejectedMessages(o) {
+    // A DVN and an executor per ordered pair, their cursors in <agent>-<src eid>-<dst eid>.json (see agents.ts).
+    const chains = o.chains.map((c) => ({ name: c.name, eid: parse(c.deployment, `chains.${c.name}.messenger`).eid }))
+    const out: RejectedRelayMessage[] = []
+    for (const from of chains) {
+      for (const to of chains) {
+        if (from === to) continue
+        for (const agent of ['dvn', 'executor'] as const) {
+          const cursor = await new FilePacketCursorStore(o.dir, `${agent}-${from.eid}-${to.eid}.json`).load()
+          for (const r of cursor?.rejected ?? [])
+            out.push({
+              messenger: 'layerzero',
+              route: `${from.name}→${to.name}`,
+              messageId: r.guid,
+              agent,
+              reason: r.lastError,
+              attempts: r.attempts,
+              rejectedAt: r.rejectedAt,
+              sequence: r.nonce,
+              originBlock: r.blockNumber,
+              originTransaction: r.txHash,
+            })
+        }
+      }
+    }
+    return out
   },
 }
 
