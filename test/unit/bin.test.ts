@@ -10,7 +10,7 @@ describe('the sertn bin', () => {
   it('is the package.json bin and prints the usage', async () => {
     const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { bin: Record<string, string> }
     expect(pkg.bin.sertn).toBe('cli/bin/sertn.mjs')
-    const { stdout } = await run(process.execPath, [pkg.bin.sertn, 'help'], { timeout: 60_000 })
+    const { stdout } = await run(process.execPath, [pkg.bin.sertn!, 'help'], { timeout: 60_000 })
     expect(stdout).toMatch(/sertn start/)
     expect(stdout).toMatch(/sertn worker/)
   }, 90_000)
