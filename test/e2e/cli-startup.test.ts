@@ -1,5 +1,5 @@
 /**
- * `sertn worker`'s start-up checks through the CLI, against a real anvil (and, for the worker that
+ * The start-up checks of `sertn worker` (and `sertn relay`) through the CLI, against a real anvil (and, for the worker that
  * starts, a real Temporal dev server): each failure stops start-up before any worker starts, with
  * one line naming what to fix and exit code 1 — a wrong keystore password, a missing secrets file,
  * keystore or password file, a chain-io worker with no key, a wrong chain id at an RPC URL, an
@@ -125,7 +125,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true })
 })
 
-describe('sertn worker: start-up checks', () => {
+describe('start-up checks (sertn worker, sertn relay)', () => {
   test('error: a wrong keystore password', async () => {
     const s = await secrets('wrong-password', { keystore: 'keystore-node', passwordFile: 'password-wrong' })
     const r = await sertn(['worker', '--role', 'chain-io', '--config', await config('wrong-password', { secretsFile: s })])
@@ -153,6 +153,16 @@ describe('sertn worker: start-up checks', () => {
   test('error: a chain-io worker with no key', async () => {
     const r = await sertn(['worker', '--role', 'chain-io,inference', '--config', await config('no-key')])
     expectOneLine(r, /^error: a chain-io worker signs as the node but no node key is configured: add a "node" keystore in the secrets file/)
+  })
+
+  test('error: the relay with no validator key', async () => {
+    // The relayer defaults to the node's account (a keystore here: no warning line).
+    const s = await secrets('relay-no-key', { keystore: 'keystore-node', passwordFile: 'password-right' })
+    const r = await sertn(['relay', '--config', await config('relay-no-key', { secretsFile: s })])
+    expectOneLine(
+      r,
+      /^error: the relay signs as the validator but no validator key is configured: add a "validator" keystore in the secrets file/,
+    )
   })
 
   test('error: a wrong chain id at an RPC URL', async () => {
