@@ -14,7 +14,7 @@
 import { mkdirSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Connection } from '@temporalio/client'
+import type { Connection } from '@temporalio/client'
 import { keccak256, toHex, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
@@ -23,6 +23,7 @@ import { ConfigError } from '../core/errors.ts'
 import type { MessengerAgentEvent, MessengerPlugin } from '../core/plugins.ts'
 import { loadMessengers, startMessengerAgentsFromConfig, type RunningMessengerAgents } from '../plugins/messengers/index.ts'
 import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
+import { connectTemporalClient } from '../workflows/connection.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { startAnvil, type AnvilInstance } from './anvil.ts'
 import { anvilPrivateKey, createSertnClient, type SertnClient } from './evm/clients.ts'
@@ -223,7 +224,7 @@ export async function startLocalServices(
   stops.push(() => arlocal.stop())
   const walletFile = join(dataDir, 'arweave-wallet.json')
   await loadOrCreateLocalWallet(arlocal.url, walletFile)
-  const connection = await Connection.connect({ address: temporal.address })
+  const connection = await connectTemporalClient({ address: temporal.address })
   stops.push(() => connection.close())
   return Object.assign(services, {
     arlocal,

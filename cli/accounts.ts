@@ -20,3 +20,24 @@ export const RELAYER_ACCOUNT = LOCAL_ACCOUNTS.relayer
 
 export { LOCAL_ATTESTER, LOCAL_ATTESTER_KEY, LOCAL_ATTESTER_LABEL } from '../chains/local.ts'
 export { anvilPrivateKey } from '../chains/evm/clients.ts'
+
+/** How a command is told which key to sign with, as cast's wallet options: a raw key, or a keystore and its password file. */
+export type KeyOptions = {
+  /** A raw key (`--private-key`). */
+  privateKey?: `0x${string}` | undefined
+  /** A keystore file (`--keystore FILE`). */
+  keystore?: string | undefined
+  /** Its password, alone in a file (`--password-file FILE`); without it, a terminal prompt. */
+  passwordFile?: string | undefined
+}
+
+/**
+ * The key of `--private-key`, or of `--keystore` (decrypted with `--password-file`, else asked for
+ * on a terminal); undefined when neither is given.
+ */
+export async function keyFromOptions(o: KeyOptions): Promise<`0x${string}` | undefined> {
+  if (o.privateKey !== undefined) return o.privateKey
+  if (o.keystore === undefined) return undefined
+  const [{ readKeystore }, { readPassword }] = await Promise.all([import('../core/keys.ts'), import('./keys.ts')])
+  return readKeystore(o.keystore, await readPassword(o.passwordFile, `Password for keystore ${o.keystore}: `))
+}

@@ -5,11 +5,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Client, Connection } from '@temporalio/client'
+import { Client, type Connection } from '@temporalio/client'
 import type { Address, Hex } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
 import { loadConfig, type ChainConfig, type SertnConfig } from '../core/config.ts'
 import { SertnError } from '../core/errors.ts'
+import { signerAddressHint } from '../core/secrets.ts'
+import { connectTemporalClient, temporalConnectionOptions } from '../workflows/connection.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
 import { LOCAL_CHAINS, localOperator } from '../chains/local.ts'
 import type { MessengerDeployment } from '../core/plugins.ts'
@@ -301,7 +302,7 @@ export type StackOperator = { name: string; namespace: string; address?: Address
 export function stackOperators(stack: RunningStack): StackOperator[] {
   const { config } = stack
   const operators: StackOperator[] = [
-    { name: 'operator 1', namespace: config.temporal.namespace, address: privateKeyToAccount(config.node.privateKey as Hex).address },
+    { name: 'operator 1', namespace: config.temporal.namespace, address: signerAddressHint(config, 'node') },
   ]
   stack.paths.operators.slice(1).forEach((o, j) => {
     const i = j + 1
@@ -310,7 +311,7 @@ export function stackOperators(stack: RunningStack): StackOperator[] {
       try {
         const c = loadConfig(o.config)
         if (c.temporal.address === config.temporal.address)
-          found = { name: o.name, namespace: c.temporal.namespace, address: privateKeyToAccount(c.node.privateKey as Hex).address }
+          found = { name: o.name, namespace: c.temporal.namespace, address: signerAddressHint(c, 'node') }
       } catch {
         // unreadable: fall back on the deployment record below
       }
@@ -321,11 +322,14 @@ export function stackOperators(stack: RunningStack): StackOperator[] {
   return operators
 }
 
-/** A Temporal client, or an error that says the stack does not seem to be running. */
-export async function connectTemporal(address: string, namespace: string): Promise<Client> {
+/** A Temporal client for the configuration's frontend and namespace, or an error that says the stack does not seem to be running. */
+export async function connectTemporal(config: SertnConfig): Promise<Client> {
+  const { address, namespace } = config.temporal
+  // Outside the try: a missing certificate or secrets file is said as such, not as an unreachable server.
+  const options = temporalConnectionOptions(config)
   let connection: Connection
   try {
-    connection = await Connection.connect({ address, connectTimeout: 3000 })
+    connection = await connectTemporalClient(options, { connectTimeoutMs: 3000 })
   } catch (err) {
     throw new SertnError(`cannot reach Temporal at ${address}`, {
       details: `${err instanceof Error ? err.message : String(err)}\nIs the local stack running? Start it with \`npm start\` (or \`npx tsx cli/sertn.ts start\`) and try again.`,
@@ -338,7 +342,7 @@ export async function connectTemporal(address: string, namespace: string): Promi
 export async function connectOperators(
   stack: RunningStack,
 ): Promise<{ operators: (StackOperator & { client: Client })[]; close: () => Promise<void> }> {
-  const first = await connectTemporal(stack.config.temporal.address, stack.config.temporal.namespace)
+  const first = await connectTemporal(stack.config)
   const operators = stackOperators(stack).map((o, i) =>
     Object.assign(o, { client: i === 0 ? first : new Client({ connection: first.connection, namespace: o.namespace }) }),
   )

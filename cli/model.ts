@@ -299,6 +299,9 @@ export type ModelRegisterCommandParameters = {
   config?: string
   /** The creator's key (default: SERTN_MODEL_OWNER_KEY, or the local stack's dev owner on a local stack). */
   privateKey?: Hex
+  /** The creator's keystore instead (`--keystore`, as cast), decrypted with `passwordFile` or a prompt. */
+  keystore?: string
+  passwordFile?: string
   json?: boolean
 }
 
@@ -318,7 +321,8 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const { manifest } = await readModelManifest(p.dir)
   const progress = new Progress()
-  const chains = await creatorClients(stack, p.privateKey, progress)
+  const { keyFromOptions } = await import('./accounts.ts')
+  const chains = await creatorClients(stack, await keyFromOptions(p), progress)
   const account = chains[0]!.client.account
   const { container, dispose } = buildContainer(stack.config)
   try {
@@ -440,7 +444,7 @@ async function creatorClients(stack: OpenStack, key: Hex | undefined, progress?:
   if (!k) {
     if (progress) {
       if (!Object.values(stack.config.chains).every((c) => /^https?:\/\/(127\.0\.0\.1|localhost)(:|\/|$)/.test(c.rpcUrl)))
-        throw new UsageError("this command needs the model creator's key: --private-key 0x… or SERTN_MODEL_OWNER_KEY")
+        throw new UsageError("this command needs the model creator's key: --private-key 0x…, --keystore FILE, or SERTN_MODEL_OWNER_KEY")
       progress.warn(`using the local stack's dev owner key (anvil account ${accounts.OWNER_ACCOUNT}): local chains only`)
     }
     k = accounts.anvilPrivateKey(accounts.OWNER_ACCOUNT)

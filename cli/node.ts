@@ -34,7 +34,8 @@ import { createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
 import { InferenceGateway, InferenceMarket, ModelRegistry, NodeRegistry } from '../contracts/artifacts/index.ts'
 import { SertnError } from '../core/errors.ts'
 import { modelIdOf } from '../core/models.ts'
-import { OWNER_ACCOUNT, anvilPrivateKey } from './accounts.ts'
+import { resolveSigners } from '../core/secrets.ts'
+import { OWNER_ACCOUNT, anvilPrivateKey, keyFromOptions } from './accounts.ts'
 import { DEMO_MODEL, openStack, shown, UsageError, type RunningStack } from './common.ts'
 import { Progress } from './progress.ts'
 import { out } from './ui.ts'
@@ -51,8 +52,11 @@ export type NodeConnectionOptions = {
   registry?: Address | undefined
   /** The hub's InferenceGateway (default: the configuration's hub chain's gateway). */
   gateway?: Address | undefined
-  /** The node's key (default: the configuration's `node.privateKey`). */
+  /** The node's key (default: the configuration's node key: its secrets file, else `node.privateKey`). */
   privateKey?: Hex | undefined
+  /** The node's keystore instead (`--keystore`, as cast), decrypted with `passwordFile` or a prompt. */
+  keystore?: string | undefined
+  passwordFile?: string | undefined
   json?: boolean | undefined
 }
 
@@ -124,13 +128,15 @@ async function openHub(p: NodeConnectionOptions & { node?: Address | undefined }
   const stack = standalone ? undefined : openStack({ dataDir: p.dataDir, config: p.config })
   const chain = stack ? hubChainOf(stack) : undefined
   const rpcUrl = p.rpcUrl ?? chain!.rpcUrl
-  const key = p.privateKey ?? (stack?.config.node.privateKey as Hex | undefined)
+  // The key: --private-key or --keystore, else the configuration's node key (not decrypted for a read that names --node).
+  const key =
+    (await keyFromOptions(p)) ?? (stack && (signs || !p.node) ? (await resolveSigners(stack.config, ['node'])).node?.privateKey : undefined)
   if (signs && !key)
-    throw new UsageError('this command signs as the node: pass --private-key 0x… (or a configuration with node.privateKey)')
+    throw new UsageError('this command signs as the node: pass --private-key 0x… or --keystore FILE (or a configuration with a node key)')
   let account: Account
   if (signs || (key && !p.node)) account = privateKeyToAccount(key!)
   else if (p.node) account = { address: p.node, type: 'json-rpc' }
-  else throw new UsageError('which node? pass --node ADDRESS, --private-key 0x…, or a configuration with node.privateKey')
+  else throw new UsageError('which node? pass --node ADDRESS, --private-key 0x…, --keystore FILE, or a configuration with a node key')
   let chainId = chain?.chainId
   try {
     chainId ??= await createPublicClient({ transport: http(rpcUrl, { retryCount: 0 }) }).getChainId()

@@ -12,6 +12,7 @@
  *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
  *   sertn node register|status|leave|withdraw|claim …           the node's stake and pools in the hub's NodeRegistry
+ *   sertn keys new|import|address|list …                        encrypted keystores (as cast wallet's)
  *   sertn help [COMMAND]
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
@@ -148,7 +149,7 @@ const USAGE: Record<string, string> = {
       bytes), which ends the ladder. The report gives each one's share of its rows used.
 
   sertn model register <dir> [--name NAME] [--compute-units N] [--data-dir .data | --config FILE]
-            [--private-key 0x… | SERTN_MODEL_OWNER_KEY] [--json]
+            [--private-key 0x… | --keystore FILE [--password-file FILE] | SERTN_MODEL_OWNER_KEY] [--json]
       Uploads the model's artifacts (manifest, compiled circuit, settings, vk, VKA, ONNX graph,
       samples and SRS, then an index of them) to the configured storage, and registers the model on
       every configured chain's registry: its VKA deployed, its schema, scales, bound, visibility,
@@ -177,9 +178,9 @@ const USAGE: Record<string, string> = {
       commitments), the proof verifies off-chain against the registered vk and on-chain with the
       registry's verifier and the model's VKA. Exit 1 unless every pair is valid.`,
   node: `sertn node register [--model NAME|ID …] [--owner ADDRESS] [--capacity 1000] [--stake ETH] [--json]
-            [--data-dir .data | --config FILE] [--rpc-url URL] [--registry ADDRESS] [--gateway ADDRESS] [--private-key 0x…]
+            [--data-dir .data | --config FILE] [--rpc-url URL] [--registry ADDRESS] [--gateway ADDRESS] [--private-key 0x… | --keystore FILE [--password-file FILE]]
       Stakes and joins the pools of the hub's NodeRegistry as the node (the configuration's node key,
-      or --private-key): stakes up to --stake (default: the models' minimum stake; never less than
+      or --private-key, or --keystore and --password-file as cast takes them): stakes up to --stake (default: the models' minimum stake; never less than
       what is staked already: only the difference is sent), then registers for each model (default:
       the local stack's models, else ${DEMO_MODEL}; --model may be repeated; a name is looked up
       under --owner, default the local stack's dev owner) with --capacity compute units per epoch.
@@ -210,6 +211,17 @@ const USAGE: Record<string, string> = {
       without one (pass --registry or --gateway, and --private-key or --node); --registry names the
       NodeRegistry (default: the hub gateway's nodes()); --gateway the hub gateway. Every
       transaction is simulated first: a refusal is one line and exit code 1.`,
+  keys: `sertn keys new [NAME] [--keystore-dir keystores] [--password-file FILE]
+  sertn keys import NAME [--private-key-file FILE] [--password-file FILE] [--keystore-dir keystores]
+  sertn keys address NAME|FILE [--password-file FILE] [--keystore-dir keystores]
+  sertn keys list [--keystore-dir keystores]
+      Encrypted keystores (Web3 Secret Storage v3, scrypt with cast's parameters), as \`cast wallet
+      new|import|address|list\` make and read them: \`new\` makes a key and writes only its keystore
+      (named NAME, else a UUID) into the directory; \`import\` encrypts a raw key read from
+      --private-key-file or a prompt; \`address\` decrypts a keystore and prints its address; \`list\`
+      names the directory's keystores. Passwords come from --password-file (trailing whitespace
+      trimmed) or a prompt without echo. Name the keystores in the secrets file (secretsFile or
+      SERTN_SECRETS: {"node": {"keystore": …, "passwordFile": …}, "relayer": …, "validator": …}).`,
   demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
       stage by stage.`,
@@ -356,6 +368,8 @@ async function main(argv: string[]): Promise<number> {
             'data-dir': { type: 'string' },
             config: { type: 'string' },
             'private-key': { type: 'string' },
+            keystore: { type: 'string' },
+            'password-file': { type: 'string' },
             json: { type: 'boolean', default: false },
           },
           true,
@@ -373,6 +387,7 @@ async function main(argv: string[]): Promise<number> {
         const key = values['private-key']
         if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key))
           throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+        if (key !== undefined && values.keystore !== undefined) throw new UsageError('pass --private-key or --keystore, not both')
         const { modelRegisterCommand } = await load(() => import('./model.ts'))
         return modelRegisterCommand({
           dir: positionals[0]!,
@@ -382,6 +397,8 @@ async function main(argv: string[]): Promise<number> {
           ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
           ...(values.config !== undefined ? { config: values.config } : {}),
           ...(key !== undefined ? { privateKey: key as `0x${string}` } : {}),
+          ...(values.keystore !== undefined ? { keystore: values.keystore } : {}),
+          ...(values['password-file'] !== undefined ? { passwordFile: values['password-file'] } : {}),
         })
       }
       if (sub === 'backtest' || sub === 'show') {
@@ -531,6 +548,8 @@ async function main(argv: string[]): Promise<number> {
         registry: { type: 'string' },
         gateway: { type: 'string' },
         'private-key': { type: 'string' },
+        keystore: { type: 'string' },
+        'password-file': { type: 'string' },
         json: { type: 'boolean', default: false },
       } as const
       const models = { model: { type: 'string', multiple: true }, owner: { type: 'string' } } as const
@@ -555,6 +574,7 @@ async function main(argv: string[]): Promise<number> {
       }
       const key = str('private-key')
       if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key)) throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+      if (key !== undefined && str('keystore') !== undefined) throw new UsageError('pass --private-key or --keystore, not both')
       const rpcUrl = str('rpc-url')
       if (rpcUrl !== undefined && !/^https?:\/\/./.test(rpcUrl)) throw new UsageError(`--rpc-url must be an http(s) URL, got "${rpcUrl}"`)
       const common = {
@@ -565,6 +585,8 @@ async function main(argv: string[]): Promise<number> {
         registry: address('registry'),
         gateway: address('gateway'),
         privateKey: key as `0x${string}` | undefined,
+        keystore: str('keystore'),
+        passwordFile: str('password-file'),
       }
       const m = await load(() => import('./node.ts'))
       if (sub === 'status') return m.nodeStatusCommand({ ...common, node: address('node') })
@@ -635,6 +657,37 @@ async function main(argv: string[]): Promise<number> {
       })
       const { keeperCommand } = await load(() => import('./keeper.ts'))
       return keeperCommand({ once: values.once, json: values.json, ...(values.config ? { config: values.config } : {}) })
+    }
+    case 'keys': {
+      const [sub, ...more] = rest
+      const subs = ['new', 'import', 'address', 'list'] as const
+      if (!subs.includes(sub as (typeof subs)[number]))
+        throw new UsageError(`sertn keys takes ${subs.join(', ')}; got "${sub ?? ''}"`, { details: `usage: ${USAGE.keys!.split('\n')[0]}` })
+      const { values, positionals } = args(
+        'keys',
+        more,
+        {
+          'keystore-dir': { type: 'string' },
+          'password-file': { type: 'string' },
+          ...(sub === 'import' ? { 'private-key-file': { type: 'string' } } : {}),
+        },
+        true,
+      )
+      const v = values as Record<string, string | undefined>
+      const common = { keystoreDir: v['keystore-dir'], passwordFile: v['password-file'] }
+      const k = await import('./keys.ts')
+      if (sub === 'list') {
+        if (positionals.length) throw new UsageError('sertn keys list takes no name')
+        return k.keysListCommand(common)
+      }
+      if (sub === 'new') {
+        if (positionals.length > 1) throw new UsageError('sertn keys new takes at most one name')
+        return k.keysNewCommand({ ...common, name: positionals[0] })
+      }
+      if (positionals.length !== 1)
+        throw new UsageError(`sertn keys ${sub} takes one ${sub === 'import' ? 'name' : 'keystore name or file'}`)
+      if (sub === 'import') return k.keysImportCommand({ ...common, name: positionals[0]!, privateKeyFile: v['private-key-file'] })
+      return k.keysAddressCommand({ ...common, target: positionals[0]! })
     }
     case 'help':
     case '--help':

@@ -46,7 +46,7 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { Client, Connection } from '@temporalio/client'
+import { Client, type Connection } from '@temporalio/client'
 import type { Address } from 'viem'
 import type { SertnClient } from '../chains/evm/clients.ts'
 import { LOCAL_ATTESTER, type LocalChain, localNetworkConfig, startLocalChain } from '../chains/local.ts'
@@ -59,6 +59,7 @@ import { modelDir } from '../core/manifest.ts'
 import { freePort, startProcess, type ManagedProcess } from '../core/process.ts'
 import { ensureNativeEzkl } from '../plugins/provers/ezkl-native/index.ts'
 import { arweaveStorage, loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
+import { connectTemporalClient } from '../workflows/connection.ts'
 import { ensureTemporalCli, findTemporalCli, TEMPORAL_CLI_VERSION } from '../workflows/worker/temporal-cli.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { queueOfRole, WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
@@ -325,7 +326,7 @@ export async function startCommand(opts: StartOptions): Promise<number> {
     const [{ clients, deployment, temporal }, { arlocal }] = await interruptible(Promise.all([chainsAndTemporal, storage, native]))
     const chains = anvils as Record<StackChain, LocalChain>
     progress.line(dim(`  Temporal UI: ${temporal.uiUrl}`))
-    const connection = await Connection.connect({ address: temporal.address })
+    const connection = await connectTemporalClient({ address: temporal.address })
     temporalClient = new Client({ connection, namespace: temporal.namespace })
 
     // The operators' nodes: a configuration each, their workers (operator 1: a process per role;

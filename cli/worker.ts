@@ -3,6 +3,7 @@ import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { loadConfig } from '../core/config.ts'
 import { configuredMessengers } from '../plugins/messengers/index.ts'
 import { runWorkers, WORKER_ROLES, type WorkerRole } from '../workflows/worker/index.ts'
+import { startupChecks } from './startup.ts'
 
 export async function workerCommand(opts: { roles: string; config?: string; logLevel: string }): Promise<number> {
   const roles = opts.roles.split(',').map((r) => r.trim()) as WorkerRole[]
@@ -14,6 +15,7 @@ export async function workerCommand(opts: { roles: string; config?: string; logL
   const config = loadConfig(opts.config)
   // A messenger section the plugin of its kind refuses stops start-up here, naming the field.
   await configuredMessengers(config)
+  await startupChecks(config, roles)
   Runtime.install({ logger: new DefaultLogger(opts.logLevel.toUpperCase() as 'WARN') })
   const stop = new AbortController()
   const onSignal = (sig: string) => {

@@ -239,4 +239,19 @@ describe('sertn node', () => {
     )
     expect(await read.stake()).toBe(0n)
   })
+
+  test('claim signs as the keystore of --keystore (--password-file); a wrong password stops it', async () => {
+    const { encryptKeystore } = await import('../../core/keys.ts')
+    const keystore = join(dir, 'operator.keystore')
+    await writeFile(keystore, JSON.stringify(await encryptKeystore(OPERATOR_KEY, 'operator')))
+    await writeFile(join(dir, 'operator.password'), 'operator\n')
+    await writeFile(join(dir, 'wrong.password'), 'nope\n')
+    const { privateKey: _, ...noKey } = conn
+    const r = await run(() => nodeClaimCommand({ ...noKey, keystore, passwordFile: join(dir, 'operator.password') }))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toBe(`error: nothing to claim: no slash shares are credited to ${OPERATOR}`)
+    await expect(nodeClaimCommand({ ...noKey, keystore, passwordFile: join(dir, 'wrong.password') })).rejects.toThrow(
+      `wrong password for keystore ${keystore}`,
+    )
+  })
 })

@@ -6,10 +6,12 @@ import 'reflect-metadata'
 import { join, resolve } from 'node:path'
 import { totalmem } from 'node:os'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
-import { privateKeyToAccount } from 'viem/accounts'
+import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { evmChain, evmMarket, FileCursorStore } from '../../chains/evm/plugin/index.ts'
 import { messengersOf, spokeRouteOf, type SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
+import { ConfigError } from '../../core/errors.ts'
+import { howToConfigure, type Signers } from '../../core/secrets.ts'
 import { createModelStore, type ModelStore } from '../../core/models.ts'
 import type { ChainPlugin, MarketPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
@@ -50,6 +52,8 @@ export type ContainerOverrides = Partial<{
   chains: ChainPlugin[]
   markets: MarketPlugin[]
   models: ModelStore
+  /** The resolved signers (`resolveSigners`): the chains and markets sign as `node`. */
+  signers: Signers
 }>
 
 export type SertnContainer = {
@@ -88,7 +92,7 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
   lazy(TOKENS.Prover, overrides.prover, () => PROVERS[config.prover.plugin](config))
   lazy(TOKENS.Storage, overrides.storage, () => STORAGES[config.storage.plugin](config))
   lazy(TOKENS.Chains, overrides.chains, () => {
-    const account = privateKeyToAccount(config.node.privateKey as `0x${string}`)
+    const account = nodeAccountOf(config, overrides.signers)
     const cursors = new FileCursorStore(join(resolve(config.dataDir), 'cursors'))
     return Object.entries(config.chains).map(([chainName, ch]) =>
       evmChain({
@@ -105,7 +109,7 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
     )
   })
   lazy(TOKENS.Markets, overrides.markets, () => {
-    const account = privateKeyToAccount(config.node.privateKey as `0x${string}`)
+    const account = nodeAccountOf(config, overrides.signers)
     return Object.entries(config.chains)
       .filter(([, ch]) => ch.market)
       .map(([chainName, ch]) =>
@@ -129,7 +133,17 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
   }
 }
 
-/** Activity dependencies that resolve from the container on first use. */
+/**
+ * The account the chains and markets sign with: the resolved node signer, else (a caller that
+ * resolved none: tests, tools) the configuration's raw `node.privateKey`; a ConfigError saying what
+ * to configure when there is neither.
+ */
+function nodeAccountOf(config: SertnConfig, signers: Signers | undefined): PrivateKeyAccount {
+  if (signers?.node) return signers.node.account
+  if (config.node.privateKey) return privateKeyToAccount(config.node.privateKey as `0x${string}`)
+  throw new ConfigError(`the chains sign as the node, but no node key is configured: add ${howToConfigure('node')}`)
+}
+
 /** What a node may give proving of this machine's memory, by default: 80%. */
 export const provingShareOfMemory = (): number => Math.floor(totalmem() * 0.8)
 
@@ -138,6 +152,7 @@ export function proverMemoryOf(config: SertnConfig): number {
   return config.prover.memoryBytes ?? Math.floor(provingShareOfMemory() / config.prover.poolSize)
 }
 
+/** Activity dependencies that resolve from the container on first use. */
 export function lazyActivityDeps(c: DependencyContainer): ActivityDeps {
   return {
     get chains() {

@@ -4,13 +4,15 @@
  */
 import { fileURLToPath } from 'node:url'
 import { Client } from '@temporalio/client'
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker'
+import { Worker, type WorkerOptions } from '@temporalio/worker'
 import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { runKeeper } from '../../chains/evm/plugin/keeper.ts'
 import { createActivities } from '../activities/index.ts'
+import { resolveSigners } from '../../core/secrets.ts'
+import { connectTemporalWorker } from '../connection.ts'
 import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
 import { buildContainer, lazyActivityDeps, proverMemoryOf, provingShareOfMemory, type ContainerOverrides } from './container.ts'
@@ -61,8 +63,10 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const { config, roles, signal } = params
   const log = params.log ?? ((l: string) => console.error(l))
   const queues = taskQueuesOf(config)
-  const sertn = buildContainer(config, params.overrides)
-  const connection = await NativeConnection.connect({ address: config.temporal.address })
+  // Only chain-io signs (its chains and markets): provers and inference workers need no key.
+  const signers = params.overrides?.signers ?? (roles.includes('chain-io') ? await resolveSigners(config, ['node']) : {})
+  const sertn = buildContainer(config, { ...params.overrides, signers })
+  const connection = await connectTemporalWorker(config)
   // Batch workflows are started (signal-with-start) from an activity, through this client.
   const client = new Client({ connection, namespace: config.temporal.namespace })
   const deps = lazyActivityDeps(sertn.container)

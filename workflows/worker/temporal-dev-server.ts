@@ -1,8 +1,8 @@
 /** The Temporal dev server on 127.0.0.1, persisted to a SQLite file, in its own process group. */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { Connection } from '@temporalio/client'
 import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../../core/process.ts'
+import { connectTemporalClient } from '../connection.ts'
 import { ensureTemporalCli } from './temporal-cli.ts'
 
 export type StartTemporalParameters = {
@@ -66,7 +66,7 @@ async function startOnce(cli: string, params: StartTemporalParameters): Promise<
     proc,
     `the Temporal dev server on ${address}`,
     async () => {
-      const conn = await Connection.connect({ address, connectTimeout: 1000 })
+      const conn = await connectTemporalClient({ address }, { connectTimeoutMs: 1000 })
       try {
         await conn.workflowService.describeNamespace({ namespace })
         return true
