@@ -190,6 +190,12 @@ describe('activity metrics labels', () => {
     expect(chainOfArgs(['0x01', 4], names)).toBe('')
     expect(chainOfArgs([], names)).toBe('')
   })
+  test('args: without a request in its arguments, the chain of its workflow', () => {
+    expect(chainOfArgs([{ output: {} }], names, KEY)).toBe('hub')
+    expect(chainOfArgs([], names, 'batch:31338:0x5fbdb2315678afecb367f032d93f642f64180aa3:0x01:1')).toBe('31338')
+    expect(chainOfArgs([{ chainId: 31338 }], names, KEY)).toBe('31338')
+    expect(chainOfArgs([], names, 'other')).toBe('')
+  })
   test('behavior: a failure is labelled with its class name', () => {
     class ChainTransientError extends Error {
       override name = 'ChainTransientError'

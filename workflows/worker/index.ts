@@ -126,6 +126,9 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
       () => connection.withDeadline(Date.now() + 5_000, () => connection.workflowService.getSystemInfo({})),
       { signal: probe.signal },
     )
+    // The watchers to come are known before the endpoint answers: /readyz says they have not scanned yet.
+    const chains = roles.includes('chain-io') ? sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains) : []
+    for (const chain of chains) reportChain(chain.chainName, {})
     if (http.port !== undefined) {
       server = await startHealthServer({
         host: http.host,
@@ -166,11 +169,8 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     if (roles.includes('chain-io')) {
       // The watcher's client shares the workers' connection, so that the server can hand a new
       // workflow's first task straight to this worker (eager start) instead of through matching.
-      const chains = sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains)
       for (const chain of chains) {
         const watchLog = logger.child({ component: 'watcher', chain: chain.chainName })
-        // Known before its first scan: /readyz says it has not scanned yet.
-        reportChain(chain.chainName, {})
         watchers.push(
           chain
             .watchRequests({

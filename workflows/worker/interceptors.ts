@@ -2,16 +2,21 @@
  * The worker's activity interceptor: every activity (a stage of a request or a batch) is counted
  * and timed in core/metrics.ts, `sertn_requests_total{chain, stage, outcome}` and
  * `sertn_stage_duration_seconds{stage, outcome}`, with the activity's name as the stage, the
- * chain taken from its input where it has one (a request, a batch member or a batch's rows), and
- * `ok` or the error's class name as the outcome.
+ * chain taken from its input where it has one (a request, a batch member or a batch's rows), else
+ * from its workflow's id (a request's or a batch's id starts with its chain id), and `ok` or the
+ * error's class name as the outcome.
  */
 import { Context } from '@temporalio/activity'
 import type { ActivityInterceptorsFactory } from '@temporalio/worker'
 import { metrics } from '../../core/metrics.ts'
 
-/** The chain an activity's arguments are about: its name (from `chainNames`), its id, or `''`. */
-export function chainOfArgs(args: readonly unknown[], chainNames: ReadonlyMap<number, string>): string {
-  const id = chainIdOf(args[0])
+/**
+ * The chain an activity is about: its arguments' (a request in them), else its workflow's
+ * (`req:<chainId>:…`, `batch:<chainId>:…`), by name (from `chainNames`) or id; `''` if none.
+ */
+export function chainOfArgs(args: readonly unknown[], chainNames: ReadonlyMap<number, string>, workflowId?: string): string {
+  const fromId = workflowId ? /^(?:req|batch):(\d+):/.exec(workflowId)?.[1] : undefined
+  const id = chainIdOf(args[0]) ?? (fromId !== undefined ? Number(fromId) : undefined)
   if (id === undefined) return ''
   return chainNames.get(id) ?? String(id)
 }
@@ -45,8 +50,8 @@ export function metricsInterceptor(chainNames: ReadonlyMap<number, string>): Act
   return () => ({
     inbound: {
       async execute(input, next) {
-        const stage = Context.current().info.activityType
-        const chain = chainOfArgs(input.args, chainNames)
+        const { activityType: stage, workflowExecution } = Context.current().info
+        const chain = chainOfArgs(input.args, chainNames, workflowExecution?.workflowId)
         const t0 = performance.now()
         let outcome = 'ok'
         try {

@@ -35,7 +35,7 @@ export async function installTemporalTelemetry(options: { logger: Logger; metric
     telemetry = { installed: false }
     return telemetry
   }
-  const verbose = options.logger.isLevelEnabled('debug')
+  const verbose = options.logger.isLevelEnabled('trace')
   const telemetryOptions: TelemetryOptions = {
     logging: { filter: makeTelemetryFilterString({ core: verbose ? 'DEBUG' : 'WARN', other: 'ERROR' }), forward: {} },
   }
