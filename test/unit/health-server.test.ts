@@ -3,6 +3,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { reportChain, reportProver, reportRelay, reportTemporal, resetHealth } from '../../core/health.ts'
 import { createLogger, requestKeyOfWorkflowId, temporalLogger } from '../../core/log.ts'
 import { metrics } from '../../core/metrics.ts'
+import { reportBacklog } from '../../plugins/messengers/backlog.ts'
+import { reportPoolUsage } from '../../plugins/provers/ezkl-common/pool-usage.ts'
 import { type HealthServer, startHealthServer } from '../../workflows/worker/health-server.ts'
 import { chainOfArgs, outcomeOf } from '../../workflows/worker/interceptors.ts'
 
@@ -128,6 +130,25 @@ describe('health server', () => {
     } finally {
       await relay.close()
     }
+  })
+
+  test('behavior: the relay backlog and the prover pools reach /metrics and /readyz', async () => {
+    reportTemporal({ ok: true, checkedAt: Date.now() })
+    reportBacklog('layerzero', 'hub→spokelz dvn', { pending: 2, rejected: 1 })
+    const a = {}
+    const b = {}
+    reportPoolUsage(a, 2, 1)
+    reportPoolUsage(b, 1, 1)
+    const { body } = await readyz()
+    expect(body).toMatchObject({ relays: { 'layerzero hub→spokelz dvn': { pending: 2, rejected: 1 } }, prover: { slots: 3, busy: 2 } })
+    const text = (await get('/metrics')).text
+    expect(text).toContain('sertn_relay_pending_messages{messenger="layerzero",route="hub→spokelz dvn"} 2')
+    expect(text).toContain('sertn_relay_rejected_messages{messenger="layerzero",route="hub→spokelz dvn"} 1')
+    expect(text).toContain('sertn_prover_slots 3')
+    expect(text).toContain('sertn_prover_busy 2')
+    reportPoolUsage(a, 0, 0) // disposed
+    expect((await readyz()).body).toMatchObject({ prover: { slots: 1, busy: 1 } })
+    reportPoolUsage(b, 0, 0)
   })
 
   test('error: unknown paths are 404', async () => {
