@@ -47,7 +47,7 @@ export async function workerCommand(opts: { roles: string; config?: string; logL
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
   log.info(
-    { roles, temporal: config.temporal.address, namespace: config.temporal.namespace },
+    { temporal: config.temporal.address, namespace: config.temporal.namespace },
     `pid ${process.pid}, roles ${roles.join(', ')}, Temporal ${config.temporal.address}`,
   )
   // runWorkers installs Temporal's Runtime with this logger (and its metrics on /metrics when the endpoint is on).
