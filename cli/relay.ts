@@ -3,7 +3,9 @@ import { join, resolve } from 'node:path'
 import { loadConfig, type SertnConfig } from '../core/config.ts'
 import { requireSigner, resolveSigners } from '../core/secrets.ts'
 import { startMessengerAgentsFromConfig } from '../plugins/messengers/index.ts'
+import { startHealthServer } from '../workflows/worker/health-server.ts'
 import { startupChecks } from './startup.ts'
+import { commandLogger } from './worker.ts'
 
 /**
  * The relay's keys, resolved (secrets file first, else the configuration's raw keys): the validator
@@ -18,24 +20,40 @@ export async function relayKeys(config: SertnConfig): Promise<{ validatorKey: `0
   }
 }
 
-export async function relayCommand(opts: { config?: string }): Promise<number> {
+export async function relayCommand(opts: { config?: string; logLevel?: string; logFormat?: string }): Promise<number> {
   const config = loadConfig(opts.config)
+  const logger = commandLogger(config, opts, {})
+  const log = logger.child({ component: 'relay' })
   await startupChecks(config, ['relay'])
   const keys = await relayKeys(config)
   const dir = join(resolve(config.dataDir), 'relay')
-  const agents = await startMessengerAgentsFromConfig({ ...config, relay: { ...config.relay, ...keys } }, { dir })
+  const agents = await startMessengerAgentsFromConfig({ ...config, relay: { ...config.relay, ...keys } }, { dir, logger: log })
+  const http = config.observability.http
+  const server =
+    http.port === undefined
+      ? undefined
+      : await startHealthServer({
+          host: http.host,
+          port: http.port,
+          maxLagBlocks: config.observability.maxLagBlocks,
+          requireTemporal: false,
+        })
+  if (server) log.info({ url: server.url }, `health server on ${server.url} (/metrics, /healthz, /readyz)`)
   // Some agents load libraries in seconds: wait before saying the relay runs, not on the first message.
   await agents.ready
-  console.error(`[relay] pid ${process.pid}: agents for ${[...agents.byKind.keys()].join(', ')} (state in ${dir})`)
+  const kinds = [...agents.byKind.keys()]
+  // `sertn start` waits for this line (cli/stack.ts).
+  log.info({ messengers: kinds, dir }, `relay pid ${process.pid}: agents for ${kinds.join(', ')} (state in ${dir})`)
   await new Promise<void>((done) => {
     const stop = (sig: string) => {
-      console.error(`[relay] ${sig}: stopping`)
+      log.info({ signal: sig }, `${sig}: stopping`)
       done()
     }
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
   })
   await agents.stop()
+  await server?.close()
   return 0
 }
 

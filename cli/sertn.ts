@@ -88,11 +88,15 @@ const USAGE: Record<string, string> = {
       the workflow of the operator the hub assigned the request to, with an \`operator\` line (--json
       adds \`operator\` and \`others\`); a bare request id is taken on the gateway of --chain
       (default spoke). --json prints the status as JSON.`,
-  worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level warn]
+  worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level info] [--log-format auto]
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
-      sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides.`,
-  relay: `sertn relay [--config sertn.config.json]
+      sertn.config.json, or SERTN_CONFIG) plus SERTN__* environment overrides. Logs go to standard
+      error as JSON lines (pretty on a terminal; --log-format json|pretty|auto, --log-level
+      trace…silent, default observability.logLevel / logFormat), a request's lines with its
+      requestKey. With observability.http.port set (0: any free port), serves /metrics (Prometheus,
+      Temporal's SDK metrics included), /healthz and /readyz.`,
+  relay: `sertn relay [--config sertn.config.json] [--log-level info] [--log-format auto]
       Runs the local agents of every messaging network configured on two chains or more (each
       chain's \`messenger: { kind, … }\` sections): for Hyperlane a validator signing each chain's
       merkle-tree checkpoints and a relayer per direction calling \`process\`; for LayerZero a DVN
@@ -618,10 +622,16 @@ async function main(argv: string[]): Promise<number> {
       const { values } = args('worker', rest, {
         role: { type: 'string', default: 'chain-io,inference,prover' },
         config: { type: 'string' },
-        'log-level': { type: 'string', default: 'warn' },
+        'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
       })
       const { workerCommand } = await load(() => import('./worker.ts'))
-      return workerCommand({ roles: values.role, logLevel: values['log-level'], ...(values.config ? { config: values.config } : {}) })
+      return workerCommand({
+        roles: values.role,
+        ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
+        ...(values['log-format'] ? { logFormat: values['log-format'] } : {}),
+        ...(values.config ? { config: values.config } : {}),
+      })
     }
     case 'relay': {
       const [sub, ...more] = rest
@@ -645,9 +655,17 @@ async function main(argv: string[]): Promise<number> {
           if (!/^0x[0-9a-fA-F]{64}$/.test(id)) throw new UsageError(`a message id is 32 bytes of hex (0x + 64 digits), got "${id}"`)
         return relay.relayRetryCommand({ ...config, json: values.json, ids: values.all ? 'all' : (positionals as `0x${string}`[]) })
       }
-      const { values } = args('relay', rest, { config: { type: 'string' } })
+      const { values } = args('relay', rest, {
+        config: { type: 'string' },
+        'log-level': { type: 'string' },
+        'log-format': { type: 'string' },
+      })
       const { relayCommand } = await load(() => import('./relay.ts'))
-      return relayCommand(values.config ? { config: values.config } : {})
+      return relayCommand({
+        ...(values['log-level'] ? { logLevel: values['log-level'] } : {}),
+        ...(values['log-format'] ? { logFormat: values['log-format'] } : {}),
+        ...(values.config ? { config: values.config } : {}),
+      })
     }
     case 'keeper': {
       const { values } = args('keeper', rest, {

@@ -718,10 +718,10 @@ function startRelay(configFile: string, echo: boolean): ManagedProcess {
   })
 }
 
-/** Waits until the (current) relay process says its agents run (its `[relay] pid …` line). */
+/** Waits until the (current) relay process says its agents run (its `relay pid …` record). */
 async function waitForRelay(entry: Child): Promise<void> {
   const deadline = Date.now() + 60_000
-  while (!/\[relay\] pid \d+/.test(entry.proc.output())) {
+  while (!/relay pid \d+/.test(entry.proc.output())) {
     if (Date.now() > deadline)
       throw new SertnError('the relay did not start within 60 s', {
         details: `${entry.proc.output() ? `Its last output:\n${entry.proc.output()}\n` : ''}Run with --verbose to see its output.`,

@@ -13,6 +13,8 @@ import { createSertnClient, type SertnClient } from '../../chains/evm/clients.ts
 import { InferenceMarket, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { messengersOf, type SertnConfig } from '../../core/config.ts'
 import { ConfigError } from '../../core/errors.ts'
+import { componentLogger, type Logger } from '../../core/log.ts'
+import { metrics } from '../../core/metrics.ts'
 import type { MessengerAgentEvent, MessengerAgents, MessengerEndpoint, MessengerPlugin, RejectedRelayMessage } from '../../core/plugins.ts'
 import { pendingRetryRequests, serveRetryRequests, writeRetryRequest } from './retry.ts'
 
@@ -77,7 +79,14 @@ export type RunningMessengerAgents = MessengerAgents & {
  */
 export async function startMessengerAgentsFromConfig(
   config: SertnConfig,
-  options: { dir?: string; log?: (line: string) => void; onEvent?: (kind: string, e: MessengerAgentEvent) => void },
+  options: {
+    dir?: string
+    /** Where the agents log (default: the root logger's `relay` component). */
+    logger?: Logger
+    /** Instead of `logger`: each record as a line, `[relay kind] …` (tests read them). */
+    log?: (line: string) => void
+    onEvent?: (kind: string, e: MessengerAgentEvent) => void
+  },
 ): Promise<RunningMessengerAgents> {
   const attesterKey = config.relay.validatorKey
   if (!attesterKey) throw new ConfigError('relay.validatorKey: not set; the local agents need a signing key (SERTN__RELAY__VALIDATOR_KEY)')
@@ -85,7 +94,7 @@ export async function startMessengerAgentsFromConfig(
   // of them send through the account's one queue in this process (`clientSender`): no two sends take
   // one nonce. Another process paying from the same account still can (see layerzero/send.ts).
   const payer = privateKeyToAccount((config.relay.relayerKey ?? config.node.privateKey) as Hex)
-  const log = options.log ?? ((l: string) => console.error(l))
+  const relayLog = options.logger ?? componentLogger('relay')
   const byKind = new Map<string, MessengerAgents>()
   /** Stops the loops that apply `sertn relay retry`'s requests. */
   const retries = new AbortController()
@@ -120,14 +129,35 @@ export async function startMessengerAgentsFromConfig(
         // Sertn's applications' errors, to name a rejected message's reason.
         errorAbi: [...SpokeGateway.abi, ...InferenceMarket.abi].filter((x) => x.type === 'error'),
         pollingIntervalMs: config.relay.pollingIntervalMs,
-        onError: (who, err) => log(`[relay ${kind}] ${who}: ${err instanceof Error ? err.message : String(err)}`),
+        onError: (who, err) => {
+          const text = err instanceof Error ? err.message : String(err)
+          if (options.log) options.log(`[relay ${kind}] ${who}: ${text}`)
+          else relayLog.warn({ messenger: kind, agent: who, err: text }, `${who}: ${text}`)
+        },
         onEvent: (e) => {
-          log(
-            `[relay ${kind}] ${e.route}: message ${e.messageId} ${e.type}` +
-              (e.transactionHash ? ` in ${e.transactionHash}` : '') +
-              (e.gasUsed !== undefined ? `, gas ${e.gasUsed}` : '') +
-              (e.reason ? `: ${e.reason}` : ''),
-          )
+          const line =
+            `${e.route}: message ${e.messageId} ${e.type}` +
+            (e.transactionHash ? ` in ${e.transactionHash}` : '') +
+            (e.gasUsed !== undefined ? `, gas ${e.gasUsed}` : '') +
+            (e.reason ? `: ${e.reason}` : '')
+          if (options.log) options.log(`[relay ${kind}] ${line}`)
+          else
+            relayLog[e.type === 'rejected' ? 'warn' : 'info'](
+              {
+                messenger: kind,
+                route: e.route,
+                messageId: e.messageId,
+                event: e.type,
+                ...(e.transactionHash ? { transactionHash: e.transactionHash } : {}),
+                ...(e.gasUsed !== undefined ? { gasUsed: Number(e.gasUsed) } : {}),
+                ...(e.inclusionMs !== undefined ? { inclusionMs: Math.round(e.inclusionMs) } : {}),
+                ...(e.reason ? { reason: e.reason } : {}),
+              },
+              line,
+            )
+          // The agents' deliveries, paid by the relay account on the destination.
+          if (e.type === 'delivered' && e.gasUsed !== undefined)
+            metrics.gasUsed.inc({ chain: e.route.split('→')[1] ?? e.route, operation: `${kind} delivery` }, Number(e.gasUsed))
           options.onEvent?.(kind, e)
         },
       }),
@@ -137,8 +167,16 @@ export async function startMessengerAgentsFromConfig(
       const agents = byKind.get(kind)!
       const loop = serveRetryRequests(join(options.dir, kind), (ids) => agents.requeue(ids), {
         signal: retries.signal,
-        onApplied: (ids, moved) => log(`[relay ${kind}] retry requested for ${ids.length} message(s): ${moved} moved back to pending`),
-        onError: (err) => log(`[relay ${kind}] retry requests: ${err instanceof Error ? err.message : String(err)}`),
+        onApplied: (ids, moved) => {
+          const line = `retry requested for ${ids.length} message(s): ${moved} moved back to pending`
+          if (options.log) options.log(`[relay ${kind}] ${line}`)
+          else relayLog.info({ messenger: kind, messageIds: ids, moved }, line)
+        },
+        onError: (err) => {
+          const text = err instanceof Error ? err.message : String(err)
+          if (options.log) options.log(`[relay ${kind}] retry requests: ${text}`)
+          else relayLog.warn({ messenger: kind, err: text }, `retry requests: ${text}`)
+        },
       })
       retryLoops.push(loop.done)
     }

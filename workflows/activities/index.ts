@@ -11,6 +11,7 @@ import { checkQuantizedInput } from '../../core/input.ts'
 import { UnknownModelError, type ModelStore } from '../../core/models.ts'
 import { checkRegisteredCircuit, servableBatchSizes, modelRefOf } from '../../core/registered.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
+import { metrics } from '../../core/metrics.ts'
 import {
   availableBatchSizes,
   batchManifestOf,
@@ -528,6 +529,7 @@ function activitiesOf(deps: ActivityDeps) {
       const inputs = [...members.flatMap((m) => m.request.input), ...Array.from({ length: (size - members.length) * rowLength }, () => '0')]
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
       const p = await deps.prover.proveInference(batch, inputs.map(BigInt), { onProgress: (progress) => ctx.heartbeat(progress) })
+      metrics.provingSeconds.observe({ model: model.manifest.name, prover: deps.prover.name, rows: String(size) }, p.proveMs / 1000)
       return {
         inputs,
         outputs: p.output.map(String),
@@ -619,6 +621,7 @@ function activitiesOf(deps: ActivityDeps) {
       const inputQ = (input ?? request.input).map(BigInt)
       ctx.heartbeat({ stage: 'witness', elapsedMs: 0 })
       const p = await deps.prover.proveInference(model, inputQ, { onProgress: (progress) => ctx.heartbeat(progress) })
+      metrics.provingSeconds.observe({ model: model.manifest.name, prover: deps.prover.name, rows: '1' }, p.proveMs / 1000)
       // The prover plugin has checked that the instances are the input (or its commitment) and the
       // output (or its commitment): its contract, held by the conformance suite. The gateway
       // rebuilds them on-chain anyway.

@@ -2,11 +2,14 @@
  * Worker entry: Temporal workers for the configured roles (task queues) and, with `chain-io`, the
  * chain watchers that turn confirmed `InferenceRequested` events into request workflows.
  */
+import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import { Client } from '@temporalio/client'
 import { Worker, type WorkerOptions } from '@temporalio/worker'
 import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
+import { reportChain } from '../../core/health.ts'
+import { createLogger, type Logger, requestFields, rootLogger } from '../../core/log.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { runKeeper } from '../../chains/evm/plugin/keeper.ts'
@@ -16,6 +19,9 @@ import { connectTemporalWorker } from '../connection.ts'
 import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
 import { buildContainer, lazyActivityDeps, proverMemoryOf, provingShareOfMemory, type ContainerOverrides } from './container.ts'
+import { type HealthServer, startHealthServer, startTemporalProbe } from './health-server.ts'
+import { metricsInterceptor } from './interceptors.ts'
+import { installTemporalTelemetry } from './telemetry.ts'
 
 export const WORKER_ROLES = ['chain-io', 'inference', 'prover'] as const
 export type WorkerRole = (typeof WORKER_ROLES)[number]
@@ -30,7 +36,15 @@ export type RunWorkersParameters = {
   overrides?: ContainerOverrides
   /** A prebuilt workflow bundle (tests build it once); otherwise the workflow file is bundled. */
   workflowBundle?: WorkerOptions['workflowBundle']
+  /** Where the workers and watchers log (default: the process's root logger). */
+  logger?: Logger
+  /**
+   * Instead of `logger`: each record as a line, `[component] chain: message` (tests read them).
+   * @deprecated Use `logger`.
+   */
   log?: (line: string) => void
+  /** Called with the health server's URL once it listens (`observability.http.port` set). */
+  onHealthServer?: (url: string) => void
 }
 
 /** The task queues and prover routing a node's workflows are started with. */
@@ -61,12 +75,18 @@ export function queueOfRole(config: SertnConfig, role: WorkerRole): string {
 /** Runs until `signal` aborts; resolves when every worker and watcher has stopped. */
 export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const { config, roles, signal } = params
-  const log = params.log ?? ((l: string) => console.error(l))
+  const logger = params.logger ?? (params.log ? lineLoggerOf(params.log) : rootLogger())
+  const workerLog = logger.child({ component: 'worker' })
+  const http = config.observability.http
+  // Before the first connection: Temporal's Runtime takes the logger and, with the endpoint on, its metrics exporter.
+  const telemetry = await installTemporalTelemetry({ logger, metrics: http.port !== undefined })
   const queues = taskQueuesOf(config)
   // Only chain-io signs (its chains and markets): provers and inference workers need no key.
   const signers = params.overrides?.signers ?? (roles.includes('chain-io') ? await resolveSigners(config, ['node']) : {})
   const sertn = buildContainer(config, { ...params.overrides, signers })
   const connection = await connectTemporalWorker(config)
+  const probe = new AbortController()
+  let server: HealthServer | undefined
   // Batch workflows are started (signal-with-start) from an activity, through this client.
   const client = new Client({ connection, namespace: config.temporal.namespace })
   const deps = lazyActivityDeps(sertn.container)
@@ -86,6 +106,8 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     ? { windowMs: config.batching.windowMs, ...(config.batching.maxSize ? { maxSize: config.batching.maxSize } : {}) }
     : undefined
   const workers: Worker[] = []
+  const chainNames = new Map(Object.entries(config.chains).map(([name, c]) => [c.chainId, name] as const))
+  const interceptors = { activity: [metricsInterceptor(chainNames)] }
   const workflows = params.workflowBundle ? { workflowBundle: params.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }
   /** A worker on `taskQueue` with the activities (and the workflows, where `withWorkflows`). */
   const workerOn = (taskQueue: string, withWorkflows: boolean, maxConcurrentActivityTaskExecutions: number, heartbeatEverySecond = false) =>
@@ -94,6 +116,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue,
       activities,
+      interceptors,
       ...(withWorkflows ? workflows : {}),
       maxConcurrentActivityTaskExecutions,
       // A killed worker's activities are retried elsewhere once their heartbeat times out.
@@ -104,6 +127,24 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
       ...(heartbeatEverySecond ? { maxHeartbeatThrottleInterval: '1 second' } : {}),
     })
   try {
+    const probing = startTemporalProbe(
+      () => connection.withDeadline(Date.now() + 5_000, () => connection.workflowService.getSystemInfo({})),
+      { signal: probe.signal },
+    )
+    // The watchers to come are known before the endpoint answers: /readyz says they have not scanned yet.
+    const chains = roles.includes('chain-io') ? sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains) : []
+    for (const chain of chains) reportChain(chain.chainName, {})
+    if (http.port !== undefined) {
+      server = await startHealthServer({
+        host: http.host,
+        port: http.port,
+        maxLagBlocks: config.observability.maxLagBlocks,
+        requireTemporal: true,
+        ...(telemetry.metricsUrl ? { temporalMetricsUrl: telemetry.metricsUrl } : {}),
+      })
+      workerLog.info({ url: server.url }, `health server on ${server.url} (/metrics, /healthz, /readyz)`)
+      params.onHealthServer?.(server.url)
+    }
     for (const role of roles) {
       const taskQueue = queueOfRole(config, role)
       workers.push(
@@ -114,8 +155,9 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
           role === 'prover',
         ),
       )
-      log(
-        `[worker] ${role} polling ${taskQueue}${
+      workerLog.info(
+        { role, taskQueue },
+        `${role} polling ${taskQueue}${
           role === 'prover' ? ` (${config.prover.hardware} class, up to ${Math.ceil(proverMemoryOf(config) / 2 ** 20)} MiB a proof)` : ''
         }`,
       )
@@ -124,7 +166,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
         // wait behind the request workflows' tasks and hops.
         const batchQueue = config.temporal.taskQueues.batch
         workers.push(await workerOn(batchQueue, true, 16))
-        log(`[worker] chain-io polling ${batchQueue} (batch workflows, their storage and delivery)`)
+        workerLog.info({ role, taskQueue: batchQueue }, `chain-io polling ${batchQueue} (batch workflows, their storage and delivery)`)
       }
     }
     const running = workers.map((w) => w.run())
@@ -132,21 +174,22 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     if (roles.includes('chain-io')) {
       // The watcher's client shares the workers' connection, so that the server can hand a new
       // workflow's first task straight to this worker (eager start) instead of through matching.
-      const chains = sertn.container.resolve<ChainPlugin[]>(TOKENS.Chains)
       for (const chain of chains) {
+        const watchLog = logger.child({ component: 'watcher', chain: chain.chainName })
         watchers.push(
           chain
             .watchRequests({
               signal,
               onRequest: async (request) => {
-                const standAside = request.route ? undefined : await heldByAnother(chain, request, log)
+                const standAside = request.route ? undefined : await heldByAnother(request, chain, watchLog)
                 const r = await startRequestWorkflow(client, request, queues, {
                   eager: true,
                   ...(standAside ? { standAside } : {}),
                   ...(batching ? { batching } : {}),
                 })
-                log(
-                  `[watcher] ${chain.chainName}: request ${request.requestId} → ${
+                watchLog.info(
+                  { ...requestFields(request.key), workflow: r === 'duplicate' ? 'duplicate' : 'started' },
+                  `request ${request.requestId} → ${
                     r === 'duplicate'
                       ? 'already seen'
                       : standAside
@@ -160,7 +203,7 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
                 : {}),
             })
             .catch((err: unknown) => {
-              if (!signal.aborted) log(`[watcher] ${chain.chainName} stopped: ${String(err)}`)
+              if (!signal.aborted) watchLog.error({ err }, `stopped: ${String(err)}`)
             }),
         )
       }
@@ -172,7 +215,11 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
     if (signal.aborted) stop()
     else signal.addEventListener('abort', stop, { once: true })
     await Promise.all([...running, ...watchers])
+    probe.abort()
+    await probing
   } finally {
+    probe.abort()
+    await server?.close()
     await sertn.dispose()
     await connection.close()
   }
@@ -184,19 +231,38 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
  * the other node works. Undefined when the job is this node's, not assigned yet or past its window,
  * or when the registry cannot be read now (the workflow then starts at once and asks again).
  */
-async function heldByAnother(
-  chain: ChainPlugin,
-  request: InferenceRequest,
-  log: (line: string) => void,
-): Promise<StandingAside | undefined> {
+async function heldByAnother(request: InferenceRequest, chain: ChainPlugin, log: Logger): Promise<StandingAside | undefined> {
   try {
     const a = await chain.getAssignment(request.requestId)
     if (a.state !== 'Assigned' || a.mine || !a.node || a.windowEnd * 1000 <= Date.now()) return undefined
     return { node: a.node, windowEnd: a.windowEnd }
   } catch (err) {
-    log(
-      `[watcher] ${chain.chainName}: request ${request.requestId}: the job book could not be read (${String(err)}); starting its workflow now`,
+    log.warn(
+      { ...requestFields(request.key), err },
+      `request ${request.requestId}: the job book could not be read (${String(err)}); starting its workflow now`,
     )
     return undefined
   }
+}
+
+/**
+ * A logger whose records reach `log` as lines, `[component] chain: message` (for callers that
+ * collect lines, e.g. tests).
+ */
+function lineLoggerOf(log: (line: string) => void): Logger {
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of chunk.toString().split('\n')) {
+        if (!text) continue
+        try {
+          const r = JSON.parse(text) as { component?: string; chain?: string; msg?: string }
+          log(`${r.component ? `[${r.component}] ` : ''}${r.chain ? `${r.chain}: ` : ''}${r.msg ?? ''}`)
+        } catch {
+          log(text)
+        }
+      }
+      done()
+    },
+  })
+  return createLogger({ level: 'info', format: 'json', destination })
 }

@@ -12,6 +12,7 @@ import { JOB_STATES, type Assignment, type AssignmentStep, type JobBook } from '
 import { transient } from './errors.ts'
 import { revertOrThrow } from './rejections.ts'
 import { sendAndWait, type EvmConnection } from './connection.ts'
+import { recordGas } from './gas-metrics.ts'
 
 /** The job book of one market (a gateway or the hub market), as `account` sees it. */
 export function jobBook(o: {
@@ -20,6 +21,8 @@ export function jobBook(o: {
   market: Address
   account: Account
   pluginId: string
+  /** The chain's configured name (gas metrics). */
+  chainName?: string
   pollingIntervalMs: number
   receiptTimeoutMs?: number
 }): JobBook {
@@ -84,6 +87,7 @@ export function jobBook(o: {
       { to: address, data: encodeFunctionData(call as never), gas: gas + gas / 2n },
       { what, pollingIntervalMs: o.pollingIntervalMs, receiptTimeoutMs: o.receiptTimeoutMs },
     )
+    if (o.chainName !== undefined) recordGas(o.chainName, functionName, sent.receipt)
     if (sent.receipt.status !== 'success') return 'unchanged' // someone moved it between our simulation and our transaction
     return functionName === 'reassign' ? 'reassigned' : 'assigned'
   }

@@ -31,6 +31,7 @@
 import { getAbiItem, encodeFunctionData, getAddress, isAddress, type Account, type Address } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
+import { componentLogger } from '../../../core/log.ts'
 import { storageRefOf } from '../../../core/storage-ref.ts'
 import {
   defineChainPlugin,
@@ -62,6 +63,7 @@ import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
+import { recordGas } from './gas-metrics.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
 
 export type EvmChainOptions = {
@@ -92,7 +94,7 @@ export type EvmChainOptions = {
   reorgDepth?: number
   /** The cursor's key in the store. Default `evm-<chainId>-<gateway lowercase>`. */
   watcherKey?: string
-  /** Transient watcher failures that the loop retries with backoff. Default: console.warn. */
+  /** Transient watcher failures that the loop retries with backoff. Default: a warning of the `watcher` logger (core/log.ts). */
   onWatchError?: (err: unknown) => void
   /** Called when the watcher rewinds its cursor after a reorg. */
   onReorg?: (info: ReorgInfo) => void
@@ -168,6 +170,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
   checkOptions(options)
   const name = 'evm'
   const pluginId = `evm:${options.chainName}`
+  const watchLog = componentLogger('watcher', { chain: options.chainName })
   const id = toChainId(options.chainId)
   const gateway = getAddress(options.gateway)
   const pollingIntervalMs = options.pollingIntervalMs ?? 250
@@ -180,6 +183,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     market: gateway,
     account: options.account,
     pluginId,
+    chainName: options.chainName,
     pollingIntervalMs,
     ...(options.receiptTimeoutMs !== undefined ? { receiptTimeoutMs: options.receiptTimeoutMs } : {}),
   })
@@ -291,6 +295,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
         receiptTimeoutMs: options.receiptTimeoutMs,
       },
     )
+    recordGas(options.chainName, op, receipt)
     const done: TxOutcome = {
       transactionHash: hash,
       gasUsed: receipt.gasUsed.toString(),
@@ -371,6 +376,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
         { to: gateway, data: encodeFunctionData(call as never), gas },
         { what, confirmations: options.settleConfirmations ?? 0, pollingIntervalMs, receiptTimeoutMs: options.receiptTimeoutMs },
       )
+      recordGas(options.chainName, 'fulfillBatch', receipt)
       if (receipt.status !== 'success') continue // settled in between, most likely: simulate again
       for (const r of batch.rows) if (r && ids.includes(BigInt(r.requestId))) rows[r.key] = { status: 'Fulfilled', alreadySettled: false }
       return {
@@ -424,6 +430,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
           runWatcher(
             {
               client: publicClient,
+              chainName: options.chainName,
               chainId: id,
               gateway,
               confirmations: BigInt(options.confirmations ?? 1),
@@ -434,7 +441,7 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
               key: watcherKey,
               onError:
                 options.onWatchError ??
-                ((err) => console.warn(`[${pluginId}] watcher: ${err instanceof Error ? err.message : String(err)}`)),
+                ((err) => watchLog.warn({ err: err instanceof Error ? err.message : String(err) }, 'watch failed; retrying')),
               onReorg: options.onReorg ?? (() => undefined),
               assertChain,
             },

@@ -41,6 +41,7 @@ import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
 import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
+import { recordGas } from './gas-metrics.ts'
 import { truncateReason } from './evm-chain.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 
@@ -76,6 +77,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
     market,
     account: options.account,
     pluginId,
+    chainName: options.chainName,
     pollingIntervalMs: pollingInterval,
     ...(options.receiptTimeoutMs !== undefined ? { receiptTimeoutMs: options.receiptTimeoutMs } : {}),
   })
@@ -217,6 +219,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
       { to: market, data: encodeFunctionData(call as never), gas: gas + gas / 4n, value },
       { what, pollingIntervalMs: pollingInterval, receiptTimeoutMs: options.receiptTimeoutMs },
     )
+    recordGas(options.chainName, op, receipt)
     if (receipt.status === 'success') {
       return {
         transactionHash: hash,
@@ -303,6 +306,7 @@ export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketP
         { to: market, data: encodeFunctionData(call(value) as never), gas: gasEstimate + gasEstimate / 4n, value },
         { what, pollingIntervalMs: pollingInterval, receiptTimeoutMs: options.receiptTimeoutMs },
       )
+      recordGas(options.chainName, 'submitBatch', receipt)
       if (receipt.status !== 'success') continue // answered in between, most likely: quote and simulate again
       batch.rows.forEach((r, i) => {
         if (r && ids[i] !== 0n) rows[r.key] = { status: 'Fulfilled', alreadySettled: false }

@@ -40,6 +40,8 @@ import { resolve } from 'node:path'
 import { getAbiItem, getAddress, type Address, type Chain, type Hex, type HttpTransport, type PublicClient } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, PluginError, SertnError } from '../../../core/errors.ts'
+import { reportChain } from '../../../core/health.ts'
+import { metrics } from '../../../core/metrics.ts'
 import type { WatchCursor, WatchOptions } from '../../../core/plugins.ts'
 import { requestKey, type ChainId, type InferenceRequest, type ModelId, type RequestId } from '../../../core/types.ts'
 import { FileCursorStore, type CursorStore } from './cursor-store.ts'
@@ -58,6 +60,11 @@ export type ReorgInfo = {
 
 export type WatcherConfig = {
   client: PublicClient<HttpTransport, Chain>
+  /**
+   * The chain's configured name: each poll reports the last scanned block, the head and the lag
+   * under it (core/health.ts, `sertn_watcher_*` metrics), and each failure as its last error.
+   */
+  chainName?: string
   chainId: ChainId
   gateway: Address
   confirmations: bigint
@@ -278,6 +285,18 @@ export async function runWatcher(cfg: WatcherConfig, options: WatchOptions): Pro
     return cursor
   }
 
+  /** A successful poll: the cursor (last scanned block) against the head. */
+  const report = (block: bigint, head: bigint) => {
+    if (cfg.chainName === undefined || block < 0n) return
+    const lag = head > block ? Number(head - block) : 0
+    reportChain(cfg.chainName, { lastScannedBlock: block, head, lagBlocks: lag, lastScanAt: Date.now(), error: undefined })
+    metrics.watcherBlock.set({ chain: cfg.chainName }, Number(block))
+    metrics.watcherLag.set({ chain: cfg.chainName }, lag)
+  }
+  const reportError = (err: unknown) => {
+    if (cfg.chainName !== undefined) reportChain(cfg.chainName, { error: err instanceof Error ? err.message : String(err) })
+  }
+
   let cursor: Cursor | undefined
   let failures = 0
   let loaded = false
@@ -312,14 +331,22 @@ export async function runWatcher(cfg: WatcherConfig, options: WatchOptions): Pro
         }
       }
       failures = 0
+      report(cursor.block, head)
     } catch (err) {
       if (err === ABORTED || signal.aborted) break
-      if (err instanceof DeliveryError) throw err.original
-      if (err instanceof SertnError && !err.retryable) throw err
+      if (err instanceof DeliveryError) {
+        reportError(err.original)
+        throw err.original
+      }
+      if (err instanceof SertnError && !err.retryable) {
+        reportError(err)
+        throw err
+      }
       if (err instanceof InconsistentReadError) {
         // A reorg is under way: the next poll's check will see it.
       } else {
         failures++
+        reportError(err)
         cfg.onError(err)
       }
     }

@@ -14,6 +14,8 @@ import { join } from 'node:path'
 import type { Abi, Hex, LocalAccount } from 'viem'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
 import { createLocalRelayer, type Delivery, type LocalRelayer, type RouteFilter } from './relayer.ts'
+import { componentLogger } from '../../../core/log.ts'
+import { reportBacklog } from '../backlog.ts'
 import {
   FileCheckpointStore,
   FileRelayerCursorStore,
@@ -85,7 +87,9 @@ export type LocalAgents = {
 
 /** Starts the agents (polling in the background) until `stop()`. */
 export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
-  const onError = cfg.onError ?? ((who, err) => console.warn(`[hyperlane ${who}]`, err instanceof Error ? err.message : err))
+  const onError =
+    cfg.onError ??
+    ((who, err) => componentLogger('relay', { messenger: 'hyperlane', agent: who }).warn(err instanceof Error ? err.message : String(err)))
   const stores = new Map<string, CheckpointStore>()
   const validators = new Map<string, LocalValidator>()
   const relayers = new Map<string, LocalRelayer>()
@@ -137,6 +141,7 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
           onDelivered: (d) => cfg.onDelivered?.({ from: from.name, to: to.name }, d),
           onRejected: (r) => cfg.onRejected?.({ from: from.name, to: to.name }, r),
           onIgnored: (m) => cfg.onIgnored?.({ from: from.name, to: to.name }, m),
+          onBacklog: (b) => reportBacklog('hyperlane', route, b),
           // The origin's validator signs at once rather than at its next poll (it shares the store, which wakes this relayer),
           // woken as soon as a scan finds a new message, before the route filter's lookups.
           onDispatched: () => validators.get(from.name)?.wake(),

@@ -85,6 +85,7 @@ import {
 import { Mailbox, MerkleTreeHook, StaticMessageIdMultisigIsm } from '../../../contracts/artifacts/hyperlane/index.ts'
 import { HyperlanePort } from '../../../contracts/artifacts/index.ts'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { componentLogger } from '../../../core/log.ts'
 import { clientSender } from '../../../chains/evm/plugin/sender.ts'
 import type { SertnErrorOptions } from '../../../core/errors.ts'
 import { AgentDisposedError, HyperlaneAgentError, runPollLoop, sleep } from './loop.ts'
@@ -195,6 +196,8 @@ export type LocalRelayerConfig = {
   onIgnored?: (m: IgnoredMessage) => void
   /** The origin reorged: pending messages dropped (those still on chain come back when rescanned). */
   onReorg?: (r: RelayerReorg) => void
+  /** After each delivery round: the messages still pending and those rejected (metrics, health). */
+  onBacklog?: (b: { pending: number; rejected: number }) => void
   /** A scan found messages to deliver (e.g. to wake the origin's validator rather than wait for its next poll). */
   onSeen?: (messages: readonly PendingMessage[]) => void
   /**
@@ -435,7 +438,10 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
   const retryBackoffMs = cfg.retryBackoffMs ?? 1_000
   const maxRetryBackoffMs = cfg.maxRetryBackoffMs ?? 300_000
   const now = cfg.now ?? Date.now
-  const onError = cfg.onError ?? ((e: unknown) => console.warn('[hyperlane-relayer]', e))
+  const onError =
+    cfg.onError ??
+    ((e: unknown) =>
+      componentLogger('relay', { messenger: 'hyperlane', agent: 'relayer' }).warn(e instanceof Error ? e.message : String(e)))
   const errorAbi = (cfg.errorAbi ?? []) as Abi
   const processAbi = [...Mailbox.abi, ...errorAbi.filter((x) => x.type === 'error')] as Abi
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1)
@@ -987,6 +993,7 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
       }
     }
     pendingIndices = new Set(cursor.pending.filter((p) => !done.has(p.messageId)).map((p) => p.index))
+    cfg.onBacklog?.({ pending: cursor.pending.length - done.size, rejected: rejected.length })
     return {
       delivered,
       alreadyDelivered,

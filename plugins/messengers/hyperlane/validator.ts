@@ -34,6 +34,7 @@ import {
 } from 'viem'
 import { MerkleTreeHook } from '../../../contracts/artifacts/hyperlane/index.ts'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { componentLogger } from '../../../core/log.ts'
 import { HyperlaneAgentError, runPollLoop, type PollLoop } from './loop.ts'
 import { IncrementalMerkleTree, signCheckpoint, type CheckpointWithId, type SignedCheckpoint } from './message.ts'
 import type { CheckpointStore, TreeSnapshot, ValidatorState } from './stores.ts'
@@ -110,7 +111,10 @@ export function createLocalValidator(cfg: LocalValidatorConfig): LocalValidator 
   const maxBlockRange = cfg.maxBlockRange ?? 1000n
   const keepSnapshots = cfg.snapshots ?? 16
   if (confirmations < 0n) throw new HyperlaneAgentError(`confirmations must be ≥ 0, got ${confirmations}`)
-  const onError = cfg.onError ?? ((e: unknown) => console.warn(`[hyperlane-validator ${address}]`, e))
+  const onError =
+    cfg.onError ??
+    ((e: unknown) =>
+      componentLogger('relay', { messenger: 'hyperlane', agent: `validator ${address}` }).warn(e instanceof Error ? e.message : String(e)))
   let controller: AbortController | undefined
   let loop: PollLoop | undefined
   let polling: Promise<SignedCheckpoint[]> | undefined

@@ -29,6 +29,7 @@
 import { getAbiItem, getAddress, type Abi, type Address, type Hex } from 'viem'
 import { EndpointV2 } from '../../../contracts/artifacts/layerzero/index.ts'
 import type { SertnClient } from '../../../chains/evm/clients.ts'
+import { componentLogger } from '../../../core/log.ts'
 import { AgentDisposedError, failureReason, isTransportError } from './errors.ts'
 import { runWakeablePollLoop, type WakeablePollLoop } from './loop.ts'
 import { decodePacket, type DecodedPacket } from './packet.ts'
@@ -77,6 +78,8 @@ export type PacketAgentOptions = {
   onError?: (err: unknown) => void
   /** A packet given up on after `maxAttempts` failed attempts. */
   onRejected?: (r: RejectedPacket) => void
+  /** After each round: the packets still pending and those rejected (metrics, health). */
+  onBacklog?: (b: { pending: number; rejected: number }) => void
 }
 
 export type HandleOutcome<D> =
@@ -151,7 +154,9 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
   const retryBackoffMs = cfg.retryBackoffMs ?? 1_000
   const maxRetryBackoffMs = cfg.maxRetryBackoffMs ?? 300_000
   const now = cfg.now ?? Date.now
-  const onError = cfg.onError ?? ((e: unknown) => console.warn(`[layerzero ${cfg.name}]`, e instanceof Error ? e.message : e))
+  const onError =
+    cfg.onError ??
+    ((e: unknown) => componentLogger('relay', { messenger: 'layerzero', agent: cfg.name }).warn(e instanceof Error ? e.message : String(e)))
   if (!Number.isInteger(maxAttempts) || maxAttempts < 1) throw new Error(`maxAttempts must be a positive integer, got ${maxAttempts}`)
   if (maxBlockRange < 1n) throw new Error(`maxBlockRange must be positive, got ${maxBlockRange}`)
   let controller: AbortController | undefined
@@ -319,6 +324,7 @@ export function createPacketAgent<D>(cfg: PacketAgentCore<D>): PacketAgent<D> {
         }
       }
     }
+    cfg.onBacklog?.({ pending: cursor.pending.length - gone.size, rejected: rejected.length })
     return { completed, alreadyCompleted, ignored, rejected: newlyRejected, pending: cursor.pending.length - gone.size }
   }
 

@@ -14,6 +14,8 @@ import { createLocalDvn, type LocalDvn, type Verification } from './dvn.ts'
 import { createLocalExecutor, type Delivery, type LocalExecutor } from './executor.ts'
 import { createSerialLock, type SerialLock } from './loop.ts'
 import { FilePacketCursorStore, MemoryPacketCursorStore, type RejectedPacket } from './stores.ts'
+import { componentLogger } from '../../../core/log.ts'
+import { reportBacklog } from '../backlog.ts'
 
 export type LayerZeroAgentChain = {
   /** A short name for logs. */
@@ -65,7 +67,9 @@ export type LayerZeroAgents = {
 
 /** Starts the agents (polling in the background) until `stop()`. */
 export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgents {
-  const onError = cfg.onError ?? ((who, err) => console.warn(`[layerzero ${who}]`, err instanceof Error ? err.message : err))
+  const onError =
+    cfg.onError ??
+    ((who, err) => componentLogger('relay', { messenger: 'layerzero', agent: who }).warn(err instanceof Error ? err.message : String(err)))
   const locks = new Map<string, SerialLock>()
   const lockFor = (chain: LayerZeroAgentChain, client: SertnClient) => {
     const key = `${chain.core.eid}:${client.account.address.toLowerCase()}`
@@ -107,6 +111,7 @@ export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgent
         onError: (e) => onError(`executor ${key}`, e),
         onDelivered: (d) => cfg.onDelivered?.(route, d),
         onRejected: (r) => cfg.onRejected?.(route, 'executor', r),
+        onBacklog: (b) => reportBacklog('layerzero', `${key} executor`, b),
       })
       const dvn = createLocalDvn({
         ...common,
@@ -130,6 +135,7 @@ export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgent
           cfg.onVerified?.(route, v)
         },
         onRejected: (r) => cfg.onRejected?.(route, 'dvn', r),
+        onBacklog: (b) => reportBacklog('layerzero', `${key} dvn`, b),
       })
       dvns.set(key, dvn)
       executors.set(key, executor)

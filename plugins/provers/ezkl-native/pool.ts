@@ -14,6 +14,7 @@ import { SertnError } from '../../../core/errors.ts'
 import type { ModelArtifacts } from '../../../core/manifest.ts'
 import { ProverDisposedError, ProverError } from '../ezkl-common/errors.ts'
 import type { ProvingKeyFile } from '../ezkl-common/keys.ts'
+import { reportPoolUsage } from '../ezkl-common/pool-usage.ts'
 import type { EngineOp, EzklEngine, JobResult } from '../ezkl-common/prover.ts'
 import { PLUGIN_NAME, ServerConnection, type StartOptions } from './connection.ts'
 import type { ArtifactFile, ArtifactName, ServerOp, ServerReply } from './protocol.ts'
@@ -100,6 +101,7 @@ export class ProcessPool implements EzklEngine {
     this.#options = options
     this.#cacheSize = Math.max(1, options.cacheSize ?? 4)
     this.#slots = Array.from({ length: size }, () => ({ conn: null, starting: null, generation: 0, loaded: [], job: null, timer: null }))
+    this.#reportUsage()
   }
 
   run(op: EngineOp, artifacts: ModelArtifacts, payload: Uint8Array, pk?: ProvingKeyFile): Promise<JobResult> {
@@ -140,6 +142,7 @@ export class ProcessPool implements EzklEngine {
   async dispose(): Promise<void> {
     if (this.#disposed) return
     this.#disposed = true
+    reportPoolUsage(this, 0, 0)
     for (const job of this.#queue.splice(0)) job.reject(new ProverDisposedError(PLUGIN_NAME))
     await Promise.all(
       this.#slots.map(async (slot) => {
@@ -161,6 +164,7 @@ export class ProcessPool implements EzklEngine {
       const holds = (s: Slot) => s.loaded.includes(withPk) || (!job.pk && s.loaded.includes(cacheKey(job.artifacts, false)))
       const slot = idle.find((s) => s.conn !== null && holds(s)) ?? idle.find((s) => s.conn !== null) ?? (idle[0] as Slot)
       slot.job = job
+      this.#reportUsage()
       const ms = this.#options.jobTimeoutMs
       if (ms !== undefined) {
         slot.timer = setTimeout(() => {
@@ -271,12 +275,18 @@ export class ProcessPool implements EzklEngine {
     return starting
   }
 
+  /** The pool's slots and busy slots, to the process's metrics and health state. */
+  #reportUsage(): void {
+    if (!this.#disposed) reportPoolUsage(this, this.#slots.length, this.#slots.filter((s) => s.job !== null).length)
+  }
+
   /** Detaches the slot's current job (clearing its timer), returning it. */
   #finish(slot: Slot): Job | null {
     const job = slot.job
     if (slot.timer) clearTimeout(slot.timer)
     slot.timer = null
     slot.job = null
+    this.#reportUsage()
     if (job) this.#jobsDone++
     return job
   }

@@ -10,6 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { Worker } from 'node:worker_threads'
 import type { ModelArtifacts } from '../../../core/manifest.ts'
 import type { ProvingKeyFile } from '../ezkl-common/keys.ts'
+import { reportPoolUsage } from '../ezkl-common/pool-usage.ts'
 import type { EzklEngine, JobResult } from '../ezkl-common/prover.ts'
 import { PLUGIN_NAME, ProverDisposedError, ProverError } from './errors.ts'
 import type { EngineOp, WorkerFailure, WorkerOp, WorkerRequest, WorkerResponse } from './protocol.ts'
@@ -81,6 +82,7 @@ export class WorkerPool implements EzklEngine {
     this.#cacheSize = Math.max(1, options.cacheSize ?? 4)
     this.#jobTimeoutMs = options.jobTimeoutMs
     this.#slots = Array.from({ length: size }, () => ({ worker: null, loaded: [], job: null, timer: null }))
+    this.#reportUsage()
   }
 
   /** Runs one engine call against a model, on the first suitable idle worker. */
@@ -129,6 +131,7 @@ export class WorkerPool implements EzklEngine {
   async dispose(): Promise<void> {
     if (this.#disposed) return
     this.#disposed = true
+    reportPoolUsage(this, 0, 0)
     for (const job of this.#queue.splice(0)) job.reject(new ProverDisposedError(PLUGIN_NAME))
     await Promise.all(
       this.#slots.map(async (slot) => {
@@ -158,6 +161,7 @@ export class WorkerPool implements EzklEngine {
     const withPk = cacheKey(job.artifacts, true)
     const key = slot.loaded.includes(withPk) ? withPk : cacheKey(job.artifacts, job.pk !== undefined)
     slot.job = job
+    this.#reportUsage()
     worker.ref()
     try {
       if (slot.loaded.includes(key)) {
@@ -247,12 +251,18 @@ export class WorkerPool implements EzklEngine {
     return worker
   }
 
+  /** The pool's slots and busy slots, to the process's metrics and health state. */
+  #reportUsage(): void {
+    if (!this.#disposed) reportPoolUsage(this, this.#slots.length, this.#slots.filter((s) => s.job !== null).length)
+  }
+
   /** Detaches the slot's current job (clearing its timer and letting the worker idle), returning it. */
   #finish(slot: Slot): Job | null {
     const job = slot.job
     if (slot.timer) clearTimeout(slot.timer)
     slot.timer = null
     slot.job = null
+    this.#reportUsage()
     if (job) this.#jobsDone++
     slot.worker?.unref()
     return job
