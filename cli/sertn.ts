@@ -10,6 +10,7 @@
  *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
  *   sertn node register|status|leave|withdraw|claim …           the node's stake and pools in the hub's NodeRegistry
+ *   sertn deploy --network network.json …                        a network on any EVM RPCs, from a network file
  *   sertn help [COMMAND]
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
@@ -186,6 +187,20 @@ const USAGE: Record<string, string> = {
       without one (pass --registry or --gateway, and --private-key or --node); --registry names the
       NodeRegistry (default: the hub gateway's nodes()); --gateway the hub gateway. Every
       transaction is simulated first: a refusal is one line and exit code 1.`,
+  deploy: `sertn deploy --network network.json [--record deployment.json] [--config-out sertn.config.json]
+            [--dry-run] [--yes] (--keystore FILE --password-file FILE | --private-key 0x…)
+      Deploys a Sertn network on the EVM chains a network file names (see examples/network.example.json):
+      the hub (registry, node registry, gateway, market, each spoke's messenger), each spoke (its
+      messenger, verifier, registry, spoke gateway) joined to the hub both ways, the file's models
+      registered everywhere and their pools' minimum stake set. First it checks each RPC's chain id,
+      the deployer's balance and, for a resume, the code at every recorded address; then it runs the
+      whole deployment on a fork of each chain (anvil --fork-url) and prints the transactions, gas
+      and cost per chain at the current fee. --dry-run stops there; otherwise it asks (or --yes) and
+      sends. Each step is recorded in --record as it ends: a rerun skips what is recorded and sends
+      only what is missing (nothing, once complete); an interrupted run finishes. Then it writes the
+      node configuration (--config-out: chains, addresses, messengers, Temporal defaults) for operators.
+      The deployer signs with a JSON keystore (as cast: --keystore, --password-file) or --private-key
+      (local development only).`,
   demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
       stage by stage.`,
@@ -567,6 +582,30 @@ async function main(argv: string[]): Promise<number> {
         capacity = BigInt(rawCapacity)
       }
       return m.nodeRegisterCommand({ ...common, ...modelOptions, stake, capacity })
+    }
+    case 'deploy': {
+      const { values } = args('deploy', rest, {
+        network: { type: 'string' },
+        record: { type: 'string' },
+        'config-out': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        yes: { type: 'boolean', default: false },
+        keystore: { type: 'string' },
+        'password-file': { type: 'string' },
+        'private-key': { type: 'string' },
+      })
+      if (!values.network) throw new UsageError('sertn deploy needs --network FILE (see examples/network.example.json)')
+      const { deployCommand } = await load(() => import('./deploy.ts'))
+      return deployCommand({
+        network: values.network,
+        record: values.record,
+        configOut: values['config-out'],
+        dryRun: values['dry-run'],
+        yes: values.yes,
+        keystore: values.keystore,
+        passwordFile: values['password-file'],
+        privateKey: values['private-key'],
+      })
     }
     case 'worker': {
       const { values } = args('worker', rest, {
