@@ -136,7 +136,7 @@ const USAGE: Record<string, string> = {
       model id is derived from the creator's account and the name. On a local stack the dev owner
       key is used when no key is given. Re-running it finishes an interrupted registration.
 
-  sertn model show <name|id> [--owner ADDRESS] [--data-dir .data | --config FILE] [--json]
+  sertn model show <name|id> [--owner ADDRESS | --deployment deployment.json] [--data-dir .data | --config FILE] [--json]
       The model's registration on every configured chain (version, owner, verifier, VKA, artifacts
       hash, visibility, insecure-SRS flag), its pricing there (compute units, the pool's price per
       compute unit in the chain's native token, and the resulting fee per inference), its usage
@@ -183,7 +183,9 @@ const USAGE: Record<string, string> = {
       Claims the slash shares credited to the account (a requester whose job a node missed).
 
       Connection: the hub chain (the configured chain with a market), its gateway and the node key
-      come from the configuration (default <data-dir>/sertn.config.json). --rpc-url reaches a hub
+      come from the configuration (default <data-dir>/sertn.config.json; --config FILE, such as the
+      one \`sertn deploy\` writes); --deployment FILE (a \`sertn deploy\` record) names the models and
+      who registered them (the local stack's deployment.json does with --data-dir). --rpc-url reaches a hub
       without one (pass --registry or --gateway, and --private-key or --node); --registry names the
       NodeRegistry (default: the hub gateway's nodes()); --gateway the hub gateway. Every
       transaction is simulated first: a refusal is one line and exit code 1.`,
@@ -390,6 +392,7 @@ async function main(argv: string[]): Promise<number> {
             'data-dir': { type: 'string' },
             config: { type: 'string' },
             'private-key': { type: 'string' },
+            deployment: { type: 'string' },
             json: { type: 'boolean', default: false },
           },
           true,
@@ -412,7 +415,12 @@ async function main(argv: string[]): Promise<number> {
           ...(values.config !== undefined ? { config: values.config } : {}),
         }
         const m = await load(() => import('./model.ts'))
-        if (action === 'show') return m.modelShowCommand({ target: positionals[0]!, ...common })
+        if (action === 'show')
+          return m.modelShowCommand({
+            target: positionals[0]!,
+            ...common,
+            ...(values.deployment !== undefined ? { deployment: values.deployment } : {}),
+          })
         return m.modelBacktestCommand({
           action,
           target: positionals[0]!,
@@ -522,6 +530,7 @@ async function main(argv: string[]): Promise<number> {
         registry: { type: 'string' },
         gateway: { type: 'string' },
         'private-key': { type: 'string' },
+        deployment: { type: 'string' },
         json: { type: 'boolean', default: false },
       } as const
       const models = { model: { type: 'string', multiple: true }, owner: { type: 'string' } } as const
@@ -556,6 +565,7 @@ async function main(argv: string[]): Promise<number> {
         registry: address('registry'),
         gateway: address('gateway'),
         privateKey: key as `0x${string}` | undefined,
+        deployment: str('deployment'),
       }
       const m = await load(() => import('./node.ts'))
       if (sub === 'status') return m.nodeStatusCommand({ ...common, node: address('node') })
