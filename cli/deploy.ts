@@ -254,6 +254,11 @@ export type DeploymentRecord = {
   /** Per chain name: its chain id, and the block before its first step (where the node's watchers start). */
   chains: Record<string, { chainId: number; startBlock: number }>
   steps: Record<string, RecordedStep>
+  /**
+   * The network file's parameters of the deployed contracts (messaging, pool, gateway, SRS policy)
+   * when their first step ran: a rerun with others warns that deployed contracts keep theirs.
+   */
+  parameters?: string
   /** Once every step ran: the network (as `networkChainsConfig` takes it) and the models' ids by name. */
   network?: SertnNetwork
   models?: Record<string, Hex>
@@ -420,6 +425,14 @@ export async function deployCommand(p: DeployCommandParameters): Promise<number>
   const record = readDeploymentRecord(recordFile) ?? newRecord(file, account.address)
   await checkRecord(record, file, account.address, live, recordFile, warn)
 
+  const parameters = parametersOf(file)
+  if (record.parameters !== undefined && record.parameters !== parameters && Object.values(record.steps).some((s) => s.kind === 'deploy'))
+    warn(
+      `the network file's messaging, pool, gateway or allowInsecureSrs differ from those the recorded contracts were deployed with: ` +
+        'recorded contracts keep theirs (change them on chain as their owner, or deploy afresh with another --record)',
+    )
+  record.parameters ??= parameters
+
   // 3. The whole deployment on a fork of every chain: what it will send and spend.
   const stopAfter = process.env.SERTN_DEPLOY_STOP_AFTER
   if (stopAfter && !networkStepNames(file.hub.name, file.spokes).includes(stopAfter))
@@ -474,6 +487,11 @@ export async function deployCommand(p: DeployCommandParameters): Promise<number>
   )
   for (const s of network.spokes) log(`  spoke ${s.name}: gateway ${s.spoke.gateway} (${s.messenger.kind} port ${s.messenger.port})`)
   return 0
+}
+
+/** The parameters a deployed contract keeps (see {@link DeploymentRecord.parameters}). */
+function parametersOf(f: NetworkFile): string {
+  return JSON.stringify({ messaging: f.messaging, pool: f.pool, gateway: f.gateway, allowInsecureSrs: f.allowInsecureSrs })
 }
 
 function newRecord(file: NetworkFile, deployer: Address): DeploymentRecord {
