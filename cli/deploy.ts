@@ -398,8 +398,7 @@ export async function deployCommand(p: DeployCommandParameters): Promise<number>
       `allowInsecureSrs: the registries accept circuits set up with a locally generated SRS (development chains only: anyone who knows its secret can forge proofs)`,
     )
 
-  // 1. Each RPC answers the chain id the file names.
-  log(`${file.name}: deployer ${account.address}`)
+  // 1. Each RPC answers the chain id the file names (one line naming the chain and both ids otherwise).
   const ids = await Promise.all(
     chainsOf.map(async (c) => {
       try {
@@ -411,10 +410,9 @@ export async function deployCommand(p: DeployCommandParameters): Promise<number>
   )
   chainsOf.forEach((c, i) => {
     if (ids[i] !== c.chainId)
-      throw new SertnError(`chain ${c.name}: the RPC answers chain id ${ids[i]}, the network file says ${c.chainId}`, {
-        details: `Point ${c.name}.rpcUrl at chain ${c.chainId}, or correct chainId in ${shown(p.network)}.`,
-      })
+      throw new SertnError(`chain ${c.name}: the RPC answers chain id ${ids[i]}, the network file says ${c.chainId}`)
   })
+  log(`${file.name}: deployer ${account.address}`)
   const live = Object.fromEntries(chainsOf.map((c) => [c.name, recordingClient(c.chainId, c.name, c.rpcUrl, account, c.pollingIntervalMs)]))
   const balances = Object.fromEntries(
     await Promise.all(chainsOf.map(async (c) => [c.name, await live[c.name]!.client.getBalance({ address: account.address })] as const)),

@@ -164,7 +164,8 @@ describe('sertn deploy', () => {
         '--yes',
       ])
       expect(r.code).toBe(1)
-      expect(r.out).toContain('error: chain spoke: the RPC answers chain id 31338, the network file says 1337')
+      const said = r.out.split('\n').filter((l) => l.trim() && !l.startsWith('warning:'))
+      expect(said).toEqual(['error: chain spoke: the RPC answers chain id 31338, the network file says 1337'])
       expect(await nonces()).toEqual([0, 0, 0])
     },
     RUN_TIMEOUT_MS,
