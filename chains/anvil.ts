@@ -5,7 +5,7 @@
 import { mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
-import type { Chain } from 'viem'
+import { createPublicClient, http, type Chain } from 'viem'
 import { evmChainOf } from './evm/chain.ts'
 import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../core/process.ts'
 
@@ -30,6 +30,11 @@ export type StartAnvilParameters = {
   stateIntervalSeconds?: number
   /** Print anvil's output. */
   echo?: boolean
+  /**
+   * Fork this RPC (anvil `--fork-url`): a local copy of the chain at its head, where transactions
+   * can be tried without being sent (the chain id is the forked chain's unless `chainId` is given).
+   */
+  forkUrl?: string
 }
 
 export type AnvilInstance = {
@@ -65,8 +70,9 @@ export async function startAnvil(params: StartAnvilParameters = {}): Promise<Anv
 
 async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstance> {
   const port = params.port ?? (await freePort())
-  const chainId = params.chainId ?? 31337
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId)]
+  const args = ['--host', '127.0.0.1', '--port', String(port)]
+  if (params.forkUrl !== undefined) args.push('--fork-url', params.forkUrl)
+  if (params.chainId !== undefined || params.forkUrl === undefined) args.push('--chain-id', String(params.chainId ?? 31337))
   if (params.blockTime !== undefined) args.push('--block-time', String(params.blockTime))
   if (params.stateFile !== undefined) {
     const file = resolve(params.stateFile)
@@ -85,6 +91,9 @@ async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstan
     })
     return res.ok
   })
+  const chainId =
+    params.chainId ??
+    (params.forkUrl === undefined ? 31337 : await createPublicClient({ transport: http(rpcUrl, { retryCount: 0 }) }).getChainId())
   const chain = evmChainOf(chainId, `anvil-${port}`, rpcUrl)
   // With a state file, anvil writes it on SIGTERM: give it time before the SIGKILL.
   return { rpcUrl, port, chain, process: proc, stop: () => proc.stop(params.stateFile !== undefined ? 15_000 : 3000) }

@@ -415,9 +415,18 @@ function formatPricing(p: Pricing, formatEther: (wei: bigint) => string): string
   return `fee ${formatEther(p.fee)} ${p.symbol} per inference (${units} × ${formatEther(p.unitPrice)} ${p.symbol}, the pool's unit price)`
 }
 
-/** A model id from `0x…` (itself) or a name (with the registering account: --owner, else the local stack's dev owner). */
-async function modelIdFrom(arg: string, owner: Address | undefined): Promise<Hex> {
+/**
+ * A model id from `0x…` (itself) or a name (with the registering account: --owner, else the
+ * deployer of a `sertn deploy` record given with --deployment, else the local stack's dev owner).
+ */
+async function modelIdFrom(arg: string, owner: Address | undefined, deployment?: string): Promise<Hex> {
   if (/^0x[0-9a-fA-F]{64}$/.test(arg)) return arg as Hex
+  if (owner === undefined && deployment !== undefined) {
+    const { readDeploymentRecord } = await import('./deploy.ts')
+    const record = readDeploymentRecord(resolve(deployment))
+    if (!record) throw new UsageError(`no deployment record at ${deployment} (pass the --record file of \`sertn deploy\`)`)
+    owner = record.deployer
+  }
   const [{ modelIdOf }, accounts, { privateKeyToAccount }] = await Promise.all([
     import('../core/models.ts'),
     import('./accounts.ts'),
@@ -550,7 +559,15 @@ export async function modelBacktestCommand(p: ModelBacktestCommandParameters): P
   }
 }
 
-export type ModelShowCommandParameters = { target: string; owner?: Address; dataDir?: string; config?: string; json?: boolean }
+export type ModelShowCommandParameters = {
+  target: string
+  owner?: Address
+  /** A `sertn deploy` record: its deployer registered the models named without --owner. */
+  deployment?: string
+  dataDir?: string
+  config?: string
+  json?: boolean
+}
 
 /**
  * `sertn model show <model>`: the registration on every chain, its pricing there (compute units,
@@ -563,7 +580,7 @@ export async function modelShowCommand(p: ModelShowCommandParameters): Promise<n
     import('../contracts/artifacts/index.ts'),
   ])
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
-  const modelId = await modelIdFrom(p.target, p.owner)
+  const modelId = await modelIdFrom(p.target, p.owner, p.deployment)
   const chains = await creatorClients(stack, undefined)
   const rows: Record<string, unknown>[] = []
   for (const c of chains) {

@@ -7,8 +7,10 @@
  *   sertn node withdraw                                                     the whole stake, once unbonded
  *   sertn node claim                                                        slash shares credited to the account
  *
- * The hub chain, the node's key and the hub gateway come from the configuration (`--config FILE`, or
- * `<data-dir>/sertn.config.json` as `sertn start` writes it); `--rpc-url` (with `--registry` or
+ * The hub chain, the node's key and the hub gateway come from the configuration (`--config FILE`, as
+ * `sertn deploy` writes it, or `<data-dir>/sertn.config.json` as `sertn start` writes it), the
+ * models' names and their owner from `--deployment FILE` (a `sertn deploy` record) or the local
+ * stack's deployment.json (with `--data-dir`); `--rpc-url` (with `--registry` or
  * `--gateway`, and `--private-key` or `--node`) reaches a hub without one. The NodeRegistry is the
  * hub gateway's `nodes()` unless `--registry` names it. Every transaction is simulated first: a
  * refusal by the registry (unbonding, still registered, nothing to withdraw, unknown model…) is one
@@ -28,6 +30,7 @@ import {
   type Hex,
   type TransactionReceipt,
 } from 'viem'
+import { resolve } from 'node:path'
 import { privateKeyToAccount } from 'viem/accounts'
 import { evmChainOf } from '../chains/evm/chain.ts'
 import { createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
@@ -36,6 +39,7 @@ import { SertnError } from '../core/errors.ts'
 import { modelIdOf } from '../core/models.ts'
 import { resolveSigners } from '../core/secrets.ts'
 import { OWNER_ACCOUNT, anvilPrivateKey, keyFromOptions } from './accounts.ts'
+import { readDeploymentRecord } from './deploy.ts'
 import { DEMO_MODEL, openStack, shown, UsageError, type RunningStack } from './common.ts'
 import { Progress } from './progress.ts'
 import { out } from './ui.ts'
@@ -57,6 +61,11 @@ export type NodeConnectionOptions = {
   /** The node's keystore instead (`--keystore`, as cast), decrypted with `passwordFile` or a prompt. */
   keystore?: string | undefined
   passwordFile?: string | undefined
+  /**
+   * A `sertn deploy` record (its deployment.json): the models' names and who registered them.
+   * Default: none with --config, the local stack's deployment.json with --data-dir.
+   */
+  deployment?: string | undefined
   json?: boolean | undefined
 }
 
@@ -106,6 +115,8 @@ type Hub = {
   /** The node's account (a signing one when a key is known). */
   account: Account
   stack: RunningStack | undefined
+  /** Who registered the network's models (the deployer, or the local stack's owner), if known. */
+  owner: Address | undefined
   /** Known model names, by id (for display). */
   names: Map<string, string>
 }
@@ -162,9 +173,30 @@ async function openHub(p: NodeConnectionOptions & { node?: Address | undefined }
     throw new SertnError(`no contract at the NodeRegistry address ${registry} on ${rpcUrl}`, {
       details: 'Check --registry (or the configuration), or start the local stack again (`npm start`).',
     })
+  const { owner, names } = knownModels(p, stack)
+  return { client, chainId, rpcUrl, registry, gateway, account, stack, owner, names }
+}
+
+/**
+ * The network's models by id and who registered them: from a `sertn deploy` record (--deployment),
+ * else the local stack's deployment.json when its data directory is used (not with --config alone:
+ * a configuration of another network must not pick up the stack's names).
+ */
+function knownModels(
+  p: NodeConnectionOptions,
+  stack: RunningStack | undefined,
+): { owner: Address | undefined; names: Map<string, string> } {
   const names = new Map<string, string>()
-  for (const [name, m] of Object.entries(stack?.deployment?.models ?? {})) names.set(m.modelId.toLowerCase(), name)
-  return { client, chainId, rpcUrl, registry, gateway, account, stack, names }
+  if (p.deployment !== undefined) {
+    const record = readDeploymentRecord(resolve(p.deployment))
+    if (!record)
+      throw new UsageError(`no deployment record at ${shown(resolve(p.deployment))} (pass the --record file of \`sertn deploy\`)`)
+    for (const [name, id] of Object.entries(record.models ?? {})) names.set(id.toLowerCase(), name)
+    return { owner: record.deployer, names }
+  }
+  const local = stack && (p.dataDir !== undefined || p.config === undefined) ? stack.deployment : undefined
+  for (const [name, m] of Object.entries(local?.models ?? {})) names.set(m.modelId.toLowerCase(), name)
+  return { owner: local?.owner, names }
 }
 
 function unreachable(rpcUrl: string, err: unknown): SertnError {
@@ -198,9 +230,19 @@ async function registryOf(client: SertnClient, rpcUrl: string, gateway: Address 
   })
 }
 
+/**
+ * Who registered a model named without --owner or a deployment record: the local stack's dev owner
+ * (anvil account 0), on a loopback RPC only; elsewhere a UsageError that says what to pass.
+ */
+function localStackOwner(h: Hub): Address {
+  if (!/^https?:\/\/(127\.0\.0\.1|localhost)(:|\/|$)/.test(h.rpcUrl))
+    throw new UsageError('which account registered the model? pass --owner ADDRESS or --deployment deployment.json (or the model id, 0x…)')
+  return privateKeyToAccount(anvilPrivateKey(OWNER_ACCOUNT)).address
+}
+
 /** Model ids from names (registered by `owner`) or 0x ids; recorded in `h.names` for display. */
 function modelIds(h: Hub, p: NodeModelOptions): Hex[] {
-  const owner = p.owner ?? h.stack?.deployment?.owner ?? privateKeyToAccount(anvilPrivateKey(OWNER_ACCOUNT)).address
+  const owner = p.owner ?? h.owner ?? localStackOwner(h)
   const wanted = p.models?.length ? p.models : h.names.size ? [...h.names.values()] : [DEMO_MODEL]
   const ids: Hex[] = []
   for (const m of wanted) {

@@ -13,6 +13,7 @@
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
  *   sertn node register|status|leave|withdraw|claim …           the node's stake and pools in the hub's NodeRegistry
  *   sertn keys new|import|address|list …                        encrypted keystores (as cast wallet's)
+ *   sertn deploy --network network.json …                        a network on any EVM RPCs, from a network file
  *   sertn help [COMMAND]
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
@@ -164,7 +165,7 @@ const USAGE: Record<string, string> = {
       model id is derived from the creator's account and the name. On a local stack the dev owner
       key is used when no key is given. Re-running it finishes an interrupted registration.
 
-  sertn model show <name|id> [--owner ADDRESS] [--data-dir .data | --config FILE] [--json]
+  sertn model show <name|id> [--owner ADDRESS | --deployment deployment.json] [--data-dir .data | --config FILE] [--json]
       The model's registration on every configured chain (version, owner, verifier, VKA, artifacts
       hash, visibility, insecure-SRS flag), its pricing there (compute units, the pool's price per
       compute unit in the chain's native token, and the resulting fee per inference), its usage
@@ -211,7 +212,9 @@ const USAGE: Record<string, string> = {
       Claims the slash shares credited to the account (a requester whose job a node missed).
 
       Connection: the hub chain (the configured chain with a market), its gateway and the node key
-      come from the configuration (default <data-dir>/sertn.config.json). --rpc-url reaches a hub
+      come from the configuration (default <data-dir>/sertn.config.json; --config FILE, such as the
+      one \`sertn deploy\` writes); --deployment FILE (a \`sertn deploy\` record) names the models and
+      who registered them (the local stack's deployment.json does with --data-dir). --rpc-url reaches a hub
       without one (pass --registry or --gateway, and --private-key or --node); --registry names the
       NodeRegistry (default: the hub gateway's nodes()); --gateway the hub gateway. Every
       transaction is simulated first: a refusal is one line and exit code 1.`,
@@ -226,6 +229,20 @@ const USAGE: Record<string, string> = {
       names the directory's keystores. Passwords come from --password-file (trailing whitespace
       trimmed) or a prompt without echo. Name the keystores in the secrets file (secretsFile or
       SERTN_SECRETS: {"node": {"keystore": …, "passwordFile": …}, "relayer": …, "validator": …}).`,
+  deploy: `sertn deploy --network network.json [--record deployment.json] [--config-out sertn.config.json]
+            [--dry-run] [--yes] (--keystore FILE --password-file FILE | --private-key 0x…)
+      Deploys a Sertn network on the EVM chains a network file names (see examples/network.example.json):
+      the hub (registry, node registry, gateway, market, each spoke's messenger), each spoke (its
+      messenger, verifier, registry, spoke gateway) joined to the hub both ways, the file's models
+      registered everywhere and their pools' minimum stake set. First it checks each RPC's chain id,
+      the deployer's balance and, for a resume, the code at every recorded address; then it runs the
+      whole deployment on a fork of each chain (anvil --fork-url) and prints the transactions, gas
+      and cost per chain at the current fee. --dry-run stops there; otherwise it asks (or --yes) and
+      sends. Each step is recorded in --record as it ends: a rerun skips what is recorded and sends
+      only what is missing (nothing, once complete); an interrupted run finishes. Then it writes the
+      node configuration (--config-out: chains, addresses, messengers, Temporal defaults) for operators.
+      The deployer signs with a JSON keystore (as cast: --keystore, --password-file) or --private-key
+      (local development only).`,
   demo: `sertn demo [--model NAME] [--features x1,x2,x3,x4]
       Everything in one process, no Temporal: a fresh anvil, the contracts, one request served
       stage by stage.`,
@@ -420,6 +437,7 @@ async function main(argv: string[]): Promise<number> {
             'data-dir': { type: 'string' },
             config: { type: 'string' },
             'private-key': { type: 'string' },
+            deployment: { type: 'string' },
             json: { type: 'boolean', default: false },
           },
           true,
@@ -442,7 +460,12 @@ async function main(argv: string[]): Promise<number> {
           ...(values.config !== undefined ? { config: values.config } : {}),
         }
         const m = await load(() => import('./model.ts'))
-        if (action === 'show') return m.modelShowCommand({ target: positionals[0]!, ...common })
+        if (action === 'show')
+          return m.modelShowCommand({
+            target: positionals[0]!,
+            ...common,
+            ...(values.deployment !== undefined ? { deployment: values.deployment } : {}),
+          })
         return m.modelBacktestCommand({
           action,
           target: positionals[0]!,
@@ -554,6 +577,7 @@ async function main(argv: string[]): Promise<number> {
         'private-key': { type: 'string' },
         keystore: { type: 'string' },
         'password-file': { type: 'string' },
+        deployment: { type: 'string' },
         json: { type: 'boolean', default: false },
       } as const
       const models = { model: { type: 'string', multiple: true }, owner: { type: 'string' } } as const
@@ -591,6 +615,7 @@ async function main(argv: string[]): Promise<number> {
         privateKey: key as `0x${string}` | undefined,
         keystore: str('keystore'),
         passwordFile: str('password-file'),
+        deployment: str('deployment'),
       }
       const m = await load(() => import('./node.ts'))
       if (sub === 'status') return m.nodeStatusCommand({ ...common, node: address('node') })
@@ -617,6 +642,30 @@ async function main(argv: string[]): Promise<number> {
         capacity = BigInt(rawCapacity)
       }
       return m.nodeRegisterCommand({ ...common, ...modelOptions, stake, capacity })
+    }
+    case 'deploy': {
+      const { values } = args('deploy', rest, {
+        network: { type: 'string' },
+        record: { type: 'string' },
+        'config-out': { type: 'string' },
+        'dry-run': { type: 'boolean', default: false },
+        yes: { type: 'boolean', default: false },
+        keystore: { type: 'string' },
+        'password-file': { type: 'string' },
+        'private-key': { type: 'string' },
+      })
+      if (!values.network) throw new UsageError('sertn deploy needs --network FILE (see examples/network.example.json)')
+      const { deployCommand } = await load(() => import('./deploy.ts'))
+      return deployCommand({
+        network: values.network,
+        record: values.record,
+        configOut: values['config-out'],
+        dryRun: values['dry-run'],
+        yes: values.yes,
+        keystore: values.keystore,
+        passwordFile: values['password-file'],
+        privateKey: values['private-key'],
+      })
     }
     case 'worker': {
       const { values } = args('worker', rest, {

@@ -94,13 +94,28 @@ export async function deployRegistry(
  * ./nodes.ts (`setPoolMinimumStake`, `joinPool`).
  */
 export async function deployCore(client: SertnClient, params: DeployCoreParameters = {}): Promise<CoreDeployment> {
-  const owner = client.account.address
   const { verifier, registry } = await deployRegistry(client, params)
   const nodeRegistry = await deployNodeRegistry(client, { registry, ...(params.pool ? { pool: params.pool } : {}) })
-  const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
-  const gateway = await deployContract(client, InferenceGateway, [owner, registry, nodeRegistry, config])
-  await allowMarket(client, nodeRegistry, gateway)
+  const gateway = await deployGateway(client, {
+    registry,
+    nodeRegistry,
+    ...(params.gatewayConfig ? { gatewayConfig: params.gatewayConfig } : {}),
+  })
   return { verifier, registry, nodeRegistry, gateway }
+}
+
+/**
+ * Deploys the hub's InferenceGateway over a registry and a node registry (owned by the client's
+ * account) and allows it to open jobs in the node registry.
+ */
+export async function deployGateway(
+  client: SertnClient,
+  params: { registry: Address; nodeRegistry: Address; gatewayConfig?: Partial<GatewayConfig> | undefined },
+): Promise<Address> {
+  const config = { ...DEFAULT_GATEWAY_CONFIG, ...params.gatewayConfig }
+  const gateway = await deployContract(client, InferenceGateway, [client.account.address, params.registry, params.nodeRegistry, config])
+  await allowMarket(client, params.nodeRegistry, gateway)
+  return gateway
 }
 
 /** The creation bytecode of a model's verifying-key artifact (`<dir>/vka.json`, written by `sertn model build`; a bare name: `circuits/<name>`). */

@@ -14,8 +14,15 @@ import { ConfigError } from '../../core/errors.ts'
 import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../core/plugins.ts'
 import type { SertnClient } from './clients.ts'
 import { connectSpoke, deployMarket, deploySpoke, type SpokeDeployment } from './crosschain.ts'
-import { deployCore, registerModel, type CoreDeployment, type GatewayConfig, type RegisteredModel } from './deploy.ts'
-import { DEFAULT_NODE_CAPACITY, DEFAULT_NODE_POOL, joinPool, setPoolMinimumStake, type NodePoolParameters } from './nodes.ts'
+import { deployGateway, deployRegistry, registerModel, type CoreDeployment, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+import {
+  DEFAULT_NODE_CAPACITY,
+  DEFAULT_NODE_POOL,
+  deployNodeRegistry,
+  joinPool,
+  setPoolMinimumStake,
+  type NodePoolParameters,
+} from './nodes.ts'
 
 export type NetworkChainInput = {
   /** The chain's name in the node's configuration (lowercase letters and digits). */
@@ -60,6 +67,8 @@ export type DeploySertnNetworkParameters = {
   gatewayConfig?: Partial<GatewayConfig>
   /** Progress lines. */
   log?: (line: string) => void
+  /** Records each step and skips those recorded (default: every step runs, nothing is recorded). */
+  journal?: NetworkJournal
 }
 
 export type NetworkHub = {
@@ -95,22 +104,68 @@ export function messengerNamed(
   return m
 }
 
-/** Deploys the hub and the spokes, each messaging network's contracts where it is used, and connects them. */
+/**
+ * What a step of {@link deploySertnNetwork} does: `deploy` creates contracts (a journal reuses its
+ * recorded result while the contracts still have code), `configure` reads the chains' state and
+ * sends only what is missing (routes, allow-lists, registrations, pools), so it is run every time.
+ */
+export type NetworkStepKind = 'deploy' | 'configure'
+
+/** One named step of a network's deployment. */
+export type NetworkStep = {
+  /** Unique in a deployment: `hub.registry`, `spoke.<name>.messenger`, … */
+  name: string
+  /** The chains it sends on, by name (the first is where its contracts are, for a deploy step). */
+  chains: readonly string[]
+  kind: NetworkStepKind
+}
+
+/**
+ * Runs the steps of a deployment. A journal records each step's result (and skips a `deploy` step
+ * whose result is recorded) so that a rerun is a no-op and an interrupted run finishes; without
+ * one, every step runs ({@link RUN_EVERY_STEP}).
+ */
+export interface NetworkJournal {
+  step<T>(step: NetworkStep, run: () => Promise<T>): Promise<T>
+}
+
+/** The journal of a deployment that records nothing: every step runs. */
+export const RUN_EVERY_STEP: NetworkJournal = { step: (_step, run) => run() }
+
+/**
+ * The names of a network's steps, in order (what {@link deploySertnNetwork} runs for these chains
+ * and messengers): for the operator's view of a deployment and for tests that stop after one.
+ */
+export function networkStepNames(hub: string, spokes: readonly { name: string; messenger: string }[]): string[] {
+  const messengers = [...new Set(spokes.map((s) => s.messenger))]
+  return [
+    `${hub}.registry`,
+    `${hub}.nodeRegistry`,
+    `${hub}.gateway`,
+    `${hub}.models`,
+    `${hub}.market`,
+    `${hub}.pools`,
+    ...messengers.flatMap((m) => [`${hub}.messenger.${m}`, `${hub}.messenger.${m}.allow`]),
+    ...spokes.flatMap((s) => [`${s.name}.messenger`, `${s.name}.contracts`, `${s.name}.models`, `${s.name}.connect`]),
+  ]
+}
+
+/**
+ * Deploys the hub and the spokes, each messaging network's contracts where it is used, and connects
+ * them, in named steps (see {@link networkStepNames}) run through `p.journal` when given.
+ */
 export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promise<SertnNetwork> {
   const log = p.log ?? (() => undefined)
+  const journal = p.journal ?? RUN_EVERY_STEP
   const plugins = p.spokes.map((s) => messengerNamed(p.messengers, s.messenger, `spoke ${s.name}: messenger`))
+  const names = new Set([p.hub.name, ...p.spokes.map((s) => s.name)])
+  if (names.size !== p.spokes.length + 1) throw new ConfigError('the hub and the spokes need distinct names')
+  const allowInsecureSrs = p.allowInsecureSrs ?? false
   const register = async (client: SertnClient, registry: Address) => {
     const out: RegisteredModel[] = []
     for (const model of p.models) {
       const artifacts = p.artifacts?.[model]
-      out.push(
-        await registerModel(client, {
-          registry,
-          model,
-          allowInsecureSrs: p.allowInsecureSrs ?? false,
-          ...(artifacts ? { artifacts } : {}),
-        }),
-      )
+      out.push(await registerModel(client, { registry, model, allowInsecureSrs, ...(artifacts ? { artifacts } : {}) }))
     }
     return out
   }
@@ -119,57 +174,80 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
       { name: c.name, domain: c.client.chain.id, client: c.client },
       { attesters: p.attesters, threshold: p.threshold, submitters: p.submitters ?? [], fee: p.fees?.[m.name] ?? 0n },
     )
+  const hubName = p.hub.name
+  const hubClient = p.hub.client
+  const onHub = (name: string, kind: NetworkStepKind): NetworkStep => ({ name: `${hubName}.${name}`, chains: [hubName], kind })
 
-  log(`hub ${p.hub.name}: verifier, registry, node registry, gateway, market`)
-  const core = await deployCore(p.hub.client, {
-    gatewayConfig: p.gatewayConfig,
-    allowInsecureSrs: p.allowInsecureSrs ?? false,
-    ...(p.pool ? { pool: p.pool } : {}),
+  log(`hub ${hubName}: verifier, registry, node registry, gateway, market`)
+  const { verifier, registry } = await journal.step(onHub('registry', 'deploy'), () => deployRegistry(hubClient, { allowInsecureSrs }))
+  const { nodeRegistry } = await journal.step(onHub('nodeRegistry', 'deploy'), async () => ({
+    nodeRegistry: await deployNodeRegistry(hubClient, { registry, ...(p.pool ? { pool: p.pool } : {}) }),
+  }))
+  const { gateway } = await journal.step(onHub('gateway', 'deploy'), async () => ({
+    gateway: await deployGateway(hubClient, { registry, nodeRegistry, gatewayConfig: p.gatewayConfig }),
+  }))
+  const core: CoreDeployment = { verifier, registry, nodeRegistry, gateway }
+  const hubModels = await journal.step(onHub('models', 'configure'), () => register(hubClient, registry))
+  const { market } = await journal.step(onHub('market', 'deploy'), async () => ({
+    market: await deployMarket(hubClient, { registry, nodeRegistry }),
+  }))
+  log(`hub ${hubName}: ${p.nodes.length} node(s) join the pools of ${hubModels.length} model(s)`)
+  await journal.step(onHub('pools', 'configure'), async () => {
+    const minimumStake = p.pool?.minimumStake ?? DEFAULT_NODE_POOL.minimumStake
+    for (const m of hubModels) await setPoolMinimumStake(hubClient, nodeRegistry, m.modelId, minimumStake)
+    const notes: string[] = []
+    for (const node of p.nodes) {
+      notes.push(
+        ...(await joinPool(node, nodeRegistry, {
+          models: hubModels.map((m) => m.modelId),
+          capacity: p.nodeCapacity ?? DEFAULT_NODE_CAPACITY,
+        })),
+      )
+    }
+    return { minimumStake: minimumStake.toString(), notes }
   })
-  const hubModels = await register(p.hub.client, core.registry)
-  const market = await deployMarket(p.hub.client, { registry: core.registry, nodeRegistry: core.nodeRegistry })
-  log(`hub ${p.hub.name}: ${p.nodes.length} node(s) join the pools of ${hubModels.length} model(s)`)
-  const minimumStake = p.pool?.minimumStake ?? DEFAULT_NODE_POOL.minimumStake
-  for (const m of hubModels) await setPoolMinimumStake(p.hub.client, core.nodeRegistry, m.modelId, minimumStake)
-  for (const node of p.nodes) {
-    await joinPool(node, core.nodeRegistry, {
-      models: hubModels.map((m) => m.modelId),
-      capacity: p.nodeCapacity ?? DEFAULT_NODE_CAPACITY,
-    })
-  }
-  const hubChain = { name: p.hub.name, domain: p.hub.client.chain.id, client: p.hub.client }
+  const hubChain = { name: hubName, domain: hubClient.chain.id, client: hubClient }
   const hubMessengers: Record<string, MessengerDeployment> = {}
   for (const m of new Set(plugins)) {
-    log(`hub ${p.hub.name}: ${m.name} core and port`)
-    hubMessengers[m.name] = await deployOf(m, p.hub)
-    await m.allowApp({ chain: hubChain, deployment: hubMessengers[m.name]! }, market)
+    log(`hub ${hubName}: ${m.name} core and port`)
+    hubMessengers[m.name] = await journal.step(onHub(`messenger.${m.name}`, 'deploy'), () => deployOf(m, p.hub))
+    await journal.step(onHub(`messenger.${m.name}.allow`, 'configure'), async () => {
+      await m.allowApp({ chain: hubChain, deployment: hubMessengers[m.name]! }, market)
+      return { app: market }
+    })
   }
-  const hub: NetworkHub = { name: p.hub.name, chainId: p.hub.client.chain.id, core, market, messengers: hubMessengers, models: hubModels }
+  const hub: NetworkHub = { name: hubName, chainId: hubClient.chain.id, core, market, messengers: hubMessengers, models: hubModels }
 
   const spokes: NetworkSpoke[] = []
   for (const [i, s] of p.spokes.entries()) {
     const m = plugins[i]!
+    const onSpoke = (name: string, kind: NetworkStepKind, chains = [s.name]): NetworkStep => ({ name: `${s.name}.${name}`, chains, kind })
     log(`spoke ${s.name}: ${m.name} core and port, verifier, registry, spoke gateway`)
     const chain = { name: s.name, domain: s.client.chain.id, client: s.client }
-    const messenger = await deployOf(m, s)
-    const spoke = await deploySpoke(s.client, { gatewayConfig: p.gatewayConfig, allowInsecureSrs: p.allowInsecureSrs ?? false })
-    const models = await register(s.client, spoke.registry)
+    const messenger = await journal.step(onSpoke('messenger', 'deploy'), () => deployOf(m, s))
+    const spoke = await journal.step(onSpoke('contracts', 'deploy'), () =>
+      deploySpoke(s.client, { gatewayConfig: p.gatewayConfig, allowInsecureSrs }),
+    )
+    const models = await journal.step(onSpoke('models', 'configure'), () => register(s.client, spoke.registry))
     log(`spoke ${s.name}: ${m.name} route to and from the hub market, model deployments recorded on the hub`)
-    const spokeEnd: MessengerEndpoint<SertnClient> = { chain, deployment: messenger }
-    const hubEnd: MessengerEndpoint<SertnClient> = { chain: hubChain, deployment: hubMessengers[m.name]! }
-    await m.allowApp(spokeEnd, spoke.gateway)
-    await m.connect(hubEnd, spokeEnd, { confirmations: p.confirmations ?? 0 })
-    await connectSpoke({
-      hub: { client: p.hub.client, domain: hub.chainId, market, registry: core.registry, port: hubEnd.deployment.port },
-      spoke: {
-        client: s.client,
-        domain: chain.domain,
-        gateway: spoke.gateway,
-        verifier: spoke.verifier,
-        registry: spoke.registry,
-        port: messenger.port,
-      },
-      models,
+    await journal.step(onSpoke('connect', 'configure', [s.name, hubName]), async () => {
+      const spokeEnd: MessengerEndpoint<SertnClient> = { chain, deployment: messenger }
+      const hubEnd: MessengerEndpoint<SertnClient> = { chain: hubChain, deployment: hubMessengers[m.name]! }
+      await m.allowApp(spokeEnd, spoke.gateway)
+      await m.connect(hubEnd, spokeEnd, { confirmations: p.confirmations ?? 0 })
+      await connectSpoke({
+        hub: { client: hubClient, domain: hub.chainId, market, registry, port: hubEnd.deployment.port },
+        spoke: {
+          client: s.client,
+          domain: chain.domain,
+          gateway: spoke.gateway,
+          verifier: spoke.verifier,
+          registry: spoke.registry,
+          port: messenger.port,
+        },
+        models,
+      })
+      return { hubPort: hubEnd.deployment.port, spokePort: messenger.port }
     })
     spokes.push({ name: s.name, chainId: chain.domain, spoke, messenger, models })
   }

@@ -158,6 +158,34 @@ export type ConnectLayerZeroOptions = {
 
 export type LayerZeroChain = { client: SertnClient; core: LayerZeroCoreDeployment }
 
+/** `getPrice(uint32)` alone: the feed also has `getPrice(uint16)`, which viem cannot tell apart by its argument. */
+const GET_PRICE_ABI = PriceFeed.abi.filter(
+  (x) => x.type === 'function' && x.name === 'getPrice' && x.inputs[0]?.type === 'uint32',
+) as unknown as readonly [Extract<(typeof PriceFeed.abi)[number], { name: 'getPrice' }>]
+
+/** A value as compared by {@link writeUnlessSet}: numbers and big integers as decimal strings, addresses in lowercase. */
+const normalized = (v: unknown): string =>
+  JSON.stringify(v, (_, x) => (typeof x === 'bigint' || typeof x === 'number' ? String(x) : typeof x === 'string' ? x.toLowerCase() : x))
+
+/**
+ * Sends `request` unless `read()` returns `wanted` already (an object: field by field; an array:
+ * item by item), so that connecting a path again sends nothing. A read that fails counts as unset.
+ */
+async function writeUnlessSet(
+  client: SertnClient,
+  read: () => Promise<unknown>,
+  wanted: Record<string, unknown> | readonly unknown[],
+  request: Parameters<typeof write>[1],
+) {
+  const current = await read().catch(() => undefined)
+  const same =
+    current !== undefined &&
+    (Array.isArray(wanted)
+      ? Array.isArray(current) && wanted.every((w, i) => normalized(w) === normalized(current[i]))
+      : Object.entries(wanted).every(([k, w]) => normalized(w) === normalized((current as Record<string, unknown>)[k])))
+  if (!same) await write(client, request)
+}
+
 function ulnConfig(confirmations: number, dvn: Address) {
   return {
     confirmations: BigInt(confirmations),
@@ -181,47 +209,57 @@ export async function connectLayerZeroPath(src: LayerZeroChain, dst: LayerZeroCh
     const { client, core } = src
     // The price feed keys prices by `eid % 30000`.
     const price = { priceRatio: 10n ** 20n, gasPriceInUnit: opts.gasPrice ?? parseGwei('1'), gasPerByte: opts.gasPerByte ?? 16 }
-    await write(client, {
-      address: core.priceFeed,
-      abi: PriceFeed.abi,
-      functionName: 'setPrice',
-      args: [[{ eid: dstEid % 30_000, price }]],
-    })
-    await write(client, {
-      address: core.executor,
-      abi: Executor.abi,
-      functionName: 'setDstConfig',
-      args: [
-        [
-          {
-            dstEid,
-            lzReceiveBaseGas: opts.lzReceiveBaseGas ?? 20_000n,
-            lzComposeBaseGas: 0n,
-            multiplierBps,
-            floorMarginUSD: 0n,
-            nativeCap: opts.nativeCap ?? parseEther('1'),
-          },
-        ],
-      ],
-    })
-    await write(client, {
-      address: core.dvn,
-      abi: DVN.abi,
-      functionName: 'setDstConfig',
-      args: [[{ dstEid, gas: opts.dvnGas ?? 100_000n, multiplierBps, floorMarginUSD: 0n }]],
-    })
-    await write(client, {
-      address: core.sendUln,
-      abi: SendUln302.abi,
-      functionName: 'setDefaultUlnConfigs',
-      args: [[{ eid: dstEid, config: ulnConfig(confirmations, core.dvn) }]],
-    })
-    await write(client, {
-      address: core.sendUln,
-      abi: SendUln302.abi,
-      functionName: 'setDefaultExecutorConfigs',
-      args: [[{ eid: dstEid, config: { maxMessageSize: opts.maxMessageSize ?? 10_000, executor: core.executor } }]],
-    })
+    await writeUnlessSet(
+      client,
+      () => client.readContract({ address: core.priceFeed, abi: GET_PRICE_ABI, functionName: 'getPrice', args: [dstEid % 30_000] }),
+      price,
+      { address: core.priceFeed, abi: PriceFeed.abi, functionName: 'setPrice', args: [[{ eid: dstEid % 30_000, price }]] },
+    )
+    const executorConfig = {
+      lzReceiveBaseGas: opts.lzReceiveBaseGas ?? 20_000n,
+      multiplierBps,
+      floorMarginUSD: 0n,
+      nativeCap: opts.nativeCap ?? parseEther('1'),
+      lzComposeBaseGas: 0n,
+    }
+    await writeUnlessSet(
+      client,
+      () => client.readContract({ address: core.executor, abi: Executor.abi, functionName: 'dstConfig', args: [dstEid] }),
+      Object.values(executorConfig), // the getter's order
+      { address: core.executor, abi: Executor.abi, functionName: 'setDstConfig', args: [[{ dstEid, ...executorConfig }]] },
+    )
+    const dvnConfig = { gas: opts.dvnGas ?? 100_000n, multiplierBps, floorMarginUSD: 0n }
+    await writeUnlessSet(
+      client,
+      () => client.readContract({ address: core.dvn, abi: DVN.abi, functionName: 'dstConfig', args: [dstEid] }),
+      Object.values(dvnConfig), // the getter's order
+      { address: core.dvn, abi: DVN.abi, functionName: 'setDstConfig', args: [[{ dstEid, ...dvnConfig }]] },
+    )
+    // The library's own address(0) entry is its default (what the getters return for an OApp with none).
+    await writeUnlessSet(
+      client,
+      () => client.readContract({ address: core.sendUln, abi: SendUln302.abi, functionName: 'getUlnConfig', args: [zeroAddress, dstEid] }),
+      ulnConfig(confirmations, core.dvn),
+      {
+        address: core.sendUln,
+        abi: SendUln302.abi,
+        functionName: 'setDefaultUlnConfigs',
+        args: [[{ eid: dstEid, config: ulnConfig(confirmations, core.dvn) }]],
+      },
+    )
+    const executorOf = { maxMessageSize: opts.maxMessageSize ?? 10_000, executor: core.executor }
+    await writeUnlessSet(
+      client,
+      () =>
+        client.readContract({ address: core.sendUln, abi: SendUln302.abi, functionName: 'getExecutorConfig', args: [zeroAddress, dstEid] }),
+      executorOf,
+      {
+        address: core.sendUln,
+        abi: SendUln302.abi,
+        functionName: 'setDefaultExecutorConfigs',
+        args: [[{ eid: dstEid, config: executorOf }]],
+      },
+    )
     const current = await client.readContract({
       address: core.endpoint,
       abi: EndpointV2.abi,
@@ -238,12 +276,23 @@ export async function connectLayerZeroPath(src: LayerZeroChain, dst: LayerZeroCh
   }
   const onDst = async () => {
     const { client, core } = dst
-    await write(client, {
-      address: core.receiveUln,
-      abi: ReceiveUln302.abi,
-      functionName: 'setDefaultUlnConfigs',
-      args: [[{ eid: srcEid, config: ulnConfig(confirmations, core.dvn) }]],
-    })
+    await writeUnlessSet(
+      client,
+      () =>
+        client.readContract({
+          address: core.receiveUln,
+          abi: ReceiveUln302.abi,
+          functionName: 'getUlnConfig',
+          args: [zeroAddress, srcEid],
+        }),
+      ulnConfig(confirmations, core.dvn),
+      {
+        address: core.receiveUln,
+        abi: ReceiveUln302.abi,
+        functionName: 'setDefaultUlnConfigs',
+        args: [[{ eid: srcEid, config: ulnConfig(confirmations, core.dvn) }]],
+      },
+    )
     const current = await client.readContract({
       address: core.endpoint,
       abi: EndpointV2.abi,
