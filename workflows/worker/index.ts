@@ -10,7 +10,7 @@ import { TOKENS } from '../../core/di.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { createActivities } from '../activities/index.ts'
-import { startRequestWorkflow, type StandingAside } from '../client.ts'
+import { checkSearchAttributes, startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
 import { buildContainer, lazyActivityDeps, proverMemoryOf, provingShareOfMemory, type ContainerOverrides } from './container.ts'
 
@@ -64,6 +64,11 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.temporal.address })
   // Batch workflows are started (signal-with-start) from an activity, through this client.
   const client = new Client({ connection, namespace: config.temporal.namespace })
+  if (roles.includes('chain-io')) {
+    // This role starts the request workflows: one line if the namespace lacks their search attributes.
+    const attributes = await checkSearchAttributes(client)
+    if (attributes.message) log(`[worker] ${attributes.message}`)
+  }
   const deps = lazyActivityDeps(sertn.container)
   deps.batches = {
     join: async (member, input) => {
