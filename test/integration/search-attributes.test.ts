@@ -133,6 +133,14 @@ describe('search attributes', () => {
     expect(attributes.get(SEARCH_ATTRIBUTES.requestKey)).toBe(r2.key)
     expect(attributes.get(SEARCH_ATTRIBUTES.stage)).toBe('received')
     await fresh.workflow.getHandle(requestWorkflowIdOf(r2)).terminate('test done')
+    // A key's lookup lists its own workflows only: request 10's key starts with request 1's.
+    const r10 = request(10)
+    expect(await startRequestWorkflow(fresh, r10, taskQueuesOf(config))).toBe('started')
+    await waitFor('visibility to list request 10', async () => (await findRequestWorkflows(fresh, r10.key)).length === 1, {
+      timeoutMs: 20_000,
+    })
+    expect((await findRequestWorkflows(fresh, r.key)).map((w) => w.workflowId)).toEqual([requestWorkflowIdOf(r)])
+    await fresh.workflow.getHandle(requestWorkflowIdOf(r10)).terminate('test done')
     expect(await missingSearchAttributes(client.connection, BARE)).toEqual(SEARCH_ATTRIBUTE_NAMES)
   }, 120_000)
 
