@@ -22,12 +22,12 @@
  */
 import { WorkflowNotFoundError, type Client } from '@temporalio/client'
 import type { HopName, RequestStatusView, StageTiming } from '../workflows/messages.ts'
-import { getRequestStatus } from '../workflows/client.ts'
+import { getRequestStatus, type RequestStatus as WorkflowStatus } from '../workflows/client.ts'
 import { SertnError } from '../core/errors.ts'
 import type { Progress, Step } from './progress.ts'
 import { fmtGas, fmtMs } from './ui.ts'
 
-export type RequestStatus = Awaited<ReturnType<typeof getRequestStatus>>
+export type RequestStatus = WorkflowStatus
 
 /** A node operator whose workflows the follower reads: its Temporal client (on its namespace). */
 export type FollowOperator = {
@@ -119,10 +119,10 @@ type PendingActivity = { type: string; attempt: number; lastFailure?: string; la
 const tsMs = (t: { seconds?: { toString(): string } | number | null; nanos?: number | null } | null | undefined) =>
   t?.seconds != null ? Number(t.seconds.toString()) * 1000 + Math.round((t.nanos ?? 0) / 1e6) : undefined
 
-async function pendingActivities(client: Client, key: string): Promise<PendingActivity[]> {
+async function pendingActivities(client: Client, workflowId: string): Promise<PendingActivity[]> {
   const raw = await client.workflowService.describeWorkflowExecution({
     namespace: client.options.namespace,
-    execution: { workflowId: key },
+    execution: { workflowId },
   })
   return (raw.pendingActivities ?? []).map((a) => {
     const at = tsMs(a.lastHeartbeatTime as never)
@@ -292,7 +292,10 @@ export async function followRequest(opts: FollowOptions): Promise<FollowResult> 
         continue
       }
       if (watch) {
-        watch.done(`→ workflow ${key}`, Math.max(0, status.startedAt - opts.requestedAt))
+        const others = status.others?.length
+          ? ` (the newest of ${status.others.length + 1} workflows of this key: a reorg reused the request id)`
+          : ''
+        watch.done(`→ workflow ${key}${others}`, Math.max(0, status.startedAt - opts.requestedAt))
         watch = undefined
         // A query is answered once the workflow's first task has run: on a busy or cold worker
         // (the workflow sandbox loads on its first task) that can take a while; say so.
@@ -361,7 +364,7 @@ export async function followRequest(opts: FollowOptions): Promise<FollowResult> 
         }
       } else if (live && label) live.step.rename(label)
       if (live) {
-        const pending = progress.tty ? await pendingActivities(followed.client, key).catch(() => []) : []
+        const pending = progress.tty ? await pendingActivities(followed.client, status.workflowId).catch(() => []) : []
         const notes: string[] = []
         if (live.stage === 'proving') {
           // The timer runs from the start of the proof activity's current attempt, as Temporal saw it.

@@ -1,5 +1,6 @@
 /**
- * `sertn status <request-key|requestId>`: a request's workflow status from Temporal; for a spoke
+ * `sertn status <request-key|requestId>`: a request's workflow status from Temporal (its newest
+ * workflow, and the others when a reorg reused the request id); for a spoke
  * chain's request, its hops between the spoke and the hub too. With several node operators (each
  * its own Temporal namespace, a workflow per request in each) it shows the workflow of the operator
  * the hub assigned the request to (the one whose assignment is its own; until then the first found
@@ -8,7 +9,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client'
 import { parseRequestKey, requestKey, type RequestKey } from '../core/types.ts'
 import { SertnError } from '../core/errors.ts'
-import { getRequestStatus } from '../workflows/client.ts'
+import { getRequestStatus, type RequestStatus } from '../workflows/client.ts'
 import { connectOperators, DEFAULT_REQUEST_CHAIN, openStack, UsageError, type StackOperator } from './common.ts'
 import { HOP_LABELS, hopNotes, HOPS, operatorLabel } from './follow.ts'
 import { dim, fmtMs, out } from './ui.ts'
@@ -98,7 +99,7 @@ export async function statusCommand(opts: {
   }
 }
 
-type Status = Awaited<ReturnType<typeof getRequestStatus>>
+type Status = RequestStatus
 
 function printStatus(
   status: Status,
@@ -204,6 +205,13 @@ function printStatus(
         ),
     )
   if (status.error) lines.push(`${bold('error')}     ${red(status.error.code)}: ${status.error.reason}`)
-  if (ui) lines.push(`${bold('workflow')}  ${ui}/namespaces/${namespace}/workflows/${encodeURIComponent(status.key)}`)
+  lines.push(
+    `${bold('workflow')}  ${ui ? `${ui}/namespaces/${namespace}/workflows/${encodeURIComponent(status.workflowId)}` : status.workflowId}`,
+  )
+  if (status.others?.length)
+    lines.push(
+      `${bold('others')}    ${status.others.length} older workflow${status.others.length === 1 ? '' : 's'} of this key ` +
+        dim(`(started for events a reorg dropped; the request id was reused): ${status.others.join(', ')}`),
+    )
   console.log(lines.join('\n'))
 }

@@ -60,11 +60,15 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
   })
 
   const pending: BatchMember[] = [...(input.carried ?? [])]
-  const seen = new Set(pending.map((m) => m.request.key))
+  const seen = new Set(pending.map(memberIdOf))
   setHandler(joinBatchSignal, (m) => {
     // A member's retried join (its activity ran twice) is the same member.
-    if (seen.has(m.request.key)) return
-    seen.add(m.request.key)
+    if (seen.has(memberIdOf(m))) return
+    seen.add(memberIdOf(m))
+    // A newer event of a pending member's request key (the id reused after a reorg dropped the
+    // older one's transaction) takes its place: the older workflow is being terminated.
+    const older = pending.findIndex((p) => p.request.key === m.request.key)
+    if (older >= 0) pending.splice(older, 1)
     pending.push(m)
   })
 
@@ -72,7 +76,7 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
   const largest = Math.min(sizes[sizes.length - 1] ?? 1, input.batching.maxSize ?? Number.MAX_SAFE_INTEGER)
   // A member that has ended meanwhile (its deadline passed) cannot be told: nothing waits for it.
   const tell = (m: BatchMember, r: BatchResult) =>
-    getExternalWorkflowHandle(m.request.key)
+    getExternalWorkflowHandle(memberIdOf(m))
       .signal(batchResultSignal, r)
       .catch(() => undefined)
 
@@ -159,6 +163,9 @@ export async function batchWorkflow(input: BatchWorkflowInput): Promise<void> {
   await condition(allHandlersFinished)
   await continueAsNew<typeof batchWorkflow>({ ...input, ...(proving.length > 0 ? { proving } : {}), carried: pending })
 }
+
+/** A member's workflow id (its request key for members that joined before ids named the event). */
+const memberIdOf = (m: BatchMember): string => m.workflowId ?? m.request.key
 
 /** How many of the first `pending` members one batch takes: at most `largest`, and no more callback gas than a batch may carry. */
 function fitting(pending: readonly BatchMember[], largest: number): number {

@@ -2,11 +2,60 @@
  * What clients, workers and tests share about the request workflow: its input, its status query
  * and its outcome. Pure data and Temporal definitions only (imported by workflow code).
  */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common'
 import { defineQuery, defineSignal } from '@temporalio/workflow'
 import type { ModelRef } from '../core/artifacts.ts'
 import type { BatchRowOutcome } from '../core/plugins.ts'
-import type { CopyDestination, InferenceErrorCode, InferenceRequest, RequestKey, StoredArtifact } from '../core/types.ts'
+import type { ChainPosition, CopyDestination, InferenceErrorCode, InferenceRequest, RequestKey, StoredArtifact } from '../core/types.ts'
 import type { CircuitMemory, ProverClass, ProverRouting } from './routing.ts'
+
+/**
+ * The request workflow's id: the request key and the transaction of the `InferenceRequested` event
+ * it was started for, `req:<chainId>:<gateway>:<requestId>@<transactionHash>`.
+ *
+ * The key alone is not unique: a reorg deeper than the confirmations frees the id of a request whose
+ * transaction it dropped, and the gateway gives it to the next request (ids are sequential per
+ * gateway), which is another transaction. The transaction hash is on every log the watcher reads
+ * (confirmed logs always carry it), is the same whenever the same event is read again (a restarted
+ * watcher, a rewind, another RPC), and stays the same when a reorg replays the transaction into
+ * another block — one request, one workflow. The input's hash would not tell two requests with the
+ * same input apart (a dApp asking again, a request sent anew after it was dropped), and the block
+ * hash would start a second workflow for a transaction that a reorg merely moved.
+ */
+export const requestWorkflowIdOf = (r: { key: string; seenAt: Pick<ChainPosition, 'transactionHash'> }): string =>
+  `${r.key}@${r.seenAt.transactionHash.toLowerCase()}`
+
+/**
+ * A visibility query for every workflow of request `key`: those started for each of its events
+ * (`<key>@<transaction>`), and one started before the id named the transaction (`<key>`). It needs
+ * no custom search attribute, so it works on a server that lacks them.
+ */
+export const requestWorkflowsQuery = (key: string): string => {
+  if (!/^req:\d+:0x[0-9a-f]{40}:\d+$/.test(key)) throw new TypeError(`not a request key: ${key}`)
+  return `WorkflowType = 'requestWorkflow' AND (WorkflowId = '${key}' OR WorkflowId STARTS_WITH '${key}@')`
+}
+
+/**
+ * Custom search attributes (all Keyword), so that requests can be found in the Temporal UI and by
+ * `temporal workflow list --query "SertnChain = '31337' AND SertnStage = 'proving'"`:
+ * - `SertnRequestKey`: the request key (`req:<chainId>:<gateway>:<requestId>`);
+ * - `SertnChain`: the requesting chain's id, in decimal;
+ * - `SertnModel`: the model id (bytes32, lowercase hex);
+ * - `SertnNode`: the node that holds the request's job (lowercase address), once known;
+ * - `SertnStage`: the workflow's stage (see {@link STAGES}), kept current.
+ * The local dev server registers them at start. On a cluster, create them once per namespace:
+ * `temporal operator search-attribute create --namespace <ns> --name SertnRequestKey --type Keyword
+ * --name SertnChain --type Keyword --name SertnModel --type Keyword --name SertnNode --type Keyword
+ * --name SertnStage --type Keyword` (on Temporal Cloud, in its UI or with `tcld`). A worker on a
+ * namespace without them says so at start, with that command, and starts workflows without them.
+ */
+export const SEARCH_ATTRIBUTES = {
+  requestKey: defineSearchAttributeKey('SertnRequestKey', SearchAttributeType.KEYWORD),
+  chain: defineSearchAttributeKey('SertnChain', SearchAttributeType.KEYWORD),
+  model: defineSearchAttributeKey('SertnModel', SearchAttributeType.KEYWORD),
+  node: defineSearchAttributeKey('SertnNode', SearchAttributeType.KEYWORD),
+  stage: defineSearchAttributeKey('SertnStage', SearchAttributeType.KEYWORD),
+} as const
 
 /** Task queue names, from configuration. */
 export type TaskQueues = {
@@ -43,7 +92,12 @@ export type BatchingOptions = {
  * request carries its market request id: its batch is submitted to the hub market, which sends
  * it to the spoke in one message.
  */
-export type BatchMember = { request: InferenceRequest; marketRequestId?: string }
+export type BatchMember = {
+  request: InferenceRequest
+  marketRequestId?: string
+  /** The member's workflow id, to tell it its row (absent from members that joined before ids named the event: their key). */
+  workflowId?: string
+}
 
 /**
  * The most callback gas the rows of one batch may ask for together: a spoke batch's message must

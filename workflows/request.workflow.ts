@@ -1,5 +1,6 @@
 /**
- * The request workflow: one per on-chain request, with the request key as workflow id.
+ * The request workflow: one per on-chain request event, with the request key and the event's
+ * transaction as workflow id (`requestWorkflowIdOf` in messages.ts).
  *
  * inference (onnxruntime, `inference` queue) beside witness + proof (`prover` queue, heartbeating)
  * → fix the output's and the proof's storage ids (`chain-io` queue) → fulfil on the gateway with
@@ -20,6 +21,10 @@
  * reassigns jobs whose node let its window pass); a job another node holds ends this workflow as
  * `settled-elsewhere`, and a job reassigned away while this node worked is waited for again.
  *
+ * Search attributes (see {@link SEARCH_ATTRIBUTES}): started with the request key, chain, model and
+ * stage when the namespace has them, the workflow keeps `SertnStage` current and sets `SertnNode`
+ * once the request's job is known to be held by a node.
+ *
  * Deterministic: no I/O, no DI, no Node APIs; activities are imported as types only.
  */
 import {
@@ -32,6 +37,7 @@ import {
   proxyActivities,
   setHandler,
   sleep,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow'
 import type { ModelRef } from '../core/artifacts.ts'
@@ -41,12 +47,14 @@ import type { Activities } from './activities/index.ts'
 import { codeOfFailure, STAGE_CODES } from './failure-codes.ts'
 import {
   batchResultSignal,
+  SEARCH_ATTRIBUTES,
   statusQuery,
   WINDOW_MARGIN_MS,
   type BatchResult,
   type RequestOutcome,
   type RequestStatusView,
   type RequestWorkflowInput,
+  type Stage,
   type StageTiming,
 } from './messages.ts'
 import { memoryOf, proverRouteOf } from './routing.ts'
@@ -112,6 +120,24 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
 
   const status: RequestStatusView = { key: request.key, stage: 'received', startedAt: workflowInfo().startTime.getTime(), timings: {} }
   setHandler(statusQuery, () => status)
+
+  // Search attributes: only where the workflow was started with them (the namespace has them).
+  // Upserts are commands: workflows started before them replay without any.
+  const indexed = workflowInfo().typedSearchAttributes.get(SEARCH_ATTRIBUTES.requestKey) !== undefined && patched('search-attributes')
+  /** Moves the status to `stage` (and the `SertnStage` search attribute with it). */
+  function setStage(stage: Stage): void {
+    if (stage === status.stage) return
+    status.stage = stage
+    if (indexed) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.stage, value: stage }])
+  }
+  let nodeShown: string | undefined
+  /** Sets `SertnNode` to the node holding the request's job. */
+  function showNode(node: string): void {
+    const value = node.toLowerCase()
+    if (!indexed || value === nodeShown) return
+    nodeShown = value
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.node, value }])
+  }
   let batchResult: BatchResult | undefined
   setHandler(batchResultSignal, (r) => {
     batchResult = r
@@ -158,12 +184,12 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       status.prover = { ...route }
       proveInference = proverOn(route.queue)
       if (model.inputVisibility === 'hashed') {
-        status.stage = 'loading-input'
+        setStage('loading-input')
         const m = model
         input = (await timed('input', () => loadInput(request, m))).input
       }
     }
-    status.stage = 'proving'
+    setStage('proving')
     const both = new CancellationScope()
     try {
       const [, proven] = await both.run(() =>
@@ -195,7 +221,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
   let resolved: Awaited<ReturnType<typeof resolveModel>> | undefined
   async function resolve(): Promise<Awaited<ReturnType<typeof resolveModel>>> {
     if (resolved) return resolved
-    status.stage = 'resolving'
+    setStage('resolving')
     resolved = await timed('resolve', () => resolveModel(request))
     const m = resolved.model
     status.model = { name: m.name, version: m.version, artifactsHash: m.artifacts.manifestHash }
@@ -216,12 +242,12 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     const { model, batchSizes, proving } = await resolve()
     if (batchSizes.length === 0 || model.inputVisibility !== 'public' || model.outputVisibility !== 'public') return undefined
     // The model run checks the input first: a bad input fails its request here and never joins a batch.
-    status.stage = 'inference'
+    setStage('inference')
     await timed('inference', () => runInference(request, model))
     ranInference = true
-    status.stage = 'batching'
+    setStage('batching')
     await joinBatch(
-      { request, ...(marketRequestId !== undefined ? { marketRequestId } : {}) },
+      { request, workflowId: workflowInfo().workflowId, ...(marketRequestId !== undefined ? { marketRequestId } : {}) },
       {
         chainId: request.chainId,
         gateway: request.gateway,
@@ -252,7 +278,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         status.hub.status = 'ResultSent'
         return 'sent'
       }
-      status.stage = 'fulfilled'
+      setStage('fulfilled')
       return status as RequestOutcome
     }
     if (r.row.status === 'Pending') {
@@ -261,7 +287,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       if (!(await myTurn(marketRequestId))) return status as RequestOutcome
       return undefined
     }
-    status.stage = 'settled-elsewhere'
+    setStage('settled-elsewhere')
     return status as RequestOutcome
   }
 
@@ -271,7 +297,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
   /** Fixes the storage ids of the output and the proof (signed, not yet uploaded, where the storage allows). */
   async function store(proven: Proven): Promise<Prepared> {
     status.output = proven.result.output
-    status.stage = 'storing'
+    setStage('storing')
     const prepared = await timed('store', () => prepareResult(request, proven.result))
     status.storage = { output: prepared.output.artifact, proof: prepared.proof.artifact }
     return prepared
@@ -292,7 +318,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
    */
   async function myTurn(marketRequestId?: string): Promise<boolean> {
     const previous = status.stage
-    status.stage = 'awaiting-assignment'
+    setStage('awaiting-assignment')
     let a: Awaited<ReturnType<typeof awaitAssignment>>
     for (;;) {
       a = await timed('assignment', () => awaitAssignment(request, marketRequestId))
@@ -302,6 +328,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         windowEnd: a.windowEnd,
         reassigned: (status.assignment?.reassigned ?? 0) + a.reassigned,
       }
+      if (a.node) showNode(a.node)
       if (a.assignment !== 'other') break
       // Another node holds it: sleep (a durable timer, nothing polls) until its window has passed,
       // then look again: answered by then (closed), or reassigned by whoever comes first.
@@ -312,10 +339,10 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       throw new Unservable(a.code ?? 'ModelUnavailable', a.reason ?? 'no node of the pool can serve it')
     }
     if (a.assignment === 'mine') {
-      status.stage = previous
+      setStage(previous)
       return true
     }
-    status.stage = 'settled-elsewhere'
+    setStage('settled-elsewhere')
     return false
   }
 
@@ -343,30 +370,30 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     }
     const proven = await prove()
     const prepared = await store(proven)
-    status.stage = 'fulfilling'
+    setStage('fulfilling')
     const tx = await deliverWhileUploading(prepared, () =>
       whileAssigned(() => timed('fulfil', () => fulfillRequest(request, proven.result, status.storage!))),
     )
     if (!tx) return status as RequestOutcome
     if (tx.transactionHash) status.transactionHash = tx.transactionHash
-    status.stage = tx.status === 'Fulfilled' ? 'fulfilled' : 'settled-elsewhere'
+    setStage(tx.status === 'Fulfilled' ? 'fulfilled' : 'settled-elsewhere')
     return status as RequestOutcome
   } catch (err) {
     const failure = failureOf(err)
     if (!failure) throw err
     if (failure.type === 'RequestSettledError' || failure.type === 'NotAssignedError') {
       // Someone else settled it (a refund after the deadline, say), or another node holds its job: nothing is left to do.
-      status.stage = 'settled-elsewhere'
+      setStage('settled-elsewhere')
       status.error = { code: 'Unknown', reason: failure.message }
       return status as RequestOutcome
     }
     const code = failure.code ?? STAGE_CODES[status.stage] ?? 'Unknown'
     const reason = `${failure.type}: ${failure.message}`.slice(0, 256)
     status.error = { code, reason }
-    status.stage = 'failing'
+    setStage('failing')
     const tx = await timed('fail', () => failRequest(request, code, reason))
     if (tx.transactionHash) status.transactionHash = tx.transactionHash
-    status.stage = tx.status === 'Failed' ? 'failed' : 'settled-elsewhere'
+    setStage(tx.status === 'Failed' ? 'failed' : 'settled-elsewhere')
     return status as RequestOutcome
   }
 
@@ -413,7 +440,7 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
     try {
       if (assigned) {
         // Only the node the hub assigns the request to proves it: wait for the record, then the turn.
-        status.stage = 'awaiting-hub'
+        setStage('awaiting-hub')
         marketRequestId = (await recorded).marketRequestId
         if (!(await myTurn(marketRequestId))) return status as RequestOutcome
       }
@@ -427,9 +454,9 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       if (!batched) {
         const proven = await prove()
         const prepared = await store(proven)
-        status.stage = 'awaiting-hub'
+        setStage('awaiting-hub')
         marketRequestId = (await recorded).marketRequestId
-        status.stage = 'submitting'
+        setStage('submitting')
         const tx = await deliverWhileUploading(prepared, () =>
           whileAssigned(
             () => timed('submit', () => submitToHub(request, marketRequestId!, proven.result, status.storage!)),
@@ -445,13 +472,13 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
       const failure = err instanceof Unservable ? { type: 'Unservable', message: err.message, code: err.code } : failureOf(err)
       if (!failure) throw err
       if (failure.type === 'RequestSettledError' || failure.type === 'RelayTimeoutError' || failure.type === 'NotAssignedError') {
-        status.stage = 'settled-elsewhere'
+        setStage('settled-elsewhere')
         status.error = { code: failure.type === 'RelayTimeoutError' ? 'Timeout' : 'Unknown', reason: failure.message }
         return status as RequestOutcome
       }
       const code = failure.code ?? STAGE_CODES[status.stage] ?? 'Unknown'
       status.error = { code, reason: (err instanceof Unservable ? failure.message : `${failure.type}: ${failure.message}`).slice(0, 256) }
-      status.stage = 'failing'
+      setStage('failing')
       try {
         marketRequestId ??= (await recorded).marketRequestId
         const tx = await timed('fail', () => failOnHub(request, marketRequestId!, code, status.error!.reason))
@@ -461,25 +488,26 @@ export async function requestWorkflow({ request, queues, batching }: RequestWork
         const f = failureOf(failErr)
         if (!f) throw failErr
         // Not recorded in time, or settled meanwhile: the spoke refunds it after its deadline.
-        status.stage = 'settled-elsewhere'
+        setStage('settled-elsewhere')
         status.error = { code, reason: `${f.type}: ${f.message}`.slice(0, 256) }
         return status as RequestOutcome
       }
     }
     // Back to the spoke, verified there (and each copy to its chain, verified there); then the
     // spoke's receipt to the hub.
-    status.stage = 'delivering'
+    setStage('delivering')
     const [settled] = await Promise.all([timed('spokeSettle', () => awaitSpokeSettlement(request)), followCopies()])
-    status.stage = 'settling'
+    setStage('settling')
     const closed = await timed('hubSettle', () => awaitHubSettlement(request, marketRequestId!))
     hub.status = closed.status
     hub.settlement = closed.settlement
-    status.stage =
+    setStage(
       settled.status === 'Fulfilled' && status.error === undefined
         ? 'fulfilled'
         : settled.status === 'Failed' && status.error
           ? 'failed'
-          : 'settled-elsewhere'
+          : 'settled-elsewhere',
+    )
     return status as RequestOutcome
   }
 }

@@ -24,7 +24,7 @@ import { confirm, deployContract } from '../../chains/evm/deploy.ts'
 import { mineToNextEpoch } from '../../chains/evm/nodes.ts'
 import { LOCAL_CHAINS, startLocalNetwork, type LocalNetwork } from '../../chains/local.ts'
 import { InferenceGateway, NodeRegistry, RecordingConsumer } from '../../contracts/artifacts/index.ts'
-import { getRequestStatus } from '../../workflows/client.ts'
+import { getRequestStatus, requestWorkflowHandle } from '../../workflows/client.ts'
 import { expectRevert, waitUntil } from '../support/chain.ts'
 import { boundedTeardown, requestFromConsumer, startWorkers, type InProcessWorkers, type MadeRequest } from '../support/stack.ts'
 
@@ -154,7 +154,7 @@ describe('two operators on the local stack', () => {
     for (const [i, r] of made.entries()) {
       const other = served[i] === operatorAddress(0) ? 1 : 0
       const client = new Client({ connection: local.services!.connection, namespace: local.operators[other]!.config.temporal.namespace })
-      const description = await client.workflow.getHandle(r.key).describe()
+      const description = await (await requestWorkflowHandle(client, r.key)).handle.describe()
       expect(description.historyLength, `operator ${other + 1}'s workflow for ${r.key}`).toBeLessThanOrEqual(2)
       expect(await getRequestStatus(client, r.key)).toMatchObject({
         stage: 'awaiting-assignment',

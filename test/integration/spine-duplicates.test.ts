@@ -1,6 +1,7 @@
 /**
- * Duplicate events start one workflow: the workflow id is the request key and a completed key is
- * never started again (`ALLOW_DUPLICATE_FAILED_ONLY`), so the same `InferenceRequested` delivered
+ * Duplicate events start one workflow: the workflow id is the request key and the event’s
+ * transaction, and a completed id is never started again (`ALLOW_DUPLICATE_FAILED_ONLY`), so the
+ * same `InferenceRequested` delivered
  * twice — two starts at once, the node's watcher after them, a start after the workflow completed,
  * a watcher that lost its cursor and re-reads the chain from block 0 — leaves exactly one workflow
  * execution and one `InferenceFulfilled` on the real local stack (anvil, Temporal dev server,

@@ -21,7 +21,7 @@ import { modelDir } from '../../core/manifest.ts'
 import { InferenceGateway, ModelRegistry, RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { waitFor } from '../../core/process.ts'
 import { INFERENCE_ERROR_CODES } from '../../core/types.ts'
-import { waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
+import { requestWorkflowHandle, waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
 import { balanceOf, expectRevert, joinPools } from '../support/chain.ts'
 import {
   boundedTeardown,
@@ -177,7 +177,7 @@ describe('requests the node cannot serve end in the error callback with a refund
     )
     await closedExecutionsOf(stack.client, control.key)
     const all: string[] = []
-    for await (const w of stack.client.workflow.list({ query: `WorkflowType = 'requestWorkflow'` })) all.push(w.workflowId)
+    for await (const w of stack.client.workflow.list({ query: `WorkflowType = 'requestWorkflow'` })) all.push(w.workflowId.split('@')[0]!)
     expect(all.sort()).toEqual([...served].sort())
     expect(control.id).toBe(BigInt(served.length))
   })
@@ -186,7 +186,7 @@ describe('requests the node cannot serve end in the error callback with a refund
 async function pendingActivity(key: string, type: string): Promise<boolean> {
   const raw = await stack.client.workflowService.describeWorkflowExecution({
     namespace: stack.client.options.namespace,
-    execution: { workflowId: key },
+    execution: { workflowId: (await requestWorkflowHandle(stack.client, key)).workflowId },
   })
   return (raw.pendingActivities ?? []).some((a) => a.activityType?.name === type)
 }

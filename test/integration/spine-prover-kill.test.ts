@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { deployContract } from '../../chains/evm/deploy.ts'
 import { RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { startProcess, waitFor, type ManagedProcess } from '../../core/process.ts'
-import { getRequestStatus, waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
+import { getRequestStatus, requestWorkflowHandle, waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
 import {
   boundedTeardown,
   closedExecutionsOf,
@@ -103,7 +103,7 @@ describe('a prover worker killed mid-proof', () => {
     expect(outcome.timings.prove?.attempts).toBe(2)
 
     // History: the proof that completed was the second attempt, after the first timed out on its heartbeat.
-    const history = await stack.client.workflow.getHandle(r.key).fetchHistory()
+    const history = await (await requestWorkflowHandle(stack.client, r.key)).handle.fetchHistory()
     const started = history.events!.filter(
       (e) =>
         e.activityTaskStartedEventAttributes &&

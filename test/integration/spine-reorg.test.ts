@@ -18,7 +18,7 @@ import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/i
 import { waitFor } from '../../core/process.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import type { RequestWorkflowInput } from '../../workflows/messages.ts'
-import { waitForOutcome } from '../../workflows/client.ts'
+import { requestWorkflowHandle, waitForOutcome } from '../../workflows/client.ts'
 import {
   boundedTeardown,
   closedExecutionsOf,
@@ -62,7 +62,7 @@ const blockHash = async (n: bigint) => (await stack.chain.owner.getBlock({ block
 
 /** The request the workflow was started with (its first event's input). */
 async function workflowInput(key: string): Promise<InferenceRequest> {
-  const history = await stack.client.workflow.getHandle(key).fetchHistory()
+  const history = await (await requestWorkflowHandle(stack.client, key)).handle.fetchHistory()
   const payload = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!
   return stack.client.options.loadedDataConverter.payloadConverter.fromPayload<RequestWorkflowInput>(payload).request
 }
@@ -79,7 +79,7 @@ describe('reorgs around a request', () => {
     const moved = await stack.chain.owner.getTransactionReceipt({ hash: r.hash })
     expect(moved.blockNumber).toBe(r.block + 1n)
     expect(await blockHash(r.block)).not.toBe(oldHash)
-    expect(await workflowExists(stack.client, r.key)).toBe(false)
+    expect(await workflowExists(stack.client, r.key, r.hash)).toBe(false)
 
     await mine(stack, CONFIRMATIONS) // confirmed in its new block
     const outcome = await within(60_000, 'the request’s outcome', waitForOutcome(stack.client, r.key, 20_000))
@@ -121,7 +121,7 @@ describe('reorgs around a request', () => {
       { timeoutMs: 20_000 },
     )
     expect(tip - BigInt(CONFIRMATIONS)).toBeGreaterThan(r.block)
-    expect(await workflowExists(stack.client, r.key)).toBe(false)
+    expect(await workflowExists(stack.client, r.key, r.hash)).toBe(false)
     expect(await fulfilledEventsOf(stack, r.id)).toHaveLength(0)
   })
 })

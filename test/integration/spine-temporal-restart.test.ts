@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { deployContract } from '../../chains/evm/deploy.ts'
 import { RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import { waitFor } from '../../core/process.ts'
-import { getRequestStatus, waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
+import { getRequestStatus, requestWorkflowHandle, waitForOutcome, waitForWorkflow } from '../../workflows/client.ts'
 import {
   boundedTeardown,
   closedExecutionsOf,
@@ -65,7 +65,7 @@ describe('a Temporal server restart mid-request', () => {
     expect((await closedExecutionsOf(stack.client, r.key)).map((x) => x.status.name)).toEqual(['COMPLETED'])
     expect(await fulfilledEventsOf(stack, r.id)).toHaveLength(1)
     // It really was mid-flight: the workflow completed on the restarted server.
-    const history = await stack.client.workflow.getHandle(r.key).fetchHistory()
+    const history = await (await requestWorkflowHandle(stack.client, r.key)).handle.fetchHistory()
     const completed = history.events!.find((e) => e.workflowExecutionCompletedEventAttributes)!
     expect(tsMs(completed.eventTime)).toBeGreaterThan(restartedAt)
 

@@ -28,7 +28,7 @@ import { localArtifactRefs } from '../../core/artifacts.ts'
 import { modelDir } from '../../core/manifest.ts'
 import { RecordingConsumer } from '../../contracts/artifacts/index.ts'
 import type { RequestOutcome } from '../../workflows/messages.ts'
-import { waitForOutcome } from '../../workflows/client.ts'
+import { requestWorkflowHandle, waitForOutcome } from '../../workflows/client.ts'
 import { deploySpokeConsumer, requestOnSpoke, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
 import {
   boundedTeardown,
@@ -44,7 +44,7 @@ import {
 const HISTORIES_DIR = fileURLToPath(new URL('../fixtures/histories', import.meta.url))
 
 async function writeHistory(client: TestStack['client'], key: string, name: string, outcome: RequestOutcome): Promise<void> {
-  const history = await client.workflow.getHandle(key).fetchHistory()
+  const history = await (await requestWorkflowHandle(client, key)).handle.fetchHistory()
   const file = join(HISTORIES_DIR, `${name}.json`)
   await mkdir(HISTORIES_DIR, { recursive: true })
   await writeFile(file, `${JSON.stringify(JSON.parse(historyToJSON(history)), null, 2)}\n`)

@@ -20,6 +20,8 @@ import { quantize } from '../../core/field.ts'
 import { waitFor } from '../../core/process.ts'
 import { requestKey, type RequestKey } from '../../core/types.ts'
 import type { ArlocalInstance } from '../../plugins/storage/arweave/index.ts'
+import { findRequestWorkflows } from '../../workflows/client.ts'
+import { requestWorkflowIdOf } from '../../workflows/messages.ts'
 import type { TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
 import { runWorkers, WORKFLOWS_PATH, type WorkerRole } from '../../workflows/worker/index.ts'
 import type { TestChain } from './chain.ts'
@@ -246,11 +248,9 @@ export async function failedEventsOf(stack: Pick<TestStack, 'chain'>, id: bigint
   })
 }
 
-/** Every execution (run) with workflow id `key`, from the visibility store (eventually consistent). */
+/** Every execution (run) of every workflow of request `key`, from the visibility store (eventually consistent). */
 export async function executionsOf(client: Client, key: string): Promise<WorkflowExecutionInfo[]> {
-  const runs: WorkflowExecutionInfo[] = []
-  for await (const w of client.workflow.list({ query: `WorkflowId = '${key}'` })) runs.push(w)
-  return runs
+  return findRequestWorkflows(client, key)
 }
 
 /**
@@ -270,15 +270,20 @@ export async function closedExecutionsOf(client: Client, key: string, timeoutMs 
   return runs
 }
 
-/** Whether a workflow with id `key` exists (any run). */
-export async function workflowExists(client: Client, key: string): Promise<boolean> {
-  try {
-    await client.workflow.getHandle(key).describe()
-    return true
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false
-    throw err
+/**
+ * Whether a workflow of request `key` exists (any run): the one for its event in `transactionHash`
+ * (read at once), or any listed (visibility lags a start by a moment).
+ */
+export async function workflowExists(client: Client, key: string, transactionHash?: Hex): Promise<boolean> {
+  if (transactionHash) {
+    try {
+      await client.workflow.getHandle(requestWorkflowIdOf({ key, seenAt: { transactionHash } })).describe()
+      return true
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err
+    }
   }
+  return (await findRequestWorkflows(client, key)).length > 0
 }
 
 /** `p`, or a rejection naming `what` after `ms`. */

@@ -15,8 +15,8 @@ import type { InferenceRequest } from '../../core/types.ts'
 import { runKeeper } from '../../chains/evm/plugin/keeper.ts'
 import { createActivities } from '../activities/index.ts'
 import { resolveSigners } from '../../core/secrets.ts'
+import { checkSearchAttributes, startRequestWorkflow, type StandingAside } from '../client.ts'
 import { connectTemporalWorker } from '../connection.ts'
-import { startRequestWorkflow, type StandingAside } from '../client.ts'
 import { batchWorkflowIdOf, joinBatchSignal, type TaskQueues } from '../messages.ts'
 import { buildContainer, lazyActivityDeps, proverMemoryOf, provingShareOfMemory, type ContainerOverrides } from './container.ts'
 import { type HealthServer, startHealthServer, startTemporalProbe } from './health-server.ts'
@@ -89,6 +89,11 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   let server: HealthServer | undefined
   // Batch workflows are started (signal-with-start) from an activity, through this client.
   const client = new Client({ connection, namespace: config.temporal.namespace })
+  if (roles.includes('chain-io')) {
+    // This role starts the request workflows: one line if the namespace lacks their search attributes.
+    const attributes = await checkSearchAttributes(client)
+    if (attributes.message) workerLog.warn(attributes.message)
+  }
   const deps = lazyActivityDeps(sertn.container)
   deps.batches = {
     join: async (member, input) => {

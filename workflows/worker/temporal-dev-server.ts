@@ -1,7 +1,19 @@
-/** The Temporal dev server on 127.0.0.1, persisted to a SQLite file, in its own process group. */
+/**
+ * The Temporal dev server on 127.0.0.1, persisted to a SQLite file, in its own process group, with
+ * Sertn's search attributes (SertnRequestKey, SertnChain, SertnModel, SertnNode, SertnStage: see
+ * SEARCH_ATTRIBUTES in workflows/messages.ts) in every namespace: registered at start
+ * (`--search-attribute Name=Keyword`), and added after it when a database file made without them
+ * is reused (the flag only applies to namespaces it creates).
+ *
+ * A cluster (self-hosted or Temporal Cloud) needs them created once per namespace:
+ * `temporal operator search-attribute create --namespace <ns> --name SertnRequestKey --type Keyword
+ * --name SertnChain --type Keyword --name SertnModel --type Keyword --name SertnNode --type Keyword
+ * --name SertnStage --type Keyword`. Without them workers say so at start and run requests without.
+ */
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../../core/process.ts'
+import { addSearchAttributes, SEARCH_ATTRIBUTE_NAMES } from '../client.ts'
 import { connectTemporalClient } from '../connection.ts'
 import { ensureTemporalCli } from './temporal-cli.ts'
 
@@ -15,6 +27,8 @@ export type StartTemporalParameters = {
   namespace?: string
   /** More namespaces to create beside `namespace` (e.g. one per operator of a local network). */
   extraNamespaces?: readonly string[]
+  /** Registers Sertn's search attributes in every namespace (default true; false: a cluster where nobody created them). */
+  searchAttributes?: boolean
   echo?: boolean
 }
 
@@ -47,6 +61,8 @@ async function startOnce(cli: string, params: StartTemporalParameters): Promise<
   // Likewise a workflow started by a worker's own client (the chain watcher) gets its first task at once.
   args.push('--dynamic-config-value', 'system.enableEagerWorkflowStart=true')
   for (const extra of params.extraNamespaces ?? []) args.push('--namespace', extra)
+  const searchAttributes = params.searchAttributes ?? true
+  if (searchAttributes) for (const name of SEARCH_ATTRIBUTE_NAMES) args.push('--search-attribute', `${name}=Keyword`)
   if (params.uiPort !== undefined) args.push('--ui-port', String(params.uiPort), '--ui-ip', '127.0.0.1')
   else args.push('--headless')
   if (params.dbFile) {
@@ -76,6 +92,18 @@ async function startOnce(cli: string, params: StartTemporalParameters): Promise<
     },
     { timeoutMs: 60_000, intervalMs: 250 },
   )
+  if (searchAttributes) {
+    // A database file made without the search attributes keeps its namespaces as they were.
+    const conn = await connectTemporalClient({ address })
+    try {
+      for (const ns of [namespace, ...(params.extraNamespaces ?? [])]) await addSearchAttributes(conn, ns)
+    } catch (err) {
+      await proc.stop()
+      throw err
+    } finally {
+      await conn.close()
+    }
+  }
   return {
     address,
     port,

@@ -275,11 +275,17 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
       return settledOrThrow(op, what, err)
     }
     // 2. An explicit gas limit with room for the callback. Verification costs the same for every
-    //    request of a model version, so the estimate (a dozen executions of the verifier on the
-    //    node) is made once per model version and operation; the callback's own limit is added on top.
+    //    request of a model version, so a `fulfill` estimate (a dozen executions of the verifier on
+    //    the node) is made once per model version. A `fail` costs what its requester makes it cost
+    //    (a refund held for a contract that refuses ETH is a new storage slot; an error callback may
+    //    burn its gas): it is estimated for each transaction, or a cheap requester's estimate would
+    //    leave a costly one's every try short. The callback's own limit is added on top.
     let gasEstimate: bigint
     try {
-      gasEstimate = await estimate(`${op}:${request.modelId}:${request.modelVersion}`, call)
+      gasEstimate =
+        op === 'fail'
+          ? await publicClient.estimateContractGas(call as never)
+          : await estimate(`${op}:${request.modelId}:${request.modelVersion}`, call)
     } catch (err) {
       return settledOrThrow(op, what, err)
     }

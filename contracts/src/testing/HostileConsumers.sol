@@ -138,3 +138,23 @@ contract EthRefusingConsumer is TestConsumerBase {
         _accepting = false;
     }
 }
+
+/// @notice The most expensive requester to fail: refuses pushed ETH (its refund is held for
+///         withdrawal, a new storage slot) and burns all the gas its error callback is given.
+contract FailGuzzlerConsumer is TestConsumerBase {
+    error FailGuzzlerConsumerNoEth();
+
+    uint256 public sink;
+
+    constructor(IInferenceGateway gateway_) TestConsumerBase(gateway_) {}
+
+    function _onInferenceResult(uint256, int256[] calldata) internal override {}
+
+    function _onInferenceError(uint256, InferenceErrorCode, string calldata) internal override {
+        for (uint256 i; ; ++i) sink = i;
+    }
+
+    receive() external payable override {
+        revert FailGuzzlerConsumerNoEth();
+    }
+}
