@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { totalmem } from 'node:os'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { privateKeyToAccount } from 'viem/accounts'
-import { evmChain, evmMarket, FileCursorStore } from '../../chains/evm/plugin/index.ts'
+import { evmChain, evmMarket, feePolicyOf, FileCursorStore } from '../../chains/evm/plugin/index.ts'
 import { messengersOf, spokeRouteOf, type SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { createModelStore, type ModelStore } from '../../core/models.ts'
@@ -95,6 +95,9 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
         chainName,
         chainId: ch.chainId,
         rpcUrl: ch.rpcUrl,
+        fallbackRpcUrls: ch.fallbackRpcUrls,
+        fees: feePolicyOf(ch.fees),
+        maxBlockRange: ch.logRangeBlocks,
         gateway: ch.gateway as `0x${string}`,
         account,
         confirmations: ch.confirmations,
@@ -113,6 +116,8 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
           chainName,
           chainId: ch.chainId,
           rpcUrl: ch.rpcUrl,
+          fallbackRpcUrls: ch.fallbackRpcUrls,
+          fees: feePolicyOf(ch.fees),
           market: ch.market as `0x${string}`,
           account,
           pollingIntervalMs: ch.pollingIntervalMs,

@@ -37,7 +37,7 @@
  * restart before the first request does not move the start forward.
  */
 import { resolve } from 'node:path'
-import { getAbiItem, getAddress, type Address, type Chain, type Hex, type HttpTransport, type PublicClient } from 'viem'
+import { getAbiItem, getAddress, type Address, type Chain, type Hex, type PublicClient, type Transport } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, PluginError, SertnError } from '../../../core/errors.ts'
 import type { WatchCursor, WatchOptions } from '../../../core/plugins.ts'
@@ -57,7 +57,7 @@ export type ReorgInfo = {
 }
 
 export type WatcherConfig = {
-  client: PublicClient<HttpTransport, Chain>
+  client: PublicClient<Transport, Chain>
   chainId: ChainId
   gateway: Address
   confirmations: bigint
