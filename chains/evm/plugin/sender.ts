@@ -210,6 +210,14 @@ export class AccountSender {
     return turn
   }
 
+  /**
+   * Every version of the transaction first sent as `hash` (the first, then each replacement), while
+   * its nonce is not used yet; just `[hash]` for one not (or no longer) in flight.
+   */
+  versionsOf(hash: Hex): readonly Hex[] {
+    return this.inflight.get(hash)?.hashes.slice() ?? [hash]
+  }
+
   /** {@link send}, then {@link wait}. */
   async sendAndWait(tx: TxRequest, o: WaitOptions = {}): Promise<{ hash: Hex; receipt: TransactionReceipt }> {
     return this.wait(await this.send(tx), o)
