@@ -4,17 +4,22 @@
  *
  * A chain with fallback RPC URLs gets viem's `fallback` transport: each request goes to the primary
  * first and, when it fails (a refused connection fails at once; a hung endpoint after `timeoutMs`),
- * to the next URL. Requests a fallback answered count in `sertn_rpc_failovers_total{chain}`. The
- * transports are not ranked: viem's ranking polls every endpoint for the life of the process.
+ * to the next URL; a primary that failed is passed over for a while ({@link sertnTransport}).
+ * Requests a fallback answered count in `sertn_rpc_failovers_total{chain}`. The transports are not
+ * ranked: viem's ranking pings every endpoint for the life of the process (and keeps it alive).
  */
 import {
+  createTransport,
   createWalletClient,
   fallback,
+  HttpRequestError,
   http,
+  TimeoutError,
   publicActions,
   type Account,
   toHex,
   type Chain,
+  type EIP1193RequestFn,
   type Hex,
   type PublicActions,
   type Transport,
@@ -40,27 +45,54 @@ export type SertnTransportParameters = {
   chainName?: string
   /** Per-request timeout of each endpoint (ms). Default 10 000 (viem's). */
   timeoutMs?: number
+  /**
+   * After the primary fails to answer (refused, reset, timed out), requests go to the fallbacks first
+   * for this long (ms), then the primary is tried again. Default 30 000.
+   */
+  primaryCooldownMs?: number
 }
 
 /**
- * The transport for `urls` (the primary first, then the fallbacks): plain `http` for one URL,
- * viem's `fallback` over them for more, counting requests answered by a fallback.
+ * The transport for `urls` (the primary first, then the fallbacks): plain `http` for one URL, else
+ * viem's `fallback` over them. A primary that failed to answer is passed over for
+ * `primaryCooldownMs` (a hung endpoint would otherwise cost every request its timeout: measured
+ * here, 2 s per request with a 2 s timeout, against 44 ms for a refused connection); JSON-RPC
+ * errors (a revert, a nonce too low) come from a live endpoint and change nothing. Requests a
+ * fallback answered count in `sertn_rpc_failovers_total{chain}`.
  */
 export function sertnTransport(urls: readonly string[], chainName: string, o: SertnTransportParameters = {}): Transport {
   const unique = [...new Set(urls)]
-  const [primary] = unique
+  const [primary, ...rest] = unique
   if (!primary) throw new Error('sertnTransport: no RPC URL')
   const one = (url: string) => http(url, { retryCount: 0, ...(o.timeoutMs !== undefined ? { timeout: o.timeoutMs } : {}) })
-  if (unique.length === 1) return one(primary)
-  const inner = fallback(unique.map(one), { retryCount: 0 })
+  if (rest.length === 0) return one(primary)
   const label = o.chainName ?? chainName
+  const cooldownMs = o.primaryCooldownMs ?? 30_000
+  const primaryFirst = fallback(unique.map(one), { retryCount: 0 })
+  const primaryLast = fallback([...rest, primary].map(one), { retryCount: 0 })
+  let primaryDownUntil = 0
   return (params) => {
-    const t = inner(params)
-    t.value?.onResponse((r) => {
-      if (r.status === 'success' && (r.transport.value as { url?: string } | undefined)?.url !== primary)
-        metrics.rpcFailovers.inc({ chain: label })
-    })
-    return t
+    const first = primaryFirst(params)
+    const last = primaryLast(params)
+    for (const t of [first, last]) {
+      t.value?.onResponse((r) => {
+        const url = (r.transport.value as { url?: string } | undefined)?.url
+        if (url === primary) {
+          if (r.status === 'success') primaryDownUntil = 0
+          else if (r.error instanceof HttpRequestError || r.error instanceof TimeoutError) primaryDownUntil = Date.now() + cooldownMs
+        } else if (r.status === 'success') metrics.rpcFailovers.inc({ chain: label })
+      })
+    }
+    return createTransport(
+      {
+        key: 'fallback',
+        name: 'Sertn fallback',
+        type: 'fallback',
+        retryCount: 0,
+        request: ((args, options) => (Date.now() < primaryDownUntil ? last : first).request(args as never, options)) as EIP1193RequestFn,
+      },
+      { primary, fallbacks: rest },
+    )
   }
 }
 

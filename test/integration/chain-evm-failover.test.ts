@@ -8,9 +8,10 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { parseEventLogs, toHex, type Hex } from 'viem'
+import { createServer, type Socket } from 'node:net'
+import { createPublicClient, parseEventLogs, toHex, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { anvilPrivateKey } from '../../chains/evm/clients.ts'
+import { anvilPrivateKey, sertnTransport } from '../../chains/evm/clients.ts'
 import { InferenceGateway } from '../../contracts/artifacts/index.ts'
 import { parseConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
@@ -167,4 +168,43 @@ describe('configured RPC endpoints and log range', () => {
     expect(ids(w.seen)).toEqual([first, second, third])
     expect(w.errors).toEqual([])
   }, 120_000)
+
+  test('behavior: a hung primary costs one timeout, then is passed over for primaryCooldownMs, and is used again after it', async () => {
+    const sockets = new Set<Socket>()
+    const hung = createServer((socket) => void sockets.add(socket)) // accepts, never answers
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()))
+    cleanups.push(async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((r) => hung.close(r))
+    })
+    const hungUrl = `http://127.0.0.1:${(hung.address() as { port: number }).port}`
+    const count = async (chain: string) => (await metrics.rpcFailovers.get()).values.find((v) => v.labels.chain === chain)?.value ?? 0
+    const client = createPublicClient({
+      chain: t.anvil.chain,
+      transport: sertnTransport([hungUrl, t.anvil.rpcUrl], 'hung', { timeoutMs: 500, primaryCooldownMs: 60_000 }),
+    })
+    const started = performance.now()
+    for (let i = 0; i < 10; i++) expect(await client.getBlockNumber({ cacheTime: 0 })).toBe(await head())
+    const took = performance.now() - started
+    expect(took).toBeGreaterThanOrEqual(450) // the first request waited for the primary's timeout
+    expect(took).toBeLessThan(2_500) // the other nine did not (each would add 500 ms)
+    expect(await count('hung')).toBe(10)
+
+    // A primary that refuses, then comes back: used again once the cool-down is over.
+    const back = createPublicClient({
+      chain: t.anvil.chain,
+      transport: sertnTransport([proxy.url, t.anvil.rpcUrl], 'back', { primaryCooldownMs: 300 }),
+    })
+    await proxy.close()
+    await back.getBlockNumber({ cacheTime: 0 })
+    expect(await count('back')).toBe(1)
+    await proxy.open()
+    await back.getBlockNumber({ cacheTime: 0 }) // within the cool-down: the fallback again
+    expect(await count('back')).toBe(2)
+    await new Promise((r) => setTimeout(r, 400))
+    const connections = proxy.connections
+    await back.getBlockNumber({ cacheTime: 0 })
+    expect(proxy.connections).toBeGreaterThan(connections)
+    expect(await count('back')).toBe(2)
+  }, 60_000)
 })

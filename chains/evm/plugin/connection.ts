@@ -97,6 +97,7 @@ export async function sendAndWait(
   try {
     const confirmations = o.confirmations ?? 0
     const mined = confirmations === 0 ? await conn.publicClient.getTransactionReceipt({ hash }).catch(() => undefined) : undefined
+    if (mined) conn.sender.mined(hash)
     const { receipt } = mined
       ? { receipt: mined }
       : await conn.sender.wait(hash, {

@@ -218,6 +218,14 @@ export class AccountSender {
     return this.inflight.get(hash)?.hashes.slice() ?? [hash]
   }
 
+  /** Stops watching the transaction first sent as `hash` (its receipt is known: nothing to replace). */
+  mined(hash: Hex): void {
+    const entry = this.inflight.get(hash)
+    if (!entry) return
+    clearTimeout(entry.timer)
+    this.inflight.delete(hash)
+  }
+
   /** {@link send}, then {@link wait}. */
   async sendAndWait(tx: TxRequest, o: WaitOptions = {}): Promise<{ hash: Hex; receipt: TransactionReceipt }> {
     return this.wait(await this.send(tx), o)
@@ -233,6 +241,7 @@ export class AccountSender {
     const timeoutMs = o.timeoutMs ?? 120_000
     const deadline = performance.now() + timeoutMs
     const controller = new AbortController()
+    const forget = () => this.mined(hash)
     const ours = (h: Hex) => entry?.hashes.some((x) => x.toLowerCase() === h.toLowerCase()) ?? h.toLowerCase() === hash.toLowerCase()
     return new Promise((resolve, reject) => {
       let running = 0
@@ -247,7 +256,11 @@ export class AccountSender {
       function watch(this: void, h: Hex) {
         running++
         waitOne(h).then(
-          (receipt) => finish(() => resolve({ hash: receipt.transactionHash, receipt })),
+          (receipt) =>
+            finish(() => {
+              forget()
+              resolve({ hash: receipt.transactionHash, receipt })
+            }),
           (err) => {
             running--
             if (running === 0 && !controller.signal.aborted) finish(() => reject(err))
