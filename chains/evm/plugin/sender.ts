@@ -318,8 +318,15 @@ export class AccountSender {
         if (mined > entry.nonce) return forget()
         await this.replace(entry)
       } catch (err) {
-        if (isNonceError(err)) return forget() // mined meanwhile
-        this.log.warn({ err, nonce: entry.nonce, hash: entry.hashes.at(-1) }, 'replacing a stuck transaction failed; trying again')
+        const fields = { err, nonce: entry.nonce, hash: entry.hashes.at(-1) }
+        if (/underpriced/i.test(String(err instanceof BaseError ? `${err.shortMessage} ${err.details}` : err)))
+          this.log.warn(
+            { ...fields, setting: 'fees.bumpPercent' },
+            'the node refused the replacement as underpriced: raise fees.bumpPercent',
+          )
+        // Another nonce error: most likely mined meanwhile (the next check sees it and stops).
+        else if (isNonceError(err)) this.log.debug(fields, 'replacing a stuck transaction failed: mined meanwhile?')
+        else this.log.warn(fields, 'replacing a stuck transaction failed; trying again')
       }
       schedule()
     }
