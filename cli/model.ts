@@ -463,7 +463,10 @@ async function creatorClients(stack: OpenStack, key: Hex | undefined, progress?:
     if (!c.registry) throw new UsageError(`chain ${name} has no registry address in the configuration`)
     return {
       name,
-      client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, { pollingInterval: Math.min(c.pollingIntervalMs, 250) }),
+      client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), account, {
+        pollingInterval: Math.min(c.pollingIntervalMs, 250),
+        fallbackRpcUrls: c.fallbackRpcUrls,
+      }),
       registry: c.registry as Address,
       hub: c.market !== undefined,
     }

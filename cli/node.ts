@@ -156,6 +156,8 @@ async function openHub(p: NodeConnectionOptions & { node?: Address | undefined }
   }
   const client = createSertnClient(evmChainOf(chainId, chain?.name ?? 'hub', rpcUrl), account, {
     pollingInterval: Math.min(chain?.pollingIntervalMs ?? 250, 250),
+    // A configured chain's fallbacks (not for a given --rpc-url).
+    ...(chain && p.rpcUrl === undefined ? { fallbackRpcUrls: chain.fallbackRpcUrls } : {}),
   })
   const gateway = p.gateway ?? (chain?.gateway as Address | undefined)
   let registry = p.registry
@@ -488,11 +490,14 @@ export async function nodeRegisterCommand(p: NodeRegisterParameters): Promise<nu
   return failed ? 1 : 0
 }
 
-/** `[from, to]` split into ranges of at most {@link LOG_RANGE} blocks, queried one after another. */
-async function inRanges<T>(from: bigint, to: bigint, query: (from: bigint, to: bigint) => Promise<T[]>): Promise<T[]> {
+/** The most blocks one log query of the hub spans: its configured `logRangeBlocks`, else {@link LOG_RANGE}. */
+const logRangeOf = (h: Hub): bigint => (h.stack ? BigInt(hubChainOf(h.stack).logRangeBlocks) : LOG_RANGE)
+
+/** `[from, to]` split into ranges of at most `range` blocks, queried one after another. */
+async function inRanges<T>(range: bigint, from: bigint, to: bigint, query: (from: bigint, to: bigint) => Promise<T[]>): Promise<T[]> {
   const all: T[] = []
-  for (let start = from; start <= to; start += LOG_RANGE) {
-    const end = start + LOG_RANGE - 1n < to ? start + LOG_RANGE - 1n : to
+  for (let start = from; start <= to; start += range) {
+    const end = start + range - 1n < to ? start + range - 1n : to
     all.push(...(await query(start, end)))
   }
   return all
@@ -500,7 +505,7 @@ async function inRanges<T>(from: bigint, to: bigint, query: (from: bigint, to: b
 
 /** The models `node` ever registered for (from its Registered events). */
 async function registeredModels(h: Hub, node: Address, from: bigint, to: bigint): Promise<Hex[]> {
-  const logs = await inRanges(from, to, (fromBlock, toBlock) =>
+  const logs = await inRanges(logRangeOf(h), from, to, (fromBlock, toBlock) =>
     h.client.getContractEvents({ ...at(h), eventName: 'Registered', args: { node }, fromBlock, toBlock, strict: true }),
   )
   const ids: Hex[] = []
@@ -566,7 +571,7 @@ export async function nodeStatusCommand(p: NodeStatusParameters): Promise<number
   let earnings: { gateway: Address | null; fulfilled: number; amount: bigint; counted: string }
   if (h.gateway) {
     const gateway = h.gateway
-    const fulfilled = await inRanges(genesis, head, (fromBlock, toBlock) =>
+    const fulfilled = await inRanges(logRangeOf(h), genesis, head, (fromBlock, toBlock) =>
       h.client.getContractEvents({
         address: gateway,
         abi: InferenceGateway.abi,
@@ -595,7 +600,7 @@ export async function nodeStatusCommand(p: NodeStatusParameters): Promise<number
 
   // Jobs: from the registry's events naming this node.
   const events = async (eventName: 'JobAssigned' | 'JobClosed' | 'JobReassigned' | 'Slashed') =>
-    inRanges(genesis, head, (fromBlock, toBlock) =>
+    inRanges(logRangeOf(h), genesis, head, (fromBlock, toBlock) =>
       h.client.getContractEvents({
         ...at(h),
         eventName,

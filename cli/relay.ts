@@ -1,5 +1,7 @@
 /** `sertn relay`: the local agents of every configured messaging network (Hyperlane, LayerZero, …), until SIGINT/SIGTERM. */
 import { join, resolve } from 'node:path'
+import { privateKeyToAccount } from 'viem/accounts'
+import { startBalanceMonitor } from '../chains/evm/plugin/balance.ts'
 import { loadConfig, type SertnConfig } from '../core/config.ts'
 import { requireSigner, resolveSigners } from '../core/secrets.ts'
 import { startMessengerAgentsFromConfig } from '../plugins/messengers/index.ts'
@@ -39,6 +41,13 @@ export async function relayCommand(opts: { config?: string; logLevel?: string; l
           requireTemporal: false,
         })
   if (server) log.info({ url: server.url }, `health server on ${server.url} (/metrics, /healthz, /readyz)`)
+  // The relayer pays every delivery: its balance on every chain, with the chains' alarms (balanceAlarmEth).
+  const stopped = new AbortController()
+  const balances = startBalanceMonitor({
+    chains: config.chains,
+    accounts: [{ role: 'relayer', address: privateKeyToAccount(keys.relayerKey).address }],
+    signal: stopped.signal,
+  })
   // Some agents load libraries in seconds: wait before saying the relay runs, not on the first message.
   await agents.ready
   const kinds = [...agents.byKind.keys()]
@@ -52,7 +61,8 @@ export async function relayCommand(opts: { config?: string; logLevel?: string; l
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))
   })
-  await agents.stop()
+  stopped.abort()
+  await Promise.all([agents.stop(), balances.done])
   await server?.close()
   return 0
 }

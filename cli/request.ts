@@ -309,7 +309,7 @@ export async function requestCommand(opts: {
       details: `${stack.configFile} and ${stack.paths.deployment} disagree: restart the stack with \`sertn start\` so that it writes both again.`,
     })
   const chain = evmChainOf(chainCfg.chainId, `sertn-${opts.chain}`, chainCfg.rpcUrl)
-  const user = createSertnClient(chain, anvilAccount(USER_ACCOUNT))
+  const user = createSertnClient(chain, anvilAccount(USER_ACCOUNT), { fallbackRpcUrls: chainCfg.fallbackRpcUrls })
   try {
     const id = await user.getChainId()
     if (id !== chainCfg.chainId)
@@ -352,7 +352,12 @@ export async function requestCommand(opts: {
       ...(hubCfg && deployment.hub.nodeRegistry
         ? {
             hub: {
-              client: opts.chain === 'hub' ? user : createSertnClient(evmChainOf(hubCfg.chainId, 'sertn-hub', hubCfg.rpcUrl), user.account),
+              client:
+                opts.chain === 'hub'
+                  ? user
+                  : createSertnClient(evmChainOf(hubCfg.chainId, 'sertn-hub', hubCfg.rpcUrl), user.account, {
+                      fallbackRpcUrls: hubCfg.fallbackRpcUrls,
+                    }),
               nodeRegistry: deployment.hub.nodeRegistry,
               gateway: deployment.hub.gateway,
               fromBlock: BigInt(deployment.hub.deployedAtBlock),

@@ -433,6 +433,8 @@ export interface MessengerChain<Client> {
   readonly domain: number
   /** Reads the chain and signs (deployment and enrolment: as the owner; agents: as the payer). */
   readonly client: Client
+  /** The most blocks one of the agents' `eth_getLogs` scans of this chain asks for (the chain's `logRangeBlocks`). */
+  readonly logRangeBlocks?: number
 }
 
 /**

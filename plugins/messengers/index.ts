@@ -10,6 +10,7 @@ import type { Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { evmChainOf } from '../../chains/evm/chain.ts'
 import { createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { feePolicyOf } from '../../chains/evm/plugin/sender.ts'
 import { InferenceMarket, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { messengersOf, type SertnConfig } from '../../core/config.ts'
 import { ConfigError } from '../../core/errors.ts'
@@ -110,7 +111,12 @@ export async function startMessengerAgentsFromConfig(
         chain: {
           name,
           domain: c.chainId,
-          client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), payer, { pollingInterval: config.relay.pollingIntervalMs }),
+          client: createSertnClient(evmChainOf(c.chainId, name, c.rpcUrl), payer, {
+            pollingInterval: config.relay.pollingIntervalMs,
+            fallbackRpcUrls: c.fallbackRpcUrls,
+            fees: feePolicyOf(c.fees),
+          }),
+          logRangeBlocks: c.logRangeBlocks,
         },
         deployment: section,
       }

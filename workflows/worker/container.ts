@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path'
 import { totalmem } from 'node:os'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
-import { evmChain, evmMarket, FileCursorStore } from '../../chains/evm/plugin/index.ts'
+import { evmChain, evmMarket, feePolicyOf, FileCursorStore } from '../../chains/evm/plugin/index.ts'
 import { messengersOf, spokeRouteOf, type SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { ConfigError } from '../../core/errors.ts'
@@ -99,6 +99,9 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
         chainName,
         chainId: ch.chainId,
         rpcUrl: ch.rpcUrl,
+        fallbackRpcUrls: ch.fallbackRpcUrls,
+        fees: feePolicyOf(ch.fees),
+        maxBlockRange: ch.logRangeBlocks,
         gateway: ch.gateway as `0x${string}`,
         account,
         confirmations: ch.confirmations,
@@ -117,6 +120,8 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
           chainName,
           chainId: ch.chainId,
           rpcUrl: ch.rpcUrl,
+          fallbackRpcUrls: ch.fallbackRpcUrls,
+          fees: feePolicyOf(ch.fees),
           market: ch.market as `0x${string}`,
           account,
           pollingIntervalMs: ch.pollingIntervalMs,

@@ -12,6 +12,8 @@ import { reportChain } from '../../core/health.ts'
 import { createLogger, type Logger, requestFields, rootLogger } from '../../core/log.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
+import { privateKeyToAccount } from 'viem/accounts'
+import { startBalanceMonitor } from '../../chains/evm/plugin/balance.ts'
 import { runKeeper } from '../../chains/evm/plugin/keeper.ts'
 import { createActivities } from '../activities/index.ts'
 import { resolveSigners } from '../../core/secrets.ts'
@@ -71,6 +73,13 @@ export function queueOfRole(config: SertnConfig, role: WorkerRole): string {
   if (role === 'inference') return q.inference
   return config.prover.hardware === 'gpu' ? q.proverGpu : q.prover
 }
+
+/** How often a chain-io worker reads its node account's balance on each chain. */
+const BALANCE_INTERVAL_MS = 60_000
+
+/** The node's address from a raw development key (tests that pass their own chains and no signers). */
+const nodeAddressOf = (config: SertnConfig) =>
+  config.node.privateKey ? privateKeyToAccount(config.node.privateKey as `0x${string}`).address : undefined
 
 /** Runs until `signal` aborts; resolves when every worker and watcher has stopped. */
 export async function runWorkers(params: RunWorkersParameters): Promise<void> {
@@ -213,6 +222,17 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
         )
       }
       watchers.push(runKeeper(config, { signal })) // refunds expired requests, sends deferred receipts (keeper.enabled)
+      // The node account's balance on every chain (sertn_account_balance_wei), with its alarm (balanceAlarmEth).
+      const node = signers.node?.account.address ?? nodeAddressOf(config)
+      if (node)
+        watchers.push(
+          startBalanceMonitor({
+            chains: config.chains,
+            accounts: [{ role: 'node', address: node }],
+            intervalMs: BALANCE_INTERVAL_MS,
+            signal,
+          }).done,
+        )
     }
     const stop = () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown()

@@ -61,7 +61,8 @@ import { RequestSettledError, transient } from './errors.ts'
 import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
-import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
+import { checkFeePolicy, connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
+import type { FeePolicy } from './sender.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 import { recordGas } from './gas-metrics.ts'
 import { runWatcher, withWatchKey, type ReorgInfo } from './watcher.ts'
@@ -72,7 +73,13 @@ export type EvmChainOptions = {
   /** The chain id the RPC must report; checked before the first watch or send. */
   chainId: number
   rpcUrl: string
-  /** The InferenceGateway's address. */
+  /** More RPC endpoints, tried in order when the ones before fail (the chain's `fallbackRpcUrls`). */
+  fallbackRpcUrls?: readonly string[]
+  /**
+   * How the node account pays for and replaces its transactions on this chain (`feePolicyOf(chain.fees)`):
+   * the fee cap, and when and by how much a stuck transaction is replaced. Default: no cap, replaced after 60 s, +25%.
+   */
+  fees?: FeePolicy
   gateway: Address
   /** The node account that fulfils and fails requests (a local account signs in-process). */
   account: Account
@@ -88,7 +95,7 @@ export type EvmChainOptions = {
   pollingIntervalMs?: number
   /** Keeps the watcher's cursor. Use a {@link FileCursorStore} for a node that must resume after a restart. */
   cursorStore: CursorStore
-  /** The most blocks one `eth_getLogs` call spans. Default 2000. */
+  /** The most blocks one `eth_getLogs` call spans (the chain's `logRangeBlocks`). Default 2000. */
   maxBlockRange?: number
   /** How many recent block hashes the cursor remembers (the deepest reorg that rewinds exactly). Default 64. */
   reorgDepth?: number
@@ -154,6 +161,7 @@ function checkOptions(o: EvmChainOptions) {
   if (!o.chainName) throw new ConfigError('evm chain: chainName is required')
   int('chainId', o.chainId, 1)
   if (!o.rpcUrl) throw new ConfigError(`evm chain ${o.chainName}: rpcUrl is required`)
+  checkFeePolicy(`evm chain ${o.chainName}`, o.fees)
   if (!isAddress(o.gateway, { strict: false })) throw new ConfigError(`evm chain ${o.chainName}: gateway ${o.gateway} is not an address`)
   if (!o.account) throw new ConfigError(`evm chain ${o.chainName}: account is required`)
   if (!o.cursorStore) throw new ConfigError(`evm chain ${o.chainName}: cursorStore is required`)

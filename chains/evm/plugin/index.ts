@@ -23,5 +23,5 @@ export {
   type Rejection,
   type RejectionClass,
 } from './rejections.ts'
-export { AccountSender, isNonceError } from './sender.ts'
+export { AccountSender, feePolicyOf, isNonceError, type FeePolicy } from './sender.ts'
 export type { ReorgInfo } from './watcher.ts'

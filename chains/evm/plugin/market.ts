@@ -40,9 +40,10 @@ import { RequestSettledError, transient } from './errors.ts'
 import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
-import { connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
+import { checkFeePolicy, connectEvm, estimateOnce, joinInflight, sendAndWait } from './connection.ts'
+import { truncateReason, type EvmChainOptions } from './evm-chain.ts'
 import { recordGas } from './gas-metrics.ts'
-import { truncateReason } from './evm-chain.ts'
+import type { FeePolicy } from './sender.ts'
 import { registeredModels, TRUSTED_VERIFIER_CODE_HASH } from './registry.ts'
 
 export type EvmMarketOptions = {
@@ -50,6 +51,10 @@ export type EvmMarketOptions = {
   chainName: string
   chainId: number
   rpcUrl: string
+  /** More RPC endpoints, tried in order when the ones before fail (the chain's `fallbackRpcUrls`). */
+  fallbackRpcUrls?: readonly string[]
+  /** How the node account pays for and replaces its transactions on the hub (`feePolicyOf(chain.fees)`); see {@link EvmChainOptions.fees}. */
+  fees?: FeePolicy
   market: Address
   /** The node account registered on the market. */
   account: Account
@@ -67,6 +72,7 @@ const SETTLED = getAbiItem({ abi: InferenceMarket.abi, name: 'RequestSettled' })
 /** An InferenceMarket on an EVM hub chain. */
 export const evmMarket = defineMarketPlugin((options: EvmMarketOptions): MarketPlugin => {
   const pluginId = `evm-market:${options.chainName}`
+  checkFeePolicy(pluginId, options.fees)
   const market = getAddress(options.market)
   const pollingInterval = options.pollingIntervalMs ?? 250
   const conn = connectEvm({ ...options, pollingIntervalMs: pollingInterval })

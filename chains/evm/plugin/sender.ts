@@ -6,9 +6,20 @@
  * The local nonce counter starts from the account's `pending` transaction count and is re-read
  * after any failed submission (a nonce error, or an error that leaves it unknown whether the node
  * accepted the transaction); a nonce error is retried a few times with the fresh nonce.
+ *
+ * Fees ({@link FeePolicy}, from the chain's `fees` configuration): no transaction is signed above
+ * `maxFeePerGas` (the cap). A transaction not mined `replaceAfterMs` after it was sent is sent again
+ * with the same nonce and its fees raised by `bumpPercent` (or to the chain's current estimate, if
+ * higher), up to the cap; at the cap it is broadcast again unchanged (a pool that dropped it takes it
+ * back) and waits, with one warning naming `fees.maxFeePerGasGwei`. Each replacement counts in
+ * `sertn_transactions_replaced_total`. {@link AccountSender.wait} resolves with the receipt of
+ * whichever of a nonce's transactions was mined (exactly one is).
  */
 import {
   BaseError,
+  parseGwei,
+  type TransactionReceipt,
+  type WaitForTransactionReceiptParameters,
   Eip1559FeesNotSupportedError,
   keccak256,
   NonceTooHighError,
@@ -17,10 +28,12 @@ import {
   type Address,
   type Chain,
   type Hex,
-  type HttpTransport,
+  type Transport,
   type PublicClient,
   type WalletClient,
 } from 'viem'
+import { componentLogger } from '../../../core/log.ts'
+import { metrics } from '../../../core/metrics.ts'
 import type { SertnClient } from '../clients.ts'
 
 export type TxRequest = { to: Address; data: Hex; gas: bigint; value?: bigint }
@@ -44,20 +57,89 @@ function isAlreadyKnown(err: unknown): boolean {
 
 const MAX_NONCE_RETRIES = 3
 
+/** How an account pays for its transactions on one chain and replaces the stuck ones. */
+export type FeePolicy = {
+  /** The most it pays per gas, in wei (default: no cap). */
+  maxFeePerGas?: bigint
+  /** A transaction not mined after this long is sent again with higher fees. Default 60 000 ms. */
+  replaceAfterMs: number
+  /** How much a replacement raises the fees, in percent (nodes want at least 10). Default 25. */
+  bumpPercent: number
+}
+
+/** The policy of a chain's `fees` configuration section (`maxFeePerGasGwei`, `replaceAfterMs`, `bumpPercent`). */
+export function feePolicyOf(
+  fees: { maxFeePerGasGwei?: number | undefined; replaceAfterMs?: number; bumpPercent?: number } = {},
+): FeePolicy {
+  return {
+    ...(fees.maxFeePerGasGwei !== undefined ? { maxFeePerGas: parseGwei(String(fees.maxFeePerGasGwei)) } : {}),
+    replaceAfterMs: fees.replaceAfterMs ?? 60_000,
+    bumpPercent: fees.bumpPercent ?? 25,
+  }
+}
+
+export const DEFAULT_FEE_POLICY: FeePolicy = feePolicyOf()
+
+/** Nodes refuse a replacement that raises the fees by less than this (geth's default price bump). */
+const MIN_BUMP_PERCENT = 10n
+
+export type SenderOptions = {
+  /** The chain's configured name (the `chain` label of metrics and logs). Default: the client's chain name. */
+  chainName?: string
+  fees?: FeePolicy
+}
+
+/** A transaction in flight: its nonce, and every version of it sent (the first one's hash is the caller's handle). */
+type InFlight = {
+  tx: TxRequest
+  nonce: number
+  fees: Fees
+  hashes: Hex[]
+  /** The last signed version (local accounts), broadcast again while it waits at the cap. */
+  serialized?: Hex
+  /** Callbacks of waits, told about each replacement's hash. */
+  listeners: Set<(hash: Hex) => void>
+  warnedAtCap: boolean
+  timer?: ReturnType<typeof setTimeout>
+}
+
+export type WaitOptions = {
+  /** Blocks on top of the transaction's block, its own included (as viem's `confirmations`). Default 1. */
+  confirmations?: number
+  pollingIntervalMs?: number
+  /** Default 120 000 ms. */
+  timeoutMs?: number
+  /** Called when another transaction (not one of this sender's versions) took the nonce. */
+  onReplaced?: WaitForTransactionReceiptParameters['onReplaced']
+}
+
 /** One account's send queue. */
 export class AccountSender {
   private nonce: number | undefined
   private tail: Promise<unknown> = Promise.resolve()
   /** Transactions this queue submitted (for tests and metrics). */
   submitted = 0
+  /** Replacements sent (same nonce, higher fees). */
+  replaced = 0
+  private readonly inflight = new Map<Hex, InFlight>()
+  readonly chainName: string
+  readonly policy: FeePolicy
 
   constructor(
-    private readonly publicClient: PublicClient<HttpTransport, Chain>,
-    private readonly walletClient: WalletClient<HttpTransport, Chain, Account>,
-  ) {}
+    private readonly publicClient: PublicClient<Transport, Chain>,
+    private readonly walletClient: WalletClient<Transport, Chain, Account>,
+    options: SenderOptions = {},
+  ) {
+    this.chainName = options.chainName ?? walletClient.chain.name
+    this.policy = options.fees ?? DEFAULT_FEE_POLICY
+  }
 
   get address(): Address {
     return this.walletClient.account.address
+  }
+
+  private get log() {
+    return componentLogger('sender', { chain: this.chainName, address: this.address })
   }
 
   private cachedFees: { at: number; fees: Promise<Fees> } | undefined
@@ -80,11 +162,44 @@ export class AccountSender {
   private async readFees(): Promise<Fees> {
     try {
       const { maxFeePerGas, maxPriorityFeePerGas } = await this.publicClient.estimateFeesPerGas({ type: 'eip1559' })
-      return { type: 'eip1559', maxFeePerGas, maxPriorityFeePerGas }
+      return this.capped({ type: 'eip1559', maxFeePerGas, maxPriorityFeePerGas })
     } catch (err) {
-      if (err instanceof Eip1559FeesNotSupportedError) return { type: 'legacy', gasPrice: await this.publicClient.getGasPrice() }
+      if (err instanceof Eip1559FeesNotSupportedError)
+        return this.capped({ type: 'legacy', gasPrice: await this.publicClient.getGasPrice() })
       throw err
     }
+  }
+
+  /** `fees` held to the cap (a tip never above the fee cap). */
+  private capped(fees: Fees): Fees {
+    const cap = this.policy.maxFeePerGas
+    const min = (a: bigint, b: bigint | undefined) => (b !== undefined && b < a ? b : a)
+    if (fees.type === 'legacy') return { type: 'legacy', gasPrice: min(fees.gasPrice, cap) }
+    const maxFeePerGas = min(fees.maxFeePerGas, cap)
+    return { type: 'eip1559', maxFeePerGas, maxPriorityFeePerGas: min(fees.maxPriorityFeePerGas, maxFeePerGas) }
+  }
+
+  /**
+   * The fees of a replacement of a transaction sent with `old`: raised by `bumpPercent`, or to the
+   * chain's estimate `now` if higher, held to the cap; undefined when the cap leaves no room for the
+   * smallest raise nodes accept.
+   */
+  private bumped(old: Fees, now: Fees): Fees | undefined {
+    const pct = BigInt(this.policy.bumpPercent)
+    const up = (v: bigint) => v + (v * pct + 99n) / 100n
+    const enough = (next: bigint, prev: bigint) => next * 100n >= prev * (100n + MIN_BUMP_PERCENT) && next > prev
+    const max = (a: bigint, b: bigint) => (a > b ? a : b)
+    if (old.type === 'legacy') {
+      const gasPrice = this.capped({ type: 'legacy', gasPrice: max(up(old.gasPrice), now.type === 'legacy' ? now.gasPrice : 0n) })
+      return gasPrice.type === 'legacy' && enough(gasPrice.gasPrice, old.gasPrice) ? gasPrice : undefined
+    }
+    const next = this.capped({
+      type: 'eip1559',
+      maxFeePerGas: max(up(old.maxFeePerGas), now.type === 'eip1559' ? now.maxFeePerGas : 0n),
+      maxPriorityFeePerGas: max(up(old.maxPriorityFeePerGas), now.type === 'eip1559' ? now.maxPriorityFeePerGas : 0n),
+    })
+    if (next.type !== 'eip1559') return undefined
+    return enough(next.maxFeePerGas, old.maxFeePerGas) && enough(next.maxPriorityFeePerGas, old.maxPriorityFeePerGas) ? next : undefined
   }
 
   /** Signs and submits `tx` in this account's turn; resolves with its hash once the node accepted it. */
@@ -95,14 +210,90 @@ export class AccountSender {
     return turn
   }
 
+  /**
+   * Every version of the transaction first sent as `hash` (the first, then each replacement), while
+   * its nonce is not used yet; just `[hash]` for one not (or no longer) in flight.
+   */
+  versionsOf(hash: Hex): readonly Hex[] {
+    return this.inflight.get(hash)?.hashes.slice() ?? [hash]
+  }
+
+  /** Stops watching the transaction first sent as `hash` (its receipt is known: nothing to replace). */
+  mined(hash: Hex): void {
+    const entry = this.inflight.get(hash)
+    if (!entry) return
+    clearTimeout(entry.timer)
+    this.inflight.delete(hash)
+  }
+
+  /** {@link send}, then {@link wait}. */
+  async sendAndWait(tx: TxRequest, o: WaitOptions = {}): Promise<{ hash: Hex; receipt: TransactionReceipt }> {
+    return this.wait(await this.send(tx), o)
+  }
+
+  /**
+   * The receipt of the transaction sent as `hash` or of a replacement of it that this sender sent
+   * (whichever was mined), with that transaction's hash. Another account's transaction that took
+   * the nonce is reported to `onReplaced`, and its receipt returned (viem's behaviour).
+   */
+  wait(hash: Hex, o: WaitOptions = {}): Promise<{ hash: Hex; receipt: TransactionReceipt }> {
+    const entry = this.inflight.get(hash)
+    const timeoutMs = o.timeoutMs ?? 120_000
+    const deadline = performance.now() + timeoutMs
+    const controller = new AbortController()
+    const forget = () => this.mined(hash)
+    const ours = (h: Hex) => entry?.hashes.some((x) => x.toLowerCase() === h.toLowerCase()) ?? h.toLowerCase() === hash.toLowerCase()
+    return new Promise((resolve, reject) => {
+      let running = 0
+      let done = false
+      const finish = (fn: () => void) => {
+        if (done) return
+        done = true
+        entry?.listeners.delete(watch)
+        controller.abort()
+        fn()
+      }
+      function watch(this: void, h: Hex) {
+        running++
+        waitOne(h).then(
+          (receipt) =>
+            finish(() => {
+              forget()
+              resolve({ hash: receipt.transactionHash, receipt })
+            }),
+          (err) => {
+            running--
+            if (running === 0 && !controller.signal.aborted) finish(() => reject(err))
+          },
+        )
+      }
+      const waitOne = (h: Hex) =>
+        this.publicClient.waitForTransactionReceipt({
+          hash: h,
+          ...(o.confirmations !== undefined ? { confirmations: o.confirmations } : {}),
+          ...(o.pollingIntervalMs !== undefined ? { pollingInterval: o.pollingIntervalMs } : {}),
+          timeout: Math.max(1, Math.round(deadline - performance.now())),
+          signal: controller.signal,
+          onReplaced: (r) => {
+            if (!ours(r.transaction.hash)) o.onReplaced?.(r)
+          },
+        })
+      if (entry) {
+        entry.listeners.add(watch)
+        for (const h of entry.hashes) watch(h)
+      } else watch(hash)
+    })
+  }
+
   private async submit(tx: TxRequest, fees: Fees): Promise<Hex> {
     for (let attempt = 0; ; attempt++) {
       this.nonce ??= await this.publicClient.getTransactionCount({ address: this.address, blockTag: 'pending' })
       const nonce = this.nonce
       try {
-        const hash = await this.submitWithNonce(tx, fees, nonce)
+        const { hash, serialized } = await this.submitWithNonce(tx, fees, nonce)
         this.nonce = nonce + 1
         this.submitted++
+        this.track({ tx, nonce, fees, hashes: [hash], ...(serialized ? { serialized } : {}), listeners: new Set(), warnedAtCap: false })
         return hash
       } catch (err) {
         // Whatever happened, the next turn re-reads the nonce from the node.
@@ -113,7 +304,83 @@ export class AccountSender {
     }
   }
 
-  private async submitWithNonce(tx: TxRequest, fees: Fees, nonce: number): Promise<Hex> {
+  /** Watches a transaction until its nonce is used: every `replaceAfterMs` without that, it is replaced. */
+  private track(entry: InFlight) {
+    this.inflight.set(entry.hashes[0]!, entry)
+    const schedule = () => {
+      entry.timer = setTimeout(() => void check(), this.policy.replaceAfterMs)
+      entry.timer.unref?.()
+    }
+    const forget = () => this.inflight.delete(entry.hashes[0]!)
+    const check = async () => {
+      try {
+        const mined = await this.publicClient.getTransactionCount({ address: this.address, blockTag: 'latest' })
+        if (mined > entry.nonce) return forget()
+        await this.replace(entry)
+      } catch (err) {
+        const fields = { err, nonce: entry.nonce, hash: entry.hashes.at(-1) }
+        if (/underpriced/i.test(String(err instanceof BaseError ? `${err.shortMessage} ${err.details}` : err)))
+          this.log.warn(
+            { ...fields, setting: 'fees.bumpPercent' },
+            'the node refused the replacement as underpriced: raise fees.bumpPercent',
+          )
+        // Another nonce error: most likely mined meanwhile (the next check sees it and stops).
+        else if (isNonceError(err)) this.log.debug(fields, 'replacing a stuck transaction failed: mined meanwhile?')
+        else this.log.warn(fields, 'replacing a stuck transaction failed; trying again')
+      }
+      schedule()
+    }
+    schedule()
+  }
+
+  /** Sends `entry` again with higher fees (or, at the cap, the same transaction again). */
+  private async replace(entry: InFlight) {
+    const next = this.bumped(entry.fees, await this.readFeesUncapped())
+    if (!next) {
+      if (!entry.warnedAtCap) {
+        entry.warnedAtCap = true
+        this.log.warn(
+          { nonce: entry.nonce, hash: entry.hashes.at(-1), fees: feeFields(entry.fees), setting: 'fees.maxFeePerGasGwei' },
+          `transaction not mined after ${this.policy.replaceAfterMs} ms and its fees are at the cap (fees.maxFeePerGasGwei): waiting; raise the cap to have it replaced`,
+        )
+      }
+      if (entry.serialized) await this.broadcast(entry.serialized)
+      return
+    }
+    const { hash, serialized } = await this.submitWithNonce(entry.tx, next, entry.nonce)
+    const from = entry.hashes.at(-1)
+    entry.fees = next
+    if (serialized) entry.serialized = serialized
+    entry.hashes.push(hash)
+    this.replaced++
+    metrics.transactionsReplaced.inc({ chain: this.chainName })
+    this.log.info(
+      { nonce: entry.nonce, replaced: from, hash, fees: feeFields(next) },
+      `transaction not mined after ${this.policy.replaceAfterMs} ms: sent again with higher fees`,
+    )
+    for (const l of entry.listeners) l(hash)
+  }
+
+  /** The chain's fee estimate now, not held to the cap (the replacement holds it). */
+  private async readFeesUncapped(): Promise<Fees> {
+    try {
+      const { maxFeePerGas, maxPriorityFeePerGas } = await this.publicClient.estimateFeesPerGas({ type: 'eip1559' })
+      return { type: 'eip1559', maxFeePerGas, maxPriorityFeePerGas }
+    } catch (err) {
+      if (err instanceof Eip1559FeesNotSupportedError) return { type: 'legacy', gasPrice: await this.publicClient.getGasPrice() }
+      throw err
+    }
+  }
+
+  private async broadcast(serialized: Hex) {
+    try {
+      await this.publicClient.sendRawTransaction({ serializedTransaction: serialized })
+    } catch (err) {
+      if (!isAlreadyKnown(err)) throw err
+    }
+  }
+
+  private async submitWithNonce(tx: TxRequest, fees: Fees, nonce: number): Promise<{ hash: Hex; serialized?: Hex }> {
     const account = this.walletClient.account
     const chain = this.walletClient.chain
     if (account.type === 'local') {
@@ -134,19 +401,40 @@ export class AccountSender {
       )
       const hash = keccak256(serialized)
       try {
-        return await this.publicClient.sendRawTransaction({ serializedTransaction: serialized })
+        return { hash: await this.publicClient.sendRawTransaction({ serializedTransaction: serialized }), serialized }
       } catch (err) {
-        if (isAlreadyKnown(err)) return hash
+        if (isAlreadyKnown(err)) return { hash, serialized }
         throw err
       }
     }
-    return this.walletClient.sendTransaction({ account, chain, to: tx.to, data: tx.data, gas: tx.gas, value: tx.value, nonce, ...fees })
+    const hash = await this.walletClient.sendTransaction({
+      account,
+      chain,
+      to: tx.to,
+      data: tx.data,
+      gas: tx.gas,
+      value: tx.value,
+      nonce,
+      ...fees,
+    })
+    return { hash }
   }
+}
+
+/** Fees as log fields (gwei strings). */
+function feeFields(f: Fees): Record<string, string> {
+  const gwei = (v: bigint) => `${Number(v) / 1e9} gwei`
+  return f.type === 'eip1559'
+    ? { maxFeePerGas: gwei(f.maxFeePerGas), maxPriorityFeePerGas: gwei(f.maxPriorityFeePerGas) }
+    : { gasPrice: gwei(f.gasPrice) }
 }
 
 const senders = new Map<string, AccountSender>()
 
-/** The process-wide send queue of `account` on chain `chainId` through `rpcUrl`. */
+/**
+ * The process-wide send queue of `account` on chain `chainId` through `rpcUrl` (the primary
+ * endpoint). The first caller's `make` builds it: its fee policy holds for every later caller.
+ */
 export function accountSender(key: { chainId: number; rpcUrl: string; address: Address }, make: () => AccountSender): AccountSender {
   const k = `${key.chainId}|${key.rpcUrl}|${key.address.toLowerCase()}`
   let s = senders.get(k)
@@ -163,9 +451,13 @@ export function accountSender(key: { chainId: number; rpcUrl: string; address: A
  * nonce would give two transactions one nonce, and the one with the higher fee replaces the other
  * in the node's pool while its sender waits for a receipt that never comes.
  */
-export function clientSender(client: SertnClient): AccountSender {
+export function clientSender(client: SertnClient, options: SenderOptions = {}): AccountSender {
   return accountSender(
-    { chainId: client.chain.id, rpcUrl: client.transport.url ?? `client ${client.uid}`, address: client.account.address },
-    () => new AccountSender(client as unknown as PublicClient<HttpTransport, Chain>, client),
+    { chainId: client.chain.id, rpcUrl: client.rpcUrl ?? client.transport.url ?? `client ${client.uid}`, address: client.account.address },
+    () =>
+      new AccountSender(client as unknown as PublicClient<Transport, Chain>, client, {
+        ...(client.feePolicy ? { fees: client.feePolicy } : {}),
+        ...options,
+      }),
   )
 }

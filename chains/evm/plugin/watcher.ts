@@ -37,7 +37,7 @@
  * restart before the first request does not move the start forward.
  */
 import { resolve } from 'node:path'
-import { getAbiItem, getAddress, type Address, type Chain, type Hex, type HttpTransport, type PublicClient } from 'viem'
+import { getAbiItem, getAddress, type Address, type Chain, type Hex, type PublicClient, type Transport } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, PluginError, SertnError } from '../../../core/errors.ts'
 import { reportChain } from '../../../core/health.ts'
@@ -59,7 +59,7 @@ export type ReorgInfo = {
 }
 
 export type WatcherConfig = {
-  client: PublicClient<HttpTransport, Chain>
+  client: PublicClient<Transport, Chain>
   /**
    * The chain's configured name: each poll reports the last scanned block, the head and the lag
    * under it (core/health.ts, `sertn_watcher_*` metrics), and each failure as its last error.

@@ -37,6 +37,8 @@ export type AgentChain = {
   merkleTreeHook: `0x${string}`
   /** Where the agents start scanning without saved state (the mailbox's deployment block). */
   fromBlock?: bigint
+  /** The most blocks one scan of this chain (its validator's, its relayers' as the origin) asks `eth_getLogs` for. Default 1000. */
+  maxBlockRange?: bigint
   /**
    * Which messages delivered to this chain its relayers pay for (e.g. `enrolledRoutes`); the others
    * are ignored. Default: every message sent to this chain's domain.
@@ -107,6 +109,7 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
         account: cfg.validator,
         store,
         fromBlock: chain.fromBlock,
+        ...(chain.maxBlockRange !== undefined ? { maxBlockRange: chain.maxBlockRange } : {}),
         confirmations: cfg.confirmations,
         pollingIntervalMs: cfg.pollingIntervalMs,
         onError: (e) => onError(`validator ${chain.name}`, e),
@@ -127,6 +130,7 @@ export function startLocalAgents(cfg: LocalAgentsConfig): LocalAgents {
             ? new FileRelayerCursorStore(cfg.dir, `relayer-${from.domain}-${to.domain}.json`)
             : new MemoryRelayerCursorStore(),
           fromBlock: from.fromBlock,
+          ...(from.maxBlockRange !== undefined ? { maxBlockRange: from.maxBlockRange } : {}),
           confirmations: cfg.confirmations,
           pollingIntervalMs: cfg.pollingIntervalMs,
           ...(to.shouldRelay ? { shouldRelay: to.shouldRelay } : {}),

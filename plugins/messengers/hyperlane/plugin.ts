@@ -129,6 +129,7 @@ export const hyperlaneMessenger: MessengerPlugin<SertnClient> = {
           mailbox: core.mailbox,
           merkleTreeHook: core.merkleTreeHook,
           fromBlock: core.deployBlock,
+          ...(e.chain.logRangeBlocks !== undefined ? { maxBlockRange: BigInt(e.chain.logRangeBlocks) } : {}),
           // Pay only for messages to this chain's port from the port it has enrolled for their origin.
           shouldRelay: enrolledRoutes({
             recipients: [core.port],

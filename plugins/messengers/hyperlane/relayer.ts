@@ -769,15 +769,20 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
     }
   }
 
-  /** Polls for the receipt: soon at first (a local chain mines at once), then every polling interval. */
+  /**
+   * Polls for the receipt: soon at first (a local chain mines at once), then every polling interval;
+   * of the transaction or of a replacement the send queue sent for it (a stuck one is repriced).
+   */
   async function waitReceipt(hash: Hex): Promise<TransactionReceipt> {
     const deadline = performance.now() + receiptTimeoutMs
     const interval = Math.max(1, Math.min(destClient.pollingInterval, pollingIntervalMs))
     for (let wait = 2; ; wait = Math.min(interval, wait * 2)) {
-      try {
-        return await destClient.getTransactionReceipt({ hash })
-      } catch (err) {
-        if (!(err instanceof TransactionReceiptNotFoundError)) throw err
+      for (const version of sender.versionsOf(hash)) {
+        try {
+          return await destClient.getTransactionReceipt({ hash: version })
+        } catch (err) {
+          if (!(err instanceof TransactionReceiptNotFoundError)) throw err
+        }
       }
       if (performance.now() >= deadline)
         throw new RelayTransientError(`no receipt for process transaction ${hash} after ${receiptTimeoutMs} ms`)
@@ -874,7 +879,7 @@ export function createLocalRelayer(cfg: LocalRelayerConfig): LocalRelayer {
       delivery: {
         messageId: p.messageId,
         index: p.index,
-        transactionHash: hash,
+        transactionHash: receipt.transactionHash,
         gasUsed: receipt.gasUsed,
         ...(gasHint !== undefined ? { gasHint } : {}),
         ...(estimatedGas !== undefined ? { estimatedGas } : {}),

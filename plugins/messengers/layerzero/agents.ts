@@ -25,6 +25,8 @@ export type LayerZeroAgentChain = {
   dvnClient: SertnClient
   /** Pays for `lzReceive` on this chain. */
   executorClient: SertnClient
+  /** The most blocks one scan of this chain (as an origin) asks `eth_getLogs` for. Default 1000. */
+  maxBlockRange?: bigint
   /** Where the agents start scanning without saved state (default: the core's `deployBlock`). */
   fromBlock?: bigint
 }
@@ -99,9 +101,11 @@ export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgent
       const origin = { client: from.dvnClient, endpoint: from.core.endpoint, eid: from.core.eid }
       const fromBlock = from.fromBlock ?? from.core.deployBlock
       const accept = cfg.accept ? { accept: (p: DecodedPacket) => cfg.accept!(route, p) } : {}
+      const range = from.maxBlockRange !== undefined ? { maxBlockRange: from.maxBlockRange } : {}
       const executor = createLocalExecutor({
         ...common,
         ...accept,
+        ...range,
         origin: { ...origin, client: from.executorClient },
         destination: { client: to.executorClient, endpoint: to.core.endpoint, eid: to.core.eid },
         cursorStore: store(`executor-${ids}.json`),
@@ -116,6 +120,7 @@ export function startLayerZeroAgents(cfg: LayerZeroAgentsConfig): LayerZeroAgent
       const dvn = createLocalDvn({
         ...common,
         ...accept,
+        ...range,
         onIgnored: (p, reason) => cfg.onIgnored?.(route, p, reason),
         origin,
         destination: {

@@ -174,7 +174,13 @@ export const layerZeroMessenger: MessengerPlugin<SertnClient> = {
     const agents = startLayerZeroAgents({
       chains: o.endpoints.map((e) => {
         const core = coreOf(sectionOf(e))
-        return { name: e.chain.name, core, dvnClient: e.chain.client, executorClient: e.chain.client }
+        return {
+          name: e.chain.name,
+          core,
+          dvnClient: e.chain.client,
+          executorClient: e.chain.client,
+          ...(e.chain.logRangeBlocks !== undefined ? { maxBlockRange: BigInt(e.chain.logRangeBlocks) } : {}),
+        }
       }),
       // Serve (and pay for) only packets to the destination's port from the port it has as the origin's peer.
       accept: async (route, packet) => {
