@@ -120,4 +120,22 @@ describe('fail gas', () => {
       expect(receipt.gasUsed).toBeGreaterThan(cheapGas + 20_000n)
     }
   })
+
+  test('error: a fail for a dropped event is refused when its id now names another request (reorg), and the new request stays pending', async () => {
+    const current = await request()
+    // The dropped event of the same id: another input (and so another commitment), another transaction.
+    const dropped: InferenceRequest = {
+      ...current,
+      input: ['9', '9', '9', '9'],
+      seenAt: { ...current.seenAt, transactionHash: `0x${'ab'.repeat(32)}` },
+    }
+    await expect(chain.fail(dropped, 'ModelFailed', 'old workflow')).rejects.toMatchObject({ name: 'RequestSupersededError' })
+    // Another requester under the same id is refused too.
+    await expect(chain.fail({ ...current, requester: t.node.account.address }, 'ModelFailed', 'x')).rejects.toMatchObject({
+      name: 'RequestSupersededError',
+    })
+    expect((await chain.getRequestState(current.requestId)).status).toBe('Pending')
+    // The request's own event still fails it.
+    expect(await chain.fail(current, 'ModelFailed', 'its own workflow')).toMatchObject({ status: 'Failed', alreadySettled: false })
+  })
 })

@@ -83,6 +83,18 @@ export class RequestSettledError extends GatewayRejectedError {
   }
 }
 
+/**
+ * The request id now names another request: the event this workflow serves was dropped by a reorg
+ * deeper than the confirmations, and a new request took its id. Nothing may be sent for it (the new
+ * request has its own workflow).
+ */
+export class RequestSupersededError extends SertnError {
+  override name = 'RequestSupersededError'
+  constructor(message: string, options: SertnErrorOptions = {}) {
+    super(message, { ...options, retryable: false })
+  }
+}
+
 /** This node's account is not authorised on the gateway. */
 export class UnauthorizedNodeError extends GatewayRejectedError {
   override name = 'UnauthorizedNodeError'

@@ -28,7 +28,7 @@
  * Concurrent calls for the same request and operation share one attempt (one transaction).
  * `fail` truncates its reason to the gateway's 256 bytes.
  */
-import { getAbiItem, encodeFunctionData, getAddress, isAddress, type Account, type Address } from 'viem'
+import { encodeFunctionData, encodePacked, getAbiItem, getAddress, isAddress, keccak256, type Account, type Address, type Hex } from 'viem'
 import { InferenceGateway } from '../../../contracts/artifacts/index.ts'
 import { ChainTransientError, ConfigError, PluginError } from '../../../core/errors.ts'
 import { componentLogger } from '../../../core/log.ts'
@@ -57,7 +57,7 @@ import {
 } from '../../../core/types.ts'
 import type { CursorStore } from './cursor-store.ts'
 import { copyFinder } from './copies.ts'
-import { RequestSettledError, transient } from './errors.ts'
+import { RequestSettledError, RequestSupersededError, transient } from './errors.ts'
 import { revertedRow } from './batch-rows.ts'
 import { rejectionFor, rejectionOf, revertOrThrow } from './rejections.ts'
 import { jobBook } from './assignment.ts'
@@ -241,6 +241,35 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     }
   }
 
+  /**
+   * Throws RequestSupersededError when the pending request under `request`'s id is not the one its
+   * event announced (another requester, or another input commitment: keccak256(modelId, version,
+   * input), as the gateway stores it): after a reorg deeper than the confirmations, a new request
+   * may take a dropped one's id, and the dropped one's workflow must not fail it.
+   */
+  async function assertSameRequest(request: InferenceRequest): Promise<void> {
+    let r: { status: number; requester: Address; inputHash: Hex }
+    try {
+      r = await publicClient.readContract({
+        address: gateway,
+        abi: InferenceGateway.abi,
+        functionName: 'getRequest',
+        args: [BigInt(request.requestId)],
+      })
+    } catch (err) {
+      throw transient(`${pluginId}: reading request ${request.requestId}`, err)
+    }
+    if (REQUEST_STATUSES[r.status] !== 'Pending') return // settled or unknown: the simulation says which
+    const expected = keccak256(
+      encodePacked(['bytes32', 'uint256', 'int256[]'], [request.modelId, BigInt(request.modelVersion), request.input.map(BigInt)]),
+    )
+    if (getAddress(r.requester) !== getAddress(request.requester) || r.inputHash.toLowerCase() !== expected.toLowerCase())
+      throw new RequestSupersededError(
+        `${pluginId}: request ${request.requestId} now names another request (requester ${getAddress(r.requester)}): ` +
+          `the event of ${request.key} was dropped by a reorg; nothing is sent for it`,
+      )
+  }
+
   type Op = 'fulfill' | 'fail'
   /** The statuses in which `op` has nothing left to do (it counts as done). */
   const doneStatuses: Record<Op, readonly RequestStatus[]> = { fulfill: ['Fulfilled'], fail: ['Failed', 'Refunded'] }
@@ -273,6 +302,9 @@ export const evmChain = defineChainPlugin((options: EvmChainOptions): ChainPlugi
     }
     const what = `${op} ${request.key}`
     await assertChain()
+    // A `fail` settles whatever request holds the id now: make sure it is still this event's. (A
+    // `fulfill` is bound to the request's input by the contract itself.)
+    if (op === 'fail') await assertSameRequest(request)
     const call = { address: gateway, abi: InferenceGateway.abi, functionName: op, args, account: options.account } as const
     const simulate = () => publicClient.simulateContract(call as never)
 
