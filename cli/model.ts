@@ -3,6 +3,7 @@
  *
  *   sertn model build <network.onnx> --input <samples.json> [--name] [--tolerance] [--target] …
  *   sertn model register <dir> [--name] [--compute-units N] [--data-dir | --config]
+ *   sertn model upgrade <dir> [--name] [--owner] [--data-dir | --config]
  *   sertn model show <model> [--owner] [--data-dir | --config]
  *
  * The build prints each step as it finishes (the sizing search's candidates among them), then a
@@ -365,6 +366,97 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
         ],
       ]
       console.log(`\n${out.bold(`${r.name}: registered`)}\n${lines.map(([k, v]) => `  ${k.padEnd(11)}${v}`).join('\n')}`)
+    }
+    return 0
+  } finally {
+    await dispose()
+  }
+}
+
+export type ModelUpgradeCommandParameters = {
+  /** The new build's model directory (`sertn model build` output). */
+  dir: string
+  /** The registered name (default: the new build's manifest name). */
+  name?: string
+  /** The account the model id was derived from (default: the signer); see `upgradeModelOnNetwork`. */
+  owner?: Address
+  dataDir?: string
+  config?: string
+  /** The model owner's key (default: SERTN_MODEL_OWNER_KEY, or the local stack's dev owner on a local stack). */
+  privateKey?: Hex
+  keystore?: string
+  passwordFile?: string
+  json?: boolean
+}
+
+/**
+ * `sertn model upgrade <dir>`: replaces a registered model's circuit with a new build on every
+ * configured chain (artifacts uploaded, VKAs deployed, `updateCircuit` sent where the registry has
+ * another build), then records each spoke's new deployment on the hub. Prints each chain's version
+ * before → after.
+ */
+export async function modelUpgradeCommand(p: ModelUpgradeCommandParameters): Promise<number> {
+  const [{ upgradeModelOnNetwork }, { buildContainer }, { TOKENS }, common, { keyFromOptions }] = await Promise.all([
+    import('../chains/evm/register-model.ts'),
+    import('../workflows/worker/container.ts'),
+    import('../core/di.ts'),
+    import('./common.ts'),
+    import('./accounts.ts'),
+  ])
+  const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
+  const progress = new Progress()
+  const chains = await creatorClients(stack, await keyFromOptions(p), progress)
+  const { container, dispose } = buildContainer(stack.config)
+  try {
+    const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
+    let step: Step | undefined
+    let stepName = ''
+    const r = await upgradeModelOnNetwork({
+      model: p.dir,
+      ...(p.name !== undefined ? { name: p.name } : {}),
+      ...(p.owner !== undefined ? { owner: p.owner } : {}),
+      chains,
+      storage,
+      allowInsecureSrs: stack.config.models.allowInsecureSrs,
+      onProgress: (s, detail) => {
+        if (stepName !== s) {
+          step?.done()
+          step = progress.begin(s, { announce: true })
+          stepName = s
+        }
+        step!.note(detail)
+      },
+    })
+    step?.done()
+    progress.pause()
+    if (p.json) console.log(JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
+    else {
+      const updated = Object.values(r.chains).some((c) => c.updated)
+      const lines: [string, string][] = [
+        ['id', r.modelId],
+        [
+          'artifacts',
+          `${r.artifacts.manifestHash}${r.index !== undefined ? ` · index ${r.index} on ${storage.name} (${r.uploaded} uploaded, ${r.reused} reused)` : ''}`,
+        ],
+        ...Object.entries(r.chains).map(
+          ([name, c]) =>
+            [
+              name,
+              c.updated
+                ? `version ${c.before} → ${c.after}, VKA ${c.model.vka}${c.model.batches.length ? ` (batches ${c.model.batches.map((b) => b.size).join(', ')})` : ''}`
+                : `version ${c.before} → ${c.after}: at this build already`,
+            ] as [string, string],
+        ),
+      ]
+      console.log(
+        `\n${out.bold(`${r.name}: ${updated ? 'upgraded' : 'up to date'}`)}\n${lines.map(([k, v]) => `  ${k.padEnd(11)}${v}`).join('\n')}`,
+      )
+      if (updated)
+        console.log(
+          dim(
+            "  requests pending against the old version can only be failed or refunded now; each spoke's deployment is recorded on the hub",
+          ),
+        )
     }
     return 0
   } finally {

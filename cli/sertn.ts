@@ -11,6 +11,7 @@
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
  *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
+ *   sertn model upgrade <dir> …                                  a registered model's circuit replaced on every chain
  *   sertn node register|status|leave|withdraw|claim …           the node's stake and pools in the hub's NodeRegistry
  *   sertn keys new|import|address|list …                        encrypted keystores (as cast wallet's)
  *   sertn deploy --network network.json …                        a network on any EVM RPCs, from a network file
@@ -164,6 +165,20 @@ const USAGE: Record<string, string> = {
       compute unit of the model's pool, set by that registry's owner (printed per chain). The
       model id is derived from the creator's account and the name. On a local stack the dev owner
       key is used when no key is given. Re-running it finishes an interrupted registration.
+
+  sertn model upgrade <dir> [--name NAME] [--owner ADDRESS] [--data-dir .data | --config FILE]
+            [--private-key 0x… | --keystore FILE [--password-file FILE] | SERTN_MODEL_OWNER_KEY] [--json]
+      Replaces a registered model's circuit with a new build of it (new weights, keys or schema):
+      uploads the build's artifacts to the configured storage, deploys its VKA (and its batch
+      circuits' VKAs) and calls updateCircuit on every configured chain whose registry has another
+      build (its version goes up by one there), then records each spoke's new deployment on the
+      hub, so that the hub's market serves the new version. Prints each chain's version before →
+      after. A chain at this build already is skipped: re-running it finishes an interrupted
+      upgrade and otherwise sends nothing. Requests pending against the old version can then only
+      be failed or refunded. The model must be registered (\`sertn model register\`) and owned by
+      the signer; --name is the registered name (default: the build's manifest name), --owner the
+      account its id was derived from (default: the signer; for a model handed over with
+      transferModelOwnership).
 
   sertn model show <name|id> [--owner ADDRESS | --deployment deployment.json] [--data-dir .data | --config FILE] [--json]
       The model's registration on every configured chain (version, owner, verifier, VKA, artifacts
@@ -415,6 +430,43 @@ async function main(argv: string[]): Promise<number> {
           json: values.json,
           ...(values.name !== undefined ? { name: values.name } : {}),
           ...(cu !== undefined ? { computeUnits: cu } : {}),
+          ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
+          ...(values.config !== undefined ? { config: values.config } : {}),
+          ...(key !== undefined ? { privateKey: key as `0x${string}` } : {}),
+          ...(values.keystore !== undefined ? { keystore: values.keystore } : {}),
+          ...(values['password-file'] !== undefined ? { passwordFile: values['password-file'] } : {}),
+        })
+      }
+      if (sub === 'upgrade') {
+        const { values, positionals } = args(
+          'model',
+          more,
+          {
+            name: { type: 'string' },
+            owner: { type: 'string' },
+            'data-dir': { type: 'string' },
+            config: { type: 'string' },
+            'private-key': { type: 'string' },
+            keystore: { type: 'string' },
+            'password-file': { type: 'string' },
+            json: { type: 'boolean', default: false },
+          },
+          true,
+        )
+        if (positionals.length !== 1)
+          throw new UsageError('sertn model upgrade takes one model directory (the new build, what `sertn model build` wrote)')
+        const key = values['private-key']
+        if (key !== undefined && !/^0x[0-9a-fA-F]{64}$/.test(key))
+          throw new UsageError('--private-key must be a 0x-prefixed 32-byte hex key')
+        if (key !== undefined && values.keystore !== undefined) throw new UsageError('pass --private-key or --keystore, not both')
+        if (values.owner !== undefined && !/^0x[0-9a-fA-F]{40}$/.test(values.owner))
+          throw new UsageError(`--owner must be an address (0x and 40 hex digits), got "${values.owner}"`)
+        const { modelUpgradeCommand } = await load(() => import('./model.ts'))
+        return modelUpgradeCommand({
+          dir: positionals[0]!,
+          json: values.json,
+          ...(values.name !== undefined ? { name: values.name } : {}),
+          ...(values.owner !== undefined ? { owner: values.owner as `0x${string}` } : {}),
           ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}),
           ...(values.config !== undefined ? { config: values.config } : {}),
           ...(key !== undefined ? { privateKey: key as `0x${string}` } : {}),

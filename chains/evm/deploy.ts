@@ -188,28 +188,9 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
     functionName: 'tryGetRequestTerms',
     args: [modelId],
   })
-  if (existing.version !== 0 && existing.artifactsHash.toLowerCase() === artifacts.manifestHash.toLowerCase()) {
-    const [m, sizes] = await Promise.all([
-      client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] }),
-      client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'getBatchSizes', args: [modelId] }),
-    ])
-    const batches = await Promise.all(
-      sizes.map(async (size) => {
-        const t = await client.readContract({
-          address: params.registry,
-          abi: ModelRegistry.abi,
-          functionName: 'tryGetBatchVerificationTerms',
-          args: [modelId, size],
-        })
-        return { size, vka: t.vka, vkaCodeHash: manifest.batches?.find((b) => b.size === size)?.vka.codeHash ?? zeroHash }
-      }),
-    )
-    return { name, modelId, vka: m.vka, manifest, artifacts, batches }
-  }
-  const vka = params.vka ?? (await deployContract(client, { abi: [], bytecode: vkaBytecode(dir) }))
-  const code = await client.getCode({ address: vka })
-  if (!code) throw new Error(`no code at VKA ${vka}`)
-  const batches = await deployBatchVkas(client, dir, manifest)
+  if (existing.version !== 0 && existing.artifactsHash.toLowerCase() === artifacts.manifestHash.toLowerCase())
+    return registeredModelOf(client, params.registry, modelId, { name, manifest, artifacts })
+  const { vka, batches, circuit } = await deployCircuit(client, dir, manifest, artifacts, params.vka)
   const registrationFee = await client.readContract({ address: params.registry, abi: ModelRegistry.abi, functionName: 'registrationFee' })
   await confirm(
     client,
@@ -221,13 +202,59 @@ export async function registerModel(client: SertnClient, params: RegisterModelPa
       args: [
         name,
         {
-          circuit: circuitParamsOf(manifest, artifacts, vka, keccak256(code), batches),
+          circuit,
           computeUnits: params.computeUnits ?? manifest.computeUnits,
         },
       ],
     }),
   )
   return { name, modelId, vka, manifest, artifacts, batches }
+}
+
+/**
+ * Deploys a model build's VKA (unless given) and its batch circuits' VKAs on a chain: the
+ * registry's `CircuitParams` for it there (for `registerModel` or `updateCircuit`).
+ */
+export async function deployCircuit(
+  client: SertnClient,
+  dir: string,
+  manifest: ModelManifest,
+  artifacts: ArtifactRefs,
+  vka?: Address,
+): Promise<{ vka: Address; batches: BatchCircuitParams[]; circuit: ReturnType<typeof circuitParamsOf> }> {
+  const at = vka ?? (await deployContract(client, { abi: [], bytecode: vkaBytecode(dir) }))
+  const code = await client.getCode({ address: at })
+  if (!code) throw new Error(`no code at VKA ${at}`)
+  const batches = await deployBatchVkas(client, dir, manifest)
+  return { vka: at, batches, circuit: circuitParamsOf(manifest, artifacts, at, keccak256(code), batches) }
+}
+
+/**
+ * A model's current registration on a chain (its VKA and its batch circuits' VKAs there), as
+ * {@link registerModel} returns it, for a circuit the registry already has (`manifest`'s build).
+ */
+export async function registeredModelOf(
+  client: SertnClient,
+  registry: Address,
+  modelId: Hex,
+  model: { name: string; manifest: ModelManifest; artifacts: ArtifactRefs },
+): Promise<RegisteredModel> {
+  const [m, sizes] = await Promise.all([
+    client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'getModel', args: [modelId] }),
+    client.readContract({ address: registry, abi: ModelRegistry.abi, functionName: 'getBatchSizes', args: [modelId] }),
+  ])
+  const batches = await Promise.all(
+    sizes.map(async (size) => {
+      const t = await client.readContract({
+        address: registry,
+        abi: ModelRegistry.abi,
+        functionName: 'tryGetBatchVerificationTerms',
+        args: [modelId, size],
+      })
+      return { size, vka: t.vka, vkaCodeHash: model.manifest.batches?.find((b) => b.size === size)?.vka.codeHash ?? zeroHash }
+    }),
+  )
+  return { ...model, modelId, vka: m.vka, batches }
 }
 
 /**
