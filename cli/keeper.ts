@@ -7,24 +7,34 @@
  */
 import { evmKeeper, runKeeper, type KeeperChainReport } from '../chains/evm/plugin/keeper.ts'
 import { loadConfig } from '../core/config.ts'
+import { requireSigner } from '../core/secrets.ts'
+import { startupChecks } from './startup.ts'
+import { commandLogger } from './worker.ts'
 
 export async function keeperCommand(opts: { once: boolean; json: boolean; config?: string }): Promise<number> {
   const config = loadConfig(opts.config)
+  const logger = commandLogger(config, {}, {}).child({ component: 'keeper' })
+  // The keeper signs as the node (its keystore from the secrets file, else a development key), on every chain.
+  const signers = await startupChecks(config, ['chain-io'])
+  const account = requireSigner(signers, 'node', 'the keeper').account
   if (opts.once) {
-    const reports = await evmKeeper({ config }).round()
+    const reports = await evmKeeper({ config, account, logger }).round()
     if (opts.json) console.log(JSON.stringify(reports, null, 2))
     else for (const r of reports) console.log(describe(r))
     return reports.some((r) => r.errors.length > 0) ? 1 : 0
   }
   const stop = new AbortController()
   const onSignal = (sig: string) => {
-    console.error(`[keeper] ${sig}: stopping`)
+    logger.info({ signal: sig }, `${sig}: stopping`)
     stop.abort()
   }
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
-  console.error(`[keeper] pid ${process.pid}: every ${config.keeper.intervalMs} ms on ${Object.keys(config.chains).join(', ')}`)
-  await runKeeper({ ...config, keeper: { ...config.keeper, enabled: true } }, { signal: stop.signal })
+  logger.info(
+    { intervalMs: config.keeper.intervalMs, chains: Object.keys(config.chains) },
+    `pid ${process.pid}: every ${config.keeper.intervalMs} ms on ${Object.keys(config.chains).join(', ')}`,
+  )
+  await runKeeper({ ...config, keeper: { ...config.keeper, enabled: true } }, { signal: stop.signal, account, logger })
   return 0
 }
 

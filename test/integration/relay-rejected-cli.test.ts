@@ -71,7 +71,7 @@ beforeAll(async () => {
   }
   relay.stdout!.on('data', collect)
   relay.stderr!.on('data', collect)
-  await waitUntil('the relay to start', () => /\[relay\] pid \d+/.test(relayOutput) || relay!.exitCode !== null, 120_000, 100)
+  await waitUntil('the relay to start', () => /relay pid \d+/.test(relayOutput) || relay!.exitCode !== null, 120_000, 100)
   if (relay.exitCode !== null) throw new Error(`the relay exited (${relay.exitCode}):\n${relayOutput}`)
 })
 

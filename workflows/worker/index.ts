@@ -221,7 +221,8 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
             }),
         )
       }
-      watchers.push(runKeeper(config, { signal })) // refunds expired requests, sends deferred receipts (keeper.enabled)
+      // Refunds expired requests and sends deferred receipts (keeper.enabled), paying with the node's account.
+      watchers.push(runKeeper(config, { signal, ...(signers.node ? { account: signers.node.account } : {}) }))
       // The node account's balance on every chain (sertn_account_balance_wei), with its alarm (balanceAlarmEth).
       const node = signers.node?.account.address ?? nodeAddressOf(config)
       if (node)
