@@ -97,7 +97,11 @@ const USAGE: Record<string, string> = {
       error as JSON lines (pretty on a terminal; --log-format json|pretty|auto, --log-level
       trace…silent, default observability.logLevel / logFormat), a request's lines with its
       requestKey. With observability.http.port set (0: any free port), serves /metrics (Prometheus,
-      Temporal's SDK metrics included), /healthz and /readyz.`,
+      Temporal's SDK metrics included), /healthz and /readyz. Keys: chain-io signs as the node (its
+      keystore in the secrets file: secretsFile or SERTN_SECRETS); prover and inference need none.
+      Before any worker starts it checks the secrets, keystores and passwords, and every RPC URL's
+      chain id, and stops with one line naming what to fix. Temporal: temporal.address, namespace,
+      tls (and the secrets file's temporal.apiKey or TEMPORAL_API_KEY for Temporal Cloud).`,
   relay: `sertn relay [--config sertn.config.json] [--log-level info] [--log-format auto]
       Runs the local agents of every messaging network configured on two chains or more (each
       chain's \`messenger: { kind, … }\` sections): for Hyperlane a validator signing each chain's
