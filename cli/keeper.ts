@@ -7,11 +7,14 @@
  */
 import { evmKeeper, runKeeper, type KeeperChainReport } from '../chains/evm/plugin/keeper.ts'
 import { loadConfig } from '../core/config.ts'
+import { requireSigner, resolveSigners } from '../core/secrets.ts'
 
 export async function keeperCommand(opts: { once: boolean; json: boolean; config?: string }): Promise<number> {
   const config = loadConfig(opts.config)
+  // The refunds are paid as the node: its key from the secrets file (a keystore) or the configuration.
+  const { account } = requireSigner(await resolveSigners(config, ['node']), 'node', 'the keeper')
   if (opts.once) {
-    const reports = await evmKeeper({ config }).round()
+    const reports = await evmKeeper({ config, account }).round()
     if (opts.json) console.log(JSON.stringify(reports, null, 2))
     else for (const r of reports) console.log(describe(r))
     return reports.some((r) => r.errors.length > 0) ? 1 : 0
@@ -24,7 +27,7 @@ export async function keeperCommand(opts: { once: boolean; json: boolean; config
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
   console.error(`[keeper] pid ${process.pid}: every ${config.keeper.intervalMs} ms on ${Object.keys(config.chains).join(', ')}`)
-  await runKeeper({ ...config, keeper: { ...config.keeper, enabled: true } }, { signal: stop.signal })
+  await runKeeper({ ...config, keeper: { ...config.keeper, enabled: true } }, { signal: stop.signal, account })
   return 0
 }
 

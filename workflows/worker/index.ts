@@ -212,7 +212,8 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
             }),
         )
       }
-      watchers.push(runKeeper(config, { signal })) // refunds expired requests, sends deferred receipts (keeper.enabled)
+      // Refunds expired requests, sends deferred receipts (keeper.enabled), paying as the resolved node signer.
+      watchers.push(runKeeper(config, { signal, ...(signers.node ? { account: signers.node.account } : {}) }))
     }
     const stop = () => {
       for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown()
