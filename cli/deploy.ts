@@ -657,8 +657,9 @@ function printEstimates(estimates: readonly Estimate[], log: (line: string) => v
 /**
  * The node configuration for a deployed network: its `chains` (networkChainsConfig: addresses,
  * messengers, RPC URLs, each chain's confirmations and polling, the block its watchers start at),
- * Temporal's defaults, the models' directory, and the file's `nodeConfig` over the top. No key:
- * each operator adds its node key (a keystore) to its copy.
+ * Temporal's defaults, the models' directory, the relay's confirmations (`messaging.confirmations`),
+ * and the file's `nodeConfig` over the top. No key: each operator adds its node key (a keystore) to
+ * its copy.
  */
 export function nodeConfigOf(file: NetworkFile, network: SertnNetwork, record: DeploymentRecord): Record<string, unknown> {
   const chainsOf: ChainFile[] = [file.hub, ...file.spokes]
@@ -676,6 +677,8 @@ export function nodeConfigOf(file: NetworkFile, network: SertnNetwork, record: D
     chains,
     temporal: { address: '127.0.0.1:7233', namespace: 'default' },
     models: { ...(modelDirs.length === 1 ? { dir: modelDirs[0] } : {}), allowInsecureSrs: file.allowInsecureSrs },
+    // `sertn relay`'s agents attest a message after the network's confirmations, as its other attesters do.
+    relay: { confirmations: file.messaging.confirmations },
     ...file.nodeConfig,
   }
   parseConfig(config, 'the node configuration written by sertn deploy')

@@ -273,7 +273,10 @@ export const configSchema = z.object({
       arweave: z
         .object({
           url: z.url().default('http://127.0.0.1:1984'),
-          /** A JWK wallet file; on a local arlocal a funded one is made when absent. */
+          /**
+           * The JWK wallet that pays for uploads (default: <dataDir>/arweave-wallet.json). `sertn start`
+           * makes a funded one on its arlocal; on a real network, use a funded wallet of your own.
+           */
           walletFile: z.string().optional(),
         })
         .prefault({}),
