@@ -328,8 +328,7 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
   const { container, dispose } = buildContainer(stack.config)
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
-    let step: Step | undefined
-    let stepName = ''
+    const steps = namedSteps(progress)
     const r = await registerModelOnNetwork({
       model: p.dir,
       ...(p.name !== undefined ? { name: p.name } : {}),
@@ -337,16 +336,9 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
       storage,
       allowInsecureSrs: stack.config.models.allowInsecureSrs,
       ...(p.computeUnits !== undefined ? { computeUnits: p.computeUnits } : {}),
-      onProgress: (s, detail) => {
-        if (stepName !== s) {
-          step?.done()
-          step = progress.begin(s, { announce: true })
-          stepName = s
-        }
-        step!.note(detail)
-      },
+      onProgress: steps.note,
     })
-    step?.done()
+    steps.done()
     progress.pause()
     const pricing: Record<string, Pricing> = {}
     for (const c of chains) pricing[c.name] = await pricingOf(c.client, c.registry, r.modelId)
@@ -409,8 +401,7 @@ export async function modelUpgradeCommand(p: ModelUpgradeCommandParameters): Pro
   const { container, dispose } = buildContainer(stack.config)
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
-    let step: Step | undefined
-    let stepName = ''
+    const steps = namedSteps(progress)
     const r = await upgradeModelOnNetwork({
       model: p.dir,
       ...(p.name !== undefined ? { name: p.name } : {}),
@@ -418,16 +409,9 @@ export async function modelUpgradeCommand(p: ModelUpgradeCommandParameters): Pro
       chains,
       storage,
       allowInsecureSrs: stack.config.models.allowInsecureSrs,
-      onProgress: (s, detail) => {
-        if (stepName !== s) {
-          step?.done()
-          step = progress.begin(s, { announce: true })
-          stepName = s
-        }
-        step!.note(detail)
-      },
+      onProgress: steps.note,
     })
-    step?.done()
+    steps.done()
     progress.pause()
     if (p.json) console.log(JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? v.toString() : v)))
     else {
@@ -726,4 +710,21 @@ export async function modelShowCommand(p: ModelShowCommandParameters): Promise<n
     }
   }
   return 0
+}
+
+/** A progress callback `(step, detail)` that opens a progress step whenever the step's name changes. */
+function namedSteps(progress: Progress): { note: (step: string, detail: string) => void; done: () => void } {
+  let step: Step | undefined
+  let name = ''
+  return {
+    note(s, detail) {
+      if (name !== s) {
+        step?.done()
+        step = progress.begin(s, { announce: true })
+        name = s
+      }
+      step!.note(detail)
+    },
+    done: () => step?.done(),
+  }
 }

@@ -1,6 +1,6 @@
 /** Durable small files: state that must survive a crash whole or not at all. */
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
 /**
@@ -33,5 +33,15 @@ export async function writeJsonAtomic(path: string, value: unknown): Promise<voi
     }
   } catch {
     // not every platform can fsync a directory
+  }
+}
+
+/** The text of `path`, or undefined when there is no such file (any other error is thrown). */
+export async function readTextIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
   }
 }

@@ -3,10 +3,9 @@
  * writes atomically (temp file, fsync, rename), so a crash leaves either the old or the new cursor,
  * never a torn one.
  */
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ConfigError } from '../../../core/errors.ts'
-import { writeJsonAtomic } from '../../../core/files.ts'
+import { readTextIfExists, writeJsonAtomic } from '../../../core/files.ts'
 import type { WatchCursor } from '../../../core/plugins.ts'
 
 /** Loads and saves watcher cursors by key. */
@@ -76,13 +75,8 @@ export class FileCursorStore implements CursorStore {
 
   async load(key: string): Promise<WatchCursor | undefined> {
     const path = this.pathOf(key)
-    let text: string
-    try {
-      text = await readFile(path, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
-    }
+    const text = await readTextIfExists(path)
+    if (text === undefined) return undefined
     let json: unknown
     try {
       json = JSON.parse(text)

@@ -34,14 +34,13 @@
  * const report = await keeper.round() // [{ chain: 'spoke', refunded: ['req:31338:0x…:7'], … }]
  * await runKeeper(config, { signal }) // what the chain-io worker does, every keeper.intervalMs
  */
-import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { encodeFunctionData, formatEther, getAbiItem, getAddress, parseEther, type Account, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
 import { SpokeGateway } from '../../../contracts/artifacts/index.ts'
 import type { SertnConfig } from '../../../core/config.ts'
 import { ConfigError, SertnError } from '../../../core/errors.ts'
-import { writeJsonAtomic } from '../../../core/files.ts'
+import { readTextIfExists, writeJsonAtomic } from '../../../core/files.ts'
 import { componentLogger, type Logger } from '../../../core/log.ts'
 import { runPollLoop } from '../../../core/loop.ts'
 import { metrics } from '../../../core/metrics.ts'
@@ -119,13 +118,8 @@ function nodeAccount(config: SertnConfig): Account {
 const fileOf = (dir: string, chain: string, gateway: Address) => join(dir, `${chain}-${gateway.toLowerCase()}.json`)
 
 async function loadState(path: string): Promise<KeeperState | undefined> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
+  const text = await readTextIfExists(path)
+  if (text === undefined) return undefined
   let s: KeeperState
   try {
     s = JSON.parse(text) as KeeperState

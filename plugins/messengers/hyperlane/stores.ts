@@ -6,10 +6,10 @@
  * Checkpoint stores tell in-process subscribers (a relayer sharing the store with its validator)
  * about each new checkpoint, so that a waiting message is delivered at once instead of at the next poll.
  */
-import { readFile, rm } from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { getAddress, type Address, type Hex } from 'viem'
-import { writeJsonAtomic } from '../../../core/files.ts'
+import { readTextIfExists, writeJsonAtomic } from '../../../core/files.ts'
 import { HyperlaneAgentError } from './loop.ts'
 import type { SignedCheckpoint } from './message.ts'
 
@@ -171,13 +171,8 @@ export class MemoryCheckpointStore implements CheckpointStore {
 }
 
 async function readJson<T>(path: string): Promise<T | undefined> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
-  }
+  const text = await readTextIfExists(path)
+  if (text === undefined) return undefined
   try {
     return JSON.parse(text) as T
   } catch (err) {

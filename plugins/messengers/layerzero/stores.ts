@@ -4,10 +4,9 @@
  * and the packets given up on. A memory flavour (tests) and a file flavour (one JSON document,
  * written atomically: temp file, fsync, rename).
  */
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Hex } from 'viem'
-import { writeJsonAtomic } from '../../../core/files.ts'
+import { readTextIfExists, writeJsonAtomic } from '../../../core/files.ts'
 
 /** A packet an agent has seen on the origin (`PacketSent`) and not yet handled. */
 export type PendingPacket = {
@@ -83,13 +82,8 @@ export class FilePacketCursorStore implements PacketCursorStore {
     return join(this.dir, this.name)
   }
   async load(): Promise<PacketCursor | undefined> {
-    let text: string
-    try {
-      text = await readFile(this.path, 'utf8')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-      throw err
-    }
+    const text = await readTextIfExists(this.path)
+    if (text === undefined) return undefined
     let c: PacketCursor
     try {
       c = JSON.parse(text) as PacketCursor
