@@ -139,4 +139,35 @@ describe('replacement', () => {
     expect(mined.maxFeePerGas).toBe(cap)
     expect(mined.maxPriorityFeePerGas! <= cap).toBe(true)
   }, 60_000)
+
+  test('fault: a transaction whose RPC is gone for good (its chain shut down) is no longer watched after 5 failed checks, with one warning', async () => {
+    const gone = await startAnvil()
+    try {
+      const local = createSertnClient(gone.chain, anvilAccount(0), { rpcUrl: gone.rpcUrl })
+      await local.request({ method: 'evm_setAutomine' as never, params: [false] as never })
+      const conn = connectEvm({
+        chainName: 'fees-gone',
+        chainId: gone.chain.id,
+        rpcUrl: gone.rpcUrl,
+        account: anvilAccount(5),
+        pollingIntervalMs: 20,
+        fees: { replaceAfterMs: 100, bumpPercent: 25 },
+      })
+      const logged = lines.length
+      const sent = sendAndWait(
+        conn,
+        { to: anvilAccount(9).address, data: '0x', gas: 21_000n, value: 1n },
+        { what: 'a transfer', pollingIntervalMs: 20, receiptTimeoutMs: 2_000 },
+      ).catch((err: unknown) => err)
+      await waitUntil('the transaction sent', () => conn.sender.submitted === 1 && conn.sender.tracked === 1)
+      await gone.stop()
+      await waitUntil('the transaction no longer watched', () => conn.sender.tracked === 0, 10_000)
+      const stopped = lines.slice(logged).filter((l) => String(l.msg).startsWith('stopped watching a transaction'))
+      expect(stopped).toHaveLength(1)
+      expect(stopped[0]).toMatchObject({ level: 40, chain: 'fees-gone', checks: 5 })
+      await sent
+    } finally {
+      await gone.stop()
+    }
+  }, 60_000)
 })

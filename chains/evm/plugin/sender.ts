@@ -101,7 +101,16 @@ type InFlight = {
   listeners: Set<(hash: Hex) => void>
   warnedAtCap: boolean
   timer?: ReturnType<typeof setTimeout>
+  /** Checks in a row whose RPC call failed (the endpoint down, or gone with its chain). */
+  unanswered: number
 }
+
+/**
+ * Checks in a row that the RPC may fail before a transaction is no longer watched: an endpoint
+ * gone for good (a chain shut down) must not keep a replacement loop alive for the process's life.
+ * A later send re-reads the nonce from the node after any error.
+ */
+const MAX_UNANSWERED_CHECKS = 5
 
 export type WaitOptions = {
   /** Blocks on top of the transaction's block, its own included (as viem's `confirmations`). Default 1. */
@@ -210,6 +219,11 @@ export class AccountSender {
     return turn
   }
 
+  /** Transactions sent and not yet known to be mined (watched for replacement). */
+  get tracked(): number {
+    return this.inflight.size
+  }
+
   /**
    * Every version of the transaction first sent as `hash` (the first, then each replacement), while
    * its nonce is not used yet; just `[hash]` for one not (or no longer) in flight.
@@ -293,7 +307,16 @@ export class AccountSender {
         const { hash, serialized } = await this.submitWithNonce(tx, fees, nonce)
         this.nonce = nonce + 1
         this.submitted++
-        this.track({ tx, nonce, fees, hashes: [hash], ...(serialized ? { serialized } : {}), listeners: new Set(), warnedAtCap: false })
+        this.track({
+          tx,
+          nonce,
+          fees,
+          hashes: [hash],
+          ...(serialized ? { serialized } : {}),
+          listeners: new Set(),
+          warnedAtCap: false,
+          unanswered: 0,
+        })
         return hash
       } catch (err) {
         // Whatever happened, the next turn re-reads the nonce from the node.
@@ -313,8 +336,23 @@ export class AccountSender {
     }
     const forget = () => this.inflight.delete(entry.hashes[0]!)
     const check = async () => {
+      let mined: number
       try {
-        const mined = await this.publicClient.getTransactionCount({ address: this.address, blockTag: 'latest' })
+        mined = await this.publicClient.getTransactionCount({ address: this.address, blockTag: 'latest' })
+        entry.unanswered = 0
+      } catch (err) {
+        if (++entry.unanswered >= MAX_UNANSWERED_CHECKS) {
+          forget()
+          this.log.warn(
+            { err, nonce: entry.nonce, hash: entry.hashes.at(-1), checks: entry.unanswered },
+            `stopped watching a transaction: the RPC failed ${entry.unanswered} checks in a row`,
+          )
+          return
+        }
+        this.log.warn({ err, nonce: entry.nonce, hash: entry.hashes.at(-1) }, 'checking a transaction failed; trying again')
+        return schedule()
+      }
+      try {
         if (mined > entry.nonce) return forget()
         await this.replace(entry)
       } catch (err) {
