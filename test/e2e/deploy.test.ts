@@ -10,8 +10,7 @@
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { Wallet } from 'ethers'
 import { createPublicClient, http, type Address } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -20,10 +19,9 @@ import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
 import { anvilPrivateKey } from '../../chains/evm/clients.ts'
 import { NodeRegistry } from '../../contracts/artifacts/index.ts'
 import { type DeploymentRecord, readNetworkFile } from '../../cli/deploy.ts'
-import { startProcess } from '../../core/process.ts'
+import { REPO, runSertn } from '../support/cli.ts'
 import { boundedTeardown, killProcessGroups } from '../support/stack.ts'
 
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 const RUN_TIMEOUT_MS = 240_000
 /** The deployer: a funded account of the plain anvils (the CLI only sees its key). */
 const DEPLOYER_KEY = anvilPrivateKey(7)
@@ -37,29 +35,8 @@ let spokelz: AnvilInstance
 let dir: string
 const running = new Set<number>()
 
-type Run = { code: number | null; out: string }
-
 /** Runs `sertn …` as a child process (its own process group, killed by the teardown if still running). */
-async function sertn(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const lines: string[] = []
-  const proc = startProcess({
-    name: 'sertn',
-    command: process.execPath,
-    args: ['--import', 'tsx', 'cli/sertn.ts', ...args],
-    cwd: REPO,
-    env: { ...process.env, ...env },
-    onLine: (line) => lines.push(line),
-  })
-  running.add(proc.pid)
-  const timer = setTimeout(() => void proc.stop(), RUN_TIMEOUT_MS - 10_000)
-  try {
-    const code = await proc.closed
-    return { code, out: lines.join('\n') }
-  } finally {
-    clearTimeout(timer)
-    running.delete(proc.pid)
-  }
-}
+const sertn = (args: string[], env: Record<string, string> = {}) => runSertn(args, { env, running, timeoutMs: RUN_TIMEOUT_MS - 10_000 })
 
 const networkFile = (o: { spokeChainId?: number } = {}) => ({
   name: 'e2e',

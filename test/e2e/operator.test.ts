@@ -13,8 +13,7 @@
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { type Address, type Hex, parseEther } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type AnvilInstance, startAnvil } from '../../chains/anvil.ts'
@@ -27,9 +26,9 @@ import { freePort, type ManagedProcess, startProcess } from '../../core/process.
 import { type ArlocalInstance, loadOrCreateLocalWallet, startArlocal } from '../../plugins/storage/arweave/index.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../../workflows/worker/temporal-dev-server.ts'
 import { waitUntil } from '../support/chain.ts'
+import { REPO, runSertn } from '../support/cli.ts'
 import { boundedTeardown, CALLBACK_GAS, DEMO_INPUT, killProcessGroups } from '../support/stack.ts'
 
-const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)))
 const RUN_TIMEOUT_MS = 240_000
 const ROLES = ['deployer', 'node', 'relayer', 'validator'] as const
 type Role = (typeof ROLES)[number]
@@ -49,29 +48,8 @@ let record: DeploymentRecord
 const path = (name: string) => join(dir, name)
 const keystore = (role: Role) => path(`keystores/${role}`)
 
-type Run = { code: number | null; out: string }
-
 /** Runs `sertn …` to its end as a child process (its own process group, killed by the teardown if still running). */
-async function sertn(args: string[]): Promise<Run> {
-  const lines: string[] = []
-  const proc = startProcess({
-    name: 'sertn',
-    command: process.execPath,
-    args: ['--import', 'tsx', 'cli/sertn.ts', ...args],
-    cwd: REPO,
-    env: { ...process.env, SERTN_SECRETS: '' },
-    onLine: (line) => lines.push(line),
-  })
-  running.add(proc.pid)
-  const timer = setTimeout(() => void proc.stop(), RUN_TIMEOUT_MS - 10_000)
-  try {
-    const code = await proc.closed
-    return { code, out: lines.join('\n') }
-  } finally {
-    clearTimeout(timer)
-    running.delete(proc.pid)
-  }
-}
+const sertn = (args: string[]) => runSertn(args, { env: { SERTN_SECRETS: '' }, running, timeoutMs: RUN_TIMEOUT_MS - 10_000 })
 
 /** Starts a long-running `sertn …` (stopped by the teardown); its output goes to `lines`. */
 function daemon(name: string, args: string[], lines: string[]): ManagedProcess {

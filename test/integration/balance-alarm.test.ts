@@ -3,40 +3,27 @@
  * when an account falls below `balanceAlarmEth` (`sertn_account_balance_low` 1), one info line when
  * it is topped up (0), and again at the next crossing; the loop reads every interval until aborted.
  */
-import { Writable } from 'node:stream'
 import { parseEther, toHex, type Address } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
 import { anvilAccount } from '../../chains/evm/clients.ts'
 import { startBalanceMonitor } from '../../chains/evm/plugin/balance.ts'
-import { createLogger, rootLogger, setRootLogger } from '../../core/log.ts'
 import { metrics } from '../../core/metrics.ts'
+import { captureLogs } from '../support/logs.ts'
 import { waitUntil } from '../support/chain.ts'
 
 let anvil: AnvilInstance
-const lines: Record<string, unknown>[] = []
-const previousLogger = rootLogger()
+let logs: ReturnType<typeof captureLogs>
 const node = anvilAccount(5).address
 const relayer = anvilAccount(6).address
 
 beforeAll(async () => {
   anvil = await startAnvil()
-  setRootLogger(
-    createLogger({
-      format: 'json',
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _enc, done) {
-          for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>)
-          done()
-        },
-      }),
-    }),
-  )
+  logs = captureLogs()
 })
 
 afterAll(async () => {
-  setRootLogger(previousLogger)
+  logs?.restore()
   await anvil?.stop()
 })
 
@@ -48,7 +35,7 @@ const setBalance = (address: Address, eth: string) =>
   }).then((r) => r.json())
 const gauge = async (g: typeof metrics.balanceWei, chain: string, address: Address) =>
   (await g.get()).values.find((v) => v.labels.chain === chain && v.labels.address === address)?.value
-const balanceLines = (from: number) => lines.slice(from).filter((l) => l.component === 'balance')
+const balanceLines = (from: number) => logs.lines.slice(from).filter((l) => l.component === 'balance')
 
 describe('balance alarm', () => {
   test('behavior: one warning per crossing below balanceAlarmEth, one info line when topped up; an account on a chain without an alarm is only exported', async () => {
@@ -63,7 +50,7 @@ describe('balance alarm', () => {
       signal: signal.signal,
     })
     await monitor.check()
-    const from = lines.length
+    const from = logs.lines.length
     expect(await gauge(metrics.balanceWei, 'balance', node)).toBe(Number(parseEther('10000')))
     expect(await gauge(metrics.balanceLow, 'balance', node)).toBe(0)
 

@@ -4,37 +4,24 @@
  * and a higher fee and mined once (the caller gets the mined transaction's receipt); a replacement
  * never goes above `fees.maxFeePerGasGwei`, and at the cap the sender waits with one warning.
  */
-import { Writable } from 'node:stream'
 import { parseGwei, toHex, type Hex } from 'viem'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { startAnvil, type AnvilInstance } from '../../chains/anvil.ts'
 import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
 import { connectEvm, sendAndWait, type EvmConnection } from '../../chains/evm/plugin/connection.ts'
 import type { FeePolicy } from '../../chains/evm/plugin/sender.ts'
-import { createLogger, rootLogger, setRootLogger } from '../../core/log.ts'
 import { metrics } from '../../core/metrics.ts'
+import { captureLogs } from '../support/logs.ts'
 import { waitUntil } from '../support/chain.ts'
 
 let anvil: AnvilInstance
 let admin: SertnClient
-const lines: Record<string, unknown>[] = []
-const previousLogger = rootLogger()
+let logs: ReturnType<typeof captureLogs>
 
 beforeAll(async () => {
   anvil = await startAnvil()
   admin = createSertnClient(anvil.chain, anvilAccount(0), { rpcUrl: anvil.rpcUrl })
-  setRootLogger(
-    createLogger({
-      format: 'json',
-      level: 'info',
-      destination: new Writable({
-        write(chunk, _enc, done) {
-          for (const l of String(chunk).split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>)
-          done()
-        },
-      }),
-    }),
-  )
+  logs = captureLogs()
 })
 
 afterEach(async () => {
@@ -42,7 +29,7 @@ afterEach(async () => {
 })
 
 afterAll(async () => {
-  setRootLogger(previousLogger)
+  logs?.restore()
   await anvil?.stop()
 })
 
@@ -103,16 +90,16 @@ describe('replacement', () => {
     const cap = gwei('2.5')
     const conn = connect(3, 'fees-cap', { maxFeePerGas: cap, replaceAfterMs: 200, bumpPercent: 25 })
     const from = conn.walletClient.account.address
-    const logged = lines.length
+    const logged = logs.lines.length
     const sent = sendAndWait(
       conn,
       { to: anvilAccount(9).address, data: '0x', gas: 21_000n, value: 1n },
       { what: 'a transfer', pollingIntervalMs: 20 },
     )
     // 2.2 gwei first (1.2 × base fee + 1 gwei tip), then 2.5 (25% more would be 2.75), then no more.
-    await waitUntil('a warning at the cap', () => lines.slice(logged).some((l) => l.setting === 'fees.maxFeePerGasGwei'), 10_000)
+    await waitUntil('a warning at the cap', () => logs.lines.slice(logged).some((l) => l.setting === 'fees.maxFeePerGasGwei'), 10_000)
     await new Promise((r) => setTimeout(r, 1_000)) // five more checks at the cap
-    const warnings = lines.slice(logged).filter((l) => l.setting === 'fees.maxFeePerGasGwei')
+    const warnings = logs.lines.slice(logged).filter((l) => l.setting === 'fees.maxFeePerGasGwei')
     expect(warnings).toHaveLength(1)
     expect(warnings[0]).toMatchObject({ level: 40, component: 'sender', chain: 'fees-cap' })
     expect(conn.sender.replaced).toBe(1)
@@ -153,7 +140,7 @@ describe('replacement', () => {
         pollingIntervalMs: 20,
         fees: { replaceAfterMs: 100, bumpPercent: 25 },
       })
-      const logged = lines.length
+      const logged = logs.lines.length
       const sent = sendAndWait(
         conn,
         { to: anvilAccount(9).address, data: '0x', gas: 21_000n, value: 1n },
@@ -162,7 +149,7 @@ describe('replacement', () => {
       await waitUntil('the transaction sent', () => conn.sender.submitted === 1 && conn.sender.tracked === 1)
       await gone.stop()
       await waitUntil('the transaction no longer watched', () => conn.sender.tracked === 0, 10_000)
-      const stopped = lines.slice(logged).filter((l) => String(l.msg).startsWith('stopped watching a transaction'))
+      const stopped = logs.lines.slice(logged).filter((l) => String(l.msg).startsWith('stopped watching a transaction'))
       expect(stopped).toHaveLength(1)
       expect(stopped[0]).toMatchObject({ level: 40, chain: 'fees-gone', checks: 5 })
       await sent
