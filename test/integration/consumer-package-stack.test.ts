@@ -16,6 +16,7 @@ import { boundedTeardown, DEMO_INPUT, mine, startTestStack, startWorkers, type I
 Runtime.install({ logger: new DefaultLogger('WARN') })
 
 const DECISION = { Pending: 1, Approved: 2, Declined: 3 } as const
+const PENDING = 1
 const FULFILLED = 2
 const CALLBACK_SUCCEEDED = 0
 
@@ -35,7 +36,8 @@ beforeAll(async () => {
     args: [demo.modelId],
   })
   pinned = { version: terms.version, artifactsHash: terms.artifactsHash }
-  scorer = await deployContract(user, LoanRiskScorer, [core.gateway, demo.modelId, pinned.version, pinned.artifactsHash, 0n, 100_000])
+  // The demo model scores 3 classes: the lender reads them as risk grades and approves grades 0 and 1.
+  scorer = await deployContract(user, LoanRiskScorer, [core.gateway, demo.modelId, pinned.version, pinned.artifactsHash, 3, 1, 100_000])
 })
 
 afterAll(async () => {
@@ -43,7 +45,7 @@ afterAll(async () => {
 })
 
 describe('the example consumer on the real gateway', () => {
-  test('default: an application is decided by a verified result of the pinned model', async () => {
+  test('default: an application is decided by a verified result of the pinned model', { timeout: 240_000 }, async () => {
     const { user, core } = stack.chain
     const price = await user.readContract({ address: scorer, abi: LoanRiskScorer.abi, functionName: 'price' })
     expect(price).toBe(
@@ -66,15 +68,16 @@ describe('the example consumer on the real gateway', () => {
     expect(event?.args).toMatchObject({ requestId: id, requester: scorer, modelVersion: pinned.version, input: [...DEMO_INPUT] })
     await mine(stack)
 
-    const application = await waitUntil(
-      'the verified score to reach the consumer',
+    const settled = await waitUntil(
+      'the gateway to settle the request',
       async () => {
-        const a = await user.readContract({ address: scorer, abi: LoanRiskScorer.abi, functionName: 'application', args: [id] })
-        return a.decision !== DECISION.Pending && a
+        const r = await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [id] })
+        return r.status !== PENDING && r
       },
-      150_000,
+      200_000,
       250,
     )
+    expect(settled.status).toBe(FULFILLED)
     const [fulfilled] = await user.getContractEvents({
       address: core.gateway,
       abi: InferenceGateway.abi,
@@ -84,13 +87,14 @@ describe('the example consumer on the real gateway', () => {
     })
     expect(fulfilled?.args.callbackStatus).toBe(CALLBACK_SUCCEEDED)
     const output = fulfilled!.args.output!
-    expect(output).toHaveLength(2)
+    expect(output).toHaveLength(3)
     // The consumer decided on the very output the gateway verified.
-    const margin = output[1]! - output[0]!
+    const grade = output.reduce((best, v, i, a) => (v > a[best]! ? i : best), 0)
+    const application = await user.readContract({ address: scorer, abi: LoanRiskScorer.abi, functionName: 'application', args: [id] })
     expect(application).toMatchObject({
       applicant: user.account.address,
-      margin,
-      decision: margin >= 0n ? DECISION.Approved : DECISION.Declined,
+      grade,
+      decision: grade <= 1 ? DECISION.Approved : DECISION.Declined,
     })
     expect(
       (await user.readContract({ address: core.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [id] })).status,
@@ -108,7 +112,7 @@ describe('the example consumer on the real gateway', () => {
   test('security: a lender pinned to other artifacts is refused by the real gateway', async () => {
     const { user, core, demo } = stack.chain
     const other: Hex = `0x${'bb'.repeat(32)}`
-    const stale = await deployContract(user, LoanRiskScorer, [core.gateway, demo.modelId, pinned.version, other, 0n, 100_000])
+    const stale = await deployContract(user, LoanRiskScorer, [core.gateway, demo.modelId, pinned.version, other, 3, 1, 100_000])
     const price = await user.readContract({ address: stale, abi: LoanRiskScorer.abi, functionName: 'price' })
     const r = await expectRevert(
       user.simulateContract({

@@ -31,6 +31,9 @@ const USER_SETTINGS = VKA_SOLC_SETTINGS
 const STATUS = { Pending: 1, Fulfilled: 2, Failed: 3, Refunded: 4 } as const
 const CALLBACK = { Succeeded: 0, Failed: 1 } as const
 const DECISION = { None: 0, Pending: 1, Approved: 2, Declined: 3, Failed: 4, Unanswered: 5 } as const
+/** Risk grades the test model scores (its outputs), and the riskiest the lender approves. */
+const GRADES = 3
+const MAX_APPROVED_GRADE = 1
 const ERROR_CODE = { ModelFailed: 2, Timeout: 5 } as const
 
 const MODEL: Hex = `0x${'5e'.repeat(32)}`
@@ -42,7 +45,7 @@ const TEST_MODEL = {
   active: true,
   version: 1,
   inputLength: 4,
-  outputLength: 2,
+  outputLength: GRADES,
   maxAbsInput: 1n << 20n,
   fee: FEE,
   inputHashed: false,
@@ -219,7 +222,8 @@ describe('the example consumer against SertnTestGateway', () => {
       MODEL,
       1,
       opts.artifacts ?? ARTIFACTS,
-      0n,
+      GRADES,
+      MAX_APPROVED_GRADE,
       opts.callbackGas ?? CALLBACK_GAS,
     ])
   }
@@ -277,15 +281,16 @@ describe('the example consumer against SertnTestGateway', () => {
     expect((await expectRevert(apply())).errorName).toBe('LoanRiskScorerApplicationOpen')
 
     const ownerBefore = await balanceOf(chain.owner, chain.owner.account.address)
-    const { receipt, gatewayEvents, scorerEvents } = await settle('fulfillRequest', [id, [100n, 900n]])
+    const { receipt, gatewayEvents, scorerEvents } = await settle('fulfillRequest', [id, [100n, 900n, 50n]])
     const fulfilled = gatewayEvents.find((e) => e.eventName === 'InferenceFulfilled')
-    expect(fulfilled?.args).toMatchObject({ requestId: id, output: [100n, 900n], callbackStatus: CALLBACK.Succeeded })
+    expect(fulfilled?.args).toMatchObject({ requestId: id, output: [100n, 900n, 50n], callbackStatus: CALLBACK.Succeeded })
     expect(scorerEvents.find((e) => e.eventName === 'LoanScored')?.args).toMatchObject({
       requestId: id,
       decision: DECISION.Approved,
-      margin: 800n,
+      grade: 1,
+      scores: [100n, 900n, 50n],
     })
-    expect(await applicationOf(id)).toMatchObject({ decision: DECISION.Approved, margin: 800n })
+    expect(await applicationOf(id)).toMatchObject({ decision: DECISION.Approved, grade: 1 })
     expect((await requestOf(id)).status).toBe(STATUS.Fulfilled)
     // The escrow went to the one who answered (here the test, in the node's place).
     expect(await balanceOf(chain.owner, chain.owner.account.address)).toBe(
@@ -294,7 +299,7 @@ describe('the example consumer against SertnTestGateway', () => {
 
     // At most once: the gateway refuses a second result, a failure or an expiry of a settled request.
     for (const [fn, args] of [
-      ['fulfillRequest', [id, [1n, 2n]]],
+      ['fulfillRequest', [id, [1n, 2n, 3n]]],
       ['failRequest', [id, ERROR_CODE.ModelFailed, 'late']],
       ['expireRequest', [id]],
     ] as const) {
@@ -305,10 +310,15 @@ describe('the example consumer against SertnTestGateway', () => {
     }
   })
 
-  test('default: a lower approval score declines', async () => {
+  test('default: a riskier grade declines', async () => {
     const id = await apply()
-    await settle('fulfillRequest', [id, [500n, 100n]])
-    expect(await applicationOf(id)).toMatchObject({ decision: DECISION.Declined, margin: -400n })
+    // The result must have one score per grade, as the model declares.
+    const shape = await expectRevert(
+      chain.owner.simulateContract({ address: gateway, abi: SertnTestGateway.abi, functionName: 'fulfillRequest', args: [id, [1n, 2n]] }),
+    )
+    expect(shape).toEqual({ errorName: 'ResultOutputShapeMismatch', args: [3n, 2n] })
+    await settle('fulfillRequest', [id, [100n, -200n, 700n]])
+    expect(await applicationOf(id)).toMatchObject({ decision: DECISION.Declined, grade: 2 })
   })
 
   test('error: a failed request refunds the escrow to the consumer, which owes it to the applicant', async () => {
@@ -370,14 +380,19 @@ describe('the example consumer against SertnTestGateway', () => {
     expect(await applicationOf(b)).toMatchObject({ decision: DECISION.Failed })
     // A late result is refused.
     const late = await expectRevert(
-      chain.owner.simulateContract({ address: gateway, abi: SertnTestGateway.abi, functionName: 'fulfillRequest', args: [b, [1n, 2n]] }),
+      chain.owner.simulateContract({
+        address: gateway,
+        abi: SertnTestGateway.abi,
+        functionName: 'fulfillRequest',
+        args: [b, [1n, 2n, 3n]],
+      }),
     )
     expect(late).toEqual({ errorName: 'GatewayRequestNotPending', args: [b, STATUS.Refunded] })
   })
 
   test('security: only the gateway calls back; a callback for a request the consumer never made is refused', async () => {
     for (const functionName of ['rawOnInferenceResult', 'rawOnInferenceError'] as const) {
-      const args = functionName === 'rawOnInferenceResult' ? [1n, [1n, 2n]] : [1n, ERROR_CODE.ModelFailed, 'x']
+      const args = functionName === 'rawOnInferenceResult' ? [1n, [1n, 2n, 3n]] : [1n, ERROR_CODE.ModelFailed, 'x']
       const r = await expectRevert(chain.stranger.simulateContract({ address: scorer, abi, functionName, args } as never))
       expect(r).toEqual({ errorName: 'SertnConsumerOnlyGateway', args: [chain.stranger.account.address] })
     }
@@ -385,7 +400,7 @@ describe('the example consumer against SertnTestGateway', () => {
     // for a request the consumer did not make.
     const other = await deployScorer({ gateway: chain.stranger.account.address })
     const r = await expectRevert(
-      chain.stranger.simulateContract({ address: other, abi, functionName: 'rawOnInferenceResult', args: [42n, [1n, 2n]] }),
+      chain.stranger.simulateContract({ address: other, abi, functionName: 'rawOnInferenceResult', args: [42n, [1n, 2n, 3n]] }),
     )
     expect(r).toEqual({ errorName: 'LoanRiskScorerNotPending', args: [42n] })
     // The test gateway takes no node answers, and only its owner settles.
@@ -403,7 +418,7 @@ describe('the example consumer against SertnTestGateway', () => {
         address: gateway,
         abi: SertnTestGateway.abi,
         functionName: 'fulfillRequest',
-        args: [1n, [1n, 2n]],
+        args: [1n, [1n, 2n, 3n]],
       }),
     )
     expect(owner.errorName).toBe('OwnedUnauthorized')
@@ -421,13 +436,13 @@ describe('the example consumer against SertnTestGateway', () => {
         address: gateway,
         abi: SertnTestGateway.abi,
         functionName: 'fulfillRequest',
-        args: [other, [1n, 2n]],
+        args: [other, [1n, 2n, 3n]],
         gas: 100_000n,
       }),
     )
     expect(short.errorName).toBe('GatewayInsufficientGasForCallback')
 
-    const { gatewayEvents } = await settle('fulfillRequest', [id, [100n, 900n]])
+    const { gatewayEvents } = await settle('fulfillRequest', [id, [900n, 100n, 50n]])
     const fulfilled = gatewayEvents.find((e) => e.eventName === 'InferenceFulfilled')
     expect(fulfilled?.args.callbackStatus).toBe(CALLBACK.Failed)
     // It ran out: it used its whole limit (plus the call's own cost), not a unit more.
@@ -479,7 +494,12 @@ describe('the example consumer against SertnTestGateway', () => {
     })
     await confirm(chain.owner, await chain.owner.writeContract(request))
     const stale = await expectRevert(
-      chain.owner.simulateContract({ address: gateway, abi: SertnTestGateway.abi, functionName: 'fulfillRequest', args: [id, [1n, 2n]] }),
+      chain.owner.simulateContract({
+        address: gateway,
+        abi: SertnTestGateway.abi,
+        functionName: 'fulfillRequest',
+        args: [id, [1n, 2n, 3n]],
+      }),
     )
     expect(stale).toEqual({ errorName: 'GatewayModelVersionChanged', args: [id, 1, 2] })
     // The applicant is still waiting on `id`; another applicant is refused by the pin.

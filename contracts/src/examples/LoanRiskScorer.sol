@@ -5,9 +5,9 @@ import {SertnConsumer} from "../SertnConsumer.sol";
 import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interfaces/IInferenceGateway.sol";
 
 /// @title LoanRiskScorer
-/// @notice A worked example of a Sertn consumer: a lender scores each loan application with a
-///         verified ML model and approves it when the model's approval score beats its decline score
-///         by a margin. It shows the parts every consumer has:
+/// @notice A worked example of a Sertn consumer: a lender grades each loan application's risk with
+///         a verified ML model (one score per risk grade, grade 0 the safest) and approves it when
+///         the best-scoring grade is at most {maxApprovedGrade}. It shows the parts every consumer has:
 ///         1. **Pin the model.** It asks for the model version and artifacts hash it was audited
 ///            against (`requestInferenceWith`): if the model's owner publishes a new circuit, new
 ///            requests revert `GatewayModelVersionMismatch` instead of silently scoring with it, and
@@ -25,8 +25,8 @@ import {IInferenceGateway, InferenceErrorCode, RequestStatus} from "../interface
 ///            or reverted), the gateway settles the request regardless: {reconcile} reads the
 ///            request's final state from the gateway so that no application stays open forever.
 /// @dev Features are fixed-point at the model's input scale (x is passed as round(x * 2^scale));
-///      outputs are at the model's output scale. This example expects a model with two outputs,
-///      [decline score, approval score] (the demo MLP of the repository has that shape).
+///      scores are at the model's output scale. The model has {riskGrades} outputs (the repository's
+///      demo MLP, 4 features to 3 scores, has that shape with `riskGrades = 3`).
 contract LoanRiskScorer is SertnConsumer {
     /// @notice Where an application stands.
     enum Decision {
@@ -34,9 +34,9 @@ contract LoanRiskScorer is SertnConsumer {
         None,
         /// @notice Requested; the verified score has not arrived.
         Pending,
-        /// @notice Scored, and the margin reached {approvalMargin}.
+        /// @notice Graded at most {maxApprovedGrade}.
         Approved,
-        /// @notice Scored, and the margin fell short.
+        /// @notice Graded riskier than {maxApprovedGrade}.
         Declined,
         /// @notice Not served (the node failed it, or the deadline passed); the fee was refunded.
         Failed,
@@ -51,10 +51,11 @@ contract LoanRiskScorer is SertnConsumer {
         address applicant;
         /// @notice Where it stands.
         Decision decision;
+        /// @notice The verified risk grade: the best-scoring output (valid when Approved or Declined;
+        ///         the scores themselves are in the {LoanScored} event: store only what is read).
+        uint8 grade;
         /// @notice What the gateway holds in escrow for it: what comes back if it is not served.
         uint96 escrow;
-        /// @notice Approval score minus decline score, verified (valid when Approved or Declined).
-        int256 margin;
     }
 
     /// @notice The applicant already has an application waiting for its score.
@@ -63,8 +64,10 @@ contract LoanRiskScorer is SertnConsumer {
     error LoanRiskScorerUnderpaid(uint256 price, uint256 paid);
     /// @notice The request is not an application waiting for its score (unknown, or already handled).
     error LoanRiskScorerNotPending(uint256 requestId);
-    /// @notice The model's output does not have two scores.
-    error LoanRiskScorerWrongOutputLength(uint256 length);
+    /// @notice The model's output does not have one score per risk grade.
+    error LoanRiskScorerWrongOutputLength(uint256 expected, uint256 actual);
+    /// @notice The approval threshold names no risk grade.
+    error LoanRiskScorerInvalidGrades(uint8 riskGrades, uint8 maxApprovedGrade);
     /// @notice The gateway has not settled the request yet, and its deadline has not passed.
     error LoanRiskScorerStillPending(uint256 requestId);
     /// @notice Nothing is owed to the caller.
@@ -75,7 +78,7 @@ contract LoanRiskScorer is SertnConsumer {
     /// @notice `applicant` applied; the score is requested as `requestId`.
     event LoanApplied(uint256 indexed requestId, address indexed applicant, uint256 paid);
     /// @notice A verified score arrived and decided the application.
-    event LoanScored(uint256 indexed requestId, address indexed applicant, Decision decision, int256 margin);
+    event LoanScored(uint256 indexed requestId, address indexed applicant, Decision decision, uint8 grade, int256[] scores);
     /// @notice The application will not be scored; its escrow was refunded and is owed to the applicant.
     event LoanScoringFailed(uint256 indexed requestId, address indexed applicant, InferenceErrorCode code, string reason);
     /// @notice The request was settled but our callback failed; found by {reconcile}.
@@ -87,8 +90,10 @@ contract LoanRiskScorer is SertnConsumer {
     uint32 public immutable modelVersion;
     /// @notice The model's artifacts hash (sha256 of its manifest) this lender audited (zero: any).
     bytes32 public immutable artifactsHash;
-    /// @notice Approval score minus decline score needed to approve, at the model's output scale.
-    int256 public immutable approvalMargin;
+    /// @notice Risk grades the model scores (its outputs).
+    uint8 public immutable riskGrades;
+    /// @notice The riskiest grade this lender approves.
+    uint8 public immutable maxApprovedGrade;
     /// @notice Gas the gateway gives our callbacks. Measure them and leave a margin: a callback
     ///         that runs out of gas loses the result (see {reconcile}), and each unit of gas is
     ///         paid for in the quote.
@@ -104,20 +109,24 @@ contract LoanRiskScorer is SertnConsumer {
     /// @param modelId_ The scoring model.
     /// @param modelVersion_ The model version to pin (0: none).
     /// @param artifactsHash_ The artifacts hash to pin (zero: none).
-    /// @param approvalMargin_ The margin that approves.
+    /// @param riskGrades_ Risk grades the model scores (its outputs).
+    /// @param maxApprovedGrade_ The riskiest grade to approve (below `riskGrades_`).
     /// @param callbackGasLimit_ Gas for our callbacks (100,000 is ample for these).
     constructor(
         IInferenceGateway gateway_,
         bytes32 modelId_,
         uint32 modelVersion_,
         bytes32 artifactsHash_,
-        int256 approvalMargin_,
+        uint8 riskGrades_,
+        uint8 maxApprovedGrade_,
         uint32 callbackGasLimit_
     ) SertnConsumer(gateway_) {
+        if (maxApprovedGrade_ >= riskGrades_) revert LoanRiskScorerInvalidGrades(riskGrades_, maxApprovedGrade_);
         modelId = modelId_;
         modelVersion = modelVersion_;
         artifactsHash = artifactsHash_;
-        approvalMargin = approvalMargin_;
+        riskGrades = riskGrades_;
+        maxApprovedGrade = maxApprovedGrade_;
         callbackGasLimit = callbackGasLimit_;
     }
 
@@ -156,7 +165,7 @@ contract LoanRiskScorer is SertnConsumer {
         // spoke it is less than the price, which also paid for cross-chain messages).
         uint96 escrow = gateway.getRequest(requestId).escrow;
         _applications[requestId] =
-            Application({applicant: msg.sender, decision: Decision.Pending, escrow: escrow, margin: 0});
+            Application({applicant: msg.sender, decision: Decision.Pending, grade: 0, escrow: escrow});
         openApplicationOf[msg.sender] = requestId;
         if (msg.value > cost) refundOf[msg.sender] += msg.value - cost;
         emit LoanApplied(requestId, msg.sender, cost);
@@ -211,14 +220,18 @@ contract LoanRiskScorer is SertnConsumer {
     ///      the result: check only what cannot happen unless something is badly wrong.
     function _onInferenceResult(uint256 requestId, int256[] calldata output) internal override {
         Application storage a = _pendingApplication(requestId);
-        if (output.length != 2) revert LoanRiskScorerWrongOutputLength(output.length);
-        int256 margin = output[1] - output[0];
-        Decision decision = margin >= approvalMargin ? Decision.Approved : Decision.Declined;
+        if (output.length != riskGrades) revert LoanRiskScorerWrongOutputLength(riskGrades, output.length);
+        uint8 grade;
+        for (uint8 i = 1; i < output.length; ++i) {
+            if (output[i] > output[grade]) grade = i;
+        }
+        Decision decision = grade <= maxApprovedGrade ? Decision.Approved : Decision.Declined;
+        // Applicant, decision and grade share a slot: one storage write.
         a.decision = decision;
-        a.margin = margin;
+        a.grade = grade;
         address applicant = a.applicant;
         delete openApplicationOf[applicant];
-        emit LoanScored(requestId, applicant, decision, margin);
+        emit LoanScored(requestId, applicant, decision, grade, output);
     }
 
     /// @dev The request will not be served: the gateway has already sent its escrow to this
