@@ -484,6 +484,90 @@ describe('the example consumer against SertnTestGateway', () => {
     })
   })
 
+  test('behavior: hashed models: an input commitment needs its storage reference; a hashed result goes to the hashed callback', async () => {
+    const HASHED: Hex = `0x${'4a'.repeat(32)}`
+    const { request: set } = await chain.owner.simulateContract({
+      address: gateway,
+      abi: SertnTestGateway.abi,
+      functionName: 'setModel',
+      args: [HASHED, { ...TEST_MODEL, inputLength: 1, outputLength: 1, inputHashed: true, outputHashed: true }],
+    })
+    await confirm(chain.owner, await chain.owner.writeContract(set))
+    const value = await chain.user.readContract({
+      address: gateway,
+      abi: SertnTestGateway.abi,
+      functionName: 'quote',
+      args: [HASHED, CALLBACK_GAS],
+    })
+    const params = {
+      modelId: HASHED,
+      input: [-5n],
+      inputRef: ARTIFACTS,
+      callbackGasLimit: CALLBACK_GAS,
+      modelVersion: 0,
+      artifactsHash: `0x${'00'.repeat(32)}` as Hex,
+      failIfNoCapacity: false,
+    }
+    const missing = await expectRevert(
+      chain.user.simulateContract({
+        address: gateway,
+        abi: SertnTestGateway.abi,
+        functionName: 'requestInferenceWith',
+        args: [{ ...params, inputRef: `0x${'00'.repeat(32)}` }],
+        value,
+      }),
+    )
+    expect(missing.errorName).toBe('GatewayMissingInputRef')
+    // An account without code is settled without a callback.
+    const { request, result: id } = await chain.user.simulateContract({
+      address: gateway,
+      abi: SertnTestGateway.abi,
+      functionName: 'requestInferenceWith',
+      args: [params],
+      value,
+    })
+    await confirm(chain.user, await chain.user.writeContract(request))
+    const eoa = await settle('fulfillRequest', [id, [7n]])
+    expect(eoa.gatewayEvents.find((e) => e.eventName === 'InferenceFulfilled')?.args.callbackStatus).toBe(2 /* Skipped */)
+    // A model with a public input and a hashed output: the example consumer does not override the
+    // hashed callback, SertnConsumer's default refuses it, and the request is settled regardless.
+    const HASHED_OUT: Hex = `0x${'4b'.repeat(32)}`
+    const { request: set2 } = await chain.owner.simulateContract({
+      address: gateway,
+      abi: SertnTestGateway.abi,
+      functionName: 'setModel',
+      args: [HASHED_OUT, { ...TEST_MODEL, outputLength: 1, outputHashed: true }],
+    })
+    await confirm(chain.owner, await chain.owner.writeContract(set2))
+    const build = foundryBuild ?? hardhatBuild
+    const consumer = await deployContract(chain.user, { abi: build.abi, bytecode: build.bytecode }, [
+      gateway,
+      HASHED_OUT,
+      1,
+      ARTIFACTS,
+      1,
+      0,
+      CALLBACK_GAS,
+    ])
+    const id2 = await apply(consumer)
+    const hashed = await settle('fulfillRequest', [id2, [-5n]])
+    const fulfilled = hashed.gatewayEvents.find((e) => e.eventName === 'InferenceFulfilled')
+    expect(fulfilled?.args).toMatchObject({ output: [-5n], callbackStatus: CALLBACK.Failed })
+    expect((await requestOf(id2)).status).toBe(STATUS.Fulfilled)
+    expect(await applicationOf(id2, consumer)).toMatchObject({ decision: DECISION.Pending })
+    // What that callback did, replayed from the gateway's address: the default's refusal.
+    const replay = await expectRevert(
+      chain.user.simulateContract({
+        account: gateway,
+        address: consumer,
+        abi,
+        functionName: 'rawOnHashedInferenceResult',
+        args: [id2, 5n, ARTIFACTS],
+      }),
+    )
+    expect(replay).toEqual({ errorName: 'SertnConsumerHashedResultUnhandled', args: [id2] })
+  })
+
   test('security: a new model version is refused by the pin, and cannot answer a request made before it', async () => {
     const id = await apply()
     const { request } = await chain.owner.simulateContract({
