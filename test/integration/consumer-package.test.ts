@@ -7,6 +7,7 @@
  * request, fulfil, decline, error with refund, expiry, double settlement refused, callbacks only
  * from the gateway, a gas-starved callback, and a model change refused by the pins.
  */
+import { execFileSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
@@ -168,7 +169,7 @@ describe('the package as users import it', () => {
     expect(() => req.resolve('@sertn/contracts/README.md')).toThrow()
   })
 
-  test('behavior: the consumer-facing set imports nothing outside the package (no peer dependencies)', () => {
+  test('behavior: the consumer-facing set imports nothing outside the package (no peer dependencies), and the package ships it', () => {
     const entry = ['SertnConsumer.sol', 'examples/LoanRiskScorer.sol', 'testing/SertnTestGateway.sol', 'interfaces/ISertnCopies.sol']
     const seen = new Set<string>()
     const pending = entry.map((e) => join(PACKAGE_DIR, e))
@@ -185,6 +186,14 @@ describe('the package as users import it', () => {
       }
     }
     expect(seen.size).toBeGreaterThanOrEqual(8)
+    // What `npm publish` would ship holds all of them, and the readme.
+    const [packed] = JSON.parse(
+      execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PACKAGE_DIR, encoding: 'utf8' }),
+    ) as [{ name: string; files: { path: string }[] }]
+    expect(packed.name).toBe('@sertn/contracts')
+    const shipped = new Set(packed.files.map((f) => f.path))
+    for (const f of [...seen].map((f) => relative(PACKAGE_DIR, f))) expect(shipped, f).toContain(f)
+    expect(shipped).toContain('README.md')
     const pkg = JSON.parse(readFileSync(join(PACKAGE_DIR, 'package.json'), 'utf8')) as Record<string, unknown>
     expect(pkg.peerDependencies).toBeUndefined()
     expect(pkg.dependencies).toBeUndefined()
