@@ -32,6 +32,12 @@ export const VKA_SOLC_SETTINGS = {
   outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
 } as const
 
+/**
+ * Settings for {@link compileSolidity}: one of the project's, optionally with import remappings
+ * (`prefix=target`, as Foundry passes them to solc: a remapped import is read from `importRoot`).
+ */
+export type SolcSettings = (typeof SOLC_SETTINGS | typeof VKA_SOLC_SETTINGS) & { remappings?: readonly string[] }
+
 export type CompiledContract = {
   abi: unknown[]
   /** 0x-prefixed creation bytecode. */
@@ -91,7 +97,7 @@ function findInNodeModules(dir: string, path: string): string | undefined {
 export function compileSolidity(
   sources: Record<string, { content: string }>,
   importRoot?: string,
-  settings: typeof SOLC_SETTINGS | typeof VKA_SOLC_SETTINGS = SOLC_SETTINGS,
+  settings: SolcSettings = SOLC_SETTINGS,
 ): CompileResult {
   const fromPackages = new Set<string>()
   const output = JSON.parse(
