@@ -7,7 +7,7 @@
  *    `get` skips the hash check fails it (the run is not vacuous). Its sources typecheck there with
  *    its own tsconfig (the `sertn/…` entry points carry their types).
  * 2. A worker whose configuration names a module that is not installed stops at start with a
- *    ConfigError naming `storage.plugin`. A node whose configuration names the copy's module as `storage.plugin` (with `storage.options`)
+ *    ConfigError naming `storage.plugin` (in process, and as `sertn worker`, exiting non-zero). A node whose configuration names the copy's module as `storage.plugin` (with `storage.options`)
  *    serves a request on the local stack: the worker imports the module, stores the output and the
  *    proof through it, and the storage ids fulfilled on chain are files in its folder.
  */
@@ -24,7 +24,7 @@ import { startProcess } from '../../core/process.ts'
 import { storageRefOf } from '../../core/storage-ref.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
 import { runWorkers } from '../../workflows/worker/index.ts'
-import { REPO } from '../support/cli.ts'
+import { REPO, runSertn } from '../support/cli.ts'
 import {
   boundedTeardown,
   fulfilledEventsOf,
@@ -121,6 +121,19 @@ describe('a plugin package outside the repository', () => {
     const dir = installCopy('storage-fs-tsc')
     const { code, out } = await run(dir, ['node_modules/typescript/bin/tsc', '-p', '.'], 240_000)
     expect(code, out).toBe(0)
+  })
+})
+
+describe('sertn worker', () => {
+  test('error: a storage.plugin module that is not installed stops the command, with the fix in its message', async () => {
+    const file = join(outside, 'missing.config.json')
+    const chains = { local: { chainId: 31337, rpcUrl: 'http://127.0.0.1:9', gateway: `0x${'11'.repeat(20)}` } }
+    writeFileSync(file, JSON.stringify({ chains, temporal: { address: '127.0.0.1:9' }, storage: { plugin: '@acme/sertn-storage-s3' } }))
+    const r = await runSertn(['worker', '--role', 'inference', '--config', file, '--log-format', 'json'], { running, timeoutMs: 60_000 })
+    expect(r.code, r.out).not.toBe(0)
+    expect(r.out).toMatch(
+      /error: storage\.plugin: "@acme\/sertn-storage-s3" is not a built-in storage plugin \(arweave\).*npm install @acme\/sertn-storage-s3/,
+    )
   })
 })
 
