@@ -312,7 +312,7 @@ export type ModelRegisterCommandParameters = {
  * the hub.
  */
 export async function modelRegisterCommand(p: ModelRegisterCommandParameters): Promise<number> {
-  const [{ registerModelOnNetwork }, { buildContainer }, { TOKENS }, { readModelManifest }, common] = await Promise.all([
+  const [{ registerModelOnNetwork }, { buildContainerWithModules }, { TOKENS }, { readModelManifest }, common] = await Promise.all([
     import('../chains/evm/register-model.ts'),
     import('../workflows/worker/container.ts'),
     import('../core/di.ts'),
@@ -325,7 +325,7 @@ export async function modelRegisterCommand(p: ModelRegisterCommandParameters): P
   const { keyFromOptions } = await import('./accounts.ts')
   const chains = await creatorClients(stack, await keyFromOptions(p), progress)
   const account = chains[0]!.client.account
-  const { container, dispose } = buildContainer(stack.config)
+  const { container, dispose } = await buildContainerWithModules(stack.config, ['storage'])
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
     const steps = namedSteps(progress)
@@ -388,7 +388,7 @@ export type ModelUpgradeCommandParameters = {
  * before → after.
  */
 export async function modelUpgradeCommand(p: ModelUpgradeCommandParameters): Promise<number> {
-  const [{ upgradeModelOnNetwork }, { buildContainer }, { TOKENS }, common, { keyFromOptions }] = await Promise.all([
+  const [{ upgradeModelOnNetwork }, { buildContainerWithModules }, { TOKENS }, common, { keyFromOptions }] = await Promise.all([
     import('../chains/evm/register-model.ts'),
     import('../workflows/worker/container.ts'),
     import('../core/di.ts'),
@@ -398,7 +398,7 @@ export async function modelUpgradeCommand(p: ModelUpgradeCommandParameters): Pro
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const progress = new Progress()
   const chains = await creatorClients(stack, await keyFromOptions(p), progress)
-  const { container, dispose } = buildContainer(stack.config)
+  const { container, dispose } = await buildContainerWithModules(stack.config, ['storage'])
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
     const steps = namedSteps(progress)
@@ -569,7 +569,7 @@ export type ModelBacktestCommandParameters = {
  * `sertn model backtest verify <model>` checks every published pair against the registered circuit.
  */
 export async function modelBacktestCommand(p: ModelBacktestCommandParameters): Promise<number> {
-  const [common, { buildContainer }, { TOKENS }, bt, { readModelManifest, loadModelArtifacts }, { quantize }, { splitSamples }] =
+  const [common, { buildContainerWithModules }, { TOKENS }, bt, { readModelManifest, loadModelArtifacts }, { quantize }, { splitSamples }] =
     await Promise.all([
       import('./common.ts'),
       import('../workflows/worker/container.ts'),
@@ -582,7 +582,7 @@ export async function modelBacktestCommand(p: ModelBacktestCommandParameters): P
   const stack = common.openStack({ dataDir: p.dataDir, config: p.config })
   const progress = new Progress()
   const chains = await creatorClients(stack, p.privateKey, p.action === 'publish' ? progress : undefined)
-  const { container, dispose } = buildContainer(stack.config)
+  const { container, dispose } = await buildContainerWithModules(stack.config, ['storage', 'prover'])
   try {
     const storage = container.resolve<StoragePlugin>(TOKENS.Storage)
     const prover = container.resolve<import('../core/plugins.ts').ProverPlugin>(TOKENS.Prover)

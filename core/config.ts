@@ -73,6 +73,42 @@ export const chainConfigSchema = z.object({
   messenger: z.union([messengerSectionSchema, z.array(messengerSectionSchema).min(1)]).optional(),
 })
 
+/**
+ * The plugins built into this repository, by kind: a `plugin` field naming another is a module
+ * (an npm package, or a path to a file) loaded at start (core/plugin-modules.ts).
+ */
+export const BUILTIN_PLUGINS = {
+  runtime: ['onnx'],
+  prover: ['ezkl-wasm', 'ezkl-native'],
+  storage: ['arweave'],
+} as const satisfies Record<string, readonly [string, ...string[]]>
+
+/**
+ * A `plugin` field: a built-in plugin's name (the first is the default), or a module that
+ * default-exports the plugin's factory: an npm package name (`@acme/sertn-storage-s3`) or a path
+ * to its file (`./plugins/my-storage.ts`, relative to the working directory).
+ */
+const pluginField = (kind: keyof typeof BUILTIN_PLUGINS) =>
+  z
+    .string()
+    .min(1, `a built-in ${kind} plugin (${BUILTIN_PLUGINS[kind].join(', ')}), an npm package or a path to a module`)
+    .default(BUILTIN_PLUGINS[kind][0])
+
+/** A module plugin's options, given to its factory as they are (the plugin checks them). */
+const pluginOptions = z.record(z.string(), z.unknown()).optional()
+
+/** `options` only configure a plugin loaded from a module; built-in plugins have their own fields. */
+const builtinTakesNoOptions =
+  (kind: keyof typeof BUILTIN_PLUGINS) =>
+  (section: { plugin: string; options?: Record<string, unknown> | undefined }, ctx: z.RefinementCtx) => {
+    if (section.options !== undefined && (BUILTIN_PLUGINS[kind] as readonly string[]).includes(section.plugin))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['options'],
+        message: `the built-in ${kind} plugin ${section.plugin} takes no options here (only a plugin loaded from a module does)`,
+      })
+  }
+
 export const configSchema = z.object({
   /** Cursors, the Temporal database, arlocal data. */
   dataDir: z.string().default('.data'),
@@ -233,10 +269,14 @@ export const configSchema = z.object({
       maxSize: z.number().int().min(2).optional(),
     })
     .prefault({}),
-  runtime: z.object({ plugin: z.enum(['onnx']).default('onnx') }).prefault({}),
+  runtime: z
+    .object({ plugin: pluginField('runtime'), options: pluginOptions })
+    .superRefine(builtinTakesNoOptions('runtime'))
+    .prefault({}),
   prover: z
     .object({
-      plugin: z.enum(['ezkl-wasm', 'ezkl-native']).default('ezkl-wasm'),
+      plugin: pluginField('prover'),
+      options: pluginOptions,
       /** Concurrent proofs per prover worker. */
       poolSize: z.number().int().min(1).default(1),
       /**
@@ -266,10 +306,12 @@ export const configSchema = z.object({
         })
         .prefault({}),
     })
+    .superRefine(builtinTakesNoOptions('prover'))
     .prefault({}),
   storage: z
     .object({
-      plugin: z.enum(['arweave']).default('arweave'),
+      plugin: pluginField('storage'),
+      options: pluginOptions,
       arweave: z
         .object({
           url: z.url().default('http://127.0.0.1:1984'),
@@ -281,6 +323,7 @@ export const configSchema = z.object({
         })
         .prefault({}),
     })
+    .superRefine(builtinTakesNoOptions('storage'))
     .prefault({}),
   models: z
     .object({

@@ -42,7 +42,7 @@ describe('config', () => {
   })
 
   test('error: names every bad field', () => {
-    const bad = { ...minimal, prover: { plugin: 'gpu-magic' }, chains: { local: { ...minimal.chains.local, gateway: '0x12' } } }
+    const bad = { ...minimal, prover: { plugin: '' }, chains: { local: { ...minimal.chains.local, gateway: '0x12' } } }
     const err = (() => {
       try {
         parseConfig(bad, 'sertn.config.json')

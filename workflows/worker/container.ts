@@ -8,11 +8,12 @@ import { totalmem } from 'node:os'
 import { container as rootContainer, instanceCachingFactory, type DependencyContainer } from 'tsyringe'
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts'
 import { evmChain, evmMarket, feePolicyOf, FileCursorStore } from '../../chains/evm/plugin/index.ts'
-import { messengersOf, spokeRouteOf, type SertnConfig } from '../../core/config.ts'
+import { type BUILTIN_PLUGINS, messengersOf, spokeRouteOf, type SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { ConfigError } from '../../core/errors.ts'
 import { howToConfigure, type Signers } from '../../core/secrets.ts'
 import { createModelStore, type ModelStore } from '../../core/models.ts'
+import { type ConfiguredPluginKind, loadPluginModules, type PluginModules } from '../../core/plugin-modules.ts'
 import type { ChainPlugin, MarketPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
 import { ezklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
@@ -21,18 +22,18 @@ import { arweaveStorage } from '../../plugins/storage/arweave/index.ts'
 import type { ActivityDeps } from '../activities/index.ts'
 
 /** Prover plugins by configured name. */
-const PROVERS: Record<SertnConfig['prover']['plugin'], (c: SertnConfig) => ProverPlugin> = {
+const PROVERS: Record<(typeof BUILTIN_PLUGINS)['prover'][number], (c: SertnConfig) => ProverPlugin> = {
   'ezkl-wasm': (c) => ezklWasmProver({ poolSize: c.prover.poolSize }),
   'ezkl-native': (c) => ezklNativeProver({ poolSize: c.prover.poolSize }),
 }
 
 /** Runtime plugins by configured name. */
-const RUNTIMES: Record<SertnConfig['runtime']['plugin'], (c: SertnConfig) => RuntimePlugin> = {
+const RUNTIMES: Record<(typeof BUILTIN_PLUGINS)['runtime'][number], (c: SertnConfig) => RuntimePlugin> = {
   onnx: () => onnxRuntime(),
 }
 
 /** Storage plugins by configured name. */
-const STORAGES: Record<SertnConfig['storage']['plugin'], (c: SertnConfig) => StoragePlugin> = {
+const STORAGES: Record<(typeof BUILTIN_PLUGINS)['storage'][number], (c: SertnConfig) => StoragePlugin> = {
   arweave: (c) => {
     const url = new URL(c.storage.arweave.url)
     const wallet = c.storage.arweave.walletFile ?? join(resolve(c.dataDir), 'arweave-wallet.json')
@@ -54,6 +55,8 @@ export type ContainerOverrides = Partial<{
   models: ModelStore
   /** The resolved signers (`resolveSigners`): the chains and markets sign as `node`. */
   signers: Signers
+  /** The plugins the configuration names by module (`loadPluginModules`), imported beforehand. */
+  modules: PluginModules
 }>
 
 export type SertnContainer = {
@@ -88,9 +91,21 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
       allowInsecureSrs: config.models.allowInsecureSrs,
     }),
   )
-  lazy(TOKENS.Runtime, overrides.runtime, () => RUNTIMES[config.runtime.plugin](config))
-  lazy(TOKENS.Prover, overrides.prover, () => PROVERS[config.prover.plugin](config))
-  lazy(TOKENS.Storage, overrides.storage, () => STORAGES[config.storage.plugin](config))
+  /** The configured plugin of `kind`: built in, else made by the module's factory (imported beforehand). */
+  const choose = <K extends 'runtime' | 'prover' | 'storage', P>(kind: K, builtins: Record<string, (c: SertnConfig) => P>): P => {
+    const name = config[kind].plugin
+    const builtin = Object.hasOwn(builtins, name) ? builtins[name] : undefined
+    if (builtin) return builtin(config)
+    const made = overrides.modules?.[kind]
+    if (!made)
+      throw new ConfigError(
+        `${kind}.plugin names the module "${name}", which was not imported: call loadPluginModules(config) and pass its result as modules to buildContainer`,
+      )
+    return made() as P
+  }
+  lazy(TOKENS.Runtime, overrides.runtime, () => choose('runtime', RUNTIMES))
+  lazy(TOKENS.Prover, overrides.prover, () => choose('prover', PROVERS))
+  lazy(TOKENS.Storage, overrides.storage, () => choose('storage', STORAGES))
   lazy(TOKENS.Chains, overrides.chains, () => {
     const account = nodeAccountOf(config, overrides.signers)
     const cursors = new FileCursorStore(join(resolve(config.dataDir), 'cursors'))
@@ -136,6 +151,19 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
       await Promise.allSettled(built.splice(0).map((p) => p.dispose()))
     },
   }
+}
+
+/**
+ * {@link buildContainer} after importing the plugins of `kinds` that the configuration names by
+ * module (a ConfigError when one is missing or exports no factory): for commands that use plugins
+ * outside a worker.
+ */
+export async function buildContainerWithModules(
+  config: SertnConfig,
+  kinds: readonly ConfiguredPluginKind[],
+  overrides: ContainerOverrides = {},
+): Promise<SertnContainer> {
+  return buildContainer(config, { ...overrides, modules: overrides.modules ?? (await loadPluginModules(config, kinds)) })
 }
 
 /**

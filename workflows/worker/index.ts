@@ -10,6 +10,7 @@ import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { reportChain } from '../../core/health.ts'
 import { createLogger, type Logger, requestFields, rootLogger } from '../../core/log.ts'
+import { type ConfiguredPluginKind, loadPluginModules } from '../../core/plugin-modules.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -66,6 +67,19 @@ export function taskQueuesOf(config: SertnConfig): TaskQueues {
   }
 }
 
+/**
+ * The plugin kinds the workers of `roles` use: storage everywhere (models are fetched from it),
+ * the runtime for inference, the prover for proving. A module plugin of another kind need not be
+ * installed on the machine.
+ */
+export function pluginKindsOf(roles: readonly WorkerRole[]): ConfiguredPluginKind[] {
+  return [
+    'storage',
+    ...(roles.includes('inference') ? (['runtime'] as const) : []),
+    ...(roles.includes('prover') ? (['prover'] as const) : []),
+  ]
+}
+
 /** The task queue a worker of `role` polls: a prover's is its hardware class's. */
 export function queueOfRole(config: SertnConfig, role: WorkerRole): string {
   const q = config.temporal.taskQueues
@@ -92,7 +106,9 @@ export async function runWorkers(params: RunWorkersParameters): Promise<void> {
   const queues = taskQueuesOf(config)
   // Only chain-io signs (its chains and markets): provers and inference workers need no key.
   const signers = params.overrides?.signers ?? (roles.includes('chain-io') ? await resolveSigners(config, ['node']) : {})
-  const sertn = buildContainer(config, { ...params.overrides, signers })
+  // Plugins named by module are imported now, so that a missing one stops the start with a ConfigError.
+  const modules = params.overrides?.modules ?? (await loadPluginModules(config, pluginKindsOf(roles)))
+  const sertn = buildContainer(config, { ...params.overrides, signers, modules })
   const connection = await connectTemporalWorker(config)
   const probe = new AbortController()
   let server: HealthServer | undefined

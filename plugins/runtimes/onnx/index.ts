@@ -3,7 +3,7 @@
  * circuit's quantised outputs are compared against.
  */
 import ort from 'onnxruntime-node'
-import { SertnError } from '../../../core/errors.ts'
+import { PluginError, SertnError } from '../../../core/errors.ts'
 import { checkRealInput, shapeSize } from '../../../core/input.ts'
 import type { ModelArtifacts, TensorSpec } from '../../../core/manifest.ts'
 
@@ -18,11 +18,11 @@ export class OnnxRuntimeError extends SertnError {
   }
 }
 
-/** The runtime was disposed; it accepts no more calls. */
-export class OnnxRuntimeDisposedError extends SertnError {
+/** The runtime was disposed; it accepts no more calls (a PluginError, as the plugin contract says). */
+export class OnnxRuntimeDisposedError extends PluginError {
   override name = 'OnnxRuntimeDisposedError'
   constructor() {
-    super('the onnx runtime has been disposed')
+    super('onnx', 'the runtime has been disposed; create a new one')
   }
 }
 
