@@ -57,6 +57,7 @@ const ARTIFACT_ID = /^[A-Za-z0-9_-]{43}$/
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
   '.css': 'text/css; charset=utf-8',
   '.wasm': 'application/wasm',
   '.json': 'application/json',
@@ -119,7 +120,7 @@ export async function startExplorer(opts: ExplorerOptions): Promise<Explorer> {
       res.writeHead(405, { ...SECURITY_HEADERS, Allow: 'GET, HEAD' }).end()
       return
     }
-    // A page elsewhere cannot reach this one through a name that resolves here (DNS rebinding).
+    // A page elsewhere cannot reach this one through a name of its own that resolves here (DNS rebinding).
     if (!allowedHost(req.headers.host, host, (server.address() as AddressInfo).port)) {
       json(res, 421, { error: 'unexpected Host header' })
       return
@@ -130,7 +131,7 @@ export async function startExplorer(opts: ExplorerOptions): Promise<Explorer> {
     if (path === '/request') return file(res, join(PAGE_DIR, 'request.html'), req)
     if (path.startsWith('/static/')) return file(res, inside(PAGE_DIR, path.slice('/static/'.length)), req)
     // The engine's utils.js imports a package by bare name only to (de)serialize JSON, which the page does not use it for.
-    if (path === '/engine/utils.js') return file(res, join(PAGE_DIR, 'engine-utils.js'), req)
+    if (path === '/engine/utils.js') return file(res, join(PAGE_DIR, 'engine-utils.mjs'), req)
     if (path.startsWith('/engine/')) return file(res, inside(ENGINE_DIR, path.slice('/engine/'.length)), req)
     if (path === '/api/requests') {
       const raw = Number(url.searchParams.get('limit') ?? DEFAULT_LIST)
@@ -284,37 +285,51 @@ function gasOf(s: RequestStatus): string | undefined {
   return all.length ? all.reduce((a, b) => a + b, 0n).toString() : undefined
 }
 
+/** A request's workflow as visibility lists it (what the list shows when its status query goes unanswered). */
+type Listed = { startedAt: number; stage?: string; closed: boolean; operator: StackOperator }
+
 /** The newest requests across every operator's namespace, each with its shown workflow's status. */
 async function listRequests(operators: readonly (StackOperator & { client: Client })[], chains: readonly ChainReader[], limit: number) {
-  const keys = new Map<string, number>()
+  const listed = new Map<string, Listed>()
   const errors: string[] = []
   for (const operator of operators) {
     const r = await attempt(async () => {
       let n = 0
       for await (const w of operator.client.workflow.list({ query: "WorkflowType = 'requestWorkflow'" })) {
         const key = (w.typedSearchAttributes.get(SEARCH_ATTRIBUTES.requestKey) as string | undefined) ?? w.workflowId.split('@')[0]!
-        keys.set(key, Math.max(keys.get(key) ?? 0, w.startTime.getTime()))
+        const startedAt = w.startTime.getTime()
+        const known = listed.get(key)
+        if (!known || known.startedAt < startedAt) {
+          const stage = w.typedSearchAttributes.get(SEARCH_ATTRIBUTES.stage) as string | undefined
+          listed.set(key, { startedAt, ...(stage ? { stage } : {}), closed: w.status.name !== 'RUNNING', operator })
+        }
         if (++n >= limit * 2) break
       }
     })
-    if (r.error) errors.push(`${operator.name} (namespace ${operator.namespace}): ${r.error}`)
+    if (r.error) errors.push(`listing the workflows of ${operator.name} (namespace ${operator.namespace}): ${r.error}`)
   }
-  const newest = [...keys.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, limit)
-    .map(([k]) => k)
-  const rows = await pooled(newest, 4, async (key) => {
-    const read = await readStatuses(operators, key)
+  const newest = [...listed.entries()].sort((a, b) => b[1].startedAt - a[1].startedAt).slice(0, limit)
+  let unanswered = 0
+  const rows = await pooled(newest, 4, async ([key, seen]) => {
+    const { chainId, requestId } = parseRequestKey(key)
     const chain = chainOfKey(chains, key)
-    if (!read) return { key, ...(chain ? { chain: chain.name } : {}) }
+    const base = { key, ...(chain ? { chain: chain.name } : {}), chainId: Number(chainId), requestId }
+    const read = await readStatuses(operators, key)
+    if (!read) {
+      unanswered++
+      return {
+        ...base,
+        ...(seen.stage ? { stage: seen.stage } : {}),
+        running: !seen.closed,
+        startedAt: seen.startedAt,
+        operator: operatorView(seen.operator),
+      }
+    }
     const s = read.shown.status
     const hops = (['hubRecord', 'submit', 'spokeSettle', 'hubSettle'] as const).filter((h) => s.timings[h]).length
     const gas = gasOf(s)
     return {
-      key,
-      ...(chain ? { chain: chain.name } : {}),
-      chainId: Number(parseRequestKey(key).chainId),
-      requestId: parseRequestKey(key).requestId,
+      ...base,
       stage: s.stage,
       running: s.running,
       startedAt: s.startedAt,
@@ -326,6 +341,10 @@ async function listRequests(operators: readonly (StackOperator & { client: Clien
       operator: operatorView(read.shown.operator),
     }
   })
+  if (unanswered)
+    errors.push(
+      `${unanswered} request${unanswered === 1 ? '' : 's'} shown from visibility alone: their status queries went unanswered (a query needs the node's chain-io worker running)`,
+    )
   return { requests: rows, ...(errors.length ? { errors } : {}) }
 }
 
@@ -371,7 +390,13 @@ async function chainFacts(chains: readonly ChainReader[], key: RequestKey) {
   if (!chain)
     return { errors: [`no configured chain has gateway ${parseRequestKey(key).gateway} on chain ${parseRequestKey(key).chainId}`] }
   const id = BigInt(parseRequestKey(key).requestId)
-  const range = { address: chain.gateway, abi: InferenceGateway.abi, args: { requestId: id }, fromBlock: chain.fromBlock, strict: true } as const
+  const range = {
+    address: chain.gateway,
+    abi: InferenceGateway.abi,
+    args: { requestId: id },
+    fromBlock: chain.fromBlock,
+    strict: true,
+  } as const
   const requestedEvents = () => chain.client.getContractEvents({ ...range, eventName: 'InferenceRequested' })
   const fulfilledEvents = () => chain.client.getContractEvents({ ...range, eventName: 'InferenceFulfilled' })
   const [req, ful] = await Promise.all([attempt(requestedEvents), attempt(fulfilledEvents)])
@@ -426,7 +451,13 @@ async function chainFacts(chains: readonly ChainReader[], key: RequestKey) {
 
 // ─────────────────────────────── serving ───────────────────────────────
 
+/**
+ * Whether a request's Host header names this server: on a loopback or specific address, that
+ * address or a loopback name with the port (a page elsewhere cannot reach it through a name of its
+ * own that resolves here); on a wildcard address (served to the network on purpose), any.
+ */
 function allowedHost(header: string | undefined, host: string, port: number): boolean {
+  if (host === '0.0.0.0' || host === '::') return true
   if (!header) return false
   const names = new Set(['127.0.0.1', 'localhost', '[::1]', host.includes(':') ? `[${host}]` : host])
   return [...names].some((n) => header === `${n}:${port}` || (port === 80 && header === n))

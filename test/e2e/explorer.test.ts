@@ -150,8 +150,9 @@ describe('sertn explorer', () => {
       const fact = (name: string) => page.locator(`dd[data-fact="${name}"]`).textContent()
       expect(await fact('stage')).toBe('fulfilled')
       expect(await fact('operator')).toContain('operator 1, namespace default')
-      expect(await fact('input')).toBe(`[${DEMO_INPUT.join(', ')}]`)
-      expect(await fact('output')).toBe(`[${outcome.output!.join(', ')}]`)
+      expect(await fact('input')).toBe(`[${DEMO_INPUT.join(', ')}] = [0.5, -1.25, 2, 0.75] at scale 10`)
+      expect((await fact('output'))?.startsWith(`[${outcome.output!.join(', ')}] = [`)).toBe(true)
+      expect(await fact('callback')).toMatch(/^succeeded, \d+ gas$/)
       expect(await fact('request tx')).toContain(made.hash)
       expect(await fact('hub tx')).toBe(outcome.transactionHash)
       expect(await fact('stored proof')).toContain(outcome.storage!.proof.id)
@@ -194,6 +195,9 @@ describe('sertn explorer', () => {
       expect(await page.locator('#instances tbody tr[data-match="true"]').count()).toBe(DEMO_INPUT.length + outcome.output!.length)
       // Decoded by the engine's felt conversion: the first instance is the first input.
       expect(await rows.first().locator('td').nth(3).textContent()).toBe(String(DEMO_INPUT[0]))
+      const shot = join(stack.dataDir, 'explorer-verified.png')
+      await page.screenshot({ path: shot, fullPage: true })
+      expect((await readFile(shot)).subarray(0, 4)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47]))
       expect(errors).toEqual([])
     } finally {
       await page.close()

@@ -4,7 +4,7 @@
 // engine must accept the proof against its public instances, and those instances must equal the
 // request's input (from its chain's event) and the delivered output.
 import init, { feltToFloat, feltToInt, verify } from '/engine/ezkl.js'
-import { el, short } from './dom.js'
+import { el, short } from './dom.mjs'
 
 /** The BN254 scalar field's modulus: public instances are elements of it (a negative v is R − |v|). */
 const R = 21888242871839275222246405745257275088548364400416034343698204186575808495617n
@@ -16,7 +16,10 @@ const toFelt = (v) => ((BigInt(v) % R) + R) % R
 /** A field element as ezkl writes it in proof files: 32 bytes little-endian, hex without 0x. */
 const feltToLeHex = (f) => {
   let hex = ''
-  for (let i = 0n; i < 32n; i++) hex += Number((f >> (8n * i)) & 0xffn).toString(16).padStart(2, '0')
+  for (let i = 0n; i < 32n; i++)
+    hex += Number((f >> (8n * i)) & 0xffn)
+      .toString(16)
+      .padStart(2, '0')
   return hex
 }
 
@@ -67,7 +70,8 @@ export async function verifyInBrowser(r) {
     if (!r.requested) throw new Error('the request’s InferenceRequested event could not be read from its chain')
     const output = r.fulfilled?.output ?? r.status?.output
     if (!output) throw new Error('no output was delivered for this request (yet)')
-    if (r.status?.batch) throw new Error(`proven in batch ${r.status.batch.id} of ${r.status.batch.size} rows: this page verifies requests proven alone`)
+    if (r.status?.batch)
+      throw new Error(`proven in batch ${r.status.batch.id} of ${r.status.batch.size} rows: this page verifies requests proven alone`)
     const proofId = r.fulfilled?.artifacts.proof ?? r.status?.storage?.proof.id
     const outputId = r.fulfilled?.artifacts.output ?? r.status?.storage?.output.id
 
@@ -81,7 +85,10 @@ export async function verifyInBrowser(r) {
       const bytes = await fetchArtifact(entry.id, name)
       const actual = await sha256(bytes)
       const expected = String(hash).replace(/^0x/, '').toLowerCase()
-      step(actual === expected, `${name}: ${bytes.length} bytes, sha256 ${actual}${actual === expected ? ' = pinned by the registry' : ` ≠ ${expected} pinned by the registry`}`)
+      step(
+        actual === expected,
+        `${name}: ${bytes.length} bytes, sha256 ${actual}${actual === expected ? ' = pinned by the registry' : ` ≠ ${expected} pinned by the registry`}`,
+      )
       files[name] = bytes
     }
 
@@ -89,11 +96,17 @@ export async function verifyInBrowser(r) {
     const proof = await fetchArtifact(proofId, 'the proof')
     const proofHash = await sha256(proof)
     const recorded = r.status?.storage?.proof.sha256
-    step(true, `proof ${proofId}: ${proof.length} bytes, sha256 ${proofHash}${recorded ? (recorded === proofHash ? ' (as the node recorded it)' : ` (the node recorded ${recorded})`) : ''}`)
+    step(
+      true,
+      `proof ${proofId}: ${proof.length} bytes, sha256 ${proofHash}${recorded ? (recorded === proofHash ? ' (as the node recorded it)' : ` (the node recorded ${recorded})`) : ''}`,
+    )
     const doc = JSON.parse(dec.decode(await fetchArtifact(outputId, 'the stored output')))
     const expected = [...r.requested.input, ...output]
     const instances = Array.isArray(doc.instances) ? doc.instances.map(toFelt) : expected.map(toFelt)
-    step(true, `public instances: ${instances.length}, from ${Array.isArray(doc.instances) ? `the stored output document ${outputId}` : 'the request and its output (the stored document has none)'}`)
+    step(
+      true,
+      `public instances: ${instances.length}, from ${Array.isArray(doc.instances) ? `the stored output document ${outputId}` : 'the request and its output (the stored document has none)'}`,
+    )
 
     // The engine: shared WebAssembly memory needs a cross-origin isolated page (the explorer's headers).
     if (!self.crossOriginIsolated) throw new Error('this page is not cross-origin isolated, which the engine’s shared memory needs')
@@ -103,13 +116,24 @@ export async function verifyInBrowser(r) {
     let engineOk = false
     let reason = ''
     try {
-      engineOk = verify(clamped(enc.encode(JSON.stringify(proofJson))), clamped(files['vk.key']), clamped(files['settings.json']), clamped(files.srs))
+      engineOk = verify(
+        clamped(enc.encode(JSON.stringify(proofJson))),
+        clamped(files['vk.key']),
+        clamped(files['settings.json']),
+        clamped(files.srs),
+      )
       if (!engineOk) reason = 'the engine returned false'
     } catch (err) {
       reason = err instanceof Error ? err.message : String(err)
     }
     const engineLine = `the EZKL engine ${engineOk ? 'accepts' : 'rejects'} the proof (${Math.round(performance.now() - t0)} ms)${reason ? `: ${reason}` : ''}`
-    steps.append(el('li', { id: 'engine-result', class: engineOk ? 'ok' : 'bad', 'data-ok': String(engineOk) }, `${engineOk ? '✓' : '✗'} ${engineLine}`))
+    steps.append(
+      el(
+        'li',
+        { id: 'engine-result', class: engineOk ? 'ok' : 'bad', 'data-ok': String(engineOk) },
+        `${engineOk ? '✓' : '✗'} ${engineLine}`,
+      ),
+    )
     if (!engineOk) problems.push(`the EZKL engine rejects the proof${reason ? ` (${reason})` : ''}`)
 
     // The instances, decoded by the engine, next to the request's input and the delivered output.

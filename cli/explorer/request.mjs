@@ -1,5 +1,5 @@
-import { api, artifactLink, el, short, showErrors } from './dom.js'
-import { verifyInBrowser } from './verify.js'
+import { api, artifactLink, el, short, showErrors } from './dom.mjs'
+import { verifyInBrowser } from './verify.mjs'
 
 const HOP_LABELS = {
   hubRecord: 'spoke → hub (request recorded by the market)',
@@ -7,7 +7,8 @@ const HOP_LABELS = {
   spokeSettle: 'hub → spoke (delivered, verified, callback)',
   hubSettle: 'spoke → hub (receipt settled)',
 }
-const CALLBACK = ['none', 'succeeded', 'failed', 'out of gas']
+/** The gateway's `CallbackStatus`, in its order. */
+const CALLBACK = ['succeeded', 'failed (reverted or out of gas)', 'skipped (the requester has no code)']
 
 const state = document.getElementById('state')
 const key = new URLSearchParams(location.search).get('key') ?? ''
@@ -15,6 +16,13 @@ document.getElementById('title').textContent = key
 
 function fact(dl, name, ...value) {
   dl.append(el('dt', {}, name), el('dd', { 'data-fact': name }, ...value))
+}
+
+/** Quantised values and, at the model's scale, the reals they stand for. */
+function values(list, scale) {
+  const text = `[${list.join(', ')}]`
+  if (typeof scale !== 'number') return text
+  return `${text} = [${list.map((v) => Number(v) / 2 ** scale).join(', ')}] at scale ${scale}`
 }
 
 function render(r) {
@@ -30,17 +38,22 @@ function render(r) {
   if (r.operator)
     fact(dl, 'operator', `${r.operator.name}, namespace ${r.operator.namespace}${r.operator.address ? `, node ${r.operator.address}` : ''}`)
   if (r.others?.length) fact(dl, 'other operators', r.others.map((o) => `${o.name}: ${o.stage}${o.running ? ' (running)' : ''}`).join('; '))
-  if (s?.assignment) fact(dl, 'assigned to', `${s.assignment.node ?? 'no node'}${s.assignment.reassigned ? ` after ${s.assignment.reassigned} reassignments` : ''}`)
+  if (s?.assignment)
+    fact(
+      dl,
+      'assigned to',
+      `${s.assignment.node ?? 'no node'}${s.assignment.reassigned ? ` after ${s.assignment.reassigned} reassignments` : ''}`,
+    )
   const model = r.model ?? s?.model
   if (model) fact(dl, 'model', `${model.name} v${model.version}${r.model ? ` (${r.model.modelId})` : ''}`)
   if (r.requested) {
     fact(dl, 'requester', r.requested.requester)
-    fact(dl, 'input', `[${r.requested.input.join(', ')}]`)
+    fact(dl, 'input', values(r.requested.input, r.model?.inputVisibility === 'public' ? r.model.inputScale : undefined))
     fact(dl, 'request tx', `${r.requested.transactionHash} (block ${r.requested.blockNumber})`)
     fact(dl, 'escrow (wei)', r.requested.escrow)
   }
   const output = r.fulfilled?.output ?? s?.output
-  if (output) fact(dl, 'output', `[${output.join(', ')}]`)
+  if (output) fact(dl, 'output', values(output, r.model?.outputVisibility === 'public' ? r.model.outputScale : undefined))
   if (r.fulfilled) {
     fact(dl, 'fulfilment tx', `${r.fulfilled.transactionHash} (block ${r.fulfilled.blockNumber})`)
     fact(dl, 'delivered by', r.fulfilled.node)
@@ -48,7 +61,12 @@ function render(r) {
   }
   if (s?.transactionHash) fact(dl, s.hub ? 'hub tx' : 'tx', s.transactionHash)
   if (r.gasUsed) fact(dl, 'gas (node transactions)', r.gasUsed)
-  if (s?.hub) fact(dl, 'hub', `chain ${s.hub.chainId}, market ${s.hub.market}${s.hub.marketRequestId ? `, market request #${s.hub.marketRequestId}: ${s.hub.status ?? '?'}` : ''}`)
+  if (s?.hub)
+    fact(
+      dl,
+      'hub',
+      `chain ${s.hub.chainId}, market ${s.hub.market}${s.hub.marketRequestId ? `, market request #${s.hub.marketRequestId}: ${s.hub.status ?? '?'}` : ''}`,
+    )
   if (s?.storage) {
     fact(dl, 'stored output', artifactLink(s.storage.output.id), ` ${s.storage.output.bytes} bytes, sha256 ${s.storage.output.sha256}`)
     fact(dl, 'stored proof', artifactLink(s.storage.proof.id), ` ${s.storage.proof.bytes} bytes, sha256 ${s.storage.proof.sha256}`)

@@ -1,4 +1,4 @@
-import { api, artifactLink, el, requestLink, short, showErrors } from './dom.js'
+import { api, artifactLink, el, requestLink, short, showErrors } from './dom.mjs'
 
 const state = document.getElementById('state')
 try {
