@@ -70,26 +70,45 @@ export async function verifyInBrowser(r) {
     if (!r.requested) throw new Error('the request’s InferenceRequested event could not be read from its chain')
     const output = r.fulfilled?.output ?? r.status?.output
     if (!output) throw new Error('no output was delivered for this request (yet)')
-    if (r.status?.batch)
-      throw new Error(`proven in batch ${r.status.batch.id} of ${r.status.batch.size} rows: this page verifies requests proven alone`)
+    const batch = r.status?.batch
     const proofId = r.fulfilled?.artifacts.proof ?? r.status?.storage?.proof.id
     const outputId = r.fulfilled?.artifacts.output ?? r.status?.storage?.output.id
 
-    // The circuit's files: the index (untrusted) names them; the registry's hashes decide.
+    // The circuit's files: the index (untrusted) names them; the registry's hashes decide, directly
+    // (vk, settings, SRS) or, for a batch circuit, through the model's manifest, which the registry
+    // pins and which pins each batch circuit's manifest, which pins its files.
     const index = JSON.parse(dec.decode(await fetchArtifact(model.artifacts.indexId, 'the model’s artifact index')))
-    const pinned = { 'vk.key': model.artifacts.vkHash, 'settings.json': model.artifacts.settingsHash, srs: model.artifacts.srsHash }
-    const files = {}
-    for (const [name, hash] of Object.entries(pinned)) {
-      const entry = index?.files?.[name]
+    const checked = async (name, entry, hash, by) => {
       if (!entry) throw new Error(`the model’s artifact index lists no ${name}`)
       const bytes = await fetchArtifact(entry.id, name)
       const actual = await sha256(bytes)
       const expected = String(hash).replace(/^0x/, '').toLowerCase()
       step(
         actual === expected,
-        `${name}: ${bytes.length} bytes, sha256 ${actual}${actual === expected ? ' = pinned by the registry' : ` ≠ ${expected} pinned by the registry`}`,
+        `${name}: ${bytes.length} bytes, sha256 ${actual}${actual === expected ? ` = pinned by ${by}` : ` ≠ ${expected} pinned by ${by}`}`,
       )
-      files[name] = bytes
+      return bytes
+    }
+    let pins = { 'vk.key': model.artifacts.vkHash, 'settings.json': model.artifacts.settingsHash, srs: model.artifacts.srsHash }
+    let prefix = ''
+    let by = 'the registry'
+    if (batch) {
+      const manifest = JSON.parse(dec.decode(await checked('manifest.json', index?.manifest, model.artifacts.manifestHash, 'the registry')))
+      const circuit = manifest.batches?.find((b) => b.size === batch.size)
+      if (!circuit) throw new Error(`the model’s manifest has no batch circuit of ${batch.size} rows`)
+      prefix = `${circuit.dir}/`
+      const bm = JSON.parse(
+        dec.decode(
+          await checked(`${prefix}manifest.json`, index?.files?.[`${prefix}manifest.json`], circuit.manifestSha256, 'the model’s manifest'),
+        ),
+      )
+      pins = { 'vk.key': bm.files?.['vk.key'], 'settings.json': bm.files?.['settings.json'], srs: bm.srs?.sha256 }
+      by = `the batch circuit’s manifest`
+    }
+    const files = {}
+    for (const [name, hash] of Object.entries(pins)) {
+      if (!hash) throw new Error(`no hash pins ${prefix}${name}`)
+      files[name] = await checked(`${prefix}${name}`, index?.files?.[`${prefix}${name}`], hash, by)
     }
 
     // The proof and the stored output document (its public instances).
@@ -101,18 +120,20 @@ export async function verifyInBrowser(r) {
       `proof ${proofId}: ${proof.length} bytes, sha256 ${proofHash}${recorded ? (recorded === proofHash ? ' (as the node recorded it)' : ` (the node recorded ${recorded})`) : ''}`,
     )
     const doc = JSON.parse(dec.decode(await fetchArtifact(outputId, 'the stored output')))
-    const expected = [...r.requested.input, ...output]
-    const instances = Array.isArray(doc.instances) ? doc.instances.map(toFelt) : expected.map(toFelt)
-    step(
-      true,
-      `public instances: ${instances.length}, from ${Array.isArray(doc.instances) ? `the stored output document ${outputId}` : 'the request and its output (the stored document has none)'}`,
-    )
+    const slots = instanceSlots(r, output, doc, model)
+    step(true, `public instances: ${slots.length}, from ${slots.source}`)
 
     // The engine: shared WebAssembly memory needs a cross-origin isolated page (the explorer's headers).
     if (!self.crossOriginIsolated) throw new Error('this page is not cross-origin isolated, which the engine’s shared memory needs')
     const t0 = performance.now()
     await init()
-    const proofJson = { protocol: null, instances: [instances.map(feltToLeHex)], proof: [...proof], transcript_type: 'EVM', split: null }
+    const proofJson = {
+      protocol: null,
+      instances: [slots.map((x) => feltToLeHex(x.felt))],
+      proof: [...proof],
+      transcript_type: 'EVM',
+      split: null,
+    }
     let engineOk = false
     let reason = ''
     try {
@@ -136,41 +157,101 @@ export async function verifyInBrowser(r) {
     )
     if (!engineOk) problems.push(`the EZKL engine rejects the proof${reason ? ` (${reason})` : ''}`)
 
-    // The instances, decoded by the engine, next to the request's input and the delivered output.
-    const nIn = r.requested.input.length
-    let matched = instances.length === expected.length
-    instances.forEach((f, i) => {
-      const hex = feltToLeHex(f)
+    // The instances, decoded by the engine, next to the request's input and the delivered output
+    // (in a batch, this request's row; the other rows are other requests' or padding).
+    let mine = 0
+    let matched = true
+    slots.forEach((x, i) => {
+      const hex = feltToLeHex(x.felt)
       const bytes = clamped(enc.encode(JSON.stringify(hex)))
       const decoded = dec.decode(feltToInt(bytes)).replace(/"/g, '')
-      const real = feltToFloat(bytes, i < nIn ? model.inputScale : model.outputScale)
-      const want = expected[i]
-      const ok = want !== undefined && toFelt(want) === f
-      if (!ok) matched = false
+      const real = feltToFloat(bytes, x.scale)
+      const ok = x.expected !== undefined && toFelt(x.expected) === x.felt
+      if (x.mine) {
+        mine++
+        if (!ok) matched = false
+      }
       tbody.append(
         el(
           'tr',
-          { 'data-match': String(ok) },
+          { 'data-match': x.mine ? String(ok) : 'other' },
           el('td', {}, i),
-          el('td', {}, i < nIn ? `input ${i}` : `output ${i - nIn}`),
+          el('td', {}, x.label),
           el('td', { class: 'mono', title: hex }, short(hex)),
           el('td', { class: 'mono' }, decoded),
           el('td', {}, String(real)),
-          el('td', { class: 'mono' }, want ?? '—'),
-          el('td', { class: ok ? 'ok' : 'bad' }, ok ? '✓' : '✗'),
+          el('td', { class: 'mono' }, x.mine ? (x.expected ?? '—') : x.note),
+          el('td', { class: x.mine ? (ok ? 'ok' : 'bad') : 'note' }, x.mine ? (ok ? '✓' : '✗') : ''),
         ),
       )
     })
     table.hidden = false
+    const nIn = r.requested.input.length
+    if (mine !== nIn + output.length) matched = false
     step(
       matched,
       matched
-        ? `the instances equal the request’s input (${nIn}) and the delivered output (${output.length})`
-        : `the instances (${instances.length}) do not equal the request’s input (${nIn}) and the delivered output (${output.length})`,
+        ? `the instances${batch ? ' of this request’s row' : ''} equal the request’s input (${nIn}) and the delivered output (${output.length})`
+        : `the instances${batch ? ' of this request’s row' : ''} do not equal the request’s input (${nIn}) and the delivered output (${output.length})`,
     )
     finish(engineOk)
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err))
     finish(false)
   }
+}
+
+/**
+ * The proof's public instances, each with what it stands for: for a request proven alone, the
+ * stored document's `instances` (the inputs, then the outputs); for a batch, its rows' inputs row by
+ * row, then their outputs row by row, this request's row compared with its input and output.
+ */
+function instanceSlots(r, output, doc, model) {
+  const input = r.requested.input
+  if (Array.isArray(doc.rows)) {
+    const row = doc.rows.findIndex((x) => x.key === r.key)
+    if (row < 0) throw new Error('the stored batch document has no row for this request')
+    const inLen = input.length
+    const outLen = output.length
+    const noteOf = (x) => (x.padding ? 'padding' : `request ${x.key}`)
+    const slots = [
+      ...doc.rows.flatMap((x, ri) =>
+        x.input.map((v, c) => ({
+          felt: toFelt(v),
+          scale: model.inputScale,
+          label: `row ${ri} input ${c}`,
+          mine: ri === row,
+          expected: ri === row ? input[c] : undefined,
+          note: noteOf(x),
+        })),
+      ),
+      ...doc.rows.flatMap((x, ri) =>
+        x.output.map((v, c) => ({
+          felt: toFelt(v),
+          scale: model.outputScale,
+          label: `row ${ri} output ${c}`,
+          mine: ri === row,
+          expected: ri === row ? output[c] : undefined,
+          note: noteOf(x),
+        })),
+      ),
+    ]
+    if (doc.rows[row].input.length !== inLen || doc.rows[row].output.length !== outLen)
+      throw new Error('the stored batch document’s row for this request has another shape than its input and output')
+    return Object.assign(slots, {
+      source: `the stored batch document ${doc.batch ?? ''} (${doc.rows.length} rows; this request’s is row ${row})`,
+    })
+  }
+  const expected = [...input, ...output]
+  const values = Array.isArray(doc.instances) ? doc.instances : expected
+  const slots = values.map((v, i) => ({
+    felt: toFelt(v),
+    scale: i < input.length ? model.inputScale : model.outputScale,
+    label: i < input.length ? `input ${i}` : `output ${i - input.length}`,
+    mine: true,
+    expected: expected[i],
+  }))
+  return Object.assign(slots, {
+    source: Array.isArray(doc.instances) ? 'the stored output document' : 'the request and its output (the stored document has none)',
+  })
 }

@@ -6,16 +6,18 @@
  * stage, hops, transactions, storage ids and operator (a screenshot is taken), and "verify in your
  * browser" verifies the stored proof with the EZKL WASM engine in the page — valid, with instances
  * equal to the request's input and the delivered output — and invalid for a proof with one byte
- * flipped on its way to the page.
+ * flipped on its way to the page; a request proven in a batch is verified against its batch circuit.
  */
 import { existsSync } from 'node:fs'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
+import type { Address } from 'viem'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { openLocalPools } from '../../chains/evm/nodes.ts'
 import { registerModelOnNetwork, type NetworkRegistration } from '../../chains/evm/register-model.ts'
+import { quantize } from '../../core/field.ts'
 import { type ManagedProcess, startProcess } from '../../core/process.ts'
 import { arweaveStorage } from '../../plugins/storage/arweave/index.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
@@ -28,7 +30,7 @@ import {
   type CrossChainStack,
   type SpokeRequest,
 } from '../support/crosschain.ts'
-import { boundedTeardown, DEMO_INPUT, startWorkers, type InProcessWorkers } from '../support/stack.ts'
+import { boundedTeardown, DEMO_INPUT, DEMO_INPUT_SCALE, startWorkers, type InProcessWorkers } from '../support/stack.ts'
 
 Runtime.install({ logger: new DefaultLogger('WARN') })
 
@@ -53,6 +55,7 @@ let browser: Browser | undefined
 let url: string
 let registered: NetworkRegistration
 let made: SpokeRequest
+let consumer: Address
 let outcome: RequestOutcome
 
 beforeAll(async () => {
@@ -65,8 +68,14 @@ beforeAll(async () => {
     protocol: 'http',
     wallet: stack.config.storage.arweave.walletFile!,
   })
-  workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'])
-  const consumer = await deploySpokeConsumer(stack)
+  // Batching on (the last test's burst shares one proof); a request alone in its window is proven alone.
+  const config = {
+    ...stack.config,
+    prover: { ...stack.config.prover, plugin: 'ezkl-native' as const },
+    batching: { enabled: true, windowMs: 6000 },
+  }
+  workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'], { config })
+  consumer = await deploySpokeConsumer(stack)
   // The demo circuit under a name of its own, its artifacts uploaded: the page fetches them from storage.
   registered = await registerModelOnNetwork({
     model: 'sertn-mlp-demo',
@@ -229,6 +238,41 @@ describe('sertn explorer', () => {
       await page.close()
     }
   }, 180_000)
+
+  test('behavior: a request proven in a batch verifies against the batch circuit, its row matched to its input and output', async () => {
+    const inputs = [
+      [1, 0.5, -0.25, 2],
+      [-1, 1.5, 0.25, -2],
+    ].map((row) => row.map((x) => quantize(x, DEMO_INPUT_SCALE)))
+    const burst: SpokeRequest[] = []
+    for (const input of inputs) burst.push(await requestOnSpoke(stack, consumer, { modelId: registered.modelId, input }))
+    const outcomes = await Promise.all(burst.map((m) => waitForOutcome(stack.client, m.key, 240_000)))
+    for (const o of outcomes) expect(o).toMatchObject({ stage: 'fulfilled', batch: { size: 16, rows: 2 } })
+    const { page, errors } = await newPage()
+    try {
+      await page.goto(`${url}/request?key=${encodeURIComponent(burst[1]!.key)}`)
+      await page.locator('#summary').waitFor({ timeout: 60_000 })
+      expect(await page.locator('dd[data-fact="batch"]').textContent()).toContain('2 of 16 rows')
+      await page.locator('#verify').click()
+      const verdict = page.locator('#verdict[data-verdict]')
+      await verdict.waitFor({ timeout: 120_000 })
+      expect(await verdict.getAttribute('data-verdict'), (await verdict.textContent()) ?? '').toBe('valid')
+      const steps = await page.locator('#steps li').allTextContents()
+      expect(steps.find((s) => s.includes(' manifest.json:'))).toContain('= pinned by the registry')
+      for (const file of ['manifest.json', 'vk.key', 'settings.json', 'srs'])
+        expect(
+          steps.find((s) => s.includes(`batch-16/${file}:`)),
+          file,
+        ).toContain('= pinned by')
+      const width = DEMO_INPUT.length + outcomes[1]!.output!.length
+      expect(await page.locator('#instances tbody tr').count()).toBe(16 * width)
+      expect(await page.locator('#instances tbody tr[data-match="true"]').count()).toBe(width)
+      expect(await page.locator('#instances tbody tr[data-match="false"]').count()).toBe(0)
+      expect(errors).toEqual([])
+    } finally {
+      await page.close()
+    }
+  }, 400_000)
 
   test('error: the server is read-only, serves its own files only, and refuses a foreign Host', async () => {
     expect((await fetch(`${url}/api/requests`, { method: 'POST' })).status).toBe(405)
