@@ -114,6 +114,7 @@ export async function startExplorer(opts: ExplorerOptions): Promise<Explorer> {
   })
   server.headersTimeout = 10_000
   server.requestTimeout = 60_000
+  server.maxConnections = 64
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -156,13 +157,25 @@ export async function startExplorer(opts: ExplorerOptions): Promise<Explorer> {
     json(res, 404, { error: `no such page: ${path}` })
   }
 
-  await new Promise<void>((ok, fail) => {
-    server.once('error', fail)
-    server.listen(opts.port ?? 8090, host, () => {
-      server.off('error', fail)
-      ok()
+  try {
+    await new Promise<void>((ok, fail) => {
+      server.once('error', fail)
+      server.listen(opts.port ?? 8090, host, () => {
+        server.off('error', fail)
+        ok()
+      })
     })
-  })
+  } catch (err) {
+    await temporal.close()
+    const code = (err as NodeJS.ErrnoException).code
+    throw new SertnError(
+      `cannot serve the explorer on ${host}:${opts.port ?? 8090}: ${code ?? (err instanceof Error ? err.message : String(err))}`,
+      {
+        details: code === 'EADDRINUSE' ? 'The port is taken: pass another with --port N (0: any free port).' : 'Check --host and --port.',
+        cause: err,
+      },
+    )
+  }
   const { port } = server.address() as AddressInfo
   return {
     url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
@@ -516,6 +529,7 @@ async function artifact(res: ServerResponse, storageUrl: string, id: string, req
     res.writeHead(200, {
       ...SECURITY_HEADERS,
       'Content-Type': 'application/octet-stream',
+      'Content-Disposition': `attachment; filename="${id}"`,
       'Cache-Control': 'no-store',
       ...(Number.isFinite(length) ? { 'Content-Length': length } : {}),
     })
