@@ -22,6 +22,7 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import { dirname, extname, join, resolve, sep } from 'node:path'
 import { Readable } from 'node:stream'
@@ -50,7 +51,8 @@ export const MAX_ARTIFACT_BYTES = 256 * 2 ** 20
 const READ_TIMEOUT_MS = 10_000
 
 const PAGE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'explorer')
-const ENGINE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', '@ezkljs', 'engine', 'web')
+/** The EZKL engine's web build (its wasm-bindgen module, its wasm, its thread-pool snippet), wherever npm put the package. */
+const ENGINE_DIR = join(dirname(createRequire(import.meta.url).resolve('@ezkljs/engine/package.json')), 'web')
 /** An Arweave transaction id (base64url of 32 bytes). */
 const ARTIFACT_ID = /^[A-Za-z0-9_-]{43}$/
 
