@@ -4,6 +4,7 @@
  *   sertn start [--once] [--prover ezkl-wasm|ezkl-native] …   the local hub and spoke, persisted in .data, and a demo request
  *   sertn request --features x1,x2,x3,x4 [--chain spoke|hub] …  a request from the example dApp on the running stack
  *   sertn status <request-key|requestId> [--json]               a request's workflow status (and hops)
+ *   sertn explorer [--host 127.0.0.1] [--port 8090] …            a web page of the requests, verified in the browser
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn relay rejected [--json] | retry <id…|--all>           messages the local agents gave up on; send them again
@@ -90,6 +91,16 @@ const USAGE: Record<string, string> = {
       the workflow of the operator the hub assigned the request to, with an \`operator\` line (--json
       adds \`operator\` and \`others\`); a bare request id is taken on the gateway of --chain
       (default spoke). --json prints the status as JSON.`,
+  explorer: `sertn explorer [--host 127.0.0.1] [--port 8090] [--data-dir .data | --config FILE]
+      Serves a read-only web page of the node's requests on http://127.0.0.1:8090/ (--port 0: any
+      free port): the newest requests of every operator's namespace with their stage, hops,
+      transactions, gas, storage ids and operator, a page per request with its events on its chain,
+      and a "verify in your browser" button that fetches the proof and the model's verifying key,
+      settings and SRS from storage (each checked against the sha256 the model registry pins) and
+      verifies the proof with the EZKL WASM engine in the page, showing the public instances next
+      to the request's input and the delivered output. Reads the Temporal address, chains and
+      storage from the configuration (default <data-dir>/sertn.config.json). --host 0.0.0.0 serves
+      it beyond this machine (the browser then verifies only from 127.0.0.1 or behind HTTPS).`,
   worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level info] [--log-format auto]
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
@@ -382,6 +393,21 @@ async function main(argv: string[]): Promise<number> {
         target: positionals[0],
         json: values.json,
         chain: values.chain,
+        dataDir: values['data-dir'],
+        config: values.config,
+      })
+    }
+    case 'explorer': {
+      const { values } = args('explorer', rest, {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'data-dir': { type: 'string' },
+        config: { type: 'string' },
+      })
+      const { explorerCommand } = await load(() => import('./explorer.ts'))
+      return explorerCommand({
+        host: values.host,
+        port: parsePort(values.port, '--port', 8090),
         dataDir: values['data-dir'],
         config: values.config,
       })
