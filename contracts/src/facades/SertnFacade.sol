@@ -52,11 +52,17 @@ abstract contract SertnFacade is SertnConsumer, Owned {
     event FacadeRefundDeferred(address indexed account, uint256 amount);
     /// @notice Owed funds were withdrawn.
     event FacadeWithdrawn(address indexed account, uint256 amount);
+    /// @notice The owner swept `amount` held by no one (e.g. what a spoke's receipt reserve left) to `to`.
+    event FacadeSwept(address indexed to, uint256 amount);
 
     // ─────────────────────────────── State ────────────────────────────────
 
     bool private _entered;
     mapping(address => uint256) private _owed;
+
+    /// @dev Wei this contract holds for others (refunds owed, deposits, reserved fees): what
+    ///      {sweep} leaves alone.
+    uint256 internal _held;
 
     /// @param owner_ Who maps ids to models.
     /// @param gateway_ This chain's Sertn gateway.
@@ -81,9 +87,24 @@ abstract contract SertnFacade is SertnConsumer, Owned {
         uint256 amount = _owed[msg.sender];
         if (amount == 0) revert SertnFacadeNothingToWithdraw(msg.sender);
         _owed[msg.sender] = 0;
+        _held -= amount;
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert SertnFacadeWithdrawFailed(msg.sender, amount);
         emit FacadeWithdrawn(msg.sender, amount);
+    }
+
+    /// @notice Wei this contract holds that belongs to no one: what the gateway pays back beyond a
+    ///      request's escrow (a spoke's receipt reserve left over after its receipt was sent).
+    function surplus() public view returns (uint256) {
+        return address(this).balance - _held;
+    }
+
+    /// @notice Sends the {surplus} to `to`; the owner only.
+    function sweep(address to) external onlyOwner nonReentrant {
+        uint256 amount = surplus();
+        (bool ok,) = to.call{value: amount}("");
+        if (!ok) revert SertnFacadeWithdrawFailed(to, amount);
+        emit FacadeSwept(to, amount);
     }
 
     // ─────────────────────────────── Internals ────────────────────────────
@@ -115,6 +136,7 @@ abstract contract SertnFacade is SertnConsumer, Owned {
         }
         if (!ok) {
             _owed[to] += amount;
+            _held += amount;
             emit FacadeRefundDeferred(to, amount);
         }
     }

@@ -156,6 +156,7 @@ contract SertnInfernetCoordinator is IInfernetRegistry, IInfernetCoordinator, Se
     /// @notice Deposits `msg.value` for `consumer`'s requests.
     function deposit(address consumer) external payable {
         _balances[consumer] += msg.value;
+        _held += msg.value;
         emit InfernetDeposited(consumer, msg.sender, msg.value);
     }
 
@@ -169,6 +170,7 @@ contract SertnInfernetCoordinator is IInfernetRegistry, IInfernetCoordinator, Se
         uint256 balance = _balances[msg.sender];
         if (amount > balance) revert SertnInfernetWithdrawTooMuch(amount, balance);
         _balances[msg.sender] = balance - amount;
+        _held -= amount;
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert SertnFacadeWithdrawFailed(msg.sender, amount);
         emit InfernetWithdrawn(msg.sender, amount);
@@ -246,6 +248,7 @@ contract SertnInfernetCoordinator is IInfernetRegistry, IInfernetCoordinator, Se
         if (values.length != expected) revert SertnInfernetInputShapeMismatch(subscriptionId, expected, values.length);
         s.status = Status.Requested;
         s.inputsHash = keccak256(inputs);
+        _held -= s.fee;
         requestId = _requestInference(s.modelId, values, _sertnGas(s.callbackGasLimit), s.fee);
         s.requestId = requestId;
         _subscriptionOfRequest[requestId] = subscriptionId;
@@ -309,6 +312,7 @@ contract SertnInfernetCoordinator is IInfernetRegistry, IInfernetCoordinator, Se
         s.status = Status.Failed;
         uint256 refund = _escrowOf(requestId);
         _balances[s.owner] += refund;
+        _held += refund;
         emit InfernetSubscriptionFailed(subscriptionId, requestId, code, reason, refund);
     }
 
