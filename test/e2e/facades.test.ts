@@ -1,10 +1,10 @@
 /**
- * The drop-in oracle facades on the local network (a hub and a spoke over Hyperlane, their real
- * contracts and local agents, the node's workers in this process, real EZKL proofs verified on
- * chain): a consumer written for ORA's onchain AI oracle (an `AIOracleCallbackReceiver`, Prompt
+ * The drop-in oracle facades on the local network (a hub, a spoke over Hyperlane and one over
+ * LayerZero V2, their real contracts and local agents, the node's workers in this process, real
+ * EZKL proofs verified on chain): a consumer written for ORA's onchain AI oracle (an `AIOracleCallbackReceiver`, Prompt
  * style) and one written with Ritual Infernet's `CallbackConsumer`, each deployed unchanged against
  * the chain's facade (`SertnAIOracle`, `SertnInfernetCoordinator`, deployed with the network), get
- * the output the gateway verified, on the spoke and on the hub. Refused with the facade's custom
+ * the output the gateway verified, on each spoke and on the hub. Refused with the facade's custom
  * errors: an unknown model id or container, an underpaid request, an input of the wrong shape or
  * encoding, unsupported subscriptions; callbacks from anyone but the oracle; a second delivery.
  * Then, with the workers stopped, requests whose deadline passes are refunded through the facades.
@@ -14,6 +14,7 @@ import { encodeAbiParameters, keccak256, parseEventLogs, zeroAddress, type Abi, 
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract, facadeIdsOf } from '../../chains/evm/deploy.ts'
+import { LOCAL_CHAINS } from '../../chains/local.ts'
 import {
   InfernetCallbackConsumer,
   InferenceGateway,
@@ -87,16 +88,17 @@ async function setUpSide(name: string): Promise<Side> {
 }
 
 beforeAll(async () => {
-  stack = await startCrossChainStack()
+  stack = await startCrossChainStack({ spokes: [LOCAL_CHAINS.spoke, LOCAL_CHAINS.spokelz] })
   workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'])
-  for (const name of [stack.network.hub.name, stack.network.spokes[0]!.name]) sides[name] = await setUpSide(name)
+  for (const name of [stack.network.hub.name, ...stack.network.spokes.map((s) => s.name)]) sides[name] = await setUpSide(name)
 }, 300_000)
 
 afterAll(async () => {
   await boundedTeardown([() => workers?.stop(), () => stack?.stop()], { processGroups: () => stack?.processGroups() ?? [] })
 })
 
-const spoke = () => sides[stack.network.spokes[0]!.name]!
+/** The spoke joined to the hub over Hyperlane. */
+const spoke = () => sides[LOCAL_CHAINS.spoke.name]!
 const hub = () => sides[stack.network.hub.name]!
 
 /** Requests through the Prompt-style consumer, paying its `estimateFee`; the gateway request id. */
@@ -241,8 +243,8 @@ async function expectInfernetResult(s: Side): Promise<void> {
 describe('drop-in oracle interfaces', () => {
   test('default: the network deploys both facades on every chain with the demo model mapped', async () => {
     expect(facadeIdsOf(stack.network.hub.models)[0]).toEqual({ oraModelId: ORA_MODEL, infernetContainerId: CONTAINER })
-    for (const s of [hub(), spoke()]) {
-      const models = s.name === hub().name ? stack.network.hub.models : stack.network.spokes[0]!.models
+    for (const s of Object.values(sides)) {
+      const models = s.name === hub().name ? stack.network.hub.models : stack.network.spokes.find((x) => x.name === s.name)!.models
       expect(await s.user.readContract({ address: s.ora, abi: SertnAIOracle.abi, functionName: 'sertnModelOf', args: [ORA_MODEL] })).toBe(
         models[0]!.modelId,
       )
@@ -271,13 +273,27 @@ describe('drop-in oracle interfaces', () => {
     }
   })
 
-  test('behavior: an ORA Prompt-style consumer on the spoke gets the output verified there', async () => {
-    await expectOraResult(spoke())
-  }, 240_000)
+  test.each([
+    ['hyperlane', LOCAL_CHAINS.spoke.name],
+    ['layerzero', LOCAL_CHAINS.spokelz.name],
+  ])(
+    'behavior: an ORA Prompt-style consumer on the %s spoke gets the output verified there',
+    async (_, name) => {
+      await expectOraResult(sides[name]!)
+    },
+    240_000,
+  )
 
-  test('behavior: an Infernet CallbackConsumer on the spoke gets the output verified there', async () => {
-    await expectInfernetResult(spoke())
-  }, 240_000)
+  test.each([
+    ['hyperlane', LOCAL_CHAINS.spoke.name],
+    ['layerzero', LOCAL_CHAINS.spokelz.name],
+  ])(
+    'behavior: an Infernet CallbackConsumer on the %s spoke gets the output verified there',
+    async (_, name) => {
+      await expectInfernetResult(sides[name]!)
+    },
+    240_000,
+  )
 
   test('behavior: both consumers on the hub get the output verified there', async () => {
     await expectOraResult(hub())
