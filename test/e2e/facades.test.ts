@@ -10,7 +10,19 @@
  * Then, with the workers stopped, requests whose deadline passes are refunded through the facades.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
-import { encodeAbiParameters, keccak256, parseEventLogs, zeroAddress, type Abi, type Address, type Hex } from 'viem'
+import {
+  encodeAbiParameters,
+  keccak256,
+  parseAbi,
+  parseEventLogs,
+  toFunctionSelector,
+  zeroAddress,
+  type Abi,
+  type AbiItem,
+  type AbiParameter,
+  type Address,
+  type Hex,
+} from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract, facadeIdsOf } from '../../chains/evm/deploy.ts'
@@ -240,7 +252,63 @@ async function expectInfernetResult(s: Side): Promise<void> {
   expect(sub).toMatchObject({ owner: s.callbackConsumer, status: SUB.Fulfilled, requestId: id })
 }
 
+/** An ABI item's shape, names aside: what must match the published interface for a contract to work unchanged. */
+function shapeOf(item: AbiItem): string {
+  const params = (xs: readonly AbiParameter[] = []) =>
+    xs.map((x) => `${x.type}${(x as { indexed?: boolean }).indexed ? ' indexed' : ''}`).join(',')
+  if (item.type === 'function')
+    return `function ${item.name}(${params(item.inputs)}) ${item.stateMutability} returns (${params(item.outputs)})`
+  if (item.type === 'event' || item.type === 'error') return `${item.type} ${item.name}(${params(item.inputs)})`
+  return item.type
+}
+
+/** Checks that `abi` has each item of `published` (human-readable, as ORA's and Ritual's sources declare them). */
+function expectPublishedAbi(abi: Abi, published: readonly string[]): void {
+  for (const expected of parseAbi(published as string[]) as Abi) {
+    const name = (expected as { name: string }).name
+    const actual = abi.find((x) => x.type === expected.type && (x as { name?: string }).name === name)
+    expect(actual && shapeOf(actual), name).toBe(shapeOf(expected))
+  }
+}
+
 describe('drop-in oracle interfaces', () => {
+  test('default: the facades, the bases and the consumers have the ABI ORA and Ritual publish', () => {
+    // ORA's IAIOracle and AIOracleCallbackReceiver (ora-io/OAO), and the selectors its AIOracle calls.
+    expectPublishedAbi(SertnAIOracle.abi as Abi, [
+      'event AICallbackRequest(address indexed account, uint256 indexed requestId, uint256 modelId, bytes input, address callbackContract, uint64 gasLimit, bytes callbackData)',
+      'event AICallbackResult(address indexed account, uint256 indexed requestId, address invoker, bytes output)',
+      'function requestCallback(uint256 modelId, bytes input, address callbackContract, uint64 gasLimit, bytes callbackData) payable returns (uint256)',
+      'function estimateFee(uint256 modelId, uint256 gasLimit) view returns (uint256)',
+      'function isFinalized(uint256 requestId) view returns (bool)',
+    ])
+    expectPublishedAbi(OraPromptConsumer.abi as Abi, [
+      'function aiOracle() view returns (address)',
+      'error UnauthorizedCallbackSource(address expected, address found)',
+      'event AICallbackError(uint256 indexed requestId, uint8 indexed code, bytes message, bytes callbackData)',
+      'function aiOracleCallback(uint256 requestId, bytes output, bytes callbackData)',
+      'function isFinalized(uint256 requestId) view returns (bool)',
+      'function aiOracleCallbackError(uint256 requestId, uint8 code, bytes message, bytes callbackData)',
+    ])
+    expect(toFunctionSelector('function aiOracleCallback(uint256,bytes,bytes)')).toBe('0xb0347814')
+    expect(toFunctionSelector('function aiOracleCallbackError(uint256,uint8,bytes,bytes)')).toBe('0x8e6fd006')
+    // infernet-sdk v1.1.0: the Registry's and Coordinator's members a consumer uses, and BaseConsumer's.
+    expectPublishedAbi(SertnInfernetCoordinator.abi as Abi, [
+      'function COORDINATOR() view returns (address)',
+      'function id() view returns (uint32)',
+      'event SubscriptionCreated(uint32 indexed id)',
+      'event SubscriptionCancelled(uint32 indexed id)',
+      'event SubscriptionFulfilled(uint32 indexed id, address indexed node)',
+      'function createSubscription(string containerId, uint32 frequency, uint32 period, uint16 redundancy, bool lazy, address paymentToken, uint256 paymentAmount, address wallet, address verifier) returns (uint32)',
+      'function cancelSubscription(uint32 subscriptionId)',
+    ])
+    expectPublishedAbi(InfernetCallbackConsumer.abi as Abi, [
+      'error NotCoordinator()',
+      'function getContainerInputs(uint32 subscriptionId, uint32 interval, uint32 timestamp, address caller) view returns (bytes)',
+      'function rawReceiveCompute(uint32 subscriptionId, uint32 interval, uint16 redundancy, address node, bytes input, bytes output, bytes proof, bytes32 containerId, uint256 index)',
+    ])
+    expect(toFunctionSelector('function NotCoordinator()')).toBe('0x9ec853e6')
+  })
+
   test('default: the network deploys both facades on every chain with the demo model mapped', async () => {
     expect(facadeIdsOf(stack.network.hub.models)[0]).toEqual({ oraModelId: ORA_MODEL, infernetContainerId: CONTAINER })
     for (const s of Object.values(sides)) {
