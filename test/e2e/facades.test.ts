@@ -471,14 +471,22 @@ describe('drop-in oracle interfaces', () => {
       s.user.simulateContract({ address: s.infernet, abi: SertnInfernetCoordinator.abi, functionName: 'dispatch', args: [id] }),
     )
     expect(dispatch).toEqual({ errorName: 'SertnInfernetInputShapeMismatch', args: [id, BigInt(DEMO_INPUT.length), 5n] })
-    expect(
-      await s.user.readContract({
-        address: s.infernet,
-        abi: SertnInfernetCoordinator.abi,
-        functionName: 'balanceOf',
-        args: [s.callbackConsumer],
-      }),
-    ).toBe(balance)
+    const depositOf = () =>
+      s.user.readContract({ address: s.infernet, abi: SertnInfernetCoordinator.abi, functionName: 'balanceOf', args: [s.callbackConsumer] })
+    expect(await depositOf()).toBe(balance)
+    await send(s.user, { address: s.callbackConsumer, abi: InfernetCallbackConsumer.abi, functionName: 'cancel', args: [id] })
+    expect(await depositOf()).toBe(balance + ifee)
+    const cancelled = await s.user.readContract({
+      address: s.infernet,
+      abi: SertnInfernetCoordinator.abi,
+      functionName: 'getSubscription',
+      args: [id],
+    })
+    expect(cancelled.status).toBe(SUB.Cancelled)
+    const again = await expectRevert(
+      s.user.simulateContract({ address: s.infernet, abi: SertnInfernetCoordinator.abi, functionName: 'dispatch', args: [id] }),
+    )
+    expect(again).toEqual({ errorName: 'SertnInfernetSubscriptionNotOpen', args: [id, SUB.Cancelled] })
   })
 
   test('error: a request Sertn cannot serve in time is refunded through the facade', async () => {
@@ -560,8 +568,17 @@ describe('drop-in oracle interfaces', () => {
         args: [sub.subscriptionId],
       }),
     ).toBe('0x')
-    // What a spoke's receipt left of its reserve is no one's: the facades' owner may sweep it; the
-    // refunds held for consumers are not part of it.
-    expect(await s.user.getBalance({ address: s.ora })).toBeGreaterThanOrEqual(escrows[0]!)
+    // What a spoke's receipt left of its reserve is no one's: the facades' owner may sweep it, and
+    // only it: the refund held for the Prompt consumer and the Infernet deposit stay.
+    for (const facade of [s.ora, s.infernet]) {
+      await send(s.owner, { address: facade, abi: SertnAIOracle.abi, functionName: 'sweep', args: [s.owner.account.address] })
+      expect(await s.user.readContract({ address: facade, abi: SertnAIOracle.abi, functionName: 'surplus' })).toBe(0n)
+    }
+    expect(await s.user.getBalance({ address: s.ora })).toBe(escrows[0])
+    expect(await s.user.getBalance({ address: s.infernet })).toBe(depositBefore + escrows[2]!)
+    const swept = await expectRevert(
+      s.user.simulateContract({ address: s.ora, abi: SertnAIOracle.abi, functionName: 'sweep', args: [s.user.account.address] }),
+    )
+    expect(swept.errorName).toBe('OwnedUnauthorized')
   }, 120_000)
 })

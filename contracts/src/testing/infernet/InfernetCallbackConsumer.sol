@@ -48,6 +48,11 @@ contract InfernetCallbackConsumer is CallbackConsumer {
         emit Requested(subscriptionId);
     }
 
+    /// @notice Cancels a request not yet served.
+    function cancel(uint32 subscriptionId) external {
+        COORDINATOR.cancelSubscription(subscriptionId);
+    }
+
     function _receiveCompute(
         uint32 subscriptionId,
         uint32 interval,
