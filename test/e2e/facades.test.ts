@@ -409,6 +409,28 @@ describe('drop-in oracle interfaces', () => {
       errorName: 'SertnAIOracleInputShapeMismatch',
       args: [BigInt(DEMO_INPUT.length), 3n],
     })
+    // An id the owner mapped to a model this chain does not have.
+    const elsewhere = `0x${'ab'.repeat(32)}` as Hex
+    await send(s.owner, { address: s.ora, abi: SertnAIOracle.abi, functionName: 'setModel', args: [77n, elsewhere] })
+    const direct = (modelId: bigint) =>
+      expectRevert(
+        s.user.simulateContract({
+          address: s.ora,
+          abi: SertnAIOracle.abi,
+          functionName: 'requestCallback',
+          args: [modelId, DEMO_BYTES, zeroAddress, 0n, '0x'],
+          value: fee,
+        }),
+      )
+    expect(await direct(77n)).toEqual({ errorName: 'SertnFacadeModelUnsupported', args: [elsewhere] })
+    // The Prompt consumer set no callback gas for it: ORA's rule (a callback needs gas) answers first.
+    expect(await ora(77n, DEMO_BYTES, fee)).toEqual({ errorName: 'SertnAIOracleInvalidGasLimit', args: [s.prompt, 0n] })
+    await send(s.owner, { address: s.ora, abi: SertnAIOracle.abi, functionName: 'setModel', args: [77n, `0x${'0'.repeat(64)}`] })
+    expect(await direct(77n)).toEqual({ errorName: 'SertnAIOracleUnknownModel', args: [77n] })
+    const mapping = await expectRevert(
+      s.user.simulateContract({ address: s.ora, abi: SertnAIOracle.abi, functionName: 'setModel', args: [78n, elsewhere] }),
+    )
+    expect(mapping.errorName).toBe('OwnedUnauthorized')
     const text = '0x48656c6c6f2c20776f726c6421' as Hex // a text prompt, as ORA's LLM models take
     expect(await ora(ORA_MODEL, text, fee)).toEqual({ errorName: 'SertnAIOracleInvalidInput', args: [13n] })
     const estimate = await expectRevert(

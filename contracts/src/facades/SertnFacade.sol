@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {SertnConsumer} from "../SertnConsumer.sol";
 import {IInferenceGateway} from "../interfaces/IInferenceGateway.sol";
-import {IModelRegistry} from "../interfaces/IModelRegistry.sol";
+import {IModelRegistry, Visibility} from "../interfaces/IModelRegistry.sol";
 import {Owned} from "../utils/Owned.sol";
 
 /// @notice The registry a gateway checks requests against (both `InferenceGateway` and
@@ -41,6 +41,9 @@ abstract contract SertnFacade is SertnConsumer, Owned {
     /// @param gasLimit The consumer's gas limit.
     /// @param max The largest gas limit this facade can carry.
     error SertnFacadeGasLimitTooHigh(uint256 gasLimit, uint256 max);
+    /// @notice The mapped model cannot be served through a facade on this chain: it is not
+    ///         registered here, or its input or output is hashed (a facade passes values inline).
+    error SertnFacadeModelUnsupported(bytes32 modelId);
     /// @notice Nothing is owed to the caller.
     error SertnFacadeNothingToWithdraw(address account);
     /// @notice Sending owed funds failed.
@@ -117,9 +120,16 @@ abstract contract SertnFacade is SertnConsumer, Owned {
         return uint32(gasLimit + gasLimit / 63 + FACADE_GAS_OVERHEAD);
     }
 
-    /// @dev The elements a request for `modelId` must carry (0: no such model on this chain).
+    /// @dev The elements a request for `modelId` must carry; reverts {SertnFacadeModelUnsupported}
+    ///      for a model not registered on this chain or whose input or output is hashed.
     function _inputLength(bytes32 modelId) internal view returns (uint256) {
-        return IGatewayRegistry(address(gateway)).registry().tryGetRequestTerms(modelId).inputLength;
+        IModelRegistry registry = IGatewayRegistry(address(gateway)).registry();
+        IModelRegistry.RequestTerms memory terms = registry.tryGetRequestTerms(modelId);
+        if (
+            terms.version == 0 || terms.inputVisibility != Visibility.Public
+                || registry.tryGetVerificationTerms(modelId).outputVisibility != Visibility.Public
+        ) revert SertnFacadeModelUnsupported(modelId);
+        return terms.inputLength;
     }
 
     /// @dev What the gateway refunded for `requestId` (its escrow).
