@@ -14,6 +14,7 @@ import { connectTemporalClient, temporalConnectionOptions } from '../workflows/c
 import type { ArtifactRefs } from '../core/artifacts.ts'
 import { LOCAL_CHAINS, localOperator } from '../chains/local.ts'
 import type { MessengerDeployment } from '../core/plugins.ts'
+import type { FacadeDeployment } from '../chains/evm/deploy.ts'
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 export const SERTN_CLI = join(REPO_ROOT, 'cli', 'sertn.ts')
@@ -180,6 +181,8 @@ export type ChainDeployment = {
   batchVkas?: Record<string, { size: number; vka: Address; vkaCodeHash: Hex }[]>
   /** An ExampleClassifier per model name, requesting through this chain's gateway. */
   dapps: Record<string, Address>
+  /** The drop-in oracle facades (ORA's IAIOracle, Infernet's coordinator) over this chain's gateway. */
+  facades?: FacadeDeployment
 }
 
 /** The contracts of a local stack (`deployment.json`): a hub and its spokes, each joined to it by its messenger. */

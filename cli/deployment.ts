@@ -21,6 +21,8 @@ import {
   InferenceMarket,
   ModelRegistry,
   NodeRegistry,
+  SertnAIOracle,
+  SertnInfernetCoordinator,
   SpokeGateway,
 } from '../contracts/artifacts/index.ts'
 import type { ArtifactRefs } from '../core/artifacts.ts'
@@ -47,10 +49,19 @@ const hash = (...parts: string[]) => {
   return h.digest('hex').slice(0, 32)
 }
 
-/** The network's code: the verifier, the registry, the node registry, both gateways, the market and each messenger's contracts. */
+/** The network's code: the verifier, the registry, the node registry, both gateways, the market, the oracle facades and each messenger's contracts. */
 export const networkFingerprint = async () =>
   hash(
-    ...[Halo2VerifierReusable, ModelRegistry, NodeRegistry, InferenceGateway, InferenceMarket, SpokeGateway].map((a) => a.bytecode),
+    ...[
+      Halo2VerifierReusable,
+      ModelRegistry,
+      NodeRegistry,
+      InferenceGateway,
+      InferenceMarket,
+      SpokeGateway,
+      SertnAIOracle,
+      SertnInfernetCoordinator,
+    ].map((a) => a.bytecode),
     ...Object.values(await loadMessengers(STACK_SPOKES.map((s) => STACK_CHAIN_SPECS[s].messenger))).map((m) => m.fingerprint),
   )
 /** A model's circuit: its VKA and its manifest. */
@@ -149,6 +160,7 @@ async function recordOf(
       vkas: vkasOf(s.models),
       batchVkas: batchVkasOf(s.models),
       dapps: {},
+      ...(s.facades ? { facades: s.facades } : {}),
     }
   }
   return {
@@ -164,6 +176,7 @@ async function recordOf(
       vkas: vkasOf(network.hub.models),
       batchVkas: batchVkasOf(network.hub.models),
       dapps: {},
+      ...(network.hub.facades ? { facades: network.hub.facades } : {}),
     },
     spoke: spoke('spoke'),
     spokelz: spoke('spokelz'),
@@ -193,6 +206,7 @@ export function networkOf(d: Deployment): SertnNetwork {
       market: d.hub.market,
       messengers: Object.fromEntries(d.hub.messengers.map((m) => [m.kind, m])),
       models: models(d.hub),
+      ...(d.hub.facades ? { facades: d.hub.facades } : {}),
     },
     spokes: STACK_SPOKES.map(
       (name): NetworkSpoke => ({
@@ -201,6 +215,7 @@ export function networkOf(d: Deployment): SertnNetwork {
         spoke: { verifier: d[name].verifier, registry: d[name].registry, gateway: d[name].gateway },
         messenger: d[name].messengers[0]!,
         models: models(d[name]),
+        ...(d[name].facades ? { facades: d[name].facades } : {}),
       }),
     ),
   }

@@ -7,7 +7,13 @@
 import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { keccak256, parseEther, parseGwei, zeroHash, type Address, type Hex } from 'viem'
-import { Halo2VerifierReusable, InferenceGateway, ModelRegistry } from '../../contracts/artifacts/index.ts'
+import {
+  Halo2VerifierReusable,
+  InferenceGateway,
+  ModelRegistry,
+  SertnAIOracle,
+  SertnInfernetCoordinator,
+} from '../../contracts/artifacts/index.ts'
 import { assertSrsAllowed, modelDir, parseManifest, sha256Hex, type ModelManifest } from '../../core/manifest.ts'
 import { localArtifactRefs, type ArtifactRefs } from '../../core/artifacts.ts'
 import { modelIdOf } from '../../core/models.ts'
@@ -116,6 +122,66 @@ export async function deployGateway(
   const gateway = await deployContract(client, InferenceGateway, [client.account.address, params.registry, params.nodeRegistry, config])
   await allowMarket(client, params.nodeRegistry, gateway)
   return gateway
+}
+
+/** The drop-in oracle facades on a chain (see the README, "Drop-in oracle interfaces"). */
+export type FacadeDeployment = {
+  /** `SertnAIOracle`: ORA's `IAIOracle` over the chain's gateway. */
+  ora: Address
+  /** `SertnInfernetCoordinator`: Ritual Infernet's registry and coordinator over the chain's gateway. */
+  infernet: Address
+}
+
+/** What a model is called by the other oracles' consumers. */
+export type FacadeIds = {
+  /** Its ORA model id (`requestCallback`'s `modelId`). */
+  oraModelId: bigint
+  /** Its Infernet container id (`_requestCompute`'s `containerId`). */
+  infernetContainerId: string
+}
+
+/** Gas an Infernet consumer's `rawReceiveCompute` gets by default (the facade's per-container setting). */
+export const DEFAULT_INFERNET_CALLBACK_GAS = 500_000
+
+/**
+ * The ids a network's facades give its models, in the order the models are registered: ORA model
+ * ids 1, 2, … and each model's registry name as its Infernet container id (the local stack's demo
+ * model, registered first: ORA model id 1, container `sertn-mlp-demo`).
+ */
+export function facadeIdsOf(models: readonly Pick<RegisteredModel, 'name'>[]): FacadeIds[] {
+  return models.map((m, i) => ({ oraModelId: BigInt(i + 1), infernetContainerId: m.name }))
+}
+
+/**
+ * Deploys the drop-in oracle facades over `gateway` (owned by the client's account) and maps each
+ * model to its ids from {@link facadeIdsOf}: ORA's `IAIOracle` and Infernet's coordinator, each a
+ * Sertn consumer of the gateway that calls back only with verified results.
+ */
+export async function deployFacades(
+  client: SertnClient,
+  params: { gateway: Address; models: readonly Pick<RegisteredModel, 'name' | 'modelId'>[]; infernetCallbackGas?: number },
+): Promise<FacadeDeployment> {
+  const owner = client.account.address
+  const ora = await deployContract(client, SertnAIOracle, [owner, params.gateway])
+  const infernet = await deployContract(client, SertnInfernetCoordinator, [owner, params.gateway])
+  const ids = facadeIdsOf(params.models)
+  for (const [i, m] of params.models.entries()) {
+    const id = ids[i]!
+    await confirm(
+      client,
+      await client.writeContract({ address: ora, abi: SertnAIOracle.abi, functionName: 'setModel', args: [id.oraModelId, m.modelId] }),
+    )
+    await confirm(
+      client,
+      await client.writeContract({
+        address: infernet,
+        abi: SertnInfernetCoordinator.abi,
+        functionName: 'setContainer',
+        args: [id.infernetContainerId, m.modelId, params.infernetCallbackGas ?? DEFAULT_INFERNET_CALLBACK_GAS],
+      }),
+    )
+  }
+  return { ora, infernet }
 }
 
 /** The creation bytecode of a model's verifying-key artifact (`<dir>/vka.json`, written by `sertn model build`; a bare name: `circuits/<name>`). */

@@ -1,7 +1,7 @@
 /**
  * A Sertn network on EVM chains: the hub (registry, node registry, its own gateway, the
  * InferenceMarket, and the nodes' pools for its models) and spoke
- * chains (registry, SpokeGateway), each spoke joined to the hub over the messaging network it names
+ * chains (registry, SpokeGateway), the drop-in oracle facades over every gateway, each spoke joined to the hub over the messaging network it names
  * (any messenger plugin: Hyperlane, LayerZero, …), whose core contracts and ports this deploys on
  * both ends and joins. The one place that deploys and connects a network, for the local stack, the
  * tests, the bench and the demo; {@link networkChainsConfig} writes the node's `chains`
@@ -14,7 +14,16 @@ import { ConfigError } from '../../core/errors.ts'
 import type { MessengerDeployment, MessengerEndpoint, MessengerPlugin } from '../../core/plugins.ts'
 import type { SertnClient } from './clients.ts'
 import { connectSpoke, deployMarket, deploySpoke, type SpokeDeployment } from './crosschain.ts'
-import { deployGateway, deployRegistry, registerModel, type CoreDeployment, type GatewayConfig, type RegisteredModel } from './deploy.ts'
+import {
+  deployFacades,
+  deployGateway,
+  deployRegistry,
+  registerModel,
+  type CoreDeployment,
+  type FacadeDeployment,
+  type GatewayConfig,
+  type RegisteredModel,
+} from './deploy.ts'
 import {
   DEFAULT_NODE_CAPACITY,
   DEFAULT_NODE_POOL,
@@ -80,6 +89,8 @@ export type NetworkHub = {
   /** Each messaging network's deployment on the hub, by messenger name (those its spokes use). */
   messengers: Record<string, MessengerDeployment>
   models: RegisteredModel[]
+  /** The drop-in oracle facades over its gateway (absent in networks recorded before them). */
+  facades?: FacadeDeployment
 }
 
 export type NetworkSpoke = {
@@ -89,6 +100,8 @@ export type NetworkSpoke = {
   /** The messaging network that joins it to the hub, and its deployment on the spoke. */
   messenger: MessengerDeployment
   models: RegisteredModel[]
+  /** The drop-in oracle facades over its gateway (absent in networks recorded before them). */
+  facades?: FacadeDeployment
 }
 
 export type SertnNetwork = { hub: NetworkHub; spokes: NetworkSpoke[] }
@@ -145,8 +158,9 @@ export function networkStepNames(hub: string, spokes: readonly { name: string; m
     `${hub}.models`,
     `${hub}.market`,
     `${hub}.pools`,
+    `${hub}.facades`,
     ...messengers.flatMap((m) => [`${hub}.messenger.${m}`, `${hub}.messenger.${m}.allow`]),
-    ...spokes.flatMap((s) => [`${s.name}.messenger`, `${s.name}.contracts`, `${s.name}.models`, `${s.name}.connect`]),
+    ...spokes.flatMap((s) => [`${s.name}.messenger`, `${s.name}.contracts`, `${s.name}.models`, `${s.name}.connect`, `${s.name}.facades`]),
   ]
 }
 
@@ -206,6 +220,7 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
     }
     return { minimumStake: minimumStake.toString(), notes }
   })
+  const hubFacades = await journal.step(onHub('facades', 'deploy'), () => deployFacades(hubClient, { gateway, models: hubModels }))
   const hubChain = { name: hubName, domain: hubClient.chain.id, client: hubClient }
   const hubMessengers: Record<string, MessengerDeployment> = {}
   for (const m of new Set(plugins)) {
@@ -216,7 +231,15 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
       return { app: market }
     })
   }
-  const hub: NetworkHub = { name: hubName, chainId: hubClient.chain.id, core, market, messengers: hubMessengers, models: hubModels }
+  const hub: NetworkHub = {
+    name: hubName,
+    chainId: hubClient.chain.id,
+    core,
+    market,
+    messengers: hubMessengers,
+    models: hubModels,
+    facades: hubFacades,
+  }
 
   const spokes: NetworkSpoke[] = []
   for (const [i, s] of p.spokes.entries()) {
@@ -249,7 +272,8 @@ export async function deploySertnNetwork(p: DeploySertnNetworkParameters): Promi
       })
       return { hubPort: hubEnd.deployment.port, spokePort: messenger.port }
     })
-    spokes.push({ name: s.name, chainId: chain.domain, spoke, messenger, models })
+    const facades = await journal.step(onSpoke('facades', 'deploy'), () => deployFacades(s.client, { gateway: spoke.gateway, models }))
+    spokes.push({ name: s.name, chainId: chain.domain, spoke, messenger, models, facades })
   }
   return { hub, spokes }
 }
