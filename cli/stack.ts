@@ -75,6 +75,7 @@ import {
   STACK_OPERATORS,
   STACK_SPOKES,
   stackPaths,
+  type ChainDeployment,
   type Deployment,
   type StackChain,
   type StackInfo,
@@ -819,16 +820,20 @@ function endpoints(paths: StackPaths, info: StackInfo, d: Deployment, processes:
       .map(([m, a]) => `${a} (${m})`)
       .join(', ')
   const ports = (c: { messengers: { kind: string; port: string }[] }) => c.messengers.map((m) => `${m.kind} port ${m.port}`).join(', ')
+  const facades = (c: ChainDeployment) =>
+    c.facades ? [`    facades    ${dim(`ORA IAIOracle ${c.facades.ora}, Infernet registry/coordinator ${c.facades.infernet}`)}`] : []
   return [
     `\n${bold('local stack')} ${dim(`(data in ${shown(paths.dataDir)}; local dev keys, insecure)`)}`,
     `  hub          ${info.rpcUrls.hub}  ${dim(`anvil, chain id ${d.hub.chainId}, state ${shown(paths.chainState.hub)}`)}`,
     `    market     ${d.hub.market}  ${dim(`serves the spokes' requests; ${ports(d.hub)}`)}`,
     `    gateway    ${d.hub.gateway}  ${dim(`registry ${d.hub.registry}`)}`,
     `    dApp       ${dapps(d.hub.dapps)}  ${dim('ExampleClassifier (sertn request --chain hub)')}`,
+    ...facades(d.hub),
     ...STACK_SPOKES.flatMap((c) => [
       `  ${c.padEnd(11)}  ${info.rpcUrls[c]}  ${dim(`anvil, chain id ${d[c].chainId}, state ${shown(paths.chainState[c])}`)}`,
       `    gateway    ${d[c].gateway}  ${dim(`SpokeGateway, registry ${d[c].registry}; ${ports(d[c])}`)}`,
       `    dApp       ${dapps(d[c].dapps)}  ${dim(`ExampleClassifier (sertn request${c === 'spoke' ? '' : ` --chain ${c}`})`)}`,
+      ...facades(d[c]),
     ]),
     `  Temporal     ${info.temporal}  ${dim(
       `namespace${info.operators && info.operators.length > 1 ? `s ${info.operators.map((o) => o.namespace).join(', ')}` : ` ${info.namespace}`}, ` +
