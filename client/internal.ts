@@ -2,7 +2,7 @@
  * What the actions share: the client types they take, how a request is named (gateway and id, or
  * its key), and log reads split into bounded block ranges.
  */
-import type { Account, Address, Chain, Client, Transport } from 'viem'
+import { getAddress, type Account, type Address, type Chain, type Client, type Transport } from 'viem'
 import { getBlockNumber, getChainId } from 'viem/actions'
 import { parseRequestKey } from '../core/types.ts'
 import { SertnError } from '../core/errors.ts'
@@ -23,7 +23,7 @@ export type LogRangeParameters = {
 
 export const DEFAULT_BLOCK_RANGE = 5_000n
 
-/** The gateway and id a target names; a key must name the client's chain. */
+/** The gateway (checksummed) and id a target names; a key must name the client's chain. */
 export async function resolveTarget(
   client: ReadClient,
   target: RequestTarget,
@@ -35,9 +35,9 @@ export async function resolveTarget(
       throw new SertnError(`request ${target.key} is on chain ${k.chainId}, but the client is on chain ${chainId}`, {
         details: 'Use a client of the chain the request was made on.',
       })
-    return { gateway: k.gateway, requestId: BigInt(k.requestId), chainId }
+    return { gateway: getAddress(k.gateway), requestId: BigInt(k.requestId), chainId }
   }
-  return { gateway: target.gateway, requestId: BigInt(target.requestId), chainId }
+  return { gateway: getAddress(target.gateway), requestId: BigInt(target.requestId), chainId }
 }
 
 /**
