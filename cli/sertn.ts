@@ -4,6 +4,7 @@
  *   sertn start [--once] [--prover ezkl-wasm|ezkl-native] …   the local hub and spoke, persisted in .data, and a demo request
  *   sertn request --features x1,x2,x3,x4 [--chain spoke|hub] …  a request from the example dApp on the running stack
  *   sertn status <request-key|requestId> [--json]               a request's workflow status (and hops)
+ *   sertn verify <request-key> [--json] [--storage URL]          re-checks a delivered result's proof off-chain
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn relay rejected [--json] | retry <id…|--all>           messages the local agents gave up on; send them again
@@ -90,6 +91,13 @@ const USAGE: Record<string, string> = {
       the workflow of the operator the hub assigned the request to, with an \`operator\` line (--json
       adds \`operator\` and \`others\`); a bare request id is taken on the gateway of --chain
       (default spoke). --json prints the status as JSON.`,
+  verify: `sertn verify <request-key> [--json] [--storage URL] [--data-dir .data | --config FILE]
+      Re-checks a delivered result off-chain (the client's verifyResult): fetches its proof and output
+      document from storage (--storage, an Arweave gateway; default the configuration's
+      storage.arweave.url) and the model's registered circuit (verifying key, settings, SRS, each
+      checked against the registry's sha256), verifies the proof with the WASM engine, and checks its
+      public instances against the request's input and the delivered output. Prints each check;
+      exit 1 when one fails. The chain's RPC comes from the configuration (its chain id is the key's).`,
   worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level info] [--log-format auto]
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
@@ -382,6 +390,28 @@ async function main(argv: string[]): Promise<number> {
         target: positionals[0],
         json: values.json,
         chain: values.chain,
+        dataDir: values['data-dir'],
+        config: values.config,
+      })
+    }
+    case 'verify': {
+      const { values, positionals } = args(
+        'verify',
+        rest,
+        {
+          json: { type: 'boolean', default: false },
+          storage: { type: 'string' },
+          'data-dir': { type: 'string' },
+          config: { type: 'string' },
+        },
+        true,
+      )
+      if (positionals.length > 1) throw new UsageError(`sertn verify takes one request key, got ${positionals.length}`)
+      const { verifyCommand } = await load(() => import('./verify.ts'))
+      return verifyCommand({
+        key: positionals[0],
+        json: values.json,
+        storage: values.storage,
         dataDir: values['data-dir'],
         config: values.config,
       })

@@ -120,7 +120,12 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
         detail: `vk.key, settings.json and the SRS of ${model.name} v${model.version} match the registry's sha256 (index ${model.artifactIndexId})`,
       }
     } catch (err) {
-      if (err instanceof SertnError && err.retryable) throw new StorageReadError(`request ${request.key}: ${short(err)}`, { cause: err })
+      if (err instanceof SertnError && err.retryable)
+        throw new StorageReadError(`request ${request.key}: cannot read model ${model.name}'s artifacts from storage: ${short(err)}`, {
+          cause: err,
+          retryable: true,
+          details: 'Try again, or read from another gateway that holds them (the storage option).',
+        })
       checks.artifacts = { ok: false, detail: short(err) }
     }
   }

@@ -2,8 +2,11 @@
  * `@sertn/client` against the real local cross-chain stack: a hub and a spoke joined over
  * Hyperlane (real contracts, local agents), the node's workers in this process, arlocal. A model is
  * registered with its artifacts uploaded to arlocal (as `sertn model register` does), so that
- * verifyResult reads the registered circuit and the stored proof from storage.
+ * verifyResult reads the registered circuit and the stored proof from storage. `sertn verify`
+ * runs as a child process against the same stack.
  */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import type { Address, Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -20,6 +23,7 @@ import {
   type Hop,
   type StorageOption,
 } from '../../client/index.ts'
+import { runSertn } from '../support/cli.ts'
 import { deploySpokeConsumer, requestOnSpoke, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
 import { boundedTeardown, CALLBACK_GAS, DEMO_INPUT, startWorkers, type InProcessWorkers } from '../support/stack.ts'
 
@@ -197,6 +201,42 @@ describe('the client on the local stack', () => {
     expect(mismatched.reason).toMatch(/output instances are not the given output: element 1/)
     expect(mismatched.checks.proof.ok).toBe(true)
   }, 180_000)
+
+  test('default: sertn verify <key> prints what verifyResult checked; exit 1 when storage serves no such proof', async () => {
+    expect(served, 'needs the served request').toBeDefined()
+    const config = join(stack.dataDir, 'client-verify.config.json')
+    await writeFile(config, JSON.stringify(stack.config))
+    const running = new Set<number>()
+    const json = await runSertn(['verify', served.key, '--config', config, '--json'], { running, timeoutMs: 120_000 })
+    expect(json.code, json.out).toBe(0)
+    const lines = json.out.split('\n')
+    const doc = JSON.parse(lines.slice(lines.indexOf('{'), lines.lastIndexOf('}') + 1).join('\n')) as Record<string, unknown>
+    const r = await client().getRequest({ key: served.key })
+    expect(doc).toMatchObject({
+      key: served.key,
+      valid: true,
+      proofId: r.fulfilled!.storage.proofId,
+      outputId: r.fulfilled!.storage.outputId,
+      transactionHash: r.fulfilled!.transactionHash,
+      model: { modelId: model.modelId, name: 'client-mlp', version: 1 },
+      input: DEMO_INPUT.map(String),
+      output: r.fulfilled!.output.map(String),
+      checks: { artifacts: { ok: true }, proof: { ok: true }, input: { ok: true }, output: { ok: true } },
+    })
+
+    const human = await runSertn(['verify', served.key, '--config', config], { running, timeoutMs: 120_000 })
+    expect(human.code, human.out).toBe(0)
+    for (const part of ['artifacts', 'proof', 'input', 'output']) expect(human.out).toMatch(new RegExp(`✓ ${part}\\s`))
+    expect(human.out).toMatch(/^valid$/m)
+
+    // A storage gateway that does not hold the artifacts: a storage error, not a verdict.
+    const elsewhere = await runSertn(['verify', served.key, '--config', config, '--storage', 'http://127.0.0.1:9'], {
+      running,
+      timeoutMs: 120_000,
+    })
+    expect(elsewhere.code).toBe(1)
+    expect(elsewhere.out).toMatch(/StorageReadError|cannot read/)
+  }, 300_000)
 
   test('error: a wrong model id, an underpaid request and a callback gas limit above the cap each surface a typed error that says what to change', async () => {
     const c = client()
