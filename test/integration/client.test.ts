@@ -10,7 +10,10 @@ import { join } from 'node:path'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import type { Address, Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
+import { ExampleClassifier, InferenceGateway, RecordingConsumer } from '../../contracts/artifacts/index.ts'
+import { deployContract } from '../../chains/evm/deploy.ts'
+import { followClassification, sendClassifyRequest } from '../../cli/request.ts'
+import { Progress } from '../../cli/progress.ts'
 import { joinPool, mineToNextEpoch } from '../../chains/evm/nodes.ts'
 import { registerModelOnNetwork, type NetworkRegistration } from '../../chains/evm/register-model.ts'
 import { arweaveStorage, createFundedWallet } from '../../plugins/storage/arweave/index.ts'
@@ -236,6 +239,34 @@ describe('the client on the local stack', () => {
     })
     expect(elsewhere.code).toBe(1)
     expect(elsewhere.out).toMatch(/StorageReadError|cannot read/)
+  }, 300_000)
+
+  test('default: sertn request’s path (the example dApp on the spoke) quotes, sends and reads its verified result through the client', async () => {
+    const { user } = stack.spoke
+    const gateway = spoke().spoke.gateway
+    const dapp = await deployContract(user, ExampleClassifier, [gateway, model.modelId])
+    const progress = new Progress()
+    const sent = await sendClassifyRequest(progress, {
+      chain: 'spoke',
+      user,
+      gateway,
+      dapp,
+      model: 'sertn-mlp-demo',
+      features: [0.5, -1.25, 2, 0.75],
+      mine: true,
+    })
+    expect(sent.price).toBe(await client().quote({ modelId: model.modelId, callbackGasLimit: CALLBACK_GAS }))
+    const followed = await followClassification(progress, {
+      operators: [{ client: stack.client, namespace: stack.config.temporal.namespace }],
+      user,
+      sent,
+      confirmations: 1,
+      prover: stack.config.prover.plugin,
+      arlocalUrl: stack.arlocal.url,
+    })
+    expect(followed.ok).toBe(true)
+    const r = await client().getRequest({ key: sent.key })
+    expect(r.fulfilled?.callbackStatus).toBe('Succeeded')
   }, 300_000)
 
   test('error: a wrong model id, an underpaid request and a callback gas limit above the cap each surface a typed error that says what to change', async () => {
