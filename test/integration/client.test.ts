@@ -25,6 +25,7 @@ import {
   sertnActions,
   type Hop,
   type StorageOption,
+  WaitTimeoutError,
 } from '../../client/index.ts'
 import { runSertn } from '../support/cli.ts'
 import { deploySpokeConsumer, requestOnSpoke, startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
@@ -115,6 +116,30 @@ describe('the client on the local stack', () => {
     expect(recorded).toEqual(theirs.request.fulfilled.output)
     served = { key: made.key, requestId: made.requestId, hops: progress, txHash: made.transactionHash, price }
   }, 600_000)
+
+  test('behavior: a hub request: awaited on the hub with its assignment; a wait gives up at its timeout or its signal', async () => {
+    const hub = stack.hub.user.extend(sertnActions({ gateway: stack.network.hub.core.gateway }))
+    const made = await hub.requestInference({ modelId: model.modelId, input: DEMO_INPUT, callbackGasLimit: CALLBACK_GAS })
+    await stack.hub.user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
+    const early = await hub.waitForResult({ key: made.key, timeoutMs: 1, pollingIntervalMs: 250 }).catch((e: unknown) => e)
+    expect(early).toBeInstanceOf(WaitTimeoutError)
+    expect((early as Error).message).toMatch(new RegExp(`^request ${made.key}: no result within 1 ms`))
+    const aborted = new AbortController()
+    aborted.abort(new Error('stop'))
+    await expect(hub.waitForResult({ key: made.key, signal: aborted.signal })).rejects.toThrow(/aborted/)
+
+    const hops: Hop[] = []
+    const { request } = await hub.waitForResult({
+      key: made.key,
+      onProgress: (h) => hops.push(h),
+      timeoutMs: 300_000,
+      pollingIntervalMs: 300,
+    })
+    expect(hops.map((h) => h.hop)).toEqual(['assigned', 'fulfilled'])
+    expect(hops.every((h) => h.chainId === stack.network.hub.chainId)).toBe(true)
+    expect(hops[0]!.node).toBe(request.fulfilled.node)
+    expect(request).toMatchObject({ spoke: false, status: 'Fulfilled', fulfilled: { callbackStatus: 'Skipped' } })
+  }, 300_000)
 
   test('default: getRequest and getModel return what the chain records', async () => {
     expect(served, 'needs the served request').toBeDefined()
