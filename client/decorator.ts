@@ -21,10 +21,7 @@ export type SertnActionsConfig = {
 /** `T` without `K`, where `K` becomes optional. */
 type Defaulted<T, K extends PropertyKey> = T extends unknown ? Omit<T, K & keyof T> & Partial<Pick<T, K & keyof T>> : never
 /** A request by id on the configured gateway, or by key. */
-type Target<T> =
-  | Defaulted<Exclude<T, { key: string }>, 'gateway'>
-  | Extract<T, { key: string }>
-  | (Omit<T, keyof RequestTarget> & { requestId: bigint | number | string })
+type Target<T> = Defaulted<T, 'gateway'>
 
 /** The actions {@link sertnActions} adds to a client. */
 export type SertnActions = {
