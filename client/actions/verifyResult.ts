@@ -37,6 +37,8 @@ export type VerifyResultReturnType = {
   expected: { input: bigint[]; output: bigint[] }
   /** The proof's storage id. */
   proofId: string
+  /** For a result settled in a batch: the batch circuit's rows, and the request's row. */
+  batch?: { size: number; row: number }
   request: SertnRequest
   model: SertnModel
 }
@@ -93,6 +95,29 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
     output: (params.output ?? fulfilled.output).map((x) => toFelt(BigInt(x))),
   }
 
+  // The proof, and the instances it was made for (the node's output document lists them; a batch's
+  // lists every row's input and output).
+  const proof = await read(proofId, 'proof', 1 << 24)
+  let instances: bigint[] = [...expected.input, ...expected.output]
+  let instancesFrom = 'the request (no stored output document)'
+  let claimed = { input: expected.input, output: expected.output }
+  let batch: { size: number; row: number } | undefined
+  if (outputId) {
+    const doc = JSON.parse(new TextDecoder().decode(await read(outputId, 'output document', 1 << 24))) as OutputDocument
+    if (doc.batch !== undefined && Array.isArray(doc.rows)) {
+      const rows = doc.rows
+      const row = rows.findIndex((r) => r.key === request.key)
+      instances = [...rows.flatMap((r) => r.input.map(feltOf)), ...rows.flatMap((r) => r.output.map(feltOf))]
+      instancesFrom = `batch ${String(doc.batch)} (${rows.length} rows, the output document ${outputId})`
+      batch = { size: rows.length, row }
+      claimed = row < 0 ? { input: [], output: [] } : { input: rows[row]!.input.map(feltOf), output: rows[row]!.output.map(feltOf) }
+    } else if (Array.isArray(doc.instances)) {
+      instances = doc.instances.map((x) => BigInt(x))
+      instancesFrom = `the output document ${outputId}`
+      claimed = { input: instances.slice(0, model.inputLength), output: instances.slice(model.inputLength) }
+    }
+  }
+
   // The registered circuit: verifying key, settings and SRS, each against the registry's pins.
   let circuit: { vk: Uint8Array; settings: Uint8Array; srs: Uint8Array } | undefined
   if (model.version !== request.modelVersion) {
@@ -112,12 +137,15 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
           inputVisibility: model.inputVisibility,
           outputVisibility: model.outputVisibility,
         },
-        { only: ['vk.key', 'settings.json'] },
+        { only: ['vk.key', 'settings.json'], ...(batch ? { batchSizes: [batch.size] } : {}) },
       )
-      circuit = { vk: a.files.get('vk.key')!, settings: a.files.get('settings.json')!, srs: a.srs }
+      const dir = batch ? a.manifest.batches?.find((b) => b.size === batch.size)?.dir : undefined
+      const files = dir ? a.batches.get(dir) : { files: a.files, srs: a.srs }
+      if (!files) throw new SertnError(`model ${model.name} has no batch circuit of ${batch!.size} rows in its artifact index`)
+      circuit = { vk: files.files.get('vk.key')!, settings: files.files.get('settings.json')!, srs: files.srs }
       checks.artifacts = {
         ok: true,
-        detail: `vk.key, settings.json and the SRS of ${model.name} v${model.version} match the registry's sha256 (index ${model.artifactIndexId})`,
+        detail: `vk.key, settings.json and the SRS of ${model.name} v${model.version}${dir ? ` (its ${batch!.size}-row batch circuit)` : ''} match the registry's sha256 (index ${model.artifactIndexId})`,
       }
     } catch (err) {
       if (err instanceof SertnError && err.retryable)
@@ -130,35 +158,20 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
     }
   }
 
-  // The proof, and the instances it was made for (the node's output document lists them).
-  const proof = await read(proofId, 'proof', 1 << 24)
-  let instances: bigint[] = [...expected.input, ...expected.output]
-  let instancesFrom = 'the request (no stored output document)'
-  if (outputId) {
-    const doc = JSON.parse(new TextDecoder().decode(await read(outputId, 'output document', 1 << 24))) as {
-      instances?: unknown
-      batch?: unknown
-    }
-    if (doc.batch !== undefined)
-      throw new SertnError(`request ${request.key} was settled in a batch: re-verifying a batch proof is not supported yet`)
-    if (Array.isArray(doc.instances)) {
-      instances = doc.instances.map((x) => BigInt(x as string))
-      instancesFrom = `the output document ${outputId}`
-    }
-  }
-  const claimed = { input: instances.slice(0, model.inputLength), output: instances.slice(model.inputLength) }
   const sameAs = (a: bigint[], b: bigint[]) => a.length === b.length && a.every((x, i) => x === b[i])
   const firstDiff = (a: bigint[], b: bigint[]) => {
     if (a.length !== b.length) return `${a.length} elements where ${b.length} were expected`
     const i = a.findIndex((x, j) => x !== b[j])
     return `element ${i} is ${a[i]} where ${b[i]} was expected`
   }
-  checks.input = sameAs(claimed.input, expected.input)
-    ? {
-        ok: true,
-        detail: `the proof's ${claimed.input.length} input instances are the request's input${model.inputVisibility === 'hashed' ? ' commitment' : ''}`,
-      }
-    : { ok: false, detail: `the proof's input instances are not the request's input: ${firstDiff(claimed.input, expected.input)}` }
+  if (batch && batch.row < 0) checks.input = { ok: false, detail: `the batch's output document has no row for ${request.key}` }
+  else
+    checks.input = sameAs(claimed.input, expected.input)
+      ? {
+          ok: true,
+          detail: `the proof's ${claimed.input.length} input instances are the request's input${model.inputVisibility === 'hashed' ? ' commitment' : ''}`,
+        }
+      : { ok: false, detail: `the proof's input instances are not the request's input: ${firstDiff(claimed.input, expected.input)}` }
   checks.output = sameAs(claimed.output, expected.output)
     ? {
         ok: true,
@@ -202,7 +215,21 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
     instances: claimed,
     expected,
     proofId,
+    ...(batch ? { batch } : {}),
     request,
     model,
   }
+}
+
+/** The output document a node stores with a result: one request's, or a batch's rows. */
+type OutputDocument = {
+  instances?: string[]
+  batch?: unknown
+  rows?: { key?: string; padding?: boolean; input: string[]; output: string[] }[]
+}
+
+/** A stored value as a field element: a signed value encoded, a field element kept. */
+const feltOf = (x: string): bigint => {
+  const v = BigInt(x)
+  return v < 0n ? toFelt(v) : v
 }

@@ -329,3 +329,32 @@ describe('the client on the local stack', () => {
     expect(await stack.spoke.user.getTransactionCount({ address: stack.spoke.user.account.address })).toBe(before)
   }, 120_000)
 })
+
+describe('a result settled in a batch', () => {
+  test('behavior: verifyResult re-checks a batch proof against the batch circuit, with the request’s own row', async () => {
+    // The node again, now batching (native prover): two requests inside one window share a proof.
+    await workers.stop()
+    workers = await startWorkers(stack, ['chain-io', 'inference', 'prover'], {
+      config: { ...stack.config, prover: { ...stack.config.prover, plugin: 'ezkl-native' }, batching: { enabled: true, windowMs: 4_000 } },
+    })
+    const c = client()
+    const first = await c.requestInference({ modelId: model.modelId, input: DEMO_INPUT, callbackGasLimit: CALLBACK_GAS })
+    const other = DEMO_INPUT.map((x, i) => (i === 0 ? -x : x))
+    const second = await c.requestInference({ modelId: model.modelId, input: other, callbackGasLimit: CALLBACK_GAS })
+    await stack.spoke.user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
+    const done = await Promise.all([first, second].map((m) => c.waitForResult({ key: m.key, timeoutMs: 400_000, pollingIntervalMs: 300 })))
+    expect(done[0]!.request.fulfilled.storage.proofId).toBe(done[1]!.request.fulfilled.storage.proofId)
+
+    const [a, b] = await Promise.all([c.verifyResult({ key: first.key }), c.verifyResult({ key: second.key })])
+    for (const v of [a, b]) {
+      expect(v.valid, v.reason).toBe(true)
+      expect(v.batch?.size).toBeGreaterThan(1)
+      expect(v.checks.artifacts.detail).toMatch(/batch circuit/)
+    }
+    expect(new Set([a.batch!.row, b.batch!.row]).size).toBe(2)
+    // One request's output is not the other's.
+    const swapped = await c.verifyResult({ key: first.key, output: done[1]!.request.fulfilled.output })
+    expect(swapped.valid).toBe(false)
+    expect(swapped.failed).toBe('output')
+  }, 600_000)
+})
