@@ -102,9 +102,14 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
   let instancesFrom = 'the request (no stored output document)'
   let claimed = { input: expected.input, output: expected.output }
   let batch: { size: number; row: number } | undefined
+  let unreadable: string | undefined
   if (outputId) {
-    const doc = JSON.parse(new TextDecoder().decode(await read(outputId, 'output document', 1 << 24))) as OutputDocument
-    if (doc.batch !== undefined && Array.isArray(doc.rows)) {
+    const doc = parseDocument(await read(outputId, 'output document', 1 << 24))
+    if (!doc) {
+      claimed = { input: [], output: [] }
+      unreadable = `the output document ${outputId} that should list the proof's instances is not JSON`
+      instancesFrom = 'the request (its output document is not JSON)'
+    } else if (doc.batch !== undefined && Array.isArray(doc.rows)) {
       const rows = doc.rows
       const row = rows.findIndex((r) => r.key === request.key)
       instances = [...rows.flatMap((r) => r.input.map(feltOf)), ...rows.flatMap((r) => r.output.map(feltOf))]
@@ -164,7 +169,8 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
     const i = a.findIndex((x, j) => x !== b[j])
     return `element ${i} is ${a[i]} where ${b[i]} was expected`
   }
-  if (batch && batch.row < 0) checks.input = { ok: false, detail: `the batch's output document has no row for ${request.key}` }
+  if (unreadable) checks.input = { ok: false, detail: unreadable }
+  else if (batch && batch.row < 0) checks.input = { ok: false, detail: `the batch's output document has no row for ${request.key}` }
   else
     checks.input = sameAs(claimed.input, expected.input)
       ? {
@@ -172,15 +178,17 @@ export async function verifyResult(client: ReadClient, params: VerifyResultParam
           detail: `the proof's ${claimed.input.length} input instances are the request's input${model.inputVisibility === 'hashed' ? ' commitment' : ''}`,
         }
       : { ok: false, detail: `the proof's input instances are not the request's input: ${firstDiff(claimed.input, expected.input)}` }
-  checks.output = sameAs(claimed.output, expected.output)
-    ? {
-        ok: true,
-        detail: `the proof's ${claimed.output.length} output instances are the ${params.output ? 'given' : 'delivered'} output${model.outputVisibility === 'hashed' ? ' commitment' : ''}`,
-      }
-    : {
-        ok: false,
-        detail: `the proof's output instances are not the ${params.output ? 'given' : 'delivered'} output: ${firstDiff(claimed.output, expected.output)}`,
-      }
+  checks.output = unreadable
+    ? { ok: false, detail: unreadable }
+    : sameAs(claimed.output, expected.output)
+      ? {
+          ok: true,
+          detail: `the proof's ${claimed.output.length} output instances are the ${params.output ? 'given' : 'delivered'} output${model.outputVisibility === 'hashed' ? ' commitment' : ''}`,
+        }
+      : {
+          ok: false,
+          detail: `the proof's output instances are not the ${params.output ? 'given' : 'delivered'} output: ${firstDiff(claimed.output, expected.output)}`,
+        }
 
   if (!circuit) checks.proof = { ok: false, detail: 'not checked: no trusted circuit to verify it with' }
   else {
@@ -226,6 +234,15 @@ type OutputDocument = {
   instances?: string[]
   batch?: unknown
   rows?: { key?: string; padding?: boolean; input: string[]; output: string[] }[]
+}
+
+function parseDocument(bytes: Uint8Array): OutputDocument | undefined {
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as unknown
+    return typeof doc === 'object' && doc !== null ? (doc as OutputDocument) : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** A stored value as a field element: a signed value encoded, a field element kept. */

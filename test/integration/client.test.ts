@@ -221,6 +221,19 @@ describe('the client on the local stack', () => {
     expect(tampered.reason).toMatch(/does not verify/)
     expect(tampered.checks.input.ok && tampered.checks.output.ok && tampered.checks.artifacts.ok).toBe(true)
 
+    // A storage whose output document (the proof's instances) is garbage: the proof still verifies
+    // against the request's input and the delivered output, but the document's instances are unknown.
+    const outputId = request.fulfilled!.storage.outputId!
+    const garbled: StorageOption = {
+      fetch: async (id) =>
+        id === outputId
+          ? new TextEncoder().encode('not json')
+          : new Uint8Array(await (await fetch(`${stack.arlocal.url}/${id}`)).arrayBuffer()),
+    }
+    const unreadable = await c.verifyResult({ key: served.key, storage: garbled })
+    expect(unreadable).toMatchObject({ valid: false, failed: 'input', checks: { proof: { ok: true }, artifacts: { ok: true } } })
+    expect(unreadable.reason).toMatch(/is not JSON/)
+
     // An output other than the one the proof was made for.
     const other = request.fulfilled!.output.map((x, i) => (i === 1 ? x + 1n : x))
     const mismatched = await c.verifyResult({ key: served.key, output: other })
