@@ -106,11 +106,6 @@ export function rethrowCall(what: string, err: unknown): never {
   throw new SertnError(`${what}: ${short}`, { cause: err, retryable: !/revert/i.test(short) })
 }
 
-/** The input is checked against the model's registered shape and range before anything is sent. */
-export class InputMismatchError extends SertnError {
-  override name = 'InputMismatchError'
-}
-
 /** A request ended without a result: the node (or the hub) failed it, and the requester was refunded. */
 export class InferenceFailedError extends SertnError {
   override name = 'InferenceFailedError'

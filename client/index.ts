@@ -48,7 +48,6 @@ export {
   contractRejectedError,
   InferenceFailedError,
   InferenceRefundedError,
-  InputMismatchError,
   InsufficientPaymentError,
   InvalidInputError,
   ModelNotFoundError,
