@@ -2,13 +2,17 @@
  * Requests from the example dApp (ExampleClassifier) on the local stack's spoke or hub: `sertn
  * request`, and the demo request of `sertn start` (on the spoke). A request is followed stage by
  * stage, hop by hop for a spoke's (see follow.ts), and ends with the verified result read back from
- * the dApp on the chain it was made on.
+ * the dApp on the chain it was made on. The chain side goes through `@sertn/client`: the gateway's
+ * quote, a refusal decoded into its typed error (what to change), and the verified result as the
+ * requesting chain records it (waitForResult); the node-side stages come from Temporal (follow.ts).
  */
 import { evmChainOf } from '../chains/evm/chain.ts'
 import { formatEther, parseEventLogs, type Address, type Hex } from 'viem'
 import { anvilAccount, createSertnClient, type SertnClient } from '../chains/evm/clients.ts'
 import { readManifest, writeWithMargin } from '../chains/evm/deploy.ts'
-import { ExampleClassifier, InferenceGateway, NodeRegistry } from '../contracts/artifacts/index.ts'
+import { quote, waitForResult } from '../client/index.ts'
+import { rethrowCall } from '../client/errors.ts'
+import { ExampleClassifier, NodeRegistry } from '../contracts/artifacts/index.ts'
 import { SertnError } from '../core/errors.ts'
 import { dequantize, quantize } from '../core/field.ts'
 import { checkQuantizedInput } from '../core/input.ts'
@@ -64,14 +68,16 @@ export async function sendClassifyRequest(
   return progress.step(
     `request on the ${params.chain}`,
     async () => {
-      const price = await user.readContract({ address: dapp, abi: ExampleClassifier.abi, functionName: 'price' })
-      const { request, result } = await user.simulateContract({
-        address: dapp,
-        abi: ExampleClassifier.abi,
-        functionName: 'classify',
-        args: [input],
-        value: price,
-      })
+      const at = { address: dapp, abi: ExampleClassifier.abi } as const
+      const [modelId, callbackGasLimit] = await Promise.all([
+        user.readContract({ ...at, functionName: 'modelId' }),
+        user.readContract({ ...at, functionName: 'CALLBACK_GAS_LIMIT' }),
+      ])
+      // The gateway's quote (on a spoke, with the messaging fees), as the dApp's price() asks it.
+      const price = await quote(user, { gateway: params.gateway, modelId, callbackGasLimit })
+      const { request, result } = await user
+        .simulateContract({ ...at, functionName: 'classify', args: [input], value: price })
+        .catch((err: unknown) => rethrowCall(`classify on ExampleClassifier ${dapp}`, err))
       const receipt = await writeWithMargin(user, request)
       const txHash = receipt.transactionHash
       const requestedAt = Date.now()
@@ -190,10 +196,16 @@ export async function followClassification(
   const callback = await progress.step(
     'callback (ExampleClassifier)',
     async () => {
-      const receipt = await user.getTransactionReceipt({ hash: settleTx })
-      const [fulfilled] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceFulfilled' }).filter(
-        (l) => l.args.requestId === sent.requestId,
-      )
+      // The result as the requesting chain recorded it: verified there, the dApp called back.
+      const { request } = await waitForResult(user, {
+        gateway: sent.gateway,
+        requestId: sent.requestId,
+        fromBlock: sent.block,
+        timeoutMs: 60_000,
+        ...(params.signal ? { signal: params.signal } : {}),
+      })
+      const fulfilled = request.fulfilled
+      const receipt = await user.getTransactionReceipt({ hash: fulfilled.transactionHash })
       const classified = parseEventLogs({ abi: ExampleClassifier.abi, logs: receipt.logs, eventName: 'Classified' }).find(
         (l) => l.args.requestId === sent.requestId,
       )
@@ -204,8 +216,9 @@ export async function followClassification(
         args: [sent.requestId],
       })
       return {
-        status: fulfilled ? (['succeeded', 'failed', 'skipped'][fulfilled.args.callbackStatus] ?? '?') : 'not found',
-        gas: fulfilled?.args.callbackGasUsed,
+        status: fulfilled.callbackStatus.toLowerCase(),
+        gas: fulfilled.callbackGasUsed,
+        storage: fulfilled.storage,
         settleGas: receipt.gasUsed,
         label: result.label,
         score: result.score,
@@ -222,10 +235,11 @@ export async function followClassification(
       dim(`(scores [${scores.map((s) => s.toFixed(4)).join(', ')}], read back from ExampleClassifier ${sent.dapp} on the ${sent.chain})`),
     `  request   #${sent.requestId}  ${sent.key}`,
   ]
-  if (status.storage) {
+  const { outputId, proofId } = callback.storage
+  if (outputId && proofId) {
     const link = (id: string) => (params.arlocalUrl ? `  ${dim(`${params.arlocalUrl}/${id}`)}` : '')
-    lines.push(`  arweave   output ${status.storage.output.id}${link(status.storage.output.id)}`)
-    lines.push(`            proof  ${status.storage.proof.id}${link(status.storage.proof.id)}`)
+    lines.push(`  arweave   output ${outputId}${link(outputId)}`)
+    lines.push(`            proof  ${proofId}${link(proofId)}  ${dim(`(re-check it: sertn verify ${sent.key})`)}`)
   }
   if (viaHub) {
     const submit = status.timings.submit

@@ -5,6 +5,7 @@
  *   sertn request --features x1,x2,x3,x4 [--chain spoke|hub] …  a request from the example dApp on the running stack
  *   sertn status <request-key|requestId> [--json]               a request's workflow status (and hops)
  *   sertn explorer [--host 127.0.0.1] [--port 8090] …            a web page of the requests, verified in the browser
+ *   sertn verify <request-key> [--json] [--storage URL]          re-checks a delivered result's proof off-chain
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn relay rejected [--json] | retry <id…|--all>           messages the local agents gave up on; send them again
@@ -101,6 +102,13 @@ const USAGE: Record<string, string> = {
       to the request's input and the delivered output. Reads the Temporal address, chains and
       storage from the configuration (default <data-dir>/sertn.config.json). --host 0.0.0.0 serves
       it beyond this machine (the browser then verifies only from 127.0.0.1 or behind HTTPS).`,
+  verify: `sertn verify <request-key> [--json] [--storage URL] [--data-dir .data | --config FILE]
+      Re-checks a delivered result off-chain (the client's verifyResult): fetches its proof and output
+      document from storage (--storage, an Arweave gateway; default the configuration's
+      storage.arweave.url) and the model's registered circuit (verifying key, settings, SRS, each
+      checked against the registry's sha256), verifies the proof with the WASM engine, and checks its
+      public instances against the request's input and the delivered output. Prints each check;
+      exit 1 when one fails. The chain's RPC comes from the configuration (its chain id is the key's).`,
   worker: `sertn worker [--role chain-io,inference,prover] [--config sertn.config.json] [--log-level info] [--log-format auto]
       Runs Temporal workers for the given task-queue roles (all by default); with chain-io, also the
       chain watchers that start a workflow per confirmed request. Configuration: the file (default
@@ -408,6 +416,28 @@ async function main(argv: string[]): Promise<number> {
       return explorerCommand({
         host: values.host,
         port: parsePort(values.port, '--port', 8090),
+        dataDir: values['data-dir'],
+        config: values.config,
+      })
+    }
+    case 'verify': {
+      const { values, positionals } = args(
+        'verify',
+        rest,
+        {
+          json: { type: 'boolean', default: false },
+          storage: { type: 'string' },
+          'data-dir': { type: 'string' },
+          config: { type: 'string' },
+        },
+        true,
+      )
+      if (positionals.length > 1) throw new UsageError(`sertn verify takes one request key, got ${positionals.length}`)
+      const { verifyCommand } = await load(() => import('./verify.ts'))
+      return verifyCommand({
+        key: positionals[0],
+        json: values.json,
+        storage: values.storage,
         dataDir: values['data-dir'],
         config: values.config,
       })

@@ -164,11 +164,18 @@ export class ArtifactIndexError extends SertnError {
  * file the manifest pins, and the SRS. Every file is checked against the registry's hashes (manifest,
  * compiled circuit, vk, settings, SRS) and the manifest's pins; the index itself is not trusted.
  *
+ * With `only`, just those of the manifest's files (and the SRS), and of the batch circuits only
+ * those of `batchSizes`, with the same files: what verifying a proof needs (`['vk.key', 'settings.json']`).
+ *
  * @returns the checked bytes (the caller caches them)
  * @throws {ArtifactHashMismatchError} naming the file and the model when a hash differs
  * @throws {ArtifactIndexError} when the index is missing a file or is not an index
  */
-export async function fetchModelArtifacts(storage: StoragePlugin, ref: ModelRef): Promise<FetchedModelArtifacts> {
+export async function fetchModelArtifacts(
+  storage: StoragePlugin,
+  ref: ModelRef,
+  options: { only?: readonly string[]; batchSizes?: readonly number[] } = {},
+): Promise<FetchedModelArtifacts> {
   const model = ref.name
   if (!storage.getById)
     throw new ArtifactIndexError(`storage ${storage.name} cannot read an artifact by id alone, which fetching a model's index needs`)
@@ -203,6 +210,7 @@ export async function fetchModelArtifacts(storage: StoragePlugin, ref: ModelRef)
   }
   const files = new Map<string, Uint8Array>()
   for (const [file, pin] of Object.entries(manifest.files)) {
+    if (options.only && !options.only.includes(file)) continue
     const bytes = await read(file, index.files[file], pin)
     if (onChain[file]) expect(file, bytes, onChain[file]!)
     files.set(file, bytes)
@@ -212,13 +220,14 @@ export async function fetchModelArtifacts(storage: StoragePlugin, ref: ModelRef)
   // Batch circuits, each checked against the pin of the model's manifest. An index without one (an
   // upload that left it out) leaves the model servable: its requests are then proven one by one.
   const batches = new Map<string, Omit<FetchedModelArtifacts, 'batches' | 'manifest'>>()
-  for (const b of manifest.batches ?? []) {
+  for (const b of (manifest.batches ?? []).filter((b) => !options.only || options.batchSizes?.includes(b.size))) {
     if (!index.files[`${b.dir}/manifest.json`]) continue
     const batchManifestBytes = await read(`${b.dir}/manifest.json`, index.files[`${b.dir}/manifest.json`], b.manifestSha256)
     const bm = parseManifest(`${model}/${b.dir}/manifest.json (storage)`, batchManifestBytes)
     const batchFiles = new Map<string, Uint8Array>()
     for (const [file, pin] of Object.entries(bm.files))
-      batchFiles.set(file, await read(`${b.dir}/${file}`, index.files[`${b.dir}/${file}`], pin))
+      if (!options.only || options.only.includes(file))
+        batchFiles.set(file, await read(`${b.dir}/${file}`, index.files[`${b.dir}/${file}`], pin))
     const batchSrs = await read(`${b.dir} SRS (${bm.srs.file})`, index.files[`${b.dir}/${SRS_KEY}`], bm.srs.sha256)
     batches.set(b.dir, { manifestBytes: batchManifestBytes, files: batchFiles, srs: batchSrs })
   }

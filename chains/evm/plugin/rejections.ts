@@ -16,6 +16,14 @@
  * const revert = revertOrThrow('fulfill req:…', err) // { errorName: 'ResultInvalidProof', args: [7n] }
  * rejectionFor(revert.errorName) // { error: InvalidProofError, retryable: false, code: 'ProvingFailed' }
  * throw rejectionOf('fulfill req:…', revert, err) // InvalidProofError, code 'ProvingFailed', not retryable
+ *
+ * A requester's mistakes (an unknown model, too little paid, too much callback gas, an input that
+ * does not fit) also carry a `hint`: what the requester should change, for the client
+ * (`@sertn/client`) to say. The node's verdicts do not depend on it.
+ *
+ * @example
+ * requesterHintOf({ errorName: 'GatewayCallbackGasLimitTooHigh', args: [5_000_000n, 2_500_000n] })
+ * // 'callbackGasLimit 5,000,000 is above this gateway's cap 2,500,000: lower it'
  */
 import { BaseError, ContractFunctionRevertedError, decodeErrorResult, type Abi } from 'viem'
 import {
@@ -75,12 +83,20 @@ export type Rejection = {
   readonly retryable: boolean
   /** The code a request that cannot be served because of it is failed with; undefined: none of its own. */
   readonly code: InferenceErrorCode | undefined
+  /** For a requester's mistake: what to change, from the error's arguments (see {@link requesterHintOf}). */
+  readonly hint?: (args: readonly unknown[]) => string
 }
 
 /** Refused for good, and nothing to say about the request (an owner's or a requester's mistake, a misconfiguration). */
 const REFUSED: Rejection = { error: GatewayRejectedError, retryable: false, code: undefined }
 /** Refused now; a later try (new gas, a new fee quote) may pass. */
 const TRY_AGAIN: Rejection = { error: TransientRevertError, retryable: true, code: undefined }
+
+/** 1234567n → `1,234,567`. */
+const n = (v: unknown): string => (typeof v === 'bigint' || typeof v === 'number' ? v.toLocaleString('en-US') : String(v))
+
+/** A requester's mistake: refused for good, with what to change. */
+const requester = (hint: (args: readonly unknown[]) => string): Rejection => ({ ...REFUSED, hint })
 
 /** The table: every custom error of {@link CONTRACTS}, by name. */
 export const CONTRACT_REJECTIONS = {
@@ -102,22 +118,48 @@ export const CONTRACT_REJECTIONS = {
   GatewayInsufficientGasForCallback: TRY_AGAIN,
   GatewayReentrantCall: REFUSED,
   // Requesters', refunders' and the owner's errors: never a node's request to fail.
-  GatewayCallbackGasLimitTooHigh: REFUSED,
-  GatewayInputOutOfRange: REFUSED,
-  GatewayInputShapeMismatch: REFUSED,
-  GatewayInputTooLarge: REFUSED,
-  GatewayInsufficientPayment: REFUSED,
+  GatewayCallbackGasLimitTooHigh: requester(
+    ([requested, max]) => `callbackGasLimit ${n(requested)} is above this gateway's cap ${n(max)}: lower it`,
+  ),
+  GatewayInputOutOfRange: requester(
+    ([index, value, maxAbs]) =>
+      `input[${n(index)}] = ${n(value)} is outside the model's range ±${n(maxAbs)} (at its input scale): bring it within the range`,
+  ),
+  GatewayInputShapeMismatch: requester(
+    ([expected, actual]) =>
+      `the input has ${n(actual)} elements but the model takes ${n(expected)}: send its input shape's number of elements`,
+  ),
+  GatewayInputTooLarge: requester(
+    ([length, max]) => `the input has ${n(length)} elements, more than any model takes (${n(max)}): check the model's input shape`,
+  ),
+  GatewayInsufficientPayment: requester(
+    ([required, paid]) => `pay at least ${n(required)} wei (quote(modelId, callbackGasLimit)); ${n(paid)} wei was sent`,
+  ),
   GatewayInvalidConfig: REFUSED,
-  GatewayInvalidInputCommitment: REFUSED,
-  GatewayMissingInputRef: REFUSED,
-  GatewayModelArtifactsMismatch: REFUSED,
-  GatewayModelInactive: REFUSED,
-  GatewayModelVersionMismatch: REFUSED,
-  GatewayNothingToWithdraw: REFUSED,
-  GatewayRequestNotExpired: REFUSED,
-  GatewayUnknownModel: REFUSED,
+  GatewayInvalidInputCommitment: requester(
+    ([c]) =>
+      `the input commitment ${n(c)} is not a field element in the signed encoding: pass the Poseidon hash h, or h − R above (R − 1) / 2`,
+  ),
+  GatewayMissingInputRef: requester(() => 'the model hashes its input: say where the input is stored (inputRef)'),
+  GatewayModelArtifactsMismatch: requester(
+    ([pinned, current]) =>
+      `the request pins artifacts ${pinned} but the model's are now ${current}: pin the current ones (getModel) or none`,
+  ),
+  GatewayModelInactive: requester(([id]) => `model ${id} does not take requests now (its owner deactivated it): choose another model`),
+  GatewayModelVersionMismatch: requester(
+    ([pinned, current]) =>
+      `the request pins model version ${n(pinned)} but the model is at version ${n(current)}: pin ${n(current)}, or 0 for the current one`,
+  ),
+  GatewayNothingToWithdraw: requester(([account]) => `nothing is owed to ${account}: there is nothing to withdraw`),
+  GatewayRequestNotExpired: requester(
+    ([id, deadline]) => `request ${n(id)} can be refunded only after its deadline (unix ${n(deadline)}): wait`,
+  ),
+  GatewayUnknownModel: requester(([id]) => `model ${id} is not registered on this chain's registry: check the model id (getModel)`),
   /** A requester's choice (fail rather than wait for capacity), never a node's call. */
-  GatewayNoCapacity: REFUSED,
+  GatewayNoCapacity: requester(
+    ([id]) =>
+      `no node of model ${id}'s pool has capacity left this epoch: try again later, or let the request wait (failIfNoCapacity false)`,
+  ),
   GatewayWithdrawFailed: REFUSED,
   // A batch the node built wrong (rows, models, a size the model has no circuit for): its own bug,
   // which the batch workflow checks for before it proves; never the requests' fault.
@@ -127,13 +169,15 @@ export const CONTRACT_REJECTIONS = {
   // A release of a batch's rebates and reserves that names other ids, or comes twice.
   GatewayNoBatchClaim: REFUSED,
   // SpokeGateway: its results and failures come from the hub, never from a node's own call.
-  SpokeHubNotSet: REFUSED,
+  SpokeHubNotSet: requester(() => 'this spoke gateway is not connected to a hub yet: it takes no requests'),
   SpokeLocalFailDisabled: REFUSED,
   SpokeLocalFulfillDisabled: REFUSED,
   SpokeNoPendingReceipt: REFUSED,
   SpokeUnexpectedPayment: REFUSED,
   // Fan-out: a requester's destinations, a copy that reached its chain before, delivery code called directly.
-  GatewayInvalidDestination: REFUSED,
+  GatewayInvalidDestination: requester(
+    ([i]) => `fan-out destination ${n(i)} is not one the gateway can deliver to: check its domain and receiver`,
+  ),
   CopyAlreadyDelivered: REFUSED,
   CopyDeliveryNotDelegated: REFUSED,
   // A batch message's packed rows (the hub market packs them; never a node's call).
@@ -194,7 +238,12 @@ export const CONTRACT_REJECTIONS = {
   SafeCastOverflowedUintDowncast: REFUSED,
 
   // ── ModelRegistry (read by the gateways and the market) ──
-  ModelRegistryUnknownModel: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
+  ModelRegistryUnknownModel: {
+    error: ModelNotDeployedError,
+    retryable: false,
+    code: 'ModelUnavailable',
+    hint: ([id]) => `model ${id} is not registered on this chain's registry: check the model id (getModel)`,
+  },
   ModelRegistryInsecureSrs: REFUSED,
   /** The model's compute units × the pool's unit price does not fit a fee: the model cannot be requested. */
   ModelRegistryFeeOverflow: { error: ModelNotDeployedError, retryable: false, code: 'ModelUnavailable' },
@@ -252,6 +301,11 @@ export const CONTRACT_REJECTIONS = {
  */
 export function rejectionFor(errorName: string): Rejection {
   return Object.hasOwn(CONTRACT_REJECTIONS, errorName) ? CONTRACT_REJECTIONS[errorName as ContractErrorName] : REFUSED
+}
+
+/** What a requester should change for `revert`: its table entry's hint, or undefined for an error that is not a requester's mistake. */
+export function requesterHintOf(revert: DecodedRevert): string | undefined {
+  return rejectionFor(revert.errorName).hint?.(revert.args)
 }
 
 /** The error to throw for a contract's rejection `revert` of the call `what`, with its table entry's class and code. */
