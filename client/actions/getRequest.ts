@@ -104,28 +104,14 @@ export async function getRequest(client: ReadClient, params: GetRequestParameter
       })
     const to = await latestBlock(client)
     const from = params.fromBlock ?? 0n
-    const q = { address: gateway, args: { requestId }, strict: true } as const
-    const read = <T>(f: (fromBlock: bigint, toBlock: bigint) => Promise<readonly T[]>) => readChunked(from, to, params.blockRange, f)
-    const [requested, fulfilled, failed, refunded, sent, receipts] = await Promise.all([
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceRequested', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceFailed', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceRefunded', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: SpokeGateway.abi, eventName: 'RequestSentToHub', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: SpokeGateway.abi, eventName: 'ReceiptSent', fromBlock, toBlock }),
-      ),
-    ])
+    const { requested, fulfilled, failed, refunded, sent, receipts } = await readRequestEvents(client, {
+      gateway,
+      requestId,
+      fromBlock: from,
+      toBlock: to,
+      blockRange: params.blockRange,
+      spoke: true,
+    })
     // The request made under this id now (a reorg may have replaced an earlier one).
     const made = requested.at(-1)
     if (!made)
@@ -190,4 +176,42 @@ export async function getRequest(client: ReadClient, params: GetRequestParameter
   } catch (err) {
     rethrowCall(`getRequest ${key}`, err)
   }
+}
+
+/**
+ * A request's events on its gateway between two blocks, read in `blockRange` chunks: the request,
+ * its settlement (fulfilled, failed, refunded) and, on a spoke (`spoke`), its message to the hub and
+ * its receipt (empty otherwise).
+ */
+export async function readRequestEvents(
+  client: ReadClient,
+  p: { gateway: Address; requestId: bigint; fromBlock: bigint; toBlock: bigint; blockRange: bigint | undefined; spoke: boolean },
+) {
+  const q = { address: p.gateway, args: { requestId: p.requestId }, strict: true } as const
+  const read = <T>(f: (fromBlock: bigint, toBlock: bigint) => Promise<readonly T[]>) => readChunked(p.fromBlock, p.toBlock, p.blockRange, f)
+  const [requested, fulfilled, failed, refunded, sent, receipts] = await Promise.all([
+    read((fromBlock, toBlock) =>
+      getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceRequested', fromBlock, toBlock }),
+    ),
+    read((fromBlock, toBlock) =>
+      getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', fromBlock, toBlock }),
+    ),
+    read((fromBlock, toBlock) =>
+      getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceFailed', fromBlock, toBlock }),
+    ),
+    read((fromBlock, toBlock) =>
+      getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceRefunded', fromBlock, toBlock }),
+    ),
+    p.spoke
+      ? read((fromBlock, toBlock) =>
+          getContractEvents(client, { ...q, abi: SpokeGateway.abi, eventName: 'RequestSentToHub', fromBlock, toBlock }),
+        )
+      : [],
+    p.spoke
+      ? read((fromBlock, toBlock) =>
+          getContractEvents(client, { ...q, abi: SpokeGateway.abi, eventName: 'ReceiptSent', fromBlock, toBlock }),
+        )
+      : [],
+  ])
+  return { requested, fulfilled, failed, refunded, sent, receipts }
 }

@@ -1,6 +1,6 @@
 import type { Address, Hex } from 'viem'
 import { getChainId, getContractEvents, readContract } from 'viem/actions'
-import { InferenceGateway, InferenceMarket, NodeRegistry, SpokeGateway } from '../../contracts/artifacts/index.ts'
+import { InferenceMarket, NodeRegistry, SpokeGateway } from '../../contracts/artifacts/index.ts'
 import { SertnError } from '../../core/errors.ts'
 import { REQUEST_STATUSES, requestKey, type RequestStatus } from '../../core/types.ts'
 import { InferenceFailedError, InferenceRefundedError, rethrowCall, WaitTimeoutError } from '../errors.ts'
@@ -14,7 +14,7 @@ import {
   type ReadClient,
   type RequestTarget,
 } from '../internal.ts'
-import { getRequest, type SertnRequest } from './getRequest.ts'
+import { getRequest, readRequestEvents, type SertnRequest } from './getRequest.ts'
 
 /**
  * A request's hops, in order, each read from a chain event:
@@ -159,29 +159,14 @@ export async function waitForResult(client: ReadClient, params: WaitForResultPar
     const to = await latestBlock(client)
     if (to < spokeFrom) return
     const from = spokeFrom
-    const read = <T>(f: (fromBlock: bigint, toBlock: bigint) => Promise<readonly T[]>) => readChunked(from, to, range, f)
-    const q = { address: gateway, args: { requestId }, strict: true } as const
-    const [sent, fulfilled, failed, refunded, receipts] = await Promise.all([
-      isSpoke
-        ? read((fromBlock, toBlock) =>
-            getContractEvents(client, { ...q, abi: SpokeGateway.abi, eventName: 'RequestSentToHub', fromBlock, toBlock }),
-          )
-        : [],
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceFulfilled', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceFailed', fromBlock, toBlock }),
-      ),
-      read((fromBlock, toBlock) =>
-        getContractEvents(client, { ...q, abi: InferenceGateway.abi, eventName: 'InferenceRefunded', fromBlock, toBlock }),
-      ),
-      isSpoke
-        ? read((fromBlock, toBlock) =>
-            getContractEvents(client, { ...q, abi: SpokeGateway.abi, eventName: 'ReceiptSent', fromBlock, toBlock }),
-          )
-        : [],
-    ])
+    const { sent, fulfilled, failed, refunded, receipts } = await readRequestEvents(client, {
+      gateway,
+      requestId,
+      fromBlock: from,
+      toBlock: to,
+      blockRange: range,
+      spoke: isSpoke,
+    })
     for (const l of sent) add({ hop: 'sentToHub', chainId, ...at(l), messageId: l.args.messageId })
     for (const l of fulfilled) add({ hop: 'fulfilled', chainId, ...at(l), node: l.args.node })
     for (const l of failed) add({ hop: 'failed', chainId, ...at(l), node: l.args.node })
