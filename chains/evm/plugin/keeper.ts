@@ -572,13 +572,16 @@ function infernetDispatcher(o: {
       const logs = await publicClient.getLogs({ address: coordinator, events: INFERNET_EVENTS, fromBlock: from, toBlock: to, strict: true })
       logs.sort((a, b) => (a.blockNumber === b.blockNumber ? a.logIndex - b.logIndex : Number(a.blockNumber - b.blockNumber)))
       const waiting = new Map(s.waiting.map((w) => [w.id, w]))
+      const created = new Set<number>()
       for (const l of logs) {
         const id = Number((l.args as { id: number }).id)
         if (l.eventName === 'SubscriptionCreated') {
           waiting.set(id, waiting.get(id) ?? { id, attempts: 0 })
+          created.add(id)
           continue
         }
-        if (!waiting.delete(id)) continue // one this keeper dispatched, or never saw created
+        // One this keeper dispatched, or created and ended within these blocks (never due to it).
+        if (!waiting.delete(id) || created.has(id)) continue
         const outcome = l.eventName === 'SubscriptionCancelled' ? 'cancelled' : 'already_dispatched'
         count(outcome)
         ;(outcome === 'cancelled' ? report.cancelled : report.alreadyDispatched).push(id)
