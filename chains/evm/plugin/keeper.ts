@@ -681,10 +681,13 @@ function infernetDispatcher(o: {
       try {
         result = await attempt(w.id)
       } catch (err) {
-        // Not the facade's answer (the RPC, the send queue): retried next pass, not counted.
-        keep.push(w)
+        // Not the facade's answer (the RPC, the send queue): retried after a wait, not counted as an attempt.
+        keep.push({ ...w, retryAt: Date.now() + o.retry.backoffMs })
         report.errors.push(`dispatch ${w.id}: ${reasonOf(err)}`)
-        log.warn({ subscriptionId: w.id, err: reasonOf(err) }, 'dispatching an Infernet subscription failed; retried next pass')
+        log.warn(
+          { subscriptionId: w.id, err: reasonOf(err), retryInMs: o.retry.backoffMs },
+          'dispatching an Infernet subscription failed (not a revert); retried',
+        )
         continue
       }
       if (result.outcome !== 'reverted') {
@@ -846,12 +849,14 @@ export async function runKeeper(
     ...facades.map(([name, c]) =>
       runPollLoop(
         async () => {
-          await keeper.dispatch(name)
+          const [report] = await keeper.dispatch(name)
+          // A pass that failed as a whole (already logged): the loop backs off before the next.
+          if (report && report.scannedTo === '') throw new SertnError(`Infernet dispatch on ${name}: ${report.errors.join('; ')}`)
         },
         {
           intervalMs: c.pollingIntervalMs,
           signal: o.signal,
-          onError: (err) => logger.warn({ chain: name, err: reasonOf(err) }, 'Infernet dispatch pass failed'),
+          onError: (err) => logger.debug({ chain: name, err: reasonOf(err) }, 'Infernet dispatch pass failed; backing off'),
         },
       ),
     ),
