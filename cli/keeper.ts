@@ -1,9 +1,10 @@
 /**
  * `sertn keeper [--once] [--json] [--config FILE]`: refunds expired requests and sends deferred
- * receipts on every configured chain (chains/evm/plugin/keeper.ts), every `keeper.intervalMs` until
- * SIGINT/SIGTERM, or one round with --once (exit 1 if a chain's round had failures). The chain-io
- * worker runs the same keeper while `keeper.enabled`; running both is safe (a request refunded by
- * one is done for the other).
+ * receipts on every configured chain (chains/evm/plugin/keeper.ts), every `keeper.intervalMs`, and
+ * dispatches the subscriptions of each chain's Infernet facade (`infernetCoordinator`), every
+ * `pollingIntervalMs`, until SIGINT/SIGTERM, or one round of both with --once (exit 1 if a chain's
+ * round had failures). The chain-io worker runs the same keeper while `keeper.enabled`; running both
+ * is safe (a request refunded, or a subscription dispatched, by one is done for the other).
  */
 import { evmKeeper, runKeeper, type KeeperChainReport } from '../chains/evm/plugin/keeper.ts'
 import { loadConfig } from '../core/config.ts'
@@ -46,6 +47,15 @@ function describe(r: KeeperChainReport): string {
   for (const k of r.receiptsSent) lines.push(`  receipt sent   ${k}`)
   const next = r.nextDeadline !== undefined ? `, next deadline ${new Date(r.nextDeadline * 1000).toISOString()}` : ''
   lines.push(`  ${r.open} pending request(s) watched${next}`)
+  const d = r.infernet
+  if (d) {
+    lines.push(`  Infernet facade ${d.coordinator}: scanned to block ${d.scannedTo || '?'}`)
+    for (const id of d.dispatched) lines.push(`    dispatched         subscription ${id}`)
+    for (const id of d.alreadyDispatched) lines.push(`    already dispatched subscription ${id}`)
+    for (const id of d.cancelled) lines.push(`    cancelled          subscription ${id}`)
+    for (const id of d.undispatchable) lines.push(`    undispatchable     subscription ${id} (given up: see the warning)`)
+    lines.push(`    ${d.waiting} subscription(s) waiting for dispatch`)
+  }
   for (const e of r.errors) lines.push(`  error: ${e}`)
   return lines.join('\n')
 }

@@ -9,7 +9,7 @@
  *   sertn worker [--role ROLES] [--config FILE]                 Temporal workers (chain-io, inference, prover)
  *   sertn relay [--config FILE]                                  local Hyperlane validator and relayers between the chains
  *   sertn relay rejected [--json] | retry <id…|--all>           messages the local agents gave up on; send them again
- *   sertn keeper [--once] [--json] [--config FILE]              refunds expired requests, sends deferred receipts
+ *   sertn keeper [--once] [--json] [--config FILE]              refunds expired requests, sends deferred receipts, dispatches Infernet subscriptions
  *   sertn demo [--model NAME] [--features x1,x2,x3,x4]          one verified inference on a local anvil, in one process
  *   sertn model build <network.onnx> --input <samples.json> …    a model's circuit, sized by search, with its report
  *   sertn model register <dir> …                                 its artifacts stored, registered on every chain
@@ -150,7 +150,9 @@ const USAGE: Record<string, string> = {
       ranges (chains.<name>.logRangeBlocks), resumed from <dataDir>/keeper; paid by the node's
       account. Runs every keeper.intervalMs until Ctrl-C; --once runs one round and prints what it
       did (--json: as JSON; exit 1 if a chain's round failed). The chain-io worker runs the same
-      keeper while keeper.enabled (default on); several keepers may run: a refund already made is done.`,
+      keeper while keeper.enabled (default on); several keepers may run: a refund already made is done.
+      It also dispatches the subscriptions of each chain's Infernet facade (chains.<name>.infernetCoordinator),
+      every chains.<name>.pollingIntervalMs, as Infernet nodes do.`,
   model: `sertn model build <network.onnx> --input <samples.json> [--name NAME] [--out DIR] [--tolerance 0.01]
             [--target resources|accuracy] [--input-visibility public|hashed] [--output-visibility public|hashed]
             [--input-bound X] [--var name=N,…] [--description TEXT] [--max-logrows N] [--columns 1,2] [--scales 4,6,…]

@@ -61,6 +61,12 @@ export const chainConfigSchema = z.object({
     .prefault({}),
   /** Warn (log and `sertn_account_balance_low`) when a signing account holds less than this, in ether. */
   balanceAlarmEth: z.number().min(0).optional(),
+  /**
+   * The chain's SertnInfernetCoordinator (the Infernet drop-in facade; a deployment records it as the
+   * chain's `facades.infernet`): the keeper dispatches the subscriptions its consumers create, as an
+   * Infernet node would. Absent: the facade is not watched (someone must call its `dispatch`).
+   */
+  infernetCoordinator: address.optional(),
   /** On the hub: its InferenceMarket, which serves the spokes' requests. */
   market: address.optional(),
   /** On a spoke: the name of the hub chain (`gateway` is then a SpokeGateway). */
@@ -149,7 +155,10 @@ export const configSchema = z.object({
       maxLagBlocks: z.number().int().min(0).default(64),
     })
     .prefault({}),
-  /** Refunds of expired requests and sending of deferred receipts, run by the chain-io worker. */
+  /**
+   * Refunds of expired requests, sending of deferred receipts and dispatch of Infernet subscriptions
+   * (chains with `infernetCoordinator`, every `pollingIntervalMs`), run by the chain-io worker.
+   */
   keeper: z
     .object({
       enabled: z.boolean().default(true),

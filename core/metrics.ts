@@ -120,6 +120,17 @@ export const metrics = {
     labelNames: ['chain'] as const,
     registers: [registry],
   }),
+  /**
+   * Infernet subscriptions the keeper handled, by chain and outcome: `dispatched` (by this keeper),
+   * `already_dispatched` or `cancelled` (by someone else first), `retrying` (its dispatch reverted;
+   * tried again later), `undispatchable` (given up after its retries, with a warning).
+   */
+  keeperDispatches: new Counter({
+    name: 'sertn_keeper_dispatches_total',
+    help: 'Infernet subscriptions handled by the keeper, by chain and outcome',
+    labelNames: ['chain', 'outcome'] as const,
+    registers: [registry],
+  }),
   /** Proofs running on this process's prover pool, and its size. */
   proverBusy: new Gauge({
     name: 'sertn_prover_busy',

@@ -298,6 +298,7 @@ export function networkChainsConfig(
       gateway: hub.core.gateway,
       registry: hub.core.registry,
       market: hub.market,
+      ...(hub.facades ? { infernetCoordinator: hub.facades.infernet } : {}),
       ...(hubMessengers.length > 0 ? { messenger: hubMessengers.length === 1 ? hubMessengers[0] : hubMessengers } : {}),
       ...extra,
     },
@@ -310,6 +311,7 @@ export function networkChainsConfig(
       registry: s.spoke.registry,
       hub: hub.name,
       messenger: s.messenger,
+      ...(s.facades ? { infernetCoordinator: s.facades.infernet } : {}),
       ...extra,
     }
   }

@@ -193,7 +193,9 @@ describe('sertn deploy', () => {
         hub: 'hub',
         gateway: record.network!.spokes[0]!.spoke.gateway,
         messenger: { kind: 'hyperlane' },
+        infernetCoordinator: record.network!.spokes[0]!.facades!.infernet, // the keeper dispatches its subscriptions
       })
+      expect(config.chains.hub.infernetCoordinator).toBe(record.network!.hub.facades!.infernet)
     },
     2 * RUN_TIMEOUT_MS,
   )

@@ -7,7 +7,9 @@
  * the output the gateway verified, on each spoke and on the hub. Refused with the facade's custom
  * errors: an unknown model id or container, an underpaid request, an input of the wrong shape or
  * encoding, unsupported subscriptions; callbacks from anyone but the oracle; a second delivery.
- * Then, with the workers stopped, requests whose deadline passes are refunded through the facades.
+ * No one calls the Infernet facade's `dispatch` by hand: the chain-io worker's keeper picks each
+ * subscription up, as Infernet nodes do. Then, with the workers stopped, requests whose deadline
+ * passes are refunded through the facades.
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import {
@@ -26,6 +28,7 @@ import {
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import type { SertnClient } from '../../chains/evm/clients.ts'
 import { confirm, deployContract, facadeIdsOf } from '../../chains/evm/deploy.ts'
+import { evmKeeper } from '../../chains/evm/plugin/keeper.ts'
 import { LOCAL_CHAINS } from '../../chains/local.ts'
 import {
   InfernetCallbackConsumer,
@@ -36,7 +39,7 @@ import {
 } from '../../contracts/artifacts/index.ts'
 import { requestKey } from '../../core/types.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
-import { expectRevert, increaseTime } from '../support/chain.ts'
+import { expectRevert, increaseTime, waitUntil } from '../support/chain.ts'
 import { startCrossChainStack, type CrossChainStack } from '../support/crosschain.ts'
 import { boundedTeardown, DEMO_INPUT, startWorkers, type InProcessWorkers } from '../support/stack.ts'
 
@@ -68,6 +71,8 @@ type Side = {
   infernet: Address
   prompt: Address
   callbackConsumer: Address
+  /** The node's account on the chain (its keeper dispatches the Infernet subscriptions). */
+  node: Address
 }
 const sides: Record<string, Side> = {}
 
@@ -96,7 +101,8 @@ async function setUpSide(name: string): Promise<Side> {
     args: [ORA_MODEL, ORA_CALLBACK_GAS],
   })
   const callbackConsumer = await deployContract(c.user, InfernetCallbackConsumer, [facades.infernet, CONTAINER])
-  return { name, user: c.user, owner: c.owner, gateway, ora: facades.ora, infernet: facades.infernet, prompt, callbackConsumer }
+  const node = stack.local.chains[name]!.node.account.address
+  return { name, user: c.user, owner: c.owner, gateway, ora: facades.ora, infernet: facades.infernet, prompt, callbackConsumer, node }
 }
 
 beforeAll(async () => {
@@ -131,8 +137,16 @@ async function oraRequest(s: Side, input: Hex = DEMO_BYTES): Promise<{ id: bigin
   return { id: log.args.requestId, fee }
 }
 
-/** Deposits the fee for the Infernet consumer, has it request, and dispatches the subscription. */
-async function infernetRequest(s: Side, inputs: Hex = DEMO_BYTES): Promise<{ subscriptionId: number; id: bigint }> {
+/**
+ * Deposits the fee for the Infernet consumer and has it request; the node's keeper dispatches the
+ * subscription (`dispatchBy`, when the worker is stopped, runs a keeper pass), as Infernet nodes
+ * pick subscriptions up. Returns the subscription and the gateway request it became.
+ */
+async function infernetRequest(
+  s: Side,
+  inputs: Hex = DEMO_BYTES,
+  dispatchBy?: () => Promise<unknown>,
+): Promise<{ subscriptionId: number; id: bigint }> {
   const fee = await s.user.readContract({
     address: s.infernet,
     abi: SertnInfernetCoordinator.abi,
@@ -154,15 +168,27 @@ async function infernetRequest(s: Side, inputs: Hex = DEMO_BYTES): Promise<{ sub
   })
   const [sub] = parseEventLogs({ abi: SertnInfernetCoordinator.abi, logs: created.logs, eventName: 'SubscriptionCreated' })
   if (!sub) throw new Error('no SubscriptionCreated')
-  const dispatched = await send(s.user, {
-    address: s.infernet,
-    abi: SertnInfernetCoordinator.abi,
-    functionName: 'dispatch',
-    args: [sub.args.id],
-  })
-  const [d] = parseEventLogs({ abi: SertnInfernetCoordinator.abi, logs: dispatched.logs, eventName: 'InfernetSubscriptionDispatched' })
-  if (!d) throw new Error('no InfernetSubscriptionDispatched')
-  return { subscriptionId: sub.args.id, id: d.args.requestId }
+  const subscriptionId = sub.args.id
+  const dispatched = await waitUntil(
+    `the keeper to dispatch subscription ${subscriptionId} on ${s.name}`,
+    async () => {
+      await dispatchBy?.()
+      const [d] = await s.user.getContractEvents({
+        address: s.infernet,
+        abi: SertnInfernetCoordinator.abi,
+        eventName: 'InfernetSubscriptionDispatched',
+        args: { id: subscriptionId },
+        fromBlock: created.blockNumber,
+      })
+      return d
+    },
+    60_000,
+    100,
+  )
+  expect(dispatched.args.dispatcher).toBe(s.node) // the node's keeper, not this test
+  // The watchers' confirmation of the gateway request (the test's chains mine only on transactions).
+  await s.user.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })
+  return { subscriptionId, id: dispatched.args.requestId! }
 }
 
 /** Waits for the request's verified result; returns the output the gateway verified and delivered. */
@@ -528,7 +554,9 @@ describe('drop-in oracle interfaces', () => {
     })
     const [directLog] = parseEventLogs({ abi: SertnAIOracle.abi, logs: direct.logs, eventName: 'AICallbackRequest' })
     const directId = directLog!.args.requestId
-    const sub = await infernetRequest(s)
+    // No worker runs now: a keeper pass (`sertn keeper --once` does the same) dispatches it.
+    const keeper = evmKeeper({ config: stack.config })
+    const sub = await infernetRequest(s, DEMO_BYTES, () => keeper.dispatch(s.name))
     const escrowOf = async (id: bigint) =>
       (await s.user.readContract({ address: s.gateway, abi: InferenceGateway.abi, functionName: 'getRequest', args: [id] })).escrow
     const escrows = [await escrowOf(viaPrompt.id), await escrowOf(directId), await escrowOf(sub.id)]

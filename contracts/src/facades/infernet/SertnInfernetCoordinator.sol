@@ -17,10 +17,12 @@ import {IInfernetConsumer, IInfernetCoordinator, IInfernetRegistry} from "./IInf
 ///         mapped to a Sertn model ({setContainer}); the fee (the gateway's quote for the model with
 ///         the container's callback gas plus the facade's) is reserved from the consumer's ETH
 ///         deposit ({deposit}); the consumer then stores the inputs, as the SDK does.
-///      2. Anyone (the dApp's front end, a keeper) calls {dispatch}, which reads the inputs from the
-///         consumer's `getContainerInputs` as an Infernet node would, checks they are
-///         `abi.encode(int256[])` of the model's input length, and requests the inference from the
-///         gateway with the reserved fee.
+///      2. The Sertn node's keeper, watching {SubscriptionCreated} as Infernet nodes do, calls
+///         {dispatch} once the subscription is confirmed (anyone else may call it first: the
+///         dApp's front end, another keeper), which reads the inputs from the consumer's
+///         `getContainerInputs` as an Infernet node would, checks they are `abi.encode(int256[])`
+///         of the model's input length, and requests the inference from the gateway with the
+///         reserved fee.
 ///      3. Only the gateway's verified-result callback delivers: `rawReceiveCompute(subscriptionId,
 ///         1, 1, gateway, abi.encode(keccak256(inputs)), abi.encode(output), "", 0, 0)` with the
 ///         container's gas limit, at most once. If Sertn cannot serve the request, the gateway's
@@ -32,7 +34,7 @@ contract SertnInfernetCoordinator is IInfernetRegistry, IInfernetCoordinator, Se
     enum Status {
         /// @notice No such subscription.
         None,
-        /// @notice Created, its fee reserved; waiting for {dispatch}.
+        /// @notice Created, its fee reserved; waiting for {dispatch} (by the node's keeper, or anyone).
         Created,
         /// @notice Sent to Sertn; no result yet.
         Requested,
@@ -235,7 +237,9 @@ contract SertnInfernetCoordinator is IInfernetRegistry, IInfernetCoordinator, Se
 
     /// @notice Sends a created subscription to Sertn: reads its inputs from the consumer's
     ///         `getContainerInputs(subscriptionId, 1, now, this)`, checks them, and requests the
-    ///         inference with the reserved fee. Anyone may call it, once per subscription.
+    ///         inference with the reserved fee. The node's keeper calls it for every subscription
+    ///         it sees created; anyone may call it, once per subscription (a second call reverts
+    ///         {SertnInfernetSubscriptionNotOpen}).
     /// @return requestId The gateway's request id.
     function dispatch(uint32 subscriptionId) external nonReentrant returns (uint256 requestId) {
         Subscription storage s = _subscriptions[subscriptionId];
