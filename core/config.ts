@@ -27,11 +27,33 @@ export const messengerSectionSchema = z.looseObject({
   port: address,
   /** Where agents with no saved state start scanning. */
   deployBlock: z.number().int().min(0).default(0),
+  /**
+   * The module of a messenger plugin that is not built in (an npm package, or a path to its file):
+   * its default export is the factory, given `options` as they are; the plugin's name is `kind`.
+   * Absent: the built-in plugin of that kind (plugins/messengers/<kind>).
+   */
+  plugin: z.string().min(1, 'an npm package or a path to a messenger plugin module').optional(),
+  /** The module plugin's options (the same on every section of its kind). */
+  options: z.record(z.string(), z.unknown()).optional(),
 })
 
 export type MessengerSection = z.infer<typeof messengerSectionSchema>
 
+/** The chain plugins built into this repository: a chain's `plugin` naming another is a module. */
+export const BUILTIN_CHAIN_PLUGINS = ['evm'] as const
+
 export const chainConfigSchema = z.object({
+  /**
+   * The chain plugin serving this chain: `evm` (built in), or a module whose default export is a
+   * chain plugin factory (`defineChainPlugin`), given `options` as they are and the chain's
+   * settings (core/plugin-modules.ts).
+   */
+  plugin: z
+    .string()
+    .min(1, `a built-in chain plugin (${BUILTIN_CHAIN_PLUGINS.join(', ')}), an npm package or a path to a module`)
+    .default(BUILTIN_CHAIN_PLUGINS[0]),
+  /** A module chain plugin's options, given to its factory as they are (the built-in evm plugin takes none). */
+  options: z.record(z.string(), z.unknown()).optional(),
   chainId: z.number().int().positive(),
   rpcUrl: z.url(),
   gateway: address,
@@ -175,6 +197,13 @@ export const configSchema = z.object({
     .record(z.string().regex(/^[a-z][a-z0-9]*$/, 'chain names are lowercase letters and digits'), chainConfigSchema)
     .refine((c) => Object.keys(c).length > 0, 'configure at least one chain')
     .superRefine((chains, ctx) => {
+      for (const [name, c] of Object.entries(chains))
+        if (c.options !== undefined && (BUILTIN_CHAIN_PLUGINS as readonly string[]).includes(c.plugin))
+          ctx.addIssue({
+            code: 'custom',
+            path: [name, 'options'],
+            message: `the built-in chain plugin ${c.plugin} takes no options here (only a plugin loaded from a module does)`,
+          })
       for (const [name, c] of Object.entries(chains)) {
         if (c.hub === undefined) continue
         const hub = chains[c.hub]

@@ -4,6 +4,7 @@
  * composition roots choose implementations by configuration and tests run one conformance suite
  * against every implementation of a kind.
  */
+import type { LocalAccount } from 'viem'
 import type { ModelArtifacts } from './manifest.ts'
 import type { RegisteredCircuit } from './registered.ts'
 import type {
@@ -619,8 +620,47 @@ export const defineRuntimePlugin = <O = void>(factory: (options: O) => RuntimePl
 export const defineProverPlugin = <O = void>(factory: (options: O) => ProverPlugin) => factory
 /** Declares a storage plugin factory. */
 export const defineStoragePlugin = <O = void>(factory: (options: O) => StoragePlugin) => factory
-/** Declares a chain plugin factory. */
-export const defineChainPlugin = <O = void>(factory: (options: O) => ChainPlugin) => factory
+/**
+ * What a node gives a chain plugin it makes from a module (a chain's `plugin` in the
+ * configuration), besides the chain's `options`: the chain's own settings. The plugin must serve
+ * exactly this chain (its `chainName`, `chainId` and `gateway` are these).
+ */
+export interface ChainPluginContext {
+  /** The chain's name in the configuration (the plugin's `chainName`). */
+  readonly chainName: string
+  readonly chainId: ChainId
+  readonly rpcUrl: string
+  readonly fallbackRpcUrls: readonly string[]
+  /** Sertn's gateway on the chain (the plugin's `gateway`). */
+  readonly gateway: Address
+  /** Blocks on top of a request's block before it is delivered (as {@link ChainPlugin.watchRequests} promises). */
+  readonly confirmations: number
+  readonly pollingIntervalMs: number
+  /** The most blocks one log query may span. */
+  readonly logRangeBlocks: number
+  /** Set when the chain is a spoke: its requests are reported with this route. */
+  readonly route?: SpokeRoute
+  /** A folder of the chain's own for the watcher's persistent state (made by the plugin when it first writes). */
+  readonly stateDir: string
+  /**
+   * The node's account (its resolved signer, else the development key), for plugins whose chain
+   * signs with an EVM key; a ConfigError saying what to configure when there is none. Call it when
+   * first needed: a plugin with keys of its own never does.
+   */
+  signer(): LocalAccount
+}
+
+/**
+ * Declares a chain plugin factory: `defineChainPlugin((options: O, context) => plugin)`. A node
+ * makes a module's plugin with the chain's `options` and its {@link ChainPluginContext}.
+ */
+export function defineChainPlugin<O = void>(factory: (options: O) => ChainPlugin): (options: O) => ChainPlugin
+export function defineChainPlugin<O = void>(
+  factory: (options: O, context: ChainPluginContext) => ChainPlugin,
+): (options: O, context: ChainPluginContext) => ChainPlugin
+export function defineChainPlugin<O>(factory: (options: O, context: ChainPluginContext) => ChainPlugin) {
+  return factory
+}
 /** Declares a market plugin factory. */
 export const defineMarketPlugin = <O = void>(factory: (options: O) => MarketPlugin) => factory
 /** Declares a messenger plugin factory. */

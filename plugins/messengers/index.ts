@@ -1,7 +1,9 @@
 /**
  * The messenger plugins, found by folder: `plugins/messengers/<kind>/plugin.ts` default-exports a
  * {@link MessengerPlugin}. A chain's `messenger: { kind, … }` section names one; a new messaging
- * network is a new folder here (with its port contract) and nothing else.
+ * network is a new folder here (with its port contract) and nothing else. A section with a
+ * `plugin` names a module instead (an npm package or a path), whose default export is a
+ * `defineMessengerPlugin` factory given the section's `options` (core/plugin-modules.ts).
  */
 import { existsSync, readdirSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -12,8 +14,9 @@ import { evmChainOf } from '../../chains/evm/chain.ts'
 import { createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
 import { feePolicyOf } from '../../chains/evm/plugin/sender.ts'
 import { InferenceMarket, SpokeGateway } from '../../contracts/artifacts/index.ts'
-import { messengersOf, type SertnConfig } from '../../core/config.ts'
+import { type MessengerSection, messengersOf, type SertnConfig } from '../../core/config.ts'
 import { ConfigError } from '../../core/errors.ts'
+import { loadPluginModule } from '../../core/plugin-modules.ts'
 import { componentLogger, type Logger } from '../../core/log.ts'
 import { metrics } from '../../core/metrics.ts'
 import type { MessengerAgentEvent, MessengerAgents, MessengerEndpoint, MessengerPlugin, RejectedRelayMessage } from '../../core/plugins.ts'
@@ -44,6 +47,48 @@ export async function loadMessengers(kinds: readonly string[] = knownMessengers(
   return out
 }
 
+/**
+ * The plugin a messenger section names: its module's (`plugin`), made once per kind with its
+ * `options`, else the built-in plugin of its `kind`. A ConfigError naming the field when the module
+ * is missing, exports no factory, makes no messenger plugin named `kind`, or when two sections of a
+ * kind name different modules or options.
+ */
+async function messengerOfSection(
+  s: MessengerSection,
+  path: string,
+  modules: Map<string, { plugin: MessengerPlugin<SertnClient>; module: string; options: string; path: string }>,
+): Promise<MessengerPlugin<SertnClient>> {
+  if (s.plugin === undefined) {
+    if (s.options !== undefined)
+      throw new ConfigError(
+        `${path}.options: the built-in messenger plugin ${s.kind} takes no options (only a plugin loaded from a module does)`,
+      )
+    return loadMessenger(s.kind, `${path}.kind`)
+  }
+  const known = knownMessengers()
+  if (known.includes(s.kind))
+    throw new ConfigError(
+      `${path}.kind: "${s.kind}" is a built-in messenger; a messenger plugin from a module (${path}.plugin) needs a kind of its own, its plugin's name`,
+    )
+  const options = JSON.stringify(s.options ?? null)
+  const seen = modules.get(s.kind)
+  if (seen) {
+    if (seen.module !== s.plugin || seen.options !== options)
+      throw new ConfigError(
+        `${path}.plugin: the ${s.kind} messenger is "${seen.module}" with other options at ${seen.path}; give every ${s.kind} section the same plugin and options`,
+      )
+    return seen.plugin
+  }
+  const make = await loadPluginModule('messenger', s.plugin, s.options, { path: `${path}.plugin`, builtins: known })
+  const plugin = make() as MessengerPlugin<SertnClient>
+  if (plugin.name !== s.kind)
+    throw new ConfigError(
+      `${path}.plugin: "${s.plugin}" made the messenger plugin ${JSON.stringify(plugin.name)}, not ${s.kind}: a section's kind is its plugin's name`,
+    )
+  modules.set(s.kind, { plugin, module: s.plugin, options, path: `${path}.plugin` })
+  return plugin
+}
+
 /** The configured chains' messenger sections, grouped by kind and checked by their plugins (ConfigError naming the field). */
 export async function configuredMessengers(
   config: Pick<SertnConfig, 'chains'>,
@@ -54,12 +99,15 @@ export async function configuredMessengers(
     string,
     { plugin: MessengerPlugin<SertnClient>; chains: { name: string; section: MessengerEndpoint<SertnClient>['deployment'] }[] }
   >()
+  const modules = new Map<string, { plugin: MessengerPlugin<SertnClient>; module: string; options: string; path: string }>()
   for (const [name, c] of Object.entries(config.chains)) {
     const sections = messengersOf(c)
     for (const [i, s] of sections.entries()) {
       const path = `chains.${name}.messenger${Array.isArray(c.messenger) ? `.${i}` : ''}`
-      const plugin = await loadMessenger(s.kind, `${path}.kind`)
-      const deployment = plugin.parseDeployment(s, path)
+      const plugin = await messengerOfSection(s, path, modules)
+      // The plugin checks its network's fields; which plugin serves the section is the node's.
+      const { plugin: _module, options: _options, ...section } = s
+      const deployment = plugin.parseDeployment(section, path)
       const entry = out.get(s.kind) ?? { plugin, chains: [] }
       entry.chains.push({ name, section: deployment })
       out.set(s.kind, entry)

@@ -53,7 +53,12 @@ const example = JSON.parse(readFileSync('examples/sertn.config.example.json', 'u
 const paths = [...new Set(optionPaths(configSchema))].sort()
 // Plugin-checked sections (each messenger plugin checks its own; a plugin loaded from a module its
 // `options`, which built-in plugins do not take) and local-development keys.
-const moduleOptions = ['runtime', 'prover', 'storage'].flatMap((kind) => [`${kind}.options`, `${kind}.options.*`])
+const moduleOptions = ['runtime', 'prover', 'storage', 'chains.*', 'chains.*.messenger'].flatMap((kind) => [
+  `${kind}.options`,
+  `${kind}.options.*`,
+])
+// A messenger section names a module only for a network that is not built in.
+moduleOptions.push('chains.*.messenger.plugin')
 const notInExample = new Set(['node.privateKey', 'relay.validatorKey', 'relay.relayerKey', 'prover.routing.pin.*', ...moduleOptions])
 
 describe('the example configuration', () => {

@@ -13,8 +13,9 @@ import { TOKENS } from '../../core/di.ts'
 import { ConfigError } from '../../core/errors.ts'
 import { howToConfigure, type Signers } from '../../core/secrets.ts'
 import { createModelStore, type ModelStore } from '../../core/models.ts'
-import { type ConfiguredPluginKind, loadPluginModules, type PluginModules } from '../../core/plugin-modules.ts'
-import type { ChainPlugin, MarketPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
+import { type ContainerPluginKind, loadPluginModules, type PluginModules } from '../../core/plugin-modules.ts'
+import type { ChainPlugin, ChainPluginContext, MarketPlugin, ProverPlugin, RuntimePlugin, StoragePlugin } from '../../core/plugins.ts'
+import { chainId } from '../../core/types.ts'
 import { ezklNativeProver } from '../../plugins/provers/ezkl-native/index.ts'
 import { ezklWasmProver } from '../../plugins/provers/ezkl-wasm/index.ts'
 import { onnxRuntime } from '../../plugins/runtimes/onnx/index.ts'
@@ -107,10 +108,33 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
   lazy(TOKENS.Prover, overrides.prover, () => choose('prover', PROVERS))
   lazy(TOKENS.Storage, overrides.storage, () => choose('storage', STORAGES))
   lazy(TOKENS.Chains, overrides.chains, () => {
-    const account = nodeAccountOf(config, overrides.signers)
+    const signer = () => nodeAccountOf(config, overrides.signers)
     const cursors = new FileCursorStore(join(resolve(config.dataDir), 'cursors'))
-    return Object.entries(config.chains).map(([chainName, ch]) =>
-      evmChain({
+    return Object.entries(config.chains).map(([chainName, ch]) => {
+      if (ch.plugin !== 'evm') {
+        // A chain plugin from a module, made with the chain's settings.
+        const made = overrides.modules?.chains?.[chainName]
+        if (!made)
+          throw new ConfigError(
+            `chains.${chainName}.plugin names the module "${ch.plugin}", which was not imported: call loadPluginModules(config) and pass its result as modules to buildContainer`,
+          )
+        const route = spokeRouteOf(config, chainName)
+        const context: ChainPluginContext = {
+          chainName,
+          chainId: chainId(ch.chainId),
+          rpcUrl: ch.rpcUrl,
+          fallbackRpcUrls: ch.fallbackRpcUrls,
+          gateway: ch.gateway as `0x${string}`,
+          confirmations: ch.confirmations,
+          pollingIntervalMs: ch.pollingIntervalMs,
+          logRangeBlocks: ch.logRangeBlocks,
+          ...(route ? { route } : {}),
+          stateDir: join(resolve(config.dataDir), 'chains', chainName),
+          signer,
+        }
+        return made(context)
+      }
+      return evmChain({
         chainName,
         chainId: ch.chainId,
         rpcUrl: ch.rpcUrl,
@@ -118,13 +142,13 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
         fees: feePolicyOf(ch.fees),
         maxBlockRange: ch.logRangeBlocks,
         gateway: ch.gateway as `0x${string}`,
-        account,
         confirmations: ch.confirmations,
         pollingIntervalMs: ch.pollingIntervalMs,
         cursorStore: cursors,
         route: spokeRouteOf(config, chainName),
-      }),
-    )
+        account: signer(),
+      })
+    })
   })
   lazy(TOKENS.Markets, overrides.markets, () => {
     const account = nodeAccountOf(config, overrides.signers)
@@ -160,7 +184,7 @@ export function buildContainer(config: SertnConfig, overrides: ContainerOverride
  */
 export async function buildContainerWithModules(
   config: SertnConfig,
-  kinds: readonly ConfiguredPluginKind[],
+  kinds: readonly ContainerPluginKind[],
   overrides: ContainerOverrides = {},
 ): Promise<SertnContainer> {
   return buildContainer(config, { ...overrides, modules: overrides.modules ?? (await loadPluginModules(config, kinds)) })

@@ -10,7 +10,7 @@ import type { SertnConfig } from '../../core/config.ts'
 import { TOKENS } from '../../core/di.ts'
 import { reportChain } from '../../core/health.ts'
 import { createLogger, type Logger, requestFields, rootLogger } from '../../core/log.ts'
-import { type ConfiguredPluginKind, loadPluginModules } from '../../core/plugin-modules.ts'
+import { type ContainerPluginKind, loadPluginModules } from '../../core/plugin-modules.ts'
 import type { ChainPlugin } from '../../core/plugins.ts'
 import type { InferenceRequest } from '../../core/types.ts'
 import { privateKeyToAccount } from 'viem/accounts'
@@ -69,12 +69,13 @@ export function taskQueuesOf(config: SertnConfig): TaskQueues {
 
 /**
  * The plugin kinds the workers of `roles` use: storage everywhere (models are fetched from it),
- * the runtime for inference, the prover for proving. A module plugin of another kind need not be
+ * the chains for chain-io, the runtime for inference, the prover for proving. A module plugin of another kind need not be
  * installed on the machine.
  */
-export function pluginKindsOf(roles: readonly WorkerRole[]): ConfiguredPluginKind[] {
+export function pluginKindsOf(roles: readonly WorkerRole[]): ContainerPluginKind[] {
   return [
     'storage',
+    ...(roles.includes('chain-io') ? (['chain'] as const) : []),
     ...(roles.includes('inference') ? (['runtime'] as const) : []),
     ...(roles.includes('prover') ? (['prover'] as const) : []),
   ]
