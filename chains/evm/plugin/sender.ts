@@ -349,7 +349,11 @@ export class AccountSender {
           )
           return
         }
-        this.log.warn({ err, nonce: entry.nonce, hash: entry.hashes.at(-1) }, 'checking a transaction failed; trying again')
+        // One warning for the first failed check in a row; the rest at debug (the last one, or a
+        // recovery, ends the run), so that an RPC gone for good costs a few lines, not one a check.
+        const line = { err, nonce: entry.nonce, hash: entry.hashes.at(-1), checks: entry.unanswered }
+        if (entry.unanswered === 1) this.log.warn(line, 'checking a transaction failed; trying again')
+        else this.log.debug(line, 'checking a transaction failed; trying again')
         return schedule()
       }
       try {
