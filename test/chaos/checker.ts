@@ -213,6 +213,12 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
       await pool(ordered, concurrency, async (id) =>
         marketNodes.set(id, await readMarket(clients.get(hub.name)!, record.hub.market, chain.chainId, chain.gateway, id)),
       )
+    const recordings = new Map<bigint, Recorded>()
+    await pool(ordered, concurrency, async (id) => {
+      const requester = book.requested.get(id)?.[0]?.requester
+      if (requester && consumerOf.get(`${chain.name}:${requester.toLowerCase()}`)?.behaviour === 'recording')
+        recordings.set(id, await readRecording(client, requester, id))
+    })
     const jobs = new Map<bigint, { state: number; node: Address }>()
     if (chain.role === 'hub')
       await pool(ordered, concurrency, async (id) => {
@@ -267,7 +273,8 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
 
       // The callback: one per terminal event; a recording consumer's own record agrees.
       const consumer = consumerOf.get(`${chain.name}:${a.requester.toLowerCase()}`)
-      if (consumer?.behaviour === 'recording') await checkRecording(v, client, key, id, a.requester, t)
+      const kept = recordings.get(id)
+      if (consumer?.behaviour === 'recording' && kept) checkRecording(v, key, kept, t)
       if (consumer?.behaviour === 'reverting' && CALLBACK[t.callback] === 'Succeeded')
         v.add('callback', key, 'a reverting consumer is reported called back successfully')
 
@@ -325,6 +332,7 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
   }
 
   if (hub) await checkHubLedgers(v, clients.get(hub.name)!, record, blockRange, notChecked)
+  if (BigInt(record.hub.market) === 0n) notChecked.add('the hub market (the record names none: a hub without spokes)')
 
   // Invalid requests: mined, reverted with their error, no request announced.
   let invalidRefused = 0
@@ -526,13 +534,20 @@ function checkRecorded(v: Violations, key: string, q: ChaosRequest, a: Announced
   if (diffs.length > 0) v.add('accepted', key, `the record disagrees with the chain: ${diffs.join('; ')}`)
 }
 
-async function checkRecording(v: Violations, client: PublicClient, key: string, id: bigint, consumer: Address, t: Terminal): Promise<void> {
+type Recorded = { output: readonly bigint[]; codePlusOne: bigint }
+
+/** What a recording consumer kept for request `id`: the result, and the error code plus one (0: none). */
+async function readRecording(client: PublicClient, consumer: Address, id: bigint): Promise<Recorded> {
   const [output, codePlusOne] = await Promise.all([
     client.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'outputOf', args: [id] }) as Promise<
       readonly bigint[]
     >,
     client.readContract({ address: consumer, abi: RecordingConsumer.abi, functionName: 'errorCodePlusOne', args: [id] }) as Promise<bigint>,
   ])
+  return { output, codePlusOne }
+}
+
+function checkRecording(v: Violations, key: string, { output, codePlusOne }: Recorded, t: Terminal): void {
   const ok = CALLBACK[t.callback] === 'Succeeded'
   if (t.kind === 'Fulfilled') {
     if (codePlusOne !== 0n)
@@ -766,14 +781,16 @@ async function checkHubLedgers(
   range: bigint,
   notChecked: Set<string>,
 ): Promise<void> {
-  const marketBalance = await hub.getBalance({ address: record.hub.market })
+  const hasMarket = BigInt(record.hub.market) !== 0n
+  if (!hasMarket) notChecked.add('the hub market (the record names none: a hub without spokes)')
+  const marketBalance = hasMarket ? await hub.getBalance({ address: record.hub.market }) : 0n
   if (marketBalance !== 0n)
     v.add(
       'ledger',
       record.hub.market,
       `the market holds ${marketBalance} wei; it keeps nothing (fees are paid through and surpluses refunded)`,
     )
-  const recorded = await readLogs(hub, record.hub.market, InferenceMarket.abi as Abi, range)
+  const recorded = hasMarket ? await readLogs(hub, record.hub.market, InferenceMarket.abi as Abi, range) : []
   const seen = new Map<string, number>()
   for (const l of recorded) {
     if (l.eventName === 'RequestRecorded') {
