@@ -292,7 +292,7 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
           v.add('ledger', key, `settled (${t.kind}) but its job is still ${JOB_STATE[j.state]}`)
       }
       const m = marketNodes.get(id)
-      if (m) checkMarket(v, key, m, t, hub?.chainId ?? 0)
+      if (m) checkMarket(v, key, m, t)
     }
 
     // Payments: who got what in each settling transaction.
@@ -501,7 +501,7 @@ async function readRequest(client: PublicClient, gateway: Address, id: bigint, b
   })) as StoredRequest
 }
 
-type MarketView = { marketRequestId: bigint; status: number; settlement: number; node: Address; submitted?: Address }
+type MarketView = { marketRequestId: bigint; status: number; settlement: number; node: Address }
 
 async function readMarket(hub: PublicClient, market: Address, origin: number, gateway: Address, id: bigint): Promise<MarketView> {
   const gw = `0x${gateway.slice(2).toLowerCase().padStart(64, '0')}` as Hex
@@ -562,9 +562,15 @@ function checkRecording(v: Violations, key: string, { output, codePlusOne }: Rec
   }
 }
 
-function checkMarket(v: Violations, key: string, m: MarketView, t: Terminal, _hubChainId: number): void {
+/**
+ * A spoke request's entry in the hub market agrees with its settlement: the node paid is the one
+ * whose result the market sent, and the spoke's receipt closed it with the same outcome. A request
+ * refunded after its deadline may never have reached the hub (its message lost or late): that is
+ * no violation.
+ */
+function checkMarket(v: Violations, key: string, m: MarketView, t: Terminal): void {
   if (m.marketRequestId === 0n) {
-    v.add('ledger', key, `settled (${t.kind}) on its chain, but the hub market never recorded it`)
+    if (t.kind !== 'Refunded') v.add('ledger', key, `settled (${t.kind}) on its chain, but the hub market never recorded it`)
     return
   }
   const status = MARKET_STATUS[m.status] ?? String(m.status)
