@@ -584,29 +584,20 @@ function checkMarket(v: Violations, key: string, m: MarketView, t: Terminal): vo
 
 // ─────────────────────────────── payments ───────────────────────────────
 
-type Frame = { from: Address; to?: Address; value?: Hex; error?: string; calls?: Frame[] }
+/** A call frame of a `callTracer` trace (the fields the checker reads). */
+export type CallFrame = { from: Address; to?: Address; value?: Hex; error?: string; calls?: CallFrame[] }
 
 /**
- * Net wei the gateway sent to each address in transaction `tx` (what it received back from one
- * subtracted), from a callTracer trace; frames that reverted moved nothing. Undefined when the RPC
- * cannot trace.
+ * Net wei `account` sent to each address in a traced transaction (what it received back from one
+ * subtracted; lowercase addresses): frames that reverted, and everything under them, moved nothing.
  */
-async function valueFlows(client: PublicClient, tx: Hex, gateway: Address): Promise<Map<string, bigint> | undefined> {
-  let root: Frame
-  try {
-    root = (await client.request({
-      method: 'debug_traceTransaction' as never,
-      params: [tx, { tracer: 'callTracer' }] as never,
-    })) as Frame
-  } catch {
-    return undefined
-  }
-  const g = gateway.toLowerCase()
+export function valueFlowsOf(root: CallFrame, account: Address): Map<string, bigint> {
+  const g = account.toLowerCase()
   const flows = new Map<string, bigint>()
-  const walk = (f: Frame) => {
+  const walk = (f: CallFrame) => {
     if (f.error) return
     const value = f.value ? BigInt(f.value) : 0n
-    if (value > 0n && f.to) {
+    if (value > 0n && f.to && f.to.toLowerCase() !== f.from.toLowerCase()) {
       const from = f.from.toLowerCase()
       const to = f.to.toLowerCase()
       if (from === g) flows.set(to, (flows.get(to) ?? 0n) + value)
@@ -616,6 +607,20 @@ async function valueFlows(client: PublicClient, tx: Hex, gateway: Address): Prom
   }
   walk(root)
   return flows
+}
+
+/** {@link valueFlowsOf} transaction `tx` for `gateway`; undefined when the RPC cannot trace. */
+async function valueFlows(client: PublicClient, tx: Hex, gateway: Address): Promise<Map<string, bigint> | undefined> {
+  let root: CallFrame
+  try {
+    root = (await client.request({
+      method: 'debug_traceTransaction' as never,
+      params: [tx, { tracer: 'callTracer' }] as never,
+    })) as CallFrame
+  } catch {
+    return undefined
+  }
+  return valueFlowsOf(root, gateway)
 }
 
 /**

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { summarize } from '../chaos/check.ts'
-import { pool, sampleOf, type ChaosCheckReport } from '../chaos/checker.ts'
+import { pool, sampleOf, valueFlowsOf, type ChaosCheckReport } from '../chaos/checker.ts'
 import type { ChaosRecord } from '../chaos/record.ts'
 import {
   ChaosRecordError,
@@ -177,5 +177,43 @@ describe('summarize', () => {
     expect(text).toContain('violations: 1 (first: [lost] req:1:0x01:3: no outcome)')
     expect(text).toContain('hub: 3 requests')
     expect(text).toContain('  - something')
+  })
+})
+
+describe('valueFlowsOf', () => {
+  const G = '0x00000000000000000000000000000000000000aa'
+  const node = '0x00000000000000000000000000000000000000bb'
+  const port = '0x00000000000000000000000000000000000000cc'
+  const requester = '0x00000000000000000000000000000000000000dd'
+  it('default: what the account sent, net of what came back, per address', () => {
+    const flows = valueFlowsOf(
+      {
+        from: '0x0000000000000000000000000000000000000001',
+        to: G,
+        calls: [
+          { from: G, to: node, value: '0x64' },
+          { from: G, to: port, value: '0x10', calls: [{ from: port, to: G, value: '0x4' }] },
+          { from: G, to: requester, value: '0x3' },
+          { from: G, to: G, value: '0x7' },
+        ],
+      },
+      G,
+    )
+    expect(Object.fromEntries(flows)).toEqual({ [node]: 100n, [port]: 12n, [requester]: 3n })
+  })
+  it('behavior: a reverted frame moves nothing, nor anything under it', () => {
+    const flows = valueFlowsOf(
+      {
+        from: node,
+        to: G,
+        calls: [
+          { from: G, to: requester, value: '0x5', error: 'execution reverted' },
+          { from: G, to: port, error: 'out of gas', calls: [{ from: G, to: node, value: '0x9' }] },
+          { from: G, to: node, value: '0x1' },
+        ],
+      },
+      G,
+    )
+    expect(Object.fromEntries(flows)).toEqual({ [node]: 1n })
   })
 })
