@@ -318,7 +318,7 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
       notChecked.add('who received each payment (the RPC has no debug_traceTransaction callTracer): only the ledgers were checked')
 
     // The gateway's ledger.
-    const owes = await gatewayOwes(v, client, book, chain)
+    const owes = await gatewayOwes(v, client, book, chain, stored)
     sum.balance = await client.getBalance({ address: chain.gateway })
     sum.owes = owes.owes
     const surplus = sum.balance - owes.owes
@@ -687,11 +687,16 @@ async function gatewayOwes(
   client: PublicClient,
   book: GatewayBook,
   chain: ChaosChain,
+  known: ReadonlyMap<bigint, StoredRequest>,
 ): Promise<{ owes: bigint; dust: bigint; parts: string }> {
   const spoke = chain.role === 'spoke'
   const ids = [...book.requested.keys()]
-  const reqs = new Map<bigint, StoredRequest>()
-  await pool(ids, 8, async (id) => void reqs.set(id, await readRequest(client, chain.gateway, id)))
+  const reqs = new Map(known)
+  await pool(
+    ids.filter((id) => !reqs.has(id)),
+    8,
+    async (id) => void reqs.set(id, await readRequest(client, chain.gateway, id)),
+  )
   let escrows = 0n
   let reserves = 0n
   for (const r of reqs.values()) {
