@@ -8,8 +8,11 @@
  * gateway serving tampered proofs, a request left unserved past its deadline. (Doubled outcomes
  * and payments to the wrong node cannot be produced without faking the contracts, which refuse them.)
  */
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { DefaultLogger, Runtime } from '@temporalio/worker'
 import { encodeFunctionData, toHex, type Address, type Hex } from 'viem'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -19,12 +22,14 @@ import { arweaveStorage, createFundedWallet } from '../../plugins/storage/arweav
 import { InferenceGateway, RecordingConsumer, RevertingConsumer } from '../../contracts/artifacts/index.ts'
 import { quantize } from '../../core/field.ts'
 import { modelDir } from '../../core/manifest.ts'
+import { startProcess } from '../../core/process.ts'
 import { base64UrlIdOf } from '../../core/storage-ref.ts'
 import { waitForOutcome } from '../../workflows/client.ts'
 import { summarize } from '../chaos/check.ts'
 import { checkRun, type ChaosCheckReport, type CheckRunOptions } from '../chaos/checker.ts'
 import type { ChaosRecord, ChaosRequest } from '../chaos/record.ts'
-import { chaosRecordFromJson, chaosRecordToJson } from '../chaos/record-io.ts'
+import { chaosRecordFromJson, chaosRecordToJson, saveChaosRecord } from '../chaos/record-io.ts'
+import { REPO } from '../support/cli.ts'
 import { increaseTime, joinPools } from '../support/chain.ts'
 import {
   boundedTeardown,
@@ -325,6 +330,30 @@ describe('the chaos checker', () => {
     expect(after.chains[0]!.balance).toBe(after.chains[0]!.owes)
   })
 
+  test('default: `tsx test/chaos/check.ts <record.json>` prints a summary and the report as one JSON line; exit 0 clean, 1 on a violation', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'chaos-check-'))
+    try {
+      const clean = join(dir, 'clean.json')
+      const wrong = join(dir, 'wrong.json')
+      await saveChaosRecord(clean, record)
+      await saveChaosRecord(
+        wrong,
+        recordWith((x) => {
+          x.invalid[1]!.expectedError = 'GatewayInputTooLarge'
+        }),
+      )
+      const ok = await runCheck(clean)
+      expect(ok.code).toBe(0)
+      expect(ok.out).toContain('requests 5: 4 fulfilled, 0 failed, 1 refunded, 0 pending, 0 lost, 0 doubled')
+      expect(JSON.parse(ok.json)).toMatchObject({ requests: 5, violations: 0, chains: [{ name: 'hub', balance: expect.any(String) }] })
+      const bad = await runCheck(wrong)
+      expect(bad.code).toBe(1)
+      expect(JSON.parse(bad.json).firstViolation).toMatchObject({ rule: 'invalid' })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
   test('error: a request left unserved: pending within its deadline, lost after it (never refunded)', async () => {
     const recording = record.consumers[0]!.address
     const r = await requestFromConsumer(stack, recording, { modelId })
@@ -339,6 +368,25 @@ describe('the chaos checker', () => {
     expect(lost.chains[0]!.balance).toBe(lost.chains[0]!.owes)
   })
 })
+
+/** Runs the checker's command line on `file` (proofs not re-verified: the tests above do). */
+async function runCheck(file: string): Promise<{ code: number | null; out: string; json: string }> {
+  const lines: string[] = []
+  const proc = startProcess({
+    name: 'chaos-check',
+    command: process.execPath,
+    args: ['--import', 'tsx', 'test/chaos/check.ts', file, '--proofs', '0'],
+    cwd: REPO,
+    onLine: (line) => lines.push(line),
+  })
+  const timer = setTimeout(() => void proc.stop(), 60_000)
+  try {
+    const code = await proc.closed
+    return { code, out: lines.join('\n'), json: lines.find((l) => l.startsWith('{"requests"')) ?? '' }
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /**
  * An HTTP proxy in front of `upstream` (arlocal) that serves each of `proofIds` with one byte
