@@ -42,7 +42,7 @@ function parse(argv: string[]): Args {
     options: {
       requests: { type: 'string', default: '20' },
       seed: { type: 'string', default: '1' },
-      rate: { type: 'string', default: '1' },
+      rate: { type: 'string', default: '0.5' },
       faults: { type: 'string', default: 'all' },
       'settle-timeout': { type: 'string', default: '900' },
       keep: { type: 'boolean', default: false },
@@ -102,7 +102,13 @@ async function check(record: ChaosRecord): Promise<{ report: ChaosReport; by: st
 }
 
 async function main(): Promise<number> {
-  const args = parse(process.argv.slice(2))
+  let args: Args
+  try {
+    args = parse(process.argv.slice(2))
+  } catch (err) {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`)
+    return 2
+  }
   const chainNames = ['hub', 'spoke', 'spokelz']
   const loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate: args.rate, chains: chainNames })
   const loadMs = loadPlan.at(-1)?.at ?? 0
@@ -140,6 +146,7 @@ async function main(): Promise<number> {
   const aborted = () => abort.signal.aborted
 
   let exitCode = 1
+  let finalOutput: string | undefined
   try {
     say(`starting the network (data ${dataDir})`)
     const t0net = Date.now()
@@ -229,12 +236,17 @@ async function main(): Promise<number> {
       invalid: sender.invalid,
       faults: faults.faults,
     }
-    const recordFile = join(dataDir, 'chaos-record.json')
+    // Outside the data directory, so that it outlives a run without --keep.
+    const recordFile = join(tmpdir(), `sertn-chaos-record-seed${args.seed}-${startedAt}.json`)
     await writeRecord(record, recordFile)
     const { report, by } = await check(record)
 
-    exitCode = summarize({ args, record, report, by, watcher, surprises: sender.surprises, recordFile, keep: args.keep })
+    const summary = summarize({ args, record, report, by, watcher, surprises: sender.surprises, recordFile, keep: args.keep })
+    exitCode = summary.code
+    // Printed once the network is stopped, so that the JSON line is the last line of the output.
+    finalOutput = `${summary.text}\n${summary.json}`
     if (args.keep && !aborted()) {
+      console.log(summary.text)
       say(`--keep: the network keeps running (data ${dataDir}); Ctrl-C to stop`)
       for (const c of record.chains) say(`  ${c.name} ${c.rpcUrl}`)
       await new Promise<void>((resolve) => abort.signal.addEventListener('abort', () => resolve(), { once: true }))
@@ -245,6 +257,7 @@ async function main(): Promise<number> {
     await net?.stop().catch((err: unknown) => say(`stop: ${String(err)}`))
     netLog.end()
     if (!args.keep) await rm(dataDir, { recursive: true, force: true }).catch(() => {})
+    if (finalOutput) console.log(args.keep ? finalOutput.split('\n').at(-1) : finalOutput)
   }
 }
 
@@ -269,8 +282,15 @@ async function warmUp(chains: readonly LoadChain[], signal: AbortSignal): Promis
   if (sender.surprises.length) throw new Error(`warm-up: ${sender.surprises.join('; ')}`)
   keys.push(...sender.requests.map((r) => r.key))
   const deadline = Date.now() + 600_000
+  let lastSaid = Date.now()
   while (!signal.aborted) {
     await watcher.poll()
+    if (Date.now() - lastSaid > 15_000) {
+      lastSaid = Date.now()
+      say(
+        `warm-up: ${keys.filter((k) => watcher.settledAt(k) !== undefined).length}/${keys.length} served after ${Math.round((Date.now() - t0) / 1000)} s`,
+      )
+    }
     if (keys.every((k) => watcher.settledAt(k) !== undefined)) break
     if (Date.now() > deadline)
       throw new Error(
@@ -295,7 +315,7 @@ function summarize(p: {
   surprises: readonly string[]
   recordFile: string
   keep: boolean
-}): number {
+}): { code: number; text: string; json: string } {
   const { record, report, watcher } = p
   const settled = record.requests.filter((r) => watcher.settledAt(r.key) !== undefined)
   const latencies = settled.map((r) => watcher.settledAt(r.key)! - r.sentAt)
@@ -334,31 +354,28 @@ function summarize(p: {
       ? [`  first violation: ${report.firstViolation.rule} ${report.firstViolation.subject}: ${report.firstViolation.message}`]
       : []),
     ...(p.surprises.length ? [`  load surprises (${p.surprises.length}): ${p.surprises.slice(0, 5).join('; ')}`] : []),
-    `  record     ${p.recordFile}${p.keep ? '' : ' (deleted with the data directory; --keep keeps it)'}`,
+    `  record     ${p.recordFile}${p.keep ? '' : ' (the chains are gone: --keep keeps them for a second check)'}`,
   ]
-  console.log(lines.join('\n'))
   const ok = report.lost === 0 && report.doubled === 0 && report.violations === 0 && settled.length === record.requests.length
-  console.log(
-    JSON.stringify({
-      requests: record.requests.length,
-      invalid: record.invalid.length,
-      fulfilled: report.fulfilled,
-      failed: report.failed,
-      refunded: report.refunded,
-      lost: report.lost,
-      doubled: report.doubled,
-      violations: report.violations,
-      deliveriesPerSecond,
-      p50Ms: p50,
-      p95Ms: p95,
-      recoveryMs: recoveryMs ?? null,
-      recoveryByFault: Object.fromEntries(perFault.map(({ f, recovery }) => [f.kind, recovery.ms ?? null])),
-      faults: record.faults.map((f) => f.kind),
-      checker: p.by.startsWith('checker') ? 'checker' : 'stand-in',
-      seed: record.seed,
-    }),
-  )
-  return ok ? 0 : 1
+  const json = JSON.stringify({
+    requests: record.requests.length,
+    invalid: record.invalid.length,
+    fulfilled: report.fulfilled,
+    failed: report.failed,
+    refunded: report.refunded,
+    lost: report.lost,
+    doubled: report.doubled,
+    violations: report.violations,
+    deliveriesPerSecond,
+    p50Ms: p50,
+    p95Ms: p95,
+    recoveryMs: recoveryMs ?? null,
+    recoveryByFault: Object.fromEntries(perFault.map(({ f, recovery }) => [f.kind, recovery.ms ?? null])),
+    faults: record.faults.map((f) => f.kind),
+    checker: p.by.startsWith('checker') ? 'checker' : 'stand-in',
+    seed: record.seed,
+  })
+  return { code: ok ? 0 : 1, text: lines.join('\n'), json }
 }
 
 /**
