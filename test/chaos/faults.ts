@@ -10,8 +10,12 @@
  * - restart-agents: the messengers' agents stopped as a crash would, started again from their
  *   stores after the duration;
  * - stall-operator: SIGSTOP to every worker of one operator for longer than the hub's reassignment
- *   window, then SIGCONT.
+ *   window, then SIGCONT;
+ * - reorg: one chain's newest blocks, deeper than its confirmations, replaced by empty ones
+ *   (`anvil_reorg`); the load on that chain is held meanwhile and the replaced blocks all come after
+ *   its last request, so that what they drop is the node's and the agents' transactions.
  */
+import type { LoadSender } from './load.ts'
 import type { ChaosNetwork } from './network.ts'
 import type { PlannedFault } from './plan.ts'
 import type { ChaosFault } from './record.ts'
@@ -19,6 +23,8 @@ import type { ChaosFault } from './record.ts'
 export type FaultRunnerOptions = {
   net: ChaosNetwork
   plan: readonly PlannedFault[]
+  /** The load (a reorg holds its chain's sends). */
+  sender: LoadSender
   /** How many requests are in flight (sent, no outcome yet). */
   pending: () => number
   signal: AbortSignal
@@ -132,6 +138,38 @@ export class FaultRunner {
         const until = Date.now()
         log(`fault: SIGCONT to operator ${f.operator! + 1}'s workers`)
         this.faults.push({ kind: f.kind, target: `operator ${f.operator! + 1}`, at, until, details: { signal: 'SIGSTOP' } })
+        break
+      }
+      case 'reorg': {
+        const chain = net.local.chains[f.chain!]!
+        const depth = f.depth!
+        this.active = describe
+        const at = Date.now()
+        const { lastBlock, release } = await this.o.sender.hold(f.chain!)
+        try {
+          // The miner adds a block a second: wait until `depth` blocks lie on top of the load's last one.
+          for (let i = 0; i < 300; i++) {
+            const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+            if (lastBlock === undefined || head - lastBlock >= BigInt(depth)) break
+            await new Promise((r) => setTimeout(r, 200))
+          }
+          const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+          let dropped = 0
+          for (let b = head - BigInt(depth) + 1n; b <= head; b++)
+            dropped += (await chain.owner.getBlock({ blockNumber: b })).transactions.length
+          await chain.owner.request({ method: 'anvil_reorg' as never, params: [depth, []] as never })
+          const until = Date.now()
+          log(`fault: reorganised ${f.chain} ${depth} blocks deep at head ${head} (${dropped} transaction(s) dropped)`)
+          this.faults.push({
+            kind: f.kind,
+            target: f.chain!,
+            at,
+            until,
+            details: { depth, head: head.toString(), droppedTransactions: dropped },
+          })
+        } finally {
+          release()
+        }
         break
       }
     }

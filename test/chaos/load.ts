@@ -107,6 +107,7 @@ export class LoadSender {
   private readonly nonces = new Map<string, number>()
   private readonly quotes = new Map<string, bigint>()
   private readonly queues = new Map<string, Promise<void>>()
+  private readonly lastBlock = new Map<string, bigint>()
 
   constructor(
     private readonly chains: readonly LoadChain[],
@@ -121,6 +122,22 @@ export class LoadSender {
       .catch((err: unknown) => void this.surprises.push(`#${p.index} on ${p.chain}: ${short(err)}`))
     this.queues.set(p.chain, next)
     return next
+  }
+
+  /**
+   * Holds `chain`'s sends: those queued after this wait until `release()`. Resolves once the sends
+   * queued before it are mined, with the last block they were mined in (undefined: none yet).
+   */
+  async hold(chain: string): Promise<{ lastBlock: bigint | undefined; release: () => void }> {
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    const prev = this.queues.get(chain) ?? Promise.resolve()
+    this.queues.set(
+      chain,
+      prev.then(() => gate),
+    )
+    await prev
+    return { lastBlock: this.lastBlock.get(chain), release }
   }
 
   /** Resolves once every send so far has settled. */
@@ -168,6 +185,7 @@ export class LoadSender {
       })
       const receipt = await c.user.waitForTransactionReceipt({ hash, pollingInterval: 100 })
       const sentAt = Date.now()
+      this.lastBlock.set(c.name, receipt.blockNumber)
       if (receipt.status !== 'success') {
         this.surprises.push(`#${p.index} on ${c.name}: a valid request reverted (tx ${hash})`)
         return
@@ -215,6 +233,7 @@ export class LoadSender {
       nonce,
     })
     const receipt = await c.user.waitForTransactionReceipt({ hash, pollingInterval: 100 })
+    this.lastBlock.set(c.name, receipt.blockNumber)
     if (receipt.status === 'success') this.surprises.push(`#${p.index} on ${c.name}: the ${p.invalid} request was accepted (tx ${hash})`)
     this.invalid.push({ chain: c.name, kind: p.invalid, expectedError: INVALID_KINDS[p.invalid], txHash: hash })
   }

@@ -64,6 +64,10 @@ describe('planFaults', () => {
         expect(f.durationMs).toBeGreaterThanOrEqual(20_000)
       }
       if (f.kind === 'stall-operator') expect(f.durationMs).toBeGreaterThan(30_000)
+      if (f.kind === 'reorg') {
+        expect(CHAINS).toContain(f.chain)
+        expect(f.depth).toBeGreaterThan(1) // deeper than the default confirmations
+      }
     }
   })
 

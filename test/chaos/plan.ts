@@ -166,8 +166,10 @@ export function planLoad(o: LoadPlanOptions): PlannedRequest[] {
 // ───────────────────────────────── faults ─────────────────────────────────
 
 /**
- * The fault kinds a run can inject, in the order of their priority. `reorg` (a chain reorganised
- * deeper than its confirmations) is not injected yet.
+ * The fault kinds a run can inject, in the order of their priority. A `reorg` replaces a chain's
+ * newest blocks, deeper than its confirmations, with empty ones: the blocks it drops hold the
+ * node's and the agents' transactions (deliveries, submissions, relays), not the load's (the load
+ * on that chain waits while it happens), so every accepted request stays on chain.
  */
 export const FAULT_KINDS = [
   'kill-prover',
@@ -177,6 +179,7 @@ export const FAULT_KINDS = [
   'cut-rpc',
   'restart-agents',
   'stall-operator',
+  'reorg',
 ] as const
 
 export type FaultKind = (typeof FAULT_KINDS)[number]
@@ -193,8 +196,10 @@ export type PlannedFault = {
   durationMs: number
   /** The operator (from 0) a worker kill or a stall hits. */
   operator?: number
-  /** The chain whose RPC is cut. */
+  /** The chain whose RPC is cut, or that is reorganised. */
   chain?: string
+  /** A reorg's depth (blocks replaced). */
+  depth?: number
 }
 
 export type FaultPlanOptions = {
@@ -206,6 +211,8 @@ export type FaultPlanOptions = {
   loadMs: number
   /** The hub's reassignment window (ms): a stall lasts longer than it, so that its requests are reassigned. */
   reassignWindowMs: number
+  /** The chains' confirmations: a reorg goes deeper (default 1). */
+  confirmations?: number
 }
 
 /**
@@ -231,6 +238,8 @@ export function planFaults(o: FaultPlanOptions): PlannedFault[] {
         return { kind, gapMs, durationMs: rng.between(5_000, 15_000) }
       case 'stall-operator':
         return { kind, gapMs, durationMs: o.reassignWindowMs + rng.between(10_000, 20_000), operator: rng.int(o.operators) }
+      case 'reorg':
+        return { kind, gapMs, durationMs: 0, chain: rng.pick(o.chains), depth: (o.confirmations ?? 1) + rng.between(1, 3) }
       default:
         throw new Error(`unknown fault kind ${String(kind)}`)
     }

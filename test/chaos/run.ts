@@ -174,7 +174,7 @@ async function main(): Promise<number> {
     const sender = new LoadSender(chains, args.seed)
     const watcher = new OutcomeWatcher(chains)
     const pending = () => sender.requests.filter((r) => watcher.settledAt(r.key) === undefined).length
-    const faults = new FaultRunner({ net, plan: faultPlan, pending, signal: abort.signal, log: say })
+    const faults = new FaultRunner({ net, plan: faultPlan, sender, pending, signal: abort.signal, log: say })
     const startedAt = Date.now()
 
     let watching = true
