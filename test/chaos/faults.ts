@@ -27,6 +27,12 @@ export type FaultRunnerOptions = {
   sender: LoadSender
   /** How many requests are in flight (sent, no outcome yet). */
   pending: () => number
+  /**
+   * Whether `operator`'s worker of `role` has work under way right now (from Temporal's visibility:
+   * a batch or a proof for a prover, a request at inference for an inference worker, any running
+   * workflow for chain-io); absent, or false for a minute: any request in flight will do.
+   */
+  busy?: (operator: number, role: string) => Promise<boolean>
   signal: AbortSignal
   log: (line: string) => void
 }
@@ -72,18 +78,32 @@ export class FaultRunner {
       case 'kill-chain-io': {
         const role = f.kind.slice('kill-'.length)
         const w = net.workersOf(f.operator!).find((x) => x.role === role)!
-        // Mid-activity: while something is in flight (at most a minute's wait).
-        for (let i = 0; i < 600 && this.o.pending() === 0 && !this.o.signal.aborted; i++) await this.sleep(100)
+        // Mid-activity: once the worker has work under way (at most a minute's wait), else while
+        // some request is in flight (at most another minute).
+        let busy = false
+        for (let i = 0; i < 300 && !busy && !this.o.signal.aborted && this.o.busy; i++) {
+          busy = await this.o.busy(f.operator!, role).catch(() => false)
+          if (!busy) await this.sleep(200)
+        }
+        for (let i = 0; i < 600 && !busy && this.o.pending() === 0 && !this.o.signal.aborted; i++) await this.sleep(100)
         const pending = this.o.pending()
         this.active = describe
         const at = Date.now()
         const pid = w.proc.pid
         await net.kill(w)
-        log(`fault: SIGKILL ${w.proc.name} (pid ${pid}) with ${pending} request(s) in flight; restarting in ${f.durationMs} ms`)
+        log(
+          `fault: SIGKILL ${w.proc.name} (pid ${pid}) ${busy ? 'while busy' : 'not seen busy'}, ${pending} request(s) in flight; restarting in ${f.durationMs} ms`,
+        )
         await this.sleep(f.durationMs)
         net.restart(w)
         const until = Date.now()
-        this.faults.push({ kind: f.kind, target: w.proc.name, at, until, details: { signal: 'SIGKILL', pid, newPid: w.proc.pid, pending } })
+        this.faults.push({
+          kind: f.kind,
+          target: w.proc.name,
+          at,
+          until,
+          details: { signal: 'SIGKILL', pid, newPid: w.proc.pid, pending, busy },
+        })
         break
       }
       case 'restart-temporal': {

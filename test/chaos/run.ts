@@ -21,6 +21,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { Client } from '@temporalio/client'
 import { killProcessGroups } from '../support/stack.ts'
 import { p50p95 } from '../bench/stats.ts'
 import { FaultRunner } from './faults.ts'
@@ -174,7 +175,14 @@ async function main(): Promise<number> {
     const sender = new LoadSender(chains, args.seed)
     const watcher = new OutcomeWatcher(chains)
     const pending = () => sender.requests.filter((r) => watcher.settledAt(r.key) === undefined).length
-    const faults = new FaultRunner({ net, plan: faultPlan, sender, pending, signal: abort.signal, log: say })
+    const clients = net.configs.map((c) => new Client({ connection: net!.connection, namespace: c.temporal.namespace }))
+    const busyQuery: Record<string, string> = {
+      prover: `(WorkflowType = 'batchWorkflow' OR SertnStage = 'proving') AND ExecutionStatus = 'Running'`,
+      inference: `SertnStage IN ('loading-input', 'inference') AND ExecutionStatus = 'Running'`,
+      'chain-io': `ExecutionStatus = 'Running'`,
+    }
+    const busy = async (operator: number, role: string) => (await clients[operator]!.workflow.count(busyQuery[role])).count > 0
+    const faults = new FaultRunner({ net, plan: faultPlan, sender, pending, busy, signal: abort.signal, log: say })
     const startedAt = Date.now()
 
     let watching = true
