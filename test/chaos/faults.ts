@@ -33,6 +33,8 @@ export type FaultRunnerOptions = {
    * workflow for chain-io); absent, or false for a minute: any request in flight will do.
    */
   busy?: (operator: number, role: string) => Promise<boolean>
+  /** Whether the load has sent everything: a kill then waits for work only while requests are in flight. */
+  loadDone?: () => boolean
   signal: AbortSignal
   log: (line: string) => void
 }
@@ -56,15 +58,15 @@ export class FaultRunner {
   private async sleep(ms: number): Promise<boolean> {
     if (this.o.signal.aborted) return false
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms)
-      this.o.signal.addEventListener(
-        'abort',
-        () => {
-          clearTimeout(t)
-          resolve()
-        },
-        { once: true },
-      )
+      const onAbort = () => {
+        clearTimeout(t)
+        resolve()
+      }
+      const t = setTimeout(() => {
+        this.o.signal.removeEventListener('abort', onAbort)
+        resolve()
+      }, ms)
+      this.o.signal.addEventListener('abort', onAbort, { once: true })
     })
     return !this.o.signal.aborted
   }
@@ -81,11 +83,12 @@ export class FaultRunner {
         // Mid-activity: once the worker has work under way (at most a minute's wait), else while
         // some request is in flight (at most another minute).
         let busy = false
-        for (let i = 0; i < 300 && !busy && !this.o.signal.aborted && this.o.busy; i++) {
+        const idle = () => this.o.pending() === 0 && (this.o.loadDone?.() ?? false)
+        for (let i = 0; i < 300 && !busy && !idle() && !this.o.signal.aborted && this.o.busy; i++) {
           busy = await this.o.busy(f.operator!, role).catch(() => false)
           if (!busy) await this.sleep(200)
         }
-        for (let i = 0; i < 600 && !busy && this.o.pending() === 0 && !this.o.signal.aborted; i++) await this.sleep(100)
+        for (let i = 0; i < 600 && !busy && !idle() && this.o.pending() === 0 && !this.o.signal.aborted; i++) await this.sleep(100)
         const pending = this.o.pending()
         this.active = describe
         const at = Date.now()

@@ -240,7 +240,13 @@ export class LoadSender {
 }
 
 /** A request's outcome events as the run saw them. */
-export type SeenOutcome = { kind: 'fulfilled' | 'failed' | 'refunded'; at: number; txHash: Hex }
+export type SeenOutcome = {
+  kind: 'fulfilled' | 'failed' | 'refunded'
+  at: number
+  txHash: Hex
+  /** The node paid (a fulfilment). */
+  node?: Address
+}
 
 /**
  * Watches every chain's gateway for InferenceFulfilled, InferenceFailed and InferenceRefunded
@@ -273,9 +279,10 @@ export class OutcomeWatcher {
                   ? 'refunded'
                   : undefined
           if (!kind) continue
-          const id = (log.args as { requestId: bigint }).requestId
-          const key = requestKey(c.chainId, c.gateway, id)
-          this.outcomes.set(key, [...(this.outcomes.get(key) ?? []), { kind, at: now, txHash: log.transactionHash }])
+          const { requestId, node } = log.args as { requestId: bigint; node?: Address }
+          const key = requestKey(c.chainId, c.gateway, requestId)
+          const seen: SeenOutcome = { kind, at: now, txHash: log.transactionHash, ...(node ? { node: getAddress(node) } : {}) }
+          this.outcomes.set(key, [...(this.outcomes.get(key) ?? []), seen])
         }
         this.next.set(c.name, head + 1n)
       }),

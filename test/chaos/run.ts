@@ -111,18 +111,25 @@ async function main(): Promise<number> {
     return 2
   }
   const chainNames = ['hub', 'spoke', 'spokelz']
-  const loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate: args.rate, chains: chainNames })
-  const loadMs = loadPlan.at(-1)?.at ?? 0
+  let loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate: args.rate, chains: chainNames })
   const faultPlan = planFaults({
     seed: args.seed,
     kinds: args.faults,
     chains: chainNames,
     operators: 2,
-    loadMs,
+    loadMs: loadPlan.at(-1)?.at ?? 0,
     reassignWindowMs: REASSIGN_WINDOW_S * 1000,
   })
+  // Faults hit work in flight: a load shorter than the fault schedule is sent more slowly, to span it.
+  const scheduleMs = faultPlan.reduce((t, f) => t + f.gapMs + f.durationMs + 5_000, 0)
+  let rate = args.rate
+  if (scheduleMs > (loadPlan.at(-1)?.at ?? 0)) {
+    rate = Math.round(((args.requests * 1000) / scheduleMs) * 1000) / 1000
+    loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate, chains: chainNames })
+  }
+  const loadMs = loadPlan.at(-1)?.at ?? 0
   say(
-    `seed ${args.seed}: ${args.requests} requests (+${loadPlan.length - args.requests} invalid) at ${args.rate}/s over ~${Math.round(loadMs / 1000)} s; ` +
+    `seed ${args.seed}: ${args.requests} requests (+${loadPlan.length - args.requests} invalid) at ${rate}/s${rate !== args.rate ? ` (--rate ${args.rate} slowed to span the faults)` : ''} over ~${Math.round(loadMs / 1000)} s; ` +
       `faults: ${faultPlan.map((f) => `${f.kind}${f.operator !== undefined ? `@op${f.operator + 1}` : ''}${f.chain ? `@${f.chain}` : ''} +${Math.round(f.gapMs / 1000)}s/${Math.round(f.durationMs / 1000)}s`).join(', ') || 'none'}`,
   )
 
@@ -177,12 +184,22 @@ async function main(): Promise<number> {
     const pending = () => sender.requests.filter((r) => watcher.settledAt(r.key) === undefined).length
     const clients = net.configs.map((c) => new Client({ connection: net!.connection, namespace: c.temporal.namespace }))
     const busyQuery: Record<string, string> = {
-      prover: `(WorkflowType = 'batchWorkflow' OR SertnStage = 'proving') AND ExecutionStatus = 'Running'`,
+      prover: `SertnStage IN ('proving', 'batching') AND ExecutionStatus = 'Running'`,
       inference: `SertnStage IN ('loading-input', 'inference') AND ExecutionStatus = 'Running'`,
-      'chain-io': `ExecutionStatus = 'Running'`,
+      'chain-io': `WorkflowType = 'requestWorkflow' AND ExecutionStatus = 'Running'`,
     }
     const busy = async (operator: number, role: string) => (await clients[operator]!.workflow.count(busyQuery[role])).count > 0
-    const faults = new FaultRunner({ net, plan: faultPlan, sender, pending, busy, signal: abort.signal, log: say })
+    let loadDone = false
+    const faults = new FaultRunner({
+      net,
+      plan: faultPlan,
+      sender,
+      pending,
+      busy,
+      loadDone: () => loadDone,
+      signal: abort.signal,
+      log: say,
+    })
     const startedAt = Date.now()
 
     let watching = true
@@ -208,6 +225,7 @@ async function main(): Promise<number> {
       void sender.send(p)
     }
     await sender.drain()
+    loadDone = true
     await faultRun
     const lastFaultAt = faults.faults.reduce<number | undefined>((m, f) => Math.max(m ?? 0, f.until ?? f.at), undefined)
     say(
@@ -337,6 +355,8 @@ function summarize(p: {
     const k = watcher.outcomes.get(r.key)![0]!.kind
     byKind.set(k, (byKind.get(k) ?? 0) + 1)
   }
+  const nodes = record.nodes.map((n) => n.toLowerCase())
+  const servedBy = nodes.map((n) => settled.filter((r) => watcher.outcomes.get(r.key)![0]!.node?.toLowerCase() === n).length)
   const recoveryMs =
     record.lastFaultAt !== undefined && settled.length === record.requests.length
       ? Math.max(0, lastSettled - record.lastFaultAt)
@@ -347,9 +367,10 @@ function summarize(p: {
     '',
     `chaos run, seed ${record.seed}`,
     `  requests   ${record.requests.length} accepted (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ') || 'none settled'}), ${record.invalid.length} invalid sent`,
+    `  operators  ${servedBy.map((n, i) => `operator ${i + 1} served ${n}`).join(', ')}`,
     `  throughput ${deliveriesPerSecond} outcomes/s (first request mined → last outcome seen)`,
     `  latency    p50 ${p50} ms, p95 ${p95} ms (request mined → its outcome event seen on its chain)`,
-    `  faults     ${record.faults.length === 0 ? 'none' : ''}`,
+    `  faults     ${record.faults.length === 0 ? 'none' : `${record.faults.length}, in order (start, since the load began, kind, target, how long):`}`,
     ...perFault.map(
       ({ f, recovery }) =>
         `    ${new Date(f.at).toISOString().slice(11, 19)} +${fmtS(f.at - record.startedAt)} ${f.kind.padEnd(16)} ${f.target.padEnd(28)} lasted ${fmtS((f.until ?? f.at) - f.at)}; ` +
@@ -397,7 +418,14 @@ function faultRecovery(f: ChaosFault, record: ChaosRecord, watcher: OutcomeWatch
   if (ends.some((e) => e === undefined))
     return { text: `not recovered (${ends.filter((e) => e === undefined).length} of ${inFlight.length} in flight never settled)` }
   const ms = Math.max(0, Math.max(...(ends as number[])) - (f.until ?? f.at))
-  return { ms, text: `${fmtS(ms)} for the ${inFlight.length} request(s) in flight` }
+  let other = ''
+  const stalled = f.kind === 'stall-operator' ? Number(/operator (\d+)/.exec(f.target)?.[1]) - 1 : -1
+  if (stalled >= 0) {
+    const node = record.nodes[stalled]?.toLowerCase()
+    const elsewhere = inFlight.filter((r) => (watcher.outcomes.get(r.key)?.[0]?.node?.toLowerCase() ?? node) !== node).length
+    other = `, ${elsewhere} served by another operator`
+  }
+  return { ms, text: `${fmtS(ms)} for the ${inFlight.length} request(s) in flight${other}` }
 }
 
 main().then(
