@@ -244,8 +244,10 @@ export type SeenOutcome = {
   kind: 'fulfilled' | 'failed' | 'refunded'
   at: number
   txHash: Hex
-  /** The node paid (a fulfilment). */
+  /** The node paid (a fulfilment) or that failed it. */
   node?: Address
+  /** A failure's code (InferenceErrorCode) and reason. */
+  failure?: { code: number; reason: string }
 }
 
 /**
@@ -279,9 +281,15 @@ export class OutcomeWatcher {
                   ? 'refunded'
                   : undefined
           if (!kind) continue
-          const { requestId, node } = log.args as { requestId: bigint; node?: Address }
+          const { requestId, node, code, reason } = log.args as { requestId: bigint; node?: Address; code?: number; reason?: string }
           const key = requestKey(c.chainId, c.gateway, requestId)
-          const seen: SeenOutcome = { kind, at: now, txHash: log.transactionHash, ...(node ? { node: getAddress(node) } : {}) }
+          const seen: SeenOutcome = {
+            kind,
+            at: now,
+            txHash: log.transactionHash,
+            ...(node ? { node: getAddress(node) } : {}),
+            ...(kind === 'failed' ? { failure: { code: Number(code), reason: reason ?? '' } } : {}),
+          }
           this.outcomes.set(key, [...(this.outcomes.get(key) ?? []), seen])
         }
         this.next.set(c.name, head + 1n)

@@ -367,6 +367,12 @@ function summarize(p: {
     '',
     `chaos run, seed ${record.seed}`,
     `  requests   ${record.requests.length} accepted (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ') || 'none settled'}), ${record.invalid.length} invalid sent`,
+    ...settled
+      .flatMap((r) => {
+        const f = watcher.outcomes.get(r.key)![0]!.failure
+        return f ? [`  failed     ${r.key} (${r.chain}, consumer ${r.consumer}): code ${f.code}, ${f.reason}`] : []
+      })
+      .slice(0, 10),
     `  operators  ${servedBy.map((n, i) => `operator ${i + 1} served ${n}`).join(', ')}`,
     `  throughput ${deliveriesPerSecond} outcomes/s (first request mined → last outcome seen)`,
     `  latency    p50 ${p50} ms, p95 ${p95} ms (request mined → its outcome event seen on its chain)`,
