@@ -6,8 +6,7 @@
  * a seeded load of valid and invalid requests from several consumers on every chain (load.ts), and
  * a seeded fault schedule injected while it runs (faults.ts). Then it waits, within a bound, until
  * every accepted request has its terminal outcome on chain, writes the run's ChaosRecord as JSON,
- * checks it (test/chaos/checker.ts `checkRun` when present; until then the stand-in of
- * stand-in-check.ts, which counts outcome events only), prints a summary and, as its last line, one
+ * checks it from the chains alone (checker.ts `checkRun`), prints a summary and, as its last line, one
  * JSON object: requests, lost, doubled, violations, deliveriesPerSecond, p50Ms, p95Ms, seed, … .
  * Exit 0 when nothing was lost or doubled and the check found no violation.
  *
@@ -16,7 +15,7 @@
  * started (a second Ctrl-C exits at once; the child processes' process groups die with it).
  * --keep keeps the data directory and the network running after the summary, until Ctrl-C.
  */
-import { mkdirSync, writeFileSync, createWriteStream } from 'node:fs'
+import { mkdirSync, createWriteStream } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -29,7 +28,8 @@ import { consumersOf, LoadSender, OutcomeWatcher, prepareLoadChains, type LoadCh
 import { startChaosNetwork, type ChaosNetwork } from './network.ts'
 import { FAULT_KINDS, planFaults, planLoad, type FaultKind } from './plan.ts'
 import type { ChaosFault, ChaosRecord, ChaosReport } from './record.ts'
-import { standInCheckRun } from './stand-in-check.ts'
+import { checkRun } from './checker.ts'
+import { saveChaosRecord } from './record-io.ts'
 
 const REASSIGN_WINDOW_S = 30
 
@@ -74,32 +74,9 @@ function parse(argv: string[]): Args {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Loads test/chaos/<name> if it exists (modules other parts of the run provide). */
-async function optionalModule<T>(name: string): Promise<T | undefined> {
-  const url = new URL(`./${name}`, import.meta.url).href
-  try {
-    return (await import(url)) as T
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes(name)) return undefined
-    throw err
-  }
-}
-
-/** The record as JSON (bigints as decimal strings), by record-io.ts when present. */
-async function writeRecord(record: ChaosRecord, file: string): Promise<void> {
-  const io = await optionalModule<{ writeChaosRecord?: (file: string, r: ChaosRecord) => unknown }>('record-io.ts')
-  if (io?.writeChaosRecord) {
-    await io.writeChaosRecord(file, record)
-    return
-  }
-  writeFileSync(file, `${JSON.stringify(record, (_, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`)
-}
-
-/** The checker's report: test/chaos/checker.ts `checkRun` when present, else the stand-in. */
+/** The checker's report, from the chains alone (checker.ts). */
 async function check(record: ChaosRecord): Promise<{ report: ChaosReport; by: string }> {
-  const checker = await optionalModule<{ checkRun?: (r: ChaosRecord) => Promise<ChaosReport> | ChaosReport }>('checker.ts')
-  if (checker?.checkRun) return { report: await checker.checkRun(record), by: 'checker.ts checkRun' }
-  return { report: await standInCheckRun(record), by: 'stand-in (stand-in-check.ts: outcome events counted only)' }
+  return { report: await checkRun(record), by: 'checker.ts checkRun' }
 }
 
 async function main(): Promise<number> {
@@ -264,7 +241,7 @@ async function main(): Promise<number> {
     }
     // Outside the data directory, so that it outlives a run without --keep.
     const recordFile = join(tmpdir(), `sertn-chaos-record-seed${args.seed}-${startedAt}.json`)
-    await writeRecord(record, recordFile)
+    await saveChaosRecord(recordFile, record)
     const { report, by } = await check(record)
 
     const summary = summarize({ args, record, report, by, watcher, surprises: sender.surprises, recordFile, keep: args.keep })
@@ -407,7 +384,6 @@ function summarize(p: {
     recoveryMs: recoveryMs ?? null,
     recoveryByFault: Object.fromEntries(perFault.map(({ f, recovery }) => [f.kind, recovery.ms ?? null])),
     faults: record.faults.map((f) => f.kind),
-    checker: p.by.startsWith('checker') ? 'checker' : 'stand-in',
     seed: record.seed,
   })
   return { code: ok ? 0 : 1, text: lines.join('\n'), json }
