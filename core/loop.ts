@@ -2,6 +2,7 @@
  * What long-running local agents share: a bounded polling loop that can be woken, an abortable
  * sleep, and a lock that runs async functions one at a time (one account's transactions).
  */
+import { ChainTransientError } from './errors.ts'
 
 /** Resolves after `ms`, or at once when `signal` aborts. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
@@ -84,5 +85,30 @@ export function createSerialLock(): SerialLock {
     const run = tail.catch(() => undefined).then(fn)
     tail = run
     return run
+  }
+}
+
+/**
+ * Runs `fn`, and again after a doubling pause (from `initialMs`, at most `maxIntervalMs`) while it
+ * fails with a {@link ChainTransientError} (an RPC down or timing out), for at most `maxMs` in all;
+ * then, or on any other error, throws it. For reads an activity cannot do without, where the
+ * activity's own retry budget is meant for other failures and would turn an RPC outage of tens of
+ * seconds into a failed request.
+ */
+export async function retryTransient<T>(
+  fn: () => Promise<T>,
+  opts: { maxMs: number; initialMs?: number; maxIntervalMs?: number; onRetry?: (err: ChainTransientError, attempt: number) => void },
+): Promise<T> {
+  const started = Date.now()
+  let pause = opts.initialMs ?? 500
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (!(err instanceof ChainTransientError) || Date.now() - started + pause > opts.maxMs) throw err
+      opts.onRetry?.(err, attempt)
+      await sleep(pause)
+      pause = Math.min(pause * 2, opts.maxIntervalMs ?? 5_000)
+    }
   }
 }

@@ -40,6 +40,7 @@ import type {
   TxOutcome,
 } from '../../core/plugins.ts'
 import { BadRequestError, failureDetailsOf, SertnError, type FailureDetails } from '../../core/errors.ts'
+import { retryTransient } from '../../core/loop.ts'
 import type {
   CopyDestination,
   InferenceErrorCode,
@@ -70,6 +71,14 @@ export type ActivityDeps = {
   /** Hands requests to their model's batch workflow (signal-with-start); absent where the worker does not batch. */
   batches?: { join(member: BatchMember, input: BatchWorkflowInput): Promise<void> }
 }
+
+/**
+ * How long `resolveModel` keeps reading a registry through an RPC outage before it gives up: its
+ * activity's retry budget (a few tries, seconds apart) is for artifacts missing from storage, and
+ * spent on a cut RPC it failed valid requests with `ModelUnavailable` (found by the chaos run: a
+ * 27 s cut). Well under the activity's 10-minute start-to-close timeout.
+ */
+export const RESOLVE_RPC_RETRY = { maxMs: 5 * 60_000, initialMs: 250, maxIntervalMs: 5_000 }
 
 /** The largest stored input a node reads for a hashed-input request. */
 export const MAX_INPUT_DOCUMENT_BYTES = 16 << 20
@@ -451,7 +460,7 @@ function activitiesOf(deps: ActivityDeps) {
     ): Promise<{ model: ModelRef; batchSizes: number[]; proving: CircuitMemory[]; ms: number; attempt: number }> {
       const t0 = performance.now()
       const chain = chainOf(request)
-      const onChain = await chain.getModel(request.modelId)
+      const onChain = await retryTransient(() => chain.getModel(request.modelId), RESOLVE_RPC_RETRY)
       if (!onChain) throw new UnknownModelError(`model ${request.modelId} is not registered on chain ${request.chainId}`)
       if (onChain.version !== request.modelVersion)
         throw new ModelVersionMismatchError(
@@ -470,7 +479,7 @@ function activitiesOf(deps: ActivityDeps) {
       let batchSizes = servableBatchSizes(onChain, model.manifest).filter((n) => held.includes(n))
       if (request.route) {
         const market = marketOf(request)
-        const atHub = await market.getModel(request.modelId)
+        const atHub = await retryTransient(() => market.getModel(request.modelId), RESOLVE_RPC_RETRY)
         if (!atHub)
           throw new UnknownModelError(`model ${onChain.name} (${request.modelId}) is not registered on the hub (chain ${market.chainId})`)
         checkRegisteredCircuit(atHub, model.manifest, {
