@@ -17,12 +17,13 @@ import { fileURLToPath } from 'node:url'
 import type { Connection } from '@temporalio/client'
 import { keccak256, toHex, type Address, type Hex } from 'viem'
 import { privateKeyToAccount } from 'viem/accounts'
-import type { ArtifactRefs } from '../core/artifacts.ts'
+import { publishModelArtifacts, type ArtifactRefs } from '../core/artifacts.ts'
+import { modelDir } from '../core/manifest.ts'
 import { parseConfig, type SertnConfig, type SertnConfigInput } from '../core/config.ts'
 import { ConfigError } from '../core/errors.ts'
 import type { MessengerAgentEvent, MessengerPlugin } from '../core/plugins.ts'
 import { loadMessengers, startMessengerAgentsFromConfig, type RunningMessengerAgents } from '../plugins/messengers/index.ts'
-import { loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
+import { arweaveStorage, loadOrCreateLocalWallet, startArlocal, type ArlocalInstance } from '../plugins/storage/arweave/index.ts'
 import { connectTemporalClient } from '../workflows/connection.ts'
 import { startTemporalDevServer, type TemporalDevServer } from '../workflows/worker/temporal-dev-server.ts'
 import { startAnvil, type AnvilInstance } from './anvil.ts'
@@ -102,6 +103,12 @@ export type LocalNetworkOptions = {
   models?: readonly string[]
   /** Start the Temporal dev server and arlocal (default: no). */
   services?: boolean | { temporalPort?: number; temporalUiPort?: number; arlocalPort?: number }
+  /**
+   * With services: upload each model's artifacts to arlocal and register the models with their
+   * storage refs, as `npm start` and `sertn model register` do, so that anyone can fetch a model
+   * from storage and re-verify its proofs (default: no; the node reads the repository's circuits).
+   */
+  publishArtifacts?: boolean
   /** Run the messengers' agents in this process (default: when there are spokes). */
   agents?: boolean
   /** The node's watchers and the agents. */
@@ -374,8 +381,26 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
     const namespaces = hub.nodes.slice(1).map((_, i) => operatorNamespace(i + 1))
     const services = o.services ? await startLocalServices(o.dataDir, stops, o.services === true ? {} : o.services, namespaces) : undefined
 
+    const models = o.models ?? ['sertn-mlp-demo']
+    let artifacts: Record<string, ArtifactRefs> | undefined
+    if (o.publishArtifacts) {
+      if (!services) throw new ConfigError('publishArtifacts needs the local services (arlocal)')
+      const publisher = arweaveStorage({
+        host: '127.0.0.1',
+        port: Number(new URL(services.arlocal.url).port),
+        protocol: 'http',
+        wallet: services.walletFile,
+      })
+      try {
+        artifacts = {}
+        for (const m of models) artifacts[m] = (await publishModelArtifacts(publisher, modelDir(m))).refs
+      } finally {
+        await publisher.dispose()
+      }
+    }
     const network = await deployLocalNetwork(chains, o.chains, {
-      models: o.models ?? ['sertn-mlp-demo'],
+      models,
+      ...(artifacts ? { artifacts } : {}),
       messengers,
       log,
       ...(o.pool ? { pool: o.pool } : {}),

@@ -79,6 +79,7 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
     chains: [LOCAL_CHAINS.hub, LOCAL_CHAINS.spoke, LOCAL_CHAINS.spokelz],
     dataDir: o.dataDir,
     services: true,
+    publishArtifacts: true,
     operators,
     pollingIntervalMs,
     pool: { window: BigInt(o.reassignWindowSeconds ?? 30) },
