@@ -319,7 +319,18 @@ describe('an operator runs Sertn from files', () => {
       expect(output).toEqual(fulfilled.args.output)
 
       // The worker's metrics moved with the request: its steps, stage durations, proving and gas.
-      const after = (await scrape(workerPort, '/metrics')).body
+      // The callback can be seen here before the node's own hop activity (it polls the spoke) has
+      // ended: wait, bounded, for its last stage to be counted.
+      const after = await waitUntil(
+        'the worker counting the spoke settlement',
+        async () => {
+          const body = (await scrape(workerPort, '/metrics')).body
+          const labels = { chain: 'spoke', stage: 'awaitSpokeSettlement', outcome: 'ok' }
+          return metric(body, 'sertn_requests_total', labels) >= 1 ? body : undefined
+        },
+        60_000,
+        500,
+      )
       if (process.env.SERTN_E2E_DEBUG)
         console.log(
           after
