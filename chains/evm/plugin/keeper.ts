@@ -201,18 +201,27 @@ function nodeAccount(config: SertnConfig): Account {
 
 const fileOf = (dir: string, chain: string, gateway: Address) => join(dir, `${chain}-${gateway.toLowerCase()}.json`)
 
-async function loadState(path: string): Promise<KeeperState | undefined> {
+/**
+ * A keeper state file (undefined when there is none yet), parsed as JSON and checked to hold a
+ * `nextBlock` and the array `list` names; a broken one stops the keeper with what to do.
+ */
+async function readKeeperFile<T extends { nextBlock: string }>(path: string, what: string, list: keyof T): Promise<T | undefined> {
   const text = await readTextIfExists(path)
   if (text === undefined) return undefined
-  let s: KeeperState
+  let s: T
   try {
-    s = JSON.parse(text) as KeeperState
+    s = JSON.parse(text) as T
   } catch (err) {
     throw new ConfigError(`${path}: not JSON (delete it to rescan from the chain's startBlock)`, { cause: err })
   }
-  if (typeof s?.nextBlock !== 'string' || !/^\d+$/.test(s.nextBlock) || !Array.isArray(s.open))
-    throw new ConfigError(`${path}: not a keeper state (delete it to rescan from the chain's startBlock)`)
-  return { nextBlock: s.nextBlock, open: s.open, receipts: s.receipts ?? [] }
+  if (typeof s?.nextBlock !== 'string' || !/^\d+$/.test(s.nextBlock) || !Array.isArray(s[list]))
+    throw new ConfigError(`${path}: not a ${what} (delete it to rescan from the chain's startBlock)`)
+  return s
+}
+
+async function loadState(path: string): Promise<KeeperState | undefined> {
+  const s = await readKeeperFile<KeeperState>(path, 'keeper state', 'open')
+  return s && { nextBlock: s.nextBlock, open: s.open, receipts: s.receipts ?? [] }
 }
 
 /** A failure of one call, said in one line: the contract's error when it reverted. */
@@ -484,17 +493,8 @@ const dispatchFileOf = (dir: string, chain: string, coordinator: Address) =>
   join(dir, `${chain}-infernet-${coordinator.toLowerCase()}.json`)
 
 async function loadDispatchState(path: string): Promise<InfernetDispatchState | undefined> {
-  const text = await readTextIfExists(path)
-  if (text === undefined) return undefined
-  let s: InfernetDispatchState
-  try {
-    s = JSON.parse(text) as InfernetDispatchState
-  } catch (err) {
-    throw new ConfigError(`${path}: not JSON (delete it to rescan from the chain's startBlock)`, { cause: err })
-  }
-  if (typeof s?.nextBlock !== 'string' || !/^\d+$/.test(s.nextBlock) || !Array.isArray(s.waiting))
-    throw new ConfigError(`${path}: not a keeper dispatch state (delete it to rescan from the chain's startBlock)`)
-  return { nextBlock: s.nextBlock, waiting: s.waiting }
+  const s = await readKeeperFile<InfernetDispatchState>(path, 'keeper dispatch state', 'waiting')
+  return s && { nextBlock: s.nextBlock, waiting: s.waiting }
 }
 
 /** What the owner of a subscription whose dispatch keeps reverting with `errorName` can do. */
