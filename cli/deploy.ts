@@ -108,6 +108,7 @@ export const networkFileSchema = z
         requesterShareBps: bigInteger.optional(),
         window: bigInteger.optional(),
         maxMissesPerEpoch: bigInteger.optional(),
+        maxOpenJobs: bigInteger.optional(),
       })
       .default({}),
     /** Every gateway's configuration (chains/evm/deploy.ts DEFAULT_GATEWAY_CONFIG where absent). */

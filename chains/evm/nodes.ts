@@ -29,6 +29,12 @@ export type NodePoolParameters = {
   window: bigint
   /** Misses in one epoch after which a node is suspended for the rest of it (0: never). */
   maxMissesPerEpoch: bigint
+  /**
+   * Jobs of one model a node holds at once before the draw passes it over, the rest waiting queued
+   * (0: no limit). A job's window starts when it is assigned: about what a node serves in one
+   * `window` keeps a burst above the pool's throughput from being assigned, missed and slashed.
+   */
+  maxOpenJobs: bigint
 }
 
 export const DEFAULT_NODE_POOL: NodePoolParameters = {
@@ -39,6 +45,7 @@ export const DEFAULT_NODE_POOL: NodePoolParameters = {
   requesterShareBps: 5000n,
   window: 120n,
   maxMissesPerEpoch: 3n,
+  maxOpenJobs: 0n,
 }
 
 /** Compute units per epoch a node commits to each model's pool by default. */
@@ -74,6 +81,11 @@ export async function deployNodeRegistry(
     owner,
     await owner.writeContract({ address, abi: NodeRegistry.abi, functionName: 'setMaxMissesPerEpoch', args: [pool.maxMissesPerEpoch] }),
   )
+  if (pool.maxOpenJobs !== 0n)
+    await confirm(
+      owner,
+      await owner.writeContract({ address, abi: NodeRegistry.abi, functionName: 'setMaxOpenJobs', args: [pool.maxOpenJobs] }),
+    )
   return address
 }
 

@@ -20,8 +20,10 @@ import {Owned} from "./utils/Owned.sol";
 ///         its result or failure). Once its window has passed, anyone may {reassign} the job: the
 ///         missing node is slashed (a share credited to the requester, the rest to the protocol),
 ///         its miss counted (too many in an epoch suspend it for the rest of it), and the job goes
-///         to another eligible node. A job that no node can take waits in a queue for capacity
-///         ({assignQueued}).
+///         to another eligible node. A node holding `maxOpenJobs` jobs of a model (its backlog) is
+///         passed over until one closes, so that a burst above what the pool serves in a window
+///         waits queued instead of being assigned, missed and slashed. A job that no node can take
+///         waits in a queue for capacity ({assignQueued}).
 /// @dev Epochs are `epochLength` blocks counted from the deployment block. Stake is in the chain's
 ///      native token. A node's stake backs all its pools; each model sets the minimum it needs.
 ///      Credits (slash shares) are pulled with {claim}, so no requester can block a reassignment.
@@ -71,6 +73,8 @@ contract NodeRegistry is INodeRegistry, Owned {
     event MinimumStakeSet(bytes32 indexed modelId, uint256 amount);
     event MarketSet(address indexed market, bool allowed);
     event MaxMissesSet(uint256 maxMisses);
+    /// @notice The most jobs of one model a node holds at once was set (0: no limit).
+    event MaxOpenJobsSet(uint256 maxOpenJobs);
     /// @notice A job was assigned to `node` (also after a reassignment), who alone may serve it until `windowEnd`.
     event JobAssigned(address indexed market, uint256 indexed id, address indexed node, uint256 epoch, uint256 windowEnd);
     /// @notice No node had the capacity for the job: it waits for {assignQueued}.
@@ -146,6 +150,11 @@ contract NodeRegistry is INodeRegistry, Owned {
     uint256 public window;
     /// @notice Misses in one epoch after which a node is suspended for the rest of it (0: never).
     uint256 public maxMissesPerEpoch;
+    /// @notice Jobs of one model a node may hold open at once ({Membership.open}) before the draw
+    ///         passes it over (0: no limit). A job's window starts when it is assigned, so a node
+    ///         assigned more than it can serve within one window would miss the rest: set it to about
+    ///         what a node serves in a window, and the excess waits queued ({assignQueued}).
+    uint256 public maxOpenJobs;
     /// @notice Slashed stake the protocol kept (withdrawable by the owner).
     uint256 public protocolBalance;
 
@@ -353,6 +362,13 @@ contract NodeRegistry is INodeRegistry, Owned {
         emit MaxMissesSet(maxMisses);
     }
 
+    /// @notice Jobs of one model a node may hold open at once (0: no limit); see {maxOpenJobs}.
+    ///         Jobs already assigned stay with their nodes.
+    function setMaxOpenJobs(uint256 maxOpen) external onlyOwner {
+        maxOpenJobs = maxOpen;
+        emit MaxOpenJobsSet(maxOpen);
+    }
+
     /// @notice Sends the protocol's share of slashes to `to`.
     function withdrawProtocol(address to) external onlyOwner {
         uint256 amount = protocolBalance;
@@ -522,10 +538,13 @@ contract NodeRegistry is INodeRegistry, Owned {
     }
 
     /// @dev A node's weight in a draw: its stake when it is eligible (active, not excluded, with
-    ///      `units` of capacity left), else 0.
+    ///      `units` of capacity left and its backlog below {maxOpenJobs}), else 0.
     function _weight(address node, bytes32 modelId, uint256 units, address exclude, uint256 e) private view returns (uint256) {
         if (node == exclude || !_isActive(node, modelId, e)) return 0;
-        if (_memberships[node][modelId].capacity - _used[node][modelId][e] < units) return 0;
+        Membership storage m = _memberships[node][modelId];
+        if (m.capacity - _used[node][modelId][e] < units) return 0;
+        uint256 maxOpen = maxOpenJobs;
+        if (maxOpen != 0 && m.open >= maxOpen) return 0;
         return _stake[node];
     }
 

@@ -436,6 +436,50 @@ describe('NodeRegistry: jobs', () => {
     expect(await backlog(a)).toBe(3n)
   })
 
+  test('maxOpenJobs: a node holding that many jobs is passed over; with every node full a job is queued (not assigned, missed and slashed), and assignQueued gives it to the first node that closes one; 0 lifts the limit', async () => {
+    registry = await freshRegistry()
+    const [a, b] = operators as [SertnClient, SertnClient]
+    await join(a, 100n)
+    await join(b, 100n)
+    await nextEpoch()
+    expect(await expectRevert(simulate(a, 'setMaxOpenJobs', [2n]))).toMatchObject({
+      errorName: expect.stringMatching(/Owner|Unauthorized/),
+    })
+    await write(chain.owner, registry, 'setMaxOpenJobs', [2n])
+    expect(await read<bigint>('maxOpenJobs')).toBe(2n)
+    const held: { id: bigint; node: Address }[] = []
+    for (let i = 0; i < 4; i++) {
+      const { id, job } = await openJob(1)
+      expect(job.state, `job ${i + 1} of 4 fits the two nodes' backlogs`).toBe(STATE.Assigned)
+      held.push({ id, node: job.node })
+    }
+    const backlog = async (n: SertnClient) => (await read<{ open: bigint }>('membershipOf', [n.account.address, model])).open
+    expect([await backlog(a), await backlog(b)]).toEqual([2n, 2n])
+    // The fifth waits: no node is below the limit, though both have capacity left.
+    const fifth = await openJob(1)
+    expect(fifth.job.state).toBe(STATE.Queued)
+    expect(await expectRevert(simulate(chain.stranger, 'assignQueued', [market, fifth.id]))).toMatchObject({
+      errorName: 'NodeRegistryNoCapacity',
+    })
+    // b answers one job: the queued one goes to b, with a fresh window.
+    const answered = held.find((j) => j.node === b.account.address)!
+    await write(chain.owner, registry, 'closeJob', [answered.id, answered.node])
+    await write(chain.stranger, registry, 'assignQueued', [market, fifth.id])
+    const moved = await jobOf(fifth.id)
+    expect(moved.state).toBe(STATE.Assigned)
+    expect(moved.node).toBe(b.account.address)
+    expect(await backlog(b)).toBe(2n)
+    // A reassignment away from a node that missed goes only to a node below the limit: none is, so it queues.
+    const missed = held.find((j) => j.node === a.account.address)!
+    await increaseTime(chain.owner, WINDOW + 1)
+    await write(chain.stranger, registry, 'reassign', [market, missed.id])
+    expect((await jobOf(missed.id)).state).toBe(STATE.Queued)
+    expect(await backlog(a)).toBe(1n)
+    // 0: no limit again.
+    await write(chain.owner, registry, 'setMaxOpenJobs', [0n])
+    for (let i = 0; i < 3; i++) expect((await openJob(1)).job.state).toBe(STATE.Assigned)
+  })
+
   test('property: over random pools and request streams, a job is assigned iff some eligible node has the units left, never past a node’s capacity; queued otherwise', async () => {
     const E = 40 // blocks: the stream fits in one epoch
     await fc.assert(
