@@ -157,12 +157,15 @@ export type LocalNetwork = {
   /** Every operator, the first with {@link LocalNetwork.config}. */
   operators: readonly LocalOperator[]
   services: LocalServices | undefined
-  /** The running agents (undefined while stopped). */
+  /** The running agents (undefined while none runs). */
   agents(): RunningMessengerAgents | undefined
-  /** Starts the agents from their saved state (a restart after {@link LocalNetwork.stopAgents} resumes). */
-  startAgents(): Promise<void>
-  /** Stops the agents as a crash would: their stores stay. */
-  stopAgents(): Promise<void>
+  /**
+   * Starts the agents from their saved state (a restart after {@link LocalNetwork.stopAgents}
+   * resumes): every messenger's, or one messenger's (`hyperlane`, `layerzero`).
+   */
+  startAgents(messenger?: string): Promise<void>
+  /** Stops the agents as a crash would (their stores stay): every messenger's, or one messenger's. */
+  stopAgents(messenger?: string): Promise<void>
   processGroups(): number[]
   stop(): Promise<void>
 }
@@ -361,10 +364,17 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
   const { hub: hubSpec, spokes: spokeSpecs } = checkLocalChains(o.chains)
   const log = o.log ?? (() => {})
   const stops: (() => Promise<void>)[] = []
-  let agents: RunningMessengerAgents | undefined
+  /** The running agents, by messenger: each messenger's can be stopped and started alone. */
+  const agents = new Map<string, RunningMessengerAgents>()
+  const stopAgents = async (messenger?: string) => {
+    for (const [kind, a] of [...agents])
+      if (messenger === undefined || kind === messenger) {
+        agents.delete(kind)
+        await a.stop()
+      }
+  }
   const stopAll = async () => {
-    await agents?.stop().catch(() => {})
-    agents = undefined
+    await stopAgents().catch(() => {})
     for (const s of stops.splice(0).reverse()) await s().catch(() => {})
   }
   try {
@@ -432,13 +442,22 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
       }
     })
 
-    const startAgents = async () => {
-      if (agents) return
-      agents = await startMessengerAgentsFromConfig(config, {
-        dir: join(o.dataDir, 'relay'),
-        log,
-        ...(o.onAgentEvent ? { onEvent: o.onAgentEvent } : {}),
-      })
+    const relayed = [...new Set(spokeSpecs.map((s) => s.messenger!))]
+    const startAgents = async (messenger?: string) => {
+      if (messenger !== undefined && !relayed.includes(messenger))
+        throw new ConfigError(`no spoke uses messenger ${messenger}; the local network's messengers are ${relayed.join(', ')}`)
+      for (const kind of messenger === undefined ? relayed : [messenger]) {
+        if (agents.has(kind)) continue
+        agents.set(
+          kind,
+          await startMessengerAgentsFromConfig(config, {
+            dir: join(o.dataDir, 'relay'),
+            log,
+            kinds: [kind],
+            ...(o.onAgentEvent ? { onEvent: o.onAgentEvent } : {}),
+          }),
+        )
+      }
     }
     if (o.agents ?? spokeSpecs.length > 0) await startAgents()
 
@@ -450,12 +469,9 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
       config,
       operators,
       services,
-      agents: () => agents,
+      agents: () => combineAgents([...agents.values()]),
       startAgents,
-      async stopAgents() {
-        await agents?.stop()
-        agents = undefined
-      },
+      stopAgents,
       processGroups: () => [
         ...Object.values(chains).map((c) => c.anvil.process.pid),
         ...(services ? [services.temporal.process.pid, services.arlocal.process.pid] : []),
@@ -465,5 +481,23 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
   } catch (err) {
     await stopAll()
     throw err
+  }
+}
+
+/** Several messengers' running agents as one (undefined for none). */
+function combineAgents(all: readonly RunningMessengerAgents[]): RunningMessengerAgents | undefined {
+  if (all.length === 0) return undefined
+  if (all.length === 1) return all[0]
+  return {
+    byKind: new Map(all.flatMap((a) => [...a.byKind])),
+    ready: Promise.all(all.map((a) => a.ready)).then(() => undefined),
+    async requeue(ids) {
+      let n = 0
+      for (const a of all) n += await a.requeue(ids)
+      return n
+    },
+    async stop() {
+      await Promise.all(all.map((a) => a.stop()))
+    },
   }
 }

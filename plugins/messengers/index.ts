@@ -135,6 +135,8 @@ export async function startMessengerAgentsFromConfig(
     /** Instead of `logger`: each record as a line, `[relay kind] …` (tests read them). */
     log?: (line: string) => void
     onEvent?: (kind: string, e: MessengerAgentEvent) => void
+    /** Only these messengers' agents (default: every messenger configured on two chains or more). */
+    kinds?: readonly string[]
   },
 ): Promise<RunningMessengerAgents> {
   const attesterKey = config.relay.validatorKey
@@ -152,7 +154,7 @@ export async function startMessengerAgentsFromConfig(
   if (![...configured.values()].some((m) => m.chains.length >= 2))
     throw new ConfigError('messenger: the relay needs two chains or more with the same messenger kind')
   for (const [kind, { plugin, chains }] of configured) {
-    if (chains.length < 2) continue
+    if (chains.length < 2 || (options.kinds && !options.kinds.includes(kind))) continue
     const endpoints = chains.map(({ name, section }) => {
       const c = config.chains[name]!
       return {
