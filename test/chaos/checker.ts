@@ -11,6 +11,8 @@
  * - `outcome`: exactly one terminal event (InferenceFulfilled, InferenceFailed, InferenceRefunded)
  *   and the stored status agreeing; none is `lost` once the deadline has passed (`pending` before);
  *   more than one is `doubled`;
+ * - `expiry`: a request the generator sent with a deadline nobody could meet (`expectExpiry`) ended
+ *   refunded, not fulfilled or failed;
  * - `callback`: the requester called back at most once, and a recording consumer's own record
  *   agrees with the gateway's (the result it kept is the delivered output; an error only when the
  *   request failed or was refunded, never both);
@@ -270,6 +272,9 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
       if (t.kind === 'Fulfilled') sum.fulfilled++
       else if (t.kind === 'Failed') sum.failed++
       else sum.refunded++
+      // A request sent with a deadline nobody could meet ends refunded after it, never otherwise.
+      if (recorded?.expectExpiry && t.kind !== 'Refunded')
+        v.add('expiry', key, `meant to expire (deadline ${a.deadline}), but it was ${t.kind.toLowerCase()} in ${t.log.transactionHash}`)
 
       // The callback: one per terminal event; a recording consumer's own record agrees.
       const consumer = consumerOf.get(`${chain.name}:${a.requester.toLowerCase()}`)

@@ -30,8 +30,8 @@ function fakeNetwork() {
     restart: (w: ChaosWorker) => void calls.push(`restart ${w.proc.name}`),
     signalOperator: (op: number, s: string) => void calls.push(`${s} operator ${op + 1}`),
     local: {
-      stopAgents: async () => void calls.push('agents stop'),
-      startAgents: async () => void calls.push('agents start'),
+      stopAgents: async (m?: string) => void calls.push(`agents stop ${m}`),
+      startAgents: async (m?: string) => void calls.push(`agents start ${m}`),
       services: {
         temporal: { process: { pid: 1 }, address: '127.0.0.1:7233' },
         restartTemporal: async () => void calls.push('temporal restart'),
@@ -50,7 +50,7 @@ describe('FaultRunner', () => {
       { kind: 'kill-prover', gapMs: 1, durationMs: 5, operator: 1 },
       { kind: 'cut-rpc', gapMs: 1, durationMs: 5, chain: 'spoke' },
       { kind: 'restart-temporal', gapMs: 1, durationMs: 0 },
-      { kind: 'restart-agents', gapMs: 1, durationMs: 5 },
+      { kind: 'restart-agents', gapMs: 1, durationMs: 5, messenger: 'layerzero' },
       { kind: 'stall-operator', gapMs: 1, durationMs: 5, operator: 0 },
     ]
     const runner = new FaultRunner({ net, plan, sender, pending: () => 1, signal: new AbortController().signal, log: () => {} })
@@ -61,8 +61,8 @@ describe('FaultRunner', () => {
       'proxy close',
       'proxy open',
       'temporal restart',
-      'agents stop',
-      'agents start',
+      'agents stop layerzero',
+      'agents start layerzero',
       'SIGSTOP operator 1',
       'SIGCONT operator 1',
     ])
@@ -70,7 +70,7 @@ describe('FaultRunner', () => {
       ['kill-prover', 'operator-2-prover'],
       ['cut-rpc', 'spoke'],
       ['restart-temporal', 'temporal 127.0.0.1:7233'],
-      ['restart-agents', 'agents (hyperlane, layerzero)'],
+      ['restart-agents', 'layerzero agents'],
       ['stall-operator', 'operator 1'],
     ])
     for (const f of runner.faults) expect(f.until).toBeGreaterThanOrEqual(f.at)

@@ -7,14 +7,21 @@
  *   new process for the role after the planned delay;
  * - restart-temporal: the Temporal dev server stopped and started again on its port and database;
  * - cut-rpc: one chain's node RPC proxy closed (connections cut, new ones refused) for the duration;
- * - restart-agents: the messengers' agents stopped as a crash would, started again from their
+ * - restart-agents: one messenger's agents stopped as a crash would, started again from their
  *   stores after the duration;
  * - stall-operator: SIGSTOP to every worker of one operator for longer than the hub's reassignment
  *   window, then SIGCONT;
- * - reorg: one chain's newest blocks, deeper than its confirmations, replaced by empty ones
- *   (`anvil_reorg`); the load on that chain is held meanwhile and the replaced blocks all come after
- *   its last request, so that what they drop is the node's and the agents' transactions.
+ * - reorg: one chain's newest blocks, deeper than its confirmations, replaced by new ones
+ *   (`anvil_reorg`): the node's and the agents' transactions in them are dropped, the load's are
+ *   mined again in the new blocks, each at its old height (as a dropped transaction comes back from
+ *   the mempool), so that a request the node saw moves to another block of another hash; the load on
+ *   that chain is held meanwhile, and the fault checks that every request kept its id;
+ * - expire: a few requests sent on one chain while its gateway's timeout is one second (the owner's
+ *   `setConfig`, put back at once; the chain's load is held meanwhile): each is meant to expire and
+ *   be refunded by a keeper.
  */
+import { parseEventLogs, type Hex } from 'viem'
+import { InferenceGateway } from '../../contracts/artifacts/index.ts'
 import type { LoadSender } from './load.ts'
 import type { ChaosNetwork } from './network.ts'
 import type { PlannedFault } from './plan.ts'
@@ -38,6 +45,9 @@ export type FaultRunnerOptions = {
   signal: AbortSignal
   log: (line: string) => void
 }
+
+/** The deepest a reorg goes to take the load's last request with it (blocks). */
+const MAX_REORG_DEPTH = 12
 
 /** Runs the faults; `active` names the one under way (for progress lines). */
 export class FaultRunner {
@@ -140,15 +150,55 @@ export class FaultRunner {
         break
       }
       case 'restart-agents': {
+        const messenger = f.messenger!
         this.active = describe
         const at = Date.now()
-        await net.local.stopAgents()
-        log(`fault: stopped the messengers' agents for ${f.durationMs} ms`)
+        await net.local.stopAgents(messenger)
+        log(`fault: stopped the ${messenger} agents for ${f.durationMs} ms`)
         await this.sleep(f.durationMs)
-        await net.local.startAgents()
+        await net.local.startAgents(messenger)
         const until = Date.now()
-        log(`fault: the messengers' agents are running again`)
-        this.faults.push({ kind: f.kind, target: 'agents (hyperlane, layerzero)', at, until })
+        log(`fault: the ${messenger} agents are running again`)
+        this.faults.push({ kind: f.kind, target: `${messenger} agents`, at, until })
+        break
+      }
+      case 'expire': {
+        const name = f.chain!
+        const owner = net.local.chains[name]!.owner
+        const { gateway } = this.o.sender.chain(name)
+        this.active = describe
+        const at = Date.now()
+        const { release } = await this.o.sender.hold(name)
+        const sent: string[] = []
+        try {
+          const config = await owner.readContract({ address: gateway, abi: InferenceGateway.abi, functionName: 'config' })
+          const setRequestTimeout = async (requestTimeout: number) => {
+            const hash = await owner.writeContract({
+              address: gateway,
+              abi: InferenceGateway.abi,
+              functionName: 'setConfig',
+              args: [{ ...config, requestTimeout }],
+            })
+            const r = await owner.waitForTransactionReceipt({ hash, pollingInterval: 100 })
+            if (r.status !== 'success') throw new Error(`setConfig(requestTimeout ${requestTimeout}) reverted on ${name} (${hash})`)
+          }
+          await setRequestTimeout(1)
+          try {
+            for (const [i, q] of f.requests!.entries()) {
+              const r = await this.o.sender
+                .sendHeld({ index: -1000 - i, at: 0, chain: name, burst: false, kind: 'valid', ...q }, { expectExpiry: true })
+                .catch((err: unknown) => void log(`fault: an expiring request on ${name} was not sent: ${String(err)}`))
+              if (r) sent.push(r.key)
+            }
+          } finally {
+            await setRequestTimeout(config.requestTimeout)
+          }
+        } finally {
+          release()
+        }
+        const until = Date.now()
+        log(`fault: sent ${sent.length} request(s) on ${name} with a 1 s timeout, to be refunded after their deadline`)
+        this.faults.push({ kind: f.kind, target: name, at, until, details: { requests: sent, requestTimeout: 1 } })
         break
       }
       case 'stall-operator': {
@@ -165,30 +215,73 @@ export class FaultRunner {
       }
       case 'reorg': {
         const chain = net.local.chains[f.chain!]!
-        const depth = f.depth!
+        let depth = f.depth!
         this.active = describe
         const at = Date.now()
         const { lastBlock, release } = await this.o.sender.hold(f.chain!)
         try {
-          // The miner adds a block a second: wait until `depth` blocks lie on top of the load's last one.
-          for (let i = 0; i < 300; i++) {
-            const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
-            if (lastBlock === undefined || head - lastBlock >= BigInt(depth)) break
+          const load = this.o.sender.chain(f.chain!)
+          const user = load.user.account.address.toLowerCase()
+          // Only the run's blocks: the first replaced one at or after the run's first block.
+          for (let i = 0; i < 100; i++) {
+            if ((await chain.owner.getBlockNumber({ cacheTime: 0 })) - BigInt(depth) + 1n >= load.fromBlock) break
             await new Promise((r) => setTimeout(r, 200))
           }
           const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+          // Deep enough to take the load's last request with it (when it is recent), so that a
+          // request the node may have seen moves to a new block.
+          if (lastBlock !== undefined && head - lastBlock + 1n <= BigInt(MAX_REORG_DEPTH) && lastBlock >= load.fromBlock)
+            depth = Math.max(depth, Number(head - lastBlock + 1n))
+          const first = head - BigInt(depth) + 1n
           let dropped = 0
-          for (let b = head - BigInt(depth) + 1n; b <= head; b++)
-            dropped += (await chain.owner.getBlock({ blockNumber: b })).transactions.length
-          await chain.owner.request({ method: 'anvil_reorg' as never, params: [depth, []] as never })
+          // The load's transactions in the replaced blocks, in order, each with its block's offset.
+          const replay: { hash: Hex; raw: Hex; offset: number }[] = []
+          for (let b = first; b <= head; b++) {
+            const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
+            for (const tx of block.transactions) {
+              if (tx.from.toLowerCase() !== user) {
+                dropped++
+                continue
+              }
+              const raw = (await chain.owner.request({
+                method: 'eth_getRawTransactionByHash' as never,
+                params: [tx.hash] as never,
+              })) as Hex
+              replay.push({ hash: tx.hash, raw, offset: Number(b - first) })
+            }
+          }
+          await chain.owner.request({
+            method: 'anvil_reorg' as never,
+            params: [depth, replay.map((r) => [r.raw, r.offset])] as never,
+          })
+          // Each replayed request must be mined again and keep its id (the record names it by id).
+          let moved = 0
+          for (const r of replay) {
+            const receipt = await chain.owner.getTransactionReceipt({ hash: r.hash }).catch(() => undefined)
+            if (!receipt) {
+              this.o.sender.surprises.push(`reorg of ${f.chain}: the load's transaction ${r.hash} was not mined again`)
+              continue
+            }
+            const q = this.o.sender.requests.find((x) => x.txHash === r.hash)
+            if (!q) continue // an invalid request: reverted again
+            const [ev] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
+            if (ev?.args.requestId !== q.requestId)
+              this.o.sender.surprises.push(
+                `reorg of ${f.chain}: request ${q.key} came back as request ${String(ev?.args.requestId)} (tx ${r.hash})`,
+              )
+            else moved++
+          }
           const until = Date.now()
-          log(`fault: reorganised ${f.chain} ${depth} blocks deep at head ${head} (${dropped} transaction(s) dropped)`)
+          log(
+            `fault: reorganised ${f.chain} ${depth} blocks deep at head ${head}: ${dropped} transaction(s) dropped, ` +
+              `${replay.length} of the load's mined again in new blocks (${moved} request(s) moved)`,
+          )
           this.faults.push({
             kind: f.kind,
             target: f.chain!,
             at,
             until,
-            details: { depth, head: head.toString(), droppedTransactions: dropped },
+            details: { depth, head: head.toString(), droppedTransactions: dropped, replayed: replay.length, requestsMoved: moved },
           })
         } finally {
           release()

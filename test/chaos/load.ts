@@ -145,7 +145,20 @@ export class LoadSender {
     await Promise.all(this.queues.values())
   }
 
-  private chain(name: string): LoadChain {
+  /**
+   * Sends `p` at once, outside the chain's queue: for a fault that holds the chain ({@link hold})
+   * and sends while it holds it. `expectExpiry` marks the request as meant to expire.
+   */
+  async sendHeld(p: PlannedRequest, extra: { expectExpiry?: boolean } = {}): Promise<ChaosRequest | undefined> {
+    const before = this.requests.length
+    await this.sendNow(p)
+    const r = this.requests.length > before ? this.requests.at(-1) : undefined
+    if (r && extra.expectExpiry) r.expectExpiry = true
+    return r
+  }
+
+  /** The load's chain `name`. */
+  chain(name: string): LoadChain {
     const c = this.chains.find((x) => x.name === name)
     if (!c) throw new Error(`no chain ${name} in the load`)
     return c

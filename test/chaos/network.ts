@@ -37,6 +37,11 @@ export type ChaosNetworkOptions = {
   operators?: number
   /** Seconds an assigned operator has before its job may be reassigned. */
   reassignWindowSeconds?: number
+  /**
+   * Jobs an operator holds at once before the rest wait queued (NodeRegistry.maxOpenJobs; default
+   * 16, a batch: about what an operator on this machine serves within the window).
+   */
+  maxOpenJobs?: number
   /** The batch window (ms) and the most rows per batch. */
   batchWindowMs?: number
   batchMaxSize?: number
@@ -82,7 +87,7 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
     publishArtifacts: true,
     operators,
     pollingIntervalMs,
-    pool: { window: BigInt(o.reassignWindowSeconds ?? 30) },
+    pool: { window: BigInt(o.reassignWindowSeconds ?? 30), maxOpenJobs: BigInt(o.maxOpenJobs ?? 16) },
     config: {
       prover: { plugin: 'ezkl-native' },
       batching: { enabled: true, windowMs: o.batchWindowMs ?? 3000, maxSize: o.batchMaxSize ?? 16 },

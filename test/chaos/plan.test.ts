@@ -54,9 +54,27 @@ describe('planFaults', () => {
     expect(planFaults({ ...o, seed: 2 })).not.toEqual(planFaults({ ...o, seed: 1 }))
   })
 
-  test('behavior: each kind once, with its target; a stall outlasts the reassignment window; a cut lasts tens of seconds', () => {
+  test('behavior: each kind once (agents once per messenger, a reorg once per chain), with its target; a stall outlasts the reassignment window; a cut lasts tens of seconds', () => {
     const plan = planFaults({ ...o, seed: 5 })
-    expect(plan.map((f) => f.kind).sort()).toEqual([...FAULT_KINDS].sort())
+    const once = FAULT_KINDS.filter((k) => k !== 'restart-agents' && k !== 'reorg')
+    expect(
+      plan
+        .filter((f) => once.includes(f.kind as never))
+        .map((f) => f.kind)
+        .sort(),
+    ).toEqual([...once].sort())
+    expect(
+      plan
+        .filter((f) => f.kind === 'restart-agents')
+        .map((f) => f.messenger)
+        .sort(),
+    ).toEqual(['hyperlane', 'layerzero'])
+    expect(
+      plan
+        .filter((f) => f.kind === 'reorg')
+        .map((f) => f.chain)
+        .sort(),
+    ).toEqual([...CHAINS].sort())
     for (const f of plan) {
       if (f.kind.startsWith('kill-') || f.kind === 'stall-operator') expect([0, 1]).toContain(f.operator)
       if (f.kind === 'cut-rpc') {
@@ -64,9 +82,12 @@ describe('planFaults', () => {
         expect(f.durationMs).toBeGreaterThanOrEqual(20_000)
       }
       if (f.kind === 'stall-operator') expect(f.durationMs).toBeGreaterThan(30_000)
-      if (f.kind === 'reorg') {
+      if (f.kind === 'reorg') expect(f.depth).toBeGreaterThan(1) // deeper than the default confirmations
+      if (f.kind === 'expire') {
         expect(CHAINS).toContain(f.chain)
-        expect(f.depth).toBeGreaterThan(1) // deeper than the default confirmations
+        expect(f.requests!.length).toBeGreaterThanOrEqual(2)
+        // Recording consumers only: their own record shows the Timeout callback.
+        for (const r of f.requests!) expect([0, 1]).toContain(r.consumer)
       }
     }
   })

@@ -166,10 +166,14 @@ export function planLoad(o: LoadPlanOptions): PlannedRequest[] {
 // ───────────────────────────────── faults ─────────────────────────────────
 
 /**
- * The fault kinds a run can inject, in the order of their priority. A `reorg` replaces a chain's
- * newest blocks, deeper than its confirmations, with empty ones: the blocks it drops hold the
- * node's and the agents' transactions (deliveries, submissions, relays), not the load's (the load
- * on that chain waits while it happens), so every accepted request stays on chain.
+ * The fault kinds a run can inject. A `reorg` replaces a chain's newest blocks, deeper than its
+ * confirmations, with new ones: the node's and the agents' transactions in them (deliveries,
+ * submissions, relays) are dropped, the load's requests in them are mined again in the new blocks
+ * (as a dropped transaction returns from the mempool on a real chain), so that a request the node
+ * saw may move to another block. `restart-agents` stops one messenger's agents, `reorg` one chain:
+ * the schedule has one of each per messenger and per chain. `expire` sends a few requests on one
+ * chain while its gateway's timeout is a second (the owner's `setConfig`, then put back): nobody can
+ * serve them in time, so each must end refunded after its deadline.
  */
 export const FAULT_KINDS = [
   'kill-prover',
@@ -180,9 +184,13 @@ export const FAULT_KINDS = [
   'restart-agents',
   'stall-operator',
   'reorg',
+  'expire',
 ] as const
 
 export type FaultKind = (typeof FAULT_KINDS)[number]
+
+/** A request an `expire` fault sends: from a recording consumer, refunded after its deadline. */
+export type ExpiringRequest = { consumer: number; features: number[]; callbackGas: number }
 
 /** One fault of the schedule. */
 export type PlannedFault = {
@@ -196,8 +204,12 @@ export type PlannedFault = {
   durationMs: number
   /** The operator (from 0) a worker kill or a stall hits. */
   operator?: number
-  /** The chain whose RPC is cut, or that is reorganised. */
+  /** The chain whose RPC is cut, that is reorganised, or whose requests expire. */
   chain?: string
+  /** The messenger whose agents are restarted. */
+  messenger?: string
+  /** The requests an `expire` sends (each meant to expire). */
+  requests?: ExpiringRequest[]
   /** A reorg's depth (blocks replaced). */
   depth?: number
 }
@@ -213,17 +225,27 @@ export type FaultPlanOptions = {
   reassignWindowMs: number
   /** The chains' confirmations: a reorg goes deeper (default 1). */
   confirmations?: number
+  /** The messengers whose agents run (default hyperlane and layerzero): `restart-agents` hits each. */
+  messengers?: readonly string[]
 }
 
 /**
- * The fault schedule: each kind once, in a seeded order, one after another, the gaps spreading
- * them over the load.
+ * The fault schedule: each kind once (`restart-agents` once per messenger, `reorg` once per chain),
+ * in a seeded order, one after another, the gaps spreading them over the load.
  */
 export function planFaults(o: FaultPlanOptions): PlannedFault[] {
   const rng = createRng(o.seed * 104729 + 7)
-  const order = rng.shuffle(o.kinds)
+  const messengers = o.messengers ?? ['hyperlane', 'layerzero']
+  const slots = o.kinds.flatMap((kind): { kind: FaultKind; target?: string }[] =>
+    kind === 'restart-agents'
+      ? messengers.map((m) => ({ kind, target: m }))
+      : kind === 'reorg'
+        ? o.chains.map((c) => ({ kind, target: c }))
+        : [{ kind }],
+  )
+  const order = rng.shuffle(slots)
   const meanGap = Math.max(5_000, Math.round(o.loadMs / Math.max(1, order.length + 1)))
-  return order.map((kind): PlannedFault => {
+  return order.map(({ kind, target }): PlannedFault => {
     const gapMs = Math.round(meanGap * (0.5 + rng.float()))
     switch (kind) {
       case 'kill-prover':
@@ -235,11 +257,23 @@ export function planFaults(o: FaultPlanOptions): PlannedFault[] {
       case 'cut-rpc':
         return { kind, gapMs, durationMs: rng.between(20_000, 40_000), chain: rng.pick(o.chains) }
       case 'restart-agents':
-        return { kind, gapMs, durationMs: rng.between(5_000, 15_000) }
+        return { kind, gapMs, durationMs: rng.between(5_000, 15_000), messenger: target! }
       case 'stall-operator':
         return { kind, gapMs, durationMs: o.reassignWindowMs + rng.between(10_000, 20_000), operator: rng.int(o.operators) }
       case 'reorg':
-        return { kind, gapMs, durationMs: 0, chain: rng.pick(o.chains), depth: (o.confirmations ?? 1) + rng.between(1, 3) }
+        return { kind, gapMs, durationMs: 0, chain: target!, depth: (o.confirmations ?? 1) + rng.between(1, 3) }
+      case 'expire':
+        return {
+          kind,
+          gapMs,
+          durationMs: 0,
+          chain: rng.pick(o.chains),
+          requests: Array.from({ length: rng.between(2, 4) }, () => ({
+            consumer: rng.int(2),
+            features: Array.from({ length: 4 }, () => Math.round((rng.float() * 6 - 3) * 100) / 100),
+            callbackGas: rng.pick(CALLBACK_GAS_CHOICES),
+          })),
+        }
       default:
         throw new Error(`unknown fault kind ${String(kind)}`)
     }

@@ -1,5 +1,6 @@
 /**
  * `npm run chaos -- --requests N --seed S [--rate R] [--faults kind,kind|all|none] [--settle-timeout SECONDS] [--keep]`
+ * `npm run soak` (`--soak SECONDS`: requests at a steady rate, no bursts, for that long; default an hour)
  *
  * A chaos run: the local network of test/chaos/network.ts (hub, Hyperlane spoke, LayerZero spoke,
  * two operators whose workers are a process per role, batching on, the node's RPCs behind proxies),
@@ -9,6 +10,10 @@
  * checks it from the chains alone (checker.ts `checkRun`), prints a summary and, as its last line, one
  * JSON object: requests, lost, doubled, violations, deliveriesPerSecond, p50Ms, p95Ms, seed, … .
  * Exit 0 when nothing was lost or doubled and the check found no violation.
+ *
+ * Every worker process's memory and open file descriptors are sampled while it runs, and each
+ * workflow's Temporal history length and size read at the end (resources.ts): the summary gives
+ * their growth per hour after the warm-up, and the JSON line their figures (`resources`).
  *
  * A progress line every few seconds (stderr): sent, settled, pending, the fault under way. Logs of
  * every worker process and of the network go to <data dir>/logs. Ctrl-C stops everything it
@@ -30,12 +35,22 @@ import { FAULT_KINDS, planFaults, planLoad, type FaultKind } from './plan.ts'
 import type { ChaosFault, ChaosRecord, ChaosReport } from './record.ts'
 import { checkRun } from './checker.ts'
 import { saveChaosRecord } from './record-io.ts'
+import { formatResourceReport, resourceJson, ResourceSampler, temporalHistoryStats, type HistoryStats } from './resources.ts'
 
 const REASSIGN_WINDOW_S = 30
 
 const say = (line: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${line}`)
 
-type Args = { requests: number; seed: number; rate: number; faults: FaultKind[]; settleTimeoutS: number; keep: boolean }
+type Args = {
+  requests: number
+  seed: number
+  rate: number
+  faults: FaultKind[]
+  settleTimeoutS: number
+  keep: boolean
+  /** A soak: a steady rate (no bursts) for this many seconds. */
+  soakS?: number
+}
 
 function parse(argv: string[]): Args {
   const { values } = parseArgs({
@@ -47,6 +62,7 @@ function parse(argv: string[]): Args {
       faults: { type: 'string', default: 'all' },
       'settle-timeout': { type: 'string', default: '900' },
       keep: { type: 'boolean', default: false },
+      soak: { type: 'string' },
     },
   })
   const num = (name: string, v: string, min: number) => {
@@ -62,10 +78,14 @@ function parse(argv: string[]): Args {
         : values.faults.split(',').map((k) => k.trim())
   const unknown = faults.filter((k) => !(FAULT_KINDS as readonly string[]).includes(k))
   if (unknown.length) throw new Error(`--faults: unknown kind(s) ${unknown.join(', ')}; kinds are ${FAULT_KINDS.join(', ')} (or all, none)`)
+  const rate = num('rate', values.rate, 0.01)
+  const soakS = values.soak === undefined ? undefined : num('soak', values.soak, 60)
   return {
-    requests: Math.floor(num('requests', values.requests, 1)),
+    // A soak sends what its rate gives over its length.
+    requests: soakS !== undefined ? Math.round(soakS * rate) : Math.floor(num('requests', values.requests, 1)),
     seed: Math.floor(num('seed', values.seed, 0)),
-    rate: num('rate', values.rate, 0.01),
+    rate,
+    ...(soakS !== undefined ? { soakS } : {}),
     faults: faults as FaultKind[],
     settleTimeoutS: num('settle-timeout', values['settle-timeout'], 1),
     keep: values.keep,
@@ -88,7 +108,8 @@ async function main(): Promise<number> {
     return 2
   }
   const chainNames = ['hub', 'spoke', 'spokelz']
-  let loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate: args.rate, chains: chainNames })
+  const burst = args.soakS !== undefined ? { burstChance: 0 } : {}
+  let loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate: args.rate, chains: chainNames, ...burst })
   const faultPlan = planFaults({
     seed: args.seed,
     kinds: args.faults,
@@ -100,14 +121,16 @@ async function main(): Promise<number> {
   // Faults hit work in flight: a load shorter than the fault schedule is sent more slowly, to span it.
   const scheduleMs = faultPlan.reduce((t, f) => t + f.gapMs + f.durationMs + 5_000, 0)
   let rate = args.rate
-  if (scheduleMs > (loadPlan.at(-1)?.at ?? 0)) {
-    rate = Math.round(((args.requests * 1000) / scheduleMs) * 1000) / 1000
-    loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate, chains: chainNames })
+  const plannedMs = loadPlan.at(-1)?.at ?? 0
+  if (scheduleMs > plannedMs && plannedMs > 0) {
+    // The load's span scales with 1/rate (the same draws, gaps stretched).
+    rate = Math.floor(((args.rate * plannedMs) / scheduleMs) * 1000) / 1000
+    loadPlan = planLoad({ seed: args.seed, requests: args.requests, rate, chains: chainNames, ...burst })
   }
   const loadMs = loadPlan.at(-1)?.at ?? 0
   say(
     `seed ${args.seed}: ${args.requests} requests (+${loadPlan.length - args.requests} invalid) at ${rate}/s${rate !== args.rate ? ` (--rate ${args.rate} slowed to span the faults)` : ''} over ~${Math.round(loadMs / 1000)} s; ` +
-      `faults: ${faultPlan.map((f) => `${f.kind}${f.operator !== undefined ? `@op${f.operator + 1}` : ''}${f.chain ? `@${f.chain}` : ''} +${Math.round(f.gapMs / 1000)}s/${Math.round(f.durationMs / 1000)}s`).join(', ') || 'none'}`,
+      `faults: ${faultPlan.map((f) => `${f.kind}${f.operator !== undefined ? `@op${f.operator + 1}` : ''}${f.chain ? `@${f.chain}` : ''}${f.messenger ? `@${f.messenger}` : ''} +${Math.round(f.gapMs / 1000)}s/${Math.round(f.durationMs / 1000)}s`).join(', ') || 'none'}`,
   )
 
   const dataDir = await mkdtemp(join(tmpdir(), 'sertn-chaos-'))
@@ -141,6 +164,11 @@ async function main(): Promise<number> {
       log: (l) => netLog.write(`${new Date().toISOString()} ${l}\n`),
     })
     await net.waitForWorkers()
+    const sampler = new ResourceSampler({
+      workers: () => net!.workers.map((w) => ({ name: w.proc.name, pid: w.proc.pid })),
+      everyMs: args.soakS !== undefined ? 15_000 : 5_000,
+    })
+    sampler.start()
     say(
       `network up in ${Math.round((Date.now() - t0net) / 1000)} s: 3 chains, 2 operators × 3 worker processes, RPC proxies ${Object.entries(
         net.proxies,
@@ -152,6 +180,7 @@ async function main(): Promise<number> {
 
     let chains = await prepareLoadChains(net)
     await warmUp(chains, abort.signal)
+    sampler.mark('warm-up done')
     if (aborted()) return 130
     // The run's blocks start after the warm-up.
     chains = await Promise.all(chains.map(async (c) => ({ ...c, fromBlock: (await c.user.getBlockNumber()) + 1n })))
@@ -214,6 +243,12 @@ async function main(): Promise<number> {
     watching = false
     await watchLoop
     clearInterval(progress)
+    await sampler.sample()
+    sampler.stop()
+    const history = await temporalHistoryStats(
+      net.connection,
+      net.configs.map((c) => c.temporal.namespace),
+    ).catch((err: unknown) => void say(`Temporal history sizes not read: ${String(err)}`))
 
     const record: ChaosRecord = {
       seed: args.seed,
@@ -244,7 +279,17 @@ async function main(): Promise<number> {
     await saveChaosRecord(recordFile, record)
     const { report, by } = await check(record)
 
-    const summary = summarize({ args, record, report, by, watcher, surprises: sender.surprises, recordFile, keep: args.keep })
+    const summary = summarize({
+      args,
+      record,
+      report,
+      by,
+      watcher,
+      surprises: sender.surprises,
+      recordFile,
+      keep: args.keep,
+      resources: { report: sampler.report(), ...(history ? { history } : {}) },
+    })
     exitCode = summary.code
     // Printed once the network is stopped, so that the JSON line is the last line of the output.
     finalOutput = `${summary.text}\n${summary.json}`
@@ -318,6 +363,7 @@ function summarize(p: {
   surprises: readonly string[]
   recordFile: string
   keep: boolean
+  resources: { report: ReturnType<ResourceSampler['report']>; history?: HistoryStats }
 }): { code: number; text: string; json: string } {
   const { record, report, watcher } = p
   const settled = record.requests.filter((r) => watcher.settledAt(r.key) !== undefined)
@@ -344,6 +390,12 @@ function summarize(p: {
     '',
     `chaos run, seed ${record.seed}`,
     `  requests   ${record.requests.length} accepted (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ') || 'none settled'}), ${record.invalid.length} invalid sent`,
+    ...(() => {
+      const expiring = record.requests.filter((r) => r.expectExpiry)
+      if (expiring.length === 0) return []
+      const refunded = expiring.filter((r) => watcher.outcomes.get(r.key)?.[0]?.kind === 'refunded').length
+      return [`  expiring   ${expiring.length} sent with a 1 s timeout: ${refunded} refunded after their deadline`]
+    })(),
     ...settled
       .flatMap((r) => {
         const f = watcher.outcomes.get(r.key)![0]!.failure
@@ -365,6 +417,7 @@ function summarize(p: {
     ...(report.firstViolation
       ? [`  first violation: ${report.firstViolation.rule} ${report.firstViolation.subject}: ${report.firstViolation.message}`]
       : []),
+    ...formatResourceReport(p.resources.report, p.resources.history),
     ...(p.surprises.length ? [`  load surprises (${p.surprises.length}): ${p.surprises.slice(0, 5).join('; ')}`] : []),
     `  record     ${p.recordFile}${p.keep ? '' : ' (the chains are gone: --keep keeps them for a second check)'}`,
   ]
@@ -372,6 +425,7 @@ function summarize(p: {
   const json = JSON.stringify({
     requests: record.requests.length,
     invalid: record.invalid.length,
+    invalidRefused: report.invalidRefused,
     fulfilled: report.fulfilled,
     failed: report.failed,
     refunded: report.refunded,
@@ -382,8 +436,10 @@ function summarize(p: {
     p50Ms: p50,
     p95Ms: p95,
     recoveryMs: recoveryMs ?? null,
-    recoveryByFault: Object.fromEntries(perFault.map(({ f, recovery }) => [f.kind, recovery.ms ?? null])),
+    recoveryByFault: Object.fromEntries(perFault.map(({ f, recovery }) => [`${f.kind} ${f.target}`, recovery.ms ?? null])),
     faults: record.faults.map((f) => f.kind),
+    expiring: record.requests.filter((r) => r.expectExpiry).length,
+    resources: resourceJson(p.resources.report, p.resources.history),
     seed: record.seed,
   })
   return { code: ok ? 0 : 1, text: lines.join('\n'), json }

@@ -264,6 +264,19 @@ describe('the chaos checker', () => {
     expect(r.firstViolation!.message).toMatch(/the record disagrees with the chain: input/)
   })
 
+  test('error: a fulfilled request the record says was meant to expire → an expiry violation', async () => {
+    const r = await check(
+      recordWith((x) => {
+        const q = x.requests.find((y) => y.key === fulfilledKeys[0])!
+        q.expectExpiry = true
+      }),
+      { proofs: 0, skipOutputs: true },
+    )
+    expect(r.all).toHaveLength(1)
+    expect(r.firstViolation).toMatchObject({ rule: 'expiry', subject: fulfilledKeys[0] })
+    expect(r.firstViolation!.message).toMatch(/meant to expire .* but it was fulfilled in 0x/)
+  })
+
   test('error: an invalid transaction expected to revert with another error → an invalid violation', async () => {
     const r = await check(
       recordWith((x) => {
