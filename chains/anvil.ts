@@ -2,7 +2,8 @@
  * Local EVM chains for development and tests: anvil from the npm package `@foundry-rs/anvil`,
  * started on 127.0.0.1 in its own process group.
  */
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
 import { createPublicClient, http, type Chain } from 'viem'
@@ -80,7 +81,12 @@ async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstan
     args.push('--state', file)
     if (params.stateIntervalSeconds !== undefined) args.push('--state-interval', String(params.stateIntervalSeconds))
   }
+  // Anvil persists old states on disk, by default under ~/.foundry/anvil/tmp, and leaves them there
+  // when it is killed: tens of GB after many runs. Each instance gets its own folder, removed when it exits.
+  const cacheDir = mkdtempSync(join(tmpdir(), 'sertn-anvil-'))
+  args.push('--cache-path', cacheDir)
   const proc = startProcess({ name: `anvil:${port}`, command: anvilBinary(), args, echo: params.echo ?? false })
+  void proc.exited.finally(() => rmSync(cacheDir, { recursive: true, force: true }))
   const rpcUrl = `http://127.0.0.1:${port}`
   await waitForProcess(proc, `anvil on ${rpcUrl}`, async () => {
     const res = await fetch(rpcUrl, {
