@@ -27,6 +27,8 @@ export type StartAnvilParameters = {
    * first and waits for the dump. A file anvil cannot load makes the start fail with its output.
    */
   stateFile?: string
+  /** Old blocks' states kept on disk for calls and traces at past blocks (`--max-persisted-states`). */
+  maxPersistedStates?: number
   /** Also write `stateFile` every this many seconds (anvil `--state-interval`), so a crash loses less. */
   stateIntervalSeconds?: number
   /** Print anvil's output. */
@@ -75,6 +77,7 @@ async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstan
   if (params.forkUrl !== undefined) args.push('--fork-url', params.forkUrl)
   if (params.chainId !== undefined || params.forkUrl === undefined) args.push('--chain-id', String(params.chainId ?? 31337))
   if (params.blockTime !== undefined) args.push('--block-time', String(params.blockTime))
+  if (params.maxPersistedStates !== undefined) args.push('--max-persisted-states', String(params.maxPersistedStates))
   if (params.stateFile !== undefined) {
     const file = resolve(params.stateFile)
     mkdirSync(dirname(file), { recursive: true })

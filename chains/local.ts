@@ -46,6 +46,11 @@ export type LocalChainSpec = {
   stateFile?: string
   /** Seconds between blocks (default: a block per transaction). */
   blockTime?: number
+  /**
+   * Old blocks' states anvil keeps on disk for calls and traces at past blocks (anvil's
+   * `--max-persisted-states`; its default keeps a few thousand blocks).
+   */
+  historyStates?: number
 }
 
 /** The local stack's chains: the hub, a spoke over Hyperlane and a spoke over LayerZero. */
@@ -262,6 +267,7 @@ export async function startLocalChain(spec: LocalChainSpec, options: { echo?: bo
     chainId: spec.chainId,
     ...(spec.port !== undefined ? { port: spec.port } : {}),
     ...(spec.blockTime !== undefined ? { blockTime: spec.blockTime } : {}),
+    ...(spec.historyStates !== undefined ? { maxPersistedStates: spec.historyStates } : {}),
     ...(spec.stateFile !== undefined ? { stateFile: spec.stateFile, stateIntervalSeconds: 10 } : {}),
     ...(options.echo !== undefined ? { echo: options.echo } : {}),
   })

@@ -12,7 +12,8 @@
  *   and the stored status agreeing; none is `lost` once the deadline has passed (`pending` before);
  *   more than one is `doubled`;
  * - `expiry`: a request the generator sent with a deadline nobody could meet (`expectExpiry`) ended
- *   refunded, not fulfilled or failed;
+ *   refunded, or failed with `Timeout` (its escrow paid back with the error callback), never
+ *   fulfilled or failed otherwise;
  * - `callback`: the requester called back at most once, and a recording consumer's own record
  *   agrees with the gateway's (the result it kept is the delivered output; an error only when the
  *   request failed or was refunded, never both);
@@ -272,9 +273,14 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
       if (t.kind === 'Fulfilled') sum.fulfilled++
       else if (t.kind === 'Failed') sum.failed++
       else sum.refunded++
-      // A request sent with a deadline nobody could meet ends refunded after it, never otherwise.
-      if (recorded?.expectExpiry && t.kind !== 'Refunded')
-        v.add('expiry', key, `meant to expire (deadline ${a.deadline}), but it was ${t.kind.toLowerCase()} in ${t.log.transactionHash}`)
+      // A request sent with a deadline nobody could meet ends refunded after it, or failed with
+      // Timeout (its node's error callback, the escrow paid back in full), never otherwise.
+      if (recorded?.expectExpiry && t.kind !== 'Refunded' && !(t.kind === 'Failed' && t.code === TIMEOUT_CODE))
+        v.add(
+          'expiry',
+          key,
+          `meant to expire (deadline ${a.deadline}), but it was ${t.kind.toLowerCase()}${t.kind === 'Failed' ? ` with code ${t.code}` : ''} in ${t.log.transactionHash}`,
+        )
 
       // The callback: one per terminal event; a recording consumer's own record agrees.
       const consumer = consumerOf.get(`${chain.name}:${a.requester.toLowerCase()}`)
@@ -341,12 +347,15 @@ export async function checkRun(record: ChaosRecord, options: CheckRunOptions = {
 
   // Invalid requests: mined, reverted with their error, no request announced.
   let invalidRefused = 0
+  let invalidOnLatest = 0
   await pool(record.invalid, concurrency, async (inv) => {
     const client = clients.get(inv.chain)
     const chain = record.chains.find((c) => c.name === inv.chain)
     if (!client || !chain) return v.add('invalid', inv.txHash, `the record names chain ${inv.chain}, which is not among its chains`)
-    if (await checkInvalid(v, client, chain, inv)) invalidRefused++
+    if (await checkInvalid(v, client, chain, inv, () => invalidOnLatest++)) invalidRefused++
   })
+  if (invalidOnLatest > 0)
+    notChecked.add(`${invalidOnLatest} invalid request(s) replayed on the latest state: the RPC no longer keeps their block's`)
 
   // Outputs against onnxruntime, then proofs.
   let outputsChecked = 0
@@ -876,7 +885,13 @@ async function checkHubLedgers(
 
 const REVERT_ABI = [...CONTRACT_ERRORS_ABI] as Abi
 
-async function checkInvalid(v: Violations, client: PublicClient, chain: ChaosChain, inv: ChaosRecord['invalid'][number]): Promise<boolean> {
+async function checkInvalid(
+  v: Violations,
+  client: PublicClient,
+  chain: ChaosChain,
+  inv: ChaosRecord['invalid'][number],
+  onLatest?: () => void,
+): Promise<boolean> {
   const subject = `${inv.chain}:${inv.txHash}`
   let receipt: Awaited<ReturnType<PublicClient['getTransactionReceipt']>>
   try {
@@ -895,22 +910,23 @@ async function checkInvalid(v: Violations, client: PublicClient, chain: ChaosCha
     v.add('invalid', subject, `${inv.kind}: the transaction succeeded; ${inv.expectedError} was expected`)
     return false
   }
-  // The revert data: the transaction replayed on the state before its block.
+  // The revert data: the transaction replayed on the state before its block (or, where the node no
+  // longer keeps that state, on the latest: the refused kinds do not depend on the block).
   const tx = await client.getTransaction({ hash: inv.txHash })
-  let name: string
-  try {
-    await client.call({
-      account: tx.from,
-      to: tx.to ?? undefined,
-      data: tx.input,
-      value: tx.value,
-      gas: tx.gas,
-      blockNumber: receipt.blockNumber - 1n,
-    })
-    name = 'no revert when replayed'
-  } catch (err) {
-    name = revertNameOf(err) ?? 'an undecodable revert'
+  const replay = async (at: { blockNumber: bigint } | { blockTag: 'latest' }): Promise<string | undefined> => {
+    try {
+      await client.call({ account: tx.from, to: tx.to ?? undefined, data: tx.input, value: tx.value, gas: tx.gas, ...at })
+      return 'no revert when replayed'
+    } catch (err) {
+      return revertNameOf(err)
+    }
   }
+  let name = await replay({ blockNumber: receipt.blockNumber - 1n })
+  if (name === undefined) {
+    name = await replay({ blockTag: 'latest' })
+    if (name !== undefined) onLatest?.()
+  }
+  name ??= 'an undecodable revert'
   if (name !== inv.expectedError) {
     v.add('invalid', subject, `${inv.kind}: reverted with ${name}, ${inv.expectedError} was expected`)
     ok = false

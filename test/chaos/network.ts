@@ -81,7 +81,9 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
   const pollingIntervalMs = o.pollingIntervalMs ?? 200
   await ensureNativeEzkl()
   const local = await startLocalNetwork({
-    chains: [LOCAL_CHAINS.hub, LOCAL_CHAINS.spoke, LOCAL_CHAINS.spokelz],
+    // The checker calls and traces at every block of the run: keep them all (a 1,000-request run
+    // outgrows anvil's default, a few thousand blocks).
+    chains: [LOCAL_CHAINS.hub, LOCAL_CHAINS.spoke, LOCAL_CHAINS.spokelz].map((c) => ({ ...c, historyStates: 100_000 })),
     dataDir: o.dataDir,
     services: true,
     publishArtifacts: true,

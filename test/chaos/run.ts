@@ -21,7 +21,7 @@
  * --keep keeps the data directory and the network running after the summary, until Ctrl-C.
  */
 import { mkdirSync, createWriteStream } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -284,6 +284,9 @@ async function main(): Promise<number> {
     const recordFile = join(tmpdir(), `sertn-chaos-record-seed${args.seed}-${startedAt}.json`)
     await saveChaosRecord(recordFile, record)
     const { report, by } = await check(record)
+    // Every violation and what could not be checked, beside the record (the summary names the first).
+    const reportFile = recordFile.replace(/\.json$/, '-report.json')
+    await writeFile(reportFile, `${JSON.stringify(report, (_, x) => (typeof x === 'bigint' ? x.toString() : x), 2)}\n`)
 
     const summary = summarize({
       args,
@@ -423,9 +426,15 @@ function summarize(p: {
     ...(report.firstViolation
       ? [`  first violation: ${report.firstViolation.rule} ${report.firstViolation.subject}: ${report.firstViolation.message}`]
       : []),
+    ...(report.violations > 0
+      ? [
+          `  violations ${[...new Set(report.all.map((x) => x.rule))].map((rule) => `${report.all.filter((x) => x.rule === rule).length} ${rule}`).join(', ')} (all in the report file)`,
+        ]
+      : []),
+    ...('notChecked' in report ? (report.notChecked as string[]).map((x) => `  not checked ${x}`) : []),
     ...formatResourceReport(p.resources.report, p.resources.history),
     ...(p.surprises.length ? [`  load surprises (${p.surprises.length}): ${p.surprises.slice(0, 5).join('; ')}`] : []),
-    `  record     ${p.recordFile}${p.keep ? '' : ' (the chains are gone: --keep keeps them for a second check)'}`,
+    `  record     ${p.recordFile} (the report: ${p.recordFile.replace(/\.json$/, '-report.json')})${p.keep ? '' : ' (the chains are gone: --keep keeps them for a second check)'}`,
   ]
   const ok = report.lost === 0 && report.doubled === 0 && report.violations === 0 && settled.length === record.requests.length
   const json = JSON.stringify({
