@@ -373,11 +373,12 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
   /** The running agents, by messenger: each messenger's can be stopped and started alone. */
   const agents = new Map<string, RunningMessengerAgents>()
   const stopAgents = async (messenger?: string) => {
-    for (const [kind, a] of [...agents])
-      if (messenger === undefined || kind === messenger) {
-        agents.delete(kind)
-        await a.stop()
-      }
+    const stopping = [...agents].filter(([kind]) => messenger === undefined || kind === messenger)
+    for (const [kind] of stopping) agents.delete(kind)
+    // Each messenger's agents stop even when another's stop fails; the first failure is thrown after.
+    const results = await Promise.allSettled(stopping.map(([, a]) => a.stop()))
+    const failed = results.find((r) => r.status === 'rejected')
+    if (failed) throw failed.reason
   }
   const stopAll = async () => {
     await stopAgents().catch(() => {})

@@ -118,7 +118,7 @@ export class LoadSender {
   send(p: PlannedRequest): Promise<void> {
     const prev = this.queues.get(p.chain) ?? Promise.resolve()
     const next = prev
-      .then(() => this.sendNow(p))
+      .then(async () => void (await this.sendNow(p)))
       .catch((err: unknown) => void this.surprises.push(`#${p.index} on ${p.chain}: ${short(err)}`))
     this.queues.set(p.chain, next)
     return next
@@ -150,9 +150,7 @@ export class LoadSender {
    * and sends while it holds it. `expectExpiry` marks the request as meant to expire.
    */
   async sendHeld(p: PlannedRequest, extra: { expectExpiry?: boolean } = {}): Promise<ChaosRequest | undefined> {
-    const before = this.requests.length
-    await this.sendNow(p)
-    const r = this.requests.length > before ? this.requests.at(-1) : undefined
+    const r = await this.sendNow(p)
     if (r && extra.expectExpiry) r.expectExpiry = true
     return r
   }
@@ -181,7 +179,8 @@ export class LoadSender {
     return n
   }
 
-  private async sendNow(p: PlannedRequest): Promise<void> {
+  /** Sends `p` now; the accepted request as recorded (undefined: invalid, or refused). */
+  private async sendNow(p: PlannedRequest): Promise<ChaosRequest | undefined> {
     const c = this.chain(p.chain)
     const nonce = await this.nonce(c)
     if (p.kind === 'valid') {
@@ -208,7 +207,7 @@ export class LoadSender {
         this.surprises.push(`#${p.index} on ${c.name}: no InferenceRequested in ${hash}`)
         return
       }
-      this.requests.push({
+      const request: ChaosRequest = {
         chain: c.name,
         requestId: log.args.requestId,
         key: requestKey(c.chainId, c.gateway, log.args.requestId),
@@ -218,8 +217,9 @@ export class LoadSender {
         callbackGasLimit: p.callbackGas,
         txHash: hash,
         sentAt,
-      })
-      return
+      }
+      this.requests.push(request)
+      return request
     }
     const valid = [0.5, -1.25, 2, 0.75].map((x) => quantize(x, c.inputScale))
     const gas = 200_000
@@ -249,6 +249,7 @@ export class LoadSender {
     this.lastBlock.set(c.name, receipt.blockNumber)
     if (receipt.status === 'success') this.surprises.push(`#${p.index} on ${c.name}: the ${p.invalid} request was accepted (tx ${hash})`)
     this.invalid.push({ chain: c.name, kind: p.invalid, expectedError: INVALID_KINDS[p.invalid], txHash: hash })
+    return undefined
   }
 }
 

@@ -92,6 +92,8 @@ const read = <T>(functionName: string, args: readonly unknown[] = []) =>
   chain.owner.readContract({ address: registry, abi: NodeRegistry.abi, functionName, args } as never) as Promise<T>
 
 const epoch = () => read<bigint>('epoch')
+/** A node's backlog for the model: its jobs assigned and not closed, reassigned or lapsed. */
+const backlog = async (n: SertnClient) => (await read<{ open: bigint }>('membershipOf', [n.account.address, model])).open
 const jobOf = (id: bigint) => read<Job>('jobOf', [market, id])
 const isActive = (node: SertnClient) => read<boolean>('isActive', [node.account.address, model])
 
@@ -408,7 +410,6 @@ describe('NodeRegistry: jobs', () => {
     await join(a, 100n, parseEther('2'))
     await join(b, 100n, parseEther('6')) // three times a's stake: drawn first more often, not given more work
     await nextEpoch()
-    const backlog = async (n: SertnClient) => (await read<{ open: bigint }>('membershipOf', [n.account.address, model])).open
     const opened: { id: bigint; node: Address }[] = []
     for (let i = 0; i < 8; i++) {
       const { id, job } = await openJob(1)
@@ -453,7 +454,6 @@ describe('NodeRegistry: jobs', () => {
       expect(job.state, `job ${i + 1} of 4 fits the two nodes' backlogs`).toBe(STATE.Assigned)
       held.push({ id, node: job.node })
     }
-    const backlog = async (n: SertnClient) => (await read<{ open: bigint }>('membershipOf', [n.account.address, model])).open
     expect([await backlog(a), await backlog(b)]).toEqual([2n, 2n])
     // The fifth waits: no node is below the limit, though both have capacity left.
     const fifth = await openJob(1)
