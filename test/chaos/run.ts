@@ -402,8 +402,12 @@ function summarize(p: {
     ...(() => {
       const expiring = record.requests.filter((r) => r.expectExpiry)
       if (expiring.length === 0) return []
-      const refunded = expiring.filter((r) => watcher.outcomes.get(r.key)?.[0]?.kind === 'refunded').length
-      return [`  expiring   ${expiring.length} sent with a 1 s timeout: ${refunded} refunded after their deadline`]
+      const first = (r: (typeof expiring)[number]) => watcher.outcomes.get(r.key)?.[0]
+      const refunded = expiring.filter((r) => first(r)?.kind === 'refunded').length
+      const timedOut = expiring.filter((r) => first(r)?.kind === 'failed' && first(r)?.failure?.code === 5).length
+      return [
+        `  expiring   ${expiring.length} sent with a 1 s timeout: ${refunded} refunded after their deadline, ${timedOut} failed with Timeout by their node`,
+      ]
     })(),
     ...settled
       .flatMap((r) => {
