@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
-import { createPublicClient, http, type Chain } from 'viem'
+import { createPublicClient, http, type Chain, type Client } from 'viem'
 import { evmChainOf } from './evm/chain.ts'
 import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../core/process.ts'
 
@@ -106,4 +106,47 @@ async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstan
   const chain = evmChainOf(chainId, `anvil-${port}`, rpcUrl)
   // With a state file, anvil writes it on SIGTERM: give it time before the SIGKILL.
   return { rpcUrl, port, chain, process: proc, stop: () => proc.stop(params.stateFile !== undefined ? 15_000 : 3000) }
+}
+
+/** An anvil JSON-RPC call (the `anvil_*` and `evm_*` methods viem's public actions do not type). */
+async function anvilRpc<T = unknown>(client: Client, method: string, params: unknown[] = []): Promise<T> {
+  return (await client.request({ method: method as never, params: params as never })) as T
+}
+
+/**
+ * Runs `fn` while the anvil behind `client` mines no block by itself, then starts its mining again and
+ * mines what arrived meanwhile. Automine is switched off, or interval mining (`blockTime`, the
+ * seconds it was started with) stopped; a chain that does neither is left as it is.
+ *
+ * Reorganise a busy chain only inside this. anvil 1.7 unwinds blocks (`anvil_reorg`,
+ * `anvil_rollback`) without taking its mining lock, so a block automined at that moment can stay
+ * in the new chain with its logs while its state is rolled back. A contract that refuses to record
+ * anything twice then records it twice, which no real chain could do. The caller also stops its own
+ * `anvil_mine` calls while this runs.
+ */
+export async function withAnvilMiningPaused<T>(
+  client: Client,
+  fn: () => Promise<T>,
+  { blockTime }: { blockTime?: number } = {},
+): Promise<T> {
+  const automine = await anvilRpc<boolean>(client, 'anvil_getAutomine')
+  if (automine) await anvilRpc(client, 'evm_setAutomine', [false])
+  else if (blockTime !== undefined) await anvilRpc(client, 'evm_setIntervalMining', [0])
+  try {
+    // A block being mined when mining stopped: wait until the head has stood still for 100 ms.
+    let head = await anvilRpc<string>(client, 'eth_blockNumber')
+    for (let i = 0; i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      const now = await anvilRpc<string>(client, 'eth_blockNumber')
+      if (now === head) break
+      head = now
+    }
+    return await fn()
+  } finally {
+    if (automine) {
+      await anvilRpc(client, 'evm_setAutomine', [true])
+      // What was sent while mining stood still is in the pool: mine it now.
+      await anvilRpc(client, 'evm_mine')
+    } else if (blockTime !== undefined) await anvilRpc(client, 'evm_setIntervalMining', [blockTime])
+  }
 }

@@ -21,6 +21,7 @@
  *   be refunded by a keeper.
  */
 import { parseEventLogs, type Hex } from 'viem'
+import { withAnvilMiningPaused } from '../../chains/anvil.ts'
 import { InferenceGateway } from '../../contracts/artifacts/index.ts'
 import type { LoadSender } from './load.ts'
 import type { ChaosNetwork } from './network.ts'
@@ -219,6 +220,7 @@ export class FaultRunner {
         this.active = describe
         const at = Date.now()
         const { lastBlock, release } = await this.o.sender.hold(f.chain!)
+        let releaseMiner = () => {}
         try {
           const load = this.o.sender.chain(f.chain!)
           const user = load.user.account.address.toLowerCase()
@@ -227,33 +229,43 @@ export class FaultRunner {
             if ((await chain.owner.getBlockNumber({ cacheTime: 0 })) - BigInt(depth) + 1n >= load.fromBlock) break
             await new Promise((r) => setTimeout(r, 200))
           }
-          const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
-          // Deep enough to take the load's last request with it (when it is recent), so that a
-          // request the node may have seen moves to a new block.
-          if (lastBlock !== undefined && head - lastBlock + 1n <= BigInt(MAX_REORG_DEPTH) && lastBlock >= load.fromBlock)
-            depth = Math.max(depth, Number(head - lastBlock + 1n))
-          const first = head - BigInt(depth) + 1n
-          let dropped = 0
-          // The load's transactions in the replaced blocks, in order, each with its block's offset.
-          const replay: { hash: Hex; raw: Hex; offset: number }[] = []
-          for (let b = first; b <= head; b++) {
-            const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
-            for (const tx of block.transactions) {
-              if (tx.from.toLowerCase() !== user) {
-                dropped++
-                continue
+          // The chain mines nothing while its head is read and replaced (see withAnvilMiningPaused).
+          releaseMiner = await net.holdMiner()
+          const { head, replay, dropped } = await withAnvilMiningPaused(
+            chain.owner,
+            async () => {
+              const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+              // Deep enough to take the load's last request with it (when it is recent), so that a
+              // request the node may have seen moves to a new block.
+              if (lastBlock !== undefined && head - lastBlock + 1n <= BigInt(MAX_REORG_DEPTH) && lastBlock >= load.fromBlock)
+                depth = Math.max(depth, Number(head - lastBlock + 1n))
+              const first = head - BigInt(depth) + 1n
+              let dropped = 0
+              // The load's transactions in the replaced blocks, in order, each with its block's offset.
+              const replay: { hash: Hex; raw: Hex; offset: number }[] = []
+              for (let b = first; b <= head; b++) {
+                const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
+                for (const tx of block.transactions) {
+                  if (tx.from.toLowerCase() !== user) {
+                    dropped++
+                    continue
+                  }
+                  const raw = (await chain.owner.request({
+                    method: 'eth_getRawTransactionByHash' as never,
+                    params: [tx.hash] as never,
+                  })) as Hex
+                  replay.push({ hash: tx.hash, raw, offset: Number(b - first) })
+                }
               }
-              const raw = (await chain.owner.request({
-                method: 'eth_getRawTransactionByHash' as never,
-                params: [tx.hash] as never,
-              })) as Hex
-              replay.push({ hash: tx.hash, raw, offset: Number(b - first) })
-            }
-          }
-          await chain.owner.request({
-            method: 'anvil_reorg' as never,
-            params: [depth, replay.map((r) => [r.raw, r.offset])] as never,
-          })
+              await chain.owner.request({
+                method: 'anvil_reorg' as never,
+                params: [depth, replay.map((r) => [r.raw, r.offset])] as never,
+              })
+              return { head, replay, dropped }
+            },
+            chain.spec.blockTime !== undefined ? { blockTime: chain.spec.blockTime } : {},
+          )
+          releaseMiner()
           // Each replayed request must be mined again and keep its id (the record names it by id).
           let moved = 0
           for (const r of replay) {
@@ -284,6 +296,7 @@ export class FaultRunner {
             details: { depth, head: head.toString(), droppedTransactions: dropped, replayed: replay.length, requestsMoved: moved },
           })
         } finally {
+          releaseMiner()
           release()
         }
         break

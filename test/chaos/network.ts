@@ -69,6 +69,12 @@ export type ChaosNetwork = {
   restart(w: ChaosWorker): void
   /** SIGSTOP or SIGCONT to every worker of `operator`. */
   signalOperator(operator: number, signal: 'SIGSTOP' | 'SIGCONT'): void
+  /**
+   * Stops the miner's empty blocks until the returned release is called, once the blocks it is
+   * mining now are mined (a reorganisation must not race a block being mined: see
+   * `withAnvilMiningPaused`).
+   */
+  holdMiner(): Promise<() => void>
   /** Waits until every operator's roles poll their task queues (at most `timeoutMs`). */
   waitForWorkers(timeoutMs?: number): Promise<void>
   processGroups(): number[]
@@ -101,6 +107,8 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
   const logs: WriteStream[] = []
   const stalled = new Set<number>()
   let miner: NodeJS.Timeout | undefined
+  let minerHolds = 0
+  let mining: Promise<unknown> = Promise.resolve()
   const logDir = join(o.dataDir, 'logs')
   mkdirSync(logDir, { recursive: true })
 
@@ -165,8 +173,10 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
     // An empty block on every chain every second or so: confirmations for requests and messages.
     const everyMs = (o.mineEverySeconds ?? 1) * 1000
     miner = setInterval(() => {
-      for (const c of Object.values(local.chains))
-        void c.owner.request({ method: 'anvil_mine' as never, params: ['0x1'] as never }).catch(() => {})
+      if (minerHolds > 0) return
+      mining = Promise.allSettled(
+        Object.values(local.chains).map((c) => c.owner.request({ method: 'anvil_mine' as never, params: ['0x1'] as never })),
+      )
     }, everyMs)
 
     const connection = local.services!.connection
@@ -220,6 +230,16 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
           workers.filter((w) => w.operator === operator),
           signal,
         )
+      },
+      async holdMiner() {
+        minerHolds++
+        // anvil answers in milliseconds; a stalled one is not waited for beyond 5 s.
+        await Promise.race([mining, new Promise((r) => setTimeout(r, 5000))])
+        let held = true
+        return () => {
+          if (held) minerHolds--
+          held = false
+        }
       },
       waitForWorkers,
       processGroups: () => [...workers.map((w) => w.proc.pid), ...local.processGroups()],
