@@ -11,11 +11,13 @@
  *   stores after the duration;
  * - stall-operator: SIGSTOP to every worker of one operator for longer than the hub's reassignment
  *   window, then SIGCONT;
- * - reorg: one chain's newest blocks, deeper than its confirmations, replaced by new ones
- *   (`anvil_reorg`): the node's and the agents' transactions in them are dropped, the load's are
- *   mined again in the new blocks, each at its old height (as a dropped transaction comes back from
- *   the mempool), so that a request the node saw moves to another block of another hash; the load on
- *   that chain is held meanwhile, and the fault checks that every request kept its id;
+ * - reorg: one chain's newest blocks, deeper than its confirmations and deep enough (up to 12) to
+ *   take the load's last request and the node's or the agents' newest transaction with them,
+ *   replaced by new ones (`anvil_reorg`): the node's and the agents' transactions in them are
+ *   dropped, the load's are mined again in the new blocks, each at its old height (as a dropped
+ *   transaction comes back from the mempool), so that a request the node saw moves to another
+ *   block of another hash; the load on that chain is held meanwhile, and the fault checks that
+ *   every request kept its id;
  * - expire: a few requests sent on one chain while its gateway's timeout is one second (the owner's
  *   `setConfig`, put back at once; the chain's load is held meanwhile): each is meant to expire and
  *   be refunded by a keeper.
@@ -47,7 +49,7 @@ export type FaultRunnerOptions = {
   log: (line: string) => void
 }
 
-/** The deepest a reorg goes to take the load's last request with it (blocks). */
+/** The deepest a reorg goes to take the load's last request, or the node's or agents' last transaction, with it (blocks). */
 const MAX_REORG_DEPTH = 12
 
 /** Runs the faults; `active` names the one under way (for progress lines). */
@@ -235,16 +237,22 @@ export class FaultRunner {
             chain.owner,
             async () => {
               const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+              // The newest blocks of the run, as deep as a reorg may go.
+              const floor = head - BigInt(MAX_REORG_DEPTH) + 1n > load.fromBlock ? head - BigInt(MAX_REORG_DEPTH) + 1n : load.fromBlock
+              const recent = new Map<bigint, Awaited<ReturnType<typeof chain.owner.getBlock<true>>>>()
+              for (let b = head; b >= floor; b--) recent.set(b, await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
               // Deep enough to take the load's last request with it (when it is recent), so that a
-              // request the node may have seen moves to a new block.
-              if (lastBlock !== undefined && head - lastBlock + 1n <= BigInt(MAX_REORG_DEPTH) && lastBlock >= load.fromBlock)
-                depth = Math.max(depth, Number(head - lastBlock + 1n))
+              // request the node may have seen moves to a new block; and the newest transaction of the
+              // node or the agents, so that something they sent is dropped.
+              if (lastBlock !== undefined && lastBlock >= floor) depth = Math.max(depth, Number(head - lastBlock + 1n))
+              const theirs = [...recent.values()].find((b) => b.transactions.some((tx) => tx.from.toLowerCase() !== user))
+              if (theirs) depth = Math.max(depth, Number(head - theirs.number + 1n))
               const first = head - BigInt(depth) + 1n
               let dropped = 0
               // The load's transactions in the replaced blocks, in order, each with its block's offset.
               const replay: { hash: Hex; raw: Hex; offset: number }[] = []
               for (let b = first; b <= head; b++) {
-                const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
+                const block = recent.get(b) ?? (await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
                 for (const tx of block.transactions) {
                   if (tx.from.toLowerCase() !== user) {
                     dropped++
