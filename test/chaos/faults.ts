@@ -13,10 +13,10 @@
  *   window, then SIGCONT;
  * - reorg: one chain's newest blocks, deeper than its confirmations and deep enough (up to 12) to
  *   take the load's last request and the node's or the agents' newest transaction with them,
- *   replaced by new ones (`anvil_reorg`): the node's and the agents' transactions in them are
- *   dropped, the load's are mined again in the new blocks, each at its old height (as a dropped
- *   transaction comes back from the mempool), so that a request the node saw moves to another
- *   block of another hash; the load on that chain is held meanwhile, and the fault checks that
+ *   replaced by new ones (`anvil_reorg`): every transaction in them, the load's, the node's and the
+ *   agents', is mined again in the new blocks, each at its old height (as a reorg's transactions
+ *   come back from the mempool), so that a request the node saw moves to another block of another
+ *   hash; the load on that chain is held meanwhile, and the fault checks that
  *   every request kept its id;
  * - expire: a few requests sent on one chain while its gateway's timeout is one second (the owner's
  *   `setConfig`, put back at once; the chain's load is held meanwhile): each is meant to expire and
@@ -233,7 +233,7 @@ export class FaultRunner {
           }
           // The chain mines nothing while its head is read and replaced (see withAnvilMiningPaused).
           releaseMiner = await net.holdMiner()
-          const { head, replay, dropped } = await withAnvilMiningPaused(
+          const { head, replay } = await withAnvilMiningPaused(
             chain.owner,
             async () => {
               const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
@@ -243,45 +243,45 @@ export class FaultRunner {
               for (let b = head; b >= floor; b--) recent.set(b, await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
               // Deep enough to take the load's last request with it (when it is recent), so that a
               // request the node may have seen moves to a new block; and the newest transaction of the
-              // node or the agents, so that something they sent is dropped.
+              // node or the agents, so that something they sent moves too.
               if (lastBlock !== undefined && lastBlock >= floor) depth = Math.max(depth, Number(head - lastBlock + 1n))
               const theirs = [...recent.values()].find((b) => b.transactions.some((tx) => tx.from.toLowerCase() !== user))
               if (theirs) depth = Math.max(depth, Number(head - theirs.number + 1n))
               const first = head - BigInt(depth) + 1n
-              let dropped = 0
-              // The load's transactions in the replaced blocks, in order, each with its block's offset.
-              const replay: { hash: Hex; raw: Hex; offset: number }[] = []
+              // Every transaction in the replaced blocks, in order, each with its block's offset: a
+              // reorg's transactions go back to the mempool and are mined again (anvil_reorg drops
+              // those it is not given; a node whose transaction is dropped for good is not exercised).
+              const replay: { hash: Hex; raw: Hex; offset: number; load: boolean }[] = []
               for (let b = first; b <= head; b++) {
                 const block = recent.get(b) ?? (await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
                 for (const tx of block.transactions) {
-                  if (tx.from.toLowerCase() !== user) {
-                    dropped++
-                    continue
-                  }
                   const raw = (await chain.owner.request({
                     method: 'eth_getRawTransactionByHash' as never,
                     params: [tx.hash] as never,
                   })) as Hex
-                  replay.push({ hash: tx.hash, raw, offset: Number(b - first) })
+                  replay.push({ hash: tx.hash, raw, offset: Number(b - first), load: tx.from.toLowerCase() === user })
                 }
               }
               await chain.owner.request({
                 method: 'anvil_reorg' as never,
                 params: [depth, replay.map((r) => [r.raw, r.offset])] as never,
               })
-              return { head, replay, dropped }
+              return { head, replay }
             },
             chain.spec.blockTime !== undefined ? { blockTime: chain.spec.blockTime } : {},
           )
           releaseMiner()
-          // Each replayed request must be mined again and keep its id (the record names it by id).
+          // Every transaction must be mined again, and each request keep its id (the record names it by id).
           let moved = 0
           for (const r of replay) {
             const receipt = await chain.owner.getTransactionReceipt({ hash: r.hash }).catch(() => undefined)
             if (!receipt) {
-              this.o.sender.surprises.push(`reorg of ${f.chain}: the load's transaction ${r.hash} was not mined again`)
+              this.o.sender.surprises.push(
+                `reorg of ${f.chain}: ${r.load ? "the load's" : "the node's or agents'"} transaction ${r.hash} was not mined again`,
+              )
               continue
             }
+            if (!r.load) continue
             const q = this.o.sender.requests.find((x) => x.txHash === r.hash)
             if (!q) continue // an invalid request: reverted again
             const [ev] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
@@ -292,16 +292,17 @@ export class FaultRunner {
             else moved++
           }
           const until = Date.now()
+          const loads = replay.filter((r) => r.load).length
           log(
-            `fault: reorganised ${f.chain} ${depth} blocks deep at head ${head}: ${dropped} transaction(s) dropped, ` +
-              `${replay.length} of the load's mined again in new blocks (${moved} request(s) moved)`,
+            `fault: reorganised ${f.chain} ${depth} blocks deep at head ${head}: ${replay.length} transaction(s) mined again in new ` +
+              `blocks, ${loads} of them the load's (${moved} request(s) moved)`,
           )
           this.faults.push({
             kind: f.kind,
             target: f.chain!,
             at,
             until,
-            details: { depth, head: head.toString(), droppedTransactions: dropped, replayed: replay.length, requestsMoved: moved },
+            details: { depth, head: head.toString(), replayed: replay.length, loadReplayed: loads, requestsMoved: moved },
           })
         } finally {
           releaseMiner()
