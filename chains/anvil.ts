@@ -109,7 +109,7 @@ async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstan
 }
 
 /** An anvil JSON-RPC call (the `anvil_*` and `evm_*` methods viem's public actions do not type). */
-async function anvilRpc<T = unknown>(client: Client, method: string, params: unknown[] = []): Promise<T> {
+export async function anvilRpc<T = unknown>(client: Client, method: string, params: unknown[] = []): Promise<T> {
   return (await client.request({ method: method as never, params: params as never })) as T
 }
 

@@ -16,14 +16,14 @@
  *   replaced by new ones (`anvil_reorg`): every transaction in them, the load's, the node's and the
  *   agents', is mined again in the new blocks, each at its old height (as a reorg's transactions
  *   come back from the mempool), so that a request the node saw moves to another block of another
- *   hash; the load on that chain is held meanwhile, and the fault checks that
- *   every request kept its id;
+ *   hash; the load on that chain is held meanwhile, and the fault checks that every request kept
+ *   its id;
  * - expire: a few requests sent on one chain while its gateway's timeout is one second (the owner's
  *   `setConfig`, put back at once; the chain's load is held meanwhile): each is meant to expire and
  *   be refunded by a keeper.
  */
 import { parseEventLogs, type Hex } from 'viem'
-import { withAnvilMiningPaused } from '../../chains/anvil.ts'
+import { anvilRpc, withAnvilMiningPaused } from '../../chains/anvil.ts'
 import { InferenceGateway } from '../../contracts/artifacts/index.ts'
 import type { LoadSender } from './load.ts'
 import type { ChaosNetwork } from './network.ts'
@@ -255,22 +255,15 @@ export class FaultRunner {
               for (let b = first; b <= head; b++) {
                 const block = recent.get(b) ?? (await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
                 for (const tx of block.transactions) {
-                  const raw = (await chain.owner.request({
-                    method: 'eth_getRawTransactionByHash' as never,
-                    params: [tx.hash] as never,
-                  })) as Hex
+                  const raw = await anvilRpc<Hex>(chain.owner, 'eth_getRawTransactionByHash', [tx.hash])
                   replay.push({ hash: tx.hash, raw, offset: Number(b - first), load: tx.from.toLowerCase() === user })
                 }
               }
-              await chain.owner.request({
-                method: 'anvil_reorg' as never,
-                params: [depth, replay.map((r) => [r.raw, r.offset])] as never,
-              })
+              await anvilRpc(chain.owner, 'anvil_reorg', [depth, replay.map((r) => [r.raw, r.offset])])
               return { head, replay }
             },
             chain.spec.blockTime !== undefined ? { blockTime: chain.spec.blockTime } : {},
           )
-          releaseMiner()
           // Every transaction must be mined again, and each request keep its id (the record names it by id).
           let moved = 0
           for (const r of replay) {

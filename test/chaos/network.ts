@@ -235,11 +235,7 @@ export async function startChaosNetwork(o: ChaosNetworkOptions): Promise<ChaosNe
         minerHolds++
         // anvil answers in milliseconds; a stalled one is not waited for beyond 5 s.
         await Promise.race([mining, new Promise((r) => setTimeout(r, 5000))])
-        let held = true
-        return () => {
-          if (held) minerHolds--
-          held = false
-        }
+        return () => void minerHolds--
       },
       waitForWorkers,
       processGroups: () => [...workers.map((w) => w.proc.pid), ...local.processGroups()],

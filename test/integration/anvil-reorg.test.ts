@@ -13,8 +13,8 @@
  */
 import { encodeFunctionData, parseAbi, type Address, type Hex } from 'viem'
 import { expect, test } from 'vitest'
-import { type AnvilInstance, startAnvil, withAnvilMiningPaused } from '../../chains/anvil.ts'
-import { anvilAccount, createSertnClient, type SertnClient } from '../../chains/evm/clients.ts'
+import { type AnvilInstance, anvilRpc, startAnvil, withAnvilMiningPaused } from '../../chains/anvil.ts'
+import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
 import { compileSolidity } from '../../contracts/solc.ts'
 
 const SOURCE = `// SPDX-License-Identifier: MIT
@@ -46,9 +46,6 @@ async function deploy(anvil: AnvilInstance) {
   return { client, wallet, address }
 }
 
-const rpc = (client: SertnClient, method: string, params: unknown[] = []) =>
-  client.request({ method: method as never, params: params as never }) as Promise<unknown>
-
 test('reorgs inside withAnvilMiningPaused, while six senders record keys: no key recorded twice, logs and state agree', async () => {
   const anvil = await startAnvil()
   try {
@@ -78,7 +75,7 @@ test('reorgs inside withAnvilMiningPaused, while six senders record keys: no key
       while (!stop) {
         await new Promise((r) => setTimeout(r, 100))
         const depth = 1 + (reorgs % 6)
-        await withAnvilMiningPaused(client, () => rpc(client, 'anvil_reorg', [depth, []]))
+        await withAnvilMiningPaused(client, () => anvilRpc(client, 'anvil_reorg', [depth, []]))
         reorgs++
       }
     }
@@ -87,7 +84,7 @@ test('reorgs inside withAnvilMiningPaused, while six senders record keys: no key
     stop = true
     await Promise.all(jobs)
 
-    expect(await rpc(client, 'anvil_getAutomine'), 'automine is on again').toBe(true)
+    expect(await anvilRpc(client, 'anvil_getAutomine'), 'automine is on again').toBe(true)
     const logs = await client.getLogs({ address, event: abi[3], fromBlock, toBlock: 'latest' })
     const times = new Map<bigint, number>()
     for (const l of logs) times.set(l.args.key!, (times.get(l.args.key!) ?? 0) + 1)
@@ -117,7 +114,7 @@ test('withAnvilMiningPaused: nothing is mined inside; afterwards automine is bac
     })
     const receipt = await client.waitForTransactionReceipt({ hash, timeout: 5000 })
     expect(receipt.status).toBe('success')
-    expect(await rpc(client, 'anvil_getAutomine')).toBe(true)
+    expect(await anvilRpc(client, 'anvil_getAutomine')).toBe(true)
   } finally {
     await anvil.stop()
   }

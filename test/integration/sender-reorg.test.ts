@@ -9,7 +9,7 @@
  * "Timed out while waiting for transaction".
  */
 import { expect, test } from 'vitest'
-import { startAnvil } from '../../chains/anvil.ts'
+import { anvilRpc, startAnvil } from '../../chains/anvil.ts'
 import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
 import { AccountSender } from '../../chains/evm/plugin/sender.ts'
 
@@ -22,7 +22,7 @@ test.skip('skipped until the sender fills a nonce gap left by a reorg: a transac
     const { receipt: first } = await sender.sendAndWait({ to, data: '0x', gas: 21_000n, value: 1n })
     expect(first.status).toBe('success')
     // The block holding it replaced by an empty one: the transaction is gone, the nonce back to 0.
-    await client.request({ method: 'anvil_reorg' as never, params: [1, []] as never })
+    await anvilRpc(client, 'anvil_reorg', [1, []])
     expect(await client.getTransactionCount({ address: client.account.address })).toBe(0)
     const { receipt } = await sender.sendAndWait({ to, data: '0x', gas: 21_000n, value: 2n }, { timeoutMs: 20_000 })
     expect(receipt.status).toBe('success')
