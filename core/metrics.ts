@@ -57,6 +57,18 @@ export const metrics = {
     labelNames: ['chain'] as const,
     registers: [registry],
   }),
+  /**
+   * Nonces of the account found free again after their transaction was dropped (a reorg dropped
+   * a mined one for good, or a pool evicted one), by `how` they were filled: `resent` (the same
+   * transaction sent again) or `filled` (an empty transfer to self, where no copy was kept: another
+   * process sent it).
+   */
+  nonceGaps: new Counter({
+    name: 'sertn_transaction_nonce_gaps_total',
+    help: 'Nonces found free again after their transaction was dropped (reorg, eviction), by chain and how the gap was filled',
+    labelNames: ['chain', 'how'] as const,
+    registers: [registry],
+  }),
   /** Calls that an RPC endpoint failed and the next one answered, by chain. */
   rpcFailovers: new Counter({
     name: 'sertn_rpc_failovers_total',

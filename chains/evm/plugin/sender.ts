@@ -14,6 +14,17 @@
  * back) and waits, with one warning naming `fees.maxFeePerGasGwei`. Each replacement counts in
  * `sertn_transactions_replaced_total`. {@link AccountSender.wait} resolves with the receipt of
  * whichever of a nonce's transactions was mined (exactly one is).
+ *
+ * Nonce gaps: a reorg can drop a mined transaction for good (a mempool usually takes a reorg's
+ * transactions back; one that evicts it, or an RPC provider that never spread it, does not), and
+ * then the account's nonce falls back below the local counter: every later transaction waits in
+ * the pool behind the gap. So a mined transaction is kept until it is `reorgDepth` blocks deep, and
+ * a watch (every `watchMs` while anything is kept or in flight) reads the account's `pending`
+ * nonce: a kept transaction whose nonce is free again is sent again (and watched as in flight,
+ * replaced if it does not get in); a free nonce below transactions in flight that this sender holds
+ * no copy of (another process sent it, e.g. this worker before a restart) is filled with an empty
+ * transfer to self once two watches in a row saw it. Each fill counts in
+ * `sertn_transaction_nonce_gaps_total` and logs a warning.
  */
 import {
   BaseError,
@@ -87,7 +98,14 @@ export type SenderOptions = {
   /** The chain's configured name (the `chain` label of metrics and logs). Default: the client's chain name. */
   chainName?: string
   fees?: FeePolicy
+  /** Blocks a mined transaction is kept for, to be sent again if a reorg drops it. Default 64. */
+  reorgDepth?: number
+  /** How often the account's nonce is checked for gaps while transactions are kept or in flight. Default: `replaceAfterMs`, at most 5 000 ms. */
+  watchMs?: number
 }
+
+/** Mined transactions kept at most (the oldest go first), whatever their depth. */
+const MAX_KEPT = 512
 
 /** A transaction in flight: its nonce, and every version of it sent (the first one's hash is the caller's handle). */
 type InFlight = {
@@ -131,8 +149,20 @@ export class AccountSender {
   /** Replacements sent (same nonce, higher fees). */
   replaced = 0
   private readonly inflight = new Map<Hex, InFlight>()
+  /** Mined transactions by nonce, with the block they were seen in (the head when it was not known), until `reorgDepth` deep. */
+  private readonly kept = new Map<number, { entry: InFlight; block?: bigint }>()
+  private watchTimer: ReturnType<typeof setTimeout> | undefined
+  private watchUnanswered = 0
+  /** A free nonce below transactions in flight, with no copy kept, seen by the last watch. */
+  private gapSeen: number | undefined
+  /** A turn of the queue is signing or submitting (its nonce is in no map yet). */
+  private submitting = false
+  /** Nonce gaps filled (a kept transaction sent again, or an empty transfer). */
+  gapsFilled = 0
   readonly chainName: string
   readonly policy: FeePolicy
+  readonly reorgDepth: number
+  private readonly watchMs: number
 
   constructor(
     private readonly publicClient: PublicClient<Transport, Chain>,
@@ -141,6 +171,8 @@ export class AccountSender {
   ) {
     this.chainName = options.chainName ?? walletClient.chain.name
     this.policy = options.fees ?? DEFAULT_FEE_POLICY
+    this.reorgDepth = options.reorgDepth ?? 64
+    this.watchMs = options.watchMs ?? Math.min(this.policy.replaceAfterMs, 5_000)
   }
 
   get address(): Address {
@@ -232,12 +264,28 @@ export class AccountSender {
     return this.inflight.get(hash)?.hashes.slice() ?? [hash]
   }
 
-  /** Stops watching the transaction first sent as `hash` (its receipt is known: nothing to replace). */
-  mined(hash: Hex): void {
+  /** Mined transactions kept in case a reorg drops them (for tests and metrics). */
+  get keptCount(): number {
+    return this.kept.size
+  }
+
+  /**
+   * Stops replacing the transaction first sent as `hash` (its receipt is known: nothing to
+   * replace); it is kept until it is `reorgDepth` blocks deep, in `receipt`'s block if given.
+   */
+  mined(hash: Hex, receipt?: TransactionReceipt): void {
     const entry = this.inflight.get(hash)
-    if (!entry) return
+    if (entry) this.settle(entry, receipt?.blockNumber)
+  }
+
+  /** `entry`'s nonce is used: no longer replaced; kept until deep enough. */
+  private settle(entry: InFlight, block?: bigint) {
     clearTimeout(entry.timer)
-    this.inflight.delete(hash)
+    this.inflight.delete(entry.hashes[0]!)
+    this.kept.delete(entry.nonce)
+    this.kept.set(entry.nonce, block !== undefined ? { entry, block } : { entry })
+    if (this.kept.size > MAX_KEPT) this.kept.delete(this.kept.keys().next().value!)
+    this.watch()
   }
 
   /** {@link send}, then {@link wait}. */
@@ -255,7 +303,7 @@ export class AccountSender {
     const timeoutMs = o.timeoutMs ?? 120_000
     const deadline = performance.now() + timeoutMs
     const controller = new AbortController()
-    const forget = () => this.mined(hash)
+    const forget = (receipt: TransactionReceipt) => this.mined(hash, receipt)
     const ours = (h: Hex) => entry?.hashes.some((x) => x.toLowerCase() === h.toLowerCase()) ?? h.toLowerCase() === hash.toLowerCase()
     return new Promise((resolve, reject) => {
       let running = 0
@@ -272,7 +320,7 @@ export class AccountSender {
         waitOne(h).then(
           (receipt) =>
             finish(() => {
-              forget()
+              forget(receipt)
               resolve({ hash: receipt.transactionHash, receipt })
             }),
           (err) => {
@@ -300,6 +348,15 @@ export class AccountSender {
   }
 
   private async submit(tx: TxRequest, fees: Fees): Promise<Hex> {
+    this.submitting = true
+    try {
+      return await this.submitNext(tx, fees)
+    } finally {
+      this.submitting = false
+    }
+  }
+
+  private async submitNext(tx: TxRequest, fees: Fees): Promise<Hex> {
     for (let attempt = 0; ; attempt++) {
       this.nonce ??= await this.publicClient.getTransactionCount({ address: this.address, blockTag: 'pending' })
       const nonce = this.nonce
@@ -330,11 +387,15 @@ export class AccountSender {
   /** Watches a transaction until its nonce is used: every `replaceAfterMs` without that, it is replaced. */
   private track(entry: InFlight) {
     this.inflight.set(entry.hashes[0]!, entry)
+    this.watch()
     const schedule = () => {
       entry.timer = setTimeout(() => void check(), this.policy.replaceAfterMs)
       entry.timer.unref?.()
     }
     const forget = () => this.inflight.delete(entry.hashes[0]!)
+    const settle = () => {
+      if (this.inflight.get(entry.hashes[0]!) === entry) this.settle(entry)
+    }
     const check = async () => {
       let mined: number
       try {
@@ -357,7 +418,7 @@ export class AccountSender {
         return schedule()
       }
       try {
-        if (mined > entry.nonce) return forget()
+        if (mined > entry.nonce) return settle()
         await this.replace(entry)
       } catch (err) {
         const fields = { err, nonce: entry.nonce, hash: entry.hashes.at(-1) }
@@ -373,6 +434,115 @@ export class AccountSender {
       schedule()
     }
     schedule()
+  }
+
+  /** Starts the nonce watch unless it runs; it stops by itself once nothing is kept or in flight. */
+  private watch() {
+    if (this.watchTimer) return
+    this.watchTimer = setTimeout(() => {
+      void this.watchOnce().finally(() => {
+        this.watchTimer = undefined
+        if (this.kept.size > 0 || this.inflight.size > 0) this.watch()
+      })
+    }, this.watchMs)
+    this.watchTimer.unref?.()
+  }
+
+  /**
+   * One nonce watch: kept transactions whose nonce is free again are sent again; a free nonce with
+   * transactions in flight above it and no copy kept is filled (the second watch in a row that sees
+   * it); kept transactions `reorgDepth` deep are let go.
+   */
+  private async watchOnce() {
+    let pending: number
+    let head: bigint
+    try {
+      ;[pending, head] = await Promise.all([
+        this.publicClient.getTransactionCount({ address: this.address, blockTag: 'pending' }),
+        this.publicClient.getBlockNumber({ cacheTime: 0 }),
+      ])
+      this.watchUnanswered = 0
+    } catch (err) {
+      if (++this.watchUnanswered >= MAX_UNANSWERED_CHECKS) {
+        // The endpoint is gone (or down for long): nothing kept can be checked; a later send starts again.
+        this.log.debug({ err, kept: this.kept.size, checks: this.watchUnanswered }, 'stopped watching the nonce: the RPC failed')
+        this.kept.clear()
+        this.watchUnanswered = 0
+      }
+      return
+    }
+    const inflight = [...this.inflight.values()]
+    const held = (nonce: number) => inflight.some((e) => e.nonce === nonce)
+    for (const [nonce, kept] of [...this.kept]) {
+      if (nonce >= pending && !held(nonce)) {
+        this.kept.delete(nonce)
+        await this.inQueue(() => this.resend(kept.entry, pending))
+      } else if (kept.block === undefined) kept.block = head
+      else if (head - kept.block >= BigInt(this.reorgDepth)) this.kept.delete(nonce)
+    }
+    const gap = !this.submitting && !held(pending) && !this.kept.has(pending) && inflight.some((e) => e.nonce > pending)
+    if (!gap) this.gapSeen = undefined
+    else if (this.gapSeen !== pending) this.gapSeen = pending
+    else {
+      this.gapSeen = undefined
+      await this.inQueue(() => this.fill(pending))
+    }
+  }
+
+  /** Runs `fn` in the queue's turn (no submission between its reads and its send). */
+  private inQueue(fn: () => Promise<void>): Promise<void> {
+    const turn = this.tail.then(fn)
+    this.tail = turn.catch(() => undefined)
+    return turn.catch((err: unknown) => this.log.warn({ err }, 'filling a nonce gap failed; the next watch tries again'))
+  }
+
+  /** Sends a kept transaction again (a reorg dropped it), watched as in flight from now on. */
+  private async resend(entry: InFlight, pending: number) {
+    const fields = { nonce: entry.nonce, hash: entry.hashes.at(-1), pending }
+    try {
+      if (entry.serialized) await this.broadcast(entry.serialized)
+      else await this.submitWithNonce(entry.tx, entry.fees, entry.nonce)
+    } catch (err) {
+      // Mined again meanwhile (a lagging endpoint answered the watch): keep it as it was.
+      if (isNonceError(err)) {
+        this.log.debug({ ...fields, err }, 'a kept transaction was not sent again: its nonce is used')
+        this.kept.set(entry.nonce, { entry })
+        return
+      }
+      this.kept.set(entry.nonce, { entry })
+      throw err
+    }
+    this.gapsFilled++
+    metrics.nonceGaps.inc({ chain: this.chainName, how: 'resent' })
+    this.log.warn(fields, 'a mined transaction is gone from the chain (a reorg dropped it): sent again')
+    this.track({ ...entry, listeners: new Set(), warnedAtCap: false, unanswered: 0 })
+  }
+
+  /** Fills free nonce `nonce` (below transactions in flight, no copy kept) with an empty transfer to self. */
+  private async fill(nonce: number) {
+    const [pending, fees] = await Promise.all([
+      this.publicClient.getTransactionCount({ address: this.address, blockTag: 'pending' }),
+      this.fees(),
+    ])
+    if (pending !== nonce || this.inflight.size === 0) return
+    const tx: TxRequest = { to: this.address, data: '0x', gas: 21_000n, value: 0n }
+    const { hash, serialized } = await this.submitWithNonce(tx, fees, nonce)
+    this.gapsFilled++
+    metrics.nonceGaps.inc({ chain: this.chainName, how: 'filled' })
+    this.log.warn(
+      { nonce, hash, waiting: this.inflight.size },
+      'nonce free below transactions in flight (one sent elsewhere was dropped): filled with an empty transfer to self',
+    )
+    this.track({
+      tx,
+      nonce,
+      fees,
+      hashes: [hash],
+      ...(serialized ? { serialized } : {}),
+      listeners: new Set(),
+      warnedAtCap: false,
+      unanswered: 0,
+    })
   }
 
   /** Sends `entry` again with higher fees (or, at the cap, the same transaction again). */
