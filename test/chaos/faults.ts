@@ -18,6 +18,10 @@
  *   come back from the mempool), so that a request the node saw moves to another block of another
  *   hash; the load on that chain is held meanwhile, and the fault checks that every request kept
  *   its id;
+ * - drop-tx: a reorg of the hub (as above) that leaves out the newest transaction of an operator's
+ *   node account, gone for good (as a pool that evicts it leaves it); the fault then waits, at most
+ *   two minutes, until that node has used the nonce again (its send queue sends the transaction
+ *   again), and counts a surprise if it has not;
  * - expire: a few requests sent on one chain while its gateway's timeout is one second (the owner's
  *   `setConfig`, put back at once; the chain's load is held meanwhile): each is meant to expire and
  *   be refunded by a keeper.
@@ -216,94 +220,161 @@ export class FaultRunner {
         this.faults.push({ kind: f.kind, target: `operator ${f.operator! + 1}`, at, until, details: { signal: 'SIGSTOP' } })
         break
       }
-      case 'reorg': {
-        const chain = net.local.chains[f.chain!]!
-        let depth = f.depth!
-        this.active = describe
-        const at = Date.now()
-        const { lastBlock, release } = await this.o.sender.hold(f.chain!)
-        let releaseMiner = () => {}
-        try {
-          const load = this.o.sender.chain(f.chain!)
-          const user = load.user.account.address.toLowerCase()
-          // Only the run's blocks: the first replaced one at or after the run's first block.
-          for (let i = 0; i < 100; i++) {
-            if ((await chain.owner.getBlockNumber({ cacheTime: 0 })) - BigInt(depth) + 1n >= load.fromBlock) break
-            await new Promise((r) => setTimeout(r, 200))
-          }
-          // The chain mines nothing while its head is read and replaced (see withAnvilMiningPaused).
-          releaseMiner = await net.holdMiner()
-          const { head, replay } = await withAnvilMiningPaused(
-            chain.owner,
-            async () => {
-              const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
-              // The newest blocks of the run, as deep as a reorg may go.
-              const floor = head - BigInt(MAX_REORG_DEPTH) + 1n > load.fromBlock ? head - BigInt(MAX_REORG_DEPTH) + 1n : load.fromBlock
-              const recent = new Map<bigint, Awaited<ReturnType<typeof chain.owner.getBlock<true>>>>()
-              for (let b = head; b >= floor; b--) recent.set(b, await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
-              // Deep enough to take the load's last request with it (when it is recent), so that a
-              // request the node may have seen moves to a new block; and the newest transaction of the
-              // node or the agents, so that something they sent moves too.
-              if (lastBlock !== undefined && lastBlock >= floor) depth = Math.max(depth, Number(head - lastBlock + 1n))
-              const theirs = [...recent.values()].find((b) => b.transactions.some((tx) => tx.from.toLowerCase() !== user))
-              if (theirs) depth = Math.max(depth, Number(head - theirs.number + 1n))
-              const first = head - BigInt(depth) + 1n
-              // Every transaction in the replaced blocks, in order, each with its block's offset: a
-              // reorg's transactions go back to the mempool and are mined again (anvil_reorg drops
-              // those it is not given; a node whose transaction is dropped for good is not exercised).
-              const replay: { hash: Hex; raw: Hex; offset: number; load: boolean }[] = []
-              for (let b = first; b <= head; b++) {
-                const block = recent.get(b) ?? (await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
-                for (const tx of block.transactions) {
-                  const raw = await anvilRpc<Hex>(chain.owner, 'eth_getRawTransactionByHash', [tx.hash])
-                  replay.push({ hash: tx.hash, raw, offset: Number(b - first), load: tx.from.toLowerCase() === user })
-                }
-              }
-              await anvilRpc(chain.owner, 'anvil_reorg', [depth, replay.map((r) => [r.raw, r.offset])])
-              return { head, replay }
-            },
-            chain.spec.blockTime !== undefined ? { blockTime: chain.spec.blockTime } : {},
-          )
-          // Every transaction must be mined again, and each request keep its id (the record names it by id).
-          let moved = 0
-          for (const r of replay) {
-            const receipt = await chain.owner.getTransactionReceipt({ hash: r.hash }).catch(() => undefined)
-            if (!receipt) {
-              this.o.sender.surprises.push(
-                `reorg of ${f.chain}: ${r.load ? "the load's" : "the node's or agents'"} transaction ${r.hash} was not mined again`,
-              )
-              continue
-            }
-            if (!r.load) continue
-            const q = this.o.sender.requests.find((x) => x.txHash === r.hash)
-            if (!q) continue // an invalid request: reverted again
-            const [ev] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
-            if (ev?.args.requestId !== q.requestId)
-              this.o.sender.surprises.push(
-                `reorg of ${f.chain}: request ${q.key} came back as request ${String(ev?.args.requestId)} (tx ${r.hash})`,
-              )
-            else moved++
-          }
-          const until = Date.now()
-          const loads = replay.filter((r) => r.load).length
-          log(
-            `fault: reorganised ${f.chain} ${depth} blocks deep at head ${head}: ${replay.length} transaction(s) mined again in new ` +
-              `blocks, ${loads} of them the load's (${moved} request(s) moved)`,
-          )
-          this.faults.push({
-            kind: f.kind,
-            target: f.chain!,
-            at,
-            until,
-            details: { depth, head: head.toString(), replayed: replay.length, loadReplayed: loads, requestsMoved: moved },
-          })
-        } finally {
-          releaseMiner()
-          release()
-        }
+      case 'reorg':
+      case 'drop-tx':
+        await this.reorganise(f, describe)
         break
-      }
     }
     this.active = undefined
+  }
+
+  /**
+   * A `reorg`, or a `drop-tx` (a reorg that does not mine the newest transaction of an operator's
+   * node account again, and then waits for that node to use the nonce again).
+   */
+  private async reorganise(f: PlannedFault, describe: string): Promise<void> {
+    const { net, log } = this.o
+    const chain = net.local.chains[f.chain!]!
+    const drop = f.kind === 'drop-tx'
+    const nodes = new Set(chain.nodes.map((n) => n.account.address.toLowerCase()))
+    let depth = f.depth!
+    this.active = describe
+    const at = Date.now()
+    const { lastBlock, release } = await this.o.sender.hold(f.chain!)
+    let releaseMiner = () => {}
+    try {
+      const load = this.o.sender.chain(f.chain!)
+      const user = load.user.account.address.toLowerCase()
+      // Only the run's blocks: the first replaced one at or after the run's first block.
+      for (let i = 0; i < 100; i++) {
+        if ((await chain.owner.getBlockNumber({ cacheTime: 0 })) - BigInt(depth) + 1n >= load.fromBlock) break
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      // A drop needs a node transaction among the newest blocks: at most a minute's wait for one.
+      const nodeTxIn = async (from: bigint, to: bigint) => {
+        for (let b = to; b >= from; b--) {
+          const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
+          if (block.transactions.some((tx) => nodes.has(tx.from.toLowerCase()))) return true
+        }
+        return false
+      }
+      for (let i = 0; drop && i < 300 && !this.o.signal.aborted; i++) {
+        const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+        const floor = head - BigInt(MAX_REORG_DEPTH) + 1n > load.fromBlock ? head - BigInt(MAX_REORG_DEPTH) + 1n : load.fromBlock
+        if (await nodeTxIn(floor, head)) break
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      // The chain mines nothing while its head is read and replaced (see withAnvilMiningPaused).
+      releaseMiner = await net.holdMiner()
+      const { head, replay, dropped } = await withAnvilMiningPaused(
+        chain.owner,
+        async () => {
+          const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
+          // The newest blocks of the run, as deep as a reorg may go.
+          const floor = head - BigInt(MAX_REORG_DEPTH) + 1n > load.fromBlock ? head - BigInt(MAX_REORG_DEPTH) + 1n : load.fromBlock
+          const recent = new Map<bigint, Awaited<ReturnType<typeof chain.owner.getBlock<true>>>>()
+          for (let b = head; b >= floor; b--) recent.set(b, await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
+          const newest = (pick: (from: string) => boolean) => {
+            for (const b of recent.values()) {
+              const tx = b.transactions.findLast((t) => pick(t.from.toLowerCase()))
+              if (tx) return { block: b.number, tx }
+            }
+            return undefined
+          }
+          // Deep enough to take the load's last request with it (when it is recent), so that a
+          // request the node may have seen moves to a new block; and the newest transaction of the
+          // node or the agents (of an operator's node, for a drop), so that something they sent moves too.
+          if (lastBlock !== undefined && lastBlock >= floor) depth = Math.max(depth, Number(head - lastBlock + 1n))
+          const theirs = newest(drop ? (from) => nodes.has(from) : (from) => from !== user)
+          if (theirs) depth = Math.max(depth, Number(head - theirs.block + 1n))
+          const first = head - BigInt(depth) + 1n
+          // Every transaction in the replaced blocks, in order, each with its block's offset: a
+          // reorg's transactions go back to the mempool and are mined again (anvil_reorg drops
+          // those it is not given). A drop leaves out the node's newest one (no later one of its
+          // account is in these blocks, so nothing replayed waits behind it).
+          const dropped = drop && theirs ? { hash: theirs.tx.hash, from: theirs.tx.from, nonce: theirs.tx.nonce } : undefined
+          const replay: { hash: Hex; raw: Hex; offset: number; load: boolean }[] = []
+          for (let b = first; b <= head; b++) {
+            const block = recent.get(b) ?? (await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
+            for (const tx of block.transactions) {
+              if (tx.hash === dropped?.hash) continue
+              const raw = await anvilRpc<Hex>(chain.owner, 'eth_getRawTransactionByHash', [tx.hash])
+              replay.push({ hash: tx.hash, raw, offset: Number(b - first), load: tx.from.toLowerCase() === user })
+            }
+          }
+          await anvilRpc(chain.owner, 'anvil_reorg', [depth, replay.map((r) => [r.raw, r.offset])])
+          return { head, replay, dropped }
+        },
+        chain.spec.blockTime !== undefined ? { blockTime: chain.spec.blockTime } : {},
+      )
+      releaseMiner()
+      releaseMiner = () => {}
+      release()
+      // Every transaction must be mined again, and each request keep its id (the record names it by id).
+      let moved = 0
+      for (const r of replay) {
+        const receipt = await chain.owner.getTransactionReceipt({ hash: r.hash }).catch(() => undefined)
+        if (!receipt) {
+          this.o.sender.surprises.push(
+            `${f.kind} of ${f.chain}: ${r.load ? "the load's" : "the node's or agents'"} transaction ${r.hash} was not mined again`,
+          )
+          continue
+        }
+        if (!r.load) continue
+        const q = this.o.sender.requests.find((x) => x.txHash === r.hash)
+        if (!q) continue // an invalid request: reverted again
+        const [ev] = parseEventLogs({ abi: InferenceGateway.abi, logs: receipt.logs, eventName: 'InferenceRequested' })
+        if (ev?.args.requestId !== q.requestId)
+          this.o.sender.surprises.push(
+            `${f.kind} of ${f.chain}: request ${q.key} came back as request ${String(ev?.args.requestId)} (tx ${r.hash})`,
+          )
+        else moved++
+      }
+      const loads = replay.filter((r) => r.load).length
+      const what = `${depth} blocks deep at head ${head}: ${replay.length} transaction(s) mined again in new blocks, ${loads} of them the load's (${moved} request(s) moved)`
+      if (drop && !dropped)
+        this.o.sender.surprises.push(`drop-tx of ${f.chain}: no node transaction in its newest ${MAX_REORG_DEPTH} blocks to drop`)
+      // A drop: the node must use the dropped transaction's nonce again (its send queue sends it
+      // again, or fills it), or its later transactions on this chain wait behind it for ever.
+      let filledMs: number | undefined
+      if (dropped) {
+        log(
+          `fault: reorganised ${f.chain} ${what}; dropped node ${dropped.from}'s transaction ${dropped.hash} (nonce ${dropped.nonce}) for good`,
+        )
+        const since = Date.now()
+        for (let i = 0; i < 600 && !this.o.signal.aborted; i++) {
+          if ((await chain.owner.getTransactionCount({ address: dropped.from, blockTag: 'latest' })) > dropped.nonce) {
+            filledMs = Date.now() - since
+            break
+          }
+          await new Promise((r) => setTimeout(r, 200))
+        }
+        if (filledMs === undefined && !this.o.signal.aborted)
+          this.o.sender.surprises.push(
+            `drop-tx of ${f.chain}: node ${dropped.from}'s nonce ${dropped.nonce} still free 120 s after its transaction was dropped (its later transactions wait behind it)`,
+          )
+        else if (filledMs !== undefined)
+          log(`fault: node ${dropped.from} used nonce ${dropped.nonce} again after ${(filledMs / 1000).toFixed(1)} s`)
+      } else log(`fault: reorganised ${f.chain} ${what}`)
+      const until = Date.now()
+      this.faults.push({
+        kind: f.kind,
+        target: f.chain!,
+        at,
+        until,
+        details: {
+          depth,
+          head: head.toString(),
+          replayed: replay.length,
+          loadReplayed: loads,
+          requestsMoved: moved,
+          ...(dropped ? { dropped: dropped.hash, droppedFrom: dropped.from, droppedNonce: dropped.nonce } : {}),
+          ...(filledMs !== undefined ? { nonceFilledMs: filledMs } : {}),
+        },
+      })
+    } finally {
+      releaseMiner()
+      release()
+    }
   }
 }

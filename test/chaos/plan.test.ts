@@ -82,7 +82,8 @@ describe('planFaults', () => {
         expect(f.durationMs).toBeGreaterThanOrEqual(20_000)
       }
       if (f.kind === 'stall-operator') expect(f.durationMs).toBeGreaterThan(30_000)
-      if (f.kind === 'reorg') expect(f.depth).toBeGreaterThan(1) // deeper than the default confirmations
+      if (f.kind === 'reorg' || f.kind === 'drop-tx') expect(f.depth).toBeGreaterThan(1) // deeper than the default confirmations
+      if (f.kind === 'drop-tx') expect(f.chain).toBe(CHAINS[0]) // the hub, where the node sends most
       if (f.kind === 'expire') {
         expect(CHAINS).toContain(f.chain)
         expect(f.requests!.length).toBeGreaterThanOrEqual(2)

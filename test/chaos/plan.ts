@@ -173,7 +173,10 @@ export function planLoad(o: LoadPlanOptions): PlannedRequest[] {
  * saw may move to another block. `restart-agents` stops one messenger's agents, `reorg` one chain:
  * the schedule has one of each per messenger and per chain. `expire` sends a few requests on one
  * chain while its gateway's timeout is a second (the owner's `setConfig`, then put back): nobody can
- * serve them in time, so each must end refunded after its deadline.
+ * serve them in time, so each must end refunded after its deadline. `drop-tx` is a reorg of the hub
+ * that does not mine one transaction again: the newest of an operator's node account, gone for good
+ * (as a pool that evicts it, or an RPC provider that never spreads it, leaves it), so that the
+ * node's later transactions wait behind its nonce until its send queue fills it.
  */
 export const FAULT_KINDS = [
   'kill-prover',
@@ -184,6 +187,7 @@ export const FAULT_KINDS = [
   'restart-agents',
   'stall-operator',
   'reorg',
+  'drop-tx',
   'expire',
 ] as const
 
@@ -204,13 +208,13 @@ export type PlannedFault = {
   durationMs: number
   /** The operator (from 0) a worker kill or a stall hits. */
   operator?: number
-  /** The chain whose RPC is cut, that is reorganised, or whose requests expire. */
+  /** The chain whose RPC is cut, that is reorganised (or loses a node transaction), or whose requests expire. */
   chain?: string
   /** The messenger whose agents are restarted. */
   messenger?: string
   /** The requests an `expire` sends (each meant to expire). */
   requests?: ExpiringRequest[]
-  /** A reorg's depth (blocks replaced). */
+  /** A reorg's depth (blocks replaced; the least, for a `drop-tx`). */
   depth?: number
 }
 
@@ -262,6 +266,9 @@ export function planFaults(o: FaultPlanOptions): PlannedFault[] {
         return { kind, gapMs, durationMs: o.reassignWindowMs + rng.between(10_000, 20_000), operator: rng.int(o.operators) }
       case 'reorg':
         return { kind, gapMs, durationMs: 0, chain: target!, depth: (o.confirmations ?? 1) + rng.between(1, 3) }
+      case 'drop-tx':
+        // The hub (the first chain): the node sends most of its transactions there.
+        return { kind, gapMs, durationMs: 0, chain: o.chains[0]!, depth: (o.confirmations ?? 1) + 1 }
       case 'expire':
         return {
           kind,
