@@ -473,14 +473,17 @@ export class AccountSender {
     }
     const inflight = [...this.inflight.values()]
     const held = (nonce: number) => inflight.some((e) => e.nonce === nonce)
+    let resent = false
     for (const [nonce, kept] of [...this.kept]) {
       if (nonce >= pending && !held(nonce)) {
         this.kept.delete(nonce)
+        resent = true
         await this.inQueue(() => this.resend(kept.entry, pending))
       } else if (kept.block === undefined) kept.block = head
       else if (head - kept.block >= BigInt(this.reorgDepth)) this.kept.delete(nonce)
     }
-    const gap = !this.submitting && !held(pending) && !this.kept.has(pending) && inflight.some((e) => e.nonce > pending)
+    // (After a resend, `pending` and the snapshot are stale: the next watch looks again.)
+    const gap = !resent && !this.submitting && !held(pending) && !this.kept.has(pending) && inflight.some((e) => e.nonce > pending)
     if (!gap) this.gapSeen = undefined
     else if (this.gapSeen !== pending) this.gapSeen = pending
     else {
