@@ -6,7 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createRequire } from 'node:module'
 import { dirname, join, resolve } from 'node:path'
-import { createPublicClient, http, type Chain, type Client } from 'viem'
+import { createPublicClient, http, type Chain, type Client, type Hex } from 'viem'
+import { SertnError } from '../core/errors.ts'
 import { evmChainOf } from './evm/chain.ts'
 import { freePort, type ManagedProcess, retryOnPortTaken, startProcess, waitForProcess } from '../core/process.ts'
 
@@ -111,6 +112,28 @@ async function startAnvilOnce(params: StartAnvilParameters): Promise<AnvilInstan
 /** An anvil JSON-RPC call (the `anvil_*` and `evm_*` methods viem's public actions do not type). */
 export async function anvilRpc<T = unknown>(client: Client, method: string, params: unknown[] = []): Promise<T> {
   return (await client.request({ method: method as never, params: params as never })) as T
+}
+
+/**
+ * The deepest reorg that keeps an anvil chain's state whole. anvil 1.7 keeps 500 blocks' states in
+ * memory, and once that is full lowers the number by one a block, down to about 10 (some 1,000
+ * blocks in); older states go to its disk cache. A reorg onto a state read back from there loses
+ * every contract's code: from then on each contract answers calls with no data. Seen at 10 and 11
+ * blocks deep after 1,200 blocks; 8 leaves a margin.
+ */
+export const ANVIL_MAX_REORG_DEPTH = 8
+
+/**
+ * `anvil_reorg`: the newest `depth` blocks replaced by new ones holding `txs` (signed transactions,
+ * each with its block's offset from the first new block). Refuses a depth over
+ * {@link ANVIL_MAX_REORG_DEPTH}. On a busy chain, call it inside {@link withAnvilMiningPaused}.
+ */
+export async function anvilReorg(client: Client, depth: number, txs: readonly (readonly [Hex, number])[] = []): Promise<void> {
+  if (!Number.isInteger(depth) || depth < 1 || depth > ANVIL_MAX_REORG_DEPTH)
+    throw new SertnError(`a reorg of anvil is 1 to ${ANVIL_MAX_REORG_DEPTH} blocks deep, not ${depth}`, {
+      details: "anvil reorganises deeper chains onto a state from its disk cache, which has lost every contract's code",
+    })
+  await anvilRpc(client, 'anvil_reorg', [depth, txs])
 }
 
 /**

@@ -11,7 +11,7 @@
  *   stores after the duration;
  * - stall-operator: SIGSTOP to every worker of one operator for longer than the hub's reassignment
  *   window, then SIGCONT;
- * - reorg: one chain's newest blocks, deeper than its confirmations and deep enough (up to 12) to
+ * - reorg: one chain's newest blocks, deeper than its confirmations and deep enough (up to 8, anvil's limit) to
  *   take the load's last request and the node's or the agents' newest transaction with them,
  *   replaced by new ones (`anvil_reorg`): every transaction in them, the load's, the node's and the
  *   agents', is mined again in the new blocks, each at its old height (as a reorg's transactions
@@ -27,7 +27,7 @@
  *   be refunded by a keeper.
  */
 import { parseEventLogs, type Hex } from 'viem'
-import { anvilRpc, withAnvilMiningPaused } from '../../chains/anvil.ts'
+import { ANVIL_MAX_REORG_DEPTH, anvilReorg, anvilRpc, withAnvilMiningPaused } from '../../chains/anvil.ts'
 import { InferenceGateway } from '../../contracts/artifacts/index.ts'
 import type { LoadSender } from './load.ts'
 import type { ChaosNetwork } from './network.ts'
@@ -53,8 +53,11 @@ export type FaultRunnerOptions = {
   log: (line: string) => void
 }
 
-/** The deepest a reorg goes to take the load's last request, or the node's or agents' last transaction, with it (blocks). */
-const MAX_REORG_DEPTH = 12
+/**
+ * The deepest a reorg goes to take the load's last request, or the node's or agents' last
+ * transaction, with it (blocks): as deep as anvil reorganises without losing state.
+ */
+const MAX_REORG_DEPTH = ANVIL_MAX_REORG_DEPTH
 
 /** Runs the faults; `active` names the one under way (for progress lines). */
 export class FaultRunner {
@@ -302,7 +305,11 @@ export class FaultRunner {
               replay.push({ hash: tx.hash, raw, offset: Number(b - first), load: tx.from.toLowerCase() === user })
             }
           }
-          await anvilRpc(chain.owner, 'anvil_reorg', [depth, replay.map((r) => [r.raw, r.offset])])
+          await anvilReorg(
+            chain.owner,
+            depth,
+            replay.map((r) => [r.raw, r.offset] as const),
+          )
           return { head, replay, dropped }
         },
         chain.spec.blockTime !== undefined ? { blockTime: chain.spec.blockTime } : {},

@@ -13,7 +13,7 @@
  */
 import { encodeFunctionData, parseAbi, type Address, type Hex } from 'viem'
 import { expect, test } from 'vitest'
-import { type AnvilInstance, anvilRpc, startAnvil, withAnvilMiningPaused } from '../../chains/anvil.ts'
+import { ANVIL_MAX_REORG_DEPTH, type AnvilInstance, anvilReorg, anvilRpc, startAnvil, withAnvilMiningPaused } from '../../chains/anvil.ts'
 import { anvilAccount, createSertnClient } from '../../chains/evm/clients.ts'
 import { compileSolidity } from '../../contracts/solc.ts'
 
@@ -140,3 +140,47 @@ test('withAnvilMiningPaused on an interval-mining anvil: no block inside, blocks
     await anvil.stop()
   }
 }, 60_000)
+
+/**
+ * A soak's drop-tx fault reorganised the hub 11 blocks deep at block 4,908: from then on every hub
+ * contract answered calls with no data ("returned no data (0x)"), and the run stalled. Once a chain
+ * is about 1,000 blocks long, anvil keeps only its newest states (about 10) in memory; a deeper
+ * reorg rolls back onto a state read from its disk cache, which has lost the contracts' code. On a
+ * bare anvil after 1,200 blocks, a 10-block reorg lost the code in one scenario of two, 11 and 12 in
+ * every one; 5 to 9 never did.
+ */
+async function longChain() {
+  const anvil = await startAnvil({ maxPersistedStates: 2_000 })
+  const { client, address } = await deploy(anvil)
+  await anvilRpc(client, 'anvil_mine', ['0x4b0'])
+  await client.writeContract({ address, abi, functionName: 'record', args: [7n] })
+  const code = await client.getCode({ address })
+  expect(code?.length).toBeGreaterThan(2)
+  return { anvil, client, address, code }
+}
+
+test('anvilReorg after 1,200 blocks: at ANVIL_MAX_REORG_DEPTH the contracts keep their code; deeper is refused', async () => {
+  const { anvil, client, address, code } = await longChain()
+  try {
+    await anvilReorg(client, ANVIL_MAX_REORG_DEPTH, [])
+    expect(await client.getCode({ address })).toBe(code)
+    // The record (in the newest block) is gone with its block; the contract still answers.
+    expect(await client.readContract({ address, abi, functionName: 'seen', args: [7n] })).toBe(false)
+    await expect(anvilReorg(client, ANVIL_MAX_REORG_DEPTH + 1, [])).rejects.toThrow(
+      `a reorg of anvil is 1 to ${ANVIL_MAX_REORG_DEPTH} blocks deep, not ${ANVIL_MAX_REORG_DEPTH + 1}`,
+    )
+    expect(await client.getCode({ address })).toBe(code)
+  } finally {
+    await anvil.stop()
+  }
+}, 120_000)
+
+test("anvil defect behind ANVIL_MAX_REORG_DEPTH: after 1,200 blocks a raw 12-block anvil_reorg loses the contracts' code (when an anvil upgrade fixes it, this fails: raise the limit)", async () => {
+  const { anvil, client, address } = await longChain()
+  try {
+    await anvilRpc(client, 'anvil_reorg', [12, []])
+    expect(await client.getCode({ address })).toBeUndefined()
+  } finally {
+    await anvil.stop()
+  }
+}, 120_000)
