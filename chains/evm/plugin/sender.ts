@@ -361,20 +361,11 @@ export class AccountSender {
       this.nonce ??= await this.publicClient.getTransactionCount({ address: this.address, blockTag: 'pending' })
       const nonce = this.nonce
       try {
-        const { hash, serialized } = await this.submitWithNonce(tx, fees, nonce)
+        const sent = await this.submitWithNonce(tx, fees, nonce)
         this.nonce = nonce + 1
         this.submitted++
-        this.track({
-          tx,
-          nonce,
-          fees,
-          hashes: [hash],
-          ...(serialized ? { serialized } : {}),
-          listeners: new Set(),
-          warnedAtCap: false,
-          unanswered: 0,
-        })
-        return hash
+        this.track(inFlight(tx, nonce, fees, sent))
+        return sent.hash
       } catch (err) {
         // Whatever happened, the next turn re-reads the nonce from the node.
         this.nonce = undefined
@@ -529,23 +520,14 @@ export class AccountSender {
     ])
     if (pending !== nonce || this.inflight.size === 0) return
     const tx: TxRequest = { to: this.address, data: '0x', gas: 21_000n, value: 0n }
-    const { hash, serialized } = await this.submitWithNonce(tx, fees, nonce)
+    const sent = await this.submitWithNonce(tx, fees, nonce)
     this.gapsFilled++
     metrics.nonceGaps.inc({ chain: this.chainName, how: 'filled' })
     this.log.warn(
-      { nonce, hash, waiting: this.inflight.size },
+      { nonce, hash: sent.hash, waiting: this.inflight.size },
       'nonce free below transactions in flight (one sent elsewhere was dropped): filled with an empty transfer to self',
     )
-    this.track({
-      tx,
-      nonce,
-      fees,
-      hashes: [hash],
-      ...(serialized ? { serialized } : {}),
-      listeners: new Set(),
-      warnedAtCap: false,
-      unanswered: 0,
-    })
+    this.track(inFlight(tx, nonce, fees, sent))
   }
 
   /** Sends `entry` again with higher fees (or, at the cap, the same transaction again). */
@@ -633,6 +615,20 @@ export class AccountSender {
       ...fees,
     })
     return { hash }
+  }
+}
+
+/** A transaction just sent with `nonce` and `fees` (as `sent`), to be watched until its nonce is used. */
+function inFlight(tx: TxRequest, nonce: number, fees: Fees, sent: { hash: Hex; serialized?: Hex }): InFlight {
+  return {
+    tx,
+    nonce,
+    fees,
+    hashes: [sent.hash],
+    ...(sent.serialized ? { serialized: sent.serialized } : {}),
+    listeners: new Set(),
+    warnedAtCap: false,
+    unanswered: 0,
   }
 }
 
