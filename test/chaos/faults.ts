@@ -253,18 +253,23 @@ export class FaultRunner {
         if ((await chain.owner.getBlockNumber({ cacheTime: 0 })) - BigInt(depth) + 1n >= load.fromBlock) break
         await new Promise((r) => setTimeout(r, 200))
       }
-      // A drop needs a node transaction among the newest blocks: at most a minute's wait for one.
-      const nodeTxIn = async (from: bigint, to: bigint) => {
-        for (let b = to; b >= from; b--) {
-          const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
-          if (block.transactions.some((tx) => nodes.has(tx.from.toLowerCase()))) return true
-        }
-        return false
+      // The run's newest blocks below `head`, as deep as a reorg may go: from this one up.
+      const floorOf = (head: bigint) => {
+        const floor = head - BigInt(MAX_REORG_DEPTH) + 1n
+        return floor > load.fromBlock ? floor : load.fromBlock
       }
+      // A drop needs a node transaction among the newest blocks: at most a minute's wait for one
+      // (each block read once).
+      let scanned = 0n
+      let lastNodeTx = -1n
       for (let i = 0; drop && i < 300 && !this.o.signal.aborted; i++) {
         const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
-        const floor = head - BigInt(MAX_REORG_DEPTH) + 1n > load.fromBlock ? head - BigInt(MAX_REORG_DEPTH) + 1n : load.fromBlock
-        if (await nodeTxIn(floor, head)) break
+        for (let b = scanned > floorOf(head) ? scanned + 1n : floorOf(head); b <= head; b++) {
+          const block = await chain.owner.getBlock({ blockNumber: b, includeTransactions: true })
+          if (block.transactions.some((tx) => nodes.has(tx.from.toLowerCase()))) lastNodeTx = b
+          scanned = b
+        }
+        if (lastNodeTx >= floorOf(head)) break
         await new Promise((r) => setTimeout(r, 200))
       }
       // The chain mines nothing while its head is read and replaced (see withAnvilMiningPaused).
@@ -274,7 +279,7 @@ export class FaultRunner {
         async () => {
           const head = await chain.owner.getBlockNumber({ cacheTime: 0 })
           // The newest blocks of the run, as deep as a reorg may go.
-          const floor = head - BigInt(MAX_REORG_DEPTH) + 1n > load.fromBlock ? head - BigInt(MAX_REORG_DEPTH) + 1n : load.fromBlock
+          const floor = floorOf(head)
           const recent = new Map<bigint, Awaited<ReturnType<typeof chain.owner.getBlock<true>>>>()
           for (let b = head; b >= floor; b--) recent.set(b, await chain.owner.getBlock({ blockNumber: b, includeTransactions: true }))
           const newest = (pick: (from: string) => boolean) => {
